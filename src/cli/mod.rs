@@ -1,0 +1,181 @@
+//! Command line: clap options (first stage) become a checked run
+//! configuration (second stage: files named, rules loaded, report format
+//! known) before any row is read. One file per subcommand's glue.
+
+mod validate;
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::error::{Error, Result};
+use crate::exit;
+use crate::pipeline::CheckOpts;
+use crate::read::{ReadOpts, TextEncoding, TextOpts};
+use crate::rules::Rules;
+
+/// Turn branch order spreadsheets into DCMS debit-card kit orders.
+///
+/// Every input row ends up in the report exactly once, with its status.
+/// Exit codes: 0 all rows done, 1 some rows invalid/held, 2 usage,
+/// 3 input unreadable, 4 API unavailable, 130 interrupted.
+#[derive(Debug, Parser)]
+#[command(name = "dcms-bulk", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    /// Say more: what was detected (encoding, delimiter, sheet, header row),
+    /// and every problem rather than the first 50.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+
+    /// Print nothing but errors on stderr.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Read, check and group an order sheet; send nothing.
+    Validate(validate::ValidateArgs),
+}
+
+/// Where rows come from and how they are checked and grouped.
+#[derive(Debug, Args)]
+pub struct InputArgs {
+    /// The order sheet: .csv .tsv .txt .xlsx .xlsm .xlsb .xls .ods
+    pub file: PathBuf,
+
+    /// Workbook sheet to read, by name or 1-based position
+    /// [default: the first sheet with the order headers]
+    #[arg(long, value_name = "NAME|INDEX")]
+    pub sheet: Option<String>,
+
+    /// CSV delimiter: ',', ';', tab (or 'tab'), '|' [default: detected]
+    #[arg(long, value_name = "CHAR")]
+    pub delimiter: Option<String>,
+
+    /// CSV encoding: utf-8, utf-16le, utf-16be, windows-1252
+    /// [default: detected from the BOM and the bytes]
+    #[arg(long, value_name = "NAME")]
+    pub encoding: Option<String>,
+
+    /// TOML rules file that tightens the default rules (catalog, limits,
+    /// patterns, id widths); see samples/rules.example.toml
+    #[arg(long, value_name = "FILE")]
+    pub rules: Option<PathBuf>,
+
+    /// Batch id from which order ids are derived [default: the input
+    /// file's SHA-256]; pass a new one only to order the same sheet again
+    #[arg(long, value_name = "ID")]
+    pub batch_id: Option<String>,
+
+    /// Send the valid rows of an order even if another of its rows is
+    /// invalid (default: hold the whole order back)
+    #[arg(long)]
+    pub allow_partial_orders: bool,
+
+    /// Worker threads for checking rows [default: one per core]
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+}
+
+impl InputArgs {
+    /// Second stage: checks every option and loads the rules file.
+    pub fn to_opts(&self) -> Result<CheckOpts> {
+        let delimiter = match self.delimiter.as_deref() {
+            None => None,
+            Some("tab" | "TAB" | "\\t" | "\t") => Some(b'\t'),
+            Some(d) if d.len() == 1 && [",", ";", "|"].contains(&d) => Some(d.as_bytes()[0]),
+            Some(d) => return Err(Error::Usage(format!("--delimiter `{d}`: use one of , ; | tab"))),
+        };
+        let encoding = match self.encoding.as_deref() {
+            None => None,
+            Some(e) => Some(TextEncoding::parse(e).ok_or_else(|| {
+                Error::Usage(format!("--encoding `{e}`: use utf-8, utf-16le, utf-16be or windows-1252"))
+            })?),
+        };
+        if let Some(b) = &self.batch_id {
+            if b.is_empty() || b.len() > 128 || b.chars().any(|c| c.is_control()) {
+                return Err(Error::Usage("--batch-id must be 1 to 128 printable characters".into()));
+            }
+        }
+        let rules = match &self.rules {
+            Some(p) => Rules::load(p)?,
+            None => Rules::default(),
+        };
+        if let Some(n) = self.threads {
+            if n == 0 {
+                return Err(Error::Usage("--threads must be at least 1".into()));
+            }
+            // Only the first call can set the global pool; later calls in
+            // the same process (tests) keep the first size.
+            let _ = rayon::ThreadPoolBuilder::new().num_threads(n).build_global();
+        }
+        Ok(CheckOpts {
+            read: ReadOpts { sheet: self.sheet.clone(), text: TextOpts { delimiter, encoding } },
+            rules,
+            batch_id: self.batch_id.clone(),
+            allow_partial: self.allow_partial_orders,
+        })
+    }
+
+    /// The options as recorded in the run facts.
+    pub fn facts(&self) -> serde_json::Value {
+        serde_json::json!({
+            "sheet": self.sheet,
+            "delimiter": self.delimiter,
+            "encoding": self.encoding,
+            "rules": self.rules.as_ref().map(|p| p.display().to_string()),
+            "batch_id": self.batch_id,
+            "allow_partial_orders": self.allow_partial_orders,
+        })
+    }
+}
+
+/// What every command may print.
+#[derive(Debug, Clone, Copy)]
+pub struct Console {
+    pub verbose: bool,
+    pub quiet: bool,
+}
+
+/// Parses the command line, runs the command, and returns the exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { exit::USAGE } else { exit::OK };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let console = Console { verbose: cli.verbose, quiet: cli.quiet };
+    let result = match cli.command {
+        Command::Validate(args) => validate::run(&args, console),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("dcms-bulk: error: {e}");
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                eprintln!("  caused by: {s}");
+                source = s.source();
+            }
+            e.exit_code()
+        }
+    }
+}
+
+/// Writes to stdout; a closed pipe (`| head`) is a normal end, not an error.
+pub(crate) fn print_stdout(text: &str) -> std::io::Result<bool> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(e),
+    }
+}

@@ -1,0 +1,128 @@
+//! `dcms-bulk validate`: check and group a sheet, write the report, print a
+//! summary (or the order bodies `submit` would send); send nothing.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::{Console, InputArgs, print_stdout};
+use crate::error::{Error, Result};
+use crate::exit;
+use crate::pipeline;
+use crate::report::{self, Format, RunFacts};
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+
+    /// Write the per-row report here: .csv, .jsonl or .xlsx (a run-facts
+    /// JSON is written beside it, as REPORT.run.json)
+    #[arg(long, value_name = "PATH")]
+    pub report: Option<PathBuf>,
+
+    /// Print the summary as JSON on stdout
+    #[arg(long, conflicts_with = "print_orders")]
+    pub json: bool,
+
+    /// Print, as JSON Lines on stdout, the exact POST /card-order bodies
+    /// submit would send for the orders that are ready
+    #[arg(long)]
+    pub print_orders: bool,
+}
+
+/// How many problems are listed on stderr without `-v`.
+const PROBLEMS_SHOWN: usize = 50;
+
+pub fn run(args: &ValidateArgs, console: Console) -> Result<i32> {
+    let started = report::now();
+    let opts = args.input.to_opts()?;
+    if let Some(r) = &args.report {
+        Format::from_path(r)?;
+        if same_file(r, &args.input.file) {
+            return Err(Error::Usage("--report would overwrite the input file".into()));
+        }
+    }
+    let checked = pipeline::check(&args.input.file, &opts)?;
+    let file = args.input.file.display().to_string();
+    if console.verbose {
+        for note in checked.sheet.notes() {
+            eprintln!("{file}: {note}");
+        }
+    }
+    if !console.quiet {
+        let mut shown = 0usize;
+        let mut total = 0usize;
+        for (number, p) in checked.grouping.problems() {
+            total += 1;
+            if console.verbose || shown < PROBLEMS_SHOWN {
+                shown += 1;
+                let at = match p.col {
+                    Some(c) => format!("{}!{}", checked.sheet.name(), checked.cell_ref(c, number)),
+                    None => format!("{} row {number}", checked.sheet.name()),
+                };
+                eprintln!("{file}: {at} {}: {}", p.field, p.message);
+            }
+        }
+        if total > shown {
+            eprintln!("{file}: … and {} more problems; the report lists every one", total - shown);
+        }
+    }
+
+    let mut facts = RunFacts::new("validate", &checked, args.input.facts(), started);
+    let facts_path = match &args.report {
+        Some(path) => Some(report::write(&checked, path, &mut facts)?),
+        None => None,
+    };
+    let c = facts.counts;
+    let code = if c.invalid + c.held == 0 { exit::OK } else { exit::ROWS_NOT_DONE };
+
+    if args.print_orders {
+        let mut out = String::new();
+        for order in checked.orders()? {
+            out.push_str(&serde_json::to_string(&order).map_err(|e| Error::Usage(e.to_string()))?);
+            out.push('\n');
+        }
+        if !print_stdout(&out).map_err(|e| Error::Usage(format!("cannot write to stdout: {e}")))? {
+            return Ok(code);
+        }
+    }
+    if args.json {
+        let summary = serde_json::json!({
+            "input": facts.input.path,
+            "input_sha256": facts.input.sha256,
+            "sheet": facts.input.sheet,
+            "batch_id": facts.batch_id,
+            "counts": facts.counts,
+            "report": facts.report.as_ref().map(|r| &r.path),
+            "run_facts": facts_path.as_ref().map(|p| p.display().to_string()),
+            "exit_code": code,
+        });
+        let text = serde_json::to_string_pretty(&summary).map_err(|e| Error::Usage(e.to_string()))? + "\n";
+        print_stdout(&text).map_err(|e| Error::Usage(format!("cannot write to stdout: {e}")))?;
+    }
+    if !console.quiet {
+        eprintln!(
+            "{file}: {} rows: {} valid, {} invalid, {} held; {} orders ready, {} held{}{}",
+            c.rows,
+            c.valid,
+            c.invalid,
+            c.held,
+            c.orders_ready,
+            c.orders_held,
+            if c.blank_rows > 0 { format!(" ({} blank rows skipped)", c.blank_rows) } else { String::new() },
+            match &facts.report {
+                Some(r) => format!("; report: {}", r.path),
+                None => String::new(),
+            }
+        );
+    }
+    Ok(code)
+}
+
+fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}

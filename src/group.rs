@@ -1,0 +1,359 @@
+//! Group: rows become orders, by `order_ref` or else by the order key
+//! (branch, address, pin code, start time, validity, ordered by), with
+//! deterministic order ids. Cross-row rules live here: duplicate product
+//! lines inside one order, and rows that disagree with the rest of their
+//! order. A valid row of an order that has an invalid row is held back.
+//!
+//! Nothing here depends on the order of the rows: the same rows in any
+//! order give the same groups, statuses and ids.
+
+use std::collections::HashMap;
+
+use sha2::{Digest, Sha256};
+
+use crate::validate::{OrderKey, Problem, RowCheck};
+
+/// What became of a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Status {
+    /// Passed every check; its order is ready.
+    Valid,
+    /// Failed a check; the `errors` column says which.
+    Invalid,
+    /// Valid, but its order has an invalid row, so the order is held back.
+    Held,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Valid => "VALID",
+            Status::Invalid => "INVALID",
+            Status::Held => "HELD",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    number: u64,
+    group: u32,
+    product: u64,
+    order_fields: u64,
+}
+
+struct GroupAcc {
+    key: OrderKey,
+    order_ref: Option<Box<str>>,
+    order_fields: u64,
+    conflict: bool,
+}
+
+/// Collects checked rows, in input order.
+#[derive(Default)]
+pub struct Grouper {
+    slots: Vec<Slot>,
+    problems: HashMap<u32, Vec<Problem>>,
+    groups: Vec<GroupAcc>,
+    index: HashMap<OrderKey, u32>,
+}
+
+/// The order-level values of one row, to say which field disagrees:
+/// `(column, field name, value)`.
+pub type OrderValues = Vec<(usize, String, String)>;
+
+impl Grouper {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds the next data row.
+    pub fn push(&mut self, check: RowCheck) {
+        let idx = self.slots.len() as u32;
+        let next = self.groups.len() as u32;
+        let group = *self.index.entry(check.key).or_insert(next);
+        if group == next {
+            self.groups.push(GroupAcc {
+                key: check.key,
+                order_ref: check.order_ref,
+                order_fields: check.order_fields,
+                conflict: false,
+            });
+        } else if self.groups[group as usize].order_fields != check.order_fields {
+            self.groups[group as usize].conflict = true;
+        }
+        if !check.problems.is_empty() {
+            self.problems.insert(idx, check.problems);
+        }
+        self.slots.push(Slot { number: check.number, group, product: check.product, order_fields: check.order_fields });
+    }
+
+    pub fn rows(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Row numbers of the rows whose order has rows that disagree on an
+    /// order-level field; their values are needed to say which.
+    pub fn conflicted_rows(&self) -> Vec<u64> {
+        self.slots.iter().filter(|s| self.groups[s.group as usize].conflict).map(|s| s.number).collect()
+    }
+
+    /// Applies the cross-row rules and fixes every row's status and order.
+    /// `values` holds the order-level values of the rows
+    /// [`conflicted_rows`](Self::conflicted_rows) named.
+    pub fn finish(mut self, batch_id: &str, allow_partial: bool, values: &HashMap<u64, OrderValues>) -> Grouping {
+        self.mark_conflicts(values);
+        self.mark_duplicate_products();
+
+        let mut groups: Vec<Group> = self
+            .groups
+            .iter()
+            .map(|g| Group {
+                order_id: match &g.order_ref {
+                    Some(r) => r.to_string(),
+                    None => order_id(batch_id, &g.key),
+                },
+                rows: 0,
+                invalid: 0,
+                first_invalid: Vec::new(),
+            })
+            .collect();
+        for (i, s) in self.slots.iter().enumerate() {
+            let g = &mut groups[s.group as usize];
+            g.rows += 1;
+            if self.problems.contains_key(&(i as u32)) {
+                g.invalid += 1;
+                if g.first_invalid.len() < HELD_ROWS_SHOWN {
+                    g.first_invalid.push(s.number);
+                }
+            }
+        }
+        let mut counts = Counts { rows: self.slots.len() as u64, ..Counts::default() };
+        let mut statuses = Vec::with_capacity(self.slots.len());
+        let mut group_valid = vec![false; groups.len()];
+        let mut group_held = vec![false; groups.len()];
+        for (i, s) in self.slots.iter().enumerate() {
+            let g = &groups[s.group as usize];
+            let status = if self.problems.contains_key(&(i as u32)) {
+                counts.invalid += 1;
+                Status::Invalid
+            } else if g.invalid > 0 && !allow_partial {
+                counts.held += 1;
+                group_held[s.group as usize] = true;
+                Status::Held
+            } else {
+                counts.valid += 1;
+                group_valid[s.group as usize] = true;
+                Status::Valid
+            };
+            statuses.push(status);
+        }
+        counts.orders_ready = group_valid.iter().filter(|v| **v).count() as u64;
+        counts.orders_held = group_held.iter().filter(|v| **v).count() as u64;
+        groups.shrink_to_fit();
+        Grouping {
+            numbers: self.slots.iter().map(|s| s.number).collect(),
+            group_of: self.slots.iter().map(|s| s.group).collect(),
+            statuses,
+            problems: self.problems,
+            groups,
+            counts,
+        }
+    }
+
+    /// Rows of one order that disagree on an order-level field: the values
+    /// most rows share win (ties go to the smallest fingerprint, so the
+    /// choice does not depend on row order); the other rows are invalid.
+    fn mark_conflicts(&mut self, values: &HashMap<u64, OrderValues>) {
+        let mut members: HashMap<u32, Vec<u32>> = HashMap::new();
+        for (i, s) in self.slots.iter().enumerate() {
+            if self.groups[s.group as usize].conflict {
+                members.entry(s.group).or_default().push(i as u32);
+            }
+        }
+        for rows in members.values() {
+            let mut tally: HashMap<u64, (usize, u32)> = HashMap::new();
+            for &i in rows {
+                let e = tally.entry(self.slots[i as usize].order_fields).or_insert((0, i));
+                e.0 += 1;
+            }
+            let (&winner, &(_, model)) = tally
+                .iter()
+                .max_by(|a, b| a.1.0.cmp(&b.1.0).then(b.0.cmp(a.0)))
+                .expect("a conflicted group has rows");
+            let model_number = self.slots[model as usize].number;
+            let agreeing: Vec<u64> = rows
+                .iter()
+                .filter(|&&i| self.slots[i as usize].order_fields == winner)
+                .map(|&i| self.slots[i as usize].number)
+                .take(HELD_ROWS_SHOWN)
+                .collect();
+            let empty = Vec::new();
+            let model_values = values.get(&model_number).unwrap_or(&empty);
+            for &i in rows {
+                let s = self.slots[i as usize];
+                if s.order_fields == winner {
+                    continue;
+                }
+                let mine = values.get(&s.number).unwrap_or(&empty);
+                let mut found = false;
+                for ((col, field, v), (_, _, want)) in mine.iter().zip(model_values) {
+                    if v != want {
+                        found = true;
+                        self.problems.entry(i).or_default().push(Problem::new(
+                            Some(*col),
+                            field.clone(),
+                            format!(
+                                "`{v}` differs from `{want}` on row{} {} of the same order; one order has one \
+                                 branch, address, pin code and start time",
+                                if agreeing.len() > 1 { "s" } else { "" },
+                                list(&agreeing)
+                            ),
+                        ));
+                    }
+                }
+                if !found {
+                    self.problems.entry(i).or_default().push(Problem::new(
+                        None,
+                        "row",
+                        format!("its order-level values differ from rows {} of the same order", list(&agreeing)),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Two rows of one order with the same product line are both invalid.
+    fn mark_duplicate_products(&mut self) {
+        let mut lines: Vec<(u32, u64, u32)> =
+            self.slots.iter().enumerate().map(|(i, s)| (s.group, s.product, i as u32)).collect();
+        lines.sort_unstable();
+        for run in lines.chunk_by(|a, b| a.0 == b.0 && a.1 == b.1) {
+            if run.len() < 2 {
+                continue;
+            }
+            for &(_, _, i) in run {
+                let others: Vec<u64> = run
+                    .iter()
+                    .filter(|o| o.2 != i)
+                    .map(|o| self.slots[o.2 as usize].number)
+                    .take(HELD_ROWS_SHOWN)
+                    .collect();
+                self.problems.entry(i).or_default().push(Problem::new(
+                    None,
+                    "product",
+                    format!(
+                        "duplicate product line: row{} {} of the same order {} the same product_id, bin, \
+                         plastic_code, card_type and pan_length; merge them into one row",
+                        if others.len() > 1 { "s" } else { "" },
+                        list(&others),
+                        if others.len() > 1 { "have" } else { "has" },
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+const HELD_ROWS_SHOWN: usize = 5;
+
+pub fn list(numbers: &[u64]) -> String {
+    numbers.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
+}
+
+/// The id of an order without an `order_ref`: `DCB-` and 20 hex digits of
+/// SHA-256(batch id, 0x1E, order-key digest). The same file (batch) and the
+/// same key always give the same id, so a re-run cannot create a second
+/// order; a new batch id gives new ids.
+pub fn order_id(batch_id: &str, key: &OrderKey) -> String {
+    let mut h = Sha256::new();
+    h.update(batch_id.as_bytes());
+    h.update([0x1e]);
+    h.update(key);
+    let d = h.finalize();
+    format!("DCB-{}", &hex::encode(d)[..20])
+}
+
+/// One order.
+#[derive(Debug, Clone)]
+pub struct Group {
+    pub order_id: String,
+    pub rows: u32,
+    pub invalid: u32,
+    /// The first few invalid rows, to say why the order is held.
+    pub first_invalid: Vec<u64>,
+}
+
+/// How many rows and orders ended how.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Counts {
+    /// Data rows (blank rows are not data rows).
+    pub rows: u64,
+    pub valid: u64,
+    pub invalid: u64,
+    pub held: u64,
+    /// Orders with at least one row to send.
+    pub orders_ready: u64,
+    /// Orders held back because of an invalid row.
+    pub orders_held: u64,
+}
+
+/// Every row's status and order, in input order.
+pub struct Grouping {
+    numbers: Vec<u64>,
+    group_of: Vec<u32>,
+    statuses: Vec<Status>,
+    problems: HashMap<u32, Vec<Problem>>,
+    groups: Vec<Group>,
+    pub counts: Counts,
+}
+
+/// What became of one row.
+#[derive(Debug, Clone, Copy)]
+pub struct RowOutcome<'a> {
+    pub number: u64,
+    pub status: Status,
+    pub order_id: &'a str,
+    pub group: u32,
+    pub problems: &'a [Problem],
+    /// For a held row: the invalid rows that hold its order back.
+    pub held_by: &'a [u64],
+    pub invalid_in_order: u32,
+}
+
+impl Grouping {
+    pub fn len(&self) -> usize {
+        self.numbers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.numbers.is_empty()
+    }
+
+    /// The `i`-th data row's outcome.
+    pub fn row(&self, i: usize) -> RowOutcome<'_> {
+        let g = &self.groups[self.group_of[i] as usize];
+        let status = self.statuses[i];
+        RowOutcome {
+            number: self.numbers[i],
+            status,
+            order_id: &g.order_id,
+            group: self.group_of[i],
+            problems: self.problems.get(&(i as u32)).map_or(&[], Vec::as_slice),
+            held_by: if status == Status::Held { &g.first_invalid } else { &[] },
+            invalid_in_order: g.invalid,
+        }
+    }
+
+    pub fn groups(&self) -> &[Group] {
+        &self.groups
+    }
+
+    /// Problems of all rows, in input order (for the console).
+    pub fn problems(&self) -> impl Iterator<Item = (u64, &Problem)> {
+        let mut idx: Vec<u32> = self.problems.keys().copied().collect();
+        idx.sort_unstable();
+        idx.into_iter().flat_map(move |i| self.problems[&i].iter().map(move |p| (self.numbers[i as usize], p)))
+    }
+}

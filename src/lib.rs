@@ -1,0 +1,23 @@
+//! `dcms-bulk`: branch order sheets in, DCMS card-kit orders and a per-row
+//! report out.
+//!
+//! A sheet flows one way through the stages, each a module:
+//!
+//! ```text
+//! read → columns → validate → group → report
+//! ```
+//!
+//! `pipeline` runs them in order; `cli` turns flags into a checked run; `dcms`
+//! holds the API's request types.
+
+pub mod columns;
+pub mod dcms;
+pub mod error;
+pub mod exit;
+pub mod group;
+pub mod pipeline;
+pub mod read;
+pub mod report;
+pub mod rules;
+pub mod validate;
+pub mod cli;

@@ -1,0 +1,277 @@
+//! Pipeline: runs the stages over one input file — read, columns, validate
+//! (in parallel, on rayon), group — and then lets later steps walk the rows
+//! again with their outcomes (to write the report, or build the orders)
+//! without having kept the file in memory.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+
+use crate::columns::{self, Columns, Field, Role};
+use crate::dcms::{BranchInfo, CardOrderRequest, OrderingPartyInfo, Product};
+use crate::error::{Error, Result};
+use crate::group::{Grouper, Grouping, OrderValues, RowOutcome, Status};
+use crate::read::{self, ReadOpts, Row, Sheet};
+use crate::rules::Rules;
+use crate::validate::{Checker, ORDER_FIELDS, WidthCensus};
+
+/// What a check run needs besides the file.
+#[derive(Debug, Clone, Default)]
+pub struct CheckOpts {
+    pub read: ReadOpts,
+    pub rules: Rules,
+    /// `--batch-id`; default: the input file's SHA-256.
+    pub batch_id: Option<String>,
+    /// `--allow-partial-orders`: send an order's valid rows even when
+    /// another of its rows is invalid.
+    pub allow_partial: bool,
+}
+
+/// A checked and grouped input file.
+pub struct Checked {
+    pub path: PathBuf,
+    pub sheet: Sheet,
+    pub columns: Columns,
+    pub grouping: Grouping,
+    /// SHA-256 of the input file's bytes, hex.
+    pub input_sha256: String,
+    pub input_bytes: u64,
+    pub batch_id: String,
+    /// Blank rows below the header: not data rows, but counted.
+    pub blank_rows: u64,
+    rules: Rules,
+    typical_width: HashMap<Field, usize>,
+}
+
+/// Reads, checks and groups one input file.
+pub fn check(path: &Path, opts: &CheckOpts) -> Result<Checked> {
+    std::thread::scope(|s| {
+        // Hash the file on the side while the rows are read.
+        let hasher = s.spawn(|| sha256_file(path));
+        let checked = check_with_hash(path, opts, || {
+            hasher.join().unwrap_or_else(|_| Err(Error::input(path, "hashing the file failed")))
+        });
+        checked
+    })
+}
+
+fn check_with_hash(path: &Path, opts: &CheckOpts, hash: impl FnOnce() -> Result<(String, u64)>) -> Result<Checked> {
+    let mut found: Option<(u64, Vec<String>)> = None;
+    let mut sheet = read::open(path, &opts.read, &mut |sheet: &Sheet| {
+        let mut ok = false;
+        let _ = sheet.head(columns::HEADER_SEARCH_ROWS, &mut |rows| {
+            if let Some((n, cells)) = columns::locate_header(rows) {
+                ok = Columns::from_headers(path, sheet, n, &cells).is_ok();
+            }
+        });
+        ok
+    })?;
+    let mut first_rows: Vec<String> = Vec::new();
+    sheet.head(columns::HEADER_SEARCH_ROWS, &mut |rows| {
+        found = columns::locate_header(rows);
+        if let Some(r) = rows.iter().find(|r| !r.is_blank()) {
+            first_rows = (0..r.width().min(30)).map(|i| r.cell(i).text.into_owned()).collect();
+        }
+    })?;
+    let Some((header_row, header_cells)) = found else {
+        if first_rows.is_empty() {
+            return Err(Error::input(path, format!("sheet `{}` is empty", sheet.name())));
+        }
+        let want: Vec<&str> = Field::ALL.iter().filter(|f| f.required()).map(|f| f.name()).collect();
+        return Err(Error::input(
+            path,
+            format!(
+                "sheet `{}`: no header row among the first {} rows (a header names at least three of: {}); \
+                 the first row reads: {}",
+                sheet.name(),
+                columns::HEADER_SEARCH_ROWS,
+                want.join(", "),
+                first_rows.join(" | ")
+            ),
+        ));
+    };
+    let columns = Columns::from_headers(path, &sheet, header_row, &header_cells)?;
+    sheet.add_note(format!("header on row {header_row}, {} columns", columns.len()));
+    let unknown: Vec<&str> = columns
+        .roles
+        .iter()
+        .zip(&columns.headers)
+        .filter(|(r, _)| **r == Role::Unknown)
+        .map(|(_, h)| h.as_str())
+        .collect();
+    if !unknown.is_empty() {
+        sheet.add_note(format!("columns kept as they are: {}", unknown.join(", ")));
+    }
+
+    let typical_width = if sheet.is_workbook() {
+        let mut census = WidthCensus::default();
+        sheet.scan(header_row, columns.len(), &mut |rows| {
+            for r in rows {
+                census.add(&columns, r);
+            }
+            Ok(())
+        })?;
+        census.typical()
+    } else {
+        HashMap::new()
+    };
+
+    let checker = Checker::new(&columns, &opts.rules, typical_width.clone());
+    let mut grouper = Grouper::new();
+    let mut blank_rows = 0u64;
+    sheet.scan(header_row, columns.len(), &mut |rows| {
+        let checks: Vec<_> =
+            rows.par_iter().map(|r| if r.is_blank() { None } else { Some(checker.check(r)) }).collect();
+        for c in checks {
+            match c {
+                Some(c) => grouper.push(c),
+                None => blank_rows += 1,
+            }
+        }
+        Ok(())
+    })?;
+    if grouper.rows() == 0 {
+        return Err(Error::input(
+            path,
+            format!("sheet `{}` has a header on row {header_row} but no data rows below it", sheet.name()),
+        ));
+    }
+
+    let conflicted: HashSet<u64> = grouper.conflicted_rows().into_iter().collect();
+    let mut values: HashMap<u64, OrderValues> = HashMap::new();
+    if !conflicted.is_empty() {
+        sheet.scan(header_row, columns.len(), &mut |rows| {
+            for r in rows.iter().filter(|r| conflicted.contains(&r.number())) {
+                values.insert(r.number(), order_values(&checker, &columns, r));
+            }
+            Ok(())
+        })?;
+    }
+
+    let (input_sha256, input_bytes) = hash()?;
+    let batch_id = opts.batch_id.clone().unwrap_or_else(|| input_sha256.clone());
+    let grouping = grouper.finish(&batch_id, opts.allow_partial, &values);
+    Ok(Checked {
+        path: path.to_path_buf(),
+        sheet,
+        columns,
+        grouping,
+        input_sha256,
+        input_bytes,
+        batch_id,
+        blank_rows,
+        rules: opts.rules.clone(),
+        typical_width,
+    })
+}
+
+fn order_values(checker: &Checker<'_>, columns: &Columns, row: &Row<'_>) -> OrderValues {
+    let mut v: OrderValues = ORDER_FIELDS
+        .iter()
+        .filter_map(|f| columns.get(*f).map(|c| (c, f.name().to_string(), checker.value(row, *f).into_owned())))
+        .collect();
+    for (k, c) in columns.meta() {
+        v.push((c, format!("meta.{k}"), row.cell(c).text.into_owned()));
+    }
+    v
+}
+
+/// SHA-256 and size of a file.
+pub fn sha256_file(path: &Path) -> Result<(String, u64)> {
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = f.read(&mut buf).map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        h.update(&buf[..n]);
+    }
+    Ok((hex::encode(h.finalize()), total))
+}
+
+impl Checked {
+    /// Walks every data row again, in input order and in batches, with its
+    /// outcome.
+    pub fn for_each_outcome(&self, f: &mut dyn FnMut(&[(Row<'_>, RowOutcome<'_>)]) -> Result<()>) -> Result<()> {
+        let mut next = 0usize;
+        self.sheet.scan(self.columns.header_row, self.columns.len(), &mut |rows| {
+            let mut batch = Vec::with_capacity(rows.len());
+            for r in rows.iter().filter(|r| !r.is_blank()) {
+                if next >= self.grouping.len() || self.grouping.row(next).number != r.number() {
+                    return Err(Error::input(&self.path, "the file changed while it was being read; run again"));
+                }
+                batch.push((*r, self.grouping.row(next)));
+                next += 1;
+            }
+            f(&batch)
+        })?;
+        if next != self.grouping.len() {
+            return Err(Error::input(&self.path, "the file changed while it was being read; run again"));
+        }
+        Ok(())
+    }
+
+    /// The `POST /card-order` bodies of the orders that are ready, in the
+    /// order their first row appears; products in row order.
+    pub fn orders(&self) -> Result<Vec<CardOrderRequest>> {
+        let checker = Checker::new(&self.columns, &self.rules, self.typical_width.clone());
+        let mut orders: Vec<Option<CardOrderRequest>> = vec![None; self.grouping.groups().len()];
+        self.for_each_outcome(&mut |batch| {
+            for (row, out) in batch.iter().filter(|(_, o)| o.status == Status::Valid) {
+                let order = orders[out.group as usize].get_or_insert_with(|| self.order_for(&checker, row, out));
+                order.products.push(product_for(&checker, row));
+            }
+            Ok(())
+        })?;
+        Ok(orders.into_iter().flatten().collect())
+    }
+
+    fn order_for(&self, c: &Checker<'_>, row: &Row<'_>, out: &RowOutcome<'_>) -> CardOrderRequest {
+        let v = |f| c.value(row, f).into_owned();
+        let party_type = v(Field::OrderingPartyType);
+        CardOrderRequest {
+            order_id: out.order_id.to_string(),
+            branch_info: BranchInfo { branch_id: v(Field::BranchId), branch_name: v(Field::BranchName) },
+            address: v(Field::DeliveryAddress),
+            pin_code: v(Field::PinCode),
+            ordering_party_info: OrderingPartyInfo {
+                ordering_party_id: v(Field::OrderedBy),
+                ordering_party_type: if party_type.is_empty() { "BANK".into() } else { party_type },
+            },
+            meta_values: self
+                .columns
+                .meta()
+                .map(|(k, col)| (k.to_string(), row.cell(col).text.into_owned()))
+                .filter(|(_, v)| !v.is_empty())
+                .collect(),
+            process_start_time: v(Field::ProcessStartTime),
+            validity: v(Field::ValidityDays).parse().unwrap_or(0),
+            products: Vec::new(),
+        }
+    }
+
+    /// The A1 reference of a cell of this sheet.
+    pub fn cell_ref(&self, col: usize, row: u64) -> String {
+        self.sheet.cell_ref(col, row)
+    }
+}
+
+fn product_for(c: &Checker<'_>, row: &Row<'_>) -> Product {
+    let v = |f| c.value(row, f).into_owned();
+    Product {
+        product_id: v(Field::ProductId),
+        bin: v(Field::Bin),
+        card_type: v(Field::CardType),
+        quantity: v(Field::Quantity).parse().unwrap_or(0),
+        plastic_code: v(Field::PlasticCode),
+        pan_length: v(Field::PanLength).parse().unwrap_or(0),
+        pin_generation: Checker::pin_generation(&v(Field::PinGeneration)).unwrap_or("N").to_string(),
+    }
+}

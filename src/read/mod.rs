@@ -1,0 +1,472 @@
+//! Reading: a CSV/TSV file or an Excel/ODS sheet becomes rows of cells that
+//! keep their position (sheet, the row number the user's program shows, and
+//! the column letter of every cell).
+//!
+//! This stage knows nothing about order columns or rules. It turns bytes into
+//! text cells, says what kind of cell each was (a number, a date, an error
+//! value...), and hands rows out in batches, as often as asked, so later
+//! stages can make a second pass without holding the whole file in memory.
+
+mod excel;
+mod text;
+
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+
+use calamine::Data;
+
+use crate::error::{Error, Result};
+
+pub use excel::Workbook;
+pub use text::{TextEncoding, TextOpts};
+
+/// How many rows a batch holds: large enough to keep rayon busy, small
+/// enough that a batch of wide rows stays a few megabytes.
+pub const BATCH_ROWS: usize = 8192;
+
+/// What a cell was in the source, beyond its text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CellKind {
+    /// Text, or any cell of a CSV file.
+    Text,
+    /// A number Excel stored as a number (may have lost leading zeros).
+    Number,
+    /// An Excel boolean (`TRUE` / `FALSE`).
+    Bool,
+    /// An Excel date, converted to `YYYY-MM-DD HH:mm:ss`.
+    Date,
+    /// An error value such as `#N/A` or `#DIV/0!`.
+    Error,
+    /// No value.
+    Empty,
+}
+
+/// One cell's text (trimmed) and kind.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CellRef<'a> {
+    pub text: Cow<'a, str>,
+    pub kind: CellKind,
+}
+
+impl CellRef<'_> {
+    const EMPTY: CellRef<'static> = CellRef { text: Cow::Borrowed(""), kind: CellKind::Empty };
+}
+
+/// One data row of a sheet, borrowed from the batch it came in.
+#[derive(Debug, Clone, Copy)]
+pub enum Row<'a> {
+    Text { number: u64, record: &'a csv::StringRecord },
+    Sheet { number: u64, cells: &'a [Data] },
+}
+
+impl<'a> Row<'a> {
+    /// The row number a spreadsheet program or text editor shows.
+    pub fn number(&self) -> u64 {
+        match self {
+            Row::Text { number, .. } | Row::Sheet { number, .. } => *number,
+        }
+    }
+
+    /// The number of cells up to the last one that holds something.
+    pub fn width(&self) -> usize {
+        match self {
+            Row::Text { record, .. } => record_width(record),
+            Row::Sheet { cells, .. } => {
+                cells.iter().rposition(|c| !is_blank_data(c)).map_or(0, |i| i + 1)
+            }
+        }
+    }
+
+    /// The cell at column `col` (0-based, relative to the sheet's first
+    /// column); a cell beyond the row's end is empty.
+    pub fn cell(&self, col: usize) -> CellRef<'a> {
+        match self {
+            Row::Text { record, .. } => match record.get(col) {
+                Some(s) => {
+                    let t = s.trim();
+                    let kind = if t.is_empty() { CellKind::Empty } else { CellKind::Text };
+                    CellRef { text: Cow::Borrowed(t), kind }
+                }
+                None => CellRef::EMPTY,
+            },
+            Row::Sheet { cells, .. } => cells.get(col).map_or(CellRef::EMPTY, convert_cell),
+        }
+    }
+
+    /// How many fields a CSV record had (`None` for a sheet row, which is
+    /// always as wide as the sheet).
+    pub fn field_count(&self) -> Option<usize> {
+        match self {
+            Row::Text { record, .. } => Some(record.len()),
+            Row::Sheet { .. } => None,
+        }
+    }
+
+    /// A row with no value in any cell is not a data row.
+    pub fn is_blank(&self) -> bool {
+        self.width() == 0
+    }
+}
+
+/// The number of fields up to the last non-blank one.
+pub(crate) fn record_width(record: &csv::StringRecord) -> usize {
+    (0..record.len()).rev().find(|&i| !record[i].trim().is_empty()).map_or(0, |i| i + 1)
+}
+
+fn is_blank_data(d: &Data) -> bool {
+    match d {
+        Data::Empty => true,
+        Data::String(s) => s.trim().is_empty(),
+        _ => false,
+    }
+}
+
+/// Turns an Excel cell into its text, the way the user sees it, with whole
+/// numbers as integers and dates in the API's `YYYY-MM-DD HH:mm:ss`.
+pub fn convert_cell(d: &Data) -> CellRef<'_> {
+    let (text, kind): (Cow<'_, str>, CellKind) = match d {
+        Data::Empty => (Cow::Borrowed(""), CellKind::Empty),
+        Data::String(s) => {
+            let t = s.trim();
+            let kind = if t.is_empty() { CellKind::Empty } else { CellKind::Text };
+            (Cow::Borrowed(t), kind)
+        }
+        Data::Int(i) => (Cow::Owned(i.to_string()), CellKind::Number),
+        Data::Float(f) => (Cow::Owned(format_number(*f)), CellKind::Number),
+        Data::Bool(b) => (Cow::Borrowed(if *b { "TRUE" } else { "FALSE" }), CellKind::Bool),
+        Data::DateTime(dt) => {
+            if dt.is_datetime() {
+                match dt.as_datetime() {
+                    Some(t) => (Cow::Owned(format_datetime(t)), CellKind::Date),
+                    None => (Cow::Owned(format_number(dt.as_f64())), CellKind::Number),
+                }
+            } else {
+                (Cow::Owned(format_number(dt.as_f64())), CellKind::Number)
+            }
+        }
+        Data::DateTimeIso(s) => match parse_iso(s) {
+            Some(t) => (Cow::Owned(format_datetime(t)), CellKind::Date),
+            None => (Cow::Borrowed(s.trim()), CellKind::Text),
+        },
+        Data::DurationIso(s) => (Cow::Borrowed(s.trim()), CellKind::Text),
+        Data::Error(e) => (Cow::Owned(e.to_string()), CellKind::Error),
+    };
+    CellRef { text, kind }
+}
+
+/// `12345.0` → `12345`; `3.5` → `3.5`; no exponent for large whole numbers.
+pub fn format_number(f: f64) -> String {
+    if f.is_finite() && f.fract() == 0.0 && f.abs() < 1e17 {
+        format!("{}", f as i64)
+    } else {
+        format!("{f}")
+    }
+}
+
+/// Rounds to the nearest second: Excel stores times as fractions of a day,
+/// so 10:00:00 may come back as 09:59:59.9996.
+fn format_datetime(t: chrono::NaiveDateTime) -> String {
+    use chrono::Timelike;
+    let ms = t.nanosecond() / 1_000_000;
+    let t = t.with_nanosecond(0).unwrap_or(t);
+    let t = if ms >= 500 { t + chrono::Duration::seconds(1) } else { t };
+    t.format("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+fn parse_iso(s: &str) -> Option<chrono::NaiveDateTime> {
+    let s = s.trim();
+    chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
+        .ok()
+        .or_else(|| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok().map(|d| d.and_time(chrono::NaiveTime::MIN)))
+}
+
+/// `0` → `A`, `25` → `Z`, `26` → `AA`.
+pub fn column_letter(mut col: usize) -> String {
+    let mut out = Vec::new();
+    loop {
+        out.push(b'A' + (col % 26) as u8);
+        if col < 26 {
+            break;
+        }
+        col = col / 26 - 1;
+    }
+    out.reverse();
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Which reader a file needs, from its first bytes (not only its name: a
+/// PNG renamed `.xlsx` must be named for what it is).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    Text,
+    Xlsx,
+    Xlsb,
+    Xls,
+    Ods,
+}
+
+/// Options for opening an input file.
+#[derive(Debug, Clone, Default)]
+pub struct ReadOpts {
+    /// `--sheet`: a sheet name, or a 1-based index.
+    pub sheet: Option<String>,
+    pub text: TextOpts,
+}
+
+/// An opened input: a CSV file or one sheet of a workbook.
+pub struct Sheet {
+    path: PathBuf,
+    name: String,
+    first_col: usize,
+    inner: Inner,
+    notes: Vec<String>,
+}
+
+enum Inner {
+    Text(text::TextSheet),
+    Excel(excel::ExcelSheet),
+}
+
+impl Sheet {
+    /// The input file this sheet came from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The sheet name (for a CSV file: its file name without extension,
+    /// as Excel names it when it opens one).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// What the reader detected (encoding, delimiter, sheet), for `-v`.
+    pub fn notes(&self) -> &[String] {
+        &self.notes
+    }
+
+    pub fn add_note(&mut self, note: String) {
+        self.notes.push(note);
+    }
+
+    /// The A1 reference of a cell: `F7`.
+    pub fn cell_ref(&self, col: usize, row: u64) -> String {
+        format!("{}{}", column_letter(self.first_col + col), row)
+    }
+
+    /// The letter of column `col`.
+    pub fn column_letter(&self, col: usize) -> String {
+        column_letter(self.first_col + col)
+    }
+
+    /// Whether cells can be numbers/dates (a workbook) or only text (CSV).
+    pub fn is_workbook(&self) -> bool {
+        matches!(self.inner, Inner::Excel(_))
+    }
+
+    /// Hands the first rows (blank ones included) to `f`, to find the header.
+    pub fn head(&self, max_rows: usize, f: &mut dyn FnMut(&[Row<'_>])) -> Result<()> {
+        match &self.inner {
+            Inner::Text(t) => t.head(&self.path, max_rows, f),
+            Inner::Excel(x) => {
+                x.head(max_rows, f);
+                Ok(())
+            }
+        }
+    }
+
+    /// Hands every row below `header_row` to `f`, in order, in batches.
+    /// `header_width` lets the CSV reader tell a quote that swallowed lines
+    /// from a legitimate multi-line cell.
+    pub fn scan(
+        &self,
+        header_row: u64,
+        header_width: usize,
+        f: &mut dyn FnMut(&[Row<'_>]) -> Result<()>,
+    ) -> Result<()> {
+        match &self.inner {
+            Inner::Text(t) => t.scan(&self.path, header_row, header_width, f),
+            Inner::Excel(x) => x.scan(header_row, f),
+        }
+    }
+}
+
+/// Finds out what the file is from its first bytes and its name.
+pub fn sniff_kind(path: &Path) -> Result<FileKind> {
+    use std::io::Read;
+    let mut head = [0u8; 8];
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut n = 0;
+    while n < head.len() {
+        match file.read(&mut head[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) => return Err(Error::io(path, e)),
+        }
+    }
+    let head = &head[..n];
+    if n == 0 {
+        return Err(Error::input(path, "the file is empty"));
+    }
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
+    let excel_ext = matches!(ext.as_str(), "xlsx" | "xlsm" | "xlsb" | "xls" | "ods");
+    if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
+        return Ok(match ext.as_str() {
+            "xlsb" => FileKind::Xlsb,
+            "ods" => FileKind::Ods,
+            "xlsx" | "xlsm" => FileKind::Xlsx,
+            _ => {
+                return Err(Error::input(
+                    path,
+                    "this is a zip archive (an Excel or ODS workbook?), not a CSV file; \
+                     give it its real extension (.xlsx, .ods)",
+                ));
+            }
+        });
+    }
+    if head.starts_with(&[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1]) {
+        // An old .xls, or an .xlsx saved with a password (Excel wraps those
+        // in the same container); the Excel reader tells them apart.
+        return Ok(if ext == "xls" { FileKind::Xls } else { FileKind::Xlsx });
+    }
+    if let Some(what) = binary_signature(head) {
+        return Err(Error::input(path, format!("not a spreadsheet: the file is {what}")));
+    }
+    if excel_ext {
+        return Err(Error::input(
+            path,
+            format!(
+                "not a .{ext} workbook: the file is not a zip or Excel container \
+                 (truncated, or a text file renamed?)"
+            ),
+        ));
+    }
+    Ok(FileKind::Text)
+}
+
+fn binary_signature(head: &[u8]) -> Option<&'static str> {
+    const SIGS: &[(&[u8], &str)] = &[
+        (b"\x89PNG", "a PNG image"),
+        (b"\xFF\xD8\xFF", "a JPEG image"),
+        (b"GIF8", "a GIF image"),
+        (b"%PDF", "a PDF document"),
+        (b"\x1F\x8B", "gzip-compressed"),
+        (b"7z\xBC\xAF", "a 7-Zip archive"),
+        (b"Rar!", "a RAR archive"),
+        (b"\x7FELF", "a program"),
+        (b"MZ", "a Windows program"),
+    ];
+    SIGS.iter().find(|(sig, _)| head.starts_with(sig)).map(|(_, what)| *what)
+}
+
+/// Opens a CSV file, or the workbook and the sheet `pick` chooses among its
+/// sheet names (with a way to look at each candidate's first rows).
+pub fn open(path: &Path, opts: &ReadOpts, pick: &mut dyn FnMut(&Sheet) -> bool) -> Result<Sheet> {
+    let kind = sniff_kind(path)?;
+    if kind == FileKind::Text {
+        if opts.sheet.is_some() {
+            return Err(Error::Usage("--sheet applies to workbooks, not CSV files".into()));
+        }
+        let (t, notes) = text::TextSheet::open(path, &opts.text)?;
+        let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("sheet").to_string();
+        return Ok(Sheet { path: path.to_path_buf(), name, first_col: 0, inner: Inner::Text(t), notes });
+    }
+    let mut wb = Workbook::open(path, kind)?;
+    let names = wb.sheet_names();
+    let chosen: Vec<String> = match &opts.sheet {
+        Some(want) => vec![resolve_sheet(path, &names, want)?],
+        None => names.clone(),
+    };
+    let mut first: Option<Sheet> = None;
+    for name in &chosen {
+        let x = wb.load(name)?;
+        let sheet = Sheet {
+            path: path.to_path_buf(),
+            name: name.clone(),
+            first_col: x.first_col(),
+            notes: vec![format!("{kind:?} workbook, sheet `{name}` (of {})", names.len())],
+            inner: Inner::Excel(x),
+        };
+        if opts.sheet.is_some() || pick(&sheet) {
+            return Ok(sheet);
+        }
+        first.get_or_insert(sheet);
+    }
+    // No sheet has the headers: return the first, so the caller's error
+    // names the headers it found there.
+    first.ok_or_else(|| Error::input(path, "the workbook has no worksheets"))
+}
+
+fn resolve_sheet(path: &Path, names: &[String], want: &str) -> Result<String> {
+    if let Some(n) = names.iter().find(|n| n.as_str() == want) {
+        return Ok(n.clone());
+    }
+    if let Some(n) = names.iter().find(|n| n.eq_ignore_ascii_case(want)) {
+        return Ok(n.clone());
+    }
+    if let Ok(i) = want.parse::<usize>() {
+        if i >= 1 && i <= names.len() {
+            return Ok(names[i - 1].clone());
+        }
+    }
+    Err(Error::input(
+        path,
+        format!("no sheet `{want}`; the workbook has: {}", names.join(", ")),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn column_letters() {
+        assert_eq!(column_letter(0), "A");
+        assert_eq!(column_letter(25), "Z");
+        assert_eq!(column_letter(26), "AA");
+        assert_eq!(column_letter(701), "ZZ");
+        assert_eq!(column_letter(702), "AAA");
+        assert_eq!(column_letter(16383), "XFD");
+    }
+
+    #[test]
+    fn whole_floats_become_integers() {
+        assert_eq!(format_number(12345.0), "12345");
+        assert_eq!(format_number(3.5), "3.5");
+        assert_eq!(format_number(-2.0), "-2");
+        assert_eq!(format_number(1e20), "100000000000000000000");
+    }
+
+    #[test]
+    fn excel_cells_convert() {
+        use calamine::{CellErrorType, ExcelDateTime, ExcelDateTimeType};
+        let c = |d: Data| {
+            let r = convert_cell(&d);
+            (r.text.into_owned(), r.kind)
+        };
+        assert_eq!(c(Data::Float(12345.0)), ("12345".into(), CellKind::Number));
+        assert_eq!(c(Data::Int(7)), ("7".into(), CellKind::Number));
+        assert_eq!(c(Data::String("  Pune \t".into())), ("Pune".into(), CellKind::Text));
+        assert_eq!(c(Data::String("   ".into())), ("".into(), CellKind::Empty));
+        assert_eq!(c(Data::Bool(true)), ("TRUE".into(), CellKind::Bool));
+        assert_eq!(c(Data::Error(CellErrorType::NA)), ("#N/A".into(), CellKind::Error));
+        assert_eq!(c(Data::Error(CellErrorType::Div0)), ("#DIV/0!".into(), CellKind::Error));
+        // 2025-01-01 08:00:00 is serial 45658.3333… in the 1900 system…
+        let dt = ExcelDateTime::new(45658.0 + 1.0 / 3.0, ExcelDateTimeType::DateTime, false);
+        assert_eq!(c(Data::DateTime(dt)), ("2025-01-01 08:00:00".into(), CellKind::Date));
+        // …and 1462 days less in the 1904 system.
+        let dt = ExcelDateTime::new(45658.0 - 1462.0 + 1.0 / 3.0, ExcelDateTimeType::DateTime, true);
+        assert_eq!(c(Data::DateTime(dt)), ("2025-01-01 08:00:00".into(), CellKind::Date));
+        // A time a hair under the second rounds up, not down.
+        let dt = ExcelDateTime::new(45658.0 + 36000.0 / 86400.0 - 1e-9, ExcelDateTimeType::DateTime, false);
+        assert_eq!(c(Data::DateTime(dt)), ("2025-01-01 10:00:00".into(), CellKind::Date));
+        assert_eq!(
+            c(Data::DateTimeIso("2025-03-04T05:06:07".into())),
+            ("2025-03-04 05:06:07".into(), CellKind::Date)
+        );
+        assert_eq!(c(Data::DateTimeIso("2025-03-04".into())), ("2025-03-04 00:00:00".into(), CellKind::Date));
+    }
+}

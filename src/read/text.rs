@@ -1,0 +1,508 @@
+//! CSV/TSV input: encoding and delimiter detection, a streaming reader that
+//! hands out batches from a second thread, and the checks that stop a broken
+//! file (an unclosed quote, bytes that are no text) from being read as rows.
+
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::path::Path;
+use std::sync::mpsc;
+
+use encoding_rs::{Encoding, UTF_16BE, UTF_16LE, WINDOWS_1252};
+use encoding_rs_io::DecodeReaderBytesBuilder;
+
+use super::{BATCH_ROWS, Row};
+use crate::error::{Error, Result};
+
+/// A text encoding the user may force with `--encoding`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextEncoding {
+    Utf8,
+    Utf16Le,
+    Utf16Be,
+    Windows1252,
+}
+
+impl TextEncoding {
+    pub fn parse(s: &str) -> Option<Self> {
+        let n: String = s.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>().to_ascii_lowercase();
+        Some(match n.as_str() {
+            "utf8" => Self::Utf8,
+            "utf16le" | "utf16" => Self::Utf16Le,
+            "utf16be" => Self::Utf16Be,
+            "windows1252" | "cp1252" | "latin1" | "iso88591" | "ansi" => Self::Windows1252,
+            _ => return None,
+        })
+    }
+
+    fn encoding(self) -> Option<&'static Encoding> {
+        match self {
+            Self::Utf8 => None,
+            Self::Utf16Le => Some(UTF_16LE),
+            Self::Utf16Be => Some(UTF_16BE),
+            Self::Windows1252 => Some(WINDOWS_1252),
+        }
+    }
+}
+
+/// `--delimiter` and `--encoding`; `None` means detect.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TextOpts {
+    pub delimiter: Option<u8>,
+    pub encoding: Option<TextEncoding>,
+}
+
+pub(super) struct TextSheet {
+    /// `None`: UTF-8, read as is (a BOM is stripped).
+    encoding: Option<&'static Encoding>,
+    delimiter: u8,
+}
+
+const DELIMITERS: [u8; 4] = [b',', b';', b'\t', b'|'];
+
+impl TextSheet {
+    pub(super) fn open(path: &Path, opts: &TextOpts) -> Result<(Self, Vec<String>)> {
+        let mut notes = Vec::new();
+        let encoding = match opts.encoding {
+            Some(e) => {
+                notes.push(format!("encoding {e:?} (given)"));
+                e.encoding()
+            }
+            None => detect_encoding(path, &mut notes)?,
+        };
+        let mut sheet = TextSheet { encoding, delimiter: opts.delimiter.unwrap_or(b',') };
+        match opts.delimiter {
+            Some(d) => notes.push(format!("delimiter {} (given)", show_delimiter(d))),
+            None => {
+                let mut sample = Vec::new();
+                sheet.reader(path)?.take(256 * 1024).read_to_end(&mut sample).map_err(|e| Error::io(path, e))?;
+                sheet.delimiter = sniff_delimiter(&sample);
+                notes.push(format!("delimiter {} (detected)", show_delimiter(sheet.delimiter)));
+            }
+        }
+        Ok((sheet, notes))
+    }
+
+    fn reader(&self, path: &Path) -> Result<Box<dyn Read + Send>> {
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        // The decoder strips a BOM and transcodes UTF-16 and Windows-1252
+        // to UTF-8 as it streams; plain UTF-8 passes through untouched.
+        let decoded = DecodeReaderBytesBuilder::new()
+            .encoding(self.encoding)
+            .bom_override(self.encoding.is_none())
+            .strip_bom(true)
+            .build(file);
+        Ok(Box::new(BufReader::with_capacity(1 << 20, decoded)))
+    }
+
+    fn csv_reader<R: Read>(&self, rd: R) -> csv::Reader<R> {
+        csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .delimiter(self.delimiter)
+            .buffer_capacity(1 << 20)
+            .from_reader(rd)
+    }
+
+    pub(super) fn head(&self, path: &Path, max_rows: usize, f: &mut dyn FnMut(&[Row<'_>])) -> Result<()> {
+        let mut rdr = self.csv_reader(self.reader(path)?);
+        let mut records = Vec::new();
+        let mut rec = csv::StringRecord::new();
+        while records.len() < max_rows {
+            match rdr.read_record(&mut rec) {
+                Ok(true) => records.push((line_of(&rec), rec.clone())),
+                Ok(false) => break,
+                // Problems further down are reported, with their line, by `scan`.
+                Err(_) => break,
+            }
+        }
+        let rows: Vec<Row<'_>> = records.iter().map(|(n, r)| Row::Text { number: *n, record: r }).collect();
+        f(&rows);
+        Ok(())
+    }
+
+    pub(super) fn scan(
+        &self,
+        path: &Path,
+        header_row: u64,
+        header_width: usize,
+        f: &mut dyn FnMut(&[Row<'_>]) -> Result<()>,
+    ) -> Result<()> {
+        let reader = self.reader(path)?;
+        let delimiter = self.delimiter;
+        let (tx, rx) = mpsc::sync_channel::<Result<Vec<(u64, csv::StringRecord)>>>(4);
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                let tracker = QuoteTracker::new(reader, delimiter);
+                let mut rdr = self.csv_reader(tracker);
+                let result = read_batches(path, &mut rdr, header_row, header_width, &tx);
+                if let Err(e) = result {
+                    let _ = tx.send(Err(e));
+                } else if rdr.get_ref().in_quote() {
+                    let _ = tx.send(Err(Error::input(path, "a quote is never closed: the rest of the file would be swallowed into one cell")));
+                }
+            });
+            let mut last_line = header_row;
+            for batch in rx {
+                let batch = match batch {
+                    Ok(b) => b,
+                    Err(Error::Input { path, message }) if message.starts_with("a quote is never closed") => {
+                        return Err(Error::Input {
+                            path,
+                            message: format!(
+                                "line {}: a quote opened on this record is never closed, so the rest of the \
+                                 file would be swallowed into one cell; close the quote (or double it: \"\")",
+                                last_line
+                            ),
+                        });
+                    }
+                    Err(e) => return Err(e),
+                };
+                if let Some((n, _)) = batch.last() {
+                    last_line = *n;
+                }
+                let rows: Vec<Row<'_>> = batch.iter().map(|(n, r)| Row::Text { number: *n, record: r }).collect();
+                f(&rows)?;
+            }
+            Ok(())
+        })
+    }
+}
+
+fn line_of(rec: &csv::StringRecord) -> u64 {
+    rec.position().map_or(0, |p| p.line())
+}
+
+fn read_batches<R: Read>(
+    path: &Path,
+    rdr: &mut csv::Reader<R>,
+    header_row: u64,
+    header_width: usize,
+    tx: &mpsc::SyncSender<Result<Vec<(u64, csv::StringRecord)>>>,
+) -> Result<()> {
+    let mut batch = Vec::with_capacity(BATCH_ROWS);
+    let mut rec = csv::StringRecord::new();
+    loop {
+        match rdr.read_record(&mut rec) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => return Err(csv_error(path, e)),
+        }
+        let line = line_of(&rec);
+        if line <= header_row {
+            continue;
+        }
+        let end_line = rdr.position().line();
+        if end_line > line + 1 {
+            let width = super::record_width(&rec);
+            if width != header_width {
+                return Err(Error::input(
+                    path,
+                    format!(
+                        "line {line}: a quoted cell runs over lines {line}-{} and leaves the record with {width} \
+                         cells instead of {header_width}: a quote is probably not closed on line {line}",
+                        end_line - 1
+                    ),
+                ));
+            }
+        }
+        batch.push((line, std::mem::take(&mut rec)));
+        if batch.len() == BATCH_ROWS {
+            if tx.send(Ok(std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ROWS)))).is_err() {
+                return Ok(()); // the consumer stopped: its error wins
+            }
+        }
+    }
+    if !batch.is_empty() {
+        let _ = tx.send(Ok(batch));
+    }
+    Ok(())
+}
+
+fn csv_error(path: &Path, e: csv::Error) -> Error {
+    let line = e.position().map(|p| p.line());
+    match e.into_kind() {
+        csv::ErrorKind::Io(io) => Error::io(path, io),
+        csv::ErrorKind::Utf8 { err, .. } => Error::input(
+            path,
+            format!(
+                "line {}, field {}: not valid UTF-8; save the file as UTF-8 or pass --encoding windows-1252",
+                line.unwrap_or(0),
+                err.field() + 1
+            ),
+        ),
+        other => Error::input(path, format!("line {}: {other:?}", line.unwrap_or(0))),
+    }
+}
+
+fn show_delimiter(d: u8) -> String {
+    match d {
+        b'\t' => "TAB".into(),
+        d => format!("'{}'", d as char),
+    }
+}
+
+/// The delimiter that splits the first records into the same number of
+/// fields most often (title rows above the header count against every
+/// candidate alike).
+fn sniff_delimiter(sample: &[u8]) -> u8 {
+    let mut best = (0usize, b',');
+    for d in DELIMITERS {
+        let mut rdr = csv::ReaderBuilder::new().has_headers(false).flexible(true).delimiter(d).from_reader(sample);
+        let mut counts: Vec<usize> = Vec::new();
+        for rec in rdr.byte_records().take(200) {
+            let Ok(rec) = rec else { break };
+            if rec.len() > 1 {
+                counts.push(rec.len());
+            }
+        }
+        // The last record of a cut sample may be partial.
+        if counts.len() > 2 {
+            counts.pop();
+        }
+        let mut freq = std::collections::HashMap::new();
+        for c in &counts {
+            *freq.entry(*c).or_insert(0usize) += 1;
+        }
+        let score = freq.values().max().copied().unwrap_or(0);
+        if score > best.0 {
+            best = (score, d);
+        }
+    }
+    best.1
+}
+
+/// Reads the whole file once to choose between UTF-8 and Windows-1252, and
+/// to refuse bytes that are not text at all. A UTF-8 or UTF-16 BOM decides
+/// at once.
+fn detect_encoding(path: &Path, notes: &mut Vec<String>) -> Result<Option<&'static Encoding>> {
+    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut buf = vec![0u8; 1 << 20];
+    let first = read_full(&mut file, &mut buf).map_err(|e| Error::io(path, e))?;
+    let head = &buf[..first];
+    if head.starts_with(&[0xEF, 0xBB, 0xBF]) {
+        notes.push("encoding UTF-8 with BOM".into());
+        return Ok(None);
+    }
+    if head.starts_with(&[0xFF, 0xFE]) {
+        notes.push("encoding UTF-16LE (BOM)".into());
+        return Ok(Some(UTF_16LE));
+    }
+    if head.starts_with(&[0xFE, 0xFF]) {
+        notes.push("encoding UTF-16BE (BOM)".into());
+        return Ok(Some(UTF_16BE));
+    }
+    let mut offset: u64 = 0;
+    let mut carry = 0usize;
+    let mut len = first;
+    let mut non_ascii = false;
+    loop {
+        let chunk = &buf[..len];
+        if let Some(i) = memchr::memchr(0, chunk) {
+            let at = offset + i as u64 - carry as u64;
+            return Err(Error::input(
+                path,
+                format!(
+                    "line {}: the file holds NUL bytes, so it is not a text file (if it is UTF-16 \
+                     without a BOM, pass --encoding utf-16le)",
+                    line_at(path, at)?
+                ),
+            ));
+        }
+        match std::str::from_utf8(chunk) {
+            Ok(s) => {
+                non_ascii |= !s.is_ascii();
+                carry = 0;
+            }
+            Err(e) if e.error_len().is_none() && len == buf.len() => {
+                // A character cut at the chunk's end: finish it next round.
+                non_ascii |= e.valid_up_to() > 0 && !chunk[..e.valid_up_to()].is_ascii();
+                carry = len - e.valid_up_to();
+            }
+            Err(e) => {
+                let valid = &chunk[..e.valid_up_to()];
+                non_ascii |= !valid.is_ascii();
+                let at = offset + e.valid_up_to() as u64 - carry as u64;
+                if non_ascii {
+                    return Err(Error::input(
+                        path,
+                        format!(
+                            "line {}: byte 0x{:02X} is not valid UTF-8, though earlier lines are UTF-8: the \
+                             file mixes encodings; save it as UTF-8 (CSV UTF-8 in Excel)",
+                            line_at(path, at)?,
+                            chunk[e.valid_up_to()]
+                        ),
+                    ));
+                }
+                notes.push(format!(
+                    "encoding Windows-1252 (line {} is not UTF-8 and nothing before it is)",
+                    line_at(path, at)?
+                ));
+                return Ok(Some(WINDOWS_1252));
+            }
+        }
+        offset += (len - carry) as u64;
+        buf.copy_within(len - carry..len, 0);
+        let n = read_full(&mut file, &mut buf[carry..]).map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            if carry > 0 {
+                notes.push("encoding Windows-1252 (the file ends inside a UTF-8 character)".into());
+                return Ok(Some(WINDOWS_1252));
+            }
+            break;
+        }
+        len = carry + n;
+    }
+    notes.push(if non_ascii { "encoding UTF-8".into() } else { "encoding ASCII (read as UTF-8)".into() });
+    Ok(None)
+}
+
+fn read_full(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// The 1-based line of a byte offset (read again: only on the error path).
+fn line_at(path: &Path, offset: u64) -> Result<u64> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut rd = BufReader::new(file).take(offset);
+    let mut buf = vec![0u8; 1 << 16];
+    let mut lines = 1;
+    loop {
+        let n = rd.read(&mut buf).map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            return Ok(lines);
+        }
+        lines += memchr::memchr_iter(b'\n', &buf[..n]).count() as u64;
+    }
+}
+
+/// Passes bytes through while following CSV quoting, so that at the end we
+/// know whether a quote was left open (the csv crate then quietly ends the
+/// cell at end of file, swallowing every line after the quote).
+struct QuoteTracker<R> {
+    inner: R,
+    delimiter: u8,
+    in_quote: bool,
+    /// Inside a quote, the last byte was `"`: the next byte decides whether
+    /// it was an escaped quote (`""`) or the closing one.
+    pending_close: bool,
+    prev: u8,
+}
+
+impl<R: Read> QuoteTracker<R> {
+    fn new(inner: R, delimiter: u8) -> Self {
+        QuoteTracker { inner, delimiter, in_quote: false, pending_close: false, prev: b'\n' }
+    }
+
+    fn in_quote(&self) -> bool {
+        self.in_quote && !self.pending_close
+    }
+
+    fn track(&mut self, buf: &[u8]) {
+        let mut i = 0;
+        if self.pending_close && !buf.is_empty() {
+            self.pending_close = false;
+            if buf[0] == b'"' {
+                i = 1; // an escaped quote: still inside
+                self.prev = b'"';
+            } else {
+                self.in_quote = false;
+            }
+        }
+        while i < buf.len() {
+            if self.in_quote {
+                match memchr::memchr(b'"', &buf[i..]) {
+                    None => break,
+                    Some(j) => {
+                        let q = i + j;
+                        match buf.get(q + 1) {
+                            Some(b'"') => i = q + 2,
+                            Some(_) => {
+                                self.in_quote = false;
+                                i = q + 1;
+                            }
+                            None => {
+                                self.pending_close = true;
+                                i = q + 1;
+                            }
+                        }
+                    }
+                }
+            } else {
+                match memchr::memchr(b'"', &buf[i..]) {
+                    None => break,
+                    Some(j) => {
+                        let q = i + j;
+                        let before = if q == 0 { self.prev } else { buf[q - 1] };
+                        if before == self.delimiter || before == b'\n' || before == b'\r' {
+                            self.in_quote = true;
+                        }
+                        i = q + 1;
+                    }
+                }
+            }
+        }
+        if let Some(&last) = buf.last() {
+            self.prev = last;
+        }
+    }
+}
+
+impl<R: Read> Read for QuoteTracker<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.track(&buf[..n]);
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open_quote_at_end(s: &str, chunk: usize) -> bool {
+        let mut t = QuoteTracker::new(s.as_bytes(), b',');
+        for part in s.as_bytes().chunks(chunk) {
+            t.track(part);
+        }
+        t.in_quote()
+    }
+
+    #[test]
+    fn quote_tracking_across_chunks() {
+        for chunk in [1, 2, 3, 7, 100] {
+            assert!(!open_quote_at_end("a,b\n\"x, y\",z\n", chunk), "chunk {chunk}");
+            assert!(!open_quote_at_end("a,\"say \"\"hi\"\"\",c\n", chunk), "chunk {chunk}");
+            assert!(!open_quote_at_end("a,5\" tall,c\n", chunk), "chunk {chunk}");
+            assert!(open_quote_at_end("a,\"unclosed,c\nd,e,f\n", chunk), "chunk {chunk}");
+            assert!(open_quote_at_end("a,b\n\"", chunk), "chunk {chunk}");
+            assert!(!open_quote_at_end("a,\"multi\nline\",c\n", chunk), "chunk {chunk}");
+            assert!(!open_quote_at_end("a,\"ends\"\"\"", chunk), "chunk {chunk}");
+        }
+    }
+
+    #[test]
+    fn delimiter_sniffing() {
+        assert_eq!(sniff_delimiter(b"a,b,c\n1,2,3\n4,5,6\n"), b',');
+        assert_eq!(sniff_delimiter(b"a;b;c\n1;\"x, y\";3\n4;5,5;6\n7;8;9\n"), b';');
+        assert_eq!(sniff_delimiter(b"Title line\n\na\tb\tc\n1\t2\t3\n4\t5\t6\n"), b'\t');
+        assert_eq!(sniff_delimiter(b"a|b|c\n1|2|3\n4|5|6\n"), b'|');
+        assert_eq!(sniff_delimiter(b"only\none\ncolumn\n"), b',');
+    }
+
+    #[test]
+    fn encoding_names() {
+        assert_eq!(TextEncoding::parse("UTF-8"), Some(TextEncoding::Utf8));
+        assert_eq!(TextEncoding::parse("utf-16le"), Some(TextEncoding::Utf16Le));
+        assert_eq!(TextEncoding::parse("cp1252"), Some(TextEncoding::Windows1252));
+        assert_eq!(TextEncoding::parse("ebcdic"), None);
+    }
+}

@@ -1,0 +1,265 @@
+//! Report: one line per input data row, in input order — where it came from,
+//! every original cell, and what became of it — as CSV, JSON Lines or XLSX,
+//! plus the run-facts record beside it. Files are written to a temporary
+//! name and renamed into place, so a crash never leaves a half report that
+//! looks whole.
+
+mod csv_out;
+mod facts;
+mod jsonl;
+mod xlsx;
+
+use std::borrow::Cow;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::group::{RowOutcome, Status, list};
+use crate::pipeline::Checked;
+
+pub use facts::{FactCounts, InputFacts, ReportFacts, RunFacts};
+
+/// The report's file format, from its extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Csv,
+    Jsonl,
+    Xlsx,
+}
+
+impl Format {
+    pub fn from_path(path: &Path) -> Result<Format> {
+        match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+            Some("csv") => Ok(Format::Csv),
+            Some("jsonl") | Some("ndjson") => Ok(Format::Jsonl),
+            Some("xlsx") => Ok(Format::Xlsx),
+            _ => Err(Error::Usage(format!(
+                "report `{}`: the extension must be .csv, .jsonl or .xlsx",
+                path.display()
+            ))),
+        }
+    }
+}
+
+/// One problem of a row, as the report shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorItem {
+    /// `F7`; absent for a problem of the whole row.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cell: Option<String>,
+    pub field: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for ErrorItem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.cell {
+            Some(c) => write!(f, "{c} {}: {}", self.field, self.message),
+            None => write!(f, "{}: {}", self.field, self.message),
+        }
+    }
+}
+
+/// One line of the report.
+#[derive(Debug, Clone)]
+pub struct ReportRow<'a> {
+    pub number: u64,
+    pub cells: Vec<Cow<'a, str>>,
+    pub status: Status,
+    pub order_id: &'a str,
+    pub errors: Vec<ErrorItem>,
+}
+
+impl ReportRow<'_> {
+    pub fn errors_text(&self) -> String {
+        self.errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    }
+}
+
+/// What every line of one report shares.
+#[derive(Debug, Clone)]
+pub struct ReportHeader {
+    pub source_file: String,
+    pub sheet: String,
+    pub columns: Vec<String>,
+}
+
+/// The result columns after the original ones.
+pub const RESULT_COLUMNS: [&str; 3] = ["status", "order_id", "errors"];
+
+/// Every problem of a row, each with its cell, and for a held row why.
+pub fn error_items(out: &RowOutcome<'_>, cell_ref: impl Fn(usize) -> String) -> Vec<ErrorItem> {
+    let mut items: Vec<ErrorItem> = out
+        .problems
+        .iter()
+        .map(|p| ErrorItem { cell: p.col.map(&cell_ref), field: p.field.to_string(), message: p.message.clone() })
+        .collect();
+    if out.status == Status::Held {
+        let n = out.invalid_in_order as usize;
+        let more = n.saturating_sub(out.held_by.len());
+        items.push(ErrorItem {
+            cell: None,
+            field: "order".into(),
+            message: format!(
+                "held: order {} has invalid row{} {}{}; fix {} or pass --allow-partial-orders",
+                out.order_id,
+                if n > 1 { "s" } else { "" },
+                list(out.held_by),
+                if more > 0 { format!(" and {more} more") } else { String::new() },
+                if n > 1 { "them" } else { "it" },
+            ),
+        });
+    }
+    items
+}
+
+/// A report being written.
+trait Sink {
+    fn rows(&mut self, header: &ReportHeader, rows: &[ReportRow<'_>]) -> Result<()>;
+    /// Completes the file and moves it into place; returns its SHA-256.
+    fn finish(self: Box<Self>, header: &ReportHeader, facts: &RunFacts) -> Result<String>;
+}
+
+/// Writes the report of a checked file to `path` (format by extension),
+/// then the run facts beside it. Returns where the facts went.
+pub fn write(checked: &Checked, path: &Path, facts: &mut RunFacts) -> Result<PathBuf> {
+    let format = Format::from_path(path)?;
+    let header = ReportHeader {
+        source_file: checked.path.display().to_string(),
+        sheet: checked.sheet.name().to_string(),
+        columns: checked.columns.headers.clone(),
+    };
+    let mut sink: Box<dyn Sink> = match format {
+        Format::Csv => Box::new(csv_out::CsvSink::create(path, &header)?),
+        Format::Jsonl => Box::new(jsonl::JsonlSink::create(path)?),
+        Format::Xlsx => Box::new(xlsx::XlsxSink::create(path, &header, checked.grouping.len())?),
+    };
+    let ncols = checked.columns.len();
+    checked.for_each_outcome(&mut |batch| {
+        let rows: Vec<ReportRow<'_>> = batch
+            .par_iter()
+            .map(|(row, out)| ReportRow {
+                number: out.number,
+                cells: (0..ncols).map(|c| row.cell(c).text).collect(),
+                status: out.status,
+                order_id: out.order_id,
+                errors: error_items(out, |c| checked.cell_ref(c, out.number)),
+            })
+            .collect();
+        sink.rows(&header, &rows)
+    })?;
+    facts.finished_at = now();
+    let sha = sink.finish(&header, facts)?;
+    facts.report = Some(ReportFacts { path: path.display().to_string(), format, sha256: sha });
+    let facts_path = facts_path(path);
+    write_atomic(&facts_path, |w| {
+        serde_json::to_writer_pretty(&mut *w, facts).map_err(std::io::Error::other)?;
+        w.write_all(b"\n")
+    })?;
+    Ok(facts_path)
+}
+
+/// The run-facts file of a report: `orders.report.csv` → `orders.report.csv.run.json`.
+pub fn facts_path(report: &Path) -> PathBuf {
+    let mut name = report.file_name().unwrap_or_default().to_os_string();
+    name.push(".run.json");
+    report.with_file_name(name)
+}
+
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// A cell a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, or a
+/// tab or CR first) gets a leading `'`, so it shows as text.
+pub fn neutralize(s: &str) -> Cow<'_, str> {
+    match s.as_bytes().first() {
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => Cow::Owned(format!("'{s}")),
+        _ => Cow::Borrowed(s),
+    }
+}
+
+/// A temporary file beside `path`, renamed onto it when complete.
+struct AtomicFile {
+    path: PathBuf,
+    tmp: tempfile::NamedTempFile,
+}
+
+impl AtomicFile {
+    fn create(path: &Path) -> Result<Self> {
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("report");
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!(".{name}."))
+            .suffix(".partial")
+            .tempfile_in(dir)
+            .map_err(|e| Error::report(path, e))?;
+        Ok(AtomicFile { path: path.to_path_buf(), tmp })
+    }
+
+    fn commit(self) -> Result<()> {
+        self.tmp.as_file().sync_all().map_err(|e| Error::report(&self.path, e))?;
+        self.tmp.persist(&self.path).map_err(|e| Error::report(&self.path, e.error))?;
+        Ok(())
+    }
+}
+
+/// A writer that hashes what passes through it.
+struct HashingWriter<W> {
+    inner: W,
+    hash: Sha256,
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hash.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn write_atomic(path: &Path, f: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<String> {
+    let file = AtomicFile::create(path)?;
+    let handle = file.tmp.as_file().try_clone().map_err(|e| Error::report(path, e))?;
+    let mut w = HashingWriter { inner: std::io::BufWriter::new(handle), hash: Sha256::new() };
+    f(&mut w).map_err(|e| Error::report(path, e))?;
+    w.flush().map_err(|e| Error::report(path, e))?;
+    let sha = hex::encode(w.hash.finalize());
+    file.commit()?;
+    Ok(sha)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formulas_are_neutralized() {
+        for s in ["=1+1", "+91", "-5", "@SUM(A1)", "\tx", "\rx"] {
+            assert!(neutralize(s).starts_with('\''), "{s:?}");
+        }
+        for s in ["Pune", "", "1=1", "a-b"] {
+            assert_eq!(neutralize(s), s);
+        }
+    }
+
+    #[test]
+    fn format_from_extension() {
+        assert_eq!(Format::from_path(Path::new("r.CSV")).unwrap(), Format::Csv);
+        assert_eq!(Format::from_path(Path::new("r.jsonl")).unwrap(), Format::Jsonl);
+        assert_eq!(Format::from_path(Path::new("r.xlsx")).unwrap(), Format::Xlsx);
+        assert!(Format::from_path(Path::new("r.txt")).is_err());
+    }
+}

@@ -1,0 +1,436 @@
+//! Validate: checks one row against the rules and says everything that is
+//! wrong with it, each problem with its cell and a message a branch clerk
+//! can act on. It also derives what grouping needs from the row: the order
+//! key, and fingerprints of its order-level and product fields.
+//!
+//! Cross-row rules (duplicate product lines, rows that disagree with their
+//! order) need the whole sheet and live in `group`.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+use sha2::{Digest, Sha256};
+
+use crate::columns::{Columns, Field};
+use crate::read::{CellKind, CellRef, Row};
+use crate::rules::Rules;
+
+/// Excel's own limit on the characters of one cell.
+pub const MAX_CELL_CHARS: usize = 32_767;
+/// The card printers' limit on the delivery address.
+pub const MAX_ADDRESS_CHARS: usize = 175;
+pub const MAX_BRANCH_NAME_CHARS: usize = 100;
+pub const MAX_ORDER_REF_CHARS: usize = 64;
+pub const MAX_VALIDITY_DAYS: u32 = 3650;
+
+/// One thing wrong with a row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The column it is in; `None` for the row as a whole.
+    pub col: Option<usize>,
+    /// The field (`quantity`), or `row`.
+    pub field: Cow<'static, str>,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn new(col: Option<usize>, field: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
+        Problem { col, field: field.into(), message: message.into() }
+    }
+}
+
+/// Which order a row belongs to: a digest of its `order_ref`, or of its
+/// order key fields.
+pub type OrderKey = [u8; 16];
+
+/// What checking one row found.
+#[derive(Debug, Clone)]
+pub struct RowCheck {
+    pub number: u64,
+    pub problems: Vec<Problem>,
+    pub key: OrderKey,
+    /// The `order_ref`, when the row has one: it is the order id.
+    pub order_ref: Option<Box<str>>,
+    /// Fingerprint of the order-level fields: the rows of one order must agree.
+    pub order_fields: u64,
+    /// Fingerprint of the product line: no two rows of an order may share it.
+    pub product: u64,
+}
+
+/// The fields that make up the order key when there is no `order_ref`.
+pub const KEY_FIELDS: [Field; 6] = [
+    Field::BranchId,
+    Field::DeliveryAddress,
+    Field::PinCode,
+    Field::ProcessStartTime,
+    Field::ValidityDays,
+    Field::OrderedBy,
+];
+
+/// Order-level fields: every row of one order must have the same values.
+pub const ORDER_FIELDS: [Field; 8] = [
+    Field::BranchId,
+    Field::BranchName,
+    Field::DeliveryAddress,
+    Field::PinCode,
+    Field::ProcessStartTime,
+    Field::ValidityDays,
+    Field::OrderedBy,
+    Field::OrderingPartyType,
+];
+
+/// The fields that identify a product line within an order.
+pub const PRODUCT_FIELDS: [Field; 5] =
+    [Field::ProductId, Field::Bin, Field::PlasticCode, Field::CardType, Field::PanLength];
+
+/// Checks rows against the rules for one sheet's columns.
+pub struct Checker<'a> {
+    columns: &'a Columns,
+    rules: &'a Rules,
+    /// The width most values of an id column have (workbooks only), to spot
+    /// ids that Excel shortened by storing them as numbers.
+    typical_width: HashMap<Field, usize>,
+}
+
+/// Counts value widths of the id columns, to find the usual width of each.
+#[derive(Debug, Default)]
+pub struct WidthCensus {
+    counts: HashMap<Field, HashMap<usize, u64>>,
+}
+
+impl WidthCensus {
+    pub fn add(&mut self, columns: &Columns, row: &Row<'_>) {
+        for f in [Field::BranchId, Field::Bin, Field::PlasticCode, Field::PinCode] {
+            if let Some(c) = columns.get(f) {
+                let cell = row.cell(c);
+                if cell.kind != CellKind::Empty {
+                    *self.counts.entry(f).or_default().entry(cell.text.chars().count()).or_default() += 1;
+                }
+            }
+        }
+    }
+
+    /// The most common width per column; ties go to the wider one, so a
+    /// column half-shortened by Excel is still caught.
+    pub fn typical(&self) -> HashMap<Field, usize> {
+        self.counts
+            .iter()
+            .filter_map(|(f, h)| h.iter().max_by_key(|(w, n)| (**n, **w)).map(|(w, _)| (*f, *w)))
+            .collect()
+    }
+}
+
+impl<'a> Checker<'a> {
+    pub fn new(columns: &'a Columns, rules: &'a Rules, typical_width: HashMap<Field, usize>) -> Self {
+        Checker { columns, rules, typical_width }
+    }
+
+    /// A field's value as it will be sent: trimmed, an Excel number padded
+    /// to the rules file's width. Empty when the sheet has no such column.
+    pub fn value<'r>(&self, row: &Row<'r>, field: Field) -> Cow<'r, str> {
+        let Some(c) = self.columns.get(field) else { return Cow::Borrowed("") };
+        let cell = row.cell(c);
+        if field.is_id() && cell.kind == CellKind::Number {
+            if let Some(&w) = self.rules.id_widths.get(&field) {
+                if cell.text.len() < w && cell.text.bytes().all(|b| b.is_ascii_digit()) {
+                    return Cow::Owned(format!("{:0>w$}", cell.text));
+                }
+            }
+        }
+        cell.text
+    }
+
+    /// `pin_generation` as sent: `Y` or `N`.
+    pub fn pin_generation(text: &str) -> Option<&'static str> {
+        match text.to_ascii_lowercase().as_str() {
+            "y" | "yes" | "true" | "1" => Some("Y"),
+            "n" | "no" | "false" | "0" => Some("N"),
+            _ => None,
+        }
+    }
+
+    /// Checks one (non-blank) row.
+    pub fn check(&self, row: &Row<'_>) -> RowCheck {
+        let mut problems = Vec::new();
+        let ncols = self.columns.len();
+        let width = row.width();
+        if let Some(n) = row.field_count() {
+            if n < ncols && width <= n {
+                problems.push(Problem::new(
+                    None,
+                    "row",
+                    format!("has {n} cells but the header has {ncols}: a delimiter is missing or the row is cut short"),
+                ));
+            }
+        }
+        if width > ncols {
+            problems.push(Problem::new(
+                Some(ncols),
+                "row",
+                format!(
+                    "has a value in column {}, which has no header: a delimiter too many, or a column without a name",
+                    crate::read::column_letter(width - 1)
+                ),
+            ));
+        }
+        for c in 0..width.min(ncols) {
+            let cell = row.cell(c);
+            if cell.text.len() > MAX_CELL_CHARS {
+                let n = cell.text.chars().count();
+                if n > MAX_CELL_CHARS {
+                    problems.push(Problem::new(
+                        Some(c),
+                        self.columns.headers[c].clone(),
+                        format!("holds {n} characters; a cell holds at most {MAX_CELL_CHARS}"),
+                    ));
+                }
+            }
+        }
+        for field in Field::ALL {
+            if let Some(c) = self.columns.get(field) {
+                self.check_field(row, field, c, &mut problems);
+            }
+        }
+        let order_ref = self
+            .columns
+            .get(Field::OrderRef)
+            .map(|c| row.cell(c).text)
+            .filter(|t| !t.is_empty())
+            .map(|t| Box::<str>::from(t.as_ref()));
+        let key = match &order_ref {
+            Some(r) => digest(["order_ref", r.as_ref()].into_iter()),
+            None => digest(KEY_FIELDS.iter().map(|f| self.value(row, *f))),
+        };
+        let mut h = DefaultHasher::new();
+        for f in ORDER_FIELDS {
+            self.value(row, f).hash(&mut h);
+        }
+        for (_, c) in self.columns.meta() {
+            row.cell(c).text.hash(&mut h);
+        }
+        let order_fields = h.finish();
+        let mut h = DefaultHasher::new();
+        for f in PRODUCT_FIELDS {
+            self.value(row, f).hash(&mut h);
+        }
+        RowCheck { number: row.number(), problems, key, order_ref, order_fields, product: h.finish() }
+    }
+
+    fn check_field(&self, row: &Row<'_>, field: Field, col: usize, out: &mut Vec<Problem>) {
+        let cell: CellRef<'_> = row.cell(col);
+        let mut bad = |message: String| out.push(Problem::new(Some(col), field.name(), message));
+        if cell.kind == CellKind::Error {
+            bad(format!("the cell shows the formula error {}; fix the formula or type the value", cell.text));
+            return;
+        }
+        let text = self.value(row, field);
+        let v = text.as_ref();
+        if v.is_empty() {
+            if field.required() {
+                bad("missing".into());
+            }
+            return;
+        }
+        if v.len() > MAX_CELL_CHARS {
+            return; // reported once for the cell, above
+        }
+        if let Some(ch) = v.chars().find(|c| c.is_control()) {
+            bad(format!("contains a control character (U+{:04X}); retype the value", ch as u32));
+            return;
+        }
+        if field.is_id() && cell.kind == CellKind::Number && !self.rules.id_widths.contains_key(&field) {
+            if let Some(&w) = self.typical_width.get(&field) {
+                if v.len() < w {
+                    bad(format!(
+                        "`{v}` is shorter than the {w} characters most {} values have: Excel stored it as a \
+                         number and dropped its leading zeros; format the column as Text and type it again \
+                         (or set id_widths.{} in the rules file)",
+                        field.name(),
+                        field.name()
+                    ));
+                    return;
+                }
+            }
+        }
+        match field {
+            Field::OrderRef => {
+                if v.chars().count() > MAX_ORDER_REF_CHARS {
+                    bad(format!("is longer than {MAX_ORDER_REF_CHARS} characters"));
+                }
+            }
+            Field::BranchId => {
+                if !is_digits(v) {
+                    bad(format!("must be digits only, got `{}`", show(v)));
+                }
+            }
+            Field::BranchName => {
+                let n = v.chars().count();
+                if n > MAX_BRANCH_NAME_CHARS {
+                    bad(format!("is {n} characters long; at most {MAX_BRANCH_NAME_CHARS}"));
+                }
+            }
+            Field::ProductId => {
+                if let Some(cat) = &self.rules.catalog {
+                    if !cat.contains_key(v) {
+                        bad(format!("`{}` is not a product of the rules file's catalog", show(v)));
+                    }
+                }
+            }
+            Field::Bin => {
+                if !(is_digits(v) && (v.len() == 6 || v.len() == 8)) {
+                    bad(format!("must be 6 or 8 digits, got `{}`", show(v)));
+                } else if let Some(entry) = self.catalog_entry(row) {
+                    if !entry.bins.is_empty() && !entry.bins.contains(v) {
+                        bad(format!("`{v}` is not a BIN of product {} in the rules file's catalog", self.value(row, Field::ProductId)));
+                    }
+                }
+            }
+            Field::CardType => {
+                if v != "PHYSICAL" && v != "VIRTUAL" {
+                    bad(format!("must be PHYSICAL or VIRTUAL (in capitals), got `{}`", show(v)));
+                }
+            }
+            Field::Quantity => match whole_number(v) {
+                None => bad(format!("must be a whole number, got `{}`", show(v))),
+                Some(q) if q < 1 || q > u64::from(self.rules.quantity_max) => {
+                    bad(format!("must be between 1 and {}, got {q}", self.rules.quantity_max))
+                }
+                Some(_) => {}
+            },
+            Field::PlasticCode => {
+                if let Some(entry) = self.catalog_entry(row) {
+                    if !entry.plastic_codes.is_empty() && !entry.plastic_codes.contains(v) {
+                        bad(format!(
+                            "`{}` is not a plastic code of product {} in the rules file's catalog",
+                            show(v),
+                            self.value(row, Field::ProductId)
+                        ));
+                    }
+                }
+            }
+            Field::PanLength => {
+                if v != "16" && v != "19" {
+                    bad(format!("must be 16 or 19, got `{}`", show(v)));
+                }
+            }
+            Field::PinGeneration => {
+                if Self::pin_generation(v).is_none() {
+                    bad(format!("must be Y or N (yes/no, true/false also work), got `{}`", show(v)));
+                }
+            }
+            Field::DeliveryAddress => {
+                let n = v.chars().count();
+                let parts: Vec<&str> = v.split('~').collect();
+                if n > MAX_ADDRESS_CHARS {
+                    bad(format!("is {n} characters long; the card printers take at most {MAX_ADDRESS_CHARS}"));
+                } else if let Some(i) = parts.iter().position(|p| p.trim().is_empty()) {
+                    if parts.len() < 3 {
+                        bad(format!(
+                            "needs at least 3 parts separated by `~` (house~area~city), got `{}`",
+                            show(v)
+                        ));
+                    } else {
+                        bad(format!("part {} is empty (two `~` in a row, or a `~` at an end)", i + 1));
+                    }
+                } else if parts.len() < 3 {
+                    bad(format!(
+                        "needs at least 3 parts separated by `~` (house~area~city), got {} part{}",
+                        parts.len(),
+                        if parts.len() == 1 { "" } else { "s" }
+                    ));
+                }
+            }
+            Field::PinCode => {
+                if !(is_digits(v) && v.len() == 6) {
+                    bad(format!("must be 6 digits, got `{}`", show(v)));
+                }
+            }
+            Field::ProcessStartTime => {
+                if let Err(m) = check_timestamp(v) {
+                    bad(m);
+                }
+            }
+            Field::ValidityDays => match whole_number(v) {
+                None => bad(format!("must be a whole number of days, got `{}`", show(v))),
+                Some(d) if d < 1 || d > u64::from(MAX_VALIDITY_DAYS) => {
+                    bad(format!("must be between 1 and {MAX_VALIDITY_DAYS} days, got {d}"))
+                }
+                Some(_) => {}
+            },
+            Field::OrderedBy => {}
+            Field::OrderingPartyType => {
+                if !v.bytes().all(|b| b.is_ascii_uppercase() || b == b'_') {
+                    bad(format!("must be a code in capitals such as BANK, got `{}`", show(v)));
+                }
+            }
+        }
+        for (f, re) in &self.rules.patterns {
+            if *f == field && !re.is_match(v) {
+                out.push(Problem::new(
+                    Some(col),
+                    field.name(),
+                    format!("`{}` does not match the rules file's pattern for {}", show(v), field.name()),
+                ));
+            }
+        }
+    }
+
+    fn catalog_entry(&self, row: &Row<'_>) -> Option<&crate::rules::CatalogEntry> {
+        self.rules.catalog.as_ref()?.get(self.value(row, Field::ProductId).as_ref())
+    }
+}
+
+fn is_digits(v: &str) -> bool {
+    !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// `"12"` → 12; signs, decimals, separators and words are not whole numbers.
+fn whole_number(v: &str) -> Option<u64> {
+    if is_digits(v) && v.len() <= 12 { v.parse().ok() } else { None }
+}
+
+/// `YYYY-MM-DD HH:mm:ss`, and a date and time that exist.
+pub fn check_timestamp(v: &str) -> Result<(), String> {
+    let b = v.as_bytes();
+    let shape_ok = b.len() == 19
+        && b.iter().enumerate().all(|(i, c)| match i {
+            4 | 7 => *c == b'-',
+            10 => *c == b' ',
+            13 | 16 => *c == b':',
+            _ => c.is_ascii_digit(),
+        });
+    if !shape_ok {
+        return Err(format!("must be a date and time written YYYY-MM-DD HH:mm:ss, got `{}`", show(v)));
+    }
+    let n = |r: std::ops::Range<usize>| v[r].parse::<u32>().unwrap_or(u32::MAX);
+    let date = chrono::NaiveDate::from_ymd_opt(n(0..4) as i32, n(5..7), n(8..10));
+    let time = chrono::NaiveTime::from_hms_opt(n(11..13), n(14..16), n(17..19));
+    match (date, time) {
+        (Some(_), Some(_)) => Ok(()),
+        (None, _) => Err(format!("`{v}` is not a real date")),
+        (_, None) => Err(format!("`{v}` is not a real time of day")),
+    }
+}
+
+/// Shortens a hostile value for a message.
+fn show(v: &str) -> Cow<'_, str> {
+    const MAX: usize = 40;
+    if v.chars().count() <= MAX {
+        Cow::Borrowed(v)
+    } else {
+        Cow::Owned(format!("{}…", v.chars().take(MAX).collect::<String>()))
+    }
+}
+
+fn digest<S: AsRef<str>>(parts: impl Iterator<Item = S>) -> OrderKey {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_ref().as_bytes());
+        h.update([0x1f]);
+    }
+    let full = h.finalize();
+    let mut key = [0u8; 16];
+    key.copy_from_slice(&full[..16]);
+    key
+}

@@ -8,6 +8,7 @@
 //! order give the same groups, statuses and ids.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use sha2::{Digest, Sha256};
 
@@ -56,7 +57,25 @@ pub struct Grouper {
     slots: Vec<Slot>,
     problems: HashMap<u32, Vec<Problem>>,
     groups: Vec<GroupAcc>,
-    index: HashMap<OrderKey, u32>,
+    index: HashMap<OrderKey, u32, BuildHasherDefault<KeyHasher>>,
+}
+
+/// Order keys are already uniform hashes: use their first bytes as is.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.0 = self.0.rotate_left(29) ^ u64::from_le_bytes(b);
+        }
+    }
 }
 
 /// The order-level values of one row, to say which field disagrees:
@@ -103,29 +122,31 @@ impl Grouper {
     /// `values` holds the order-level values of the rows
     /// [`conflicted_rows`](Self::conflicted_rows) named.
     pub fn finish(mut self, batch_id: &str, allow_partial: bool, values: &HashMap<u64, OrderValues>) -> Grouping {
+        self.index = HashMap::default(); // not needed any more: free it first
         self.mark_conflicts(values);
         self.mark_duplicate_products();
 
-        let mut groups: Vec<Group> = self
-            .groups
-            .iter()
+        let prefix = batch_prefix(batch_id);
+        let mut groups: Vec<Group> = std::mem::take(&mut self.groups)
+            .into_iter()
             .map(|g| Group {
-                order_id: match &g.order_ref {
-                    Some(r) => r.to_string(),
-                    None => order_id(batch_id, &g.key),
+                id: match g.order_ref {
+                    Some(r) => OrderId::Ref(r),
+                    None => derived_id(&prefix, &g.key),
                 },
                 rows: 0,
                 invalid: 0,
-                first_invalid: Vec::new(),
             })
             .collect();
+        let mut first_invalid: HashMap<u32, Vec<u64>> = HashMap::new();
         for (i, s) in self.slots.iter().enumerate() {
             let g = &mut groups[s.group as usize];
             g.rows += 1;
             if self.problems.contains_key(&(i as u32)) {
                 g.invalid += 1;
-                if g.first_invalid.len() < HELD_ROWS_SHOWN {
-                    g.first_invalid.push(s.number);
+                let rows = first_invalid.entry(s.group).or_default();
+                if rows.len() < HELD_ROWS_SHOWN {
+                    rows.push(s.number);
                 }
             }
         }
@@ -152,14 +173,7 @@ impl Grouper {
         counts.orders_ready = group_valid.iter().filter(|v| **v).count() as u64;
         counts.orders_held = group_held.iter().filter(|v| **v).count() as u64;
         groups.shrink_to_fit();
-        Grouping {
-            numbers: self.slots.iter().map(|s| s.number).collect(),
-            group_of: self.slots.iter().map(|s| s.group).collect(),
-            statuses,
-            problems: self.problems,
-            groups,
-            counts,
-        }
+        Grouping { slots: self.slots, statuses, problems: self.problems, groups, first_invalid, counts }
     }
 
     /// Rows of one order that disagree on an order-level field: the values
@@ -267,22 +281,59 @@ pub fn list(numbers: &[u64]) -> String {
 /// same key always give the same id, so a re-run cannot create a second
 /// order; a new batch id gives new ids.
 pub fn order_id(batch_id: &str, key: &OrderKey) -> String {
+    derived_id(&batch_prefix(batch_id), key).as_str().to_string()
+}
+
+fn batch_prefix(batch_id: &str) -> Sha256 {
     let mut h = Sha256::new();
     h.update(batch_id.as_bytes());
     h.update([0x1e]);
+    h
+}
+
+fn derived_id(prefix: &Sha256, key: &OrderKey) -> OrderId {
+    let mut h = prefix.clone();
     h.update(key);
     let d = h.finalize();
-    format!("DCB-{}", &hex::encode(d)[..20])
+    let mut out = *b"DCB-00000000000000000000";
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (i, b) in d[..10].iter().enumerate() {
+        out[4 + 2 * i] = HEX[(b >> 4) as usize];
+        out[5 + 2 * i] = HEX[(b & 15) as usize];
+    }
+    OrderId::Derived(out)
+}
+
+/// An order id, kept inline when derived (a million orders, no million
+/// small strings).
+#[derive(Debug, Clone)]
+pub enum OrderId {
+    Derived([u8; 24]),
+    Ref(Box<str>),
+}
+
+impl OrderId {
+    pub fn as_str(&self) -> &str {
+        match self {
+            // Always ASCII: `DCB-` and hex digits.
+            OrderId::Derived(b) => std::str::from_utf8(b).unwrap_or("DCB-?"),
+            OrderId::Ref(r) => r,
+        }
+    }
 }
 
 /// One order.
 #[derive(Debug, Clone)]
 pub struct Group {
-    pub order_id: String,
+    pub id: OrderId,
     pub rows: u32,
     pub invalid: u32,
-    /// The first few invalid rows, to say why the order is held.
-    pub first_invalid: Vec<u64>,
+}
+
+impl Group {
+    pub fn order_id(&self) -> &str {
+        self.id.as_str()
+    }
 }
 
 /// How many rows and orders ended how.
@@ -301,11 +352,11 @@ pub struct Counts {
 
 /// Every row's status and order, in input order.
 pub struct Grouping {
-    numbers: Vec<u64>,
-    group_of: Vec<u32>,
+    slots: Vec<Slot>,
     statuses: Vec<Status>,
     problems: HashMap<u32, Vec<Problem>>,
     groups: Vec<Group>,
+    first_invalid: HashMap<u32, Vec<u64>>,
     pub counts: Counts,
 }
 
@@ -324,24 +375,33 @@ pub struct RowOutcome<'a> {
 
 impl Grouping {
     pub fn len(&self) -> usize {
-        self.numbers.len()
+        self.slots.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.numbers.is_empty()
+        self.slots.is_empty()
     }
 
     /// The `i`-th data row's outcome.
     pub fn row(&self, i: usize) -> RowOutcome<'_> {
-        let g = &self.groups[self.group_of[i] as usize];
+        let s = &self.slots[i];
+        let g = &self.groups[s.group as usize];
         let status = self.statuses[i];
         RowOutcome {
-            number: self.numbers[i],
+            number: s.number,
             status,
-            order_id: &g.order_id,
-            group: self.group_of[i],
-            problems: self.problems.get(&(i as u32)).map_or(&[], Vec::as_slice),
-            held_by: if status == Status::Held { &g.first_invalid } else { &[] },
+            order_id: g.order_id(),
+            group: s.group,
+            problems: if g.invalid == 0 {
+                &[]
+            } else {
+                self.problems.get(&(i as u32)).map_or(&[], Vec::as_slice)
+            },
+            held_by: if status == Status::Held {
+                self.first_invalid.get(&s.group).map_or(&[], Vec::as_slice)
+            } else {
+                &[]
+            },
             invalid_in_order: g.invalid,
         }
     }
@@ -354,6 +414,6 @@ impl Grouping {
     pub fn problems(&self) -> impl Iterator<Item = (u64, &Problem)> {
         let mut idx: Vec<u32> = self.problems.keys().copied().collect();
         idx.sort_unstable();
-        idx.into_iter().flat_map(move |i| self.problems[&i].iter().map(move |p| (self.numbers[i as usize], p)))
+        idx.into_iter().flat_map(move |i| self.problems[&i].iter().map(move |p| (self.slots[i as usize].number, p)))
     }
 }

@@ -59,6 +59,7 @@ pub fn check(path: &Path, opts: &CheckOpts) -> Result<Checked> {
 }
 
 fn check_with_hash(path: &Path, opts: &CheckOpts, hash: impl FnOnce() -> Result<(String, u64)>) -> Result<Checked> {
+    let t0 = std::time::Instant::now();
     let mut found: Option<(u64, Vec<String>)> = None;
     let mut sheet = read::open(path, &opts.read, &mut |sheet: &Sheet| {
         let mut ok = false;
@@ -119,20 +120,35 @@ fn check_with_hash(path: &Path, opts: &CheckOpts, hash: impl FnOnce() -> Result<
         HashMap::new()
     };
 
+    timing("open", t0);
     let checker = Checker::new(&columns, &opts.rules, typical_width.clone());
-    let mut grouper = Grouper::new();
-    let mut blank_rows = 0u64;
-    sheet.scan(header_row, columns.len(), &mut |rows| {
-        let checks: Vec<_> =
-            rows.par_iter().map(|r| if r.is_blank() { None } else { Some(checker.check(r)) }).collect();
-        for c in checks {
-            match c {
-                Some(c) => grouper.push(c),
-                None => blank_rows += 1,
+    // Rows are checked on rayon while a thread of its own files the results
+    // of the previous batch, in order.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Option<crate::validate::RowCheck>>>(4);
+    let (grouper, blank_rows) = std::thread::scope(|s| -> Result<(Grouper, u64)> {
+        let filer = s.spawn(move || {
+            let mut grouper = Grouper::new();
+            let mut blank_rows = 0u64;
+            for checks in rx {
+                for c in checks {
+                    match c {
+                        Some(c) => grouper.push(c),
+                        None => blank_rows += 1,
+                    }
+                }
             }
-        }
-        Ok(())
+            (grouper, blank_rows)
+        });
+        let scanned = sheet.scan(header_row, columns.len(), &mut |rows| {
+            let checks: Vec<_> =
+                rows.par_iter().map(|r| if r.is_blank() { None } else { Some(checker.check(r)) }).collect();
+            tx.send(checks).map_err(|_| Error::input(path, "checking stopped unexpectedly"))
+        });
+        drop(tx);
+        let filed = filer.join().map_err(|_| Error::input(path, "checking stopped unexpectedly"))?;
+        scanned.map(|()| filed)
     })?;
+    timing("check", t0);
     if grouper.rows() == 0 {
         return Err(Error::input(
             path,
@@ -152,8 +168,10 @@ fn check_with_hash(path: &Path, opts: &CheckOpts, hash: impl FnOnce() -> Result<
     }
 
     let (input_sha256, input_bytes) = hash()?;
+    timing("hash", t0);
     let batch_id = opts.batch_id.clone().unwrap_or_else(|| input_sha256.clone());
     let grouping = grouper.finish(&batch_id, opts.allow_partial, &values);
+    timing("group", t0);
     Ok(Checked {
         path: path.to_path_buf(),
         sheet,
@@ -273,5 +291,13 @@ fn product_for(c: &Checker<'_>, row: &Row<'_>) -> Product {
         plastic_code: v(Field::PlasticCode),
         pan_length: v(Field::PanLength).parse().unwrap_or(0),
         pin_generation: Checker::pin_generation(&v(Field::PinGeneration)).unwrap_or("N").to_string(),
+    }
+}
+
+/// `DCMS_BULK_TIMING=1` prints how long each stage took (for benchmarks).
+pub fn timing(stage: &str, since: std::time::Instant) {
+    static ON: std::sync::LazyLock<bool> = std::sync::LazyLock::new(|| std::env::var_os("DCMS_BULK_TIMING").is_some());
+    if *ON {
+        eprintln!("timing: {stage}: {:.3} s", since.elapsed().as_secs_f64());
     }
 }

@@ -8,12 +8,11 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
 
-use sha2::{Digest, Sha256};
+use xxhash_rust::xxh3::{xxh3_64, xxh3_128};
 
 use crate::columns::{Columns, Field};
-use crate::read::{CellKind, CellRef, Row};
+use crate::read::{CellKind, Row};
 use crate::rules::Rules;
 
 /// Excel's own limit on the characters of one cell.
@@ -129,24 +128,31 @@ impl<'a> Checker<'a> {
     /// A field's value as it will be sent: trimmed, an Excel number padded
     /// to the rules file's width. Empty when the sheet has no such column.
     pub fn value<'r>(&self, row: &Row<'r>, field: Field) -> Cow<'r, str> {
-        let Some(c) = self.columns.get(field) else { return Cow::Borrowed("") };
+        self.value_and_kind(row, field).0
+    }
+
+    fn value_and_kind<'r>(&self, row: &Row<'r>, field: Field) -> (Cow<'r, str>, CellKind) {
+        let Some(c) = self.columns.get(field) else { return (Cow::Borrowed(""), CellKind::Empty) };
         let cell = row.cell(c);
         if field.is_id() && cell.kind == CellKind::Number {
             if let Some(&w) = self.rules.id_widths.get(&field) {
                 if cell.text.len() < w && cell.text.bytes().all(|b| b.is_ascii_digit()) {
-                    return Cow::Owned(format!("{:0>w$}", cell.text));
+                    return (Cow::Owned(format!("{:0>w$}", cell.text)), cell.kind);
                 }
             }
         }
-        cell.text
+        (cell.text, cell.kind)
     }
 
     /// `pin_generation` as sent: `Y` or `N`.
     pub fn pin_generation(text: &str) -> Option<&'static str> {
-        match text.to_ascii_lowercase().as_str() {
-            "y" | "yes" | "true" | "1" => Some("Y"),
-            "n" | "no" | "false" | "0" => Some("N"),
-            _ => None,
+        let is = |words: [&str; 4]| words.iter().any(|w| text.eq_ignore_ascii_case(w));
+        if is(["y", "yes", "true", "1"]) {
+            Some("Y")
+        } else if is(["n", "no", "false", "0"]) {
+            Some("N")
+        } else {
+            None
         }
     }
 
@@ -187,45 +193,52 @@ impl<'a> Checker<'a> {
                 }
             }
         }
+        let vals: [(Cow<'_, str>, CellKind); Field::ALL.len()] =
+            std::array::from_fn(|i| self.value_and_kind(row, Field::ALL[i]));
+        let val = |f: Field| vals[f as usize].0.as_ref();
         for field in Field::ALL {
             if let Some(c) = self.columns.get(field) {
-                self.check_field(row, field, c, &mut problems);
+                let (v, kind) = &vals[field as usize];
+                self.check_field(field, c, *kind, v, val(Field::ProductId), &mut problems);
             }
         }
-        let order_ref = self
-            .columns
-            .get(Field::OrderRef)
-            .map(|c| row.cell(c).text)
-            .filter(|t| !t.is_empty())
-            .map(|t| Box::<str>::from(t.as_ref()));
-        let key = match &order_ref {
-            Some(r) => digest(["order_ref", r.as_ref()].into_iter()),
-            None => digest(KEY_FIELDS.iter().map(|f| self.value(row, *f))),
-        };
-        let mut h = DefaultHasher::new();
-        for f in ORDER_FIELDS {
-            self.value(row, f).hash(&mut h);
-        }
-        for (_, c) in self.columns.meta() {
-            row.cell(c).text.hash(&mut h);
-        }
-        let order_fields = h.finish();
-        let mut h = DefaultHasher::new();
-        for f in PRODUCT_FIELDS {
-            self.value(row, f).hash(&mut h);
-        }
-        RowCheck { number: row.number(), problems, key, order_ref, order_fields, product: h.finish() }
+        let order_ref = Some(val(Field::OrderRef)).filter(|t| !t.is_empty()).map(Box::<str>::from);
+        let (key, order_fields, product) = SCRATCH.with_borrow_mut(|buf| {
+            let key = match &order_ref {
+                Some(r) => fingerprint128(buf, ["order_ref", r.as_ref()]),
+                None => fingerprint128(buf, KEY_FIELDS.map(val)),
+            };
+            buf.clear();
+            for f in ORDER_FIELDS {
+                feed(buf, val(f));
+            }
+            for (_, c) in self.columns.meta() {
+                feed(buf, &row.cell(c).text);
+            }
+            let order_fields = xxh3_64(buf);
+            buf.clear();
+            for f in PRODUCT_FIELDS {
+                feed(buf, val(f));
+            }
+            (key, order_fields, xxh3_64(buf))
+        });
+        RowCheck { number: row.number(), problems, key, order_ref, order_fields, product }
     }
 
-    fn check_field(&self, row: &Row<'_>, field: Field, col: usize, out: &mut Vec<Problem>) {
-        let cell: CellRef<'_> = row.cell(col);
+    fn check_field(
+        &self,
+        field: Field,
+        col: usize,
+        kind: CellKind,
+        v: &str,
+        product_id: &str,
+        out: &mut Vec<Problem>,
+    ) {
         let mut bad = |message: String| out.push(Problem::new(Some(col), field.name(), message));
-        if cell.kind == CellKind::Error {
-            bad(format!("the cell shows the formula error {}; fix the formula or type the value", cell.text));
+        if kind == CellKind::Error {
+            bad(format!("the cell shows the formula error {v}; fix the formula or type the value"));
             return;
         }
-        let text = self.value(row, field);
-        let v = text.as_ref();
         if v.is_empty() {
             if field.required() {
                 bad("missing".into());
@@ -235,11 +248,16 @@ impl<'a> Checker<'a> {
         if v.len() > MAX_CELL_CHARS {
             return; // reported once for the cell, above
         }
-        if let Some(ch) = v.chars().find(|c| c.is_control()) {
+        let has_control = if v.is_ascii() {
+            v.bytes().any(|b| b < 0x20 || b == 0x7f)
+        } else {
+            v.chars().any(char::is_control)
+        };
+        if let Some(ch) = has_control.then(|| v.chars().find(|c| c.is_control())).flatten() {
             bad(format!("contains a control character (U+{:04X}); retype the value", ch as u32));
             return;
         }
-        if field.is_id() && cell.kind == CellKind::Number && !self.rules.id_widths.contains_key(&field) {
+        if field.is_id() && kind == CellKind::Number && !self.rules.id_widths.contains_key(&field) {
             if let Some(&w) = self.typical_width.get(&field) {
                 if v.len() < w {
                     bad(format!(
@@ -280,9 +298,9 @@ impl<'a> Checker<'a> {
             Field::Bin => {
                 if !(is_digits(v) && (v.len() == 6 || v.len() == 8)) {
                     bad(format!("must be 6 or 8 digits, got `{}`", show(v)));
-                } else if let Some(entry) = self.catalog_entry(row) {
+                } else if let Some(entry) = self.catalog_entry(product_id) {
                     if !entry.bins.is_empty() && !entry.bins.contains(v) {
-                        bad(format!("`{v}` is not a BIN of product {} in the rules file's catalog", self.value(row, Field::ProductId)));
+                        bad(format!("`{v}` is not a BIN of product {product_id} in the rules file's catalog"));
                     }
                 }
             }
@@ -299,12 +317,11 @@ impl<'a> Checker<'a> {
                 Some(_) => {}
             },
             Field::PlasticCode => {
-                if let Some(entry) = self.catalog_entry(row) {
+                if let Some(entry) = self.catalog_entry(product_id) {
                     if !entry.plastic_codes.is_empty() && !entry.plastic_codes.contains(v) {
                         bad(format!(
-                            "`{}` is not a plastic code of product {} in the rules file's catalog",
+                            "`{}` is not a plastic code of product {product_id} in the rules file's catalog",
                             show(v),
-                            self.value(row, Field::ProductId)
                         ));
                     }
                 }
@@ -321,11 +338,11 @@ impl<'a> Checker<'a> {
             }
             Field::DeliveryAddress => {
                 let n = v.chars().count();
-                let parts: Vec<&str> = v.split('~').collect();
+                let parts = v.split('~').count();
                 if n > MAX_ADDRESS_CHARS {
                     bad(format!("is {n} characters long; the card printers take at most {MAX_ADDRESS_CHARS}"));
-                } else if let Some(i) = parts.iter().position(|p| p.trim().is_empty()) {
-                    if parts.len() < 3 {
+                } else if let Some(i) = v.split('~').position(|p| p.trim().is_empty()) {
+                    if parts < 3 {
                         bad(format!(
                             "needs at least 3 parts separated by `~` (house~area~city), got `{}`",
                             show(v)
@@ -333,11 +350,10 @@ impl<'a> Checker<'a> {
                     } else {
                         bad(format!("part {} is empty (two `~` in a row, or a `~` at an end)", i + 1));
                     }
-                } else if parts.len() < 3 {
+                } else if parts < 3 {
                     bad(format!(
-                        "needs at least 3 parts separated by `~` (house~area~city), got {} part{}",
-                        parts.len(),
-                        if parts.len() == 1 { "" } else { "s" }
+                        "needs at least 3 parts separated by `~` (house~area~city), got {parts} part{}",
+                        if parts == 1 { "" } else { "s" }
                     ));
                 }
             }
@@ -376,8 +392,8 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn catalog_entry(&self, row: &Row<'_>) -> Option<&crate::rules::CatalogEntry> {
-        self.rules.catalog.as_ref()?.get(self.value(row, Field::ProductId).as_ref())
+    fn catalog_entry(&self, product_id: &str) -> Option<&crate::rules::CatalogEntry> {
+        self.rules.catalog.as_ref()?.get(product_id)
     }
 }
 
@@ -423,14 +439,22 @@ fn show(v: &str) -> Cow<'_, str> {
     }
 }
 
-fn digest<S: AsRef<str>>(parts: impl Iterator<Item = S>) -> OrderKey {
-    let mut h = Sha256::new();
+thread_local! {
+    /// Where a row's fields are joined before hashing, reused row after row.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn feed(buf: &mut Vec<u8>, v: &str) {
+    buf.extend_from_slice(v.as_bytes());
+    buf.push(0x1f);
+}
+
+/// A 128-bit XXH3 of the parts, each followed by 0x1F: a fixed, documented
+/// function, so order ids derived from it stay the same across versions.
+fn fingerprint128<S: AsRef<str>>(buf: &mut Vec<u8>, parts: impl IntoIterator<Item = S>) -> OrderKey {
+    buf.clear();
     for p in parts {
-        h.update(p.as_ref().as_bytes());
-        h.update([0x1f]);
+        feed(buf, p.as_ref());
     }
-    let full = h.finalize();
-    let mut key = [0u8; 16];
-    key.copy_from_slice(&full[..16]);
-    key
+    xxh3_128(buf).to_le_bytes()
 }

@@ -3,7 +3,7 @@
 //! file (an unclosed quote, bytes that are no text) from being read as rows.
 
 use std::fs::File;
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufReader, Read, Seek};
 use std::path::Path;
 use std::sync::mpsc;
 
@@ -83,7 +83,16 @@ impl TextSheet {
     }
 
     fn reader(&self, path: &Path) -> Result<Box<dyn Read + Send>> {
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
+        if self.encoding.is_none() {
+            // UTF-8 needs no decoding: skip a BOM and read the file as is.
+            let mut bom = [0u8; 3];
+            let n = read_full(&mut file, &mut bom).map_err(|e| Error::io(path, e))?;
+            if bom[..n] != [0xEF, 0xBB, 0xBF] {
+                file.seek(io::SeekFrom::Start(0)).map_err(|e| Error::io(path, e))?;
+            }
+            return Ok(Box::new(file));
+        }
         // The decoder strips a BOM and transcodes UTF-16 and Windows-1252
         // to UTF-8 as it streams; plain UTF-8 passes through untouched.
         let decoded = DecodeReaderBytesBuilder::new()
@@ -130,11 +139,14 @@ impl TextSheet {
         let reader = self.reader(path)?;
         let delimiter = self.delimiter;
         let (tx, rx) = mpsc::sync_channel::<Result<Vec<(u64, csv::StringRecord)>>>(4);
+        // Batches come back once handled, so their records' buffers are
+        // reused instead of allocated and freed a million times.
+        let (back_tx, back_rx) = mpsc::channel::<Vec<(u64, csv::StringRecord)>>();
         std::thread::scope(|s| {
             s.spawn(move || {
                 let tracker = QuoteTracker::new(reader, delimiter);
                 let mut rdr = self.csv_reader(tracker);
-                let result = read_batches(path, &mut rdr, header_row, header_width, &tx);
+                let result = read_batches(path, &mut rdr, header_row, header_width, &tx, &back_rx);
                 if let Err(e) = result {
                     let _ = tx.send(Err(e));
                 } else if rdr.get_ref().in_quote() {
@@ -162,6 +174,8 @@ impl TextSheet {
                 }
                 let rows: Vec<Row<'_>> = batch.iter().map(|(n, r)| Row::Text { number: *n, record: r }).collect();
                 f(&rows)?;
+                drop(rows);
+                let _ = back_tx.send(batch);
             }
             Ok(())
         })
@@ -178,8 +192,10 @@ fn read_batches<R: Read>(
     header_row: u64,
     header_width: usize,
     tx: &mpsc::SyncSender<Result<Vec<(u64, csv::StringRecord)>>>,
+    recycled: &mpsc::Receiver<Vec<(u64, csv::StringRecord)>>,
 ) -> Result<()> {
     let mut batch = Vec::with_capacity(BATCH_ROWS);
+    let mut spare: Vec<csv::StringRecord> = Vec::new();
     let mut rec = csv::StringRecord::new();
     loop {
         match rdr.read_record(&mut rec) {
@@ -205,9 +221,17 @@ fn read_batches<R: Read>(
                 ));
             }
         }
-        batch.push((line, std::mem::take(&mut rec)));
+        let next = spare.pop().unwrap_or_default();
+        batch.push((line, std::mem::replace(&mut rec, next)));
         if batch.len() == BATCH_ROWS {
-            if tx.send(Ok(std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ROWS)))).is_err() {
+            let fresh = match recycled.try_recv() {
+                Ok(mut old) => {
+                    spare.extend(old.drain(..).map(|(_, r)| r));
+                    old
+                }
+                Err(_) => Vec::with_capacity(BATCH_ROWS),
+            };
+            if tx.send(Ok(std::mem::replace(&mut batch, fresh))).is_err() {
                 return Ok(()); // the consumer stopped: its error wins
             }
         }

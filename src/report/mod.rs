@@ -140,6 +140,7 @@ pub fn write(checked: &Checked, path: &Path, facts: &mut RunFacts) -> Result<Pat
         Format::Xlsx => Box::new(xlsx::XlsxSink::create(path, &header, checked.grouping.len())?),
     };
     let ncols = checked.columns.len();
+    let t0 = std::time::Instant::now();
     checked.for_each_outcome(&mut |batch| {
         let rows: Vec<ReportRow<'_>> = batch
             .par_iter()
@@ -153,8 +154,10 @@ pub fn write(checked: &Checked, path: &Path, facts: &mut RunFacts) -> Result<Pat
             .collect();
         sink.rows(&header, &rows)
     })?;
+    crate::pipeline::timing("report rows", t0);
     facts.finished_at = now();
     let sha = sink.finish(&header, facts)?;
+    crate::pipeline::timing("report done", t0);
     facts.report = Some(ReportFacts { path: path.display().to_string(), format, sha256: sha });
     let facts_path = facts_path(path);
     write_atomic(&facts_path, |w| {

@@ -95,7 +95,10 @@ pub struct Checker<'a> {
 /// Counts value widths of the id columns, to find the usual width of each.
 #[derive(Debug, Default)]
 pub struct WidthCensus {
-    counts: HashMap<Field, HashMap<usize, u64>>,
+    /// Widths of values typed as text, which keep their zeros.
+    text: HashMap<Field, HashMap<usize, u64>>,
+    /// The widest numeric value, for columns with no text at all.
+    widest_number: HashMap<Field, usize>,
 }
 
 impl WidthCensus {
@@ -103,20 +106,31 @@ impl WidthCensus {
         for f in [Field::BranchId, Field::Bin, Field::PlasticCode, Field::PinCode] {
             if let Some(c) = columns.get(f) {
                 let cell = row.cell(c);
-                if cell.kind != CellKind::Empty {
-                    *self.counts.entry(f).or_default().entry(cell.text.chars().count()).or_default() += 1;
+                let width = cell.text.chars().count();
+                match cell.kind {
+                    CellKind::Empty => {}
+                    CellKind::Number => {
+                        let w = self.widest_number.entry(f).or_default();
+                        *w = (*w).max(width);
+                    }
+                    _ => *self.text.entry(f).or_default().entry(width).or_default() += 1,
                 }
             }
         }
     }
 
-    /// The most common width per column; ties go to the wider one, so a
-    /// column half-shortened by Excel is still caught.
+    /// The width an id column's values should have: the most common width
+    /// of its text values (ties go to the wider), or, when Excel holds
+    /// every value as a number, the widest number (values of mixed widths
+    /// in a numeric id column mean zeros were lost).
     pub fn typical(&self) -> HashMap<Field, usize> {
-        self.counts
-            .iter()
-            .filter_map(|(f, h)| h.iter().max_by_key(|(w, n)| (**n, **w)).map(|(w, _)| (*f, *w)))
-            .collect()
+        let mut out: HashMap<Field, usize> = self.widest_number.clone();
+        for (f, h) in &self.text {
+            if let Some((w, _)) = h.iter().max_by_key(|(w, n)| (**n, **w)) {
+                out.insert(*f, *w);
+            }
+        }
+        out
     }
 }
 

@@ -23,7 +23,7 @@ pub struct Workbook {
 
 impl Workbook {
     pub fn open(path: &Path, kind: FileKind) -> Result<Self> {
-        if matches!(kind, FileKind::Xlsx | FileKind::Xlsb | FileKind::Ods) {
+        if matches!(kind, FileKind::Xlsx | FileKind::Xlsb | FileKind::Ods) && is_zip(path)? {
             check_zip(path)?;
         }
         let inner = match kind {
@@ -95,6 +95,14 @@ impl ExcelSheet {
         }
         Ok(())
     }
+}
+
+fn is_zip(path: &Path) -> Result<bool> {
+    use std::io::Read;
+    let mut magic = [0u8; 2];
+    let mut f = File::open(path).map_err(|e| Error::io(path, e))?;
+    let n = f.read(&mut magic).map_err(|e| Error::io(path, e))?;
+    Ok(n == 2 && &magic == b"PK")
 }
 
 /// Reads the zip's central directory (no inflating) and refuses a part that

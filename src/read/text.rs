@@ -91,7 +91,7 @@ impl TextSheet {
             if bom[..n] != [0xEF, 0xBB, 0xBF] {
                 file.seek(io::SeekFrom::Start(0)).map_err(|e| Error::io(path, e))?;
             }
-            return Ok(Box::new(file));
+            return Ok(Box::new(CrlfToLf::new(file)));
         }
         // The decoder strips a BOM and transcodes UTF-16 and Windows-1252
         // to UTF-8 as it streams; plain UTF-8 passes through untouched.
@@ -100,7 +100,7 @@ impl TextSheet {
             .bom_override(self.encoding.is_none())
             .strip_bom(true)
             .build(file);
-        Ok(Box::new(BufReader::with_capacity(1 << 20, decoded)))
+        Ok(Box::new(CrlfToLf::new(BufReader::with_capacity(1 << 20, decoded))))
     }
 
     fn csv_reader<R: Read>(&self, rd: R) -> csv::Reader<R> {
@@ -408,6 +408,100 @@ fn line_at(path: &Path, offset: u64) -> Result<u64> {
     }
 }
 
+/// Turns CRLF line ends into LF. The csv crate counts a record's line
+/// before it skips the LF of a CRLF, which would number every row of a
+/// Windows file one too low; with LF alone its line numbers are exact.
+struct CrlfToLf<R> {
+    inner: R,
+    /// A CR that ended the last read: kept until we see what follows it.
+    held_cr: bool,
+    /// Converted bytes a too-small caller buffer could not take.
+    spill: std::collections::VecDeque<u8>,
+}
+
+impl<R: Read> CrlfToLf<R> {
+    fn new(inner: R) -> Self {
+        CrlfToLf { inner, held_cr: false, spill: std::collections::VecDeque::new() }
+    }
+}
+
+impl<R: Read> Read for CrlfToLf<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if !self.spill.is_empty() || buf.len() < 2 {
+            if self.spill.is_empty() {
+                let mut tmp = [0u8; 256];
+                let n = self.read_converted(&mut tmp)?;
+                self.spill.extend(&tmp[..n]);
+            }
+            let n = buf.len().min(self.spill.len());
+            for (b, s) in buf.iter_mut().zip(self.spill.drain(..n)) {
+                *b = s;
+            }
+            return Ok(n);
+        }
+        self.read_converted(buf)
+    }
+}
+
+impl<R: Read> CrlfToLf<R> {
+    fn read_converted(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let start = usize::from(self.held_cr);
+            let n = match self.inner.read(&mut buf[start..]) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                r => r?,
+            };
+            if n == 0 {
+                // End of input: a held CR was not part of a CRLF.
+                if std::mem::take(&mut self.held_cr) {
+                    buf[0] = b'\r';
+                    return Ok(1);
+                }
+                return Ok(0);
+            }
+            let mut len = n;
+            if std::mem::take(&mut self.held_cr) {
+                if buf[1] == b'\n' {
+                    buf.copy_within(1..1 + n, 0);
+                } else {
+                    buf[0] = b'\r';
+                    len = n + 1;
+                }
+            }
+            let out = self.compact(buf, len);
+            if out > 0 {
+                return Ok(out);
+            }
+            // Only a CR came: read on, rather than signal the end.
+        }
+    }
+
+
+    /// Drops every CR followed by LF in `buf[..n]`; holds back a final CR.
+    fn compact(&mut self, buf: &mut [u8], n: usize) -> usize {
+        let Some(first) = memchr::memchr(b'\r', &buf[..n]) else { return n };
+        let mut w = first;
+        let mut r = first;
+        while r < n {
+            let b = buf[r];
+            if b == b'\r' {
+                if r + 1 == n {
+                    self.held_cr = true;
+                    return w;
+                }
+                if buf[r + 1] == b'\n' {
+                    r += 1;
+                    continue;
+                }
+            }
+            buf[w] = b;
+            w += 1;
+            r += 1;
+        }
+        w
+    }
+}
+
 /// Passes bytes through while following CSV quoting, so that at the end we
 /// know whether a quote was left open (the csv crate then quietly ends the
 /// cell at end of file, swallowing every line after the quote).
@@ -510,6 +604,31 @@ mod tests {
             assert!(open_quote_at_end("a,b\n\"", chunk), "chunk {chunk}");
             assert!(!open_quote_at_end("a,\"multi\nline\",c\n", chunk), "chunk {chunk}");
             assert!(!open_quote_at_end("a,\"ends\"\"\"", chunk), "chunk {chunk}");
+        }
+    }
+
+    fn crlf(input: &[u8], chunk: usize) -> Vec<u8> {
+        struct Chunks<'a>(&'a [u8], usize);
+        impl Read for Chunks<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                let n = self.0.len().min(self.1).min(buf.len());
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let mut out = Vec::new();
+        CrlfToLf::new(Chunks(input, chunk)).read_to_end(&mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn crlf_becomes_lf_across_reads() {
+        for chunk in [1, 2, 3, 5, 64] {
+            assert_eq!(crlf(b"a,b\r\nc,d\r\n", chunk), b"a,b\nc,d\n", "chunk {chunk}");
+            assert_eq!(crlf(b"a\rb\r\n\r", chunk), b"a\rb\n\r", "chunk {chunk}");
+            assert_eq!(crlf(b"\"x\r\ny\"\r\n", chunk), b"\"x\ny\"\n", "chunk {chunk}");
+            assert_eq!(crlf(b"plain\n", chunk), b"plain\n", "chunk {chunk}");
         }
     }
 

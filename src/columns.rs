@@ -84,27 +84,61 @@ impl Field {
 
     /// Columns whose values are codes, where leading zeros matter.
     pub fn is_id(self) -> bool {
-        matches!(self, Field::BranchId | Field::Bin | Field::PlasticCode | Field::PinCode)
+        matches!(
+            self,
+            Field::BranchId | Field::Bin | Field::PlasticCode | Field::PinCode
+        )
     }
 
     /// Normalised header spellings accepted for this field.
     fn aliases(self) -> &'static [&'static str] {
         match self {
-            Field::OrderRef => &["orderref", "orderreference", "orderid", "orderno", "ordernumber", "ref"],
-            Field::BranchId => &["branchid", "branchcode", "branchno", "branchnumber", "branch", "solid"],
+            Field::OrderRef => &[
+                "orderref",
+                "orderreference",
+                "orderid",
+                "orderno",
+                "ordernumber",
+                "ref",
+            ],
+            Field::BranchId => &[
+                "branchid",
+                "branchcode",
+                "branchno",
+                "branchnumber",
+                "branch",
+                "solid",
+            ],
             Field::BranchName => &["branchname"],
             Field::ProductId => &["productid", "productcode", "product"],
             Field::Bin => &["bin", "binnumber", "binno", "bincode"],
             Field::CardType => &["cardtype", "type"],
-            Field::Quantity => &["quantity", "qty", "noofcards", "numberofcards", "cardcount", "count"],
+            Field::Quantity => &[
+                "quantity",
+                "qty",
+                "noofcards",
+                "numberofcards",
+                "cardcount",
+                "count",
+            ],
             Field::PlasticCode => &["plasticcode", "plastic", "plasticid"],
             Field::PanLength => &["panlength", "panlen", "pan"],
             Field::PinGeneration => &["pingeneration", "pingen", "generatepin"],
             Field::DeliveryAddress => &["deliveryaddress", "address", "shippingaddress"],
             Field::PinCode => &["pincode", "postalcode", "postcode", "zipcode", "zip"],
-            Field::ProcessStartTime => &["processstarttime", "processstart", "starttime", "processingstarttime"],
+            Field::ProcessStartTime => &[
+                "processstarttime",
+                "processstart",
+                "starttime",
+                "processingstarttime",
+            ],
             Field::ValidityDays => &["validitydays", "validity", "validdays"],
-            Field::OrderedBy => &["orderedby", "orderingparty", "orderingpartyid", "requestedby"],
+            Field::OrderedBy => &[
+                "orderedby",
+                "orderingparty",
+                "orderingpartyid",
+                "requestedby",
+            ],
             Field::OrderingPartyType => &["orderingpartytype", "partytype"],
         }
     }
@@ -133,7 +167,10 @@ pub fn normalize(header: &str) -> String {
 pub fn role_of(header: &str) -> Role {
     let h = header.trim();
     let lower = h.to_lowercase();
-    if let Some(key) = lower.strip_prefix("meta.").or_else(|| lower.strip_prefix("meta:")) {
+    if let Some(key) = lower
+        .strip_prefix("meta.")
+        .or_else(|| lower.strip_prefix("meta:"))
+    {
         let key = h[h.len() - key.len()..].trim();
         if !key.is_empty() {
             return Role::Meta(key.to_string());
@@ -181,8 +218,16 @@ impl Columns {
     }
 
     /// Builds the columns from a header row's cell texts.
-    pub fn from_headers(path: &Path, sheet: &Sheet, header_row: u64, cells: &[String]) -> Result<Columns> {
-        let width = cells.iter().rposition(|c| !c.trim().is_empty()).map_or(0, |i| i + 1);
+    pub fn from_headers(
+        path: &Path,
+        sheet: &Sheet,
+        header_row: u64,
+        cells: &[String],
+    ) -> Result<Columns> {
+        let width = cells
+            .iter()
+            .rposition(|c| !c.trim().is_empty())
+            .map_or(0, |i| i + 1);
         let mut headers = Vec::with_capacity(width);
         let mut roles = Vec::with_capacity(width);
         let mut index = [None; Field::ALL.len()];
@@ -190,8 +235,16 @@ impl Columns {
         for (i, raw) in cells[..width].iter().enumerate() {
             let h = raw.trim();
             let letter = sheet.column_letter(i);
-            let header = if h.is_empty() { format!("column {letter}") } else { h.to_string() };
-            let role = if h.is_empty() { Role::Unknown } else { role_of(h) };
+            let header = if h.is_empty() {
+                format!("column {letter}")
+            } else {
+                h.to_string()
+            };
+            let role = if h.is_empty() {
+                Role::Unknown
+            } else {
+                role_of(h)
+            };
             let ident = match &role {
                 Role::Field(f) => f.name().to_string(),
                 Role::Meta(k) => format!("meta.{k}"),
@@ -234,13 +287,23 @@ impl Columns {
                 ),
             ));
         }
-        Ok(Columns { header_row, headers, roles, index })
+        Ok(Columns {
+            header_row,
+            headers,
+            roles,
+            index,
+        })
     }
 }
 
 fn shorten_list(items: &[String]) -> String {
     const MAX: usize = 30;
-    let mut s = items.iter().take(MAX).map(String::as_str).collect::<Vec<_>>().join(", ");
+    let mut s = items
+        .iter()
+        .take(MAX)
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
     if items.len() > MAX {
         s.push_str(&format!(", … ({} more)", items.len() - MAX));
     }
@@ -265,7 +328,9 @@ pub const HEADER_SEARCH_ROWS: usize = 50;
 /// least three known fields. Returns its number and its cell texts.
 pub fn locate_header(rows: &[Row<'_>]) -> Option<(u64, Vec<String>)> {
     rows.iter().find(|r| known_headers(r) >= 3).map(|r| {
-        let cells = (0..r.width()).map(|i| r.cell(i).text.into_owned()).collect();
+        let cells = (0..r.width())
+            .map(|i| r.cell(i).text.into_owned())
+            .collect();
         (r.number(), cells)
     })
 }

@@ -36,15 +36,24 @@ pub enum Error {
 
 impl Error {
     pub fn input(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
-        Error::Input { path: path.into(), message: message.into() }
+        Error::Input {
+            path: path.into(),
+            message: message.into(),
+        }
     }
 
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        Error::Io {
+            path: path.into(),
+            source,
+        }
     }
 
     pub fn report(path: impl Into<PathBuf>, message: impl ToString) -> Self {
-        Error::Report { path: path.into(), message: message.to_string() }
+        Error::Report {
+            path: path.into(),
+            message: message.to_string(),
+        }
     }
 
     /// The process exit code this error ends a run with.

@@ -105,7 +105,12 @@ impl Grouper {
         if !check.problems.is_empty() {
             self.problems.insert(idx, check.problems);
         }
-        self.slots.push(Slot { number: check.number, group, product: check.product, order_fields: check.order_fields });
+        self.slots.push(Slot {
+            number: check.number,
+            group,
+            product: check.product,
+            order_fields: check.order_fields,
+        });
     }
 
     pub fn rows(&self) -> usize {
@@ -115,13 +120,22 @@ impl Grouper {
     /// Row numbers of the rows whose order has rows that disagree on an
     /// order-level field; their values are needed to say which.
     pub fn conflicted_rows(&self) -> Vec<u64> {
-        self.slots.iter().filter(|s| self.groups[s.group as usize].conflict).map(|s| s.number).collect()
+        self.slots
+            .iter()
+            .filter(|s| self.groups[s.group as usize].conflict)
+            .map(|s| s.number)
+            .collect()
     }
 
     /// Applies the cross-row rules and fixes every row's status and order.
     /// `values` holds the order-level values of the rows
     /// [`conflicted_rows`](Self::conflicted_rows) named.
-    pub fn finish(mut self, batch_id: &str, allow_partial: bool, values: &HashMap<u64, OrderValues>) -> Grouping {
+    pub fn finish(
+        mut self,
+        batch_id: &str,
+        allow_partial: bool,
+        values: &HashMap<u64, OrderValues>,
+    ) -> Grouping {
         self.index = HashMap::default(); // not needed any more: free it first
         self.mark_conflicts(values);
         self.mark_duplicate_products();
@@ -150,7 +164,10 @@ impl Grouper {
                 }
             }
         }
-        let mut counts = Counts { rows: self.slots.len() as u64, ..Counts::default() };
+        let mut counts = Counts {
+            rows: self.slots.len() as u64,
+            ..Counts::default()
+        };
         let mut statuses = Vec::with_capacity(self.slots.len());
         let mut group_valid = vec![false; groups.len()];
         let mut group_held = vec![false; groups.len()];
@@ -173,7 +190,14 @@ impl Grouper {
         counts.orders_ready = group_valid.iter().filter(|v| **v).count() as u64;
         counts.orders_held = group_held.iter().filter(|v| **v).count() as u64;
         groups.shrink_to_fit();
-        Grouping { slots: self.slots, statuses, problems: self.problems, groups, first_invalid, counts }
+        Grouping {
+            slots: self.slots,
+            statuses,
+            problems: self.problems,
+            groups,
+            first_invalid,
+            counts,
+        }
     }
 
     /// Rows of one order that disagree on an order-level field: the values
@@ -189,7 +213,9 @@ impl Grouper {
         for rows in members.values() {
             let mut tally: HashMap<u64, (usize, u32)> = HashMap::new();
             for &i in rows {
-                let e = tally.entry(self.slots[i as usize].order_fields).or_insert((0, i));
+                let e = tally
+                    .entry(self.slots[i as usize].order_fields)
+                    .or_insert((0, i));
                 e.0 += 1;
             }
             let (&winner, &(_, model)) = tally
@@ -231,7 +257,10 @@ impl Grouper {
                     self.problems.entry(i).or_default().push(Problem::new(
                         None,
                         "row",
-                        format!("its order-level values differ from rows {} of the same order", list(&agreeing)),
+                        format!(
+                            "its order-level values differ from rows {} of the same order",
+                            list(&agreeing)
+                        ),
                     ));
                 }
             }
@@ -240,8 +269,12 @@ impl Grouper {
 
     /// Two rows of one order with the same product line are both invalid.
     fn mark_duplicate_products(&mut self) {
-        let mut lines: Vec<(u32, u64, u32)> =
-            self.slots.iter().enumerate().map(|(i, s)| (s.group, s.product, i as u32)).collect();
+        let mut lines: Vec<(u32, u64, u32)> = self
+            .slots
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.group, s.product, i as u32))
+            .collect();
         lines.sort_unstable();
         for run in lines.chunk_by(|a, b| a.0 == b.0 && a.1 == b.1) {
             if run.len() < 2 {
@@ -273,7 +306,11 @@ impl Grouper {
 const HELD_ROWS_SHOWN: usize = 5;
 
 pub fn list(numbers: &[u64]) -> String {
-    numbers.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
+    numbers
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The id of an order without an `order_ref`: `DCB-` and 20 hex digits of
@@ -281,7 +318,9 @@ pub fn list(numbers: &[u64]) -> String {
 /// same key always give the same id, so a re-run cannot create a second
 /// order; a new batch id gives new ids.
 pub fn order_id(batch_id: &str, key: &OrderKey) -> String {
-    derived_id(&batch_prefix(batch_id), key).as_str().to_string()
+    derived_id(&batch_prefix(batch_id), key)
+        .as_str()
+        .to_string()
 }
 
 fn batch_prefix(batch_id: &str) -> Sha256 {
@@ -414,6 +453,10 @@ impl Grouping {
     pub fn problems(&self) -> impl Iterator<Item = (u64, &Problem)> {
         let mut idx: Vec<u32> = self.problems.keys().copied().collect();
         idx.sort_unstable();
-        idx.into_iter().flat_map(move |i| self.problems[&i].iter().map(move |p| (self.slots[i as usize].number, p)))
+        idx.into_iter().flat_map(move |i| {
+            self.problems[&i]
+                .iter()
+                .map(move |p| (self.slots[i as usize].number, p))
+        })
     }
 }

@@ -10,6 +10,7 @@
 //! `pipeline` runs them in order; `cli` turns flags into a checked run; `dcms`
 //! holds the API's request types.
 
+pub mod cli;
 pub mod columns;
 pub mod dcms;
 pub mod error;
@@ -20,4 +21,3 @@ pub mod read;
 pub mod report;
 pub mod rules;
 pub mod validate;
-pub mod cli;

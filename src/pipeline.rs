@@ -52,13 +52,19 @@ pub fn check(path: &Path, opts: &CheckOpts) -> Result<Checked> {
         // Hash the file on the side while the rows are read.
         let hasher = s.spawn(|| sha256_file(path));
         let checked = check_with_hash(path, opts, || {
-            hasher.join().unwrap_or_else(|_| Err(Error::input(path, "hashing the file failed")))
+            hasher
+                .join()
+                .unwrap_or_else(|_| Err(Error::input(path, "hashing the file failed")))
         });
         checked
     })
 }
 
-fn check_with_hash(path: &Path, opts: &CheckOpts, hash: impl FnOnce() -> Result<(String, u64)>) -> Result<Checked> {
+fn check_with_hash(
+    path: &Path,
+    opts: &CheckOpts,
+    hash: impl FnOnce() -> Result<(String, u64)>,
+) -> Result<Checked> {
     let t0 = std::time::Instant::now();
     let mut found: Option<(u64, Vec<String>)> = None;
     let mut sheet = read::open(path, &opts.read, &mut |sheet: &Sheet| {
@@ -74,14 +80,23 @@ fn check_with_hash(path: &Path, opts: &CheckOpts, hash: impl FnOnce() -> Result<
     sheet.head(columns::HEADER_SEARCH_ROWS, &mut |rows| {
         found = columns::locate_header(rows);
         if let Some(r) = rows.iter().find(|r| !r.is_blank()) {
-            first_rows = (0..r.width().min(30)).map(|i| r.cell(i).text.into_owned()).collect();
+            first_rows = (0..r.width().min(30))
+                .map(|i| r.cell(i).text.into_owned())
+                .collect();
         }
     })?;
     let Some((header_row, header_cells)) = found else {
         if first_rows.is_empty() {
-            return Err(Error::input(path, format!("sheet `{}` is empty", sheet.name())));
+            return Err(Error::input(
+                path,
+                format!("sheet `{}` is empty", sheet.name()),
+            ));
         }
-        let want: Vec<&str> = Field::ALL.iter().filter(|f| f.required()).map(|f| f.name()).collect();
+        let want: Vec<&str> = Field::ALL
+            .iter()
+            .filter(|f| f.required())
+            .map(|f| f.name())
+            .collect();
         return Err(Error::input(
             path,
             format!(
@@ -95,7 +110,10 @@ fn check_with_hash(path: &Path, opts: &CheckOpts, hash: impl FnOnce() -> Result<
         ));
     };
     let columns = Columns::from_headers(path, &sheet, header_row, &header_cells)?;
-    sheet.add_note(format!("header on row {header_row}, {} columns", columns.len()));
+    sheet.add_note(format!(
+        "header on row {header_row}, {} columns",
+        columns.len()
+    ));
     let unknown: Vec<&str> = columns
         .roles
         .iter()
@@ -140,19 +158,33 @@ fn check_with_hash(path: &Path, opts: &CheckOpts, hash: impl FnOnce() -> Result<
             (grouper, blank_rows)
         });
         let scanned = sheet.scan(header_row, columns.len(), &mut |rows| {
-            let checks: Vec<_> =
-                rows.par_iter().map(|r| if r.is_blank() { None } else { Some(checker.check(r)) }).collect();
-            tx.send(checks).map_err(|_| Error::input(path, "checking stopped unexpectedly"))
+            let checks: Vec<_> = rows
+                .par_iter()
+                .map(|r| {
+                    if r.is_blank() {
+                        None
+                    } else {
+                        Some(checker.check(r))
+                    }
+                })
+                .collect();
+            tx.send(checks)
+                .map_err(|_| Error::input(path, "checking stopped unexpectedly"))
         });
         drop(tx);
-        let filed = filer.join().map_err(|_| Error::input(path, "checking stopped unexpectedly"))?;
+        let filed = filer
+            .join()
+            .map_err(|_| Error::input(path, "checking stopped unexpectedly"))?;
         scanned.map(|()| filed)
     })?;
     timing("check", t0);
     if grouper.rows() == 0 {
         return Err(Error::input(
             path,
-            format!("sheet `{}` has a header on row {header_row} but no data rows below it", sheet.name()),
+            format!(
+                "sheet `{}` has a header on row {header_row} but no data rows below it",
+                sheet.name()
+            ),
         ));
     }
 
@@ -169,7 +201,10 @@ fn check_with_hash(path: &Path, opts: &CheckOpts, hash: impl FnOnce() -> Result<
 
     let (input_sha256, input_bytes) = hash()?;
     timing("hash", t0);
-    let batch_id = opts.batch_id.clone().unwrap_or_else(|| input_sha256.clone());
+    let batch_id = opts
+        .batch_id
+        .clone()
+        .unwrap_or_else(|| input_sha256.clone());
     let grouping = grouper.finish(&batch_id, opts.allow_partial, &values);
     timing("group", t0);
     Ok(Checked {
@@ -189,7 +224,11 @@ fn check_with_hash(path: &Path, opts: &CheckOpts, hash: impl FnOnce() -> Result<
 fn order_values(checker: &Checker<'_>, columns: &Columns, row: &Row<'_>) -> OrderValues {
     let mut v: OrderValues = ORDER_FIELDS
         .iter()
-        .filter_map(|f| columns.get(*f).map(|c| (c, f.name().to_string(), checker.value(row, *f).into_owned())))
+        .filter_map(|f| {
+            columns
+                .get(*f)
+                .map(|c| (c, f.name().to_string(), checker.value(row, *f).into_owned()))
+        })
         .collect();
     for (k, c) in columns.meta() {
         v.push((c, format!("meta.{k}"), row.cell(c).text.into_owned()));
@@ -217,21 +256,31 @@ pub fn sha256_file(path: &Path) -> Result<(String, u64)> {
 impl Checked {
     /// Walks every data row again, in input order and in batches, with its
     /// outcome.
-    pub fn for_each_outcome(&self, f: &mut dyn FnMut(&[(Row<'_>, RowOutcome<'_>)]) -> Result<()>) -> Result<()> {
+    pub fn for_each_outcome(
+        &self,
+        f: &mut dyn FnMut(&[(Row<'_>, RowOutcome<'_>)]) -> Result<()>,
+    ) -> Result<()> {
         let mut next = 0usize;
-        self.sheet.scan(self.columns.header_row, self.columns.len(), &mut |rows| {
-            let mut batch = Vec::with_capacity(rows.len());
-            for r in rows.iter().filter(|r| !r.is_blank()) {
-                if next >= self.grouping.len() || self.grouping.row(next).number != r.number() {
-                    return Err(Error::input(&self.path, "the file changed while it was being read; run again"));
+        self.sheet
+            .scan(self.columns.header_row, self.columns.len(), &mut |rows| {
+                let mut batch = Vec::with_capacity(rows.len());
+                for r in rows.iter().filter(|r| !r.is_blank()) {
+                    if next >= self.grouping.len() || self.grouping.row(next).number != r.number() {
+                        return Err(Error::input(
+                            &self.path,
+                            "the file changed while it was being read; run again",
+                        ));
+                    }
+                    batch.push((*r, self.grouping.row(next)));
+                    next += 1;
                 }
-                batch.push((*r, self.grouping.row(next)));
-                next += 1;
-            }
-            f(&batch)
-        })?;
+                f(&batch)
+            })?;
         if next != self.grouping.len() {
-            return Err(Error::input(&self.path, "the file changed while it was being read; run again"));
+            return Err(Error::input(
+                &self.path,
+                "the file changed while it was being read; run again",
+            ));
         }
         Ok(())
     }
@@ -243,7 +292,8 @@ impl Checked {
         let mut orders: Vec<Option<CardOrderRequest>> = vec![None; self.grouping.groups().len()];
         self.for_each_outcome(&mut |batch| {
             for (row, out) in batch.iter().filter(|(_, o)| o.status == Status::Valid) {
-                let order = orders[out.group as usize].get_or_insert_with(|| self.order_for(&checker, row, out));
+                let order = orders[out.group as usize]
+                    .get_or_insert_with(|| self.order_for(&checker, row, out));
                 order.products.push(product_for(&checker, row));
             }
             Ok(())
@@ -256,12 +306,19 @@ impl Checked {
         let party_type = v(Field::OrderingPartyType);
         CardOrderRequest {
             order_id: out.order_id.to_string(),
-            branch_info: BranchInfo { branch_id: v(Field::BranchId), branch_name: v(Field::BranchName) },
+            branch_info: BranchInfo {
+                branch_id: v(Field::BranchId),
+                branch_name: v(Field::BranchName),
+            },
             address: v(Field::DeliveryAddress),
             pin_code: v(Field::PinCode),
             ordering_party_info: OrderingPartyInfo {
                 ordering_party_id: v(Field::OrderedBy),
-                ordering_party_type: if party_type.is_empty() { "BANK".into() } else { party_type },
+                ordering_party_type: if party_type.is_empty() {
+                    "BANK".into()
+                } else {
+                    party_type
+                },
             },
             meta_values: self
                 .columns
@@ -290,13 +347,16 @@ fn product_for(c: &Checker<'_>, row: &Row<'_>) -> Product {
         quantity: v(Field::Quantity).parse().unwrap_or(0),
         plastic_code: v(Field::PlasticCode),
         pan_length: v(Field::PanLength).parse().unwrap_or(0),
-        pin_generation: Checker::pin_generation(&v(Field::PinGeneration)).unwrap_or("N").to_string(),
+        pin_generation: Checker::pin_generation(&v(Field::PinGeneration))
+            .unwrap_or("N")
+            .to_string(),
     }
 }
 
 /// `DCMS_BULK_TIMING=1` prints how long each stage took (for benchmarks).
 pub fn timing(stage: &str, since: std::time::Instant) {
-    static ON: std::sync::LazyLock<bool> = std::sync::LazyLock::new(|| std::env::var_os("DCMS_BULK_TIMING").is_some());
+    static ON: std::sync::LazyLock<bool> =
+        std::sync::LazyLock::new(|| std::env::var_os("DCMS_BULK_TIMING").is_some());
     if *ON {
         eprintln!("timing: {stage}: {:.3} s", since.elapsed().as_secs_f64());
     }

@@ -36,7 +36,12 @@ pub struct CatalogEntry {
 
 impl Default for Rules {
     fn default() -> Self {
-        Rules { quantity_max: DEFAULT_QUANTITY_MAX, patterns: Vec::new(), id_widths: HashMap::new(), catalog: None }
+        Rules {
+            quantity_max: DEFAULT_QUANTITY_MAX,
+            patterns: Vec::new(),
+            id_widths: HashMap::new(),
+            catalog: None,
+        }
     }
 }
 
@@ -71,9 +76,14 @@ struct ProductFile {
 impl Rules {
     /// Loads a rules file; every mistake in it is a usage error naming the file.
     pub fn load(path: &Path) -> Result<Rules> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::Rules { path: path.to_path_buf(), message: e.to_string() })?;
-        Rules::parse(&text).map_err(|message| Error::Rules { path: path.to_path_buf(), message })
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Rules {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        Rules::parse(&text).map_err(|message| Error::Rules {
+            path: path.to_path_buf(),
+            message,
+        })
     }
 
     pub fn parse(text: &str) -> Result<Rules, String> {
@@ -111,7 +121,10 @@ impl Rules {
                     plastic_codes: p.plastic_codes.into_iter().collect(),
                 };
                 if catalog.insert(p.product_id.clone(), entry).is_some() {
-                    return Err(format!("catalog: product_id `{}` is listed twice", p.product_id));
+                    return Err(format!(
+                        "catalog: product_id `{}` is listed twice",
+                        p.product_id
+                    ));
                 }
             }
             rules.catalog = Some(catalog);
@@ -123,7 +136,10 @@ impl Rules {
 fn field_named(name: &str, table: &str) -> Result<Field, String> {
     Field::from_name(name).ok_or_else(|| {
         let names: Vec<&str> = Field::ALL.iter().map(|f| f.name()).collect();
-        format!("{table}.{name}: unknown field; fields are {}", names.join(", "))
+        format!(
+            "{table}.{name}: unknown field; fields are {}",
+            names.join(", ")
+        )
     })
 }
 
@@ -149,7 +165,10 @@ mod tests {
         .unwrap();
         assert_eq!(r.quantity_max, 200);
         assert!(r.patterns[0].1.is_match("400001"));
-        assert!(!r.patterns[0].1.is_match("0400001"), "patterns match in full");
+        assert!(
+            !r.patterns[0].1.is_match("0400001"),
+            "patterns match in full"
+        );
         assert_eq!(r.id_widths[&Field::BranchId], 5);
         assert!(r.catalog.unwrap()["01"].bins.contains("412345"));
     }
@@ -158,11 +177,17 @@ mod tests {
     fn mistakes_are_named() {
         for (text, want) in [
             ("[patterns]\nbogus = \"x\"", "patterns.bogus: unknown field"),
-            ("[patterns]\npin_code = \"(\"", "not a valid regular expression"),
+            (
+                "[patterns]\npin_code = \"(\"",
+                "not a valid regular expression",
+            ),
             ("[id_widths]\nbranch_name = 4", "only branch_id"),
             ("quantity = { max = 0 }", "at least 1"),
             ("colour = 3", "unknown field"),
-            ("[[catalog]]\nproduct_id = \"1\"\n[[catalog]]\nproduct_id = \"1\"", "listed twice"),
+            (
+                "[[catalog]]\nproduct_id = \"1\"\n[[catalog]]\nproduct_id = \"1\"",
+                "listed twice",
+            ),
         ] {
             let e = Rules::parse(text).unwrap_err();
             assert!(e.contains(want), "{text:?}: {e}");

@@ -34,8 +34,16 @@ pub struct Problem {
 }
 
 impl Problem {
-    pub fn new(col: Option<usize>, field: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
-        Problem { col, field: field.into(), message: message.into() }
+    pub fn new(
+        col: Option<usize>,
+        field: impl Into<Cow<'static, str>>,
+        message: impl Into<String>,
+    ) -> Self {
+        Problem {
+            col,
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -80,8 +88,13 @@ pub const ORDER_FIELDS: [Field; 8] = [
 ];
 
 /// The fields that identify a product line within an order.
-pub const PRODUCT_FIELDS: [Field; 5] =
-    [Field::ProductId, Field::Bin, Field::PlasticCode, Field::CardType, Field::PanLength];
+pub const PRODUCT_FIELDS: [Field; 5] = [
+    Field::ProductId,
+    Field::Bin,
+    Field::PlasticCode,
+    Field::CardType,
+    Field::PanLength,
+];
 
 /// Checks rows against the rules for one sheet's columns.
 pub struct Checker<'a> {
@@ -103,7 +116,12 @@ pub struct WidthCensus {
 
 impl WidthCensus {
     pub fn add(&mut self, columns: &Columns, row: &Row<'_>) {
-        for f in [Field::BranchId, Field::Bin, Field::PlasticCode, Field::PinCode] {
+        for f in [
+            Field::BranchId,
+            Field::Bin,
+            Field::PlasticCode,
+            Field::PinCode,
+        ] {
             if let Some(c) = columns.get(f) {
                 let cell = row.cell(c);
                 let width = cell.text.chars().count();
@@ -135,8 +153,16 @@ impl WidthCensus {
 }
 
 impl<'a> Checker<'a> {
-    pub fn new(columns: &'a Columns, rules: &'a Rules, typical_width: HashMap<Field, usize>) -> Self {
-        Checker { columns, rules, typical_width }
+    pub fn new(
+        columns: &'a Columns,
+        rules: &'a Rules,
+        typical_width: HashMap<Field, usize>,
+    ) -> Self {
+        Checker {
+            columns,
+            rules,
+            typical_width,
+        }
     }
 
     /// A field's value as it will be sent: trimmed, an Excel number padded
@@ -146,7 +172,9 @@ impl<'a> Checker<'a> {
     }
 
     fn value_and_kind<'r>(&self, row: &Row<'r>, field: Field) -> (Cow<'r, str>, CellKind) {
-        let Some(c) = self.columns.get(field) else { return (Cow::Borrowed(""), CellKind::Empty) };
+        let Some(c) = self.columns.get(field) else {
+            return (Cow::Borrowed(""), CellKind::Empty);
+        };
         let cell = row.cell(c);
         if field.is_id() && cell.kind == CellKind::Number {
             if let Some(&w) = self.rules.id_widths.get(&field) {
@@ -216,7 +244,9 @@ impl<'a> Checker<'a> {
                 self.check_field(field, c, *kind, v, val(Field::ProductId), &mut problems);
             }
         }
-        let order_ref = Some(val(Field::OrderRef)).filter(|t| !t.is_empty()).map(Box::<str>::from);
+        let order_ref = Some(val(Field::OrderRef))
+            .filter(|t| !t.is_empty())
+            .map(Box::<str>::from);
         let (key, order_fields, product) = SCRATCH.with_borrow_mut(|buf| {
             let key = match &order_ref {
                 Some(r) => fingerprint128(buf, ["order_ref", r.as_ref()]),
@@ -236,7 +266,14 @@ impl<'a> Checker<'a> {
             }
             (key, order_fields, xxh3_64(buf))
         });
-        RowCheck { number: row.number(), problems, key, order_ref, order_fields, product }
+        RowCheck {
+            number: row.number(),
+            problems,
+            key,
+            order_ref,
+            order_fields,
+            product,
+        }
     }
 
     fn check_field(
@@ -250,7 +287,9 @@ impl<'a> Checker<'a> {
     ) {
         let mut bad = |message: String| out.push(Problem::new(Some(col), field.name(), message));
         if kind == CellKind::Error {
-            bad(format!("the cell shows the formula error {v}; fix the formula or type the value"));
+            bad(format!(
+                "the cell shows the formula error {v}; fix the formula or type the value"
+            ));
             return;
         }
         if v.is_empty() {
@@ -267,8 +306,14 @@ impl<'a> Checker<'a> {
         } else {
             v.chars().any(char::is_control)
         };
-        if let Some(ch) = has_control.then(|| v.chars().find(|c| c.is_control())).flatten() {
-            bad(format!("contains a control character (U+{:04X}); retype the value", ch as u32));
+        if let Some(ch) = has_control
+            .then(|| v.chars().find(|c| c.is_control()))
+            .flatten()
+        {
+            bad(format!(
+                "contains a control character (U+{:04X}); retype the value",
+                ch as u32
+            ));
             return;
         }
         if field.is_id() && kind == CellKind::Number && !self.rules.id_widths.contains_key(&field) {
@@ -299,13 +344,18 @@ impl<'a> Checker<'a> {
             Field::BranchName => {
                 let n = v.chars().count();
                 if n > MAX_BRANCH_NAME_CHARS {
-                    bad(format!("is {n} characters long; at most {MAX_BRANCH_NAME_CHARS}"));
+                    bad(format!(
+                        "is {n} characters long; at most {MAX_BRANCH_NAME_CHARS}"
+                    ));
                 }
             }
             Field::ProductId => {
                 if let Some(cat) = &self.rules.catalog {
                     if !cat.contains_key(v) {
-                        bad(format!("`{}` is not a product of the rules file's catalog", show(v)));
+                        bad(format!(
+                            "`{}` is not a product of the rules file's catalog",
+                            show(v)
+                        ));
                     }
                 }
             }
@@ -314,20 +364,26 @@ impl<'a> Checker<'a> {
                     bad(format!("must be 6 or 8 digits, got `{}`", show(v)));
                 } else if let Some(entry) = self.catalog_entry(product_id) {
                     if !entry.bins.is_empty() && !entry.bins.contains(v) {
-                        bad(format!("`{v}` is not a BIN of product {product_id} in the rules file's catalog"));
+                        bad(format!(
+                            "`{v}` is not a BIN of product {product_id} in the rules file's catalog"
+                        ));
                     }
                 }
             }
             Field::CardType => {
                 if v != "PHYSICAL" && v != "VIRTUAL" {
-                    bad(format!("must be PHYSICAL or VIRTUAL (in capitals), got `{}`", show(v)));
+                    bad(format!(
+                        "must be PHYSICAL or VIRTUAL (in capitals), got `{}`",
+                        show(v)
+                    ));
                 }
             }
             Field::Quantity => match whole_number(v) {
                 None => bad(format!("must be a whole number, got `{}`", show(v))),
-                Some(q) if q < 1 || q > u64::from(self.rules.quantity_max) => {
-                    bad(format!("must be between 1 and {}, got {q}", self.rules.quantity_max))
-                }
+                Some(q) if q < 1 || q > u64::from(self.rules.quantity_max) => bad(format!(
+                    "must be between 1 and {}, got {q}",
+                    self.rules.quantity_max
+                )),
                 Some(_) => {}
             },
             Field::PlasticCode => {
@@ -347,14 +403,19 @@ impl<'a> Checker<'a> {
             }
             Field::PinGeneration => {
                 if Self::pin_generation(v).is_none() {
-                    bad(format!("must be Y or N (yes/no, true/false also work), got `{}`", show(v)));
+                    bad(format!(
+                        "must be Y or N (yes/no, true/false also work), got `{}`",
+                        show(v)
+                    ));
                 }
             }
             Field::DeliveryAddress => {
                 let n = v.chars().count();
                 let parts = v.split('~').count();
                 if n > MAX_ADDRESS_CHARS {
-                    bad(format!("is {n} characters long; the card printers take at most {MAX_ADDRESS_CHARS}"));
+                    bad(format!(
+                        "is {n} characters long; the card printers take at most {MAX_ADDRESS_CHARS}"
+                    ));
                 } else if let Some(i) = v.split('~').position(|p| p.trim().is_empty()) {
                     if parts < 3 {
                         bad(format!(
@@ -362,7 +423,10 @@ impl<'a> Checker<'a> {
                             show(v)
                         ));
                     } else {
-                        bad(format!("part {} is empty (two `~` in a row, or a `~` at an end)", i + 1));
+                        bad(format!(
+                            "part {} is empty (two `~` in a row, or a `~` at an end)",
+                            i + 1
+                        ));
                     }
                 } else if parts < 3 {
                     bad(format!(
@@ -383,15 +447,18 @@ impl<'a> Checker<'a> {
             }
             Field::ValidityDays => match whole_number(v) {
                 None => bad(format!("must be a whole number of days, got `{}`", show(v))),
-                Some(d) if d < 1 || d > u64::from(MAX_VALIDITY_DAYS) => {
-                    bad(format!("must be between 1 and {MAX_VALIDITY_DAYS} days, got {d}"))
-                }
+                Some(d) if d < 1 || d > u64::from(MAX_VALIDITY_DAYS) => bad(format!(
+                    "must be between 1 and {MAX_VALIDITY_DAYS} days, got {d}"
+                )),
                 Some(_) => {}
             },
             Field::OrderedBy => {}
             Field::OrderingPartyType => {
                 if !v.bytes().all(|b| b.is_ascii_uppercase() || b == b'_') {
-                    bad(format!("must be a code in capitals such as BANK, got `{}`", show(v)));
+                    bad(format!(
+                        "must be a code in capitals such as BANK, got `{}`",
+                        show(v)
+                    ));
                 }
             }
         }
@@ -400,7 +467,11 @@ impl<'a> Checker<'a> {
                 out.push(Problem::new(
                     Some(col),
                     field.name(),
-                    format!("`{}` does not match the rules file's pattern for {}", show(v), field.name()),
+                    format!(
+                        "`{}` does not match the rules file's pattern for {}",
+                        show(v),
+                        field.name()
+                    ),
                 ));
             }
         }
@@ -417,7 +488,11 @@ fn is_digits(v: &str) -> bool {
 
 /// `"12"` → 12; signs, decimals, separators and words are not whole numbers.
 fn whole_number(v: &str) -> Option<u64> {
-    if is_digits(v) && v.len() <= 12 { v.parse().ok() } else { None }
+    if is_digits(v) && v.len() <= 12 {
+        v.parse().ok()
+    } else {
+        None
+    }
 }
 
 /// `YYYY-MM-DD HH:mm:ss`, and a date and time that exist.
@@ -431,7 +506,10 @@ pub fn check_timestamp(v: &str) -> Result<(), String> {
             _ => c.is_ascii_digit(),
         });
     if !shape_ok {
-        return Err(format!("must be a date and time written YYYY-MM-DD HH:mm:ss, got `{}`", show(v)));
+        return Err(format!(
+            "must be a date and time written YYYY-MM-DD HH:mm:ss, got `{}`",
+            show(v)
+        ));
     }
     let n = |r: std::ops::Range<usize>| v[r].parse::<u32>().unwrap_or(u32::MAX);
     let date = chrono::NaiveDate::from_ymd_opt(n(0..4) as i32, n(5..7), n(8..10));
@@ -465,7 +543,10 @@ fn feed(buf: &mut Vec<u8>, v: &str) {
 
 /// A 128-bit XXH3 of the parts, each followed by 0x1F: a fixed, documented
 /// function, so order ids derived from it stay the same across versions.
-fn fingerprint128<S: AsRef<str>>(buf: &mut Vec<u8>, parts: impl IntoIterator<Item = S>) -> OrderKey {
+fn fingerprint128<S: AsRef<str>>(
+    buf: &mut Vec<u8>,
+    parts: impl IntoIterator<Item = S>,
+) -> OrderKey {
     buf.clear();
     for p in parts {
         feed(buf, p.as_ref());

@@ -21,7 +21,12 @@ use crate::rules::Rules;
 /// Exit codes: 0 all rows done, 1 some rows invalid/held, 2 usage,
 /// 3 input unreadable, 4 API unavailable, 130 interrupted.
 #[derive(Debug, Parser)]
-#[command(name = "dcms-bulk", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "dcms-bulk",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 pub struct Cli {
     /// Say more: what was detected (encoding, delimiter, sheet, header row),
     /// and every problem rather than the first 50.
@@ -89,17 +94,25 @@ impl InputArgs {
             None => None,
             Some("tab" | "TAB" | "\\t" | "\t") => Some(b'\t'),
             Some(d) if d.len() == 1 && [",", ";", "|"].contains(&d) => Some(d.as_bytes()[0]),
-            Some(d) => return Err(Error::Usage(format!("--delimiter `{d}`: use one of , ; | tab"))),
+            Some(d) => {
+                return Err(Error::Usage(format!(
+                    "--delimiter `{d}`: use one of , ; | tab"
+                )));
+            }
         };
         let encoding = match self.encoding.as_deref() {
             None => None,
             Some(e) => Some(TextEncoding::parse(e).ok_or_else(|| {
-                Error::Usage(format!("--encoding `{e}`: use utf-8, utf-16le, utf-16be or windows-1252"))
+                Error::Usage(format!(
+                    "--encoding `{e}`: use utf-8, utf-16le, utf-16be or windows-1252"
+                ))
             })?),
         };
         if let Some(b) = &self.batch_id {
             if b.is_empty() || b.len() > 128 || b.chars().any(|c| c.is_control()) {
-                return Err(Error::Usage("--batch-id must be 1 to 128 printable characters".into()));
+                return Err(Error::Usage(
+                    "--batch-id must be 1 to 128 printable characters".into(),
+                ));
             }
         }
         let rules = match &self.rules {
@@ -112,10 +125,18 @@ impl InputArgs {
             }
             // Only the first call can set the global pool; later calls in
             // the same process (tests) keep the first size.
-            let _ = rayon::ThreadPoolBuilder::new().num_threads(n).build_global();
+            let _ = rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build_global();
         }
         Ok(CheckOpts {
-            read: ReadOpts { sheet: self.sheet.clone(), text: TextOpts { delimiter, encoding } },
+            read: ReadOpts {
+                sheet: self.sheet.clone(),
+                text: TextOpts {
+                    delimiter,
+                    encoding,
+                },
+            },
             rules,
             batch_id: self.batch_id.clone(),
             allow_partial: self.allow_partial_orders,
@@ -147,12 +168,19 @@ pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            let code = if e.use_stderr() { exit::USAGE } else { exit::OK };
+            let code = if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
             let _ = e.print();
             return code;
         }
     };
-    let console = Console { verbose: cli.verbose, quiet: cli.quiet };
+    let console = Console {
+        verbose: cli.verbose,
+        quiet: cli.quiet,
+    };
     let result = match cli.command {
         Command::Validate(args) => validate::run(&args, console),
     };

@@ -40,7 +40,9 @@ pub fn run(args: &ValidateArgs, console: Console) -> Result<i32> {
     if let Some(r) = &args.report {
         Format::from_path(r)?;
         if same_file(r, &args.input.file) {
-            return Err(Error::Usage("--report would overwrite the input file".into()));
+            return Err(Error::Usage(
+                "--report would overwrite the input file".into(),
+            ));
         }
     }
     let checked = pipeline::check(&args.input.file, &opts)?;
@@ -65,7 +67,10 @@ pub fn run(args: &ValidateArgs, console: Console) -> Result<i32> {
             }
         }
         if total > shown {
-            eprintln!("{file}: … and {} more problems; the report lists every one", total - shown);
+            eprintln!(
+                "{file}: … and {} more problems; the report lists every one",
+                total - shown
+            );
         }
     }
 
@@ -75,7 +80,11 @@ pub fn run(args: &ValidateArgs, console: Console) -> Result<i32> {
         None => None,
     };
     let c = facts.counts;
-    let code = if c.invalid + c.held == 0 { exit::OK } else { exit::ROWS_NOT_DONE };
+    let code = if c.invalid + c.held == 0 {
+        exit::OK
+    } else {
+        exit::ROWS_NOT_DONE
+    };
 
     if args.print_orders {
         let mut out = String::new();
@@ -98,7 +107,8 @@ pub fn run(args: &ValidateArgs, console: Console) -> Result<i32> {
             "run_facts": facts_path.as_ref().map(|p| p.display().to_string()),
             "exit_code": code,
         });
-        let text = serde_json::to_string_pretty(&summary).map_err(|e| Error::Usage(e.to_string()))? + "\n";
+        let text =
+            serde_json::to_string_pretty(&summary).map_err(|e| Error::Usage(e.to_string()))? + "\n";
         print_stdout(&text).map_err(|e| Error::Usage(format!("cannot write to stdout: {e}")))?;
     }
     if !console.quiet {
@@ -110,7 +120,11 @@ pub fn run(args: &ValidateArgs, console: Console) -> Result<i32> {
             c.held,
             c.orders_ready,
             c.orders_held,
-            if c.blank_rows > 0 { format!(" ({} blank rows skipped)", c.blank_rows) } else { String::new() },
+            if c.blank_rows > 0 {
+                format!(" ({} blank rows skipped)", c.blank_rows)
+            } else {
+                String::new()
+            },
             match &facts.report {
                 Some(r) => format!("; report: {}", r.path),
                 None => String::new(),

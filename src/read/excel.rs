@@ -27,15 +27,24 @@ impl Workbook {
             check_zip(path)?;
         }
         let inner = match kind {
-            FileKind::Xlsx => calamine::open_workbook(path).map(Sheets::Xlsx).map_err(|e| xlsx_error(path, e)),
+            FileKind::Xlsx => calamine::open_workbook(path)
+                .map(Sheets::Xlsx)
+                .map_err(|e| xlsx_error(path, e)),
             FileKind::Xlsb => calamine::open_workbook(path)
                 .map(Sheets::Xlsb)
                 .map_err(|e| damaged(path, &e)),
-            FileKind::Xls => calamine::open_workbook(path).map(Sheets::Xls).map_err(|e| damaged(path, &e)),
-            FileKind::Ods => calamine::open_workbook(path).map(Sheets::Ods).map_err(|e| damaged(path, &e)),
+            FileKind::Xls => calamine::open_workbook(path)
+                .map(Sheets::Xls)
+                .map_err(|e| damaged(path, &e)),
+            FileKind::Ods => calamine::open_workbook(path)
+                .map(Sheets::Ods)
+                .map_err(|e| damaged(path, &e)),
             FileKind::Text => unreachable!("text files are not workbooks"),
         }?;
-        Ok(Workbook { path: path.to_path_buf(), inner })
+        Ok(Workbook {
+            path: path.to_path_buf(),
+            inner,
+        })
     }
 
     /// The worksheets, in workbook order (chart sheets have no cells).
@@ -49,10 +58,12 @@ impl Workbook {
     }
 
     pub(super) fn load(&mut self, name: &str) -> Result<ExcelSheet> {
-        let range = self
-            .inner
-            .worksheet_range(name)
-            .map_err(|e| Error::input(&self.path, format!("cannot read sheet `{name}`: {}", error_text(&e))))?;
+        let range = self.inner.worksheet_range(name).map_err(|e| {
+            Error::input(
+                &self.path,
+                format!("cannot read sheet `{name}`: {}", error_text(&e)),
+            )
+        })?;
         Ok(ExcelSheet { range })
     }
 }
@@ -76,7 +87,10 @@ impl ExcelSheet {
             .rows()
             .enumerate()
             .skip(skip)
-            .map(move |(i, cells)| Row::Sheet { number: first + i as u64 + 1, cells })
+            .map(move |(i, cells)| Row::Sheet {
+                number: first + i as u64 + 1,
+                cells,
+            })
     }
 
     pub(super) fn head(&self, max_rows: usize, f: &mut dyn FnMut(&[Row<'_>])) {
@@ -84,7 +98,11 @@ impl ExcelSheet {
         f(&rows);
     }
 
-    pub(super) fn scan(&self, header_row: u64, f: &mut dyn FnMut(&[Row<'_>]) -> Result<()>) -> Result<()> {
+    pub(super) fn scan(
+        &self,
+        header_row: u64,
+        f: &mut dyn FnMut(&[Row<'_>]) -> Result<()>,
+    ) -> Result<()> {
         let skip = header_row.saturating_sub(self.first_row()) as usize;
         let mut rows = self.rows_from(skip).peekable();
         let mut batch = Vec::with_capacity(BATCH_ROWS);
@@ -112,9 +130,9 @@ fn check_zip(path: &Path) -> Result<()> {
     let mut zip = zip::ZipArchive::new(BufReader::new(file))
         .map_err(|e| Error::input(path, format!("the workbook is damaged or truncated ({e})")))?;
     for i in 0..zip.len() {
-        let part = zip
-            .by_index_raw(i)
-            .map_err(|e| Error::input(path, format!("the workbook is damaged or truncated ({e})")))?;
+        let part = zip.by_index_raw(i).map_err(|e| {
+            Error::input(path, format!("the workbook is damaged or truncated ({e})"))
+        })?;
         if part.size() > MAX_PART_BYTES {
             return Err(Error::input(
                 path,
@@ -144,7 +162,10 @@ fn xlsx_error(path: &Path, e: calamine::XlsxError) -> Error {
 }
 
 fn damaged(path: &Path, e: &dyn std::fmt::Display) -> Error {
-    Error::input(path, format!("the workbook is damaged or not a spreadsheet ({e})"))
+    Error::input(
+        path,
+        format!("the workbook is damaged or not a spreadsheet ({e})"),
+    )
 }
 
 fn error_text(e: &calamine::Error) -> String {

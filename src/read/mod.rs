@@ -49,14 +49,23 @@ pub struct CellRef<'a> {
 }
 
 impl CellRef<'_> {
-    const EMPTY: CellRef<'static> = CellRef { text: Cow::Borrowed(""), kind: CellKind::Empty };
+    const EMPTY: CellRef<'static> = CellRef {
+        text: Cow::Borrowed(""),
+        kind: CellKind::Empty,
+    };
 }
 
 /// One data row of a sheet, borrowed from the batch it came in.
 #[derive(Debug, Clone, Copy)]
 pub enum Row<'a> {
-    Text { number: u64, record: &'a csv::StringRecord },
-    Sheet { number: u64, cells: &'a [Data] },
+    Text {
+        number: u64,
+        record: &'a csv::StringRecord,
+    },
+    Sheet {
+        number: u64,
+        cells: &'a [Data],
+    },
 }
 
 impl<'a> Row<'a> {
@@ -71,9 +80,10 @@ impl<'a> Row<'a> {
     pub fn width(&self) -> usize {
         match self {
             Row::Text { record, .. } => record_width(record),
-            Row::Sheet { cells, .. } => {
-                cells.iter().rposition(|c| !is_blank_data(c)).map_or(0, |i| i + 1)
-            }
+            Row::Sheet { cells, .. } => cells
+                .iter()
+                .rposition(|c| !is_blank_data(c))
+                .map_or(0, |i| i + 1),
         }
     }
 
@@ -84,8 +94,15 @@ impl<'a> Row<'a> {
             Row::Text { record, .. } => match record.get(col) {
                 Some(s) => {
                     let t = s.trim();
-                    let kind = if t.is_empty() { CellKind::Empty } else { CellKind::Text };
-                    CellRef { text: Cow::Borrowed(t), kind }
+                    let kind = if t.is_empty() {
+                        CellKind::Empty
+                    } else {
+                        CellKind::Text
+                    };
+                    CellRef {
+                        text: Cow::Borrowed(t),
+                        kind,
+                    }
                 }
                 None => CellRef::EMPTY,
             },
@@ -110,7 +127,10 @@ impl<'a> Row<'a> {
 
 /// The number of fields up to the last non-blank one.
 pub(crate) fn record_width(record: &csv::StringRecord) -> usize {
-    (0..record.len()).rev().find(|&i| !record[i].trim().is_empty()).map_or(0, |i| i + 1)
+    (0..record.len())
+        .rev()
+        .find(|&i| !record[i].trim().is_empty())
+        .map_or(0, |i| i + 1)
 }
 
 fn is_blank_data(d: &Data) -> bool {
@@ -128,12 +148,19 @@ pub fn convert_cell(d: &Data) -> CellRef<'_> {
         Data::Empty => (Cow::Borrowed(""), CellKind::Empty),
         Data::String(s) => {
             let t = s.trim();
-            let kind = if t.is_empty() { CellKind::Empty } else { CellKind::Text };
+            let kind = if t.is_empty() {
+                CellKind::Empty
+            } else {
+                CellKind::Text
+            };
             (Cow::Borrowed(t), kind)
         }
         Data::Int(i) => (Cow::Owned(i.to_string()), CellKind::Number),
         Data::Float(f) => (Cow::Owned(format_number(*f)), CellKind::Number),
-        Data::Bool(b) => (Cow::Borrowed(if *b { "TRUE" } else { "FALSE" }), CellKind::Bool),
+        Data::Bool(b) => (
+            Cow::Borrowed(if *b { "TRUE" } else { "FALSE" }),
+            CellKind::Bool,
+        ),
         Data::DateTime(dt) => {
             if dt.is_datetime() {
                 match dt.as_datetime() {
@@ -169,7 +196,11 @@ fn format_datetime(t: chrono::NaiveDateTime) -> String {
     use chrono::Timelike;
     let ms = t.nanosecond() / 1_000_000;
     let t = t.with_nanosecond(0).unwrap_or(t);
-    let t = if ms >= 500 { t + chrono::Duration::seconds(1) } else { t };
+    let t = if ms >= 500 {
+        t + chrono::Duration::seconds(1)
+    } else {
+        t
+    };
     t.format("%Y-%m-%d %H:%M:%S").to_string()
 }
 
@@ -177,7 +208,11 @@ fn parse_iso(s: &str) -> Option<chrono::NaiveDateTime> {
     let s = s.trim();
     chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
         .ok()
-        .or_else(|| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok().map(|d| d.and_time(chrono::NaiveTime::MIN)))
+        .or_else(|| {
+            chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                .ok()
+                .map(|d| d.and_time(chrono::NaiveTime::MIN))
+        })
 }
 
 /// `0` → `A`, `25` → `Z`, `26` → `AA`.
@@ -330,10 +365,17 @@ pub fn sniff_kind(path: &Path) -> Result<FileKind> {
     if head.starts_with(&[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1]) {
         // An old .xls, or an .xlsx saved with a password (Excel wraps those
         // in the same container); the Excel reader tells them apart.
-        return Ok(if ext == "xls" { FileKind::Xls } else { FileKind::Xlsx });
+        return Ok(if ext == "xls" {
+            FileKind::Xls
+        } else {
+            FileKind::Xlsx
+        });
     }
     if let Some(what) = binary_signature(head) {
-        return Err(Error::input(path, format!("not a spreadsheet: the file is {what}")));
+        return Err(Error::input(
+            path,
+            format!("not a spreadsheet: the file is {what}"),
+        ));
     }
     if excel_ext {
         return Err(Error::input(
@@ -359,7 +401,9 @@ fn binary_signature(head: &[u8]) -> Option<&'static str> {
         (b"\x7FELF", "a program"),
         (b"MZ", "a Windows program"),
     ];
-    SIGS.iter().find(|(sig, _)| head.starts_with(sig)).map(|(_, what)| *what)
+    SIGS.iter()
+        .find(|(sig, _)| head.starts_with(sig))
+        .map(|(_, what)| *what)
 }
 
 /// Opens a CSV file, or the workbook and the sheet `pick` chooses among its
@@ -368,11 +412,23 @@ pub fn open(path: &Path, opts: &ReadOpts, pick: &mut dyn FnMut(&Sheet) -> bool) 
     let kind = sniff_kind(path)?;
     if kind == FileKind::Text {
         if opts.sheet.is_some() {
-            return Err(Error::Usage("--sheet applies to workbooks, not CSV files".into()));
+            return Err(Error::Usage(
+                "--sheet applies to workbooks, not CSV files".into(),
+            ));
         }
         let (t, notes) = text::TextSheet::open(path, &opts.text)?;
-        let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("sheet").to_string();
-        return Ok(Sheet { path: path.to_path_buf(), name, first_col: 0, inner: Inner::Text(t), notes });
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("sheet")
+            .to_string();
+        return Ok(Sheet {
+            path: path.to_path_buf(),
+            name,
+            first_col: 0,
+            inner: Inner::Text(t),
+            notes,
+        });
     }
     let mut wb = Workbook::open(path, kind)?;
     let names = wb.sheet_names();
@@ -387,7 +443,10 @@ pub fn open(path: &Path, opts: &ReadOpts, pick: &mut dyn FnMut(&Sheet) -> bool) 
             path: path.to_path_buf(),
             name: name.clone(),
             first_col: x.first_col(),
-            notes: vec![format!("{kind:?} workbook, sheet `{name}` (of {})", names.len())],
+            notes: vec![format!(
+                "{kind:?} workbook, sheet `{name}` (of {})",
+                names.len()
+            )],
             inner: Inner::Excel(x),
         };
         if opts.sheet.is_some() || pick(&sheet) {
@@ -449,24 +508,53 @@ mod tests {
         };
         assert_eq!(c(Data::Float(12345.0)), ("12345".into(), CellKind::Number));
         assert_eq!(c(Data::Int(7)), ("7".into(), CellKind::Number));
-        assert_eq!(c(Data::String("  Pune \t".into())), ("Pune".into(), CellKind::Text));
+        assert_eq!(
+            c(Data::String("  Pune \t".into())),
+            ("Pune".into(), CellKind::Text)
+        );
         assert_eq!(c(Data::String("   ".into())), ("".into(), CellKind::Empty));
         assert_eq!(c(Data::Bool(true)), ("TRUE".into(), CellKind::Bool));
-        assert_eq!(c(Data::Error(CellErrorType::NA)), ("#N/A".into(), CellKind::Error));
-        assert_eq!(c(Data::Error(CellErrorType::Div0)), ("#DIV/0!".into(), CellKind::Error));
+        assert_eq!(
+            c(Data::Error(CellErrorType::NA)),
+            ("#N/A".into(), CellKind::Error)
+        );
+        assert_eq!(
+            c(Data::Error(CellErrorType::Div0)),
+            ("#DIV/0!".into(), CellKind::Error)
+        );
         // 2025-01-01 08:00:00 is serial 45658.3333… in the 1900 system…
         let dt = ExcelDateTime::new(45658.0 + 1.0 / 3.0, ExcelDateTimeType::DateTime, false);
-        assert_eq!(c(Data::DateTime(dt)), ("2025-01-01 08:00:00".into(), CellKind::Date));
+        assert_eq!(
+            c(Data::DateTime(dt)),
+            ("2025-01-01 08:00:00".into(), CellKind::Date)
+        );
         // …and 1462 days less in the 1904 system.
-        let dt = ExcelDateTime::new(45658.0 - 1462.0 + 1.0 / 3.0, ExcelDateTimeType::DateTime, true);
-        assert_eq!(c(Data::DateTime(dt)), ("2025-01-01 08:00:00".into(), CellKind::Date));
+        let dt = ExcelDateTime::new(
+            45658.0 - 1462.0 + 1.0 / 3.0,
+            ExcelDateTimeType::DateTime,
+            true,
+        );
+        assert_eq!(
+            c(Data::DateTime(dt)),
+            ("2025-01-01 08:00:00".into(), CellKind::Date)
+        );
         // A time a hair under the second rounds up, not down.
-        let dt = ExcelDateTime::new(45658.0 + 36000.0 / 86400.0 - 1e-9, ExcelDateTimeType::DateTime, false);
-        assert_eq!(c(Data::DateTime(dt)), ("2025-01-01 10:00:00".into(), CellKind::Date));
+        let dt = ExcelDateTime::new(
+            45658.0 + 36000.0 / 86400.0 - 1e-9,
+            ExcelDateTimeType::DateTime,
+            false,
+        );
+        assert_eq!(
+            c(Data::DateTime(dt)),
+            ("2025-01-01 10:00:00".into(), CellKind::Date)
+        );
         assert_eq!(
             c(Data::DateTimeIso("2025-03-04T05:06:07".into())),
             ("2025-03-04 05:06:07".into(), CellKind::Date)
         );
-        assert_eq!(c(Data::DateTimeIso("2025-03-04".into())), ("2025-03-04 00:00:00".into(), CellKind::Date));
+        assert_eq!(
+            c(Data::DateTimeIso("2025-03-04".into())),
+            ("2025-03-04 00:00:00".into(), CellKind::Date)
+        );
     }
 }

@@ -24,7 +24,11 @@ pub enum TextEncoding {
 
 impl TextEncoding {
     pub fn parse(s: &str) -> Option<Self> {
-        let n: String = s.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>().to_ascii_lowercase();
+        let n: String = s
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .collect::<String>()
+            .to_ascii_lowercase();
         Some(match n.as_str() {
             "utf8" => Self::Utf8,
             "utf16le" | "utf16" => Self::Utf16Le,
@@ -69,14 +73,24 @@ impl TextSheet {
             }
             None => detect_encoding(path, &mut notes)?,
         };
-        let mut sheet = TextSheet { encoding, delimiter: opts.delimiter.unwrap_or(b',') };
+        let mut sheet = TextSheet {
+            encoding,
+            delimiter: opts.delimiter.unwrap_or(b','),
+        };
         match opts.delimiter {
             Some(d) => notes.push(format!("delimiter {} (given)", show_delimiter(d))),
             None => {
                 let mut sample = Vec::new();
-                sheet.reader(path)?.take(256 * 1024).read_to_end(&mut sample).map_err(|e| Error::io(path, e))?;
+                sheet
+                    .reader(path)?
+                    .take(256 * 1024)
+                    .read_to_end(&mut sample)
+                    .map_err(|e| Error::io(path, e))?;
                 sheet.delimiter = sniff_delimiter(&sample);
-                notes.push(format!("delimiter {} (detected)", show_delimiter(sheet.delimiter)));
+                notes.push(format!(
+                    "delimiter {} (detected)",
+                    show_delimiter(sheet.delimiter)
+                ));
             }
         }
         Ok((sheet, notes))
@@ -89,7 +103,8 @@ impl TextSheet {
             let mut bom = [0u8; 3];
             let n = read_full(&mut file, &mut bom).map_err(|e| Error::io(path, e))?;
             if bom[..n] != [0xEF, 0xBB, 0xBF] {
-                file.seek(io::SeekFrom::Start(0)).map_err(|e| Error::io(path, e))?;
+                file.seek(io::SeekFrom::Start(0))
+                    .map_err(|e| Error::io(path, e))?;
             }
             return Ok(Box::new(CrlfToLf::new(file)));
         }
@@ -100,7 +115,10 @@ impl TextSheet {
             .bom_override(self.encoding.is_none())
             .strip_bom(true)
             .build(file);
-        Ok(Box::new(CrlfToLf::new(BufReader::with_capacity(1 << 20, decoded))))
+        Ok(Box::new(CrlfToLf::new(BufReader::with_capacity(
+            1 << 20,
+            decoded,
+        ))))
     }
 
     fn csv_reader<R: Read>(&self, rd: R) -> csv::Reader<R> {
@@ -112,19 +130,30 @@ impl TextSheet {
             .from_reader(rd)
     }
 
-    pub(super) fn head(&self, path: &Path, max_rows: usize, f: &mut dyn FnMut(&[Row<'_>])) -> Result<()> {
+    pub(super) fn head(
+        &self,
+        path: &Path,
+        max_rows: usize,
+        f: &mut dyn FnMut(&[Row<'_>]),
+    ) -> Result<()> {
         let mut rdr = self.csv_reader(self.reader(path)?);
         let mut records = Vec::new();
         let mut rec = csv::StringRecord::new();
         while records.len() < max_rows {
-            match rdr.read_record(&mut rec) {
-                Ok(true) => records.push((line_of(&rec), rec.clone())),
-                Ok(false) => break,
+            match read_numbered(&mut rdr, &mut rec) {
+                Ok(Some(line)) => records.push((line, rec.clone())),
+                Ok(None) => break,
                 // Problems further down are reported, with their line, by `scan`.
                 Err(_) => break,
             }
         }
-        let rows: Vec<Row<'_>> = records.iter().map(|(n, r)| Row::Text { number: *n, record: r }).collect();
+        let rows: Vec<Row<'_>> = records
+            .iter()
+            .map(|(n, r)| Row::Text {
+                number: *n,
+                record: r,
+            })
+            .collect();
         f(&rows);
         Ok(())
     }
@@ -157,7 +186,9 @@ impl TextSheet {
             for batch in rx {
                 let batch = match batch {
                     Ok(b) => b,
-                    Err(Error::Input { path, message }) if message.starts_with("a quote is never closed") => {
+                    Err(Error::Input { path, message })
+                        if message.starts_with("a quote is never closed") =>
+                    {
                         return Err(Error::Input {
                             path,
                             message: format!(
@@ -172,7 +203,13 @@ impl TextSheet {
                 if let Some((n, _)) = batch.last() {
                     last_line = *n;
                 }
-                let rows: Vec<Row<'_>> = batch.iter().map(|(n, r)| Row::Text { number: *n, record: r }).collect();
+                let rows: Vec<Row<'_>> = batch
+                    .iter()
+                    .map(|(n, r)| Row::Text {
+                        number: *n,
+                        record: r,
+                    })
+                    .collect();
                 f(&rows)?;
                 drop(rows);
                 let _ = back_tx.send(batch);
@@ -182,8 +219,19 @@ impl TextSheet {
     }
 }
 
-fn line_of(rec: &csv::StringRecord) -> u64 {
-    rec.position().map_or(0, |p| p.line())
+/// Reads the next record and the line it starts on. The csv crate notes a
+/// record's position before it skips blank lines, so the line is counted
+/// back from where the record ends (every record ends in a newline: see
+/// [`CrlfToLf`]), less the newlines inside its quoted cells.
+fn read_numbered<R: Read>(
+    rdr: &mut csv::Reader<R>,
+    rec: &mut csv::StringRecord,
+) -> csv::Result<Option<u64>> {
+    if !rdr.read_record(rec)? {
+        return Ok(None);
+    }
+    let inner = memchr::memchr_iter(b'\n', rec.as_slice().as_bytes()).count() as u64;
+    Ok(Some(rdr.position().line().saturating_sub(1 + inner).max(1)))
 }
 
 fn read_batches<R: Read>(
@@ -198,12 +246,11 @@ fn read_batches<R: Read>(
     let mut spare: Vec<csv::StringRecord> = Vec::new();
     let mut rec = csv::StringRecord::new();
     loop {
-        match rdr.read_record(&mut rec) {
-            Ok(true) => {}
-            Ok(false) => break,
+        let line = match read_numbered(rdr, &mut rec) {
+            Ok(Some(line)) => line,
+            Ok(None) => break,
             Err(e) => return Err(csv_error(path, e)),
-        }
-        let line = line_of(&rec);
+        };
         if line <= header_row {
             continue;
         }
@@ -271,7 +318,11 @@ fn show_delimiter(d: u8) -> String {
 fn sniff_delimiter(sample: &[u8]) -> u8 {
     let mut best = (0usize, b',');
     for d in DELIMITERS {
-        let mut rdr = csv::ReaderBuilder::new().has_headers(false).flexible(true).delimiter(d).from_reader(sample);
+        let mut rdr = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .delimiter(d)
+            .from_reader(sample);
         let mut counts: Vec<usize> = Vec::new();
         for rec in rdr.byte_records().take(200) {
             let Ok(rec) = rec else { break };
@@ -376,7 +427,11 @@ fn detect_encoding(path: &Path, notes: &mut Vec<String>) -> Result<Option<&'stat
         }
         len = carry + n;
     }
-    notes.push(if non_ascii { "encoding UTF-8".into() } else { "encoding ASCII (read as UTF-8)".into() });
+    notes.push(if non_ascii {
+        "encoding UTF-8".into()
+    } else {
+        "encoding ASCII (read as UTF-8)".into()
+    });
     Ok(None)
 }
 
@@ -417,11 +472,19 @@ struct CrlfToLf<R> {
     held_cr: bool,
     /// Converted bytes a too-small caller buffer could not take.
     spill: std::collections::VecDeque<u8>,
+    /// The last byte handed out, so a file that does not end in a newline
+    /// gets one (a record's line is counted from its terminator).
+    last: Option<u8>,
 }
 
 impl<R: Read> CrlfToLf<R> {
     fn new(inner: R) -> Self {
-        CrlfToLf { inner, held_cr: false, spill: std::collections::VecDeque::new() }
+        CrlfToLf {
+            inner,
+            held_cr: false,
+            spill: std::collections::VecDeque::new(),
+            last: None,
+        }
     }
 }
 
@@ -437,9 +500,24 @@ impl<R: Read> Read for CrlfToLf<R> {
             for (b, s) in buf.iter_mut().zip(self.spill.drain(..n)) {
                 *b = s;
             }
+            if n > 0 {
+                self.last = Some(buf[n - 1]);
+            } else if self.last.is_some_and(|b| b != b'\n') {
+                self.last = Some(b'\n');
+                buf[0] = b'\n';
+                return Ok(1);
+            }
             return Ok(n);
         }
-        self.read_converted(buf)
+        let n = self.read_converted(buf)?;
+        if n > 0 {
+            self.last = Some(buf[n - 1]);
+        } else if self.last.is_some_and(|b| b != b'\n') {
+            self.last = Some(b'\n');
+            buf[0] = b'\n';
+            return Ok(1);
+        }
+        Ok(n)
     }
 }
 
@@ -476,10 +554,11 @@ impl<R: Read> CrlfToLf<R> {
         }
     }
 
-
     /// Drops every CR followed by LF in `buf[..n]`; holds back a final CR.
     fn compact(&mut self, buf: &mut [u8], n: usize) -> usize {
-        let Some(first) = memchr::memchr(b'\r', &buf[..n]) else { return n };
+        let Some(first) = memchr::memchr(b'\r', &buf[..n]) else {
+            return n;
+        };
         let mut w = first;
         let mut r = first;
         while r < n {
@@ -517,7 +596,13 @@ struct QuoteTracker<R> {
 
 impl<R: Read> QuoteTracker<R> {
     fn new(inner: R, delimiter: u8) -> Self {
-        QuoteTracker { inner, delimiter, in_quote: false, pending_close: false, prev: b'\n' }
+        QuoteTracker {
+            inner,
+            delimiter,
+            in_quote: false,
+            pending_close: false,
+            prev: b'\n',
+        }
     }
 
     fn in_quote(&self) -> bool {
@@ -597,12 +682,24 @@ mod tests {
     #[test]
     fn quote_tracking_across_chunks() {
         for chunk in [1, 2, 3, 7, 100] {
-            assert!(!open_quote_at_end("a,b\n\"x, y\",z\n", chunk), "chunk {chunk}");
-            assert!(!open_quote_at_end("a,\"say \"\"hi\"\"\",c\n", chunk), "chunk {chunk}");
+            assert!(
+                !open_quote_at_end("a,b\n\"x, y\",z\n", chunk),
+                "chunk {chunk}"
+            );
+            assert!(
+                !open_quote_at_end("a,\"say \"\"hi\"\"\",c\n", chunk),
+                "chunk {chunk}"
+            );
             assert!(!open_quote_at_end("a,5\" tall,c\n", chunk), "chunk {chunk}");
-            assert!(open_quote_at_end("a,\"unclosed,c\nd,e,f\n", chunk), "chunk {chunk}");
+            assert!(
+                open_quote_at_end("a,\"unclosed,c\nd,e,f\n", chunk),
+                "chunk {chunk}"
+            );
             assert!(open_quote_at_end("a,b\n\"", chunk), "chunk {chunk}");
-            assert!(!open_quote_at_end("a,\"multi\nline\",c\n", chunk), "chunk {chunk}");
+            assert!(
+                !open_quote_at_end("a,\"multi\nline\",c\n", chunk),
+                "chunk {chunk}"
+            );
             assert!(!open_quote_at_end("a,\"ends\"\"\"", chunk), "chunk {chunk}");
         }
     }
@@ -618,16 +715,31 @@ mod tests {
             }
         }
         let mut out = Vec::new();
-        CrlfToLf::new(Chunks(input, chunk)).read_to_end(&mut out).unwrap();
+        CrlfToLf::new(Chunks(input, chunk))
+            .read_to_end(&mut out)
+            .unwrap();
         out
     }
 
     #[test]
     fn crlf_becomes_lf_across_reads() {
         for chunk in [1, 2, 3, 5, 64] {
-            assert_eq!(crlf(b"a,b\r\nc,d\r\n", chunk), b"a,b\nc,d\n", "chunk {chunk}");
-            assert_eq!(crlf(b"a\rb\r\n\r", chunk), b"a\rb\n\r", "chunk {chunk}");
-            assert_eq!(crlf(b"\"x\r\ny\"\r\n", chunk), b"\"x\ny\"\n", "chunk {chunk}");
+            assert_eq!(
+                crlf(b"a,b\r\nc,d\r\n", chunk),
+                b"a,b\nc,d\n",
+                "chunk {chunk}"
+            );
+            assert_eq!(crlf(b"a\rb\r\n\r", chunk), b"a\rb\n\r\n", "chunk {chunk}");
+            assert_eq!(
+                crlf(b"no newline at end", chunk),
+                b"no newline at end\n",
+                "chunk {chunk}"
+            );
+            assert_eq!(
+                crlf(b"\"x\r\ny\"\r\n", chunk),
+                b"\"x\ny\"\n",
+                "chunk {chunk}"
+            );
             assert_eq!(crlf(b"plain\n", chunk), b"plain\n", "chunk {chunk}");
         }
     }
@@ -635,8 +747,14 @@ mod tests {
     #[test]
     fn delimiter_sniffing() {
         assert_eq!(sniff_delimiter(b"a,b,c\n1,2,3\n4,5,6\n"), b',');
-        assert_eq!(sniff_delimiter(b"a;b;c\n1;\"x, y\";3\n4;5,5;6\n7;8;9\n"), b';');
-        assert_eq!(sniff_delimiter(b"Title line\n\na\tb\tc\n1\t2\t3\n4\t5\t6\n"), b'\t');
+        assert_eq!(
+            sniff_delimiter(b"a;b;c\n1;\"x, y\";3\n4;5,5;6\n7;8;9\n"),
+            b';'
+        );
+        assert_eq!(
+            sniff_delimiter(b"Title line\n\na\tb\tc\n1\t2\t3\n4\t5\t6\n"),
+            b'\t'
+        );
         assert_eq!(sniff_delimiter(b"a|b|c\n1|2|3\n4|5|6\n"), b'|');
         assert_eq!(sniff_delimiter(b"only\none\ncolumn\n"), b',');
     }
@@ -645,7 +763,10 @@ mod tests {
     fn encoding_names() {
         assert_eq!(TextEncoding::parse("UTF-8"), Some(TextEncoding::Utf8));
         assert_eq!(TextEncoding::parse("utf-16le"), Some(TextEncoding::Utf16Le));
-        assert_eq!(TextEncoding::parse("cp1252"), Some(TextEncoding::Windows1252));
+        assert_eq!(
+            TextEncoding::parse("cp1252"),
+            Some(TextEncoding::Windows1252)
+        );
         assert_eq!(TextEncoding::parse("ebcdic"), None);
     }
 }

@@ -8,7 +8,9 @@ use std::path::Path;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
-use super::{AtomicFile, HashingWriter, RESULT_COLUMNS, ReportHeader, ReportRow, RunFacts, Sink, neutralize};
+use super::{
+    AtomicFile, HashingWriter, RESULT_COLUMNS, ReportHeader, ReportRow, RunFacts, Sink, neutralize,
+};
 use crate::error::{Error, Result};
 
 pub(super) struct CsvSink {
@@ -19,8 +21,18 @@ pub(super) struct CsvSink {
 impl CsvSink {
     pub(super) fn create(path: &Path, header: &ReportHeader) -> Result<Self> {
         let file = AtomicFile::create(path)?;
-        let handle = file.tmp.as_file().try_clone().map_err(|e| Error::report(path, e))?;
-        let out = BufWriter::with_capacity(1 << 20, HashingWriter { inner: handle, hash: Sha256::new() });
+        let handle = file
+            .tmp
+            .as_file()
+            .try_clone()
+            .map_err(|e| Error::report(path, e))?;
+        let out = BufWriter::with_capacity(
+            1 << 20,
+            HashingWriter {
+                inner: handle,
+                hash: Sha256::new(),
+            },
+        );
         let mut sink = CsvSink { file, out };
         let mut w = csv::Writer::from_writer(Vec::new());
         let names = ["source_file", "sheet", "row"]
@@ -30,7 +42,9 @@ impl CsvSink {
             .chain(RESULT_COLUMNS.iter().map(|c| c.to_string()));
         w.write_record(names).map_err(|e| Error::report(path, e))?;
         let bytes = w.into_inner().map_err(|e| Error::report(path, e.error()))?;
-        sink.out.write_all(&bytes).map_err(|e| Error::report(path, e))?;
+        sink.out
+            .write_all(&bytes)
+            .map_err(|e| Error::report(path, e))?;
         Ok(sink)
     }
 }
@@ -52,7 +66,8 @@ fn format_rows(header: &ReportHeader, rows: &[ReportRow<'_>]) -> std::io::Result
         w.write_field(neutralize(&r.errors_text()).as_bytes())?;
         w.write_record(None::<&[u8]>)?;
     }
-    w.into_inner().map_err(|e| std::io::Error::other(e.to_string()))
+    w.into_inner()
+        .map_err(|e| std::io::Error::other(e.to_string()))
 }
 
 /// A small integer formatter that reuses its buffer.
@@ -73,17 +88,24 @@ impl NumBuf {
 
 impl Sink for CsvSink {
     fn rows(&mut self, header: &ReportHeader, rows: &[ReportRow<'_>]) -> Result<()> {
-        let chunks: Vec<std::io::Result<Vec<u8>>> = rows.par_chunks(512).map(|c| format_rows(header, c)).collect();
+        let chunks: Vec<std::io::Result<Vec<u8>>> = rows
+            .par_chunks(512)
+            .map(|c| format_rows(header, c))
+            .collect();
         for chunk in chunks {
             let bytes = chunk.map_err(|e| Error::report(&self.file.path, e))?;
-            self.out.write_all(&bytes).map_err(|e| Error::report(&self.file.path, e))?;
+            self.out
+                .write_all(&bytes)
+                .map_err(|e| Error::report(&self.file.path, e))?;
         }
         Ok(())
     }
 
     fn finish(self: Box<Self>, _header: &ReportHeader, _facts: &RunFacts) -> Result<String> {
         let CsvSink { file, out } = *self;
-        let hw = out.into_inner().map_err(|e| Error::report(&file.path, e.error()))?;
+        let hw = out
+            .into_inner()
+            .map_err(|e| Error::report(&file.path, e.error()))?;
         let sha = hex::encode(hw.hash.finalize());
         drop(hw.inner);
         file.commit()?;

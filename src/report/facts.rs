@@ -53,7 +53,12 @@ pub struct ReportFacts {
 }
 
 impl RunFacts {
-    pub fn new(command: &str, checked: &Checked, options: serde_json::Value, started_at: String) -> Self {
+    pub fn new(
+        command: &str,
+        checked: &Checked,
+        options: serde_json::Value,
+        started_at: String,
+    ) -> Self {
         let c = checked.grouping.counts;
         RunFacts {
             tool: "dcms-bulk",
@@ -87,7 +92,11 @@ impl RunFacts {
     /// `(key, value)` lines for the XLSX report's run-facts sheet.
     pub fn lines(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
-        flatten("", &serde_json::to_value(self).unwrap_or_default(), &mut out);
+        flatten(
+            "",
+            &serde_json::to_value(self).unwrap_or_default(),
+            &mut out,
+        );
         out
     }
 }
@@ -96,12 +105,22 @@ fn flatten(prefix: &str, v: &serde_json::Value, out: &mut Vec<(String, String)>)
     match v {
         serde_json::Value::Object(m) => {
             for (k, v) in m {
-                let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
                 flatten(&key, v, out);
             }
         }
         serde_json::Value::Array(a) => {
-            out.push((prefix.to_string(), a.iter().map(|v| v.as_str().map_or(v.to_string(), str::to_string)).collect::<Vec<_>>().join("; ")));
+            out.push((
+                prefix.to_string(),
+                a.iter()
+                    .map(|v| v.as_str().map_or(v.to_string(), str::to_string))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ));
         }
         serde_json::Value::String(s) => out.push((prefix.to_string(), s.clone())),
         other => out.push((prefix.to_string(), other.to_string())),

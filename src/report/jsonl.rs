@@ -20,8 +20,18 @@ pub(super) struct JsonlSink {
 impl JsonlSink {
     pub(super) fn create(path: &Path) -> Result<Self> {
         let file = AtomicFile::create(path)?;
-        let handle = file.tmp.as_file().try_clone().map_err(|e| Error::report(path, e))?;
-        let out = BufWriter::with_capacity(1 << 20, HashingWriter { inner: handle, hash: Sha256::new() });
+        let handle = file
+            .tmp
+            .as_file()
+            .try_clone()
+            .map_err(|e| Error::report(path, e))?;
+        let out = BufWriter::with_capacity(
+            1 << 20,
+            HashingWriter {
+                inner: handle,
+                hash: Sha256::new(),
+            },
+        );
         Ok(JsonlSink { file, out })
     }
 }
@@ -63,7 +73,10 @@ impl Sink for JsonlSink {
                         source_file: &header.source_file,
                         sheet: &header.sheet,
                         row: r.number,
-                        cells: Cells { names: &header.columns, values: &r.cells },
+                        cells: Cells {
+                            names: &header.columns,
+                            values: &r.cells,
+                        },
                         status: r.status.as_str(),
                         order_id: r.order_id,
                         errors: &r.errors,
@@ -76,14 +89,18 @@ impl Sink for JsonlSink {
             })
             .collect();
         for c in chunks {
-            self.out.write_all(&c).map_err(|e| Error::report(&self.file.path, e))?;
+            self.out
+                .write_all(&c)
+                .map_err(|e| Error::report(&self.file.path, e))?;
         }
         Ok(())
     }
 
     fn finish(self: Box<Self>, _header: &ReportHeader, _facts: &RunFacts) -> Result<String> {
         let JsonlSink { file, out } = *self;
-        let hw = out.into_inner().map_err(|e| Error::report(&file.path, e.error()))?;
+        let hw = out
+            .into_inner()
+            .map_err(|e| Error::report(&file.path, e.error()))?;
         let sha = hex::encode(hw.hash.finalize());
         drop(hw.inner);
         file.commit()?;

@@ -34,7 +34,12 @@ pub enum Format {
 
 impl Format {
     pub fn from_path(path: &Path) -> Result<Format> {
-        match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        match path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             Some("csv") => Ok(Format::Csv),
             Some("jsonl") | Some("ndjson") => Ok(Format::Jsonl),
             Some("xlsx") => Ok(Format::Xlsx),
@@ -77,7 +82,11 @@ pub struct ReportRow<'a> {
 
 impl ReportRow<'_> {
     pub fn errors_text(&self) -> String {
-        self.errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+        self.errors
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 }
 
@@ -97,7 +106,11 @@ pub fn error_items(out: &RowOutcome<'_>, cell_ref: impl Fn(usize) -> String) -> 
     let mut items: Vec<ErrorItem> = out
         .problems
         .iter()
-        .map(|p| ErrorItem { cell: p.col.map(&cell_ref), field: p.field.to_string(), message: p.message.clone() })
+        .map(|p| ErrorItem {
+            cell: p.col.map(&cell_ref),
+            field: p.field.to_string(),
+            message: p.message.clone(),
+        })
         .collect();
     if out.status == Status::Held {
         let n = out.invalid_in_order as usize;
@@ -110,7 +123,11 @@ pub fn error_items(out: &RowOutcome<'_>, cell_ref: impl Fn(usize) -> String) -> 
                 out.order_id,
                 if n > 1 { "s" } else { "" },
                 list(out.held_by),
-                if more > 0 { format!(" and {more} more") } else { String::new() },
+                if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                },
                 if n > 1 { "them" } else { "it" },
             ),
         });
@@ -137,7 +154,11 @@ pub fn write(checked: &Checked, path: &Path, facts: &mut RunFacts) -> Result<Pat
     let mut sink: Box<dyn Sink> = match format {
         Format::Csv => Box::new(csv_out::CsvSink::create(path, &header)?),
         Format::Jsonl => Box::new(jsonl::JsonlSink::create(path)?),
-        Format::Xlsx => Box::new(xlsx::XlsxSink::create(path, &header, checked.grouping.len())?),
+        Format::Xlsx => Box::new(xlsx::XlsxSink::create(
+            path,
+            &header,
+            checked.grouping.len(),
+        )?),
     };
     let ncols = checked.columns.len();
     let t0 = std::time::Instant::now();
@@ -158,7 +179,11 @@ pub fn write(checked: &Checked, path: &Path, facts: &mut RunFacts) -> Result<Pat
     facts.finished_at = now();
     let sha = sink.finish(&header, facts)?;
     crate::pipeline::timing("report done", t0);
-    facts.report = Some(ReportFacts { path: path.display().to_string(), format, sha256: sha });
+    facts.report = Some(ReportFacts {
+        path: path.display().to_string(),
+        format,
+        sha256: sha,
+    });
     let facts_path = facts_path(path);
     write_atomic(&facts_path, |w| {
         serde_json::to_writer_pretty(&mut *w, facts).map_err(std::io::Error::other)?;
@@ -199,18 +224,29 @@ impl AtomicFile {
             Some(d) if !d.as_os_str().is_empty() => d,
             _ => Path::new("."),
         };
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("report");
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("report");
         let tmp = tempfile::Builder::new()
             .prefix(&format!(".{name}."))
             .suffix(".partial")
             .tempfile_in(dir)
             .map_err(|e| Error::report(path, e))?;
-        Ok(AtomicFile { path: path.to_path_buf(), tmp })
+        Ok(AtomicFile {
+            path: path.to_path_buf(),
+            tmp,
+        })
     }
 
     fn commit(self) -> Result<()> {
-        self.tmp.as_file().sync_all().map_err(|e| Error::report(&self.path, e))?;
-        self.tmp.persist(&self.path).map_err(|e| Error::report(&self.path, e.error))?;
+        self.tmp
+            .as_file()
+            .sync_all()
+            .map_err(|e| Error::report(&self.path, e))?;
+        self.tmp
+            .persist(&self.path)
+            .map_err(|e| Error::report(&self.path, e.error))?;
         Ok(())
     }
 }
@@ -233,10 +269,20 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
-fn write_atomic(path: &Path, f: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<String> {
+fn write_atomic(
+    path: &Path,
+    f: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<String> {
     let file = AtomicFile::create(path)?;
-    let handle = file.tmp.as_file().try_clone().map_err(|e| Error::report(path, e))?;
-    let mut w = HashingWriter { inner: std::io::BufWriter::new(handle), hash: Sha256::new() };
+    let handle = file
+        .tmp
+        .as_file()
+        .try_clone()
+        .map_err(|e| Error::report(path, e))?;
+    let mut w = HashingWriter {
+        inner: std::io::BufWriter::new(handle),
+        hash: Sha256::new(),
+    };
     f(&mut w).map_err(|e| Error::report(path, e))?;
     w.flush().map_err(|e| Error::report(path, e))?;
     let sha = hex::encode(w.hash.finalize());
@@ -261,8 +307,14 @@ mod tests {
     #[test]
     fn format_from_extension() {
         assert_eq!(Format::from_path(Path::new("r.CSV")).unwrap(), Format::Csv);
-        assert_eq!(Format::from_path(Path::new("r.jsonl")).unwrap(), Format::Jsonl);
-        assert_eq!(Format::from_path(Path::new("r.xlsx")).unwrap(), Format::Xlsx);
+        assert_eq!(
+            Format::from_path(Path::new("r.jsonl")).unwrap(),
+            Format::Jsonl
+        );
+        assert_eq!(
+            Format::from_path(Path::new("r.xlsx")).unwrap(),
+            Format::Xlsx
+        );
         assert!(Format::from_path(Path::new("r.txt")).is_err());
     }
 }

@@ -32,7 +32,10 @@ fn fit(s: &str) -> std::borrow::Cow<'_, str> {
         return std::borrow::Cow::Borrowed(s);
     }
     let kept: String = s.chars().take(MAX_CELL - 40).collect();
-    std::borrow::Cow::Owned(format!("{kept}… [cut: {} characters in all]", s.chars().count()))
+    std::borrow::Cow::Owned(format!(
+        "{kept}… [cut: {} characters in all]",
+        s.chars().count()
+    ))
 }
 
 impl XlsxSink {
@@ -40,15 +43,22 @@ impl XlsxSink {
         if rows > MAX_XLSX_ROWS {
             return Err(Error::report(
                 path,
-                format!("{rows} rows do not fit in one Excel sheet ({MAX_XLSX_ROWS} at most); use a .csv or .jsonl report"),
+                format!(
+                    "{rows} rows do not fit in one Excel sheet ({MAX_XLSX_ROWS} at most); use a .csv or .jsonl report"
+                ),
             ));
         }
         let file = AtomicFile::create(path)?;
         let mut wb = Workbook::new();
-        let bold = CellFormat::new().set_bold().set_border_bottom(FormatBorder::Thin);
+        let bold = CellFormat::new()
+            .set_bold()
+            .set_border_bottom(FormatBorder::Thin);
         let fill = |rgb: u32| CellFormat::new().set_background_color(Color::RGB(rgb));
-        let status_formats =
-            [(Status::Valid, fill(0xC6EFCE)), (Status::Invalid, fill(0xFFC7CE)), (Status::Held, fill(0xFFEB9C))];
+        let status_formats = [
+            (Status::Valid, fill(0xC6EFCE)),
+            (Status::Invalid, fill(0xFFC7CE)),
+            (Status::Held, fill(0xFFEB9C)),
+        ];
         let ws = wb.add_worksheet_with_constant_memory();
         ws.set_name("Report").map_err(|e| xerr(path, e))?;
         let names = ["source_file", "sheet", "row"]
@@ -57,39 +67,59 @@ impl XlsxSink {
             .chain(header.columns.iter().cloned())
             .chain(RESULT_COLUMNS.iter().map(|s| s.to_string()));
         for (c, name) in names.enumerate() {
-            ws.write_string_with_format(0, c as u16, fit(&name).as_ref(), &bold).map_err(|e| xerr(path, e))?;
+            ws.write_string_with_format(0, c as u16, fit(&name).as_ref(), &bold)
+                .map_err(|e| xerr(path, e))?;
         }
         ws.set_freeze_panes(1, 0).map_err(|e| xerr(path, e))?;
-        Ok(XlsxSink { file, wb, next_row: 1, bold, status_formats })
+        Ok(XlsxSink {
+            file,
+            wb,
+            next_row: 1,
+            bold,
+            status_formats,
+        })
     }
 }
 
 impl Sink for XlsxSink {
     fn rows(&mut self, header: &ReportHeader, rows: &[ReportRow<'_>]) -> Result<()> {
         let path = self.file.path.clone();
-        let ws = self.wb.worksheet_from_index(0).map_err(|e| xerr(&path, e))?;
+        let ws = self
+            .wb
+            .worksheet_from_index(0)
+            .map_err(|e| xerr(&path, e))?;
         for r in rows {
             let row = self.next_row;
-            ws.write_string(row, 0, fit(&header.source_file).as_ref()).map_err(|e| xerr(&path, e))?;
-            ws.write_string(row, 1, fit(&header.sheet).as_ref()).map_err(|e| xerr(&path, e))?;
-            ws.write_number(row, 2, r.number as f64).map_err(|e| xerr(&path, e))?;
+            ws.write_string(row, 0, fit(&header.source_file).as_ref())
+                .map_err(|e| xerr(&path, e))?;
+            ws.write_string(row, 1, fit(&header.sheet).as_ref())
+                .map_err(|e| xerr(&path, e))?;
+            ws.write_number(row, 2, r.number as f64)
+                .map_err(|e| xerr(&path, e))?;
             let mut c = 3u16;
             for v in &r.cells {
                 if !v.is_empty() {
-                    ws.write_string(row, c, fit(v).as_ref()).map_err(|e| xerr(&path, e))?;
+                    ws.write_string(row, c, fit(v).as_ref())
+                        .map_err(|e| xerr(&path, e))?;
                 }
                 c += 1;
             }
-            let fmt = &self.status_formats.iter().find(|(s, _)| *s == r.status).map(|(_, f)| f);
+            let fmt = &self
+                .status_formats
+                .iter()
+                .find(|(s, _)| *s == r.status)
+                .map(|(_, f)| f);
             match fmt {
                 Some(f) => ws.write_string_with_format(row, c, r.status.as_str(), f),
                 None => ws.write_string(row, c, r.status.as_str()),
             }
             .map_err(|e| xerr(&path, e))?;
-            ws.write_string(row, c + 1, r.order_id).map_err(|e| xerr(&path, e))?;
+            ws.write_string(row, c + 1, r.order_id)
+                .map_err(|e| xerr(&path, e))?;
             let errors = r.errors_text();
             if !errors.is_empty() {
-                ws.write_string(row, c + 2, fit(&errors).as_ref()).map_err(|e| xerr(&path, e))?;
+                ws.write_string(row, c + 2, fit(&errors).as_ref())
+                    .map_err(|e| xerr(&path, e))?;
             }
             self.next_row += 1;
         }
@@ -97,12 +127,19 @@ impl Sink for XlsxSink {
     }
 
     fn finish(self: Box<Self>, header: &ReportHeader, facts: &RunFacts) -> Result<String> {
-        let XlsxSink { file, mut wb, next_row, bold, .. } = *self;
+        let XlsxSink {
+            file,
+            mut wb,
+            next_row,
+            bold,
+            ..
+        } = *self;
         let path = file.path.clone();
         let last_col = (3 + header.columns.len() + RESULT_COLUMNS.len() - 1) as u16;
         {
             let ws = wb.worksheet_from_index(0).map_err(|e| xerr(&path, e))?;
-            ws.autofilter(0, 0, next_row.saturating_sub(1).max(1), last_col).map_err(|e| xerr(&path, e))?;
+            ws.autofilter(0, 0, next_row.saturating_sub(1).max(1), last_col)
+                .map_err(|e| xerr(&path, e))?;
         }
         let c = &facts.counts;
         let summary = wb.add_worksheet();
@@ -116,20 +153,38 @@ impl Sink for XlsxSink {
             ("orders ready", c.orders_ready),
             ("orders held", c.orders_held),
         ];
-        summary.write_string_with_format(0, 0, "what", &bold).map_err(|e| xerr(&path, e))?;
-        summary.write_string_with_format(0, 1, "count", &bold).map_err(|e| xerr(&path, e))?;
+        summary
+            .write_string_with_format(0, 0, "what", &bold)
+            .map_err(|e| xerr(&path, e))?;
+        summary
+            .write_string_with_format(0, 1, "count", &bold)
+            .map_err(|e| xerr(&path, e))?;
         for (i, (k, v)) in lines.iter().enumerate() {
-            summary.write_string(i as u32 + 1, 0, *k).map_err(|e| xerr(&path, e))?;
-            summary.write_number(i as u32 + 1, 1, *v as f64).map_err(|e| xerr(&path, e))?;
+            summary
+                .write_string(i as u32 + 1, 0, *k)
+                .map_err(|e| xerr(&path, e))?;
+            summary
+                .write_number(i as u32 + 1, 1, *v as f64)
+                .map_err(|e| xerr(&path, e))?;
         }
-        summary.set_column_width(0, 24).map_err(|e| xerr(&path, e))?;
+        summary
+            .set_column_width(0, 24)
+            .map_err(|e| xerr(&path, e))?;
         let sheet = wb.add_worksheet();
         sheet.set_name("Run facts").map_err(|e| xerr(&path, e))?;
-        sheet.write_string_with_format(0, 0, "fact", &bold).map_err(|e| xerr(&path, e))?;
-        sheet.write_string_with_format(0, 1, "value", &bold).map_err(|e| xerr(&path, e))?;
+        sheet
+            .write_string_with_format(0, 0, "fact", &bold)
+            .map_err(|e| xerr(&path, e))?;
+        sheet
+            .write_string_with_format(0, 1, "value", &bold)
+            .map_err(|e| xerr(&path, e))?;
         for (i, (k, v)) in facts.lines().iter().enumerate() {
-            sheet.write_string(i as u32 + 1, 0, fit(k).as_ref()).map_err(|e| xerr(&path, e))?;
-            sheet.write_string(i as u32 + 1, 1, fit(v).as_ref()).map_err(|e| xerr(&path, e))?;
+            sheet
+                .write_string(i as u32 + 1, 0, fit(k).as_ref())
+                .map_err(|e| xerr(&path, e))?;
+            sheet
+                .write_string(i as u32 + 1, 1, fit(v).as_ref())
+                .map_err(|e| xerr(&path, e))?;
         }
         sheet.set_column_width(0, 24).map_err(|e| xerr(&path, e))?;
         sheet.set_column_width(1, 80).map_err(|e| xerr(&path, e))?;

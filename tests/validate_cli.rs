@@ -1,0 +1,436 @@
+//! The `validate` command, run as a user runs it, on the shipped samples and
+//! on fixtures that are real workbooks made by other programs.
+
+mod common;
+
+use common::*;
+use dcms_bulk::exit;
+
+#[test]
+fn valid_csv_sample_is_all_valid_and_reported_row_by_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.csv");
+    let r = run(&[
+        "validate",
+        "samples/orders.csv",
+        "--report",
+        path_str(&report),
+    ]);
+    assert_eq!(r.code, exit::OK, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("10 rows: 10 valid, 0 invalid, 0 held; 4 orders ready"),
+        "{}",
+        r.stderr
+    );
+    let (header, rows) = read_report(&report);
+    assert_eq!(&header[..4], ["source_file", "sheet", "row", "branch_id"]);
+    assert_eq!(
+        &header[header.len() - 3..],
+        ["status", "order_id", "errors"]
+    );
+    assert_eq!(rows.len(), 10);
+    let numbers: Vec<&str> = rows.iter().map(|r| r[2].as_str()).collect();
+    assert_eq!(
+        numbers,
+        ["2", "3", "4", "5", "6", "7", "8", "9", "10", "11"],
+        "CRLF rows keep their line numbers"
+    );
+    let status = col(&header, "status");
+    assert!(rows.iter().all(|r| r[status] == "VALID"));
+    let ids: std::collections::BTreeSet<&str> = rows
+        .iter()
+        .map(|r| r[col(&header, "order_id")].as_str())
+        .collect();
+    assert_eq!(ids.len(), 4);
+    assert_eq!(
+        rows[0][col(&header, "branch_id")],
+        "00123",
+        "leading zeros kept"
+    );
+
+    // The run facts name the input by hash and the report by its own hash.
+    let facts: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("report.csv.run.json")).unwrap(),
+    )
+    .unwrap();
+    let input = std::fs::read(root().join("samples/orders.csv")).unwrap();
+    use sha2::Digest;
+    assert_eq!(
+        facts["input"]["sha256"],
+        hex::encode(sha2::Sha256::digest(&input))
+    );
+    assert_eq!(
+        facts["report"]["sha256"],
+        hex::encode(sha2::Sha256::digest(std::fs::read(&report).unwrap()))
+    );
+    assert_eq!(facts["counts"]["rows"], 10);
+    assert_eq!(facts["batch_id"], facts["input"]["sha256"]);
+}
+
+/// The same rows as CSV, XLSX (dates as date cells), XLS, ODS and the 1904
+/// date system must give the very same order bodies.
+#[test]
+fn every_format_gives_the_same_orders() {
+    let orders = |file: &str| {
+        let r = run(&["validate", file, "--batch-id", "B1", "--print-orders"]);
+        assert_eq!(r.code, exit::OK, "{file}: {}", r.stderr);
+        r.stdout
+    };
+    let csv = orders("samples/orders.csv");
+    assert_eq!(csv.lines().count(), 4);
+    assert_eq!(orders("samples/orders.xlsx"), csv);
+
+    let dir = tempfile::tempdir().unwrap();
+    let first4: String = std::fs::read_to_string(root().join("samples/orders.csv"))
+        .unwrap()
+        .lines()
+        .take(5)
+        .map(|l| l.to_string() + "\n")
+        .collect();
+    let small = dir.path().join("first4.csv");
+    std::fs::write(&small, first4).unwrap();
+    let want = orders(path_str(&small));
+    assert_eq!(want.lines().count(), 2);
+    for f in [
+        "tests/fixtures/orders.xls",
+        "tests/fixtures/orders.ods",
+        "tests/fixtures/dates_1904.xlsx",
+        "tests/fixtures/two_sheets.xlsx",
+    ] {
+        assert_eq!(orders(f), want, "{f}");
+    }
+    let first: serde_json::Value = serde_json::from_str(want.lines().next().unwrap()).unwrap();
+    assert_eq!(first["processStartTime"], "2026-12-01 09:00:00");
+    assert_eq!(first["branchInfo"]["branchId"], "00123");
+    assert_eq!(first["metaValues"]["campaign"], "WINTER-2026");
+    assert_eq!(first["products"][0]["plasticCode"], "0001");
+    assert_eq!(first["products"][0]["quantity"], 100);
+    assert_eq!(first["orderingPartyInfo"]["orderingPartyType"], "BANK");
+}
+
+#[test]
+fn mistakes_sample_names_every_cell() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("mistakes.csv");
+    let r = run(&[
+        "validate",
+        "samples/orders_with_mistakes.xlsx",
+        "--report",
+        path_str(&report),
+    ]);
+    assert_eq!(r.code, exit::ROWS_NOT_DONE, "{}", r.stderr);
+    for want in [
+        "Orders!F6 quantity: must be between 1 and 500, got 0",
+        "Orders!A8 branch_id: `4567` is shorter than the 5 characters",
+        "Orders!F9 quantity: must be a whole number, got `ten`",
+        "Orders!D11 bin: must be 6 or 8 digits",
+        "Orders!L12 process_start_time: must be a date and time written YYYY-MM-DD HH:mm:ss",
+        "Orders!E13 card_type: must be PHYSICAL or VIRTUAL",
+        "Orders!J14 delivery_address: needs at least 3 parts",
+        "Orders!G15 plastic_code: the cell shows the formula error #N/A",
+        "Orders!K16 pin_code: must be 6 digits",
+        "Orders!B17 branch_name: missing",
+        "Orders row 18 product: duplicate product line: row 19",
+    ] {
+        assert!(r.stderr.contains(want), "missing {want:?} in\n{}", r.stderr);
+    }
+    let (header, rows) = read_report(&report);
+    let status = col(&header, "status");
+    let by_row: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r[2].as_str(), r[status].as_str()))
+        .collect();
+    assert_eq!(by_row.len(), 16, "the blank row is not a data row");
+    assert_eq!(by_row[0], ("5", "HELD"));
+    assert_eq!(by_row[1], ("6", "INVALID"));
+    assert_eq!(by_row[2], ("7", "HELD"));
+    assert_eq!(&by_row[14..], [("20", "VALID"), ("21", "VALID")]);
+    let errors = col(&header, "errors");
+    assert!(
+        rows[0][errors].contains("held: order DCB-") && rows[0][errors].contains("invalid row 6"),
+        "{}",
+        rows[0][errors]
+    );
+    assert!(r.stderr.contains(
+        "16 rows: 2 valid, 12 invalid, 2 held; 1 orders ready, 1 held (1 blank rows skipped)"
+    ));
+}
+
+#[test]
+fn held_orders_go_out_partially_only_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("o.csv");
+    std::fs::write(
+        &f,
+        format!(
+            "{HEADER}\n{}\n{}\n",
+            row("00123", "01", "10"),
+            row("00123", "02", "0")
+        ),
+    )
+    .unwrap();
+    let r = run(&["validate", path_str(&f), "--print-orders"]);
+    assert_eq!(r.code, exit::ROWS_NOT_DONE);
+    assert_eq!(r.stdout, "", "a held order is not printed");
+    let r = run(&[
+        "validate",
+        path_str(&f),
+        "--print-orders",
+        "--allow-partial-orders",
+    ]);
+    assert_eq!(r.code, exit::ROWS_NOT_DONE);
+    let order: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(order["products"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn order_ref_groups_and_disagreeing_rows_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("o.csv");
+    let body = format!(
+        "order_ref,{HEADER}\nR-1,{}\nR-1,{}\nR-1,{}\nR-2,{}\n",
+        row("00123", "01", "10"),
+        row("00123", "02", "5"),
+        row("00999", "03", "5"),
+        row("00123", "04", "7"),
+    );
+    std::fs::write(&f, body).unwrap();
+    let report = dir.path().join("r.csv");
+    let r = run(&["validate", path_str(&f), "--report", path_str(&report)]);
+    assert_eq!(r.code, exit::ROWS_NOT_DONE);
+    assert!(
+        r.stderr.contains(
+            "o!B4 branch_id: `00999` differs from `00123` on rows 2, 3 of the same order"
+        ),
+        "{}",
+        r.stderr
+    );
+    let (header, rows) = read_report(&report);
+    let (s, o) = (col(&header, "status"), col(&header, "order_id"));
+    let got: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r[s].as_str(), r[o].as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("HELD", "R-1"),
+            ("HELD", "R-1"),
+            ("INVALID", "R-1"),
+            ("VALID", "R-2")
+        ]
+    );
+}
+
+#[test]
+fn numeric_ids_are_refused_unless_the_rules_give_a_width() {
+    let r = run(&["validate", "tests/fixtures/numeric_ids.xlsx"]);
+    assert_eq!(r.code, exit::ROWS_NOT_DONE);
+    assert!(
+        r.stderr.contains("Orders!A4 branch_id: `123` is shorter"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("format the column as Text"),
+        "{}",
+        r.stderr
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.toml");
+    std::fs::write(&rules, "[id_widths]\nbranch_id = 5\nplastic_code = 4\n").unwrap();
+    let r = run(&[
+        "validate",
+        "tests/fixtures/numeric_ids.xlsx",
+        "--rules",
+        path_str(&rules),
+        "--print-orders",
+    ]);
+    assert_eq!(r.code, exit::OK, "{}", r.stderr);
+    let first: serde_json::Value = serde_json::from_str(r.stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(first["branchInfo"]["branchId"], "00123");
+    assert_eq!(first["products"][0]["plasticCode"], "0001");
+}
+
+#[test]
+fn rules_file_tightens_and_bad_rules_are_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = run(&[
+        "validate",
+        "samples/orders.csv",
+        "--rules",
+        "samples/rules.example.toml",
+    ]);
+    assert_eq!(r.code, exit::ROWS_NOT_DONE, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("orders!F5 quantity: must be between 1 and 150, got 200"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("is not a product of the rules file's catalog"),
+        "{}",
+        r.stderr
+    );
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[patterns]\npin_code = \"(\"\n").unwrap();
+    let r = run(&["validate", "samples/orders.csv", "--rules", path_str(&bad)]);
+    assert_eq!(r.code, exit::USAGE);
+    assert!(
+        r.stderr.contains("bad.toml") && r.stderr.contains("patterns.pin_code"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn every_report_format_holds_every_row() {
+    let dir = tempfile::tempdir().unwrap();
+    for ext in ["csv", "jsonl", "xlsx"] {
+        let report = dir.path().join(format!("r.{ext}"));
+        let r = run(&[
+            "validate",
+            "samples/orders_with_mistakes.xlsx",
+            "--report",
+            path_str(&report),
+        ]);
+        assert_eq!(r.code, exit::ROWS_NOT_DONE, "{ext}: {}", r.stderr);
+        assert!(dir.path().join(format!("r.{ext}.run.json")).exists());
+        let statuses: Vec<String> = match ext {
+            "csv" => {
+                let (h, rows) = read_report(&report);
+                rows.iter().map(|r| r[col(&h, "status")].clone()).collect()
+            }
+            "jsonl" => std::fs::read_to_string(&report)
+                .unwrap()
+                .lines()
+                .map(|l| {
+                    serde_json::from_str::<serde_json::Value>(l).unwrap()["status"]
+                        .as_str()
+                        .unwrap()
+                        .to_string()
+                })
+                .collect(),
+            _ => {
+                use calamine::{Reader, Xlsx, open_workbook};
+                let mut wb: Xlsx<_> = open_workbook(&report).unwrap();
+                assert_eq!(wb.sheet_names(), ["Report", "Summary", "Run facts"]);
+                let range = wb.worksheet_range("Report").unwrap();
+                let head: Vec<String> = range
+                    .rows()
+                    .next()
+                    .unwrap()
+                    .iter()
+                    .map(|c| c.to_string())
+                    .collect();
+                let s = head.iter().position(|h| h == "status").unwrap();
+                range.rows().skip(1).map(|r| r[s].to_string()).collect()
+            }
+        };
+        assert_eq!(statuses.len(), 16, "{ext}");
+        assert_eq!(
+            statuses.iter().filter(|s| *s == "INVALID").count(),
+            12,
+            "{ext}"
+        );
+        assert_eq!(statuses.iter().filter(|s| *s == "HELD").count(), 2, "{ext}");
+    }
+}
+
+#[test]
+fn spreadsheet_formulas_in_cells_are_neutralised_in_the_csv_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("o.csv");
+    let evil = row("00123", "01", "10").replace(
+        "Pune Camp Branch",
+        "\"=HYPERLINK(\"\"http://x\"\",\"\"click\"\")\"",
+    );
+    std::fs::write(&f, format!("{HEADER},note\n{evil},@SUM(A1)\n")).unwrap();
+    let report = dir.path().join("r.csv");
+    run(&["validate", path_str(&f), "--report", path_str(&report)]);
+    let (h, rows) = read_report(&report);
+    assert_eq!(
+        rows[0][col(&h, "branch_name")],
+        "'=HYPERLINK(\"http://x\",\"click\")"
+    );
+    assert_eq!(
+        rows[0][col(&h, "note")],
+        "'@SUM(A1)",
+        "unknown columns are echoed, and neutralised"
+    );
+}
+
+#[test]
+fn output_does_not_depend_on_the_number_of_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("big.csv");
+    let mut body = String::from(HEADER) + "\n";
+    for i in 0..30_000 {
+        let qty = if i % 97 == 0 {
+            "0".to_string()
+        } else {
+            (i % 400 + 1).to_string()
+        };
+        body += &row(&format!("{:05}", i / 3), &format!("{:02}", i % 3 + 1), &qty);
+        body.push('\n');
+    }
+    std::fs::write(&f, body).unwrap();
+    let mut reports = Vec::new();
+    for threads in ["1", "2", "4"] {
+        let report = dir.path().join(format!("r{threads}.csv"));
+        let r = run(&[
+            "validate",
+            path_str(&f),
+            "--threads",
+            threads,
+            "--report",
+            path_str(&report),
+        ]);
+        assert_eq!(r.code, exit::ROWS_NOT_DONE);
+        reports.push(std::fs::read(&report).unwrap());
+    }
+    assert_eq!(reports[0], reports[1]);
+    assert_eq!(reports[0], reports[2]);
+}
+
+#[test]
+fn json_summary_adds_up() {
+    let r = run(&[
+        "validate",
+        "samples/orders_with_mistakes.xlsx",
+        "--json",
+        "-q",
+    ]);
+    assert_eq!(r.code, exit::ROWS_NOT_DONE);
+    assert_eq!(r.stderr, "", "quiet");
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let c = &v["counts"];
+    let n = |k: &str| c[k].as_u64().unwrap();
+    assert_eq!(n("valid") + n("invalid") + n("held"), n("rows"));
+    assert_eq!(v["exit_code"], 1);
+}
+
+#[test]
+fn verbose_says_what_was_detected() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("semi.csv");
+    let body = format!(
+        "Branch order\n\n{}\n{}\n",
+        HEADER.replace(',', ";"),
+        row("00123", "01", "5").replace(',', ";")
+    );
+    std::fs::write(&f, body).unwrap();
+    let r = run(&["validate", path_str(&f), "-v"]);
+    assert_eq!(r.code, exit::OK, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("delimiter ';' (detected)"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("header on row 3"), "{}", r.stderr);
+    assert!(r.stderr.contains("encoding ASCII"), "{}", r.stderr);
+}

@@ -30,6 +30,9 @@ pub struct CheckOpts {
     pub allow_partial: bool,
 }
 
+/// A data row with what became of it.
+pub type OutcomeRow<'a> = (Row<'a>, RowOutcome<'a>);
+
 /// A checked and grouped input file.
 pub struct Checked {
     pub path: PathBuf,
@@ -51,12 +54,11 @@ pub fn check(path: &Path, opts: &CheckOpts) -> Result<Checked> {
     std::thread::scope(|s| {
         // Hash the file on the side while the rows are read.
         let hasher = s.spawn(|| sha256_file(path));
-        let checked = check_with_hash(path, opts, || {
+        check_with_hash(path, opts, || {
             hasher
                 .join()
                 .unwrap_or_else(|_| Err(Error::input(path, "hashing the file failed")))
-        });
-        checked
+        })
     })
 }
 
@@ -258,7 +260,7 @@ impl Checked {
     /// outcome.
     pub fn for_each_outcome(
         &self,
-        f: &mut dyn FnMut(&[(Row<'_>, RowOutcome<'_>)]) -> Result<()>,
+        f: &mut dyn FnMut(&[OutcomeRow<'_>]) -> Result<()>,
     ) -> Result<()> {
         let mut next = 0usize;
         self.sheet

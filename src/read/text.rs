@@ -231,7 +231,16 @@ fn read_numbered<R: Read>(
         return Ok(None);
     }
     let inner = memchr::memchr_iter(b'\n', rec.as_slice().as_bytes()).count() as u64;
-    Ok(Some(rdr.position().line().saturating_sub(1 + inner).max(1)))
+    // A record cut off by the end of the file (an unclosed quote) has no
+    // terminator of its own: the file's last newline is inside its last cell.
+    let cut_off = rec.iter().next_back().is_some_and(|f| f.ends_with('\n'));
+    let terminator = u64::from(!cut_off);
+    Ok(Some(
+        rdr.position()
+            .line()
+            .saturating_sub(terminator + inner)
+            .max(1),
+    ))
 }
 
 fn read_batches<R: Read>(

@@ -1,0 +1,255 @@
+//! Bad input: each case ends with a one-line message naming the file (and
+//! the line, row or cell where there is one) and a documented exit code,
+//! in bounded time, never a panic.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use dcms_bulk::exit;
+
+fn check_file(path: &Path) -> Run {
+    let r = run(&["validate", path_str(path)]);
+    assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+    r
+}
+
+fn expect_input_error(path: &Path, want: &str) {
+    let r = check_file(path);
+    assert_eq!(
+        r.code,
+        exit::INPUT_UNREADABLE,
+        "{}: {}",
+        path.display(),
+        r.stderr
+    );
+    let first = r.stderr.lines().next().unwrap_or_default();
+    assert!(first.contains(path_str(path)), "names the file: {first}");
+    assert!(first.contains(want), "{first:?} should contain {want:?}");
+}
+
+fn write(dir: &Path, name: &str, bytes: impl AsRef<[u8]>) -> std::path::PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+#[test]
+fn broken_workbooks() {
+    let f = |n: &str| root().join("tests/fixtures").join(n);
+    expect_input_error(
+        &f("picture.xlsx"),
+        "not a spreadsheet: the file is a PNG image",
+    );
+    expect_input_error(&f("truncated.xlsx"), "damaged or truncated");
+    expect_input_error(&f("password.xlsx"), "password-protected");
+    expect_input_error(&f("zipbomb.xlsx"), "would inflate from");
+}
+
+#[test]
+fn empty_and_header_only() {
+    let dir = tempfile::tempdir().unwrap();
+    expect_input_error(&write(dir.path(), "empty.csv", ""), "the file is empty");
+    expect_input_error(
+        &write(dir.path(), "header.csv", format!("{HEADER}\r\n")),
+        "no data rows below it",
+    );
+    expect_input_error(&write(dir.path(), "blanks.csv", "\n\n,,,\n"), "is empty");
+    expect_input_error(
+        &write(
+            dir.path(),
+            "prose.csv",
+            "Dear team,\nplease find the orders attached.\n",
+        ),
+        "no header row",
+    );
+}
+
+#[test]
+fn missing_and_duplicate_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let no_qty = HEADER.replace(",quantity", "");
+    let p = write(dir.path(), "noqty.csv", format!("{no_qty}\n1,2\n"));
+    expect_input_error(
+        &p,
+        "missing required column quantity; the headers found are: branch_id, branch_name",
+    );
+    let p = write(
+        dir.path(),
+        "dup.csv",
+        format!("{HEADER},Qty\n{},5\n", row("00123", "01", "5")),
+    );
+    expect_input_error(
+        &p,
+        "duplicate column: `quantity` (column F) and `Qty` (column O)",
+    );
+}
+
+#[test]
+fn unbalanced_quote_names_the_line_it_opened_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = row("00123", "01", "5");
+    let bad = row("00123", "02", "5").replace("Pune Camp Branch", "\"Pune Camp Branch");
+    let body = format!(
+        "{HEADER}\n{good}\n{bad}\n{}\n{}\n",
+        row("00123", "03", "5"),
+        row("00123", "04", "5")
+    );
+    expect_input_error(&write(dir.path(), "quote.csv", body), "line 3:");
+    // At the very end of the file, too.
+    let body = format!(
+        "{HEADER}\n{good}\n{}\n",
+        row("00124", "01", "5").replace("Priya Iyer", "\"Priya Iyer")
+    );
+    expect_input_error(
+        &write(dir.path(), "quote_end.csv", body),
+        "line 3: a quote opened on this record is never closed",
+    );
+}
+
+#[test]
+fn ragged_rows_are_invalid_and_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let short = "00123,Pune Camp Branch,01,412345";
+    let long = row("00124", "01", "5") + ",extra";
+    let p = write(
+        dir.path(),
+        "ragged.csv",
+        format!("{HEADER}\n{}\n{short}\n{long}\n", row("00125", "01", "5")),
+    );
+    let r = check_file(&p);
+    assert_eq!(r.code, exit::ROWS_NOT_DONE, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("ragged row 3 row: has 4 cells but the header has 14"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("ragged!O4 row: has a value in column O, which has no header"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn encodings() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "{HEADER}\n{}\n",
+        row("00123", "01", "5").replace("Pune Camp Branch", "Pune Café Branch")
+    );
+    // UTF-16LE with BOM, as Excel's "Unicode text" writes it.
+    let mut utf16 = vec![0xFF, 0xFE];
+    for u in text.encode_utf16() {
+        utf16.extend_from_slice(&u.to_le_bytes());
+    }
+    // Windows-1252: é is one byte, 0xE9.
+    let cp1252: Vec<u8> = text
+        .chars()
+        .map(|c| if c == 'é' { 0xE9 } else { c as u8 })
+        .collect();
+    let mut bom = vec![0xEF, 0xBB, 0xBF];
+    bom.extend_from_slice(text.as_bytes());
+    for (name, bytes, note) in [
+        ("utf16.csv", utf16, "UTF-16LE"),
+        ("cp1252.csv", cp1252, "Windows-1252"),
+        ("bom.csv", bom, "UTF-8 with BOM"),
+    ] {
+        let p = write(dir.path(), name, bytes);
+        let r = run(&["validate", path_str(&p), "-v", "--print-orders"]);
+        assert_eq!(r.code, exit::OK, "{name}: {}", r.stderr);
+        assert!(r.stderr.contains(note), "{name}: {}", r.stderr);
+        assert!(
+            r.stdout.contains("Pune Café Branch"),
+            "{name}: {}",
+            r.stdout
+        );
+    }
+    // UTF-8 first, then a stray Windows-1252 byte: a mixed file is refused.
+    let mut mixed = text.clone().into_bytes();
+    mixed.extend_from_slice(
+        row("00124", "01", "5")
+            .replace("Pune Camp", "Pune Caf\u{1} ")
+            .as_bytes(),
+    );
+    let i = mixed.len() - 60;
+    mixed[i] = 0xE9;
+    expect_input_error(
+        &write(dir.path(), "mixed.csv", mixed),
+        "line 3: byte 0xE9 is not valid UTF-8",
+    );
+    expect_input_error(
+        &write(dir.path(), "nul.csv", b"branch_id\0,x\n"),
+        "NUL bytes",
+    );
+}
+
+#[test]
+fn huge_cell_and_many_columns_stay_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = "x".repeat(20 * 1024 * 1024);
+    let p = write(
+        dir.path(),
+        "bigcell.csv",
+        format!(
+            "{HEADER}\n{}\n",
+            row("00123", "01", "5").replace("Pune Camp Branch", &big)
+        ),
+    );
+    let started = std::time::Instant::now();
+    let r = check_file(&p);
+    assert_eq!(r.code, exit::ROWS_NOT_DONE, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(
+            "bigcell!B2 branch_name: holds 20971520 characters; a cell holds at most 32767"
+        ),
+        "{}",
+        &r.stderr[..r.stderr.len().min(500)]
+    );
+    assert!(
+        r.stderr.len() < 10_000,
+        "the value is not echoed in messages"
+    );
+    assert!(started.elapsed().as_secs() < 60);
+
+    let mut header = String::from(HEADER);
+    let mut line = row("00123", "01", "5");
+    for i in 0..20_000 {
+        header += &format!(",extra{i}");
+        line += ",v";
+    }
+    let p = write(dir.path(), "wide.csv", format!("{header}\n{line}\n"));
+    let report = dir.path().join("wide.report.csv");
+    let r = run(&["validate", path_str(&p), "--report", path_str(&report)]);
+    assert_eq!(r.code, exit::OK, "{}", &r.stderr[..r.stderr.len().min(500)]);
+    let (h, rows) = read_report(&report);
+    assert_eq!(h.len(), 3 + 14 + 20_000 + 3);
+    assert_eq!(rows.len(), 1);
+}
+
+#[test]
+fn usage_errors() {
+    let r = run(&["validate"]);
+    assert_eq!(r.code, exit::USAGE);
+    let r = run(&["validate", "samples/orders.csv", "--report", "out.txt"]);
+    assert_eq!(r.code, exit::USAGE);
+    assert!(r.stderr.contains(".csv, .jsonl or .xlsx"), "{}", r.stderr);
+    let r = run(&["validate", "samples/orders.csv", "--delimiter", "x"]);
+    assert_eq!(r.code, exit::USAGE);
+    let r = run(&["validate", "samples/orders.csv", "--sheet", "Orders"]);
+    assert_eq!(r.code, exit::USAGE);
+    let r = run(&["validate", "samples/orders.xlsx", "--sheet", "Nope"]);
+    assert_eq!(r.code, exit::INPUT_UNREADABLE);
+    assert!(
+        r.stderr
+            .contains("no sheet `Nope`; the workbook has: Orders"),
+        "{}",
+        r.stderr
+    );
+    let r = run(&["validate", "no/such/file.csv"]);
+    assert_eq!(r.code, exit::INPUT_UNREADABLE);
+    assert!(r.stderr.contains("no/such/file.csv"), "{}", r.stderr);
+}

@@ -296,6 +296,26 @@ impl Columns {
     }
 }
 
+impl Columns {
+    /// Columns from header names, for tests of the later stages.
+    #[cfg(test)]
+    pub fn for_test(names: &[&str]) -> Columns {
+        let roles: Vec<Role> = names.iter().map(|n| role_of(n)).collect();
+        let mut index = [None; Field::ALL.len()];
+        for (i, r) in roles.iter().enumerate() {
+            if let Role::Field(f) = r {
+                index[*f as usize] = Some(i);
+            }
+        }
+        Columns {
+            header_row: 1,
+            headers: names.iter().map(|n| n.to_string()).collect(),
+            roles,
+            index,
+        }
+    }
+}
+
 fn shorten_list(items: &[String]) -> String {
     const MAX: usize = 30;
     let mut s = items

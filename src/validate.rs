@@ -553,3 +553,263 @@ fn fingerprint128<S: AsRef<str>>(
     }
     xxh3_128(buf).to_le_bytes()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEADER: [&str; 14] = [
+        "branch_id",
+        "branch_name",
+        "product_id",
+        "bin",
+        "card_type",
+        "quantity",
+        "plastic_code",
+        "pan_length",
+        "pin_generation",
+        "delivery_address",
+        "pin_code",
+        "process_start_time",
+        "validity_days",
+        "ordered_by",
+    ];
+    const GOOD: [&str; 14] = [
+        "00123",
+        "Pune Camp",
+        "01",
+        "412345",
+        "PHYSICAL",
+        "10",
+        "0001",
+        "16",
+        "Y",
+        "Flat 1~Camp~Pune",
+        "411001",
+        "2026-12-01 09:00:00",
+        "365",
+        "Priya",
+    ];
+
+    fn problems_with(rules: &Rules, field: &str, value: &str) -> Vec<Problem> {
+        let columns = Columns::for_test(&HEADER);
+        let mut cells = GOOD;
+        let i = HEADER.iter().position(|h| *h == field).expect("field");
+        cells[i] = value;
+        let record = csv::StringRecord::from(cells.to_vec());
+        let row = Row::Text {
+            number: 7,
+            record: &record,
+        };
+        Checker::new(&columns, rules, HashMap::new())
+            .check(&row)
+            .problems
+    }
+
+    /// Every default rule: a value, and the message it must give (`None`: valid).
+    #[test]
+    fn default_rules() {
+        let rules = Rules::default();
+        let table: &[(&str, &str, Option<&str>)] = &[
+            ("branch_id", "00123", None),
+            ("branch_id", "", Some("missing")),
+            (
+                "branch_id",
+                "12A45",
+                Some("must be digits only, got `12A45`"),
+            ),
+            ("branch_name", "", Some("missing")),
+            (
+                "branch_name",
+                &"x".repeat(101),
+                Some("is 101 characters long; at most 100"),
+            ),
+            ("product_id", "", Some("missing")),
+            ("bin", "41234567", None),
+            ("bin", "4123", Some("must be 6 or 8 digits, got `4123`")),
+            ("bin", "41A345", Some("must be 6 or 8 digits")),
+            ("bin", "4123456", Some("must be 6 or 8 digits")),
+            ("card_type", "VIRTUAL", None),
+            (
+                "card_type",
+                "physical",
+                Some("must be PHYSICAL or VIRTUAL (in capitals), got `physical`"),
+            ),
+            ("quantity", "500", None),
+            ("quantity", "0", Some("must be between 1 and 500, got 0")),
+            (
+                "quantity",
+                "501",
+                Some("must be between 1 and 500, got 501"),
+            ),
+            ("quantity", "ten", Some("must be a whole number, got `ten`")),
+            ("quantity", "3.5", Some("must be a whole number")),
+            ("quantity", "-5", Some("must be a whole number")),
+            ("quantity", "1,000", Some("must be a whole number")),
+            ("plastic_code", "", Some("missing")),
+            ("pan_length", "19", None),
+            ("pan_length", "17", Some("must be 16 or 19, got `17`")),
+            ("pin_generation", "yes", None),
+            ("pin_generation", "FALSE", None),
+            ("pin_generation", "maybe", Some("must be Y or N")),
+            ("delivery_address", "a~b~c~d", None),
+            (
+                "delivery_address",
+                "Flat 3 MG Road Pune",
+                Some("needs at least 3 parts"),
+            ),
+            (
+                "delivery_address",
+                "a~b",
+                Some("needs at least 3 parts separated by `~` (house~area~city), got 2 parts"),
+            ),
+            (
+                "delivery_address",
+                "Flat 3~~Pune~MH",
+                Some("part 2 is empty"),
+            ),
+            (
+                "delivery_address",
+                &format!("{}~b~c", "x".repeat(180)),
+                Some("the card printers take at most 175"),
+            ),
+            (
+                "delivery_address",
+                "Flat 1\nCamp~Pune~MH",
+                Some("contains a control character (U+000A)"),
+            ),
+            ("pin_code", "40005", Some("must be 6 digits, got `40005`")),
+            ("pin_code", "40A051", Some("must be 6 digits")),
+            ("process_start_time", "2024-02-29 23:59:59", None),
+            (
+                "process_start_time",
+                "2025-02-29 11:11:11",
+                Some("`2025-02-29 11:11:11` is not a real date"),
+            ),
+            (
+                "process_start_time",
+                "2025-04-31 12:00:00",
+                Some("is not a real date"),
+            ),
+            (
+                "process_start_time",
+                "2025-13-01 10:00:00",
+                Some("is not a real date"),
+            ),
+            (
+                "process_start_time",
+                "2025-06-15 25:00:00",
+                Some("is not a real time of day"),
+            ),
+            (
+                "process_start_time",
+                "2025-06-15 10:61:00",
+                Some("is not a real time of day"),
+            ),
+            (
+                "process_start_time",
+                "15/06/2025 10:00:00",
+                Some("must be a date and time written YYYY-MM-DD HH:mm:ss"),
+            ),
+            (
+                "process_start_time",
+                "2025-06-15T10:00:00",
+                Some("YYYY-MM-DD HH:mm:ss"),
+            ),
+            (
+                "process_start_time",
+                "2025-06-15",
+                Some("YYYY-MM-DD HH:mm:ss"),
+            ),
+            (
+                "process_start_time",
+                "2025-6-5 10:00:00",
+                Some("YYYY-MM-DD HH:mm:ss"),
+            ),
+            ("validity_days", "3650", None),
+            (
+                "validity_days",
+                "0",
+                Some("must be between 1 and 3650 days, got 0"),
+            ),
+            (
+                "validity_days",
+                "3651",
+                Some("must be between 1 and 3650 days"),
+            ),
+            (
+                "validity_days",
+                "a year",
+                Some("must be a whole number of days"),
+            ),
+            ("ordered_by", "", Some("missing")),
+        ];
+        for (field, value, want) in table {
+            let got = problems_with(&rules, field, value);
+            match want {
+                None => assert!(got.is_empty(), "{field}={value:?}: {got:?}"),
+                Some(w) => {
+                    assert_eq!(got.len(), 1, "{field}={value:?}: {got:?}");
+                    assert_eq!(got[0].field, *field);
+                    assert!(
+                        got[0].message.contains(w),
+                        "{field}={value:?}: {:?} lacks {w:?}",
+                        got[0].message
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_problem_of_a_row_is_reported() {
+        let columns = Columns::for_test(&HEADER);
+        let mut cells = GOOD;
+        cells[0] = "";
+        cells[5] = "0";
+        cells[11] = "tomorrow";
+        let record = csv::StringRecord::from(cells.to_vec());
+        let rules = Rules::default();
+        let check = Checker::new(&columns, &rules, HashMap::new()).check(&Row::Text {
+            number: 2,
+            record: &record,
+        });
+        let fields: Vec<&str> = check.problems.iter().map(|p| p.field.as_ref()).collect();
+        assert_eq!(fields, ["branch_id", "quantity", "process_start_time"]);
+    }
+
+    #[test]
+    fn rules_file_tightens() {
+        let rules = Rules::parse(
+            "quantity = { max = 100 }\n[patterns]\npin_code = \"[1-9][0-9]{5}\"\n\
+             [[catalog]]\nproduct_id = \"01\"\nbins = [\"412345\"]\nplastic_codes = [\"0001\"]\n",
+        )
+        .unwrap();
+        assert!(problems_with(&rules, "quantity", "100").is_empty());
+        assert!(
+            problems_with(&rules, "quantity", "101")[0]
+                .message
+                .contains("between 1 and 100")
+        );
+        assert!(
+            problems_with(&rules, "pin_code", "011001")[0]
+                .message
+                .contains("does not match the rules file's pattern")
+        );
+        assert!(
+            problems_with(&rules, "product_id", "02")[0]
+                .message
+                .contains("not a product of the rules file's catalog")
+        );
+        assert!(
+            problems_with(&rules, "bin", "52431190")[0]
+                .message
+                .contains("not a BIN of product 01")
+        );
+        assert!(
+            problems_with(&rules, "plastic_code", "0009")[0]
+                .message
+                .contains("not a plastic code of product 01")
+        );
+    }
+}

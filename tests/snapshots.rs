@@ -14,7 +14,15 @@ fn help_texts() {
 fn mistakes_report() {
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("mistakes.csv");
-    run(&["validate", "samples/orders_with_mistakes.xlsx", "--report", path_str(&report)]);
+    run(&[
+        "validate",
+        "samples/orders_with_mistakes.xlsx",
+        "--report",
+        path_str(&report),
+    ]);
     // No timing columns in a validate report: the file is stable as is.
-    insta::assert_snapshot!("mistakes_report_csv", std::fs::read_to_string(&report).unwrap());
+    insta::assert_snapshot!(
+        "mistakes_report_csv",
+        std::fs::read_to_string(&report).unwrap()
+    );
 }

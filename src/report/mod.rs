@@ -228,9 +228,16 @@ impl AtomicFile {
             .file_name()
             .and_then(|n| n.to_str())
             .unwrap_or("report");
-        let tmp = tempfile::Builder::new()
-            .prefix(&format!(".{name}."))
-            .suffix(".partial")
+        let prefix = format!(".{name}.");
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(&prefix).suffix(".partial");
+        // Reports are for others to read (auditors): not the temp file's 0600.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            builder.permissions(std::fs::Permissions::from_mode(0o644));
+        }
+        let tmp = builder
             .tempfile_in(dir)
             .map_err(|e| Error::report(path, e))?;
         Ok(AtomicFile {

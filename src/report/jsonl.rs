@@ -1,38 +1,23 @@
 //! The JSON Lines report: one object per row, the original cells under
 //! `cells` (in column order), problems as objects with cell, field, message.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use rayon::prelude::*;
 use serde::ser::{Serialize, SerializeMap, Serializer};
-use sha2::{Digest, Sha256};
 
-use super::{AtomicFile, ErrorItem, HashingWriter, ReportHeader, ReportRow, RunFacts, Sink};
-use crate::error::{Error, Result};
+use super::{ErrorItem, HashedFile, ReportHeader, ReportRow, RunFacts, Sink};
+use crate::error::Result;
 
 pub(super) struct JsonlSink {
-    file: AtomicFile,
-    out: BufWriter<HashingWriter<File>>,
+    out: HashedFile,
 }
 
 impl JsonlSink {
     pub(super) fn create(path: &Path) -> Result<Self> {
-        let file = AtomicFile::create(path)?;
-        let handle = file
-            .tmp
-            .as_file()
-            .try_clone()
-            .map_err(|e| Error::report(path, e))?;
-        let out = BufWriter::with_capacity(
-            1 << 20,
-            HashingWriter {
-                inner: handle,
-                hash: Sha256::new(),
-            },
-        );
-        Ok(JsonlSink { file, out })
+        Ok(JsonlSink {
+            out: HashedFile::create(path)?,
+        })
     }
 }
 
@@ -89,21 +74,12 @@ impl Sink for JsonlSink {
             })
             .collect();
         for c in chunks {
-            self.out
-                .write_all(&c)
-                .map_err(|e| Error::report(&self.file.path, e))?;
+            self.out.write_all(&c)?;
         }
         Ok(())
     }
 
     fn finish(self: Box<Self>, _header: &ReportHeader, _facts: &RunFacts) -> Result<String> {
-        let JsonlSink { file, out } = *self;
-        let hw = out
-            .into_inner()
-            .map_err(|e| Error::report(&file.path, e.error()))?;
-        let sha = hex::encode(hw.hash.finalize());
-        drop(hw.inner);
-        file.commit()?;
-        Ok(sha)
+        self.out.commit()
     }
 }

@@ -258,6 +258,50 @@ impl AtomicFile {
     }
 }
 
+/// A report file being written: buffered, hashed as it goes, committed
+/// atomically. Shared by the CSV and JSONL sinks.
+struct HashedFile {
+    file: AtomicFile,
+    out: std::io::BufWriter<HashingWriter<std::fs::File>>,
+}
+
+impl HashedFile {
+    fn create(path: &Path) -> Result<Self> {
+        let file = AtomicFile::create(path)?;
+        let handle = file
+            .tmp
+            .as_file()
+            .try_clone()
+            .map_err(|e| Error::report(path, e))?;
+        let out = std::io::BufWriter::with_capacity(
+            1 << 20,
+            HashingWriter {
+                inner: handle,
+                hash: Sha256::new(),
+            },
+        );
+        Ok(HashedFile { file, out })
+    }
+
+    fn write_all(&mut self, bytes: &[u8]) -> Result<()> {
+        self.out
+            .write_all(bytes)
+            .map_err(|e| Error::report(&self.file.path, e))
+    }
+
+    /// Flushes, syncs and renames into place; returns the SHA-256.
+    fn commit(self) -> Result<String> {
+        let HashedFile { file, out } = self;
+        let hw = out
+            .into_inner()
+            .map_err(|e| Error::report(&file.path, e.error()))?;
+        let sha = hex::encode(hw.hash.finalize());
+        drop(hw.inner);
+        file.commit()?;
+        Ok(sha)
+    }
+}
+
 /// A writer that hashes what passes through it.
 struct HashingWriter<W> {
     inner: W,

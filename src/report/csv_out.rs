@@ -1,39 +1,22 @@
 //! The CSV report: formatted in parallel, written in order, with every
 //! cell a spreadsheet would execute neutralised.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use rayon::prelude::*;
-use sha2::{Digest, Sha256};
 
-use super::{
-    AtomicFile, HashingWriter, RESULT_COLUMNS, ReportHeader, ReportRow, RunFacts, Sink, neutralize,
-};
+use super::{HashedFile, RESULT_COLUMNS, ReportHeader, ReportRow, RunFacts, Sink, neutralize};
 use crate::error::{Error, Result};
 
 pub(super) struct CsvSink {
-    file: AtomicFile,
-    out: BufWriter<HashingWriter<File>>,
+    out: HashedFile,
 }
 
 impl CsvSink {
     pub(super) fn create(path: &Path, header: &ReportHeader) -> Result<Self> {
-        let file = AtomicFile::create(path)?;
-        let handle = file
-            .tmp
-            .as_file()
-            .try_clone()
-            .map_err(|e| Error::report(path, e))?;
-        let out = BufWriter::with_capacity(
-            1 << 20,
-            HashingWriter {
-                inner: handle,
-                hash: Sha256::new(),
-            },
-        );
-        let mut sink = CsvSink { file, out };
+        let mut sink = CsvSink {
+            out: HashedFile::create(path)?,
+        };
         let mut w = csv::Writer::from_writer(Vec::new());
         let names = ["source_file", "sheet", "row"]
             .into_iter()
@@ -42,9 +25,7 @@ impl CsvSink {
             .chain(RESULT_COLUMNS.iter().map(|c| c.to_string()));
         w.write_record(names).map_err(|e| Error::report(path, e))?;
         let bytes = w.into_inner().map_err(|e| Error::report(path, e.error()))?;
-        sink.out
-            .write_all(&bytes)
-            .map_err(|e| Error::report(path, e))?;
+        sink.out.write_all(&bytes)?;
         Ok(sink)
     }
 }
@@ -93,22 +74,13 @@ impl Sink for CsvSink {
             .map(|c| format_rows(header, c))
             .collect();
         for chunk in chunks {
-            let bytes = chunk.map_err(|e| Error::report(&self.file.path, e))?;
-            self.out
-                .write_all(&bytes)
-                .map_err(|e| Error::report(&self.file.path, e))?;
+            let bytes = chunk.map_err(|e| Error::report(&self.out.file.path, e))?;
+            self.out.write_all(&bytes)?;
         }
         Ok(())
     }
 
     fn finish(self: Box<Self>, _header: &ReportHeader, _facts: &RunFacts) -> Result<String> {
-        let CsvSink { file, out } = *self;
-        let hw = out
-            .into_inner()
-            .map_err(|e| Error::report(&file.path, e.error()))?;
-        let sha = hex::encode(hw.hash.finalize());
-        drop(hw.inner);
-        file.commit()?;
-        Ok(sha)
+        self.out.commit()
     }
 }

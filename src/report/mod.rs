@@ -259,7 +259,7 @@ impl AtomicFile {
 }
 
 /// A report file being written: buffered, hashed as it goes, committed
-/// atomically. Shared by the CSV and JSONL sinks.
+/// atomically. Shared by the CSV and JSONL sinks and the run facts.
 struct HashedFile {
     file: AtomicFile,
     out: std::io::BufWriter<HashingWriter<std::fs::File>>,
@@ -324,21 +324,9 @@ fn write_atomic(
     path: &Path,
     f: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> Result<String> {
-    let file = AtomicFile::create(path)?;
-    let handle = file
-        .tmp
-        .as_file()
-        .try_clone()
-        .map_err(|e| Error::report(path, e))?;
-    let mut w = HashingWriter {
-        inner: std::io::BufWriter::new(handle),
-        hash: Sha256::new(),
-    };
-    f(&mut w).map_err(|e| Error::report(path, e))?;
-    w.flush().map_err(|e| Error::report(path, e))?;
-    let sha = hex::encode(w.hash.finalize());
-    file.commit()?;
-    Ok(sha)
+    let mut file = HashedFile::create(path)?;
+    f(&mut file.out).map_err(|e| Error::report(path, e))?;
+    file.commit()
 }
 
 #[cfg(test)]

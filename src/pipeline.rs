@@ -14,7 +14,7 @@ use crate::columns::{self, Columns, Field, Role};
 use crate::dcms::{BranchInfo, CardOrderRequest, OrderingPartyInfo, Product};
 use crate::error::{Error, Result};
 use crate::group::{Grouper, Grouping, OrderValues, RowOutcome, Status};
-use crate::read::{self, ReadOpts, Row, Sheet};
+use crate::read::{self, ReadOpts, Row, Sheet, Spans};
 use crate::rules::Rules;
 use crate::validate::{Checker, ORDER_FIELDS, WidthCensus};
 
@@ -45,6 +45,8 @@ pub struct Checked {
     pub batch_id: String,
     /// Blank rows below the header: not data rows, but counted.
     pub blank_rows: u64,
+    /// Where the rows are, for the passes after the first.
+    spans: Spans,
     rules: Rules,
     typical_width: HashMap<Field, usize>,
 }
@@ -145,7 +147,7 @@ fn check_with_hash(
     // Rows are checked on rayon while a thread of its own files the results
     // of the previous batch, in order.
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Option<crate::validate::RowCheck>>>(4);
-    let (grouper, blank_rows) = std::thread::scope(|s| -> Result<(Grouper, u64)> {
+    let (grouper, blank_rows, spans) = std::thread::scope(|s| -> Result<(Grouper, u64, Spans)> {
         let filer = s.spawn(move || {
             let mut grouper = Grouper::new();
             let mut blank_rows = 0u64;
@@ -174,10 +176,10 @@ fn check_with_hash(
                 .map_err(|_| Error::input(path, "checking stopped unexpectedly"))
         });
         drop(tx);
-        let filed = filer
+        let (grouper, blank_rows) = filer
             .join()
             .map_err(|_| Error::input(path, "checking stopped unexpectedly"))?;
-        scanned.map(|()| filed)
+        scanned.map(|spans| (grouper, blank_rows, spans))
     })?;
     timing("check", t0);
     if grouper.rows() == 0 {
@@ -193,7 +195,7 @@ fn check_with_hash(
     let conflicted: HashSet<u64> = grouper.conflicted_rows().into_iter().collect();
     let mut values: HashMap<u64, OrderValues> = HashMap::new();
     if !conflicted.is_empty() {
-        sheet.scan(header_row, columns.len(), &mut |rows| {
+        sheet.rescan(&spans, &mut |rows| {
             for r in rows.iter().filter(|r| conflicted.contains(&r.number())) {
                 values.insert(r.number(), order_values(&checker, &columns, r));
             }
@@ -218,6 +220,7 @@ fn check_with_hash(
         input_bytes,
         batch_id,
         blank_rows,
+        spans,
         rules: opts.rules.clone(),
         typical_width,
     })
@@ -263,21 +266,20 @@ impl Checked {
         f: &mut dyn FnMut(&[OutcomeRow<'_>]) -> Result<()>,
     ) -> Result<()> {
         let mut next = 0usize;
-        self.sheet
-            .scan(self.columns.header_row, self.columns.len(), &mut |rows| {
-                let mut batch = Vec::with_capacity(rows.len());
-                for r in rows.iter().filter(|r| !r.is_blank()) {
-                    if next >= self.grouping.len() || self.grouping.row(next).number != r.number() {
-                        return Err(Error::input(
-                            &self.path,
-                            "the file changed while it was being read; run again",
-                        ));
-                    }
-                    batch.push((*r, self.grouping.row(next)));
-                    next += 1;
+        self.sheet.rescan(&self.spans, &mut |rows| {
+            let mut batch = Vec::with_capacity(rows.len());
+            for r in rows.iter().filter(|r| !r.is_blank()) {
+                if next >= self.grouping.len() || self.grouping.row(next).number != r.number() {
+                    return Err(Error::input(
+                        &self.path,
+                        "the file changed while it was being read; run again",
+                    ));
                 }
-                f(&batch)
-            })?;
+                batch.push((*r, self.grouping.row(next)));
+                next += 1;
+            }
+            f(&batch)
+        })?;
         if next != self.grouping.len() {
             return Err(Error::input(
                 &self.path,

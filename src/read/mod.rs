@@ -18,7 +18,7 @@ use calamine::Data;
 use crate::error::{Error, Result};
 
 pub use excel::Workbook;
-pub use text::{TextEncoding, TextOpts};
+pub use text::{TextEncoding, TextOpts, TextSpans};
 
 /// How many rows a batch holds: large enough to keep rayon busy, small
 /// enough that a batch of wide rows stays a few megabytes.
@@ -61,6 +61,10 @@ pub enum Row<'a> {
     Text {
         number: u64,
         record: &'a csv::StringRecord,
+        /// The record's bytes as the file has them (decoded to UTF-8,
+        /// without its line end), when the file is comma-separated and
+        /// this is a second pass ([`Sheet::rescan`]).
+        raw: Option<&'a [u8]>,
     },
     Sheet {
         number: u64,
@@ -73,6 +77,23 @@ impl<'a> Row<'a> {
     pub fn number(&self) -> u64 {
         match self {
             Row::Text { number, .. } | Row::Sheet { number, .. } => *number,
+        }
+    }
+
+    /// The record as the file has it, cells joined by commas, when known:
+    /// see [`Row::Text`].
+    pub fn raw(&self) -> Option<&'a [u8]> {
+        match self {
+            Row::Text { raw, .. } => *raw,
+            Row::Sheet { .. } => None,
+        }
+    }
+
+    /// The CSV record, cells untrimmed (`None` for a sheet row).
+    pub fn record(&self) -> Option<&'a csv::StringRecord> {
+        match self {
+            Row::Text { record, .. } => Some(record),
+            Row::Sheet { .. } => None,
         }
     }
 
@@ -257,6 +278,14 @@ pub struct Sheet {
     notes: Vec<String>,
 }
 
+/// Where a [`Sheet::scan`] found the rows.
+#[derive(Debug, Default, Clone)]
+pub struct Spans {
+    header_row: u64,
+    header_width: usize,
+    text: Option<TextSpans>,
+}
+
 enum Inner {
     Text(text::TextSheet),
     Excel(excel::ExcelSheet),
@@ -311,16 +340,35 @@ impl Sheet {
 
     /// Hands every row below `header_row` to `f`, in order, in batches.
     /// `header_width` lets the CSV reader tell a quote that swallowed lines
-    /// from a legitimate multi-line cell.
+    /// from a legitimate multi-line cell. Returns where the rows were, so
+    /// that [`rescan`](Self::rescan) can hand them out again faster.
     pub fn scan(
         &self,
         header_row: u64,
         header_width: usize,
         f: &mut dyn FnMut(&[Row<'_>]) -> Result<()>,
-    ) -> Result<()> {
-        match &self.inner {
-            Inner::Text(t) => t.scan(&self.path, header_row, header_width, f),
-            Inner::Excel(x) => x.scan(header_row, f),
+    ) -> Result<Spans> {
+        let text = match &self.inner {
+            Inner::Text(t) => Some(t.scan(&self.path, header_row, header_width, f)?),
+            Inner::Excel(x) => {
+                x.scan(header_row, f)?;
+                None
+            }
+        };
+        Ok(Spans {
+            header_row,
+            header_width,
+            text,
+        })
+    }
+
+    /// Hands the rows of an earlier [`scan`](Self::scan) to `f` again. A CSV
+    /// file is cut where the first scan found its records and parsed in
+    /// parallel, and its rows come with their raw bytes ([`Row::raw`]).
+    pub fn rescan(&self, spans: &Spans, f: &mut dyn FnMut(&[Row<'_>]) -> Result<()>) -> Result<()> {
+        match (&self.inner, &spans.text) {
+            (Inner::Text(t), Some(text)) => t.rescan(&self.path, text, f),
+            _ => self.scan(spans.header_row, spans.header_width, f).map(drop),
         }
     }
 }

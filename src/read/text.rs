@@ -10,6 +10,8 @@ use std::sync::mpsc;
 use encoding_rs::{Encoding, UTF_16BE, UTF_16LE, WINDOWS_1252};
 use encoding_rs_io::DecodeReaderBytesBuilder;
 
+use rayon::prelude::*;
+
 use super::{BATCH_ROWS, Row};
 use crate::error::{Error, Result};
 
@@ -152,6 +154,7 @@ impl TextSheet {
             .map(|(n, r)| Row::Text {
                 number: *n,
                 record: r,
+                raw: None,
             })
             .collect();
         f(&rows);
@@ -164,7 +167,7 @@ impl TextSheet {
         header_row: u64,
         header_width: usize,
         f: &mut dyn FnMut(&[Row<'_>]) -> Result<()>,
-    ) -> Result<()> {
+    ) -> Result<TextSpans> {
         let reader = self.reader(path)?;
         let delimiter = self.delimiter;
         let (tx, rx) = mpsc::sync_channel::<Result<Vec<(u64, csv::StringRecord)>>>(4);
@@ -172,14 +175,19 @@ impl TextSheet {
         // reused instead of allocated and freed a million times.
         let (back_tx, back_rx) = mpsc::channel::<Vec<(u64, csv::StringRecord)>>();
         std::thread::scope(|s| {
-            s.spawn(move || {
+            let reading = s.spawn(move || {
                 let tracker = QuoteTracker::new(reader, delimiter);
                 let mut rdr = self.csv_reader(tracker);
-                let result = read_batches(path, &mut rdr, header_row, header_width, &tx, &back_rx);
-                if let Err(e) = result {
-                    let _ = tx.send(Err(e));
-                } else if rdr.get_ref().in_quote() {
-                    let _ = tx.send(Err(Error::input(path, "a quote is never closed: the rest of the file would be swallowed into one cell")));
+                match read_batches(path, &mut rdr, header_row, header_width, &tx, &back_rx) {
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        None
+                    }
+                    Ok(_) if rdr.get_ref().in_quote() => {
+                        let _ = tx.send(Err(Error::input(path, "a quote is never closed: the rest of the file would be swallowed into one cell")));
+                        None
+                    }
+                    Ok(spans) => Some(spans),
                 }
             });
             let mut last_line = header_row;
@@ -208,15 +216,213 @@ impl TextSheet {
                     .map(|(n, r)| Row::Text {
                         number: *n,
                         record: r,
+                        raw: None,
                     })
                     .collect();
                 f(&rows)?;
                 drop(rows);
                 let _ = back_tx.send(batch);
             }
+            reading
+                .join()
+                .ok()
+                .flatten()
+                .ok_or_else(|| Error::input(path, "reading stopped unexpectedly"))
+        })
+    }
+
+    /// Hands the rows of an earlier [`scan`](Self::scan) to `f` again, in
+    /// order and in batches, found by the byte spans that scan recorded:
+    /// the reader thread only cuts the stream at known record ends, and the
+    /// records are parsed in parallel. A file that changed in between is an
+    /// error, not wrong rows.
+    pub(super) fn rescan(
+        &self,
+        path: &Path,
+        spans: &TextSpans,
+        f: &mut dyn FnMut(&[Row<'_>]) -> Result<()>,
+    ) -> Result<()> {
+        let changed = || Error::input(path, "the file changed while it was being read; run again");
+        let mut reader = self.reader(path)?;
+        let (tx, rx) = mpsc::sync_channel::<Result<Chunk>>(2);
+        let (back_tx, back_rx) = mpsc::channel::<Vec<u8>>();
+        let ends = &spans.ends;
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                let sent = cut_chunks(&mut reader, spans, &tx, &back_rx);
+                if let Err(e) = sent {
+                    let _ = tx.send(Err(Error::io(path, e)));
+                }
+            });
+            let mut pool: Vec<Vec<csv::StringRecord>> = Vec::new();
+            for chunk in rx {
+                let chunk = chunk?;
+                if chunk.bytes.len() as u64 != ends[chunk.first + chunk.count - 1] - chunk.base {
+                    return Err(changed());
+                }
+                // Groups of records parsed by one task each, with the line
+                // each group starts on.
+                let groups: Vec<(usize, usize)> = (chunk.first..chunk.first + chunk.count)
+                    .step_by(PARSE_GROUP)
+                    .map(|i| (i, PARSE_GROUP.min(chunk.first + chunk.count - i)))
+                    .collect();
+                let slice = |i: usize, n: usize| {
+                    let from = if i == 0 { spans.start } else { ends[i - 1] };
+                    &chunk.bytes
+                        [(from - chunk.base) as usize..(ends[i + n - 1] - chunk.base) as usize]
+                };
+                let newlines: Vec<u64> = groups
+                    .par_iter()
+                    .map(|&(i, n)| memchr::memchr_iter(b'\n', slice(i, n)).count() as u64)
+                    .collect();
+                let mut line = chunk.line;
+                let starts: Vec<u64> = newlines
+                    .iter()
+                    .map(|n| {
+                        let at = line;
+                        line += n;
+                        at
+                    })
+                    .collect();
+                pool.resize_with(groups.len().max(pool.len()), Vec::new);
+                let parsed: Vec<Result<Vec<(u64, &[u8])>>> = groups
+                    .par_iter()
+                    .zip(&starts)
+                    .zip(pool.par_iter_mut())
+                    .map(|((&(i, n), &line), records)| {
+                        let bytes = slice(i, n);
+                        let from = if i == 0 { spans.start } else { ends[i - 1] };
+                        let cuts = ends[i..i + n].iter().map(|e| (e - from) as usize);
+                        self.parse_group(bytes, cuts, line, records)
+                            .ok_or_else(changed)
+                    })
+                    .collect();
+                let mut rows = Vec::with_capacity(chunk.count);
+                for (group, records) in parsed.into_iter().zip(&pool) {
+                    for ((number, raw), record) in group?.into_iter().zip(records) {
+                        rows.push(Row::Text {
+                            number,
+                            record,
+                            raw: (self.delimiter == b',').then_some(raw),
+                        });
+                    }
+                }
+                f(&rows)?;
+                drop(rows);
+                let _ = back_tx.send(chunk.bytes);
+            }
             Ok(())
         })
     }
+
+    /// Parses one group of whole records, which end at `cuts` (offsets in
+    /// `bytes`), into `records`; returns each record's line and its bytes
+    /// without blank lines before it or its line end. `None` when the bytes
+    /// are not the records the first scan found there.
+    fn parse_group<'b>(
+        &self,
+        bytes: &'b [u8],
+        cuts: impl Iterator<Item = usize>,
+        mut line: u64,
+        records: &mut Vec<csv::StringRecord>,
+    ) -> Option<Vec<(u64, &'b [u8])>> {
+        let mut rdr = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .delimiter(self.delimiter)
+            .buffer_capacity(bytes.len().clamp(64, 1 << 16))
+            .from_reader(bytes);
+        let mut out = Vec::with_capacity(PARSE_GROUP);
+        let mut from = 0usize;
+        for (k, cut) in cuts.enumerate() {
+            if records.len() <= k {
+                records.push(csv::StringRecord::new());
+            }
+            if !rdr.read_record(&mut records[k]).ok()? || rdr.position().byte() != cut as u64 {
+                return None;
+            }
+            let raw = &bytes[from..cut];
+            let blank = raw
+                .iter()
+                .take_while(|b| matches!(b, b'\n' | b'\r'))
+                .count();
+            line += memchr::memchr_iter(b'\n', &raw[..blank]).count() as u64;
+            let body = &raw[blank..];
+            let body = body
+                .strip_suffix(b"\n")
+                .or_else(|| body.strip_suffix(b"\r"))
+                .unwrap_or(body);
+            out.push((line, body));
+            line += memchr::memchr_iter(b'\n', &raw[blank..]).count() as u64;
+            from = cut;
+        }
+        Some(out)
+    }
+}
+
+/// Records a group of [`TextSheet::rescan`] parses in one task.
+const PARSE_GROUP: usize = 512;
+
+/// Where the data records of a CSV file lie in its decoded stream, found by
+/// the first scan so later passes can cut the stream without parsing it.
+#[derive(Debug, Default, Clone)]
+pub struct TextSpans {
+    /// Where the first record after the header starts.
+    start: u64,
+    /// The first line of the stream after `start`.
+    line: u64,
+    /// Where each record ends (just past its line end).
+    ends: Vec<u64>,
+}
+
+/// Whole records of the decoded stream, cut by [`cut_chunks`].
+struct Chunk {
+    bytes: Vec<u8>,
+    /// The stream offset of `bytes[0]`.
+    base: u64,
+    /// The line `bytes` starts on.
+    line: u64,
+    /// The index of the first record.
+    first: usize,
+    count: usize,
+}
+
+/// About how many bytes of whole records go in a chunk.
+const CHUNK_BYTES: u64 = 1 << 20;
+
+fn cut_chunks(
+    reader: &mut dyn Read,
+    spans: &TextSpans,
+    tx: &mpsc::SyncSender<Result<Chunk>>,
+    recycled: &mpsc::Receiver<Vec<u8>>,
+) -> io::Result<()> {
+    io::copy(&mut reader.take(spans.start), &mut io::sink())?;
+    let mut base = spans.start;
+    let mut line = spans.line;
+    let mut first = 0;
+    while first < spans.ends.len() {
+        // Whole records up to about CHUNK_BYTES; at least one.
+        let limit = base + CHUNK_BYTES;
+        let count = spans.ends[first..].partition_point(|&e| e <= limit).max(1);
+        let end = spans.ends[first + count - 1];
+        let mut bytes = recycled.try_recv().unwrap_or_default();
+        bytes.clear();
+        reader.take(end - base).read_to_end(&mut bytes)?;
+        let chunk = Chunk {
+            line,
+            base,
+            first,
+            count,
+            bytes,
+        };
+        line += memchr::memchr_iter(b'\n', &chunk.bytes).count() as u64;
+        if tx.send(Ok(chunk)).is_err() {
+            break; // the consumer stopped: its error wins
+        }
+        base = end;
+        first += count;
+    }
+    Ok(())
 }
 
 /// Reads the next record and the line it starts on. The csv crate notes a
@@ -250,7 +456,12 @@ fn read_batches<R: Read>(
     header_width: usize,
     tx: &mpsc::SyncSender<Result<Vec<(u64, csv::StringRecord)>>>,
     recycled: &mpsc::Receiver<Vec<(u64, csv::StringRecord)>>,
-) -> Result<()> {
+) -> Result<TextSpans> {
+    let mut spans = TextSpans {
+        start: 0,
+        line: 1,
+        ends: Vec::new(),
+    };
     let mut batch = Vec::with_capacity(BATCH_ROWS);
     let mut spare: Vec<csv::StringRecord> = Vec::new();
     let mut rec = csv::StringRecord::new();
@@ -260,10 +471,14 @@ fn read_batches<R: Read>(
             Ok(None) => break,
             Err(e) => return Err(csv_error(path, e)),
         };
+        let end = rdr.position().clone();
         if line <= header_row {
+            spans.start = end.byte();
+            spans.line = end.line();
             continue;
         }
-        let end_line = rdr.position().line();
+        spans.ends.push(end.byte());
+        let end_line = end.line();
         if end_line > line + 1 {
             let width = super::record_width(&rec);
             if width != header_width {
@@ -288,14 +503,14 @@ fn read_batches<R: Read>(
                 Err(_) => Vec::with_capacity(BATCH_ROWS),
             };
             if tx.send(Ok(std::mem::replace(&mut batch, fresh))).is_err() {
-                return Ok(()); // the consumer stopped: its error wins
+                return Ok(spans); // the consumer stopped: its error wins
             }
         }
     }
     if !batch.is_empty() {
         let _ = tx.send(Ok(batch));
     }
-    Ok(())
+    Ok(spans)
 }
 
 fn csv_error(path: &Path, e: csv::Error) -> Error {

@@ -1,5 +1,10 @@
 //! The CSV report: formatted in parallel, written in order, with every
 //! cell a spreadsheet would execute neutralised.
+//!
+//! Most rows of a large CSV input are plain: no cell needs quoting,
+//! trimming or neutralising, and the row is valid. Such a row's line is the
+//! input record copied as it is between the leading and the result
+//! columns; every other row goes through the csv writer, cell by cell.
 
 use std::path::Path;
 
@@ -7,46 +12,145 @@ use rayon::prelude::*;
 
 use super::{HashedFile, RESULT_COLUMNS, ReportHeader, ReportRow, RunFacts, Sink, neutralize};
 use crate::error::{Error, Result};
+use crate::read::Row;
 
 pub(super) struct CsvSink {
     out: HashedFile,
+    /// `source_file,sheet,` as CSV, the start of every plain line.
+    lead: Vec<u8>,
 }
 
 impl CsvSink {
     pub(super) fn create(path: &Path, header: &ReportHeader) -> Result<Self> {
-        let mut sink = CsvSink {
-            out: HashedFile::create(path)?,
-        };
-        let mut w = csv::Writer::from_writer(Vec::new());
+        let mut out = HashedFile::create(path)?;
         let names = ["source_file", "sheet", "row"]
             .into_iter()
             .map(String::from)
             .chain(header.columns.iter().map(|c| neutralize(c).into_owned()))
             .chain(RESULT_COLUMNS.iter().map(|c| c.to_string()));
-        w.write_record(names).map_err(|e| Error::report(path, e))?;
-        let bytes = w.into_inner().map_err(|e| Error::report(path, e.error()))?;
-        sink.out.write_all(&bytes)?;
-        Ok(sink)
+        out.write_all(&record_line(names).map_err(|e| Error::report(path, e))?)?;
+        let (file, sheet) = (neutralize(&header.source_file), neutralize(&header.sheet));
+        let mut lead =
+            record_line([file.as_bytes(), sheet.as_bytes()]).map_err(|e| Error::report(path, e))?;
+        lead.pop(); // the line end
+        lead.push(b',');
+        Ok(CsvSink { out, lead })
     }
 }
 
-fn format_rows(header: &ReportHeader, rows: &[ReportRow<'_>]) -> std::io::Result<Vec<u8>> {
-    let mut w = csv::Writer::from_writer(Vec::with_capacity(rows.len() * 256));
-    let file = neutralize(&header.source_file);
-    let sheet = neutralize(&header.sheet);
+/// One CSV line.
+fn record_line<I, T>(fields: I) -> std::io::Result<Vec<u8>>
+where
+    I: IntoIterator<Item = T>,
+    T: AsRef<[u8]>,
+{
+    let mut w = csv::Writer::from_writer(Vec::with_capacity(256));
+    w.write_record(fields)?;
+    w.into_inner()
+        .map_err(|e| std::io::Error::other(e.to_string()))
+}
+
+/// The bytes of a valid row's original cells, when the CSV input has them
+/// exactly as the csv writer would write them for the report: comma
+/// separated, `ncols` cells, each trimmed, none a formula, quoted (quotes
+/// doubled) only when it holds a comma, quote or line break. Then the
+/// row's report line can copy them instead of writing cell by cell. Also
+/// requires an order id that needs no quoting or neutralising.
+pub(super) fn verbatim<'a>(row: &Row<'a>, order_id: &str, ncols: usize) -> Option<&'a [u8]> {
+    let (raw, record) = (row.raw()?, row.record()?);
+    if record.len() != ncols || !plain(order_id.as_bytes()) || needs_quotes(order_id.as_bytes()) {
+        return None;
+    }
+    let mut rest = raw;
+    for (i, cell) in record.iter().enumerate() {
+        let cell = cell.as_bytes();
+        if i > 0 {
+            rest = rest.strip_prefix(b",")?;
+        }
+        if !plain(cell) || cell.contains(&b'\r') {
+            return None;
+        }
+        rest = if needs_quotes(cell) {
+            // `"`, the cell with each quote doubled, `"`
+            let mut body = rest.strip_prefix(b"\"")?;
+            for piece in cell.split_inclusive(|&b| b == b'"') {
+                body = body.strip_prefix(piece)?;
+                if piece.ends_with(b"\"") {
+                    body = body.strip_prefix(b"\"")?;
+                }
+            }
+            body.strip_prefix(b"\"")?
+        } else {
+            rest.strip_prefix(cell)?
+        };
+    }
+    rest.is_empty().then_some(raw)
+}
+
+/// The bytes the csv writer quotes a cell for.
+fn needs_quotes(cell: &[u8]) -> bool {
+    cell.iter()
+        .any(|b| matches!(b, b',' | b'"' | b'\r' | b'\n'))
+}
+
+/// No whitespace (nor any non-ASCII byte, which might be Unicode
+/// whitespace) at either end, and nothing a spreadsheet runs first.
+fn plain(cell: &[u8]) -> bool {
+    let (Some(first), Some(last)) = (cell.first(), cell.last()) else {
+        return true;
+    };
+    !(first.is_ascii_whitespace()
+        || last.is_ascii_whitespace()
+        || !first.is_ascii()
+        || !last.is_ascii()
+        || matches!(first, b'=' | b'+' | b'-' | b'@'))
+}
+
+fn format_rows(
+    lead: &[u8],
+    header: &ReportHeader,
+    rows: &[ReportRow<'_>],
+) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(rows.len() * 256);
     let mut num = itoa_buf();
     for r in rows {
-        w.write_field(file.as_bytes())?;
-        w.write_field(sheet.as_bytes())?;
-        w.write_field(num.format(r.number))?;
-        for c in &r.cells {
-            w.write_field(neutralize(c).as_bytes())?;
+        match r.verbatim {
+            Some(raw) => {
+                out.extend_from_slice(lead);
+                out.extend_from_slice(num.format(r.number).as_bytes());
+                out.push(b',');
+                out.extend_from_slice(raw);
+                for v in [r.status.as_str(), r.order_id, ""] {
+                    out.push(b',');
+                    out.extend_from_slice(v.as_bytes());
+                }
+                out.push(b'\n');
+            }
+            _ => out.extend(cell_by_cell(header, r, &mut num)?),
         }
-        w.write_field(r.status.as_str())?;
-        w.write_field(r.order_id)?;
-        w.write_field(neutralize(&r.errors_text()).as_bytes())?;
-        w.write_record(None::<&[u8]>)?;
     }
+    Ok(out)
+}
+
+/// A report line through the csv writer, every cell neutralised.
+fn cell_by_cell(
+    header: &ReportHeader,
+    r: &ReportRow<'_>,
+    num: &mut NumBuf,
+) -> std::io::Result<Vec<u8>> {
+    let mut w = csv::WriterBuilder::new()
+        .buffer_capacity(4096)
+        .from_writer(Vec::with_capacity(512));
+    w.write_field(neutralize(&header.source_file).as_bytes())?;
+    w.write_field(neutralize(&header.sheet).as_bytes())?;
+    w.write_field(num.format(r.number))?;
+    for c in &r.cells {
+        w.write_field(neutralize(c).as_bytes())?;
+    }
+    w.write_field(r.status.as_str())?;
+    w.write_field(neutralize(r.order_id).as_bytes())?;
+    w.write_field(neutralize(&r.errors_text()).as_bytes())?;
+    w.write_record(None::<&[u8]>)?;
     w.into_inner()
         .map_err(|e| std::io::Error::other(e.to_string()))
 }
@@ -71,7 +175,7 @@ impl Sink for CsvSink {
     fn rows(&mut self, header: &ReportHeader, rows: &[ReportRow<'_>]) -> Result<()> {
         let chunks: Vec<std::io::Result<Vec<u8>>> = rows
             .par_chunks(512)
-            .map(|c| format_rows(header, c))
+            .map(|c| format_rows(&self.lead, header, c))
             .collect();
         for chunk in chunks {
             let bytes = chunk.map_err(|e| Error::report(&self.out.file.path, e))?;
@@ -82,5 +186,66 @@ impl Sink for CsvSink {
 
     fn finish(self: Box<Self>, _header: &ReportHeader, _facts: &RunFacts) -> Result<String> {
         self.out.commit()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verbatim_only_when_the_writer_would_write_the_same() {
+        for (raw, ok) in [
+            (&b"a,b,c"[..], true),
+            (b"a,,c", true),
+            (b",,", true),
+            (b"a,\"b,1\",c", true),
+            (b"a,\"say \"\"hi\"\", x\",c", true),
+            (b"a,\"two\nlines\",c", true),
+            (b"a,\"b\",c", false), // quoted, needlessly
+            (b"a,b", false),       // too few cells
+            (b"a,b,c,d", false),   // too many
+            (b"a, b,c", false),    // padded
+            (b"a,b ,c", false),
+            (b"a,=1+1,c", false), // a formula
+            (b"a,-5,c", false),
+            (b"a,+91,c", false),
+            (b"@x,b,c", false),
+            (b"a,\tb,c", false),
+            (b"a,b\rx,c", false),
+            (b"a,b\"x,c", false),                // a bare quote
+            ("a,caf\u{e9},c".as_bytes(), false), // non-ASCII at an end
+            ("a,d\u{e9}j\u{e0}vu!,c".as_bytes(), true),
+            (b"a,1-2,c", true),
+        ] {
+            let mut rdr = csv::ReaderBuilder::new()
+                .has_headers(false)
+                .flexible(true)
+                .from_reader(raw);
+            let mut record = csv::StringRecord::new();
+            rdr.read_record(&mut record).unwrap();
+            let row = Row::Text {
+                number: 2,
+                record: &record,
+                raw: Some(raw),
+            };
+            let shown = String::from_utf8_lossy(raw);
+            assert_eq!(verbatim(&row, "DCB-1", 3).is_some(), ok, "{shown}");
+            if ok {
+                // What the fast path copies is what the writer writes.
+                let cells: Vec<_> = record.iter().collect();
+                let mut line = record_line(cells).unwrap();
+                assert_eq!(line.pop(), Some(b'\n'));
+                assert_eq!(line, raw, "{shown}");
+            }
+        }
+        let (raw, record) = (b"a,b,c", csv::StringRecord::from(vec!["a", "b", "c"]));
+        let row = Row::Text {
+            number: 2,
+            record: &record,
+            raw: Some(raw),
+        };
+        assert!(verbatim(&row, "=HYPERLINK(1)", 3).is_none());
+        assert!(verbatim(&row, "ref, 1", 3).is_none());
     }
 }

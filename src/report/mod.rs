@@ -74,7 +74,11 @@ impl std::fmt::Display for ErrorItem {
 #[derive(Debug, Clone)]
 pub struct ReportRow<'a> {
     pub number: u64,
+    /// The original cells, trimmed; empty when `verbatim` holds them.
     pub cells: Vec<Cow<'a, str>>,
+    /// The original cells as the CSV input has them, when they can go into
+    /// a CSV report as they are (see `csv_out::verbatim`).
+    pub verbatim: Option<&'a [u8]>,
     pub status: Status,
     pub order_id: &'a str,
     pub errors: Vec<ErrorItem>,
@@ -165,12 +169,23 @@ pub fn write(checked: &Checked, path: &Path, facts: &mut RunFacts) -> Result<Pat
     checked.for_each_outcome(&mut |batch| {
         let rows: Vec<ReportRow<'_>> = batch
             .par_iter()
-            .map(|(row, out)| ReportRow {
-                number: out.number,
-                cells: (0..ncols).map(|c| row.cell(c).text).collect(),
-                status: out.status,
-                order_id: out.order_id,
-                errors: error_items(out, |c| checked.cell_ref(c, out.number)),
+            .map(|(row, out)| {
+                let errors = error_items(out, |c| checked.cell_ref(c, out.number));
+                let verbatim = match format {
+                    Format::Csv if errors.is_empty() => csv_out::verbatim(row, out.order_id, ncols),
+                    _ => None,
+                };
+                ReportRow {
+                    number: out.number,
+                    cells: match verbatim {
+                        Some(_) => Vec::new(),
+                        None => (0..ncols).map(|c| row.cell(c).text).collect(),
+                    },
+                    verbatim,
+                    status: out.status,
+                    order_id: out.order_id,
+                    errors,
+                }
             })
             .collect();
         sink.rows(&header, &rows)

@@ -285,7 +285,7 @@ impl TextSheet {
                     })
                     .collect();
                 pool.resize_with(groups.len().max(pool.len()), Vec::new);
-                let parsed: Vec<Result<Vec<(u64, &[u8])>>> = groups
+                let parsed: Vec<Result<Vec<Numbered<'_>>>> = groups
                     .par_iter()
                     .zip(&starts)
                     .zip(pool.par_iter_mut())
@@ -325,7 +325,7 @@ impl TextSheet {
         cuts: impl Iterator<Item = usize>,
         mut line: u64,
         records: &mut Vec<csv::StringRecord>,
-    ) -> Option<Vec<(u64, &'b [u8])>> {
+    ) -> Option<Vec<Numbered<'b>>> {
         let mut rdr = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
@@ -359,6 +359,9 @@ impl TextSheet {
         Some(out)
     }
 }
+
+/// A record's line and its bytes.
+type Numbered<'b> = (u64, &'b [u8]);
 
 /// Records a group of [`TextSheet::rescan`] parses in one task.
 const PARSE_GROUP: usize = 512;

@@ -178,7 +178,7 @@ impl Sink for CsvSink {
             .map(|c| format_rows(&self.lead, header, c))
             .collect();
         for chunk in chunks {
-            let bytes = chunk.map_err(|e| Error::report(&self.out.file.path, e))?;
+            let bytes = chunk.map_err(|e| Error::report(self.out.path(), e))?;
             self.out.write_all(&bytes)?;
         }
         Ok(())

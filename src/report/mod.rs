@@ -12,6 +12,7 @@ mod xlsx;
 use std::borrow::Cow;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 
 use rayon::prelude::*;
 use serde::Serialize;
@@ -273,12 +274,23 @@ impl AtomicFile {
     }
 }
 
-/// A report file being written: buffered, hashed as it goes, committed
-/// atomically. Shared by the CSV and JSONL sinks and the run facts.
+/// A report file being written, committed atomically. The bytes are
+/// hashed and written by a thread of its own, so the next rows are
+/// formatted meanwhile, and that thread starts the disk writing every
+/// [`SYNC_EVERY`] bytes, so the final sync has little left to wait for.
+/// Shared by the CSV and JSONL sinks and the run facts.
 struct HashedFile {
     file: AtomicFile,
-    out: std::io::BufWriter<HashingWriter<std::fs::File>>,
+    /// Bytes not yet handed to the writer thread.
+    pending: Vec<u8>,
+    tx: Option<mpsc::SyncSender<Vec<u8>>>,
+    writer: Option<std::thread::JoinHandle<std::io::Result<String>>>,
 }
+
+/// How much the writer thread gathers before it hands it on.
+const HAND_ON: usize = 1 << 20;
+/// How much is written between two syncs of a long report.
+const SYNC_EVERY: usize = 32 << 20;
 
 impl HashedFile {
     fn create(path: &Path) -> Result<Self> {
@@ -288,59 +300,88 @@ impl HashedFile {
             .as_file()
             .try_clone()
             .map_err(|e| Error::report(path, e))?;
-        let out = std::io::BufWriter::with_capacity(
-            1 << 20,
-            HashingWriter {
-                inner: handle,
-                hash: Sha256::new(),
-            },
-        );
-        Ok(HashedFile { file, out })
+        let (tx, rx) = mpsc::sync_channel(8);
+        let writer = std::thread::Builder::new()
+            .name("report-writer".into())
+            .spawn(move || write_behind(handle, rx))
+            .map_err(|e| Error::report(path, e))?;
+        Ok(HashedFile {
+            file,
+            pending: Vec::with_capacity(HAND_ON),
+            tx: Some(tx),
+            writer: Some(writer),
+        })
+    }
+
+    fn path(&self) -> &Path {
+        &self.file.path
     }
 
     fn write_all(&mut self, bytes: &[u8]) -> Result<()> {
-        self.out
-            .write_all(bytes)
-            .map_err(|e| Error::report(&self.file.path, e))
+        self.pending.extend_from_slice(bytes);
+        if self.pending.len() >= HAND_ON {
+            self.hand_on()?;
+        }
+        Ok(())
     }
 
-    /// Flushes, syncs and renames into place; returns the SHA-256.
-    fn commit(self) -> Result<String> {
-        let HashedFile { file, out } = self;
-        let hw = out
-            .into_inner()
-            .map_err(|e| Error::report(&file.path, e.error()))?;
-        let sha = hex::encode(hw.hash.finalize());
-        drop(hw.inner);
-        file.commit()?;
+    fn hand_on(&mut self) -> Result<()> {
+        let bytes = std::mem::replace(&mut self.pending, Vec::with_capacity(HAND_ON));
+        let sent = self.tx.as_ref().is_some_and(|tx| tx.send(bytes).is_ok());
+        if sent {
+            Ok(())
+        } else {
+            // The writer stopped: its error says why.
+            self.finish_writing().map(drop)
+        }
+    }
+
+    /// Hands on what is left and waits for the writer; returns the SHA-256.
+    fn finish_writing(&mut self) -> Result<String> {
+        if let Some(tx) = self.tx.take() {
+            let rest = std::mem::take(&mut self.pending);
+            let _ = tx.send(rest);
+        }
+        let path = &self.file.path;
+        match self.writer.take().map(|w| w.join()) {
+            Some(Ok(Ok(sha))) => Ok(sha),
+            Some(Ok(Err(e))) => Err(Error::report(path, e)),
+            Some(Err(_)) | None => Err(Error::report(path, "the report writer stopped")),
+        }
+    }
+
+    /// Writes the rest, syncs and renames into place; returns the SHA-256.
+    fn commit(mut self) -> Result<String> {
+        let sha = self.finish_writing()?;
+        self.file.commit()?;
         Ok(sha)
     }
 }
 
-/// A writer that hashes what passes through it.
-struct HashingWriter<W> {
-    inner: W,
-    hash: Sha256,
-}
-
-impl<W: Write> Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hash.update(&buf[..n]);
-        Ok(n)
+/// The writer thread of a [`HashedFile`].
+fn write_behind(mut file: std::fs::File, rx: mpsc::Receiver<Vec<u8>>) -> std::io::Result<String> {
+    let mut hash = Sha256::new();
+    let mut unsynced = 0;
+    for bytes in rx {
+        hash.update(&bytes);
+        file.write_all(&bytes)?;
+        unsynced += bytes.len();
+        if unsynced >= SYNC_EVERY {
+            file.sync_data()?;
+            unsynced = 0;
+        }
     }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
+    Ok(hex::encode(hash.finalize()))
 }
 
 fn write_atomic(
     path: &Path,
     f: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> Result<String> {
+    let mut bytes = Vec::new();
+    f(&mut bytes).map_err(|e| Error::report(path, e))?;
     let mut file = HashedFile::create(path)?;
-    f(&mut file.out).map_err(|e| Error::report(path, e))?;
+    file.write_all(&bytes)?;
     file.commit()
 }
 

@@ -29,7 +29,7 @@ measure() { # label, command...
 
 echo "| run | wall s (median of $RUNS) | CPU s | peak RSS MiB |"
 echo "|---|---:|---:|---:|"
-for f in orders_1m.csv orders_100k.xlsx orders_100k.csv orders_10k.csv; do
+for f in ${FILES:-orders_1m.csv orders_100k.xlsx orders_100k.csv orders_10k.csv}; do
   [ -f "$DATA/$f" ] || continue
   cat "$DATA/$f" > /dev/null
   measure "dcms-bulk validate $f --report r.csv" "$BIN" validate "$DATA/$f" --report "$OUT/ours.csv" -q

@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
+use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 use crate::validate::{OrderKey, Problem, RowCheck};
@@ -275,7 +276,7 @@ impl Grouper {
             .enumerate()
             .map(|(i, s)| (s.group, s.product, i as u32))
             .collect();
-        lines.sort_unstable();
+        lines.par_sort_unstable();
         for run in lines.chunk_by(|a, b| a.0 == b.0 && a.1 == b.1) {
             if run.len() < 2 {
                 continue;

@@ -222,7 +222,7 @@ impl<'a> Checker<'a> {
                 ),
             ));
         }
-        for c in 0..width.min(ncols) {
+        for c in (0..width.min(ncols)).filter(|&c| row.may_exceed(c, MAX_CELL_CHARS)) {
             let cell = row.cell(c);
             if cell.text.len() > MAX_CELL_CHARS {
                 let n = cell.text.chars().count();
@@ -342,7 +342,7 @@ impl<'a> Checker<'a> {
                 }
             }
             Field::BranchName => {
-                let n = v.chars().count();
+                let n = chars_beyond(v, MAX_BRANCH_NAME_CHARS);
                 if n > MAX_BRANCH_NAME_CHARS {
                     bad(format!(
                         "is {n} characters long; at most {MAX_BRANCH_NAME_CHARS}"
@@ -410,13 +410,19 @@ impl<'a> Checker<'a> {
                 }
             }
             Field::DeliveryAddress => {
-                let n = v.chars().count();
-                let parts = v.split('~').count();
+                let n = chars_beyond(v, MAX_ADDRESS_CHARS);
+                let (mut parts, mut first_empty) = (0, None);
+                for p in v.split('~') {
+                    if first_empty.is_none() && crate::read::trim(p).is_empty() {
+                        first_empty = Some(parts);
+                    }
+                    parts += 1;
+                }
                 if n > MAX_ADDRESS_CHARS {
                     bad(format!(
                         "is {n} characters long; the card printers take at most {MAX_ADDRESS_CHARS}"
                     ));
-                } else if let Some(i) = v.split('~').position(|p| p.trim().is_empty()) {
+                } else if let Some(i) = first_empty {
                     if parts < 3 {
                         bad(format!(
                             "needs at least 3 parts separated by `~` (house~area~city), got `{}`",
@@ -479,6 +485,16 @@ impl<'a> Checker<'a> {
 
     fn catalog_entry(&self, product_id: &str) -> Option<&crate::rules::CatalogEntry> {
         self.rules.catalog.as_ref()?.get(product_id)
+    }
+}
+
+/// The number of characters of `v` when it may have more than `max`
+/// (counting them costs), else its byte length, which is at most `max`.
+fn chars_beyond(v: &str, max: usize) -> usize {
+    if v.len() > max {
+        v.chars().count()
+    } else {
+        v.len()
     }
 }
 

@@ -114,7 +114,7 @@ impl<'a> Row<'a> {
         match self {
             Row::Text { record, .. } => match record.get(col) {
                 Some(s) => {
-                    let t = s.trim();
+                    let t = trim(s);
                     let kind = if t.is_empty() {
                         CellKind::Empty
                     } else {
@@ -128,6 +128,20 @@ impl<'a> Row<'a> {
                 None => CellRef::EMPTY,
             },
             Row::Sheet { cells, .. } => cells.get(col).map_or(CellRef::EMPTY, convert_cell),
+        }
+    }
+
+    /// Whether the cell at `col` may hold more than `bytes` bytes: a cheap
+    /// test before [`Row::cell`], which trims and converts.
+    pub fn may_exceed(&self, col: usize, bytes: usize) -> bool {
+        match self {
+            Row::Text { record, .. } => record.get(col).is_some_and(|s| s.len() > bytes),
+            Row::Sheet { cells, .. } => match cells.get(col) {
+                Some(Data::String(s)) => s.len() > bytes,
+                Some(Data::Empty) | None => false,
+                // Numbers, dates and the like are short; keep it simple.
+                Some(_) => true,
+            },
         }
     }
 
@@ -146,11 +160,25 @@ impl<'a> Row<'a> {
     }
 }
 
+/// `str::trim`, with a shortcut for the usual cell that has no
+/// whitespace at either end.
+pub fn trim(s: &str) -> &str {
+    match (s.as_bytes().first(), s.as_bytes().last()) {
+        (Some(a), Some(z)) if is_solid(*a) && is_solid(*z) => s,
+        _ => s.trim(),
+    }
+}
+
+/// An ASCII byte that is not whitespace (non-ASCII might be).
+fn is_solid(b: u8) -> bool {
+    b.is_ascii() && !b.is_ascii_whitespace()
+}
+
 /// The number of fields up to the last non-blank one.
 pub(crate) fn record_width(record: &csv::StringRecord) -> usize {
     (0..record.len())
         .rev()
-        .find(|&i| !record[i].trim().is_empty())
+        .find(|&i| !trim(&record[i]).is_empty())
         .map_or(0, |i| i + 1)
 }
 

@@ -33,6 +33,9 @@ pub struct CheckOpts {
 /// A data row with what became of it.
 pub type OutcomeRow<'a> = (Row<'a>, RowOutcome<'a>);
 
+/// A data row's bytes (comma-separated input) with what became of it.
+pub type RawOutcome<'a> = (&'a [u8], RowOutcome<'a>);
+
 /// A checked and grouped input file.
 pub struct Checked {
     pub path: PathBuf,
@@ -287,6 +290,64 @@ impl Checked {
             ));
         }
         Ok(())
+    }
+
+    /// For a comma-separated input: walks every data row again with its
+    /// outcome, as the record's bytes, unparsed (see [`Sheet::rescan_raw`]).
+    /// `None` for other inputs.
+    pub fn for_each_raw_outcome(
+        &self,
+        f: &mut dyn FnMut(&[RawOutcome<'_>]) -> Result<()>,
+    ) -> Option<Result<()>> {
+        let changed = || {
+            Error::input(
+                &self.path,
+                "the file changed while it was being read; run again",
+            )
+        };
+        let mut next = 0usize;
+        let walked = self.sheet.rescan_raw(&self.spans, &mut |records| {
+            let blank: Vec<bool> = records
+                .par_iter()
+                .map(|(number, raw)| self.raw_is_blank(*number, raw))
+                .collect();
+            let mut batch = Vec::with_capacity(records.len());
+            for (&(number, raw), blank) in records.iter().zip(blank) {
+                if blank {
+                    continue;
+                }
+                if next >= self.grouping.len() || self.grouping.row(next).number != number {
+                    return Err(changed());
+                }
+                batch.push((raw, self.grouping.row(next)));
+                next += 1;
+            }
+            f(&batch)
+        })?;
+        Some(walked.and_then(|()| {
+            if next == self.grouping.len() {
+                Ok(())
+            } else {
+                Err(changed())
+            }
+        }))
+    }
+
+    /// Whether a record's bytes hold nothing but delimiters, quotes and
+    /// whitespace (parsed to be sure only when they might).
+    fn raw_is_blank(&self, number: u64, raw: &[u8]) -> bool {
+        let maybe = raw
+            .iter()
+            .all(|b| matches!(b, b',' | b'"') || b.is_ascii_whitespace() || !b.is_ascii());
+        maybe
+            && self.sheet.parse_raw(&[raw]).is_some_and(|records| {
+                Row::Text {
+                    number,
+                    record: &records[0],
+                    raw: None,
+                }
+                .is_blank()
+            })
     }
 
     /// The `POST /card-order` bodies of the orders that are ready, in the

@@ -18,7 +18,7 @@ use calamine::Data;
 use crate::error::{Error, Result};
 
 pub use excel::Workbook;
-pub use text::{TextEncoding, TextOpts, TextSpans};
+pub use text::{Numbered, TextEncoding, TextOpts, TextSpans};
 
 /// How many rows a batch holds: large enough to keep rayon busy, small
 /// enough that a batch of wide rows stays a few megabytes.
@@ -388,6 +388,31 @@ impl Sheet {
             header_width,
             text,
         })
+    }
+
+    /// For a comma-separated file, hands out the line and the bytes of each
+    /// record an earlier [`scan`](Self::scan) found (blank ones too),
+    /// unparsed; [`parse_raw`](Self::parse_raw) parses one. `None` for other
+    /// inputs.
+    pub fn rescan_raw(
+        &self,
+        spans: &Spans,
+        f: &mut dyn FnMut(&[Numbered<'_>]) -> Result<()>,
+    ) -> Option<Result<()>> {
+        match (&self.inner, &spans.text) {
+            (Inner::Text(t), Some(text)) if t.is_comma_separated() => {
+                Some(t.rescan_raw(&self.path, text, f))
+            }
+            _ => None,
+        }
+    }
+
+    /// Parses the bytes of records from [`rescan_raw`](Self::rescan_raw).
+    pub fn parse_raw(&self, raws: &[&[u8]]) -> Option<Vec<csv::StringRecord>> {
+        match &self.inner {
+            Inner::Text(t) => t.parse_many(raws),
+            Inner::Excel(_) => None,
+        }
     }
 
     /// Hands the rows of an earlier [`scan`](Self::scan) to `f` again. A CSV

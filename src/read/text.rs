@@ -242,6 +242,62 @@ impl TextSheet {
         spans: &TextSpans,
         f: &mut dyn FnMut(&[Row<'_>]) -> Result<()>,
     ) -> Result<()> {
+        let comma = self.delimiter == b',';
+        self.rescan_with(path, spans, true, &mut |numbered, records| {
+            let rows: Vec<Row<'_>> = numbered
+                .iter()
+                .zip(records)
+                .map(|(&(number, raw), record)| Row::Text {
+                    number,
+                    record,
+                    raw: comma.then_some(raw),
+                })
+                .collect();
+            f(&rows)
+        })
+    }
+
+    /// Like [`rescan`](Self::rescan), but hands out each record's line and
+    /// bytes only (blank records too), unparsed, for a consumer that needs
+    /// the cells of few of them ([`TextSheet::parse_one`]).
+    pub(super) fn rescan_raw(
+        &self,
+        path: &Path,
+        spans: &TextSpans,
+        f: &mut dyn FnMut(&[Numbered<'_>]) -> Result<()>,
+    ) -> Result<()> {
+        self.rescan_with(path, spans, false, &mut |numbered, _| f(numbered))
+    }
+
+    pub(super) fn is_comma_separated(&self) -> bool {
+        self.delimiter == b','
+    }
+
+    /// Parses records' bytes (as [`rescan_raw`](Self::rescan_raw) gave
+    /// them) with one reader: building one costs more than a record.
+    pub(super) fn parse_many(&self, raws: &[&[u8]]) -> Option<Vec<csv::StringRecord>> {
+        let mut joined = Vec::with_capacity(raws.iter().map(|r| r.len() + 1).sum());
+        for raw in raws {
+            joined.extend_from_slice(raw);
+            joined.push(b'\n');
+        }
+        let mut rdr = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .delimiter(self.delimiter)
+            .buffer_capacity(joined.len().clamp(64, 1 << 16))
+            .from_reader(joined.as_slice());
+        let records: Vec<csv::StringRecord> = rdr.records().collect::<csv::Result<_>>().ok()?;
+        (records.len() == raws.len()).then_some(records)
+    }
+
+    fn rescan_with(
+        &self,
+        path: &Path,
+        spans: &TextSpans,
+        parse: bool,
+        f: &mut dyn FnMut(&[Numbered<'_>], &mut Records<'_>) -> Result<()>,
+    ) -> Result<()> {
         let changed = || Error::input(path, "the file changed while it was being read; run again");
         let mut reader = self.reader(path)?;
         let (tx, rx) = mpsc::sync_channel::<Result<Chunk>>(2);
@@ -293,22 +349,17 @@ impl TextSheet {
                         let bytes = slice(i, n);
                         let from = if i == 0 { spans.start } else { ends[i - 1] };
                         let cuts = ends[i..i + n].iter().map(|e| (e - from) as usize);
-                        self.parse_group(bytes, cuts, line, records)
+                        self.parse_group(bytes, cuts, line, parse.then_some(records))
                             .ok_or_else(changed)
                     })
                     .collect();
-                let mut rows = Vec::with_capacity(chunk.count);
-                for (group, records) in parsed.into_iter().zip(&pool) {
-                    for ((number, raw), record) in group?.into_iter().zip(records) {
-                        rows.push(Row::Text {
-                            number,
-                            record,
-                            raw: (self.delimiter == b',').then_some(raw),
-                        });
-                    }
+                let mut numbered = Vec::with_capacity(chunk.count);
+                for group in parsed {
+                    numbered.extend(group?);
                 }
-                f(&rows)?;
-                drop(rows);
+                let mut records = pool.iter().flat_map(|g| g.iter().take(PARSE_GROUP));
+                f(&numbered, &mut records)?;
+                drop(numbered);
                 let _ = back_tx.send(chunk.bytes);
             }
             Ok(())
@@ -324,7 +375,7 @@ impl TextSheet {
         bytes: &'b [u8],
         cuts: impl Iterator<Item = usize>,
         mut line: u64,
-        records: &mut Vec<csv::StringRecord>,
+        mut records: Option<&mut Vec<csv::StringRecord>>,
     ) -> Option<Vec<Numbered<'b>>> {
         let mut rdr = csv::ReaderBuilder::new()
             .has_headers(false)
@@ -335,11 +386,13 @@ impl TextSheet {
         let mut out = Vec::with_capacity(PARSE_GROUP);
         let mut from = 0usize;
         for (k, cut) in cuts.enumerate() {
-            if records.len() <= k {
-                records.push(csv::StringRecord::new());
-            }
-            if !rdr.read_record(&mut records[k]).ok()? || rdr.position().byte() != cut as u64 {
-                return None;
+            if let Some(records) = records.as_deref_mut() {
+                if records.len() <= k {
+                    records.push(csv::StringRecord::new());
+                }
+                if !rdr.read_record(&mut records[k]).ok()? || rdr.position().byte() != cut as u64 {
+                    return None;
+                }
             }
             let raw = &bytes[from..cut];
             let blank = raw
@@ -360,8 +413,12 @@ impl TextSheet {
     }
 }
 
-/// A record's line and its bytes.
-type Numbered<'b> = (u64, &'b [u8]);
+/// The records a chunk parsed into, in order.
+type Records<'a> = dyn Iterator<Item = &'a csv::StringRecord> + 'a;
+
+/// A record's line and its bytes (without blank lines before it or its
+/// line end).
+pub type Numbered<'b> = (u64, &'b [u8]);
 
 /// Records a group of [`TextSheet::rescan`] parses in one task.
 const PARSE_GROUP: usize = 512;

@@ -12,7 +12,6 @@ use rayon::prelude::*;
 
 use super::{HashedFile, RESULT_COLUMNS, ReportHeader, ReportRow, RunFacts, Sink, neutralize};
 use crate::error::{Error, Result};
-use crate::read::Row;
 
 pub(super) struct CsvSink {
     out: HashedFile,
@@ -50,41 +49,65 @@ where
         .map_err(|e| std::io::Error::other(e.to_string()))
 }
 
-/// The bytes of a valid row's original cells, when the CSV input has them
-/// exactly as the csv writer would write them for the report: comma
-/// separated, `ncols` cells, each trimmed, none a formula, quoted (quotes
-/// doubled) only when it holds a comma, quote or line break. Then the
-/// row's report line can copy them instead of writing cell by cell. Also
-/// requires an order id that needs no quoting or neutralising.
-pub(super) fn verbatim<'a>(row: &Row<'a>, order_id: &str, ncols: usize) -> Option<&'a [u8]> {
-    let (raw, record) = (row.raw()?, row.record()?);
-    if record.len() != ncols || !plain(order_id.as_bytes()) || needs_quotes(order_id.as_bytes()) {
-        return None;
+/// Whether a comma-separated record's bytes are exactly what the csv
+/// writer writes for its cells in the report: `ncols` cells, each trimmed,
+/// none a formula nor holding a CR, quoted (quotes doubled) when and only
+/// when it holds a comma, quote or line break. Then a valid row's report
+/// line can copy them instead of writing cell by cell. The order id must
+/// need no quoting or neutralising either.
+pub(super) fn verbatim(raw: &[u8], order_id: &str, ncols: usize) -> bool {
+    if !plain(order_id.as_bytes()) || needs_quotes(order_id.as_bytes()) {
+        return false;
     }
     let mut rest = raw;
-    for (i, cell) in record.iter().enumerate() {
-        let cell = cell.as_bytes();
+    for i in 0..ncols {
         if i > 0 {
-            rest = rest.strip_prefix(b",")?;
-        }
-        if !plain(cell) || cell.contains(&b'\r') {
-            return None;
-        }
-        rest = if needs_quotes(cell) {
-            // `"`, the cell with each quote doubled, `"`
-            let mut body = rest.strip_prefix(b"\"")?;
-            for piece in cell.split_inclusive(|&b| b == b'"') {
-                body = body.strip_prefix(piece)?;
-                if piece.ends_with(b"\"") {
-                    body = body.strip_prefix(b"\"")?;
-                }
+            match rest.strip_prefix(b",") {
+                Some(r) => rest = r,
+                None => return false,
             }
-            body.strip_prefix(b"\"")?
-        } else {
-            rest.strip_prefix(cell)?
+        }
+        let (cell_ok, after) = match rest.strip_prefix(b"\"") {
+            Some(quoted) => quoted_cell(quoted),
+            None => {
+                let end = memchr::memchr(b',', rest).unwrap_or(rest.len());
+                let cell = &rest[..end];
+                (plain(cell) && !needs_quotes(cell), &rest[end..])
+            }
         };
+        if !cell_ok {
+            return false;
+        }
+        rest = after;
     }
-    rest.is_empty().then_some(raw)
+    rest.is_empty()
+}
+
+/// A quoted cell (after its opening quote): whether it is plain, holds no
+/// CR, and needed its quotes; and what follows its closing quote.
+fn quoted_cell(body: &[u8]) -> (bool, &[u8]) {
+    let mut i = 0;
+    let mut needed = false;
+    loop {
+        match memchr::memchr3(b'"', b',', b'\n', &body[i..]).map(|j| i + j) {
+            None => return (false, body),
+            Some(q) if body[q] != b'"' => {
+                needed = true;
+                i = q + 1;
+            }
+            Some(q) if body.get(q + 1) == Some(&b'"') => {
+                needed = true;
+                i = q + 2;
+            }
+            Some(q) => {
+                // The closing quote. The cell (with its quotes still
+                // doubled) starts and ends as the unquoted one would.
+                let cell = &body[..q];
+                let ok = needed && plain(cell) && !cell.contains(&b'\r');
+                return (ok, &body[q + 1..]);
+            }
+        }
+    }
 }
 
 /// The bytes the csv writer quotes a cell for.
@@ -218,20 +241,14 @@ mod tests {
             ("a,d\u{e9}j\u{e0}vu!,c".as_bytes(), true),
             (b"a,1-2,c", true),
         ] {
-            let mut rdr = csv::ReaderBuilder::new()
-                .has_headers(false)
-                .flexible(true)
-                .from_reader(raw);
-            let mut record = csv::StringRecord::new();
-            rdr.read_record(&mut record).unwrap();
-            let row = Row::Text {
-                number: 2,
-                record: &record,
-                raw: Some(raw),
-            };
             let shown = String::from_utf8_lossy(raw);
-            assert_eq!(verbatim(&row, "DCB-1", 3).is_some(), ok, "{shown}");
+            assert_eq!(verbatim(raw, "DCB-1", 3), ok, "{shown}");
             if ok {
+                let mut rdr = csv::ReaderBuilder::new()
+                    .has_headers(false)
+                    .from_reader(raw);
+                let mut record = csv::StringRecord::new();
+                rdr.read_record(&mut record).unwrap();
                 // What the fast path copies is what the writer writes.
                 let cells: Vec<_> = record.iter().collect();
                 let mut line = record_line(cells).unwrap();
@@ -239,13 +256,8 @@ mod tests {
                 assert_eq!(line, raw, "{shown}");
             }
         }
-        let (raw, record) = (b"a,b,c", csv::StringRecord::from(vec!["a", "b", "c"]));
-        let row = Row::Text {
-            number: 2,
-            record: &record,
-            raw: Some(raw),
-        };
-        assert!(verbatim(&row, "=HYPERLINK(1)", 3).is_none());
-        assert!(verbatim(&row, "ref, 1", 3).is_none());
+        assert!(verbatim(b"a,b,c", "DCB-1", 3));
+        assert!(!verbatim(b"a,b,c", "=HYPERLINK(1)", 3));
+        assert!(!verbatim(b"a,b,c", "ref, 1", 3));
     }
 }

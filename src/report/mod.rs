@@ -20,7 +20,8 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::group::{RowOutcome, Status, list};
-use crate::pipeline::Checked;
+use crate::pipeline::{Checked, RawOutcome};
+use crate::read::Row;
 
 pub use facts::{FactCounts, InputFacts, ReportFacts, RunFacts};
 
@@ -167,30 +168,35 @@ pub fn write(checked: &Checked, path: &Path, facts: &mut RunFacts) -> Result<Pat
     };
     let ncols = checked.columns.len();
     let t0 = std::time::Instant::now();
-    checked.for_each_outcome(&mut |batch| {
-        let rows: Vec<ReportRow<'_>> = batch
-            .par_iter()
-            .map(|(row, out)| {
-                let errors = error_items(out, |c| checked.cell_ref(c, out.number));
-                let verbatim = match format {
-                    Format::Csv if errors.is_empty() => csv_out::verbatim(row, out.order_id, ncols),
-                    _ => None,
-                };
-                ReportRow {
+    // A CSV report of a comma-separated input copies the plain valid rows
+    // as they are and parses only the others.
+    let raw_walk = match format {
+        Format::Csv => checked.for_each_raw_outcome(&mut |batch| {
+            let rows: Vec<Vec<ReportRow<'_>>> = batch
+                .par_chunks(256)
+                .map(|chunk| raw_report_rows(checked, chunk))
+                .collect::<Result<_>>()?;
+            sink.rows(&header, &rows.concat())
+        }),
+        _ => None,
+    };
+    match raw_walk {
+        Some(walked) => walked?,
+        None => checked.for_each_outcome(&mut |batch| {
+            let rows: Vec<ReportRow<'_>> = batch
+                .par_iter()
+                .map(|(row, out)| ReportRow {
                     number: out.number,
-                    cells: match verbatim {
-                        Some(_) => Vec::new(),
-                        None => (0..ncols).map(|c| row.cell(c).text).collect(),
-                    },
-                    verbatim,
+                    cells: (0..ncols).map(|c| row.cell(c).text).collect(),
+                    verbatim: None,
                     status: out.status,
                     order_id: out.order_id,
-                    errors,
-                }
-            })
-            .collect();
-        sink.rows(&header, &rows)
-    })?;
+                    errors: error_items(out, |c| checked.cell_ref(c, out.number)),
+                })
+                .collect();
+            sink.rows(&header, &rows)
+        })?,
+    }
     crate::pipeline::timing("report rows", t0);
     facts.finished_at = now();
     let sha = sink.finish(&header, facts)?;
@@ -206,6 +212,58 @@ pub fn write(checked: &Checked, path: &Path, facts: &mut RunFacts) -> Result<Pat
         w.write_all(b"\n")
     })?;
     Ok(facts_path)
+}
+
+/// Report rows from records' bytes: plain valid rows are copied as they are
+/// (see `csv_out::verbatim`), the others parsed, together, for their cells.
+fn raw_report_rows<'a>(
+    checked: &'a Checked,
+    chunk: &[RawOutcome<'a>],
+) -> Result<Vec<ReportRow<'a>>> {
+    let ncols = checked.columns.len();
+    let mut rows: Vec<ReportRow<'a>> = chunk
+        .iter()
+        .map(|(raw, out)| {
+            let errors = error_items(out, |c| checked.cell_ref(c, out.number));
+            let verbatim =
+                (errors.is_empty() && csv_out::verbatim(raw, out.order_id, ncols)).then_some(*raw);
+            ReportRow {
+                number: out.number,
+                cells: Vec::new(),
+                verbatim,
+                status: out.status,
+                order_id: out.order_id,
+                errors,
+            }
+        })
+        .collect();
+    let others: Vec<&[u8]> = chunk
+        .iter()
+        .zip(&rows)
+        .filter(|(_, r)| r.verbatim.is_none())
+        .map(|((raw, _), _)| *raw)
+        .collect();
+    if !others.is_empty() {
+        // The first pass parsed these bytes: they parse, unless the file changed.
+        let records = checked.sheet.parse_raw(&others).ok_or_else(|| {
+            Error::input(
+                &checked.path,
+                "the file changed while it was being read; run again",
+            )
+        })?;
+        let slow = rows.iter_mut().filter(|r| r.verbatim.is_none());
+        for (r, record) in slow.zip(&records) {
+            let row = Row::Text {
+                number: r.number,
+                record,
+                raw: None,
+            };
+            r.cells = (0..ncols)
+                .map(|c| Cow::Owned(row.cell(c).text.into_owned()))
+                .collect();
+        }
+    }
+    Ok(rows)
 }
 
 /// The run-facts file of a report: `orders.report.csv` → `orders.report.csv.run.json`.

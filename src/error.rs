@@ -49,6 +49,14 @@ impl Error {
         }
     }
 
+    /// The input differs between two passes over it.
+    pub fn file_changed(path: impl Into<PathBuf>) -> Self {
+        Error::Input {
+            path: path.into(),
+            message: "the file changed while it was being read; run again".into(),
+        }
+    }
+
     pub fn report(path: impl Into<PathBuf>, message: impl ToString) -> Self {
         Error::Report {
             path: path.into(),

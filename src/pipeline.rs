@@ -244,6 +244,33 @@ fn order_values(checker: &Checker<'_>, columns: &Columns, row: &Row<'_>) -> Orde
     v
 }
 
+/// Hands out the rows' outcomes in order, to a pass that must meet the same
+/// rows as the first: any other row means the file changed in between.
+struct Outcomes<'a> {
+    checked: &'a Checked,
+    next: usize,
+}
+
+impl<'a> Outcomes<'a> {
+    fn next(&mut self, number: u64) -> Result<RowOutcome<'a>> {
+        let grouping = &self.checked.grouping;
+        if self.next >= grouping.len() || grouping.row(self.next).number != number {
+            return Err(Error::file_changed(&self.checked.path));
+        }
+        self.next += 1;
+        Ok(grouping.row(self.next - 1))
+    }
+
+    /// Every row met.
+    fn finish(self) -> Result<()> {
+        if self.next == self.checked.grouping.len() {
+            Ok(())
+        } else {
+            Err(Error::file_changed(&self.checked.path))
+        }
+    }
+}
+
 /// SHA-256 and size of a file.
 pub fn sha256_file(path: &Path) -> Result<(String, u64)> {
     let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
@@ -268,28 +295,16 @@ impl Checked {
         &self,
         f: &mut dyn FnMut(&[OutcomeRow<'_>]) -> Result<()>,
     ) -> Result<()> {
-        let mut next = 0usize;
+        let mut outcomes = self.outcomes();
         self.sheet.rescan(&self.spans, &mut |rows| {
-            let mut batch = Vec::with_capacity(rows.len());
-            for r in rows.iter().filter(|r| !r.is_blank()) {
-                if next >= self.grouping.len() || self.grouping.row(next).number != r.number() {
-                    return Err(Error::input(
-                        &self.path,
-                        "the file changed while it was being read; run again",
-                    ));
-                }
-                batch.push((*r, self.grouping.row(next)));
-                next += 1;
-            }
+            let batch = rows
+                .iter()
+                .filter(|r| !r.is_blank())
+                .map(|r| Ok((*r, outcomes.next(r.number())?)))
+                .collect::<Result<Vec<_>>>()?;
             f(&batch)
         })?;
-        if next != self.grouping.len() {
-            return Err(Error::input(
-                &self.path,
-                "the file changed while it was being read; run again",
-            ));
-        }
-        Ok(())
+        outcomes.finish()
     }
 
     /// For a comma-separated input: walks every data row again with its
@@ -299,38 +314,29 @@ impl Checked {
         &self,
         f: &mut dyn FnMut(&[RawOutcome<'_>]) -> Result<()>,
     ) -> Option<Result<()>> {
-        let changed = || {
-            Error::input(
-                &self.path,
-                "the file changed while it was being read; run again",
-            )
-        };
-        let mut next = 0usize;
+        let mut outcomes = self.outcomes();
         let walked = self.sheet.rescan_raw(&self.spans, &mut |records| {
             let blank: Vec<bool> = records
                 .par_iter()
                 .map(|(number, raw)| self.raw_is_blank(*number, raw))
                 .collect();
-            let mut batch = Vec::with_capacity(records.len());
-            for (&(number, raw), blank) in records.iter().zip(blank) {
-                if blank {
-                    continue;
-                }
-                if next >= self.grouping.len() || self.grouping.row(next).number != number {
-                    return Err(changed());
-                }
-                batch.push((raw, self.grouping.row(next)));
-                next += 1;
-            }
+            let batch = records
+                .iter()
+                .zip(blank)
+                .filter(|(_, blank)| !blank)
+                .map(|(&(number, raw), _)| Ok((raw, outcomes.next(number)?)))
+                .collect::<Result<Vec<_>>>()?;
             f(&batch)
         })?;
-        Some(walked.and_then(|()| {
-            if next == self.grouping.len() {
-                Ok(())
-            } else {
-                Err(changed())
-            }
-        }))
+        Some(walked.and_then(|()| outcomes.finish()))
+    }
+
+    /// The outcomes of the data rows, to hand out as a pass meets the rows.
+    fn outcomes(&self) -> Outcomes<'_> {
+        Outcomes {
+            checked: self,
+            next: 0,
+        }
     }
 
     /// Whether a record's bytes hold nothing but delimiters, quotes and
@@ -344,7 +350,6 @@ impl Checked {
                 Row::Text {
                     number,
                     record: &records[0],
-                    raw: None,
                 }
                 .is_blank()
             })

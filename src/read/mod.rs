@@ -61,10 +61,6 @@ pub enum Row<'a> {
     Text {
         number: u64,
         record: &'a csv::StringRecord,
-        /// The record's bytes as the file has them (decoded to UTF-8,
-        /// without its line end), when the file is comma-separated and
-        /// this is a second pass ([`Sheet::rescan`]).
-        raw: Option<&'a [u8]>,
     },
     Sheet {
         number: u64,
@@ -77,23 +73,6 @@ impl<'a> Row<'a> {
     pub fn number(&self) -> u64 {
         match self {
             Row::Text { number, .. } | Row::Sheet { number, .. } => *number,
-        }
-    }
-
-    /// The record as the file has it, cells joined by commas, when known:
-    /// see [`Row::Text`].
-    pub fn raw(&self) -> Option<&'a [u8]> {
-        match self {
-            Row::Text { raw, .. } => *raw,
-            Row::Sheet { .. } => None,
-        }
-    }
-
-    /// The CSV record, cells untrimmed (`None` for a sheet row).
-    pub fn record(&self) -> Option<&'a csv::StringRecord> {
-        match self {
-            Row::Text { record, .. } => Some(record),
-            Row::Sheet { .. } => None,
         }
     }
 
@@ -417,7 +396,7 @@ impl Sheet {
 
     /// Hands the rows of an earlier [`scan`](Self::scan) to `f` again. A CSV
     /// file is cut where the first scan found its records and parsed in
-    /// parallel, and its rows come with their raw bytes ([`Row::raw`]).
+    /// parallel.
     pub fn rescan(&self, spans: &Spans, f: &mut dyn FnMut(&[Row<'_>]) -> Result<()>) -> Result<()> {
         match (&self.inner, &spans.text) {
             (Inner::Text(t), Some(text)) => t.rescan(&self.path, text, f),

@@ -124,11 +124,20 @@ impl TextSheet {
     }
 
     fn csv_reader<R: Read>(&self, rd: R) -> csv::Reader<R> {
+        self.csv_reader_sized(rd, 1 << 20)
+    }
+
+    /// A reader for bytes in memory: a buffer no larger than they need.
+    fn csv_reader_for<'b>(&self, bytes: &'b [u8]) -> csv::Reader<&'b [u8]> {
+        self.csv_reader_sized(bytes, bytes.len().clamp(64, 1 << 16))
+    }
+
+    fn csv_reader_sized<R: Read>(&self, rd: R, capacity: usize) -> csv::Reader<R> {
         csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
             .delimiter(self.delimiter)
-            .buffer_capacity(1 << 20)
+            .buffer_capacity(capacity)
             .from_reader(rd)
     }
 
@@ -154,7 +163,6 @@ impl TextSheet {
             .map(|(n, r)| Row::Text {
                 number: *n,
                 record: r,
-                raw: None,
             })
             .collect();
         f(&rows);
@@ -216,7 +224,6 @@ impl TextSheet {
                     .map(|(n, r)| Row::Text {
                         number: *n,
                         record: r,
-                        raw: None,
                     })
                     .collect();
                 f(&rows)?;
@@ -242,16 +249,11 @@ impl TextSheet {
         spans: &TextSpans,
         f: &mut dyn FnMut(&[Row<'_>]) -> Result<()>,
     ) -> Result<()> {
-        let comma = self.delimiter == b',';
         self.rescan_with(path, spans, true, &mut |numbered, records| {
             let rows: Vec<Row<'_>> = numbered
                 .iter()
                 .zip(records)
-                .map(|(&(number, raw), record)| Row::Text {
-                    number,
-                    record,
-                    raw: comma.then_some(raw),
-                })
+                .map(|(&(number, _), record)| Row::Text { number, record })
                 .collect();
             f(&rows)
         })
@@ -281,12 +283,7 @@ impl TextSheet {
             joined.extend_from_slice(raw);
             joined.push(b'\n');
         }
-        let mut rdr = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .delimiter(self.delimiter)
-            .buffer_capacity(joined.len().clamp(64, 1 << 16))
-            .from_reader(joined.as_slice());
+        let mut rdr = self.csv_reader_for(&joined);
         let records: Vec<csv::StringRecord> = rdr.records().collect::<csv::Result<_>>().ok()?;
         (records.len() == raws.len()).then_some(records)
     }
@@ -298,7 +295,7 @@ impl TextSheet {
         parse: bool,
         f: &mut dyn FnMut(&[Numbered<'_>], &mut Records<'_>) -> Result<()>,
     ) -> Result<()> {
-        let changed = || Error::input(path, "the file changed while it was being read; run again");
+        let changed = || Error::file_changed(path);
         let mut reader = self.reader(path)?;
         let (tx, rx) = mpsc::sync_channel::<Result<Chunk>>(2);
         let (back_tx, back_rx) = mpsc::channel::<Vec<u8>>();
@@ -377,12 +374,7 @@ impl TextSheet {
         mut line: u64,
         mut records: Option<&mut Vec<csv::StringRecord>>,
     ) -> Option<Vec<Numbered<'b>>> {
-        let mut rdr = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .delimiter(self.delimiter)
-            .buffer_capacity(bytes.len().clamp(64, 1 << 16))
-            .from_reader(bytes);
+        let mut rdr = self.csv_reader_for(bytes);
         let mut out = Vec::with_capacity(PARSE_GROUP);
         let mut from = 0usize;
         for (k, cut) in cuts.enumerate() {

@@ -245,18 +245,15 @@ fn raw_report_rows<'a>(
         .collect();
     if !others.is_empty() {
         // The first pass parsed these bytes: they parse, unless the file changed.
-        let records = checked.sheet.parse_raw(&others).ok_or_else(|| {
-            Error::input(
-                &checked.path,
-                "the file changed while it was being read; run again",
-            )
-        })?;
+        let records = checked
+            .sheet
+            .parse_raw(&others)
+            .ok_or_else(|| Error::file_changed(&checked.path))?;
         let slow = rows.iter_mut().filter(|r| r.verbatim.is_none());
         for (r, record) in slow.zip(&records) {
             let row = Row::Text {
                 number: r.number,
                 record,
-                raw: None,
             };
             r.cells = (0..ncols)
                 .map(|c| Cow::Owned(row.cell(c).text.into_owned()))

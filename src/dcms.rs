@@ -53,3 +53,167 @@ pub struct Product {
     /// `Y` or `N`.
     pub pin_generation: String,
 }
+
+/// The envelope of every DCMS answer (§1 "Response envelope"): `result`,
+/// `exception` and `pagination` are always present, `null` when unused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope<T> {
+    pub result: Option<T>,
+    pub exception: Option<ApiException>,
+    #[serde(default)]
+    pub pagination: Option<serde_json::Value>,
+}
+
+impl<T> Envelope<T> {
+    /// A successful answer.
+    pub fn ok(result: T) -> Self {
+        Envelope {
+            result: Some(result),
+            exception: None,
+            pagination: None,
+        }
+    }
+
+    /// A refused request.
+    pub fn error(exception: ApiException) -> Self {
+        Envelope {
+            result: None,
+            exception: Some(exception),
+            pagination: None,
+        }
+    }
+}
+
+/// The `exception` object. The API Library's examples use shape A
+/// (`errorCode, shortMessage, detailMessage, httpStatus, fieldError[],
+/// languageCode`); the generic error pages use shape B (`errorCode,
+/// errorMessage, httpStatus`). Every field is optional so both read, and
+/// unknown fields are ignored.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiException {
+    #[serde(default)]
+    pub error_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub short_message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail_message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_message: Option<String>,
+    #[serde(default)]
+    pub http_status: Option<String>,
+    #[serde(default)]
+    pub field_error: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language_code: Option<String>,
+}
+
+/// `POST /card-order/cancel` body (§2.4).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CancelRequest {
+    pub order_id: String,
+    pub branch_id: String,
+}
+
+/// `POST /card-order/fetchStatus` body (§2.5).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FetchStatusRequest {
+    pub card_order_id: String,
+}
+
+/// `fetchStatus` result (§2.5).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderStatus {
+    pub card_order_name: String,
+    pub status: String,
+    #[serde(default)]
+    pub tenant_name: Option<String>,
+    #[serde(default)]
+    pub product_details: Vec<ProductStatus>,
+}
+
+/// One product of a `fetchStatus` result. `binNumber` is a JSON number
+/// there, unlike the string `bin` of the create request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProductStatus {
+    pub bin_number: u64,
+    #[serde(default)]
+    pub card_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub corporate_name: Option<String>,
+    pub no_of_card: u32,
+    pub product_id: String,
+    pub status: String,
+}
+
+/// `POST /kit-manager/upgradeCard` body (§3.1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpgradeRequest {
+    pub entity_id: String,
+    pub kit_no: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery_address: Option<String>,
+    #[serde(default)]
+    pub kit_info: Vec<KitInfo>,
+}
+
+/// The card wanted by an upgrade.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KitInfo {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plastic_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier_type: Option<String>,
+}
+
+/// `upgradeCard` result: the customer and the new card(s).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpgradeResult {
+    pub entity_id: String,
+    #[serde(default)]
+    pub kit_info: Vec<IssuedKit>,
+}
+
+/// A card as `upgradeCard` returns it. `encryptedCardNumber` is read so it
+/// can be dropped on purpose; it never reaches a report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IssuedKit {
+    #[serde(default)]
+    pub account_no: Option<u64>,
+    #[serde(default)]
+    pub bin: Option<String>,
+    #[serde(default)]
+    pub card_category: Option<String>,
+    /// Masked, `608040XXXXXX6384`.
+    #[serde(default)]
+    pub card_number: Option<String>,
+    #[serde(default)]
+    pub card_status: Option<String>,
+    #[serde(default)]
+    pub card_type: Option<String>,
+    #[serde(default)]
+    pub encrypted_card_number: Option<String>,
+    #[serde(default)]
+    pub entity_id: Option<String>,
+    #[serde(default)]
+    pub exp_date: Option<String>,
+    pub kit_no: String,
+    #[serde(default)]
+    pub network_type: Option<String>,
+    #[serde(default)]
+    pub product_id: Option<String>,
+    #[serde(default)]
+    pub product_name: Option<String>,
+}

@@ -29,6 +29,10 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// The sandbox could not start (address taken, kits file unusable).
+    #[error("sandbox: {0}")]
+    Sandbox(#[from] crate::sandbox::SandboxError),
+
     /// Writing the report failed.
     #[error("cannot write report `{}`: {message}", path.display())]
     Report { path: PathBuf, message: String },
@@ -67,7 +71,7 @@ impl Error {
     /// The process exit code this error ends a run with.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Usage(_) | Error::Rules { .. } => exit::USAGE,
+            Error::Usage(_) | Error::Rules { .. } | Error::Sandbox(_) => exit::USAGE,
             Error::Input { .. } | Error::Io { .. } => exit::INPUT_UNREADABLE,
             // A report we cannot write is an environment problem the user
             // fixes by pointing elsewhere: treat it like a bad option.

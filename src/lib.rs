@@ -8,7 +8,8 @@
 //! ```
 //!
 //! `pipeline` runs them in order; `cli` turns flags into a checked run; `dcms`
-//! holds the API's request types.
+//! holds the API's request and response types; `sandbox` is the local DCMS
+//! simulator the tests and `--sandbox` run against.
 
 pub mod cli;
 pub mod columns;
@@ -20,4 +21,5 @@ pub mod pipeline;
 pub mod read;
 pub mod report;
 pub mod rules;
+pub mod sandbox;
 pub mod validate;

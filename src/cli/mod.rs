@@ -2,6 +2,7 @@
 //! configuration (second stage: files named, rules loaded, report format
 //! known) before any row is read. One file per subcommand's glue.
 
+mod sandbox;
 mod validate;
 
 use std::io::Write;
@@ -45,6 +46,8 @@ pub struct Cli {
 pub enum Command {
     /// Read, check and group an order sheet; send nothing.
     Validate(validate::ValidateArgs),
+    /// Run the local DCMS simulator (loopback by default) until Ctrl-C.
+    Sandbox(sandbox::SandboxArgs),
 }
 
 /// Where rows come from and how they are checked and grouped.
@@ -183,6 +186,7 @@ pub fn main() -> i32 {
     };
     let result = match cli.command {
         Command::Validate(args) => validate::run(&args, console),
+        Command::Sandbox(args) => sandbox::run(&args, console),
     };
     match result {
         Ok(code) => code,

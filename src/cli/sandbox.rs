@@ -1,0 +1,258 @@
+//! `dcms-bulk sandbox`: run the local DCMS simulator in the foreground
+//! until Ctrl-C or SIGTERM. The base URL is the first line on stdout, so a
+//! script can start it on port 0 and read where it listens.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::{Console, print_stdout};
+use crate::error::{Error, Result};
+use crate::exit;
+use crate::sandbox::{self, FaultApplies, FaultOpts, Latency, SandboxError, SandboxOpts};
+
+#[derive(Debug, Args)]
+pub struct SandboxArgs {
+    /// Address to listen on; port 0 picks a free port
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// File holding the bearer token every call must send
+    /// (Authorization: Bearer <token>) [default: no token needed]
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+
+    /// Move each order one state on (RECEIVED, PENDING, PROCESSED, SUCCESS)
+    /// after this long, e.g. 2s [default: only POST /_sandbox/advance moves
+    /// orders]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub advance_after: Option<Duration>,
+
+    /// Share of orders (0 to 1) that end FAILED instead of SUCCESS
+    #[arg(long, value_name = "SHARE", default_value_t = 0.0, value_parser = parse_share)]
+    pub failed_share: f64,
+
+    /// Allow cancelling PENDING orders too (default: RECEIVED only)
+    #[arg(long)]
+    pub cancel_pending: bool,
+
+    /// Seed for every random choice (faults, failed orders, card numbers)
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub seed: u64,
+
+    /// Kits for upgrades: CSV with tenant,entity_id,kit_no[,card_type,status,bin]
+    /// [default: every tenant gets --kits generated kits]
+    #[arg(long, value_name = "FILE")]
+    pub kits_file: Option<PathBuf>,
+
+    /// Kits generated per tenant when there is no kits file: kit numbers
+    /// 4240000001.., entity ids ENT000001..
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub kits: u32,
+
+    /// Most orders kept over all tenants; creates beyond get 507
+    #[arg(long, value_name = "N", default_value_t = 2_000_000)]
+    pub max_orders: usize,
+
+    #[command(flatten)]
+    pub faults: FaultArgs,
+}
+
+/// Faults on demand. Shares are fractions of API calls (0 to 1), exclusive of
+/// one another.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Faults")]
+pub struct FaultArgs {
+    /// Added latency per call: fixed (200ms) or a range (50ms..2s)
+    #[arg(long, value_name = "TIME", value_parser = Latency::parse)]
+    pub latency: Option<Latency>,
+
+    /// Share of calls answered 500
+    #[arg(long, value_name = "SHARE", default_value_t = 0.0, value_parser = parse_share)]
+    pub error_500: f64,
+
+    /// Share of calls answered 503
+    #[arg(long, value_name = "SHARE", default_value_t = 0.0, value_parser = parse_share)]
+    pub error_503: f64,
+
+    /// Share of calls whose connection is closed with no answer
+    #[arg(long, value_name = "SHARE", default_value_t = 0.0, value_parser = parse_share)]
+    pub drop: f64,
+
+    /// Share of calls that hang for --hang-for before any answer
+    #[arg(long, value_name = "SHARE", default_value_t = 0.0, value_parser = parse_share)]
+    pub hang: f64,
+
+    /// How long a hanging call waits
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub hang_for: Duration,
+
+    /// Share of good calls refused with a business error sent with HTTP 200
+    /// (never carried out)
+    #[arg(long, value_name = "SHARE", default_value_t = 0.0, value_parser = parse_share)]
+    pub business_errors: f64,
+
+    /// Send every business error (validation, duplicate, not found, ...)
+    /// with HTTP 200 and `exception` set, instead of its 4xx
+    #[arg(long)]
+    pub errors_as_200: bool,
+
+    /// Answer the first N API calls 503
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub fail_first: u64,
+
+    /// Whether a faulted call (500, 503, drop, hang, fail-first) is still
+    /// carried out: never (nothing stored; a hang ends in 504), always (stored,
+    /// then the answer is lost), or random per call
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = FaultApplies::Never)]
+    pub fault_applies: FaultApplies,
+
+    /// Calls per second per tenant; more get 429 with Retry-After
+    #[arg(long, value_name = "N")]
+    pub rate_limit: Option<f64>,
+
+    /// Bucket size of the rate limit [default: one second's worth]
+    #[arg(long, value_name = "N", requires = "rate_limit")]
+    pub burst: Option<f64>,
+}
+
+impl FaultArgs {
+    fn to_opts(&self) -> Result<FaultOpts> {
+        let opts = FaultOpts {
+            latency: self.latency.unwrap_or_default(),
+            error_500: self.error_500,
+            error_503: self.error_503,
+            drop: self.drop,
+            hang: self.hang,
+            hang_for: self.hang_for,
+            business_200: self.business_errors,
+            errors_as_200: self.errors_as_200,
+            fail_first: self.fail_first,
+            applies: self.fault_applies,
+            rate_limit: self.rate_limit,
+            burst: self.burst,
+        };
+        opts.check().map_err(Error::Usage)?;
+        Ok(opts)
+    }
+}
+
+fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| e.to_string())
+}
+
+fn parse_share(text: &str) -> std::result::Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "`{text}` is not a share between 0 and 1 (0.1 = 10%)"
+        )),
+    }
+}
+
+impl SandboxArgs {
+    /// Second stage: reads the token and kits files, checks the faults.
+    pub fn to_opts(&self, console: Console) -> Result<SandboxOpts> {
+        let token = match &self.token_file {
+            None => None,
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| Error::Usage(format!("--token-file {}: {e}", path.display())))?;
+                let token = text.trim().to_owned();
+                if token.is_empty() {
+                    return Err(Error::Usage(format!(
+                        "--token-file {}: the file is empty",
+                        path.display()
+                    )));
+                }
+                Some(token)
+            }
+        };
+        let kits = match &self.kits_file {
+            None => None,
+            Some(path) => Some(
+                sandbox::read_kits(path).map_err(|message| SandboxError::Kits {
+                    path: path.clone(),
+                    message,
+                })?,
+            ),
+        };
+        Ok(SandboxOpts {
+            listen: self.listen,
+            token,
+            advance_after: self.advance_after,
+            failed_share: self.failed_share,
+            cancel_pending: self.cancel_pending,
+            seed: self.seed,
+            faults: self.faults.to_opts()?,
+            kits,
+            generated_kits: self.kits,
+            max_orders: self.max_orders,
+            verbose: console.verbose,
+        })
+    }
+}
+
+pub fn run(args: &SandboxArgs, console: Console) -> Result<i32> {
+    let opts = args.to_opts(console)?;
+    let listener = sandbox::bind(opts.listen)?;
+    let url = sandbox::base_url(&listener)?;
+    if !listener.local_addr().is_ok_and(|a| a.ip().is_loopback()) && !console.quiet {
+        eprintln!("dcms-bulk sandbox: warning: listening beyond this machine ({url})");
+    }
+    // First line on stdout: where to connect.
+    print_stdout(&format!("{url}\n")).map_err(|e| Error::io("<stdout>", e))?;
+    if !console.quiet {
+        eprintln!(
+            "dcms-bulk sandbox: listening on {url} (inspection: {}/_sandbox/stats)",
+            url.trim_end_matches("/v1")
+        );
+        eprintln!(
+            "dcms-bulk sandbox: token {}, orders advance {}, faults: {}; Ctrl-C stops",
+            if opts.token.is_some() {
+                "required"
+            } else {
+                "not required"
+            },
+            match opts.advance_after {
+                Some(d) => format!("every {}", humantime::format_duration(d)),
+                None => "only via POST /_sandbox/advance".into(),
+            },
+            opts.faults.describe()
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(SandboxError::Runtime)?;
+    runtime.block_on(sandbox::serve(listener, opts, stop_signal()))?;
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    if !console.quiet {
+        eprintln!("dcms-bulk sandbox: stopped");
+    }
+    Ok(exit::OK)
+}
+
+/// Ctrl-C, or SIGTERM on Unix.
+async fn stop_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    () = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => ctrl_c.await,
+        }
+    }
+    #[cfg(not(unix))]
+    ctrl_c.await;
+}

@@ -1,0 +1,255 @@
+//! The local DCMS simulator: a real HTTP server (axum on tokio) that answers
+//! the four endpoints dcms-bulk uses the way `shared/dcms-api.md` documents
+//! them, chooses (and the README documents) where the docs are silent, and
+//! misbehaves on demand. It owns the server, its per-tenant store and its
+//! faults; it knows nothing of sheets or reports.
+//!
+//! ```text
+//! request → body limit → token → tenant → rate limit → fault plan → endpoint → store
+//! ```
+//!
+//! [`Sandbox::start`] runs it on its own thread for tests and `--sandbox`;
+//! [`serve`] runs it in the caller's runtime for `dcms-bulk sandbox`.
+
+mod api;
+mod envelope;
+mod faults;
+mod inspect;
+mod store;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tower::ServiceExt;
+
+pub use faults::{FaultApplies, FaultOpts, Latency};
+pub use store::{Kit, KitSeed, read_kits};
+
+/// Largest request body accepted; larger ones get 413.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// How long a stopping server waits for answers in flight.
+const DRAIN: Duration = Duration::from_secs(3);
+
+/// Everything the sandbox can be told. `Default` is a well-behaved server
+/// on a free loopback port whose orders move only when told to.
+#[derive(Debug, Clone)]
+pub struct SandboxOpts {
+    /// Where to listen; port 0 picks a free one.
+    pub listen: SocketAddr,
+    /// When set, every API call needs `Authorization: Bearer <token>`.
+    pub token: Option<String>,
+    /// Each order moves one state on after this long; `None`: only
+    /// `POST /_sandbox/advance` moves orders.
+    pub advance_after: Option<Duration>,
+    /// Share of orders (0..=1) that end FAILED instead of SUCCESS.
+    pub failed_share: f64,
+    /// Allow cancelling a PENDING order (the docs say it "may" be refused;
+    /// refused by default).
+    pub cancel_pending: bool,
+    /// Seeds every random choice (faults, failed orders, card numbers).
+    pub seed: u64,
+    pub faults: FaultOpts,
+    /// Kits read from a file; when given, tenants have only these.
+    pub kits: Option<Vec<KitSeed>>,
+    /// Kits generated per tenant when no kits file is given.
+    pub generated_kits: u32,
+    /// Most orders stored over all tenants; creates beyond are refused
+    /// with 507 so memory stays bounded.
+    pub max_orders: usize,
+    /// Log every request on stderr.
+    pub verbose: bool,
+}
+
+impl Default for SandboxOpts {
+    fn default() -> Self {
+        SandboxOpts {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            token: None,
+            advance_after: None,
+            failed_share: 0.0,
+            cancel_pending: false,
+            seed: 0,
+            faults: FaultOpts::default(),
+            kits: None,
+            generated_kits: 100,
+            max_orders: 2_000_000,
+            verbose: false,
+        }
+    }
+}
+
+/// Why the sandbox could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("cannot listen on {addr}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot start the sandbox's runtime")]
+    Runtime(#[source] std::io::Error),
+    #[error("kits file {path}: {message}")]
+    Kits { path: PathBuf, message: String },
+}
+
+/// Binds the listening socket (so a taken port is an error now, not later).
+pub fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, SandboxError> {
+    let listener =
+        std::net::TcpListener::bind(addr).map_err(|source| SandboxError::Bind { addr, source })?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|source| SandboxError::Bind { addr, source })?;
+    Ok(listener)
+}
+
+/// The base URL clients use for a bound listener, `/v1` included.
+pub fn base_url(listener: &std::net::TcpListener) -> Result<String, SandboxError> {
+    let addr = listener.local_addr().map_err(|source| SandboxError::Bind {
+        addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+        source,
+    })?;
+    Ok(format!("http://{addr}/v1"))
+}
+
+/// The whole application: API under `/v1`, inspection under `/_sandbox`.
+fn app(opts: SandboxOpts) -> Router {
+    let state = Arc::new(api::Shared::new(opts));
+    api::routes(state.clone()).merge(inspect::routes(state))
+}
+
+/// Marks a response the connection should be closed for instead of sent.
+#[derive(Debug, Clone, Copy)]
+struct DropConnection;
+
+impl std::fmt::Display for DropConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped on purpose")
+    }
+}
+
+impl std::error::Error for DropConnection {}
+
+/// Serves until `shutdown` completes, then waits (at most a few seconds)
+/// for answers in flight. Runs in the caller's tokio runtime.
+pub async fn serve(
+    listener: std::net::TcpListener,
+    opts: SandboxOpts,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), SandboxError> {
+    let addr = listener
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let listener = tokio::net::TcpListener::from_std(listener)
+        .map_err(|source| SandboxError::Bind { addr, source })?;
+    let app = app(opts);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    // Out of file descriptors and the like: wait, go on.
+                    Err(_) => {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let app = app.clone();
+                let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+                    let app = app.clone();
+                    async move {
+                        let response = match app.oneshot(req).await {
+                            Ok(r) => r,
+                            Err(never) => match never {},
+                        };
+                        // An error from the service makes hyper close the
+                        // connection without writing an answer.
+                        if response.extensions().get::<DropConnection>().is_some() {
+                            Err(DropConnection)
+                        } else {
+                            Ok(response)
+                        }
+                    }
+                });
+                let connection = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service);
+                let connection = graceful.watch(connection);
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(DRAIN, graceful.shutdown()).await;
+    Ok(())
+}
+
+/// A sandbox running on a thread of its own, for tests and `--sandbox`.
+/// Dropping it stops the server.
+pub struct Sandbox {
+    base_url: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Sandbox {
+    /// Starts a sandbox on `opts.listen` (a free loopback port by default).
+    pub fn start(opts: SandboxOpts) -> Result<Sandbox, SandboxError> {
+        let listener = bind(opts.listen)?;
+        let base_url = base_url(&listener)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("dcms-sandbox")
+            .enable_all()
+            .build()
+            .map_err(SandboxError::Runtime)?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("dcms-sandbox".into())
+            .spawn(move || {
+                let _ = runtime.block_on(serve(listener, opts, async {
+                    let _ = stopped.await;
+                }));
+                // Hung answers still sleeping are abandoned here.
+                runtime.shutdown_timeout(Duration::from_millis(100));
+            })
+            .map_err(SandboxError::Runtime)?;
+        Ok(Sandbox {
+            base_url,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    /// `http://127.0.0.1:PORT/v1`.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// `http://127.0.0.1:PORT/_sandbox`, the inspection API.
+    pub fn inspect_url(&self) -> String {
+        format!("{}/_sandbox", self.base_url.trim_end_matches("/v1"))
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

@@ -390,29 +390,46 @@ fn too_large() -> Reply {
     )
 }
 
-/// Reads the body, refusing more than [`MAX_BODY_BYTES`].
-async fn read_body(headers: &HeaderMap, body: Body) -> Result<Vec<u8>, Reply> {
+/// Past this many bytes an oversized body is no longer read: the connection
+/// is closed after the 413 (the client may then miss the answer).
+const DRAIN_CAP: u64 = 64 * 1024 * 1024;
+
+/// Reads the body, refusing more than [`MAX_BODY_BYTES`]. An oversized body
+/// is still read (and dropped) up to [`DRAIN_CAP`], so that the client, still
+/// sending, gets the 413 instead of a reset connection.
+async fn read_body(headers: &HeaderMap, mut body: Body) -> Result<Vec<u8>, Reply> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+    if declared.is_some_and(|n| n > DRAIN_CAP) {
         return Err(too_large());
     }
-    match http_body_util::Limited::new(body, MAX_BODY_BYTES)
-        .collect()
-        .await
-    {
-        Ok(collected) => Ok(collected.to_bytes().to_vec()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        Err(_) => Err(Reply::error(
-            StatusCode::BAD_REQUEST,
-            "invalid.input.request",
-            "Invalid request",
-            "The request body could not be read",
-            vec![],
-        )),
+    let mut kept = Vec::new();
+    let mut total = 0u64;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            return Err(Reply::error(
+                StatusCode::BAD_REQUEST,
+                "invalid.input.request",
+                "Invalid request",
+                "The request body could not be read",
+                vec![],
+            ));
+        };
+        if let Ok(data) = frame.into_data() {
+            total += data.len() as u64;
+            if total <= MAX_BODY_BYTES as u64 {
+                kept.extend_from_slice(&data);
+            } else if total > DRAIN_CAP {
+                break;
+            }
+        }
     }
+    if total > MAX_BODY_BYTES as u64 {
+        return Err(too_large());
+    }
+    Ok(kept)
 }
 
 /// Identifies a request for the fault plan: the same tenant, endpoint and

@@ -71,3 +71,174 @@ pub fn col(header: &[String], name: &str) -> usize {
         .position(|h| h == name)
         .unwrap_or_else(|| panic!("no column {name}"))
 }
+
+/// `dcms-bulk sandbox` run as a user would, on a free loopback port; killed
+/// when dropped.
+pub struct SandboxProcess {
+    child: std::process::Child,
+    /// `http://127.0.0.1:PORT/v1`
+    pub base: String,
+    http: reqwest::blocking::Client,
+}
+
+/// One answer of the sandbox.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub retry_after: Option<String>,
+    pub body: serde_json::Value,
+}
+
+impl Answer {
+    /// `exception.errorCode`, or "" when the call succeeded.
+    pub fn code(&self) -> &str {
+        self.body["exception"]["errorCode"].as_str().unwrap_or("")
+    }
+
+    /// `exception.fieldError` as one string, for `contains` checks.
+    pub fn field_errors(&self) -> String {
+        self.body["exception"]["fieldError"].to_string()
+    }
+}
+
+impl SandboxProcess {
+    pub fn start(args: &[&str]) -> SandboxProcess {
+        use std::io::BufRead;
+        let mut child = bin()
+            .args(["sandbox", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start the sandbox");
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("stdout");
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read the base URL");
+        if line.is_empty() {
+            let out = child.wait_with_output().expect("sandbox output");
+            panic!(
+                "the sandbox did not start: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        SandboxProcess {
+            child,
+            base: line.trim().to_owned(),
+            http: client(std::time::Duration::from_secs(10)),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT/_sandbox`
+    pub fn inspect_url(&self) -> String {
+        format!("{}/_sandbox", self.base.trim_end_matches("/v1"))
+    }
+
+    /// POSTs JSON text to an API path (`/card-order`) as `tenant`.
+    pub fn post(&self, path: &str, tenant: Option<&str>, body: &str) -> Answer {
+        self.post_with(&self.http, path, tenant, body)
+            .expect("the sandbox answers")
+    }
+
+    pub fn post_with(
+        &self,
+        http: &reqwest::blocking::Client,
+        path: &str,
+        tenant: Option<&str>,
+        body: &str,
+    ) -> reqwest::Result<Answer> {
+        let mut req = http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+        if let Some(t) = tenant {
+            req = req.header("tenant", t);
+        }
+        answer(req.send()?)
+    }
+
+    /// GETs an inspection path (`/stats`) as JSON.
+    pub fn inspect(&self, path: &str) -> serde_json::Value {
+        self.http
+            .get(format!("{}{path}", self.inspect_url()))
+            .send()
+            .and_then(|r| r.json())
+            .expect("inspection answers")
+    }
+
+    /// `POST /_sandbox/advance` with `steps`.
+    pub fn advance(&self, steps: u32) {
+        let r = self
+            .http
+            .post(format!("{}/advance", self.inspect_url()))
+            .body(format!("{{\"steps\":{steps}}}"))
+            .send()
+            .expect("advance");
+        assert!(r.status().is_success());
+    }
+
+    /// Stops the server with SIGTERM and returns (exit code, stderr).
+    #[cfg(unix)]
+    pub fn terminate(mut self) -> (i32, String) {
+        use std::io::Read;
+        let pid = self.child.id().to_string();
+        let killed = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        assert!(killed.success());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let status = loop {
+            if let Some(s) = self.child.try_wait().expect("wait") {
+                break s;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the sandbox did not stop"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        let mut stderr = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            let _ = e.read_to_string(&mut stderr);
+        }
+        (status.code().unwrap_or(-1), stderr)
+    }
+}
+
+impl Drop for SandboxProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn client(timeout: std::time::Duration) -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(timeout)
+        .build()
+        .expect("http client")
+}
+
+pub fn answer(r: reqwest::blocking::Response) -> reqwest::Result<Answer> {
+    let status = r.status().as_u16();
+    let retry_after = r
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = r.json()?;
+    Ok(Answer {
+        status,
+        retry_after,
+        body,
+    })
+}
+
+/// The `POST /card-order` bodies `validate --print-orders` makes of a sheet.
+pub fn printed_orders(sheet: &str) -> Vec<String> {
+    let out = run(&["validate", sheet, "--print-orders", "-q"]);
+    assert!(out.code == 0 || out.code == 1, "{}", out.stderr);
+    out.stdout.lines().map(str::to_owned).collect()
+}

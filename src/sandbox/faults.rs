@@ -226,6 +226,11 @@ impl Faults {
         };
         let burst = self.opts.burst.unwrap_or(rate.max(1.0));
         let mut buckets = lock(&self.buckets);
+        // Any string can be a tenant header: keep the map bounded. Starting
+        // every bucket full again is the harmless side of forgetting.
+        if buckets.len() >= super::store::MAX_TENANTS && !buckets.contains_key(tenant) {
+            buckets.clear();
+        }
         let bucket = buckets.entry(tenant.to_owned()).or_insert(Bucket {
             tokens: burst,
             at: now,

@@ -180,7 +180,11 @@ pub async fn serve(
                         }
                     }
                 });
+                // A client that connects and sends nothing is let go after
+                // a while rather than held forever.
                 let connection = hyper::server::conn::http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(Duration::from_secs(30))
                     .serve_connection(TokioIo::new(stream), service);
                 let connection = graceful.watch(connection);
                 tokio::spawn(async move {

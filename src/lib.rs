@@ -22,4 +22,5 @@ pub mod read;
 pub mod report;
 pub mod rules;
 pub mod sandbox;
+pub mod submit;
 pub mod validate;

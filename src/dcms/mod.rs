@@ -1,11 +1,15 @@
-//! The DCMS API's request and response types (`shared/dcms-api.md`), with
-//! the API's own field names. Where the docs do not name a field (plastic
+//! The DCMS API: its request and response types (`shared/dcms-api.md`),
+//! with the API's own field names, and the HTTP client (`client`). Where the docs do not name a field (plastic
 //! code, PAN length, PIN generation, card type on create) the names are the
 //! ones the docs' other endpoints use; see the README.
+
+mod client;
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+
+pub use client::{Answer, Client, ClientOpts, Failure, FailureKind, Secret, check_base_url};
 
 /// `POST /card-order` body (§2.1).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use rayon::prelude::*;
 
-use super::{HashedFile, RESULT_COLUMNS, ReportHeader, ReportRow, RunFacts, Sink, neutralize};
+use super::{HashedFile, ReportHeader, ReportRow, RunFacts, Sink, neutralize};
 use crate::error::{Error, Result};
 
 pub(super) struct CsvSink {
@@ -26,7 +26,7 @@ impl CsvSink {
             .into_iter()
             .map(String::from)
             .chain(header.columns.iter().map(|c| neutralize(c).into_owned()))
-            .chain(RESULT_COLUMNS.iter().map(|c| c.to_string()));
+            .chain(header.result_columns().iter().map(|c| c.to_string()));
         out.write_all(&record_line(names).map_err(|e| Error::report(path, e))?)?;
         let (file, sheet) = (neutralize(&header.source_file), neutralize(&header.sheet));
         let mut lead =
@@ -137,19 +137,26 @@ fn format_rows(
     let mut out = Vec::with_capacity(rows.len() * 256);
     let mut num = itoa_buf();
     for r in rows {
+        let tail = r.result_cells(header.submitted);
+        // The order id was checked with the cells; the other result cells
+        // are codes, numbers and times, but an API's code could be anything.
+        let plain_tail = || {
+            tail.iter()
+                .all(|c| plain(c.as_bytes()) && !needs_quotes(c.as_bytes()))
+        };
         match r.verbatim {
-            Some(raw) => {
+            Some(raw) if plain_tail() => {
                 out.extend_from_slice(lead);
                 out.extend_from_slice(num.format(r.number).as_bytes());
                 out.push(b',');
                 out.extend_from_slice(raw);
-                for v in [r.status.as_str(), r.order_id, ""] {
+                for v in &tail {
                     out.push(b',');
                     out.extend_from_slice(v.as_bytes());
                 }
                 out.push(b'\n');
             }
-            _ => out.extend(cell_by_cell(header, r, &mut num)?),
+            _ => out.extend(cell_by_cell(header, r, &tail, &mut num)?),
         }
     }
     Ok(out)
@@ -159,6 +166,7 @@ fn format_rows(
 fn cell_by_cell(
     header: &ReportHeader,
     r: &ReportRow<'_>,
+    tail: &[std::borrow::Cow<'_, str>],
     num: &mut NumBuf,
 ) -> std::io::Result<Vec<u8>> {
     let mut w = csv::WriterBuilder::new()
@@ -170,9 +178,9 @@ fn cell_by_cell(
     for c in &r.cells {
         w.write_field(neutralize(c).as_bytes())?;
     }
-    w.write_field(r.status.as_str())?;
-    w.write_field(neutralize(r.order_id).as_bytes())?;
-    w.write_field(neutralize(&r.errors_text()).as_bytes())?;
+    for c in tail {
+        w.write_field(neutralize(c).as_bytes())?;
+    }
     w.write_record(None::<&[u8]>)?;
     w.into_inner()
         .map_err(|e| std::io::Error::other(e.to_string()))

@@ -18,8 +18,41 @@ pub struct RunFacts {
     pub started_at: String,
     pub finished_at: String,
     pub counts: FactCounts,
+    /// Submit runs: where the orders went (never the token).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api: Option<ApiFacts>,
+    /// Submit runs: rows and orders by outcome. The valid rows split into
+    /// accepted + rejected + failed + skipped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sent: Option<SentCounts>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub report: Option<ReportFacts>,
+}
+
+/// The API a submit run talked to.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiFacts {
+    pub tenant: String,
+    pub base_url: String,
+    pub journal: String,
+    /// HTTP requests made in this run (creates and lookups).
+    pub requests: u64,
+    /// Why the run stopped early, if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
+}
+
+/// Submit outcomes, of rows and of orders.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct SentCounts {
+    pub accepted: u64,
+    pub rejected: u64,
+    pub failed: u64,
+    pub skipped: u64,
+    pub orders_accepted: u64,
+    pub orders_rejected: u64,
+    pub orders_failed: u64,
+    pub orders_skipped: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -85,6 +118,8 @@ impl RunFacts {
                 orders_ready: c.orders_ready,
                 orders_held: c.orders_held,
             },
+            api: None,
+            sent: None,
             report: None,
         }
     }

@@ -30,6 +30,16 @@ struct Line<'a> {
     status: &'a str,
     order_id: &'a str,
     errors: &'a [ErrorItem],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_code: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    http_status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attempts: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    submitted_at: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    latency_ms: Option<u64>,
 }
 
 struct Cells<'a> {
@@ -62,9 +72,14 @@ impl Sink for JsonlSink {
                             names: &header.columns,
                             values: &r.cells,
                         },
-                        status: r.status.as_str(),
+                        status: r.status_text(),
                         order_id: r.order_id,
                         errors: &r.errors,
+                        error_code: r.sent.and_then(|s| s.error_code.as_deref()),
+                        http_status: r.sent.and_then(|s| s.http_status),
+                        attempts: r.sent.map(|s| s.attempts),
+                        submitted_at: r.sent.and_then(|s| s.submitted_at.as_deref()),
+                        latency_ms: r.sent.and_then(|s| s.latency_ms),
                     };
                     // Serialising strings and numbers into memory cannot fail.
                     let _ = serde_json::to_writer(&mut buf, &line);

@@ -22,8 +22,9 @@ use crate::error::{Error, Result};
 use crate::group::{RowOutcome, Status, list};
 use crate::pipeline::{Checked, RawOutcome};
 use crate::read::Row;
+use crate::submit::{SendStatus, Sent};
 
-pub use facts::{FactCounts, InputFacts, ReportFacts, RunFacts};
+pub use facts::{ApiFacts, FactCounts, InputFacts, ReportFacts, RunFacts, SentCounts};
 
 /// The report's file format, from its extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -84,9 +85,42 @@ pub struct ReportRow<'a> {
     pub status: Status,
     pub order_id: &'a str,
     pub errors: Vec<ErrorItem>,
+    /// For a submit report: what became of the row's order.
+    pub sent: Option<&'a Sent>,
 }
 
 impl ReportRow<'_> {
+    /// `VALID`, `INVALID`, `HELD`, or for a sent row its order's outcome.
+    pub fn status_text(&self) -> &'static str {
+        match (self.status, self.sent) {
+            (Status::Valid, Some(sent)) => sent.status.as_str(),
+            (status, _) => status.as_str(),
+        }
+    }
+
+    /// The result cells after the original ones, unneutralised: the
+    /// columns of [`ReportHeader::result_columns`].
+    pub fn result_cells(&self, submitted: bool) -> Vec<Cow<'_, str>> {
+        let mut cells = vec![Cow::Borrowed(self.status_text()), Cow::Borrowed(self.order_id)];
+        if !submitted {
+            cells.push(Cow::Owned(self.errors_text()));
+            return cells;
+        }
+        let sent = self.sent.filter(|_| self.status == Status::Valid);
+        let number = |n: Option<u64>| Cow::Owned(n.map(|n| n.to_string()).unwrap_or_default());
+        cells.push(Cow::Borrowed(
+            sent.and_then(|s| s.error_code.as_deref()).unwrap_or(""),
+        ));
+        cells.push(Cow::Owned(self.errors_text()));
+        cells.push(number(sent.and_then(|s| s.http_status).map(u64::from)));
+        cells.push(number(sent.map(|s| u64::from(s.attempts))));
+        cells.push(Cow::Borrowed(
+            sent.and_then(|s| s.submitted_at.as_deref()).unwrap_or(""),
+        ));
+        cells.push(number(sent.and_then(|s| s.latency_ms)));
+        cells
+    }
+
     pub fn errors_text(&self) -> String {
         self.errors
             .iter()
@@ -102,10 +136,48 @@ pub struct ReportHeader {
     pub source_file: String,
     pub sheet: String,
     pub columns: Vec<String>,
+    /// A submit report, with the API's answer per row.
+    pub submitted: bool,
 }
 
-/// The result columns after the original ones.
+impl ReportHeader {
+    /// The result columns after the original ones.
+    pub fn result_columns(&self) -> &'static [&'static str] {
+        if self.submitted {
+            &SUBMIT_COLUMNS
+        } else {
+            &RESULT_COLUMNS
+        }
+    }
+}
+
+/// The result columns of a validate report.
 pub const RESULT_COLUMNS: [&str; 3] = ["status", "order_id", "errors"];
+
+/// The result columns of a submit report.
+pub const SUBMIT_COLUMNS: [&str; 8] = [
+    "status",
+    "order_id",
+    "error_code",
+    "errors",
+    "http_status",
+    "attempts",
+    "submitted_at",
+    "latency_ms",
+];
+
+/// The API's messages for a row whose order was refused or failed.
+fn sent_items(sent: Option<&Sent>) -> impl Iterator<Item = ErrorItem> + '_ {
+    sent.filter(|s| matches!(s.status, SendStatus::Rejected | SendStatus::Failed))
+        .into_iter()
+        .flat_map(|s| {
+            s.messages.iter().map(|m| ErrorItem {
+                cell: None,
+                field: "api".into(),
+                message: m.clone(),
+            })
+        })
+}
 
 /// Every problem of a row, each with its cell, and for a held row why.
 pub fn error_items(out: &RowOutcome<'_>, cell_ref: impl Fn(usize) -> String) -> Vec<ErrorItem> {
@@ -151,12 +223,25 @@ trait Sink {
 /// Writes the report of a checked file to `path` (format by extension),
 /// then the run facts beside it. Returns where the facts went.
 pub fn write(checked: &Checked, path: &Path, facts: &mut RunFacts) -> Result<PathBuf> {
+    write_with(checked, path, facts, None)
+}
+
+/// [`write`], for a submit run: `sent` holds each order's outcome, by
+/// group index (`None` for orders that were not sent: held ones).
+pub fn write_with(
+    checked: &Checked,
+    path: &Path,
+    facts: &mut RunFacts,
+    sent: Option<&[Option<Sent>]>,
+) -> Result<PathBuf> {
     let format = Format::from_path(path)?;
     let header = ReportHeader {
         source_file: checked.path.display().to_string(),
         sheet: checked.sheet.name().to_string(),
         columns: checked.columns.headers.clone(),
+        submitted: sent.is_some(),
     };
+
     let mut sink: Box<dyn Sink> = match format {
         Format::Csv => Box::new(csv_out::CsvSink::create(path, &header)?),
         Format::Jsonl => Box::new(jsonl::JsonlSink::create(path)?),
@@ -174,7 +259,7 @@ pub fn write(checked: &Checked, path: &Path, facts: &mut RunFacts) -> Result<Pat
         Format::Csv => checked.for_each_raw_outcome(&mut |batch| {
             let rows: Vec<Vec<ReportRow<'_>>> = batch
                 .par_chunks(256)
-                .map(|chunk| raw_report_rows(checked, chunk))
+                .map(|chunk| raw_report_rows(checked, chunk, sent))
                 .collect::<Result<_>>()?;
             sink.rows(&header, &rows.concat())
         }),
@@ -185,13 +270,19 @@ pub fn write(checked: &Checked, path: &Path, facts: &mut RunFacts) -> Result<Pat
         None => checked.for_each_outcome(&mut |batch| {
             let rows: Vec<ReportRow<'_>> = batch
                 .par_iter()
-                .map(|(row, out)| ReportRow {
-                    number: out.number,
-                    cells: (0..ncols).map(|c| row.cell(c).text).collect(),
-                    verbatim: None,
-                    status: out.status,
-                    order_id: out.order_id,
-                    errors: error_items(out, |c| checked.cell_ref(c, out.number)),
+                .map(|(row, out)| {
+                    let sent = sent_for(sent, out);
+                    let mut errors = error_items(out, |c| checked.cell_ref(c, out.number));
+                    errors.extend(sent_items(sent));
+                    ReportRow {
+                        number: out.number,
+                        cells: (0..ncols).map(|c| row.cell(c).text).collect(),
+                        verbatim: None,
+                        status: out.status,
+                        order_id: out.order_id,
+                        errors,
+                        sent,
+                    }
                 })
                 .collect();
             sink.rows(&header, &rows)
@@ -214,17 +305,27 @@ pub fn write(checked: &Checked, path: &Path, facts: &mut RunFacts) -> Result<Pat
     Ok(facts_path)
 }
 
+/// The outcome of a valid row's order, in a submit report.
+fn sent_for<'s>(sent: Option<&'s [Option<Sent>]>, out: &RowOutcome<'_>) -> Option<&'s Sent> {
+    sent.and_then(|s| s.get(out.group as usize))
+        .and_then(Option::as_ref)
+        .filter(|_| out.status == Status::Valid)
+}
+
 /// Report rows from records' bytes: plain valid rows are copied as they are
 /// (see `csv_out::verbatim`), the others parsed, together, for their cells.
 fn raw_report_rows<'a>(
     checked: &'a Checked,
     chunk: &[RawOutcome<'a>],
+    sent: Option<&'a [Option<Sent>]>,
 ) -> Result<Vec<ReportRow<'a>>> {
     let ncols = checked.columns.len();
     let mut rows: Vec<ReportRow<'a>> = chunk
         .iter()
         .map(|(raw, out)| {
-            let errors = error_items(out, |c| checked.cell_ref(c, out.number));
+            let sent = sent_for(sent, out);
+            let mut errors = error_items(out, |c| checked.cell_ref(c, out.number));
+            errors.extend(sent_items(sent));
             let verbatim =
                 (errors.is_empty() && csv_out::verbatim(raw, out.order_id, ncols)).then_some(*raw);
             ReportRow {
@@ -234,6 +335,7 @@ fn raw_report_rows<'a>(
                 status: out.status,
                 order_id: out.order_id,
                 errors,
+                sent,
             }
         })
         .collect();

@@ -6,9 +6,8 @@ use std::path::Path;
 
 use rust_xlsxwriter::{Color, Format as CellFormat, FormatBorder, Workbook};
 
-use super::{AtomicFile, RESULT_COLUMNS, ReportHeader, ReportRow, RunFacts, Sink};
+use super::{AtomicFile, ReportHeader, ReportRow, RunFacts, Sink};
 use crate::error::{Error, Result};
-use crate::group::Status;
 
 /// Excel's last row, less the header.
 pub const MAX_XLSX_ROWS: usize = 1_048_575;
@@ -19,7 +18,7 @@ pub(super) struct XlsxSink {
     wb: Workbook,
     next_row: u32,
     bold: CellFormat,
-    status_formats: [(Status, CellFormat); 3],
+    status_formats: [(&'static str, CellFormat); 7],
 }
 
 fn xerr(path: &Path, e: rust_xlsxwriter::XlsxError) -> Error {
@@ -55,9 +54,13 @@ impl XlsxSink {
             .set_border_bottom(FormatBorder::Thin);
         let fill = |rgb: u32| CellFormat::new().set_background_color(Color::RGB(rgb));
         let status_formats = [
-            (Status::Valid, fill(0xC6EFCE)),
-            (Status::Invalid, fill(0xFFC7CE)),
-            (Status::Held, fill(0xFFEB9C)),
+            ("VALID", fill(0xC6EFCE)),
+            ("INVALID", fill(0xFFC7CE)),
+            ("HELD", fill(0xFFEB9C)),
+            ("ACCEPTED", fill(0xC6EFCE)),
+            ("REJECTED", fill(0xFFC7CE)),
+            ("FAILED", fill(0xF8CBAD)),
+            ("SKIPPED", fill(0xDDEBF7)),
         ];
         let ws = wb.add_worksheet_with_constant_memory();
         ws.set_name("Report").map_err(|e| xerr(path, e))?;
@@ -65,7 +68,7 @@ impl XlsxSink {
             .iter()
             .map(|s| s.to_string())
             .chain(header.columns.iter().cloned())
-            .chain(RESULT_COLUMNS.iter().map(|s| s.to_string()));
+            .chain(header.result_columns().iter().map(|s| s.to_string()));
         for (c, name) in names.enumerate() {
             ws.write_string_with_format(0, c as u16, fit(&name).as_ref(), &bold)
                 .map_err(|e| xerr(path, e))?;
@@ -104,22 +107,21 @@ impl Sink for XlsxSink {
                 }
                 c += 1;
             }
-            let fmt = &self
+            let status = r.status_text();
+            let fmt = self
                 .status_formats
                 .iter()
-                .find(|(s, _)| *s == r.status)
+                .find(|(s, _)| *s == status)
                 .map(|(_, f)| f);
-            match fmt {
-                Some(f) => ws.write_string_with_format(row, c, r.status.as_str(), f),
-                None => ws.write_string(row, c, r.status.as_str()),
-            }
-            .map_err(|e| xerr(&path, e))?;
-            ws.write_string(row, c + 1, r.order_id)
+            let tail = r.result_cells(header.submitted);
+            for (i, v) in tail.iter().enumerate() {
+                let col = c + i as u16;
+                match (i, fmt) {
+                    (0, Some(f)) => ws.write_string_with_format(row, col, status, f),
+                    _ if v.is_empty() => continue,
+                    _ => ws.write_string(row, col, fit(v).as_ref()),
+                }
                 .map_err(|e| xerr(&path, e))?;
-            let errors = r.errors_text();
-            if !errors.is_empty() {
-                ws.write_string(row, c + 2, fit(&errors).as_ref())
-                    .map_err(|e| xerr(&path, e))?;
             }
             self.next_row += 1;
         }
@@ -135,7 +137,7 @@ impl Sink for XlsxSink {
             ..
         } = *self;
         let path = file.path.clone();
-        let last_col = (3 + header.columns.len() + RESULT_COLUMNS.len() - 1) as u16;
+        let last_col = (3 + header.columns.len() + header.result_columns().len() - 1) as u16;
         {
             let ws = wb.worksheet_from_index(0).map_err(|e| xerr(&path, e))?;
             ws.autofilter(0, 0, next_row.saturating_sub(1).max(1), last_col)
@@ -144,7 +146,7 @@ impl Sink for XlsxSink {
         let c = &facts.counts;
         let summary = wb.add_worksheet();
         summary.set_name("Summary").map_err(|e| xerr(&path, e))?;
-        let lines: [(&str, u64); 7] = [
+        let mut lines: Vec<(&str, u64)> = vec![
             ("rows", c.rows),
             ("valid", c.valid),
             ("invalid", c.invalid),
@@ -153,6 +155,18 @@ impl Sink for XlsxSink {
             ("orders ready", c.orders_ready),
             ("orders held", c.orders_held),
         ];
+        if let Some(sent) = &facts.sent {
+            lines.extend([
+                ("rows accepted", sent.accepted),
+                ("rows rejected", sent.rejected),
+                ("rows failed", sent.failed),
+                ("rows skipped", sent.skipped),
+                ("orders accepted", sent.orders_accepted),
+                ("orders rejected", sent.orders_rejected),
+                ("orders failed", sent.orders_failed),
+                ("orders skipped", sent.orders_skipped),
+            ]);
+        }
         summary
             .write_string_with_format(0, 0, "what", &bold)
             .map_err(|e| xerr(&path, e))?;

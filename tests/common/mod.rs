@@ -215,6 +215,8 @@ impl Drop for SandboxProcess {
 }
 
 pub fn client(timeout: std::time::Duration) -> reqwest::blocking::Client {
+    // reqwest is built with rustls and no crypto provider of its own.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::blocking::Client::builder()
         .timeout(timeout)
         .build()

@@ -18,3 +18,26 @@ pub const INPUT_UNREADABLE: i32 = 3;
 pub const API_UNAVAILABLE: i32 = 4;
 /// Interrupted (Ctrl-C); the journal is flushed and a re-run resumes.
 pub const INTERRUPTED: i32 = 130;
+
+/// The code of a run made of several parts (files): the most serious one.
+/// An interrupt outranks an unreachable API, which outranks a usage or
+/// journal problem, an unreadable file, and rows not done.
+pub fn most_serious(codes: impl IntoIterator<Item = i32>) -> i32 {
+    const RANK: [i32; 6] = [INTERRUPTED, API_UNAVAILABLE, USAGE, INPUT_UNREADABLE, ROWS_NOT_DONE, OK];
+    let rank = |c: i32| RANK.iter().position(|r| *r == c).unwrap_or(0);
+    codes.into_iter().min_by_key(|c| rank(*c)).unwrap_or(OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_most_serious_code_wins() {
+        assert_eq!(most_serious([]), OK);
+        assert_eq!(most_serious([OK, ROWS_NOT_DONE, OK]), ROWS_NOT_DONE);
+        assert_eq!(most_serious([ROWS_NOT_DONE, INPUT_UNREADABLE]), INPUT_UNREADABLE);
+        assert_eq!(most_serious([INPUT_UNREADABLE, API_UNAVAILABLE, OK]), API_UNAVAILABLE);
+        assert_eq!(most_serious([API_UNAVAILABLE, INTERRUPTED]), INTERRUPTED);
+    }
+}

@@ -358,6 +358,12 @@ impl Checked {
     /// The `POST /card-order` bodies of the orders that are ready, in the
     /// order their first row appears; products in row order.
     pub fn orders(&self) -> Result<Vec<CardOrderRequest>> {
+        Ok(self.orders_by_group()?.into_iter().map(|(_, o)| o).collect())
+    }
+
+    /// [`Checked::orders`], each with its group index (see
+    /// [`crate::group::RowOutcome::group`]).
+    pub fn orders_by_group(&self) -> Result<Vec<(u32, CardOrderRequest)>> {
         let checker = Checker::new(&self.columns, &self.rules, self.typical_width.clone());
         let mut orders: Vec<Option<CardOrderRequest>> = vec![None; self.grouping.groups().len()];
         self.for_each_outcome(&mut |batch| {
@@ -368,7 +374,11 @@ impl Checked {
             }
             Ok(())
         })?;
-        Ok(orders.into_iter().flatten().collect())
+        Ok(orders
+            .into_iter()
+            .enumerate()
+            .filter_map(|(g, o)| o.map(|o| (g as u32, o)))
+            .collect())
     }
 
     fn order_for(&self, c: &Checker<'_>, row: &Row<'_>, out: &RowOutcome<'_>) -> CardOrderRequest {

@@ -3,6 +3,7 @@
 //! known) before any row is read. One file per subcommand's glue.
 
 mod sandbox;
+mod submit;
 mod validate;
 
 use std::io::Write;
@@ -46,6 +47,8 @@ pub struct Cli {
 pub enum Command {
     /// Read, check and group an order sheet; send nothing.
     Validate(validate::ValidateArgs),
+    /// Check a sheet and send its ready orders to the DCMS API, exactly once.
+    Submit(Box<submit::SubmitArgs>),
     /// Run the local DCMS simulator (loopback by default) until Ctrl-C.
     Sandbox(sandbox::SandboxArgs),
 }
@@ -56,6 +59,23 @@ pub struct InputArgs {
     /// The order sheet: .csv .tsv .txt .xlsx .xlsm .xlsb .xls .ods
     pub file: PathBuf,
 
+    #[command(flatten)]
+    pub check: CheckArgs,
+}
+
+impl InputArgs {
+    pub fn to_opts(&self) -> Result<CheckOpts> {
+        self.check.to_opts()
+    }
+
+    pub fn facts(&self) -> serde_json::Value {
+        self.check.facts()
+    }
+}
+
+/// How rows are read, checked and grouped.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
     /// Workbook sheet to read, by name or 1-based position
     /// [default: the first sheet with the order headers]
     #[arg(long, value_name = "NAME|INDEX")]
@@ -90,7 +110,7 @@ pub struct InputArgs {
     pub threads: Option<usize>,
 }
 
-impl InputArgs {
+impl CheckArgs {
     /// Second stage: checks every option and loads the rules file.
     pub fn to_opts(&self) -> Result<CheckOpts> {
         let delimiter = match self.delimiter.as_deref() {
@@ -187,6 +207,7 @@ pub fn main() -> i32 {
     let result = match cli.command {
         Command::Validate(args) => validate::run(&args, console),
         Command::Sandbox(args) => sandbox::run(&args, console),
+        Command::Submit(args) => submit::run(&args, console),
     };
     match result {
         Ok(code) => code,
@@ -199,6 +220,41 @@ pub fn main() -> i32 {
             }
             e.exit_code()
         }
+    }
+}
+
+/// How many problems are listed on stderr without `-v`.
+const PROBLEMS_SHOWN: usize = 50;
+
+/// What was detected (with `-v`) and the rows' problems, on stderr: the
+/// first 50, or all with `-v`; the report has every one.
+pub(crate) fn print_problems(checked: &crate::pipeline::Checked, file: &str, console: Console) {
+    if console.verbose {
+        for note in checked.sheet.notes() {
+            eprintln!("{file}: {note}");
+        }
+    }
+    if console.quiet {
+        return;
+    }
+    let mut shown = 0usize;
+    let mut total = 0usize;
+    for (number, p) in checked.grouping.problems() {
+        total += 1;
+        if console.verbose || shown < PROBLEMS_SHOWN {
+            shown += 1;
+            let at = match p.col {
+                Some(c) => format!("{}!{}", checked.sheet.name(), checked.cell_ref(c, number)),
+                None => format!("{} row {number}", checked.sheet.name()),
+            };
+            eprintln!("{file}: {at} {}: {}", p.field, p.message);
+        }
+    }
+    if total > shown {
+        eprintln!(
+            "{file}: … and {} more problems; the report lists every one",
+            total - shown
+        );
     }
 }
 

@@ -31,9 +31,6 @@ pub struct ValidateArgs {
     pub print_orders: bool,
 }
 
-/// How many problems are listed on stderr without `-v`.
-const PROBLEMS_SHOWN: usize = 50;
-
 pub fn run(args: &ValidateArgs, console: Console) -> Result<i32> {
     let started = report::now();
     let opts = args.input.to_opts()?;
@@ -47,32 +44,7 @@ pub fn run(args: &ValidateArgs, console: Console) -> Result<i32> {
     }
     let checked = pipeline::check(&args.input.file, &opts)?;
     let file = args.input.file.display().to_string();
-    if console.verbose {
-        for note in checked.sheet.notes() {
-            eprintln!("{file}: {note}");
-        }
-    }
-    if !console.quiet {
-        let mut shown = 0usize;
-        let mut total = 0usize;
-        for (number, p) in checked.grouping.problems() {
-            total += 1;
-            if console.verbose || shown < PROBLEMS_SHOWN {
-                shown += 1;
-                let at = match p.col {
-                    Some(c) => format!("{}!{}", checked.sheet.name(), checked.cell_ref(c, number)),
-                    None => format!("{} row {number}", checked.sheet.name()),
-                };
-                eprintln!("{file}: {at} {}: {}", p.field, p.message);
-            }
-        }
-        if total > shown {
-            eprintln!(
-                "{file}: … and {} more problems; the report lists every one",
-                total - shown
-            );
-        }
-    }
+    super::print_problems(&checked, &file, console);
 
     let mut facts = RunFacts::new("validate", &checked, args.input.facts(), started);
     let facts_path = match &args.report {

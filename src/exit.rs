@@ -23,7 +23,14 @@ pub const INTERRUPTED: i32 = 130;
 /// An interrupt outranks an unreachable API, which outranks a usage or
 /// journal problem, an unreadable file, and rows not done.
 pub fn most_serious(codes: impl IntoIterator<Item = i32>) -> i32 {
-    const RANK: [i32; 6] = [INTERRUPTED, API_UNAVAILABLE, USAGE, INPUT_UNREADABLE, ROWS_NOT_DONE, OK];
+    const RANK: [i32; 6] = [
+        INTERRUPTED,
+        API_UNAVAILABLE,
+        USAGE,
+        INPUT_UNREADABLE,
+        ROWS_NOT_DONE,
+        OK,
+    ];
     let rank = |c: i32| RANK.iter().position(|r| *r == c).unwrap_or(0);
     codes.into_iter().min_by_key(|c| rank(*c)).unwrap_or(OK)
 }
@@ -36,8 +43,14 @@ mod tests {
     fn the_most_serious_code_wins() {
         assert_eq!(most_serious([]), OK);
         assert_eq!(most_serious([OK, ROWS_NOT_DONE, OK]), ROWS_NOT_DONE);
-        assert_eq!(most_serious([ROWS_NOT_DONE, INPUT_UNREADABLE]), INPUT_UNREADABLE);
-        assert_eq!(most_serious([INPUT_UNREADABLE, API_UNAVAILABLE, OK]), API_UNAVAILABLE);
+        assert_eq!(
+            most_serious([ROWS_NOT_DONE, INPUT_UNREADABLE]),
+            INPUT_UNREADABLE
+        );
+        assert_eq!(
+            most_serious([INPUT_UNREADABLE, API_UNAVAILABLE, OK]),
+            API_UNAVAILABLE
+        );
         assert_eq!(most_serious([API_UNAVAILABLE, INTERRUPTED]), INTERRUPTED);
     }
 }

@@ -358,7 +358,11 @@ impl Checked {
     /// The `POST /card-order` bodies of the orders that are ready, in the
     /// order their first row appears; products in row order.
     pub fn orders(&self) -> Result<Vec<CardOrderRequest>> {
-        Ok(self.orders_by_group()?.into_iter().map(|(_, o)| o).collect())
+        Ok(self
+            .orders_by_group()?
+            .into_iter()
+            .map(|(_, o)| o)
+            .collect())
     }
 
     /// [`Checked::orders`], each with its group index (see

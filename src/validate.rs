@@ -176,12 +176,13 @@ impl<'a> Checker<'a> {
             return (Cow::Borrowed(""), CellKind::Empty);
         };
         let cell = row.cell(c);
-        if field.is_id() && cell.kind == CellKind::Number {
-            if let Some(&w) = self.rules.id_widths.get(&field) {
-                if cell.text.len() < w && cell.text.bytes().all(|b| b.is_ascii_digit()) {
-                    return (Cow::Owned(format!("{:0>w$}", cell.text)), cell.kind);
-                }
-            }
+        if field.is_id()
+            && cell.kind == CellKind::Number
+            && let Some(&w) = self.rules.id_widths.get(&field)
+            && cell.text.len() < w
+            && cell.text.bytes().all(|b| b.is_ascii_digit())
+        {
+            return (Cow::Owned(format!("{:0>w$}", cell.text)), cell.kind);
         }
         (cell.text, cell.kind)
     }
@@ -203,14 +204,15 @@ impl<'a> Checker<'a> {
         let mut problems = Vec::new();
         let ncols = self.columns.len();
         let width = row.width();
-        if let Some(n) = row.field_count() {
-            if n < ncols && width <= n {
-                problems.push(Problem::new(
+        if let Some(n) = row.field_count()
+            && n < ncols
+            && width <= n
+        {
+            problems.push(Problem::new(
                     None,
                     "row",
                     format!("has {n} cells but the header has {ncols}: a delimiter is missing or the row is cut short"),
                 ));
-            }
         }
         if width > ncols {
             problems.push(Problem::new(
@@ -316,19 +318,20 @@ impl<'a> Checker<'a> {
             ));
             return;
         }
-        if field.is_id() && kind == CellKind::Number && !self.rules.id_widths.contains_key(&field) {
-            if let Some(&w) = self.typical_width.get(&field) {
-                if v.len() < w {
-                    bad(format!(
-                        "`{v}` is shorter than the {w} characters most {} values have: Excel stored it as a \
+        if field.is_id()
+            && kind == CellKind::Number
+            && !self.rules.id_widths.contains_key(&field)
+            && let Some(&w) = self.typical_width.get(&field)
+            && v.len() < w
+        {
+            bad(format!(
+                "`{v}` is shorter than the {w} characters most {} values have: Excel stored it as a \
                          number and dropped its leading zeros; format the column as Text and type it again \
                          (or set id_widths.{} in the rules file)",
-                        field.name(),
-                        field.name()
-                    ));
-                    return;
-                }
-            }
+                field.name(),
+                field.name()
+            ));
+            return;
         }
         match field {
             Field::OrderRef => {
@@ -350,24 +353,25 @@ impl<'a> Checker<'a> {
                 }
             }
             Field::ProductId => {
-                if let Some(cat) = &self.rules.catalog {
-                    if !cat.contains_key(v) {
-                        bad(format!(
-                            "`{}` is not a product of the rules file's catalog",
-                            show(v)
-                        ));
-                    }
+                if let Some(cat) = &self.rules.catalog
+                    && !cat.contains_key(v)
+                {
+                    bad(format!(
+                        "`{}` is not a product of the rules file's catalog",
+                        show(v)
+                    ));
                 }
             }
             Field::Bin => {
                 if !(is_digits(v) && (v.len() == 6 || v.len() == 8)) {
                     bad(format!("must be 6 or 8 digits, got `{}`", show(v)));
-                } else if let Some(entry) = self.catalog_entry(product_id) {
-                    if !entry.bins.is_empty() && !entry.bins.contains(v) {
-                        bad(format!(
-                            "`{v}` is not a BIN of product {product_id} in the rules file's catalog"
-                        ));
-                    }
+                } else if let Some(entry) = self.catalog_entry(product_id)
+                    && !entry.bins.is_empty()
+                    && !entry.bins.contains(v)
+                {
+                    bad(format!(
+                        "`{v}` is not a BIN of product {product_id} in the rules file's catalog"
+                    ));
                 }
             }
             Field::CardType => {
@@ -387,13 +391,14 @@ impl<'a> Checker<'a> {
                 Some(_) => {}
             },
             Field::PlasticCode => {
-                if let Some(entry) = self.catalog_entry(product_id) {
-                    if !entry.plastic_codes.is_empty() && !entry.plastic_codes.contains(v) {
-                        bad(format!(
-                            "`{}` is not a plastic code of product {product_id} in the rules file's catalog",
-                            show(v),
-                        ));
-                    }
+                if let Some(entry) = self.catalog_entry(product_id)
+                    && !entry.plastic_codes.is_empty()
+                    && !entry.plastic_codes.contains(v)
+                {
+                    bad(format!(
+                        "`{}` is not a plastic code of product {product_id} in the rules file's catalog",
+                        show(v),
+                    ));
                 }
             }
             Field::PanLength => {

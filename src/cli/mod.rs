@@ -131,12 +131,12 @@ impl CheckArgs {
                 ))
             })?),
         };
-        if let Some(b) = &self.batch_id {
-            if b.is_empty() || b.len() > 128 || b.chars().any(|c| c.is_control()) {
-                return Err(Error::Usage(
-                    "--batch-id must be 1 to 128 printable characters".into(),
-                ));
-            }
+        if let Some(b) = &self.batch_id
+            && (b.is_empty() || b.len() > 128 || b.chars().any(|c| c.is_control()))
+        {
+            return Err(Error::Usage(
+                "--batch-id must be 1 to 128 printable characters".into(),
+            ));
         }
         let rules = match &self.rules {
             Some(p) => Rules::load(p)?,

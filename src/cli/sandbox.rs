@@ -77,6 +77,10 @@ pub struct FaultArgs {
     #[arg(long, value_name = "SHARE", default_value_t = 0.0, value_parser = parse_share)]
     pub error_503: f64,
 
+    /// Share of calls answered 429 with Retry-After: 1 (never carried out)
+    #[arg(long, value_name = "SHARE", default_value_t = 0.0, value_parser = parse_share)]
+    pub error_429: f64,
+
     /// Share of calls whose connection is closed with no answer
     #[arg(long, value_name = "SHARE", default_value_t = 0.0, value_parser = parse_share)]
     pub drop: f64,
@@ -124,6 +128,7 @@ impl FaultArgs {
             latency: self.latency.unwrap_or_default(),
             error_500: self.error_500,
             error_503: self.error_503,
+            error_429: self.error_429,
             drop: self.drop,
             hang: self.hang,
             hang_for: self.hang_for,

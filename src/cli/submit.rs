@@ -51,7 +51,12 @@ pub struct SubmitArgs {
     pub report: Option<PathBuf>,
 
     /// Folder for the reports [default: beside each input file]
-    #[arg(long, value_name = "DIR", help_heading = "Report", conflicts_with = "report")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        help_heading = "Report",
+        conflicts_with = "report"
+    )]
     pub report_dir: Option<PathBuf>,
 
     /// Report format when no --report path gives it
@@ -216,7 +221,12 @@ fn read_profile(api: &ApiArgs) -> Result<Profile> {
         Error::Usage(format!(
             "config file {}: no profile `{name}` (profiles: {})",
             path.display(),
-            config.profiles.keys().cloned().collect::<Vec<_>>().join(", ")
+            config
+                .profiles
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
         ))
     })
 }
@@ -272,7 +282,9 @@ impl SubmitArgs {
         })?;
         let url = check_base_url(&base_url, self.api.allow_insecure_http).map_err(Error::Usage)?;
         let tenant = self.api.tenant.clone().or(profile.tenant).ok_or_else(|| {
-            Error::Usage("no tenant: give --tenant, set DCMS_TENANT, or use a config profile".into())
+            Error::Usage(
+                "no tenant: give --tenant, set DCMS_TENANT, or use a config profile".into(),
+            )
         })?;
         let token = match std::env::var("DCMS_TOKEN") {
             Ok(t) if !t.trim().is_empty() => Some(Secret::new(t.trim())),
@@ -301,10 +313,10 @@ impl SubmitArgs {
         if self.send.concurrency == 0 || self.send.concurrency > 256 {
             return Err(Error::Usage("--concurrency must be 1 to 256".into()));
         }
-        if let Some(r) = self.send.rate {
-            if !(r > 0.0 && r.is_finite()) {
-                return Err(Error::Usage("--rate must be above 0".into()));
-            }
+        if let Some(r) = self.send.rate
+            && !(r > 0.0 && r.is_finite())
+        {
+            return Err(Error::Usage("--rate must be above 0".into()));
         }
         if self.send.retries > 20 {
             return Err(Error::Usage("--retries must be 20 or fewer".into()));
@@ -357,7 +369,10 @@ fn input_files(named: &[PathBuf]) -> Result<Vec<PathBuf>> {
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.is_file())
             .filter(|p| {
-                let name = p.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+                let name = p
+                    .file_name()
+                    .map(|n| n.to_string_lossy())
+                    .unwrap_or_default();
                 let ext = p
                     .extension()
                     .map(|e| e.to_string_lossy().to_ascii_lowercase())
@@ -409,6 +424,9 @@ pub fn run(args: &SubmitArgs, console: Console) -> Result<i32> {
     if let Some(r) = &args.report {
         report::Format::from_path(r)?;
     }
+    if let Some(dir) = &args.report_dir {
+        std::fs::create_dir_all(dir).map_err(|e| Error::report(dir, e))?;
+    }
     let api = args.api(console)?;
     let client = Client::new(&ClientOpts {
         base_url: check_base_url(&api.base_url, true).map_err(Error::Usage)?,
@@ -448,7 +466,9 @@ pub fn run(args: &SubmitArgs, console: Console) -> Result<i32> {
             }
             break;
         }
-        let summary = match submit_file(args, &opts, &send, &api, &client, &runtime, &stopper, file, console) {
+        let summary = match submit_file(
+            args, &opts, &send, &api, &client, &runtime, &stopper, file, console,
+        ) {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("dcms-bulk: error: {e}");
@@ -467,10 +487,10 @@ pub fn run(args: &SubmitArgs, console: Console) -> Result<i32> {
     runtime.shutdown_timeout(Duration::from_secs(1));
 
     let code = exit::most_serious(summaries.iter().map(|s| s.exit_code));
-    if let Some(why) = stopper.reason() {
-        if !console.quiet || why != Stop::Interrupted {
-            eprintln!("dcms-bulk: stopped: {why}; re-run the same command to resume");
-        }
+    if let Some(why) = stopper.reason()
+        && (!console.quiet || why != Stop::Interrupted)
+    {
+        eprintln!("dcms-bulk: stopped: {why}; re-run the same command to resume");
     }
     if files.len() > 1 && !console.quiet {
         let ok = summaries.iter().filter(|s| s.exit_code == exit::OK).count();
@@ -503,7 +523,10 @@ fn stop_code(why: &Stop) -> i32 {
     }
 }
 
-#[expect(clippy::too_many_arguments, reason = "the run's parts, passed once per file")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the run's parts, passed once per file"
+)]
 fn submit_file(
     args: &SubmitArgs,
     opts: &pipeline::CheckOpts,
@@ -540,8 +563,8 @@ fn submit_file(
         input_sha256: checked.input_sha256.clone(),
         at: started.clone(),
     };
-    let (journal, past) = Journal::open(&api.journal_dir, &key, first)
-        .map_err(|e| Error::Usage(e.to_string()))?;
+    let (journal, past) =
+        Journal::open(&api.journal_dir, &key, first).map_err(|e| Error::Usage(e.to_string()))?;
     let journal = Arc::new(journal);
     if console.verbose {
         eprintln!("{name}: journal {}", journal.path().display());

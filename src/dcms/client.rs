@@ -147,7 +147,11 @@ impl Client {
     }
 
     /// `POST {base}{path}` with a JSON body.
-    pub async fn post<B: Serialize + ?Sized>(&self, path: &str, body: &B) -> Result<Answer, Failure> {
+    pub async fn post<B: Serialize + ?Sized>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<Answer, Failure> {
         let started = Instant::now();
         let body = serde_json::to_vec(body).map_err(|e| Failure {
             kind: FailureKind::Connect,

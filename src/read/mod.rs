@@ -546,10 +546,11 @@ fn resolve_sheet(path: &Path, names: &[String], want: &str) -> Result<String> {
     if let Some(n) = names.iter().find(|n| n.eq_ignore_ascii_case(want)) {
         return Ok(n.clone());
     }
-    if let Ok(i) = want.parse::<usize>() {
-        if i >= 1 && i <= names.len() {
-            return Ok(names[i - 1].clone());
-        }
+    if let Ok(i) = want.parse::<usize>()
+        && i >= 1
+        && i <= names.len()
+    {
+        return Ok(names[i - 1].clone());
     }
     Err(Error::input(
         path,

@@ -101,7 +101,10 @@ impl ReportRow<'_> {
     /// The result cells after the original ones, unneutralised: the
     /// columns of [`ReportHeader::result_columns`].
     pub fn result_cells(&self, submitted: bool) -> Vec<Cow<'_, str>> {
-        let mut cells = vec![Cow::Borrowed(self.status_text()), Cow::Borrowed(self.order_id)];
+        let mut cells = vec![
+            Cow::Borrowed(self.status_text()),
+            Cow::Borrowed(self.order_id),
+        ];
         if !submitted {
             cells.push(Cow::Owned(self.errors_text()));
             return cells;

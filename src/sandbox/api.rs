@@ -253,6 +253,17 @@ async fn answer(
             "The service is temporarily unavailable; retry later",
             vec![],
         ),
+        Fault::Error429 => {
+            let mut reply = Reply::error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too.many.requests",
+                "Rate limit exceeded",
+                "Too many requests for this tenant; retry after the time in Retry-After",
+                vec![],
+            );
+            reply.retry_after = Some(1);
+            reply
+        }
         Fault::Drop => return Answer::Drop,
         Fault::Hang => {
             tokio::time::sleep(hang_for).await;
@@ -502,12 +513,12 @@ fn create(
         ],
     );
     let order_id = c.text(body, "orderId", "orderId", true);
-    if let Some(id) = order_id {
-        if id.chars().count() > MAX_ORDER_ID || id.chars().any(char::is_control) {
-            c.fail(format!(
-                "orderId must be at most {MAX_ORDER_ID} printable characters"
-            ));
-        }
+    if let Some(id) = order_id
+        && (id.chars().count() > MAX_ORDER_ID || id.chars().any(char::is_control))
+    {
+        c.fail(format!(
+            "orderId must be at most {MAX_ORDER_ID} printable characters"
+        ));
     }
     let mut branch = (None, None);
     if let Some(info) = c.object(body, "branchInfo", "branchInfo", true) {
@@ -517,15 +528,15 @@ fn create(
             c.text(info, "branchName", "branchInfo.branchName", true),
         );
     }
-    if let Some(address) = c.text(body, "address", "address", true) {
-        if address.chars().count() > 500 {
-            c.fail("address must be at most 500 characters".into());
-        }
+    if let Some(address) = c.text(body, "address", "address", true)
+        && address.chars().count() > 500
+    {
+        c.fail("address must be at most 500 characters".into());
     }
-    if let Some(pin) = c.text(body, "pinCode", "pinCode", true) {
-        if pin.len() != 6 || !pin.bytes().all(|b| b.is_ascii_digit()) {
-            c.fail("pinCode must be 6 digits".into());
-        }
+    if let Some(pin) = c.text(body, "pinCode", "pinCode", true)
+        && (pin.len() != 6 || !pin.bytes().all(|b| b.is_ascii_digit()))
+    {
+        c.fail("pinCode must be 6 digits".into());
     }
     if let Some(party) = c.object(body, "orderingPartyInfo", "orderingPartyInfo", true) {
         c.known(
@@ -658,16 +669,16 @@ fn product(c: &mut Fields, i: usize, item: &Value) -> Option<StoredProduct> {
     );
     let product_id = c.text(item, "productId", &format!("{path}.productId"), true);
     let bin = c.text(item, "bin", &format!("{path}.bin"), true);
-    if let Some(b) = bin {
-        if !(b.len() == 6 || b.len() == 8) || !b.bytes().all(|d| d.is_ascii_digit()) {
-            c.fail(format!("{path}.bin must be 6 or 8 digits"));
-        }
+    if let Some(b) = bin
+        && (!(b.len() == 6 || b.len() == 8) || !b.bytes().all(|d| d.is_ascii_digit()))
+    {
+        c.fail(format!("{path}.bin must be 6 or 8 digits"));
     }
     let card_type = c.text(item, "cardType", &format!("{path}.cardType"), false);
-    if let Some(t) = card_type {
-        if !matches!(t, "PHYSICAL" | "VIRTUAL") {
-            c.fail(format!("{path}.cardType must be PHYSICAL or VIRTUAL"));
-        }
+    if let Some(t) = card_type
+        && !matches!(t, "PHYSICAL" | "VIRTUAL")
+    {
+        c.fail(format!("{path}.cardType must be PHYSICAL or VIRTUAL"));
     }
     let quantity = c.whole(
         item,
@@ -685,20 +696,19 @@ fn product(c: &mut Fields, i: usize, item: &Value) -> Option<StoredProduct> {
         false,
         12,
         19,
-    ) {
-        if n != 16 && n != 19 {
-            c.fail(format!("{path}.panLength must be 16 or 19"));
-        }
+    ) && n != 16
+        && n != 19
+    {
+        c.fail(format!("{path}.panLength must be 16 or 19"));
     }
     if let Some(p) = c.text(
         item,
         "pinGeneration",
         &format!("{path}.pinGeneration"),
         false,
-    ) {
-        if !matches!(p, "Y" | "N") {
-            c.fail(format!("{path}.pinGeneration must be Y or N"));
-        }
+    ) && !matches!(p, "Y" | "N")
+    {
+        c.fail(format!("{path}.pinGeneration must be Y or N"));
     }
     if c.errors.len() > before {
         return None;
@@ -828,10 +838,10 @@ fn upgrade(shared: &Shared, tenant: &str, body: &Map<String, Value>) -> Result<R
     );
     let entity_id = c.text(body, "entityId", "entityId", true);
     let kit_no = c.text(body, "kitNo", "kitNo", true);
-    if let Some(d) = c.text(body, "deliveryAddress", "deliveryAddress", false) {
-        if !matches!(d, "PERMANENT" | "COMMUNICATION") {
-            c.fail("deliveryAddress must be PERMANENT or COMMUNICATION".into());
-        }
+    if let Some(d) = c.text(body, "deliveryAddress", "deliveryAddress", false)
+        && !matches!(d, "PERMANENT" | "COMMUNICATION")
+    {
+        c.fail("deliveryAddress must be PERMANENT or COMMUNICATION".into());
     }
     let mut wanted: Option<&Map<String, Value>> = None;
     match body.get("kitInfo") {

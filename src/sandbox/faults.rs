@@ -66,6 +66,9 @@ pub struct FaultOpts {
     pub latency: Latency,
     pub error_500: f64,
     pub error_503: f64,
+    /// Share answered 429 with `Retry-After: 1`, like a rate limit that
+    /// strikes at random (never carried out).
+    pub error_429: f64,
     pub drop: f64,
     pub hang: f64,
     /// How long a hung request waits before it is answered.
@@ -91,6 +94,7 @@ impl FaultOpts {
         let shares = [
             ("500 share", self.error_500),
             ("503 share", self.error_503),
+            ("429 share", self.error_429),
             ("drop share", self.drop),
             ("hang share", self.hang),
             ("business-error share", self.business_200),
@@ -106,15 +110,15 @@ impl FaultOpts {
                 "fault shares add up to {total}, more than 1 (each request meets at most one fault)"
             ));
         }
-        if let Some(rate) = self.rate_limit {
-            if !(rate > 0.0 && rate.is_finite()) {
-                return Err(format!("rate limit {rate} must be above 0"));
-            }
+        if let Some(rate) = self.rate_limit
+            && !(rate > 0.0 && rate.is_finite())
+        {
+            return Err(format!("rate limit {rate} must be above 0"));
         }
-        if let Some(burst) = self.burst {
-            if !(burst >= 1.0 && burst.is_finite()) {
-                return Err(format!("burst {burst} must be at least 1"));
-            }
+        if let Some(burst) = self.burst
+            && !(burst >= 1.0 && burst.is_finite())
+        {
+            return Err(format!("burst {burst} must be at least 1"));
         }
         Ok(())
     }
@@ -131,6 +135,7 @@ impl FaultOpts {
         for (name, share) in [
             ("500", self.error_500),
             ("503", self.error_503),
+            ("429", self.error_429),
             ("drop", self.drop),
             ("hang", self.hang),
             ("business-200", self.business_200),
@@ -162,6 +167,7 @@ impl FaultOpts {
 pub enum Fault {
     Error500,
     Error503,
+    Error429,
     Drop,
     Hang,
     Business200,
@@ -174,6 +180,7 @@ impl Fault {
         match self {
             Fault::Error500 => "500",
             Fault::Error503 => "503",
+            Fault::Error429 => "429",
             Fault::Drop => "drop",
             Fault::Hang => "hang",
             Fault::Business200 => "business-200",
@@ -275,6 +282,7 @@ impl Faults {
             [
                 (Fault::Error500, o.error_500),
                 (Fault::Error503, o.error_503),
+                (Fault::Error429, o.error_429),
                 (Fault::Drop, o.drop),
                 (Fault::Hang, o.hang),
                 (Fault::Business200, o.business_200),
@@ -288,7 +296,8 @@ impl Faults {
         };
         let applies = match (fault, o.applies) {
             (None, _) => true,
-            (Some(Fault::Business200), _) => false,
+            // A refusal: the request was not carried out.
+            (Some(Fault::Business200 | Fault::Error429), _) => false,
             (Some(_), FaultApplies::Never) => false,
             (Some(_), FaultApplies::Always) => true,
             (Some(_), FaultApplies::Random) => draw(3) < 0.5,

@@ -108,7 +108,10 @@ pub enum JournalError {
 }
 
 enum Job {
-    Write(Vec<u8>, Option<tokio::sync::oneshot::Sender<Result<(), String>>>),
+    Write(
+        Vec<u8>,
+        Option<tokio::sync::oneshot::Sender<Result<(), String>>>,
+    ),
 }
 
 /// An open journal; the lock is held until it is dropped.
@@ -240,7 +243,9 @@ fn write_behind(mut file: File, rx: mpsc::Receiver<Job>) {
             }
             acks.extend(ack);
         }
-        let result = result.and_then(|()| file.sync_data()).map_err(|e| e.to_string());
+        let result = result
+            .and_then(|()| file.sync_data())
+            .map_err(|e| e.to_string());
         for ack in acks {
             let _ = ack.send(result.clone());
         }
@@ -437,7 +442,8 @@ mod tests {
             j.path().to_owned()
         };
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
-        f.write_all(b"{\"e\":\"done\",\"order\":\"A\",\"sent\":{\"sta").unwrap();
+        f.write_all(b"{\"e\":\"done\",\"order\":\"A\",\"sent\":{\"sta")
+            .unwrap();
         drop(f);
         let (j, past) = Journal::open(dir.path(), &key(), first()).unwrap();
         assert_eq!(past["A"], Past::Unknown { attempts: 1 });
@@ -446,7 +452,11 @@ mod tests {
         let (_j, past) = Journal::open(dir.path(), &key(), first()).unwrap();
         assert!(matches!(past["A"], Past::Accepted(_)));
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.lines().all(|l| serde_json::from_str::<Record>(l).is_ok()), "{text}");
+        assert!(
+            text.lines()
+                .all(|l| serde_json::from_str::<Record>(l).is_ok()),
+            "{text}"
+        );
     }
 
     #[test]
@@ -461,7 +471,10 @@ mod tests {
             .unwrap();
         drop(f);
         let err = Journal::open(dir.path(), &key(), first()).err().unwrap();
-        assert!(matches!(err, JournalError::Damaged { line: 2, .. }), "{err}");
+        assert!(
+            matches!(err, JournalError::Damaged { line: 2, .. }),
+            "{err}"
+        );
     }
 
     #[test]

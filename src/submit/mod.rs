@@ -654,7 +654,8 @@ async fn send_order(ctx: &Ctx, order: &CardOrderRequest, lookup_first: bool, pri
                         status: SendStatus::Failed,
                         error_code: Some("DUPLICATE_NOT_FOUND".into()),
                         messages: vec![
-                            "the API says the order id exists, but fetchStatus does not find it".into(),
+                            "the API says the order id exists, but fetchStatus does not find it"
+                                .into(),
                         ],
                         attempts,
                         ..last
@@ -857,27 +858,48 @@ mod tests {
             classify(&answer(200, Some(("order.already.exists", &[])))),
             Verdict::Duplicate
         );
-        assert!(matches!(classify(&answer(401, Some(("unauthorized", &[])))), Verdict::Refused(_)));
+        assert!(matches!(
+            classify(&answer(401, Some(("unauthorized", &[])))),
+            Verdict::Refused(_)
+        ));
         assert!(matches!(classify(&answer(403, None)), Verdict::Refused(_)));
         assert!(matches!(
             classify(&answer(429, Some(("too.many.requests", &[])))),
-            Verdict::Retry { ambiguous: false, wait: Some(_), failure: false, .. }
+            Verdict::Retry {
+                ambiguous: false,
+                wait: Some(_),
+                failure: false,
+                ..
+            }
         ));
         assert!(matches!(
             classify(&answer(503, Some(("service.unavailable", &[])))),
-            Verdict::Retry { ambiguous: true, failure: true, .. }
+            Verdict::Retry {
+                ambiguous: true,
+                failure: true,
+                ..
+            }
         ));
         assert!(matches!(
             classify(&failure(FailureKind::Connect)),
-            Verdict::Retry { ambiguous: false, .. }
+            Verdict::Retry {
+                ambiguous: false,
+                ..
+            }
         ));
         assert!(matches!(
             classify(&failure(FailureKind::Timeout)),
-            Verdict::Retry { ambiguous: true, .. }
+            Verdict::Retry {
+                ambiguous: true,
+                ..
+            }
         ));
         assert!(matches!(
             classify(&failure(FailureKind::Broken)),
-            Verdict::Retry { ambiguous: true, .. }
+            Verdict::Retry {
+                ambiguous: true,
+                ..
+            }
         ));
         // A proxy's HTML page with 200 is not an acceptance.
         let html = Ok(Answer {
@@ -887,7 +909,13 @@ mod tests {
             retry_after: None,
             latency: Duration::ZERO,
         });
-        assert!(matches!(classify(&html), Verdict::Retry { ambiguous: true, .. }));
+        assert!(matches!(
+            classify(&html),
+            Verdict::Retry {
+                ambiguous: true,
+                ..
+            }
+        ));
     }
 
     #[test]

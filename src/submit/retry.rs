@@ -89,8 +89,16 @@ mod tests {
             let full = (Duration::from_millis(100) * (1 << n)).min(Duration::from_secs(1));
             assert!(*w >= full / 2 && *w <= full, "wait {n}: {w:?}");
         }
-        assert_ne!(waits, p.backoff(2).collect::<Vec<_>>(), "other seed, other jitter");
-        assert_eq!(waits, p.backoff(1).collect::<Vec<_>>(), "same seed, same waits");
+        assert_ne!(
+            waits,
+            p.backoff(2).collect::<Vec<_>>(),
+            "other seed, other jitter"
+        );
+        assert_eq!(
+            waits,
+            p.backoff(1).collect::<Vec<_>>(),
+            "same seed, same waits"
+        );
         assert_eq!(RetryPolicy::default().backoff(0).count(), 3);
     }
 
@@ -99,7 +107,10 @@ mod tests {
         let p = RetryPolicy::default();
         let b = Duration::from_millis(300);
         assert_eq!(p.wait(b, None), b);
-        assert_eq!(p.wait(b, Some(Duration::from_secs(2))), Duration::from_secs(2));
+        assert_eq!(
+            p.wait(b, Some(Duration::from_secs(2))),
+            Duration::from_secs(2)
+        );
         assert_eq!(p.wait(b, Some(Duration::from_secs(3600))), p.max);
     }
 }

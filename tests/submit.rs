@@ -1,0 +1,668 @@
+//! `dcms-bulk submit` run as a user would, against `dcms-bulk sandbox`
+//! over real HTTP on a free loopback port; the sandbox's inspection API
+//! says what really arrived.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use common::{HEADER, SandboxProcess, bin, read_report, row};
+use dcms_bulk::exit;
+use serde_json::Value;
+
+/// A folder with a sheet, its own journal folder and an empty HOME.
+struct Desk {
+    dir: tempfile::TempDir,
+}
+
+impl Desk {
+    fn new() -> Desk {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("home")).unwrap();
+        Desk { dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// A sheet of `orders` orders with `products` rows each.
+    fn sheet(&self, name: &str, orders: usize, products: usize) -> PathBuf {
+        let mut text = format!("{HEADER}\n");
+        for o in 0..orders {
+            for p in 0..products {
+                text.push_str(&row(&format!("{:05}", o + 1), &format!("P{p}"), "10"));
+                text.push('\n');
+            }
+        }
+        let path = self.path(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// `dcms-bulk ARGS` with a clean environment: journals in this desk, no
+    /// DCMS_* variables from outside, HOME here (no real config file).
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = bin();
+        cmd.current_dir(self.dir.path())
+            .args(args)
+            .env("HOME", self.path("home"))
+            .env("DCMS_JOURNAL_DIR", self.path("journals"))
+            .env_remove("XDG_CONFIG_HOME")
+            .env_remove("XDG_STATE_HOME");
+        for var in [
+            "DCMS_BASE_URL",
+            "DCMS_TENANT",
+            "DCMS_TOKEN",
+            "DCMS_TOKEN_FILE",
+            "DCMS_PROFILE",
+            "DCMS_CONFIG",
+        ] {
+            cmd.env_remove(var);
+        }
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run dcms-bulk")
+    }
+}
+
+fn text(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Report rows as maps of column → value.
+fn report_rows(path: &Path) -> Vec<BTreeMap<String, String>> {
+    let (header, rows) = read_report(path);
+    rows.into_iter()
+        .map(|r| header.iter().cloned().zip(r).collect())
+        .collect()
+}
+
+fn statuses(rows: &[BTreeMap<String, String>]) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for r in rows {
+        *counts.entry(r["status"].clone()).or_default() += 1;
+    }
+    counts
+}
+
+/// The sandbox's orders of a tenant: id → number of products.
+fn stored(sb: &SandboxProcess, tenant: &str) -> BTreeMap<String, usize> {
+    sb.inspect(&format!("/tenants/{tenant}/orders"))
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            (
+                o["orderId"].as_str().unwrap().to_owned(),
+                o["products"].as_array().unwrap().len(),
+            )
+        })
+        .collect()
+}
+
+fn duplicates(sb: &SandboxProcess, tenant: &str) -> u64 {
+    sb.inspect("/stats")["tenants"][tenant]["duplicateCreates"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+#[test]
+fn every_order_is_created_once_and_the_report_agrees_row_by_row() {
+    let sb = SandboxProcess::start(&[]);
+    let desk = Desk::new();
+    let sheet = desk.sheet("orders.csv", 40, 3);
+    let out = desk.run(&[
+        "submit",
+        sheet.to_str().unwrap(),
+        "--base-url",
+        &sb.base,
+        "--tenant",
+        "ACME",
+        "--json",
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(exit::OK), "{stderr}");
+    let rows = report_rows(&desk.path("orders.report.csv"));
+    assert_eq!(rows.len(), 120);
+    assert_eq!(statuses(&rows), BTreeMap::from([("ACCEPTED".into(), 120)]));
+
+    // Row by row: each row's order is at the sandbox with as many products
+    // as the report has rows for it, and nothing else is there.
+    let mut per_order: BTreeMap<String, usize> = BTreeMap::new();
+    for r in &rows {
+        *per_order.entry(r["order_id"].clone()).or_default() += 1;
+        assert_eq!(r["http_status"], "200");
+        assert_eq!(r["attempts"], "1");
+        assert!(r["submitted_at"].ends_with('Z'), "{r:?}");
+        assert!(r["latency_ms"].parse::<u64>().is_ok());
+    }
+    assert_eq!(per_order, stored(&sb, "ACME"));
+    assert_eq!(duplicates(&sb, "ACME"), 0);
+    let stats = sb.inspect("/stats");
+    assert_eq!(stats["requests"]["/v1/card-order"]["200"], 40);
+
+    let summary: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(summary["exit_code"], exit::OK);
+    assert_eq!(summary["files"][0]["counts"]["accepted"], 120);
+    assert_eq!(summary["files"][0]["counts"]["orders_accepted"], 40);
+    let facts: Value = serde_json::from_str(
+        &std::fs::read_to_string(desk.path("orders.report.csv.run.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(facts["api"]["tenant"], "ACME");
+    assert_eq!(facts["api"]["base_url"], sb.base.as_str());
+    assert_eq!(facts["sent"]["accepted"], 120);
+
+    // The same command again sends nothing: every order is SKIPPED.
+    let again = desk.run(&[
+        "submit",
+        sheet.to_str().unwrap(),
+        "--base-url",
+        &sb.base,
+        "--tenant",
+        "ACME",
+    ]);
+    assert_eq!(again.status.code(), Some(exit::OK), "{}", text(&again).1);
+    let rows = report_rows(&desk.path("orders.report.csv"));
+    assert_eq!(statuses(&rows), BTreeMap::from([("SKIPPED".into(), 120)]));
+    assert_eq!(
+        sb.inspect("/stats")["requests"]["/v1/card-order"]["200"],
+        40
+    );
+}
+
+#[test]
+fn under_faults_every_order_ends_accepted_or_failed_and_a_rerun_finishes() {
+    let sb = SandboxProcess::start(&[
+        "--error-503",
+        "0.10",
+        "--error-429",
+        "0.05",
+        "--drop",
+        "0.02",
+        "--hang",
+        "0.02",
+        "--hang-for",
+        "3s",
+        "--fault-applies",
+        "random",
+        "--seed",
+        "11",
+    ]);
+    let desk = Desk::new();
+    let sheet = desk.sheet("orders.csv", 150, 2);
+    let args = [
+        "submit",
+        sheet.to_str().unwrap(),
+        "--base-url",
+        &sb.base,
+        "--tenant",
+        "ACME",
+        "--timeout",
+        "700ms",
+        "--concurrency",
+        "16",
+        "--max-failures",
+        "100",
+    ];
+    let first = desk.run(&args);
+    let code = first.status.code();
+    assert!(
+        code == Some(exit::OK) || code == Some(exit::ROWS_NOT_DONE),
+        "{}",
+        text(&first).1
+    );
+    let rows = report_rows(&desk.path("orders.report.csv"));
+    assert_eq!(rows.len(), 300);
+    for r in &rows {
+        match r["status"].as_str() {
+            "ACCEPTED" => {}
+            "FAILED" => assert!(
+                !r["errors"].is_empty() && !r["error_code"].is_empty(),
+                "{r:?}"
+            ),
+            other => panic!("unexpected status {other}: {r:?}"),
+        }
+    }
+    let accepted: BTreeSet<String> = rows
+        .iter()
+        .filter(|r| r["status"] == "ACCEPTED")
+        .map(|r| r["order_id"].clone())
+        .collect();
+    let at_sandbox = stored(&sb, "ACME");
+    assert!(accepted.iter().all(|id| at_sandbox.contains_key(id)));
+
+    // Re-runs finish the failed ones; the sandbox ends with each order once.
+    for _ in 0..4 {
+        let rerun = desk.run(&args);
+        if rerun.status.code() == Some(exit::OK) {
+            break;
+        }
+    }
+    let rows = report_rows(&desk.path("orders.report.csv"));
+    let done = statuses(&rows);
+    assert_eq!(done.get("FAILED"), None, "{done:?}");
+    assert_eq!(done.values().sum::<usize>(), 300);
+    let at_sandbox = stored(&sb, "ACME");
+    assert_eq!(at_sandbox.len(), 150);
+    assert!(at_sandbox.values().all(|products| *products == 2));
+    assert_eq!(duplicates(&sb, "ACME"), 0, "nothing was created twice");
+    let faults = sb.inspect("/stats")["faults"].clone();
+    for kind in ["503", "429", "drop"] {
+        assert!(
+            faults[kind].as_u64().unwrap_or(0) > 0,
+            "no {kind} fault met: {faults}"
+        );
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn kill_9_at_random_moments_never_loses_or_doubles_an_order() {
+    let sb = SandboxProcess::start(&["--latency", "1ms..8ms"]);
+    let desk = Desk::new();
+    let sheet = desk.sheet("orders.csv", 2000, 1);
+    let args = [
+        "submit",
+        sheet.to_str().unwrap(),
+        "--base-url",
+        &sb.base,
+        "--tenant",
+        "ACME",
+        "--concurrency",
+        "8",
+        "-q",
+    ];
+    // Kill when the sandbox has received a random number of new orders, so
+    // every kill lands mid-run whatever the machine's speed.
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let mut moments = Vec::new();
+    for k in 0..4u32 {
+        let before = stored(&sb, "ACME").len();
+        let more = 50 + (seed.wrapping_mul(2654435761).rotate_left(k * 7) % 350) as usize;
+        let mut child = desk.command(&args).spawn().unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while stored(&sb, "ACME").len() < (before + more).min(2000)
+            && child.try_wait().unwrap().is_none()
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+        moments.push(stored(&sb, "ACME").len());
+    }
+    assert!(
+        moments.iter().any(|n| *n > 0 && *n < 2000),
+        "no kill landed mid-run: {moments:?}"
+    );
+    let last = desk.run(&args);
+    assert_eq!(
+        last.status.code(),
+        Some(exit::OK),
+        "killed with {moments:?} orders stored: {}",
+        text(&last).1
+    );
+    let rows = report_rows(&desk.path("orders.report.csv"));
+    assert_eq!(rows.len(), 2000, "killed with {moments:?} orders stored");
+    let ids: BTreeSet<_> = rows.iter().map(|r| r["order_id"].clone()).collect();
+    assert_eq!(ids.len(), 2000);
+    for r in &rows {
+        assert!(
+            matches!(r["status"].as_str(), "ACCEPTED" | "SKIPPED"),
+            "{r:?}"
+        );
+    }
+    let at_sandbox = stored(&sb, "ACME");
+    assert_eq!(
+        at_sandbox.len(),
+        2000,
+        "killed with {moments:?} orders stored"
+    );
+    assert_eq!(ids, at_sandbox.keys().cloned().collect());
+    assert_eq!(
+        duplicates(&sb, "ACME"),
+        0,
+        "killed with {moments:?} orders stored"
+    );
+}
+
+#[test]
+fn a_wrong_token_stops_with_exit_4_and_the_token_is_never_written() {
+    let desk = Desk::new();
+    let right = "right-token-93c1";
+    let wrong = "wrong-token-7f2e";
+    std::fs::write(desk.path("server.token"), right).unwrap();
+    std::fs::write(desk.path("client.token"), format!("{wrong}\n")).unwrap();
+    let sb = SandboxProcess::start(&["--token-file", desk.path("server.token").to_str().unwrap()]);
+    let sheet = desk.sheet("orders.csv", 5, 1);
+    let out = desk
+        .command(&[
+            "submit",
+            sheet.to_str().unwrap(),
+            "--base-url",
+            &sb.base,
+            "--tenant",
+            "ACME",
+            "-v",
+            "--json",
+        ])
+        .env("DCMS_TOKEN_FILE", desk.path("client.token"))
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(exit::API_UNAVAILABLE), "{stderr}");
+    assert!(
+        stderr.contains("refuses us") && stderr.contains("401"),
+        "{stderr}"
+    );
+    let rows = report_rows(&desk.path("orders.report.csv"));
+    assert_eq!(rows.len(), 5);
+    assert!(rows.iter().all(|r| r["status"] == "FAILED"));
+
+    // Nowhere: stdout, stderr, report, run facts, journal.
+    let mut written = vec![stdout, stderr];
+    written.push(std::fs::read_to_string(desk.path("orders.report.csv")).unwrap());
+    written.push(std::fs::read_to_string(desk.path("orders.report.csv.run.json")).unwrap());
+    for entry in std::fs::read_dir(desk.path("journals")).unwrap() {
+        written.push(std::fs::read_to_string(entry.unwrap().path()).unwrap_or_default());
+    }
+    for w in &written {
+        assert!(
+            !w.contains(wrong) && !w.contains(right),
+            "a token leaked into: {w}"
+        );
+    }
+
+    // With the right token (from the environment) the same batch goes through.
+    let out = desk
+        .command(&[
+            "submit",
+            sheet.to_str().unwrap(),
+            "--base-url",
+            &sb.base,
+            "--tenant",
+            "ACME",
+        ])
+        .env("DCMS_TOKEN", right)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(exit::OK), "{}", text(&out).1);
+    assert_eq!(stored(&sb, "ACME").len(), 5);
+}
+
+#[test]
+fn http_200_with_an_exception_is_rejected_not_accepted() {
+    let sb = SandboxProcess::start(&["--business-errors", "1"]);
+    let desk = Desk::new();
+    let sheet = desk.sheet("orders.csv", 3, 2);
+    let out = desk.run(&[
+        "submit",
+        sheet.to_str().unwrap(),
+        "--base-url",
+        &sb.base,
+        "--tenant",
+        "ACME",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(exit::ROWS_NOT_DONE),
+        "{}",
+        text(&out).1
+    );
+    let rows = report_rows(&desk.path("orders.report.csv"));
+    for r in &rows {
+        assert_eq!(r["status"], "REJECTED");
+        assert_eq!(r["error_code"], "sandbox.business.error");
+        assert_eq!(r["http_status"], "200");
+        assert!(
+            r["errors"].contains("refused by the business rules"),
+            "{r:?}"
+        );
+    }
+    assert_eq!(stored(&sb, "ACME").len(), 0);
+    // A rejection is final: the re-run reports it again without sending.
+    let requests = sb.inspect("/stats")["requests"]["/v1/card-order"]["200"].clone();
+    desk.run(&[
+        "submit",
+        sheet.to_str().unwrap(),
+        "--base-url",
+        &sb.base,
+        "--tenant",
+        "ACME",
+    ]);
+    assert_eq!(
+        sb.inspect("/stats")["requests"]["/v1/card-order"]["200"],
+        requests
+    );
+    assert_eq!(
+        statuses(&report_rows(&desk.path("orders.report.csv")))["REJECTED"],
+        6
+    );
+}
+
+#[test]
+fn an_unreachable_api_stops_with_exit_4_and_nothing_is_lost() {
+    let desk = Desk::new();
+    let sheet = desk.sheet("orders.csv", 30, 1);
+    // A port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://127.0.0.1:{port}/v1");
+    let out = desk.run(&[
+        "submit",
+        sheet.to_str().unwrap(),
+        "--base-url",
+        &base,
+        "--tenant",
+        "ACME",
+        "--max-failures",
+        "3",
+        "--concurrency",
+        "1",
+    ]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(exit::API_UNAVAILABLE), "{stderr}");
+    assert!(stderr.contains("the API is unavailable"), "{stderr}");
+    let rows = report_rows(&desk.path("orders.report.csv"));
+    assert_eq!(rows.len(), 30);
+    assert!(rows.iter().all(|r| r["status"] == "FAILED"));
+    assert!(rows.iter().any(|r| r["error_code"] == "NOT_SUBMITTED"));
+}
+
+#[test]
+fn profiles_then_environment_then_flags() {
+    let sb = SandboxProcess::start(&[]);
+    let desk = Desk::new();
+    let sheet = desk.sheet("orders.csv", 1, 1);
+    let config = desk.path("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "default_profile = \"uat\"\n[profiles.uat]\nbase_url = \"{}\"\ntenant = \"FROM_PROFILE\"\n",
+            sb.base
+        ),
+    )
+    .unwrap();
+    let cfg = config.to_str().unwrap();
+    let s = sheet.to_str().unwrap();
+    let ok = |out: Output| assert_eq!(out.status.code(), Some(exit::OK), "{}", text(&out).1);
+    ok(desk.run(&["submit", s, "--config", cfg, "--batch-id", "b1"]));
+    ok(desk
+        .command(&["submit", s, "--config", cfg, "--batch-id", "b2"])
+        .env("DCMS_TENANT", "FROM_ENV")
+        .output()
+        .unwrap());
+    ok(desk
+        .command(&[
+            "submit",
+            s,
+            "--config",
+            cfg,
+            "--batch-id",
+            "b3",
+            "--tenant",
+            "FROM_FLAG",
+        ])
+        .env("DCMS_TENANT", "FROM_ENV")
+        .output()
+        .unwrap());
+    let tenants = sb.inspect("/stats")["tenants"].clone();
+    for t in ["FROM_PROFILE", "FROM_ENV", "FROM_FLAG"] {
+        assert_eq!(tenants[t]["orders"], 1, "{t}: {tenants}");
+    }
+    let missing = desk.run(&["submit", s, "--config", cfg, "--profile", "prod"]);
+    assert_eq!(missing.status.code(), Some(exit::USAGE));
+    assert!(
+        text(&missing)
+            .1
+            .contains("no profile `prod` (profiles: uat)")
+    );
+    let nothing = desk.run(&["submit", s]);
+    assert_eq!(nothing.status.code(), Some(exit::USAGE));
+    assert!(
+        text(&nothing).1.contains("--sandbox"),
+        "{}",
+        text(&nothing).1
+    );
+    let plain = desk.run(&[
+        "submit",
+        s,
+        "--base-url",
+        "http://10.1.2.3/v1",
+        "--tenant",
+        "A",
+    ]);
+    assert_eq!(plain.status.code(), Some(exit::USAGE));
+    assert!(text(&plain).1.contains("--allow-insecure-http"));
+}
+
+#[test]
+fn a_folder_is_one_batch_per_sheet_with_a_combined_summary() {
+    let sb = SandboxProcess::start(&[]);
+    let desk = Desk::new();
+    std::fs::create_dir(desk.path("in")).unwrap();
+    let a = desk.sheet("in/a.csv", 2, 1);
+    std::fs::copy(&a, desk.path("in/b.csv")).unwrap();
+    std::fs::write(desk.path("in/broken.xlsx"), b"not a workbook").unwrap();
+    let out = desk.run(&[
+        "submit",
+        desk.path("in").to_str().unwrap(),
+        "--base-url",
+        &sb.base,
+        "--tenant",
+        "ACME",
+        "--report-dir",
+        desk.path("out").to_str().unwrap(),
+        "--json",
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(exit::INPUT_UNREADABLE), "{stderr}");
+    let summary: Value = serde_json::from_str(&stdout).unwrap();
+    let files = summary["files"].as_array().unwrap();
+    assert_eq!(files.len(), 3);
+    assert_eq!(files[0]["exit_code"], exit::OK);
+    assert_eq!(files[1]["exit_code"], exit::OK);
+    assert_eq!(files[2]["exit_code"], exit::INPUT_UNREADABLE);
+    assert!(desk.path("out/a.report.csv").exists() && desk.path("out/b.report.csv").exists());
+    // a.csv and b.csv hold the same bytes: the same batch, sent once.
+    assert_eq!(stored(&sb, "ACME").len(), 2);
+    assert_eq!(
+        statuses(&report_rows(&desk.path("out/b.report.csv")))["SKIPPED"],
+        2
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn an_interrupt_flushes_the_report_exits_130_and_the_rerun_resumes() {
+    let sb = SandboxProcess::start(&["--latency", "20ms"]);
+    let desk = Desk::new();
+    let sheet = desk.sheet("orders.csv", 300, 1);
+    let args = [
+        "submit",
+        sheet.to_str().unwrap(),
+        "--base-url",
+        &sb.base,
+        "--tenant",
+        "ACME",
+        "--concurrency",
+        "2",
+    ];
+    let child = desk
+        .command(&args)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(exit::INTERRUPTED),
+        "{}",
+        text(&out).1
+    );
+    let rows = report_rows(&desk.path("orders.report.csv"));
+    assert_eq!(rows.len(), 300);
+    let first = statuses(&rows);
+    assert!(first.get("ACCEPTED").copied().unwrap_or(0) > 0, "{first:?}");
+    assert!(first.get("FAILED").copied().unwrap_or(0) > 0, "{first:?}");
+
+    // Running the same batch twice at once is refused.
+    let hold = desk.command(&args).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let second = desk.run(&args);
+    assert_eq!(second.status.code(), Some(exit::USAGE));
+    assert!(
+        text(&second)
+            .1
+            .contains("another dcms-bulk run is submitting this batch")
+    );
+    let held = hold.wait_with_output().unwrap();
+    assert_eq!(held.status.code(), Some(exit::OK));
+    let rows = report_rows(&desk.path("orders.report.csv"));
+    let done = statuses(&rows);
+    assert_eq!(done.get("FAILED"), None, "{done:?}");
+    assert_eq!(stored(&sb, "ACME").len(), 300);
+    assert_eq!(duplicates(&sb, "ACME"), 0);
+}
+
+#[test]
+fn the_readme_command_works_with_the_built_in_sandbox() {
+    let desk = Desk::new();
+    std::fs::copy(
+        common::root().join("samples/orders.xlsx"),
+        desk.path("orders.xlsx"),
+    )
+    .unwrap();
+    let out = desk.run(&["submit", "orders.xlsx", "--sandbox"]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(exit::OK), "{stderr}");
+    assert!(stderr.contains("built-in sandbox"), "{stderr}");
+    let rows = report_rows(&desk.path("orders.report.csv"));
+    assert!(!rows.is_empty());
+    assert!(rows.iter().all(|r| r["status"] == "ACCEPTED"));
+}

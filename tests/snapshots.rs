@@ -8,6 +8,8 @@ use common::*;
 fn help_texts() {
     insta::assert_snapshot!("help", run(&["--help"]).stdout);
     insta::assert_snapshot!("validate_help", run(&["validate", "--help"]).stdout);
+    insta::assert_snapshot!("submit_help", run(&["submit", "--help"]).stdout);
+    insta::assert_snapshot!("sandbox_help", run(&["sandbox", "--help"]).stdout);
 }
 
 #[test]

@@ -80,25 +80,40 @@ pub enum ReportFormat {
 #[command(next_help_heading = "API")]
 pub struct ApiArgs {
     /// The API's base URL, e.g. https://uat.example.com/dcms/v1
-    #[arg(long, env = "DCMS_BASE_URL", value_name = "URL")]
+    #[arg(
+        long,
+        env = "DCMS_BASE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
     pub base_url: Option<String>,
 
     /// The DCMS tenant (sent as the `tenant` header)
-    #[arg(long, env = "DCMS_TENANT", value_name = "NAME")]
+    #[arg(long, env = "DCMS_TENANT", hide_env_values = true, value_name = "NAME")]
     pub tenant: Option<String>,
 
     /// File holding the bearer token (DCMS_TOKEN in the environment is
     /// used first); the token is never printed or written anywhere
-    #[arg(long, env = "DCMS_TOKEN_FILE", value_name = "FILE")]
+    #[arg(
+        long,
+        env = "DCMS_TOKEN_FILE",
+        hide_env_values = true,
+        value_name = "FILE"
+    )]
     pub token_file: Option<PathBuf>,
 
     /// Profile of the config file to use [default: its default_profile]
-    #[arg(long, env = "DCMS_PROFILE", value_name = "NAME")]
+    #[arg(
+        long,
+        env = "DCMS_PROFILE",
+        hide_env_values = true,
+        value_name = "NAME"
+    )]
     pub profile: Option<String>,
 
     /// Config file with named profiles [default:
     /// ~/.config/dcms-bulk/config.toml when it exists]
-    #[arg(long, env = "DCMS_CONFIG", value_name = "FILE")]
+    #[arg(long, env = "DCMS_CONFIG", hide_env_values = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
     /// Send to a DCMS simulator started inside this process (nothing leaves
@@ -142,7 +157,12 @@ pub struct SendArgs {
 
     /// Folder for the journals that make re-runs safe [default:
     /// ~/.local/state/dcms-bulk/journals; with --sandbox a temporary one]
-    #[arg(long, env = "DCMS_JOURNAL_DIR", value_name = "DIR")]
+    #[arg(
+        long,
+        env = "DCMS_JOURNAL_DIR",
+        hide_env_values = true,
+        value_name = "DIR"
+    )]
     pub journal_dir: Option<PathBuf>,
 }
 

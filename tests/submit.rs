@@ -666,3 +666,55 @@ fn the_readme_command_works_with_the_built_in_sandbox() {
     assert!(!rows.is_empty());
     assert!(rows.iter().all(|r| r["status"] == "ACCEPTED"));
 }
+
+#[test]
+fn xlsx_and_jsonl_reports_carry_the_answers_too() {
+    use calamine::{Reader, open_workbook_auto};
+    let desk = Desk::new();
+    let sheet = desk.sheet("orders.csv", 3, 2);
+    let out = desk.run(&[
+        "submit",
+        sheet.to_str().unwrap(),
+        "--sandbox",
+        "--report-format",
+        "xlsx",
+    ]);
+    assert_eq!(out.status.code(), Some(exit::OK), "{}", text(&out).1);
+    let mut wb = open_workbook_auto(desk.path("orders.report.xlsx")).unwrap();
+    let range = wb.worksheet_range("Report").unwrap();
+    let rows: Vec<Vec<String>> = range
+        .rows()
+        .map(|r| r.iter().map(|c| c.to_string()).collect())
+        .collect();
+    let col = |name: &str| rows[0].iter().position(|h| h == name).unwrap();
+    assert_eq!(rows.len(), 7);
+    for r in &rows[1..] {
+        assert_eq!(r[col("status")], "ACCEPTED");
+        assert_eq!(r[col("http_status")], "200");
+        assert_eq!(r[col("attempts")], "1");
+    }
+    let summary = wb.worksheet_range("Summary").unwrap();
+    let lines: Vec<String> = summary.rows().map(|r| r[0].to_string()).collect();
+    assert!(lines.contains(&"orders accepted".to_string()), "{lines:?}");
+
+    let jsonl = desk.path("orders.jsonl");
+    let out = desk.run(&[
+        "submit",
+        sheet.to_str().unwrap(),
+        "--sandbox",
+        "--report",
+        jsonl.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(exit::OK));
+    let text = std::fs::read_to_string(&jsonl).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 6);
+    for l in &lines {
+        assert_eq!(l["status"], "ACCEPTED");
+        assert_eq!(l["http_status"], 200);
+        assert!(l["submitted_at"].is_string());
+    }
+}

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Throughput of `dcms-bulk submit` against `dcms-bulk sandbox` (release
+# builds, both on this machine, loopback): wall time and peak memory of the
+# client for one generated sheet at several concurrencies. Each run uses a
+# new tenant and a fresh journal folder, so every order is really sent.
+#
+#   bash ../shared/bench/setup.sh data      # /tmp/bench-data
+#   bash bench/submit.sh                    # FILE=orders_10k.csv CONCURRENCY="8 32"
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA=${BENCH_DATA:-/tmp/bench-data}
+FILE=${FILE:-orders_10k.csv}
+CONCURRENCY=${CONCURRENCY:-8 32}
+cargo build --release --quiet
+BIN=target/release/dcms-bulk
+WORK=$(mktemp -d)
+"$BIN" sandbox --listen 127.0.0.1:0 --max-orders 5000000 >"$WORK/url" 2>/dev/null &
+SANDBOX=$!
+trap 'kill $SANDBOX 2>/dev/null; rm -rf "$WORK"' EXIT
+for _ in $(seq 50); do [ -s "$WORK/url" ] && break; sleep 0.1; done
+URL=$(head -n 1 "$WORK/url")
+echo "| file | concurrency | orders sent | wall s | orders/s | client peak RSS MiB |"
+echo "|---|---:|---:|---:|---:|---:|"
+for c in $CONCURRENCY; do
+  /usr/bin/time -f "%e %M" -o "$WORK/t" "$BIN" submit "$DATA/$FILE" --base-url "$URL" \
+    --tenant "BENCH$c" --concurrency "$c" --journal-dir "$WORK/j$c" \
+    --report "$WORK/r$c.csv" -q --json >"$WORK/s$c.json" || true
+  read -r wall rss < <(tail -n 1 "$WORK/t")
+  orders=$(python3 -c "import json;print(json.load(open('$WORK/s$c.json'))['files'][0]['counts']['orders_accepted'])")
+  printf '| %s | %s | %s | %s | %.0f | %d |\n' "$FILE" "$c" "$orders" "$wall" "$(echo "$orders / $wall" | bc -l)" $((rss / 1024))
+done

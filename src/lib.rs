@@ -23,4 +23,5 @@ pub mod report;
 pub mod rules;
 pub mod sandbox;
 pub mod submit;
+pub mod template;
 pub mod validate;

@@ -4,6 +4,7 @@
 
 mod sandbox;
 mod submit;
+mod template;
 mod validate;
 
 use std::io::Write;
@@ -49,6 +50,9 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     /// Check a sheet and send its ready orders to the DCMS API, exactly once.
     Submit(Box<submit::SubmitArgs>),
+    /// Write an empty order, cancel or upgrade sheet (.xlsx or .csv) with
+    /// the right headers and an example row.
+    Template(template::TemplateArgs),
     /// Run the local DCMS simulator (loopback by default) until Ctrl-C.
     Sandbox(sandbox::SandboxArgs),
 }
@@ -208,6 +212,7 @@ pub fn main() -> i32 {
         Command::Validate(args) => validate::run(&args, console),
         Command::Sandbox(args) => sandbox::run(&args, console),
         Command::Submit(args) => submit::run(&args, console),
+        Command::Template(args) => template::run(&args, console),
     };
     match result {
         Ok(code) => code,

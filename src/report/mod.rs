@@ -534,7 +534,9 @@ fn write_behind(mut file: std::fs::File, rx: mpsc::Receiver<Vec<u8>>) -> std::io
     Ok(hex::encode(hash.finalize()))
 }
 
-fn write_atomic(
+/// Writes a small file atomically (temporary file, sync, rename); returns
+/// its SHA-256.
+pub fn write_atomic(
     path: &Path,
     f: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> Result<String> {

@@ -1,0 +1,140 @@
+//! `dcms-bulk template`: sheets written, then opened back with calamine.
+
+mod common;
+
+use std::io::Read;
+
+use calamine::{Reader, open_workbook_auto};
+use common::{path_str, run};
+use dcms_bulk::exit;
+
+const KINDS: [&str; 3] = ["order", "cancel", "upgrade"];
+
+fn rows(path: &std::path::Path, sheet: &str) -> Vec<Vec<String>> {
+    let mut wb = open_workbook_auto(path).unwrap();
+    let range = wb.worksheet_range(sheet).unwrap();
+    range
+        .rows()
+        .map(|r| r.iter().map(|c| c.to_string()).collect())
+        .collect()
+}
+
+/// A part of the XLSX (zip) file, as text.
+fn part(path: &std::path::Path, name: &str) -> String {
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(path).unwrap()).unwrap();
+    let mut text = String::new();
+    zip.by_name(name)
+        .unwrap()
+        .read_to_string(&mut text)
+        .unwrap();
+    text
+}
+
+#[test]
+fn xlsx_templates_have_headers_an_example_lists_and_text_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    for kind in KINDS {
+        let path = dir.path().join(format!("{kind}.xlsx"));
+        let out = run(&["template", kind, "--out", path_str(&path)]);
+        assert_eq!(out.code, exit::OK, "{}", out.stderr);
+        let sheet = match kind {
+            "order" => "Orders",
+            "cancel" => "Cancels",
+            _ => "Upgrades",
+        };
+        let data = rows(&path, sheet);
+        assert_eq!(data.len(), 2, "{kind}: header and one example");
+        let about = rows(&path, "Columns");
+        assert_eq!(about[0][..3], ["column", "required", "rule"]);
+        let described: Vec<&String> = about[1..].iter().map(|r| &r[0]).collect();
+        assert_eq!(
+            described,
+            data[0].iter().collect::<Vec<_>>(),
+            "{kind}: every column described"
+        );
+        assert!(about[1..].iter().all(|r| !r[2].is_empty()));
+
+        let xml = part(&path, "xl/worksheets/sheet1.xml");
+        let lists = xml.matches("<dataValidation type=\"list\"").count();
+        let expected = match kind {
+            "order" => 4, // card_type, pan_length, pin_generation, ordering_party_type
+            "cancel" => 0,
+            _ => 2, // delivery_address_type, card_type
+        };
+        assert_eq!(lists, expected, "{kind}: {xml}");
+        // Id columns carry the Text number format (built-in 49, "@").
+        assert!(
+            part(&path, "xl/styles.xml").contains("numFmtId=\"49\""),
+            "{kind}"
+        );
+    }
+    let xml = part(&dir.path().join("order.xlsx"), "xl/worksheets/sheet1.xml");
+    assert!(
+        xml.contains("<formula1>\"PHYSICAL,VIRTUAL\"</formula1>"),
+        "{xml}"
+    );
+    assert!(xml.contains("<formula1>\"Y,N\"</formula1>"), "{xml}");
+    let upgrade = rows(&dir.path().join("upgrade.xlsx"), "Upgrades");
+    assert_eq!(
+        upgrade[0],
+        [
+            "entity_id",
+            "kit_no",
+            "delivery_address_type",
+            "alias_name",
+            "card_type",
+            "plastic_code",
+            "tier_type"
+        ]
+    );
+    let cancel = rows(&dir.path().join("cancel.xlsx"), "Cancels");
+    assert_eq!(cancel[0], ["order_id", "branch_id", "reason"]);
+}
+
+#[test]
+fn the_order_template_passes_validate_as_xlsx_and_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    for ext in ["xlsx", "csv"] {
+        let path = dir.path().join(format!("order.{ext}"));
+        assert_eq!(
+            run(&["template", "order", "--out", path_str(&path)]).code,
+            exit::OK
+        );
+        let out = run(&["validate", path_str(&path)]);
+        assert_eq!(out.code, exit::OK, "{ext}: {}", out.stderr);
+        assert!(out.stderr.contains("1 valid"), "{}", out.stderr);
+    }
+    let csv = std::fs::read_to_string(dir.path().join("order.csv")).unwrap();
+    assert!(
+        csv.lines().nth(1).unwrap().contains(",00123,"),
+        "leading zeros kept: {csv}"
+    );
+}
+
+#[test]
+fn an_existing_file_is_kept_unless_forced_and_the_extension_is_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mine.csv");
+    std::fs::write(&path, "precious").unwrap();
+    let out = run(&["template", "cancel", "--out", path_str(&path)]);
+    assert_eq!(out.code, exit::USAGE);
+    assert!(out.stderr.contains("--force"));
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "precious");
+    assert_eq!(
+        run(&["template", "cancel", "--out", path_str(&path), "--force"]).code,
+        exit::OK
+    );
+    assert!(
+        std::fs::read_to_string(&path)
+            .unwrap()
+            .starts_with("order_id,branch_id,reason")
+    );
+    let out = run(&[
+        "template",
+        "order",
+        "--out",
+        path_str(&dir.path().join("x.ods")),
+    ]);
+    assert_eq!(out.code, exit::USAGE);
+    assert!(out.stderr.contains(".csv or .xlsx"));
+}

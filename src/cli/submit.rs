@@ -25,7 +25,7 @@ use crate::pipeline::{self, Checked};
 use crate::report::{self, ApiFacts, RunFacts, SentCounts};
 use crate::sandbox::{Sandbox, SandboxOpts};
 use crate::submit::{
-    self, BatchKey, Journal, Planned, Record, RetryPolicy, SendStatus, Sent, Stop, Stopper,
+    self, BatchKey, CreateOrders, Journal, Record, RetryPolicy, SendStatus, Sent, Stop, Stopper,
     SubmitOpts, Tally,
 };
 
@@ -563,11 +563,7 @@ fn submit_file(
     let checked = pipeline::check(file, opts)?;
     let name = file.display().to_string();
     print_problems(&checked, &name, console);
-    let orders: Vec<Planned> = checked
-        .orders_by_group()?
-        .into_iter()
-        .map(|(group, request)| Planned { group, request })
-        .collect();
+    let (groups, orders): (Vec<u32>, Vec<_>) = checked.orders_by_group()?.into_iter().unzip();
 
     let key = BatchKey {
         batch_id: checked.batch_id.clone(),
@@ -597,10 +593,10 @@ fn submit_file(
         );
     }
 
-    let groups: Vec<u32> = orders.iter().map(|o| o.group).collect();
     let tally = Arc::new(Tally::default());
     let progress = Progress::start(runtime, &name, tally.clone(), orders.len() as u64, console);
     let outcomes = runtime.block_on(submit::run(
+        Arc::new(CreateOrders),
         client.clone(),
         journal.clone(),
         past,

@@ -12,7 +12,7 @@
 mod journal;
 mod retry;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -23,6 +23,104 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
 use crate::dcms::{Answer, CardOrderRequest, Client, Failure, FailureKind, FetchStatusRequest};
+
+/// One kind of API call sent in bulk: how to name an item in the journal,
+/// where to send it, and how to find out whether an earlier request for it
+/// took effect. `submit` creates orders; `cancel` and `upgrade` are the
+/// other operations on the same engine.
+pub trait Operation: Send + Sync + 'static {
+    /// What is sent: the request body.
+    type Item: Serialize + Send + Sync + 'static;
+
+    /// The item's journal key: unique within a batch.
+    fn key(item: &Self::Item) -> String;
+
+    /// The endpoint, e.g. `/card-order`.
+    fn path(&self) -> &'static str;
+
+    /// The request that finds out whether an earlier request for `item`
+    /// took effect; `None` when the API has no way to tell.
+    fn lookup(&self, item: &Self::Item) -> Option<(&'static str, Value)>;
+
+    /// What the lookup's answer says.
+    fn looked_up(&self, item: &Self::Item, answer: &Answer) -> Lookup;
+
+    /// Whether a refusal means "already done" (a duplicate create), to be
+    /// confirmed with the lookup.
+    fn already_done(&self, status: u16, code: &str) -> bool {
+        let _ = (status, code);
+        false
+    }
+
+    /// Result fields worth keeping from an accepted answer (never secrets).
+    fn accepted(&self, answer: &Answer) -> BTreeMap<String, String> {
+        let _ = answer;
+        BTreeMap::new()
+    }
+}
+
+/// `POST /card-order`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CreateOrders;
+
+impl Operation for CreateOrders {
+    type Item = CardOrderRequest;
+
+    fn key(item: &CardOrderRequest) -> String {
+        item.order_id.clone()
+    }
+
+    fn path(&self) -> &'static str {
+        "/card-order"
+    }
+
+    fn lookup(&self, item: &CardOrderRequest) -> Option<(&'static str, Value)> {
+        let body = FetchStatusRequest {
+            card_order_id: item.order_id.clone(),
+        };
+        Some(("/card-order/fetchStatus", serde_json::to_value(body).ok()?))
+    }
+
+    fn looked_up(&self, _item: &CardOrderRequest, answer: &Answer) -> Lookup {
+        match order_status(answer) {
+            Ok(Some(status)) => Lookup::Found(format!("fetchStatus finds the order (status {status})")),
+            Ok(None) => Lookup::Missing,
+            Err(e) => Lookup::Failed(e),
+        }
+    }
+
+    fn already_done(&self, status: u16, code: &str) -> bool {
+        is_duplicate(status, code)
+    }
+}
+
+/// A `fetchStatus` answer: `Ok(Some(status))` when the order exists,
+/// `Ok(None)` when the API does not know it.
+pub fn order_status(answer: &Answer) -> Result<Option<String>, String> {
+    let (code, messages) = exception_messages(answer);
+    let envelope = answer.envelope.as_ref();
+    if let Some(e) = envelope
+        && e.exception.is_none()
+        && (200..300).contains(&answer.status)
+    {
+        let status = e
+            .result
+            .as_ref()
+            .and_then(|r| r.get("status"))
+            .and_then(Value::as_str)
+            .unwrap_or("UNKNOWN");
+        return Ok(Some(status.to_owned()));
+    }
+    let c = code.to_ascii_lowercase();
+    if answer.status == 404 || c.contains("not.found") || c.contains("not_found") {
+        return Ok(None);
+    }
+    Err(format!(
+        "fetchStatus: HTTP {} {code}: {}",
+        answer.status,
+        messages.join("; ")
+    ))
+}
 
 pub use journal::{BatchKey, Journal, JournalError, Past, Record};
 pub use retry::{Backoff, RetryPolicy};
@@ -73,6 +171,9 @@ pub struct Sent {
     pub submitted_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_ms: Option<u64>,
+    /// Result fields of an accepted answer (an upgrade's new kit...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub result: BTreeMap<String, String>,
 }
 
 /// Code given to orders a stopped run never sent.
@@ -198,19 +299,15 @@ impl Tally {
     }
 }
 
-/// One order to send: its group (to find its rows) and its body.
-#[derive(Debug, Clone)]
-pub struct Planned {
-    pub group: u32,
-    pub request: CardOrderRequest,
-}
-
-/// Sends `orders`; returns one outcome per order, in the order given.
-pub async fn run(
+/// Sends `orders` with `op`; returns one outcome per item, in the order
+/// given. Items must have distinct keys.
+#[expect(clippy::too_many_arguments, reason = "the run's parts, each shared differently")]
+pub async fn run<O: Operation>(
+    op: Arc<O>,
     client: Client,
     journal: Arc<Journal>,
     past: HashMap<String, Past>,
-    orders: Vec<Planned>,
+    orders: Vec<O::Item>,
     opts: &SubmitOpts,
     tally: Arc<Tally>,
     stopper: Arc<Stopper>,
@@ -222,9 +319,10 @@ pub async fn run(
     let at = crate::report::now();
     let new: Vec<Record> = orders
         .iter()
-        .filter(|o| !past.contains_key(&o.request.order_id))
-        .map(|o| Record::Planned {
-            order: o.request.order_id.clone(),
+        .map(O::key)
+        .filter(|k| !past.contains_key(k))
+        .map(|order| Record::Planned {
+            order,
             at: at.clone(),
         })
         .collect();
@@ -254,7 +352,7 @@ pub async fn run(
     };
 
     for (i, order) in orders.into_iter().enumerate() {
-        let (lookup_first, prior) = match past.get(&order.request.order_id) {
+        let (lookup_first, prior) = match past.get(&O::key(&order)) {
             Some(Past::Accepted(earlier)) => {
                 let skipped = Sent {
                     status: SendStatus::Skipped,
@@ -284,8 +382,9 @@ pub async fn run(
             continue;
         };
         let ctx = ctx.clone();
+        let op = op.clone();
         workers.spawn(async move {
-            let sent = send_order(&ctx, &order.request, lookup_first, prior).await;
+            let sent = send_one(&*op, &ctx, &order, lookup_first, prior).await;
             drop(permit);
             (i, sent)
         });
@@ -482,7 +581,7 @@ fn exception_messages(answer: &Answer) -> (String, Vec<String>) {
     (code, messages)
 }
 
-fn classify(result: &Result<Answer, Failure>) -> Verdict {
+fn classify<O: Operation>(op: &O, result: &Result<Answer, Failure>) -> Verdict {
     let answer = match result {
         Ok(a) => a,
         Err(f) => {
@@ -522,7 +621,7 @@ fn classify(result: &Result<Answer, Failure>) -> Verdict {
     }
     if exception.is_some() || (400..500).contains(&status) {
         let (code, messages) = exception_messages(answer);
-        if is_duplicate(status, &code) {
+        if op.already_done(status, &code) {
             return Verdict::Duplicate;
         }
         return Verdict::Rejected { code, messages };
@@ -541,68 +640,62 @@ fn classify(result: &Result<Answer, Failure>) -> Verdict {
     }
 }
 
-/// What `fetchStatus` says of an order id.
-enum Lookup {
+/// Whether an earlier request for an item took effect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// It did; the text says how we know.
     Found(String),
+    /// It did not: sending is safe.
     Missing,
+    /// The lookup failed: do not send.
     Failed(String),
 }
 
-async fn lookup(ctx: &Ctx, order_id: &str) -> Lookup {
-    let body = FetchStatusRequest {
-        card_order_id: order_id.to_owned(),
+async fn lookup<O: Operation>(op: &O, ctx: &Ctx, item: &O::Item) -> Lookup {
+    let Some((path, body)) = op.lookup(item) else {
+        return Lookup::Failed(
+            "the API has no way to tell whether the earlier request took effect".into(),
+        );
     };
-    let result = ctx.client.post("/card-order/fetchStatus", &body).await;
+    let result = ctx.client.post(path, &body).await;
     ctx.tally.requests.fetch_add(1, Ordering::Relaxed);
     let answer = match result {
         Ok(a) => a,
         Err(f) => {
             ctx.failed(&f.message);
-            return Lookup::Failed(format!("fetchStatus: {}", f.message));
+            return Lookup::Failed(format!("{path}: {}", f.message));
         }
     };
-    let (code, messages) = exception_messages(&answer);
+    let (code, _) = exception_messages(&answer);
     if answer.status == 401 || answer.status == 403 {
         let why = format!("HTTP {} {code}", answer.status);
         ctx.stopper.stop(Stop::Refused(why.clone()));
-        return Lookup::Failed(format!("fetchStatus: {why}"));
+        return Lookup::Failed(format!("{path}: {why}"));
     }
-    if answer.status >= 500 {
-        ctx.failed(&format!("HTTP {}", answer.status));
-        return Lookup::Failed(format!("fetchStatus: HTTP {} {code}", answer.status));
+    if answer.status >= 500 || answer.status == 429 {
+        if answer.status >= 500 {
+            ctx.failed(&format!("HTTP {}", answer.status));
+        }
+        return Lookup::Failed(format!("{path}: HTTP {} {code}", answer.status));
     }
     ctx.reached();
-    let envelope = answer.envelope.as_ref();
-    let not_found = {
-        let c = code.to_ascii_lowercase();
-        answer.status == 404 || c.contains("not.found") || c.contains("not_found")
-    };
-    match envelope {
-        Some(e) if e.exception.is_none() && (200..300).contains(&answer.status) => {
-            let status = e
-                .result
-                .as_ref()
-                .and_then(|r| r.get("status"))
-                .and_then(Value::as_str)
-                .unwrap_or("UNKNOWN");
-            Lookup::Found(status.to_owned())
-        }
-        _ if not_found => Lookup::Missing,
-        _ => Lookup::Failed(format!(
-            "fetchStatus: HTTP {} {code}: {}",
-            answer.status,
-            messages.join("; ")
-        )),
-    }
+    op.looked_up(item, &answer)
 }
 
 fn seed_of(order_id: &str) -> u64 {
     xxhash_rust::xxh3::xxh3_64(order_id.as_bytes())
 }
 
-/// Sends one order until it is accepted, refused, or out of attempts.
-async fn send_order(ctx: &Ctx, order: &CardOrderRequest, lookup_first: bool, prior: u32) -> Sent {
-    let id = order.order_id.as_str();
+/// Sends one item until it is accepted, refused, or out of attempts.
+async fn send_one<O: Operation>(
+    op: &O,
+    ctx: &Ctx,
+    order: &O::Item,
+    lookup_first: bool,
+    prior: u32,
+) -> Sent {
+    let key = O::key(order);
+    let id = key.as_str();
     let mut backoff = ctx.retry.backoff(seed_of(id));
     let mut calls_left = ctx.retry.retries + 1;
     let mut attempts = prior;
@@ -633,17 +726,17 @@ async fn send_order(ctx: &Ctx, order: &CardOrderRequest, lookup_first: bool, pri
                 return finish(stopped(ctx, last, attempts)).await;
             }
             calls_left -= 1;
-            match lookup(ctx, id).await {
-                Lookup::Found(status) => {
-                    let how = if duplicate_seen {
-                        "the API already had this order id (duplicate); fetchStatus confirms it"
+            match lookup(op, ctx, order).await {
+                Lookup::Found(how) => {
+                    let why = if duplicate_seen {
+                        "the API says it is done already (duplicate)"
                     } else {
-                        "an earlier request arrived: fetchStatus finds the order"
+                        "an earlier request took effect"
                     };
                     return finish(Sent {
                         status: SendStatus::Accepted,
                         error_code: None,
-                        messages: vec![format!("{how} (status {status})")],
+                        messages: vec![format!("{why}: {how}")],
                         attempts,
                         ..last
                     })
@@ -665,7 +758,7 @@ async fn send_order(ctx: &Ctx, order: &CardOrderRequest, lookup_first: bool, pri
                 Lookup::Missing => uncertain = false,
                 Lookup::Failed(error) => {
                     last.messages = vec![format!(
-                        "{error}; the order may exist, so it was not sent again"
+                        "{error}; the earlier request may have taken effect, so it was not sent again"
                     )];
                     last.error_code = Some("OUTCOME_UNKNOWN".into());
                     let wait = backoff.next().filter(|_| calls_left > 0);
@@ -704,7 +797,7 @@ async fn send_order(ctx: &Ctx, order: &CardOrderRequest, lookup_first: bool, pri
                 ..Sent::default()
             };
         }
-        let result = ctx.client.post("/card-order", order).await;
+        let result = ctx.client.post(op.path(), order).await;
         ctx.tally.requests.fetch_add(1, Ordering::Relaxed);
         let (http_status, latency) = match &result {
             Ok(a) => (Some(a.status), a.latency),
@@ -718,12 +811,15 @@ async fn send_order(ctx: &Ctx, order: &CardOrderRequest, lookup_first: bool, pri
             attempts,
             submitted_at: Some(at),
             latency_ms: Some(latency.as_millis() as u64),
+            result: BTreeMap::new(),
         };
-        match classify(&result) {
+        match classify(op, &result) {
             Verdict::Accepted => {
                 ctx.reached();
+                let result = result.as_ref().map(|a| op.accepted(a)).unwrap_or_default();
                 return finish(Sent {
                     status: SendStatus::Accepted,
+                    result,
                     ..base
                 })
                 .await;
@@ -837,34 +933,34 @@ mod tests {
 
     #[test]
     fn answers_mean_what_the_api_guide_says() {
-        assert_eq!(classify(&answer(200, None)), Verdict::Accepted);
+        assert_eq!(classify(&CreateOrders, &answer(200, None)), Verdict::Accepted);
         // HTTP 200 with an exception is an error.
         assert_eq!(
-            classify(&answer(200, Some(("ORD001", &["branchInfo is required"])))),
+            classify(&CreateOrders, &answer(200, Some(("ORD001", &["branchInfo is required"])))),
             Verdict::Rejected {
                 code: "ORD001".into(),
                 messages: vec!["branchInfo is required".into()]
             }
         );
         assert!(matches!(
-            classify(&answer(400, Some(("ORD001", &[])))),
+            classify(&CreateOrders, &answer(400, Some(("ORD001", &[])))),
             Verdict::Rejected { .. }
         ));
         assert_eq!(
-            classify(&answer(409, Some(("order.already.exists", &[])))),
+            classify(&CreateOrders, &answer(409, Some(("order.already.exists", &[])))),
             Verdict::Duplicate
         );
         assert_eq!(
-            classify(&answer(200, Some(("order.already.exists", &[])))),
+            classify(&CreateOrders, &answer(200, Some(("order.already.exists", &[])))),
             Verdict::Duplicate
         );
         assert!(matches!(
-            classify(&answer(401, Some(("unauthorized", &[])))),
+            classify(&CreateOrders, &answer(401, Some(("unauthorized", &[])))),
             Verdict::Refused(_)
         ));
-        assert!(matches!(classify(&answer(403, None)), Verdict::Refused(_)));
+        assert!(matches!(classify(&CreateOrders, &answer(403, None)), Verdict::Refused(_)));
         assert!(matches!(
-            classify(&answer(429, Some(("too.many.requests", &[])))),
+            classify(&CreateOrders, &answer(429, Some(("too.many.requests", &[])))),
             Verdict::Retry {
                 ambiguous: false,
                 wait: Some(_),
@@ -873,7 +969,7 @@ mod tests {
             }
         ));
         assert!(matches!(
-            classify(&answer(503, Some(("service.unavailable", &[])))),
+            classify(&CreateOrders, &answer(503, Some(("service.unavailable", &[])))),
             Verdict::Retry {
                 ambiguous: true,
                 failure: true,
@@ -881,21 +977,21 @@ mod tests {
             }
         ));
         assert!(matches!(
-            classify(&failure(FailureKind::Connect)),
+            classify(&CreateOrders, &failure(FailureKind::Connect)),
             Verdict::Retry {
                 ambiguous: false,
                 ..
             }
         ));
         assert!(matches!(
-            classify(&failure(FailureKind::Timeout)),
+            classify(&CreateOrders, &failure(FailureKind::Timeout)),
             Verdict::Retry {
                 ambiguous: true,
                 ..
             }
         ));
         assert!(matches!(
-            classify(&failure(FailureKind::Broken)),
+            classify(&CreateOrders, &failure(FailureKind::Broken)),
             Verdict::Retry {
                 ambiguous: true,
                 ..
@@ -910,7 +1006,7 @@ mod tests {
             latency: Duration::ZERO,
         });
         assert!(matches!(
-            classify(&html),
+            classify(&CreateOrders, &html),
             Verdict::Retry {
                 ambiguous: true,
                 ..

@@ -2,6 +2,7 @@
 //! configuration (second stage: files named, rules loaded, report format
 //! known) before any row is read. One file per subcommand's glue.
 
+mod api;
 mod sandbox;
 mod submit;
 mod template;

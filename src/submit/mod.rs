@@ -83,7 +83,9 @@ impl Operation for CreateOrders {
 
     fn looked_up(&self, _item: &CardOrderRequest, answer: &Answer) -> Lookup {
         match order_status(answer) {
-            Ok(Some(status)) => Lookup::Found(format!("fetchStatus finds the order (status {status})")),
+            Ok(Some(status)) => {
+                Lookup::Found(format!("fetchStatus finds the order (status {status})"))
+            }
             Ok(None) => Lookup::Missing,
             Err(e) => Lookup::Failed(e),
         }
@@ -301,7 +303,10 @@ impl Tally {
 
 /// Sends `orders` with `op`; returns one outcome per item, in the order
 /// given. Items must have distinct keys.
-#[expect(clippy::too_many_arguments, reason = "the run's parts, each shared differently")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the run's parts, each shared differently"
+)]
 pub async fn run<O: Operation>(
     op: Arc<O>,
     client: Client,
@@ -933,10 +938,16 @@ mod tests {
 
     #[test]
     fn answers_mean_what_the_api_guide_says() {
-        assert_eq!(classify(&CreateOrders, &answer(200, None)), Verdict::Accepted);
+        assert_eq!(
+            classify(&CreateOrders, &answer(200, None)),
+            Verdict::Accepted
+        );
         // HTTP 200 with an exception is an error.
         assert_eq!(
-            classify(&CreateOrders, &answer(200, Some(("ORD001", &["branchInfo is required"])))),
+            classify(
+                &CreateOrders,
+                &answer(200, Some(("ORD001", &["branchInfo is required"])))
+            ),
             Verdict::Rejected {
                 code: "ORD001".into(),
                 messages: vec!["branchInfo is required".into()]
@@ -947,20 +958,32 @@ mod tests {
             Verdict::Rejected { .. }
         ));
         assert_eq!(
-            classify(&CreateOrders, &answer(409, Some(("order.already.exists", &[])))),
+            classify(
+                &CreateOrders,
+                &answer(409, Some(("order.already.exists", &[])))
+            ),
             Verdict::Duplicate
         );
         assert_eq!(
-            classify(&CreateOrders, &answer(200, Some(("order.already.exists", &[])))),
+            classify(
+                &CreateOrders,
+                &answer(200, Some(("order.already.exists", &[])))
+            ),
             Verdict::Duplicate
         );
         assert!(matches!(
             classify(&CreateOrders, &answer(401, Some(("unauthorized", &[])))),
             Verdict::Refused(_)
         ));
-        assert!(matches!(classify(&CreateOrders, &answer(403, None)), Verdict::Refused(_)));
         assert!(matches!(
-            classify(&CreateOrders, &answer(429, Some(("too.many.requests", &[])))),
+            classify(&CreateOrders, &answer(403, None)),
+            Verdict::Refused(_)
+        ));
+        assert!(matches!(
+            classify(
+                &CreateOrders,
+                &answer(429, Some(("too.many.requests", &[])))
+            ),
             Verdict::Retry {
                 ambiguous: false,
                 wait: Some(_),
@@ -969,7 +992,10 @@ mod tests {
             }
         ));
         assert!(matches!(
-            classify(&CreateOrders, &answer(503, Some(("service.unavailable", &[])))),
+            classify(
+                &CreateOrders,
+                &answer(503, Some(("service.unavailable", &[])))
+            ),
             Verdict::Retry {
                 ambiguous: true,
                 failure: true,

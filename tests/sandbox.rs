@@ -720,3 +720,39 @@ fn with_random_application_the_fault_log_names_exactly_the_stored_orders() {
     stored.sort();
     assert_eq!(applied, stored);
 }
+
+#[test]
+fn fetch_kits_by_entity_shows_what_an_upgrade_did() {
+    let sb = SandboxProcess::start(&[]);
+    let before = sb.post(
+        "/kit-manager/fetchKitsByEntityId",
+        Some("ACME"),
+        r#"{"entityId":"ENT000003"}"#,
+    );
+    assert_eq!(before.status, 200);
+    assert_eq!(before.body["result"][0]["kitNo"], "4240000003");
+    assert_eq!(before.body["result"][0]["cardStatus"], "ASSIGNED");
+    let up = sb.post(
+        "/kit-manager/upgradeCard",
+        Some("ACME"),
+        r#"{"entityId":"ENT000003","kitNo":"4240000003"}"#,
+    );
+    assert_eq!(up.status, 200);
+    let after = sb.post(
+        "/kit-manager/fetchKitsByEntityId",
+        Some("ACME"),
+        r#"{"entityId":"ENT000003"}"#,
+    );
+    let kits = after.body["result"].as_array().unwrap();
+    assert_eq!(kits.len(), 2);
+    assert!(
+        kits.iter()
+            .any(|k| k["kitNo"] == "4240000003" && k["cardStatus"] == "REPLACED")
+    );
+    let nobody = sb.post(
+        "/kit-manager/fetchKitsByEntityId",
+        Some("ACME"),
+        r#"{"entityId":"NOBODY"}"#,
+    );
+    assert_eq!((nobody.status, nobody.code()), (404, "entity.not.found"));
+}

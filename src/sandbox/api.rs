@@ -29,14 +29,16 @@ pub enum Endpoint {
     Cancel,
     FetchStatus,
     Upgrade,
+    FetchKits,
 }
 
 impl Endpoint {
-    const ALL: [Endpoint; 4] = [
+    const ALL: [Endpoint; 5] = [
         Endpoint::Create,
         Endpoint::Cancel,
         Endpoint::FetchStatus,
         Endpoint::Upgrade,
+        Endpoint::FetchKits,
     ];
 
     pub fn path(self) -> &'static str {
@@ -45,6 +47,7 @@ impl Endpoint {
             Endpoint::Cancel => "/v1/card-order/cancel",
             Endpoint::FetchStatus => "/v1/card-order/fetchStatus",
             Endpoint::Upgrade => "/v1/kit-manager/upgradeCard",
+            Endpoint::FetchKits => "/v1/kit-manager/fetchKitsByEntityId",
         }
     }
 }
@@ -486,6 +489,7 @@ fn handle(shared: &Shared, endpoint: Endpoint, tenant: &str, body: &[u8]) -> Rep
         Endpoint::Cancel => cancel(shared, tenant, object).unwrap_or_else(refuse),
         Endpoint::FetchStatus => fetch_status(shared, tenant, object).unwrap_or_else(refuse),
         Endpoint::Upgrade => upgrade(shared, tenant, object).unwrap_or_else(refuse),
+        Endpoint::FetchKits => fetch_kits(shared, tenant, object).unwrap_or_else(refuse),
     }
 }
 
@@ -958,6 +962,52 @@ fn upgrade(shared: &Shared, tenant: &str, body: &Map<String, Value>) -> Result<R
             "productName": product,
         }],
     })))
+}
+
+/// `POST /kit-manager/fetchKitsByEntityId` (§3.3): the customer's kits.
+fn fetch_kits(
+    shared: &Shared,
+    tenant: &str,
+    body: &Map<String, Value>,
+) -> Result<Reply, Vec<String>> {
+    let mut c = Fields::default();
+    c.known(body, "", &["entityId"]);
+    let entity = c.text(body, "entityId", "entityId", true);
+    let Some(entity) = entity.filter(|_| c.errors.is_empty()) else {
+        return Err(c.into_errors());
+    };
+    let mut store = lock(&shared.store);
+    let generated = shared.generated_kits();
+    let Some(t) = store.tenant(tenant, generated) else {
+        return Ok(store_full());
+    };
+    let kits: Vec<Value> = t
+        .kits
+        .values()
+        .filter(|k| k.entity_id == entity)
+        .map(|k| {
+            let (masked, _) = store::card_numbers(shared.opts.seed, tenant, &k.kit_no, &k.bin);
+            json!({
+                "kitNo": k.kit_no,
+                "entityId": k.entity_id,
+                "cardStatus": k.status,
+                "cardType": k.card_type,
+                "cardNumber": masked,
+                "bin": k.bin,
+                "tierType": k.tier_type,
+            })
+        })
+        .collect();
+    if kits.is_empty() {
+        return Ok(Reply::error(
+            StatusCode::NOT_FOUND,
+            "entity.not.found",
+            "Entity not found",
+            "No customer with this entityId has kits for this tenant",
+            vec![format!("entityId {entity} not found")],
+        ));
+    }
+    Ok(Reply::ok(Value::Array(kits)))
 }
 
 /// Field checks that collect every problem of a body.

@@ -17,6 +17,7 @@ pub mod dcms;
 pub mod error;
 pub mod exit;
 pub mod group;
+pub mod ops;
 pub mod pipeline;
 pub mod read;
 pub mod report;

@@ -118,31 +118,12 @@ pub struct CheckArgs {
 impl CheckArgs {
     /// Second stage: checks every option and loads the rules file.
     pub fn to_opts(&self) -> Result<CheckOpts> {
-        let delimiter = match self.delimiter.as_deref() {
-            None => None,
-            Some("tab" | "TAB" | "\\t" | "\t") => Some(b'\t'),
-            Some(d) if d.len() == 1 && [",", ";", "|"].contains(&d) => Some(d.as_bytes()[0]),
-            Some(d) => {
-                return Err(Error::Usage(format!(
-                    "--delimiter `{d}`: use one of , ; | tab"
-                )));
-            }
-        };
-        let encoding = match self.encoding.as_deref() {
-            None => None,
-            Some(e) => Some(TextEncoding::parse(e).ok_or_else(|| {
-                Error::Usage(format!(
-                    "--encoding `{e}`: use utf-8, utf-16le, utf-16be or windows-1252"
-                ))
-            })?),
-        };
-        if let Some(b) = &self.batch_id
-            && (b.is_empty() || b.len() > 128 || b.chars().any(|c| c.is_control()))
-        {
-            return Err(Error::Usage(
-                "--batch-id must be 1 to 128 printable characters".into(),
-            ));
-        }
+        let read = read_opts(
+            self.sheet.as_deref(),
+            self.delimiter.as_deref(),
+            self.encoding.as_deref(),
+        )?;
+        check_batch_id(self.batch_id.as_deref())?;
         let rules = match &self.rules {
             Some(p) => Rules::load(p)?,
             None => Rules::default(),
@@ -158,13 +139,7 @@ impl CheckArgs {
                 .build_global();
         }
         Ok(CheckOpts {
-            read: ReadOpts {
-                sheet: self.sheet.clone(),
-                text: TextOpts {
-                    delimiter,
-                    encoding,
-                },
-            },
+            read,
             rules,
             batch_id: self.batch_id.clone(),
             allow_partial: self.allow_partial_orders,
@@ -181,6 +156,49 @@ impl CheckArgs {
             "batch_id": self.batch_id,
             "allow_partial_orders": self.allow_partial_orders,
         })
+    }
+}
+
+/// `--sheet`, `--delimiter` and `--encoding`, checked.
+pub(crate) fn read_opts(
+    sheet: Option<&str>,
+    delimiter: Option<&str>,
+    encoding: Option<&str>,
+) -> Result<ReadOpts> {
+    let delimiter = match delimiter {
+        None => None,
+        Some("tab" | "TAB" | "\\t" | "\t") => Some(b'\t'),
+        Some(d) if d.len() == 1 && [",", ";", "|"].contains(&d) => Some(d.as_bytes()[0]),
+        Some(d) => {
+            return Err(Error::Usage(format!(
+                "--delimiter `{d}`: use one of , ; | tab"
+            )));
+        }
+    };
+    let encoding = match encoding {
+        None => None,
+        Some(e) => Some(TextEncoding::parse(e).ok_or_else(|| {
+            Error::Usage(format!(
+                "--encoding `{e}`: use utf-8, utf-16le, utf-16be or windows-1252"
+            ))
+        })?),
+    };
+    Ok(ReadOpts {
+        sheet: sheet.map(str::to_owned),
+        text: TextOpts {
+            delimiter,
+            encoding,
+        },
+    })
+}
+
+/// `--batch-id`: 1 to 128 printable characters.
+pub(crate) fn check_batch_id(id: Option<&str>) -> Result<()> {
+    match id {
+        Some(b) if b.is_empty() || b.len() > 128 || b.chars().any(|c| c.is_control()) => Err(
+            Error::Usage("--batch-id must be 1 to 128 printable characters".into()),
+        ),
+        _ => Ok(()),
     }
 }
 

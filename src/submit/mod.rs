@@ -562,7 +562,31 @@ fn is_duplicate(status: u16, code: &str) -> bool {
     status == 409 || code.contains("already.exists") || code.contains("duplicate")
 }
 
+/// Masks anything that looks like a full card number (13 to 19 digits in a
+/// row) to its first 6 and last 4 digits: `608040XXXXXX6384`. API answers
+/// pass through this before they reach a report or the console.
+pub fn mask_card_numbers(text: &str) -> std::borrow::Cow<'_, str> {
+    static PAN: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"\b\d{13,19}\b").expect("a valid pattern")
+    });
+    PAN.replace_all(text, |c: &regex::Captures<'_>| {
+        let d = &c[0];
+        format!("{}{}{}", &d[..6], "X".repeat(d.len() - 10), &d[d.len() - 4..])
+    })
+}
+
 fn exception_messages(answer: &Answer) -> (String, Vec<String>) {
+    let (code, messages) = raw_exception_messages(answer);
+    (
+        mask_card_numbers(&code).into_owned(),
+        messages
+            .iter()
+            .map(|m| mask_card_numbers(m).into_owned())
+            .collect(),
+    )
+}
+
+fn raw_exception_messages(answer: &Answer) -> (String, Vec<String>) {
     let Some(e) = answer.envelope.as_ref().and_then(|e| e.exception.as_ref()) else {
         let body = answer.other_body.clone().unwrap_or_default();
         return (
@@ -1038,6 +1062,19 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn full_card_numbers_are_masked() {
+        assert_eq!(
+            mask_card_numbers("card 6080401234566384 is blocked"),
+            "card 608040XXXXXX6384 is blocked"
+        );
+        assert_eq!(mask_card_numbers("4111111111111111111"), "411111XXXXXXXXX1111");
+        // Kit numbers, account numbers and order ids stay.
+        for kept in ["kit 4240000001", "account 8642135", "DCB-a50e708e61bb05c51b41", "2026-12-01"] {
+            assert_eq!(mask_card_numbers(kept), kept);
+        }
     }
 
     #[test]

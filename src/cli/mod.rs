@@ -3,6 +3,7 @@
 //! known) before any row is read. One file per subcommand's glue.
 
 mod api;
+mod ops;
 mod sandbox;
 mod submit;
 mod template;
@@ -51,6 +52,10 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     /// Check a sheet and send its ready orders to the DCMS API, exactly once.
     Submit(Box<submit::SubmitArgs>),
+    /// Cancel orders listed in a sheet (order_id, branch_id), one call per row.
+    Cancel(Box<ops::OpArgs>),
+    /// Upgrade cards listed in a sheet (entity_id, kit_no, ...), one call per row.
+    Upgrade(Box<ops::OpArgs>),
     /// Write an empty order, cancel or upgrade sheet (.xlsx or .csv) with
     /// the right headers and an example row.
     Template(template::TemplateArgs),
@@ -232,6 +237,8 @@ pub fn main() -> i32 {
         Command::Sandbox(args) => sandbox::run(&args, console),
         Command::Submit(args) => submit::run(&args, console),
         Command::Template(args) => template::run(&args, console),
+        Command::Cancel(args) => ops::cancel(&args, console),
+        Command::Upgrade(args) => ops::upgrade(&args, console),
     };
     match result {
         Ok(code) => code,

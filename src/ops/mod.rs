@@ -75,7 +75,12 @@ impl<'s> Rules<'s> {
     }
 
     /// One of `choices`, any case; returns it in the list's case.
-    fn choice(&mut self, row: &OpRow, field: &'static str, choices: &[&'static str]) -> &'static str {
+    fn choice(
+        &mut self,
+        row: &OpRow,
+        field: &'static str,
+        choices: &[&'static str],
+    ) -> &'static str {
         let v = self.sheet.value(self.kind, row, field);
         match choices.iter().find(|c| c.eq_ignore_ascii_case(v)) {
             Some(c) => c,
@@ -93,12 +98,7 @@ impl<'s> Rules<'s> {
 }
 
 /// Marks rows whose key repeats an earlier row's: sent once, from the first.
-fn flag_repeats<T>(
-    sheet: &OpSheet,
-    kind: Kind,
-    checks: &mut [RowCheck<T>],
-    field: &'static str,
-) {
+fn flag_repeats<T>(sheet: &OpSheet, kind: Kind, checks: &mut [RowCheck<T>], field: &'static str) {
     let mut first: HashMap<String, u64> = HashMap::new();
     for (row, check) in sheet.rows.iter().zip(checks.iter_mut()) {
         let key = sheet.value(kind, row, field);
@@ -155,7 +155,11 @@ pub fn check_upgrades(sheet: &OpSheet) -> Vec<RowCheck<UpgradeRequest>> {
             let mut r = Rules::new(sheet, kind, row);
             let entity_id = r.required(row, "entity_id", 50);
             let kit_no = r.required(row, "kit_no", 50);
-            let address = r.choice(row, "delivery_address_type", &["PERMANENT", "COMMUNICATION"]);
+            let address = r.choice(
+                row,
+                "delivery_address_type",
+                &["PERMANENT", "COMMUNICATION"],
+            );
             let alias = sheet.value(kind, row, "alias_name");
             if alias.chars().count() > 30 {
                 r.fail(
@@ -249,12 +253,18 @@ impl Operation for UpgradeCards {
 
     fn looked_up(&self, item: &UpgradeRequest, answer: &Answer) -> Lookup {
         let env = answer.envelope.as_ref();
-        match env.and_then(|e| e.result.as_ref()).and_then(Value::as_array) {
+        match env
+            .and_then(|e| e.result.as_ref())
+            .and_then(Value::as_array)
+        {
             Some(kits) if env.is_some_and(|e| e.exception.is_none()) => {
                 let old = kits
                     .iter()
                     .find(|k| k.get("kitNo").and_then(Value::as_str) == Some(&item.kit_no));
-                match old.and_then(|k| k.get("cardStatus")).and_then(Value::as_str) {
+                match old
+                    .and_then(|k| k.get("cardStatus"))
+                    .and_then(Value::as_str)
+                {
                     Some("REPLACED") => Lookup::Found(format!(
                         "kit {} is REPLACED among the customer's kits",
                         item.kit_no
@@ -337,7 +347,10 @@ mod tests {
     #[test]
     fn lookups_find_what_took_effect() {
         let replaced = answer(200, json!([{"kitNo": "K1", "cardStatus": "REPLACED"}]));
-        assert!(matches!(UpgradeCards.looked_up(&upgrade(), &replaced), Lookup::Found(_)));
+        assert!(matches!(
+            UpgradeCards.looked_up(&upgrade(), &replaced),
+            Lookup::Found(_)
+        ));
         let still = answer(200, json!([{"kitNo": "K1", "cardStatus": "ASSIGNED"}]));
         assert_eq!(UpgradeCards.looked_up(&upgrade(), &still), Lookup::Missing);
         let cancel = CancelRequest {
@@ -345,7 +358,10 @@ mod tests {
             branch_id: "B".into(),
         };
         let cancelled = answer(200, json!({"cardOrderName": "O", "status": "CANCELLED"}));
-        assert!(matches!(CancelOrders.looked_up(&cancel, &cancelled), Lookup::Found(_)));
+        assert!(matches!(
+            CancelOrders.looked_up(&cancel, &cancelled),
+            Lookup::Found(_)
+        ));
         let received = answer(200, json!({"cardOrderName": "O", "status": "RECEIVED"}));
         assert_eq!(CancelOrders.looked_up(&cancel, &received), Lookup::Missing);
     }

@@ -131,7 +131,9 @@ pub fn read(path: &Path, opts: &ReadOpts, kind: Kind) -> Result<OpSheet> {
                 let cells: Vec<String> = (0..r.width())
                     .map(|i| r.cell(i).text.into_owned())
                     .collect();
-                map_columns(kind, &cells).is_ok().then(|| (r.number(), cells))
+                map_columns(kind, &cells)
+                    .is_ok()
+                    .then(|| (r.number(), cells))
             });
         });
         found
@@ -142,11 +144,16 @@ pub fn read(path: &Path, opts: &ReadOpts, kind: Kind) -> Result<OpSheet> {
         let mut first: Vec<String> = Vec::new();
         sheet.head(HEADER_SEARCH_ROWS, &mut |rows| {
             if let Some(r) = rows.iter().find(|r| !r.is_blank()) {
-                first = (0..r.width()).map(|i| r.cell(i).text.into_owned()).collect();
+                first = (0..r.width())
+                    .map(|i| r.cell(i).text.into_owned())
+                    .collect();
             }
         })?;
         if first.is_empty() {
-            return Err(Error::input(path, format!("sheet `{}` is empty", sheet.name())));
+            return Err(Error::input(
+                path,
+                format!("sheet `{}` is empty", sheet.name()),
+            ));
         }
         let why = map_columns(kind, &first).err().unwrap_or_default();
         return Err(Error::input(
@@ -156,7 +163,7 @@ pub fn read(path: &Path, opts: &ReadOpts, kind: Kind) -> Result<OpSheet> {
                 sheet.name(),
                 kind,
                 first.join(", ")
-            )
+            ),
         ));
     };
     while headers.last().is_some_and(String::is_empty) {
@@ -183,7 +190,10 @@ pub fn read(path: &Path, opts: &ReadOpts, kind: Kind) -> Result<OpSheet> {
                 })
                 .collect::<Vec<_>>();
             if r.width() > width && cells[width..].iter().any(|c| !c.is_empty()) {
-                problems.push((width, format!("{} cells, but the header has {width}", r.width())));
+                problems.push((
+                    width,
+                    format!("{} cells, but the header has {width}", r.width()),
+                ));
             }
             rows.push(OpRow {
                 number: r.number(),
@@ -214,7 +224,8 @@ mod tests {
         assert_eq!(cols, vec![Some(0), Some(1), Some(2)]);
         let err = map_columns(Kind::Cancel, &h(&["order_id", "note"])).unwrap_err();
         assert!(err.contains("branch_id"), "{err}");
-        let err = map_columns(Kind::Upgrade, &h(&["kit_no", "Kit Number", "entity_id"])).unwrap_err();
+        let err =
+            map_columns(Kind::Upgrade, &h(&["kit_no", "Kit Number", "entity_id"])).unwrap_err();
         assert!(err.contains("duplicate column kit_no"), "{err}");
     }
 }

@@ -7,6 +7,7 @@
 mod csv_out;
 mod facts;
 mod jsonl;
+pub mod table;
 mod xlsx;
 
 use std::borrow::Cow;

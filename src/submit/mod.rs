@@ -30,7 +30,7 @@ use crate::dcms::{Answer, CardOrderRequest, Client, Failure, FailureKind, FetchS
 /// other operations on the same engine.
 pub trait Operation: Send + Sync + 'static {
     /// What is sent: the request body.
-    type Item: Serialize + Send + Sync + 'static;
+    type Item: Serialize + Clone + Send + Sync + 'static;
 
     /// The item's journal key: unique within a batch.
     fn key(item: &Self::Item) -> String;
@@ -566,12 +566,16 @@ fn is_duplicate(status: u16, code: &str) -> bool {
 /// row) to its first 6 and last 4 digits: `608040XXXXXX6384`. API answers
 /// pass through this before they reach a report or the console.
 pub fn mask_card_numbers(text: &str) -> std::borrow::Cow<'_, str> {
-    static PAN: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-        regex::Regex::new(r"\b\d{13,19}\b").expect("a valid pattern")
-    });
+    static PAN: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"\b\d{13,19}\b").expect("a valid pattern"));
     PAN.replace_all(text, |c: &regex::Captures<'_>| {
         let d = &c[0];
-        format!("{}{}{}", &d[..6], "X".repeat(d.len() - 10), &d[d.len() - 4..])
+        format!(
+            "{}{}{}",
+            &d[..6],
+            "X".repeat(d.len() - 10),
+            &d[d.len() - 4..]
+        )
     })
 }
 
@@ -1070,9 +1074,17 @@ mod tests {
             mask_card_numbers("card 6080401234566384 is blocked"),
             "card 608040XXXXXX6384 is blocked"
         );
-        assert_eq!(mask_card_numbers("4111111111111111111"), "411111XXXXXXXXX1111");
+        assert_eq!(
+            mask_card_numbers("4111111111111111111"),
+            "411111XXXXXXXXX1111"
+        );
         // Kit numbers, account numbers and order ids stay.
-        for kept in ["kit 4240000001", "account 8642135", "DCB-a50e708e61bb05c51b41", "2026-12-01"] {
+        for kept in [
+            "kit 4240000001",
+            "account 8642135",
+            "DCB-a50e708e61bb05c51b41",
+            "2026-12-01",
+        ] {
             assert_eq!(mask_card_numbers(kept), kept);
         }
     }

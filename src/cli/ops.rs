@@ -67,11 +67,23 @@ pub struct OpArgs {
 }
 
 pub fn cancel(args: &OpArgs, console: Console) -> Result<i32> {
-    run(Kind::Cancel, args, console, CancelOrders, ops::check_cancels)
+    run(
+        Kind::Cancel,
+        args,
+        console,
+        CancelOrders,
+        ops::check_cancels,
+    )
 }
 
 pub fn upgrade(args: &OpArgs, console: Console) -> Result<i32> {
-    run(Kind::Upgrade, args, console, UpgradeCards, ops::check_upgrades)
+    run(
+        Kind::Upgrade,
+        args,
+        console,
+        UpgradeCards,
+        ops::check_upgrades,
+    )
 }
 
 /// The result columns, after `status`.
@@ -313,7 +325,12 @@ fn line<T>(
         .problems
         .iter()
         .map(|p| match p.col {
-            Some(c) => format!("{} {}: {}", sheet.sheet.cell_ref(c, row.number), p.field, p.message),
+            Some(c) => format!(
+                "{} {}: {}",
+                sheet.sheet.cell_ref(c, row.number),
+                p.field,
+                p.message
+            ),
             None => format!("{}: {}", p.field, p.message),
         })
         .collect();
@@ -330,7 +347,10 @@ fn line<T>(
             out[5] = s.submitted_at.clone().unwrap_or_default();
             out[6] = s.latency_ms.map(|l| l.to_string()).unwrap_or_default();
             if kind == Kind::Upgrade {
-                for (i, col) in ["new_kit_no", "card_number", "card_status"].iter().enumerate() {
+                for (i, col) in ["new_kit_no", "card_number", "card_status"]
+                    .iter()
+                    .enumerate()
+                {
                     out[7 + i] = s.result.get(*col).cloned().unwrap_or_default();
                 }
             }

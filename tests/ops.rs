@@ -1,0 +1,314 @@
+//! `dcms-bulk cancel` and `dcms-bulk upgrade` against `dcms-bulk sandbox`
+//! over HTTP; the sandbox's inspection API says what really changed.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::{SandboxProcess, bin, read_report};
+use dcms_bulk::exit;
+use serde_json::Value;
+
+struct Desk {
+    dir: tempfile::TempDir,
+}
+
+impl Desk {
+    fn new() -> Desk {
+        Desk {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.path(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = bin();
+        cmd.current_dir(self.dir.path())
+            .args(args)
+            .env("HOME", self.dir.path())
+            .env("DCMS_JOURNAL_DIR", self.path("journals"));
+        for var in [
+            "DCMS_BASE_URL",
+            "DCMS_TENANT",
+            "DCMS_TOKEN",
+            "DCMS_TOKEN_FILE",
+            "DCMS_PROFILE",
+            "DCMS_CONFIG",
+        ] {
+            cmd.env_remove(var);
+        }
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn report_rows(path: &Path) -> Vec<BTreeMap<String, String>> {
+    let (header, rows) = read_report(path);
+    rows.into_iter()
+        .map(|r| header.iter().cloned().zip(r).collect())
+        .collect()
+}
+
+/// Creates `n` orders for tenant ACME; returns (order id, branch id).
+fn orders(sb: &SandboxProcess, n: usize) -> Vec<(String, String)> {
+    (0..n)
+        .map(|i| {
+            let id = format!("ORD-{i}");
+            let branch = format!("{:05}", i + 1);
+            let body = format!(
+                r#"{{"orderId":"{id}","branchInfo":{{"branchId":"{branch}","branchName":"B"}},"address":"a~b~c","pinCode":"411001","orderingPartyInfo":{{"orderingPartyId":"P"}},"processStartTime":"2026-12-01 09:00:00","validity":365,"products":[{{"productId":"01","bin":"412345","quantity":1,"plasticCode":"0001"}}]}}"#
+            );
+            assert_eq!(sb.post("/card-order", Some("ACME"), &body).status, 200);
+            (id, branch)
+        })
+        .collect()
+}
+
+fn status_at(sb: &SandboxProcess, id: &str) -> String {
+    sb.inspect(&format!("/tenants/ACME/orders/{id}"))["status"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn cancel_cancels_what_the_sheet_says_and_a_rerun_cancels_nothing_again() {
+    let sb = SandboxProcess::start(&[]);
+    let made = orders(&sb, 4);
+    let desk = Desk::new();
+    let sheet = desk.write(
+        "cancel.csv",
+        &format!(
+            "order_id,branch_id,reason\n{},{},closing\n{},{},closing\n{},99999,wrong branch\n{},{},again\nNOPE,1,unknown\n",
+            made[0].0, made[0].1, made[1].0, made[1].1, made[2].0, made[0].0, made[0].1
+        ),
+    );
+    let args = [
+        "cancel",
+        sheet.to_str().unwrap(),
+        "--base-url",
+        &sb.base,
+        "--tenant",
+        "ACME",
+        "--json",
+    ];
+    let out = desk.run(&args);
+    assert_eq!(
+        out.status.code(),
+        Some(exit::ROWS_NOT_DONE),
+        "{}",
+        stderr(&out)
+    );
+    let rows = report_rows(&desk.path("cancel.report.csv"));
+    let statuses: Vec<&str> = rows.iter().map(|r| r["status"].as_str()).collect();
+    assert_eq!(
+        statuses,
+        ["ACCEPTED", "ACCEPTED", "REJECTED", "INVALID", "REJECTED"]
+    );
+    assert_eq!(rows[2]["error_code"], "order.branch.mismatch");
+    assert!(rows[3]["errors"].contains("also on row 2"), "{:?}", rows[3]);
+    assert_eq!(rows[4]["error_code"], "order.not.found");
+    assert_eq!(rows[0]["reason"], "closing", "the reason is echoed");
+
+    // The sandbox: the two cancelled, the others untouched.
+    assert_eq!(status_at(&sb, &made[0].0), "CANCELLED");
+    assert_eq!(status_at(&sb, &made[1].0), "CANCELLED");
+    assert_eq!(status_at(&sb, &made[2].0), "RECEIVED");
+    assert_eq!(status_at(&sb, &made[3].0), "RECEIVED");
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["counts"]["accepted"], 2);
+
+    let cancels =
+        |sb: &SandboxProcess| sb.inspect("/stats")["requests"]["/v1/card-order/cancel"].clone();
+    let before = cancels(&sb);
+    let again = desk.run(&args);
+    assert_eq!(again.status.code(), Some(exit::ROWS_NOT_DONE));
+    assert_eq!(cancels(&sb), before, "the re-run sends no cancel again");
+    let rows = report_rows(&desk.path("cancel.report.csv"));
+    assert_eq!(rows[0]["status"], "SKIPPED");
+    assert_eq!(rows[1]["status"], "SKIPPED");
+    assert_eq!(rows[2]["status"], "REJECTED");
+}
+
+#[test]
+fn a_cancel_whose_answer_was_lost_is_confirmed_not_repeated() {
+    // The first two API calls are carried out, then answered 503: the
+    // create below, and the cancel.
+    let sb = SandboxProcess::start(&["--fail-first", "2", "--fault-applies", "always"]);
+    let create = r#"{"orderId":"ORD-9","branchInfo":{"branchId":"00009","branchName":"B"},"address":"a~b~c","pinCode":"411001","orderingPartyInfo":{"orderingPartyId":"P"},"processStartTime":"2026-12-01 09:00:00","validity":365,"products":[{"productId":"01","bin":"412345","quantity":1,"plasticCode":"0001"}]}"#;
+    assert_eq!(sb.post("/card-order", Some("ACME"), create).status, 503);
+    assert_eq!(status_at(&sb, "ORD-9"), "RECEIVED");
+    let desk = Desk::new();
+    let sheet = desk.write("c.csv", "order_id,branch_id\nORD-9,00009\n");
+    let out = desk.run(&[
+        "cancel",
+        sheet.to_str().unwrap(),
+        "--base-url",
+        &sb.base,
+        "--tenant",
+        "ACME",
+    ]);
+    assert_eq!(out.status.code(), Some(exit::OK), "{}", stderr(&out));
+    assert_eq!(status_at(&sb, "ORD-9"), "CANCELLED");
+    let rows = report_rows(&desk.path("c.report.csv"));
+    assert_eq!(rows[0]["status"], "ACCEPTED");
+    // One cancel call (the faulted one), then a lookup: no second cancel.
+    let stats = sb.inspect("/stats");
+    assert_eq!(
+        stats["requests"]["/v1/card-order/cancel"],
+        serde_json::json!({"503": 1})
+    );
+    assert_eq!(stats["requests"]["/v1/card-order/fetchStatus"]["200"], 1);
+}
+
+#[test]
+fn upgrade_replaces_kits_once_and_never_writes_a_full_card_number() {
+    let sb = SandboxProcess::start(&[]);
+    let desk = Desk::new();
+    let sheet = desk.write(
+        "up.csv",
+        "entity_id,kit_no,delivery_address_type,alias_name,card_type,plastic_code,tier_type\n\
+         ENT000001,4240000001,permanent,PRIYA IYER,PHYSICAL,4566,SILVER\n\
+         ENT000002,4240000002,COMMUNICATION,RAVI K,VIRTUAL,4566,GOLD\n\
+         ENT000003,4240000003,PERMANENT,A NAME FAR TOO LONG FOR THE PLASTIC CARD,PHYSICAL,4566,GOLD\n\
+         ENT000009,4240000004,PERMANENT,X,PHYSICAL,4566,GOLD\n\
+         ENT000001,4240000001,PERMANENT,AGAIN,PHYSICAL,4566,GOLD\n",
+    );
+    let args = [
+        "upgrade",
+        sheet.to_str().unwrap(),
+        "--base-url",
+        &sb.base,
+        "--tenant",
+        "ACME",
+        "--report-format",
+        "jsonl",
+    ];
+    let out = desk.run(&args);
+    assert_eq!(
+        out.status.code(),
+        Some(exit::ROWS_NOT_DONE),
+        "{}",
+        stderr(&out)
+    );
+    let text = std::fs::read_to_string(desk.path("up.report.jsonl")).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let statuses: Vec<&str> = lines
+        .iter()
+        .map(|l| l["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        ["ACCEPTED", "ACCEPTED", "INVALID", "REJECTED", "INVALID"]
+    );
+    assert!(lines[2]["errors"].as_str().unwrap().contains("at most 30"));
+    assert_eq!(lines[3]["error_code"], "MCC007");
+
+    let kits = sb.inspect("/tenants/ACME/kits");
+    let kit = |no: &str| {
+        kits.as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["kitNo"] == no)
+            .cloned()
+            .unwrap()
+    };
+    for (line, old) in lines[..2].iter().zip(["4240000001", "4240000002"]) {
+        let new = line["new_kit_no"].as_str().unwrap();
+        assert_eq!(kit(old)["status"], "REPLACED");
+        assert_eq!(kit(old)["replacedBy"], new);
+        assert_eq!(kit(new)["status"], "ASSIGNED");
+        assert_eq!(line["card_status"], "ASSIGNED");
+        let masked = line["card_number"].as_str().unwrap();
+        assert!(
+            masked.starts_with("608040XXXXXX") && masked.len() == 16,
+            "{masked}"
+        );
+    }
+    assert_eq!(
+        kit("4240000003")["status"],
+        "ASSIGNED",
+        "an invalid row is not sent"
+    );
+    assert_eq!(
+        kit(&lines[1]["new_kit_no"].as_str().unwrap())["cardType"],
+        "VIRTUAL"
+    );
+    // No encrypted card number (64 hex characters) and no 16-digit number anywhere.
+    let pan = regex::Regex::new(r"\b[0-9a-f]{64}\b|\b\d{13,19}\b").unwrap();
+    assert!(!pan.is_match(&text), "{text}");
+
+    // The re-run upgrades nothing again.
+    let again = desk.run(&args);
+    assert_eq!(again.status.code(), Some(exit::ROWS_NOT_DONE));
+    assert_eq!(sb.inspect("/stats")["tenants"]["ACME"]["upgrades"], 2);
+    let text = std::fs::read_to_string(desk.path("up.report.jsonl")).unwrap();
+    let first: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(first["status"], "SKIPPED");
+    assert_eq!(
+        first["new_kit_no"], lines[0]["new_kit_no"],
+        "the earlier answer is kept"
+    );
+}
+
+#[test]
+fn an_upgrade_whose_answer_was_lost_is_looked_up_not_repeated() {
+    // Every upgrade call is carried out and then answered 503 the first
+    // time; the client must find the kit REPLACED rather than upgrade again.
+    let sb = SandboxProcess::start(&["--fail-first", "1", "--fault-applies", "always"]);
+    let desk = Desk::new();
+    let sheet = desk.write(
+        "up.csv",
+        "entity_id,kit_no,delivery_address_type,card_type,plastic_code,tier_type\nENT000005,4240000005,PERMANENT,PHYSICAL,4566,GOLD\n",
+    );
+    let out = desk.run(&[
+        "upgrade",
+        sheet.to_str().unwrap(),
+        "--base-url",
+        &sb.base,
+        "--tenant",
+        "ACME",
+    ]);
+    assert_eq!(out.status.code(), Some(exit::OK), "{}", stderr(&out));
+    let rows = report_rows(&desk.path("up.report.csv"));
+    assert_eq!(rows[0]["status"], "ACCEPTED");
+    assert_eq!(
+        sb.inspect("/stats")["tenants"]["ACME"]["upgrades"],
+        1,
+        "upgraded once"
+    );
+    assert_eq!(
+        sb.inspect("/stats")["requests"]["/v1/kit-manager/fetchKitsByEntityId"]["200"],
+        1
+    );
+}
+
+#[test]
+fn a_sheet_without_the_columns_is_refused_with_what_is_missing() {
+    let desk = Desk::new();
+    let sheet = desk.write("c.csv", "order,remarks\nX,Y\n");
+    let out = desk.run(&["cancel", sheet.to_str().unwrap(), "--sandbox"]);
+    assert_eq!(out.status.code(), Some(exit::INPUT_UNREADABLE));
+    assert!(stderr(&out).contains("branch_id"), "{}", stderr(&out));
+}

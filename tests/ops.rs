@@ -252,7 +252,7 @@ fn upgrade_replaces_kits_once_and_never_writes_a_full_card_number() {
         "an invalid row is not sent"
     );
     assert_eq!(
-        kit(&lines[1]["new_kit_no"].as_str().unwrap())["cardType"],
+        kit(lines[1]["new_kit_no"].as_str().unwrap())["cardType"],
         "VIRTUAL"
     );
     // No encrypted card number (64 hex characters) and no 16-digit number anywhere.
@@ -311,4 +311,114 @@ fn a_sheet_without_the_columns_is_refused_with_what_is_missing() {
     let out = desk.run(&["cancel", sheet.to_str().unwrap(), "--sandbox"]);
     assert_eq!(out.status.code(), Some(exit::INPUT_UNREADABLE));
     assert!(stderr(&out).contains("branch_id"), "{}", stderr(&out));
+}
+
+#[test]
+fn status_reports_where_each_order_stands_and_wait_reaches_final_states() {
+    let sb = SandboxProcess::start(&["--advance-after", "150ms"]);
+    let desk = Desk::new();
+    let mut text = format!("{}\n", common::HEADER);
+    for b in ["00001", "00002", "00003"] {
+        text.push_str(&common::row(b, "01", "5"));
+        text.push('\n');
+        text.push_str(&common::row(b, "02", "5"));
+        text.push('\n');
+    }
+    let sheet = desk.write("orders.csv", &text);
+    let out = desk.run(&[
+        "submit",
+        sheet.to_str().unwrap(),
+        "--base-url",
+        &sb.base,
+        "--tenant",
+        "ACME",
+        "-q",
+    ]);
+    assert_eq!(out.status.code(), Some(exit::OK), "{}", stderr(&out));
+
+    // The API comes from the run facts: no --base-url needed.
+    let report = desk.path("orders.report.csv");
+    let now = desk.run(&["status", report.to_str().unwrap()]);
+    assert_eq!(
+        now.status.code(),
+        Some(exit::ROWS_NOT_DONE),
+        "{}",
+        stderr(&now)
+    );
+    let rows = report_rows(&desk.path("orders.report.status.csv"));
+    assert_eq!(rows.len(), 6);
+    assert!(
+        rows.iter()
+            .all(|r| !r["order_status"].is_empty() && r["order_status"] != "SUCCESS"),
+        "{rows:?}"
+    );
+
+    let waited = desk.run(&[
+        "status",
+        report.to_str().unwrap(),
+        "--wait",
+        "--interval",
+        "100ms",
+        "--wait-timeout",
+        "20s",
+        "--json",
+    ]);
+    assert_eq!(waited.status.code(), Some(exit::OK), "{}", stderr(&waited));
+    let rows = report_rows(&desk.path("orders.report.status.csv"));
+    assert!(
+        rows.iter().all(|r| r["order_status"] == "SUCCESS"),
+        "{rows:?}"
+    );
+    let summary: Value = serde_json::from_slice(&waited.stdout).unwrap();
+    assert_eq!(summary["by_status"]["SUCCESS"], 3);
+    assert_eq!(summary["orders"], 3);
+}
+
+#[test]
+fn status_in_json_lines_gives_each_products_status_and_failures_fail() {
+    let sb = SandboxProcess::start(&["--failed-share", "1"]);
+    let desk = Desk::new();
+    let sheet = desk.write(
+        "orders.csv",
+        &format!(
+            "{}\n{}\n{}\n",
+            common::HEADER,
+            common::row("00001", "01", "5"),
+            common::row("00001", "02", "7")
+        ),
+    );
+    let args = [
+        "submit",
+        sheet.to_str().unwrap(),
+        "--base-url",
+        &sb.base,
+        "--tenant",
+        "ACME",
+        "-q",
+        "--report-format",
+        "jsonl",
+    ];
+    assert_eq!(desk.run(&args).status.code(), Some(exit::OK));
+    sb.advance(5);
+    let report = desk.path("orders.report.jsonl");
+    let out = desk.run(&[
+        "status",
+        report.to_str().unwrap(),
+        "--wait",
+        "--interval",
+        "50ms",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(exit::ROWS_NOT_DONE),
+        "FAILED orders are not success: {}",
+        stderr(&out)
+    );
+    let text = std::fs::read_to_string(desk.path("orders.report.status.jsonl")).unwrap();
+    let first: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(first["order_status"], "FAILED");
+    let products = first["product_statuses"].as_array().unwrap();
+    assert_eq!(products.len(), 2);
+    assert!(products.iter().all(|p| p["status"] == "FAILED"));
+    assert_eq!(products[1]["noOfCard"], 7);
 }

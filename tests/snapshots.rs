@@ -10,6 +10,10 @@ fn help_texts() {
     insta::assert_snapshot!("validate_help", run(&["validate", "--help"]).stdout);
     insta::assert_snapshot!("submit_help", run(&["submit", "--help"]).stdout);
     insta::assert_snapshot!("sandbox_help", run(&["sandbox", "--help"]).stdout);
+    insta::assert_snapshot!("status_help", run(&["status", "--help"]).stdout);
+    insta::assert_snapshot!("cancel_help", run(&["cancel", "--help"]).stdout);
+    insta::assert_snapshot!("upgrade_help", run(&["upgrade", "--help"]).stdout);
+    insta::assert_snapshot!("template_help", run(&["template", "--help"]).stdout);
 }
 
 #[test]

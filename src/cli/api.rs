@@ -212,6 +212,17 @@ fn read_token_file(path: &Path) -> Result<Secret> {
 impl ApiArgs {
     /// Second stage: where, who, which token.
     pub fn resolve(&self, send: &SendArgs, console: Console) -> Result<Api> {
+        self.resolve_or(send, console, None)
+    }
+
+    /// [`ApiArgs::resolve`], with a base URL and tenant to fall back on
+    /// when flags, environment and profile give none (an earlier run's).
+    pub fn resolve_or(
+        &self,
+        send: &SendArgs,
+        console: Console,
+        fallback: Option<(&str, &str)>,
+    ) -> Result<Api> {
         let journal_dir = send.journal_dir.clone();
         if self.sandbox {
             let sandbox = Sandbox::start(SandboxOpts::default())?;
@@ -239,18 +250,28 @@ impl ApiArgs {
             });
         }
         let profile = read_profile(self)?;
-        let base_url = self.base_url.clone().or(profile.base_url).ok_or_else(|| {
+        let base_url = self
+            .base_url
+            .clone()
+            .or(profile.base_url)
+            .or(fallback.map(|(url, _)| url.to_owned()))
+            .ok_or_else(|| {
             Error::Usage(
                 "no API to send to: give --base-url, set DCMS_BASE_URL, use a config profile, or try --sandbox"
                     .into(),
             )
         })?;
         let url = check_base_url(&base_url, self.allow_insecure_http).map_err(Error::Usage)?;
-        let tenant = self.tenant.clone().or(profile.tenant).ok_or_else(|| {
-            Error::Usage(
-                "no tenant: give --tenant, set DCMS_TENANT, or use a config profile".into(),
-            )
-        })?;
+        let tenant = self
+            .tenant
+            .clone()
+            .or(profile.tenant)
+            .or(fallback.map(|(_, t)| t.to_owned()))
+            .ok_or_else(|| {
+                Error::Usage(
+                    "no tenant: give --tenant, set DCMS_TENANT, or use a config profile".into(),
+                )
+            })?;
         let token = match std::env::var("DCMS_TOKEN") {
             Ok(t) if !t.trim().is_empty() => Some(Secret::new(t.trim())),
             _ => match self.token_file.clone().or(profile.token_file) {

@@ -5,6 +5,7 @@
 mod api;
 mod ops;
 mod sandbox;
+mod status;
 mod submit;
 mod template;
 mod validate;
@@ -52,6 +53,9 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     /// Check a sheet and send its ready orders to the DCMS API, exactly once.
     Submit(Box<submit::SubmitArgs>),
+    /// Ask the API where every order of an earlier submit stands; write the
+    /// report again with order_status.
+    Status(Box<status::StatusArgs>),
     /// Cancel orders listed in a sheet (order_id, branch_id), one call per row.
     Cancel(Box<ops::OpArgs>),
     /// Upgrade cards listed in a sheet (entity_id, kit_no, ...), one call per row.
@@ -238,6 +242,7 @@ pub fn main() -> i32 {
         Command::Submit(args) => submit::run(&args, console),
         Command::Template(args) => template::run(&args, console),
         Command::Cancel(args) => ops::cancel(&args, console),
+        Command::Status(args) => status::run(&args, console),
         Command::Upgrade(args) => ops::upgrade(&args, console),
     };
     match result {
@@ -296,5 +301,17 @@ pub(crate) fn print_stdout(text: &str) -> std::io::Result<bool> {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// clap's own checks of every subcommand (unique names, valid defaults).
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
     }
 }

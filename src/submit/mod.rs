@@ -11,6 +11,7 @@
 
 mod journal;
 mod retry;
+pub mod status;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};

@@ -1,0 +1,371 @@
+//! `dcms-bulk status REPORT`: ask the API where every order an earlier
+//! `submit` created now stands, and write the report again with an
+//! `order_status` column (and, in JSON Lines, each product's status).
+//! The API defaults to the one the run facts beside the report name.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use calamine::{Reader, open_workbook_auto};
+use clap::Args;
+use rust_xlsxwriter::Workbook;
+use serde_json::{Map, Value, json};
+
+use super::api::{ApiArgs, SendArgs, runtime};
+use super::{Console, print_stdout};
+use crate::error::{Error, Result};
+use crate::exit;
+use crate::report::{self, Format};
+use crate::submit::status::{self, Known, PollOpts};
+use crate::submit::{Stop, Stopper};
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// A report written by `submit` (.csv, .jsonl or .xlsx); the API is the
+    /// one its run facts (REPORT.run.json) name, unless given
+    pub report: PathBuf,
+
+    /// Ask again, with growing pauses, until every order is SUCCESS, FAILED
+    /// or CANCELLED, or --wait-timeout passes
+    #[arg(long)]
+    pub wait: bool,
+
+    /// With --wait: give up after this long
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_duration)]
+    pub wait_timeout: Duration,
+
+    /// With --wait: the first pause between rounds (it grows by half each
+    /// round, up to a minute)
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub interval: Duration,
+
+    /// Where to write the updated report [default: beside REPORT, as
+    /// NAME.status.EXT]
+    #[arg(long, value_name = "PATH")]
+    pub out: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub api: ApiArgs,
+
+    #[command(flatten)]
+    pub send: SendArgs,
+
+    /// Print the summary as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| e.to_string())
+}
+
+/// A report read back: CSV and XLSX as header + rows, JSONL as objects.
+enum Loaded {
+    Table {
+        headers: Vec<String>,
+        rows: Vec<Vec<String>>,
+    },
+    Lines(Vec<Map<String, Value>>),
+}
+
+fn load(path: &Path, format: Format) -> Result<Loaded> {
+    let bad = |m: String| Error::input(path, m);
+    match format {
+        Format::Csv => {
+            let mut r = csv::Reader::from_path(path).map_err(|e| bad(e.to_string()))?;
+            let headers = r
+                .headers()
+                .map_err(|e| bad(e.to_string()))?
+                .iter()
+                .map(str::to_owned)
+                .collect();
+            let rows = r
+                .records()
+                .map(|rec| rec.map(|r| r.iter().map(str::to_owned).collect()))
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|e| bad(e.to_string()))?;
+            Ok(Loaded::Table { headers, rows })
+        }
+        Format::Xlsx => {
+            let mut wb = open_workbook_auto(path).map_err(|e| bad(e.to_string()))?;
+            let range = wb
+                .worksheet_range("Report")
+                .map_err(|e| bad(format!("no `Report` sheet: {e}")))?;
+            let mut all = range
+                .rows()
+                .map(|r| r.iter().map(|c| c.to_string()).collect::<Vec<_>>());
+            let headers = all.next().unwrap_or_default();
+            Ok(Loaded::Table {
+                headers,
+                rows: all.collect(),
+            })
+        }
+        Format::Jsonl => {
+            let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+            let lines = text
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| !l.trim().is_empty())
+                .map(|(i, l)| match serde_json::from_str::<Value>(l) {
+                    Ok(Value::Object(o)) => Ok(o),
+                    _ => Err(bad(format!("line {} is not a JSON object", i + 1))),
+                })
+                .collect::<Result<_>>()?;
+            Ok(Loaded::Lines(lines))
+        }
+    }
+}
+
+/// The orders the run created (rows ACCEPTED or SKIPPED), first seen first.
+fn created_orders(loaded: &Loaded, path: &Path) -> Result<Vec<String>> {
+    let mut seen = HashSet::new();
+    let mut ids = Vec::new();
+    let mut add = |status: &str, id: &str| {
+        if matches!(status, "ACCEPTED" | "SKIPPED") && !id.is_empty() && seen.insert(id.to_owned())
+        {
+            ids.push(id.to_owned());
+        }
+    };
+    match loaded {
+        Loaded::Table { headers, rows } => {
+            let col = |n: &str| headers.iter().position(|h| h == n);
+            let (Some(s), Some(o)) = (col("status"), col("order_id")) else {
+                return Err(Error::input(
+                    path,
+                    "not a submit report: no status and order_id columns",
+                ));
+            };
+            for r in rows {
+                add(
+                    r.get(s).map_or("", String::as_str),
+                    r.get(o).map_or("", String::as_str),
+                );
+            }
+        }
+        Loaded::Lines(lines) => {
+            for l in lines {
+                let get = |k: &str| l.get(k).and_then(Value::as_str).unwrap_or("");
+                add(get("status"), get("order_id"));
+            }
+        }
+    }
+    Ok(ids)
+}
+
+pub fn run(args: &StatusArgs, console: Console) -> Result<i32> {
+    let started = report::now();
+    let format = Format::from_path(&args.report)?;
+    let out = match &args.out {
+        Some(p) => p.clone(),
+        None => {
+            let stem = args
+                .report
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let ext = args
+                .report
+                .extension()
+                .map(|e| e.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            args.report.with_file_name(format!("{stem}.status.{ext}"))
+        }
+    };
+    if Format::from_path(&out)? != format {
+        return Err(Error::Usage("--out must have the report's format".into()));
+    }
+    // The API of the run, from its facts, unless told otherwise.
+    let facts_path = report::facts_path(&args.report);
+    let facts: Option<Value> = std::fs::read_to_string(&facts_path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok());
+    let api_of = |k: &str| {
+        facts
+            .as_ref()
+            .and_then(|f| f["api"][k].as_str())
+            .map(str::to_owned)
+    };
+    let fallback = api_of("base_url").zip(api_of("tenant"));
+    let api = args.api.resolve_or(
+        &args.send,
+        console,
+        fallback.as_ref().map(|(u, t)| (u.as_str(), t.as_str())),
+    )?;
+    let client = api.client(&args.send)?;
+    let send = args.send.to_opts()?;
+
+    let loaded = load(&args.report, format)?;
+    let ids = created_orders(&loaded, &args.report)?;
+    if !console.quiet {
+        eprintln!(
+            "{}: {} orders created; asking {} (tenant {})",
+            args.report.display(),
+            ids.len(),
+            api.base_url,
+            api.tenant
+        );
+    }
+    let stopper = Arc::new(Stopper::default());
+    let runtime = runtime(&stopper)?;
+    let poll = PollOpts {
+        concurrency: send.concurrency,
+        rate: send.rate,
+        retry: send.retry,
+        wait: args.wait,
+        interval: args.interval,
+        timeout: args.wait_timeout,
+    };
+    let quiet = console.quiet;
+    let known = runtime.block_on(status::poll(
+        &client,
+        &ids,
+        &poll,
+        &stopper,
+        &move |finals, total| {
+            if !quiet {
+                eprintln!("status: {finals} of {total} orders final");
+            }
+        },
+    ));
+    runtime.shutdown_timeout(Duration::from_secs(1));
+
+    let text_of = |id: &str| known.get(id).map(Known::text).unwrap_or_default();
+    let out_sha = write_updated(&out, loaded, &known, &text_of)?;
+    let mut by_status: BTreeMap<String, u64> = BTreeMap::new();
+    for id in &ids {
+        *by_status.entry(text_of(id)).or_default() += 1;
+    }
+    let all_success = ids.iter().all(|id| text_of(id) == "SUCCESS");
+    let unreachable = !ids.is_empty() && ids.iter().all(|id| text_of(id) == "UNKNOWN");
+    let code = match stopper.reason() {
+        Some(Stop::Interrupted) => exit::INTERRUPTED,
+        Some(_) => exit::API_UNAVAILABLE,
+        None if unreachable => exit::API_UNAVAILABLE,
+        None if all_success => exit::OK,
+        None => exit::ROWS_NOT_DONE,
+    };
+    let summary = json!({
+        "tool": "dcms-bulk",
+        "version": env!("CARGO_PKG_VERSION"),
+        "command": "status",
+        "report": args.report.display().to_string(),
+        "api": {"tenant": api.tenant, "base_url": api.base_url},
+        "started_at": started,
+        "finished_at": report::now(),
+        "orders": ids.len(),
+        "by_status": by_status,
+        "waited": args.wait,
+        "output": {"path": out.display().to_string(), "sha256": out_sha},
+        "exit_code": code,
+    });
+    report::write_atomic(&report::facts_path(&out), |w| {
+        serde_json::to_writer_pretty(&mut *w, &summary).map_err(std::io::Error::other)?;
+        w.write_all(b"\n")
+    })?;
+    if !console.quiet {
+        let parts: Vec<String> = by_status.iter().map(|(k, v)| format!("{v} {k}")).collect();
+        eprintln!(
+            "{}: {} orders: {}; report: {}",
+            args.report.display(),
+            ids.len(),
+            if parts.is_empty() {
+                "none".into()
+            } else {
+                parts.join(", ")
+            },
+            out.display()
+        );
+    }
+    if args.json {
+        let text =
+            serde_json::to_string_pretty(&summary).map_err(|e| Error::Usage(e.to_string()))? + "\n";
+        print_stdout(&text).map_err(|e| Error::io("<stdout>", e))?;
+    }
+    Ok(code)
+}
+
+/// The report again, with `order_status` (and per-product statuses in JSON
+/// Lines). Cells are written as read: the original report already
+/// neutralised them.
+fn write_updated(
+    out: &Path,
+    loaded: Loaded,
+    known: &BTreeMap<String, Known>,
+    text_of: &dyn Fn(&str) -> String,
+) -> Result<String> {
+    match loaded {
+        Loaded::Lines(lines) => {
+            let mut bytes = Vec::new();
+            for mut l in lines {
+                let id = l
+                    .get("order_id")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned();
+                if let Some(k) = known.get(&id) {
+                    l.insert("order_status".into(), k.text().into());
+                    if let Known::Status { products, .. } = k {
+                        l.insert("product_statuses".into(), Value::Array(products.clone()));
+                    }
+                }
+                let _ = serde_json::to_writer(&mut bytes, &Value::Object(l));
+                bytes.push(b'\n');
+            }
+            report::write_atomic(out, |w| w.write_all(&bytes))
+        }
+        Loaded::Table { mut headers, rows } => {
+            let o = headers.iter().position(|h| h == "order_id");
+            headers.push("order_status".into());
+            let rows: Vec<Vec<String>> = rows
+                .into_iter()
+                .map(|mut r| {
+                    let id = o.and_then(|o| r.get(o)).cloned().unwrap_or_default();
+                    r.push(text_of(&id));
+                    r
+                })
+                .collect();
+            match Format::from_path(out)? {
+                Format::Xlsx => {
+                    let bytes = xlsx(&headers, &rows).map_err(|e| Error::report(out, e))?;
+                    report::write_atomic(out, |w| w.write_all(&bytes))
+                }
+                _ => {
+                    let mut w = csv::Writer::from_writer(Vec::new());
+                    let io = |e: csv::Error| Error::report(out, e);
+                    w.write_record(&headers).map_err(io)?;
+                    for r in &rows {
+                        w.write_record(r).map_err(io)?;
+                    }
+                    let bytes = w
+                        .into_inner()
+                        .map_err(|e| Error::report(out, e.to_string()))?;
+                    report::write_atomic(out, |f| f.write_all(&bytes))
+                }
+            }
+        }
+    }
+}
+
+fn xlsx(
+    headers: &[String],
+    rows: &[Vec<String>],
+) -> std::result::Result<Vec<u8>, rust_xlsxwriter::XlsxError> {
+    let mut wb = Workbook::new();
+    let ws = wb.add_worksheet();
+    ws.set_name("Report")?;
+    let bold = rust_xlsxwriter::Format::new().set_bold();
+    for (c, h) in headers.iter().enumerate() {
+        ws.write_string_with_format(0, c as u16, h, &bold)?;
+    }
+    for (r, row) in rows.iter().enumerate() {
+        for (c, v) in row.iter().enumerate() {
+            if !v.is_empty() {
+                ws.write_string(r as u32 + 1, c as u16, v)?;
+            }
+        }
+    }
+    ws.set_freeze_panes(1, 0)?;
+    wb.save_to_buffer()
+}

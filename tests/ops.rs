@@ -422,3 +422,78 @@ fn status_in_json_lines_gives_each_products_status_and_failures_fail() {
     assert!(products.iter().all(|p| p["status"] == "FAILED"));
     assert_eq!(products[1]["noOfCard"], 7);
 }
+
+#[test]
+fn the_samples_walk_through_against_one_sandbox() {
+    let sb = SandboxProcess::start(&[]);
+    let desk = Desk::new();
+    for name in [
+        "orders.xlsx",
+        "cancels.xlsx",
+        "upgrades.xlsx",
+        "cancels.csv",
+        "upgrades.csv",
+    ] {
+        std::fs::copy(common::root().join("samples").join(name), desk.path(name)).unwrap();
+    }
+    let api = ["--base-url", sb.base.as_str(), "--tenant", "ACME"];
+    let run = |cmd: &str, file: &str, extra: &[&str]| {
+        let mut args = vec![cmd, file];
+        args.extend_from_slice(&api);
+        args.extend_from_slice(extra);
+        desk.run(&args)
+    };
+    assert_eq!(
+        run("submit", "orders.xlsx", &[]).status.code(),
+        Some(exit::OK)
+    );
+
+    let out = run("cancel", "cancels.xlsx", &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(exit::ROWS_NOT_DONE),
+        "{}",
+        stderr(&out)
+    );
+    let rows = report_rows(&desk.path("cancels.report.csv"));
+    let got: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r["status"].as_str(), r["error_code"].as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("ACCEPTED", ""),
+            ("ACCEPTED", ""),
+            ("REJECTED", "order.branch.mismatch"),
+            ("INVALID", "")
+        ]
+    );
+    assert_eq!(status_at(&sb, "DCB-a50e708e61bb05c51b41"), "CANCELLED");
+    assert_eq!(status_at(&sb, "DCB-9d158c8b68399a5d05bb"), "RECEIVED");
+    // The CSV twin is the same batch's content but another file: its rows
+    // are done already, so the API says so (ORD003), nothing changes.
+    let out = run("cancel", "cancels.csv", &[]);
+    assert_eq!(out.status.code(), Some(exit::ROWS_NOT_DONE));
+
+    let out = run("upgrade", "upgrades.xlsx", &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(exit::ROWS_NOT_DONE),
+        "{}",
+        stderr(&out)
+    );
+    let rows = report_rows(&desk.path("upgrades.report.csv"));
+    let got: Vec<&str> = rows.iter().map(|r| r["status"].as_str()).collect();
+    assert_eq!(
+        got,
+        ["ACCEPTED", "ACCEPTED", "INVALID", "ACCEPTED", "INVALID"]
+    );
+    assert_eq!(sb.inspect("/stats")["tenants"]["ACME"]["upgrades"], 3);
+
+    let out = desk.run(&["status", "orders.report.csv"]);
+    assert_eq!(out.status.code(), Some(exit::ROWS_NOT_DONE));
+    let rows = report_rows(&desk.path("orders.report.status.csv"));
+    assert!(rows.iter().any(|r| r["order_status"] == "CANCELLED"));
+    assert!(rows.iter().any(|r| r["order_status"] == "RECEIVED"));
+}

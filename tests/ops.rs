@@ -497,3 +497,50 @@ fn the_samples_walk_through_against_one_sandbox() {
     assert!(rows.iter().any(|r| r["order_status"] == "CANCELLED"));
     assert!(rows.iter().any(|r| r["order_status"] == "RECEIVED"));
 }
+
+#[test]
+fn status_and_cancel_refuse_what_they_cannot_read() {
+    let desk = Desk::new();
+    let not_report = desk.write(
+        "orders.csv",
+        &format!("{}\n{}\n", common::HEADER, common::row("00001", "01", "5")),
+    );
+    let out = desk.run(&[
+        "status",
+        not_report.to_str().unwrap(),
+        "--base-url",
+        "http://127.0.0.1:9/v1",
+        "--tenant",
+        "A",
+    ]);
+    assert_eq!(out.status.code(), Some(exit::INPUT_UNREADABLE));
+    assert!(
+        stderr(&out).contains("not a submit report"),
+        "{}",
+        stderr(&out)
+    );
+    // No run facts and no API given: a usage error that says how to give one.
+    let report = desk.write("x.report.csv", "status,order_id\nACCEPTED,O1\n");
+    let out = desk.run(&["status", report.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(exit::USAGE));
+    assert!(stderr(&out).contains("--base-url"), "{}", stderr(&out));
+
+    let empty = desk.write("c.csv", "");
+    let out = desk.run(&["cancel", empty.to_str().unwrap(), "--sandbox"]);
+    assert_eq!(
+        out.status.code(),
+        Some(exit::INPUT_UNREADABLE),
+        "{}",
+        stderr(&out)
+    );
+    let png = desk.path("u.xlsx");
+    std::fs::write(&png, b"\x89PNG\r\n\x1a\n not a workbook").unwrap();
+    let out = desk.run(&["upgrade", png.to_str().unwrap(), "--sandbox"]);
+    assert_eq!(
+        out.status.code(),
+        Some(exit::INPUT_UNREADABLE),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("u.xlsx"), "{}", stderr(&out));
+}

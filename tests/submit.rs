@@ -718,3 +718,31 @@ fn xlsx_and_jsonl_reports_carry_the_answers_too() {
         assert!(l["submitted_at"].is_string());
     }
 }
+
+/// Regression: the resume message cut a non-ASCII batch id mid-character
+/// and panicked.
+#[test]
+fn a_resumed_batch_with_a_non_ascii_id_is_fine() {
+    let sb = SandboxProcess::start(&["--error-503", "1"]);
+    let desk = Desk::new();
+    let sheet = desk.sheet("orders.csv", 2, 1);
+    let args = [
+        "submit",
+        sheet.to_str().unwrap(),
+        "--base-url",
+        &sb.base,
+        "--tenant",
+        "ACME",
+        "--batch-id",
+        "ñøéü-paäckchen-λ",
+        "--retries",
+        "0",
+        "--max-failures",
+        "100",
+    ];
+    assert_eq!(desk.run(&args).status.code(), Some(exit::ROWS_NOT_DONE));
+    let again = desk.run(&args);
+    let (_, stderr) = text(&again);
+    assert_eq!(again.status.code(), Some(exit::ROWS_NOT_DONE), "{stderr}");
+    assert!(stderr.contains("resuming batch ñøéü-paäckch"), "{stderr}");
+}

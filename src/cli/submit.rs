@@ -382,6 +382,7 @@ fn sent_counts(checked: &Checked, by_group: &[Option<Sent>]) -> SentCounts {
     c
 }
 
-fn short(id: &str) -> &str {
-    &id[..id.len().min(12)]
+/// The first 12 characters of a batch id, for messages.
+fn short(id: &str) -> String {
+    id.chars().take(12).collect()
 }

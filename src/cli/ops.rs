@@ -229,14 +229,7 @@ fn run<O: Operation>(
     }
     counts.insert("blank_rows", sheet.blank_rows);
 
-    let table = table::Table {
-        source_file: &name,
-        sheet: sheet.sheet.name(),
-        columns: &sheet.headers,
-        results: &results,
-    };
-    let report_sha = table::write(&report_path, &table, &lines)?;
-    let facts = json!({
+    let mut facts = json!({
         "tool": "dcms-bulk",
         "version": env!("CARGO_PKG_VERSION"),
         "command": command_name(kind),
@@ -258,11 +251,23 @@ fn run<O: Operation>(
         "started_at": started,
         "finished_at": report::now(),
         "counts": counts,
-        "report": {
-            "path": report_path.display().to_string(),
-            "format": report::Format::from_path(&report_path)?,
-            "sha256": report_sha,
-        },
+    });
+    let table = table::Table {
+        source_file: &name,
+        sheet: sheet.sheet.name(),
+        columns: &sheet.headers,
+        results: &results,
+        summary: counts
+            .iter()
+            .map(|(k, v)| (k.replace('_', " "), *v))
+            .collect(),
+        facts: report::fact_lines(&facts),
+    };
+    let report_sha = table::write(&report_path, &table, &lines)?;
+    facts["report"] = json!({
+        "path": report_path.display().to_string(),
+        "format": report::Format::from_path(&report_path)?,
+        "sha256": report_sha,
     });
     let facts_path = report::facts_path(&report_path);
     report::write_atomic(&facts_path, |w| {

@@ -25,7 +25,7 @@ use crate::pipeline::{Checked, RawOutcome};
 use crate::read::Row;
 use crate::submit::{SendStatus, Sent};
 
-pub use facts::{ApiFacts, FactCounts, InputFacts, ReportFacts, RunFacts, SentCounts};
+pub use facts::{ApiFacts, FactCounts, InputFacts, ReportFacts, RunFacts, SentCounts, fact_lines};
 
 /// The report's file format, from its extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

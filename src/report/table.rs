@@ -22,6 +22,9 @@ pub struct Table<'a> {
     pub columns: &'a [String],
     /// The result columns; the first is `status`.
     pub results: &'a [&'a str],
+    /// XLSX only: a `Summary` sheet of counts and a `Run facts` sheet.
+    pub summary: Vec<(String, u64)>,
+    pub facts: Vec<(String, String)>,
 }
 
 /// One line.
@@ -144,6 +147,36 @@ fn xlsx_bytes(
     }
     ws.set_freeze_panes(1, 0)?;
     ws.autofilter(0, 0, lines.len().max(1) as u32, (names.len() - 1) as u16)?;
+    let pairs: [(&str, [&str; 2], Vec<(String, String)>); 2] = [
+        (
+            "Summary",
+            ["what", "count"],
+            table
+                .summary
+                .iter()
+                .map(|(k, v)| (k.clone(), v.to_string()))
+                .collect(),
+        ),
+        ("Run facts", ["fact", "value"], table.facts.clone()),
+    ];
+    for (name, titles, rows) in pairs {
+        if rows.is_empty() {
+            continue;
+        }
+        let ws = wb.add_worksheet();
+        ws.set_name(name)?;
+        ws.write_string_with_format(0, 0, titles[0], &bold)?;
+        ws.write_string_with_format(0, 1, titles[1], &bold)?;
+        for (i, (k, v)) in rows.iter().enumerate() {
+            ws.write_string(i as u32 + 1, 0, k)?;
+            match v.parse::<f64>() {
+                Ok(n) if name == "Summary" => ws.write_number(i as u32 + 1, 1, n)?,
+                _ => ws.write_string(i as u32 + 1, 1, v)?,
+            };
+        }
+        ws.set_column_width(0, 24)?;
+        ws.set_column_width(1, 60)?;
+    }
     wb.save_to_buffer()
 }
 
@@ -159,6 +192,8 @@ mod tests {
             sheet: "c",
             columns: &columns,
             results: &["status", "error_code"],
+            summary: vec![],
+            facts: vec![],
         };
         let lines = vec![Line {
             number: 2,

@@ -102,6 +102,9 @@ fn jsonl_bytes(table: &Table<'_>, lines: &[Line]) -> Vec<u8> {
     out
 }
 
+/// A sheet after the report: its name, column titles and rows.
+type SideSheet = (&'static str, [&'static str; 2], Vec<(String, String)>);
+
 fn xlsx_bytes(
     table: &Table<'_>,
     lines: &[Line],
@@ -147,7 +150,7 @@ fn xlsx_bytes(
     }
     ws.set_freeze_panes(1, 0)?;
     ws.autofilter(0, 0, lines.len().max(1) as u32, (names.len() - 1) as u16)?;
-    let pairs: [(&str, [&str; 2], Vec<(String, String)>); 2] = [
+    let pairs: [SideSheet; 2] = [
         (
             "Summary",
             ["what", "count"],

@@ -544,3 +544,57 @@ fn status_and_cancel_refuse_what_they_cannot_read() {
     );
     assert!(stderr(&out).contains("u.xlsx"), "{}", stderr(&out));
 }
+
+#[test]
+fn no_command_writes_its_report_over_its_input() {
+    let desk = Desk::new();
+    let orders = desk.write(
+        "orders.csv",
+        &format!("{}\n{}\n", common::HEADER, common::row("00001", "01", "5")),
+    );
+    let before = std::fs::read(&orders).unwrap();
+    let cancels = desk.write("c.csv", "order_id,branch_id\nO1,1\n");
+    let report = desk.write("r.csv", "status,order_id\nACCEPTED,O1\n");
+    for args in [
+        vec![
+            "submit",
+            "orders.csv",
+            "--sandbox",
+            "--report",
+            "orders.csv",
+        ],
+        vec!["cancel", "c.csv", "--sandbox", "--report", "c.csv"],
+        vec![
+            "status",
+            "r.csv",
+            "--base-url",
+            "http://127.0.0.1:9/v1",
+            "--tenant",
+            "A",
+            "--out",
+            "r.csv",
+        ],
+    ] {
+        let out = desk.run(&args);
+        assert_eq!(
+            out.status.code(),
+            Some(exit::USAGE),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+        assert!(
+            stderr(&out).contains("would overwrite its input"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    assert_eq!(std::fs::read(&orders).unwrap(), before);
+    assert_eq!(
+        std::fs::read_to_string(&cancels).unwrap(),
+        "order_id,branch_id\nO1,1\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&report).unwrap(),
+        "status,order_id\nACCEPTED,O1\n"
+    );
+}

@@ -211,6 +211,25 @@ pub(crate) fn check_batch_id(id: Option<&str>) -> Result<()> {
     }
 }
 
+/// Whether two paths name the same existing file.
+pub(crate) fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// Refuses a report path that is the input itself.
+pub(crate) fn not_the_input(report: &std::path::Path, input: &std::path::Path) -> Result<()> {
+    if same_file(report, input) {
+        return Err(Error::Usage(format!(
+            "the report {} would overwrite its input; choose another path",
+            report.display()
+        )));
+    }
+    Ok(())
+}
+
 /// What every command may print.
 #[derive(Debug, Clone, Copy)]
 pub struct Console {

@@ -128,6 +128,7 @@ fn run<O: Operation>(
     let send = args.send.to_opts()?;
     let report_path = report_path(args);
     report::Format::from_path(&report_path)?;
+    super::not_the_input(&report_path, &args.file)?;
     let api = args.api.resolve(&args.send, console)?;
     let client = api.client(&args.send)?;
 

@@ -173,6 +173,7 @@ pub fn run(args: &StatusArgs, console: Console) -> Result<i32> {
             args.report.with_file_name(format!("{stem}.status.{ext}"))
         }
     };
+    super::not_the_input(&out, &args.report)?;
     if Format::from_path(&out)? != format {
         return Err(Error::Usage("--out must have the report's format".into()));
     }

@@ -253,6 +253,7 @@ fn submit_file(
 ) -> Result<FileSummary> {
     let started = report::now();
     let report_path = args.report_path(file);
+    super::not_the_input(&report_path, file)?;
     let checked = pipeline::check(file, opts)?;
     let name = file.display().to_string();
     print_problems(&checked, &name, console);

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{Console, InputArgs, print_stdout};
+use super::{Console, InputArgs, print_stdout, same_file};
 use crate::error::{Error, Result};
 use crate::exit;
 use crate::pipeline;
@@ -104,11 +104,4 @@ pub fn run(args: &ValidateArgs, console: Console) -> Result<i32> {
         );
     }
     Ok(code)
-}
-
-fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
-    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
-    }
 }

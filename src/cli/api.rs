@@ -37,14 +37,10 @@ pub struct ApiArgs {
     #[arg(long, env = "DCMS_TENANT", hide_env_values = true, value_name = "NAME")]
     pub tenant: Option<String>,
 
-    /// File holding the bearer token (DCMS_TOKEN in the environment is
-    /// used first); the token is never printed or written anywhere
-    #[arg(
-        long,
-        env = "DCMS_TOKEN_FILE",
-        hide_env_values = true,
-        value_name = "FILE"
-    )]
+    /// File holding the bearer token. Without it: DCMS_TOKEN (the token),
+    /// then DCMS_TOKEN_FILE, then the profile's token_file. The token is
+    /// never printed or written anywhere
+    #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
 
     /// Profile of the config file to use [default: its default_profile]
@@ -272,12 +268,19 @@ impl ApiArgs {
                     "no tenant: give --tenant, set DCMS_TENANT, or use a config profile".into(),
                 )
             })?;
-        let token = match std::env::var("DCMS_TOKEN") {
-            Ok(t) if !t.trim().is_empty() => Some(Secret::new(t.trim())),
-            _ => match self.token_file.clone().or(profile.token_file) {
-                Some(p) => Some(read_token_file(&p)?),
-                None => None,
-            },
+        // Flag, then environment (the token itself before a file of it),
+        // then profile.
+        let env_token = std::env::var("DCMS_TOKEN")
+            .ok()
+            .filter(|t| !t.trim().is_empty());
+        let env_file = std::env::var_os("DCMS_TOKEN_FILE")
+            .filter(|f| !f.is_empty())
+            .map(PathBuf::from);
+        let token = match (&self.token_file, env_token, env_file, profile.token_file) {
+            (Some(flag), ..) => Some(read_token_file(flag)?),
+            (None, Some(t), ..) => Some(Secret::new(t.trim())),
+            (None, None, Some(f), _) | (None, None, None, Some(f)) => Some(read_token_file(&f)?),
+            (None, None, None, None) => None,
         };
         let journal_dir = match journal_dir {
             Some(d) => d,

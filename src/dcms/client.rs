@@ -14,6 +14,9 @@ use serde_json::Value;
 
 use super::Envelope;
 
+/// The largest answer read; a DCMS answer is a few kilobytes.
+pub const MAX_ANSWER_BYTES: usize = 4 << 20;
+
 /// A token: never shown by `Debug` or `Display`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -124,6 +127,9 @@ impl Client {
             .connect_timeout(opts.connect_timeout)
             .timeout(opts.timeout)
             .pool_idle_timeout(Duration::from_secs(60))
+            // A redirect is a misconfigured base URL, and following one
+            // could carry the token to another host: never follow.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("dcms-bulk/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
@@ -178,7 +184,7 @@ impl Client {
             message: describe(&e),
             latency: started.elapsed(),
         };
-        let response = req.send().await.map_err(|e| failed(e, started))?;
+        let mut response = req.send().await.map_err(|e| failed(e, started))?;
         let status = response.status().as_u16();
         let retry_after = response
             .headers()
@@ -186,7 +192,21 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let bytes = response.bytes().await.map_err(|e| failed(e, started))?;
+        // A broken or hostile server must not fill our memory.
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| failed(e, started))? {
+            if bytes.len() + chunk.len() > MAX_ANSWER_BYTES {
+                return Err(Failure {
+                    kind: FailureKind::Broken,
+                    message: format!(
+                        "the answer is larger than {} MiB; it was not read",
+                        MAX_ANSWER_BYTES >> 20
+                    ),
+                    latency: started.elapsed(),
+                });
+            }
+            bytes.extend_from_slice(&chunk);
+        }
         let latency = started.elapsed();
         let (envelope, other_body) = match serde_json::from_slice::<Envelope<Value>>(&bytes) {
             Ok(env) => (Some(env), None),
@@ -244,6 +264,84 @@ mod tests {
         assert!(check_base_url("ftp://example.com", true).is_err());
         assert!(check_base_url("not a url", false).is_err());
         assert!(check_base_url("https://user:pw@example.com/v1", false).is_err());
+    }
+
+    fn client_for(server: &wiremock::MockServer) -> Client {
+        Client::new(&ClientOpts {
+            base_url: Url::parse(&format!("{}/v1", server.uri())).unwrap(),
+            tenant: "ACME".into(),
+            token: Some(Secret::new("t0k")),
+            connect_timeout: Duration::from_secs(2),
+            timeout: Duration::from_secs(5),
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn it_sends_tenant_and_token_and_reads_the_envelope() {
+        use wiremock::matchers::{body_json, header, method, path};
+        use wiremock::{Mock, MockServer, ResponseTemplate};
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/v1/card-order/fetchStatus"))
+            .and(header("tenant", "ACME"))
+            .and(header("authorization", "Bearer t0k"))
+            .and(header("content-type", "application/json"))
+            .and(body_json(serde_json::json!({"cardOrderId": "O1"})))
+            .respond_with(
+                ResponseTemplate::new(429)
+                    .insert_header("retry-after", "7")
+                    .set_body_json(serde_json::json!({"result": null, "exception": {"errorCode": "x"}, "pagination": null})),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        let answer = client_for(&server)
+            .post(
+                "/card-order/fetchStatus",
+                &serde_json::json!({"cardOrderId": "O1"}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(answer.status, 429);
+        assert_eq!(answer.retry_after, Some(Duration::from_secs(7)));
+        let exception = answer.envelope.unwrap().exception.unwrap();
+        assert_eq!(exception.error_code.as_deref(), Some("x"));
+    }
+
+    #[tokio::test]
+    async fn a_huge_answer_is_refused_and_redirects_are_not_followed() {
+        use wiremock::matchers::{method, path};
+        use wiremock::{Mock, MockServer, ResponseTemplate};
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/v1/huge"))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_bytes(vec![b' '; MAX_ANSWER_BYTES + 1]),
+            )
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/v1/moved"))
+            .respond_with(
+                ResponseTemplate::new(302).insert_header("location", "http://example.com/steal"),
+            )
+            .mount(&server)
+            .await;
+        let client = client_for(&server);
+        let huge = client
+            .post("/huge", &serde_json::json!({}))
+            .await
+            .unwrap_err();
+        assert_eq!(huge.kind, FailureKind::Broken);
+        assert!(
+            huge.message.contains("larger than 4 MiB"),
+            "{}",
+            huge.message
+        );
+        let moved = client.post("/moved", &serde_json::json!({})).await.unwrap();
+        assert_eq!(moved.status, 302);
+        assert!(moved.envelope.is_none());
     }
 
     #[test]

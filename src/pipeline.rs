@@ -368,21 +368,48 @@ impl Checked {
     /// [`Checked::orders`], each with its group index (see
     /// [`crate::group::RowOutcome::group`]).
     pub fn orders_by_group(&self) -> Result<Vec<(u32, CardOrderRequest)>> {
+        let mut orders = Vec::new();
+        self.for_each_order(&mut |g, order| {
+            orders.push((g, order));
+            Ok(())
+        })?;
+        orders.sort_unstable_by_key(|(g, _)| *g);
+        Ok(orders)
+    }
+
+    /// Hands each ready order to `f` as soon as its last row has been read
+    /// (rows of an order usually sit together), so a caller that keeps them
+    /// compactly never holds every order as a struct at once. The order is
+    /// that of their last rows; the group index says where each belongs.
+    pub fn for_each_order(
+        &self,
+        f: &mut dyn FnMut(u32, CardOrderRequest) -> Result<()>,
+    ) -> Result<()> {
         let checker = Checker::new(&self.columns, &self.rules, self.typical_width.clone());
-        let mut orders: Vec<Option<CardOrderRequest>> = vec![None; self.grouping.groups().len()];
+        let groups = self.grouping.groups();
+        let mut open: HashMap<u32, CardOrderRequest> = HashMap::new();
         self.for_each_outcome(&mut |batch| {
             for (row, out) in batch.iter().filter(|(_, o)| o.status == Status::Valid) {
-                let order = orders[out.group as usize]
-                    .get_or_insert_with(|| self.order_for(&checker, row, out));
+                let order = open
+                    .entry(out.group)
+                    .or_insert_with(|| self.order_for(&checker, row, out));
                 order.products.push(product_for(&checker, row));
+                let g = &groups[out.group as usize];
+                if order.products.len() as u32 >= g.rows - g.invalid
+                    && let Some(done) = open.remove(&out.group)
+                {
+                    f(out.group, done)?;
+                }
             }
             Ok(())
         })?;
-        Ok(orders
-            .into_iter()
-            .enumerate()
-            .filter_map(|(g, o)| o.map(|o| (g as u32, o)))
-            .collect())
+        // Cannot happen (every valid row was counted), but never drop one.
+        let mut rest: Vec<(u32, CardOrderRequest)> = open.into_iter().collect();
+        rest.sort_unstable_by_key(|(g, _)| *g);
+        for (g, order) in rest {
+            f(g, order)?;
+        }
+        Ok(())
     }
 
     fn order_for(&self, c: &Checker<'_>, row: &Row<'_>, out: &RowOutcome<'_>) -> CardOrderRequest {

@@ -17,6 +17,7 @@ use clap::{Args, ValueEnum};
 use super::api::{Api, ApiArgs, Progress, SendArgs, runtime, stop_code};
 use super::{CheckArgs, Console, print_problems, print_stdout};
 use crate::dcms::Client;
+use crate::dcms::OrderBody;
 use crate::error::{Error, Result};
 use crate::exit;
 use crate::pipeline::{self, Checked};
@@ -257,7 +258,14 @@ fn submit_file(
     let checked = pipeline::check(file, opts)?;
     let name = file.display().to_string();
     print_problems(&checked, &name, console);
-    let (groups, orders): (Vec<u32>, Vec<_>) = checked.orders_by_group()?.into_iter().unzip();
+    let mut compact: Vec<(u32, OrderBody)> = Vec::new();
+    checked.for_each_order(&mut |g, order| {
+        let body = OrderBody::new(&order).map_err(|e| Error::Usage(e.to_string()))?;
+        compact.push((g, body));
+        Ok(())
+    })?;
+    compact.sort_unstable_by_key(|(g, _)| *g);
+    let (groups, orders): (Vec<u32>, Vec<OrderBody>) = compact.into_iter().unzip();
 
     let key = BatchKey {
         batch_id: checked.batch_id.clone(),

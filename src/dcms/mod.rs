@@ -11,6 +11,29 @@ use serde::{Deserialize, Serialize};
 
 pub use client::{Answer, Client, ClientOpts, Failure, FailureKind, Secret, check_base_url};
 
+/// A `POST /card-order` body kept as its JSON text: a million orders as
+/// structs would take three times the memory.
+#[derive(Debug, Clone)]
+pub struct OrderBody {
+    pub order_id: String,
+    pub json: Box<serde_json::value::RawValue>,
+}
+
+impl OrderBody {
+    pub fn new(order: &CardOrderRequest) -> serde_json::Result<OrderBody> {
+        Ok(OrderBody {
+            order_id: order.order_id.clone(),
+            json: serde_json::value::to_raw_value(order)?,
+        })
+    }
+}
+
+impl Serialize for OrderBody {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.json.serialize(s)
+    }
+}
+
 /// `POST /card-order` body (§2.1).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -485,7 +485,7 @@ fn handle(shared: &Shared, endpoint: Endpoint, tenant: &str, body: &[u8]) -> Rep
         return refuse(vec!["The body must be a JSON object".into()]);
     };
     match endpoint {
-        Endpoint::Create => create(shared, tenant, object, text).unwrap_or_else(refuse),
+        Endpoint::Create => create(shared, tenant, object, &value).unwrap_or_else(refuse),
         Endpoint::Cancel => cancel(shared, tenant, object).unwrap_or_else(refuse),
         Endpoint::FetchStatus => fetch_status(shared, tenant, object).unwrap_or_else(refuse),
         Endpoint::Upgrade => upgrade(shared, tenant, object).unwrap_or_else(refuse),
@@ -498,7 +498,7 @@ fn create(
     shared: &Shared,
     tenant: &str,
     body: &Map<String, Value>,
-    text: &str,
+    whole: &Value,
 ) -> Result<Reply, Vec<String>> {
     let mut c = Fields::default();
     c.known(
@@ -628,7 +628,8 @@ fn create(
         branch_id: branch_id.to_owned(),
         branch_name: branch_name.to_owned(),
         products,
-        request: compact(text),
+        // Compact: whitespace dropped, so stored requests stay small.
+        request: whole.to_string().into_boxed_str(),
         created: now,
         created_at: now_text(),
         seq,
@@ -640,14 +641,6 @@ fn create(
     t.orders.insert(order_id.to_owned(), order);
     store.orders += 1;
     Ok(Reply::ok("success"))
-}
-
-/// The body compacted (whitespace dropped), so stored requests stay small.
-fn compact(text: &str) -> Box<str> {
-    serde_json::from_str::<Value>(text)
-        .map(|v| v.to_string())
-        .unwrap_or_else(|_| text.to_owned())
-        .into_boxed_str()
 }
 
 /// Checks one product line; `None` when it has errors (already noted).

@@ -23,7 +23,7 @@ use serde_json::Value;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
-use crate::dcms::{Answer, CardOrderRequest, Client, Failure, FailureKind, FetchStatusRequest};
+use crate::dcms::{Answer, Client, Failure, FailureKind, FetchStatusRequest, OrderBody};
 
 /// One kind of API call sent in bulk: how to name an item in the journal,
 /// where to send it, and how to find out whether an earlier request for it
@@ -65,9 +65,9 @@ pub trait Operation: Send + Sync + 'static {
 pub struct CreateOrders;
 
 impl Operation for CreateOrders {
-    type Item = CardOrderRequest;
+    type Item = OrderBody;
 
-    fn key(item: &CardOrderRequest) -> String {
+    fn key(item: &OrderBody) -> String {
         item.order_id.clone()
     }
 
@@ -75,14 +75,14 @@ impl Operation for CreateOrders {
         "/card-order"
     }
 
-    fn lookup(&self, item: &CardOrderRequest) -> Option<(&'static str, Value)> {
+    fn lookup(&self, item: &OrderBody) -> Option<(&'static str, Value)> {
         let body = FetchStatusRequest {
             card_order_id: item.order_id.clone(),
         };
         Some(("/card-order/fetchStatus", serde_json::to_value(body).ok()?))
     }
 
-    fn looked_up(&self, _item: &CardOrderRequest, answer: &Answer) -> Lookup {
+    fn looked_up(&self, _item: &OrderBody, answer: &Answer) -> Lookup {
         match order_status(answer) {
             Ok(Some(status)) => {
                 Lookup::Found(format!("fetchStatus finds the order (status {status})"))
@@ -323,17 +323,20 @@ pub async fn run<O: Operation>(
 
     // Plan first: one line per new order, synced in large groups.
     let at = crate::report::now();
-    let new: Vec<Record> = orders
-        .iter()
-        .map(O::key)
-        .filter(|k| !past.contains_key(k))
-        .map(|order| Record::Planned {
-            order,
-            at: at.clone(),
-        })
-        .collect();
-    for chunk in new.chunks(10_000) {
-        if let Err(e) = journal.record(chunk).await {
+    let mut new = orders.iter().map(O::key).filter(|k| !past.contains_key(k));
+    loop {
+        let chunk: Vec<Record> = new
+            .by_ref()
+            .take(10_000)
+            .map(|order| Record::Planned {
+                order,
+                at: at.clone(),
+            })
+            .collect();
+        if chunk.is_empty() {
+            break;
+        }
+        if let Err(e) = journal.record(&chunk).await {
             stopper.stop(Stop::Journal(e.to_string()));
             break;
         }

@@ -164,17 +164,8 @@ fn check_with_hash(
             }
             (grouper, blank_rows)
         });
-        let scanned = sheet.scan(header_row, columns.len(), &mut |rows| {
-            let checks: Vec<_> = rows
-                .par_iter()
-                .map(|r| {
-                    if r.is_blank() {
-                        None
-                    } else {
-                        Some(checker.check(r))
-                    }
-                })
-                .collect();
+        let check = |r: &Row<'_>| (!r.is_blank()).then(|| checker.check(r));
+        let scanned = sheet.scan_map(header_row, columns.len(), &check, &mut |checks| {
             tx.send(checks)
                 .map_err(|_| Error::input(path, "checking stopped unexpectedly"))
         });

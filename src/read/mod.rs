@@ -369,6 +369,33 @@ impl Sheet {
         })
     }
 
+    /// Like [`scan`](Self::scan), but maps every row with `map` in parallel
+    /// (on rayon) and hands `sink` the results, in row order, in batches. A
+    /// CSV file is parsed in parallel too.
+    pub fn scan_map<T: Send>(
+        &self,
+        header_row: u64,
+        header_width: usize,
+        map: &(dyn Fn(&Row<'_>) -> T + Sync),
+        sink: &mut dyn FnMut(Vec<T>) -> Result<()>,
+    ) -> Result<Spans> {
+        use rayon::prelude::*;
+        let text = match &self.inner {
+            Inner::Text(t) => Some(t.scan_map(&self.path, header_row, header_width, map, sink)?),
+            Inner::Excel(x) => {
+                x.scan(header_row, &mut |rows| {
+                    sink(rows.par_iter().map(map).collect())
+                })?;
+                None
+            }
+        };
+        Ok(Spans {
+            header_row,
+            header_width,
+            text,
+        })
+    }
+
     /// For a comma-separated file, hands out the line and the bytes of each
     /// record an earlier [`scan`](Self::scan) found (blank ones too),
     /// unparsed; [`parse_raw`](Self::parse_raw) parses one. `None` for other

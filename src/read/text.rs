@@ -127,9 +127,39 @@ impl TextSheet {
         self.csv_reader_sized(rd, 1 << 20)
     }
 
-    /// A reader for bytes in memory: a buffer no larger than they need.
-    fn csv_reader_for<'b>(&self, bytes: &'b [u8]) -> csv::Reader<&'b [u8]> {
-        self.csv_reader_sized(bytes, bytes.len().clamp(64, 1 << 16))
+    /// Runs `f` with this thread's reader over bytes in memory, which `fill`
+    /// writes into its (emptied) buffer. Readers are kept and reused:
+    /// building one costs more than parsing a record.
+    fn with_memory_reader<T>(
+        &self,
+        fill: impl FnOnce(&mut Vec<u8>),
+        f: impl FnOnce(&mut csv::Reader<io::Cursor<Vec<u8>>>) -> T,
+    ) -> T {
+        type Kept = Option<(u8, csv::Reader<io::Cursor<Vec<u8>>>)>;
+        thread_local! {
+            static READER: std::cell::RefCell<Kept> = const { std::cell::RefCell::new(None) };
+        }
+        READER.with_borrow_mut(|kept| {
+            let rdr = match kept {
+                Some((d, rdr)) if *d == self.delimiter => rdr,
+                _ => {
+                    let rdr = self.csv_reader_sized(io::Cursor::new(Vec::new()), 1 << 16);
+                    &mut kept.insert((self.delimiter, rdr)).1
+                }
+            };
+            let bytes = rdr.get_mut().get_mut();
+            bytes.clear();
+            fill(bytes);
+            // Back to the start, with the parser's state and buffer reset.
+            let _ = rdr.seek(csv::Position::new());
+            let out = f(rdr);
+            // A huge record must not stay held by the thread.
+            let bytes = rdr.get_mut().get_mut();
+            if bytes.capacity() > 16 << 20 {
+                *bytes = Vec::new();
+            }
+            out
+        })
     }
 
     fn csv_reader_sized<R: Read>(&self, rd: R, capacity: usize) -> csv::Reader<R> {
@@ -169,6 +199,8 @@ impl TextSheet {
         Ok(())
     }
 
+    /// Reads every record once, in order, handing the data records (those
+    /// below the header row) to `f` in batches; returns where they lie.
     pub(super) fn scan(
         &self,
         path: &Path,
@@ -176,66 +208,148 @@ impl TextSheet {
         header_width: usize,
         f: &mut dyn FnMut(&[Row<'_>]) -> Result<()>,
     ) -> Result<TextSpans> {
+        let copy = |number: u64, record: &csv::StringRecord| (number, record.clone());
+        self.scan_records(path, header_row, header_width, &copy, &mut |batch| {
+            let rows: Vec<Row<'_>> = batch
+                .iter()
+                .map(|(number, record)| Row::Text {
+                    number: *number,
+                    record,
+                })
+                .collect();
+            f(&rows)
+        })
+    }
+
+    /// Reads every record once and hands `map` of each data record to
+    /// `sink`, in order and in batches; returns where the records lie. A
+    /// thread cuts the stream into pieces of whole records (where a line
+    /// ends outside quotes), and the pieces are parsed and mapped in
+    /// parallel.
+    pub(super) fn scan_map<T: Send>(
+        &self,
+        path: &Path,
+        header_row: u64,
+        header_width: usize,
+        map: &(dyn Fn(&Row<'_>) -> T + Sync),
+        sink: &mut dyn FnMut(Vec<T>) -> Result<()>,
+    ) -> Result<TextSpans> {
+        let map_row = |number: u64, record: &csv::StringRecord| map(&Row::Text { number, record });
+        self.scan_records(path, header_row, header_width, &map_row, sink)
+    }
+
+    fn scan_records<T: Send>(
+        &self,
+        path: &Path,
+        header_row: u64,
+        header_width: usize,
+        map: &(dyn Fn(u64, &csv::StringRecord) -> T + Sync),
+        sink: &mut dyn FnMut(Vec<T>) -> Result<()>,
+    ) -> Result<TextSpans> {
         let reader = self.reader(path)?;
         let delimiter = self.delimiter;
-        let (tx, rx) = mpsc::sync_channel::<Result<Vec<(u64, csv::StringRecord)>>>(4);
-        // Batches come back once handled, so their records' buffers are
-        // reused instead of allocated and freed a million times.
-        let (back_tx, back_rx) = mpsc::channel::<Vec<(u64, csv::StringRecord)>>();
+        let (tx, rx) = mpsc::sync_channel::<io::Result<Piece>>(2 * PIECES_AT_ONCE);
+        let (back_tx, back_rx) = mpsc::channel::<Vec<u8>>();
         std::thread::scope(|s| {
-            let reading = s.spawn(move || {
-                let tracker = QuoteTracker::new(reader, delimiter);
-                let mut rdr = self.csv_reader(tracker);
-                match read_batches(path, &mut rdr, header_row, header_width, &tx, &back_rx) {
-                    Err(e) => {
-                        let _ = tx.send(Err(e));
-                        None
-                    }
-                    Ok(_) if rdr.get_ref().in_quote() => {
-                        let _ = tx.send(Err(Error::input(path, "a quote is never closed: the rest of the file would be swallowed into one cell")));
-                        None
-                    }
-                    Ok(spans) => Some(spans),
+            s.spawn(move || {
+                if let Err(e) = cut_pieces(reader, delimiter, &tx, &back_rx) {
+                    let _ = tx.send(Err(e));
                 }
             });
-            let mut last_line = header_row;
-            for batch in rx {
-                let batch = match batch {
-                    Ok(b) => b,
-                    Err(Error::Input { path, message })
-                        if message.starts_with("a quote is never closed") =>
-                    {
-                        return Err(Error::Input {
-                            path,
-                            message: format!(
-                                "line {}: a quote opened on this record is never closed, so the rest of the \
-                                 file would be swallowed into one cell; close the quote (or double it: \"\")",
-                                last_line
-                            ),
-                        });
-                    }
-                    Err(e) => return Err(e),
-                };
-                if let Some((n, _)) = batch.last() {
-                    last_line = *n;
+            let mut spans = TextSpans {
+                start: 0,
+                line: 1,
+                ends: Vec::new(),
+            };
+            let mut rx = rx.into_iter();
+            loop {
+                let pieces = rx
+                    .by_ref()
+                    .take(PIECES_AT_ONCE)
+                    .collect::<io::Result<Vec<Piece>>>()
+                    .map_err(|e| Error::io(path, e))?;
+                if pieces.is_empty() {
+                    return Ok(spans);
                 }
-                let rows: Vec<Row<'_>> = batch
-                    .iter()
-                    .map(|(n, r)| Row::Text {
-                        number: *n,
-                        record: r,
-                    })
+                let parsed: Vec<Result<Vec<Parsed<T>>>> = pieces
+                    .par_iter()
+                    .map(|piece| self.parse_piece(path, piece, header_row, header_width, map))
                     .collect();
-                f(&rows)?;
-                drop(rows);
-                let _ = back_tx.send(batch);
+                let mut batch = Vec::with_capacity(BATCH_ROWS);
+                for records in parsed {
+                    for (line, end, value) in records? {
+                        match value {
+                            Some(v) => {
+                                spans.ends.push(end);
+                                batch.push(v);
+                            }
+                            // At or above the header: data starts after it.
+                            None => (spans.start, spans.line) = (end, line),
+                        }
+                    }
+                }
+                sink(batch)?;
+                for piece in pieces {
+                    let _ = back_tx.send(piece.bytes);
+                }
             }
-            reading
-                .join()
-                .ok()
-                .flatten()
-                .ok_or_else(|| Error::input(path, "reading stopped unexpectedly"))
         })
+    }
+
+    /// Parses one piece's records and maps the data records; for each
+    /// record, the line after it, where it ends in the stream, and its
+    /// mapped value (`None` above the data).
+    fn parse_piece<T>(
+        &self,
+        path: &Path,
+        piece: &Piece,
+        header_row: u64,
+        header_width: usize,
+        map: &(dyn Fn(u64, &csv::StringRecord) -> T + Sync),
+    ) -> Result<Vec<Parsed<T>>> {
+        let lines_before = piece.line - 1;
+        let mut rdr = self.csv_reader_sized(&piece.bytes[..], 1 << 16);
+        let mut out = Vec::with_capacity(piece.bytes.len() / 128);
+        let mut rec = csv::StringRecord::new();
+        let mut last_line = header_row;
+        loop {
+            let line = match read_numbered(&mut rdr, &mut rec) {
+                Ok(Some(line)) => line + lines_before,
+                Ok(None) => break,
+                Err(e) => return Err(csv_error(path, e, lines_before)),
+            };
+            last_line = line;
+            let end = rdr.position();
+            let (end_byte, end_line) = (piece.base + end.byte(), end.line() + lines_before);
+            if line <= header_row {
+                out.push((end_line, end_byte, None));
+                continue;
+            }
+            if end_line > line + 1 {
+                let width = super::record_width(&rec);
+                if width != header_width {
+                    return Err(Error::input(
+                        path,
+                        format!(
+                            "line {line}: a quoted cell runs over lines {line}-{} and leaves the record with {width} \
+                             cells instead of {header_width}: a quote is probably not closed on line {line}",
+                            end_line - 1
+                        ),
+                    ));
+                }
+            }
+            out.push((end_line, end_byte, Some(map(line, &rec))));
+        }
+        if piece.unclosed {
+            return Err(Error::input(
+                path,
+                format!(
+                    "line {last_line}: a quote opened on this record is never closed, so the rest of the \
+                     file would be swallowed into one cell; close the quote (or double it: \"\")"
+                ),
+            ));
+        }
+        Ok(out)
     }
 
     /// Hands the rows of an earlier [`scan`](Self::scan) to `f` again, in
@@ -278,14 +392,16 @@ impl TextSheet {
     /// Parses records' bytes (as [`rescan_raw`](Self::rescan_raw) gave
     /// them) with one reader: building one costs more than a record.
     pub(super) fn parse_many(&self, raws: &[&[u8]]) -> Option<Vec<csv::StringRecord>> {
-        let mut joined = Vec::with_capacity(raws.iter().map(|r| r.len() + 1).sum());
-        for raw in raws {
-            joined.extend_from_slice(raw);
-            joined.push(b'\n');
-        }
-        let mut rdr = self.csv_reader_for(&joined);
-        let records: Vec<csv::StringRecord> = rdr.records().collect::<csv::Result<_>>().ok()?;
-        (records.len() == raws.len()).then_some(records)
+        let records = self.with_memory_reader(
+            |joined| {
+                for raw in raws {
+                    joined.extend_from_slice(raw);
+                    joined.push(b'\n');
+                }
+            },
+            |rdr| rdr.records().collect::<csv::Result<Vec<_>>>(),
+        );
+        records.ok().filter(|records| records.len() == raws.len())
     }
 
     fn rescan_with(
@@ -370,22 +486,32 @@ impl TextSheet {
     fn parse_group<'b>(
         &self,
         bytes: &'b [u8],
-        cuts: impl Iterator<Item = usize>,
+        cuts: impl Iterator<Item = usize> + Clone,
         mut line: u64,
-        mut records: Option<&mut Vec<csv::StringRecord>>,
+        records: Option<&mut Vec<csv::StringRecord>>,
     ) -> Option<Vec<Numbered<'b>>> {
-        let mut rdr = self.csv_reader_for(bytes);
+        if let Some(records) = records {
+            let parsed = self.with_memory_reader(
+                |buf| buf.extend_from_slice(bytes),
+                |rdr| {
+                    for (k, cut) in cuts.clone().enumerate() {
+                        if records.len() <= k {
+                            records.push(csv::StringRecord::new());
+                        }
+                        if !rdr.read_record(&mut records[k]).ok()?
+                            || rdr.position().byte() != cut as u64
+                        {
+                            return None;
+                        }
+                    }
+                    Some(())
+                },
+            );
+            parsed?;
+        }
         let mut out = Vec::with_capacity(PARSE_GROUP);
         let mut from = 0usize;
-        for (k, cut) in cuts.enumerate() {
-            if let Some(records) = records.as_deref_mut() {
-                if records.len() <= k {
-                    records.push(csv::StringRecord::new());
-                }
-                if !rdr.read_record(&mut records[k]).ok()? || rdr.position().byte() != cut as u64 {
-                    return None;
-                }
-            }
+        for cut in cuts {
             let raw = &bytes[from..cut];
             let blank = raw
                 .iter()
@@ -477,6 +603,91 @@ fn cut_chunks(
     Ok(())
 }
 
+/// A record of a piece: the line after it, its end in the stream, and
+/// what became of it (`None`: not a data record).
+type Parsed<T> = (u64, u64, Option<T>);
+
+/// Whole records of the decoded stream, cut by [`cut_pieces`].
+struct Piece {
+    bytes: Vec<u8>,
+    /// The stream offset of `bytes[0]`.
+    base: u64,
+    /// The line `bytes` starts on.
+    line: u64,
+    /// The stream ends inside a quote, in this piece's last record.
+    unclosed: bool,
+}
+
+/// How many bytes a piece is read in (it grows for a record longer).
+const PIECE_BYTES: usize = 256 << 10;
+/// Pieces parsed at once, in parallel: a batch of about 8k records.
+const PIECES_AT_ONCE: usize = 8;
+
+/// Cuts the decoded stream into [`Piece`]s, each ending where a line ends
+/// outside quotes (so on a record's end), and sends them on in order.
+fn cut_pieces(
+    mut reader: impl Read,
+    delimiter: u8,
+    tx: &mpsc::SyncSender<io::Result<Piece>>,
+    recycled: &mpsc::Receiver<Vec<u8>>,
+) -> io::Result<()> {
+    let mut quotes = QuoteTracker::new(io::empty(), delimiter);
+    let (mut base, mut line) = (0u64, 1u64);
+    let mut buf: Vec<u8> = Vec::with_capacity(2 * PIECE_BYTES);
+    loop {
+        // `buf` holds the start of a record, already tracked: read on.
+        let old = buf.len();
+        buf.resize(old + PIECE_BYTES, 0);
+        let n = read_full(&mut reader, &mut buf[old..])?;
+        buf.truncate(old + n);
+        if n == 0 {
+            // The stream ends in a newline (see `CrlfToLf`), so what is left
+            // is a record whose quote never closed.
+            if !buf.is_empty() {
+                let piece = Piece {
+                    bytes: buf,
+                    base,
+                    line,
+                    unclosed: quotes.in_quote(),
+                };
+                let _ = tx.send(Ok(piece));
+            }
+            return Ok(());
+        }
+        let cut = match memchr::memrchr(b'\n', &buf[old..]) {
+            Some(q) => {
+                quotes.track(&buf[old..=old + q]);
+                let outside = !quotes.in_quote();
+                quotes.track(&buf[old + q + 1..]);
+                outside.then_some(old + q + 1)
+            }
+            None => {
+                quotes.track(&buf[old..]);
+                None
+            }
+        };
+        let Some(cut) = cut else { continue };
+        let mut next = recycled
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(2 * PIECE_BYTES));
+        next.clear();
+        next.extend_from_slice(&buf[cut..]);
+        buf.truncate(cut);
+        let lines = memchr::memchr_iter(b'\n', &buf).count() as u64;
+        let piece = Piece {
+            bytes: std::mem::replace(&mut buf, next),
+            base,
+            line,
+            unclosed: false,
+        };
+        base += cut as u64;
+        line += lines;
+        if tx.send(Ok(piece)).is_err() {
+            return Ok(()); // the consumer stopped: its error wins
+        }
+    }
+}
+
 /// Reads the next record and the line it starts on. The csv crate notes a
 /// record's position before it skips blank lines, so the line is counted
 /// back from where the record ends (every record ends in a newline: see
@@ -501,72 +712,10 @@ fn read_numbered<R: Read>(
     ))
 }
 
-fn read_batches<R: Read>(
-    path: &Path,
-    rdr: &mut csv::Reader<R>,
-    header_row: u64,
-    header_width: usize,
-    tx: &mpsc::SyncSender<Result<Vec<(u64, csv::StringRecord)>>>,
-    recycled: &mpsc::Receiver<Vec<(u64, csv::StringRecord)>>,
-) -> Result<TextSpans> {
-    let mut spans = TextSpans {
-        start: 0,
-        line: 1,
-        ends: Vec::new(),
-    };
-    let mut batch = Vec::with_capacity(BATCH_ROWS);
-    let mut spare: Vec<csv::StringRecord> = Vec::new();
-    let mut rec = csv::StringRecord::new();
-    loop {
-        let line = match read_numbered(rdr, &mut rec) {
-            Ok(Some(line)) => line,
-            Ok(None) => break,
-            Err(e) => return Err(csv_error(path, e)),
-        };
-        let end = rdr.position().clone();
-        if line <= header_row {
-            spans.start = end.byte();
-            spans.line = end.line();
-            continue;
-        }
-        spans.ends.push(end.byte());
-        let end_line = end.line();
-        if end_line > line + 1 {
-            let width = super::record_width(&rec);
-            if width != header_width {
-                return Err(Error::input(
-                    path,
-                    format!(
-                        "line {line}: a quoted cell runs over lines {line}-{} and leaves the record with {width} \
-                         cells instead of {header_width}: a quote is probably not closed on line {line}",
-                        end_line - 1
-                    ),
-                ));
-            }
-        }
-        let next = spare.pop().unwrap_or_default();
-        batch.push((line, std::mem::replace(&mut rec, next)));
-        if batch.len() == BATCH_ROWS {
-            let fresh = match recycled.try_recv() {
-                Ok(mut old) => {
-                    spare.extend(old.drain(..).map(|(_, r)| r));
-                    old
-                }
-                Err(_) => Vec::with_capacity(BATCH_ROWS),
-            };
-            if tx.send(Ok(std::mem::replace(&mut batch, fresh))).is_err() {
-                return Ok(spans); // the consumer stopped: its error wins
-            }
-        }
-    }
-    if !batch.is_empty() {
-        let _ = tx.send(Ok(batch));
-    }
-    Ok(spans)
-}
-
-fn csv_error(path: &Path, e: csv::Error) -> Error {
-    let line = e.position().map(|p| p.line());
+/// A csv error, its line counted from a piece that starts after
+/// `lines_before` lines.
+fn csv_error(path: &Path, e: csv::Error, lines_before: u64) -> Error {
+    let line = e.position().map(|p| p.line() + lines_before);
     match e.into_kind() {
         csv::ErrorKind::Io(io) => Error::io(path, io),
         csv::ErrorKind::Utf8 { err, .. } => Error::input(
@@ -711,7 +860,7 @@ fn detect_encoding(path: &Path, notes: &mut Vec<String>) -> Result<Option<&'stat
     Ok(None)
 }
 
-fn read_full(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+fn read_full(file: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
         match file.read(&mut buf[n..]) {
@@ -946,6 +1095,102 @@ impl<R: Read> Read for QuoteTracker<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A file of several pieces, with what cuts them badly if anything
+    /// does: cells quoted over lines (LF and CRLF), doubled quotes, commas
+    /// in quotes, blank lines, title rows.
+    fn piecemeal_file(rows: usize) -> String {
+        let mut s = String::from("Orders of the week\n\nbranch_id,name,address\n");
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        for i in 0..rows {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            match rng % 10 {
+                0 => s.push_str(&format!("{i},\"multi\nline {i}\",\"x, \"\"y\"\"\"\r\n")),
+                1 => s.push('\n'),
+                2 => s.push_str(&format!("{i},\"a\r\nb\",c\n")),
+                3 => s.push_str(&format!("{i},\"\n\n\",\"z\"\"\"\n")),
+                _ => s.push_str(&format!("{i},name {i},\"Flat {i}, Road\"\n")),
+            }
+        }
+        s
+    }
+
+    type Lines = Vec<(u64, Vec<String>)>;
+
+    fn scanned(sheet: &TextSheet, path: &Path) -> Result<(Lines, TextSpans)> {
+        let mut got = Vec::new();
+        let spans = sheet.scan(path, 3, 3, &mut |rows| {
+            for r in rows {
+                got.push((
+                    r.number(),
+                    (0..3).map(|c| r.cell(c).text.into_owned()).collect(),
+                ));
+            }
+            Ok(())
+        })?;
+        Ok((got, spans))
+    }
+
+    #[test]
+    fn pieces_read_as_one_reader_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.csv");
+        let text = piecemeal_file(60_000);
+        assert!(text.len() > 6 * PIECE_BYTES, "several pieces");
+        std::fs::write(&path, &text).unwrap();
+        let (sheet, _) = TextSheet::open(&path, &TextOpts::default()).unwrap();
+
+        // One reader over the whole stream, record by record.
+        let mut want: Lines = Vec::new();
+        sheet
+            .head(&path, usize::MAX, &mut |rows| {
+                for r in rows.iter().filter(|r| r.number() > 3) {
+                    want.push((
+                        r.number(),
+                        (0..3).map(|c| r.cell(c).text.into_owned()).collect(),
+                    ));
+                }
+            })
+            .unwrap();
+        let (got, spans) = scanned(&sheet, &path).unwrap();
+        assert_eq!(got.len(), want.len());
+        assert_eq!(got, want);
+
+        // The second pass meets the same records where the first found them.
+        let mut again: Lines = Vec::new();
+        sheet
+            .rescan(&path, &spans, &mut |rows| {
+                for r in rows {
+                    again.push((
+                        r.number(),
+                        (0..3).map(|c| r.cell(c).text.into_owned()).collect(),
+                    ));
+                }
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(again, want);
+    }
+
+    #[test]
+    fn an_unclosed_quote_far_down_names_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("broken.csv");
+        let mut text = piecemeal_file(30_000);
+        let line = text.bytes().filter(|&b| b == b'\n').count() + 1;
+        text.push_str("77,\"never closed,x\n");
+        std::fs::write(&path, &text).unwrap();
+        let (sheet, _) = TextSheet::open(&path, &TextOpts::default()).unwrap();
+        let err = scanned(&sheet, &path).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!(
+                "line {line}: a quote opened on this record is never closed"
+            )),
+            "{err}"
+        );
+    }
 
     fn open_quote_at_end(s: &str, chunk: usize) -> bool {
         let mut t = QuoteTracker::new(s.as_bytes(), b',');

@@ -59,55 +59,54 @@ pub(super) fn verbatim(raw: &[u8], order_id: &str, ncols: usize) -> bool {
     if !plain(order_id.as_bytes()) || needs_quotes(order_id.as_bytes()) {
         return false;
     }
-    let mut rest = raw;
-    for i in 0..ncols {
-        if i > 0 {
-            match rest.strip_prefix(b",") {
-                Some(r) => rest = r,
-                None => return false,
-            }
-        }
-        let (cell_ok, after) = match rest.strip_prefix(b"\"") {
-            Some(quoted) => quoted_cell(quoted),
-            None => {
-                let end = memchr::memchr(b',', rest).unwrap_or(rest.len());
-                let cell = &rest[..end];
-                (plain(cell) && !needs_quotes(cell), &rest[end..])
-            }
-        };
-        if !cell_ok {
-            return false;
-        }
-        rest = after;
-    }
-    rest.is_empty()
-}
-
-/// A quoted cell (after its opening quote): whether it is plain, holds no
-/// CR, and needed its quotes; and what follows its closing quote.
-fn quoted_cell(body: &[u8]) -> (bool, &[u8]) {
+    // One pass over the bytes: this runs for every row of a large file.
     let mut i = 0;
-    let mut needed = false;
-    loop {
-        match memchr::memchr3(b'"', b',', b'\n', &body[i..]).map(|j| i + j) {
-            None => return (false, body),
-            Some(q) if body[q] != b'"' => {
-                needed = true;
-                i = q + 1;
+    for c in 0..ncols {
+        if c > 0 {
+            if raw.get(i) != Some(&b',') {
+                return false;
             }
-            Some(q) if body.get(q + 1) == Some(&b'"') => {
-                needed = true;
-                i = q + 2;
+            i += 1;
+        }
+        let start = i;
+        if raw.get(i) == Some(&b'"') {
+            i += 1;
+            let mut needed = false;
+            loop {
+                match raw.get(i) {
+                    None | Some(b'\r') => return false,
+                    Some(b'"') if raw.get(i + 1) == Some(&b'"') => {
+                        needed = true;
+                        i += 2;
+                    }
+                    Some(b'"') => break,
+                    Some(b',' | b'\n') => {
+                        needed = true;
+                        i += 1;
+                    }
+                    Some(_) => i += 1,
+                }
             }
-            Some(q) => {
-                // The closing quote. The cell (with its quotes still
-                // doubled) starts and ends as the unquoted one would.
-                let cell = &body[..q];
-                let ok = needed && plain(cell) && !cell.contains(&b'\r');
-                return (ok, &body[q + 1..]);
+            // The cell (its quotes still doubled) starts and ends as the
+            // unquoted one would.
+            if !needed || !plain(&raw[start + 1..i]) {
+                return false;
+            }
+            i += 1; // the closing quote
+        } else {
+            while let Some(&b) = raw.get(i) {
+                match b {
+                    b',' => break,
+                    b'"' | b'\r' | b'\n' => return false,
+                    _ => i += 1,
+                }
+            }
+            if !plain(&raw[start..i]) {
+                return false;
             }
         }
     }
+    i == raw.len()
 }
 
 /// The bytes the csv writer quotes a cell for.
@@ -136,8 +135,9 @@ fn format_rows(
 ) -> std::io::Result<Vec<u8>> {
     let mut out = Vec::with_capacity(rows.len() * 256);
     let mut num = itoa_buf();
+    let mut tail = Vec::with_capacity(8);
     for r in rows {
-        let tail = r.result_cells(header.submitted);
+        r.result_cells_into(header.submitted, &mut tail);
         // The order id was checked with the cells; the other result cells
         // are codes, numbers and times, but an API's code could be anything.
         let plain_tail = || {
@@ -202,17 +202,25 @@ impl NumBuf {
     }
 }
 
+impl CsvSink {
+    /// Formats report rows as CSV lines (on any thread).
+    pub(super) fn format(&self, header: &ReportHeader, rows: &[ReportRow<'_>]) -> Result<Vec<u8>> {
+        format_rows(&self.lead, header, rows).map_err(|e| Error::report(self.out.path(), e))
+    }
+
+    /// Writes lines [`format`](Self::format) made, in order.
+    pub(super) fn write(&mut self, lines: Vec<u8>) -> Result<()> {
+        self.out.write_vec(lines)
+    }
+}
+
 impl Sink for CsvSink {
     fn rows(&mut self, header: &ReportHeader, rows: &[ReportRow<'_>]) -> Result<()> {
-        let chunks: Vec<std::io::Result<Vec<u8>>> = rows
+        let parts: Vec<Vec<u8>> = rows
             .par_chunks(512)
-            .map(|c| format_rows(&self.lead, header, c))
-            .collect();
-        for chunk in chunks {
-            let bytes = chunk.map_err(|e| Error::report(self.out.path(), e))?;
-            self.out.write_all(&bytes)?;
-        }
-        Ok(())
+            .map(|c| self.format(header, c))
+            .collect::<Result<_>>()?;
+        parts.into_iter().try_for_each(|part| self.write(part))
     }
 
     fn finish(self: Box<Self>, _header: &ReportHeader, _facts: &RunFacts) -> Result<String> {
@@ -248,6 +256,11 @@ mod tests {
             ("a,caf\u{e9},c".as_bytes(), false), // non-ASCII at an end
             ("a,d\u{e9}j\u{e0}vu!,c".as_bytes(), true),
             (b"a,1-2,c", true),
+            (b"a,\"b,1\"x,c", false), // text after the closing quote
+            (b"a,\"b,1", false),      // a quote never closed
+            (b"a,\"b\r,1\",c", false),
+            (b"a,\" b,1\",c", false), // padded inside the quotes
+            (b"a,\"=1,2\",c", false),
         ] {
             let shown = String::from_utf8_lossy(raw);
             assert_eq!(verbatim(raw, "DCB-1", 3), ok, "{shown}");

@@ -102,13 +102,20 @@ impl ReportRow<'_> {
     /// The result cells after the original ones, unneutralised: the
     /// columns of [`ReportHeader::result_columns`].
     pub fn result_cells(&self, submitted: bool) -> Vec<Cow<'_, str>> {
-        let mut cells = vec![
-            Cow::Borrowed(self.status_text()),
-            Cow::Borrowed(self.order_id),
-        ];
+        let mut cells = Vec::with_capacity(8);
+        self.result_cells_into(submitted, &mut cells);
+        cells
+    }
+
+    /// [`result_cells`](Self::result_cells), into a vector the caller
+    /// reuses from row to row.
+    pub fn result_cells_into<'r>(&'r self, submitted: bool, cells: &mut Vec<Cow<'r, str>>) {
+        cells.clear();
+        cells.push(Cow::Borrowed(self.status_text()));
+        cells.push(Cow::Borrowed(self.order_id));
         if !submitted {
             cells.push(Cow::Owned(self.errors_text()));
-            return cells;
+            return;
         }
         let sent = self.sent.filter(|_| self.status == Status::Valid);
         let number = |n: Option<u64>| Cow::Owned(n.map(|n| n.to_string()).unwrap_or_default());
@@ -122,7 +129,6 @@ impl ReportRow<'_> {
             sent.and_then(|s| s.submitted_at.as_deref()).unwrap_or(""),
         ));
         cells.push(number(sent.and_then(|s| s.latency_ms)));
-        cells
     }
 
     pub fn errors_text(&self) -> String {
@@ -246,8 +252,27 @@ pub fn write_with(
         submitted: sent.is_some(),
     };
 
+    let ncols = checked.columns.len();
+    let t0 = std::time::Instant::now();
+    let mut raw_walked = false;
     let mut sink: Box<dyn Sink> = match format {
-        Format::Csv => Box::new(csv_out::CsvSink::create(path, &header)?),
+        Format::Csv => {
+            let mut csv = csv_out::CsvSink::create(path, &header)?;
+            // A CSV report of a comma-separated input copies the plain valid
+            // rows as they are and parses only the others; each group of
+            // rows is formatted by the task that made it.
+            if let Some(walked) = checked.for_each_raw_outcome(&mut |batch| {
+                let parts: Vec<Vec<u8>> = batch
+                    .par_chunks(256)
+                    .map(|chunk| csv.format(&header, &raw_report_rows(checked, chunk, sent)?))
+                    .collect::<Result<_>>()?;
+                parts.into_iter().try_for_each(|part| csv.write(part))
+            }) {
+                walked?;
+                raw_walked = true;
+            }
+            Box::new(csv)
+        }
         Format::Jsonl => Box::new(jsonl::JsonlSink::create(path)?),
         Format::Xlsx => Box::new(xlsx::XlsxSink::create(
             path,
@@ -255,23 +280,8 @@ pub fn write_with(
             checked.grouping.len(),
         )?),
     };
-    let ncols = checked.columns.len();
-    let t0 = std::time::Instant::now();
-    // A CSV report of a comma-separated input copies the plain valid rows
-    // as they are and parses only the others.
-    let raw_walk = match format {
-        Format::Csv => checked.for_each_raw_outcome(&mut |batch| {
-            let rows: Vec<Vec<ReportRow<'_>>> = batch
-                .par_chunks(256)
-                .map(|chunk| raw_report_rows(checked, chunk, sent))
-                .collect::<Result<_>>()?;
-            sink.rows(&header, &rows.concat())
-        }),
-        _ => None,
-    };
-    match raw_walk {
-        Some(walked) => walked?,
-        None => checked.for_each_outcome(&mut |batch| {
+    if !raw_walked {
+        checked.for_each_outcome(&mut |batch| {
             let rows: Vec<ReportRow<'_>> = batch
                 .par_iter()
                 .map(|(row, out)| {
@@ -290,7 +300,7 @@ pub fn write_with(
                 })
                 .collect();
             sink.rows(&header, &rows)
-        })?,
+        })?;
     }
     crate::pipeline::timing("report rows", t0);
     facts.finished_at = now();
@@ -461,7 +471,7 @@ impl HashedFile {
             .as_file()
             .try_clone()
             .map_err(|e| Error::report(path, e))?;
-        let (tx, rx) = mpsc::sync_channel(8);
+        let (tx, rx) = mpsc::sync_channel(64);
         let writer = std::thread::Builder::new()
             .name("report-writer".into())
             .spawn(move || write_behind(handle, rx))
@@ -486,8 +496,24 @@ impl HashedFile {
         Ok(())
     }
 
+    /// Writes a buffer of formatted bytes: a large one goes to the writer
+    /// thread as it is, not copied.
+    fn write_vec(&mut self, bytes: Vec<u8>) -> Result<()> {
+        if bytes.len() < HAND_ON / 16 {
+            return self.write_all(&bytes);
+        }
+        if !self.pending.is_empty() {
+            self.hand_on()?;
+        }
+        self.send(bytes)
+    }
+
     fn hand_on(&mut self) -> Result<()> {
         let bytes = std::mem::replace(&mut self.pending, Vec::with_capacity(HAND_ON));
+        self.send(bytes)
+    }
+
+    fn send(&mut self, bytes: Vec<u8>) -> Result<()> {
         let sent = self.tx.as_ref().is_some_and(|tx| tx.send(bytes).is_ok());
         if sent {
             Ok(())
@@ -519,19 +545,42 @@ impl HashedFile {
     }
 }
 
-/// The writer thread of a [`HashedFile`].
+/// The writer thread of a [`HashedFile`]. Every [`SYNC_EVERY`] bytes it
+/// asks a thread of its own to sync what is written so far: the disk then
+/// writes while the next bytes are hashed and written, instead of the
+/// writer waiting for it.
 fn write_behind(mut file: std::fs::File, rx: mpsc::Receiver<Vec<u8>>) -> std::io::Result<String> {
+    let syncing = file.try_clone()?;
+    let (sync_tx, sync_rx) = mpsc::sync_channel::<()>(1);
+    let syncer = std::thread::Builder::new()
+        .name("report-sync".into())
+        .spawn(move || -> std::io::Result<()> {
+            for () in sync_rx {
+                syncing.sync_data()?;
+            }
+            Ok(())
+        })?;
     let mut hash = Sha256::new();
     let mut unsynced = 0;
-    for bytes in rx {
-        hash.update(&bytes);
-        file.write_all(&bytes)?;
-        unsynced += bytes.len();
-        if unsynced >= SYNC_EVERY {
-            file.sync_data()?;
-            unsynced = 0;
+    let written = (|| {
+        for bytes in rx {
+            hash.update(&bytes);
+            file.write_all(&bytes)?;
+            unsynced += bytes.len();
+            if unsynced >= SYNC_EVERY {
+                // A sync still running will take these bytes along, or the
+                // next one (or the final one) will.
+                let _ = sync_tx.try_send(());
+                unsynced = 0;
+            }
         }
-    }
+        Ok(())
+    })();
+    drop(sync_tx);
+    let synced = syncer
+        .join()
+        .unwrap_or_else(|_| Err(std::io::Error::other("the report sync stopped")));
+    written.and(synced)?;
     Ok(hex::encode(hash.finalize()))
 }
 

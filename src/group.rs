@@ -142,8 +142,9 @@ impl Grouper {
         self.mark_duplicate_products();
 
         let prefix = batch_prefix(batch_id);
+        // A SHA-256 per order: in parallel.
         let mut groups: Vec<Group> = std::mem::take(&mut self.groups)
-            .into_iter()
+            .into_par_iter()
             .map(|g| Group {
                 id: match g.order_ref {
                     Some(r) => OrderId::Ref(r),
@@ -153,11 +154,15 @@ impl Grouper {
                 invalid: 0,
             })
             .collect();
+        let mut invalid = vec![false; self.slots.len()];
+        for &i in self.problems.keys() {
+            invalid[i as usize] = true;
+        }
         let mut first_invalid: HashMap<u32, Vec<u64>> = HashMap::new();
         for (i, s) in self.slots.iter().enumerate() {
             let g = &mut groups[s.group as usize];
             g.rows += 1;
-            if self.problems.contains_key(&(i as u32)) {
+            if invalid[i] {
                 g.invalid += 1;
                 let rows = first_invalid.entry(s.group).or_default();
                 if rows.len() < HELD_ROWS_SHOWN {
@@ -174,7 +179,7 @@ impl Grouper {
         let mut group_held = vec![false; groups.len()];
         for (i, s) in self.slots.iter().enumerate() {
             let g = &groups[s.group as usize];
-            let status = if self.problems.contains_key(&(i as u32)) {
+            let status = if invalid[i] {
                 counts.invalid += 1;
                 Status::Invalid
             } else if g.invalid > 0 && !allow_partial {
@@ -270,10 +275,16 @@ impl Grouper {
 
     /// Two rows of one order with the same product line are both invalid.
     fn mark_duplicate_products(&mut self) {
+        // Only an order of two rows or more can repeat a product line.
+        let mut rows = vec![0u32; self.groups.len()];
+        for s in &self.slots {
+            rows[s.group as usize] += 1;
+        }
         let mut lines: Vec<(u32, u64, u32)> = self
             .slots
             .iter()
             .enumerate()
+            .filter(|(_, s)| rows[s.group as usize] > 1)
             .map(|(i, s)| (s.group, s.product, i as u32))
             .collect();
         lines.par_sort_unstable();

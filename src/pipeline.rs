@@ -14,7 +14,7 @@ use crate::columns::{self, Columns, Field, Role};
 use crate::dcms::{BranchInfo, CardOrderRequest, OrderingPartyInfo, Product};
 use crate::error::{Error, Result};
 use crate::group::{Grouper, Grouping, OrderValues, RowOutcome, Status};
-use crate::read::{self, ReadOpts, Row, Sheet, Spans};
+use crate::read::{self, ReadOpts, Row, Sheet, Spans, TextVerdict, Utf8Scan};
 use crate::rules::Rules;
 use crate::validate::{Checker, ORDER_FIELDS, WidthCensus};
 
@@ -56,22 +56,91 @@ pub struct Checked {
 
 /// Reads, checks and groups one input file.
 pub fn check(path: &Path, opts: &CheckOpts) -> Result<Checked> {
+    // A CSV file's encoding is detected from its first MiB, and confirmed
+    // over the whole file by the thread that hashes it while the rows are
+    // read, instead of by a read of its own before them.
+    let detect = opts.read.text.encoding.is_none();
+    let mut quick = opts.clone();
+    quick.read.text.encoding_from_head = detect;
     std::thread::scope(|s| {
-        // Hash the file on the side while the rows are read.
-        let hasher = s.spawn(|| sha256_file(path));
-        check_with_hash(path, opts, || {
-            hasher
-                .join()
-                .unwrap_or_else(|_| Err(Error::input(path, "hashing the file failed")))
-        })
+        let mut hashing = Hashing {
+            handle: Some(s.spawn(|| hash_input(path))),
+            done: None,
+        };
+        let first = check_with_hash(path, &quick, &mut || hashing.get(path));
+        match first {
+            Ok(Attempt::Done(checked)) => return Ok(*checked),
+            Ok(Attempt::Reread) => {}
+            // An error met before the encoding was confirmed may come of
+            // reading a file that is not UTF-8 as UTF-8.
+            Err(e) => {
+                let text = detect && read::sniff_kind(path)? == read::FileKind::Text;
+                if !(text && hashing.get(path)?.text == TextVerdict::Other) {
+                    return Err(e);
+                }
+            }
+        }
+        // Not UTF-8 after all: read it again, its encoding detected from
+        // the whole file.
+        match check_with_hash(path, opts, &mut || hashing.get(path))? {
+            Attempt::Done(checked) => Ok(*checked),
+            Attempt::Reread => Err(Error::input(path, "the encoding could not be settled")),
+        }
     })
+}
+
+/// The input file's SHA-256 and size, and what its bytes say of its
+/// encoding (for a CSV file).
+#[derive(Debug, Clone)]
+struct InputHash {
+    sha256: String,
+    bytes: u64,
+    text: TextVerdict,
+}
+
+fn hash_input(path: &Path) -> Result<InputHash> {
+    let mut scan = Utf8Scan::default();
+    let (sha256, bytes) = sha256_reading(path, &mut |piece| scan.feed(piece))?;
+    Ok(InputHash {
+        sha256,
+        bytes,
+        text: scan.finish(),
+    })
+}
+
+/// The input's hash, computed on a thread of its own: joined when first
+/// asked for.
+struct Hashing<'s> {
+    handle: Option<std::thread::ScopedJoinHandle<'s, Result<InputHash>>>,
+    done: Option<InputHash>,
+}
+
+impl Hashing<'_> {
+    fn get(&mut self, path: &Path) -> Result<InputHash> {
+        if let Some(h) = self.handle.take() {
+            let hashed = h
+                .join()
+                .unwrap_or_else(|_| Err(Error::input(path, "hashing the file failed")))?;
+            self.done = Some(hashed);
+        }
+        self.done
+            .clone()
+            .ok_or_else(|| Error::input(path, "hashing the file failed"))
+    }
+}
+
+/// How a check run went: done, or to be read again, its encoding not what
+/// the first MiB said.
+enum Attempt {
+    Done(Box<Checked>),
+    Reread,
 }
 
 fn check_with_hash(
     path: &Path,
     opts: &CheckOpts,
-    hash: impl FnOnce() -> Result<(String, u64)>,
-) -> Result<Checked> {
+    hash: &mut dyn FnMut() -> Result<InputHash>,
+) -> Result<Attempt> {
     let t0 = std::time::Instant::now();
     let mut found: Option<(u64, Vec<String>)> = None;
     let mut sheet = read::open(path, &opts.read, &mut |sheet: &Sheet| {
@@ -150,7 +219,7 @@ fn check_with_hash(
     // Rows are checked on rayon while a thread of its own files the results
     // of the previous batch, in order.
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Option<crate::validate::RowCheck>>>(4);
-    let (grouper, blank_rows, spans) = std::thread::scope(|s| -> Result<(Grouper, u64, Spans)> {
+    let scanned = std::thread::scope(|s| -> Result<(Grouper, u64, Spans)> {
         let filer = s.spawn(move || {
             let mut grouper = Grouper::new();
             let mut blank_rows = 0u64;
@@ -174,8 +243,14 @@ fn check_with_hash(
             .join()
             .map_err(|_| Error::input(path, "checking stopped unexpectedly"))?;
         scanned.map(|spans| (grouper, blank_rows, spans))
-    })?;
+    });
     timing("check", t0);
+    let input = hash()?;
+    timing("hash", t0);
+    if !sheet.confirm_encoding(input.text) {
+        return Ok(Attempt::Reread);
+    }
+    let (grouper, blank_rows, spans) = scanned?;
     if grouper.rows() == 0 {
         return Err(Error::input(
             path,
@@ -197,27 +272,25 @@ fn check_with_hash(
         })?;
     }
 
-    let (input_sha256, input_bytes) = hash()?;
-    timing("hash", t0);
     let batch_id = opts
         .batch_id
         .clone()
-        .unwrap_or_else(|| input_sha256.clone());
+        .unwrap_or_else(|| input.sha256.clone());
     let grouping = grouper.finish(&batch_id, opts.allow_partial, &values);
     timing("group", t0);
-    Ok(Checked {
+    Ok(Attempt::Done(Box::new(Checked {
         path: path.to_path_buf(),
         sheet,
         columns,
         grouping,
-        input_sha256,
-        input_bytes,
+        input_sha256: input.sha256,
+        input_bytes: input.bytes,
         batch_id,
         blank_rows,
         spans,
         rules: opts.rules.clone(),
         typical_width,
-    })
+    })))
 }
 
 fn order_values(checker: &Checker<'_>, columns: &Columns, row: &Row<'_>) -> OrderValues {
@@ -264,6 +337,11 @@ impl<'a> Outcomes<'a> {
 
 /// SHA-256 and size of a file.
 pub fn sha256_file(path: &Path) -> Result<(String, u64)> {
+    sha256_reading(path, &mut |_| {})
+}
+
+/// SHA-256 and size of a file, its bytes also shown to `also` as read.
+fn sha256_reading(path: &Path, also: &mut dyn FnMut(&[u8])) -> Result<(String, u64)> {
     let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
@@ -275,6 +353,7 @@ pub fn sha256_file(path: &Path) -> Result<(String, u64)> {
         }
         total += n as u64;
         h.update(&buf[..n]);
+        also(&buf[..n]);
     }
     Ok((hex::encode(h.finalize()), total))
 }
@@ -460,6 +539,21 @@ pub fn timing(stage: &str, since: std::time::Instant) {
     static ON: std::sync::LazyLock<bool> =
         std::sync::LazyLock::new(|| std::env::var_os("DCMS_BULK_TIMING").is_some());
     if *ON {
-        eprintln!("timing: {stage}: {:.3} s", since.elapsed().as_secs_f64());
+        eprintln!(
+            "timing: {stage}: {:.3} s{}",
+            since.elapsed().as_secs_f64(),
+            process_cpu().map_or(String::new(), |c| format!(" (process CPU so far {c:.2} s)"))
+        );
     }
+}
+
+/// The CPU time (user and system) this process has used, where Linux's
+/// `/proc` tells it (in its clock ticks, usually 1/100 s).
+fn process_cpu() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The fields after the command name (which may hold spaces) in brackets.
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+    let utime: f64 = fields.nth(11)?.parse().ok()?;
+    let stime: f64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) / 100.0)
 }

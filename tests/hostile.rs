@@ -187,6 +187,78 @@ fn encodings() {
     );
 }
 
+/// The encoding is read from the first MiB and confirmed over the rest
+/// while the rows are checked: a file whose first byte that is not ASCII
+/// comes after the first MiB is decided as if read whole first.
+#[test]
+fn encodings_decided_past_the_first_mib() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = 14_000; // about 1.6 MB
+    let body = |last: &[u8]| {
+        let mut b = format!("{HEADER}\n").into_bytes();
+        for i in 1..rows {
+            b.extend_from_slice(row(&format!("{i:05}"), "01", "5").as_bytes());
+            b.push(b'\n');
+        }
+        b.extend_from_slice(last);
+        b.push(b'\n');
+        assert!(b.len() > 3 << 19, "{}", b.len());
+        b
+    };
+    let last = row("99999", "01", "5");
+    let line = rows + 1;
+    // Windows-1252 (é as 0xE9) only in the last row: read as Windows-1252.
+    let cp1252 = last.replace("Pune Camp", "Pune Caf\u{1}");
+    let cp1252: Vec<u8> = cp1252
+        .bytes()
+        .map(|b| if b == 1 { 0xE9 } else { b })
+        .collect();
+    let p = write(dir.path(), "late1252.csv", body(&cp1252));
+    let report = dir.path().join("late1252.report.csv");
+    let r = run(&[
+        "validate",
+        path_str(&p),
+        "-v",
+        "--print-orders",
+        "--report",
+        path_str(&report),
+    ]);
+    assert_eq!(r.code, exit::OK, "{}", r.stderr);
+    let note = format!("encoding Windows-1252 (line {line} is not UTF-8 and nothing before it is)");
+    assert!(r.stderr.contains(&note), "{}", r.stderr);
+    assert!(r.stdout.contains("Pune Caf\u{e9} Branch"), "decoded");
+    let (_, report_rows) = read_report(&report);
+    assert_eq!(report_rows.len(), rows, "every row once");
+
+    // UTF-8 only in the last row: UTF-8, not ASCII.
+    let utf8 = last.replace("Pune Camp", "Pune Caf\u{e9}");
+    let p = write(dir.path(), "lateutf8.csv", body(utf8.as_bytes()));
+    let r = run(&["validate", path_str(&p), "-v"]);
+    assert_eq!(r.code, exit::OK, "{}", r.stderr);
+    assert!(r.stderr.contains("encoding UTF-8\n"), "{}", r.stderr);
+
+    // All ASCII.
+    let p = write(dir.path(), "ascii.csv", body(last.as_bytes()));
+    let r = run(&["validate", path_str(&p), "-v"]);
+    assert!(r.stderr.contains("encoding ASCII"), "{}", r.stderr);
+
+    // UTF-8 early, a Windows-1252 byte late: refused, naming its line.
+    let mut mixed = body(&cp1252);
+    let at = mixed.len() / 10;
+    let at = at + mixed[at..].iter().position(|&b| b == b'P').unwrap();
+    mixed.splice(at..at + 1, "\u{c9}".bytes());
+    expect_input_error(
+        &write(dir.path(), "latemixed.csv", mixed),
+        &format!("line {line}: byte 0xE9 is not valid UTF-8"),
+    );
+    // A NUL byte late.
+    let nul = last.replace("Priya", "Pri\0ya");
+    expect_input_error(
+        &write(dir.path(), "latenul.csv", body(nul.as_bytes())),
+        &format!("line {line}: the file holds NUL bytes"),
+    );
+}
+
 #[test]
 fn huge_cell_and_many_columns_stay_bounded() {
     let dir = tempfile::tempdir().unwrap();

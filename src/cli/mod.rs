@@ -197,6 +197,7 @@ pub(crate) fn read_opts(
         text: TextOpts {
             delimiter,
             encoding,
+            encoding_from_head: false,
         },
     })
 }

@@ -18,7 +18,7 @@ use calamine::Data;
 use crate::error::{Error, Result};
 
 pub use excel::Workbook;
-pub use text::{Numbered, TextEncoding, TextOpts, TextSpans};
+pub use text::{Numbered, TextEncoding, TextOpts, TextSpans, TextVerdict, Utf8Scan};
 
 /// How many rows a batch holds: large enough to keep rayon busy, small
 /// enough that a batch of wide rows stays a few megabytes.
@@ -317,6 +317,34 @@ impl Sheet {
 
     pub fn add_note(&mut self, note: String) {
         self.notes.push(note);
+    }
+
+    /// A CSV file read as UTF-8 by its first MiB alone
+    /// ([`TextOpts::encoding_from_head`]), awaiting
+    /// [`confirm_encoding`](Self::confirm_encoding).
+    pub fn encoding_unconfirmed(&self) -> bool {
+        matches!(&self.inner, Inner::Text(t) if t.unconfirmed)
+    }
+
+    /// Settles an unconfirmed encoding by what the whole file's bytes say.
+    /// `false`: the file is not UTF-8 after all, and must be opened again
+    /// without `encoding_from_head` (what was read from it is void).
+    pub fn confirm_encoding(&mut self, whole_file: TextVerdict) -> bool {
+        let Inner::Text(t) = &mut self.inner else {
+            return true;
+        };
+        if !t.unconfirmed {
+            return true;
+        }
+        let note = match whole_file {
+            TextVerdict::Ascii => text::utf8_note(false),
+            TextVerdict::Utf8 => text::utf8_note(true),
+            TextVerdict::Other => return false,
+        };
+        t.unconfirmed = false;
+        // Where the detection would have put it: first.
+        self.notes.insert(0, note);
+        true
     }
 
     /// The A1 reference of a cell: `F7`.

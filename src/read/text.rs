@@ -55,12 +55,20 @@ impl TextEncoding {
 pub struct TextOpts {
     pub delimiter: Option<u8>,
     pub encoding: Option<TextEncoding>,
+    /// Detect the encoding from the file's first MiB, and when that is
+    /// UTF-8 leave the rest to the caller to confirm (with a [`Utf8Scan`],
+    /// see [`Sheet::confirm_encoding`](super::Sheet::confirm_encoding)),
+    /// rather than read the whole file once more before the rows: the check
+    /// pass confirms it while it hashes the file.
+    pub encoding_from_head: bool,
 }
 
 pub(super) struct TextSheet {
     /// `None`: UTF-8, read as is (a BOM is stripped).
     encoding: Option<&'static Encoding>,
     delimiter: u8,
+    /// UTF-8 by the first MiB, the rest not yet confirmed.
+    pub(super) unconfirmed: bool,
 }
 
 const DELIMITERS: [u8; 4] = [b',', b';', b'\t', b'|'];
@@ -68,16 +76,17 @@ const DELIMITERS: [u8; 4] = [b',', b';', b'\t', b'|'];
 impl TextSheet {
     pub(super) fn open(path: &Path, opts: &TextOpts) -> Result<(Self, Vec<String>)> {
         let mut notes = Vec::new();
-        let encoding = match opts.encoding {
+        let (encoding, confirmed) = match opts.encoding {
             Some(e) => {
                 notes.push(format!("encoding {e:?} (given)"));
-                e.encoding()
+                (e.encoding(), true)
             }
-            None => detect_encoding(path, &mut notes)?,
+            None => detect_encoding(path, &mut notes, opts.encoding_from_head)?,
         };
         let mut sheet = TextSheet {
             encoding,
             delimiter: opts.delimiter.unwrap_or(b','),
+            unconfirmed: !confirmed,
         };
         match opts.delimiter {
             Some(d) => notes.push(format!("delimiter {} (given)", show_delimiter(d))),
@@ -773,23 +782,29 @@ fn sniff_delimiter(sample: &[u8]) -> u8 {
 
 /// Reads the whole file once to choose between UTF-8 and Windows-1252, and
 /// to refuse bytes that are not text at all. A UTF-8 or UTF-16 BOM decides
-/// at once.
-fn detect_encoding(path: &Path, notes: &mut Vec<String>) -> Result<Option<&'static Encoding>> {
+/// at once. With `head_only`, a first MiB that is UTF-8, of a longer file,
+/// decides too, unconfirmed (the second value: `true` when confirmed): the
+/// caller then confirms it with a [`Utf8Scan`] of the whole file.
+fn detect_encoding(
+    path: &Path,
+    notes: &mut Vec<String>,
+    head_only: bool,
+) -> Result<(Option<&'static Encoding>, bool)> {
     let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
     let mut buf = vec![0u8; 1 << 20];
     let first = read_full(&mut file, &mut buf).map_err(|e| Error::io(path, e))?;
     let head = &buf[..first];
     if head.starts_with(&[0xEF, 0xBB, 0xBF]) {
         notes.push("encoding UTF-8 with BOM".into());
-        return Ok(None);
+        return Ok((None, true));
     }
     if head.starts_with(&[0xFF, 0xFE]) {
         notes.push("encoding UTF-16LE (BOM)".into());
-        return Ok(Some(UTF_16LE));
+        return Ok((Some(UTF_16LE), true));
     }
     if head.starts_with(&[0xFE, 0xFF]) {
         notes.push("encoding UTF-16BE (BOM)".into());
-        return Ok(Some(UTF_16BE));
+        return Ok((Some(UTF_16BE), true));
     }
     let mut offset: u64 = 0;
     let mut carry = 0usize;
@@ -837,8 +852,11 @@ fn detect_encoding(path: &Path, notes: &mut Vec<String>) -> Result<Option<&'stat
                     "encoding Windows-1252 (line {} is not UTF-8 and nothing before it is)",
                     line_at(path, at)?
                 ));
-                return Ok(Some(WINDOWS_1252));
+                return Ok((Some(WINDOWS_1252), true));
             }
+        }
+        if head_only && len == buf.len() {
+            return Ok((None, false)); // UTF-8 so far; more follows
         }
         offset += (len - carry) as u64;
         buf.copy_within(len - carry..len, 0);
@@ -846,18 +864,92 @@ fn detect_encoding(path: &Path, notes: &mut Vec<String>) -> Result<Option<&'stat
         if n == 0 {
             if carry > 0 {
                 notes.push("encoding Windows-1252 (the file ends inside a UTF-8 character)".into());
-                return Ok(Some(WINDOWS_1252));
+                return Ok((Some(WINDOWS_1252), true));
             }
             break;
         }
         len = carry + n;
     }
-    notes.push(if non_ascii {
+    notes.push(utf8_note(non_ascii));
+    Ok((None, true))
+}
+
+pub(super) fn utf8_note(non_ascii: bool) -> String {
+    if non_ascii {
         "encoding UTF-8".into()
     } else {
         "encoding ASCII (read as UTF-8)".into()
-    });
-    Ok(None)
+    }
+}
+
+/// What a whole file's bytes say of its encoding, fed piece by piece to a
+/// [`Utf8Scan`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextVerdict {
+    Ascii,
+    Utf8,
+    /// A NUL byte, a sequence that is not UTF-8, or a character cut off at
+    /// the end: not UTF-8 text (the full detection says what it is).
+    Other,
+}
+
+/// Decides, over bytes fed in pieces, what [`detect_encoding`] decides of
+/// a file without a BOM that it reads whole: UTF-8 (or ASCII) or not.
+#[derive(Debug, Default)]
+pub struct Utf8Scan {
+    /// The start of a character cut at the end of the last piece.
+    carry: Vec<u8>,
+    non_ascii: bool,
+    bad: bool,
+}
+
+impl Utf8Scan {
+    pub fn feed(&mut self, mut bytes: &[u8]) {
+        if self.bad {
+            return;
+        }
+        if memchr::memchr(0, bytes).is_some() {
+            self.bad = true;
+            return;
+        }
+        if let Some(&lead) = self.carry.first() {
+            // A cut character: its lead byte says how long it is.
+            let width = match lead {
+                0xC2..=0xDF => 2,
+                0xE0..=0xEF => 3,
+                _ => 4,
+            };
+            let need = (width - self.carry.len()).min(bytes.len());
+            self.carry.extend_from_slice(&bytes[..need]);
+            bytes = &bytes[need..];
+            if self.carry.len() < width {
+                return; // still cut: the next piece may finish it
+            }
+            self.bad = std::str::from_utf8(&self.carry).is_err();
+            self.carry.clear();
+            if self.bad {
+                return;
+            }
+        }
+        match std::str::from_utf8(bytes) {
+            Ok(s) => self.non_ascii |= !s.is_ascii(),
+            Err(e) if e.error_len().is_none() => {
+                self.non_ascii = true;
+                self.carry.extend_from_slice(&bytes[e.valid_up_to()..]);
+            }
+            Err(_) => self.bad = true,
+        }
+    }
+
+    pub fn finish(self) -> TextVerdict {
+        if self.bad || !self.carry.is_empty() {
+            TextVerdict::Other
+        } else if self.non_ascii {
+            TextVerdict::Utf8
+        } else {
+            TextVerdict::Ascii
+        }
+    }
 }
 
 fn read_full(file: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
@@ -1278,6 +1370,40 @@ mod tests {
         );
         assert_eq!(sniff_delimiter(b"a|b|c\n1|2|3\n4|5|6\n"), b'|');
         assert_eq!(sniff_delimiter(b"only\none\ncolumn\n"), b',');
+    }
+
+    proptest::proptest! {
+        /// Fed in pieces cut anywhere, a [`Utf8Scan`] decides what a look
+        /// at the whole gives.
+        #[test]
+        fn utf8_scan_in_pieces_sees_the_whole(
+            text in "[a-z\u{e9}\u{20ac}\u{1F4B3}]{0,40}",
+            junk in proptest::option::of((0usize..64, proptest::prop_oneof![
+                proptest::strategy::Just(0u8), proptest::strategy::Just(0xE9u8),
+                proptest::strategy::Just(0x80u8), proptest::strategy::Just(0xF0u8),
+            ])),
+            cuts in proptest::collection::vec(0usize..200, 0..6),
+        ) {
+            let mut bytes = text.into_bytes();
+            if let Some((at, b)) = junk {
+                bytes.insert(at.min(bytes.len()), b);
+            }
+            let whole = match std::str::from_utf8(&bytes) {
+                Ok(s) if s.contains('\0') => TextVerdict::Other,
+                Ok(s) if s.is_ascii() => TextVerdict::Ascii,
+                Ok(_) => TextVerdict::Utf8,
+                Err(_) => TextVerdict::Other,
+            };
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(bytes.len())).collect();
+            cuts.sort_unstable();
+            let mut scan = Utf8Scan::default();
+            let mut from = 0;
+            for c in cuts.into_iter().chain([bytes.len()]) {
+                scan.feed(&bytes[from..c]);
+                from = c;
+            }
+            proptest::prop_assert_eq!(scan.finish(), whole);
+        }
     }
 
     #[test]

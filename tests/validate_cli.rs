@@ -470,6 +470,8 @@ fn csv_report_shortcuts_write_what_the_long_way_writes() {
     };
     let lf = write("lf", lines.join("\n") + "\n");
     let crlf = write("crlf", lines.join("\r\n") + "\r\n");
+    // Old Mac line ends: a CR alone ends each line.
+    let cr = write("cr", lines.join("\r") + "\r");
     // The same cells, semicolon-separated, through the csv crate (and the
     // blank line kept, so that line numbers agree).
     let mut rdr = csv::ReaderBuilder::new()
@@ -513,6 +515,7 @@ fn csv_report_shortcuts_write_what_the_long_way_writes() {
     assert_eq!(want.1.len(), 13, "{:?}", want.1);
     assert_eq!(report(&lf).0, want.0);
     assert_eq!(report(&crlf).0, want.0);
+    assert_eq!(report(&cr).0, want.0);
     // Spot checks of the long way itself.
     let by_branch = |b: &str| want.1.iter().find(|r| r[3] == b).unwrap().clone();
     assert_eq!(by_branch("00103")[4], "Pune");

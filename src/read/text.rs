@@ -117,7 +117,7 @@ impl TextSheet {
                 file.seek(io::SeekFrom::Start(0))
                     .map_err(|e| Error::io(path, e))?;
             }
-            return Ok(Box::new(CrlfToLf::new(file)));
+            return Ok(Box::new(LfLineEnds::new(file)));
         }
         // The decoder strips a BOM and transcodes UTF-16 and Windows-1252
         // to UTF-8 as it streams; plain UTF-8 passes through untouched.
@@ -126,7 +126,7 @@ impl TextSheet {
             .bom_override(self.encoding.is_none())
             .strip_bom(true)
             .build(file);
-        Ok(Box::new(CrlfToLf::new(BufReader::with_capacity(
+        Ok(Box::new(LfLineEnds::new(BufReader::with_capacity(
             1 << 20,
             decoded,
         ))))
@@ -433,6 +433,7 @@ impl TextSheet {
                 }
             });
             let mut pool: Vec<Vec<csv::StringRecord>> = Vec::new();
+            let mut line = spans.line;
             for chunk in rx {
                 let chunk = chunk?;
                 if chunk.bytes.len() as u64 != ends[chunk.first + chunk.count - 1] - chunk.base {
@@ -453,7 +454,6 @@ impl TextSheet {
                     .par_iter()
                     .map(|&(i, n)| memchr::memchr_iter(b'\n', slice(i, n)).count() as u64)
                     .collect();
-                let mut line = chunk.line;
                 let starts: Vec<u64> = newlines
                     .iter()
                     .map(|n| {
@@ -467,11 +467,13 @@ impl TextSheet {
                     .par_iter()
                     .zip(&starts)
                     .zip(pool.par_iter_mut())
-                    .map(|((&(i, n), &line), records)| {
+                    .zip(&newlines)
+                    .map(|(((&(i, n), &line), records), &newlines)| {
                         let bytes = slice(i, n);
                         let from = if i == 0 { spans.start } else { ends[i - 1] };
                         let cuts = ends[i..i + n].iter().map(|e| (e - from) as usize);
-                        self.parse_group(bytes, cuts, line, parse.then_some(records))
+                        let one_line_each = newlines == n as u64;
+                        self.parse_group(bytes, cuts, line, one_line_each, parse.then_some(records))
                             .ok_or_else(changed)
                     })
                     .collect();
@@ -491,12 +493,14 @@ impl TextSheet {
     /// Parses one group of whole records, which end at `cuts` (offsets in
     /// `bytes`), into `records`; returns each record's line and its bytes
     /// without blank lines before it or its line end. `None` when the bytes
-    /// are not the records the first scan found there.
+    /// are not the records the first scan found there. `one_line_each`:
+    /// `bytes` holds as many newlines as records.
     fn parse_group<'b>(
         &self,
         bytes: &'b [u8],
         cuts: impl Iterator<Item = usize> + Clone,
         mut line: u64,
+        one_line_each: bool,
         records: Option<&mut Vec<csv::StringRecord>>,
     ) -> Option<Vec<Numbered<'b>>> {
         if let Some(records) = records {
@@ -520,8 +524,24 @@ impl TextSheet {
         }
         let mut out = Vec::with_capacity(PARSE_GROUP);
         let mut from = 0usize;
+        // As many newlines as records, each record ending in one and none
+        // starting blank: each record is one line, the one after the last.
+        let one_line_each = one_line_each && {
+            let mut from = 0;
+            cuts.clone().all(|cut| {
+                let raw = &bytes[from..cut];
+                from = cut;
+                raw.last() == Some(&b'\n') && !matches!(raw.first(), Some(b'\n' | b'\r'))
+            })
+        };
         for cut in cuts {
             let raw = &bytes[from..cut];
+            if one_line_each {
+                out.push((line, &raw[..raw.len() - 1]));
+                line += 1;
+                from = cut;
+                continue;
+            }
             let blank = raw
                 .iter()
                 .take_while(|b| matches!(b, b'\n' | b'\r'))
@@ -567,8 +587,6 @@ struct Chunk {
     bytes: Vec<u8>,
     /// The stream offset of `bytes[0]`.
     base: u64,
-    /// The line `bytes` starts on.
-    line: u64,
     /// The index of the first record.
     first: usize,
     count: usize,
@@ -585,7 +603,6 @@ fn cut_chunks(
 ) -> io::Result<()> {
     io::copy(&mut reader.take(spans.start), &mut io::sink())?;
     let mut base = spans.start;
-    let mut line = spans.line;
     let mut first = 0;
     while first < spans.ends.len() {
         // Whole records up to about CHUNK_BYTES; at least one.
@@ -596,13 +613,11 @@ fn cut_chunks(
         bytes.clear();
         reader.take(end - base).read_to_end(&mut bytes)?;
         let chunk = Chunk {
-            line,
             base,
             first,
             count,
             bytes,
         };
-        line += memchr::memchr_iter(b'\n', &chunk.bytes).count() as u64;
         if tx.send(Ok(chunk)).is_err() {
             break; // the consumer stopped: its error wins
         }
@@ -650,7 +665,7 @@ fn cut_pieces(
         let n = read_full(&mut reader, &mut buf[old..])?;
         buf.truncate(old + n);
         if n == 0 {
-            // The stream ends in a newline (see `CrlfToLf`), so what is left
+            // The stream ends in a newline (see `LfLineEnds`), so what is left
             // is a record whose quote never closed.
             if !buf.is_empty() {
                 let piece = Piece {
@@ -700,7 +715,7 @@ fn cut_pieces(
 /// Reads the next record and the line it starts on. The csv crate notes a
 /// record's position before it skips blank lines, so the line is counted
 /// back from where the record ends (every record ends in a newline: see
-/// [`CrlfToLf`]), less the newlines inside its quoted cells.
+/// [`LfLineEnds`]), less the newlines inside its quoted cells.
 fn read_numbered<R: Read>(
     rdr: &mut csv::Reader<R>,
     rec: &mut csv::StringRecord,
@@ -980,10 +995,12 @@ fn line_at(path: &Path, offset: u64) -> Result<u64> {
     }
 }
 
-/// Turns CRLF line ends into LF. The csv crate counts a record's line
-/// before it skips the LF of a CRLF, which would number every row of a
-/// Windows file one too low; with LF alone its line numbers are exact.
-struct CrlfToLf<R> {
+/// Turns every line end into LF: CRLF (Windows) and a CR alone (old Mac
+/// files, or a stray one), in quoted cells too. The csv crate counts a
+/// record's line before it skips the LF of a CRLF, which would number every
+/// row of a Windows file one too low, and does not count a CR as a line
+/// end at all; with LF alone its line numbers are exact.
+struct LfLineEnds<R> {
     inner: R,
     /// A CR that ended the last read: kept until we see what follows it.
     held_cr: bool,
@@ -994,9 +1011,9 @@ struct CrlfToLf<R> {
     last: Option<u8>,
 }
 
-impl<R: Read> CrlfToLf<R> {
+impl<R: Read> LfLineEnds<R> {
     fn new(inner: R) -> Self {
-        CrlfToLf {
+        LfLineEnds {
             inner,
             held_cr: false,
             spill: std::collections::VecDeque::new(),
@@ -1005,7 +1022,7 @@ impl<R: Read> CrlfToLf<R> {
     }
 }
 
-impl<R: Read> Read for CrlfToLf<R> {
+impl<R: Read> Read for LfLineEnds<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if !self.spill.is_empty() || buf.len() < 2 {
             if self.spill.is_empty() {
@@ -1038,7 +1055,7 @@ impl<R: Read> Read for CrlfToLf<R> {
     }
 }
 
-impl<R: Read> CrlfToLf<R> {
+impl<R: Read> LfLineEnds<R> {
     fn read_converted(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
             let start = usize::from(self.held_cr);
@@ -1049,7 +1066,7 @@ impl<R: Read> CrlfToLf<R> {
             if n == 0 {
                 // End of input: a held CR was not part of a CRLF.
                 if std::mem::take(&mut self.held_cr) {
-                    buf[0] = b'\r';
+                    buf[0] = b'\n';
                     return Ok(1);
                 }
                 return Ok(0);
@@ -1059,7 +1076,7 @@ impl<R: Read> CrlfToLf<R> {
                 if buf[1] == b'\n' {
                     buf.copy_within(1..1 + n, 0);
                 } else {
-                    buf[0] = b'\r';
+                    buf[0] = b'\n';
                     len = n + 1;
                 }
             }
@@ -1071,7 +1088,8 @@ impl<R: Read> CrlfToLf<R> {
         }
     }
 
-    /// Drops every CR followed by LF in `buf[..n]`; holds back a final CR.
+    /// Drops every CR followed by LF in `buf[..n]` and turns every other CR
+    /// into LF; holds back a final CR (an LF may come next).
     fn compact(&mut self, buf: &mut [u8], n: usize) -> usize {
         let Some(first) = memchr::memchr(b'\r', &buf[..n]) else {
             return n;
@@ -1090,7 +1108,7 @@ impl<R: Read> CrlfToLf<R> {
                     continue;
                 }
             }
-            buf[w] = b;
+            buf[w] = if b == b'\r' { b'\n' } else { b };
             w += 1;
             r += 1;
         }
@@ -1227,11 +1245,29 @@ mod tests {
 
     #[test]
     fn pieces_read_as_one_reader_reads() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("big.csv");
         let text = piecemeal_file(60_000);
         assert!(text.len() > 6 * PIECE_BYTES, "several pieces");
-        std::fs::write(&path, &text).unwrap();
+        both_passes_read_as_one_reader_reads(&text);
+    }
+
+    /// Records that end in a lone CR (an old Mac line end) next to records
+    /// with a cell over two lines: each CR is a line end, in both passes.
+    #[test]
+    fn lone_cr_records_and_cells_over_lines_keep_their_lines() {
+        let mut text = String::from("Orders\n\nbranch_id,name,address\n");
+        for i in 0..3000 {
+            text.push_str(&format!("{i},cr {i},end\r"));
+            text.push_str(&format!("{i},\"two\nlines\",z\n"));
+        }
+        both_passes_read_as_one_reader_reads(&text);
+    }
+
+    /// The first pass and the second find the records, and their lines,
+    /// that one reader over the whole file finds (the header on line 3).
+    fn both_passes_read_as_one_reader_reads(text: &str) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.csv");
+        std::fs::write(&path, text).unwrap();
         let (sheet, _) = TextSheet::open(&path, &TextOpts::default()).unwrap();
 
         // One reader over the whole stream, record by record.
@@ -1328,21 +1364,23 @@ mod tests {
             }
         }
         let mut out = Vec::new();
-        CrlfToLf::new(Chunks(input, chunk))
+        LfLineEnds::new(Chunks(input, chunk))
             .read_to_end(&mut out)
             .unwrap();
         out
     }
 
     #[test]
-    fn crlf_becomes_lf_across_reads() {
+    fn line_ends_become_lf_across_reads() {
         for chunk in [1, 2, 3, 5, 64] {
             assert_eq!(
                 crlf(b"a,b\r\nc,d\r\n", chunk),
                 b"a,b\nc,d\n",
                 "chunk {chunk}"
             );
-            assert_eq!(crlf(b"a\rb\r\n\r", chunk), b"a\rb\n\r\n", "chunk {chunk}");
+            assert_eq!(crlf(b"a\rb\r\n\r", chunk), b"a\nb\n\n", "chunk {chunk}");
+            assert_eq!(crlf(b"a\r\rb\r", chunk), b"a\n\nb\n", "chunk {chunk}");
+            assert_eq!(crlf(b"\"x\ry\"\r", chunk), b"\"x\ny\"\n", "chunk {chunk}");
             assert_eq!(
                 crlf(b"no newline at end", chunk),
                 b"no newline at end\n",

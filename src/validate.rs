@@ -96,6 +96,16 @@ pub const PRODUCT_FIELDS: [Field; 5] = [
     Field::PanLength,
 ];
 
+/// One value to check, and where it came from.
+#[derive(Clone, Copy)]
+struct Cell<'v> {
+    col: usize,
+    kind: CellKind,
+    text: &'v str,
+    /// Known to be printable ASCII (the whole row is).
+    printable: bool,
+}
+
 /// Checks rows against the rules for one sheet's columns.
 pub struct Checker<'a> {
     columns: &'a Columns,
@@ -240,10 +250,19 @@ impl<'a> Checker<'a> {
         let vals: [(Cow<'_, str>, CellKind); Field::ALL.len()] =
             std::array::from_fn(|i| self.value_and_kind(row, Field::ALL[i]));
         let val = |f: Field| vals[f as usize].0.as_ref();
+        // Most rows are printable ASCII throughout: one look at all their
+        // bytes spares a look at each value's.
+        let printable = row.is_printable_ascii();
         for field in Field::ALL {
             if let Some(c) = self.columns.get(field) {
                 let (v, kind) = &vals[field as usize];
-                self.check_field(field, c, *kind, v, val(Field::ProductId), &mut problems);
+                let cell = Cell {
+                    col: c,
+                    kind: *kind,
+                    text: v,
+                    printable,
+                };
+                self.check_field(field, cell, val(Field::ProductId), &mut problems);
             }
         }
         let order_ref = Some(val(Field::OrderRef))
@@ -278,15 +297,13 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn check_field(
-        &self,
-        field: Field,
-        col: usize,
-        kind: CellKind,
-        v: &str,
-        product_id: &str,
-        out: &mut Vec<Problem>,
-    ) {
+    fn check_field(&self, field: Field, cell: Cell<'_>, product_id: &str, out: &mut Vec<Problem>) {
+        let Cell {
+            col,
+            kind,
+            text: v,
+            printable,
+        } = cell;
         let mut bad = |message: String| out.push(Problem::new(Some(col), field.name(), message));
         if kind == CellKind::Error {
             bad(format!(
@@ -304,7 +321,7 @@ impl<'a> Checker<'a> {
             return; // reported once for the cell, above
         }
         // Printable ASCII, in one look at each byte, as most values are.
-        let printable = v.bytes().all(|b| (0x20..0x7f).contains(&b));
+        let printable = printable || v.bytes().all(|b| (0x20..0x7f).contains(&b));
         if let Some(ch) = (!printable)
             .then(|| v.chars().find(|c| c.is_control()))
             .flatten()
@@ -415,11 +432,8 @@ impl<'a> Checker<'a> {
                 let n = chars_beyond(v, MAX_ADDRESS_CHARS);
                 let (mut parts, mut first_empty, mut start) = (0, None, 0);
                 // Split on `~` by bytes: `~` is ASCII, so never inside a
-                // character, and short values split faster so than by `split`.
-                for end in (0..v.len())
-                    .filter(|&i| v.as_bytes()[i] == b'~')
-                    .chain([v.len()])
-                {
+                // character.
+                for end in memchr::memchr_iter(b'~', v.as_bytes()).chain([v.len()]) {
                     if first_empty.is_none() && crate::read::trim(&v[start..end]).is_empty() {
                         first_empty = Some(parts);
                     }

@@ -133,6 +133,19 @@ impl<'a> Row<'a> {
         }
     }
 
+    /// Whether every byte of every cell is printable ASCII (a space to `~`),
+    /// found in one look at the CSV record's bytes; a workbook row's cells
+    /// are not looked at (`false`).
+    pub fn is_printable_ascii(&self) -> bool {
+        match self {
+            Row::Text { record, .. } => record
+                .as_slice()
+                .bytes()
+                .fold(true, |ok, b| ok & (0x20..0x7f).contains(&b)),
+            Row::Sheet { .. } => false,
+        }
+    }
+
     /// A row with no value in any cell is not a data row.
     pub fn is_blank(&self) -> bool {
         self.width() == 0

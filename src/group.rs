@@ -92,7 +92,12 @@ impl Grouper {
     pub fn push(&mut self, check: RowCheck) {
         let idx = self.slots.len() as u32;
         let next = self.groups.len() as u32;
-        let group = *self.index.entry(check.key).or_insert(next);
+        // The rows of an order mostly come together: the last row's order
+        // is found without a look in the index, which is large and slow.
+        let group = match self.slots.last() {
+            Some(last) if self.groups[last.group as usize].key == check.key => last.group,
+            _ => *self.index.entry(check.key).or_insert(next),
+        };
         if group == next {
             self.groups.push(GroupAcc {
                 key: check.key,

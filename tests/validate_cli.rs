@@ -223,6 +223,35 @@ fn order_ref_groups_and_disagreeing_rows_are_named() {
     );
 }
 
+/// Rows of one order by the order key (no order_ref) that disagree on an
+/// order-level field outside the key: the branch name.
+#[test]
+fn rows_of_one_order_must_agree_on_the_branch_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("o.csv");
+    let renamed = row("00123", "03", "5").replace("Pune Camp Branch", "Pune Camp Br.");
+    let body = format!(
+        "{HEADER}\n{}\n{}\n{renamed}\n",
+        row("00123", "01", "10"),
+        row("00123", "02", "5"),
+    );
+    std::fs::write(&f, body).unwrap();
+    let report = dir.path().join("r.csv");
+    let r = run(&["validate", path_str(&f), "--report", path_str(&report)]);
+    assert_eq!(r.code, exit::ROWS_NOT_DONE, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(
+            "o!B4 branch_name: `Pune Camp Br.` differs from `Pune Camp Branch` on rows 2, 3 of the same order"
+        ),
+        "{}",
+        r.stderr
+    );
+    let (header, rows) = read_report(&report);
+    let s = col(&header, "status");
+    let got: Vec<&str> = rows.iter().map(|r| r[s].as_str()).collect();
+    assert_eq!(got, ["HELD", "HELD", "INVALID"]);
+}
+
 #[test]
 fn numeric_ids_are_refused_unless_the_rules_give_a_width() {
     let r = run(&["validate", "tests/fixtures/numeric_ids.xlsx"]);

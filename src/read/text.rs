@@ -258,7 +258,7 @@ impl TextSheet {
         let reader = self.reader(path)?;
         let delimiter = self.delimiter;
         let (tx, rx) = mpsc::sync_channel::<io::Result<Piece>>(2 * PIECES_AT_ONCE);
-        let (back_tx, back_rx) = mpsc::channel::<Vec<u8>>();
+        let (back_tx, back_rx) = mpsc::channel::<ReadBuf>();
         std::thread::scope(|s| {
             s.spawn(move || {
                 if let Err(e) = cut_pieces(reader, delimiter, &tx, &back_rx) {
@@ -317,8 +317,8 @@ impl TextSheet {
         map: &(dyn Fn(u64, &csv::StringRecord) -> T + Sync),
     ) -> Result<Vec<Parsed<T>>> {
         let lines_before = piece.line - 1;
-        let mut rdr = self.csv_reader_sized(&piece.bytes[..], 1 << 16);
-        let mut out = Vec::with_capacity(piece.bytes.len() / 128);
+        let mut rdr = self.csv_reader_sized(piece.bytes.bytes(), 1 << 16);
+        let mut out = Vec::with_capacity(piece.bytes.len / 128);
         let mut rec = csv::StringRecord::new();
         let mut last_line = header_row;
         loop {
@@ -423,7 +423,7 @@ impl TextSheet {
         let changed = || Error::file_changed(path);
         let mut reader = self.reader(path)?;
         let (tx, rx) = mpsc::sync_channel::<Result<Chunk>>(2);
-        let (back_tx, back_rx) = mpsc::channel::<Vec<u8>>();
+        let (back_tx, back_rx) = mpsc::channel::<ReadBuf>();
         let ends = &spans.ends;
         std::thread::scope(|s| {
             s.spawn(move || {
@@ -436,7 +436,7 @@ impl TextSheet {
             let mut line = spans.line;
             for chunk in rx {
                 let chunk = chunk?;
-                if chunk.bytes.len() as u64 != ends[chunk.first + chunk.count - 1] - chunk.base {
+                if chunk.bytes.len as u64 != ends[chunk.first + chunk.count - 1] - chunk.base {
                     return Err(changed());
                 }
                 // Groups of records parsed by one task each, with the line
@@ -447,7 +447,7 @@ impl TextSheet {
                     .collect();
                 let slice = |i: usize, n: usize| {
                     let from = if i == 0 { spans.start } else { ends[i - 1] };
-                    &chunk.bytes
+                    &chunk.bytes.bytes()
                         [(from - chunk.base) as usize..(ends[i + n - 1] - chunk.base) as usize]
                 };
                 let newlines: Vec<u64> = groups
@@ -584,7 +584,7 @@ pub struct TextSpans {
 
 /// Whole records of the decoded stream, cut by [`cut_chunks`].
 struct Chunk {
-    bytes: Vec<u8>,
+    bytes: ReadBuf,
     /// The stream offset of `bytes[0]`.
     base: u64,
     /// The index of the first record.
@@ -599,7 +599,7 @@ fn cut_chunks(
     reader: &mut dyn Read,
     spans: &TextSpans,
     tx: &mpsc::SyncSender<Result<Chunk>>,
-    recycled: &mpsc::Receiver<Vec<u8>>,
+    recycled: &mpsc::Receiver<ReadBuf>,
 ) -> io::Result<()> {
     io::copy(&mut reader.take(spans.start), &mut io::sink())?;
     let mut base = spans.start;
@@ -611,7 +611,7 @@ fn cut_chunks(
         let end = spans.ends[first + count - 1];
         let mut bytes = recycled.try_recv().unwrap_or_default();
         bytes.clear();
-        reader.take(end - base).read_to_end(&mut bytes)?;
+        bytes.read_more(reader, (end - base) as usize)?;
         let chunk = Chunk {
             base,
             first,
@@ -633,13 +633,53 @@ type Parsed<T> = (u64, u64, Option<T>);
 
 /// Whole records of the decoded stream, cut by [`cut_pieces`].
 struct Piece {
-    bytes: Vec<u8>,
+    bytes: ReadBuf,
     /// The stream offset of `bytes[0]`.
     base: u64,
     /// The line `bytes` starts on.
     line: u64,
     /// The stream ends inside a quote, in this piece's last record.
     unclosed: bool,
+}
+
+/// A buffer read into again and again: its bytes past `len` stay
+/// allocated and initialised, so that reading into it zeroes nothing.
+#[derive(Default)]
+struct ReadBuf {
+    buf: Vec<u8>,
+    /// How many bytes at the start hold data.
+    len: usize,
+}
+
+impl ReadBuf {
+    fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// Room for `n` more bytes after the data.
+    fn room(&mut self, n: usize) -> &mut [u8] {
+        let want = self.len + n;
+        if self.buf.len() < want {
+            self.buf.resize(want, 0);
+        }
+        &mut self.buf[self.len..want]
+    }
+
+    fn extend_from_slice(&mut self, bytes: &[u8]) {
+        self.room(bytes.len()).copy_from_slice(bytes);
+        self.len += bytes.len();
+    }
+
+    /// Reads up to `n` more bytes, fewer only at the end of the stream.
+    fn read_more(&mut self, reader: &mut (impl Read + ?Sized), n: usize) -> io::Result<usize> {
+        let got = read_full(reader, self.room(n))?;
+        self.len += got;
+        Ok(got)
+    }
 }
 
 /// How many bytes a piece is read in (it grows for a record longer).
@@ -653,21 +693,19 @@ fn cut_pieces(
     mut reader: impl Read,
     delimiter: u8,
     tx: &mpsc::SyncSender<io::Result<Piece>>,
-    recycled: &mpsc::Receiver<Vec<u8>>,
+    recycled: &mpsc::Receiver<ReadBuf>,
 ) -> io::Result<()> {
     let mut quotes = QuoteTracker::new(io::empty(), delimiter);
     let (mut base, mut line) = (0u64, 1u64);
-    let mut buf: Vec<u8> = Vec::with_capacity(2 * PIECE_BYTES);
+    let mut buf = ReadBuf::default();
     loop {
         // `buf` holds the start of a record, already tracked: read on.
-        let old = buf.len();
-        buf.resize(old + PIECE_BYTES, 0);
-        let n = read_full(&mut reader, &mut buf[old..])?;
-        buf.truncate(old + n);
+        let old = buf.len;
+        let n = buf.read_more(&mut reader, PIECE_BYTES)?;
         if n == 0 {
             // The stream ends in a newline (see `LfLineEnds`), so what is left
             // is a record whose quote never closed.
-            if !buf.is_empty() {
+            if buf.len > 0 {
                 let piece = Piece {
                     bytes: buf,
                     base,
@@ -678,26 +716,25 @@ fn cut_pieces(
             }
             return Ok(());
         }
-        let cut = match memchr::memrchr(b'\n', &buf[old..]) {
+        let read = buf.bytes();
+        let cut = match memchr::memrchr(b'\n', &read[old..]) {
             Some(q) => {
-                quotes.track(&buf[old..=old + q]);
+                quotes.track(&read[old..=old + q]);
                 let outside = !quotes.in_quote();
-                quotes.track(&buf[old + q + 1..]);
+                quotes.track(&read[old + q + 1..]);
                 outside.then_some(old + q + 1)
             }
             None => {
-                quotes.track(&buf[old..]);
+                quotes.track(&read[old..]);
                 None
             }
         };
         let Some(cut) = cut else { continue };
-        let mut next = recycled
-            .try_recv()
-            .unwrap_or_else(|_| Vec::with_capacity(2 * PIECE_BYTES));
+        let mut next = recycled.try_recv().unwrap_or_default();
         next.clear();
-        next.extend_from_slice(&buf[cut..]);
-        buf.truncate(cut);
-        let lines = memchr::memchr_iter(b'\n', &buf).count() as u64;
+        next.extend_from_slice(&buf.bytes()[cut..]);
+        buf.len = cut;
+        let lines = memchr::memchr_iter(b'\n', buf.bytes()).count() as u64;
         let piece = Piece {
             bytes: std::mem::replace(&mut buf, next),
             base,
@@ -967,7 +1004,7 @@ impl Utf8Scan {
     }
 }
 
-fn read_full(file: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+fn read_full(file: &mut (impl Read + ?Sized), buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
         match file.read(&mut buf[n..]) {

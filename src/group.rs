@@ -8,7 +8,8 @@
 //! order give the same groups, statuses and ids.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+
+use hashbrown::hash_table::{Entry, HashTable};
 
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
@@ -58,25 +59,23 @@ pub struct Grouper {
     slots: Vec<Slot>,
     problems: HashMap<u32, Vec<Problem>>,
     groups: Vec<GroupAcc>,
-    index: HashMap<OrderKey, u32, BuildHasherDefault<KeyHasher>>,
+    /// The orders by key: `(hash, index into groups)`, where the key is.
+    /// Eight bytes an entry keep the table small, for it is looked in at
+    /// random, once a row; the hash is kept so that growing the table
+    /// need not look the keys up.
+    index: HashTable<(u32, u32)>,
 }
 
-/// Order keys are already uniform hashes: use their first bytes as is.
-#[derive(Default)]
-struct KeyHasher(u64);
+/// Order keys are already uniform hashes: 32 of their bits will do.
+fn key_hash32(key: &OrderKey) -> u32 {
+    u32::from_le_bytes([key[0], key[1], key[2], key[3]])
+}
 
-impl Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut b = [0u8; 8];
-            b[..chunk.len()].copy_from_slice(chunk);
-            self.0 = self.0.rotate_left(29) ^ u64::from_le_bytes(b);
-        }
-    }
+/// The table's 64-bit hash of 32 bits: the table picks a bucket with the
+/// low bits and tags an entry with the top seven, so both halves are the
+/// key's bits.
+fn spread(h: u32) -> u64 {
+    u64::from(h) << 32 | u64::from(h)
 }
 
 /// The order-level values of one row, to say which field disagrees:
@@ -96,7 +95,19 @@ impl Grouper {
         // is found without a look in the index, which is large and slow.
         let group = match self.slots.last() {
             Some(last) if self.groups[last.group as usize].key == check.key => last.group,
-            _ => *self.index.entry(check.key).or_insert(next),
+            _ => {
+                let groups = &self.groups;
+                let h = key_hash32(&check.key);
+                let entry = self.index.entry(
+                    spread(h),
+                    |&(eh, g)| eh == h && groups[g as usize].key == check.key,
+                    |&(eh, _)| spread(eh),
+                );
+                match entry {
+                    Entry::Occupied(found) => found.get().1,
+                    Entry::Vacant(room) => room.insert((h, next)).get().1,
+                }
+            }
         };
         if group == next {
             self.groups.push(GroupAcc {
@@ -142,7 +153,7 @@ impl Grouper {
         allow_partial: bool,
         values: &HashMap<u64, OrderValues>,
     ) -> Grouping {
-        self.index = HashMap::default(); // not needed any more: free it first
+        self.index = HashTable::new(); // not needed any more: free it first
         self.mark_conflicts(values);
         self.mark_duplicate_products();
 
@@ -531,6 +542,31 @@ mod tests {
         assert_eq!((counts.orders_ready, counts.orders_held), (1, 1));
         let (out, _) = outcomes(&rows, true);
         assert_eq!(out[0].1, Status::Valid, "--allow-partial-orders");
+    }
+
+    /// Keys the index files under the same hash bits are still orders of
+    /// their own; rows of one order apart from each other find it again.
+    #[test]
+    fn keys_that_share_their_hash_bits_stay_apart() {
+        let keyed = |number: u64, last: u8| {
+            let mut c = check(number, 7, 0, number as u8, false);
+            c.key[15] = last;
+            c
+        };
+        let rows = [
+            keyed(2, 1),
+            keyed(3, 2),
+            keyed(4, 1),
+            keyed(5, 3),
+            keyed(6, 2),
+        ];
+        let (out, counts) = outcomes(&rows, false);
+        assert_eq!(counts.orders_ready, 3);
+        let id = |n: u64| out.iter().find(|o| o.0 == n).unwrap().2.clone();
+        assert_eq!(id(2), id(4));
+        assert_eq!(id(3), id(6));
+        assert_ne!(id(2), id(3));
+        assert_ne!(id(2), id(5));
     }
 
     #[test]

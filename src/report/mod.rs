@@ -496,10 +496,11 @@ impl HashedFile {
         Ok(())
     }
 
-    /// Writes a buffer of formatted bytes: a large one goes to the writer
-    /// thread as it is, not copied.
+    /// Writes a buffer of formatted bytes: one of more than a few pages
+    /// (such as the CSV lines of 256 rows) goes to the writer thread as it
+    /// is, not copied.
     fn write_vec(&mut self, bytes: Vec<u8>) -> Result<()> {
-        if bytes.len() < HAND_ON / 16 {
+        if bytes.len() < HAND_ON / 64 {
             return self.write_all(&bytes);
         }
         if !self.pending.is_empty() {

@@ -496,11 +496,13 @@ impl HashedFile {
         Ok(())
     }
 
-    /// Writes a buffer of formatted bytes: one of more than a few pages
-    /// (such as the CSV lines of 256 rows) goes to the writer thread as it
-    /// is, not copied.
+    /// Writes a buffer of formatted bytes: a large one goes to the writer
+    /// thread as it is, not copied. Smaller ones (such as the CSV lines of
+    /// 256 rows, about 64 KiB) are gathered: a write call costs more than
+    /// copying its bytes (64 KiB calls took 0.24 s for the 1M-row report,
+    /// 1 MiB calls 0.10 s).
     fn write_vec(&mut self, bytes: Vec<u8>) -> Result<()> {
-        if bytes.len() < HAND_ON / 64 {
+        if bytes.len() < HAND_ON / 8 {
             return self.write_all(&bytes);
         }
         if !self.pending.is_empty() {

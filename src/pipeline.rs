@@ -52,6 +52,35 @@ pub struct Checked {
     spans: Spans,
     rules: Rules,
     typical_width: HashMap<Field, usize>,
+    /// The input as the file system saw it before the first pass.
+    stamp: FileStamp,
+}
+
+/// What the file system says of a file that changes when it is written:
+/// its size, its modification time and (on Unix) which file it is.
+#[derive(Debug, Clone, PartialEq)]
+struct FileStamp {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    file: (u64, u64),
+}
+
+impl FileStamp {
+    fn of(path: &Path) -> Result<Self> {
+        let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+        #[cfg(unix)]
+        let file = {
+            use std::os::unix::fs::MetadataExt;
+            (meta.dev(), meta.ino())
+        };
+        #[cfg(not(unix))]
+        let file = (0, 0);
+        Ok(FileStamp {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+            file,
+        })
+    }
 }
 
 /// Reads, checks and groups one input file.
@@ -142,6 +171,7 @@ fn check_with_hash(
     hash: &mut dyn FnMut() -> Result<InputHash>,
 ) -> Result<Attempt> {
     let t0 = std::time::Instant::now();
+    let stamp = FileStamp::of(path)?;
     let mut found: Option<(u64, Vec<String>)> = None;
     let mut sheet = read::open(path, &opts.read, &mut |sheet: &Sheet| {
         let mut ok = false;
@@ -290,6 +320,7 @@ fn check_with_hash(
         spans,
         rules: opts.rules.clone(),
         typical_width,
+        stamp,
     })))
 }
 
@@ -316,13 +347,28 @@ struct Outcomes<'a> {
 }
 
 impl<'a> Outcomes<'a> {
-    fn next(&mut self, number: u64) -> Result<RowOutcome<'a>> {
+    /// The outcomes of the next rows, which the pass found on lines
+    /// `numbers`; looked up in parallel, for each is a look at its order,
+    /// anywhere in memory.
+    fn next_batch(&mut self, numbers: &[u64]) -> Result<Vec<RowOutcome<'a>>> {
         let grouping = &self.checked.grouping;
-        if self.next >= grouping.len() || grouping.row(self.next).number != number {
+        let first = self.next;
+        if first + numbers.len() > grouping.len() {
             return Err(Error::file_changed(&self.checked.path));
         }
-        self.next += 1;
-        Ok(grouping.row(self.next - 1))
+        self.next += numbers.len();
+        numbers
+            .par_iter()
+            .enumerate()
+            .map(|(k, &number)| {
+                let out = grouping.row(first + k);
+                if out.number == number {
+                    Ok(out)
+                } else {
+                    Err(Error::file_changed(&self.checked.path))
+                }
+            })
+            .collect()
     }
 
     /// Every row met.
@@ -359,6 +405,17 @@ fn sha256_reading(path: &Path, also: &mut dyn FnMut(&[u8])) -> Result<(String, u
 }
 
 impl Checked {
+    /// An error if the input file was written to since the first pass
+    /// began: the rows a later pass met may not be the rows checked, even
+    /// where they are as long (a value edited in place).
+    pub fn ensure_unchanged(&self) -> Result<()> {
+        if FileStamp::of(&self.path)? == self.stamp {
+            Ok(())
+        } else {
+            Err(Error::file_changed(&self.path))
+        }
+    }
+
     /// Walks every data row again, in input order and in batches, with its
     /// outcome.
     pub fn for_each_outcome(
@@ -367,11 +424,12 @@ impl Checked {
     ) -> Result<()> {
         let mut outcomes = self.outcomes();
         self.sheet.rescan(&self.spans, &mut |rows| {
-            let batch = rows
-                .iter()
-                .filter(|r| !r.is_blank())
-                .map(|r| Ok((*r, outcomes.next(r.number())?)))
-                .collect::<Result<Vec<_>>>()?;
+            let rows: Vec<Row<'_>> = rows.iter().filter(|r| !r.is_blank()).copied().collect();
+            let numbers: Vec<u64> = rows.iter().map(Row::number).collect();
+            let batch: Vec<OutcomeRow<'_>> = rows
+                .into_iter()
+                .zip(outcomes.next_batch(&numbers)?)
+                .collect();
             f(&batch)
         })?;
         outcomes.finish()
@@ -390,12 +448,18 @@ impl Checked {
                 .par_iter()
                 .map(|(number, raw)| self.raw_is_blank(*number, raw))
                 .collect();
-            let batch = records
+            let kept: Vec<(u64, &[u8])> = records
                 .iter()
                 .zip(blank)
                 .filter(|(_, blank)| !blank)
-                .map(|(&(number, raw), _)| Ok((raw, outcomes.next(number)?)))
-                .collect::<Result<Vec<_>>>()?;
+                .map(|(&record, _)| record)
+                .collect();
+            let numbers: Vec<u64> = kept.iter().map(|&(number, _)| number).collect();
+            let batch: Vec<RawOutcome<'_>> = kept
+                .iter()
+                .map(|&(_, raw)| raw)
+                .zip(outcomes.next_batch(&numbers)?)
+                .collect();
             f(&batch)
         })?;
         Some(walked.and_then(|()| outcomes.finish()))

@@ -325,3 +325,58 @@ fn usage_errors() {
     assert_eq!(r.code, exit::INPUT_UNREADABLE);
     assert!(r.stderr.contains("no/such/file.csv"), "{}", r.stderr);
 }
+
+/// A file changed between the pass that checks the rows and the one that
+/// writes the report (an editor saving over it): the report pass meets
+/// other rows and stops, saying so, rather than write a report of rows
+/// that were never checked.
+#[test]
+fn a_file_changed_between_the_passes_is_an_error_not_a_report() {
+    use dcms_bulk::{pipeline, report};
+    let dir = tempfile::tempdir().unwrap();
+    let rows: Vec<String> = (0..2000)
+        .map(|i| row(&format!("{:05}", 10_000 + i), "01", "10"))
+        .collect();
+    let original = format!("{HEADER}\n{}\n", rows.join("\n"));
+    let changes = [
+        // Same length, another branch on one row.
+        ("a value", original.replacen("10500,", "10999,", 1)),
+        // A row fewer.
+        (
+            "a row removed",
+            original.replacen(&format!("{}\n", row("10500", "01", "10")), "", 1),
+        ),
+        // A row more, at the end.
+        (
+            "a row added",
+            format!("{original}{}\n", row("19999", "01", "10")),
+        ),
+    ];
+    for (what, changed) in changes {
+        for ext in ["csv", "jsonl"] {
+            let input = dir.path().join("orders.csv");
+            std::fs::write(&input, &original).unwrap();
+            let checked = pipeline::check(&input, &pipeline::CheckOpts::default()).unwrap();
+            let before = std::fs::metadata(&input).unwrap().modified().unwrap();
+            std::fs::write(&input, &changed).unwrap();
+            // An edit a clock tick after the check began: as a save by hand.
+            std::fs::File::options()
+                .write(true)
+                .open(&input)
+                .unwrap()
+                .set_modified(before + std::time::Duration::from_millis(10))
+                .unwrap();
+            let mut facts =
+                report::RunFacts::new("validate", &checked, serde_json::json!({}), report::now());
+            let out = dir.path().join(format!("r.{ext}"));
+            let err = report::write(&checked, &out, &mut facts)
+                .expect_err(what)
+                .to_string();
+            assert!(
+                err.contains("changed while it was being read"),
+                "{what}, {ext}: {err}"
+            );
+            assert!(!out.exists(), "{what}, {ext}: no report");
+        }
+    }
+}

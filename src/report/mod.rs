@@ -303,6 +303,9 @@ pub fn write_with(
         })?;
     }
     crate::pipeline::timing("report rows", t0);
+    // Not a report of rows other than those checked: the report is only a
+    // temporary file until it is committed.
+    checked.ensure_unchanged()?;
     facts.finished_at = now();
     let sha = sink.finish(&header, facts)?;
     crate::pipeline::timing("report done", t0);

@@ -234,9 +234,14 @@ fn check_with_hash(
     let typical_width = if sheet.is_workbook() {
         let mut census = WidthCensus::default();
         sheet.scan(header_row, columns.len(), &mut |rows| {
-            for r in rows {
-                census.add(&columns, r);
-            }
+            let counted = rows
+                .par_iter()
+                .fold(WidthCensus::default, |mut c, r| {
+                    c.add(&columns, r);
+                    c
+                })
+                .reduce(WidthCensus::default, WidthCensus::merge);
+            census = std::mem::take(&mut census).merge(counted);
             Ok(())
         })?;
         census.typical()

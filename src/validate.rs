@@ -147,6 +147,21 @@ impl WidthCensus {
         }
     }
 
+    /// Adds the counts of another census (of other rows).
+    pub fn merge(mut self, other: WidthCensus) -> WidthCensus {
+        for (f, widths) in other.text {
+            let mine = self.text.entry(f).or_default();
+            for (w, n) in widths {
+                *mine.entry(w).or_default() += n;
+            }
+        }
+        for (f, w) in other.widest_number {
+            let mine = self.widest_number.entry(f).or_default();
+            *mine = (*mine).max(w);
+        }
+        self
+    }
+
     /// The width an id column's values should have: the most common width
     /// of its text values (ties go to the wider), or, when Excel holds
     /// every value as a number, the widest number (values of mixed widths
@@ -632,6 +647,46 @@ mod tests {
         "365",
         "Priya",
     ];
+
+    /// A census of rows counted in parts and merged is the census of all.
+    #[test]
+    fn width_census_merges_its_parts() {
+        use calamine::Data;
+        let columns = Columns::for_test(&HEADER);
+        let sheet_row = |branch: Data, bin: Data| {
+            let mut cells: Vec<Data> = GOOD.iter().map(|v| Data::String(v.to_string())).collect();
+            cells[0] = branch;
+            cells[3] = bin;
+            cells
+        };
+        let rows = [
+            sheet_row(Data::String("00123".into()), Data::Float(412345.0)),
+            sheet_row(Data::Float(123.0), Data::Float(41234.0)),
+            sheet_row(Data::String("0012".into()), Data::Float(4123456.0)),
+            sheet_row(Data::String("00124".into()), Data::Empty),
+            sheet_row(Data::Float(9.0), Data::Float(412345.0)),
+        ];
+        let census = |rows: &[Vec<Data>]| {
+            let mut c = WidthCensus::default();
+            for (i, cells) in rows.iter().enumerate() {
+                c.add(
+                    &columns,
+                    &Row::Sheet {
+                        number: i as u64 + 2,
+                        cells,
+                    },
+                );
+            }
+            c
+        };
+        let whole = census(&rows).typical();
+        assert_eq!(whole.get(&Field::BranchId), Some(&5));
+        assert_eq!(whole.get(&Field::Bin), Some(&7));
+        for cut in 0..=rows.len() {
+            let merged = census(&rows[..cut]).merge(census(&rows[cut..]));
+            assert_eq!(merged.typical(), whole, "cut at {cut}");
+        }
+    }
 
     fn problems_with(rules: &Rules, field: &str, value: &str) -> Vec<Problem> {
         let columns = Columns::for_test(&HEADER);

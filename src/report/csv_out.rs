@@ -275,22 +275,25 @@ fn format_rows(
                 }
                 out.push(b'\n');
             }
-            _ => out.extend(cell_by_cell(header, r, &tail, &mut num)?),
+            _ => cell_by_cell(&mut out, header, r, &tail, &mut num)?,
         }
     }
     Ok(out)
 }
 
-/// A report line through the csv writer, every cell neutralised.
+/// A report line through the csv writer, every cell neutralised, added to
+/// `out`.
 fn cell_by_cell(
+    out: &mut Vec<u8>,
     header: &ReportHeader,
     r: &ReportRow<'_>,
     tail: &[std::borrow::Cow<'_, str>],
     num: &mut NumBuf,
-) -> std::io::Result<Vec<u8>> {
+) -> std::io::Result<()> {
+    // A writer a line: its buffer is small, as it is zeroed each time.
     let mut w = csv::WriterBuilder::new()
-        .buffer_capacity(4096)
-        .from_writer(Vec::with_capacity(512));
+        .buffer_capacity(256)
+        .from_writer(out);
     w.write_field(neutralize(&header.source_file).as_bytes())?;
     w.write_field(neutralize(&header.sheet).as_bytes())?;
     w.write_field(num.format(r.number))?;
@@ -301,8 +304,7 @@ fn cell_by_cell(
         w.write_field(neutralize(c).as_bytes())?;
     }
     w.write_record(None::<&[u8]>)?;
-    w.into_inner()
-        .map_err(|e| std::io::Error::other(e.to_string()))
+    w.flush()
 }
 
 /// A small integer formatter that reuses its buffer.

@@ -661,10 +661,11 @@ mod tests {
         };
         let rows = [
             sheet_row(Data::String("00123".into()), Data::Float(412345.0)),
-            sheet_row(Data::Float(123.0), Data::Float(41234.0)),
-            sheet_row(Data::String("0012".into()), Data::Float(4123456.0)),
-            sheet_row(Data::String("00124".into()), Data::Empty),
-            sheet_row(Data::Float(9.0), Data::Float(412345.0)),
+            sheet_row(Data::String("00124".into()), Data::Float(41234.0)),
+            sheet_row(Data::Float(123.0), Data::Float(4123456.0)),
+            sheet_row(Data::String("0012".into()), Data::Empty),
+            sheet_row(Data::String("0013".into()), Data::Float(412345.0)),
+            sheet_row(Data::String("00125".into()), Data::Float(9.0)),
         ];
         let census = |rows: &[Vec<Data>]| {
             let mut c = WidthCensus::default();

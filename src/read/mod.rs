@@ -133,16 +133,20 @@ impl<'a> Row<'a> {
         }
     }
 
-    /// Whether every byte of every cell is printable ASCII (a space to `~`),
-    /// found in one look at the CSV record's bytes; a workbook row's cells
-    /// are not looked at (`false`).
+    /// Whether every byte of every cell's text is printable ASCII (a space
+    /// to `~`), found in one look at the CSV record's bytes or at a
+    /// workbook row's strings (numbers, dates and booleans read as such).
     pub fn is_printable_ascii(&self) -> bool {
+        let printable = |s: &str| s.bytes().fold(true, |ok, b| ok & (0x20..0x7f).contains(&b));
         match self {
-            Row::Text { record, .. } => record
-                .as_slice()
-                .bytes()
-                .fold(true, |ok, b| ok & (0x20..0x7f).contains(&b)),
-            Row::Sheet { .. } => false,
+            Row::Text { record, .. } => printable(record.as_slice()),
+            Row::Sheet { cells, .. } => cells.iter().all(|c| match c {
+                Data::String(s) => printable(s),
+                Data::Empty | Data::Int(_) | Data::Float(_) | Data::Bool(_) | Data::DateTime(_) => {
+                    true
+                }
+                _ => false,
+            }),
         }
     }
 
@@ -177,7 +181,7 @@ pub(crate) fn record_width(record: &csv::StringRecord) -> usize {
 fn is_blank_data(d: &Data) -> bool {
     match d {
         Data::Empty => true,
-        Data::String(s) => s.trim().is_empty(),
+        Data::String(s) => trim(s).is_empty(),
         _ => false,
     }
 }
@@ -188,7 +192,7 @@ pub fn convert_cell(d: &Data) -> CellRef<'_> {
     let (text, kind): (Cow<'_, str>, CellKind) = match d {
         Data::Empty => (Cow::Borrowed(""), CellKind::Empty),
         Data::String(s) => {
-            let t = s.trim();
+            let t = trim(s);
             let kind = if t.is_empty() {
                 CellKind::Empty
             } else {
@@ -629,6 +633,41 @@ fn resolve_sheet(path: &Path, names: &[String], want: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn printable_rows_are_told_from_the_others() {
+        let sheet = |cells: &[Data]| Row::Sheet { number: 2, cells }.is_printable_ascii();
+        assert!(sheet(&[
+            Data::String("Pune Camp ~ 1".into()),
+            Data::Float(12.5),
+            Data::Int(-3),
+            Data::Bool(true),
+            Data::Empty,
+        ]));
+        assert!(!sheet(&[
+            Data::String("Pune".into()),
+            Data::String("a\tb".into())
+        ]));
+        assert!(!sheet(&[Data::String("Caf\u{e9}".into())]));
+        assert!(!sheet(&[Data::String("x\u{7f}".into())]));
+        assert!(!sheet(&[Data::Error(calamine::CellErrorType::NA)]));
+        let text = |cells: Vec<&str>| {
+            let record = csv::StringRecord::from(cells);
+            Row::Text {
+                number: 2,
+                record: &record,
+            }
+            .is_printable_ascii()
+        };
+        assert!(text(vec![
+            "00123",
+            "Flat 1~Camp",
+            " ",
+            "2026-12-01 09:00:00"
+        ]));
+        assert!(!text(vec!["00123", "two\nlines"]));
+        assert!(!text(vec!["d\u{e9}j\u{e0}"]));
+    }
 
     #[test]
     fn column_letters() {

@@ -352,23 +352,26 @@ struct Outcomes<'a> {
 }
 
 impl<'a> Outcomes<'a> {
-    /// The outcomes of the next rows, which the pass found on lines
-    /// `numbers`; looked up in parallel, for each is a look at its order,
-    /// anywhere in memory.
-    fn next_batch(&mut self, numbers: &[u64]) -> Result<Vec<RowOutcome<'a>>> {
+    /// The next rows, each with its outcome. A pass found them on lines
+    /// `number(row)`; the outcomes are looked up in parallel, for each is a
+    /// look at its order, anywhere in memory.
+    fn next_batch<T: Send>(
+        &mut self,
+        rows: Vec<T>,
+        number: impl Fn(&T) -> u64 + Sync,
+    ) -> Result<Vec<(T, RowOutcome<'a>)>> {
         let grouping = &self.checked.grouping;
         let first = self.next;
-        if first + numbers.len() > grouping.len() {
+        if first + rows.len() > grouping.len() {
             return Err(Error::file_changed(&self.checked.path));
         }
-        self.next += numbers.len();
-        numbers
-            .par_iter()
+        self.next += rows.len();
+        rows.into_par_iter()
             .enumerate()
-            .map(|(k, &number)| {
+            .map(|(k, row)| {
                 let out = grouping.row(first + k);
-                if out.number == number {
-                    Ok(out)
+                if out.number == number(&row) {
+                    Ok((row, out))
                 } else {
                     Err(Error::file_changed(&self.checked.path))
                 }
@@ -430,12 +433,7 @@ impl Checked {
         let mut outcomes = self.outcomes();
         self.sheet.rescan(&self.spans, &mut |rows| {
             let rows: Vec<Row<'_>> = rows.iter().filter(|r| !r.is_blank()).copied().collect();
-            let numbers: Vec<u64> = rows.iter().map(Row::number).collect();
-            let batch: Vec<OutcomeRow<'_>> = rows
-                .into_iter()
-                .zip(outcomes.next_batch(&numbers)?)
-                .collect();
-            f(&batch)
+            f(&outcomes.next_batch(rows, Row::number)?)
         })?;
         outcomes.finish()
     }
@@ -459,11 +457,10 @@ impl Checked {
                 .filter(|(_, blank)| !blank)
                 .map(|(&record, _)| record)
                 .collect();
-            let numbers: Vec<u64> = kept.iter().map(|&(number, _)| number).collect();
-            let batch: Vec<RawOutcome<'_>> = kept
-                .iter()
-                .map(|&(_, raw)| raw)
-                .zip(outcomes.next_batch(&numbers)?)
+            let batch: Vec<RawOutcome<'_>> = outcomes
+                .next_batch(kept, |&(number, _)| number)?
+                .into_iter()
+                .map(|((_, raw), out)| (raw, out))
                 .collect();
             f(&batch)
         })?;

@@ -339,8 +339,7 @@ impl<'a> Checker<'a> {
         if v.len() > MAX_CELL_CHARS {
             return; // reported once for the cell, above
         }
-        // Printable ASCII, in one look at each byte, as most values are.
-        let printable = printable || v.bytes().all(|b| (0x20..0x7f).contains(&b));
+        let printable = printable || crate::read::is_printable_ascii(v);
         if let Some(ch) = (!printable)
             .then(|| v.chars().find(|c| c.is_control()))
             .flatten()
@@ -449,15 +448,12 @@ impl<'a> Checker<'a> {
             }
             Field::DeliveryAddress => {
                 let n = chars_beyond(v, MAX_ADDRESS_CHARS);
-                let (mut parts, mut first_empty, mut start) = (0, None, 0);
-                // Split on `~` by bytes: `~` is ASCII, so never inside a
-                // character.
-                for end in memchr::memchr_iter(b'~', v.as_bytes()).chain([v.len()]) {
-                    if first_empty.is_none() && crate::read::trim(&v[start..end]).is_empty() {
+                let (mut parts, mut first_empty) = (0, None);
+                for p in v.split('~') {
+                    if first_empty.is_none() && crate::read::trim(p).is_empty() {
                         first_empty = Some(parts);
                     }
                     parts += 1;
-                    start = end + 1;
                 }
                 if n > MAX_ADDRESS_CHARS {
                     bad(format!(

@@ -137,11 +137,10 @@ impl<'a> Row<'a> {
     /// to `~`), found in one look at the CSV record's bytes or at a
     /// workbook row's strings (numbers, dates and booleans read as such).
     pub fn is_printable_ascii(&self) -> bool {
-        let printable = |s: &str| s.bytes().fold(true, |ok, b| ok & (0x20..0x7f).contains(&b));
         match self {
-            Row::Text { record, .. } => printable(record.as_slice()),
+            Row::Text { record, .. } => is_printable_ascii(record.as_slice()),
             Row::Sheet { cells, .. } => cells.iter().all(|c| match c {
-                Data::String(s) => printable(s),
+                Data::String(s) => is_printable_ascii(s),
                 Data::Empty | Data::Int(_) | Data::Float(_) | Data::Bool(_) | Data::DateTime(_) => {
                     true
                 }
@@ -154,6 +153,12 @@ impl<'a> Row<'a> {
     pub fn is_blank(&self) -> bool {
         self.width() == 0
     }
+}
+
+/// Whether every byte of `s` is printable ASCII (a space to `~`): one look
+/// at all of them, which the compiler does 16 or 32 at a time.
+pub fn is_printable_ascii(s: &str) -> bool {
+    s.bytes().fold(true, |ok, b| ok & (0x20..0x7f).contains(&b))
 }
 
 /// `str::trim`, with a shortcut for the usual cell that has no

@@ -657,7 +657,11 @@ impl ReadBuf {
     }
 
     fn clear(&mut self) {
-        self.len = 0;
+        self.truncate(0);
+    }
+
+    fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
     }
 
     /// Room for `n` more bytes after the data.
@@ -733,7 +737,7 @@ fn cut_pieces(
         let mut next = recycled.try_recv().unwrap_or_default();
         next.clear();
         next.extend_from_slice(&buf.bytes()[cut..]);
-        buf.len = cut;
+        buf.truncate(cut);
         let lines = memchr::memchr_iter(b'\n', buf.bytes()).count() as u64;
         let piece = Piece {
             bytes: std::mem::replace(&mut buf, next),

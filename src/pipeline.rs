@@ -33,8 +33,9 @@ pub struct CheckOpts {
 /// A data row with what became of it.
 pub type OutcomeRow<'a> = (Row<'a>, RowOutcome<'a>);
 
-/// A data row's bytes (comma-separated input) with what became of it.
-pub type RawOutcome<'a> = (&'a [u8], RowOutcome<'a>);
+/// A data row's bytes (comma-separated input) and its index among the
+/// data rows (see [`Checked::outcome`]).
+pub type RawRow<'a> = (&'a [u8], usize);
 
 /// A checked and grouped input file.
 pub struct Checked {
@@ -48,6 +49,9 @@ pub struct Checked {
     pub batch_id: String,
     /// Blank rows below the header: not data rows, but counted.
     pub blank_rows: u64,
+    /// Where the blank rows are among the rows the first pass mapped
+    /// (data rows and blank ones), in order.
+    blank: Vec<u64>,
     /// Where the rows are, for the passes after the first.
     spans: Spans,
     rules: Rules,
@@ -254,19 +258,19 @@ fn check_with_hash(
     // Rows are checked on rayon while a thread of its own files the results
     // of the previous batch, in order.
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Option<crate::validate::RowCheck>>>(4);
-    let scanned = std::thread::scope(|s| -> Result<(Grouper, u64, Spans)> {
+    let scanned = std::thread::scope(|s| -> Result<(Grouper, Vec<u64>, Spans)> {
         let filer = s.spawn(move || {
             let mut grouper = Grouper::new();
-            let mut blank_rows = 0u64;
+            let mut blank = Vec::new();
             for checks in rx {
                 for c in checks {
                     match c {
                         Some(c) => grouper.push(c),
-                        None => blank_rows += 1,
+                        None => blank.push((grouper.rows() + blank.len()) as u64),
                     }
                 }
             }
-            (grouper, blank_rows)
+            (grouper, blank)
         });
         let check = |r: &Row<'_>| (!r.is_blank()).then(|| checker.check(r));
         let scanned = sheet.scan_map(header_row, columns.len(), &check, &mut |checks| {
@@ -274,10 +278,10 @@ fn check_with_hash(
                 .map_err(|_| Error::input(path, "checking stopped unexpectedly"))
         });
         drop(tx);
-        let (grouper, blank_rows) = filer
+        let (grouper, blank) = filer
             .join()
             .map_err(|_| Error::input(path, "checking stopped unexpectedly"))?;
-        scanned.map(|spans| (grouper, blank_rows, spans))
+        scanned.map(|spans| (grouper, blank, spans))
     });
     timing("check", t0);
     let input = hash()?;
@@ -285,7 +289,7 @@ fn check_with_hash(
     if !sheet.confirm_encoding(input.text) {
         return Ok(Attempt::Reread);
     }
-    let (grouper, blank_rows, spans) = scanned?;
+    let (grouper, blank, spans) = scanned?;
     if grouper.rows() == 0 {
         return Err(Error::input(
             path,
@@ -321,7 +325,8 @@ fn check_with_hash(
         input_sha256: input.sha256,
         input_bytes: input.bytes,
         batch_id,
-        blank_rows,
+        blank_rows: blank.len() as u64,
+        blank,
         spans,
         rules: opts.rules.clone(),
         typical_width,
@@ -438,33 +443,48 @@ impl Checked {
         outcomes.finish()
     }
 
-    /// For a comma-separated input: walks every data row again with its
-    /// outcome, as the record's bytes, unparsed (see [`Sheet::rescan_raw`]).
-    /// `None` for other inputs.
+    /// For a comma-separated input: walks every data row again, in input
+    /// order and in batches, as the record's bytes, unparsed, with its
+    /// index for [`Checked::outcome`] (see [`Sheet::rescan_raw`]). `None`
+    /// for other inputs.
+    ///
+    /// The records are cut where the first pass found them to end, and the
+    /// blank ones are where it found them: a file that changed since is
+    /// known by its length here, by the records that do not parse as they
+    /// did (for the few a caller parses), and by its size, time and inode
+    /// before the caller commits what it wrote
+    /// ([`Checked::ensure_unchanged`]).
     pub fn for_each_raw_outcome(
         &self,
-        f: &mut dyn FnMut(&[RawOutcome<'_>]) -> Result<()>,
+        f: &mut dyn FnMut(&[RawRow<'_>]) -> Result<()>,
     ) -> Option<Result<()>> {
-        let mut outcomes = self.outcomes();
-        let walked = self.sheet.rescan_raw(&self.spans, &mut |records| {
-            let blank: Vec<bool> = records
-                .par_iter()
-                .map(|(number, raw)| self.raw_is_blank(*number, raw))
-                .collect();
-            let kept: Vec<(u64, &[u8])> = records
-                .iter()
-                .zip(blank)
-                .filter(|(_, blank)| !blank)
-                .map(|(&record, _)| record)
-                .collect();
-            let batch: Vec<RawOutcome<'_>> = outcomes
-                .next_batch(kept, |&(number, _)| number)?
-                .into_iter()
-                .map(|((_, raw), out)| (raw, out))
-                .collect();
+        let mut blank = self.blank.iter().peekable();
+        let mut next = 0;
+        let walked = self.sheet.rescan_raw(&self.spans, &mut |first, records| {
+            let mut batch = Vec::with_capacity(records.len());
+            for (k, &raw) in records.iter().enumerate() {
+                if blank.next_if_eq(&&((first + k) as u64)).is_none() {
+                    batch.push((raw, next));
+                    next += 1;
+                }
+            }
+            if next > self.grouping.len() {
+                return Err(Error::file_changed(&self.path));
+            }
             f(&batch)
         })?;
-        Some(walked.and_then(|()| outcomes.finish()))
+        Some(walked.and_then(|()| {
+            if next == self.grouping.len() {
+                Ok(())
+            } else {
+                Err(Error::file_changed(&self.path))
+            }
+        }))
+    }
+
+    /// What became of the `i`-th data row.
+    pub fn outcome(&self, i: usize) -> RowOutcome<'_> {
+        self.grouping.row(i)
     }
 
     /// The outcomes of the data rows, to hand out as a pass meets the rows.
@@ -473,22 +493,6 @@ impl Checked {
             checked: self,
             next: 0,
         }
-    }
-
-    /// Whether a record's bytes hold nothing but delimiters, quotes and
-    /// whitespace (parsed to be sure only when they might).
-    fn raw_is_blank(&self, number: u64, raw: &[u8]) -> bool {
-        let maybe = raw
-            .iter()
-            .all(|b| matches!(b, b',' | b'"') || b.is_ascii_whitespace() || !b.is_ascii());
-        maybe
-            && self.sheet.parse_raw(&[raw]).is_some_and(|records| {
-                Row::Text {
-                    number,
-                    record: &records[0],
-                }
-                .is_blank()
-            })
     }
 
     /// The `POST /card-order` bodies of the orders that are ready, in the

@@ -18,7 +18,7 @@ use calamine::Data;
 use crate::error::{Error, Result};
 
 pub use excel::Workbook;
-pub use text::{Numbered, TextEncoding, TextOpts, TextSpans, TextVerdict, Utf8Scan};
+pub use text::{RawSink, TextEncoding, TextOpts, TextSpans, TextVerdict, Utf8Scan};
 
 /// How many rows a batch holds: large enough to keep rayon busy, small
 /// enough that a batch of wide rows stays a few megabytes.
@@ -446,15 +446,12 @@ impl Sheet {
         })
     }
 
-    /// For a comma-separated file, hands out the line and the bytes of each
-    /// record an earlier [`scan`](Self::scan) found (blank ones too),
-    /// unparsed; [`parse_raw`](Self::parse_raw) parses one. `None` for other
-    /// inputs.
-    pub fn rescan_raw(
-        &self,
-        spans: &Spans,
-        f: &mut dyn FnMut(&[Numbered<'_>]) -> Result<()>,
-    ) -> Option<Result<()>> {
+    /// For a comma-separated file, hands out the bytes of the records an
+    /// earlier [`scan`](Self::scan) found (blank ones too), unparsed, in
+    /// batches, each with the index of its first record among the data
+    /// records; [`parse_raw`](Self::parse_raw) parses them. `None` for
+    /// other inputs.
+    pub fn rescan_raw(&self, spans: &Spans, f: &mut RawSink<'_>) -> Option<Result<()>> {
         match (&self.inner, &spans.text) {
             (Inner::Text(t), Some(text)) if t.is_comma_separated() => {
                 Some(t.rescan_raw(&self.path, text, f))

@@ -372,7 +372,54 @@ impl TextSheet {
         spans: &TextSpans,
         f: &mut dyn FnMut(&[Row<'_>]) -> Result<()>,
     ) -> Result<()> {
-        self.rescan_with(path, spans, true, &mut |numbered, records| {
+        let changed = || Error::file_changed(path);
+        let ends = &spans.ends;
+        let mut pool: Vec<Vec<csv::StringRecord>> = Vec::new();
+        let mut line = spans.line;
+        self.chunks(path, spans, &mut |chunk| {
+            // Groups of records parsed by one task each, with the line
+            // each group starts on.
+            let groups: Vec<(usize, usize)> = (chunk.first..chunk.first + chunk.count)
+                .step_by(PARSE_GROUP)
+                .map(|i| (i, PARSE_GROUP.min(chunk.first + chunk.count - i)))
+                .collect();
+            let slice = |i: usize, n: usize| {
+                let from = if i == 0 { spans.start } else { ends[i - 1] };
+                &chunk.bytes.bytes()
+                    [(from - chunk.base) as usize..(ends[i + n - 1] - chunk.base) as usize]
+            };
+            let newlines: Vec<u64> = groups
+                .par_iter()
+                .map(|&(i, n)| memchr::memchr_iter(b'\n', slice(i, n)).count() as u64)
+                .collect();
+            let starts: Vec<u64> = newlines
+                .iter()
+                .map(|n| {
+                    let at = line;
+                    line += n;
+                    at
+                })
+                .collect();
+            pool.resize_with(groups.len().max(pool.len()), Vec::new);
+            let parsed: Vec<Result<Vec<Numbered<'_>>>> = groups
+                .par_iter()
+                .zip(&starts)
+                .zip(pool.par_iter_mut())
+                .zip(&newlines)
+                .map(|(((&(i, n), &line), records), &newlines)| {
+                    let bytes = slice(i, n);
+                    let from = if i == 0 { spans.start } else { ends[i - 1] };
+                    let cuts = ends[i..i + n].iter().map(|e| (e - from) as usize);
+                    let one_line_each = newlines == n as u64;
+                    self.parse_group(bytes, cuts, line, one_line_each, records)
+                        .ok_or_else(changed)
+                })
+                .collect();
+            let mut numbered = Vec::with_capacity(chunk.count);
+            for group in parsed {
+                numbered.extend(group?);
+            }
+            let records = pool.iter().flat_map(|g| g.iter().take(PARSE_GROUP));
             let rows: Vec<Row<'_>> = numbered
                 .iter()
                 .zip(records)
@@ -382,16 +429,32 @@ impl TextSheet {
         })
     }
 
-    /// Like [`rescan`](Self::rescan), but hands out each record's line and
-    /// bytes only (blank records too), unparsed, for a consumer that needs
-    /// the cells of few of them ([`TextSheet::parse_one`]).
+    /// Like [`rescan`](Self::rescan), but hands out the records' bytes
+    /// only (blank records too), unparsed and unnumbered, with the index of
+    /// the first of them among the data records, for a consumer that needs
+    /// the cells of few of them ([`TextSheet::parse_many`]). The records
+    /// are cut where the first scan found them to end, which costs next to
+    /// nothing; a file shorter or longer than then is an error.
     pub(super) fn rescan_raw(
         &self,
         path: &Path,
         spans: &TextSpans,
-        f: &mut dyn FnMut(&[Numbered<'_>]) -> Result<()>,
+        f: &mut RawSink<'_>,
     ) -> Result<()> {
-        self.rescan_with(path, spans, false, &mut |numbered, _| f(numbered))
+        self.chunks(path, spans, &mut |chunk| {
+            let bytes = chunk.bytes.bytes();
+            let mut from = 0;
+            let records: Vec<&[u8]> = spans.ends[chunk.first..chunk.first + chunk.count]
+                .iter()
+                .map(|&end| {
+                    let cut = (end - chunk.base) as usize;
+                    let raw = &bytes[from..cut];
+                    from = cut;
+                    record_body(raw)
+                })
+                .collect();
+            f(chunk.first, &records)
+        })
     }
 
     pub(super) fn is_comma_separated(&self) -> bool {
@@ -413,18 +476,18 @@ impl TextSheet {
         records.ok().filter(|records| records.len() == raws.len())
     }
 
-    fn rescan_with(
+    /// Reads the decoded stream again in [`Chunk`]s of whole records, cut
+    /// at the ends the first scan recorded, and hands each to `f`, in
+    /// order; a thread of its own reads ahead.
+    fn chunks(
         &self,
         path: &Path,
         spans: &TextSpans,
-        parse: bool,
-        f: &mut dyn FnMut(&[Numbered<'_>], &mut Records<'_>) -> Result<()>,
+        f: &mut dyn FnMut(&Chunk) -> Result<()>,
     ) -> Result<()> {
-        let changed = || Error::file_changed(path);
         let mut reader = self.reader(path)?;
         let (tx, rx) = mpsc::sync_channel::<Result<Chunk>>(2);
         let (back_tx, back_rx) = mpsc::channel::<ReadBuf>();
-        let ends = &spans.ends;
         std::thread::scope(|s| {
             s.spawn(move || {
                 let sent = cut_chunks(&mut reader, spans, &tx, &back_rx);
@@ -432,58 +495,13 @@ impl TextSheet {
                     let _ = tx.send(Err(Error::io(path, e)));
                 }
             });
-            let mut pool: Vec<Vec<csv::StringRecord>> = Vec::new();
-            let mut line = spans.line;
             for chunk in rx {
                 let chunk = chunk?;
-                if chunk.bytes.len as u64 != ends[chunk.first + chunk.count - 1] - chunk.base {
-                    return Err(changed());
+                let end = spans.ends[chunk.first + chunk.count - 1];
+                if chunk.bytes.len as u64 != end - chunk.base {
+                    return Err(Error::file_changed(path));
                 }
-                // Groups of records parsed by one task each, with the line
-                // each group starts on.
-                let groups: Vec<(usize, usize)> = (chunk.first..chunk.first + chunk.count)
-                    .step_by(PARSE_GROUP)
-                    .map(|i| (i, PARSE_GROUP.min(chunk.first + chunk.count - i)))
-                    .collect();
-                let slice = |i: usize, n: usize| {
-                    let from = if i == 0 { spans.start } else { ends[i - 1] };
-                    &chunk.bytes.bytes()
-                        [(from - chunk.base) as usize..(ends[i + n - 1] - chunk.base) as usize]
-                };
-                let newlines: Vec<u64> = groups
-                    .par_iter()
-                    .map(|&(i, n)| memchr::memchr_iter(b'\n', slice(i, n)).count() as u64)
-                    .collect();
-                let starts: Vec<u64> = newlines
-                    .iter()
-                    .map(|n| {
-                        let at = line;
-                        line += n;
-                        at
-                    })
-                    .collect();
-                pool.resize_with(groups.len().max(pool.len()), Vec::new);
-                let parsed: Vec<Result<Vec<Numbered<'_>>>> = groups
-                    .par_iter()
-                    .zip(&starts)
-                    .zip(pool.par_iter_mut())
-                    .zip(&newlines)
-                    .map(|(((&(i, n), &line), records), &newlines)| {
-                        let bytes = slice(i, n);
-                        let from = if i == 0 { spans.start } else { ends[i - 1] };
-                        let cuts = ends[i..i + n].iter().map(|e| (e - from) as usize);
-                        let one_line_each = newlines == n as u64;
-                        self.parse_group(bytes, cuts, line, one_line_each, parse.then_some(records))
-                            .ok_or_else(changed)
-                    })
-                    .collect();
-                let mut numbered = Vec::with_capacity(chunk.count);
-                for group in parsed {
-                    numbered.extend(group?);
-                }
-                let mut records = pool.iter().flat_map(|g| g.iter().take(PARSE_GROUP));
-                f(&numbered, &mut records)?;
-                drop(numbered);
+                f(&chunk)?;
                 let _ = back_tx.send(chunk.bytes);
             }
             Ok(())
@@ -492,36 +510,33 @@ impl TextSheet {
 
     /// Parses one group of whole records, which end at `cuts` (offsets in
     /// `bytes`), into `records`; returns each record's line and its bytes
-    /// without blank lines before it or its line end. `None` when the bytes
-    /// are not the records the first scan found there. `one_line_each`:
-    /// `bytes` holds as many newlines as records.
+    /// (see [`record_body`]). `None` when the bytes are not the records the
+    /// first scan found there. `one_line_each`: `bytes` holds as many
+    /// newlines as records.
     fn parse_group<'b>(
         &self,
         bytes: &'b [u8],
         cuts: impl Iterator<Item = usize> + Clone,
         mut line: u64,
         one_line_each: bool,
-        records: Option<&mut Vec<csv::StringRecord>>,
+        records: &mut Vec<csv::StringRecord>,
     ) -> Option<Vec<Numbered<'b>>> {
-        if let Some(records) = records {
-            let parsed = self.with_memory_reader(
-                |buf| buf.extend_from_slice(bytes),
-                |rdr| {
-                    for (k, cut) in cuts.clone().enumerate() {
-                        if records.len() <= k {
-                            records.push(csv::StringRecord::new());
-                        }
-                        if !rdr.read_record(&mut records[k]).ok()?
-                            || rdr.position().byte() != cut as u64
-                        {
-                            return None;
-                        }
+        self.with_memory_reader(
+            |buf| buf.extend_from_slice(bytes),
+            |rdr| {
+                for (k, cut) in cuts.clone().enumerate() {
+                    if records.len() <= k {
+                        records.push(csv::StringRecord::new());
                     }
-                    Some(())
-                },
-            );
-            parsed?;
-        }
+                    if !rdr.read_record(&mut records[k]).ok()?
+                        || rdr.position().byte() != cut as u64
+                    {
+                        return None;
+                    }
+                }
+                Some(())
+            },
+        )?;
         let mut out = Vec::with_capacity(PARSE_GROUP);
         let mut from = 0usize;
         // As many newlines as records, each record ending in one and none
@@ -542,30 +557,38 @@ impl TextSheet {
                 from = cut;
                 continue;
             }
-            let blank = raw
-                .iter()
-                .take_while(|b| matches!(b, b'\n' | b'\r'))
-                .count();
-            line += memchr::memchr_iter(b'\n', &raw[..blank]).count() as u64;
-            let body = &raw[blank..];
-            let body = body
-                .strip_suffix(b"\n")
-                .or_else(|| body.strip_suffix(b"\r"))
-                .unwrap_or(body);
+            let body = record_body(raw);
+            let blank_before = body.as_ptr() as usize - raw.as_ptr() as usize;
+            line += memchr::memchr_iter(b'\n', &raw[..blank_before]).count() as u64;
             out.push((line, body));
-            line += memchr::memchr_iter(b'\n', &raw[blank..]).count() as u64;
+            line += memchr::memchr_iter(b'\n', &raw[blank_before..]).count() as u64;
             from = cut;
         }
         Some(out)
     }
 }
 
-/// The records a chunk parsed into, in order.
-type Records<'a> = dyn Iterator<Item = &'a csv::StringRecord> + 'a;
+/// A record's bytes as the stream holds them from the previous record's
+/// end to its own: without the blank lines before it or its line end.
+fn record_body(raw: &[u8]) -> &[u8] {
+    let blank = raw
+        .iter()
+        .take_while(|b| matches!(b, b'\n' | b'\r'))
+        .count();
+    let body = &raw[blank..];
+    body.strip_suffix(b"\n")
+        .or_else(|| body.strip_suffix(b"\r"))
+        .unwrap_or(body)
+}
 
 /// A record's line and its bytes (without blank lines before it or its
 /// line end).
-pub type Numbered<'b> = (u64, &'b [u8]);
+type Numbered<'b> = (u64, &'b [u8]);
+
+/// What takes records' bytes, in batches: the index of the batch's first
+/// record among the data records, and the bytes of each (see
+/// [`TextSheet::rescan_raw`]).
+pub type RawSink<'f> = dyn FnMut(usize, &[&[u8]]) -> Result<()> + 'f;
 
 /// Records a group of [`TextSheet::rescan`] parses in one task.
 const PARSE_GROUP: usize = 512;

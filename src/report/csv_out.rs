@@ -135,10 +135,15 @@ impl Iterator for Specials<'_> {
     fn next(&mut self) -> Option<usize> {
         while self.mask == 0 {
             let rest = self.raw.get(self.next..).filter(|r| !r.is_empty())?;
-            let mut chunk = [0u8; 16]; // a NUL is none of them
-            let n = rest.len().min(16);
-            chunk[..n].copy_from_slice(&rest[..n]);
-            self.mask = specials16(&chunk);
+            self.mask = match rest.first_chunk::<16>() {
+                Some(chunk) => specials16(chunk),
+                // The last bytes, padded (a NUL is none of them).
+                None => {
+                    let mut chunk = [0u8; 16];
+                    chunk[..rest.len()].copy_from_slice(rest);
+                    specials16(&chunk)
+                }
+            };
             self.base = self.next;
             self.next += 16;
         }
@@ -253,7 +258,7 @@ fn format_rows(
     rows: &[ReportRow<'_>],
 ) -> std::io::Result<Vec<u8>> {
     let mut out = Vec::with_capacity(rows.len() * 256);
-    let mut num = itoa_buf();
+    let mut num = itoa::Buffer::new();
     let mut tail = Vec::with_capacity(8);
     for r in rows {
         r.result_cells_into(header.submitted, &mut tail);
@@ -288,7 +293,7 @@ fn cell_by_cell(
     header: &ReportHeader,
     r: &ReportRow<'_>,
     tail: &[std::borrow::Cow<'_, str>],
-    num: &mut NumBuf,
+    num: &mut itoa::Buffer,
 ) -> std::io::Result<()> {
     // A writer a line: its buffer is small, as it is zeroed each time.
     let mut w = csv::WriterBuilder::new()
@@ -305,22 +310,6 @@ fn cell_by_cell(
     }
     w.write_record(None::<&[u8]>)?;
     w.flush()
-}
-
-/// A small integer formatter that reuses its buffer.
-struct NumBuf(String);
-
-fn itoa_buf() -> NumBuf {
-    NumBuf(String::with_capacity(20))
-}
-
-impl NumBuf {
-    fn format(&mut self, n: u64) -> &str {
-        use std::fmt::Write as _;
-        self.0.clear();
-        let _ = write!(self.0, "{n}");
-        &self.0
-    }
 }
 
 impl CsvSink {

@@ -132,6 +132,9 @@ impl ReportRow<'_> {
     }
 
     pub fn errors_text(&self) -> String {
+        if self.errors.is_empty() {
+            return String::new(); // most rows: no iterator to build
+        }
         self.errors
             .iter()
             .map(ToString::to_string)

@@ -196,6 +196,7 @@ impl<'a> Checker<'a> {
         self.value_and_kind(row, field).0
     }
 
+    #[inline]
     fn value_and_kind<'r>(&self, row: &Row<'r>, field: Field) -> (Cow<'r, str>, CellKind) {
         let Some(c) = self.columns.get(field) else {
             return (Cow::Borrowed(""), CellKind::Empty);

@@ -89,6 +89,7 @@ impl<'a> Row<'a> {
 
     /// The cell at column `col` (0-based, relative to the sheet's first
     /// column); a cell beyond the row's end is empty.
+    #[inline]
     pub fn cell(&self, col: usize) -> CellRef<'a> {
         match self {
             Row::Text { record, .. } => match record.get(col) {

@@ -770,7 +770,11 @@ mod tests {
             ),
             ("delivery_address", "~Camp~Pune", Some("part 1 is empty")),
             ("delivery_address", "Flat 3~Camp~", Some("part 3 is empty")),
-            ("delivery_address", "Flat 3~ \u{a0}~Pune", Some("part 2 is empty")),
+            (
+                "delivery_address",
+                "Flat 3~ \u{a0}~Pune",
+                Some("part 2 is empty"),
+            ),
             ("delivery_address", "Flat 3~Sh\u{e2}stri Nagar~Pune", None),
             (
                 "delivery_address",

@@ -134,12 +134,13 @@ fn check_zip(path: &Path) -> Result<()> {
             Error::input(path, format!("the workbook is damaged or truncated ({e})"))
         })?;
         if part.size() > MAX_PART_BYTES {
+            let name = String::from_utf8_lossy(part.name_raw()).into_owned();
             return Err(Error::input(
                 path,
                 format!(
                     "workbook part `{}` would inflate from {} bytes to {} bytes, over the {} MiB limit; \
                      refusing it (a zip bomb, or a sheet far larger than any order sheet)",
-                    part.name(),
+                    name,
                     part.compressed_size(),
                     part.size(),
                     MAX_PART_BYTES >> 20

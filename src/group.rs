@@ -87,6 +87,20 @@ impl Grouper {
         Self::default()
     }
 
+    /// A grouper with room for about `rows` rows, so that its tables do not
+    /// grow (each growth copies them) while the rows come in.
+    pub fn with_capacity(rows: usize) -> Self {
+        // Whatever a file's size suggests, no more than two million rows
+        // ahead; orders have a row or more each.
+        let rows = rows.min(1 << 21);
+        Grouper {
+            slots: Vec::with_capacity(rows),
+            groups: Vec::with_capacity(rows / 2),
+            index: HashTable::with_capacity(rows),
+            ..Self::default()
+        }
+    }
+
     /// Adds the next data row.
     pub fn push(&mut self, check: RowCheck) {
         let idx = self.slots.len() as u32;

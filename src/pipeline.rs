@@ -258,9 +258,10 @@ fn check_with_hash(
     // Rows are checked on rayon while a thread of its own files the results
     // of the previous batch, in order.
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Option<crate::validate::RowCheck>>>(4);
+    let rows_hint = sheet.rows_hint();
     let scanned = std::thread::scope(|s| -> Result<(Grouper, Vec<u64>, Spans)> {
         let filer = s.spawn(move || {
-            let mut grouper = Grouper::new();
+            let mut grouper = Grouper::with_capacity(rows_hint);
             let mut blank = Vec::new();
             for checks in rx {
                 for c in checks {

@@ -77,6 +77,11 @@ impl ExcelSheet {
         self.range.start().map_or(0, |(_, c)| c as usize)
     }
 
+    /// How many rows the sheet has (blank ones too).
+    pub(super) fn height(&self) -> usize {
+        self.range.height()
+    }
+
     fn first_row(&self) -> u64 {
         self.range.start().map_or(0, |(r, _)| r as u64)
     }

@@ -385,6 +385,17 @@ impl Sheet {
         matches!(self.inner, Inner::Excel(_))
     }
 
+    /// About how many rows the sheet has, to size what is kept per row:
+    /// a workbook sheet's height; for a CSV file, a guess from its size
+    /// (order rows are rarely shorter than 100 bytes).
+    pub fn rows_hint(&self) -> usize {
+        match &self.inner {
+            Inner::Excel(x) => x.height(),
+            Inner::Text(_) => std::fs::metadata(&self.path)
+                .map_or(0, |m| usize::try_from(m.len() / 100).unwrap_or(0)),
+        }
+    }
+
     /// Hands the first rows (blank ones included) to `f`, to find the header.
     pub fn head(&self, max_rows: usize, f: &mut dyn FnMut(&[Row<'_>])) -> Result<()> {
         match &self.inner {

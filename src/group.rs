@@ -51,6 +51,8 @@ struct GroupAcc {
     order_ref: Option<Box<str>>,
     order_fields: u64,
     conflict: bool,
+    /// How many rows the order has so far.
+    rows: u32,
 }
 
 /// Collects checked rows, in input order.
@@ -129,9 +131,14 @@ impl Grouper {
                 order_ref: check.order_ref,
                 order_fields: check.order_fields,
                 conflict: false,
+                rows: 1,
             });
-        } else if self.groups[group as usize].order_fields != check.order_fields {
-            self.groups[group as usize].conflict = true;
+        } else {
+            let g = &mut self.groups[group as usize];
+            g.rows += 1;
+            if g.order_fields != check.order_fields {
+                g.conflict = true;
+            }
         }
         if !check.problems.is_empty() {
             self.problems.insert(idx, check.problems);
@@ -180,51 +187,58 @@ impl Grouper {
                     Some(r) => OrderId::Ref(r),
                     None => derived_id(&prefix, &g.key),
                 },
-                rows: 0,
+                rows: g.rows,
                 invalid: 0,
             })
             .collect();
+        // The invalid rows, in input order: few, so counted one by one.
+        let mut invalid_rows: Vec<u32> = self.problems.keys().copied().collect();
+        invalid_rows.sort_unstable();
         let mut invalid = vec![false; self.slots.len()];
-        for &i in self.problems.keys() {
-            invalid[i as usize] = true;
-        }
         let mut first_invalid: HashMap<u32, Vec<u64>> = HashMap::new();
-        for (i, s) in self.slots.iter().enumerate() {
-            let g = &mut groups[s.group as usize];
-            g.rows += 1;
-            if invalid[i] {
-                g.invalid += 1;
-                let rows = first_invalid.entry(s.group).or_default();
-                if rows.len() < HELD_ROWS_SHOWN {
-                    rows.push(s.number);
-                }
+        for &i in &invalid_rows {
+            invalid[i as usize] = true;
+            let s = &self.slots[i as usize];
+            groups[s.group as usize].invalid += 1;
+            let rows = first_invalid.entry(s.group).or_default();
+            if rows.len() < HELD_ROWS_SHOWN {
+                rows.push(s.number);
             }
         }
+        let statuses: Vec<Status> = self
+            .slots
+            .par_iter()
+            .zip(&invalid)
+            .map(|(s, &invalid)| {
+                if invalid {
+                    Status::Invalid
+                } else if groups[s.group as usize].invalid > 0 && !allow_partial {
+                    Status::Held
+                } else {
+                    Status::Valid
+                }
+            })
+            .collect();
+        // The counts follow from each order's rows: its valid rows are
+        // held when it has an invalid one (unless partial orders go).
         let mut counts = Counts {
             rows: self.slots.len() as u64,
+            invalid: invalid_rows.len() as u64,
             ..Counts::default()
         };
-        let mut statuses = Vec::with_capacity(self.slots.len());
-        let mut group_valid = vec![false; groups.len()];
-        let mut group_held = vec![false; groups.len()];
-        for (i, s) in self.slots.iter().enumerate() {
-            let g = &groups[s.group as usize];
-            let status = if invalid[i] {
-                counts.invalid += 1;
-                Status::Invalid
-            } else if g.invalid > 0 && !allow_partial {
-                counts.held += 1;
-                group_held[s.group as usize] = true;
-                Status::Held
+        for g in &groups {
+            let good = u64::from(g.rows - g.invalid);
+            if good == 0 {
+                continue;
+            }
+            if g.invalid > 0 && !allow_partial {
+                counts.held += good;
+                counts.orders_held += 1;
             } else {
-                counts.valid += 1;
-                group_valid[s.group as usize] = true;
-                Status::Valid
-            };
-            statuses.push(status);
+                counts.valid += good;
+                counts.orders_ready += 1;
+            }
         }
-        counts.orders_ready = group_valid.iter().filter(|v| **v).count() as u64;
-        counts.orders_held = group_held.iter().filter(|v| **v).count() as u64;
         groups.shrink_to_fit();
         Grouping {
             slots: self.slots,
@@ -306,15 +320,11 @@ impl Grouper {
     /// Two rows of one order with the same product line are both invalid.
     fn mark_duplicate_products(&mut self) {
         // Only an order of two rows or more can repeat a product line.
-        let mut rows = vec![0u32; self.groups.len()];
-        for s in &self.slots {
-            rows[s.group as usize] += 1;
-        }
         let mut lines: Vec<(u32, u64, u32)> = self
             .slots
             .iter()
             .enumerate()
-            .filter(|(_, s)| rows[s.group as usize] > 1)
+            .filter(|(_, s)| self.groups[s.group as usize].rows > 1)
             .map(|(i, s)| (s.group, s.product, i as u32))
             .collect();
         lines.par_sort_unstable();

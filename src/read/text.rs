@@ -784,8 +784,14 @@ fn read_numbered<R: Read>(
     rdr: &mut csv::Reader<R>,
     rec: &mut csv::StringRecord,
 ) -> csv::Result<Option<u64>> {
+    let before = rdr.position().line();
     if !rdr.read_record(rec)? {
         return Ok(None);
+    }
+    // Most records are one line, right after the last: nothing to count.
+    let after = rdr.position().line();
+    if after == before + 1 {
+        return Ok(Some(before));
     }
     let inner = memchr::memchr_iter(b'\n', rec.as_slice().as_bytes()).count() as u64;
     // A record cut off by the end of the file (an unclosed quote) has no

@@ -93,12 +93,14 @@ impl Grouper {
     /// grow (each growth copies them) while the rows come in.
     pub fn with_capacity(rows: usize) -> Self {
         // Whatever a file's size suggests, no more than two million rows
-        // ahead; orders have a row or more each.
+        // ahead. Orders have a row or more each; the index is looked in at
+        // random, so it starts at half the rows, no larger than it would
+        // grow to for most files (the cache holds more of it).
         let rows = rows.min(1 << 21);
         Grouper {
             slots: Vec::with_capacity(rows),
             groups: Vec::with_capacity(rows / 2),
-            index: HashTable::with_capacity(rows),
+            index: HashTable::with_capacity(rows / 2),
             ..Self::default()
         }
     }

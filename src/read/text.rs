@@ -1480,6 +1480,48 @@ mod tests {
         assert_eq!(sniff_delimiter(b"only\none\ncolumn\n"), b',');
     }
 
+    /// Whether a stream ends inside a quoted cell, a byte at a time: the
+    /// plain statement of what [`QuoteTracker`] decides.
+    fn in_quote_byte_by_byte(s: &[u8], delimiter: u8) -> bool {
+        let (mut in_quote, mut prev, mut i) = (false, b'\n', 0);
+        while i < s.len() {
+            let b = s[i];
+            if in_quote && b == b'"' {
+                match s.get(i + 1) {
+                    Some(b'"') => {
+                        (prev, i) = (b'"', i + 2);
+                        continue;
+                    }
+                    Some(_) => in_quote = false,
+                    None => return false, // a closing quote, last
+                }
+            } else if !in_quote && b == b'"' && matches!(prev, b'\n' | b'\r') | (prev == delimiter)
+            {
+                in_quote = true;
+            }
+            (prev, i) = (b, i + 1);
+        }
+        in_quote
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// The tracker decides as the byte-by-byte statement does, however
+        /// the stream is cut into reads.
+        #[test]
+        fn quote_tracking_decides_as_byte_by_byte(
+            text in "[a,\"\n\r]{0,40}",
+            chunk in 1usize..9,
+        ) {
+            proptest::prop_assert_eq!(
+                open_quote_at_end(&text, chunk),
+                in_quote_byte_by_byte(text.as_bytes(), b','),
+                "{:?}", text
+            );
+        }
+    }
+
     proptest::proptest! {
         /// Fed in pieces cut anywhere, a [`Utf8Scan`] decides what a look
         /// at the whole gives.

@@ -273,7 +273,7 @@ fn check_with_hash(
             }
             (grouper, blank)
         });
-        let check = |r: &Row<'_>| (!r.is_blank()).then(|| checker.check(r));
+        let check = |r: &Row<'_>| checker.check_unless_blank(r);
         let scanned = sheet.scan_map(header_row, columns.len(), &check, &mut |checks| {
             tx.send(checks)
                 .map_err(|_| Error::input(path, "checking stopped unexpectedly"))

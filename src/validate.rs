@@ -225,11 +225,21 @@ impl<'a> Checker<'a> {
         }
     }
 
+    /// Checks one row; `None` for a blank one, which is not a data row.
+    pub fn check_unless_blank(&self, row: &Row<'_>) -> Option<RowCheck> {
+        let width = row.width();
+        (width > 0).then(|| self.check_width(row, width))
+    }
+
     /// Checks one (non-blank) row.
     pub fn check(&self, row: &Row<'_>) -> RowCheck {
+        self.check_width(row, row.width())
+    }
+
+    /// [`check`](Self::check), the row's [`Row::width`] known.
+    fn check_width(&self, row: &Row<'_>, width: usize) -> RowCheck {
         let mut problems = Vec::new();
         let ncols = self.columns.len();
-        let width = row.width();
         if let Some(n) = row.field_count()
             && n < ncols
             && width <= n
@@ -250,7 +260,12 @@ impl<'a> Checker<'a> {
                 ),
             ));
         }
-        for c in (0..width.min(ncols)).filter(|&c| row.may_exceed(c, MAX_CELL_CHARS)) {
+        let cols = if row.may_hold_more_than(MAX_CELL_CHARS) {
+            0..width.min(ncols)
+        } else {
+            0..0
+        };
+        for c in cols.filter(|&c| row.may_exceed(c, MAX_CELL_CHARS)) {
             let cell = row.cell(c);
             if cell.text.len() > MAX_CELL_CHARS {
                 let n = cell.text.chars().count();

@@ -125,6 +125,15 @@ impl<'a> Row<'a> {
         }
     }
 
+    /// Whether some cell may hold more than `bytes` bytes: for a CSV
+    /// record, one look at the length of all its cells together.
+    pub fn may_hold_more_than(&self, bytes: usize) -> bool {
+        match self {
+            Row::Text { record, .. } => record.as_slice().len() > bytes,
+            Row::Sheet { .. } => true,
+        }
+    }
+
     /// How many fields a CSV record had (`None` for a sheet row, which is
     /// always as wide as the sheet).
     pub fn field_count(&self) -> Option<usize> {

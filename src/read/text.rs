@@ -317,7 +317,9 @@ impl TextSheet {
         map: &(dyn Fn(u64, &csv::StringRecord) -> T + Sync),
     ) -> Result<Vec<Parsed<T>>> {
         let lines_before = piece.line - 1;
-        let mut rdr = self.csv_reader_sized(piece.bytes.bytes(), 1 << 16);
+        // The bytes are in memory already: a small buffer reads them as
+        // well, and a reader a piece zeroes less.
+        let mut rdr = self.csv_reader_sized(piece.bytes.bytes(), 1 << 13);
         let mut out = Vec::with_capacity(piece.bytes.len / 128);
         let mut rec = csv::StringRecord::new();
         let mut last_line = header_row;

@@ -257,7 +257,7 @@ fn check_with_hash(
     let checker = Checker::new(&columns, &opts.rules, typical_width.clone());
     // Rows are checked on rayon while a thread of its own files the results
     // of the previous batch, in order.
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Option<crate::validate::RowCheck>>>(4);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Option<crate::validate::RowCheck>>>(16);
     let rows_hint = sheet.rows_hint();
     let scanned = std::thread::scope(|s| -> Result<(Grouper, Vec<u64>, Spans)> {
         let filer = s.spawn(move || {

@@ -12,7 +12,7 @@ use encoding_rs_io::DecodeReaderBytesBuilder;
 
 use rayon::prelude::*;
 
-use super::{BATCH_ROWS, Row};
+use super::Row;
 use crate::error::{Error, Result};
 
 /// A text encoding the user may force with `--encoding`.
@@ -280,24 +280,22 @@ impl TextSheet {
                 if pieces.is_empty() {
                     return Ok(spans);
                 }
-                let parsed: Vec<Result<Vec<Parsed<T>>>> = pieces
+                let parsed: Vec<Result<Parsed<T>>> = pieces
                     .par_iter()
                     .map(|piece| self.parse_piece(path, piece, header_row, header_width, map))
                     .collect();
-                let mut batch = Vec::with_capacity(BATCH_ROWS);
+                // Each piece's values go on as they are, not gathered into
+                // one batch: a copy fewer of every row's result.
                 for records in parsed {
-                    for (line, end, value) in records? {
-                        match value {
-                            Some(v) => {
-                                spans.ends.push(end);
-                                batch.push(v);
-                            }
-                            // At or above the header: data starts after it.
-                            None => (spans.start, spans.line) = (end, line),
-                        }
+                    let records = records?;
+                    if let Some(above) = records.above {
+                        (spans.start, spans.line) = above;
+                    }
+                    spans.ends.extend_from_slice(&records.ends);
+                    if !records.values.is_empty() {
+                        sink(records.values)?;
                     }
                 }
-                sink(batch)?;
                 for piece in pieces {
                     let _ = back_tx.send(piece.bytes);
                 }
@@ -315,12 +313,17 @@ impl TextSheet {
         header_row: u64,
         header_width: usize,
         map: &(dyn Fn(u64, &csv::StringRecord) -> T + Sync),
-    ) -> Result<Vec<Parsed<T>>> {
+    ) -> Result<Parsed<T>> {
         let lines_before = piece.line - 1;
         // The bytes are in memory already: a small buffer reads them as
         // well, and a reader a piece zeroes less.
         let mut rdr = self.csv_reader_sized(piece.bytes.bytes(), 1 << 13);
-        let mut out = Vec::with_capacity(piece.bytes.len / 128);
+        let rows = piece.bytes.len / 128;
+        let mut out = Parsed {
+            ends: Vec::with_capacity(rows),
+            values: Vec::with_capacity(rows),
+            above: None,
+        };
         let mut rec = csv::StringRecord::new();
         let mut last_line = header_row;
         loop {
@@ -333,7 +336,7 @@ impl TextSheet {
             let end = rdr.position();
             let (end_byte, end_line) = (piece.base + end.byte(), end.line() + lines_before);
             if line <= header_row {
-                out.push((end_line, end_byte, None));
+                out.above = Some((end_byte, end_line));
                 continue;
             }
             if end_line > line + 1 {
@@ -349,7 +352,8 @@ impl TextSheet {
                     ));
                 }
             }
-            out.push((end_line, end_byte, Some(map(line, &rec))));
+            out.ends.push(end_byte);
+            out.values.push(map(line, &rec));
         }
         if piece.unclosed {
             return Err(Error::input(
@@ -652,9 +656,16 @@ fn cut_chunks(
     Ok(())
 }
 
-/// A record of a piece: the line after it, its end in the stream, and
-/// what became of it (`None`: not a data record).
-type Parsed<T> = (u64, u64, Option<T>);
+/// The records of a piece.
+struct Parsed<T> {
+    /// Where each data record ends in the stream.
+    ends: Vec<u64>,
+    /// What became of each data record.
+    values: Vec<T>,
+    /// Where the last record at or above the header ends, and the line
+    /// after it: the data starts there.
+    above: Option<(u64, u64)>,
+}
 
 /// Whole records of the decoded stream, cut by [`cut_pieces`].
 struct Piece {

@@ -237,8 +237,9 @@ fn verbatim_cell_by_cell(raw: &[u8], ncols: usize) -> bool {
 /// (no stop at the first), which the compiler does many at a time: the
 /// cells asked about are short, such as order ids.
 fn needs_quotes(cell: &[u8]) -> bool {
-    cell.iter()
-        .fold(false, |any, b| any | matches!(b, b',' | b'"' | b'\r' | b'\n'))
+    cell.iter().fold(false, |any, b| {
+        any | matches!(b, b',' | b'"' | b'\r' | b'\n')
+    })
 }
 
 /// No whitespace (nor any non-ASCII byte, which might be Unicode

@@ -42,7 +42,10 @@ pub fn run(args: &ValidateArgs, console: Console) -> Result<i32> {
             ));
         }
     }
-    let checked = pipeline::check(&args.input.file, &opts)?;
+    // Not freed when the command ends: the process exits next, and freeing
+    // a large file's tables piece by piece took longer than anything after
+    // the report (17 ms for a million rows).
+    let checked = std::mem::ManuallyDrop::new(pipeline::check(&args.input.file, &opts)?);
     let file = args.input.file.display().to_string();
     super::print_problems(&checked, &file, console);
 

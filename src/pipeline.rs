@@ -256,7 +256,7 @@ fn check_with_hash(
     timing("open", t0);
     let checker = Checker::new(&columns, &opts.rules, typical_width.clone());
     // Rows are checked on rayon while a thread of its own files the results
-    // of the previous batch, in order.
+    // of the rows checked before, in order (a CSV piece's at a time).
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Option<crate::validate::RowCheck>>>(16);
     let rows_hint = sheet.rows_hint();
     let scanned = std::thread::scope(|s| -> Result<(Grouper, Vec<u64>, Spans)> {

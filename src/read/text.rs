@@ -231,7 +231,8 @@ impl TextSheet {
     }
 
     /// Reads every record once and hands `map` of each data record to
-    /// `sink`, in order and in batches; returns where the records lie. A
+    /// `sink`, in order, a piece's records at a time; returns where the
+    /// records lie. A
     /// thread cuts the stream into pieces of whole records (where a line
     /// ends outside quotes), and the pieces are parsed and mapped in
     /// parallel.

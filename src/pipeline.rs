@@ -47,10 +47,9 @@ pub struct Checked {
     pub input_sha256: String,
     pub input_bytes: u64,
     pub batch_id: String,
-    /// Blank rows below the header: not data rows, but counted.
-    pub blank_rows: u64,
-    /// Where the blank rows are among the rows the first pass mapped
-    /// (data rows and blank ones), in order.
+    /// Where the blank rows below the header (not data rows, but counted)
+    /// are among the rows the first pass mapped, data rows and blank ones,
+    /// in order.
     blank: Vec<u64>,
     /// Where the rows are, for the passes after the first.
     spans: Spans,
@@ -258,7 +257,7 @@ fn check_with_hash(
     // Rows are checked on rayon while a thread of its own files the results
     // of the rows checked before, in order (a CSV piece's at a time).
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Option<crate::validate::RowCheck>>>(16);
-    let rows_hint = sheet.rows_hint();
+    let rows_hint = sheet.rows_hint(stamp.len);
     let scanned = std::thread::scope(|s| -> Result<(Grouper, Vec<u64>, Spans)> {
         let filer = s.spawn(move || {
             let mut grouper = Grouper::with_capacity(rows_hint);
@@ -326,7 +325,6 @@ fn check_with_hash(
         input_sha256: input.sha256,
         input_bytes: input.bytes,
         batch_id,
-        blank_rows: blank.len() as u64,
         blank,
         spans,
         rules: opts.rules.clone(),
@@ -367,11 +365,7 @@ impl<'a> Outcomes<'a> {
         number: impl Fn(&T) -> u64 + Sync,
     ) -> Result<Vec<(T, RowOutcome<'a>)>> {
         let grouping = &self.checked.grouping;
-        let first = self.next;
-        if first + rows.len() > grouping.len() {
-            return Err(Error::file_changed(&self.checked.path));
-        }
-        self.next += rows.len();
+        let first = self.claim(rows.len())?;
         rows.into_par_iter()
             .enumerate()
             .map(|(k, row)| {
@@ -383,6 +377,17 @@ impl<'a> Outcomes<'a> {
                 }
             })
             .collect()
+    }
+
+    /// The index of the first of the next `n` rows, which a pass met: an
+    /// error if the first pass found fewer.
+    fn claim(&mut self, n: usize) -> Result<usize> {
+        let first = self.next;
+        if first + n > self.checked.grouping.len() {
+            return Err(Error::file_changed(&self.checked.path));
+        }
+        self.next += n;
+        Ok(first)
     }
 
     /// Every row met.
@@ -460,27 +465,23 @@ impl Checked {
         f: &mut dyn FnMut(&[RawRow<'_>]) -> Result<()>,
     ) -> Option<Result<()>> {
         let mut blank = self.blank.iter().peekable();
-        let mut next = 0;
+        let mut outcomes = self.outcomes();
         let walked = self.sheet.rescan_raw(&self.spans, &mut |first, records| {
-            let mut batch = Vec::with_capacity(records.len());
-            for (k, &raw) in records.iter().enumerate() {
-                if blank.next_if_eq(&&((first + k) as u64)).is_none() {
-                    batch.push((raw, next));
-                    next += 1;
-                }
-            }
-            if next > self.grouping.len() {
-                return Err(Error::file_changed(&self.path));
-            }
+            let kept: Vec<&[u8]> = (first..)
+                .zip(records)
+                .filter(|&(k, _)| blank.next_if_eq(&&(k as u64)).is_none())
+                .map(|(_, &raw)| raw)
+                .collect();
+            let at = outcomes.claim(kept.len())?;
+            let batch: Vec<RawRow<'_>> = kept.into_iter().zip(at..).collect();
             f(&batch)
         })?;
-        Some(walked.and_then(|()| {
-            if next == self.grouping.len() {
-                Ok(())
-            } else {
-                Err(Error::file_changed(&self.path))
-            }
-        }))
+        Some(walked.and_then(|()| outcomes.finish()))
+    }
+
+    /// Blank rows below the header: not data rows, but counted.
+    pub fn blank_rows(&self) -> u64 {
+        self.blank.len() as u64
     }
 
     /// What became of the `i`-th data row.

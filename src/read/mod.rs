@@ -395,13 +395,12 @@ impl Sheet {
     }
 
     /// About how many rows the sheet has, to size what is kept per row:
-    /// a workbook sheet's height; for a CSV file, a guess from its size
+    /// a workbook sheet's height; for a CSV file of `file_bytes`, a guess
     /// (order rows are rarely shorter than 100 bytes).
-    pub fn rows_hint(&self) -> usize {
+    pub fn rows_hint(&self, file_bytes: u64) -> usize {
         match &self.inner {
             Inner::Excel(x) => x.height(),
-            Inner::Text(_) => std::fs::metadata(&self.path)
-                .map_or(0, |m| usize::try_from(m.len() / 100).unwrap_or(0)),
+            Inner::Text(_) => usize::try_from(file_bytes / 100).unwrap_or(usize::MAX),
         }
     }
 

@@ -408,7 +408,7 @@ impl TextSheet {
                 })
                 .collect();
             pool.resize_with(groups.len().max(pool.len()), Vec::new);
-            let parsed: Vec<Result<Vec<Numbered<'_>>>> = groups
+            let parsed: Vec<Result<Vec<u64>>> = groups
                 .par_iter()
                 .zip(&starts)
                 .zip(pool.par_iter_mut())
@@ -422,15 +422,15 @@ impl TextSheet {
                         .ok_or_else(changed)
                 })
                 .collect();
-            let mut numbered = Vec::with_capacity(chunk.count);
+            let mut lines = Vec::with_capacity(chunk.count);
             for group in parsed {
-                numbered.extend(group?);
+                lines.extend(group?);
             }
             let records = pool.iter().flat_map(|g| g.iter().take(PARSE_GROUP));
-            let rows: Vec<Row<'_>> = numbered
-                .iter()
+            let rows: Vec<Row<'_>> = lines
+                .into_iter()
                 .zip(records)
-                .map(|(&(number, _), record)| Row::Text { number, record })
+                .map(|(number, record)| Row::Text { number, record })
                 .collect();
             f(&rows)
         })
@@ -516,18 +516,17 @@ impl TextSheet {
     }
 
     /// Parses one group of whole records, which end at `cuts` (offsets in
-    /// `bytes`), into `records`; returns each record's line and its bytes
-    /// (see [`record_body`]). `None` when the bytes are not the records the
-    /// first scan found there. `one_line_each`: `bytes` holds as many
-    /// newlines as records.
-    fn parse_group<'b>(
+    /// `bytes`), into `records`; returns the line each record starts on.
+    /// `None` when the bytes are not the records the first scan found
+    /// there. `one_line_each`: `bytes` holds as many newlines as records.
+    fn parse_group(
         &self,
-        bytes: &'b [u8],
+        bytes: &[u8],
         cuts: impl Iterator<Item = usize> + Clone,
         mut line: u64,
         one_line_each: bool,
         records: &mut Vec<csv::StringRecord>,
-    ) -> Option<Vec<Numbered<'b>>> {
+    ) -> Option<Vec<u64>> {
         self.with_memory_reader(
             |buf| buf.extend_from_slice(bytes),
             |rdr| {
@@ -546,51 +545,49 @@ impl TextSheet {
         )?;
         let mut out = Vec::with_capacity(PARSE_GROUP);
         let mut from = 0usize;
-        // As many newlines as records, each record ending in one and none
-        // starting blank: each record is one line, the one after the last.
+        // As many newlines as records, none starting blank: each record is
+        // one line, the one after the last.
         let one_line_each = one_line_each && {
             let mut from = 0;
             cuts.clone().all(|cut| {
-                let raw = &bytes[from..cut];
+                let blank = blank_before(&bytes[from..cut]);
                 from = cut;
-                raw.last() == Some(&b'\n') && !matches!(raw.first(), Some(b'\n' | b'\r'))
+                blank == 0
             })
         };
         for cut in cuts {
             let raw = &bytes[from..cut];
             if one_line_each {
-                out.push((line, &raw[..raw.len() - 1]));
+                out.push(line);
                 line += 1;
-                from = cut;
-                continue;
+            } else {
+                let blank = blank_before(raw);
+                line += memchr::memchr_iter(b'\n', &raw[..blank]).count() as u64;
+                out.push(line);
+                line += memchr::memchr_iter(b'\n', &raw[blank..]).count() as u64;
             }
-            let body = record_body(raw);
-            let blank_before = body.as_ptr() as usize - raw.as_ptr() as usize;
-            line += memchr::memchr_iter(b'\n', &raw[..blank_before]).count() as u64;
-            out.push((line, body));
-            line += memchr::memchr_iter(b'\n', &raw[blank_before..]).count() as u64;
             from = cut;
         }
         Some(out)
     }
 }
 
+/// How many bytes of blank lines come before a record, in the bytes the
+/// stream holds from the previous record's end to its own.
+fn blank_before(raw: &[u8]) -> usize {
+    raw.iter()
+        .take_while(|b| matches!(b, b'\n' | b'\r'))
+        .count()
+}
+
 /// A record's bytes as the stream holds them from the previous record's
 /// end to its own: without the blank lines before it or its line end.
 fn record_body(raw: &[u8]) -> &[u8] {
-    let blank = raw
-        .iter()
-        .take_while(|b| matches!(b, b'\n' | b'\r'))
-        .count();
-    let body = &raw[blank..];
+    let body = &raw[blank_before(raw)..];
     body.strip_suffix(b"\n")
         .or_else(|| body.strip_suffix(b"\r"))
         .unwrap_or(body)
 }
-
-/// A record's line and its bytes (without blank lines before it or its
-/// line end).
-type Numbered<'b> = (u64, &'b [u8]);
 
 /// What takes records' bytes, in batches: the index of the batch's first
 /// record among the data records, and the bytes of each (see

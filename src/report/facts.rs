@@ -114,7 +114,7 @@ impl RunFacts {
                 valid: c.valid,
                 invalid: c.invalid,
                 held: c.held,
-                blank_rows: checked.blank_rows,
+                blank_rows: checked.blank_rows(),
                 orders_ready: c.orders_ready,
                 orders_held: c.orders_held,
             },

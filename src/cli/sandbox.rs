@@ -56,6 +56,21 @@ pub struct SandboxArgs {
     #[arg(long, value_name = "N", default_value_t = 2_000_000)]
     pub max_orders: usize,
 
+    /// Answer fetchStatus of an unknown order with HTTP 200 and a null
+    /// result (as a real API may), not 404 order.not.found
+    #[arg(long, help_heading = "Behaviours a real API may have")]
+    pub unknown_as_null: bool,
+
+    /// Accept a create with an orderId the tenant already has, as a second
+    /// order (the docs do not say the API refuses it)
+    #[arg(long, help_heading = "Behaviours a real API may have")]
+    pub accept_duplicates: bool,
+
+    /// Lookups return the order with other products (each quantity one
+    /// higher than ordered)
+    #[arg(long, help_heading = "Behaviours a real API may have")]
+    pub lookup_other_products: bool,
+
     #[command(flatten)]
     pub faults: FaultArgs,
 }
@@ -196,6 +211,11 @@ impl SandboxArgs {
             generated_kits: self.kits,
             max_orders: self.max_orders,
             verbose: console.verbose,
+            quirks: sandbox::Quirks {
+                unknown_as_null: self.unknown_as_null,
+                accept_duplicates: self.accept_duplicates,
+                lookup_other_products: self.lookup_other_products,
+            },
         })
     }
 }

@@ -30,15 +30,17 @@ pub enum Endpoint {
     FetchStatus,
     Upgrade,
     FetchKits,
+    Inventory,
 }
 
 impl Endpoint {
-    const ALL: [Endpoint; 5] = [
+    const ALL: [Endpoint; 6] = [
         Endpoint::Create,
         Endpoint::Cancel,
         Endpoint::FetchStatus,
         Endpoint::Upgrade,
         Endpoint::FetchKits,
+        Endpoint::Inventory,
     ];
 
     pub fn path(self) -> &'static str {
@@ -48,6 +50,7 @@ impl Endpoint {
             Endpoint::FetchStatus => "/v1/card-order/fetchStatus",
             Endpoint::Upgrade => "/v1/kit-manager/upgradeCard",
             Endpoint::FetchKits => "/v1/kit-manager/fetchKitsByEntityId",
+            Endpoint::Inventory => "/v1/inventory/fetchCardOrderDetailsFromInventory",
         }
     }
 }
@@ -490,6 +493,7 @@ fn handle(shared: &Shared, endpoint: Endpoint, tenant: &str, body: &[u8]) -> Rep
         Endpoint::FetchStatus => fetch_status(shared, tenant, object).unwrap_or_else(refuse),
         Endpoint::Upgrade => upgrade(shared, tenant, object).unwrap_or_else(refuse),
         Endpoint::FetchKits => fetch_kits(shared, tenant, object).unwrap_or_else(refuse),
+        Endpoint::Inventory => inventory(shared, tenant, object).unwrap_or_else(refuse),
     }
 }
 
@@ -613,6 +617,11 @@ fn create(
         return Ok(store_full());
     };
     if let Some(existing) = t.orders.get_mut(order_id) {
+        if shared.opts.quirks.accept_duplicates {
+            existing.creates += 1;
+            t.extra_orders += 1;
+            return Ok(Reply::ok("success"));
+        }
         existing.duplicate_creates += 1;
         t.duplicate_creates += 1;
         return Ok(Reply::error(
@@ -637,6 +646,7 @@ fn create(
         fails: store::order_fails(shared.opts.seed, tenant, order_id, shared.opts.failed_share),
         cancelled_at: None,
         duplicate_creates: 0,
+        creates: 1,
     };
     t.orders.insert(order_id.to_owned(), order);
     store.orders += 1;
@@ -800,9 +810,13 @@ fn fetch_status(
     let now = Instant::now();
     let store = lock(&shared.store);
     let Some(order) = store.tenants.get(tenant).and_then(|t| t.orders.get(id)) else {
+        if shared.opts.quirks.unknown_as_null {
+            return Ok(Reply::ok(Value::Null));
+        }
         return Ok(order_not_found(id));
     };
     let status = order.status(shared.opts.advance_after, now);
+    let skew = u32::from(shared.opts.quirks.lookup_other_products);
     let products: Vec<Value> = order
         .products
         .iter()
@@ -811,7 +825,7 @@ fn fetch_status(
                 "binNumber": p.bin.parse::<u64>().unwrap_or(0),
                 "cardType": p.card_type,
                 "corporateName": order.branch_name,
-                "noOfCard": p.quantity,
+                "noOfCard": p.quantity + skew,
                 "productId": p.product_id,
                 "status": status,
             })
@@ -1001,6 +1015,126 @@ fn fetch_kits(
         ));
     }
     Ok(Reply::ok(Value::Array(kits)))
+}
+
+/// Largest `pageSize` the inventory answers with.
+const MAX_PAGE_SIZE: i64 = 500;
+
+/// `POST /inventory/fetchCardOrderDetailsFromInventory`: the stored create
+/// requests ("the original order request data") of the orders that match,
+/// a page at a time (`pageNo` from 1, `pageSize` default 10), with
+/// `pagination: {pageNo, pageSize, totalElements, totalPages}`. Filters:
+/// `orderIds[]`, `branchId`, `orderingPartyId` (at least one of them);
+/// `refType`, `fromDate`, `toDate` are accepted and ignored. An order
+/// created twice (duplicates accepted) is listed once per create.
+fn inventory(
+    shared: &Shared,
+    tenant: &str,
+    body: &Map<String, Value>,
+) -> Result<Reply, Vec<String>> {
+    let mut c = Fields::default();
+    c.known(
+        body,
+        "",
+        &[
+            "refType",
+            "orderIds",
+            "branchId",
+            "orderingPartyId",
+            "fromDate",
+            "toDate",
+            "pageNo",
+            "pageSize",
+        ],
+    );
+    let ids: Option<Vec<&str>> = match body.get("orderIds") {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(items)) => {
+            let texts: Vec<&str> = items.iter().filter_map(Value::as_str).collect();
+            if texts.len() != items.len() {
+                c.fail("orderIds must be a list of text".into());
+            }
+            Some(texts)
+        }
+        Some(_) => {
+            c.fail("orderIds must be a list of text".into());
+            None
+        }
+    };
+    let branch = c.text(body, "branchId", "branchId", false);
+    let party = c.text(body, "orderingPartyId", "orderingPartyId", false);
+    for key in ["refType", "fromDate", "toDate"] {
+        c.text(body, key, key, false);
+    }
+    let page_no = c.whole(body, "pageNo", "pageNo", false, 1, i64::MAX).unwrap_or(1);
+    let page_size = c
+        .whole(body, "pageSize", "pageSize", false, 1, MAX_PAGE_SIZE)
+        .unwrap_or(10);
+    if ids.is_none() && branch.is_none() && party.is_none() {
+        c.fail("At least one of orderIds, branchId or orderingPartyId is required".into());
+    }
+    if !c.errors.is_empty() {
+        return Err(c.errors);
+    }
+    let skew = i64::from(shared.opts.quirks.lookup_other_products);
+    let store = lock(&shared.store);
+    let mut found: Vec<(u64, Value)> = Vec::new();
+    if let Some(t) = store.tenants.get(tenant) {
+        let matches = |o: &Order, request: &Value| {
+            branch.is_none_or(|b| o.branch_id == b)
+                && party.is_none_or(|p| {
+                    request["orderingPartyInfo"]["orderingPartyId"].as_str() == Some(p)
+                })
+        };
+        let mut push = |o: &Order| {
+            let mut request: Value = serde_json::from_str(&o.request).unwrap_or(Value::Null);
+            if !matches(o, &request) {
+                return;
+            }
+            if skew != 0
+                && let Some(products) = request["products"].as_array_mut()
+            {
+                for p in products {
+                    let q = p["quantity"].as_i64().unwrap_or(0);
+                    p["quantity"] = Value::from(q + skew);
+                }
+            }
+            for _ in 0..o.creates {
+                found.push((o.seq, request.clone()));
+            }
+        };
+        match &ids {
+            Some(ids) => {
+                let mut seen = std::collections::HashSet::new();
+                for id in ids {
+                    if seen.insert(*id)
+                        && let Some(o) = t.orders.get(*id)
+                    {
+                        push(o);
+                    }
+                }
+            }
+            None => t.orders.values().for_each(&mut push),
+        }
+    }
+    found.sort_by_key(|(seq, _)| *seq);
+    let total = found.len() as i64;
+    let pages = (total + page_size - 1) / page_size;
+    let start = usize::try_from((page_no - 1).saturating_mul(page_size)).unwrap_or(usize::MAX);
+    let page: Vec<Value> = found
+        .into_iter()
+        .skip(start)
+        .take(page_size as usize)
+        .map(|(_, v)| v)
+        .collect();
+    let mut reply = Reply::ok(Value::Array(page));
+    reply.body.pagination = Some(json!({
+        "pageNo": page_no,
+        "pageSize": page_size,
+        "totalElements": total,
+        "totalPages": pages,
+    }));
+    Ok(reply)
 }
 
 /// Field checks that collect every problem of a body.

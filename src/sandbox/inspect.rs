@@ -52,6 +52,7 @@ async fn stats(State(shared): State<Arc<Shared>>) -> Json<Value> {
                     "orders": t.orders.len(),
                     "ordersByStatus": states,
                     "duplicateCreates": t.duplicate_creates,
+                    "extraOrders": t.extra_orders,
                     "upgrades": t.upgrades,
                     "kits": t.kits.len(),
                 });
@@ -84,6 +85,7 @@ fn describe(id: &str, order: &Order, shared: &Shared, now: Instant) -> Value {
         "createdAt": order.created_at,
         "cancelledAt": order.cancelled_at,
         "duplicateCreates": order.duplicate_creates,
+        "creates": order.creates,
         "request": serde_json::from_str::<Value>(&order.request).unwrap_or(Value::Null),
     })
 }

@@ -65,6 +65,24 @@ pub struct SandboxOpts {
     pub max_orders: usize,
     /// Log every request on stderr.
     pub verbose: bool,
+    /// Behaviours a real DCMS may have where its docs are silent.
+    pub quirks: Quirks,
+}
+
+/// Answers a real DCMS may give where its docs are silent, each off by
+/// default (the sandbox's own choices are the safe ones). Tests turn them
+/// on to prove the client stays exactly-once without the server's help.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Quirks {
+    /// `fetchStatus` of an unknown order answers HTTP 200 with
+    /// `"result": null` instead of 404 `order.not.found`.
+    pub unknown_as_null: bool,
+    /// A create with an `orderId` the tenant already has is *accepted* and
+    /// stored as one more order (counted in `creates`), not refused.
+    pub accept_duplicates: bool,
+    /// Lookups (`fetchStatus`, the inventory) return the order with every
+    /// product's quantity one higher than was ordered.
+    pub lookup_other_products: bool,
 }
 
 impl Default for SandboxOpts {
@@ -81,6 +99,7 @@ impl Default for SandboxOpts {
             generated_kits: 100,
             max_orders: 2_000_000,
             verbose: false,
+            quirks: Quirks::default(),
         }
     }
 }

@@ -47,6 +47,9 @@ pub struct Order {
     pub cancelled_at: Option<String>,
     /// Creates refused because this order id already existed.
     pub duplicate_creates: u32,
+    /// Creates that stored this order id: 1, or more when duplicates are
+    /// accepted (`Quirks::accept_duplicates`): each one more order.
+    pub creates: u32,
 }
 
 impl Order {
@@ -185,6 +188,8 @@ pub struct Tenant {
     pub orders: HashMap<String, Order>,
     pub kits: BTreeMap<String, Kit>,
     pub duplicate_creates: u64,
+    /// Duplicate creates accepted as further orders (a quirk).
+    pub extra_orders: u64,
     pub upgrades: u64,
     issued: u64,
 }
@@ -284,6 +289,7 @@ mod tests {
             fails,
             cancelled_at: None,
             duplicate_creates: 0,
+            creates: 1,
         }
     }
 

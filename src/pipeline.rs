@@ -46,6 +46,7 @@ pub struct Checked {
     /// SHA-256 of the input file's bytes, hex.
     pub input_sha256: String,
     pub input_bytes: u64,
+    /// The `--batch-id` salt of the order ids; empty when none was given.
     pub batch_id: String,
     /// Where the blank rows below the header (not data rows, but counted)
     /// are among the rows the first pass mapped, data rows and blank ones,
@@ -311,10 +312,9 @@ fn check_with_hash(
         })?;
     }
 
-    let batch_id = opts
-        .batch_id
-        .clone()
-        .unwrap_or_else(|| input.sha256.clone());
+    // Ids hang on the orders' checked content, salted only by a deliberate
+    // `--batch-id`: the same orders get the same ids from any file.
+    let batch_id = opts.batch_id.clone().unwrap_or_default();
     let grouping = grouper.finish(&batch_id, opts.allow_partial, &values);
     timing("group", t0);
     Ok(Attempt::Done(Box::new(Checked {

@@ -302,7 +302,18 @@ impl<'a> Checker<'a> {
         let (key, order_fields, product) = SCRATCH.with_borrow_mut(|buf| {
             let key = match &order_ref {
                 Some(r) => fingerprint128(buf, ["order_ref", r.as_ref()]),
-                None => fingerprint128(buf, KEY_FIELDS.map(val)),
+                // The values as checked and sent: `030` days is `30`.
+                None => {
+                    let days = whole_number(val(Field::ValidityDays))
+                        .map(|d| Cow::<str>::Owned(d.to_string()));
+                    fingerprint128(
+                        buf,
+                        KEY_FIELDS.map(|f| match (f, &days) {
+                            (Field::ValidityDays, Some(d)) => d.clone(),
+                            _ => Cow::Borrowed(val(f)),
+                        }),
+                    )
+                }
             };
             // The order-level values, then the product's, hashed apart. Rows
             // grouped by the order key share its fields: only the others

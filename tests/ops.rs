@@ -469,12 +469,19 @@ fn the_samples_walk_through_against_one_sandbox() {
             ("INVALID", "")
         ]
     );
-    assert_eq!(status_at(&sb, "DCB-a50e708e61bb05c51b41"), "CANCELLED");
-    assert_eq!(status_at(&sb, "DCB-9d158c8b68399a5d05bb"), "RECEIVED");
-    // The CSV twin is the same batch's content but another file: its rows
-    // are done already, so the API says so (ORD003), nothing changes.
+    assert_eq!(status_at(&sb, "DCB-a8738225cd6973ff5946"), "CANCELLED");
+    assert_eq!(status_at(&sb, "DCB-8da21e6fe8b96177d943"), "RECEIVED");
+    // The CSV twin is the same content in another file: the ledger knows
+    // every cancel by its order id, so nothing is sent again.
+    let requests =
+        |sb: &SandboxProcess| sb.inspect("/stats")["requests"]["/v1/card-order/cancel"].clone();
+    let before = requests(&sb);
     let out = run("cancel", "cancels.csv", &[]);
     assert_eq!(out.status.code(), Some(exit::ROWS_NOT_DONE));
+    assert_eq!(requests(&sb), before, "no cancel is sent again");
+    let rows = report_rows(&desk.path("cancels.report.csv"));
+    let got: Vec<&str> = rows.iter().map(|r| r["status"].as_str()).collect();
+    assert_eq!(got, ["SKIPPED", "SKIPPED", "REJECTED", "INVALID"]);
 
     let out = run("upgrade", "upgrades.xlsx", &[]);
     assert_eq!(

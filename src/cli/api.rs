@@ -96,8 +96,9 @@ pub struct SendArgs {
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub max_failures: u32,
 
-    /// Folder for the journals that make re-runs safe [default:
-    /// ~/.local/state/dcms-bulk/journals; with --sandbox a temporary one]
+    /// Folder for the ledgers that make re-runs safe, one per API and
+    /// tenant [default: ~/.local/state/dcms-bulk/journals; with --sandbox a
+    /// temporary one]
     #[arg(
         long,
         env = "DCMS_JOURNAL_DIR",
@@ -105,6 +106,12 @@ pub struct SendArgs {
         value_name = "DIR"
     )]
     pub journal_dir: Option<PathBuf>,
+
+    /// Do not ask the API (fetchCardOrderDetailsFromInventory) which orders
+    /// it already holds before sending; rely on the ledger alone (also
+    /// `precheck = false` in a profile)
+    #[arg(long)]
+    pub no_precheck: bool,
 }
 
 fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
@@ -126,6 +133,8 @@ struct Profile {
     base_url: Option<String>,
     tenant: Option<String>,
     token_file: Option<PathBuf>,
+    /// Ask the API which orders it holds before sending (default true).
+    precheck: Option<bool>,
 }
 
 /// The API settings after flags, environment and profile.
@@ -135,9 +144,12 @@ pub struct Api {
     pub token: Option<Secret>,
     /// Keeps the in-process sandbox running.
     _sandbox: Option<Sandbox>,
-    /// Keeps the sandbox's temporary journals until the end.
+    /// Keeps the sandbox's temporary ledgers until the end.
     _journal_tmp: Option<tempfile::TempDir>,
+    /// Where the ledgers are.
     pub journal_dir: PathBuf,
+    /// Ask the API which orders it holds before sending.
+    pub precheck: bool,
 }
 
 fn home() -> Option<PathBuf> {
@@ -243,6 +255,7 @@ impl ApiArgs {
                 _sandbox: Some(sandbox),
                 _journal_tmp: tmp,
                 journal_dir,
+                precheck: !send.no_precheck,
             });
         }
         let profile = read_profile(self)?;
@@ -295,6 +308,7 @@ impl ApiArgs {
             _sandbox: None,
             _journal_tmp: None,
             journal_dir,
+            precheck: !send.no_precheck && profile.precheck.unwrap_or(true),
         })
     }
 }
@@ -336,6 +350,7 @@ impl SendArgs {
             },
             max_failures: self.max_failures,
             drain: Duration::from_secs(10),
+            precheck: !self.no_precheck,
         })
     }
 }
@@ -361,7 +376,7 @@ pub fn stop_code(why: &Stop) -> i32 {
     match why {
         Stop::Interrupted => exit::INTERRUPTED,
         Stop::ApiUnavailable(_) | Stop::Refused(_) => exit::API_UNAVAILABLE,
-        Stop::Journal(_) => exit::USAGE,
+        Stop::Ledger(_) => exit::USAGE,
     }
 }
 

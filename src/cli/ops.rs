@@ -1,5 +1,5 @@
 //! `dcms-bulk cancel FILE` and `dcms-bulk upgrade FILE`: one API call per
-//! sheet row, on the submit engine (rate limit, retries, journal, resume),
+//! sheet row, on the submit engine (rate limit, retries, ledger, resume),
 //! with a report line per row and run facts beside it.
 
 use std::path::{Path, PathBuf};
@@ -18,7 +18,8 @@ use crate::ops::sheet::{self, OpSheet};
 use crate::ops::{self, CancelOrders, RowCheck, UpgradeCards};
 use crate::pipeline::sha256_file;
 use crate::report::{self, table};
-use crate::submit::{self, BatchKey, Journal, Operation, Record, SendStatus, Sent, Stopper, Tally};
+use crate::submit::ledger::{RunEnd, RunStart};
+use crate::submit::{self, Operation, SendStatus, Sent, Stopper, Tally};
 use crate::template::Kind;
 
 #[derive(Debug, Args)]
@@ -41,8 +42,9 @@ pub struct OpArgs {
     #[arg(long, value_name = "NAME")]
     pub encoding: Option<String>,
 
-    /// Batch id of the journal [default: the file's SHA-256]; the same
-    /// file again resumes, and never repeats what was done
+    /// A label for this run in the ledger; what was done is never repeated
+    /// whatever the label (the ledger knows every cancel and upgrade by its
+    /// order id or kit number)
     #[arg(long, value_name = "ID")]
     pub batch_id: Option<String>,
 
@@ -153,48 +155,41 @@ fn run<O: Operation>(
         }
     }
 
-    let batch_id = args.batch_id.clone().unwrap_or_else(|| sha.clone());
-    let key = BatchKey {
-        batch_id: format!("{}:{batch_id}", command_name(kind)),
-        tenant: api.tenant.clone(),
-        base_url: api.base_url.clone(),
-    };
-    let first = Record::Batch {
-        v: 1,
-        batch_id: key.batch_id.clone(),
-        tenant: key.tenant.clone(),
-        base_url: key.base_url.clone(),
-        input: name.clone(),
-        input_sha256: sha.clone(),
-        at: started.clone(),
-    };
-    let (journal, past) =
-        Journal::open(&api.journal_dir, &key, first).map_err(|e| Error::Usage(e.to_string()))?;
-    let journal = Arc::new(journal);
-
+    let batch_id = args.batch_id.clone().unwrap_or_default();
+    let ledger = super::submit::open_ledger(&api, console)?;
     let (rows_sent, items): (Vec<usize>, Vec<O::Item>) = checks
         .iter()
         .enumerate()
         .filter_map(|(i, c)| c.item.clone().map(|item| (i, item)))
         .unzip();
 
+    let options = json!({ "batch_id": args.batch_id });
+    let start = RunStart {
+        command: command_name(kind),
+        input: &name,
+        input_sha256: &sha,
+        batch_id: &batch_id,
+        options: &options,
+        started_at: &started,
+    };
     let stopper = Arc::new(Stopper::default());
     let runtime = runtime(&stopper)?;
     let tally = Arc::new(Tally::default());
     let progress = Progress::start(&runtime, &name, tally.clone(), items.len() as u64, console);
-    let outcomes = runtime.block_on(submit::run(
-        Arc::new(op),
+    let sent = submit::send_batch(
+        &runtime,
+        &ledger,
+        &start,
+        op,
         client,
-        journal.clone(),
-        past,
         items,
         &send,
         tally.clone(),
         stopper.clone(),
-    ));
+    );
     progress.finish();
-    drop(journal);
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    let (run_id, outcomes) = sent.map_err(|e| Error::Usage(e.to_string()))?;
 
     let mut sent: Vec<Option<Sent>> = vec![None; checks.len()];
     for (i, s) in rows_sent.into_iter().zip(outcomes) {
@@ -216,6 +211,7 @@ fn run<O: Operation>(
         ("rejected", 0),
         ("failed", 0),
         ("skipped", 0),
+        ("conflict", 0),
     ]);
     for l in &lines {
         *counts.entry("rows").or_default() += 1;
@@ -224,6 +220,7 @@ fn run<O: Operation>(
             "REJECTED" => "rejected",
             "FAILED" => "failed",
             "SKIPPED" => "skipped",
+            "CONFLICT" => "conflict",
             _ => "invalid",
         };
         *counts.entry(k).or_default() += 1;
@@ -245,7 +242,8 @@ fn run<O: Operation>(
         "api": {
             "tenant": api.tenant,
             "base_url": api.base_url,
-            "journal": api.journal_dir.join(key.file_name()).display().to_string(),
+            "ledger": ledger.path().display().to_string(),
+            "ledger_run": run_id,
             "requests": tally.requests.load(Ordering::Relaxed),
             "stopped": stopper.reason().map(|r| r.to_string()),
         },
@@ -275,6 +273,19 @@ fn run<O: Operation>(
         serde_json::to_writer_pretty(&mut *w, &facts).map_err(std::io::Error::other)?;
         w.write_all(b"\n")
     })?;
+    let report_text = report_path.display().to_string();
+    let stopped = stopper.reason().map(|r| r.to_string());
+    ledger
+        .end_run(
+            run_id,
+            &RunEnd {
+                finished_at: &report::now(),
+                counts: &json!(counts),
+                report: Some(&report_text),
+                stopped: stopped.as_deref(),
+            },
+        )
+        .map_err(|e| Error::Usage(e.to_string()))?;
 
     let done = counts["accepted"] + counts["skipped"] == counts["rows"];
     let code = match stopper.reason() {
@@ -345,9 +356,11 @@ fn line<T>(
         Some(s) => {
             out[0] = s.status.as_str().into();
             out[1] = s.error_code.clone().unwrap_or_default();
-            if matches!(s.status, SendStatus::Rejected | SendStatus::Failed) {
-                errors.extend(s.messages.iter().map(|m| format!("api: {m}")));
-            }
+            let source = match s.status {
+                SendStatus::Rejected | SendStatus::Failed => "api",
+                _ => "ledger",
+            };
+            errors.extend(s.messages.iter().map(|m| format!("{source}: {m}")));
             out[3] = s.http_status.map(|h| h.to_string()).unwrap_or_default();
             out[4] = s.attempts.to_string();
             out[5] = s.submitted_at.clone().unwrap_or_default();

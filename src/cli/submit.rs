@@ -1,7 +1,8 @@
 //! `dcms-bulk submit FILE...`: check each file as `validate` does, send its
 //! ready orders (see `submit`), write its report and run facts, and print a
-//! summary. Each file is a batch of its own, with its own journal; a folder
-//! stands for the order sheets in it.
+//! summary. Each file is a batch of its own; every batch to one API and
+//! tenant shares that destination's ledger. A folder stands for the order
+//! sheets in it.
 //!
 //! Where the API is: flags, then the environment (`DCMS_BASE_URL`,
 //! `DCMS_TENANT`, `DCMS_TOKEN`, `DCMS_TOKEN_FILE`), then a profile of the
@@ -22,9 +23,9 @@ use crate::error::{Error, Result};
 use crate::exit;
 use crate::pipeline::{self, Checked};
 use crate::report::{self, ApiFacts, RunFacts, SentCounts};
+use crate::submit::ledger::{RunEnd, RunStart};
 use crate::submit::{
-    self, BatchKey, CreateOrders, Journal, Record, SendStatus, Sent, Stop, Stopper, SubmitOpts,
-    Tally,
+    self, CreateOrders, Destination, Ledger, SendStatus, Sent, Stop, Stopper, SubmitOpts, Tally,
 };
 
 #[derive(Debug, Args)]
@@ -155,7 +156,7 @@ struct FileSummary {
 
 pub fn run(args: &SubmitArgs, console: Console) -> Result<i32> {
     let opts = args.check.to_opts()?;
-    let send = args.send.to_opts()?;
+    let mut send = args.send.to_opts()?;
     let files = input_files(&args.files)?;
     if args.report.is_some() && files.len() > 1 {
         return Err(Error::Usage(
@@ -169,7 +170,9 @@ pub fn run(args: &SubmitArgs, console: Console) -> Result<i32> {
         std::fs::create_dir_all(dir).map_err(|e| Error::report(dir, e))?;
     }
     let api = args.api.resolve(&args.send, console)?;
+    send.precheck = api.precheck;
     let client = api.client(&args.send)?;
+    let ledger = open_ledger(&api, console)?;
     let stopper = Arc::new(Stopper::default());
     let runtime = runtime(&stopper)?;
 
@@ -189,7 +192,7 @@ pub fn run(args: &SubmitArgs, console: Console) -> Result<i32> {
             break;
         }
         let summary = match submit_file(
-            args, &opts, &send, &api, &client, &runtime, &stopper, file, console,
+            args, &opts, &send, &api, &ledger, &client, &runtime, &stopper, file, console,
         ) {
             Ok(s) => s,
             Err(e) => {
@@ -246,6 +249,7 @@ fn submit_file(
     opts: &pipeline::CheckOpts,
     send: &SubmitOpts,
     api: &Api,
+    ledger: &Ledger,
     client: &Client,
     runtime: &tokio::runtime::Runtime,
     stopper: &Arc<Stopper>,
@@ -267,67 +271,69 @@ fn submit_file(
     compact.sort_unstable_by_key(|(g, _)| *g);
     let (groups, orders): (Vec<u32>, Vec<OrderBody>) = compact.into_iter().unzip();
 
-    let key = BatchKey {
-        batch_id: checked.batch_id.clone(),
-        tenant: api.tenant.clone(),
-        base_url: api.base_url.clone(),
+    let options = args.check.facts();
+    let start = RunStart {
+        command: "submit",
+        input: &name,
+        input_sha256: &checked.input_sha256,
+        batch_id: &checked.batch_id,
+        options: &options,
+        started_at: &started,
     };
-    let first = Record::Batch {
-        v: 1,
-        batch_id: key.batch_id.clone(),
-        tenant: key.tenant.clone(),
-        base_url: key.base_url.clone(),
-        input: name.clone(),
-        input_sha256: checked.input_sha256.clone(),
-        at: started.clone(),
-    };
-    let (journal, past) =
-        Journal::open(&api.journal_dir, &key, first).map_err(|e| Error::Usage(e.to_string()))?;
-    let journal = Arc::new(journal);
-    if console.verbose {
-        eprintln!("{name}: journal {}", journal.path().display());
-    }
-    let resumed = past.len();
-    if resumed > 0 && !console.quiet {
-        eprintln!(
-            "{name}: resuming batch {}: {resumed} orders have a record from an earlier run",
-            short(&checked.batch_id)
-        );
-    }
-
     let tally = Arc::new(Tally::default());
     let progress = Progress::start(runtime, &name, tally.clone(), orders.len() as u64, console);
-    let outcomes = runtime.block_on(submit::run(
-        Arc::new(CreateOrders),
+    let sent = submit::send_batch(
+        runtime,
+        ledger,
+        &start,
+        CreateOrders,
         client.clone(),
-        journal.clone(),
-        past,
         orders,
         send,
         tally.clone(),
         stopper.clone(),
-    ));
+    );
     progress.finish();
-    drop(journal);
+    let (run_id, outcomes) = sent.map_err(|e| Error::Usage(e.to_string()))?;
+    if !console.quiet {
+        for note in tally.take_notes() {
+            eprintln!("{name}: {note}");
+        }
+    }
 
     let mut by_group: Vec<Option<Sent>> = vec![None; checked.grouping.groups().len()];
     for (g, sent) in groups.iter().zip(outcomes) {
         by_group[*g as usize] = Some(sent);
     }
-    let mut facts = RunFacts::new("submit", &checked, args.check.facts(), started);
+    let mut facts = RunFacts::new("submit", &checked, options, started);
     let counts = sent_counts(&checked, &by_group);
     facts.sent = Some(counts);
     facts.api = Some(ApiFacts {
         tenant: api.tenant.clone(),
         base_url: api.base_url.clone(),
-        journal: api.journal_dir.join(key.file_name()).display().to_string(),
+        ledger: ledger.path().display().to_string(),
+        ledger_run: Some(run_id),
         requests: tally.requests.load(Ordering::Relaxed),
         stopped: stopper.reason().map(|r| r.to_string()),
     });
     report::write_with(&checked, &report_path, &mut facts, Some(&by_group))?;
+    let facts_counts = serde_json::to_value(counts).unwrap_or_default();
+    let report_text = report_path.display().to_string();
+    let stopped = stopper.reason().map(|r| r.to_string());
+    ledger
+        .end_run(
+            run_id,
+            &RunEnd {
+                finished_at: &report::now(),
+                counts: &facts_counts,
+                report: Some(&report_text),
+                stopped: stopped.as_deref(),
+            },
+        )
+        .map_err(|e| Error::Usage(e.to_string()))?;
 
     let c = facts.counts;
-    let rows_done = c.invalid + c.held + counts.rejected + counts.failed == 0;
+    let rows_done = c.invalid + c.held + counts.rejected + counts.failed + counts.conflict == 0;
     let code = match stopper.reason() {
         Some(why) => stop_code(&why),
         None if rows_done => exit::OK,
@@ -335,18 +341,20 @@ fn submit_file(
     };
     if !console.quiet {
         eprintln!(
-            "{name}: {} rows: {} accepted, {} skipped (sent before), {} rejected, {} failed, {} invalid, {} held; orders: {} accepted, {} skipped, {} rejected, {} failed, {} held; {} requests; report: {}",
+            "{name}: {} rows: {} accepted, {} skipped (sent before), {} rejected, {} failed, {} conflict, {} invalid, {} held; orders: {} accepted, {} skipped, {} rejected, {} failed, {} conflict, {} held; {} requests; report: {}",
             c.rows,
             counts.accepted,
             counts.skipped,
             counts.rejected,
             counts.failed,
+            counts.conflict,
             c.invalid,
             c.held,
             counts.orders_accepted,
             counts.orders_skipped,
             counts.orders_rejected,
             counts.orders_failed,
+            counts.orders_conflict,
             c.orders_held,
             tally.requests.load(Ordering::Relaxed),
             report_path.display()
@@ -379,19 +387,36 @@ fn sent_counts(checked: &Checked, by_group: &[Option<Sent>]) -> SentCounts {
             SendStatus::Rejected => (&mut c.rejected, &mut c.orders_rejected),
             SendStatus::Failed => (&mut c.failed, &mut c.orders_failed),
             SendStatus::Skipped => (&mut c.skipped, &mut c.orders_skipped),
+            SendStatus::Conflict => (&mut c.conflict, &mut c.orders_conflict),
         };
         *row_count += rows;
         *order_count += 1;
     }
     debug_assert_eq!(
-        c.accepted + c.rejected + c.failed + c.skipped,
+        c.accepted + c.rejected + c.failed + c.skipped + c.conflict,
         checked.grouping.counts.valid,
         "every valid row belongs to a sent order"
     );
     c
 }
 
-/// The first 12 characters of a batch id, for messages.
-fn short(id: &str) -> String {
-    id.chars().take(12).collect()
+/// Opens the ledger of the API and tenant, waiting (and saying so) while
+/// another run holds it.
+pub(super) fn open_ledger(api: &Api, console: Console) -> Result<Ledger> {
+    let dest = Destination::new(&api.tenant, &api.base_url);
+    let ledger = Ledger::open(&api.journal_dir, &dest, true, |lock| {
+        if !console.quiet {
+            eprintln!(
+                "dcms-bulk: another dcms-bulk run is sending to {} (tenant {}); waiting for it to end (lock {})",
+                dest.base_url,
+                dest.tenant,
+                lock.display()
+            );
+        }
+    })
+    .map_err(|e| Error::Usage(e.to_string()))?;
+    if console.verbose {
+        eprintln!("dcms-bulk: ledger {}", ledger.path().display());
+    }
+    Ok(ledger)
 }

@@ -201,6 +201,8 @@ pub struct CancelOrders;
 impl Operation for CancelOrders {
     type Item = CancelRequest;
 
+    const KIND: &'static str = "cancel";
+
     fn key(item: &CancelRequest) -> String {
         item.order_id.clone()
     }
@@ -217,12 +219,17 @@ impl Operation for CancelOrders {
         ))
     }
 
+    /// Only an order the lookup returns counts: CANCELLED means the cancel
+    /// took effect; any other known status means it did not (safe to
+    /// send); an answer that proves nothing leaves it unknown.
     fn looked_up(&self, _item: &CancelRequest, answer: &Answer) -> Lookup {
         match order_status(answer) {
             Ok(Some(s)) if s == "CANCELLED" => {
                 Lookup::Found("fetchStatus says the order is CANCELLED".into())
             }
-            Ok(_) => Lookup::Missing,
+            Ok(Some(_)) => Lookup::Missing,
+            // The order is not there: a cancel is refused, never harmful.
+            Ok(None) => Lookup::Missing,
             Err(e) => Lookup::Failed(e),
         }
     }
@@ -234,6 +241,8 @@ pub struct UpgradeCards;
 
 impl Operation for UpgradeCards {
     type Item = UpgradeRequest;
+
+    const KIND: &'static str = "upgrade";
 
     fn key(item: &UpgradeRequest) -> String {
         item.kit_no.clone()
@@ -251,31 +260,45 @@ impl Operation for UpgradeCards {
         ))
     }
 
+    /// The old kit REPLACED: the upgrade took effect. Sent again only when
+    /// the lookup lists the old kit in a state an upgrade starts from
+    /// (ASSIGNED, ACTIVE, INACTIVE): nothing replaced it. A kit missing
+    /// from the list (lists may hide replaced kits), another state, or an
+    /// answer that is not a list of kits leaves it unknown: a customer
+    /// must never get two new cards.
     fn looked_up(&self, item: &UpgradeRequest, answer: &Answer) -> Lookup {
-        let env = answer.envelope.as_ref();
-        match env
+        let env = answer
+            .envelope
+            .as_ref()
+            .filter(|e| e.exception.is_none() && (200..300).contains(&answer.status));
+        let Some(kits) = env
             .and_then(|e| e.result.as_ref())
             .and_then(Value::as_array)
-        {
-            Some(kits) if env.is_some_and(|e| e.exception.is_none()) => {
-                let old = kits
-                    .iter()
-                    .find(|k| k.get("kitNo").and_then(Value::as_str) == Some(&item.kit_no));
-                match old
-                    .and_then(|k| k.get("cardStatus"))
-                    .and_then(Value::as_str)
-                {
-                    Some("REPLACED") => Lookup::Found(format!(
-                        "kit {} is REPLACED among the customer's kits",
-                        item.kit_no
-                    )),
-                    _ => Lookup::Missing,
-                }
-            }
-            _ if answer.status == 404 => Lookup::Missing,
-            _ => Lookup::Failed(format!(
+        else {
+            return Lookup::Failed(format!(
                 "fetchKitsByEntityId: HTTP {} without a list of kits",
                 answer.status
+            ));
+        };
+        let old = kits
+            .iter()
+            .find(|k| k.get("kitNo").and_then(Value::as_str) == Some(&item.kit_no));
+        match old
+            .and_then(|k| k.get("cardStatus"))
+            .and_then(Value::as_str)
+        {
+            Some("REPLACED") => Lookup::Found(format!(
+                "kit {} is REPLACED among the customer's kits",
+                item.kit_no
+            )),
+            Some("ASSIGNED" | "ACTIVE" | "INACTIVE") => Lookup::Missing,
+            Some(other) => Lookup::Failed(format!(
+                "kit {} is {other}: whether the upgrade took effect is unknown",
+                item.kit_no
+            )),
+            None => Lookup::Failed(format!(
+                "fetchKitsByEntityId does not list kit {}: whether the upgrade took effect is unknown",
+                item.kit_no
             )),
         }
     }

@@ -22,7 +22,7 @@ pub struct RunFacts {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api: Option<ApiFacts>,
     /// Submit runs: rows and orders by outcome. The valid rows split into
-    /// accepted + rejected + failed + skipped.
+    /// accepted + rejected + failed + skipped + conflict.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sent: Option<SentCounts>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -34,7 +34,10 @@ pub struct RunFacts {
 pub struct ApiFacts {
     pub tenant: String,
     pub base_url: String,
-    pub journal: String,
+    /// The ledger (SQLite) of this API and tenant.
+    pub ledger: String,
+    /// This run's id in the ledger.
+    pub ledger_run: Option<i64>,
     /// HTTP requests made in this run (creates and lookups).
     pub requests: u64,
     /// Why the run stopped early, if it did.
@@ -49,10 +52,12 @@ pub struct SentCounts {
     pub rejected: u64,
     pub failed: u64,
     pub skipped: u64,
+    pub conflict: u64,
     pub orders_accepted: u64,
     pub orders_rejected: u64,
     pub orders_failed: u64,
     pub orders_skipped: u64,
+    pub orders_conflict: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]

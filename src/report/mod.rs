@@ -179,17 +179,21 @@ pub const SUBMIT_COLUMNS: [&str; 8] = [
     "latency_ms",
 ];
 
-/// The API's messages for a row whose order was refused or failed.
+/// What the send said of a row's order: the API's messages for a refused
+/// or failed one; for a skipped, conflicting or looked-up one, what the
+/// ledger or the lookup found (when and by which run it was accepted...).
 fn sent_items(sent: Option<&Sent>) -> impl Iterator<Item = ErrorItem> + '_ {
-    sent.filter(|s| matches!(s.status, SendStatus::Rejected | SendStatus::Failed))
-        .into_iter()
-        .flat_map(|s| {
-            s.messages.iter().map(|m| ErrorItem {
-                cell: None,
-                field: "api".into(),
-                message: m.clone(),
-            })
+    sent.into_iter().flat_map(|s| {
+        let field = match s.status {
+            SendStatus::Rejected | SendStatus::Failed => "api",
+            _ => "ledger",
+        };
+        s.messages.iter().map(move |m| ErrorItem {
+            cell: None,
+            field: field.into(),
+            message: m.clone(),
         })
+    })
 }
 
 /// Every problem of a row, each with its cell, and for a held row why.

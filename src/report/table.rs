@@ -121,6 +121,7 @@ fn xlsx_bytes(
         ("INVALID", fill(0xFFC7CE)),
         ("REJECTED", fill(0xFFC7CE)),
         ("FAILED", fill(0xF8CBAD)),
+        ("CONFLICT", fill(0xFFEB9C)),
     ];
     let ws = wb.add_worksheet();
     ws.set_name("Report")?;

@@ -18,7 +18,7 @@ pub(super) struct XlsxSink {
     wb: Workbook,
     next_row: u32,
     bold: CellFormat,
-    status_formats: [(&'static str, CellFormat); 7],
+    status_formats: [(&'static str, CellFormat); 8],
 }
 
 fn xerr(path: &Path, e: rust_xlsxwriter::XlsxError) -> Error {
@@ -61,6 +61,7 @@ impl XlsxSink {
             ("REJECTED", fill(0xFFC7CE)),
             ("FAILED", fill(0xF8CBAD)),
             ("SKIPPED", fill(0xDDEBF7)),
+            ("CONFLICT", fill(0xFFEB9C)),
         ];
         let ws = wb.add_worksheet_with_constant_memory();
         ws.set_name("Report").map_err(|e| xerr(path, e))?;
@@ -161,10 +162,12 @@ impl Sink for XlsxSink {
                 ("rows rejected", sent.rejected),
                 ("rows failed", sent.failed),
                 ("rows skipped", sent.skipped),
+                ("rows conflict", sent.conflict),
                 ("orders accepted", sent.orders_accepted),
                 ("orders rejected", sent.orders_rejected),
                 ("orders failed", sent.orders_failed),
                 ("orders skipped", sent.orders_skipped),
+                ("orders conflict", sent.orders_conflict),
             ]);
         }
         summary

@@ -1066,7 +1066,9 @@ fn inventory(
     for key in ["refType", "fromDate", "toDate"] {
         c.text(body, key, key, false);
     }
-    let page_no = c.whole(body, "pageNo", "pageNo", false, 1, i64::MAX).unwrap_or(1);
+    let page_no = c
+        .whole(body, "pageNo", "pageNo", false, 1, i64::MAX)
+        .unwrap_or(1);
     let page_size = c
         .whole(body, "pageSize", "pageSize", false, 1, MAX_PAGE_SIZE)
         .unwrap_or(10);

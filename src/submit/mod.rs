@@ -1,19 +1,22 @@
-//! Submit: send a checked batch's ready orders with `POST /card-order`,
-//! each exactly once. Workers on tokio, at most `concurrency` in flight and
-//! one rate limit shared by all; retries only where they can help; every
-//! request journaled before it goes out and every outcome after it comes
-//! back (see `journal`). An order whose earlier request may have been
-//! processed (a timeout, a broken connection, a 5xx, an interrupted run) is
-//! looked up with `fetchStatus` before anything is sent again.
+//! Submit: the one batch engine for orders, cancels and upgrades. Each
+//! item is sent exactly once: before anything goes out, the ledger (every
+//! item ever planned for this API and tenant, see `ledger`) and, for
+//! orders, the API's own inventory decide what already exists; workers on
+//! tokio, at most `concurrency` in flight and one rate limit shared by all,
+//! retry only where it can help; every request is in the ledger before it
+//! goes out and every answer after it comes back. An item whose earlier
+//! request may have been processed (a timeout, a broken connection, a 5xx,
+//! an interrupted run) is looked up before anything is sent again, and only
+//! an answer that returns this very item counts as evidence.
 //!
-//! It knows orders and the API, not sheets: the caller turns the outcomes
-//! (one per order) into report rows.
+//! It knows items and the API, not sheets: the caller turns the outcomes
+//! (one per item) into report rows.
 
-mod journal;
+pub mod ledger;
 mod retry;
 pub mod status;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -33,8 +36,41 @@ pub trait Operation: Send + Sync + 'static {
     /// What is sent: the request body.
     type Item: Serialize + Clone + Send + Sync + 'static;
 
-    /// The item's journal key: unique within a batch.
+    /// The kind of item in the ledger: `order`, `cancel`, `upgrade`.
+    const KIND: &'static str;
+
+    /// The item's ledger key: unique among items of its kind, over all runs.
     fn key(item: &Self::Item) -> String;
+
+    /// A fingerprint of what the item asks for (an order's product lines),
+    /// and a short description of it for messages. The same key with
+    /// another fingerprint is a conflict, never sent.
+    fn fingerprint(&self, item: &Self::Item) -> (String, String) {
+        let text = serde_json::to_string(item).unwrap_or_default();
+        (short_hash(&text), text)
+    }
+
+    /// The bulk lookup of what the API already holds, page `page` (from
+    /// 1) of `keys`; `None` when the API has none for this kind.
+    fn precheck(&self, keys: &[String], page: u32) -> Option<(&'static str, Value)> {
+        let _ = (keys, page);
+        None
+    }
+
+    /// What a bulk lookup page lists: each held item's key and what it
+    /// holds, and how many pages there are; `Err` when the answer is not
+    /// a well-formed listing.
+    fn prechecked(&self, answer: &Answer) -> Result<(Vec<(String, Value)>, u32), String> {
+        let _ = answer;
+        Err("no bulk lookup".into())
+    }
+
+    /// How what the API holds differs from `item`; `None` when it is the
+    /// same.
+    fn differs(&self, item: &Self::Item, held: &Value) -> Option<String> {
+        let _ = (item, held);
+        None
+    }
 
     /// The endpoint, e.g. `/card-order`.
     fn path(&self) -> &'static str;
@@ -67,8 +103,99 @@ pub struct CreateOrders;
 impl Operation for CreateOrders {
     type Item = OrderBody;
 
+    const KIND: &'static str = "order";
+
     fn key(item: &OrderBody) -> String {
         item.order_id.clone()
+    }
+
+    /// The product lines, sorted: the same lines in another row order are
+    /// the same order.
+    fn fingerprint(&self, item: &OrderBody) -> (String, String) {
+        let mut lines: Vec<String> = products_of(item)
+            .iter()
+            .map(|p| {
+                format!(
+                    "{} bin {} {} x{} plastic {} pan {} pin {}",
+                    p.product_id,
+                    p.bin,
+                    p.card_type,
+                    p.quantity,
+                    p.plastic_code,
+                    p.pan_length,
+                    p.pin_generation
+                )
+            })
+            .collect();
+        lines.sort();
+        let summary = lines.join("; ");
+        (short_hash(&summary), summary)
+    }
+
+    fn precheck(&self, keys: &[String], page: u32) -> Option<(&'static str, Value)> {
+        Some((
+            "/inventory/fetchCardOrderDetailsFromInventory",
+            serde_json::json!({
+                "orderIds": keys,
+                "pageNo": page,
+                "pageSize": PRECHECK_PAGE,
+            }),
+        ))
+    }
+
+    fn prechecked(&self, answer: &Answer) -> Result<(Vec<(String, Value)>, u32), String> {
+        let env = answer
+            .envelope
+            .as_ref()
+            .filter(|e| e.exception.is_none() && (200..300).contains(&answer.status))
+            .ok_or_else(|| describe_answer("the inventory", answer))?;
+        let Some(Value::Array(items)) = &env.result else {
+            return Err(format!(
+                "the inventory answered HTTP {} without a list of orders",
+                answer.status
+            ));
+        };
+        let mut held = Vec::with_capacity(items.len());
+        for item in items {
+            let Some(id) = item.get("orderId").and_then(Value::as_str) else {
+                return Err("the inventory listed an order without an orderId".into());
+            };
+            held.push((id.to_owned(), item.clone()));
+        }
+        let pages = env
+            .pagination
+            .as_ref()
+            .and_then(|p| p.get("totalPages"))
+            .and_then(Value::as_u64)
+            .unwrap_or(1);
+        Ok((held, u32::try_from(pages).unwrap_or(u32::MAX)))
+    }
+
+    /// Compares product id, BIN and quantity, the fields both the inventory
+    /// (`products[]`) and `fetchStatus` (`productDetails[]`) list.
+    fn differs(&self, item: &OrderBody, held: &Value) -> Option<String> {
+        let ours: Vec<(String, String, u64)> = products_of(item)
+            .iter()
+            .map(|p| (p.product_id.clone(), p.bin.clone(), u64::from(p.quantity)))
+            .collect();
+        let theirs = held_products(held)?;
+        let (mut a, mut b) = (ours, theirs);
+        a.sort();
+        b.sort();
+        if a == b {
+            return None;
+        }
+        let show = |v: &[(String, String, u64)]| {
+            v.iter()
+                .map(|(p, bin, q)| format!("{p} bin {bin} x{q}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        Some(format!(
+            "the API holds it with products [{}], the sheet has [{}]",
+            show(&b),
+            show(&a)
+        ))
     }
 
     fn path(&self) -> &'static str {
@@ -82,10 +209,14 @@ impl Operation for CreateOrders {
         Some(("/card-order/fetchStatus", serde_json::to_value(body).ok()?))
     }
 
-    fn looked_up(&self, _item: &OrderBody, answer: &Answer) -> Lookup {
+    fn looked_up(&self, item: &OrderBody, answer: &Answer) -> Lookup {
         match order_status(answer) {
             Ok(Some(status)) => {
-                Lookup::Found(format!("fetchStatus finds the order (status {status})"))
+                let result = answer.envelope.as_ref().and_then(|e| e.result.as_ref());
+                if let Some(why) = result.and_then(|r| self.differs(item, r)) {
+                    return Lookup::Conflict(format!("fetchStatus: {why}"));
+                }
+                Lookup::Found(format!("fetchStatus returns the order (status {status})"))
             }
             Ok(None) => Lookup::Missing,
             Err(e) => Lookup::Failed(e),
@@ -97,35 +228,126 @@ impl Operation for CreateOrders {
     }
 }
 
-/// A `fetchStatus` answer: `Ok(Some(status))` when the order exists,
-/// `Ok(None)` when the API does not know it.
+/// Order statuses a `fetchStatus` answer may name (the docs' five, and
+/// CANCELLED, which the sandbox uses after a cancel).
+pub const ORDER_STATUSES: [&str; 6] = [
+    "RECEIVED",
+    "PENDING",
+    "PROCESSED",
+    "SUCCESS",
+    "FAILED",
+    "CANCELLED",
+];
+
+/// Orders per page of the bulk inventory lookup.
+pub const PRECHECK_PAGE: usize = 100;
+
+/// What a `fetchStatus` answer proves.
+///
+/// - `Ok(Some(status))`: the order exists. Only a success envelope whose
+///   `result` is an object naming a known order status says so.
+/// - `Ok(None)`: the order is not there, safe to send. Only an answer in
+///   the DCMS envelope whose exception code says "not found" (with HTTP
+///   404, or any other status: business errors may come with 200) says so.
+/// - `Err`: unknown. A 2xx with a `null` or empty result, a result of
+///   another shape or an unknown status, a 404 without the envelope (a
+///   web server's page: a wrong path), any other error. The order may
+///   exist: it is neither sent nor counted accepted.
 pub fn order_status(answer: &Answer) -> Result<Option<String>, String> {
-    let (code, messages) = exception_messages(answer);
-    let envelope = answer.envelope.as_ref();
-    if let Some(e) = envelope
-        && e.exception.is_none()
-        && (200..300).contains(&answer.status)
-    {
-        let status = e
+    let (code, _) = exception_messages(answer);
+    let Some(envelope) = answer.envelope.as_ref() else {
+        return Err(describe_answer("fetchStatus", answer));
+    };
+    if envelope.exception.is_none() && (200..300).contains(&answer.status) {
+        let status = envelope
             .result
             .as_ref()
             .and_then(|r| r.get("status"))
             .and_then(Value::as_str)
-            .unwrap_or("UNKNOWN");
-        return Ok(Some(status.to_owned()));
+            .filter(|s| ORDER_STATUSES.contains(s));
+        return match status {
+            Some(s) => Ok(Some(s.to_owned())),
+            None => Err(format!(
+                "fetchStatus answered HTTP {} with {}, which does not prove the order exists or not",
+                answer.status,
+                match &envelope.result {
+                    None | Some(Value::Null) => "a null result".to_string(),
+                    Some(r) => format!("the result {}", clip(&r.to_string(), 120)),
+                }
+            )),
+        };
     }
     let c = code.to_ascii_lowercase();
-    if answer.status == 404 || c.contains("not.found") || c.contains("not_found") {
+    if envelope.exception.is_some() && (c.contains("not.found") || c.contains("not_found")) {
         return Ok(None);
     }
-    Err(format!(
-        "fetchStatus: HTTP {} {code}: {}",
-        answer.status,
-        messages.join("; ")
-    ))
+    Err(describe_answer("fetchStatus", answer))
 }
 
-pub use journal::{BatchKey, Journal, JournalError, Past, Record};
+/// An answer that proves nothing, described for a message.
+fn describe_answer(what: &str, answer: &Answer) -> String {
+    let (code, messages) = exception_messages(answer);
+    format!(
+        "{what}: HTTP {} {code}: {}",
+        answer.status,
+        clip(&messages.join("; "), 200)
+    )
+}
+
+fn clip(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text.to_owned(),
+    }
+}
+
+/// The first 32 hex digits of SHA-256: a fingerprint.
+pub fn short_hash(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(&Sha256::digest(text.as_bytes())[..16])
+}
+
+/// An order body's product lines.
+fn products_of(item: &OrderBody) -> Vec<crate::dcms::Product> {
+    #[derive(Deserialize)]
+    struct Products {
+        products: Vec<crate::dcms::Product>,
+    }
+    serde_json::from_str::<Products>(item.json.get())
+        .map(|p| p.products)
+        .unwrap_or_default()
+}
+
+/// Product id, BIN and quantity of the products an API answer lists: the
+/// inventory's `products[]` (`productId`, `bin`, `quantity`) or
+/// fetchStatus's `productDetails[]` (`productId`, `binNumber`, `noOfCard`).
+/// `None` when it lists none (nothing to compare).
+fn held_products(held: &Value) -> Option<Vec<(String, String, u64)>> {
+    let list = held
+        .get("products")
+        .or_else(|| held.get("productDetails"))?
+        .as_array()?;
+    let text = |v: Option<&Value>| match v {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => String::new(),
+    };
+    Some(
+        list.iter()
+            .map(|p| {
+                let bin = text(p.get("bin").or_else(|| p.get("binNumber")));
+                let qty = p
+                    .get("quantity")
+                    .or_else(|| p.get("noOfCard"))
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0);
+                (text(p.get("productId")), bin, qty)
+            })
+            .collect(),
+    )
+}
+
+pub use ledger::{Destination, Ledger, LedgerError, Past, Record, RunRef, Writer};
 pub use retry::{Backoff, RetryPolicy};
 
 /// What became of one order in a submit run.
@@ -140,8 +362,12 @@ pub enum SendStatus {
     /// stopped); safe to re-run.
     #[default]
     Failed,
-    /// Accepted by an earlier run of the same batch; not sent again.
+    /// Accepted earlier (by any run or file), or already held by the API;
+    /// not sent again.
     Skipped,
+    /// An order with this id was already sent with other content (or the
+    /// API holds it so): not sent.
+    Conflict,
 }
 
 impl SendStatus {
@@ -151,6 +377,7 @@ impl SendStatus {
             SendStatus::Rejected => "REJECTED",
             SendStatus::Failed => "FAILED",
             SendStatus::Skipped => "SKIPPED",
+            SendStatus::Conflict => "CONFLICT",
         }
     }
 }
@@ -194,6 +421,9 @@ pub struct SubmitOpts {
     pub max_failures: u32,
     /// On an interrupt, how long answers in flight are waited for.
     pub drain: Duration,
+    /// Ask the API which orders it already holds before sending
+    /// (`fetchCardOrderDetailsFromInventory`).
+    pub precheck: bool,
 }
 
 impl Default for SubmitOpts {
@@ -204,6 +434,7 @@ impl Default for SubmitOpts {
             retry: RetryPolicy::default(),
             max_failures: 10,
             drain: Duration::from_secs(10),
+            precheck: true,
         }
     }
 }
@@ -217,8 +448,8 @@ pub enum Stop {
     Refused(String),
     /// Ctrl-C (or SIGTERM).
     Interrupted,
-    /// The journal cannot be written: nothing may be sent.
-    Journal(String),
+    /// The ledger cannot be written: nothing may be sent.
+    Ledger(String),
 }
 
 impl std::fmt::Display for Stop {
@@ -227,7 +458,7 @@ impl std::fmt::Display for Stop {
             Stop::ApiUnavailable(why) => write!(f, "the API is unavailable ({why})"),
             Stop::Refused(why) => write!(f, "the API refuses us ({why})"),
             Stop::Interrupted => f.write_str("interrupted"),
-            Stop::Journal(why) => write!(f, "the journal cannot be written ({why})"),
+            Stop::Ledger(why) => write!(f, "the ledger cannot be written ({why})"),
         }
     }
 }
@@ -285,25 +516,176 @@ pub struct Tally {
     pub rejected: AtomicU64,
     pub failed: AtomicU64,
     pub skipped: AtomicU64,
+    pub conflict: AtomicU64,
     /// HTTP requests made (creates and lookups).
     pub requests: AtomicU64,
+    /// Things the user should know once (an endpoint the API lacks...).
+    pub notes: Mutex<Vec<String>>,
 }
 
 impl Tally {
+    fn note(&self, note: String) {
+        self.notes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(note);
+    }
+
+    /// The notes so far, taken.
+    pub fn take_notes(&self) -> Vec<String> {
+        std::mem::take(&mut *self.notes.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
     fn count(&self, sent: &Sent) {
         let which = match sent.status {
             SendStatus::Accepted => &self.accepted,
             SendStatus::Rejected => &self.rejected,
             SendStatus::Failed => &self.failed,
             SendStatus::Skipped => &self.skipped,
+            SendStatus::Conflict => &self.conflict,
         };
         which.fetch_add(1, Ordering::Relaxed);
         self.done.fetch_add(1, Ordering::Relaxed);
     }
 }
 
-/// Sends `orders` with `op`; returns one outcome per item, in the order
-/// given. Items must have distinct keys.
+/// Where the engine keeps its records: the ledger's writer and this run.
+pub struct Books {
+    pub writer: Writer,
+    pub run: i64,
+}
+
+/// One batch through the engine on an open ledger: records the run's start,
+/// asks the ledger what it knows of the items, sends them, and returns the
+/// run's id with one outcome per item. The caller records the run's end
+/// ([`Ledger::end_run`]) once its report is written.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the run's parts, each shared differently"
+)]
+pub fn send_batch<O: Operation>(
+    runtime: &tokio::runtime::Runtime,
+    ledger: &Ledger,
+    start: &ledger::RunStart<'_>,
+    op: O,
+    client: Client,
+    items: Vec<O::Item>,
+    opts: &SubmitOpts,
+    tally: Arc<Tally>,
+    stopper: Arc<Stopper>,
+) -> Result<(i64, Vec<Sent>), LedgerError> {
+    let run_id = ledger.begin_run(start)?;
+    let past = {
+        let keys: Vec<String> = items.iter().map(O::key).collect();
+        ledger.past(O::KIND, keys.iter().map(String::as_str))?
+    };
+    let books = Arc::new(Books {
+        writer: ledger.writer()?,
+        run: run_id,
+    });
+    let out = runtime.block_on(run(
+        Arc::new(op),
+        client,
+        books,
+        past,
+        items,
+        opts,
+        tally,
+        stopper,
+    ));
+    Ok((run_id, out))
+}
+
+/// What to do with one item before any request.
+#[derive(Debug, Clone, PartialEq)]
+enum Decision {
+    /// Settled: this is its outcome; nothing is sent.
+    Done(Sent),
+    /// To send; `lookup_first` when an earlier request may have been
+    /// processed. `prior`: requests sent before.
+    Send { lookup_first: bool, prior: u32 },
+}
+
+/// What the ledger's record of an item decides, given the fingerprint of
+/// what the sheet asks for now.
+fn decide(kind: &str, key: &str, past: Option<&Past>, fp: &str, summary: &str) -> Decision {
+    let Some(p) = past else {
+        return Decision::Send {
+            lookup_first: false,
+            prior: 0,
+        };
+    };
+    let same = p.fingerprint == fp;
+    let status = p.outcome.as_ref().map(|o| o.status);
+    let accepted = matches!(status, Some(SendStatus::Accepted | SendStatus::Skipped));
+    match (status, p.outcome.as_ref()) {
+        (_, Some(earlier)) if accepted && same => {
+            let when = p.accepted_at.as_deref().unwrap_or("earlier");
+            let by = p
+                .accepted_run
+                .as_ref()
+                .map_or_else(|| "an earlier run".to_string(), RunRef::to_string);
+            return Decision::Done(Sent {
+                status: SendStatus::Skipped,
+                error_code: None,
+                messages: vec![format!("accepted {when} in {by}; not sent again")],
+                ..earlier.clone()
+            });
+        }
+        (Some(SendStatus::Rejected), Some(earlier)) if same && !p.uncertain => {
+            return Decision::Done(earlier.clone());
+        }
+        // Refused for good: nothing was created, new content may go.
+        (Some(SendStatus::Rejected), _) if !p.uncertain => {
+            return Decision::Send {
+                lookup_first: false,
+                prior: p.attempts,
+            };
+        }
+        (Some(SendStatus::Conflict), Some(earlier)) if same => {
+            return Decision::Done(earlier.clone());
+        }
+        _ => {}
+    }
+    if !same && (p.attempts > 0 || p.uncertain || accepted) {
+        let when = p.sent_at.as_deref().unwrap_or("earlier");
+        let by = p
+            .first_run
+            .as_ref()
+            .map_or_else(|| "an earlier run".to_string(), RunRef::to_string);
+        let advice = if kind == "order" {
+            "cancel the earlier order and order again with a new --batch-id, or fix the sheet to match it"
+        } else {
+            "check what the earlier request did, then fix the sheet"
+        };
+        return Decision::Done(Sent {
+            status: SendStatus::Conflict,
+            error_code: Some("CONFLICT".into()),
+            messages: vec![format!(
+                "{kind} {key} was already sent {when} by {by} with other content: then [{}], now [{summary}]; not sent: {advice}",
+                p.summary
+            )],
+            attempts: p.attempts,
+            submitted_at: p.sent_at.clone(),
+            ..Sent::default()
+        });
+    }
+    Decision::Send {
+        lookup_first: p.uncertain,
+        prior: p.attempts,
+    }
+}
+
+/// An item to send, after the ledger and the bulk lookup.
+struct Todo {
+    index: usize,
+    lookup_first: bool,
+    prior: u32,
+}
+
+/// Sends `items` with `op`; returns one outcome per item, in the order
+/// given. Items must have distinct keys. `past` is what the ledger knows of
+/// them.
 #[expect(
     clippy::too_many_arguments,
     reason = "the run's parts, each shared differently"
@@ -311,40 +693,22 @@ impl Tally {
 pub async fn run<O: Operation>(
     op: Arc<O>,
     client: Client,
-    journal: Arc<Journal>,
+    books: Arc<Books>,
     past: HashMap<String, Past>,
-    orders: Vec<O::Item>,
+    items: Vec<O::Item>,
     opts: &SubmitOpts,
     tally: Arc<Tally>,
     stopper: Arc<Stopper>,
 ) -> Vec<Sent> {
-    tally.orders.store(orders.len() as u64, Ordering::Relaxed);
-    let mut out: Vec<Option<Sent>> = vec![None; orders.len()];
-
-    // Plan first: one line per new order, synced in large groups.
-    let at = crate::report::now();
-    let mut new = orders.iter().map(O::key).filter(|k| !past.contains_key(k));
-    loop {
-        let chunk: Vec<Record> = new
-            .by_ref()
-            .take(10_000)
-            .map(|order| Record::Planned {
-                order,
-                at: at.clone(),
-            })
-            .collect();
-        if chunk.is_empty() {
-            break;
-        }
-        if let Err(e) = journal.record(&chunk).await {
-            stopper.stop(Stop::Journal(e.to_string()));
-            break;
-        }
-    }
-
+    tally.orders.store(items.len() as u64, Ordering::Relaxed);
+    let mut out: Vec<Option<Sent>> = vec![None; items.len()];
+    let store = |out: &mut Vec<Option<Sent>>, i: usize, sent: Sent| {
+        tally.count(&sent);
+        out[i] = Some(sent);
+    };
     let ctx = Arc::new(Ctx {
         client,
-        journal,
+        books: books.clone(),
         retry: opts.retry,
         limiter: Limiter::new(opts.rate),
         failures: AtomicU32::new(0),
@@ -352,34 +716,151 @@ pub async fn run<O: Operation>(
         tally: tally.clone(),
         stopper: stopper.clone(),
     });
+
+    // 1. The ledger decides, whatever file or batch the items came from.
+    let at = crate::report::now();
+    let mut todo: Vec<Todo> = Vec::new();
+    let mut planned: Vec<Record> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let key = O::key(item);
+        let (fingerprint, summary) = op.fingerprint(item);
+        match decide(O::KIND, &key, past.get(&key), &fingerprint, &summary) {
+            Decision::Done(sent) => store(&mut out, i, sent),
+            Decision::Send {
+                lookup_first,
+                prior,
+            } => {
+                todo.push(Todo {
+                    index: i,
+                    lookup_first,
+                    prior,
+                });
+                planned.push(Record::Planned {
+                    kind: O::KIND,
+                    key,
+                    fingerprint,
+                    summary,
+                    run: books.run,
+                    at: at.clone(),
+                });
+            }
+        }
+    }
+    drop(past);
+
+    // 2. The API's own records: what it holds is never sent again.
+    if opts.precheck && !todo.is_empty() && op.precheck(&[], 1).is_some() {
+        let keys: Vec<String> = todo.iter().map(|t| O::key(&items[t.index])).collect();
+        match precheck(&*op, &ctx, &keys).await {
+            Precheck::Held(held) => {
+                let mut answered = Vec::new();
+                todo.retain_mut(|t| {
+                    let item = &items[t.index];
+                    let key = O::key(item);
+                    let Some(listed) = held.get(&key) else {
+                        // Not held: a well-formed listing proves no earlier
+                        // request took effect.
+                        t.lookup_first = false;
+                        return true;
+                    };
+                    let sent = match listed.iter().find_map(|l| op.differs(item, l)) {
+                        Some(why) => Sent {
+                            status: SendStatus::Conflict,
+                            error_code: Some("CONFLICT".into()),
+                            messages: vec![format!(
+                                "the API already holds {} {key}, with other content: {why}; not sent",
+                                O::KIND
+                            )],
+                            attempts: t.prior,
+                            ..Sent::default()
+                        },
+                        None if t.prior > 0 => Sent {
+                            status: SendStatus::Accepted,
+                            messages: vec![format!(
+                                "an earlier request took effect: the API's inventory holds {key}"
+                            )],
+                            attempts: t.prior,
+                            ..Sent::default()
+                        },
+                        None => Sent {
+                            status: SendStatus::Skipped,
+                            messages: vec![format!(
+                                "the API's inventory already holds {key} (created by a run this ledger does not know: another machine, journal folder or spelling of the URL); not sent again"
+                            )],
+                            ..Sent::default()
+                        },
+                    };
+                    let twice = if listed.len() > 1 {
+                        format!(" (it lists {} orders with this id)", listed.len())
+                    } else {
+                        String::new()
+                    };
+                    let mut sent = sent;
+                    if let Some(m) = sent.messages.first_mut() {
+                        m.push_str(&twice);
+                    }
+                    answered.push((t.index, sent));
+                    false
+                });
+                // Their planned records go first: an answer needs its item.
+                let answered_keys: HashSet<String> = answered
+                    .iter()
+                    .map(|(i, _)| O::key(&items[*i]))
+                    .collect();
+                let mut records: Vec<Record> = planned
+                    .iter()
+                    .filter(|r| matches!(r, Record::Planned { key, .. } if answered_keys.contains(key)))
+                    .cloned()
+                    .collect();
+                records.extend(answered.iter().map(|(i, sent)| Record::Answered {
+                    kind: O::KIND,
+                    key: O::key(&items[*i]),
+                    sent: sent.clone(),
+                    uncertain: false,
+                    run: books.run,
+                    at: at.clone(),
+                }));
+                if let Err(e) = books.writer.record(records).await {
+                    stopper.stop(Stop::Ledger(e.to_string()));
+                }
+                for (i, sent) in answered {
+                    store(&mut out, i, sent);
+                }
+            }
+            Precheck::NotOffered(why) => tally.note(format!(
+                "the API does not offer the bulk order lookup ({why}); relying on the ledger alone"
+            )),
+            Precheck::Failed(why) => stopper.stop(Stop::ApiUnavailable(format!(
+                "the bulk lookup of what the API already holds failed: {why}; nothing was sent (set `precheck = false` in the profile to send without it)"
+            ))),
+        }
+    }
+
+    // 3. Plan: one record per item to send, committed in large groups.
+    let mut planned = planned.into_iter().peekable();
+    while planned.peek().is_some() && !stopper.is_stopped() {
+        let chunk: Vec<Record> = planned.by_ref().take(10_000).collect();
+        if let Err(e) = books.writer.record(chunk).await {
+            stopper.stop(Stop::Ledger(e.to_string()));
+        }
+    }
+
+    // 4. Send.
     let permits = Arc::new(Semaphore::new(opts.concurrency.max(1)));
     let mut workers: JoinSet<(usize, Sent)> = JoinSet::new();
     let mut unknown_before: HashMap<usize, u32> = HashMap::new();
-    let store = |out: &mut Vec<Option<Sent>>, i: usize, sent: Sent| {
-        tally.count(&sent);
-        out[i] = Some(sent);
-    };
-
-    for (i, order) in orders.into_iter().enumerate() {
-        let (lookup_first, prior) = match past.get(&O::key(&order)) {
-            Some(Past::Accepted(earlier)) => {
-                let skipped = Sent {
-                    status: SendStatus::Skipped,
-                    ..earlier.clone()
-                };
-                store(&mut out, i, skipped);
-                continue;
-            }
-            Some(Past::Rejected(earlier)) => {
-                store(&mut out, i, earlier.clone());
-                continue;
-            }
-            Some(Past::Unknown { attempts }) => (true, *attempts),
-            None => (false, 0),
+    let mut items: Vec<Option<O::Item>> = items.into_iter().map(Some).collect();
+    for t in todo {
+        let Some(item) = items[t.index].take() else {
+            continue;
         };
-        unknown_before.insert(i, prior);
+        unknown_before.insert(t.index, t.prior);
         if stopper.is_stopped() {
-            store(&mut out, i, not_submitted(&stopper, prior, lookup_first));
+            store(
+                &mut out,
+                t.index,
+                not_submitted(&stopper, t.prior, t.lookup_first),
+            );
             continue;
         }
         let permit = tokio::select! {
@@ -387,13 +868,18 @@ pub async fn run<O: Operation>(
             () = stopper.stopped() => None,
         };
         let Some(permit) = permit else {
-            store(&mut out, i, not_submitted(&stopper, prior, lookup_first));
+            store(
+                &mut out,
+                t.index,
+                not_submitted(&stopper, t.prior, t.lookup_first),
+            );
             continue;
         };
         let ctx = ctx.clone();
         let op = op.clone();
+        let (i, lookup_first, prior) = (t.index, t.lookup_first, t.prior);
         workers.spawn(async move {
-            let sent = send_one(&*op, &ctx, &order, lookup_first, prior).await;
+            let sent = send_one(&*op, &ctx, &item, lookup_first, prior).await;
             drop(permit);
             (i, sent)
         });
@@ -430,7 +916,7 @@ pub async fn run<O: Operation>(
         }
     }
 
-    // Orders whose worker was cut off mid-request.
+    // Items whose worker was cut off mid-request.
     out.into_iter()
         .enumerate()
         .map(|(i, sent)| {
@@ -439,7 +925,7 @@ pub async fn run<O: Operation>(
                     status: SendStatus::Failed,
                     error_code: Some("OUTCOME_UNKNOWN".into()),
                     messages: vec![
-                        "stopped while a request was in flight; the re-run checks with fetchStatus before sending again"
+                        "stopped while a request was in flight; the re-run looks it up before sending again"
                             .into(),
                     ],
                     attempts: unknown_before.get(&i).copied().unwrap_or(0) + 1,
@@ -450,6 +936,93 @@ pub async fn run<O: Operation>(
             })
         })
         .collect()
+}
+
+/// What the bulk lookup found.
+enum Precheck {
+    /// The items the API holds, by key (an id created twice is listed twice).
+    Held(HashMap<String, Vec<Value>>),
+    /// The API has no such endpoint, or does not let us use it.
+    NotOffered(String),
+    /// It could not be asked (after retries): nothing may be sent.
+    Failed(String),
+}
+
+/// Asks the API which of `keys` it holds, [`PRECHECK_PAGE`] keys a call,
+/// following the pages of each answer.
+async fn precheck<O: Operation>(op: &O, ctx: &Ctx, keys: &[String]) -> Precheck {
+    let mut held: HashMap<String, Vec<Value>> = HashMap::new();
+    for chunk in keys.chunks(PRECHECK_PAGE) {
+        let mut page = 1u32;
+        loop {
+            let Some((path, body)) = op.precheck(chunk, page) else {
+                return Precheck::NotOffered("no bulk lookup".into());
+            };
+            let answer = match call_with_retries(ctx, path, &body).await {
+                Ok(a) => a,
+                Err(why) => return Precheck::Failed(why),
+            };
+            if matches!(answer.status, 403 | 404 | 405 | 501) {
+                return Precheck::NotOffered(describe_answer(path, &answer));
+            }
+            let (listed, pages) = match op.prechecked(&answer) {
+                Ok(l) => l,
+                Err(why) => return Precheck::Failed(why),
+            };
+            for (key, item) in listed {
+                held.entry(key).or_default().push(item);
+            }
+            if page >= pages {
+                break;
+            }
+            page += 1;
+        }
+    }
+    Precheck::Held(held)
+}
+
+/// One call retried on no answer, 429 and 5xx (it changes nothing, so any
+/// retry is safe); `Err` when the run stops or the retries run out.
+async fn call_with_retries(ctx: &Ctx, path: &str, body: &Value) -> Result<Answer, String> {
+    let mut backoff = ctx.retry.backoff(seed_of(path));
+    let mut calls_left = ctx.retry.retries + 1;
+    loop {
+        if !ctx.turn().await {
+            return Err("the run stopped".into());
+        }
+        calls_left -= 1;
+        let result = ctx.client.post(path, body).await;
+        ctx.tally.requests.fetch_add(1, Ordering::Relaxed);
+        let (why, wait) = match result {
+            Ok(a) if a.status == 401 => {
+                let why = describe_answer(path, &a);
+                ctx.stopper.stop(Stop::Refused(why.clone()));
+                return Err(why);
+            }
+            Ok(a) if a.status == 429 || a.status >= 500 => {
+                if a.status >= 500 {
+                    ctx.failed(&format!("HTTP {}", a.status));
+                }
+                (describe_answer(path, &a), a.retry_after)
+            }
+            Ok(a) => {
+                ctx.reached();
+                return Ok(a);
+            }
+            Err(f) => {
+                ctx.failed(&f.message);
+                (format!("{path}: {}", f.message), None)
+            }
+        };
+        match backoff.next() {
+            Some(b) if calls_left > 0 => {
+                if !ctx.pause(ctx.retry.wait(b, wait)).await {
+                    return Err(why);
+                }
+            }
+            _ => return Err(why),
+        }
+    }
 }
 
 fn not_submitted(stopper: &Stopper, prior: u32, uncertain: bool) -> Sent {
@@ -472,7 +1045,7 @@ fn not_submitted(stopper: &Stopper, prior: u32, uncertain: bool) -> Sent {
 /// What the workers share.
 struct Ctx {
     client: Client,
-    journal: Arc<Journal>,
+    books: Arc<Books>,
     retry: RetryPolicy,
     limiter: Limiter,
     failures: AtomicU32,
@@ -684,8 +1257,10 @@ pub enum Lookup {
     Found(String),
     /// It did not: sending is safe.
     Missing,
-    /// The lookup failed: do not send.
+    /// The lookup failed or proves nothing: do not send.
     Failed(String),
+    /// The API holds the item with other content: do not send.
+    Conflict(String),
 }
 
 async fn lookup<O: Operation>(op: &O, ctx: &Ctx, item: &O::Item) -> Lookup {
@@ -743,24 +1318,28 @@ async fn send_one<O: Operation>(
         attempts,
         ..Sent::default()
     };
-    let finish = |sent: Sent| async move {
-        let record = Record::Done {
-            order: id.to_owned(),
+    let finish = |sent: Sent, uncertain: bool| async move {
+        let record = Record::Answered {
+            kind: O::KIND,
+            key: id.to_owned(),
             sent: sent.clone(),
+            uncertain,
+            run: ctx.books.run,
+            at: crate::report::now(),
         };
-        if let Err(e) = ctx.journal.record(&[record]).await {
-            ctx.stopper.stop(Stop::Journal(e.to_string()));
+        if let Err(e) = ctx.books.writer.record(vec![record]).await {
+            ctx.stopper.stop(Stop::Ledger(e.to_string()));
         }
         sent
     };
 
     loop {
         if calls_left == 0 {
-            return finish(last).await;
+            return finish(last, uncertain).await;
         }
         if uncertain {
             if !ctx.turn().await {
-                return finish(stopped(ctx, last, attempts)).await;
+                return finish(stopped(ctx, last, attempts), uncertain).await;
             }
             calls_left -= 1;
             match lookup(op, ctx, order).await {
@@ -770,26 +1349,45 @@ async fn send_one<O: Operation>(
                     } else {
                         "an earlier request took effect"
                     };
-                    return finish(Sent {
-                        status: SendStatus::Accepted,
-                        error_code: None,
-                        messages: vec![format!("{why}: {how}")],
-                        attempts,
-                        ..last
-                    })
+                    return finish(
+                        Sent {
+                            status: SendStatus::Accepted,
+                            error_code: None,
+                            messages: vec![format!("{why}: {how}")],
+                            attempts,
+                            ..last
+                        },
+                        false,
+                    )
+                    .await;
+                }
+                Lookup::Conflict(why) => {
+                    return finish(
+                        Sent {
+                            status: SendStatus::Conflict,
+                            error_code: Some("CONFLICT".into()),
+                            messages: vec![format!("{why}; not sent again")],
+                            attempts,
+                            ..last
+                        },
+                        false,
+                    )
                     .await;
                 }
                 Lookup::Missing if duplicate_seen => {
-                    return finish(Sent {
-                        status: SendStatus::Failed,
-                        error_code: Some("DUPLICATE_NOT_FOUND".into()),
-                        messages: vec![
-                            "the API says the order id exists, but fetchStatus does not find it"
-                                .into(),
-                        ],
-                        attempts,
-                        ..last
-                    })
+                    return finish(
+                        Sent {
+                            status: SendStatus::Failed,
+                            error_code: Some("DUPLICATE_NOT_FOUND".into()),
+                            messages: vec![
+                                "the API says the id exists, but the lookup does not find it; not sent again"
+                                    .into(),
+                            ],
+                            attempts,
+                            ..last
+                        },
+                        true,
+                    )
                     .await;
                 }
                 Lookup::Missing => uncertain = false,
@@ -800,32 +1398,34 @@ async fn send_one<O: Operation>(
                     last.error_code = Some("OUTCOME_UNKNOWN".into());
                     let wait = backoff.next().filter(|_| calls_left > 0);
                     let Some(wait) = wait else {
-                        return finish(last).await;
+                        return finish(last, uncertain).await;
                     };
                     if !ctx.pause(wait).await {
-                        return finish(stopped(ctx, last, attempts)).await;
+                        return finish(stopped(ctx, last, attempts), uncertain).await;
                     }
                     continue;
                 }
             }
             if calls_left == 0 {
-                return finish(last).await;
+                return finish(last, uncertain).await;
             }
         }
 
         if !ctx.turn().await {
-            return finish(stopped(ctx, last, attempts)).await;
+            return finish(stopped(ctx, last, attempts), uncertain).await;
         }
         attempts += 1;
         calls_left -= 1;
         let at = crate::report::now();
         let record = Record::Sent {
-            order: id.to_owned(),
+            kind: O::KIND,
+            key: id.to_owned(),
             attempt: attempts,
+            run: ctx.books.run,
             at: at.clone(),
         };
-        if let Err(e) = ctx.journal.record(&[record]).await {
-            ctx.stopper.stop(Stop::Journal(e.to_string()));
+        if let Err(e) = ctx.books.writer.record(vec![record]).await {
+            ctx.stopper.stop(Stop::Ledger(e.to_string()));
             return Sent {
                 status: SendStatus::Failed,
                 error_code: Some(NOT_SUBMITTED.into()),
@@ -854,11 +1454,14 @@ async fn send_one<O: Operation>(
             Verdict::Accepted => {
                 ctx.reached();
                 let result = result.as_ref().map(|a| op.accepted(a)).unwrap_or_default();
-                return finish(Sent {
-                    status: SendStatus::Accepted,
-                    result,
-                    ..base
-                })
+                return finish(
+                    Sent {
+                        status: SendStatus::Accepted,
+                        result,
+                        ..base
+                    },
+                    false,
+                )
                 .await;
             }
             Verdict::Duplicate => {
@@ -871,22 +1474,29 @@ async fn send_one<O: Operation>(
             }
             Verdict::Rejected { code, messages } => {
                 ctx.reached();
-                return finish(Sent {
-                    status: SendStatus::Rejected,
-                    error_code: Some(code),
-                    messages,
-                    ..base
-                })
+                return finish(
+                    Sent {
+                        status: SendStatus::Rejected,
+                        error_code: Some(code),
+                        messages,
+                        ..base
+                    },
+                    false,
+                )
                 .await;
             }
+            // The gateway refused the call: it was not processed.
             Verdict::Refused(why) => {
                 ctx.stopper.stop(Stop::Refused(why.clone()));
-                return finish(Sent {
-                    status: SendStatus::Failed,
-                    error_code: Some("REFUSED".into()),
-                    messages: vec![why],
-                    ..base
-                })
+                return finish(
+                    Sent {
+                        status: SendStatus::Failed,
+                        error_code: Some("REFUSED".into()),
+                        messages: vec![format!("{why}; not processed, a re-run sends it")],
+                        ..base
+                    },
+                    uncertain,
+                )
                 .await;
             }
             Verdict::Retry {
@@ -907,16 +1517,22 @@ async fn send_one<O: Operation>(
                     } else {
                         "NO_ANSWER".into()
                     }),
-                    messages: vec![format!("{error} (after {attempts} attempts)")],
+                    messages: vec![if uncertain {
+                        format!(
+                            "{error} (after {attempts} attempts); it may have been processed: the re-run looks it up before sending again"
+                        )
+                    } else {
+                        format!("{error} (after {attempts} attempts)")
+                    }],
                     ..base
                 };
                 match backoff.next() {
                     Some(b) if calls_left > 0 => {
                         if !ctx.pause(ctx.retry.wait(b, wait)).await {
-                            return finish(stopped(ctx, last, attempts)).await;
+                            return finish(stopped(ctx, last, attempts), uncertain).await;
                         }
                     }
-                    _ => return finish(last).await,
+                    _ => return finish(last, uncertain).await,
                 }
             }
         }

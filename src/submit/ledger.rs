@@ -1,0 +1,737 @@
+//! The ledger: one SQLite database per API destination (tenant and base
+//! URL) holding every run and every item ever planned there: orders,
+//! cancels and upgrades, each with the fingerprint of what it asked for, the
+//! run that first sent it, its state (planned → sent → answered), its
+//! attempts and its answer. Before anything is sent the engine asks it what
+//! already happened to each item, whatever file or batch the item came
+//! from.
+//!
+//! Durability: WAL mode with `synchronous = FULL`; a state change is
+//! committed before the engine moves on (a request goes out only after its
+//! `sent` row is on disk). Writes go through one thread that commits in
+//! groups: every record that arrives while a commit runs goes into the
+//! next one, so many workers share each fsync.
+//!
+//! One run at a time per ledger: a lock file beside the database is held
+//! for the whole run. A second run waits for it (saying so) or, with
+//! `wait: false`, stops with a message naming the lock.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+use rusqlite::{Connection, OptionalExtension, params};
+use sha2::{Digest, Sha256};
+
+use super::{SendStatus, Sent};
+
+/// Where items go: the tenant and the base URL, normalised (scheme and host
+/// in lower case, the default port written out, no trailing slash), so
+/// `HTTPS://Api.Bank:443/v1/` and `https://api.bank/v1` share one ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Destination {
+    pub tenant: String,
+    pub base_url: String,
+}
+
+impl Destination {
+    pub fn new(tenant: &str, base_url: &str) -> Destination {
+        Destination {
+            tenant: tenant.to_owned(),
+            base_url: normalise_url(base_url),
+        }
+    }
+
+    /// The database's file name: a hash of tenant and normalised URL.
+    pub fn file_name(&self) -> String {
+        let digest = Sha256::new()
+            .chain_update(self.tenant.as_bytes())
+            .chain_update([0])
+            .chain_update(self.base_url.as_bytes())
+            .finalize();
+        format!("ledger-{}.sqlite", &hex::encode(digest)[..24])
+    }
+}
+
+/// `scheme://host:port/path` with scheme and host lower-cased, the port
+/// explicit and no trailing slash. Text that is not a URL is kept as given
+/// (trailing slashes trimmed).
+pub fn normalise_url(text: &str) -> String {
+    let Ok(url) = url::Url::parse(text.trim()) else {
+        return text.trim().trim_end_matches('/').to_owned();
+    };
+    let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+    let port = url
+        .port_or_known_default()
+        .map(|p| format!(":{p}"))
+        .unwrap_or_default();
+    format!(
+        "{}://{host}{port}{}",
+        url.scheme(),
+        url.path().trim_end_matches('/')
+    )
+}
+
+/// Why the ledger cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("ledger {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("ledger {}: {source}", path.display())]
+    Sql {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error(
+        "another dcms-bulk run is sending to this API and tenant now (lock {}); wait for it to end",
+        path.display()
+    )]
+    Locked { path: PathBuf },
+    #[error(
+        "ledger {} belongs to another destination ({found}); it was copied or renamed by hand",
+        path.display()
+    )]
+    Mismatch { path: PathBuf, found: String },
+}
+
+/// One state change.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record {
+    /// The item will be sent (or looked up, then sent): what it asks for.
+    Planned {
+        kind: &'static str,
+        key: String,
+        fingerprint: String,
+        summary: String,
+        run: i64,
+        at: String,
+    },
+    /// A request for the item is about to go out.
+    Sent {
+        kind: &'static str,
+        key: String,
+        attempt: u32,
+        run: i64,
+        at: String,
+    },
+    /// The item's outcome in this run. `uncertain`: a request may have
+    /// been processed without our knowing (the next run looks it up).
+    Answered {
+        kind: &'static str,
+        key: String,
+        sent: Sent,
+        uncertain: bool,
+        run: i64,
+        at: String,
+    },
+}
+
+/// What the ledger knows of one item.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Past {
+    pub fingerprint: String,
+    pub summary: String,
+    /// Create (or cancel, upgrade) requests sent, over all runs.
+    pub attempts: u32,
+    /// The last answer, if any.
+    pub outcome: Option<Sent>,
+    /// A request may have been processed without our knowing.
+    pub uncertain: bool,
+    /// The run that first sent it: id, input, when.
+    pub first_run: Option<RunRef>,
+    /// The run whose answer (or lookup) accepted it.
+    pub accepted_run: Option<RunRef>,
+    pub accepted_at: Option<String>,
+    pub sent_at: Option<String>,
+}
+
+/// A run, as messages name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunRef {
+    pub id: i64,
+    pub input: String,
+    pub started_at: String,
+}
+
+impl std::fmt::Display for RunRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "run {} of {} (started {})",
+            self.id, self.input, self.started_at
+        )
+    }
+}
+
+/// A run as it starts.
+#[derive(Debug, Clone)]
+pub struct RunStart<'a> {
+    pub command: &'a str,
+    pub input: &'a str,
+    pub input_sha256: &'a str,
+    pub batch_id: &'a str,
+    pub options: &'a serde_json::Value,
+    pub started_at: &'a str,
+}
+
+/// A run as it ends.
+#[derive(Debug, Clone)]
+pub struct RunEnd<'a> {
+    pub finished_at: &'a str,
+    pub counts: &'a serde_json::Value,
+    pub report: Option<&'a str>,
+    pub stopped: Option<&'a str>,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS destination (
+    tenant TEXT NOT NULL,
+    base_url TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY,
+    command TEXT NOT NULL,
+    input TEXT NOT NULL,
+    input_sha256 TEXT NOT NULL,
+    batch_id TEXT NOT NULL,
+    options TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    counts TEXT,
+    report TEXT,
+    stopped TEXT
+);
+CREATE TABLE IF NOT EXISTS items (
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    summary TEXT NOT NULL,
+    first_run INTEGER REFERENCES runs(id),
+    last_run INTEGER REFERENCES runs(id),
+    state TEXT NOT NULL CHECK (state IN ('planned', 'sent', 'answered')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    uncertain INTEGER NOT NULL DEFAULT 0,
+    outcome TEXT,
+    planned_at TEXT NOT NULL,
+    sent_at TEXT,
+    answered_at TEXT,
+    accepted_run INTEGER REFERENCES runs(id),
+    accepted_at TEXT,
+    PRIMARY KEY (kind, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS attempts (
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    run INTEGER NOT NULL REFERENCES runs(id),
+    at TEXT NOT NULL,
+    PRIMARY KEY (kind, key, attempt)
+) WITHOUT ROWID;
+";
+
+/// An open ledger; the destination's lock is held until it is dropped.
+pub struct Ledger {
+    path: PathBuf,
+    conn: Connection,
+    _lock: File,
+}
+
+impl Ledger {
+    /// Opens (or creates) the ledger of `dest` in `dir` and takes its lock.
+    /// When another run holds it: `waiting` is called once, and the open
+    /// waits, if `wait`; otherwise [`LedgerError::Locked`].
+    pub fn open(
+        dir: &Path,
+        dest: &Destination,
+        wait: bool,
+        waiting: impl FnOnce(&Path),
+    ) -> Result<Ledger, LedgerError> {
+        let path = dir.join(dest.file_name());
+        let io = |source| LedgerError::Io {
+            path: path.clone(),
+            source,
+        };
+        create_private_dir(dir).map_err(io)?;
+        let lock_path = path.with_extension("lock");
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io)?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) if wait => {
+                waiting(&lock_path);
+                lock.lock().map_err(io)?;
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(LedgerError::Locked { path: lock_path });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+        }
+        let conn = connect(&path)?;
+        let sql = |source| LedgerError::Sql {
+            path: path.clone(),
+            source,
+        };
+        conn.execute_batch(SCHEMA).map_err(sql)?;
+        let found: Option<(String, String)> = conn
+            .query_row("SELECT tenant, base_url FROM destination", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()
+            .map_err(sql)?;
+        match found {
+            None => {
+                conn.execute(
+                    "INSERT INTO destination (tenant, base_url) VALUES (?1, ?2)",
+                    params![dest.tenant, dest.base_url],
+                )
+                .map_err(sql)?;
+            }
+            Some((tenant, base_url)) if tenant == dest.tenant && base_url == dest.base_url => {}
+            Some((tenant, base_url)) => {
+                return Err(LedgerError::Mismatch {
+                    path,
+                    found: format!("tenant {tenant}, API {base_url}"),
+                });
+            }
+        }
+        Ok(Ledger {
+            path,
+            conn,
+            _lock: lock,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn sql(&self, source: rusqlite::Error) -> LedgerError {
+        LedgerError::Sql {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Records a run's start; returns its id.
+    pub fn begin_run(&self, run: &RunStart<'_>) -> Result<i64, LedgerError> {
+        self.conn
+            .execute(
+                "INSERT INTO runs (command, input, input_sha256, batch_id, options, started_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    run.command,
+                    run.input,
+                    run.input_sha256,
+                    run.batch_id,
+                    run.options.to_string(),
+                    run.started_at
+                ],
+            )
+            .map_err(|e| self.sql(e))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Records a run's end.
+    pub fn end_run(&self, id: i64, end: &RunEnd<'_>) -> Result<(), LedgerError> {
+        self.conn
+            .execute(
+                "UPDATE runs SET finished_at = ?2, counts = ?3, report = ?4, stopped = ?5 WHERE id = ?1",
+                params![
+                    id,
+                    end.finished_at,
+                    end.counts.to_string(),
+                    end.report,
+                    end.stopped
+                ],
+            )
+            .map_err(|e| self.sql(e))?;
+        Ok(())
+    }
+
+    /// What the ledger knows of each of `keys` of `kind` (keys it has never
+    /// seen are left out).
+    pub fn past<'k>(
+        &self,
+        kind: &str,
+        keys: impl IntoIterator<Item = &'k str>,
+    ) -> Result<HashMap<String, Past>, LedgerError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT i.fingerprint, i.summary, i.attempts, i.outcome, i.uncertain,
+                        f.id, f.input, f.started_at, a.id, a.input, a.started_at,
+                        i.accepted_at, i.sent_at, i.state
+                 FROM items i
+                 LEFT JOIN runs f ON f.id = i.first_run
+                 LEFT JOIN runs a ON a.id = i.accepted_run
+                 WHERE i.kind = ?1 AND i.key = ?2",
+            )
+            .map_err(|e| self.sql(e))?;
+        let mut out = HashMap::new();
+        for key in keys {
+            let row = stmt
+                .query_row(params![kind, key], |r| {
+                    let run = |i: usize| -> rusqlite::Result<Option<RunRef>> {
+                        Ok(match r.get::<_, Option<i64>>(i)? {
+                            Some(id) => Some(RunRef {
+                                id,
+                                input: r.get(i + 1)?,
+                                started_at: r.get(i + 2)?,
+                            }),
+                            None => None,
+                        })
+                    };
+                    let outcome: Option<String> = r.get(3)?;
+                    let state: String = r.get(13)?;
+                    Ok(Past {
+                        fingerprint: r.get(0)?,
+                        summary: r.get(1)?,
+                        attempts: r.get(2)?,
+                        outcome: outcome.and_then(|o| serde_json::from_str(&o).ok()),
+                        // A request out and no answer recorded: a crash
+                        // mid-request. It may have been processed.
+                        uncertain: r.get::<_, bool>(4)? || state == "sent",
+                        first_run: run(5)?,
+                        accepted_run: run(8)?,
+                        accepted_at: r.get(11)?,
+                        sent_at: r.get(12)?,
+                    })
+                })
+                .optional()
+                .map_err(|e| self.sql(e))?;
+            if let Some(p) = row {
+                out.insert(key.to_owned(), p);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Starts the group-commit writer for the engine's records.
+    pub fn writer(&self) -> Result<Writer, LedgerError> {
+        let conn = connect(&self.path)?;
+        let (tx, rx) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("dcms-ledger".into())
+            .spawn(move || write_behind(conn, rx))
+            .map_err(|source| LedgerError::Io {
+                path: self.path.clone(),
+                source,
+            })?;
+        Ok(Writer {
+            path: self.path.clone(),
+            tx: Some(tx),
+            thread: Some(thread),
+        })
+    }
+}
+
+fn connect(path: &Path) -> Result<Connection, LedgerError> {
+    let sql = |source| LedgerError::Sql {
+        path: path.to_owned(),
+        source,
+    };
+    let conn = Connection::open(path).map_err(sql)?;
+    conn.busy_timeout(std::time::Duration::from_secs(30))
+        .map_err(sql)?;
+    // WAL, and every commit synced: a crash or power loss never forgets a
+    // request that went out.
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(sql)?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(sql)?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(sql)?;
+    Ok(conn)
+}
+
+type Ack = tokio::sync::oneshot::Sender<Result<(), String>>;
+
+/// Hands records to the writer thread and waits until they are committed.
+pub struct Writer {
+    path: PathBuf,
+    tx: Option<mpsc::Sender<(Vec<Record>, Ack)>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Writer {
+    /// Commits `records` (with whatever else is waiting) and returns when
+    /// they are on disk.
+    pub async fn record(&self, records: Vec<Record>) -> Result<(), LedgerError> {
+        let (ack, done) = tokio::sync::oneshot::channel();
+        let stopped = || LedgerError::Io {
+            path: self.path.clone(),
+            source: std::io::Error::other("the ledger writer has stopped"),
+        };
+        let sent = self.tx.as_ref().map(|tx| tx.send((records, ack)).is_ok());
+        if sent != Some(true) {
+            return Err(stopped());
+        }
+        match done.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(message)) => Err(LedgerError::Io {
+                path: self.path.clone(),
+                source: std::io::Error::other(message),
+            }),
+            Err(_) => Err(stopped()),
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The writer thread: apply what has arrived in one transaction, commit
+/// once, acknowledge all.
+fn write_behind(mut conn: Connection, rx: mpsc::Receiver<(Vec<Record>, Ack)>) {
+    while let Ok(first) = rx.recv() {
+        let mut jobs = vec![first];
+        jobs.extend(rx.try_iter());
+        let result = apply(&mut conn, jobs.iter().flat_map(|(r, _)| r)).map_err(|e| e.to_string());
+        for (_, ack) in jobs {
+            let _ = ack.send(result.clone());
+        }
+    }
+}
+
+fn apply<'r>(
+    conn: &mut Connection,
+    records: impl Iterator<Item = &'r Record>,
+) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    for record in records {
+        match record {
+            Record::Planned {
+                kind,
+                key,
+                fingerprint,
+                summary,
+                run,
+                at,
+            } => {
+                // A known item keeps its history; only an item that no
+                // request ever reached (never sent, or refused for good)
+                // may take new content.
+                tx.prepare_cached(
+                    "INSERT INTO items (kind, key, fingerprint, summary, first_run, last_run, state, planned_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?5, 'planned', ?6)
+                     ON CONFLICT (kind, key) DO UPDATE SET
+                        last_run = excluded.last_run,
+                        outcome = CASE WHEN fingerprint = excluded.fingerprint THEN outcome ELSE NULL END,
+                        fingerprint = excluded.fingerprint,
+                        summary = excluded.summary",
+                )?
+                .execute(params![kind, key, fingerprint, summary, run, at])?;
+            }
+            Record::Sent {
+                kind,
+                key,
+                attempt,
+                run,
+                at,
+            } => {
+                tx.prepare_cached(
+                    "UPDATE items SET state = 'sent', attempts = ?3, sent_at = ?5, last_run = ?4,
+                        first_run = COALESCE(first_run, ?4)
+                     WHERE kind = ?1 AND key = ?2",
+                )?
+                .execute(params![kind, key, attempt, run, at])?;
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO attempts (kind, key, attempt, run, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?
+                .execute(params![kind, key, attempt, run, at])?;
+            }
+            Record::Answered {
+                kind,
+                key,
+                sent,
+                uncertain,
+                run,
+                at,
+            } => {
+                let accepted = sent.status == SendStatus::Accepted;
+                let outcome = serde_json::to_string(sent)
+                    .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+                tx.prepare_cached(
+                    "UPDATE items SET state = 'answered', outcome = ?3, uncertain = ?4, answered_at = ?6,
+                        attempts = MAX(attempts, ?7),
+                        accepted_run = CASE WHEN ?5 THEN COALESCE(accepted_run, ?8) ELSE accepted_run END,
+                        accepted_at = CASE WHEN ?5 THEN COALESCE(accepted_at, ?6) ELSE accepted_at END
+                     WHERE kind = ?1 AND key = ?2",
+                )?
+                .execute(params![
+                    kind,
+                    key,
+                    outcome,
+                    uncertain,
+                    accepted,
+                    at,
+                    sent.attempts,
+                    run
+                ])?;
+            }
+        }
+    }
+    tx.commit()
+}
+
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn destinations_are_normalised() {
+        let a = Destination::new("ACME", "HTTPS://Api.Bank.example:443/dcms/v1/");
+        let b = Destination::new("ACME", "https://api.bank.example/dcms/v1");
+        assert_eq!(a, b);
+        assert_eq!(a.base_url, "https://api.bank.example:443/dcms/v1");
+        assert_eq!(a.file_name(), b.file_name());
+        assert_eq!(
+            normalise_url("http://127.0.0.1/v1"),
+            "http://127.0.0.1:80/v1"
+        );
+        assert_ne!(
+            Destination::new("OTHER", "https://api.bank.example/dcms/v1").file_name(),
+            a.file_name()
+        );
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime")
+    }
+
+    #[test]
+    fn states_survive_a_reopen_and_the_first_acceptance_is_kept() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let dest = Destination::new("ACME", "http://127.0.0.1:1/v1");
+        let options = serde_json::json!({});
+        let start = RunStart {
+            command: "submit",
+            input: "a.csv",
+            input_sha256: "ab",
+            batch_id: "",
+            options: &options,
+            started_at: "t0",
+        };
+        let planned = |key: &str, fp: &str, run| Record::Planned {
+            kind: "order",
+            key: key.into(),
+            fingerprint: fp.into(),
+            summary: format!("{fp} lines"),
+            run,
+            at: "t1".into(),
+        };
+        let sent = |key: &str, run| Record::Sent {
+            kind: "order",
+            key: key.into(),
+            attempt: 1,
+            run,
+            at: "t2".into(),
+        };
+        let answered = |key: &str, status, run, at: &str| Record::Answered {
+            kind: "order",
+            key: key.into(),
+            sent: Sent {
+                status,
+                attempts: 1,
+                ..Sent::default()
+            },
+            uncertain: false,
+            run,
+            at: at.into(),
+        };
+        {
+            let ledger = Ledger::open(dir.path(), &dest, false, |_| {}).expect("opens");
+            let run = ledger.begin_run(&start).expect("a run");
+            // A second open waits or is refused while the first holds it.
+            assert!(matches!(
+                Ledger::open(dir.path(), &dest, false, |_| {}),
+                Err(LedgerError::Locked { .. })
+            ));
+            let w = ledger.writer().expect("a writer");
+            runtime().block_on(async {
+                w.record(vec![planned("A", "f1", run), planned("B", "f2", run)])
+                    .await
+                    .expect("planned");
+                w.record(vec![sent("A", run), sent("B", run)])
+                    .await
+                    .expect("sent");
+                w.record(vec![answered("A", SendStatus::Accepted, run, "t3")])
+                    .await
+                    .expect("answered");
+            });
+        }
+        let ledger = Ledger::open(dir.path(), &dest, false, |_| {}).expect("reopens");
+        let run2 = ledger.begin_run(&start).expect("a second run");
+        let past = ledger.past("order", ["A", "B", "C"]).expect("past");
+        assert_eq!(past.len(), 2, "C was never planned");
+        let a = &past["A"];
+        assert_eq!(a.fingerprint, "f1");
+        assert_eq!(
+            a.outcome.as_ref().map(|o| o.status),
+            Some(SendStatus::Accepted)
+        );
+        assert!(!a.uncertain);
+        assert_eq!(a.accepted_at.as_deref(), Some("t3"));
+        assert_eq!(a.accepted_run.as_ref().map(|r| r.id), Some(1));
+        // B went out and no answer came back: it may exist.
+        assert!(past["B"].uncertain);
+        assert_eq!(past["B"].attempts, 1);
+        // A later acceptance does not move the first one.
+        let w = ledger.writer().expect("a writer");
+        runtime().block_on(async {
+            w.record(vec![answered("A", SendStatus::Accepted, run2, "t9")])
+                .await
+                .expect("answered again");
+        });
+        drop(w);
+        let past = ledger.past("order", ["A"]).expect("past");
+        assert_eq!(past["A"].accepted_at.as_deref(), Some("t3"));
+        assert_eq!(past["A"].accepted_run.as_ref().map(|r| r.id), Some(1));
+    }
+
+    #[test]
+    fn a_ledger_of_another_destination_is_refused() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let a = Destination::new("ACME", "http://127.0.0.1:1/v1");
+        let b = Destination::new("OTHER", "http://127.0.0.1:1/v1");
+        drop(Ledger::open(dir.path(), &a, false, |_| {}).expect("opens"));
+        std::fs::rename(
+            dir.path().join(a.file_name()),
+            dir.path().join(b.file_name()),
+        )
+        .expect("renamed");
+        assert!(matches!(
+            Ledger::open(dir.path(), &b, false, |_| {}),
+            Err(LedgerError::Mismatch { .. })
+        ));
+    }
+}

@@ -78,7 +78,7 @@ pub struct SandboxProcess {
     child: std::process::Child,
     /// `http://127.0.0.1:PORT/v1`
     pub base: String,
-    http: reqwest::blocking::Client,
+    pub http: reqwest::blocking::Client,
 }
 
 /// One answer of the sandbox.

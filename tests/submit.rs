@@ -631,21 +631,28 @@ fn an_interrupt_flushes_the_report_exits_130_and_the_rerun_resumes() {
     assert!(first.get("ACCEPTED").copied().unwrap_or(0) > 0, "{first:?}");
     assert!(first.get("FAILED").copied().unwrap_or(0) > 0, "{first:?}");
 
-    // Running the same batch twice at once is refused.
+    // The same sheet twice at once: the second waits for the first, then
+    // finds everything done.
     let hold = desk.command(&args).spawn().unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    let second = desk.run(&args);
-    assert_eq!(second.status.code(), Some(exit::USAGE));
+    let second_report = desk.path("second.report.csv");
+    let second_args = [&args[..], &["--report", second_report.to_str().unwrap()]].concat();
+    let second = desk.run(&second_args);
+    assert_eq!(second.status.code(), Some(exit::OK), "{}", text(&second).1);
     assert!(
-        text(&second)
-            .1
-            .contains("another dcms-bulk run is submitting this batch")
+        text(&second).1.contains("waiting for it to end"),
+        "{}",
+        text(&second).1
     );
     let held = hold.wait_with_output().unwrap();
     assert_eq!(held.status.code(), Some(exit::OK));
     let rows = report_rows(&desk.path("orders.report.csv"));
     let done = statuses(&rows);
     assert_eq!(done.get("FAILED"), None, "{done:?}");
+    assert_eq!(
+        statuses(&report_rows(&second_report)).get("SKIPPED"),
+        Some(&300)
+    );
     assert_eq!(stored(&sb, "ACME").len(), 300);
     assert_eq!(duplicates(&sb, "ACME"), 0);
 }
@@ -719,8 +726,8 @@ fn xlsx_and_jsonl_reports_carry_the_answers_too() {
     }
 }
 
-/// Regression: the resume message cut a non-ASCII batch id mid-character
-/// and panicked.
+/// Regression: a message cut a non-ASCII batch id mid-character and
+/// panicked. The id is kept whole in the run facts of every run.
 #[test]
 fn a_resumed_batch_with_a_non_ascii_id_is_fine() {
     let sb = SandboxProcess::start(&["--error-503", "1"]);
@@ -739,10 +746,15 @@ fn a_resumed_batch_with_a_non_ascii_id_is_fine() {
         "0",
         "--max-failures",
         "100",
+        "--no-precheck",
     ];
     assert_eq!(desk.run(&args).status.code(), Some(exit::ROWS_NOT_DONE));
     let again = desk.run(&args);
     let (_, stderr) = text(&again);
     assert_eq!(again.status.code(), Some(exit::ROWS_NOT_DONE), "{stderr}");
-    assert!(stderr.contains("resuming batch ñøéü-paäckch"), "{stderr}");
+    let facts: Value =
+        serde_json::from_slice(&std::fs::read(desk.path("orders.report.csv.run.json")).unwrap())
+            .unwrap();
+    assert_eq!(facts["batch_id"], "ñøéü-paäckchen-λ");
+    assert_eq!(facts["api"]["ledger_run"], 2);
 }

@@ -16,7 +16,7 @@ pub mod ledger;
 mod retry;
 pub mod status;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -720,7 +720,19 @@ pub async fn run<O: Operation>(
     // 1. The ledger decides, whatever file or batch the items came from.
     let at = crate::report::now();
     let mut todo: Vec<Todo> = Vec::new();
-    let mut planned: Vec<Record> = Vec::new();
+    // Planned records are made as they are written, not held for every
+    // item at once.
+    let planned = |item: &O::Item| {
+        let (fingerprint, summary) = op.fingerprint(item);
+        Record::Planned {
+            kind: O::KIND,
+            key: O::key(item),
+            fingerprint,
+            summary,
+            run: books.run,
+            at: at.clone(),
+        }
+    };
     for (i, item) in items.iter().enumerate() {
         let key = O::key(item);
         let (fingerprint, summary) = op.fingerprint(item);
@@ -734,14 +746,6 @@ pub async fn run<O: Operation>(
                     index: i,
                     lookup_first,
                     prior,
-                });
-                planned.push(Record::Planned {
-                    kind: O::KIND,
-                    key,
-                    fingerprint,
-                    summary,
-                    run: books.run,
-                    at: at.clone(),
                 });
             }
         }
@@ -803,15 +807,8 @@ pub async fn run<O: Operation>(
                     false
                 });
                 // Their planned records go first: an answer needs its item.
-                let answered_keys: HashSet<String> = answered
-                    .iter()
-                    .map(|(i, _)| O::key(&items[*i]))
-                    .collect();
-                let mut records: Vec<Record> = planned
-                    .iter()
-                    .filter(|r| matches!(r, Record::Planned { key, .. } if answered_keys.contains(key)))
-                    .cloned()
-                    .collect();
+                let mut records: Vec<Record> =
+                    answered.iter().map(|(i, _)| planned(&items[*i])).collect();
                 records.extend(answered.iter().map(|(i, sent)| Record::Answered {
                     kind: O::KIND,
                     key: O::key(&items[*i]),
@@ -837,10 +834,12 @@ pub async fn run<O: Operation>(
     }
 
     // 3. Plan: one record per item to send, committed in large groups.
-    let mut planned = planned.into_iter().peekable();
-    while planned.peek().is_some() && !stopper.is_stopped() {
-        let chunk: Vec<Record> = planned.by_ref().take(10_000).collect();
-        if let Err(e) = books.writer.record(chunk).await {
+    for chunk in todo.chunks(10_000) {
+        if stopper.is_stopped() {
+            break;
+        }
+        let records = chunk.iter().map(|t| planned(&items[t.index])).collect();
+        if let Err(e) = books.writer.record(records).await {
             stopper.stop(Stop::Ledger(e.to_string()));
         }
     }
@@ -962,7 +961,13 @@ async fn precheck<O: Operation>(op: &O, ctx: &Ctx, keys: &[String]) -> Precheck 
                 Ok(a) => a,
                 Err(why) => return Precheck::Failed(why),
             };
-            if matches!(answer.status, 403 | 404 | 405 | 501) {
+            // No such endpoint, not for us, or refused with a business
+            // error: the API does not offer it to us; the ledger decides.
+            let refused = answer
+                .envelope
+                .as_ref()
+                .is_some_and(|e| e.exception.is_some() && answer.status < 500);
+            if matches!(answer.status, 403 | 404 | 405 | 501) || refused {
                 return Precheck::NotOffered(describe_answer(path, &answer));
             }
             let (listed, pages) = match op.prechecked(&answer) {

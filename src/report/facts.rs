@@ -13,7 +13,8 @@ pub struct RunFacts {
     pub version: &'static str,
     pub command: String,
     pub input: InputFacts,
-    pub batch_id: String,
+    /// The `--batch-id` salt of the order ids; `null` when none was given.
+    pub batch_id: Option<String>,
     pub options: serde_json::Value,
     pub started_at: String,
     pub finished_at: String,
@@ -110,7 +111,7 @@ impl RunFacts {
                 header_row: checked.columns.header_row,
                 detected: checked.sheet.notes().to_vec(),
             },
-            batch_id: checked.batch_id.clone(),
+            batch_id: (!checked.batch_id.is_empty()).then(|| checked.batch_id.clone()),
             options,
             finished_at: super::now(),
             started_at,

@@ -12,6 +12,7 @@
 //! simulator the tests and `--sandbox` run against.
 
 pub mod cli;
+pub mod clock;
 pub mod columns;
 pub mod dcms;
 pub mod error;

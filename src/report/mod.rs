@@ -398,9 +398,7 @@ pub fn facts_path(report: &Path) -> PathBuf {
     report.with_file_name(name)
 }
 
-pub fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
+pub use crate::clock::now;
 
 /// A cell a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, or a
 /// tab or CR first) gets a leading `'`, so it shows as text.

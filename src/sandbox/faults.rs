@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use xxhash_rust::xxh3::xxh3_64_with_seed;
+use super::store::uniform;
 
 /// Added latency: fixed, or uniform in a range.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -313,15 +313,6 @@ impl Faults {
 struct Bucket {
     tokens: f64,
     at: Instant,
-}
-
-/// A uniform draw in `[0, 1)` from the seed and what is being decided.
-pub fn uniform(seed: u64, key: u64, n: u32, salt: u8) -> f64 {
-    let mut bytes = [0u8; 13];
-    bytes[..8].copy_from_slice(&key.to_le_bytes());
-    bytes[8..12].copy_from_slice(&n.to_le_bytes());
-    bytes[12] = salt;
-    (xxh3_64_with_seed(&bytes, seed) >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// Locks a mutex; a panic elsewhere never happens in the sandbox, and if it

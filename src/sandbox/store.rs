@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-
-use super::faults::uniform;
+use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 /// The states of an order, in the order they are walked.
 const SUCCEEDS: [&str; 4] = ["RECEIVED", "PENDING", "PROCESSED", "SUCCESS"];
@@ -205,6 +204,15 @@ impl Tenant {
             }
         }
     }
+}
+
+/// A uniform draw in `[0, 1)` from the seed and what is being decided.
+pub fn uniform(seed: u64, key: u64, n: u32, salt: u8) -> f64 {
+    let mut bytes = [0u8; 13];
+    bytes[..8].copy_from_slice(&key.to_le_bytes());
+    bytes[8..12].copy_from_slice(&n.to_le_bytes());
+    bytes[12] = salt;
+    (xxh3_64_with_seed(&bytes, seed) >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// Most tenants the sandbox keeps data for, so memory stays bounded.

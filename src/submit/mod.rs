@@ -718,7 +718,7 @@ pub async fn run<O: Operation>(
     });
 
     // 1. The ledger decides, whatever file or batch the items came from.
-    let at = crate::report::now();
+    let at = crate::clock::now();
     let mut todo: Vec<Todo> = Vec::new();
     // Planned records are made as they are written, not held for every
     // item at once.
@@ -1330,7 +1330,7 @@ async fn send_one<O: Operation>(
             sent: sent.clone(),
             uncertain,
             run: ctx.books.run,
-            at: crate::report::now(),
+            at: crate::clock::now(),
         };
         if let Err(e) = ctx.books.writer.record(vec![record]).await {
             ctx.stopper.stop(Stop::Ledger(e.to_string()));
@@ -1421,7 +1421,7 @@ async fn send_one<O: Operation>(
         }
         attempts += 1;
         calls_left -= 1;
-        let at = crate::report::now();
+        let at = crate::clock::now();
         let record = Record::Sent {
             kind: O::KIND,
             key: id.to_owned(),

@@ -8,67 +8,12 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 use std::time::Duration;
 
-use common::{HEADER, SandboxProcess, bin, read_report, row};
+use common::{Desk, HEADER, SandboxProcess, report_rows, row, stderr};
 use dcms_bulk::exit;
-
-/// A folder with sheets, a ledger folder and an empty HOME.
-struct Desk {
-    dir: tempfile::TempDir,
-}
-
-impl Desk {
-    fn new() -> Desk {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("home")).unwrap();
-        Desk { dir }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// `dcms-bulk ARGS` with a clean environment and the ledgers in
-    /// `journals` here.
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = bin();
-        cmd.current_dir(self.dir.path())
-            .args(args)
-            .env("HOME", self.path("home"))
-            .env("DCMS_JOURNAL_DIR", self.path("journals"))
-            .env_remove("XDG_CONFIG_HOME")
-            .env_remove("XDG_STATE_HOME");
-        for var in [
-            "DCMS_BASE_URL",
-            "DCMS_TENANT",
-            "DCMS_TOKEN",
-            "DCMS_TOKEN_FILE",
-            "DCMS_PROFILE",
-            "DCMS_CONFIG",
-        ] {
-            cmd.env_remove(var);
-        }
-        cmd
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().expect("run dcms-bulk")
-    }
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn report_rows(path: &Path) -> Vec<BTreeMap<String, String>> {
-    let (header, rows) = read_report(path);
-    rows.into_iter()
-        .map(|r| header.iter().cloned().zip(r).collect())
-        .collect()
-}
 
 /// Rows of `orders` orders with `products` product lines each.
 fn rows(orders: usize, products: usize) -> Vec<String> {
@@ -473,19 +418,12 @@ fn a_lost_ledger_or_another_spelling_of_the_url_sends_nothing_again() {
     assert_eq!(create_requests(&sb), 250);
 
     // Another ledger folder (another machine, a deleted folder).
-    let elsewhere = desk.path("other-journals");
-    let out = desk
-        .command(&[
-            "submit",
-            sheet.to_str().unwrap(),
-            "--base-url",
-            &sb.base,
-            "--tenant",
-            "ACME",
-        ])
-        .env("DCMS_JOURNAL_DIR", &elsewhere)
-        .output()
-        .unwrap();
+    let elsewhere = desk.path("other-journals").display().to_string();
+    let out = submit(
+        &desk,
+        &sheet,
+        &[api(&sb), vec!["--journal-dir".into(), elsewhere]].concat(),
+    );
     assert_eq!(out.status.code(), Some(exit::OK), "{}", stderr(&out));
     let rows = report_rows(&desk.path("orders.report.csv"));
     assert!(
@@ -512,19 +450,12 @@ fn a_lost_ledger_or_another_spelling_of_the_url_sends_nothing_again() {
     let odd = SandboxProcess::start(&["--accept-duplicates", "--lookup-other-products"]);
     let out = submit(&desk, &sheet, &api(&odd));
     assert_eq!(out.status.code(), Some(exit::OK), "{}", stderr(&out));
-    let other = desk.path("other-journals-2");
-    let out = desk
-        .command(&[
-            "submit",
-            sheet.to_str().unwrap(),
-            "--base-url",
-            &odd.base,
-            "--tenant",
-            "ACME",
-        ])
-        .env("DCMS_JOURNAL_DIR", &other)
-        .output()
-        .unwrap();
+    let other = desk.path("other-journals-2").display().to_string();
+    let out = submit(
+        &desk,
+        &sheet,
+        &[api(&odd), vec!["--journal-dir".into(), other]].concat(),
+    );
     assert_eq!(
         out.status.code(),
         Some(exit::ROWS_NOT_DONE),

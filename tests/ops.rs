@@ -3,69 +3,9 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-use common::{SandboxProcess, bin, read_report};
+use common::{Desk, SandboxProcess, report_rows, stderr};
 use dcms_bulk::exit;
 use serde_json::Value;
-
-struct Desk {
-    dir: tempfile::TempDir,
-}
-
-impl Desk {
-    fn new() -> Desk {
-        Desk {
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn write(&self, name: &str, text: &str) -> PathBuf {
-        let p = self.path(name);
-        std::fs::write(&p, text).unwrap();
-        p
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = bin();
-        cmd.current_dir(self.dir.path())
-            .args(args)
-            .env("HOME", self.dir.path())
-            .env("DCMS_JOURNAL_DIR", self.path("journals"));
-        for var in [
-            "DCMS_BASE_URL",
-            "DCMS_TENANT",
-            "DCMS_TOKEN",
-            "DCMS_TOKEN_FILE",
-            "DCMS_PROFILE",
-            "DCMS_CONFIG",
-        ] {
-            cmd.env_remove(var);
-        }
-        cmd
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().unwrap()
-    }
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn report_rows(path: &Path) -> Vec<BTreeMap<String, String>> {
-    let (header, rows) = read_report(path);
-    rows.into_iter()
-        .map(|r| header.iter().cloned().zip(r).collect())
-        .collect()
-}
 
 /// Creates `n` orders for tenant ACME; returns (order id, branch id).
 fn orders(sb: &SandboxProcess, n: usize) -> Vec<(String, String)> {

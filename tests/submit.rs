@@ -5,85 +5,18 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::{HEADER, SandboxProcess, bin, read_report, row};
+use common::{Desk, SandboxProcess, report_rows};
 use dcms_bulk::exit;
 use serde_json::Value;
-
-/// A folder with a sheet, its own journal folder and an empty HOME.
-struct Desk {
-    dir: tempfile::TempDir,
-}
-
-impl Desk {
-    fn new() -> Desk {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("home")).unwrap();
-        Desk { dir }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// A sheet of `orders` orders with `products` rows each.
-    fn sheet(&self, name: &str, orders: usize, products: usize) -> PathBuf {
-        let mut text = format!("{HEADER}\n");
-        for o in 0..orders {
-            for p in 0..products {
-                text.push_str(&row(&format!("{:05}", o + 1), &format!("P{p}"), "10"));
-                text.push('\n');
-            }
-        }
-        let path = self.path(name);
-        std::fs::write(&path, text).unwrap();
-        path
-    }
-
-    /// `dcms-bulk ARGS` with a clean environment: journals in this desk, no
-    /// DCMS_* variables from outside, HOME here (no real config file).
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = bin();
-        cmd.current_dir(self.dir.path())
-            .args(args)
-            .env("HOME", self.path("home"))
-            .env("DCMS_JOURNAL_DIR", self.path("journals"))
-            .env_remove("XDG_CONFIG_HOME")
-            .env_remove("XDG_STATE_HOME");
-        for var in [
-            "DCMS_BASE_URL",
-            "DCMS_TENANT",
-            "DCMS_TOKEN",
-            "DCMS_TOKEN_FILE",
-            "DCMS_PROFILE",
-            "DCMS_CONFIG",
-        ] {
-            cmd.env_remove(var);
-        }
-        cmd
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().expect("run dcms-bulk")
-    }
-}
 
 fn text(out: &Output) -> (String, String) {
     (
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-/// Report rows as maps of column → value.
-fn report_rows(path: &Path) -> Vec<BTreeMap<String, String>> {
-    let (header, rows) = read_report(path);
-    rows.into_iter()
-        .map(|r| header.iter().cloned().zip(r).collect())
-        .collect()
 }
 
 fn statuses(rows: &[BTreeMap<String, String>]) -> BTreeMap<String, usize> {

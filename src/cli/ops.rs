@@ -18,7 +18,7 @@ use crate::ops::sheet::{self, OpSheet};
 use crate::ops::{self, CancelOrders, RowCheck, UpgradeCards};
 use crate::pipeline::sha256_file;
 use crate::report::{self, table};
-use crate::submit::ledger::{RunEnd, RunStart};
+use crate::submit::ledger::RunStart;
 use crate::submit::{self, Operation, SendStatus, Sent, Stopper, Tally};
 use crate::template::Kind;
 
@@ -273,17 +273,12 @@ fn run<O: Operation>(
         serde_json::to_writer_pretty(&mut *w, &facts).map_err(std::io::Error::other)?;
         w.write_all(b"\n")
     })?;
-    let report_text = report_path.display().to_string();
-    let stopped = stopper.reason().map(|r| r.to_string());
     ledger
         .end_run(
             run_id,
-            &RunEnd {
-                finished_at: &report::now(),
-                counts: &json!(counts),
-                report: Some(&report_text),
-                stopped: stopped.as_deref(),
-            },
+            &json!(counts),
+            &report_path,
+            stopper.reason().map(|r| r.to_string()),
         )
         .map_err(|e| Error::Usage(e.to_string()))?;
 

@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::exit;
 use crate::pipeline::{self, Checked};
 use crate::report::{self, ApiFacts, RunFacts, SentCounts};
-use crate::submit::ledger::{RunEnd, RunStart};
+use crate::submit::ledger::RunStart;
 use crate::submit::{
     self, CreateOrders, Destination, Ledger, SendStatus, Sent, Stop, Stopper, SubmitOpts, Tally,
 };
@@ -312,23 +312,18 @@ fn submit_file(
         tenant: api.tenant.clone(),
         base_url: api.base_url.clone(),
         ledger: ledger.path().display().to_string(),
-        ledger_run: Some(run_id),
+        ledger_run: run_id,
         requests: tally.requests.load(Ordering::Relaxed),
         stopped: stopper.reason().map(|r| r.to_string()),
     });
     report::write_with(&checked, &report_path, &mut facts, Some(&by_group))?;
     let facts_counts = serde_json::to_value(counts).unwrap_or_default();
-    let report_text = report_path.display().to_string();
-    let stopped = stopper.reason().map(|r| r.to_string());
     ledger
         .end_run(
             run_id,
-            &RunEnd {
-                finished_at: &report::now(),
-                counts: &facts_counts,
-                report: Some(&report_text),
-                stopped: stopped.as_deref(),
-            },
+            &facts_counts,
+            &report_path,
+            stopper.reason().map(|r| r.to_string()),
         )
         .map_err(|e| Error::Usage(e.to_string()))?;
 

@@ -38,7 +38,7 @@ pub struct ApiFacts {
     /// The ledger (SQLite) of this API and tenant.
     pub ledger: String,
     /// This run's id in the ledger.
-    pub ledger_run: Option<i64>,
+    pub ledger_run: i64,
     /// HTTP requests made in this run (creates and lookups).
     pub requests: u64,
     /// Why the run stopped early, if it did.

@@ -180,15 +180,6 @@ pub struct RunStart<'a> {
     pub started_at: &'a str,
 }
 
-/// A run as it ends.
-#[derive(Debug, Clone)]
-pub struct RunEnd<'a> {
-    pub finished_at: &'a str,
-    pub counts: &'a serde_json::Value,
-    pub report: Option<&'a str>,
-    pub stopped: Option<&'a str>,
-}
-
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS destination (
     tenant TEXT NOT NULL,
@@ -341,17 +332,24 @@ impl Ledger {
         Ok(self.conn.last_insert_rowid())
     }
 
-    /// Records a run's end.
-    pub fn end_run(&self, id: i64, end: &RunEnd<'_>) -> Result<(), LedgerError> {
+    /// Records a run's end, now: its counts, its report, why it stopped
+    /// early (if it did).
+    pub fn end_run(
+        &self,
+        id: i64,
+        counts: &serde_json::Value,
+        report: &Path,
+        stopped: Option<String>,
+    ) -> Result<(), LedgerError> {
         self.conn
             .execute(
                 "UPDATE runs SET finished_at = ?2, counts = ?3, report = ?4, stopped = ?5 WHERE id = ?1",
                 params![
                     id,
-                    end.finished_at,
-                    end.counts.to_string(),
-                    end.report,
-                    end.stopped
+                    crate::clock::now(),
+                    counts.to_string(),
+                    report.display().to_string(),
+                    stopped
                 ],
             )
             .map_err(|e| self.sql(e))?;
@@ -564,7 +562,7 @@ fn apply<'r>(
                 run,
                 at,
             } => {
-                let accepted = sent.status == SendStatus::Accepted;
+                let accepted = matches!(sent.status, SendStatus::Accepted | SendStatus::Skipped);
                 let outcome = serde_json::to_string(sent)
                     .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
                 tx.prepare_cached(

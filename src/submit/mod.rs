@@ -550,9 +550,9 @@ impl Tally {
 }
 
 /// Where the engine keeps its records: the ledger's writer and this run.
-pub struct Books {
-    pub writer: Writer,
-    pub run: i64,
+struct Books {
+    writer: Writer,
+    run: i64,
 }
 
 /// One batch through the engine on an open ledger: records the run's start,
@@ -608,13 +608,7 @@ enum Decision {
 
 /// What the ledger's record of an item decides, given the fingerprint of
 /// what the sheet asks for now.
-fn decide(kind: &str, key: &str, past: Option<&Past>, fp: &str, summary: &str) -> Decision {
-    let Some(p) = past else {
-        return Decision::Send {
-            lookup_first: false,
-            prior: 0,
-        };
-    };
+fn decide(kind: &str, key: &str, p: &Past, fp: &str, summary: &str) -> Decision {
     let same = p.fingerprint == fp;
     let status = p.outcome.as_ref().map(|o| o.status);
     let accepted = matches!(status, Some(SendStatus::Accepted | SendStatus::Skipped));
@@ -690,7 +684,7 @@ struct Todo {
     clippy::too_many_arguments,
     reason = "the run's parts, each shared differently"
 )]
-pub async fn run<O: Operation>(
+async fn run<O: Operation>(
     op: Arc<O>,
     client: Client,
     books: Arc<Books>,
@@ -735,8 +729,19 @@ pub async fn run<O: Operation>(
     };
     for (i, item) in items.iter().enumerate() {
         let key = O::key(item);
-        let (fingerprint, summary) = op.fingerprint(item);
-        match decide(O::KIND, &key, past.get(&key), &fingerprint, &summary) {
+        // An item the ledger never saw is sent; only a known one needs its
+        // fingerprint compared.
+        let decision = match past.get(&key) {
+            None => Decision::Send {
+                lookup_first: false,
+                prior: 0,
+            },
+            Some(p) => {
+                let (fingerprint, summary) = op.fingerprint(item);
+                decide(O::KIND, &key, p, &fingerprint, &summary)
+            }
+        };
+        match decision {
             Decision::Done(sent) => store(&mut out, i, sent),
             Decision::Send {
                 lookup_first,
@@ -1691,6 +1696,70 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn the_ledger_decides_by_outcome_and_fingerprint() {
+        let run = RunRef {
+            id: 3,
+            input: "a.csv".into(),
+            started_at: "t0".into(),
+        };
+        let past = |status: Option<SendStatus>, fp: &str, attempts: u32, uncertain: bool| Past {
+            fingerprint: fp.into(),
+            summary: "P1 x10".into(),
+            attempts,
+            outcome: status.map(|status| Sent {
+                status,
+                attempts,
+                ..Sent::default()
+            }),
+            uncertain,
+            first_run: Some(run.clone()),
+            accepted_run: Some(run.clone()),
+            accepted_at: Some("t1".into()),
+            sent_at: Some("t1".into()),
+        };
+        let decide = |p: &Past, fp: &str| decide("order", "O1", p, fp, "P1 x11");
+        let send = |lookup_first, prior| Decision::Send {
+            lookup_first,
+            prior,
+        };
+        // Accepted with the same lines: skipped, naming the run.
+        match decide(&past(Some(SendStatus::Accepted), "f", 1, false), "f") {
+            Decision::Done(s) => {
+                assert_eq!(s.status, SendStatus::Skipped);
+                assert!(s.messages[0].contains("t1 in run 3 of a.csv"), "{s:?}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Accepted, sent or unknown with other lines: a conflict.
+        for p in [
+            past(Some(SendStatus::Accepted), "f", 1, false),
+            past(Some(SendStatus::Failed), "f", 2, false),
+            past(None, "f", 1, true),
+        ] {
+            match decide(&p, "g") {
+                Decision::Done(s) => {
+                    assert_eq!(s.status, SendStatus::Conflict);
+                    assert!(s.messages[0].contains("then [P1 x10], now [P1 x11]"));
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        // Refused for good: the same lines are reported again, new ones sent.
+        let rejected = past(Some(SendStatus::Rejected), "f", 1, false);
+        assert!(
+            matches!(decide(&rejected, "f"), Decision::Done(s) if s.status == SendStatus::Rejected)
+        );
+        assert_eq!(decide(&rejected, "g"), send(false, 1));
+        // Unknown: looked up first; safely failed or only planned: sent.
+        assert_eq!(decide(&past(None, "f", 1, true), "f"), send(true, 1));
+        assert_eq!(
+            decide(&past(Some(SendStatus::Failed), "f", 2, false), "f"),
+            send(false, 2)
+        );
+        assert_eq!(decide(&past(None, "f", 0, false), "g"), send(false, 0));
     }
 
     #[test]

@@ -244,3 +244,78 @@ pub fn printed_orders(sheet: &str) -> Vec<String> {
     assert!(out.code == 0 || out.code == 1, "{}", out.stderr);
     out.stdout.lines().map(str::to_owned).collect()
 }
+
+/// A folder with sheets, its own ledger folder (`journals`) and an empty
+/// HOME, where `dcms-bulk` runs with a clean environment.
+pub struct Desk {
+    pub dir: tempfile::TempDir,
+}
+
+impl Desk {
+    pub fn new() -> Desk {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("home")).unwrap();
+        Desk { dir }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.path(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    /// A sheet of `orders` orders with `products` rows each.
+    pub fn sheet(&self, name: &str, orders: usize, products: usize) -> PathBuf {
+        let mut text = format!("{HEADER}\n");
+        for o in 0..orders {
+            for p in 0..products {
+                text.push_str(&row(&format!("{:05}", o + 1), &format!("P{p}"), "10"));
+                text.push('\n');
+            }
+        }
+        self.write(name, &text)
+    }
+
+    /// `dcms-bulk ARGS` with a clean environment: ledgers in this desk, no
+    /// DCMS_* variables from outside, HOME here (no real config file).
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = bin();
+        cmd.current_dir(self.dir.path())
+            .args(args)
+            .env("HOME", self.path("home"))
+            .env("DCMS_JOURNAL_DIR", self.path("journals"))
+            .env_remove("XDG_CONFIG_HOME")
+            .env_remove("XDG_STATE_HOME");
+        for var in [
+            "DCMS_BASE_URL",
+            "DCMS_TENANT",
+            "DCMS_TOKEN",
+            "DCMS_TOKEN_FILE",
+            "DCMS_PROFILE",
+            "DCMS_CONFIG",
+        ] {
+            cmd.env_remove(var);
+        }
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> std::process::Output {
+        self.command(args).output().expect("run dcms-bulk")
+    }
+}
+
+/// Report rows as maps of column → value.
+pub fn report_rows(path: &Path) -> Vec<std::collections::BTreeMap<String, String>> {
+    let (header, rows) = read_report(path);
+    rows.into_iter()
+        .map(|r| header.iter().cloned().zip(r).collect())
+        .collect()
+}
+
+pub fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}

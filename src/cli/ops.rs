@@ -157,12 +157,6 @@ fn run<O: Operation>(
 
     let batch_id = args.batch_id.clone().unwrap_or_default();
     let ledger = super::submit::open_ledger(&api, console)?;
-    let (rows_sent, items): (Vec<usize>, Vec<O::Item>) = checks
-        .iter()
-        .enumerate()
-        .filter_map(|(i, c)| c.item.clone().map(|item| (i, item)))
-        .unzip();
-
     let options = json!({ "batch_id": args.batch_id });
     let start = RunStart {
         command: command_name(kind),
@@ -175,26 +169,33 @@ fn run<O: Operation>(
     let stopper = Arc::new(Stopper::default());
     let runtime = runtime(&stopper)?;
     let tally = Arc::new(Tally::default());
-    let progress = Progress::start(&runtime, &name, tally.clone(), items.len() as u64, console);
+    let items = checks.iter().filter(|c| c.item.is_some()).count() as u64;
+    let progress = Progress::start(&runtime, &name, tally.clone(), items, console);
+    // Each row's item, with its row as its slot.
     let sent = submit::send_batch(
         &runtime,
         &ledger,
         &start,
         op,
         client,
-        items,
+        checks.len(),
+        |emit| {
+            for (i, c) in checks.iter().enumerate() {
+                if let Some(item) = &c.item
+                    && !emit(i, item.clone())
+                {
+                    break;
+                }
+            }
+            Ok(())
+        },
         &send,
         tally.clone(),
         stopper.clone(),
     );
     progress.finish();
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
-    let (run_id, outcomes) = sent.map_err(|e| Error::Usage(e.to_string()))?;
-
-    let mut sent: Vec<Option<Sent>> = vec![None; checks.len()];
-    for (i, s) in rows_sent.into_iter().zip(outcomes) {
-        sent[i] = Some(s);
-    }
+    let (run_id, sent) = sent?;
     let results = result_columns(kind);
     let lines: Vec<table::Line> = sheet
         .rows

@@ -262,15 +262,6 @@ fn submit_file(
     let checked = pipeline::check(file, opts)?;
     let name = file.display().to_string();
     print_problems(&checked, &name, console);
-    let mut compact: Vec<(u32, OrderBody)> = Vec::new();
-    checked.for_each_order(&mut |g, order| {
-        let body = OrderBody::new(&order).map_err(|e| Error::Usage(e.to_string()))?;
-        compact.push((g, body));
-        Ok(())
-    })?;
-    compact.sort_unstable_by_key(|(g, _)| *g);
-    let (groups, orders): (Vec<u32>, Vec<OrderBody>) = compact.into_iter().unzip();
-
     let options = args.check.facts();
     let start = RunStart {
         command: "submit",
@@ -281,30 +272,39 @@ fn submit_file(
         started_at: &started,
     };
     let tally = Arc::new(Tally::default());
-    let progress = Progress::start(runtime, &name, tally.clone(), orders.len() as u64, console);
+    let ready = checked.grouping.counts.orders_ready;
+    let progress = Progress::start(runtime, &name, tally.clone(), ready, console);
+    // Ready orders are streamed to the engine as the check hands them on,
+    // each with its group as its slot: never all bodies at once.
     let sent = submit::send_batch(
         runtime,
         ledger,
         &start,
         CreateOrders,
         client.clone(),
-        orders,
+        checked.grouping.groups().len(),
+        |emit| {
+            checked.for_each_order(&mut |g, order| {
+                let body = OrderBody::new(&order).map_err(|e| Error::Usage(e.to_string()))?;
+                if emit(g as usize, body) {
+                    Ok(())
+                } else {
+                    Err(Error::Usage("the send engine stopped taking orders".into()))
+                }
+            })
+        },
         send,
         tally.clone(),
         stopper.clone(),
     );
     progress.finish();
-    let (run_id, outcomes) = sent.map_err(|e| Error::Usage(e.to_string()))?;
+    let (run_id, by_group) = sent?;
     if !console.quiet {
         for note in tally.take_notes() {
             eprintln!("{name}: {note}");
         }
     }
 
-    let mut by_group: Vec<Option<Sent>> = vec![None; checked.grouping.groups().len()];
-    for (g, sent) in groups.iter().zip(outcomes) {
-        by_group[*g as usize] = Some(sent);
-    }
     let mut facts = RunFacts::new("submit", &checked, options, started);
     let counts = sent_counts(&checked, &by_group);
     facts.sent = Some(counts);

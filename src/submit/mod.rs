@@ -510,7 +510,6 @@ impl Stopper {
 /// Running counts, read by the progress display.
 #[derive(Debug, Default)]
 pub struct Tally {
-    pub orders: AtomicU64,
     pub done: AtomicU64,
     pub accepted: AtomicU64,
     pub rejected: AtomicU64,
@@ -555,45 +554,67 @@ struct Books {
     run: i64,
 }
 
-/// One batch through the engine on an open ledger: records the run's start,
-/// asks the ledger what it knows of the items, sends them, and returns the
-/// run's id with one outcome per item. The caller records the run's end
+/// Items the engine takes at a time: the ledger and the API's inventory are
+/// asked about a window, its items planned and sent, then the next is read.
+/// Memory holds a window and the requests in flight, not the batch.
+const WINDOW: usize = 1_000;
+
+/// One batch through the engine on an open ledger. `produce` hands over
+/// the items, each with its slot in the outcomes (an order's group, a
+/// sheet's row), on a thread of its own while they are sent: it is told
+/// `false` once the engine takes no more (then it should stop). Records the
+/// run's start and returns its id with the outcomes, `slots` long (`None`
+/// for a slot no item went to). The caller records the run's end
 /// ([`Ledger::end_run`]) once its report is written.
 #[expect(
     clippy::too_many_arguments,
     reason = "the run's parts, each shared differently"
 )]
-pub fn send_batch<O: Operation>(
+pub fn send_batch<O, P>(
     runtime: &tokio::runtime::Runtime,
     ledger: &Ledger,
     start: &ledger::RunStart<'_>,
     op: O,
     client: Client,
-    items: Vec<O::Item>,
+    slots: usize,
+    produce: P,
     opts: &SubmitOpts,
     tally: Arc<Tally>,
     stopper: Arc<Stopper>,
-) -> Result<(i64, Vec<Sent>), LedgerError> {
-    let run_id = ledger.begin_run(start)?;
-    let past = {
-        let keys: Vec<String> = items.iter().map(O::key).collect();
-        ledger.past(O::KIND, keys.iter().map(String::as_str))?
-    };
+) -> crate::error::Result<(i64, Vec<Option<Sent>>)>
+where
+    O: Operation,
+    P: FnOnce(&mut dyn FnMut(usize, O::Item) -> bool) -> crate::error::Result<()> + Send,
+{
+    let ledger_error = |e: LedgerError| crate::error::Error::Usage(e.to_string());
+    let run_id = ledger.begin_run(start).map_err(ledger_error)?;
     let books = Arc::new(Books {
-        writer: ledger.writer()?,
+        writer: ledger.writer().map_err(ledger_error)?,
         run: run_id,
     });
-    let out = runtime.block_on(run(
-        Arc::new(op),
-        client,
-        books,
-        past,
-        items,
-        opts,
-        tally,
-        stopper,
-    ));
-    Ok((run_id, out))
+    let (tx, rx) = tokio::sync::mpsc::channel(WINDOW);
+    std::thread::scope(|scope| {
+        let producer =
+            scope.spawn(move || produce(&mut |slot, item| tx.blocking_send((slot, item)).is_ok()));
+        let out = runtime.block_on(run(
+            Arc::new(op),
+            client,
+            ledger,
+            books,
+            slots,
+            rx,
+            opts,
+            tally,
+            stopper,
+        ));
+        let produced = producer.join().unwrap_or_else(|_| {
+            Err(crate::error::Error::Usage(
+                "the item producer failed".into(),
+            ))
+        });
+        produced?;
+        Ok((run_id, out.map_err(ledger_error)?))
+    })
 }
 
 /// What to do with one item before any request.
@@ -671,15 +692,15 @@ fn decide(kind: &str, key: &str, p: &Past, fp: &str, summary: &str) -> Decision 
 }
 
 /// An item to send, after the ledger and the bulk lookup.
-struct Todo {
-    index: usize,
+struct Todo<T> {
+    slot: usize,
+    item: T,
     lookup_first: bool,
     prior: u32,
 }
 
-/// Sends `items` with `op`; returns one outcome per item, in the order
-/// given. Items must have distinct keys. `past` is what the ledger knows of
-/// them.
+/// Sends the items that arrive on `items`, a window at a time; returns
+/// their outcomes by slot. Items must have distinct keys.
 #[expect(
     clippy::too_many_arguments,
     reason = "the run's parts, each shared differently"
@@ -687,18 +708,18 @@ struct Todo {
 async fn run<O: Operation>(
     op: Arc<O>,
     client: Client,
+    ledger: &Ledger,
     books: Arc<Books>,
-    past: HashMap<String, Past>,
-    items: Vec<O::Item>,
+    slots: usize,
+    mut items: tokio::sync::mpsc::Receiver<(usize, O::Item)>,
     opts: &SubmitOpts,
     tally: Arc<Tally>,
     stopper: Arc<Stopper>,
-) -> Vec<Sent> {
-    tally.orders.store(items.len() as u64, Ordering::Relaxed);
-    let mut out: Vec<Option<Sent>> = vec![None; items.len()];
-    let store = |out: &mut Vec<Option<Sent>>, i: usize, sent: Sent| {
+) -> Result<Vec<Option<Sent>>, LedgerError> {
+    let mut out: Vec<Option<Sent>> = vec![None; slots];
+    let store = |out: &mut Vec<Option<Sent>>, slot: usize, sent: Sent| {
         tally.count(&sent);
-        out[i] = Some(sent);
+        out[slot] = Some(sent);
     };
     let ctx = Arc::new(Ctx {
         client,
@@ -710,186 +731,58 @@ async fn run<O: Operation>(
         tally: tally.clone(),
         stopper: stopper.clone(),
     });
-
-    // 1. The ledger decides, whatever file or batch the items came from.
-    let at = crate::clock::now();
-    let mut todo: Vec<Todo> = Vec::new();
-    // Planned records are made as they are written, not held for every
-    // item at once.
-    let planned = |item: &O::Item| {
-        let (fingerprint, summary) = op.fingerprint(item);
-        Record::Planned {
-            kind: O::KIND,
-            key: O::key(item),
-            fingerprint,
-            summary,
-            run: books.run,
-            at: at.clone(),
-        }
-    };
-    for (i, item) in items.iter().enumerate() {
-        let key = O::key(item);
-        // An item the ledger never saw is sent; only a known one needs its
-        // fingerprint compared.
-        let decision = match past.get(&key) {
-            None => Decision::Send {
-                lookup_first: false,
-                prior: 0,
-            },
-            Some(p) => {
-                let (fingerprint, summary) = op.fingerprint(item);
-                decide(O::KIND, &key, p, &fingerprint, &summary)
-            }
-        };
-        match decision {
-            Decision::Done(sent) => store(&mut out, i, sent),
-            Decision::Send {
-                lookup_first,
-                prior,
-            } => {
-                todo.push(Todo {
-                    index: i,
-                    lookup_first,
-                    prior,
-                });
-            }
-        }
-    }
-    drop(past);
-
-    // 2. The API's own records: what it holds is never sent again.
-    if opts.precheck && !todo.is_empty() && op.precheck(&[], 1).is_some() {
-        let keys: Vec<String> = todo.iter().map(|t| O::key(&items[t.index])).collect();
-        match precheck(&*op, &ctx, &keys).await {
-            Precheck::Held(held) => {
-                let mut answered = Vec::new();
-                todo.retain_mut(|t| {
-                    let item = &items[t.index];
-                    let key = O::key(item);
-                    let Some(listed) = held.get(&key) else {
-                        // Not held: a well-formed listing proves no earlier
-                        // request took effect.
-                        t.lookup_first = false;
-                        return true;
-                    };
-                    let sent = match listed.iter().find_map(|l| op.differs(item, l)) {
-                        Some(why) => Sent {
-                            status: SendStatus::Conflict,
-                            error_code: Some("CONFLICT".into()),
-                            messages: vec![format!(
-                                "the API already holds {} {key}, with other content: {why}; not sent",
-                                O::KIND
-                            )],
-                            attempts: t.prior,
-                            ..Sent::default()
-                        },
-                        None if t.prior > 0 => Sent {
-                            status: SendStatus::Accepted,
-                            messages: vec![format!(
-                                "an earlier request took effect: the API's inventory holds {key}"
-                            )],
-                            attempts: t.prior,
-                            ..Sent::default()
-                        },
-                        None => Sent {
-                            status: SendStatus::Skipped,
-                            messages: vec![format!(
-                                "the API's inventory already holds {key} (created by a run this ledger does not know: another machine, journal folder or spelling of the URL); not sent again"
-                            )],
-                            ..Sent::default()
-                        },
-                    };
-                    let twice = if listed.len() > 1 {
-                        format!(" (it lists {} orders with this id)", listed.len())
-                    } else {
-                        String::new()
-                    };
-                    let mut sent = sent;
-                    if let Some(m) = sent.messages.first_mut() {
-                        m.push_str(&twice);
-                    }
-                    answered.push((t.index, sent));
-                    false
-                });
-                // Their planned records go first: an answer needs its item.
-                let mut records: Vec<Record> =
-                    answered.iter().map(|(i, _)| planned(&items[*i])).collect();
-                records.extend(answered.iter().map(|(i, sent)| Record::Answered {
-                    kind: O::KIND,
-                    key: O::key(&items[*i]),
-                    sent: sent.clone(),
-                    uncertain: false,
-                    run: books.run,
-                    at: at.clone(),
-                }));
-                if let Err(e) = books.writer.record(records).await {
-                    stopper.stop(Stop::Ledger(e.to_string()));
-                }
-                for (i, sent) in answered {
-                    store(&mut out, i, sent);
-                }
-            }
-            Precheck::NotOffered(why) => tally.note(format!(
-                "the API does not offer the bulk order lookup ({why}); relying on the ledger alone"
-            )),
-            Precheck::Failed(why) => stopper.stop(Stop::ApiUnavailable(format!(
-                "the bulk lookup of what the API already holds failed: {why}; nothing was sent (set `precheck = false` in the profile to send without it)"
-            ))),
-        }
-    }
-
-    // 3. Plan: one record per item to send, committed in large groups.
-    for chunk in todo.chunks(10_000) {
-        if stopper.is_stopped() {
-            break;
-        }
-        let records = chunk.iter().map(|t| planned(&items[t.index])).collect();
-        if let Err(e) = books.writer.record(records).await {
-            stopper.stop(Stop::Ledger(e.to_string()));
-        }
-    }
-
-    // 4. Send.
     let permits = Arc::new(Semaphore::new(opts.concurrency.max(1)));
     let mut workers: JoinSet<(usize, Sent)> = JoinSet::new();
-    let mut unknown_before: HashMap<usize, u32> = HashMap::new();
-    let mut items: Vec<Option<O::Item>> = items.into_iter().map(Some).collect();
-    for t in todo {
-        let Some(item) = items[t.index].take() else {
-            continue;
-        };
-        unknown_before.insert(t.index, t.prior);
-        if stopper.is_stopped() {
-            store(
-                &mut out,
-                t.index,
-                not_submitted(&stopper, t.prior, t.lookup_first),
-            );
-            continue;
-        }
-        let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => p.ok(),
-            () = stopper.stopped() => None,
-        };
-        let Some(permit) = permit else {
-            store(
-                &mut out,
-                t.index,
-                not_submitted(&stopper, t.prior, t.lookup_first),
-            );
-            continue;
-        };
-        let ctx = ctx.clone();
-        let op = op.clone();
-        let (i, lookup_first, prior) = (t.index, t.lookup_first, t.prior);
-        workers.spawn(async move {
-            let sent = send_one(&*op, &ctx, &item, lookup_first, prior).await;
-            drop(permit);
-            (i, sent)
-        });
-        while let Some(done) = workers.try_join_next() {
-            if let Ok((i, sent)) = done {
-                store(&mut out, i, sent);
+    // Requests sent before, of the items in flight: a worker cut off
+    // mid-request is one more.
+    let mut in_flight: HashMap<usize, u32> = HashMap::new();
+    let mut precheck_on = opts.precheck && op.precheck(&[], 1).is_some();
+    let mut window: Vec<(usize, O::Item)> = Vec::with_capacity(WINDOW);
+
+    while items.recv_many(&mut window, WINDOW).await > 0 {
+        let todo = settle(
+            &*op,
+            &ctx,
+            ledger,
+            std::mem::take(&mut window),
+            &mut precheck_on,
+            &mut |slot, sent| store(&mut out, slot, sent),
+        )
+        .await?;
+        for t in todo {
+            if stopper.is_stopped() {
+                store(
+                    &mut out,
+                    t.slot,
+                    not_submitted(&stopper, t.prior, t.lookup_first),
+                );
+                continue;
+            }
+            let permit = tokio::select! {
+                p = permits.clone().acquire_owned() => p.ok(),
+                () = stopper.stopped() => None,
+            };
+            let Some(permit) = permit else {
+                store(
+                    &mut out,
+                    t.slot,
+                    not_submitted(&stopper, t.prior, t.lookup_first),
+                );
+                continue;
+            };
+            in_flight.insert(t.slot, t.prior);
+            let ctx = ctx.clone();
+            let op = op.clone();
+            workers.spawn(async move {
+                let sent = send_one(&*op, &ctx, &t.item, t.lookup_first, t.prior).await;
+                drop(permit);
+                (t.slot, sent)
+            });
+            while let Some(done) = workers.try_join_next() {
+                if let Ok((slot, sent)) = done {
+                    in_flight.remove(&slot);
+                    store(&mut out, slot, sent);
+                }
             }
         }
     }
@@ -897,8 +790,9 @@ async fn run<O: Operation>(
     // Wait for the workers; after an interrupt, only for a while.
     let drain = async {
         while let Some(done) = workers.join_next().await {
-            if let Ok((i, sent)) = done {
-                store(&mut out, i, sent);
+            if let Ok((slot, sent)) = done {
+                in_flight.remove(&slot);
+                store(&mut out, slot, sent);
             }
         }
     };
@@ -915,31 +809,189 @@ async fn run<O: Operation>(
     }
     workers.abort_all();
     while let Some(done) = workers.join_next().await {
-        if let Ok((i, sent)) = done {
-            store(&mut out, i, sent);
+        if let Ok((slot, sent)) = done {
+            in_flight.remove(&slot);
+            store(&mut out, slot, sent);
         }
     }
 
     // Items whose worker was cut off mid-request.
-    out.into_iter()
-        .enumerate()
-        .map(|(i, sent)| {
-            sent.unwrap_or_else(|| {
-                let sent = Sent {
-                    status: SendStatus::Failed,
-                    error_code: Some("OUTCOME_UNKNOWN".into()),
-                    messages: vec![
-                        "stopped while a request was in flight; the re-run looks it up before sending again"
-                            .into(),
-                    ],
-                    attempts: unknown_before.get(&i).copied().unwrap_or(0) + 1,
-                    ..Sent::default()
-                };
-                tally.count(&sent);
-                sent
-            })
-        })
-        .collect()
+    for (slot, prior) in in_flight {
+        let sent = Sent {
+            status: SendStatus::Failed,
+            error_code: Some("OUTCOME_UNKNOWN".into()),
+            messages: vec![
+                "stopped while a request was in flight; the re-run looks it up before sending again"
+                    .into(),
+            ],
+            attempts: prior + 1,
+            ..Sent::default()
+        };
+        store(&mut out, slot, sent);
+    }
+    Ok(out)
+}
+
+/// One window before any send: the ledger decides, then the API's own
+/// records; what they settle goes to `done`, the rest is planned in the
+/// ledger and returned to be sent.
+async fn settle<O: Operation>(
+    op: &O,
+    ctx: &Ctx,
+    ledger: &Ledger,
+    window: Vec<(usize, O::Item)>,
+    precheck_on: &mut bool,
+    done: &mut dyn FnMut(usize, Sent),
+) -> Result<Vec<Todo<O::Item>>, LedgerError> {
+    let at = crate::clock::now();
+    let planned = |item: &O::Item| {
+        let (fingerprint, summary) = op.fingerprint(item);
+        Record::Planned {
+            kind: O::KIND,
+            key: O::key(item),
+            fingerprint,
+            summary,
+            run: ctx.books.run,
+            at: at.clone(),
+        }
+    };
+
+    // 1. The ledger decides, whatever file or batch the items came from.
+    let keys: Vec<String> = window.iter().map(|(_, item)| O::key(item)).collect();
+    let past = ledger.past(O::KIND, keys.iter().map(String::as_str))?;
+    let mut todo = Vec::with_capacity(window.len());
+    for ((slot, item), key) in window.into_iter().zip(keys) {
+        // An item the ledger never saw is sent; only a known one needs its
+        // fingerprint compared.
+        let decision = match past.get(&key) {
+            None => Decision::Send {
+                lookup_first: false,
+                prior: 0,
+            },
+            Some(p) => {
+                let (fingerprint, summary) = op.fingerprint(&item);
+                decide(O::KIND, &key, p, &fingerprint, &summary)
+            }
+        };
+        match decision {
+            Decision::Done(sent) => done(slot, sent),
+            Decision::Send {
+                lookup_first,
+                prior,
+            } => todo.push(Todo {
+                slot,
+                item,
+                lookup_first,
+                prior,
+            }),
+        }
+    }
+    if ctx.stopper.is_stopped() || todo.is_empty() {
+        return Ok(todo);
+    }
+
+    // 2. The API's own records: what it holds is never sent again.
+    if *precheck_on {
+        let keys: Vec<String> = todo.iter().map(|t| O::key(&t.item)).collect();
+        match precheck(op, ctx, &keys).await {
+            Precheck::Held(held) => {
+                let mut records = Vec::new();
+                let mut answered = Vec::new();
+                todo.retain_mut(|t| {
+                    let key = O::key(&t.item);
+                    let Some(listed) = held.get(&key) else {
+                        // Not held: a well-formed listing proves no earlier
+                        // request took effect.
+                        t.lookup_first = false;
+                        return true;
+                    };
+                    let sent = held_outcome(op, &t.item, &key, listed, t.prior);
+                    // The planned record goes first: an answer needs its item.
+                    records.push(planned(&t.item));
+                    records.push(Record::Answered {
+                        kind: O::KIND,
+                        key,
+                        sent: sent.clone(),
+                        uncertain: false,
+                        run: ctx.books.run,
+                        at: at.clone(),
+                    });
+                    answered.push((t.slot, sent));
+                    false
+                });
+                if !records.is_empty()
+                    && let Err(e) = ctx.books.writer.record(records).await
+                {
+                    ctx.stopper.stop(Stop::Ledger(e.to_string()));
+                }
+                for (slot, sent) in answered {
+                    done(slot, sent);
+                }
+            }
+            Precheck::NotOffered(why) => {
+                *precheck_on = false;
+                ctx.tally.note(format!(
+                    "the API does not offer the bulk order lookup ({why}); relying on the ledger alone"
+                ));
+            }
+            Precheck::Failed(why) => ctx.stopper.stop(Stop::ApiUnavailable(format!(
+                "the bulk lookup of what the API already holds failed: {why}; nothing more is sent (set `precheck = false` in the profile to send without it)"
+            ))),
+        }
+    }
+
+    // 3. Plan: one record per item to send, committed together.
+    if !ctx.stopper.is_stopped() && !todo.is_empty() {
+        let records = todo.iter().map(|t| planned(&t.item)).collect();
+        if let Err(e) = ctx.books.writer.record(records).await {
+            ctx.stopper.stop(Stop::Ledger(e.to_string()));
+        }
+    }
+    Ok(todo)
+}
+
+/// The outcome of an item the API's inventory already holds (`listed`
+/// once per order it has under the key).
+fn held_outcome<O: Operation>(
+    op: &O,
+    item: &O::Item,
+    key: &str,
+    listed: &[Value],
+    prior: u32,
+) -> Sent {
+    let mut sent = match listed.iter().find_map(|l| op.differs(item, l)) {
+        Some(why) => Sent {
+            status: SendStatus::Conflict,
+            error_code: Some("CONFLICT".into()),
+            messages: vec![format!(
+                "the API already holds {} {key}, with other content: {why}; not sent",
+                O::KIND
+            )],
+            attempts: prior,
+            ..Sent::default()
+        },
+        None if prior > 0 => Sent {
+            status: SendStatus::Accepted,
+            messages: vec![format!(
+                "an earlier request took effect: the API's inventory holds {key}"
+            )],
+            attempts: prior,
+            ..Sent::default()
+        },
+        None => Sent {
+            status: SendStatus::Skipped,
+            messages: vec![format!(
+                "the API's inventory already holds {key} (created by a run this ledger does not know: another machine, journal folder or spelling of the URL); not sent again"
+            )],
+            ..Sent::default()
+        },
+    };
+    if listed.len() > 1
+        && let Some(m) = sent.messages.first_mut()
+    {
+        m.push_str(&format!(" (it lists {} orders with this id)", listed.len()));
+    }
+    sent
 }
 
 /// What the bulk lookup found.

@@ -174,15 +174,14 @@ impl Operation for CreateOrders {
     /// Compares product id, BIN and quantity, the fields both the inventory
     /// (`products[]`) and `fetchStatus` (`productDetails[]`) list.
     fn differs(&self, item: &OrderBody, held: &Value) -> Option<String> {
-        let ours: Vec<(String, String, u64)> = products_of(item)
+        let mut theirs = held_products(held)?;
+        let mut ours: Vec<(String, String, u64)> = products_of(item)
             .iter()
             .map(|p| (p.product_id.clone(), p.bin.clone(), u64::from(p.quantity)))
             .collect();
-        let theirs = held_products(held)?;
-        let (mut a, mut b) = (ours, theirs);
-        a.sort();
-        b.sort();
-        if a == b {
+        ours.sort();
+        theirs.sort();
+        if ours == theirs {
             return None;
         }
         let show = |v: &[(String, String, u64)]| {
@@ -193,8 +192,8 @@ impl Operation for CreateOrders {
         };
         Some(format!(
             "the API holds it with products [{}], the sheet has [{}]",
-            show(&b),
-            show(&a)
+            show(&theirs),
+            show(&ours)
         ))
     }
 

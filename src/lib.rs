@@ -4,13 +4,16 @@
 //! A sheet flows one way through the stages, each a module:
 //!
 //! ```text
-//! read → columns → validate → group → report
+//! read → columns → validate → group → submit → report
 //! ```
 //!
-//! `pipeline` runs them in order; `cli` turns flags into a checked run; `dcms`
-//! holds the API's request and response types; `sandbox` is the local DCMS
-//! simulator the tests and `--sandbox` run against.
+//! `pipeline` runs the checking stages in order; `batch` takes a checked
+//! file through the send engine (`submit`) to its report, the same way for
+//! orders, cancels and upgrades; `cli` turns flags into those calls;
+//! `dcms` holds the API's request and response types; `sandbox` is the
+//! local DCMS simulator the tests and `--sandbox` run against.
 
+pub mod batch;
 pub mod cli;
 pub mod clock;
 pub mod columns;

@@ -366,8 +366,12 @@ fn a_file_changed_between_the_passes_is_an_error_not_a_report() {
                 .unwrap()
                 .set_modified(before + std::time::Duration::from_millis(10))
                 .unwrap();
-            let mut facts =
-                report::RunFacts::new("validate", &checked, serde_json::json!({}), report::now());
+            let mut facts = report::RunFacts::of_check(
+                "validate",
+                &checked,
+                serde_json::json!({}),
+                report::now(),
+            );
             let out = dir.path().join(format!("r.{ext}"));
             let err = report::write(&checked, &out, &mut facts)
                 .expect_err(what)

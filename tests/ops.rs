@@ -76,6 +76,38 @@ fn cancel_cancels_what_the_sheet_says_and_a_rerun_cancels_nothing_again() {
     let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["counts"]["accepted"], 2);
 
+    // The run facts have the shape of a submit's, from the one engine:
+    // rows split into valid + invalid, the valid ones by outcome, the API
+    // and ledger run, the report's hash.
+    let facts: Value = serde_json::from_str(
+        &std::fs::read_to_string(desk.path("cancel.report.csv.run.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(facts["command"], "cancel");
+    let (counts, sent) = (&facts["counts"], &facts["sent"]);
+    assert_eq!((&counts["rows"], &counts["valid"]), (&5.into(), &4.into()));
+    assert_eq!(counts["invalid"], 1);
+    assert_eq!(
+        counts.get("orders_ready"),
+        None,
+        "no orders on a cancel sheet"
+    );
+    assert_eq!(
+        (&sent["accepted"], &sent["rejected"]),
+        (&2.into(), &2.into())
+    );
+    assert_eq!(sent.get("orders_accepted"), None);
+    assert_eq!(facts["api"]["tenant"], "ACME");
+    assert!(facts["api"]["ledger_run"].as_i64().unwrap() > 0);
+    assert_eq!(facts["api"]["requests"], 4);
+    assert_eq!(facts["report"]["sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(
+        summary["run_facts"],
+        desk.path("cancel.report.csv.run.json")
+            .display()
+            .to_string()
+    );
+
     let cancels =
         |sb: &SandboxProcess| sb.inspect("/stats")["requests"]["/v1/card-order/cancel"].clone();
     let before = cancels(&sb);

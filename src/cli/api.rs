@@ -14,11 +14,11 @@ use clap::Args;
 use serde::Deserialize;
 
 use super::Console;
+use crate::batch::{Engine, Finished};
 use crate::dcms::{Client, ClientOpts, Secret, check_base_url};
 use crate::error::{Error, Result};
-use crate::exit;
 use crate::sandbox::{Sandbox, SandboxOpts};
-use crate::submit::{RetryPolicy, Stop, Stopper, SubmitOpts, Tally};
+use crate::submit::{Destination, Ledger, RetryPolicy, Stop, Stopper, SubmitOpts, Tally};
 
 /// Where the API is and who we are.
 #[derive(Debug, Args)]
@@ -314,6 +314,40 @@ impl ApiArgs {
 }
 
 impl Api {
+    /// The batch engine for this API: its client, its ledger (waiting,
+    /// and saying so, while another run holds it), the sending options,
+    /// and a runtime with Ctrl-C / SIGTERM wired to its stop signal.
+    pub fn engine(&self, send: &SendArgs, console: Console) -> Result<Engine> {
+        let mut opts = send.to_opts()?;
+        opts.precheck = self.precheck;
+        let client = self.client(send)?;
+        let dest = Destination::new(&self.tenant, &self.base_url);
+        let ledger = Ledger::open(&self.journal_dir, &dest, true, |lock| {
+            if !console.quiet {
+                eprintln!(
+                    "dcms-bulk: another dcms-bulk run is sending to {} (tenant {}); waiting for it to end (lock {})",
+                    dest.base_url,
+                    dest.tenant,
+                    lock.display()
+                );
+            }
+        })
+        .map_err(|e| Error::Usage(e.to_string()))?;
+        if console.verbose {
+            eprintln!("dcms-bulk: ledger {}", ledger.path().display());
+        }
+        let stopper = Arc::new(Stopper::default());
+        Ok(Engine {
+            runtime: runtime(&stopper)?,
+            ledger,
+            client,
+            opts,
+            stopper,
+            tenant: self.tenant.clone(),
+            base_url: self.base_url.clone(),
+        })
+    }
+
     /// The HTTP client for this API.
     pub fn client(&self, send: &SendArgs) -> Result<Client> {
         Client::new(&ClientOpts {
@@ -369,15 +403,6 @@ pub fn runtime(stopper: &Arc<Stopper>) -> Result<tokio::runtime::Runtime> {
         stopper.stop(Stop::Interrupted);
     });
     Ok(runtime)
-}
-
-/// The exit code of a stopped run.
-pub fn stop_code(why: &Stop) -> i32 {
-    match why {
-        Stop::Interrupted => exit::INTERRUPTED,
-        Stop::ApiUnavailable(_) | Stop::Refused(_) => exit::API_UNAVAILABLE,
-        Stop::Ledger(_) => exit::USAGE,
-    }
 }
 
 /// Ctrl-C, or SIGTERM on Unix.
@@ -482,4 +507,40 @@ impl Progress {
             b.finish_and_clear();
         }
     }
+}
+
+/// Prints what became of a batch's rows (and orders), and the engine's
+/// notes, unless `-q`.
+pub fn print_finished(name: &str, done: &Finished, console: Console) {
+    if console.quiet {
+        return;
+    }
+    for note in &done.notes {
+        eprintln!("{name}: {note}");
+    }
+    let f = &done.facts;
+    let (c, s) = (f.counts, f.sent.unwrap_or_default());
+    let mut line = format!(
+        "{name}: {} rows: {} accepted, {} skipped (done before), {} rejected, {} failed, {} conflict, {} invalid",
+        c.rows, s.accepted, s.skipped, s.rejected, s.failed, s.conflict, c.invalid
+    );
+    if let (Some(ready), Some(o)) = (c.orders, s.orders) {
+        line += &format!(
+            ", {} held; orders: {} accepted, {} skipped, {} rejected, {} failed, {} conflict, {} held",
+            c.held,
+            o.orders_accepted,
+            o.orders_skipped,
+            o.orders_rejected,
+            o.orders_failed,
+            o.orders_conflict,
+            ready.orders_held
+        );
+    }
+    if let Some(api) = &f.api {
+        line += &format!("; {} requests", api.requests);
+    }
+    if let Some(r) = &f.report {
+        line += &format!("; report: {}", r.path);
+    }
+    eprintln!("{line}");
 }

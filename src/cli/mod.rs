@@ -324,6 +324,13 @@ pub(crate) fn print_stdout(text: &str) -> std::io::Result<bool> {
     }
 }
 
+/// Prints `value` as pretty JSON on stdout (a `--json` summary).
+pub(crate) fn print_json(value: &serde_json::Value) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| Error::Usage(e.to_string()))? + "\n";
+    print_stdout(&text).map_err(|e| Error::io("<stdout>", e))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

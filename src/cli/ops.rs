@@ -4,22 +4,20 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use clap::Args;
 use serde_json::json;
 
-use super::api::{ApiArgs, Progress, SendArgs, runtime, stop_code};
+use super::api::{ApiArgs, Progress, SendArgs, print_finished};
 use super::submit::ReportFormat;
-use super::{Console, check_batch_id, print_stdout, read_opts};
-use crate::error::{Error, Result};
-use crate::exit;
+use super::{Console, check_batch_id, print_json, read_opts};
+use crate::batch::{Batch, RowSheet};
+use crate::error::Result;
 use crate::ops::sheet::{self, OpSheet};
 use crate::ops::{self, CancelOrders, RowCheck, UpgradeCards};
 use crate::pipeline::sha256_file;
-use crate::report::{self, table};
-use crate::submit::ledger::RunStart;
-use crate::submit::{self, Operation, SendStatus, Sent, Stopper, Tally};
+use crate::report;
+use crate::submit::{Operation, Tally};
 use crate::template::Kind;
 
 #[derive(Debug, Args)]
@@ -88,31 +86,7 @@ pub fn upgrade(args: &OpArgs, console: Console) -> Result<i32> {
     )
 }
 
-/// The result columns, after `status`.
-fn result_columns(kind: Kind) -> Vec<&'static str> {
-    let mut cols = vec![
-        "status",
-        "error_code",
-        "errors",
-        "http_status",
-        "attempts",
-        "submitted_at",
-        "latency_ms",
-    ];
-    if kind == Kind::Upgrade {
-        cols.extend(["new_kit_no", "card_number", "card_status"]);
-    }
-    cols
-}
-
-fn command_name(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Order => "submit",
-        Kind::Cancel => "cancel",
-        Kind::Upgrade => "upgrade",
-    }
-}
-
+/// `kind`'s sheet, read and checked, each valid row sent as `op`.
 fn run<O: Operation>(
     kind: Kind,
     args: &OpArgs,
@@ -127,255 +101,79 @@ fn run<O: Operation>(
         args.encoding.as_deref(),
     )?;
     check_batch_id(args.batch_id.as_deref())?;
-    let send = args.send.to_opts()?;
     let report_path = report_path(args);
     report::Format::from_path(&report_path)?;
     super::not_the_input(&report_path, &args.file)?;
     let api = args.api.resolve(&args.send, console)?;
-    let client = api.client(&args.send)?;
 
     let file = &args.file;
     let name = file.display().to_string();
-    let (sha, _) = sha256_file(file)?;
+    let (sha256, bytes) = sha256_file(file)?;
     let sheet = sheet::read(file, &read, kind)?;
     let checks = check(&sheet);
-    if !console.quiet {
-        let sheet = &sheet;
-        let problems = sheet.rows.iter().zip(&checks).flat_map(|(row, c)| {
-            c.problems
-                .iter()
-                .map(move |p| (sheet.at(p.col, row.number), p))
-        });
-        for (i, (at, p)) in problems.enumerate() {
-            if i == 50 && !console.verbose {
-                eprintln!("{name}: … more problems; the report lists every one");
-                break;
-            }
-            eprintln!("{name}: {at} {}: {}", p.field, p.message);
-        }
-    }
+    print_row_problems(&name, &sheet, &checks, console);
 
-    let batch_id = args.batch_id.clone().unwrap_or_default();
-    let ledger = super::submit::open_ledger(&api, console)?;
-    let options = json!({ "batch_id": args.batch_id });
-    let start = RunStart {
-        command: command_name(kind),
-        input: &name,
-        input_sha256: &sha,
-        batch_id: &batch_id,
-        options: &options,
-        started_at: &started,
-    };
-    let stopper = Arc::new(Stopper::default());
-    let runtime = runtime(&stopper)?;
+    let engine = api.engine(&args.send, console)?;
     let tally = Arc::new(Tally::default());
     let items = checks.iter().filter(|c| c.item.is_some()).count() as u64;
-    let progress = Progress::start(&runtime, &name, tally.clone(), items, console);
-    // Each row's item, with its row as its slot.
-    let sent = submit::send_batch(
-        &runtime,
-        &ledger,
-        &start,
-        op,
-        client,
-        checks.len(),
-        |emit| {
-            for (i, c) in checks.iter().enumerate() {
-                if let Some(item) = &c.item
-                    && !emit(i, item.clone())
-                {
-                    break;
-                }
-            }
-            Ok(())
-        },
-        &send,
-        tally.clone(),
-        stopper.clone(),
-    );
+    let progress = Progress::start(&engine.runtime, &name, tally.clone(), items, console);
+    let input = RowSheet {
+        path: file,
+        sha256: &sha256,
+        bytes,
+        sheet: &sheet,
+        checks: &checks,
+        batch_id: args.batch_id.as_deref(),
+    };
+    let command = O::KIND;
+    let batch = Batch {
+        command,
+        options: json!({ "batch_id": args.batch_id }),
+        started,
+        report: &report_path,
+        tally,
+    };
+    let done = engine.rows(op, &input, batch);
     progress.finish();
-    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
-    let (run_id, sent) = sent?;
-    let results = result_columns(kind);
-    let lines: Vec<table::Line> = sheet
-        .rows
-        .iter()
-        .zip(&checks)
-        .zip(&sent)
-        .map(|((row, check), sent)| line(&sheet, kind, row, check, sent.as_ref(), &results))
-        .collect();
-
-    let mut counts = std::collections::BTreeMap::from([
-        ("rows", 0u64),
-        ("invalid", 0),
-        ("accepted", 0),
-        ("rejected", 0),
-        ("failed", 0),
-        ("skipped", 0),
-        ("conflict", 0),
-    ]);
-    for l in &lines {
-        *counts.entry("rows").or_default() += 1;
-        let k = match l.results[0].as_str() {
-            "ACCEPTED" => "accepted",
-            "REJECTED" => "rejected",
-            "FAILED" => "failed",
-            "SKIPPED" => "skipped",
-            "CONFLICT" => "conflict",
-            _ => "invalid",
-        };
-        *counts.entry(k).or_default() += 1;
+    let stopped = engine.stopper.reason();
+    engine
+        .runtime
+        .shutdown_timeout(std::time::Duration::from_secs(1));
+    let done = done?;
+    if let Some(why) = stopped {
+        eprintln!("dcms-bulk: stopped: {why}; re-run the same command to resume");
     }
-    counts.insert("blank_rows", sheet.blank_rows);
-
-    let mut facts = json!({
-        "tool": "dcms-bulk",
-        "version": env!("CARGO_PKG_VERSION"),
-        "command": command_name(kind),
-        "input": {
-            "path": name,
-            "sha256": sha,
-            "sheet": sheet.sheet.name(),
-            "header_row": sheet.header_row,
-            "detected": sheet.sheet.notes(),
-        },
-        "batch_id": batch_id,
-        "api": {
-            "tenant": api.tenant,
-            "base_url": api.base_url,
-            "ledger": ledger.path().display().to_string(),
-            "ledger_run": run_id,
-            "requests": tally.requests.load(Ordering::Relaxed),
-            "stopped": stopper.reason().map(|r| r.to_string()),
-        },
-        "started_at": started,
-        "finished_at": report::now(),
-        "counts": counts,
-    });
-    let table = table::Table {
-        source_file: &name,
-        sheet: sheet.sheet.name(),
-        columns: &sheet.headers,
-        results: &results,
-        summary: counts
-            .iter()
-            .map(|(k, v)| (k.replace('_', " "), *v))
-            .collect(),
-        facts: report::fact_lines(&facts),
-    };
-    let report_sha = table::write(&report_path, &table, &lines)?;
-    facts["report"] = json!({
-        "path": report_path.display().to_string(),
-        "format": report::Format::from_path(&report_path)?,
-        "sha256": report_sha,
-    });
-    let facts_path = report::facts_path(&report_path);
-    report::write_atomic(&facts_path, |w| {
-        serde_json::to_writer_pretty(&mut *w, &facts).map_err(std::io::Error::other)?;
-        w.write_all(b"\n")
-    })?;
-    ledger
-        .end_run(
-            run_id,
-            &json!(counts),
-            &report_path,
-            stopper.reason().map(|r| r.to_string()),
-        )
-        .map_err(|e| Error::Usage(e.to_string()))?;
-
-    let done = counts["accepted"] + counts["skipped"] == counts["rows"];
-    let code = match stopper.reason() {
-        Some(why) => {
-            eprintln!("dcms-bulk: stopped: {why}; re-run the same command to resume");
-            stop_code(&why)
-        }
-        None if done => exit::OK,
-        None => exit::ROWS_NOT_DONE,
-    };
-    if !console.quiet {
-        eprintln!(
-            "{name}: {} rows: {} accepted, {} skipped (done before), {} rejected, {} failed, {} invalid; report: {}",
-            counts["rows"],
-            counts["accepted"],
-            counts["skipped"],
-            counts["rejected"],
-            counts["failed"],
-            counts["invalid"],
-            report_path.display()
-        );
-    }
+    print_finished(&name, &done, console);
     if args.json {
-        let text = serde_json::to_string_pretty(&json!({
+        print_json(&json!({
             "input": name,
-            "command": command_name(kind),
+            "command": command,
             "tenant": api.tenant,
-            "counts": counts,
+            "counts": done.counts_json(),
             "report": report_path.display().to_string(),
-            "run_facts": facts_path.display().to_string(),
-            "exit_code": code,
-        }))
-        .map_err(|e| Error::Usage(e.to_string()))?
-            + "\n";
-        print_stdout(&text).map_err(|e| Error::io("<stdout>", e))?;
+            "run_facts": done.facts_path.display().to_string(),
+            "exit_code": done.code,
+        }))?;
     }
-    Ok(code)
+    Ok(done.code)
 }
 
-/// A report line: the row's cells, then its status and the API's answer.
-fn line<T>(
-    sheet: &OpSheet,
-    kind: Kind,
-    row: &sheet::OpRow,
-    check: &RowCheck<T>,
-    sent: Option<&Sent>,
-    results: &[&str],
-) -> table::Line {
-    let mut cells = row.cells.clone();
-    cells.resize(sheet.headers.len(), String::new());
-    cells.truncate(sheet.headers.len());
-    let mut out: Vec<String> = vec![String::new(); results.len()];
-    let mut errors: Vec<String> = check
-        .problems
-        .iter()
-        .map(|p| match p.col {
-            Some(c) => format!(
-                "{} {}: {}",
-                sheet.sheet.cell_ref(c, row.number),
-                p.field,
-                p.message
-            ),
-            None => format!("{}: {}", p.field, p.message),
-        })
-        .collect();
-    match sent {
-        None => out[0] = "INVALID".into(),
-        Some(s) => {
-            out[0] = s.status.as_str().into();
-            out[1] = s.error_code.clone().unwrap_or_default();
-            let source = match s.status {
-                SendStatus::Rejected | SendStatus::Failed => "api",
-                _ => "ledger",
-            };
-            errors.extend(s.messages.iter().map(|m| format!("{source}: {m}")));
-            out[3] = s.http_status.map(|h| h.to_string()).unwrap_or_default();
-            out[4] = s.attempts.to_string();
-            out[5] = s.submitted_at.clone().unwrap_or_default();
-            out[6] = s.latency_ms.map(|l| l.to_string()).unwrap_or_default();
-            if kind == Kind::Upgrade {
-                for (i, col) in ["new_kit_no", "card_number", "card_status"]
-                    .iter()
-                    .enumerate()
-                {
-                    out[7 + i] = s.result.get(*col).cloned().unwrap_or_default();
-                }
-            }
-        }
+/// The sheet's problems on the console, the first 50 unless `-v`.
+fn print_row_problems<T>(name: &str, sheet: &OpSheet, checks: &[RowCheck<T>], console: Console) {
+    if console.quiet {
+        return;
     }
-    out[2] = errors.join("; ");
-    table::Line {
-        number: row.number,
-        cells,
-        results: out,
+    let problems = sheet.rows.iter().zip(checks).flat_map(|(row, c)| {
+        c.problems
+            .iter()
+            .map(move |p| (sheet.at(p.col, row.number), p))
+    });
+    for (i, (at, p)) in problems.enumerate() {
+        if i == 50 && !console.verbose {
+            eprintln!("{name}: … more problems; the report lists every one");
+            break;
+        }
+        eprintln!("{name}: {at} {}: {}", p.field, p.message);
     }
 }
 

@@ -10,23 +10,18 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use super::api::{Api, ApiArgs, Progress, SendArgs, runtime, stop_code};
-use super::{CheckArgs, Console, print_problems, print_stdout};
-use crate::dcms::Client;
-use crate::dcms::OrderBody;
+use super::api::{ApiArgs, Progress, SendArgs, print_finished};
+use super::{CheckArgs, Console, print_json, print_problems};
+use crate::batch::{Batch, Engine};
 use crate::error::{Error, Result};
 use crate::exit;
-use crate::pipeline::{self, Checked};
-use crate::report::{self, ApiFacts, RunFacts, SentCounts};
-use crate::submit::ledger::RunStart;
-use crate::submit::{
-    self, CreateOrders, Destination, Ledger, SendStatus, Sent, Stop, Stopper, SubmitOpts, Tally,
-};
+use crate::pipeline;
+use crate::report;
+use crate::submit::{Stop, Tally};
 
 #[derive(Debug, Args)]
 pub struct SubmitArgs {
@@ -154,9 +149,22 @@ struct FileSummary {
     counts: Option<serde_json::Value>,
 }
 
+impl FileSummary {
+    /// A file with no report: it could not be read, or was not reached.
+    fn failed(input: String, exit_code: i32, error: String) -> Self {
+        FileSummary {
+            input,
+            exit_code,
+            error: Some(error),
+            report: None,
+            batch_id: None,
+            counts: None,
+        }
+    }
+}
+
 pub fn run(args: &SubmitArgs, console: Console) -> Result<i32> {
     let opts = args.check.to_opts()?;
-    let mut send = args.send.to_opts()?;
     let files = input_files(&args.files)?;
     if args.report.is_some() && files.len() > 1 {
         return Err(Error::Usage(
@@ -170,50 +178,28 @@ pub fn run(args: &SubmitArgs, console: Console) -> Result<i32> {
         std::fs::create_dir_all(dir).map_err(|e| Error::report(dir, e))?;
     }
     let api = args.api.resolve(&args.send, console)?;
-    send.precheck = api.precheck;
-    let client = api.client(&args.send)?;
-    let ledger = open_ledger(&api, console)?;
-    let stopper = Arc::new(Stopper::default());
-    let runtime = runtime(&stopper)?;
+    let engine = api.engine(&args.send, console)?;
 
     let mut summaries = Vec::new();
-    for (n, file) in files.iter().enumerate() {
-        if let Some(why) = stopper.reason() {
-            for rest in &files[n..] {
-                summaries.push(FileSummary {
-                    input: rest.display().to_string(),
-                    exit_code: stop_code(&why),
-                    error: Some(format!("not processed: {why}")),
-                    report: None,
-                    batch_id: None,
-                    counts: None,
-                });
+    for file in &files {
+        let name = file.display().to_string();
+        let summary = match engine.stopper.reason() {
+            Some(why) => {
+                FileSummary::failed(name, why.exit_code(), format!("not processed: {why}"))
             }
-            break;
-        }
-        let summary = match submit_file(
-            args, &opts, &send, &api, &ledger, &client, &runtime, &stopper, file, console,
-        ) {
-            Ok(s) => s,
-            Err(e) => {
+            None => submit_file(args, &opts, &engine, file, console).unwrap_or_else(|e| {
                 eprintln!("dcms-bulk: error: {e}");
-                FileSummary {
-                    input: file.display().to_string(),
-                    exit_code: e.exit_code(),
-                    error: Some(e.to_string()),
-                    report: None,
-                    batch_id: None,
-                    counts: None,
-                }
-            }
+                FileSummary::failed(name, e.exit_code(), e.to_string())
+            }),
         };
         summaries.push(summary);
     }
-    runtime.shutdown_timeout(Duration::from_secs(1));
+    let stopped = engine.stopper.reason();
+    engine.runtime.shutdown_timeout(Duration::from_secs(1));
 
     let code = exit::most_serious(summaries.iter().map(|s| s.exit_code));
-    if let Some(why) = stopper.reason()
-        && (!console.quiet || why != Stop::Interrupted)
+    if let Some(why) = &stopped
+        && (!console.quiet || *why != Stop::Interrupted)
     {
         eprintln!("dcms-bulk: stopped: {why}; re-run the same command to resume");
     }
@@ -226,33 +212,22 @@ pub fn run(args: &SubmitArgs, console: Console) -> Result<i32> {
         );
     }
     if args.json {
-        let text = serde_json::to_string_pretty(&serde_json::json!({
+        print_json(&serde_json::json!({
             "tenant": api.tenant,
             "base_url": api.base_url,
             "files": summaries,
-            "stopped": stopper.reason().map(|r| r.to_string()),
+            "stopped": stopped.map(|r| r.to_string()),
             "exit_code": code,
-        }))
-        .map_err(|e| Error::Usage(e.to_string()))?
-            + "\n";
-        print_stdout(&text).map_err(|e| Error::io("<stdout>", e))?;
+        }))?;
     }
     Ok(code)
 }
 
-#[expect(
-    clippy::too_many_arguments,
-    reason = "the run's parts, passed once per file"
-)]
+/// One file: checked, its ready orders sent, its report written.
 fn submit_file(
     args: &SubmitArgs,
     opts: &pipeline::CheckOpts,
-    send: &SubmitOpts,
-    api: &Api,
-    ledger: &Ledger,
-    client: &Client,
-    runtime: &tokio::runtime::Runtime,
-    stopper: &Arc<Stopper>,
+    engine: &Engine,
     file: &Path,
     console: Console,
 ) -> Result<FileSummary> {
@@ -262,156 +237,26 @@ fn submit_file(
     let checked = pipeline::check(file, opts)?;
     let name = file.display().to_string();
     print_problems(&checked, &name, console);
-    let options = args.check.facts();
-    let start = RunStart {
-        command: "submit",
-        input: &name,
-        input_sha256: &checked.input_sha256,
-        batch_id: &checked.batch_id,
-        options: &options,
-        started_at: &started,
-    };
     let tally = Arc::new(Tally::default());
     let ready = checked.grouping.counts.orders_ready;
-    let progress = Progress::start(runtime, &name, tally.clone(), ready, console);
-    // Ready orders are streamed to the engine as the check hands them on,
-    // each with its group as its slot: never all bodies at once.
-    let sent = submit::send_batch(
-        runtime,
-        ledger,
-        &start,
-        CreateOrders,
-        client.clone(),
-        checked.grouping.groups().len(),
-        |emit| {
-            checked.for_each_order(&mut |g, order| {
-                let body = OrderBody::new(&order).map_err(|e| Error::Usage(e.to_string()))?;
-                if emit(g as usize, body) {
-                    Ok(())
-                } else {
-                    Err(Error::Usage("the send engine stopped taking orders".into()))
-                }
-            })
-        },
-        send,
-        tally.clone(),
-        stopper.clone(),
-    );
-    progress.finish();
-    let (run_id, by_group) = sent?;
-    if !console.quiet {
-        for note in tally.take_notes() {
-            eprintln!("{name}: {note}");
-        }
-    }
-
-    let mut facts = RunFacts::new("submit", &checked, options, started);
-    let counts = sent_counts(&checked, &by_group);
-    facts.sent = Some(counts);
-    facts.api = Some(ApiFacts {
-        tenant: api.tenant.clone(),
-        base_url: api.base_url.clone(),
-        ledger: ledger.path().display().to_string(),
-        ledger_run: run_id,
-        requests: tally.requests.load(Ordering::Relaxed),
-        stopped: stopper.reason().map(|r| r.to_string()),
-    });
-    report::write_with(&checked, &report_path, &mut facts, Some(&by_group))?;
-    let facts_counts = serde_json::to_value(counts).unwrap_or_default();
-    ledger
-        .end_run(
-            run_id,
-            &facts_counts,
-            &report_path,
-            stopper.reason().map(|r| r.to_string()),
-        )
-        .map_err(|e| Error::Usage(e.to_string()))?;
-
-    let c = facts.counts;
-    let rows_done = c.invalid + c.held + counts.rejected + counts.failed + counts.conflict == 0;
-    let code = match stopper.reason() {
-        Some(why) => stop_code(&why),
-        None if rows_done => exit::OK,
-        None => exit::ROWS_NOT_DONE,
+    let progress = Progress::start(&engine.runtime, &name, tally.clone(), ready, console);
+    let batch = Batch {
+        command: "submit",
+        options: args.check.facts(),
+        started,
+        report: &report_path,
+        tally,
     };
-    if !console.quiet {
-        eprintln!(
-            "{name}: {} rows: {} accepted, {} skipped (sent before), {} rejected, {} failed, {} conflict, {} invalid, {} held; orders: {} accepted, {} skipped, {} rejected, {} failed, {} conflict, {} held; {} requests; report: {}",
-            c.rows,
-            counts.accepted,
-            counts.skipped,
-            counts.rejected,
-            counts.failed,
-            counts.conflict,
-            c.invalid,
-            c.held,
-            counts.orders_accepted,
-            counts.orders_skipped,
-            counts.orders_rejected,
-            counts.orders_failed,
-            counts.orders_conflict,
-            c.orders_held,
-            tally.requests.load(Ordering::Relaxed),
-            report_path.display()
-        );
-    }
-    let mut json_counts = serde_json::to_value(c).unwrap_or_default();
-    if let (Some(obj), Ok(serde_json::Value::Object(sent))) =
-        (json_counts.as_object_mut(), serde_json::to_value(counts))
-    {
-        obj.extend(sent);
-    }
+    let done = engine.orders(&checked, batch);
+    progress.finish();
+    let done = done?;
+    print_finished(&name, &done, console);
     Ok(FileSummary {
         input: name,
-        exit_code: code,
+        exit_code: done.code,
         error: None,
         report: Some(report_path.display().to_string()),
         batch_id: Some(checked.batch_id.clone()),
-        counts: Some(json_counts),
+        counts: Some(done.counts_json()),
     })
-}
-
-/// Rows and orders by outcome. A sent order's valid rows take its outcome.
-fn sent_counts(checked: &Checked, by_group: &[Option<Sent>]) -> SentCounts {
-    let mut c = SentCounts::default();
-    for (group, sent) in checked.grouping.groups().iter().zip(by_group) {
-        let Some(sent) = sent else { continue };
-        let rows = u64::from(group.rows - group.invalid);
-        let (row_count, order_count) = match sent.status {
-            SendStatus::Accepted => (&mut c.accepted, &mut c.orders_accepted),
-            SendStatus::Rejected => (&mut c.rejected, &mut c.orders_rejected),
-            SendStatus::Failed => (&mut c.failed, &mut c.orders_failed),
-            SendStatus::Skipped => (&mut c.skipped, &mut c.orders_skipped),
-            SendStatus::Conflict => (&mut c.conflict, &mut c.orders_conflict),
-        };
-        *row_count += rows;
-        *order_count += 1;
-    }
-    debug_assert_eq!(
-        c.accepted + c.rejected + c.failed + c.skipped + c.conflict,
-        checked.grouping.counts.valid,
-        "every valid row belongs to a sent order"
-    );
-    c
-}
-
-/// Opens the ledger of the API and tenant, waiting (and saying so) while
-/// another run holds it.
-pub(super) fn open_ledger(api: &Api, console: Console) -> Result<Ledger> {
-    let dest = Destination::new(&api.tenant, &api.base_url);
-    let ledger = Ledger::open(&api.journal_dir, &dest, true, |lock| {
-        if !console.quiet {
-            eprintln!(
-                "dcms-bulk: another dcms-bulk run is sending to {} (tenant {}); waiting for it to end (lock {})",
-                dest.base_url,
-                dest.tenant,
-                lock.display()
-            );
-        }
-    })
-    .map_err(|e| Error::Usage(e.to_string()))?;
-    if console.verbose {
-        eprintln!("dcms-bulk: ledger {}", ledger.path().display());
-    }
-    Ok(ledger)
 }

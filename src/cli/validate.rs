@@ -49,7 +49,7 @@ pub fn run(args: &ValidateArgs, console: Console) -> Result<i32> {
     let file = args.input.file.display().to_string();
     super::print_problems(&checked, &file, console);
 
-    let mut facts = RunFacts::new("validate", &checked, args.input.facts(), started);
+    let mut facts = RunFacts::of_check("validate", &checked, args.input.facts(), started);
     let facts_path = match &args.report {
         Some(path) => Some(report::write(&checked, path, &mut facts)?),
         None => None,
@@ -82,9 +82,7 @@ pub fn run(args: &ValidateArgs, console: Console) -> Result<i32> {
             "run_facts": facts_path.as_ref().map(|p| p.display().to_string()),
             "exit_code": code,
         });
-        let text =
-            serde_json::to_string_pretty(&summary).map_err(|e| Error::Usage(e.to_string()))? + "\n";
-        print_stdout(&text).map_err(|e| Error::Usage(format!("cannot write to stdout: {e}")))?;
+        super::print_json(&summary)?;
     }
     if !console.quiet {
         eprintln!(
@@ -93,8 +91,8 @@ pub fn run(args: &ValidateArgs, console: Console) -> Result<i32> {
             c.valid,
             c.invalid,
             c.held,
-            c.orders_ready,
-            c.orders_held,
+            checked.grouping.counts.orders_ready,
+            checked.grouping.counts.orders_held,
             if c.blank_rows > 0 {
                 format!(" ({} blank rows skipped)", c.blank_rows)
             } else {

@@ -244,6 +244,8 @@ impl Operation for UpgradeCards {
 
     const KIND: &'static str = "upgrade";
 
+    const RESULTS: &'static [&'static str] = &["new_kit_no", "card_number", "card_status"];
+
     fn key(item: &UpgradeRequest) -> String {
         item.kit_no.clone()
     }
@@ -313,13 +315,12 @@ impl Operation for UpgradeCards {
             .and_then(|r| r.get("kitInfo"))
             .and_then(|k| k.get(0));
         let mut out = BTreeMap::new();
-        for (field, column) in [
-            ("kitNo", "new_kit_no"),
-            ("cardNumber", "card_number"),
-            ("cardStatus", "card_status"),
-        ] {
+        for (field, column) in ["kitNo", "cardNumber", "cardStatus"]
+            .into_iter()
+            .zip(Self::RESULTS)
+        {
             if let Some(v) = kit.and_then(|k| k.get(field)).and_then(Value::as_str) {
-                out.insert(column.to_owned(), mask_card_numbers(v).into_owned());
+                out.insert((*column).to_owned(), mask_card_numbers(v).into_owned());
             }
         }
         out

@@ -19,18 +19,18 @@ pub struct RunFacts {
     pub started_at: String,
     pub finished_at: String,
     pub counts: FactCounts,
-    /// Submit runs: where the orders went (never the token).
+    /// Sending runs: where the items went (never the token).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api: Option<ApiFacts>,
-    /// Submit runs: rows and orders by outcome. The valid rows split into
-    /// accepted + rejected + failed + skipped + conflict.
+    /// Sending runs: rows (and, for submit, orders) by outcome. The valid
+    /// rows split into accepted + rejected + failed + skipped + conflict.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sent: Option<SentCounts>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub report: Option<ReportFacts>,
 }
 
-/// The API a submit run talked to.
+/// The API a sending run talked to.
 #[derive(Debug, Clone, Serialize)]
 pub struct ApiFacts {
     pub tenant: String,
@@ -46,7 +46,7 @@ pub struct ApiFacts {
     pub stopped: Option<String>,
 }
 
-/// Submit outcomes, of rows and of orders.
+/// Outcomes of the rows sent and, for orders, of the orders.
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
 pub struct SentCounts {
     pub accepted: u64,
@@ -54,6 +54,14 @@ pub struct SentCounts {
     pub failed: u64,
     pub skipped: u64,
     pub conflict: u64,
+    /// Submit runs only.
+    #[serde(flatten)]
+    pub orders: Option<SentOrders>,
+}
+
+/// Orders by outcome (an order's rows share it).
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct SentOrders {
     pub orders_accepted: u64,
     pub orders_rejected: u64,
     pub orders_failed: u64,
@@ -72,7 +80,8 @@ pub struct InputFacts {
     pub detected: Vec<String>,
 }
 
-/// Rows by status and orders; `valid + invalid + held == rows`.
+/// Rows by status and, for order sheets, orders; `valid + invalid + held
+/// == rows`.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
 pub struct FactCounts {
     pub rows: u64,
@@ -80,6 +89,14 @@ pub struct FactCounts {
     pub invalid: u64,
     pub held: u64,
     pub blank_rows: u64,
+    /// Order sheets only.
+    #[serde(flatten)]
+    pub orders: Option<OrderCounts>,
+}
+
+/// The orders of an order sheet, ready or held.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct OrderCounts {
     pub orders_ready: u64,
     pub orders_held: u64,
 }
@@ -92,42 +109,105 @@ pub struct ReportFacts {
 }
 
 impl RunFacts {
+    /// The facts of a run on `input`; `finished_at` is now.
     pub fn new(
+        command: &str,
+        input: InputFacts,
+        batch_id: Option<String>,
+        options: serde_json::Value,
+        started_at: String,
+        counts: FactCounts,
+    ) -> Self {
+        RunFacts {
+            tool: "dcms-bulk",
+            version: env!("CARGO_PKG_VERSION"),
+            command: command.to_string(),
+            input,
+            batch_id,
+            options,
+            finished_at: super::now(),
+            started_at,
+            counts,
+            api: None,
+            sent: None,
+            report: None,
+        }
+    }
+
+    /// The facts of a run on a checked order sheet.
+    pub fn of_check(
         command: &str,
         checked: &Checked,
         options: serde_json::Value,
         started_at: String,
     ) -> Self {
         let c = checked.grouping.counts;
-        RunFacts {
-            tool: "dcms-bulk",
-            version: env!("CARGO_PKG_VERSION"),
-            command: command.to_string(),
-            input: InputFacts {
-                path: checked.path.display().to_string(),
-                sha256: checked.input_sha256.clone(),
-                bytes: checked.input_bytes,
-                sheet: checked.sheet.name().to_string(),
-                header_row: checked.columns.header_row,
-                detected: checked.sheet.notes().to_vec(),
-            },
-            batch_id: (!checked.batch_id.is_empty()).then(|| checked.batch_id.clone()),
-            options,
-            finished_at: super::now(),
-            started_at,
-            counts: FactCounts {
-                rows: c.rows,
-                valid: c.valid,
-                invalid: c.invalid,
-                held: c.held,
-                blank_rows: checked.blank_rows(),
+        let input = InputFacts {
+            path: checked.path.display().to_string(),
+            sha256: checked.input_sha256.clone(),
+            bytes: checked.input_bytes,
+            sheet: checked.sheet.name().to_string(),
+            header_row: checked.columns.header_row,
+            detected: checked.sheet.notes().to_vec(),
+        };
+        let counts = FactCounts {
+            rows: c.rows,
+            valid: c.valid,
+            invalid: c.invalid,
+            held: c.held,
+            blank_rows: checked.blank_rows(),
+            orders: Some(OrderCounts {
                 orders_ready: c.orders_ready,
                 orders_held: c.orders_held,
-            },
-            api: None,
-            sent: None,
-            report: None,
+            }),
+        };
+        let batch_id = (!checked.batch_id.is_empty()).then(|| checked.batch_id.clone());
+        Self::new(command, input, batch_id, options, started_at, counts)
+    }
+
+    /// Whether every row was done: none invalid or held, and none of those
+    /// sent rejected, failed or in conflict.
+    pub fn all_done(&self) -> bool {
+        let c = &self.counts;
+        let not_sent = self.sent.map_or(0, |s| s.rejected + s.failed + s.conflict);
+        c.invalid + c.held + not_sent == 0
+    }
+
+    /// `(what, count)` lines for an XLSX report's Summary sheet.
+    pub fn summary(&self) -> Vec<(&'static str, u64)> {
+        let c = &self.counts;
+        let mut lines = vec![
+            ("rows", c.rows),
+            ("valid", c.valid),
+            ("invalid", c.invalid),
+            ("held", c.held),
+            ("blank rows (not data)", c.blank_rows),
+        ];
+        if let Some(o) = c.orders {
+            lines.extend([
+                ("orders ready", o.orders_ready),
+                ("orders held", o.orders_held),
+            ]);
         }
+        if let Some(sent) = &self.sent {
+            lines.extend([
+                ("rows accepted", sent.accepted),
+                ("rows rejected", sent.rejected),
+                ("rows failed", sent.failed),
+                ("rows skipped", sent.skipped),
+                ("rows conflict", sent.conflict),
+            ]);
+            if let Some(o) = sent.orders {
+                lines.extend([
+                    ("orders accepted", o.orders_accepted),
+                    ("orders rejected", o.orders_rejected),
+                    ("orders failed", o.orders_failed),
+                    ("orders skipped", o.orders_skipped),
+                    ("orders conflict", o.orders_conflict),
+                ]);
+            }
+        }
+        lines
     }
 
     /// `(key, value)` lines for the XLSX report's run-facts sheet.

@@ -25,7 +25,10 @@ use crate::pipeline::{Checked, RawRow};
 use crate::read::Row;
 use crate::submit::{SendStatus, Sent};
 
-pub use facts::{ApiFacts, FactCounts, InputFacts, ReportFacts, RunFacts, SentCounts, fact_lines};
+pub use facts::{
+    ApiFacts, FactCounts, InputFacts, OrderCounts, ReportFacts, RunFacts, SentCounts, SentOrders,
+    fact_lines,
+};
 
 /// The report's file format, from its extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -182,7 +185,7 @@ pub const SUBMIT_COLUMNS: [&str; 8] = [
 /// What the send said of a row's order: the API's messages for a refused
 /// or failed one; for a skipped, conflicting or looked-up one, what the
 /// ledger or the lookup found (when and by which run it was accepted...).
-fn sent_items(sent: Option<&Sent>) -> impl Iterator<Item = ErrorItem> + '_ {
+pub fn sent_items(sent: Option<&Sent>) -> impl Iterator<Item = ErrorItem> + '_ {
     sent.into_iter().flat_map(|s| {
         let field = match s.status {
             SendStatus::Rejected | SendStatus::Failed => "api",
@@ -317,9 +320,35 @@ pub fn write_with(
     facts.finished_at = now();
     let sha = sink.finish(&header, facts)?;
     crate::pipeline::timing("report done", t0);
+    write_facts(path, facts, sha)
+}
+
+/// Writes a one-line-per-row report (cancel, upgrade) to `path`, its
+/// Summary and Run facts sheets (XLSX) from `facts`, then the run facts
+/// beside it. Returns where the facts went.
+pub fn write_lines(
+    path: &Path,
+    mut table: table::Table<'_>,
+    lines: &[table::Line],
+    facts: &mut RunFacts,
+) -> Result<PathBuf> {
+    facts.finished_at = now();
+    table.summary = facts
+        .summary()
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    table.facts = facts.lines();
+    let sha = table::write(path, &table, lines)?;
+    write_facts(path, facts, sha)
+}
+
+/// Writes the run facts of the report at `path` (whose SHA-256 is `sha`)
+/// beside it.
+fn write_facts(path: &Path, facts: &mut RunFacts, sha: String) -> Result<PathBuf> {
     facts.report = Some(ReportFacts {
         path: path.display().to_string(),
-        format,
+        format: Format::from_path(path)?,
         sha256: sha,
     });
     let facts_path = facts_path(path);

@@ -144,32 +144,9 @@ impl Sink for XlsxSink {
             ws.autofilter(0, 0, next_row.saturating_sub(1).max(1), last_col)
                 .map_err(|e| xerr(&path, e))?;
         }
-        let c = &facts.counts;
         let summary = wb.add_worksheet();
         summary.set_name("Summary").map_err(|e| xerr(&path, e))?;
-        let mut lines: Vec<(&str, u64)> = vec![
-            ("rows", c.rows),
-            ("valid", c.valid),
-            ("invalid", c.invalid),
-            ("held", c.held),
-            ("blank rows (not data)", c.blank_rows),
-            ("orders ready", c.orders_ready),
-            ("orders held", c.orders_held),
-        ];
-        if let Some(sent) = &facts.sent {
-            lines.extend([
-                ("rows accepted", sent.accepted),
-                ("rows rejected", sent.rejected),
-                ("rows failed", sent.failed),
-                ("rows skipped", sent.skipped),
-                ("rows conflict", sent.conflict),
-                ("orders accepted", sent.orders_accepted),
-                ("orders rejected", sent.orders_rejected),
-                ("orders failed", sent.orders_failed),
-                ("orders skipped", sent.orders_skipped),
-                ("orders conflict", sent.orders_conflict),
-            ]);
-        }
+        let lines = facts.summary();
         summary
             .write_string_with_format(0, 0, "what", &bold)
             .map_err(|e| xerr(&path, e))?;

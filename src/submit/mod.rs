@@ -89,6 +89,9 @@ pub trait Operation: Send + Sync + 'static {
         false
     }
 
+    /// The report columns of [`Operation::accepted`]'s fields.
+    const RESULTS: &'static [&'static str] = &[];
+
     /// Result fields worth keeping from an accepted answer (never secrets).
     fn accepted(&self, answer: &Answer) -> BTreeMap<String, String> {
         let _ = answer;
@@ -449,6 +452,17 @@ pub enum Stop {
     Interrupted,
     /// The ledger cannot be written: nothing may be sent.
     Ledger(String),
+}
+
+impl Stop {
+    /// The exit code of a run stopped for this reason.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Stop::Interrupted => crate::exit::INTERRUPTED,
+            Stop::ApiUnavailable(_) | Stop::Refused(_) => crate::exit::API_UNAVAILABLE,
+            Stop::Ledger(_) => crate::exit::USAGE,
+        }
+    }
 }
 
 impl std::fmt::Display for Stop {

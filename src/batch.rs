@@ -340,6 +340,7 @@ fn result_columns<O: Operation>() -> Vec<&'static str> {
         "attempts",
         "submitted_at",
         "latency_ms",
+        "request_id",
     ];
     cols.extend(O::RESULTS);
     cols
@@ -380,7 +381,8 @@ fn line<T>(
             out[4] = s.attempts.to_string();
             out[5] = s.submitted_at.clone().unwrap_or_default();
             out[6] = s.latency_ms.map(|l| l.to_string()).unwrap_or_default();
-            for (i, col) in results.iter().enumerate().skip(7) {
+            out[7] = s.request_id.clone().unwrap_or_default();
+            for (i, col) in results.iter().enumerate().skip(8) {
                 out[i] = s.result.get(*col).cloned().unwrap_or_default();
             }
         }

@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use super::Console;
 use crate::batch::{Engine, Finished};
-use crate::dcms::{Client, ClientOpts, Secret, check_base_url};
+use crate::dcms::{Client, ClientOpts, Credentials, Secret, TlsOpts, check_base_url};
 use crate::error::{Error, Result};
 use crate::sandbox::{Sandbox, SandboxOpts};
 use crate::submit::{Destination, Ledger, RetryPolicy, Stop, Stopper, SubmitOpts, Tally};
@@ -65,6 +65,48 @@ pub struct ApiArgs {
     /// Allow plain http:// to a host other than this machine
     #[arg(long)]
     pub allow_insecure_http: bool,
+
+    /// Log in as this user (POST /api/authenticate) instead of a fixed
+    /// token; the password comes from DCMS_PASSWORD or --password-file
+    #[arg(
+        long,
+        env = "DCMS_USERNAME",
+        hide_env_values = true,
+        value_name = "NAME"
+    )]
+    pub username: Option<String>,
+
+    /// File holding the login password [default: DCMS_PASSWORD, then
+    /// DCMS_PASSWORD_FILE, then the profile's password_file]
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+
+    /// Where to log in [default: the base URL's origin + /api/authenticate]
+    #[arg(long, value_name = "URL")]
+    pub login_url: Option<String>,
+
+    /// PEM file of CA certificates to trust besides the platform's (a
+    /// private CA); verification is never turned off
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+
+    /// PEM client certificate, for gateways that require mutual TLS
+    #[arg(long, value_name = "FILE", requires = "client_key")]
+    pub client_cert: Option<PathBuf>,
+
+    /// PEM private key of --client-cert
+    #[arg(long, value_name = "FILE", requires = "client_cert")]
+    pub client_key: Option<PathBuf>,
+
+    /// Proxy for every call [default: HTTPS_PROXY / HTTP_PROXY, except
+    /// hosts in NO_PROXY]
+    #[arg(long, value_name = "URL")]
+    pub proxy: Option<String>,
+
+    /// Extra header on every call, 'Name: value' (repeatable; also the
+    /// profile's [headers] table)
+    #[arg(long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
 }
 
 /// How to send.
@@ -133,6 +175,15 @@ struct Profile {
     base_url: Option<String>,
     tenant: Option<String>,
     token_file: Option<PathBuf>,
+    username: Option<String>,
+    password_file: Option<PathBuf>,
+    login_url: Option<String>,
+    ca_file: Option<PathBuf>,
+    client_cert: Option<PathBuf>,
+    client_key: Option<PathBuf>,
+    proxy: Option<String>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
     /// Ask the API which orders it holds before sending (default true).
     precheck: Option<bool>,
 }
@@ -141,7 +192,13 @@ struct Profile {
 pub struct Api {
     pub base_url: String,
     pub tenant: String,
-    pub token: Option<Secret>,
+    pub auth: Option<Credentials>,
+    pub tls: TlsOpts,
+    pub proxy: Option<String>,
+    pub headers: Vec<(String, String)>,
+    /// Where each setting came from (`base_url` → `flag`, `profile uat`
+    /// ...), for `doctor`; never a secret's value.
+    pub sources: Vec<(&'static str, String)>,
     /// Keeps the in-process sandbox running.
     _sandbox: Option<Sandbox>,
     /// Keeps the sandbox's temporary ledgers until the end.
@@ -204,17 +261,78 @@ fn read_profile(api: &ApiArgs) -> Result<Profile> {
     })
 }
 
-fn read_token_file(path: &Path) -> Result<Secret> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::Usage(format!("token file {}: {e}", path.display())))?;
-    let token = text.trim();
-    if token.is_empty() {
+/// A token or password from a file: trimmed, not empty, bounded, a
+/// regular file. Readable by other users: a warning.
+fn read_secret_file(path: &Path, what: &str, console: Console) -> Result<Secret> {
+    let meta = std::fs::metadata(path)
+        .map_err(|e| Error::Usage(format!("{what} file {}: {e}", path.display())))?;
+    if !meta.is_file() {
         return Err(Error::Usage(format!(
-            "token file {}: the file is empty",
+            "{what} file {}: not a regular file",
             path.display()
         )));
     }
-    Ok(Secret::new(token))
+    if meta.len() > 64 * 1024 {
+        return Err(Error::Usage(format!(
+            "{what} file {}: larger than 64 KiB, not a {what}",
+            path.display()
+        )));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 && !console.quiet {
+            eprintln!(
+                "dcms-bulk: warning: {what} file {} can be read by other users (mode {mode:03o}); chmod 600 it",
+                path.display()
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = console;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::Usage(format!("{what} file {}: {e}", path.display())))?;
+    let secret = text.trim();
+    if secret.is_empty() {
+        return Err(Error::Usage(format!(
+            "{what} file {}: the file is empty",
+            path.display()
+        )));
+    }
+    Ok(Secret::new(secret))
+}
+
+/// The first setting given, by flag, environment or profile, with where
+/// it came from.
+fn first<T>(
+    options: impl IntoIterator<Item = (Option<T>, &'static str)>,
+) -> Option<(T, &'static str)> {
+    options
+        .into_iter()
+        .find_map(|(v, from)| v.map(|v| (v, from)))
+}
+
+fn env_text(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|t| !t.trim().is_empty())
+}
+
+fn env_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os(name)
+        .filter(|f| !f.is_empty())
+        .map(PathBuf::from)
+}
+
+/// `Name: value` of `--header`.
+fn parse_header(text: &str) -> Result<(String, String)> {
+    match text.split_once(':') {
+        Some((name, value)) if !name.trim().is_empty() => {
+            Ok((name.trim().to_owned(), value.trim().to_owned()))
+        }
+        _ => Err(Error::Usage(format!(
+            "--header `{text}`: expected 'Name: value'"
+        ))),
+    }
 }
 
 impl ApiArgs {
@@ -251,7 +369,11 @@ impl ApiArgs {
             return Ok(Api {
                 base_url,
                 tenant,
-                token: None,
+                auth: None,
+                tls: TlsOpts::default(),
+                proxy: None,
+                headers: Vec::new(),
+                sources: vec![("base_url", "--sandbox".into())],
                 _sandbox: Some(sandbox),
                 _journal_tmp: tmp,
                 journal_dir,
@@ -281,20 +403,131 @@ impl ApiArgs {
                     "no tenant: give --tenant, set DCMS_TENANT, or use a config profile".into(),
                 )
             })?;
+        let mut sources = vec![(
+            "base_url",
+            self.base_url
+                .as_ref()
+                .map_or("profile or earlier run", |_| "flag or DCMS_BASE_URL")
+                .to_string(),
+        )];
+        sources.push((
+            "tenant",
+            self.tenant
+                .as_ref()
+                .map_or("profile or earlier run", |_| "flag or DCMS_TENANT")
+                .to_string(),
+        ));
         // Flag, then environment (the token itself before a file of it),
         // then profile.
-        let env_token = std::env::var("DCMS_TOKEN")
-            .ok()
-            .filter(|t| !t.trim().is_empty());
-        let env_file = std::env::var_os("DCMS_TOKEN_FILE")
-            .filter(|f| !f.is_empty())
-            .map(PathBuf::from);
-        let token = match (&self.token_file, env_token, env_file, profile.token_file) {
-            (Some(flag), ..) => Some(read_token_file(flag)?),
-            (None, Some(t), ..) => Some(Secret::new(t.trim())),
-            (None, None, Some(f), _) | (None, None, None, Some(f)) => Some(read_token_file(&f)?),
-            (None, None, None, None) => None,
+        let token = first([
+            (self.token_file.clone().map(Ok), "--token-file"),
+            (env_text("DCMS_TOKEN").map(Err), "DCMS_TOKEN"),
+            (env_path("DCMS_TOKEN_FILE").map(Ok), "DCMS_TOKEN_FILE"),
+            (profile.token_file.clone().map(Ok), "profile token_file"),
+        ]);
+        let username = first([
+            (self.username.clone(), "--username or DCMS_USERNAME"),
+            (profile.username.clone(), "profile username"),
+        ]);
+        let auth = match (token, username) {
+            (Some((_, t)), Some((_, u))) => {
+                return Err(Error::Usage(format!(
+                    "both a token ({t}) and a login ({u}) are configured; use one"
+                )));
+            }
+            (Some((given, from)), None) => {
+                sources.push(("token", from.to_string()));
+                Some(Credentials::Token(match given {
+                    Ok(file) => read_secret_file(&file, "token", console)?,
+                    Err(text) => Secret::new(text.trim()),
+                }))
+            }
+            (None, Some((username, from))) => {
+                sources.push(("username", from.to_string()));
+                let password = first([
+                    (self.password_file.clone().map(Ok), "--password-file"),
+                    (env_text("DCMS_PASSWORD").map(Err), "DCMS_PASSWORD"),
+                    (env_path("DCMS_PASSWORD_FILE").map(Ok), "DCMS_PASSWORD_FILE"),
+                    (
+                        profile.password_file.clone().map(Ok),
+                        "profile password_file",
+                    ),
+                ]);
+                let Some((given, from)) = password else {
+                    return Err(Error::Usage(format!(
+                        "a login as `{username}` needs a password: set DCMS_PASSWORD, or give --password-file, DCMS_PASSWORD_FILE or the profile's password_file"
+                    )));
+                };
+                sources.push(("password", from.to_string()));
+                let password = match given {
+                    Ok(file) => read_secret_file(&file, "password", console)?,
+                    Err(text) => Secret::new(text),
+                };
+                let (login, from) = first([
+                    (self.login_url.clone(), "--login-url"),
+                    (profile.login_url.clone(), "profile login_url"),
+                ])
+                .unwrap_or_else(|| (String::new(), "default: the base URL's origin"));
+                let login_url = if login.is_empty() {
+                    url.join("/api/authenticate")
+                        .map_err(|e| Error::Usage(format!("login URL: {e}")))?
+                } else {
+                    check_base_url(&login, self.allow_insecure_http).map_err(Error::Usage)?
+                };
+                sources.push(("login_url", format!("{login_url} ({from})")));
+                Some(Credentials::Login {
+                    url: login_url,
+                    username,
+                    password,
+                })
+            }
+            (None, None) => None,
         };
+        let pick_path = |flag: &Option<PathBuf>,
+                         prof: &Option<PathBuf>,
+                         name: &'static str,
+                         sources: &mut Vec<(&'static str, String)>| {
+            let found = first([(flag.clone(), "flag"), (prof.clone(), "profile")]);
+            if let Some((p, from)) = &found {
+                sources.push((name, format!("{} ({from})", p.display())));
+            }
+            found.map(|(p, _)| p)
+        };
+        let tls = TlsOpts {
+            ca_file: pick_path(&self.ca_file, &profile.ca_file, "ca_file", &mut sources),
+            client_cert: pick_path(
+                &self.client_cert,
+                &profile.client_cert,
+                "client_cert",
+                &mut sources,
+            ),
+            client_key: pick_path(
+                &self.client_key,
+                &profile.client_key,
+                "client_key",
+                &mut sources,
+            ),
+        };
+        if tls.client_cert.is_some() != tls.client_key.is_some() {
+            return Err(Error::Usage(
+                "a client certificate needs its key, and a key its certificate (client_cert, client_key)".into(),
+            ));
+        }
+        let proxy = first([
+            (self.proxy.clone(), "--proxy"),
+            (profile.proxy.clone(), "profile proxy"),
+        ]);
+        if let Some((p, from)) = &proxy {
+            sources.push(("proxy", format!("{p} ({from})")));
+        }
+        let mut headers: Vec<(String, String)> = profile.headers.clone().into_iter().collect();
+        for h in &self.headers {
+            headers.push(parse_header(h)?);
+        }
+        if !headers.is_empty() {
+            let names: Vec<&str> = headers.iter().map(|(n, _)| n.as_str()).collect();
+            sources.push(("headers", names.join(", ")));
+        }
         let journal_dir = match journal_dir {
             Some(d) => d,
             None => xdg("XDG_STATE_HOME", ".local/state")
@@ -304,7 +537,11 @@ impl ApiArgs {
         Ok(Api {
             base_url: url.to_string(),
             tenant,
-            token,
+            auth,
+            tls,
+            proxy: proxy.map(|(p, _)| p),
+            headers,
+            sources,
             _sandbox: None,
             _journal_tmp: None,
             journal_dir,
@@ -353,7 +590,10 @@ impl Api {
         Client::new(&ClientOpts {
             base_url: check_base_url(&self.base_url, true).map_err(Error::Usage)?,
             tenant: self.tenant.clone(),
-            token: self.token.clone(),
+            auth: self.auth.clone(),
+            headers: self.headers.clone(),
+            tls: self.tls.clone(),
+            proxy: self.proxy.clone(),
             connect_timeout: send.connect_timeout,
             timeout: send.timeout,
         })

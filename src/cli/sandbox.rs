@@ -72,7 +72,68 @@ pub struct SandboxArgs {
     pub lookup_other_products: bool,
 
     #[command(flatten)]
+    pub gateway: GatewayArgs,
+
+    #[command(flatten)]
     pub faults: FaultArgs,
+}
+
+/// The sandbox as a bank's gateway in front of DCMS.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Gateway")]
+pub struct GatewayArgs {
+    /// Require a login: POST /api/authenticate with this user and the
+    /// password in PASSWORD_FILE answers {"id_token": JWT}; every call needs
+    /// a live token (401 problem+json otherwise)
+    #[arg(long, value_name = "USER:PASSWORD_FILE", conflicts_with = "token_file")]
+    pub login: Option<String>,
+
+    /// How long a login's token lives
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration, requires = "login")]
+    pub token_ttl: Duration,
+
+    /// Issue tokens that are not JWTs, so a client learns of their end only
+    /// from a 401
+    #[arg(long, requires = "login")]
+    pub opaque_tokens: bool,
+
+    /// Exception shape: a (errorCode, shortMessage, detailMessage,
+    /// fieldError...) or b (errorCode, errorMessage, httpStatus "400
+    /// BAD_REQUEST"), both in the docs
+    #[arg(long, value_name = "SHAPE", default_value = "a", value_parser = ["a", "b"])]
+    pub exception_shape: String,
+
+    /// Send Retry-After as an HTTP date instead of seconds
+    #[arg(long)]
+    pub retry_after_date: bool,
+}
+
+impl GatewayArgs {
+    fn login(&self) -> Result<Option<sandbox::LoginUser>> {
+        let Some(spec) = &self.login else {
+            return Ok(None);
+        };
+        let Some((user, file)) = spec
+            .split_once(':')
+            .filter(|(u, f)| !u.is_empty() && !f.is_empty())
+        else {
+            return Err(Error::Usage(format!(
+                "--login `{spec}`: expected USER:PASSWORD_FILE"
+            )));
+        };
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| Error::Usage(format!("--login password file {file}: {e}")))?;
+        let password = text.trim().to_owned();
+        if password.is_empty() {
+            return Err(Error::Usage(format!(
+                "--login password file {file}: the file is empty"
+            )));
+        }
+        Ok(Some(sandbox::LoginUser {
+            username: user.to_owned(),
+            password,
+        }))
+    }
 }
 
 /// Faults on demand. Shares are fractions of API calls (0 to 1), exclusive of
@@ -202,6 +263,11 @@ impl SandboxArgs {
         Ok(SandboxOpts {
             listen: self.listen,
             token,
+            login: self.gateway.login()?,
+            token_ttl: self.gateway.token_ttl,
+            opaque_tokens: self.gateway.opaque_tokens,
+            exception_shape_b: self.gateway.exception_shape == "b",
+            retry_after_date: self.gateway.retry_after_date,
             advance_after: self.advance_after,
             failed_share: self.failed_share,
             cancel_pending: self.cancel_pending,
@@ -235,11 +301,16 @@ pub fn run(args: &SandboxArgs, console: Console) -> Result<i32> {
             url.trim_end_matches("/v1")
         );
         eprintln!(
-            "dcms-bulk sandbox: token {}, orders advance {}, faults: {}; Ctrl-C stops",
-            if opts.token.is_some() {
-                "required"
-            } else {
-                "not required"
+            "dcms-bulk sandbox: {}, orders advance {}, faults: {}; Ctrl-C stops",
+            match (&opts.token, &opts.login) {
+                (Some(_), _) => "token required".to_string(),
+                (None, Some(user)) => format!(
+                    "login required (POST {}/api/authenticate as {}, tokens live {})",
+                    url.trim_end_matches("/v1"),
+                    user.username,
+                    humantime::format_duration(opts.token_ttl)
+                ),
+                (None, None) => "no token required".to_string(),
             },
             match opts.advance_after {
                 Some(d) => format!("every {}", humantime::format_duration(d)),

@@ -5,14 +5,19 @@
 //! the submit stage's business.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::Url;
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use reqwest::header::{
+    AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER,
+};
 use serde::Serialize;
 use serde_json::Value;
 
 use super::Envelope;
+use super::auth::{Auth, Credentials};
 
 /// The largest answer read; a DCMS answer is a few kilobytes.
 pub const MAX_ANSWER_BYTES: usize = 4 << 20;
@@ -44,10 +49,27 @@ pub struct ClientOpts {
     /// `https://host/v1`; the endpoint paths are appended.
     pub base_url: Url,
     pub tenant: String,
-    pub token: Option<Secret>,
+    pub auth: Option<Credentials>,
+    /// Extra headers sent with every call (`--header`, the profile's
+    /// `headers`).
+    pub headers: Vec<(String, String)>,
+    pub tls: TlsOpts,
+    /// `--proxy`; otherwise `HTTPS_PROXY` / `HTTP_PROXY` / `NO_PROXY`.
+    pub proxy: Option<String>,
     pub connect_timeout: Duration,
     /// Whole request, answer included.
     pub timeout: Duration,
+}
+
+/// Whom to trust and who we are on TLS. Verification is never off.
+#[derive(Debug, Clone, Default)]
+pub struct TlsOpts {
+    /// PEM certificates trusted besides the platform's roots (a bank's
+    /// private CA).
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate and key, for gateways that require mutual TLS.
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
 }
 
 /// Checks a base URL: https anywhere, plain http only to this machine
@@ -86,6 +108,10 @@ pub struct Answer {
     pub other_body: Option<String>,
     pub retry_after: Option<Duration>,
     pub latency: Duration,
+    /// The `X-Request-Id` sent with the call.
+    pub request_id: String,
+    /// The request id the API answered with, if any.
+    pub answer_request_id: Option<String>,
 }
 
 /// What kind of transport failure, which decides whether the request may
@@ -99,6 +125,8 @@ pub enum FailureKind {
     /// The connection broke (closed with no answer, reset...): the request
     /// may have been processed.
     Broken,
+    /// The login was refused: the call was not made.
+    Refused,
 }
 
 /// A request that got no HTTP answer.
@@ -107,15 +135,18 @@ pub struct Failure {
     pub kind: FailureKind,
     pub message: String,
     pub latency: Duration,
+    /// The `X-Request-Id` of the call, if it was made.
+    pub request_id: Option<String>,
 }
 
-/// The API client; cheap to share between workers.
+/// The API client; cheap to share between workers (the login too).
 #[derive(Debug, Clone)]
 pub struct Client {
     http: reqwest::Client,
     base: String,
     tenant: HeaderValue,
-    auth: Option<HeaderValue>,
+    headers: HeaderMap,
+    auth: Arc<Auth>,
 }
 
 impl Client {
@@ -123,54 +154,98 @@ impl Client {
         // reqwest is built without a crypto provider; ring is ours. A second
         // call finds it installed, which is fine.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(opts.connect_timeout)
             .timeout(opts.timeout)
             .pool_idle_timeout(Duration::from_secs(60))
             // A redirect is a misconfigured base URL, and following one
             // could carry the token to another host: never follow.
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("dcms-bulk/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!("dcms-bulk/", env!("CARGO_PKG_VERSION")));
+        builder = tls(builder, &opts.tls)?;
+        if let Some(proxy) = &opts.proxy {
+            let p = reqwest::Proxy::all(proxy)
+                .map_err(|e| format!("--proxy `{proxy}`: {e}"))?
+                .no_proxy(reqwest::NoProxy::from_env());
+            builder = builder.proxy(p);
+        }
+        let http = builder
             .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+            .map_err(|e| format!("cannot build the HTTP client: {}", describe_error(&e)))?;
         let tenant = HeaderValue::from_str(&opts.tenant)
             .map_err(|_| format!("tenant `{}` cannot be sent as a header", opts.tenant))?;
-        let auth = match &opts.token {
-            None => None,
-            Some(t) => {
-                let mut v = HeaderValue::from_str(&format!("Bearer {}", t.expose()))
-                    .map_err(|_| "the token holds characters a header cannot carry".to_string())?;
-                v.set_sensitive(true);
-                Some(v)
-            }
-        };
+        let mut headers = HeaderMap::new();
+        for (name, value) in &opts.headers {
+            let n = HeaderName::from_bytes(name.trim().as_bytes())
+                .map_err(|_| format!("`{name}` is not a header name"))?;
+            let mut v = HeaderValue::from_str(value.trim())
+                .map_err(|_| format!("the value of header `{name}` cannot be sent"))?;
+            v.set_sensitive(true);
+            headers.append(n, v);
+        }
         Ok(Client {
             http,
             base: opts.base_url.as_str().trim_end_matches('/').to_owned(),
             tenant,
-            auth,
+            headers,
+            auth: Arc::new(Auth::new(opts.auth.as_ref())?),
         })
     }
 
-    /// `POST {base}{path}` with a JSON body.
+    /// `POST {base}{path}` with a JSON body. With a login, a call answered
+    /// 401 is sent once more after a fresh login: the gateway refused it,
+    /// so it was not processed.
     pub async fn post<B: Serialize + ?Sized>(
         &self,
         path: &str,
         body: &B,
     ) -> Result<Answer, Failure> {
-        let started = Instant::now();
         let body = serde_json::to_vec(body).map_err(|e| Failure {
             kind: FailureKind::Connect,
             message: format!("cannot encode the request: {e}"),
             latency: Duration::ZERO,
+            request_id: None,
         })?;
+        let bearer = self.auth.bearer(&self.http, &self.tenant).await?;
+        let answer = self.send(path, &body, bearer.as_ref()).await?;
+        if answer.status == 401
+            && let Some((_, serial)) = bearer
+            && serial > 0
+        {
+            let fresh = self.auth.renew(&self.http, &self.tenant, serial).await?;
+            return self.send(path, &body, fresh.as_ref()).await;
+        }
+        Ok(answer)
+    }
+
+    /// Logins made so far (0 without a login).
+    pub fn logins(&self) -> u64 {
+        self.auth.logins()
+    }
+
+    /// How long the login's token lives, when its JWT says.
+    pub async fn token_lifetime(&self) -> Option<Duration> {
+        self.auth.lifetime().await
+    }
+
+    /// One call, with a fresh request id.
+    async fn send(
+        &self,
+        path: &str,
+        body: &[u8],
+        bearer: Option<&(HeaderValue, u64)>,
+    ) -> Result<Answer, Failure> {
+        let started = Instant::now();
+        let request_id = uuid::Uuid::new_v4().to_string();
         let mut req = self
             .http
             .post(format!("{}{path}", self.base))
+            .headers(self.headers.clone())
             .header("tenant", self.tenant.clone())
             .header(CONTENT_TYPE, "application/json")
-            .body(body);
-        if let Some(auth) = &self.auth {
+            .header(REQUEST_ID, request_id.as_str())
+            .body(body.to_vec());
+        if let Some((auth, _)) = bearer {
             req = req.header(AUTHORIZATION, auth.clone());
         }
         let failed = |e: reqwest::Error, started: Instant| Failure {
@@ -181,17 +256,22 @@ impl Client {
             } else {
                 FailureKind::Broken
             },
-            message: describe(&e),
+            message: describe_error(&e),
             latency: started.elapsed(),
+            request_id: Some(request_id.clone()),
         };
         let mut response = req.send().await.map_err(|e| failed(e, started))?;
         let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.trim().to_owned())
+        };
+        let retry_after = header(RETRY_AFTER.as_str()).and_then(|v| retry_after(&v));
+        let answer_request_id = header(REQUEST_ID).filter(|v| !v.is_empty());
+        let content_type = header(CONTENT_TYPE.as_str()).unwrap_or_default();
         // A broken or hostile server must not fill our memory.
         let mut bytes = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(|e| failed(e, started))? {
@@ -203,17 +283,15 @@ impl Client {
                         MAX_ANSWER_BYTES >> 20
                     ),
                     latency: started.elapsed(),
+                    request_id: Some(request_id),
                 });
             }
             bytes.extend_from_slice(&chunk);
         }
         let latency = started.elapsed();
-        let (envelope, other_body) = match serde_json::from_slice::<Envelope<Value>>(&bytes) {
-            Ok(env) => (Some(env), None),
-            Err(_) => {
-                let text = String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned();
-                (None, Some(text))
-            }
+        let (envelope, other_body) = match envelope(&bytes) {
+            Some(env) => (Some(env), None),
+            None => (None, Some(describe_body(&content_type, &bytes))),
         };
         Ok(Answer {
             status,
@@ -221,13 +299,178 @@ impl Client {
             other_body,
             retry_after,
             latency,
+            request_id,
+            answer_request_id,
         })
     }
 }
 
+/// The header that names a call, for support tickets.
+const REQUEST_ID: &str = "x-request-id";
+
+/// The body as a DCMS envelope: a JSON object with a `result` or an
+/// `exception` member. Any other JSON (a gateway's problem document) is not
+/// one, even though every member of the envelope is optional.
+fn envelope(bytes: &[u8]) -> Option<Envelope<Value>> {
+    let value: Value = serde_json::from_slice(bytes).ok()?;
+    let obj = value.as_object()?;
+    if !obj.contains_key("result") && !obj.contains_key("exception") {
+        return None;
+    }
+    serde_json::from_value(value).ok()
+}
+
+/// What a body that is not a DCMS envelope says, in one line of at most
+/// 200 characters: a problem document's `title` and `detail` (RFC 9457,
+/// as Spring gateways send), another JSON error's `error` and `message`,
+/// an HTML page's title, or the first line of text.
+pub fn describe_body(content_type: &str, bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(64 * 1024)]);
+    let said = if let Ok(Value::Object(m)) = serde_json::from_str::<Value>(&text) {
+        let get = |k: &str| match m.get(k) {
+            Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+            _ => None,
+        };
+        let parts: Vec<String> = [
+            get("title").or_else(|| get("error")),
+            get("detail")
+                .or_else(|| get("message"))
+                .or_else(|| get("error_description")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if parts.is_empty() {
+            Value::Object(m).to_string()
+        } else {
+            parts.join(": ")
+        }
+    } else if content_type.contains("html") || text.trim_start().starts_with('<') {
+        html_title(&text).unwrap_or_else(|| first_line(&strip_tags(&text)))
+    } else {
+        first_line(&text)
+    };
+    let said = said.trim();
+    let mut out: String = said.chars().take(200).collect();
+    if out.len() < said.len() {
+        out.push('…');
+    }
+    if out.is_empty() {
+        out = "(empty body)".into();
+    }
+    out
+}
+
+fn first_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("")
+        .to_owned()
+}
+
+fn html_title(html: &str) -> Option<String> {
+    let lower = html.to_ascii_lowercase();
+    let start = lower.find("<title")?;
+    let open_end = start + lower[start..].find('>')? + 1;
+    let end = open_end + lower[open_end..].find("</title")?;
+    let title = html
+        .get(open_end..end)?
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    (!title.is_empty()).then_some(title)
+}
+
+fn strip_tags(html: &str) -> String {
+    let mut out = String::new();
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// `Retry-After`: seconds, or an HTTP date (how long from now; zero if
+/// past).
+fn retry_after(value: &str) -> Option<Duration> {
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(
+        at.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+/// The platform's roots plus `--ca-file`, or bundled public roots when the
+/// platform has none (a bare container); a client certificate when given.
+fn tls(
+    mut builder: reqwest::ClientBuilder,
+    opts: &TlsOpts,
+) -> Result<reqwest::ClientBuilder, String> {
+    let mut extra = Vec::new();
+    if let Some(path) = &opts.ca_file {
+        let pem = std::fs::read(path).map_err(|e| format!("--ca-file {}: {e}", path.display()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| format!("--ca-file {}: {e}", path.display()))?;
+        if certs.is_empty() {
+            return Err(format!(
+                "--ca-file {}: no PEM certificate in it",
+                path.display()
+            ));
+        }
+        extra.extend(certs);
+    }
+    if platform_has_roots() {
+        if !extra.is_empty() {
+            builder = builder.tls_certs_merge(extra);
+        }
+    } else {
+        let bundled = webpki_root_certs::TLS_SERVER_ROOT_CERTS
+            .iter()
+            .filter_map(|c| reqwest::Certificate::from_der(c.as_ref()).ok());
+        builder = builder.tls_certs_only(bundled.chain(extra));
+    }
+    match (&opts.client_cert, &opts.client_key) {
+        (None, None) => {}
+        (Some(cert), key) => {
+            let mut pem = std::fs::read(cert)
+                .map_err(|e| format!("--client-cert {}: {e}", cert.display()))?;
+            if let Some(key) = key {
+                pem.push(b'\n');
+                pem.extend(
+                    std::fs::read(key)
+                        .map_err(|e| format!("--client-key {}: {e}", key.display()))?,
+                );
+            }
+            let id = reqwest::Identity::from_pem(&pem).map_err(|e| {
+                format!(
+                    "--client-cert {}: not a PEM certificate with its key: {e}",
+                    cert.display()
+                )
+            })?;
+            builder = builder.identity(id);
+        }
+        (None, Some(_)) => return Err("--client-key needs --client-cert".into()),
+    }
+    Ok(builder)
+}
+
+/// Whether the platform offers any root certificate.
+pub fn platform_has_roots() -> bool {
+    !rustls_native_certs::load_native_certs().certs.is_empty()
+}
+
 /// A reqwest error with its causes, without the URL's query (none is used)
 /// and never a header.
-fn describe(e: &reqwest::Error) -> String {
+pub(super) fn describe_error(e: &reqwest::Error) -> String {
     let what = if e.is_timeout() {
         "no answer in time"
     } else if e.is_connect() {
@@ -270,7 +513,10 @@ mod tests {
         Client::new(&ClientOpts {
             base_url: Url::parse(&format!("{}/v1", server.uri())).unwrap(),
             tenant: "ACME".into(),
-            token: Some(Secret::new("t0k")),
+            auth: Some(Credentials::Token(Secret::new("t0k"))),
+            headers: Vec::new(),
+            tls: TlsOpts::default(),
+            proxy: None,
             connect_timeout: Duration::from_secs(2),
             timeout: Duration::from_secs(5),
         })
@@ -351,7 +597,10 @@ mod tests {
         let opts = ClientOpts {
             base_url: Url::parse("https://example.com/v1").unwrap(),
             tenant: "ACME".into(),
-            token: Some(s),
+            auth: Some(Credentials::Token(s)),
+            headers: vec![("X-Api-Key".into(), "k3y".into())],
+            tls: TlsOpts::default(),
+            proxy: None,
             connect_timeout: Duration::from_secs(1),
             timeout: Duration::from_secs(1),
         };

@@ -3,13 +3,18 @@
 //! code, PAN length, PIN generation, card type on create) the names are the
 //! ones the docs' other endpoints use; see the README.
 
+mod auth;
 mod client;
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-pub use client::{Answer, Client, ClientOpts, Failure, FailureKind, Secret, check_base_url};
+pub use auth::{Credentials, jwt_lifetime};
+pub use client::{
+    Answer, Client, ClientOpts, Failure, FailureKind, Secret, TlsOpts, check_base_url,
+    describe_body, platform_has_roots,
+};
 
 /// A `POST /card-order` body kept as its JSON text: a million orders as
 /// structs would take three times the memory.
@@ -127,9 +132,12 @@ pub struct ApiException {
     pub detail_message: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_message: Option<String>,
+    /// `"BAD_REQUEST"`, `"400 BAD_REQUEST"`, or a number: read as given.
     #[serde(default)]
-    pub http_status: Option<String>,
-    #[serde(default)]
+    pub http_status: Option<serde_json::Value>,
+    /// Missing, `null`, one string, a list of strings, or a list of objects
+    /// (each read as its `field: message`).
+    #[serde(default, deserialize_with = "field_errors")]
     pub field_error: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub language_code: Option<String>,
@@ -243,4 +251,36 @@ pub struct IssuedKit {
     pub product_id: Option<String>,
     #[serde(default)]
     pub product_name: Option<String>,
+}
+
+/// `fieldError` in any of the shapes seen: missing or `null` (none), a
+/// string, a list of strings, or a list of objects such as `{"field":
+/// "pinCode", "message": "must be 6 digits"}`.
+fn field_errors<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    use serde_json::Value;
+    fn text(v: &Value) -> Option<String> {
+        match v {
+            Value::Null => None,
+            Value::String(s) => Some(s.clone()),
+            Value::Object(m) => {
+                let get = |keys: &[&str]| {
+                    keys.iter()
+                        .find_map(|k| m.get(*k).and_then(Value::as_str))
+                        .map(str::to_string)
+                };
+                let field = get(&["field", "fieldName", "name", "path"]);
+                let message = get(&["message", "errorMessage", "defaultMessage", "detail"]);
+                Some(match (field, message) {
+                    (Some(f), Some(m)) => format!("{f}: {m}"),
+                    (None, Some(m)) => m,
+                    _ => Value::Object(m.clone()).to_string(),
+                })
+            }
+            other => Some(other.to_string()),
+        }
+    }
+    Ok(match Value::deserialize(d)? {
+        Value::Array(items) => items.iter().filter_map(text).collect(),
+        other => text(&other).into_iter().collect(),
+    })
 }

@@ -340,6 +340,8 @@ mod tests {
             other_body: None,
             retry_after: None,
             latency: Duration::ZERO,
+            request_id: String::new(),
+            answer_request_id: None,
         }
     }
 

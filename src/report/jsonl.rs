@@ -40,6 +40,8 @@ struct Line<'a> {
     submitted_at: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     latency_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<&'a str>,
 }
 
 struct Cells<'a> {
@@ -80,6 +82,7 @@ impl Sink for JsonlSink {
                         attempts: r.sent.map(|s| s.attempts),
                         submitted_at: r.sent.and_then(|s| s.submitted_at.as_deref()),
                         latency_ms: r.sent.and_then(|s| s.latency_ms),
+                        request_id: r.sent.and_then(|s| s.request_id.as_deref()),
                     };
                     // Serialising strings and numbers into memory cannot fail.
                     let _ = serde_json::to_writer(&mut buf, &line);

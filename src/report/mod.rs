@@ -105,7 +105,7 @@ impl ReportRow<'_> {
     /// The result cells after the original ones, unneutralised: the
     /// columns of [`ReportHeader::result_columns`].
     pub fn result_cells(&self, submitted: bool) -> Vec<Cow<'_, str>> {
-        let mut cells = Vec::with_capacity(8);
+        let mut cells = Vec::with_capacity(9);
         self.result_cells_into(submitted, &mut cells);
         cells
     }
@@ -132,6 +132,9 @@ impl ReportRow<'_> {
             sent.and_then(|s| s.submitted_at.as_deref()).unwrap_or(""),
         ));
         cells.push(number(sent.and_then(|s| s.latency_ms)));
+        cells.push(Cow::Borrowed(
+            sent.and_then(|s| s.request_id.as_deref()).unwrap_or(""),
+        ));
     }
 
     pub fn errors_text(&self) -> String {
@@ -171,7 +174,7 @@ impl ReportHeader {
 pub const RESULT_COLUMNS: [&str; 3] = ["status", "order_id", "errors"];
 
 /// The result columns of a submit report.
-pub const SUBMIT_COLUMNS: [&str; 8] = [
+pub const SUBMIT_COLUMNS: [&str; 9] = [
     "status",
     "order_id",
     "error_code",
@@ -180,6 +183,7 @@ pub const SUBMIT_COLUMNS: [&str; 8] = [
     "attempts",
     "submitted_at",
     "latency_ms",
+    "request_id",
 ];
 
 /// What the send said of a row's order: the API's messages for a refused

@@ -19,6 +19,7 @@ use serde_json::{Map, Value, json};
 
 use super::envelope::Reply;
 use super::faults::{Fault, Faults, lock};
+use super::gateway::{Gateway, Problem, same};
 use super::store::{self, Order, Store, StoredProduct};
 use super::{DropConnection, MAX_BODY_BYTES, SandboxOpts};
 
@@ -61,6 +62,26 @@ const MAX_TENANT: usize = 64;
 const MAX_ORDER_ID: usize = 100;
 /// Faults remembered for `GET /_sandbox/faults`.
 const FAULT_LOG: usize = 10_000;
+/// API calls remembered for `GET /_sandbox/calls`.
+const CALL_LOG: usize = 200_000;
+
+/// One API call, for the inspection API: what a support desk would find
+/// by its request id.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallRecord {
+    pub seq: u64,
+    pub tenant: String,
+    pub endpoint: &'static str,
+    /// The order id or kit number the call was about, when readable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// The `X-Request-Id` the caller sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// The HTTP status, or `dropped`.
+    pub status: String,
+}
 
 /// A fault that happened, for the inspection API.
 #[derive(Debug, Clone, Serialize)]
@@ -85,6 +106,10 @@ pub struct Stats {
     pub faults: BTreeMap<&'static str, u64>,
     pub fault_log: VecDeque<FaultRecord>,
     fault_seq: u64,
+    pub call_log: VecDeque<CallRecord>,
+    call_seq: u64,
+    /// Logins answered with a token.
+    pub logins: u64,
 }
 
 /// State shared by every connection.
@@ -94,11 +119,17 @@ pub struct Shared {
     pub store: Mutex<Store>,
     pub stats: Mutex<Stats>,
     pub started_at: String,
+    /// With `--login`: the login and the tokens it issues.
+    pub gateway: Option<Gateway>,
 }
 
 impl Shared {
     pub fn new(opts: SandboxOpts) -> Shared {
         Shared {
+            gateway: opts
+                .login
+                .clone()
+                .map(|user| Gateway::new(user, opts.token_ttl, opts.opaque_tokens, opts.seed)),
             faults: Faults::new(opts.faults.clone(), opts.seed),
             store: Mutex::new(Store::new(opts.kits.as_deref())),
             stats: Mutex::new(Stats::default()),
@@ -125,6 +156,11 @@ pub fn routes(shared: Arc<Shared>) -> Router {
             any(move |req: Request| call(shared.clone(), endpoint, req)),
         );
     }
+    let login = shared.clone();
+    router = router.route(
+        LOGIN_PATH,
+        any(move |req: Request| log_in(login.clone(), req)),
+    );
     router.fallback(move |req: Request| {
         let shared = shared.clone();
         async move {
@@ -145,9 +181,43 @@ pub fn routes(shared: Arc<Shared>) -> Router {
     })
 }
 
+/// The gateway's login, at the origin (not under `/v1`).
+pub const LOGIN_PATH: &str = "/api/authenticate";
+
+/// `POST /api/authenticate`: a token for the `--login` user.
+async fn log_in(shared: Arc<Shared>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let response = match (&shared.gateway, parts.method == Method::POST) {
+        (None, _) => super::gateway::problem(
+            StatusCode::NOT_FOUND,
+            "Not Found",
+            "this sandbox has no login (start it with --login)",
+        ),
+        (Some(_), false) => super::gateway::problem(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Method Not Allowed",
+            "log in with POST",
+        ),
+        (Some(gateway), true) => match read_body(&parts.headers, body).await {
+            Err(reply) => reply.into_response(),
+            Ok(body) => match gateway.log_in(&body) {
+                Ok(token) => {
+                    lock(&shared.stats).logins += 1;
+                    axum::Json(json!({ "id_token": token })).into_response()
+                }
+                Err(refused) => refused.into_response(),
+            },
+        },
+    };
+    count(&shared, LOGIN_PATH, response.status().as_str());
+    response
+}
+
 /// What goes back on the connection.
 enum Answer {
     Reply(Reply),
+    /// A gateway's refusal, not in the DCMS envelope.
+    Problem(Problem),
     Drop,
 }
 
@@ -157,12 +227,43 @@ async fn call(shared: Arc<Shared>, endpoint: Endpoint, req: Request) -> Response
     let started = Instant::now();
     let (parts, body) = req.into_parts();
     let tenant = tenant_of(&parts.headers).unwrap_or_default();
-    let answer = answer(&shared, endpoint, &parts.method, &parts.headers, body).await;
+    let request_id = parts
+        .headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let mut subject = None;
+    let answer = answer(
+        &shared,
+        endpoint,
+        &parts.method,
+        &parts.headers,
+        body,
+        &mut subject,
+    )
+    .await;
     let status = match &answer {
         Answer::Reply(r) => r.status.as_str().to_owned(),
+        Answer::Problem(p) => p.status.as_str().to_owned(),
         Answer::Drop => "dropped".to_owned(),
     };
     count(&shared, endpoint.path(), &status);
+    {
+        let mut stats = lock(&shared.stats);
+        stats.call_seq += 1;
+        if stats.call_log.len() == CALL_LOG {
+            stats.call_log.pop_front();
+        }
+        let seq = stats.call_seq;
+        stats.call_log.push_back(CallRecord {
+            seq,
+            tenant: tenant.clone(),
+            endpoint: endpoint.path(),
+            subject,
+            request_id: request_id.clone(),
+            status: status.clone(),
+        });
+    }
     if shared.opts.verbose {
         eprintln!(
             "sandbox: {} {} tenant={} -> {} in {} ms",
@@ -173,14 +274,25 @@ async fn call(shared: Arc<Shared>, endpoint: Endpoint, req: Request) -> Response
             started.elapsed().as_millis()
         );
     }
-    match answer {
-        Answer::Reply(reply) => reply.into_response(),
+    let mut response = match answer {
+        Answer::Reply(mut reply) => {
+            reply.shape_b = shared.opts.exception_shape_b;
+            reply.retry_after_date = shared.opts.retry_after_date;
+            reply.into_response()
+        }
+        Answer::Problem(p) => p.into_response(),
         Answer::Drop => {
             let mut response = Response::new(Body::empty());
             response.extensions_mut().insert(DropConnection);
             response
         }
+    };
+    // Gateways echo the caller's request id (or make one): support finds
+    // the call by it.
+    if let Some(id) = request_id.and_then(|v| axum::http::HeaderValue::from_str(&v).ok()) {
+        response.headers_mut().insert("x-request-id", id);
     }
+    response
 }
 
 fn count(shared: &Shared, endpoint: &str, status: &str) {
@@ -199,15 +311,16 @@ async fn answer(
     method: &Method,
     headers: &HeaderMap,
     body: Body,
+    subject: &mut Option<String>,
 ) -> Answer {
-    match admit(shared, method, headers) {
-        Ok(()) => {}
-        Err(reply) => return Answer::Reply(reply),
+    if let Err(answer) = admit(shared, method, headers) {
+        return answer;
     }
     let body = match read_body(headers, body).await {
         Ok(b) => b,
         Err(reply) => return Answer::Reply(reply),
     };
+    *subject = subject_of(&body);
     // `admit` made sure the header is there.
     let tenant = tenant_of(headers).unwrap_or_default();
     if let Err(seconds) = shared.faults.admit(&tenant, Instant::now()) {
@@ -312,11 +425,7 @@ fn note_fault(
     applied: bool,
     body: &[u8],
 ) {
-    let subject = serde_json::from_slice::<Value>(body).ok().and_then(|v| {
-        ["orderId", "cardOrderId", "kitNo"]
-            .iter()
-            .find_map(|k| v.get(k).and_then(Value::as_str).map(str::to_owned))
-    });
+    let subject = subject_of(body);
     let mut stats = lock(&shared.stats);
     *stats.faults.entry(fault.name()).or_default() += 1;
     stats.fault_seq += 1;
@@ -334,8 +443,27 @@ fn note_fault(
     stats.fault_log.push_back(record);
 }
 
+/// The order id or kit number a request is about, when readable.
+fn subject_of(body: &[u8]) -> Option<String> {
+    serde_json::from_slice::<Value>(body).ok().and_then(|v| {
+        ["orderId", "cardOrderId", "kitNo"]
+            .iter()
+            .find_map(|k| v.get(k).and_then(Value::as_str).map(str::to_owned))
+    })
+}
+
 /// Method, bearer token and tenant header.
-fn admit(shared: &Shared, method: &Method, headers: &HeaderMap) -> Result<(), Reply> {
+fn admit(shared: &Shared, method: &Method, headers: &HeaderMap) -> Result<(), Answer> {
+    if let Some(gateway) = &shared.gateway {
+        let authorization = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        gateway.check(authorization).map_err(Answer::Problem)?;
+    }
+    admit_call(shared, method, headers).map_err(Answer::Reply)
+}
+
+fn admit_call(shared: &Shared, method: &Method, headers: &HeaderMap) -> Result<(), Reply> {
     if method != Method::POST {
         return Err(Reply::error(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -373,11 +501,6 @@ fn admit(shared: &Shared, method: &Method, headers: &HeaderMap) -> Result<(), Re
         ));
     }
     Ok(())
-}
-
-/// Compares without stopping at the first difference.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The `tenant` header (names are case-insensitive), when usable.

@@ -13,6 +13,11 @@ pub struct Reply {
     pub status: StatusCode,
     pub body: Box<Envelope<Value>>,
     pub retry_after: Option<u64>,
+    /// Send `Retry-After` as an HTTP date, not seconds.
+    pub retry_after_date: bool,
+    /// Send the exception in shape B (`errorCode`, `errorMessage`,
+    /// `httpStatus: "400 BAD_REQUEST"`), as the docs' generic pages show.
+    pub shape_b: bool,
 }
 
 impl Reply {
@@ -22,6 +27,8 @@ impl Reply {
             status: StatusCode::OK,
             body: Box::new(Envelope::ok(result.into())),
             retry_after: None,
+            retry_after_date: false,
+            shape_b: false,
         }
     }
 
@@ -40,11 +47,13 @@ impl Reply {
                 short_message: Some(short.to_owned()),
                 detail_message: Some(detail.to_owned()),
                 error_message: None,
-                http_status: Some(status_name(status)),
+                http_status: Some(status_name(status).into()),
                 field_error: field_errors,
                 language_code: Some("en".to_owned()),
             })),
             retry_after: None,
+            retry_after_date: false,
+            shape_b: false,
         }
     }
 
@@ -57,11 +66,31 @@ impl Reply {
 
 impl IntoResponse for Reply {
     fn into_response(self) -> Response {
-        let mut response = (self.status, axum::Json(*self.body)).into_response();
+        let mut body = *self.body;
+        if self.shape_b
+            && let Some(e) = body.exception.take()
+        {
+            let message = e.detail_message.or(e.short_message).or(e.error_message);
+            body.exception = Some(ApiException {
+                error_code: e.error_code,
+                error_message: message,
+                http_status: Some(
+                    format!("{} {}", self.status.as_u16(), status_name(self.status)).into(),
+                ),
+                ..ApiException::default()
+            });
+        }
+        let mut response = (self.status, axum::Json(body)).into_response();
         if let Some(seconds) = self.retry_after {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            let value = if self.retry_after_date {
+                let at = std::time::SystemTime::now() + std::time::Duration::from_secs(seconds);
+                HeaderValue::from_str(&httpdate::fmt_http_date(at)).ok()
+            } else {
+                Some(HeaderValue::from(seconds))
+            };
+            if let Some(v) = value {
+                response.headers_mut().insert(header::RETRY_AFTER, v);
+            }
         }
         response
     }

@@ -25,6 +25,7 @@ pub fn routes(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/_sandbox/stats", get(stats))
         .route("/_sandbox/faults", get(faults))
+        .route("/_sandbox/calls", get(calls))
         .route("/_sandbox/advance", post(advance))
         .route("/_sandbox/tenants/{tenant}/orders", get(orders))
         .route("/_sandbox/tenants/{tenant}/orders/{order_id}", get(order))
@@ -65,8 +66,16 @@ async fn stats(State(shared): State<Arc<Shared>>) -> Json<Value> {
         "startedAt": shared.started_at,
         "requests": stats.requests,
         "faults": stats.faults,
+        "logins": stats.logins,
         "tenants": tenants,
     }))
+}
+
+/// The most recent API calls (up to 200,000), oldest first: endpoint,
+/// tenant, order or kit, the caller's `X-Request-Id`, the status.
+async fn calls(State(shared): State<Arc<Shared>>) -> Json<Value> {
+    let stats = lock(&shared.stats);
+    Json(json!(stats.call_log))
 }
 
 /// The most recent faults (up to 10,000), oldest first.

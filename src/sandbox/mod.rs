@@ -14,6 +14,7 @@
 mod api;
 mod envelope;
 mod faults;
+mod gateway;
 mod inspect;
 mod store;
 
@@ -29,6 +30,7 @@ use hyper_util::rt::TokioIo;
 use tower::ServiceExt;
 
 pub use faults::{FaultApplies, FaultOpts, Latency};
+pub use gateway::LoginUser;
 pub use store::{Kit, KitSeed, read_kits};
 
 /// Largest request body accepted; larger ones get 413.
@@ -45,6 +47,17 @@ pub struct SandboxOpts {
     pub listen: SocketAddr,
     /// When set, every API call needs `Authorization: Bearer <token>`.
     pub token: Option<String>,
+    /// When set, `POST /api/authenticate` logs this user in, and every API
+    /// call needs a live token of that login.
+    pub login: Option<LoginUser>,
+    /// How long a login's token lives.
+    pub token_ttl: Duration,
+    /// Tokens that are not JWTs: their end shows only as a 401.
+    pub opaque_tokens: bool,
+    /// Exceptions in shape B (`errorCode`, `errorMessage`, `httpStatus`).
+    pub exception_shape_b: bool,
+    /// `Retry-After` as an HTTP date.
+    pub retry_after_date: bool,
     /// Each order moves one state on after this long; `None`: only
     /// `POST /_sandbox/advance` moves orders.
     pub advance_after: Option<Duration>,
@@ -90,6 +103,11 @@ impl Default for SandboxOpts {
         SandboxOpts {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             token: None,
+            login: None,
+            token_ttl: Duration::from_secs(3600),
+            opaque_tokens: false,
+            exception_shape_b: false,
+            retry_after_date: false,
             advance_after: None,
             failed_share: 0.0,
             cancel_pending: false,

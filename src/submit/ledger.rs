@@ -120,6 +120,17 @@ pub enum Record {
         run: i64,
         at: String,
     },
+    /// What an attempt's request got: the request id sent (and the one
+    /// the API answered with), the HTTP status (`None`: no answer).
+    /// Committed with the item's next record.
+    Attempted {
+        kind: &'static str,
+        key: String,
+        attempt: u32,
+        request_id: Option<String>,
+        answer_request_id: Option<String>,
+        http_status: Option<u16>,
+    },
     /// The item's outcome in this run. `uncertain`: a request may have
     /// been processed without our knowing (the next run looks it up).
     Answered {
@@ -222,9 +233,20 @@ CREATE TABLE IF NOT EXISTS attempts (
     attempt INTEGER NOT NULL,
     run INTEGER NOT NULL REFERENCES runs(id),
     at TEXT NOT NULL,
+    request_id TEXT,
+    answer_request_id TEXT,
+    http_status INTEGER,
     PRIMARY KEY (kind, key, attempt)
 ) WITHOUT ROWID;
 ";
+
+/// Columns added to a table after its first release, with their type:
+/// added to a ledger that lacks them.
+const ADDED_COLUMNS: [(&str, &str, &str); 3] = [
+    ("attempts", "request_id", "TEXT"),
+    ("attempts", "answer_request_id", "TEXT"),
+    ("attempts", "http_status", "INTEGER"),
+];
 
 /// An open ledger; the destination's lock is held until it is dropped.
 pub struct Ledger {
@@ -273,6 +295,19 @@ impl Ledger {
             source,
         };
         conn.execute_batch(SCHEMA).map_err(sql)?;
+        for (table, column, kind) in ADDED_COLUMNS {
+            let has: bool = conn
+                .query_row(
+                    "SELECT COUNT(*) > 0 FROM pragma_table_info(?1) WHERE name = ?2",
+                    params![table, column],
+                    |r| r.get(0),
+                )
+                .map_err(sql)?;
+            if !has {
+                conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {kind}"))
+                    .map_err(sql)?;
+            }
+        }
         let found: Option<(String, String)> = conn
             .query_row("SELECT tenant, base_url FROM destination", [], |r| {
                 Ok((r.get(0)?, r.get(1)?))
@@ -553,6 +588,27 @@ fn apply<'r>(
                     "INSERT OR REPLACE INTO attempts (kind, key, attempt, run, at) VALUES (?1, ?2, ?3, ?4, ?5)",
                 )?
                 .execute(params![kind, key, attempt, run, at])?;
+            }
+            Record::Attempted {
+                kind,
+                key,
+                attempt,
+                request_id,
+                answer_request_id,
+                http_status,
+            } => {
+                tx.prepare_cached(
+                    "UPDATE attempts SET request_id = ?4, answer_request_id = ?5, http_status = ?6
+                     WHERE kind = ?1 AND key = ?2 AND attempt = ?3",
+                )?
+                .execute(params![
+                    kind,
+                    key,
+                    attempt,
+                    request_id,
+                    answer_request_id,
+                    http_status
+                ])?;
             }
             Record::Answered {
                 kind,

@@ -406,6 +406,10 @@ pub struct Sent {
     /// Result fields of an accepted answer (an upgrade's new kit...).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub result: BTreeMap<String, String>,
+    /// The `X-Request-Id` of the last call made for it (create or lookup),
+    /// for a support ticket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 /// Code given to orders a stopped run never sent.
@@ -1085,7 +1089,10 @@ async fn call_with_retries(ctx: &Ctx, path: &str, body: &Value) -> Result<Answer
                 return Ok(a);
             }
             Err(f) => {
-                ctx.failed(&f.message);
+                ctx.no_answer(&f);
+                if f.kind == FailureKind::Refused {
+                    return Err(f.message);
+                }
                 (format!("{path}: {}", f.message), None)
             }
         };
@@ -1133,6 +1140,16 @@ impl Ctx {
     /// A call got an answer that is not a failure: the API is there.
     fn reached(&self) {
         self.failures.store(0, Ordering::Relaxed);
+    }
+
+    /// A call got no answer: a refused login stops the run (nothing was
+    /// sent), anything else counts as a failed call.
+    fn no_answer(&self, f: &Failure) {
+        if f.kind == FailureKind::Refused {
+            self.stopper.stop(Stop::Refused(f.message.clone()));
+        } else {
+            self.failed(&f.message);
+        }
     }
 
     /// A call failed (no answer, or 5xx); too many in a row stop the run.
@@ -1269,6 +1286,7 @@ fn raw_exception_messages(answer: &Answer) -> (String, Vec<String>) {
 fn classify<O: Operation>(op: &O, result: &Result<Answer, Failure>) -> Verdict {
     let answer = match result {
         Ok(a) => a,
+        Err(f) if f.kind == FailureKind::Refused => return Verdict::Refused(f.message.clone()),
         Err(f) => {
             return Verdict::Retry {
                 ambiguous: f.kind != FailureKind::Connect,
@@ -1338,7 +1356,12 @@ pub enum Lookup {
     Conflict(String),
 }
 
-async fn lookup<O: Operation>(op: &O, ctx: &Ctx, item: &O::Item) -> Lookup {
+async fn lookup<O: Operation>(
+    op: &O,
+    ctx: &Ctx,
+    item: &O::Item,
+    request_id: &Mutex<Option<String>>,
+) -> Lookup {
     let Some((path, body)) = op.lookup(item) else {
         return Lookup::Failed(
             "the API has no way to tell whether the earlier request took effect".into(),
@@ -1346,10 +1369,14 @@ async fn lookup<O: Operation>(op: &O, ctx: &Ctx, item: &O::Item) -> Lookup {
     };
     let result = ctx.client.post(path, &body).await;
     ctx.tally.requests.fetch_add(1, Ordering::Relaxed);
+    *lock(request_id) = match &result {
+        Ok(a) => Some(a.request_id.clone()),
+        Err(f) => f.request_id.clone(),
+    };
     let answer = match result {
         Ok(a) => a,
         Err(f) => {
-            ctx.failed(&f.message);
+            ctx.no_answer(&f);
             return Lookup::Failed(format!("{path}: {}", f.message));
         }
     };
@@ -1367,6 +1394,11 @@ async fn lookup<O: Operation>(op: &O, ctx: &Ctx, item: &O::Item) -> Lookup {
     }
     ctx.reached();
     op.looked_up(item, &answer)
+}
+
+/// Locks a mutex that no holder panics with.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn seed_of(order_id: &str) -> u64 {
@@ -1393,16 +1425,26 @@ async fn send_one<O: Operation>(
         attempts,
         ..Sent::default()
     };
-    let finish = |sent: Sent, uncertain: bool| async move {
-        let record = Record::Answered {
+    // The last call's request id, and what the attempts got, kept with
+    // the item's next record (no commit of their own).
+    let request_id = Mutex::new(None::<String>);
+    let attempted = Mutex::new(Vec::<Record>::new());
+    let request_id = &request_id;
+    let attempted = &attempted;
+    let finish = |mut sent: Sent, uncertain: bool| async move {
+        if sent.request_id.is_none() {
+            sent.request_id = lock(request_id).clone();
+        }
+        let mut records = std::mem::take(&mut *lock(attempted));
+        records.push(Record::Answered {
             kind: O::KIND,
             key: id.to_owned(),
             sent: sent.clone(),
             uncertain,
             run: ctx.books.run,
             at: crate::clock::now(),
-        };
-        if let Err(e) = ctx.books.writer.record(vec![record]).await {
+        });
+        if let Err(e) = ctx.books.writer.record(records).await {
             ctx.stopper.stop(Stop::Ledger(e.to_string()));
         }
         sent
@@ -1417,7 +1459,7 @@ async fn send_one<O: Operation>(
                 return finish(stopped(ctx, last, attempts), uncertain).await;
             }
             calls_left -= 1;
-            match lookup(op, ctx, order).await {
+            match lookup(op, ctx, order, request_id).await {
                 Lookup::Found(how) => {
                     let why = if duplicate_seen {
                         "the API says it is done already (duplicate)"
@@ -1492,14 +1534,15 @@ async fn send_one<O: Operation>(
         attempts += 1;
         calls_left -= 1;
         let at = crate::clock::now();
-        let record = Record::Sent {
+        let mut records = std::mem::take(&mut *lock(attempted));
+        records.push(Record::Sent {
             kind: O::KIND,
             key: id.to_owned(),
             attempt: attempts,
             run: ctx.books.run,
             at: at.clone(),
-        };
-        if let Err(e) = ctx.books.writer.record(vec![record]).await {
+        });
+        if let Err(e) = ctx.books.writer.record(records).await {
             ctx.stopper.stop(Stop::Ledger(e.to_string()));
             return Sent {
                 status: SendStatus::Failed,
@@ -1511,10 +1554,24 @@ async fn send_one<O: Operation>(
         }
         let result = ctx.client.post(op.path(), order).await;
         ctx.tally.requests.fetch_add(1, Ordering::Relaxed);
-        let (http_status, latency) = match &result {
-            Ok(a) => (Some(a.status), a.latency),
-            Err(f) => (None, f.latency),
+        let (http_status, latency, rid, answer_rid) = match &result {
+            Ok(a) => (
+                Some(a.status),
+                a.latency,
+                Some(a.request_id.clone()),
+                a.answer_request_id.clone(),
+            ),
+            Err(f) => (None, f.latency, f.request_id.clone(), None),
         };
+        *lock(request_id) = rid.clone();
+        lock(attempted).push(Record::Attempted {
+            kind: O::KIND,
+            key: id.to_owned(),
+            attempt: attempts,
+            request_id: rid.clone(),
+            answer_request_id: answer_rid,
+            http_status,
+        });
         let base = Sent {
             status: SendStatus::Failed,
             error_code: None,
@@ -1524,6 +1581,7 @@ async fn send_one<O: Operation>(
             submitted_at: Some(at),
             latency_ms: Some(latency.as_millis() as u64),
             result: BTreeMap::new(),
+            request_id: rid,
         };
         match classify(op, &result) {
             Verdict::Accepted => {
@@ -1648,6 +1706,8 @@ mod tests {
             other_body: None,
             retry_after: Some(Duration::from_secs(2)),
             latency: Duration::ZERO,
+            request_id: String::new(),
+            answer_request_id: None,
         })
     }
 
@@ -1656,6 +1716,7 @@ mod tests {
             kind,
             message: "boom".into(),
             latency: Duration::ZERO,
+            request_id: None,
         })
     }
 
@@ -1753,6 +1814,8 @@ mod tests {
             other_body: Some("<html>".into()),
             retry_after: None,
             latency: Duration::ZERO,
+            request_id: String::new(),
+            answer_request_id: None,
         });
         assert!(matches!(
             classify(&CreateOrders, &html),

@@ -12,7 +12,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::{RetryPolicy, Stop, Stopper, exception_messages};
-use crate::dcms::{Client, FetchStatusRequest};
+use crate::dcms::{Client, FailureKind, FetchStatusRequest};
 
 /// Order statuses after which nothing changes.
 pub const FINAL: [&str; 3] = ["SUCCESS", "FAILED", "CANCELLED"];
@@ -141,11 +141,16 @@ async fn fetch(
     loop {
         limiter.acquire().await;
         let (error, wait) = match client.post("/card-order/fetchStatus", &body).await {
+            Err(f) if f.kind == FailureKind::Refused => {
+                stopper.stop(Stop::Refused(f.message.clone()));
+                return Known::Unknown(f.message);
+            }
             Err(f) => (f.message, None),
             Ok(a) if a.status == 401 || a.status == 403 => {
-                let (code, _) = exception_messages(&a);
-                stopper.stop(Stop::Refused(format!("HTTP {} {code}", a.status)));
-                return Known::Unknown(format!("HTTP {} {code}", a.status));
+                let (code, messages) = exception_messages(&a);
+                let why = format!("HTTP {} {code}: {}", a.status, messages.join("; "));
+                stopper.stop(Stop::Refused(why.clone()));
+                return Known::Unknown(why);
             }
             Ok(a) if a.status == 429 || a.status >= 500 => {
                 (format!("HTTP {}", a.status), a.retry_after)

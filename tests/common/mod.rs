@@ -297,6 +297,15 @@ impl Desk {
             "DCMS_TOKEN_FILE",
             "DCMS_PROFILE",
             "DCMS_CONFIG",
+            "DCMS_USERNAME",
+            "DCMS_PASSWORD",
+            "DCMS_PASSWORD_FILE",
+            "HTTPS_PROXY",
+            "https_proxy",
+            "HTTP_PROXY",
+            "http_proxy",
+            "ALL_PROXY",
+            "all_proxy",
         ] {
             cmd.env_remove(var);
         }

@@ -1,0 +1,257 @@
+//! The binary against the sandbox standing in for a bank's gateway, over
+//! real HTTP on loopback: a login whose tokens expire, refused logins,
+//! request ids a support desk can find, answers that are not the DCMS
+//! envelope.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::{Desk, SandboxProcess, report_rows, stderr};
+use dcms_bulk::exit;
+use serde_json::Value;
+
+/// A sandbox that logs in `clerk` with the password in the desk's file.
+fn gateway(desk: &Desk, extra: &[&str]) -> SandboxProcess {
+    let password = desk.write("sandbox-password", "s3cret-pw\n");
+    let login = format!("clerk:{}", password.display());
+    let mut args = vec!["--login", login.as_str()];
+    args.extend(extra);
+    SandboxProcess::start(&args)
+}
+
+/// The user's own password file, private as it should be.
+fn password_file(desk: &Desk, password: &str) -> String {
+    let p = desk.write("password", password);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    p.display().to_string()
+}
+
+#[test]
+fn tokens_that_expire_are_renewed_once_per_expiry_and_every_order_goes_once() {
+    let desk = Desk::new();
+    let sb = gateway(&desk, &["--token-ttl", "2s"]);
+    let sheet = desk.sheet("orders.csv", 2_000, 1);
+    let password = password_file(&desk, "s3cret-pw");
+    let started = std::time::Instant::now();
+    let out = desk.run(&[
+        "submit",
+        sheet.to_str().unwrap(),
+        "--base-url",
+        &sb.base,
+        "--tenant",
+        "ACME",
+        "--username",
+        "clerk",
+        "--password-file",
+        &password,
+        "--rate",
+        "400",
+        "--no-precheck",
+    ]);
+    let elapsed = started.elapsed().as_secs_f64();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(exit::OK), "{err}");
+    assert!(!err.contains("s3cret-pw"), "the password is never printed");
+    assert!(
+        !err.contains("warning"),
+        "a private file gets no warning: {err}"
+    );
+    let rows = report_rows(&desk.path("orders.report.csv"));
+    assert_eq!(rows.len(), 2_000);
+    assert!(
+        rows.iter().all(|r| r["status"] == "ACCEPTED"),
+        "{:?}",
+        rows[0]
+    );
+
+    // One login at the start, then one per expiry: never one per worker.
+    let stats = sb.inspect("/stats");
+    let logins = stats["logins"].as_u64().unwrap();
+    assert!(
+        elapsed > 4.0,
+        "the run outlives two tokens ({elapsed:.1} s)"
+    );
+    assert!(
+        logins >= 3,
+        "tokens were renewed: {logins} logins in {elapsed:.1} s"
+    );
+    assert!(
+        (logins as f64) <= elapsed / 1.5 + 2.0,
+        "{logins} logins in {elapsed:.1} s: more than one per expiry"
+    );
+    // Renewed before expiry: no call was refused, nothing created twice.
+    assert_eq!(
+        stats["requests"]["/v1/card-order"].get("401"),
+        None,
+        "{stats}"
+    );
+    assert_eq!(stats["requests"]["/v1/card-order"]["200"], 2_000);
+    assert_eq!(stats["tenants"]["ACME"]["orders"], 2_000);
+
+    // Every row names the last call made for its order, as the sandbox
+    // saw it; the run facts and ledger hold neither token nor password.
+    let calls = sb.inspect("/calls");
+    let mut last: BTreeMap<String, String> = BTreeMap::new();
+    for c in calls.as_array().unwrap() {
+        if let (Some(s), Some(id)) = (c["subject"].as_str(), c["requestId"].as_str()) {
+            last.insert(s.to_owned(), id.to_owned());
+        }
+    }
+    let mut ids = std::collections::BTreeSet::new();
+    for r in &rows {
+        assert_eq!(Some(&r["request_id"]), last.get(&r["order_id"]), "{r:?}");
+        assert_eq!(r["request_id"].len(), 36, "a UUID");
+        ids.insert(r["request_id"].clone());
+    }
+    assert_eq!(ids.len(), 2_000, "a fresh id per call");
+    let facts = std::fs::read_to_string(desk.path("orders.report.csv.run.json")).unwrap();
+    assert!(
+        !facts.contains("s3cret-pw") && !facts.contains("eyJ"),
+        "{facts}"
+    );
+    for entry in std::fs::read_dir(desk.path("journals")).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(!text.contains("s3cret-pw") && !text.contains("eyJ"));
+    }
+}
+
+#[test]
+fn a_wrong_password_stops_with_the_gateways_message_and_rejects_nothing() {
+    let desk = Desk::new();
+    let sb = gateway(&desk, &[]);
+    let sheet = desk.sheet("orders.csv", 20, 2);
+    let password = desk.write("password", "wrong-pw");
+    let out = desk.run(&[
+        "submit",
+        sheet.to_str().unwrap(),
+        "--base-url",
+        &sb.base,
+        "--tenant",
+        "ACME",
+        "--username",
+        "clerk",
+        "--password-file",
+        password.to_str().unwrap(),
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(exit::API_UNAVAILABLE), "{err}");
+    assert!(
+        err.contains("Bad credentials"),
+        "the gateway's own words: {err}"
+    );
+    assert!(err.contains("/api/authenticate"), "{err}");
+    assert!(!err.contains("wrong-pw"));
+    #[cfg(unix)]
+    assert!(
+        err.contains("can be read by other users"),
+        "a password file others can read is warned about: {err}"
+    );
+    let rows = report_rows(&desk.path("orders.report.csv"));
+    assert_eq!(rows.len(), 40);
+    assert!(
+        rows.iter().all(|r| r["status"] == "FAILED"),
+        "{:?}",
+        rows[0]
+    );
+    assert_eq!(
+        sb.inspect("/stats")["tenants"]["ACME"],
+        Value::Null,
+        "nothing sent"
+    );
+
+    // The right password: the re-run sends everything, once.
+    let password = password_file(&desk, "s3cret-pw");
+    let again = desk
+        .command(&[
+            "submit",
+            sheet.to_str().unwrap(),
+            "--base-url",
+            &sb.base,
+            "--tenant",
+            "ACME",
+            "--username",
+            "clerk",
+        ])
+        .env("DCMS_PASSWORD_FILE", &password)
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(exit::OK), "{}", stderr(&again));
+    assert_eq!(sb.inspect("/stats")["tenants"]["ACME"]["orders"], 20);
+}
+
+#[test]
+fn a_call_refused_with_an_expired_token_is_sent_once_more_after_a_login() {
+    // Tokens the client cannot read live 300 ms: it learns of each end
+    // from a 401, logs in once for all workers, and sends the call again.
+    let desk = Desk::new();
+    let sb = gateway(
+        &desk,
+        &[
+            "--token-ttl",
+            "300ms",
+            "--opaque-tokens",
+            "--latency",
+            "40ms",
+        ],
+    );
+    let sheet = desk.sheet("orders.csv", 60, 1);
+    let out = desk
+        .command(&[
+            "submit",
+            sheet.to_str().unwrap(),
+            "--base-url",
+            &sb.base,
+            "--tenant",
+            "ACME",
+            "--username",
+            "clerk",
+            "--concurrency",
+            "4",
+            "--no-precheck",
+        ])
+        .env("DCMS_PASSWORD", "s3cret-pw")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(exit::OK), "{}", stderr(&out));
+    let stats = sb.inspect("/stats");
+    let refused = stats["requests"]["/v1/card-order"]["401"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(refused > 0, "tokens expired mid-run: {stats}");
+    let logins = stats["logins"].as_u64().unwrap();
+    assert!(
+        logins <= refused + 1,
+        "one login per expiry, not per worker: {stats}"
+    );
+    assert_eq!(stats["tenants"]["ACME"]["orders"], 60);
+    assert_eq!(stats["tenants"]["ACME"]["duplicateCreates"], 0, "{stats}");
+    let rows = report_rows(&desk.path("orders.report.csv"));
+    assert!(
+        rows.iter()
+            .all(|r| r["status"] == "ACCEPTED" && r["attempts"] == "1")
+    );
+
+    // A fixed token the gateway never issued: refused, exit 4, with the
+    // problem document's title and detail.
+    let out = desk
+        .command(&[
+            "submit",
+            sheet.to_str().unwrap(),
+            "--base-url",
+            &sb.base,
+            "--tenant",
+            "OTHER",
+        ])
+        .env("DCMS_TOKEN", "not-a-token")
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(exit::API_UNAVAILABLE), "{err}");
+    assert!(err.contains("Unauthorized: Invalid"), "{err}");
+}

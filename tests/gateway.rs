@@ -255,3 +255,103 @@ fn a_call_refused_with_an_expired_token_is_sent_once_more_after_a_login() {
     assert_eq!(out.status.code(), Some(exit::API_UNAVAILABLE), "{err}");
     assert!(err.contains("Unauthorized: Invalid"), "{err}");
 }
+
+#[test]
+fn a_base_url_that_is_not_the_api_stops_quickly_and_nothing_is_rejected() {
+    let desk = Desk::new();
+    let sb = SandboxProcess::start(&[]);
+    let sheet = desk.sheet("orders.csv", 300, 1);
+    // The path of the bank's web server, not of the API.
+    let wrong = sb.base.replace("/v1", "/dcms/api");
+    let started = std::time::Instant::now();
+    let out = desk.run(&[
+        "submit",
+        sheet.to_str().unwrap(),
+        "--base-url",
+        &wrong,
+        "--tenant",
+        "ACME",
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(exit::API_UNAVAILABLE), "{err}");
+    assert!(started.elapsed().as_secs() < 20, "quickly");
+    assert!(err.contains("not as the DCMS API does"), "{err}");
+    assert!(err.contains("404 Not Found"), "the page's title: {err}");
+    let rows = report_rows(&desk.path("orders.report.csv"));
+    assert_eq!(rows.len(), 300);
+    for r in &rows {
+        assert_eq!(
+            (r["status"].as_str(), r["error_code"].as_str()),
+            ("FAILED", "NOT_SUBMITTED"),
+            "{r:?}"
+        );
+    }
+    let stats = sb.inspect("/stats");
+    assert!(
+        stats["requests"]["other"]["404"].as_u64().unwrap() < 30,
+        "{stats}"
+    );
+
+    // Resumable: the right URL sends every order, once.
+    let out = desk.run(&[
+        "submit",
+        sheet.to_str().unwrap(),
+        "--base-url",
+        &sb.base,
+        "--tenant",
+        "ACME",
+    ]);
+    assert_eq!(out.status.code(), Some(exit::OK), "{}", stderr(&out));
+    assert_eq!(sb.inspect("/stats")["tenants"]["ACME"]["orders"], 300);
+}
+
+#[test]
+fn exceptions_in_shape_b_and_retry_after_dates_are_read() {
+    let desk = Desk::new();
+    let sb = SandboxProcess::start(&[
+        "--exception-shape",
+        "b",
+        "--rate-limit",
+        "20",
+        "--burst",
+        "5",
+        "--retry-after-date",
+        "--business-errors",
+        "0.2",
+        "--seed",
+        "3",
+    ]);
+    let sheet = desk.sheet("orders.csv", 40, 1);
+    let out = desk.run(&[
+        "submit",
+        sheet.to_str().unwrap(),
+        "--base-url",
+        &sb.base,
+        "--tenant",
+        "ACME",
+        "--no-precheck",
+        "--concurrency",
+        "8",
+    ]);
+    let rows = report_rows(&desk.path("orders.report.csv"));
+    let rejected: Vec<_> = rows.iter().filter(|r| r["status"] == "REJECTED").collect();
+    let accepted = rows.iter().filter(|r| r["status"] == "ACCEPTED").count();
+    let stats = sb.inspect("/stats");
+    assert!(
+        stats["requests"]["/v1/card-order"]["429"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0,
+        "the limit was met: {stats}"
+    );
+    // A 429 is no failure and uses up no try: none is left FAILED.
+    assert_eq!(accepted + rejected.len(), 40, "{}", stderr(&out));
+    assert!(!rejected.is_empty(), "{}", stderr(&out));
+    for r in rejected {
+        assert!(
+            !r["error_code"].is_empty() && !r["error_code"].starts_with("HTTP_"),
+            "{r:?}"
+        );
+        assert!(r["errors"].len() > 5, "the errorMessage is shown: {r:?}");
+    }
+}

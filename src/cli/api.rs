@@ -18,7 +18,7 @@ use crate::batch::{Engine, Finished};
 use crate::dcms::{Client, ClientOpts, Credentials, Secret, TlsOpts, check_base_url};
 use crate::error::{Error, Result};
 use crate::sandbox::{Sandbox, SandboxOpts};
-use crate::submit::{Destination, Ledger, RetryPolicy, Stop, Stopper, SubmitOpts, Tally};
+use crate::submit::{Destination, Ledger, RetryPolicy, Stop, Stopper, SubmitOpts, Tally, Tier};
 
 /// Where the API is and who we are.
 #[derive(Debug, Args)]
@@ -117,9 +117,25 @@ pub struct SendArgs {
     #[arg(long, value_name = "N", default_value_t = 8)]
     pub concurrency: usize,
 
-    /// Requests per second over all workers [default: no limit]
+    /// Requests per second over all workers [default: the tier's; no limit
+    /// to this machine]
     #[arg(long, value_name = "N")]
     pub rate: Option<f64>,
+
+    /// Requests at once within --rate [default: one second's worth]
+    #[arg(long, value_name = "N", requires = "rate")]
+    pub burst: Option<f64>,
+
+    /// The tenant's rate tier from the API guide: standard (100/s, bursts
+    /// of 200) or high (500/s, 1,000); `none` for no limit [default: the
+    /// profile's tier; standard for an API on another machine]
+    #[arg(long, value_name = "TIER", conflicts_with = "rate")]
+    pub tier: Option<TierArg>,
+
+    /// Start no call after this long (e.g. 2h): what is left is FAILED
+    /// NOT_SUBMITTED and the run exits 4; a re-run resumes
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub deadline: Option<Duration>,
 
     /// Retries of a call that failed in a way a retry can help (no answer,
     /// 429, 5xx)
@@ -156,6 +172,14 @@ pub struct SendArgs {
     pub no_precheck: bool,
 }
 
+/// `--tier`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TierArg {
+    Standard,
+    High,
+    None,
+}
+
 fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
     humantime::parse_duration(text).map_err(|e| e.to_string())
 }
@@ -184,6 +208,8 @@ struct Profile {
     proxy: Option<String>,
     #[serde(default)]
     headers: BTreeMap<String, String>,
+    /// The tenant's rate tier.
+    tier: Option<Tier>,
     /// Ask the API which orders it holds before sending (default true).
     precheck: Option<bool>,
 }
@@ -207,6 +233,21 @@ pub struct Api {
     pub journal_dir: PathBuf,
     /// Ask the API which orders it holds before sending.
     pub precheck: bool,
+    /// The profile's rate tier.
+    pub tier: Option<Tier>,
+}
+
+/// Whether the URL's host is this machine.
+fn is_loopback(url: &str) -> bool {
+    match url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host().map(|h| h.to_owned()))
+    {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
 }
 
 fn home() -> Option<PathBuf> {
@@ -378,6 +419,7 @@ impl ApiArgs {
                 _journal_tmp: tmp,
                 journal_dir,
                 precheck: !send.no_precheck,
+                tier: None,
             });
         }
         let profile = read_profile(self)?;
@@ -546,6 +588,7 @@ impl ApiArgs {
             _journal_tmp: None,
             journal_dir,
             precheck: !send.no_precheck && profile.precheck.unwrap_or(true),
+            tier: profile.tier,
         })
     }
 }
@@ -557,6 +600,7 @@ impl Api {
     pub fn engine(&self, send: &SendArgs, console: Console) -> Result<Engine> {
         let mut opts = send.to_opts()?;
         opts.precheck = self.precheck;
+        (opts.rate, opts.burst) = self.limits(send, console);
         let client = self.client(send)?;
         let dest = Destination::new(&self.tenant, &self.base_url);
         let ledger = Ledger::open(&self.journal_dir, &dest, true, |lock| {
@@ -583,6 +627,41 @@ impl Api {
             tenant: self.tenant.clone(),
             base_url: self.base_url.clone(),
         })
+    }
+
+    /// The rate and burst to send at: `--rate`, else `--tier` or the
+    /// profile's tier, else none to this machine and the standard tier to
+    /// any other (said on the console).
+    pub fn limits(&self, send: &SendArgs, console: Console) -> (Option<f64>, Option<f64>) {
+        if send.rate.is_some() {
+            return (send.rate, send.burst);
+        }
+        let tier = match send.tier {
+            Some(TierArg::None) => return (None, None),
+            Some(TierArg::Standard) => Some(Tier::Standard),
+            Some(TierArg::High) => Some(Tier::High),
+            None => self.tier,
+        };
+        let tier = match tier {
+            Some(t) => t,
+            None if is_loopback(&self.base_url) => return (None, None),
+            None => {
+                if !console.quiet {
+                    eprintln!(
+                        "dcms-bulk: no rate given: sending at the API guide's standard tier (100 requests/s, bursts of 200); set --rate, --tier or the profile's tier to change it"
+                    );
+                }
+                Tier::Standard
+            }
+        };
+        let (rate, burst) = tier.limits();
+        if console.verbose {
+            eprintln!(
+                "dcms-bulk: {} tier: {rate} requests/s, bursts of {burst}",
+                tier.name()
+            );
+        }
+        (Some(rate), Some(burst))
     }
 
     /// The HTTP client for this API.
@@ -615,9 +694,16 @@ impl SendArgs {
         if self.retries > 20 {
             return Err(Error::Usage("--retries must be 20 or fewer".into()));
         }
+        if let Some(b) = self.burst
+            && !(b >= 1.0 && b.is_finite())
+        {
+            return Err(Error::Usage("--burst must be 1 or more".into()));
+        }
         Ok(SubmitOpts {
             concurrency: self.concurrency,
             rate: self.rate,
+            burst: self.burst,
+            deadline: self.deadline,
             retry: RetryPolicy {
                 retries: self.retries,
                 ..RetryPolicy::default()

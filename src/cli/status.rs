@@ -210,9 +210,11 @@ pub fn run(args: &StatusArgs, console: Console) -> Result<i32> {
     }
     let stopper = Arc::new(Stopper::default());
     let runtime = runtime(&stopper)?;
+    let (rate, burst) = api.limits(&args.send, console);
     let poll = PollOpts {
         concurrency: send.concurrency,
-        rate: send.rate,
+        rate,
+        burst,
         retry: send.retry,
         wait: args.wait,
         interval: args.interval,

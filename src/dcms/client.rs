@@ -591,6 +591,61 @@ mod tests {
     }
 
     #[test]
+    fn answers_that_are_not_envelopes_are_described_in_a_line() {
+        let problem =
+            br#"{"type":"about:blank","title":"Unauthorized","status":401,"detail":"JWT expired"}"#;
+        assert_eq!(envelope(problem), None, "a problem document is no envelope");
+        assert_eq!(
+            describe_body("application/problem+json", problem),
+            "Unauthorized: JWT expired"
+        );
+        let spring = br#"{"timestamp":"x","status":404,"error":"Not Found","path":"/v1/x"}"#;
+        assert_eq!(describe_body("application/json", spring), "Not Found");
+        let html = b"<!DOCTYPE html>\n<html><head><title>404 Not Found</title></head><body>x</body></html>";
+        assert_eq!(describe_body("text/html", html), "404 Not Found");
+        assert_eq!(
+            describe_body("text/plain", b"\n\n  Bad gateway\nmore"),
+            "Bad gateway"
+        );
+        assert_eq!(describe_body("", b""), "(empty body)");
+        assert_eq!(
+            describe_body("text/plain", &[b'x'; 500]).chars().count(),
+            201
+        );
+        // Shape B, fieldError as objects, httpStatus as a number: read.
+        let b = br#"{"result":null,"exception":{"errorCode":"card.not.found","errorMessage":"No card","httpStatus":404,"fieldError":[{"field":"kitNo","message":"unknown"}]}}"#;
+        let e = envelope(b).unwrap().exception.unwrap();
+        assert_eq!(e.error_code.as_deref(), Some("card.not.found"));
+        assert_eq!(e.error_message.as_deref(), Some("No card"));
+        assert_eq!(e.field_error, ["kitNo: unknown"]);
+        let null_fields = br#"{"result":null,"exception":{"errorCode":"x","fieldError":null}}"#;
+        assert!(
+            envelope(null_fields)
+                .unwrap()
+                .exception
+                .unwrap()
+                .field_error
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn retry_after_is_seconds_or_an_http_date() {
+        assert_eq!(retry_after("7"), Some(Duration::from_secs(7)));
+        let at = std::time::SystemTime::now() + Duration::from_secs(30);
+        let wait = retry_after(&httpdate::fmt_http_date(at)).unwrap();
+        assert!(
+            wait > Duration::from_secs(28) && wait <= Duration::from_secs(30),
+            "{wait:?}"
+        );
+        assert_eq!(
+            retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(retry_after("soon"), None);
+    }
+
+    #[test]
     fn a_secret_never_shows() {
         let s = Secret::new("abc123");
         assert_eq!(format!("{s:?}"), "Secret([redacted])");

@@ -164,6 +164,18 @@ pub fn routes(shared: Arc<Shared>) -> Router {
     router.fallback(move |req: Request| {
         let shared = shared.clone();
         async move {
+            // Outside the API's prefix the web server in front answers, as
+            // web servers do: an HTML page (a wrong base URL meets this).
+            if !req.uri().path().starts_with("/v1/") {
+                count(&shared, "other", "404");
+                let page = "<!DOCTYPE html>\n<html><head><title>404 Not Found</title></head>\n<body><h1>Not Found</h1><p>The requested URL was not found on this server.</p></body></html>\n";
+                let mut response = (StatusCode::NOT_FOUND, page).into_response();
+                response.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    axum::http::HeaderValue::from_static("text/html; charset=utf-8"),
+                );
+                return response;
+            }
             let reply = Reply::error(
                 StatusCode::NOT_FOUND,
                 "not.found",

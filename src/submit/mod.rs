@@ -13,11 +13,14 @@
 //! (one per item) into report rows.
 
 pub mod ledger;
+mod limit;
 mod retry;
 pub mod status;
 
+pub use limit::{Limiter, Tier};
+
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -422,6 +425,10 @@ pub struct SubmitOpts {
     pub concurrency: usize,
     /// Requests per second over all workers; `None`: no limit.
     pub rate: Option<f64>,
+    /// Requests at once within the rate [default: one second's worth].
+    pub burst: Option<f64>,
+    /// No call starts after this long; what is left is not sent (resumable).
+    pub deadline: Option<Duration>,
     pub retry: RetryPolicy,
     /// Stop after this many failed calls in a row (no answer, or 5xx).
     pub max_failures: u32,
@@ -437,6 +444,8 @@ impl Default for SubmitOpts {
         SubmitOpts {
             concurrency: 8,
             rate: None,
+            burst: None,
+            deadline: None,
             retry: RetryPolicy::default(),
             max_failures: 10,
             drain: Duration::from_secs(10),
@@ -452,6 +461,11 @@ pub enum Stop {
     ApiUnavailable(String),
     /// 401 or 403: the token or tenant is refused.
     Refused(String),
+    /// The base URL answers, but not as the DCMS API does (an HTML 404,
+    /// JSON of another shape).
+    NotTheApi(String),
+    /// `--deadline` passed.
+    Deadline,
     /// Ctrl-C (or SIGTERM).
     Interrupted,
     /// The ledger cannot be written: nothing may be sent.
@@ -463,7 +477,9 @@ impl Stop {
     pub fn exit_code(&self) -> i32 {
         match self {
             Stop::Interrupted => crate::exit::INTERRUPTED,
-            Stop::ApiUnavailable(_) | Stop::Refused(_) => crate::exit::API_UNAVAILABLE,
+            Stop::ApiUnavailable(_) | Stop::Refused(_) | Stop::NotTheApi(_) | Stop::Deadline => {
+                crate::exit::API_UNAVAILABLE
+            }
             Stop::Ledger(_) => crate::exit::USAGE,
         }
     }
@@ -474,7 +490,12 @@ impl std::fmt::Display for Stop {
         match self {
             Stop::ApiUnavailable(why) => write!(f, "the API is unavailable ({why})"),
             Stop::Refused(why) => write!(f, "the API refuses us ({why})"),
+            Stop::NotTheApi(why) => write!(
+                f,
+                "the base URL answers, but not as the DCMS API does ({why}); check the base URL: the endpoint paths (/card-order ...) are added to it"
+            ),
             Stop::Interrupted => f.write_str("interrupted"),
+            Stop::Deadline => f.write_str("the run's --deadline passed"),
             Stop::Ledger(why) => write!(f, "the ledger cannot be written ({why})"),
         }
     }
@@ -742,9 +763,12 @@ async fn run<O: Operation>(
         client,
         books: books.clone(),
         retry: opts.retry,
-        limiter: Limiter::new(opts.rate),
+        limiter: Limiter::new(opts.rate, opts.burst),
+        deadline: opts.deadline.map(|d| tokio::time::Instant::now() + d),
         failures: AtomicU32::new(0),
         max_failures: opts.max_failures.max(1),
+        foreign: AtomicU32::new(0),
+        envelopes: AtomicBool::new(false),
         tally: tally.clone(),
         stopper: stopper.clone(),
     });
@@ -1078,14 +1102,24 @@ async fn call_with_retries(ctx: &Ctx, path: &str, body: &Value) -> Result<Answer
                 ctx.stopper.stop(Stop::Refused(why.clone()));
                 return Err(why);
             }
-            Ok(a) if a.status == 429 || a.status >= 500 => {
-                if a.status >= 500 {
-                    ctx.failed(&format!("HTTP {}", a.status));
-                }
+            Ok(a) if a.status == 429 => {
+                // Not one of the tries.
+                calls_left += 1;
+                ctx.limiter
+                    .rate_limited(a.retry_after.unwrap_or(Duration::from_secs(1)));
+                (describe_answer(path, &a), None)
+            }
+            Ok(a) if a.status >= 500 => {
+                ctx.failed(&format!("HTTP {}", a.status));
                 (describe_answer(path, &a), a.retry_after)
             }
             Ok(a) => {
                 ctx.reached();
+                if a.envelope.is_some() {
+                    ctx.enveloped();
+                } else {
+                    ctx.not_enveloped(&describe_answer(path, &a));
+                }
                 return Ok(a);
             }
             Err(f) => {
@@ -1130,8 +1164,14 @@ struct Ctx {
     books: Arc<Books>,
     retry: RetryPolicy,
     limiter: Limiter,
+    /// No call starts after this (`--deadline`).
+    deadline: Option<tokio::time::Instant>,
     failures: AtomicU32,
     max_failures: u32,
+    /// Answers in a row that were not DCMS envelopes, and whether any
+    /// answer was one.
+    foreign: AtomicU32,
+    envelopes: AtomicBool,
     tally: Arc<Tally>,
     stopper: Arc<Stopper>,
 }
@@ -1140,6 +1180,36 @@ impl Ctx {
     /// A call got an answer that is not a failure: the API is there.
     fn reached(&self) {
         self.failures.store(0, Ordering::Relaxed);
+    }
+
+    /// A call was answered, not rate limited: the rate may climb back.
+    fn answered(&self) {
+        self.reached();
+        self.limiter.passed();
+    }
+
+    /// A call was answered in the DCMS envelope.
+    fn enveloped(&self) {
+        self.envelopes.store(true, Ordering::Relaxed);
+        self.foreign.store(0, Ordering::Relaxed);
+    }
+
+    /// A call's answer was not a DCMS envelope (and no gateway refusal,
+    /// rate limit or server error): the first 5 of a run, or 10 in a row,
+    /// mean the base URL is not the API's, and the run stops before any
+    /// item is taken as refused.
+    fn not_enveloped(&self, what: &str) {
+        let n = self.foreign.fetch_add(1, Ordering::Relaxed) + 1;
+        let limit = if self.envelopes.load(Ordering::Relaxed) {
+            10
+        } else {
+            5
+        };
+        if n >= limit {
+            self.stopper.stop(Stop::NotTheApi(format!(
+                "{n} answers in a row, the last: {what}"
+            )));
+        }
     }
 
     /// A call got no answer: a refused login stops the run (nothing was
@@ -1162,12 +1232,22 @@ impl Ctx {
         }
     }
 
-    /// Waits for the rate limit; `false` if the run stops meanwhile.
+    /// Waits for the rate limit; `false` if the run stops meanwhile, or
+    /// its deadline passes.
     async fn turn(&self) -> bool {
-        tokio::select! {
+        let ok = tokio::select! {
             () = self.limiter.acquire() => !self.stopper.is_stopped(),
             () = self.stopper.stopped() => false,
+        };
+        if ok
+            && self
+                .deadline
+                .is_some_and(|d| tokio::time::Instant::now() >= d)
+        {
+            self.stopper.stop(Stop::Deadline);
+            return false;
         }
+        ok
     }
 
     /// Sleeps; `false` if the run stops meanwhile.
@@ -1179,27 +1259,8 @@ impl Ctx {
     }
 }
 
-/// One shared rate limit: evenly spaced turns.
-struct Limiter {
-    interval: Option<tokio::sync::Mutex<tokio::time::Interval>>,
-}
-
-impl Limiter {
-    fn new(rate: Option<f64>) -> Limiter {
-        let interval = rate.filter(|r| *r > 0.0).map(|r| {
-            let mut i = tokio::time::interval(Duration::from_secs_f64(1.0 / r));
-            i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            tokio::sync::Mutex::new(i)
-        });
-        Limiter { interval }
-    }
-
-    async fn acquire(&self) {
-        if let Some(i) = &self.interval {
-            i.lock().await.tick().await;
-        }
-    }
-}
+/// 429s one item takes before it is left FAILED `HTTP_429` (resumable).
+const MAX_RATE_LIMITED: u32 = 100;
 
 /// What an answer to a create means.
 #[derive(Debug, Clone, PartialEq)]
@@ -1213,6 +1274,10 @@ enum Verdict {
     },
     /// 401 or 403.
     Refused(String),
+    /// 429: not processed; not a failure, and not one of the tries.
+    RateLimited {
+        wait: Option<Duration>,
+    },
     /// Worth another try. `ambiguous`: the request may have been processed.
     Retry {
         ambiguous: bool,
@@ -1220,6 +1285,8 @@ enum Verdict {
         error: String,
         /// No answer at all, or a 5xx: counts towards `--max-failures`.
         failure: bool,
+        /// An answer that is not a DCMS envelope (see [`Ctx::not_enveloped`]).
+        foreign: bool,
     },
 }
 
@@ -1293,6 +1360,7 @@ fn classify<O: Operation>(op: &O, result: &Result<Answer, Failure>) -> Verdict {
                 wait: None,
                 error: f.message.clone(),
                 failure: true,
+                foreign: false,
             };
         }
     };
@@ -1304,11 +1372,8 @@ fn classify<O: Operation>(op: &O, result: &Result<Answer, Failure>) -> Verdict {
             return Verdict::Refused(format!("HTTP {status} {code}: {}", messages.join("; ")));
         }
         429 => {
-            return Verdict::Retry {
-                ambiguous: false,
+            return Verdict::RateLimited {
                 wait: answer.retry_after,
-                error: "HTTP 429: rate limited".into(),
-                failure: false,
             };
         }
         500..=599 => {
@@ -1318,9 +1383,25 @@ fn classify<O: Operation>(op: &O, result: &Result<Answer, Failure>) -> Verdict {
                 wait: answer.retry_after,
                 error: format!("HTTP {status} {code}: {}", messages.join("; ")),
                 failure: true,
+                foreign: false,
             };
         }
         _ => {}
+    }
+    // Not an answer of the API's (a web server's 404 page, a proxy's
+    // login form): nothing to take as refused or accepted. A 2xx may hide
+    // a processed request; anything else was not processed.
+    if answer.envelope.is_none() {
+        return Verdict::Retry {
+            ambiguous: (200..300).contains(&status),
+            wait: None,
+            error: format!(
+                "HTTP {status}, not a DCMS answer: {}",
+                answer.other_body.as_deref().unwrap_or("").trim()
+            ),
+            failure: false,
+            foreign: true,
+        };
     }
     if exception.is_some() || (400..500).contains(&status) {
         let (code, messages) = exception_messages(answer);
@@ -1329,17 +1410,16 @@ fn classify<O: Operation>(op: &O, result: &Result<Answer, Failure>) -> Verdict {
         }
         return Verdict::Rejected { code, messages };
     }
-    if (200..300).contains(&status) && answer.envelope.is_some() {
+    if (200..300).contains(&status) {
         return Verdict::Accepted;
     }
+    // A 1xx or 3xx in an envelope: no documented meaning.
     Verdict::Retry {
         ambiguous: true,
         wait: None,
-        error: format!(
-            "HTTP {status}: the answer is not a DCMS envelope: {}",
-            answer.other_body.as_deref().unwrap_or("").trim()
-        ),
+        error: format!("HTTP {status}: an answer with no documented meaning"),
         failure: true,
+        foreign: false,
     }
 }
 
@@ -1386,13 +1466,25 @@ async fn lookup<O: Operation>(
         ctx.stopper.stop(Stop::Refused(why.clone()));
         return Lookup::Failed(format!("{path}: {why}"));
     }
-    if answer.status >= 500 || answer.status == 429 {
-        if answer.status >= 500 {
-            ctx.failed(&format!("HTTP {}", answer.status));
-        }
+    if answer.status == 429 {
+        ctx.limiter
+            .rate_limited(answer.retry_after.unwrap_or(Duration::from_secs(1)));
+        return Lookup::Failed(format!("{path}: HTTP 429 {code}"));
+    }
+    if answer.status >= 500 {
+        ctx.failed(&format!("HTTP {}", answer.status));
         return Lookup::Failed(format!("{path}: HTTP {} {code}", answer.status));
     }
     ctx.reached();
+    if answer.envelope.is_some() {
+        ctx.enveloped();
+    } else {
+        ctx.not_enveloped(&format!(
+            "POST {path}: HTTP {}: {}",
+            answer.status,
+            answer.other_body.as_deref().unwrap_or("")
+        ));
+    }
     op.looked_up(item, &answer)
 }
 
@@ -1420,6 +1512,7 @@ async fn send_one<O: Operation>(
     let mut attempts = prior;
     let mut uncertain = lookup_first;
     let mut duplicate_seen = false;
+    let mut limited = 0u32;
     let mut last = Sent {
         status: SendStatus::Failed,
         attempts,
@@ -1585,7 +1678,8 @@ async fn send_one<O: Operation>(
         };
         match classify(op, &result) {
             Verdict::Accepted => {
-                ctx.reached();
+                ctx.answered();
+                ctx.enveloped();
                 let result = result.as_ref().map(|a| op.accepted(a)).unwrap_or_default();
                 return finish(
                     Sent {
@@ -1598,7 +1692,8 @@ async fn send_one<O: Operation>(
                 .await;
             }
             Verdict::Duplicate => {
-                ctx.reached();
+                ctx.answered();
+                ctx.enveloped();
                 duplicate_seen = true;
                 uncertain = true;
                 last = base;
@@ -1606,7 +1701,8 @@ async fn send_one<O: Operation>(
                 calls_left = calls_left.max(1);
             }
             Verdict::Rejected { code, messages } => {
-                ctx.reached();
+                ctx.answered();
+                ctx.enveloped();
                 return finish(
                     Sent {
                         status: SendStatus::Rejected,
@@ -1617,6 +1713,26 @@ async fn send_one<O: Operation>(
                     false,
                 )
                 .await;
+            }
+            Verdict::RateLimited { wait } => {
+                ctx.reached();
+                // Not one of the tries: the call was not processed.
+                calls_left += 1;
+                limited += 1;
+                let pause = wait
+                    .unwrap_or_else(|| Duration::from_millis(500) * (1 << limited.min(6)))
+                    .min(Duration::from_secs(60));
+                ctx.limiter.rate_limited(pause);
+                last = Sent {
+                    error_code: Some("HTTP_429".into()),
+                    messages: vec![format!(
+                        "HTTP 429: rate limited {limited} times; not processed, a re-run sends it"
+                    )],
+                    ..base
+                };
+                if limited >= MAX_RATE_LIMITED {
+                    return finish(last, uncertain).await;
+                }
             }
             // The gateway refused the call: it was not processed.
             Verdict::Refused(why) => {
@@ -1637,18 +1753,22 @@ async fn send_one<O: Operation>(
                 wait,
                 error,
                 failure,
+                foreign,
             } => {
-                if failure {
+                if foreign {
+                    ctx.not_enveloped(&format!("POST {}: {error}", op.path()));
+                } else if failure {
                     ctx.failed(&error);
                 } else {
                     ctx.reached();
                 }
                 uncertain |= ambiguous;
                 last = Sent {
-                    error_code: Some(if http_status.is_some() {
-                        format!("HTTP_{}", http_status.unwrap_or_default())
-                    } else {
-                        "NO_ANSWER".into()
+                    error_code: Some(match http_status {
+                        // Not processed by DCMS: a re-run sends it.
+                        _ if foreign && !uncertain => NOT_SUBMITTED.into(),
+                        Some(h) => format!("HTTP_{h}"),
+                        None => "NO_ANSWER".into(),
                     }),
                     messages: vec![if uncertain {
                         format!(
@@ -1768,12 +1888,11 @@ mod tests {
                 &CreateOrders,
                 &answer(429, Some(("too.many.requests", &[])))
             ),
-            Verdict::Retry {
-                ambiguous: false,
-                wait: Some(_),
-                failure: false,
-                ..
-            }
+            Verdict::RateLimited { wait: Some(_) }
+        ));
+        assert!(matches!(
+            classify(&CreateOrders, &failure(FailureKind::Refused)),
+            Verdict::Refused(_)
         ));
         assert!(matches!(
             classify(
@@ -1821,6 +1940,17 @@ mod tests {
             classify(&CreateOrders, &html),
             Verdict::Retry {
                 ambiguous: true,
+                foreign: true,
+                ..
+            }
+        ));
+        // A web server's 404 page is not the API refusing the order.
+        let page = html.map(|a| Answer { status: 404, ..a });
+        assert!(matches!(
+            classify(&CreateOrders, &page),
+            Verdict::Retry {
+                ambiguous: false,
+                foreign: true,
                 ..
             }
         ));

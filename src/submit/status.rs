@@ -55,6 +55,7 @@ impl Known {
 pub struct PollOpts {
     pub concurrency: usize,
     pub rate: Option<f64>,
+    pub burst: Option<f64>,
     pub retry: RetryPolicy,
     /// Poll until every order is final (or `timeout` passes).
     pub wait: bool,
@@ -74,7 +75,7 @@ pub async fn poll(
     on_round: &(dyn Fn(usize, usize) + Sync),
 ) -> BTreeMap<String, Known> {
     let started = Instant::now();
-    let limiter = super::Limiter::new(opts.rate);
+    let limiter = super::Limiter::new(opts.rate, opts.burst);
     let limiter = Arc::new(limiter);
     let mut known: BTreeMap<String, Known> = BTreeMap::new();
     let mut interval = opts.interval;
@@ -152,9 +153,11 @@ async fn fetch(
                 stopper.stop(Stop::Refused(why.clone()));
                 return Known::Unknown(why);
             }
-            Ok(a) if a.status == 429 || a.status >= 500 => {
-                (format!("HTTP {}", a.status), a.retry_after)
+            Ok(a) if a.status == 429 => {
+                limiter.rate_limited(a.retry_after.unwrap_or(Duration::from_secs(1)));
+                (format!("HTTP {}", a.status), None)
             }
+            Ok(a) if a.status >= 500 => (format!("HTTP {}", a.status), a.retry_after),
             Ok(a) => match super::order_status(&a) {
                 Ok(Some(status)) => {
                     let products = a

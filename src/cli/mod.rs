@@ -64,7 +64,7 @@ pub enum Command {
     /// the right headers and an example row.
     Template(template::TemplateArgs),
     /// Run the local DCMS simulator (loopback by default) until Ctrl-C.
-    Sandbox(sandbox::SandboxArgs),
+    Sandbox(Box<sandbox::SandboxArgs>),
 }
 
 /// Where rows come from and how they are checked and grouped.

@@ -106,6 +106,18 @@ pub struct GatewayArgs {
     /// Send Retry-After as an HTTP date instead of seconds
     #[arg(long)]
     pub retry_after_date: bool,
+
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key)
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The PEM private key of --tls-cert
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Require client certificates issued by this PEM CA (mutual TLS)
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 impl GatewayArgs {
@@ -268,6 +280,14 @@ impl SandboxArgs {
             opaque_tokens: self.gateway.opaque_tokens,
             exception_shape_b: self.gateway.exception_shape == "b",
             retry_after_date: self.gateway.retry_after_date,
+            tls: match (&self.gateway.tls_cert, &self.gateway.tls_key) {
+                (Some(cert), Some(key)) => Some(sandbox::TlsServer {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                    client_ca: self.gateway.tls_client_ca.clone(),
+                }),
+                _ => None,
+            },
             advance_after: self.advance_after,
             failed_share: self.failed_share,
             cancel_pending: self.cancel_pending,
@@ -289,7 +309,7 @@ impl SandboxArgs {
 pub fn run(args: &SandboxArgs, console: Console) -> Result<i32> {
     let opts = args.to_opts(console)?;
     let listener = sandbox::bind(opts.listen)?;
-    let url = sandbox::base_url(&listener)?;
+    let url = sandbox::base_url(&listener, opts.tls.is_some())?;
     if !listener.local_addr().is_ok_and(|a| a.ip().is_loopback()) && !console.quiet {
         eprintln!("dcms-bulk sandbox: warning: listening beyond this machine ({url})");
     }

@@ -31,6 +31,7 @@ use tower::ServiceExt;
 
 pub use faults::{FaultApplies, FaultOpts, Latency};
 pub use gateway::LoginUser;
+
 pub use store::{Kit, KitSeed, read_kits};
 
 /// Largest request body accepted; larger ones get 413.
@@ -58,6 +59,8 @@ pub struct SandboxOpts {
     pub exception_shape_b: bool,
     /// `Retry-After` as an HTTP date.
     pub retry_after_date: bool,
+    /// Serve HTTPS with this certificate.
+    pub tls: Option<TlsServer>,
     /// Each order moves one state on after this long; `None`: only
     /// `POST /_sandbox/advance` moves orders.
     pub advance_after: Option<Duration>,
@@ -108,6 +111,7 @@ impl Default for SandboxOpts {
             opaque_tokens: false,
             exception_shape_b: false,
             retry_after_date: false,
+            tls: None,
             advance_after: None,
             failed_share: 0.0,
             cancel_pending: false,
@@ -119,6 +123,51 @@ impl Default for SandboxOpts {
             verbose: false,
             quirks: Quirks::default(),
         }
+    }
+}
+
+/// The sandbox's HTTPS: its certificate chain and key (PEM), and the CA
+/// whose client certificates it requires, if any (mutual TLS).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsServer {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: Option<PathBuf>,
+}
+
+impl TlsServer {
+    fn acceptor(&self) -> Result<tokio_rustls::TlsAcceptor, SandboxError> {
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        let tls = |what: &PathBuf, e: &dyn std::fmt::Display| SandboxError::Tls {
+            path: what.clone(),
+            message: e.to_string(),
+        };
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let chain = CertificateDer::pem_file_iter(&self.cert)
+            .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| tls(&self.cert, &e))?;
+        let key = PrivateKeyDer::from_pem_file(&self.key).map_err(|e| tls(&self.key, &e))?;
+        let builder = rustls::ServerConfig::builder();
+        let builder = match &self.client_ca {
+            None => builder.with_no_client_auth(),
+            Some(ca) => {
+                let mut roots = rustls::RootCertStore::empty();
+                for cert in CertificateDer::pem_file_iter(ca).map_err(|e| tls(ca, &e))? {
+                    roots
+                        .add(cert.map_err(|e| tls(ca, &e))?)
+                        .map_err(|e| tls(ca, &e))?;
+                }
+                let verifier = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots))
+                    .build()
+                    .map_err(|e| tls(ca, &e))?;
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let config = builder
+            .with_single_cert(chain, key)
+            .map_err(|e| tls(&self.cert, &e))?;
+        Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
     }
 }
 
@@ -135,6 +184,8 @@ pub enum SandboxError {
     Runtime(#[source] std::io::Error),
     #[error("kits file {path}: {message}")]
     Kits { path: PathBuf, message: String },
+    #[error("TLS file {path}: {message}")]
+    Tls { path: PathBuf, message: String },
 }
 
 /// Binds the listening socket (so a taken port is an error now, not later).
@@ -148,12 +199,13 @@ pub fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, SandboxError> {
 }
 
 /// The base URL clients use for a bound listener, `/v1` included.
-pub fn base_url(listener: &std::net::TcpListener) -> Result<String, SandboxError> {
+pub fn base_url(listener: &std::net::TcpListener, tls: bool) -> Result<String, SandboxError> {
     let addr = listener.local_addr().map_err(|source| SandboxError::Bind {
         addr: SocketAddr::from(([0, 0, 0, 0], 0)),
         source,
     })?;
-    Ok(format!("http://{addr}/v1"))
+    let scheme = if tls { "https" } else { "http" };
+    Ok(format!("{scheme}://{addr}/v1"))
 }
 
 /// The whole application: API under `/v1`, inspection under `/_sandbox`.
@@ -186,6 +238,7 @@ pub async fn serve(
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
     let listener = tokio::net::TcpListener::from_std(listener)
         .map_err(|source| SandboxError::Bind { addr, source })?;
+    let acceptor = opts.tls.as_ref().map(TlsServer::acceptor).transpose()?;
     let app = app(opts);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
@@ -201,32 +254,21 @@ pub async fn serve(
                     }
                 };
                 let app = app.clone();
-                let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-                    let app = app.clone();
-                    async move {
-                        let response = match app.oneshot(req).await {
-                            Ok(r) => r,
-                            Err(never) => match never {},
-                        };
-                        // An error from the service makes hyper close the
-                        // connection without writing an answer.
-                        if response.extensions().get::<DropConnection>().is_some() {
-                            Err(DropConnection)
-                        } else {
-                            Ok(response)
-                        }
+                match &acceptor {
+                    None => serve_connection(stream, app, &graceful),
+                    Some(acceptor) => {
+                        let accept = acceptor.accept(stream);
+                        let watcher = graceful.watcher();
+                        tokio::spawn(async move {
+                            // A client that never finishes the handshake
+                            // (or fails it) is let go.
+                            if let Ok(Ok(tls)) = tokio::time::timeout(Duration::from_secs(10), accept).await {
+                                let connection = watcher.watch(connection(tls, app));
+                                let _ = connection.await;
+                            }
+                        });
                     }
-                });
-                // A client that connects and sends nothing is let go after
-                // a while rather than held forever.
-                let connection = hyper::server::conn::http1::Builder::new()
-                    .timer(hyper_util::rt::TokioTimer::new())
-                    .header_read_timeout(Duration::from_secs(30))
-                    .serve_connection(TokioIo::new(stream), service);
-                let connection = graceful.watch(connection);
-                tokio::spawn(async move {
-                    let _ = connection.await;
-                });
+                }
             }
             () = &mut shutdown => break,
         }
@@ -234,6 +276,46 @@ pub async fn serve(
     drop(listener);
     let _ = tokio::time::timeout(DRAIN, graceful.shutdown()).await;
     Ok(())
+}
+
+fn serve_connection(
+    stream: tokio::net::TcpStream,
+    app: Router,
+    graceful: &hyper_util::server::graceful::GracefulShutdown,
+) {
+    let connection = graceful.watch(connection(stream, app));
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+}
+
+/// One HTTP/1 connection on `io` (plain or TLS).
+fn connection<I>(io: I, app: Router) -> impl hyper_util::server::graceful::GracefulConnection
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+        let app = app.clone();
+        async move {
+            let response = match app.oneshot(req).await {
+                Ok(r) => r,
+                Err(never) => match never {},
+            };
+            // An error from the service makes hyper close the connection
+            // without writing an answer.
+            if response.extensions().get::<DropConnection>().is_some() {
+                Err(DropConnection)
+            } else {
+                Ok(response)
+            }
+        }
+    });
+    // A client that connects and sends nothing is let go after a while
+    // rather than held forever.
+    hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30))
+        .serve_connection(TokioIo::new(io), service)
 }
 
 /// A sandbox running on a thread of its own, for tests and `--sandbox`.
@@ -248,7 +330,7 @@ impl Sandbox {
     /// Starts a sandbox on `opts.listen` (a free loopback port by default).
     pub fn start(opts: SandboxOpts) -> Result<Sandbox, SandboxError> {
         let listener = bind(opts.listen)?;
-        let base_url = base_url(&listener)?;
+        let base_url = base_url(&listener, opts.tls.is_some())?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("dcms-sandbox")

@@ -355,3 +355,87 @@ fn exceptions_in_shape_b_and_retry_after_dates_are_read() {
         assert!(r["errors"].len() > 5, "the errorMessage is shown: {r:?}");
     }
 }
+
+/// `dcms-bulk doctor` with these arguments: exit code and what it printed.
+fn doctor(desk: &Desk, args: &[&str], password: Option<&str>) -> (Option<i32>, String) {
+    let mut cmd = desk.command(&[&["doctor"], args].concat());
+    if let Some(p) = password {
+        cmd.env("DCMS_PASSWORD", p);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn doctor_says_which_step_fails() {
+    let desk = Desk::new();
+    let sb = gateway(&desk, &[]);
+    let api = [
+        "--base-url",
+        sb.base.as_str(),
+        "--tenant",
+        "ACME",
+        "--username",
+        "clerk",
+    ];
+
+    let (code, out) = doctor(&desk, &api, Some("s3cret-pw"));
+    assert_eq!(code, Some(exit::OK), "{out}");
+    for step in ["configuration", "dns", "tcp", "login", "api call"] {
+        assert!(out.contains(&format!("ok    {step}")), "{step}: {out}");
+    }
+    assert!(
+        out.contains("password: DCMS_PASSWORD"),
+        "where it came from: {out}"
+    );
+    assert!(!out.contains("s3cret-pw"), "never the secret itself");
+    assert!(out.contains("the token lives 1h"), "{out}");
+    assert!(
+        out.contains("in the DCMS envelope; tenant ACME accepted"),
+        "{out}"
+    );
+    assert!(out.ends_with("all is well\n"), "{out}");
+
+    let (code, out) = doctor(&desk, &api, Some("wrong"));
+    assert_eq!(code, Some(exit::API_UNAVAILABLE), "{out}");
+    assert!(
+        out.contains("FAIL  login") && out.contains("Bad credentials"),
+        "{out}"
+    );
+
+    let wrong = sb.base.replace("/v1", "/dcms");
+    let (code, out) = doctor(
+        &desk,
+        &[
+            "--base-url",
+            &wrong,
+            "--tenant",
+            "ACME",
+            "--username",
+            "clerk",
+        ],
+        Some("s3cret-pw"),
+    );
+    assert_eq!(code, Some(exit::API_UNAVAILABLE), "{out}");
+    assert!(
+        out.contains("FAIL  api call") && out.contains("not a DCMS answer"),
+        "{out}"
+    );
+
+    let (code, out) = doctor(&desk, &["--base-url", &sb.base, "--tenant", "ACME"], None);
+    assert_eq!(code, Some(exit::API_UNAVAILABLE), "{out}");
+    assert!(
+        out.contains("FAIL  tenant, token"),
+        "no login, refused: {out}"
+    );
+
+    let (code, out) = doctor(&desk, &["--tenant", "ACME"], None);
+    assert_eq!(code, Some(exit::API_UNAVAILABLE), "{out}");
+    assert!(
+        out.contains("FAIL  configuration") && out.contains("--base-url"),
+        "{out}"
+    );
+}

@@ -135,3 +135,35 @@ fn a_gateway_that_requires_a_client_certificate_is_reached_with_one() {
     let rows = report_rows(&desk.path("orders.report.csv"));
     assert!(rows.iter().all(|r| r["status"] == "ACCEPTED"), "{rows:?}");
 }
+
+#[test]
+fn doctor_shows_the_certificate_and_whether_it_is_trusted() {
+    let desk = Desk::new();
+    let pki = pki(&desk);
+    let sb = SandboxProcess::start(&["--tls-cert", &pki.server_cert, "--tls-key", &pki.server_key]);
+    let run = |extra: &[&str]| {
+        let mut args = vec!["doctor", "--base-url", &sb.base, "--tenant", "ACME"];
+        args.extend(extra);
+        let out = desk.run(&args);
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, out) = run(&[]);
+    assert_eq!(code, Some(exit::API_UNAVAILABLE), "{out}");
+    assert!(out.contains("FAIL  tls"), "{out}");
+    assert!(
+        out.contains("CN=dcms.test.bank") && out.contains("CN=Test Bank CA"),
+        "{out}"
+    );
+    assert!(out.contains("not trusted"), "{out}");
+
+    let (code, out) = run(&["--ca-file", &pki.ca]);
+    assert_eq!(code, Some(exit::OK), "{out}");
+    assert!(
+        out.contains("ok    tls") && out.contains("trusted by --ca-file"),
+        "{out}"
+    );
+    assert!(out.contains("expires "), "{out}");
+}

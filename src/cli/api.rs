@@ -263,12 +263,13 @@ fn xdg(var: &str, fallback: &str) -> Option<PathBuf> {
         .or_else(|| home().map(|h| h.join(fallback)))
 }
 
-fn read_profile(api: &ApiArgs) -> Result<Profile> {
+/// The profile in use, and where it came from (for `doctor`).
+fn read_profile(api: &ApiArgs) -> Result<(Profile, String)> {
     let (path, explicit) = match &api.config {
         Some(p) => (p.clone(), true),
         None => match xdg("XDG_CONFIG_HOME", ".config") {
             Some(dir) => (dir.join("dcms-bulk").join("config.toml"), false),
-            None => return Ok(Profile::default()),
+            None => return Ok((Profile::default(), "no config file (no home folder)".into())),
         },
     };
     if !explicit && !path.exists() {
@@ -278,7 +279,10 @@ fn read_profile(api: &ApiArgs) -> Result<Profile> {
                 path.display()
             )));
         }
-        return Ok(Profile::default());
+        return Ok((
+            Profile::default(),
+            format!("no config file ({} does not exist)", path.display()),
+        ));
     }
     let text = std::fs::read_to_string(&path)
         .map_err(|e| Error::Usage(format!("config file {}: {e}", path.display())))?;
@@ -286,9 +290,12 @@ fn read_profile(api: &ApiArgs) -> Result<Profile> {
         .map_err(|e| Error::Usage(format!("config file {}: {e}", path.display())))?;
     let name = api.profile.clone().or(config.default_profile.clone());
     let Some(name) = name else {
-        return Ok(Profile::default());
+        return Ok((
+            Profile::default(),
+            format!("{}, no profile chosen", path.display()),
+        ));
     };
-    config.profiles.get(&name).cloned().ok_or_else(|| {
+    let found = config.profiles.get(&name).cloned().ok_or_else(|| {
         Error::Usage(format!(
             "config file {}: no profile `{name}` (profiles: {})",
             path.display(),
@@ -299,7 +306,8 @@ fn read_profile(api: &ApiArgs) -> Result<Profile> {
                 .collect::<Vec<_>>()
                 .join(", ")
         ))
-    })
+    })?;
+    Ok((found, format!("{}, profile {name}", path.display())))
 }
 
 /// A token or password from a file: trimmed, not empty, bounded, a
@@ -422,7 +430,9 @@ impl ApiArgs {
                 tier: None,
             });
         }
-        let profile = read_profile(self)?;
+        let (profile, config) = read_profile(self)?;
+        let profile_has_url = profile.base_url.is_some();
+        let profile_has_tenant = profile.tenant.is_some();
         let base_url = self
             .base_url
             .clone()
@@ -445,20 +455,28 @@ impl ApiArgs {
                     "no tenant: give --tenant, set DCMS_TENANT, or use a config profile".into(),
                 )
             })?;
-        let mut sources = vec![(
-            "base_url",
-            self.base_url
-                .as_ref()
-                .map_or("profile or earlier run", |_| "flag or DCMS_BASE_URL")
-                .to_string(),
-        )];
-        sources.push((
-            "tenant",
-            self.tenant
-                .as_ref()
-                .map_or("profile or earlier run", |_| "flag or DCMS_TENANT")
-                .to_string(),
-        ));
+        let from = |flag: bool, profile: bool| match (flag, profile) {
+            (true, _) => "flag or environment",
+            (false, true) => "profile",
+            (false, false) => "the report's run facts",
+        };
+        let mut sources = vec![
+            ("config", config),
+            (
+                "base_url",
+                format!(
+                    "{base_url} ({})",
+                    from(self.base_url.is_some(), profile_has_url)
+                ),
+            ),
+            (
+                "tenant",
+                format!(
+                    "{tenant} ({})",
+                    from(self.tenant.is_some(), profile_has_tenant)
+                ),
+            ),
+        ];
         // Flag, then environment (the token itself before a file of it),
         // then profile.
         let token = first([

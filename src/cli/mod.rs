@@ -3,6 +3,7 @@
 //! known) before any row is read. One file per subcommand's glue.
 
 mod api;
+mod doctor;
 mod ops;
 mod sandbox;
 mod status;
@@ -65,6 +66,9 @@ pub enum Command {
     Template(template::TemplateArgs),
     /// Run the local DCMS simulator (loopback by default) until Ctrl-C.
     Sandbox(Box<sandbox::SandboxArgs>),
+    /// Check an API configuration end to end (settings, DNS, TCP, TLS,
+    /// login, tenant, one harmless call) before the first night.
+    Doctor(Box<doctor::DoctorArgs>),
 }
 
 /// Where rows come from and how they are checked and grouped.
@@ -259,6 +263,7 @@ pub fn main() -> i32 {
     let result = match cli.command {
         Command::Validate(args) => validate::run(&args, console),
         Command::Sandbox(args) => sandbox::run(&args, console),
+        Command::Doctor(args) => doctor::run(&args, console),
         Command::Submit(args) => submit::run(&args, console),
         Command::Template(args) => template::run(&args, console),
         Command::Cancel(args) => ops::cancel(&args, console),

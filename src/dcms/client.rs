@@ -218,6 +218,13 @@ impl Client {
         Ok(answer)
     }
 
+    /// Logs in now, if the credentials are a login; `Ok(false)` when they
+    /// are not.
+    pub async fn log_in(&self) -> Result<bool, Failure> {
+        let bearer = self.auth.bearer(&self.http, &self.tenant).await?;
+        Ok(bearer.is_some_and(|(_, serial)| serial > 0))
+    }
+
     /// Logins made so far (0 without a login).
     pub fn logins(&self) -> u64 {
         self.auth.logins()

@@ -5,6 +5,7 @@
 
 mod auth;
 mod client;
+pub mod probe;
 
 use std::collections::BTreeMap;
 

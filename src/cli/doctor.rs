@@ -1,0 +1,243 @@
+//! `dcms-bulk doctor`: checks an API configuration end to end, step by
+//! step, and says what it found: where each setting came from (never a
+//! secret), DNS, TCP, TLS (the certificate and which roots trust it), the
+//! login, and one harmless call (`fetchStatus` of a made-up order id)
+//! answered in the DCMS envelope with the tenant accepted. Exit 0 when all
+//! is well, 4 otherwise. What a bank runs before its first night.
+
+use clap::Args;
+use serde_json::json;
+
+use super::Console;
+use super::api::{Api, ApiArgs, SendArgs};
+use crate::dcms::{FailureKind, probe};
+use crate::error::Result;
+use crate::exit;
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub api: ApiArgs,
+
+    #[command(flatten)]
+    pub send: SendArgs,
+}
+
+/// One step's verdict, printed as it is found.
+struct Steps {
+    failed: bool,
+}
+
+impl Steps {
+    fn ok(&mut self, step: &str, what: impl std::fmt::Display) {
+        println!("  ok    {step:<14} {what}");
+    }
+
+    fn fail(&mut self, step: &str, what: impl std::fmt::Display) {
+        self.failed = true;
+        println!("  FAIL  {step:<14} {what}");
+    }
+
+    fn skip(&mut self, step: &str, why: &str) {
+        println!("  -     {step:<14} {why}");
+    }
+}
+
+pub fn run(args: &DoctorArgs, console: Console) -> Result<i32> {
+    println!("dcms-bulk doctor");
+    let mut steps = Steps { failed: false };
+    let api = match args.api.resolve(&args.send, console) {
+        Ok(api) => api,
+        Err(e) => {
+            steps.fail("configuration", e);
+            return Ok(verdict(&steps));
+        }
+    };
+    let sources: Vec<String> = api
+        .sources
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}"))
+        .collect();
+    steps.ok("configuration", sources.join("; "));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| crate::error::Error::io("tokio runtime", e))?;
+    runtime.block_on(check(&api, args, &mut steps));
+    Ok(verdict(&steps))
+}
+
+fn verdict(steps: &Steps) -> i32 {
+    if steps.failed {
+        println!("not ready: fix the step marked FAIL, then run doctor again");
+        exit::API_UNAVAILABLE
+    } else {
+        println!("all is well");
+        exit::OK
+    }
+}
+
+async fn check(api: &Api, args: &DoctorArgs, steps: &mut Steps) {
+    let Ok(url) = url::Url::parse(&api.base_url) else {
+        return steps.fail("base URL", &api.base_url);
+    };
+    let host = url
+        .host_str()
+        .unwrap_or_default()
+        .trim_matches(['[', ']'])
+        .to_owned();
+    let port = url.port_or_known_default().unwrap_or(443);
+    let proxied = api.proxy.is_some()
+        || ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]
+            .iter()
+            .any(|v| std::env::var_os(v).is_some_and(|p| !p.is_empty()));
+    if proxied {
+        steps.skip(
+            "dns, tcp, tls",
+            "through a proxy: checked by the calls below, not one by one",
+        );
+    } else if network(&host, port, url.scheme() == "https", api, args, steps)
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let client = match api.client(&args.send) {
+        Ok(c) => c,
+        Err(e) => return steps.fail("client", e),
+    };
+    match client.log_in().await {
+        Ok(false) => steps.skip("login", "none configured (a fixed token or none)"),
+        Ok(true) => {
+            let life = client.token_lifetime().await.map_or(
+                "its lifetime is not readable (not a JWT): renewed on a 401".to_string(),
+                |l| format!("the token lives {}", humantime::format_duration(rounded(l))),
+            );
+            steps.ok("login", format!("logged in; {life}"));
+        }
+        Err(f) => return steps.fail("login", f.message),
+    }
+    let made_up = format!("DCMS-BULK-DOCTOR-{}", uuid::Uuid::new_v4().simple());
+    let path = "/card-order/fetchStatus";
+    let answer = client.post(path, &json!({ "cardOrderId": made_up })).await;
+    let what = format!(
+        "POST {}{path} ({made_up})",
+        api.base_url.trim_end_matches('/')
+    );
+    match answer {
+        Err(f) if f.kind == FailureKind::Refused => steps.fail("login", f.message),
+        Err(f) => steps.fail("api call", format!("{what}: {}", f.message)),
+        Ok(a) => {
+            let rid = a
+                .answer_request_id
+                .as_deref()
+                .unwrap_or(&a.request_id)
+                .to_owned();
+            let code = a
+                .envelope
+                .as_ref()
+                .and_then(|e| e.exception.as_ref())
+                .and_then(|e| e.error_code.clone());
+            match (&a.envelope, a.status, code.as_deref()) {
+                (_, 401 | 403, c) => steps.fail(
+                    "tenant, token",
+                    format!(
+                        "{what}: HTTP {} {}: the gateway refuses us",
+                        a.status,
+                        c.or(a.other_body.as_deref()).unwrap_or("")
+                    ),
+                ),
+                (None, status, _) => steps.fail(
+                    "api call",
+                    format!(
+                        "{what}: HTTP {status}, not a DCMS answer ({}); check the base URL",
+                        a.other_body.as_deref().unwrap_or("")
+                    ),
+                ),
+                (Some(_), _, Some(c)) if c.starts_with("tenant.") => {
+                    steps.fail("tenant", format!("{what}: {c}: tenant {} refused", api.tenant))
+                }
+                (Some(_), status, code) if status < 500 => steps.ok(
+                    "api call",
+                    format!(
+                        "{what}: HTTP {status}{} in the DCMS envelope; tenant {} accepted (request id {rid})",
+                        code.map(|c| format!(" {c}")).unwrap_or_default(),
+                        api.tenant
+                    ),
+                ),
+                (Some(_), status, code) => steps.fail(
+                    "api call",
+                    format!("{what}: HTTP {status} {}: the API is failing", code.unwrap_or("")),
+                ),
+            }
+        }
+    }
+}
+
+/// DNS, TCP and TLS, each a step; `Err` when one fails (the rest would too).
+async fn network(
+    host: &str,
+    port: u16,
+    https: bool,
+    api: &Api,
+    args: &DoctorArgs,
+    steps: &mut Steps,
+) -> std::result::Result<(), ()> {
+    let addrs = match probe::resolve(host, port).await {
+        Ok(a) => a,
+        Err(e) => {
+            steps.fail("dns", e);
+            return Err(());
+        }
+    };
+    let shown: Vec<String> = addrs.iter().map(|a| a.ip().to_string()).collect();
+    steps.ok("dns", format!("{host} → {}", shown.join(", ")));
+    let (stream, addr, took) = match probe::connect(&addrs, args.send.connect_timeout).await {
+        Ok(c) => c,
+        Err(e) => {
+            steps.fail("tcp", e);
+            return Err(());
+        }
+    };
+    steps.ok(
+        "tcp",
+        format!("connected to {addr} in {} ms", took.as_millis()),
+    );
+    if !https {
+        steps.skip("tls", "plain http (this machine only)");
+        return Ok(());
+    }
+    let found = probe::tls(stream, host, &api.tls).await;
+    let cert = found.peer.as_ref().map_or(String::new(), |p| {
+        format!(
+            "certificate {} issued by {}, expires {} ({}); ",
+            p.subject,
+            p.issuer,
+            p.not_after,
+            if p.days_left < 0 {
+                "expired".to_string()
+            } else {
+                format!("in {} days", p.days_left)
+            }
+        )
+    });
+    match found.trusted {
+        Ok(by) if found.peer.as_ref().is_some_and(|p| p.days_left < 30) => {
+            steps.ok("tls", format!("{cert}trusted by {by}; renew it soon"))
+        }
+        Ok(by) => steps.ok("tls", format!("{cert}trusted by {by}")),
+        Err(e) => {
+            steps.fail(
+                "tls",
+                format!("{cert}not trusted: {e}; a private CA is trusted with --ca-file or the profile's ca_file"),
+            );
+            return Err(());
+        }
+    }
+    Ok(())
+}
+
+/// A lifetime to the second, as `1h` rather than `59m 59s 998ms`.
+fn rounded(d: std::time::Duration) -> std::time::Duration {
+    std::time::Duration::from_secs(d.as_secs_f64().round() as u64)
+}

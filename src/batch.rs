@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 
 use serde_json::Value;
 
-use crate::dcms::{Client, OrderBody};
+use crate::dcms::{Client, CreateFields, OrderBody};
 use crate::error::{Error, Result};
 use crate::exit;
 use crate::ops::RowCheck;
@@ -36,6 +36,8 @@ pub struct Engine {
     pub stopper: Arc<Stopper>,
     pub tenant: String,
     pub base_url: String,
+    /// The create body's field names.
+    pub fields: CreateFields,
 }
 
 /// One batch: the command, its options for the run facts, when it
@@ -100,9 +102,11 @@ impl Engine {
             started_at: &batch.started,
         };
         let slots = checked.grouping.groups().len();
+        let fields = &self.fields;
         let (run, sent) = self.send(&start, CreateOrders, slots, &batch, |emit| {
             checked.for_each_order(&mut |g, order| {
-                let body = OrderBody::new(&order).map_err(|e| Error::Usage(e.to_string()))?;
+                let body =
+                    OrderBody::new(&order, fields).map_err(|e| Error::Usage(e.to_string()))?;
                 if emit(g as usize, body) {
                     Ok(())
                 } else {

@@ -439,3 +439,128 @@ fn doctor_says_which_step_fails() {
         "{out}"
     );
 }
+
+#[test]
+fn the_create_bodys_field_names_come_from_the_profile() {
+    let desk = Desk::new();
+    let sheet = desk.sheet("orders.csv", 3, 2);
+    let config = desk.write(
+        "config.toml",
+        r#"
+[profiles.uat]
+tenant = "ACME"
+
+[profiles.uat.create_fields]
+plastic_code = "plasticType"
+pin_generation = "generatePin"
+pin_generation_format = "boolean"
+"#,
+    );
+    let config = config.to_str().unwrap();
+    // validate shows the bodies as they will be sent.
+    let out = desk.run(&[
+        "validate",
+        sheet.to_str().unwrap(),
+        "--print-orders",
+        "--config",
+        config,
+        "--profile",
+        "uat",
+    ]);
+    assert_eq!(out.status.code(), Some(exit::OK), "{}", stderr(&out));
+    let first: Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().next().unwrap()).unwrap();
+    let product = &first["products"][0];
+    assert_eq!(product["plasticType"], "0001", "{product}");
+    assert_eq!(product["generatePin"], true, "{product}");
+    assert!(product.get("plasticCode").is_none() && product.get("pinGeneration").is_none());
+    assert_eq!(
+        product["cardType"], "PHYSICAL",
+        "unnamed fields keep their names"
+    );
+
+    // A rehearsal: the sandbox reads the same table and accepts only it.
+    let sb = SandboxProcess::start(&["--config", config, "--profile", "uat"]);
+    let with = desk.run(&[
+        "submit",
+        sheet.to_str().unwrap(),
+        "--base-url",
+        &sb.base,
+        "--config",
+        config,
+        "--profile",
+        "uat",
+    ]);
+    assert_eq!(with.status.code(), Some(exit::OK), "{}", stderr(&with));
+    assert_eq!(sb.inspect("/stats")["tenants"]["ACME"]["orders"], 3);
+    let stored = sb.inspect("/tenants/ACME/orders");
+    let body = &stored[0]["request"];
+    let body: Value = match body {
+        Value::String(s) => serde_json::from_str(s).unwrap(),
+        other => other.clone(),
+    };
+    assert_eq!(body["products"][0]["generatePin"], true, "{body}");
+
+    // Today's default names are refused by that API, by name.
+    let other = desk.sheet("other.csv", 1, 1);
+    let text = std::fs::read_to_string(&other)
+        .unwrap()
+        .replace("00001", "00009");
+    let other = desk.write("other.csv", &text);
+    let without = desk.run(&[
+        "submit",
+        other.to_str().unwrap(),
+        "--base-url",
+        &sb.base,
+        "--tenant",
+        "ACME",
+    ]);
+    assert_eq!(without.status.code(), Some(exit::ROWS_NOT_DONE));
+    let rows = report_rows(&desk.path("other.report.csv"));
+    assert_eq!(rows[0]["status"], "REJECTED");
+    assert!(rows[0]["errors"].contains("plasticType"), "{:?}", rows[0]);
+}
+
+#[test]
+fn status_wait_says_when_it_gives_up_and_which_statuses_are_final_is_configurable() {
+    let desk = Desk::new();
+    let sb = SandboxProcess::start(&[]);
+    let sheet = desk.sheet("orders.csv", 4, 1);
+    let api = ["--base-url", sb.base.as_str(), "--tenant", "ACME"];
+    let out = desk.run(&[&["submit", sheet.to_str().unwrap()], &api[..]].concat());
+    assert_eq!(out.status.code(), Some(exit::OK), "{}", stderr(&out));
+    let report = desk.path("orders.report.csv");
+    let wait = [
+        "status",
+        report.to_str().unwrap(),
+        "--wait",
+        "--wait-timeout",
+        "1s",
+        "--interval",
+        "200ms",
+        "--json",
+    ];
+    // Orders that never move: it gives up, and says how many are open.
+    let started = std::time::Instant::now();
+    let out = desk.run(&wait);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(exit::ROWS_NOT_DONE), "{err}");
+    assert!(started.elapsed().as_secs() < 15);
+    assert!(
+        err.contains("gave up waiting after 1s: 4 of 4 orders still open (4 RECEIVED)"),
+        "{err}"
+    );
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["timed_out"], true);
+    assert_eq!(summary["still_open"]["RECEIVED"], 4);
+
+    // RECEIVED taken as final: no waiting, nothing open.
+    let out = desk.run(&[&wait[..], &["--final-statuses", "received,SUCCESS"]].concat());
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["timed_out"], false, "{}", stderr(&out));
+    assert_eq!(
+        summary["final_statuses"],
+        serde_json::json!(["RECEIVED", "SUCCESS"])
+    );
+    assert!(!stderr(&out).contains("gave up"));
+}

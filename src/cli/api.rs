@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use super::Console;
 use crate::batch::{Engine, Finished};
-use crate::dcms::{Client, ClientOpts, Credentials, Secret, TlsOpts, check_base_url};
+use crate::dcms::{Client, ClientOpts, CreateFields, Credentials, Secret, TlsOpts, check_base_url};
 use crate::error::{Error, Result};
 use crate::sandbox::{Sandbox, SandboxOpts};
 use crate::submit::{Destination, Ledger, RetryPolicy, Stop, Stopper, SubmitOpts, Tally, Tier};
@@ -210,6 +210,10 @@ struct Profile {
     headers: BTreeMap<String, String>,
     /// The tenant's rate tier.
     tier: Option<Tier>,
+    /// The create body's undocumented field names.
+    create_fields: Option<CreateFields>,
+    /// Order statuses `status --wait` takes as final.
+    final_statuses: Option<Vec<String>>,
     /// Ask the API which orders it holds before sending (default true).
     precheck: Option<bool>,
 }
@@ -235,6 +239,10 @@ pub struct Api {
     pub precheck: bool,
     /// The profile's rate tier.
     pub tier: Option<Tier>,
+    /// The create body's field names (the profile's `[create_fields]`).
+    pub create_fields: CreateFields,
+    /// The profile's `final_statuses`.
+    pub final_statuses: Option<Vec<String>>,
 }
 
 /// Whether the URL's host is this machine.
@@ -263,17 +271,24 @@ fn xdg(var: &str, fallback: &str) -> Option<PathBuf> {
         .or_else(|| home().map(|h| h.join(fallback)))
 }
 
+/// The create body's field names of a profile (defaults without one), for
+/// `validate --print-orders` and the sandbox.
+pub fn create_fields(config: Option<&Path>, profile: Option<&str>) -> Result<CreateFields> {
+    let (p, _) = read_profile(config, profile)?;
+    Ok(p.create_fields.unwrap_or_default())
+}
+
 /// The profile in use, and where it came from (for `doctor`).
-fn read_profile(api: &ApiArgs) -> Result<(Profile, String)> {
-    let (path, explicit) = match &api.config {
-        Some(p) => (p.clone(), true),
+fn read_profile(config: Option<&Path>, profile: Option<&str>) -> Result<(Profile, String)> {
+    let (path, explicit) = match config {
+        Some(p) => (p.to_path_buf(), true),
         None => match xdg("XDG_CONFIG_HOME", ".config") {
             Some(dir) => (dir.join("dcms-bulk").join("config.toml"), false),
             None => return Ok((Profile::default(), "no config file (no home folder)".into())),
         },
     };
     if !explicit && !path.exists() {
-        if let Some(name) = &api.profile {
+        if let Some(name) = profile {
             return Err(Error::Usage(format!(
                 "--profile {name}: there is no config file ({} does not exist)",
                 path.display()
@@ -288,7 +303,9 @@ fn read_profile(api: &ApiArgs) -> Result<(Profile, String)> {
         .map_err(|e| Error::Usage(format!("config file {}: {e}", path.display())))?;
     let config: ConfigFile = toml::from_str(&text)
         .map_err(|e| Error::Usage(format!("config file {}: {e}", path.display())))?;
-    let name = api.profile.clone().or(config.default_profile.clone());
+    let name = profile
+        .map(str::to_owned)
+        .or(config.default_profile.clone());
     let Some(name) = name else {
         return Ok((
             Profile::default(),
@@ -428,9 +445,11 @@ impl ApiArgs {
                 journal_dir,
                 precheck: !send.no_precheck,
                 tier: None,
+                create_fields: CreateFields::default(),
+                final_statuses: None,
             });
         }
-        let (profile, config) = read_profile(self)?;
+        let (profile, config) = read_profile(self.config.as_deref(), self.profile.as_deref())?;
         let profile_has_url = profile.base_url.is_some();
         let profile_has_tenant = profile.tenant.is_some();
         let base_url = self
@@ -607,6 +626,8 @@ impl ApiArgs {
             journal_dir,
             precheck: !send.no_precheck && profile.precheck.unwrap_or(true),
             tier: profile.tier,
+            create_fields: profile.create_fields.clone().unwrap_or_default(),
+            final_statuses: profile.final_statuses.clone(),
         })
     }
 }
@@ -644,6 +665,7 @@ impl Api {
             stopper,
             tenant: self.tenant.clone(),
             base_url: self.base_url.clone(),
+            fields: self.create_fields.clone(),
         })
     }
 

@@ -118,6 +118,15 @@ pub struct GatewayArgs {
     /// Require client certificates issued by this PEM CA (mutual TLS)
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_client_ca: Option<PathBuf>,
+
+    /// Read the create body's field names from this profile's
+    /// [create_fields] (of --config or the usual config file)
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+
+    /// The config file for --profile
+    #[arg(long, value_name = "FILE", requires = "profile")]
+    pub config: Option<PathBuf>,
 }
 
 impl GatewayArgs {
@@ -280,6 +289,12 @@ impl SandboxArgs {
             opaque_tokens: self.gateway.opaque_tokens,
             exception_shape_b: self.gateway.exception_shape == "b",
             retry_after_date: self.gateway.retry_after_date,
+            create_fields: match &self.gateway.profile {
+                Some(name) => {
+                    super::api::create_fields(self.gateway.config.as_deref(), Some(name))?
+                }
+                None => crate::dcms::CreateFields::default(),
+            },
             tls: match (&self.gateway.tls_cert, &self.gateway.tls_key) {
                 (Some(cert), Some(key)) => Some(sandbox::TlsServer {
                     cert: cert.clone(),

@@ -27,10 +27,15 @@ pub struct StatusArgs {
     /// one its run facts (REPORT.run.json) name, unless given
     pub report: PathBuf,
 
-    /// Ask again, with growing pauses, until every order is SUCCESS, FAILED
-    /// or CANCELLED, or --wait-timeout passes
+    /// Ask again, with growing pauses, until every order is in a final
+    /// status (--final-statuses), or --wait-timeout passes
     #[arg(long)]
     pub wait: bool,
+
+    /// The order statuses that count as final, comma-separated [default:
+    /// the profile's final_statuses, else SUCCESS,FAILED,CANCELLED]
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub final_statuses: Vec<String>,
 
     /// With --wait: give up after this long
     #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_duration)]
@@ -211,7 +216,18 @@ pub fn run(args: &StatusArgs, console: Console) -> Result<i32> {
     let stopper = Arc::new(Stopper::default());
     let runtime = runtime(&stopper)?;
     let (rate, burst) = api.limits(&args.send, console);
+    let finals: Vec<String> = if !args.final_statuses.is_empty() {
+        args.final_statuses
+            .iter()
+            .map(|s| s.trim().to_ascii_uppercase())
+            .collect()
+    } else if let Some(f) = &api.final_statuses {
+        f.iter().map(|s| s.trim().to_ascii_uppercase()).collect()
+    } else {
+        status::FINAL.iter().map(|s| s.to_string()).collect()
+    };
     let poll = PollOpts {
+        finals: finals.clone(),
         concurrency: send.concurrency,
         rate,
         burst,
@@ -240,6 +256,24 @@ pub fn run(args: &StatusArgs, console: Console) -> Result<i32> {
     for id in &ids {
         *by_status.entry(text_of(id)).or_default() += 1;
     }
+    let open: BTreeMap<String, u64> = ids
+        .iter()
+        .filter(|id| !known.get(*id).is_some_and(|k| k.is_final(&finals)))
+        .fold(BTreeMap::new(), |mut m, id| {
+            *m.entry(text_of(id)).or_default() += 1;
+            m
+        });
+    let still_open: u64 = open.values().sum();
+    let timed_out = args.wait && still_open > 0 && stopper.reason().is_none();
+    if timed_out && !console.quiet {
+        let parts: Vec<String> = open.iter().map(|(k, v)| format!("{v} {k}")).collect();
+        eprintln!(
+            "status: gave up waiting after {}: {still_open} of {} orders still open ({})",
+            humantime::format_duration(args.wait_timeout),
+            ids.len(),
+            parts.join(", ")
+        );
+    }
     let all_success = ids.iter().all(|id| text_of(id) == "SUCCESS");
     let unreachable = !ids.is_empty() && ids.iter().all(|id| text_of(id) == "UNKNOWN");
     let code = match stopper.reason() {
@@ -260,6 +294,9 @@ pub fn run(args: &StatusArgs, console: Console) -> Result<i32> {
         "orders": ids.len(),
         "by_status": by_status,
         "waited": args.wait,
+        "final_statuses": finals,
+        "timed_out": timed_out,
+        "still_open": open,
         "output": {"path": out.display().to_string(), "sha256": out_sha},
         "exit_code": code,
     });

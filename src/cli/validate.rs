@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::{Console, InputArgs, print_stdout, same_file};
+use crate::dcms::OrderBody;
 use crate::error::{Error, Result};
 use crate::exit;
 use crate::pipeline;
@@ -29,6 +30,21 @@ pub struct ValidateArgs {
     /// submit would send for the orders that are ready
     #[arg(long)]
     pub print_orders: bool,
+
+    /// With --print-orders: the config profile whose [create_fields] name
+    /// the body's fields [default: its default_profile]
+    #[arg(
+        long,
+        env = "DCMS_PROFILE",
+        hide_env_values = true,
+        value_name = "NAME"
+    )]
+    pub profile: Option<String>,
+
+    /// With --print-orders: the config file [default:
+    /// ~/.config/dcms-bulk/config.toml when it exists]
+    #[arg(long, env = "DCMS_CONFIG", hide_env_values = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 pub fn run(args: &ValidateArgs, console: Console) -> Result<i32> {
@@ -62,9 +78,11 @@ pub fn run(args: &ValidateArgs, console: Console) -> Result<i32> {
     };
 
     if args.print_orders {
+        let fields = super::api::create_fields(args.config.as_deref(), args.profile.as_deref())?;
         let mut out = String::new();
         for order in checked.orders()? {
-            out.push_str(&serde_json::to_string(&order).map_err(|e| Error::Usage(e.to_string()))?);
+            let body = OrderBody::new(&order, &fields).map_err(|e| Error::Usage(e.to_string()))?;
+            out.push_str(body.json.get());
             out.push('\n');
         }
         if !print_stdout(&out).map_err(|e| Error::Usage(format!("cannot write to stdout: {e}")))? {

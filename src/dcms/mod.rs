@@ -12,24 +12,102 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub use auth::{Credentials, jwt_lifetime};
+
 pub use client::{
     Answer, Client, ClientOpts, Failure, FailureKind, Secret, TlsOpts, check_base_url,
     describe_body, platform_has_roots,
 };
 
-/// A `POST /card-order` body kept as its JSON text: a million orders as
-/// structs would take three times the memory.
+/// The create body's product field names the docs do not give (plastic
+/// code, PAN length, PIN generation, card type) and how `pinGeneration` is
+/// encoded: a profile's `[create_fields]` table, so that what the bank's
+/// Postman collection says is configuration, not a code change. The
+/// defaults are the names the docs' other endpoints use.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CreateFields {
+    pub card_type: String,
+    pub plastic_code: String,
+    pub pan_length: String,
+    pub pin_generation: String,
+    /// `"YN"` (`"Y"` / `"N"`) or `"boolean"` (`true` / `false`).
+    pub pin_generation_format: PinFormat,
+}
+
+/// How `pinGeneration` is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum PinFormat {
+    #[default]
+    #[serde(rename = "YN")]
+    YesNo,
+    #[serde(rename = "boolean")]
+    Boolean,
+}
+
+impl Default for CreateFields {
+    fn default() -> Self {
+        CreateFields {
+            card_type: "cardType".into(),
+            plastic_code: "plasticCode".into(),
+            pan_length: "panLength".into(),
+            pin_generation: "pinGeneration".into(),
+            pin_generation_format: PinFormat::YesNo,
+        }
+    }
+}
+
+impl CreateFields {
+    /// A product line as the create body carries it.
+    pub fn product(&self, p: &Product) -> serde_json::Map<String, serde_json::Value> {
+        let pin = match self.pin_generation_format {
+            PinFormat::YesNo => serde_json::Value::from(p.pin_generation.as_str()),
+            PinFormat::Boolean => serde_json::Value::from(p.pin_generation == "Y"),
+        };
+        [
+            (
+                "productId".to_string(),
+                serde_json::Value::from(p.product_id.as_str()),
+            ),
+            ("bin".into(), p.bin.as_str().into()),
+            (self.card_type.clone(), p.card_type.as_str().into()),
+            ("quantity".into(), p.quantity.into()),
+            (self.plastic_code.clone(), p.plastic_code.as_str().into()),
+            (self.pan_length.clone(), p.pan_length.into()),
+            (self.pin_generation.clone(), pin),
+        ]
+        .into_iter()
+        .collect()
+    }
+}
+
+/// A `POST /card-order` body kept as its JSON text (a million orders as
+/// structs would take three times the memory), with its product lines
+/// (what the ledger fingerprints), whatever names the body gives them.
 #[derive(Debug, Clone)]
 pub struct OrderBody {
     pub order_id: String,
     pub json: Box<serde_json::value::RawValue>,
+    pub products: Vec<Product>,
 }
 
 impl OrderBody {
-    pub fn new(order: &CardOrderRequest) -> serde_json::Result<OrderBody> {
+    /// The body of `order` with the product fields named by `fields`.
+    pub fn new(order: &CardOrderRequest, fields: &CreateFields) -> serde_json::Result<OrderBody> {
+        let json = if *fields == CreateFields::default() {
+            serde_json::value::to_raw_value(order)?
+        } else {
+            let mut value = serde_json::to_value(order)?;
+            value["products"] = order
+                .products
+                .iter()
+                .map(|p| serde_json::Value::Object(fields.product(p)))
+                .collect();
+            serde_json::value::to_raw_value(&value)?
+        };
         Ok(OrderBody {
             order_id: order.order_id.clone(),
-            json: serde_json::value::to_raw_value(order)?,
+            json,
+            products: order.products.clone(),
         })
     }
 }

@@ -727,7 +727,7 @@ fn create(
         Some(Value::Array(items)) => items
             .iter()
             .enumerate()
-            .filter_map(|(i, item)| product(&mut c, i, item))
+            .filter_map(|(i, item)| product(&mut c, i, item, &shared.opts.create_fields))
             .collect(),
         Some(_) => {
             c.fail("products must be a list".into());
@@ -788,8 +788,15 @@ fn create(
     Ok(Reply::ok("success"))
 }
 
-/// Checks one product line; `None` when it has errors (already noted).
-fn product(c: &mut Fields, i: usize, item: &Value) -> Option<StoredProduct> {
+/// Checks one product line, its fields named as `names` says (the
+/// profile's `[create_fields]`, when the sandbox is given one); `None` when
+/// it has errors (already noted).
+fn product(
+    c: &mut Fields,
+    i: usize,
+    item: &Value,
+    names: &crate::dcms::CreateFields,
+) -> Option<StoredProduct> {
     let path = format!("products[{i}]");
     let Some(item) = item.as_object() else {
         c.fail(format!("{path} must be an object"));
@@ -802,11 +809,11 @@ fn product(c: &mut Fields, i: usize, item: &Value) -> Option<StoredProduct> {
         &[
             "productId",
             "bin",
-            "cardType",
+            &names.card_type,
             "quantity",
-            "plasticCode",
-            "panLength",
-            "pinGeneration",
+            &names.plastic_code,
+            &names.pan_length,
+            &names.pin_generation,
         ],
     );
     let product_id = c.text(item, "productId", &format!("{path}.productId"), true);
@@ -816,11 +823,12 @@ fn product(c: &mut Fields, i: usize, item: &Value) -> Option<StoredProduct> {
     {
         c.fail(format!("{path}.bin must be 6 or 8 digits"));
     }
-    let card_type = c.text(item, "cardType", &format!("{path}.cardType"), false);
+    let ct = &names.card_type;
+    let card_type = c.text(item, ct, &format!("{path}.{ct}"), false);
     if let Some(t) = card_type
         && !matches!(t, "PHYSICAL" | "VIRTUAL")
     {
-        c.fail(format!("{path}.cardType must be PHYSICAL or VIRTUAL"));
+        c.fail(format!("{path}.{ct} must be PHYSICAL or VIRTUAL"));
     }
     let quantity = c.whole(
         item,
@@ -830,27 +838,29 @@ fn product(c: &mut Fields, i: usize, item: &Value) -> Option<StoredProduct> {
         1,
         10_000,
     );
-    c.text(item, "plasticCode", &format!("{path}.plasticCode"), true);
-    if let Some(n) = c.whole(
-        item,
-        "panLength",
-        &format!("{path}.panLength"),
-        false,
-        12,
-        19,
-    ) && n != 16
+    let pc = &names.plastic_code;
+    c.text(item, pc, &format!("{path}.{pc}"), true);
+    let pl = &names.pan_length;
+    if let Some(n) = c.whole(item, pl, &format!("{path}.{pl}"), false, 12, 19)
+        && n != 16
         && n != 19
     {
-        c.fail(format!("{path}.panLength must be 16 or 19"));
+        c.fail(format!("{path}.{pl} must be 16 or 19"));
     }
-    if let Some(p) = c.text(
-        item,
-        "pinGeneration",
-        &format!("{path}.pinGeneration"),
-        false,
-    ) && !matches!(p, "Y" | "N")
-    {
-        c.fail(format!("{path}.pinGeneration must be Y or N"));
+    let pg = &names.pin_generation;
+    match names.pin_generation_format {
+        crate::dcms::PinFormat::YesNo => {
+            if let Some(p) = c.text(item, pg, &format!("{path}.{pg}"), false)
+                && !matches!(p, "Y" | "N")
+            {
+                c.fail(format!("{path}.{pg} must be Y or N"));
+            }
+        }
+        crate::dcms::PinFormat::Boolean => {
+            if item.get(pg.as_str()).is_some_and(|v| !v.is_boolean()) {
+                c.fail(format!("{path}.{pg} must be true or false"));
+            }
+        }
     }
     if c.errors.len() > before {
         return None;

@@ -61,6 +61,9 @@ pub struct SandboxOpts {
     pub retry_after_date: bool,
     /// Serve HTTPS with this certificate.
     pub tls: Option<TlsServer>,
+    /// The create body's product field names (a profile's
+    /// `[create_fields]`), so a rehearsal matches the real API.
+    pub create_fields: crate::dcms::CreateFields,
     /// Each order moves one state on after this long; `None`: only
     /// `POST /_sandbox/advance` moves orders.
     pub advance_after: Option<Duration>,
@@ -112,6 +115,7 @@ impl Default for SandboxOpts {
             exception_shape_b: false,
             retry_after_date: false,
             tls: None,
+            create_fields: crate::dcms::CreateFields::default(),
             advance_after: None,
             failed_share: 0.0,
             cancel_pending: false,

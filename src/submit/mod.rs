@@ -313,14 +313,8 @@ pub fn short_hash(text: &str) -> String {
 }
 
 /// An order body's product lines.
-fn products_of(item: &OrderBody) -> Vec<crate::dcms::Product> {
-    #[derive(Deserialize)]
-    struct Products {
-        products: Vec<crate::dcms::Product>,
-    }
-    serde_json::from_str::<Products>(item.json.get())
-        .map(|p| p.products)
-        .unwrap_or_default()
+fn products_of(item: &OrderBody) -> &[crate::dcms::Product] {
+    &item.products
 }
 
 /// Product id, BIN and quantity of the products an API answer lists: the

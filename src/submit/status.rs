@@ -41,9 +41,11 @@ impl Known {
         }
     }
 
-    pub fn is_final(&self) -> bool {
+    /// Whether the order is in one of `finals` (or not found: it will not
+    /// change).
+    pub fn is_final(&self, finals: &[String]) -> bool {
         match self {
-            Known::Status { status, .. } => FINAL.contains(&status.as_str()),
+            Known::Status { status, .. } => finals.iter().any(|f| f == status),
             Known::NotFound => true,
             Known::Unknown(_) => false,
         }
@@ -59,6 +61,8 @@ pub struct PollOpts {
     pub retry: RetryPolicy,
     /// Poll until every order is final (or `timeout` passes).
     pub wait: bool,
+    /// The order statuses that are final [default: [`FINAL`]].
+    pub finals: Vec<String>,
     /// The first pause between rounds; it grows by half each round, up to a
     /// minute.
     pub interval: Duration,
@@ -82,7 +86,7 @@ pub async fn poll(
     loop {
         let pending: Vec<String> = ids
             .iter()
-            .filter(|id| !known.get(*id).is_some_and(Known::is_final))
+            .filter(|id| !known.get(*id).is_some_and(|k| k.is_final(&opts.finals)))
             .cloned()
             .collect();
         let permits = Arc::new(Semaphore::new(opts.concurrency.max(1)));
@@ -109,7 +113,7 @@ pub async fn poll(
         }
         let finals = ids
             .iter()
-            .filter(|id| known.get(*id).is_some_and(Known::is_final))
+            .filter(|id| known.get(*id).is_some_and(|k| k.is_final(&opts.finals)))
             .count();
         on_round(finals, ids.len());
         if !opts.wait || finals == ids.len() || stopper.is_stopped() {

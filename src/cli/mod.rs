@@ -51,7 +51,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Read, check and group an order sheet; send nothing.
-    Validate(validate::ValidateArgs),
+    Validate(Box<validate::ValidateArgs>),
     /// Check a sheet and send its ready orders to the DCMS API, exactly once.
     Submit(Box<submit::SubmitArgs>),
     /// Ask the API where every order of an earlier submit stands; write the

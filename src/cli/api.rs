@@ -910,3 +910,72 @@ pub fn print_finished(name: &str, done: &Finished, console: Console) {
     }
     eprintln!("{line}");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(base_url: &str, tier: Option<Tier>) -> Api {
+        Api {
+            base_url: base_url.into(),
+            tenant: "ACME".into(),
+            auth: None,
+            tls: TlsOpts::default(),
+            proxy: None,
+            headers: Vec::new(),
+            sources: Vec::new(),
+            _sandbox: None,
+            _journal_tmp: None,
+            journal_dir: PathBuf::from("j"),
+            precheck: true,
+            tier,
+            create_fields: CreateFields::default(),
+            final_statuses: None,
+        }
+    }
+
+    fn send(args: &[&str]) -> SendArgs {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            send: SendArgs,
+        }
+        use clap::Parser;
+        Cli::parse_from([&["x"], args].concat()).send
+    }
+
+    #[test]
+    fn the_rate_is_the_flag_the_tier_or_standard_away_from_this_machine() {
+        let quiet = Console {
+            quiet: true,
+            verbose: false,
+        };
+        let far = api("https://dcms.bank.example/v1", None);
+        assert_eq!(far.limits(&send(&[]), quiet), (Some(97.0), Some(100.0)));
+        assert_eq!(
+            far.limits(&send(&["--tier", "high"]), quiet),
+            (Some(485.0), Some(500.0))
+        );
+        assert_eq!(far.limits(&send(&["--tier", "none"]), quiet), (None, None));
+        assert_eq!(
+            far.limits(&send(&["--rate", "20", "--burst", "5"]), quiet),
+            (Some(20.0), Some(5.0))
+        );
+        let profile_high = api("https://dcms.bank.example/v1", Some(Tier::High));
+        assert_eq!(
+            profile_high.limits(&send(&[]), quiet),
+            (Some(485.0), Some(500.0))
+        );
+        for near in [
+            "http://127.0.0.1:8080/v1",
+            "http://localhost:1/v1",
+            "http://[::1]:2/v1",
+        ] {
+            assert_eq!(
+                api(near, None).limits(&send(&[]), quiet),
+                (None, None),
+                "{near}"
+            );
+        }
+    }
+}

@@ -109,6 +109,22 @@ fn tokens_that_expire_are_renewed_once_per_expiry_and_every_order_goes_once() {
         ids.insert(r["request_id"].clone());
     }
     assert_eq!(ids.len(), 2_000, "a fresh id per call");
+    // The ledger keeps each attempt's request id and status.
+    let ledger = std::fs::read_dir(desk.path("journals"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "sqlite"))
+        .unwrap();
+    let db = rusqlite::Connection::open(&ledger).unwrap();
+    let kept: i64 = db
+        .query_row(
+            "SELECT COUNT(*) FROM attempts WHERE length(request_id) = 36 AND http_status = 200",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(kept, 2_000);
+    drop(db);
     let facts = std::fs::read_to_string(desk.path("orders.report.csv.run.json")).unwrap();
     assert!(
         !facts.contains("s3cret-pw") && !facts.contains("eyJ"),

@@ -43,19 +43,8 @@ pub struct ApiArgs {
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
 
-    /// Profile of the config file to use [default: its default_profile]
-    #[arg(
-        long,
-        env = "DCMS_PROFILE",
-        hide_env_values = true,
-        value_name = "NAME"
-    )]
-    pub profile: Option<String>,
-
-    /// Config file with named profiles [default:
-    /// ~/.config/dcms-bulk/config.toml when it exists]
-    #[arg(long, env = "DCMS_CONFIG", hide_env_values = true, value_name = "FILE")]
-    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub profile: ProfileArgs,
 
     /// Send to a DCMS simulator started inside this process (nothing leaves
     /// the machine); any configured base URL is not used
@@ -107,6 +96,31 @@ pub struct ApiArgs {
     /// profile's [headers] table)
     #[arg(long = "header", value_name = "NAME: VALUE")]
     pub headers: Vec<String>,
+}
+
+/// Which profile of which config file.
+#[derive(Debug, Args)]
+pub struct ProfileArgs {
+    /// Profile of the config file to use [default: its default_profile]
+    #[arg(
+        long,
+        env = "DCMS_PROFILE",
+        hide_env_values = true,
+        value_name = "NAME"
+    )]
+    pub profile: Option<String>,
+
+    /// Config file with named profiles [default:
+    /// ~/.config/dcms-bulk/config.toml when it exists]
+    #[arg(long, env = "DCMS_CONFIG", hide_env_values = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+impl ProfileArgs {
+    /// The profile's create body field names (defaults without one).
+    pub fn create_fields(&self) -> Result<CreateFields> {
+        create_fields(self.config.as_deref(), self.profile.as_deref())
+    }
 }
 
 /// How to send.
@@ -449,7 +463,10 @@ impl ApiArgs {
                 final_statuses: None,
             });
         }
-        let (profile, config) = read_profile(self.config.as_deref(), self.profile.as_deref())?;
+        let (profile, config) = read_profile(
+            self.profile.config.as_deref(),
+            self.profile.profile.as_deref(),
+        )?;
         let profile_has_url = profile.base_url.is_some();
         let profile_has_tenant = profile.tenant.is_some();
         let base_url = self

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use super::api::ProfileArgs;
 use super::{Console, InputArgs, print_stdout, same_file};
 use crate::dcms::OrderBody;
 use crate::error::{Error, Result};
@@ -31,20 +32,10 @@ pub struct ValidateArgs {
     #[arg(long)]
     pub print_orders: bool,
 
-    /// With --print-orders: the config profile whose [create_fields] name
-    /// the body's fields [default: its default_profile]
-    #[arg(
-        long,
-        env = "DCMS_PROFILE",
-        hide_env_values = true,
-        value_name = "NAME"
-    )]
-    pub profile: Option<String>,
-
-    /// With --print-orders: the config file [default:
-    /// ~/.config/dcms-bulk/config.toml when it exists]
-    #[arg(long, env = "DCMS_CONFIG", hide_env_values = true, value_name = "FILE")]
-    pub config: Option<PathBuf>,
+    /// With --print-orders: the profile whose [create_fields] name the
+    /// body's fields
+    #[command(flatten)]
+    pub profile: ProfileArgs,
 }
 
 pub fn run(args: &ValidateArgs, console: Console) -> Result<i32> {
@@ -78,7 +69,7 @@ pub fn run(args: &ValidateArgs, console: Console) -> Result<i32> {
     };
 
     if args.print_orders {
-        let fields = super::api::create_fields(args.config.as_deref(), args.profile.as_deref())?;
+        let fields = args.profile.create_fields()?;
         let mut out = String::new();
         for order in checked.orders()? {
             let body = OrderBody::new(&order, &fields).map_err(|e| Error::Usage(e.to_string()))?;

@@ -521,7 +521,7 @@ mod tests {
             base_url: Url::parse(&format!("{}/v1", server.uri())).unwrap(),
             tenant: "ACME".into(),
             auth: Some(Credentials::Token(Secret::new("t0k"))),
-            headers: Vec::new(),
+            headers: vec![("X-Channel".into(), "back-office".into())],
             tls: TlsOpts::default(),
             proxy: None,
             connect_timeout: Duration::from_secs(2),
@@ -540,6 +540,8 @@ mod tests {
             .and(header("tenant", "ACME"))
             .and(header("authorization", "Bearer t0k"))
             .and(header("content-type", "application/json"))
+            .and(header("x-channel", "back-office"))
+            .and(wiremock::matchers::header_exists("x-request-id"))
             .and(body_json(serde_json::json!({"cardOrderId": "O1"})))
             .respond_with(
                 ResponseTemplate::new(429)

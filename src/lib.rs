@@ -20,6 +20,7 @@ pub mod columns;
 pub mod dcms;
 pub mod error;
 pub mod exit;
+pub mod files;
 pub mod group;
 pub mod ops;
 pub mod pipeline;

@@ -89,6 +89,8 @@ impl FileStamp {
 
 /// Reads, checks and groups one input file.
 pub fn check(path: &Path, opts: &CheckOpts) -> Result<Checked> {
+    // Before any thread opens it: a FIFO would block them for good.
+    crate::files::regular(path).map_err(|e| Error::io(path, e))?;
     // A CSV file's encoding is detected from its first MiB, and confirmed
     // over the whole file by the thread that hashes it while the rows are
     // read, instead of by a read of its own before them.
@@ -407,6 +409,7 @@ pub fn sha256_file(path: &Path) -> Result<(String, u64)> {
 
 /// SHA-256 and size of a file, its bytes also shown to `also` as read.
 fn sha256_reading(path: &Path, also: &mut dyn FnMut(&[u8])) -> Result<(String, u64)> {
+    crate::files::regular(path).map_err(|e| Error::io(path, e))?;
     let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];

@@ -76,7 +76,7 @@ struct ProductFile {
 impl Rules {
     /// Loads a rules file; every mistake in it is a usage error naming the file.
     pub fn load(path: &Path) -> Result<Rules> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Rules {
+        let text = crate::files::read_small(path, 1 << 20).map_err(|e| Error::Rules {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;

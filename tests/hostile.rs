@@ -384,3 +384,156 @@ fn a_file_changed_between_the_passes_is_an_error_not_a_report() {
         }
     }
 }
+
+#[cfg(unix)]
+fn mkfifo(path: &Path) {
+    let ok = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+#[cfg(unix)]
+#[test]
+fn fifos_devices_and_folders_are_refused_at_once_never_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("orders.csv");
+    mkfifo(&fifo);
+    let sheet = write(
+        dir.path(),
+        "ok.csv",
+        std::fs::read(root().join("samples/orders.csv")).unwrap(),
+    );
+    let started = std::time::Instant::now();
+    for (args, code, want) in [
+        (
+            vec!["validate", path_str(&fifo)],
+            exit::INPUT_UNREADABLE,
+            "a named pipe (FIFO), not a regular file",
+        ),
+        (
+            vec!["validate", "/dev/zero"],
+            exit::INPUT_UNREADABLE,
+            "a device, not a regular file",
+        ),
+        (
+            vec!["cancel", path_str(&fifo), "--sandbox"],
+            exit::INPUT_UNREADABLE,
+            "a named pipe",
+        ),
+        (
+            vec!["validate", path_str(&sheet), "--rules", path_str(&fifo)],
+            exit::USAGE,
+            "a named pipe",
+        ),
+        (
+            vec![
+                "submit",
+                path_str(&sheet),
+                "--base-url",
+                "http://127.0.0.1:9/v1",
+                "--tenant",
+                "A",
+                "--token-file",
+                path_str(&fifo),
+            ],
+            exit::USAGE,
+            "token file",
+        ),
+        (
+            vec![
+                "submit",
+                path_str(&sheet),
+                "--base-url",
+                "http://127.0.0.1:9/v1",
+                "--tenant",
+                "A",
+                "--token-file",
+                "/dev/zero",
+            ],
+            exit::USAGE,
+            "a device",
+        ),
+        (
+            vec![
+                "submit",
+                path_str(&sheet),
+                "--base-url",
+                "http://127.0.0.1:9/v1",
+                "--tenant",
+                "A",
+                "--config",
+                path_str(&fifo),
+            ],
+            exit::USAGE,
+            "config file",
+        ),
+    ] {
+        let r = run(&args);
+        assert_eq!(r.code, code, "{args:?}: {}", r.stderr);
+        assert!(r.stderr.contains(want), "{args:?}: {}", r.stderr);
+    }
+    assert!(started.elapsed().as_secs() < 20, "none of them blocked");
+}
+
+#[test]
+fn no_order_leaves_before_the_report_is_known_to_be_writable() {
+    let sb = SandboxProcess::start(&[]);
+    let desk = Desk::new();
+    let sheet = desk.sheet("orders.csv", 5, 1);
+    std::fs::create_dir(desk.path("taken.csv")).unwrap();
+    let mut bad = vec![
+        (desk.path("taken.csv"), "it is a folder, not a regular file"),
+        (desk.path("missing/r.csv"), "the folder"),
+    ];
+    #[cfg(unix)]
+    {
+        mkfifo(&desk.path("pipe.csv"));
+        bad.push((desk.path("pipe.csv"), "it is a named pipe (FIFO)"));
+    }
+    for (report, want) in bad {
+        let out = desk.run(&[
+            "submit",
+            sheet.to_str().unwrap(),
+            "--base-url",
+            &sb.base,
+            "--tenant",
+            "ACME",
+            "--report",
+            report.to_str().unwrap(),
+        ]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(exit::USAGE), "{err}");
+        assert!(err.contains(want), "{want}: {err}");
+        assert_eq!(
+            sb.inspect("/stats")["tenants"]["ACME"],
+            serde_json::Value::Null,
+            "nothing sent"
+        );
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let t = std::fs::metadata(desk.path("pipe.csv"))
+            .unwrap()
+            .file_type();
+        assert!(t.is_fifo(), "the FIFO was not replaced by a file");
+    }
+
+    // A killed run's temporary report files are removed by the next run.
+    let stale = desk.write(".orders.report.csv.Ab12Cd.partial", "half a report");
+    let stale_facts = desk.write(".orders.report.csv.run.json.Zz99Yy.partial", "{");
+    let other = desk.write(".other.csv.Ab12Cd.partial", "not ours to remove");
+    let out = desk.run(&[
+        "submit",
+        sheet.to_str().unwrap(),
+        "--base-url",
+        &sb.base,
+        "--tenant",
+        "ACME",
+    ]);
+    assert_eq!(out.status.code(), Some(exit::OK), "{}", stderr(&out));
+    assert!(!stale.exists() && !stale_facts.exists());
+    assert!(other.exists(), "only this report's own");
+}

@@ -313,7 +313,7 @@ fn read_profile(config: Option<&Path>, profile: Option<&str>) -> Result<(Profile
             format!("no config file ({} does not exist)", path.display()),
         ));
     }
-    let text = std::fs::read_to_string(&path)
+    let text = crate::files::read_small(&path, 1 << 20)
         .map_err(|e| Error::Usage(format!("config file {}: {e}", path.display())))?;
     let config: ConfigFile = toml::from_str(&text)
         .map_err(|e| Error::Usage(format!("config file {}: {e}", path.display())))?;
@@ -344,20 +344,8 @@ fn read_profile(config: Option<&Path>, profile: Option<&str>) -> Result<(Profile
 /// A token or password from a file: trimmed, not empty, bounded, a
 /// regular file. Readable by other users: a warning.
 fn read_secret_file(path: &Path, what: &str, console: Console) -> Result<Secret> {
-    let meta = std::fs::metadata(path)
-        .map_err(|e| Error::Usage(format!("{what} file {}: {e}", path.display())))?;
-    if !meta.is_file() {
-        return Err(Error::Usage(format!(
-            "{what} file {}: not a regular file",
-            path.display()
-        )));
-    }
-    if meta.len() > 64 * 1024 {
-        return Err(Error::Usage(format!(
-            "{what} file {}: larger than 64 KiB, not a {what}",
-            path.display()
-        )));
-    }
+    let problem = |e: std::io::Error| Error::Usage(format!("{what} file {}: {e}", path.display()));
+    let meta = crate::files::regular(path).map_err(problem)?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -370,9 +358,8 @@ fn read_secret_file(path: &Path, what: &str, console: Console) -> Result<Secret>
         }
     }
     #[cfg(not(unix))]
-    let _ = console;
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::Usage(format!("{what} file {}: {e}", path.display())))?;
+    let _ = (meta, console);
+    let text = crate::files::read_small(path, 64 * 1024).map_err(problem)?;
     let secret = text.trim();
     if secret.is_empty() {
         return Err(Error::Usage(format!(

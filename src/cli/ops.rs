@@ -104,6 +104,7 @@ fn run<O: Operation>(
     let report_path = report_path(args);
     report::Format::from_path(&report_path)?;
     super::not_the_input(&report_path, &args.file)?;
+    report::prepare(&report_path)?;
     let api = args.api.resolve(&args.send, console)?;
 
     let file = &args.file;

@@ -142,7 +142,7 @@ impl GatewayArgs {
                 "--login `{spec}`: expected USER:PASSWORD_FILE"
             )));
         };
-        let text = std::fs::read_to_string(file)
+        let text = crate::files::read_small(std::path::Path::new(file), 64 * 1024)
             .map_err(|e| Error::Usage(format!("--login password file {file}: {e}")))?;
         let password = text.trim().to_owned();
         if password.is_empty() {
@@ -260,7 +260,7 @@ impl SandboxArgs {
         let token = match &self.token_file {
             None => None,
             Some(path) => {
-                let text = std::fs::read_to_string(path)
+                let text = crate::files::read_small(path, 64 * 1024)
                     .map_err(|e| Error::Usage(format!("--token-file {}: {e}", path.display())))?;
                 let token = text.trim().to_owned();
                 if token.is_empty() {

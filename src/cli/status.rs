@@ -77,6 +77,7 @@ enum Loaded {
 
 fn load(path: &Path, format: Format) -> Result<Loaded> {
     let bad = |m: String| Error::input(path, m);
+    crate::files::regular(path).map_err(|e| Error::io(path, e))?;
     match format {
         Format::Csv => {
             let mut r = csv::Reader::from_path(path).map_err(|e| bad(e.to_string()))?;
@@ -182,6 +183,7 @@ pub fn run(args: &StatusArgs, console: Console) -> Result<i32> {
     if Format::from_path(&out)? != format {
         return Err(Error::Usage("--out must have the report's format".into()));
     }
+    report::prepare(&out)?;
     // The API of the run, from its facts, unless told otherwise.
     let facts_path = report::facts_path(&args.report);
     let facts: Option<Value> = std::fs::read_to_string(&facts_path)

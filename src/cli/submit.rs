@@ -234,6 +234,8 @@ fn submit_file(
     let started = report::now();
     let report_path = args.report_path(file);
     super::not_the_input(&report_path, file)?;
+    // Before any order leaves: the report can be written there.
+    report::prepare(&report_path)?;
     let checked = pipeline::check(file, opts)?;
     let name = file.display().to_string();
     print_problems(&checked, &name, console);

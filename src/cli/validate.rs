@@ -48,6 +48,7 @@ pub fn run(args: &ValidateArgs, console: Console) -> Result<i32> {
                 "--report would overwrite the input file".into(),
             ));
         }
+        report::prepare(r)?;
     }
     // Not freed when the command ends: the process exits next, and freeing
     // a large file's tables piece by piece took longer than anything after

@@ -503,6 +503,7 @@ impl Sheet {
 pub fn sniff_kind(path: &Path) -> Result<FileKind> {
     use std::io::Read;
     let mut head = [0u8; 8];
+    crate::files::regular(path).map_err(|e| Error::io(path, e))?;
     let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let mut n = 0;
     while n < head.len() {

@@ -448,17 +448,74 @@ struct AtomicFile {
     tmp: tempfile::NamedTempFile,
 }
 
+/// Makes sure a report (and its run facts) can be written at `path` before
+/// any work that cannot be undone (an order sent): nothing but a regular
+/// file may stand there, its folder must exist, and a temporary file must
+/// be creatable in it. Temporary files an earlier, killed run left for
+/// this report (`.NAME.XXXX.partial`) are removed.
+pub fn prepare(path: &Path) -> Result<()> {
+    for p in [path.to_path_buf(), facts_path(path)] {
+        sweep_partials(&p);
+        drop(AtomicFile::create(&p)?);
+    }
+    Ok(())
+}
+
+fn folder_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
+}
+
+/// The prefix of a report's temporary files.
+fn partial_prefix(path: &Path) -> String {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("report");
+    format!(".{name}.")
+}
+
+/// Removes the temporary files of a report at `path` that a killed run
+/// left behind.
+fn sweep_partials(path: &Path) {
+    let prefix = partial_prefix(path);
+    let Ok(entries) = std::fs::read_dir(folder_of(path)) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(&prefix)
+            && name.ends_with(".partial")
+            && entry.file_type().is_ok_and(|t| t.is_file())
+        {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 impl AtomicFile {
     fn create(path: &Path) -> Result<Self> {
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("report");
-        let prefix = format!(".{name}.");
+        // A FIFO, device or folder at the path is not replaced by a file.
+        if let Ok(meta) = std::fs::symlink_metadata(path)
+            && !meta.is_file()
+            && !meta.file_type().is_symlink()
+        {
+            let e = crate::files::regular(path)
+                .err()
+                .map_or_else(|| "not a regular file".to_string(), |e| e.to_string());
+            return Err(Error::report(path, format!("it is {e}")));
+        }
+        let dir = folder_of(path);
+        if !dir.is_dir() {
+            return Err(Error::report(
+                path,
+                format!("the folder {} does not exist", dir.display()),
+            ));
+        }
+        let prefix = partial_prefix(path);
         let mut builder = tempfile::Builder::new();
         builder.prefix(&prefix).suffix(".partial");
         // Reports are for others to read (auditors): not the temp file's 0600.

@@ -110,6 +110,7 @@ pub struct KitSeed {
 /// Reads a kits file: CSV with the header
 /// `tenant,entity_id,kit_no[,card_type][,status][,bin]`.
 pub fn read_kits(path: &Path) -> Result<Vec<KitSeed>, String> {
+    crate::files::regular(path).map_err(|e| e.to_string())?;
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .from_path(path)

@@ -537,3 +537,41 @@ fn no_order_leaves_before_the_report_is_known_to_be_writable() {
     assert!(!stale.exists() && !stale_facts.exists());
     assert!(other.exists(), "only this report's own");
 }
+
+/// Every file in `tests/fixtures/hostile` once crashed, hung or blew up a
+/// reader: now each is a damaged workbook (exit 3) or a sheet with bad
+/// cells (exit 1), named, in bounded time, never a panic.
+#[test]
+fn files_that_once_crashed_a_reader_are_answered() {
+    let dir = root().join("tests/fixtures/hostile");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let started = std::time::Instant::now();
+        let r = check_file(&path);
+        assert!(
+            r.code == exit::INPUT_UNREADABLE || r.code == exit::ROWS_NOT_DONE,
+            "{}: exit {}: {}",
+            path.display(),
+            r.code,
+            r.stderr
+        );
+        assert!(
+            r.stderr.contains(path_str(&path)),
+            "names the file: {}",
+            r.stderr
+        );
+        assert!(!r.stderr.contains("RUST_BACKTRACE"), "{}", r.stderr);
+        assert!(started.elapsed().as_secs() < 20, "{}", path.display());
+        seen += 1;
+    }
+    assert!(seen >= 3);
+    let r = check_file(&dir.join("date_out_of_range.xlsx"));
+    assert!(
+        r.stderr.contains("Orders!L2 process_start_time"),
+        "a cell problem: {}",
+        r.stderr
+    );
+    let r = check_file(&dir.join("truncated.xls"));
+    assert!(r.stderr.contains("the workbook is damaged"), "{}", r.stderr);
+}

@@ -26,7 +26,7 @@ impl Workbook {
         if matches!(kind, FileKind::Xlsx | FileKind::Xlsb | FileKind::Ods) && is_zip(path)? {
             check_zip(path)?;
         }
-        let inner = match kind {
+        let inner = guarded(path, || match kind {
             FileKind::Xlsx => calamine::open_workbook(path)
                 .map(Sheets::Xlsx)
                 .map_err(|e| xlsx_error(path, e)),
@@ -39,8 +39,8 @@ impl Workbook {
             FileKind::Ods => calamine::open_workbook(path)
                 .map(Sheets::Ods)
                 .map_err(|e| damaged(path, &e)),
-            FileKind::Text => unreachable!("text files are not workbooks"),
-        }?;
+            FileKind::Text => Err(damaged(path, &"not a workbook")),
+        })?;
         Ok(Workbook {
             path: path.to_path_buf(),
             inner,
@@ -58,11 +58,15 @@ impl Workbook {
     }
 
     pub(super) fn load(&mut self, name: &str) -> Result<ExcelSheet> {
-        let range = self.inner.worksheet_range(name).map_err(|e| {
-            Error::input(
-                &self.path,
-                format!("cannot read sheet `{name}`: {}", error_text(&e)),
-            )
+        let path = self.path.clone();
+        let inner = &mut self.inner;
+        let range = guarded(&path, || {
+            inner.worksheet_range(name).map_err(|e| {
+                Error::input(
+                    &path,
+                    format!("cannot read sheet `{name}`: {}", error_text(&e)),
+                )
+            })
         })?;
         Ok(ExcelSheet { range })
     }
@@ -118,6 +122,42 @@ impl ExcelSheet {
         }
         Ok(())
     }
+}
+
+thread_local! {
+    /// Set while a guarded call into the workbook library runs: its panic
+    /// is caught and reported, not printed.
+    static GUARDED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs a call into calamine so that a panic in it (calamine panics on some
+/// damaged `.xls` and `.xlsb` files) becomes "the workbook is damaged",
+/// exit 3, with the file's name, instead of a backtrace. The unwind is
+/// caught at this boundary, the only place the library is called from, and
+/// the panic hook stays silent for it. (Allocation failures abort and
+/// cannot be caught: the input budgets keep the library from asking.)
+fn guarded<T>(path: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !GUARDED.with(std::cell::Cell::get) {
+                previous(info);
+            }
+        }));
+    });
+    GUARDED.with(|g| g.set(true));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    GUARDED.with(|g| g.set(false));
+    result.unwrap_or_else(|panic| {
+        let why = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let why: String = why.lines().next().unwrap_or("").chars().take(120).collect();
+        Err(damaged(path, &format!("the reader gave up on it: {why}")))
+    })
 }
 
 fn is_zip(path: &Path) -> Result<bool> {

@@ -222,7 +222,11 @@ pub fn convert_cell(d: &Data) -> CellRef<'_> {
             CellKind::Bool,
         ),
         Data::DateTime(dt) => {
-            if dt.is_datetime() {
+            // Excel's dates run from serial 0 to 2,958,465 (9999-12-31);
+            // outside that a "date" cell is only its number (calamine's
+            // conversion panics on values far outside).
+            let in_range = (0.0..2_958_466.0).contains(&dt.as_f64());
+            if dt.is_datetime() && in_range {
                 match dt.as_datetime() {
                     Some(t) => (Cow::Owned(format_datetime(t)), CellKind::Date),
                     None => (Cow::Owned(format_number(dt.as_f64())), CellKind::Number),
@@ -257,7 +261,8 @@ fn format_datetime(t: chrono::NaiveDateTime) -> String {
     let ms = t.nanosecond() / 1_000_000;
     let t = t.with_nanosecond(0).unwrap_or(t);
     let t = if ms >= 500 {
-        t + chrono::Duration::seconds(1)
+        t.checked_add_signed(chrono::Duration::seconds(1))
+            .unwrap_or(t)
     } else {
         t
     };
@@ -734,6 +739,11 @@ mod tests {
             ("#DIV/0!".into(), CellKind::Error)
         );
         // 2025-01-01 08:00:00 is serial 45658.3333… in the 1900 system…
+        // A date cell far outside Excel's range is its number, not a panic.
+        for v in [-1e12, 1e12, f64::NAN, 2_958_466.0] {
+            let far = ExcelDateTime::new(v, ExcelDateTimeType::DateTime, false);
+            assert_eq!(c(Data::DateTime(far)).1, CellKind::Number, "{v}");
+        }
         let dt = ExcelDateTime::new(45658.0 + 1.0 / 3.0, ExcelDateTimeType::DateTime, false);
         assert_eq!(
             c(Data::DateTime(dt)),

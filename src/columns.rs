@@ -228,7 +228,7 @@ impl Columns {
             .iter()
             .rposition(|c| !c.trim().is_empty())
             .map_or(0, |i| i + 1);
-        let mut headers = Vec::with_capacity(width);
+        let mut headers: Vec<String> = Vec::with_capacity(width);
         let mut roles = Vec::with_capacity(width);
         let mut index = [None; Field::ALL.len()];
         let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
@@ -254,12 +254,13 @@ impl Columns {
                 return Err(Error::input(
                     path,
                     format!(
-                        "{}!{}{header_row}: duplicate column: `{}` (column {}) and `{header}` (column {letter}) \
+                        "{}!{}{header_row}: duplicate column: `{}` (column {}) and `{}` (column {letter}) \
                          are both `{ident}`; delete or rename one",
                         sheet.name(),
                         letter,
-                        headers[j],
+                        crate::quote::value(headers[j].as_str()),
                         sheet.column_letter(j),
+                        crate::quote::value(&header),
                     ),
                 ));
             }
@@ -321,7 +322,7 @@ fn shorten_list(items: &[String]) -> String {
     let mut s = items
         .iter()
         .take(MAX)
-        .map(String::as_str)
+        .map(|h| crate::quote::value(h))
         .collect::<Vec<_>>()
         .join(", ");
     if items.len() > MAX {

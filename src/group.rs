@@ -297,8 +297,10 @@ impl Grouper {
                             Some(*col),
                             field.clone(),
                             format!(
-                                "`{v}` differs from `{want}` on row{} {} of the same order; one order has one \
+                                "`{}` differs from `{}` on row{} {} of the same order; one order has one \
                                  branch, address, pin code and start time",
+                                crate::quote::value(v),
+                                crate::quote::value(want),
                                 if agreeing.len() > 1 { "s" } else { "" },
                                 list(&agreeing)
                             ),

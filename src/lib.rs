@@ -24,6 +24,7 @@ pub mod files;
 pub mod group;
 pub mod ops;
 pub mod pipeline;
+pub mod quote;
 pub mod read;
 pub mod report;
 pub mod rules;

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use xxhash_rust::xxh3::{xxh3_64, xxh3_128};
 
 use crate::columns::{Columns, Field};
+use crate::quote;
 use crate::read::{CellKind, Row};
 use crate::rules::Rules;
 
@@ -400,7 +401,7 @@ impl<'a> Checker<'a> {
             }
             Field::BranchId => {
                 if !is_digits(v) {
-                    bad(format!("must be digits only, got `{}`", show(v)));
+                    bad(format!("must be digits only, got `{}`", quote::value(v)));
                 }
             }
             Field::BranchName => {
@@ -417,13 +418,13 @@ impl<'a> Checker<'a> {
                 {
                     bad(format!(
                         "`{}` is not a product of the rules file's catalog",
-                        show(v)
+                        quote::value(v)
                     ));
                 }
             }
             Field::Bin => {
                 if !(is_digits(v) && (v.len() == 6 || v.len() == 8)) {
-                    bad(format!("must be 6 or 8 digits, got `{}`", show(v)));
+                    bad(format!("must be 6 or 8 digits, got `{}`", quote::value(v)));
                 } else if let Some(entry) = self.catalog_entry(product_id)
                     && !entry.bins.is_empty()
                     && !entry.bins.contains(v)
@@ -437,12 +438,12 @@ impl<'a> Checker<'a> {
                 if v != "PHYSICAL" && v != "VIRTUAL" {
                     bad(format!(
                         "must be PHYSICAL or VIRTUAL (in capitals), got `{}`",
-                        show(v)
+                        quote::value(v)
                     ));
                 }
             }
             Field::Quantity => match whole_number(v) {
-                None => bad(format!("must be a whole number, got `{}`", show(v))),
+                None => bad(format!("must be a whole number, got `{}`", quote::value(v))),
                 Some(q) if q < 1 || q > u64::from(self.rules.quantity_max) => bad(format!(
                     "must be between 1 and {}, got {q}",
                     self.rules.quantity_max
@@ -456,20 +457,20 @@ impl<'a> Checker<'a> {
                 {
                     bad(format!(
                         "`{}` is not a plastic code of product {product_id} in the rules file's catalog",
-                        show(v),
+                        quote::value(v),
                     ));
                 }
             }
             Field::PanLength => {
                 if v != "16" && v != "19" {
-                    bad(format!("must be 16 or 19, got `{}`", show(v)));
+                    bad(format!("must be 16 or 19, got `{}`", quote::value(v)));
                 }
             }
             Field::PinGeneration => {
                 if Self::pin_generation(v).is_none() {
                     bad(format!(
                         "must be Y or N (yes/no, true/false also work), got `{}`",
-                        show(v)
+                        quote::value(v)
                     ));
                 }
             }
@@ -495,7 +496,7 @@ impl<'a> Checker<'a> {
                     if parts < 3 {
                         bad(format!(
                             "needs at least 3 parts separated by `~` (house~area~city), got `{}`",
-                            show(v)
+                            quote::value(v)
                         ));
                     } else {
                         bad(format!(
@@ -512,7 +513,7 @@ impl<'a> Checker<'a> {
             }
             Field::PinCode => {
                 if !(is_digits(v) && v.len() == 6) {
-                    bad(format!("must be 6 digits, got `{}`", show(v)));
+                    bad(format!("must be 6 digits, got `{}`", quote::value(v)));
                 }
             }
             Field::ProcessStartTime => {
@@ -521,7 +522,10 @@ impl<'a> Checker<'a> {
                 }
             }
             Field::ValidityDays => match whole_number(v) {
-                None => bad(format!("must be a whole number of days, got `{}`", show(v))),
+                None => bad(format!(
+                    "must be a whole number of days, got `{}`",
+                    quote::value(v)
+                )),
                 Some(d) if d < 1 || d > u64::from(MAX_VALIDITY_DAYS) => bad(format!(
                     "must be between 1 and {MAX_VALIDITY_DAYS} days, got {d}"
                 )),
@@ -532,7 +536,7 @@ impl<'a> Checker<'a> {
                 if !v.bytes().all(|b| b.is_ascii_uppercase() || b == b'_') {
                     bad(format!(
                         "must be a code in capitals such as BANK, got `{}`",
-                        show(v)
+                        quote::value(v)
                     ));
                 }
             }
@@ -544,7 +548,7 @@ impl<'a> Checker<'a> {
                     field.name(),
                     format!(
                         "`{}` does not match the rules file's pattern for {}",
-                        show(v),
+                        quote::value(v),
                         field.name()
                     ),
                 ));
@@ -593,7 +597,7 @@ pub fn check_timestamp(v: &str) -> Result<(), String> {
     if !shape_ok {
         return Err(format!(
             "must be a date and time written YYYY-MM-DD HH:mm:ss, got `{}`",
-            show(v)
+            quote::value(v)
         ));
     }
     let n = |r: std::ops::Range<usize>| v[r].parse::<u32>().unwrap_or(u32::MAX);
@@ -603,16 +607,6 @@ pub fn check_timestamp(v: &str) -> Result<(), String> {
         (Some(_), Some(_)) => Ok(()),
         (None, _) => Err(format!("`{v}` is not a real date")),
         (_, None) => Err(format!("`{v}` is not a real time of day")),
-    }
-}
-
-/// Shortens a hostile value for a message.
-fn show(v: &str) -> Cow<'_, str> {
-    const MAX: usize = 40;
-    if v.chars().count() <= MAX {
-        Cow::Borrowed(v)
-    } else {
-        Cow::Owned(format!("{}…", v.chars().take(MAX).collect::<String>()))
     }
 }
 

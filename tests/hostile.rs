@@ -575,3 +575,48 @@ fn files_that_once_crashed_a_reader_are_answered() {
     let r = check_file(&dir.join("truncated.xls"));
     assert!(r.stderr.contains("the workbook is damaged"), "{}", r.stderr);
 }
+
+/// A cell of megabytes that needs quoting (line breaks in it) costs time in
+/// proportion to its size in every report, and messages quote only its
+/// start: the CSV report of one such cell took 20 s (quadratic) before.
+#[test]
+fn a_cell_of_megabytes_costs_linear_time_and_is_quoted_short() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = format!("\"{}\"", "Camp\nRoad ".repeat(800_000)); // 8 MB
+    let line = |branch: &str, name: &str| {
+        format!(
+            "{branch},{name},P1,412345,PHYSICAL,10,0001,16,Y,Flat 1~Camp~Pune~MH,411001,2026-12-01 09:00:00,365,Priya\n"
+        )
+    };
+    let text = format!("{HEADER}\n{}{}", line("00001", &big), line("00001", "Pune"));
+    let sheet = write(dir.path(), "big.csv", text);
+    for ext in ["csv", "jsonl", "xlsx"] {
+        let report = dir.path().join(format!("r.{ext}"));
+        let started = std::time::Instant::now();
+        let r = run(&["validate", path_str(&sheet), "--report", path_str(&report)]);
+        assert_eq!(r.code, exit::ROWS_NOT_DONE, "{}", r.stderr);
+        assert!(
+            started.elapsed().as_secs() < 30,
+            "{ext}: {:?}",
+            started.elapsed()
+        );
+        assert!(
+            r.stderr.len() < 4_000,
+            "the console gets no megabytes: {}",
+            r.stderr.len()
+        );
+        assert!(r.stderr.contains("characters)"), "{}", r.stderr);
+    }
+    let (header, rows) = read_report(&dir.path().join("r.csv"));
+    let errors = col(&header, "errors");
+    assert!(
+        rows[1][errors].len() < 1_000,
+        "the errors cell quotes the start only"
+    );
+    let kept = big.trim_matches('"').trim();
+    assert_eq!(
+        rows[0][col(&header, "branch_name")],
+        kept,
+        "the cell itself is kept (trimmed)"
+    );
+}

@@ -37,6 +37,12 @@ impl CsvSink {
     }
 }
 
+/// A csv writer buffer that holds a field of `longest` bytes quoted (every
+/// byte a doubled quote at worst), so that csv-core writes it in one call.
+pub(super) fn quoted_capacity(longest: usize) -> usize {
+    256.max(longest.saturating_mul(2).saturating_add(2))
+}
+
 /// One CSV line.
 fn record_line<I, T>(fields: I) -> std::io::Result<Vec<u8>>
 where
@@ -298,9 +304,19 @@ fn cell_by_cell(
     tail: &[std::borrow::Cow<'_, str>],
     num: &mut itoa::Buffer,
 ) -> std::io::Result<()> {
-    // A writer a line: its buffer is small, as it is zeroed each time.
+    // A writer a line: its buffer is small, as it is zeroed each time, but
+    // holds the longest cell quoted: csv-core looks for quotes in the rest
+    // of a field each time its buffer fills, which for a cell of megabytes
+    // in a small buffer is quadratic.
+    let longest = r
+        .cells
+        .iter()
+        .chain(tail)
+        .map(|c| c.len())
+        .max()
+        .unwrap_or(0);
     let mut w = csv::WriterBuilder::new()
-        .buffer_capacity(256)
+        .buffer_capacity(quoted_capacity(longest))
         .from_writer(out);
     w.write_field(neutralize(&header.source_file).as_bytes())?;
     w.write_field(neutralize(&header.sheet).as_bytes())?;

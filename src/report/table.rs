@@ -58,8 +58,15 @@ fn header(table: &Table<'_>) -> Vec<String> {
 }
 
 fn csv_bytes(table: &Table<'_>, lines: &[Line]) -> std::io::Result<Vec<u8>> {
+    let longest = lines
+        .iter()
+        .flat_map(|l| l.cells.iter().chain(&l.results))
+        .map(String::len)
+        .max()
+        .unwrap_or(0);
     let mut w = csv::WriterBuilder::new()
         .flexible(true)
+        .buffer_capacity(super::csv_out::quoted_capacity(longest).max(8 * 1024))
         .from_writer(Vec::new());
     w.write_record(header(table).iter().map(|h| neutralize(h).into_owned()))?;
     for l in lines {

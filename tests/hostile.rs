@@ -574,6 +574,30 @@ fn files_that_once_crashed_a_reader_are_answered() {
     );
     let r = check_file(&dir.join("truncated.xls"));
     assert!(r.stderr.contains("the workbook is damaged"), "{}", r.stderr);
+    // Found by bench/fuzz.py: each once aborted asking for gigabytes.
+    let r = check_file(&dir.join("shared_strings_count_lies.xlsx"));
+    assert!(
+        r.stderr.contains("claims 4294967295 strings"),
+        "{}",
+        r.stderr
+    );
+    let r = check_file(&dir.join("cell_at_xfd1048576.xlsx"));
+    assert!(
+        r.stderr.contains("over the limit of 16777216 cells"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("--max-cells"),
+        "says how to raise it: {}",
+        r.stderr
+    );
+    let r = check_file(&dir.join("row_beyond_excel.xlsx"));
+    assert!(
+        r.stderr.contains("beyond Excel's 1048576 rows"),
+        "{}",
+        r.stderr
+    );
 }
 
 /// A cell of megabytes that needs quoting (line breaks in it) costs time in

@@ -126,16 +126,25 @@ pub struct CheckArgs {
     /// Worker threads for checking rows [default: one per core]
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+
+    /// Most cells a workbook sheet's used area may span (rows × columns);
+    /// a sheet beyond is refused before it is read into memory
+    #[arg(long, value_name = "N", default_value_t = crate::read::Limits::default().max_cells)]
+    pub max_cells: u64,
 }
 
 impl CheckArgs {
     /// Second stage: checks every option and loads the rules file.
     pub fn to_opts(&self) -> Result<CheckOpts> {
-        let read = read_opts(
+        let mut read = read_opts(
             self.sheet.as_deref(),
             self.delimiter.as_deref(),
             self.encoding.as_deref(),
         )?;
+        if self.max_cells == 0 {
+            return Err(Error::Usage("--max-cells must be at least 1".into()));
+        }
+        read.limits.max_cells = self.max_cells;
         check_batch_id(self.batch_id.as_deref())?;
         let rules = match &self.rules {
             Some(p) => Rules::load(p)?,
@@ -168,6 +177,7 @@ impl CheckArgs {
             "rules": self.rules.as_ref().map(|p| p.display().to_string()),
             "batch_id": self.batch_id,
             "allow_partial_orders": self.allow_partial_orders,
+            "max_cells": self.max_cells,
         })
     }
 }
@@ -203,6 +213,7 @@ pub(crate) fn read_opts(
             encoding,
             encoding_from_head: false,
         },
+        limits: crate::read::Limits::default(),
     })
 }
 

@@ -6,9 +6,9 @@ use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
-use calamine::{Data, Range, Reader, Sheets};
+use calamine::{Cell, Data, Range, Reader, Sheets};
 
-use super::{BATCH_ROWS, FileKind, Row};
+use super::{BATCH_ROWS, FileKind, Limits, MAX_COLUMNS, MAX_ROWS, Row};
 use crate::error::{Error, Result};
 
 /// No part of a workbook may inflate past this: a 1,000,000-row order sheet
@@ -19,10 +19,11 @@ pub const MAX_PART_BYTES: u64 = 1 << 30;
 pub struct Workbook {
     path: PathBuf,
     inner: Sheets<BufReader<File>>,
+    limits: Limits,
 }
 
 impl Workbook {
-    pub fn open(path: &Path, kind: FileKind) -> Result<Self> {
+    pub fn open(path: &Path, kind: FileKind, limits: Limits) -> Result<Self> {
         if matches!(kind, FileKind::Xlsx | FileKind::Xlsb | FileKind::Ods) && is_zip(path)? {
             check_zip(path)?;
         }
@@ -44,6 +45,7 @@ impl Workbook {
         Ok(Workbook {
             path: path.to_path_buf(),
             inner,
+            limits,
         })
     }
 
@@ -59,17 +61,82 @@ impl Workbook {
 
     pub(super) fn load(&mut self, name: &str) -> Result<ExcelSheet> {
         let path = self.path.clone();
+        let limits = self.limits;
         let inner = &mut self.inner;
-        let range = guarded(&path, || {
-            inner.worksheet_range(name).map_err(|e| {
-                Error::input(
-                    &path,
-                    format!("cannot read sheet `{name}`: {}", error_text(&e)),
-                )
-            })
+        let unreadable = |e: &dyn std::fmt::Display| {
+            Error::input(&path, format!("cannot read sheet `{name}`: {e}"))
+        };
+        let range = guarded(&path, || match inner {
+            // Cell by cell, within the budget: calamine's own range would
+            // allocate the whole used area first, however far its last
+            // cell (a lone cell at XFD1048576: 17 billion cells).
+            Sheets::Xlsx(x) => {
+                let mut cells = x.worksheet_cells_reader(name).map_err(|e| unreadable(&e))?;
+                budgeted(&path, name, limits, || {
+                    cells.next_cell().map_err(|e| unreadable(&e))
+                })
+            }
+            Sheets::Xlsb(x) => {
+                let mut cells = x.worksheet_cells_reader(name).map_err(|e| unreadable(&e))?;
+                budgeted(&path, name, limits, || {
+                    cells.next_cell().map_err(|e| unreadable(&e))
+                })
+            }
+            other => other
+                .worksheet_range(name)
+                .map_err(|e| unreadable(&error_text(&e))),
         })?;
         Ok(ExcelSheet { range })
     }
+}
+
+/// A sheet's range from its cells, one at a time, refused as soon as a cell
+/// lies beyond Excel's rows or columns or the used area would pass
+/// `limits.max_cells`.
+fn budgeted<'a>(
+    path: &Path,
+    sheet: &str,
+    limits: Limits,
+    mut next: impl FnMut() -> Result<Option<Cell<calamine::DataRef<'a>>>>,
+) -> Result<Range<Data>> {
+    let mut cells: Vec<Cell<Data>> = Vec::new();
+    let (mut top, mut left, mut bottom, mut right) = (u32::MAX, u32::MAX, 0u32, 0u32);
+    while let Some(cell) = next()? {
+        if matches!(cell.get_value(), calamine::DataRef::Empty) {
+            continue;
+        }
+        let (row, col) = cell.get_position();
+        if row >= MAX_ROWS || col >= MAX_COLUMNS {
+            return Err(Error::input(
+                path,
+                format!(
+                    "sheet `{sheet}` has a cell at row {}, column {}: beyond Excel's {MAX_ROWS} rows and {MAX_COLUMNS} columns; the workbook is damaged",
+                    u64::from(row) + 1,
+                    u64::from(col) + 1
+                ),
+            ));
+        }
+        (top, left) = (top.min(row), left.min(col));
+        (bottom, right) = (bottom.max(row), right.max(col));
+        let area = u64::from(bottom - top + 1) * u64::from(right - left + 1);
+        if area > limits.max_cells {
+            return Err(Error::input(
+                path,
+                format!(
+                    "sheet `{sheet}`: its cells span {} rows by {} columns ({area} cells, up to row {} and column {}), over the limit of {} cells; \
+                     delete what lies far outside the table, or raise the limit with --max-cells",
+                    bottom - top + 1,
+                    right - left + 1,
+                    u64::from(bottom) + 1,
+                    u64::from(right) + 1,
+                    limits.max_cells
+                ),
+            ));
+        }
+        let (pos, value) = (cell.get_position(), Data::from(cell.get_value().clone()));
+        cells.push(Cell::new(pos, value));
+    }
+    Ok(Range::from_sparse(cells))
 }
 
 pub(super) struct ExcelSheet {
@@ -178,6 +245,9 @@ fn check_zip(path: &Path) -> Result<()> {
         let part = zip.by_index_raw(i).map_err(|e| {
             Error::input(path, format!("the workbook is damaged or truncated ({e})"))
         })?;
+        if part.name_raw() == b"xl/sharedStrings.xml" {
+            check_shared_strings(path, part.size())?;
+        }
         if part.size() > MAX_PART_BYTES {
             let name = String::from_utf8_lossy(part.name_raw()).into_owned();
             return Err(Error::input(
@@ -192,6 +262,43 @@ fn check_zip(path: &Path) -> Result<()> {
                 ),
             ));
         }
+    }
+    Ok(())
+}
+
+/// The shared-strings table's declared `uniqueCount` (which calamine
+/// reserves memory for as it opens the workbook) must fit the part: every
+/// string takes at least `<si><t/></si>`, 13 bytes. A count no part of
+/// this size can hold is a lie (4,294,967,295 asks for 103 GB).
+fn check_shared_strings(path: &Path, part_bytes: u64) -> Result<()> {
+    use std::io::Read;
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut zip = zip::ZipArchive::new(BufReader::new(file))
+        .map_err(|e| Error::input(path, format!("the workbook is damaged or truncated ({e})")))?;
+    let Ok(part) = zip.by_name("xl/sharedStrings.xml") else {
+        return Ok(());
+    };
+    let mut head = Vec::new();
+    // The count is on the first element; damaged bytes fail later, in calamine.
+    let _ = part.take(4096).read_to_end(&mut head);
+    let head = String::from_utf8_lossy(&head);
+    let Some(at) = head.find("uniqueCount=\"") else {
+        return Ok(());
+    };
+    let digits: String = head[at + 13..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    let Ok(count) = digits.parse::<u64>() else {
+        return Ok(());
+    };
+    if count > part_bytes / 13 + 1 {
+        return Err(Error::input(
+            path,
+            format!(
+                "the workbook's shared-strings table claims {count} strings in {part_bytes} bytes, more than it can hold; the workbook is damaged"
+            ),
+        ));
     }
     Ok(())
 }

@@ -311,7 +311,28 @@ pub struct ReadOpts {
     /// `--sheet`: a sheet name, or a 1-based index.
     pub sheet: Option<String>,
     pub text: TextOpts,
+    pub limits: Limits,
 }
+
+/// What one input may cost, checked before the memory is spent. The
+/// defaults pass any real order sheet (Excel's own maximum of 1,048,576
+/// rows of 16 columns is a sixth of `max_cells`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Cells of a workbook sheet's used area (rows × columns between its
+    /// first and last non-empty cells): what reading it allocates.
+    pub max_cells: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_cells: 1 << 24 }
+    }
+}
+
+/// Excel's own limits: no workbook has more rows or columns.
+pub const MAX_ROWS: u32 = 1_048_576;
+pub const MAX_COLUMNS: u32 = 16_384;
 
 /// An opened input: a CSV file or one sheet of a workbook.
 pub struct Sheet {
@@ -610,7 +631,7 @@ pub fn open(path: &Path, opts: &ReadOpts, pick: &mut dyn FnMut(&Sheet) -> bool) 
             notes,
         });
     }
-    let mut wb = Workbook::open(path, kind)?;
+    let mut wb = Workbook::open(path, kind, opts.limits)?;
     let names = wb.sheet_names();
     let chosen: Vec<String> = match &opts.sheet {
         Some(want) => vec![resolve_sheet(path, &names, want)?],

@@ -598,6 +598,13 @@ fn files_that_once_crashed_a_reader_are_answered() {
         "{}",
         r.stderr
     );
+    let r = check_file(&dir.join("rows_repeated_a_billion_times.ods"));
+    assert!(r.stderr.contains("span 1000000000 rows"), "{}", r.stderr);
+    // A real one still reads.
+    assert_eq!(
+        check_file(&root().join("tests/fixtures/orders.ods")).code,
+        exit::OK
+    );
 }
 
 /// A cell of megabytes that needs quoting (line breaks in it) costs time in

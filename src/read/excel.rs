@@ -26,6 +26,9 @@ impl Workbook {
     pub fn open(path: &Path, kind: FileKind, limits: Limits) -> Result<Self> {
         if matches!(kind, FileKind::Xlsx | FileKind::Xlsb | FileKind::Ods) && is_zip(path)? {
             check_zip(path)?;
+            if kind == FileKind::Ods {
+                check_ods(path, limits)?;
+            }
         }
         let inner = guarded(path, || match kind {
             FileKind::Xlsx => calamine::open_workbook(path)
@@ -301,6 +304,119 @@ fn check_shared_strings(path: &Path, part_bytes: u64) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// The cells an OpenDocument sheet's repeats would make, counted from its
+/// XML before calamine expands them: a row or cell may say it repeats a
+/// billion times (`number-rows-repeated`, `number-columns-repeated`), and
+/// calamine materialises every repeat between the first and the last
+/// non-empty cell. Refused past Excel's rows and columns or `max_cells`.
+fn check_ods(path: &Path, limits: Limits) -> Result<()> {
+    use quick_xml::events::{BytesStart, Event};
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut zip = zip::ZipArchive::new(BufReader::new(file))
+        .map_err(|e| Error::input(path, format!("the workbook is damaged or truncated ({e})")))?;
+    let Ok(content) = zip.by_name("content.xml") else {
+        return Ok(());
+    };
+    let mut xml = quick_xml::Reader::from_reader(BufReader::new(content));
+    let repeats = |e: &BytesStart<'_>, name: &str| -> u64 {
+        e.try_get_attribute(name)
+            .ok()
+            .flatten()
+            .and_then(|a| a.value.trim().parse::<u64>().ok())
+            .unwrap_or(1)
+            .max(1)
+    };
+    let mut sheet = Extent::default();
+    let mut row_reps = 1u64;
+    let mut col = 0u64;
+    let mut row_width = 0u64;
+    let mut buf = Vec::new();
+    loop {
+        let event = match xml.read_event_into(&mut buf) {
+            Ok(e) => e,
+            // Damaged XML is calamine's to report.
+            Err(_) => return Ok(()),
+        };
+        match &event {
+            Event::Start(e) | Event::Empty(e) => match e.local_name().as_ref() {
+                "table" => sheet = Extent::default(),
+                "table-row" => {
+                    row_reps = repeats(e, "table:number-rows-repeated");
+                    (col, row_width) = (0, 0);
+                    if matches!(event, Event::Empty(_)) {
+                        sheet.row(row_reps, 0);
+                    }
+                }
+                "table-cell" | "covered-table-cell" => {
+                    col = col.saturating_add(repeats(e, "table:number-columns-repeated"));
+                    if e.try_get_attribute("office:value-type")
+                        .ok()
+                        .flatten()
+                        .is_some()
+                    {
+                        row_width = col;
+                    }
+                }
+                _ => {}
+            },
+            Event::End(e) if e.local_name().as_ref() == "table-row" => {
+                sheet.row(row_reps, row_width);
+            }
+            Event::End(e) if e.local_name().as_ref() == "table" => {
+                sheet.check(path, limits)?;
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+        sheet.check(path, limits)?;
+        buf.clear();
+    }
+    Ok(())
+}
+
+/// The rows and columns an OpenDocument sheet spans, repeats counted.
+#[derive(Debug, Default)]
+struct Extent {
+    /// Rows seen so far, and the first and last with a value.
+    rows: u64,
+    first: Option<u64>,
+    last: u64,
+    width: u64,
+}
+
+impl Extent {
+    fn row(&mut self, reps: u64, width: u64) {
+        if width > 0 {
+            self.first.get_or_insert(self.rows);
+            self.last = self.rows.saturating_add(reps);
+            self.width = self.width.max(width);
+        }
+        self.rows = self.rows.saturating_add(reps);
+    }
+
+    fn check(&self, path: &Path, limits: Limits) -> Result<()> {
+        let Some(first) = self.first else {
+            return Ok(());
+        };
+        let (rows, cols) = (self.last - first, self.width);
+        let area = rows.saturating_mul(cols);
+        if self.last > u64::from(MAX_ROWS)
+            || cols > u64::from(MAX_COLUMNS)
+            || area > limits.max_cells
+        {
+            return Err(Error::input(
+                path,
+                format!(
+                    "a sheet's repeated rows and cells (number-rows-repeated, number-columns-repeated) span {rows} rows by {cols} columns ({area} cells), over Excel's {MAX_ROWS} rows and {MAX_COLUMNS} columns or the limit of {} cells; \
+                     the workbook is damaged, or raise the limit with --max-cells",
+                    limits.max_cells
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 fn xlsx_error(path: &Path, e: calamine::XlsxError) -> Error {

@@ -600,6 +600,14 @@ fn files_that_once_crashed_a_reader_are_answered() {
     );
     let r = check_file(&dir.join("rows_repeated_a_billion_times.ods"));
     assert!(r.stderr.contains("span 1000000000 rows"), "{}", r.stderr);
+    // A FAT whose chain never ends: calamine's reading grew until memory
+    // ran out; in the capped child it dies, and that is a damaged file.
+    let r = check_file(&dir.join("fat_chain_loops.xls"));
+    assert!(
+        r.stderr.contains("the workbook is damaged") && r.stderr.contains("ran out of memory"),
+        "{}",
+        r.stderr
+    );
     // A real one still reads.
     assert_eq!(
         check_file(&root().join("tests/fixtures/orders.ods")).code,

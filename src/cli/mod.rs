@@ -69,6 +69,10 @@ pub enum Command {
     /// Check an API configuration end to end (settings, DNS, TCP, TLS,
     /// login, tenant, one harmless call) before the first night.
     Doctor(Box<doctor::DoctorArgs>),
+    /// (Internal) read a legacy workbook once, in a child process with a
+    /// memory cap, before it is read for real.
+    #[command(name = "__check-workbook", hide = true)]
+    CheckWorkbook { file: PathBuf },
 }
 
 /// Where rows come from and how they are checked and grouped.
@@ -214,6 +218,8 @@ pub(crate) fn read_opts(
             encoding_from_head: false,
         },
         limits: crate::read::Limits::default(),
+        // Legacy workbooks are read once in a child of this program first.
+        isolate: std::env::current_exe().ok(),
     })
 }
 
@@ -275,6 +281,7 @@ pub fn main() -> i32 {
         Command::Validate(args) => validate::run(&args, console),
         Command::Sandbox(args) => sandbox::run(&args, console),
         Command::Doctor(args) => doctor::run(&args, console),
+        Command::CheckWorkbook { file } => crate::read::check_workbook(&file).map(|()| exit::OK),
         Command::Submit(args) => submit::run(&args, console),
         Command::Template(args) => template::run(&args, console),
         Command::Cancel(args) => ops::cancel(&args, console),

@@ -230,6 +230,89 @@ fn guarded<T>(path: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
     })
 }
 
+/// Memory a legacy workbook's check may take (address space).
+const PREFLIGHT_MEMORY: u64 = 1 << 30;
+/// Time a legacy workbook's check may take.
+const PREFLIGHT_TIME: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Reads a legacy workbook (`.xls`, `.xlsb`) once in a child process,
+/// `program __check-workbook FILE`, capped at 1 GiB of memory and 20 s.
+/// calamine reads their container and record lengths as given: a FAT
+/// chain that loops grows without end, a record's length asks for
+/// gigabytes, and an allocation that fails aborts the process, which no
+/// unwind catches. Only a child can die of it: its death, or its running
+/// out of time, is "the workbook is damaged". These formats are small
+/// (65,536 rows at most for .xls), so reading twice costs little; `.xlsx`
+/// and `.ods` are read once, within the budgets checked here.
+pub fn preflight(program: &Path, path: &Path) -> Result<()> {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(program)
+        .arg("__check-workbook")
+        .arg(path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::io(program, e))?;
+    let started = std::time::Instant::now();
+    let status = loop {
+        match child.try_wait().map_err(|e| Error::io(program, e))? {
+            Some(status) => break Some(status),
+            None if started.elapsed() > PREFLIGHT_TIME => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            None => std::thread::sleep(std::time::Duration::from_millis(10)),
+        }
+    };
+    let mut said = String::new();
+    if let Some(mut err) = child.stderr.take() {
+        use std::io::Read;
+        let _ = err.by_ref().take(64 * 1024).read_to_string(&mut said);
+    }
+    match status {
+        Some(s) if s.success() => Ok(()),
+        // The child's own answer (damaged, password...): its message.
+        Some(s) if s.code() == Some(crate::exit::INPUT_UNREADABLE) => {
+            let line = said.lines().next().unwrap_or("").trim();
+            let prefix = format!("dcms-bulk: error: {}: ", path.display());
+            let message = line.strip_prefix(&prefix).unwrap_or(line);
+            Err(Error::input(path, message.to_string()))
+        }
+        Some(_) => Err(damaged(
+            path,
+            &"reading it ran out of memory or crashed (its sizes and lengths make no sense)",
+        )),
+        None => Err(damaged(
+            path,
+            &format!("reading it took longer than {} s", PREFLIGHT_TIME.as_secs()),
+        )),
+    }
+}
+
+/// `dcms-bulk __check-workbook FILE`, in the child: caps its own memory,
+/// then opens the workbook and loads every sheet, and says nothing more
+/// than an error would.
+pub fn check_in_child(path: &Path, kind: FileKind) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use rustix::process::{Resource, Rlimit, setrlimit};
+        let cap = |n: u64| Rlimit {
+            current: Some(n),
+            maximum: Some(n),
+        };
+        // Best effort: a system that refuses still gets the time limit.
+        let _ = setrlimit(Resource::As, cap(PREFLIGHT_MEMORY));
+        let _ = setrlimit(Resource::Core, cap(0));
+    }
+    let mut wb = Workbook::open(path, kind, Limits::default())?;
+    for name in wb.sheet_names() {
+        wb.load(&name)?;
+    }
+    Ok(())
+}
+
 fn is_zip(path: &Path) -> Result<bool> {
     use std::io::Read;
     let mut magic = [0u8; 2];

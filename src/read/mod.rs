@@ -312,6 +312,11 @@ pub struct ReadOpts {
     pub sheet: Option<String>,
     pub text: TextOpts,
     pub limits: Limits,
+    /// The program that reads a legacy workbook (`.xls`, `.xlsb`) once in a
+    /// child process first (`dcms-bulk __check-workbook FILE`), under a
+    /// memory cap and a time limit (see [`excel::preflight`]); `None`:
+    /// read it in this process only (library use, tests).
+    pub isolate: Option<PathBuf>,
 }
 
 /// What one input may cost, checked before the memory is spent. The
@@ -607,6 +612,13 @@ fn binary_signature(head: &[u8]) -> Option<&'static str> {
         .map(|(_, what)| *what)
 }
 
+/// `dcms-bulk __check-workbook FILE`: reads a legacy workbook in this
+/// (child) process under a memory cap (see [`excel::preflight`]).
+pub fn check_workbook(path: &Path) -> Result<()> {
+    let kind = sniff_kind(path)?;
+    excel::check_in_child(path, kind)
+}
+
 /// Opens a CSV file, or the workbook and the sheet `pick` chooses among its
 /// sheet names (with a way to look at each candidate's first rows).
 pub fn open(path: &Path, opts: &ReadOpts, pick: &mut dyn FnMut(&Sheet) -> bool) -> Result<Sheet> {
@@ -630,6 +642,11 @@ pub fn open(path: &Path, opts: &ReadOpts, pick: &mut dyn FnMut(&Sheet) -> bool) 
             inner: Inner::Text(t),
             notes,
         });
+    }
+    if let Some(program) = &opts.isolate
+        && matches!(kind, FileKind::Xls | FileKind::Xlsb)
+    {
+        excel::preflight(program, path)?;
     }
     let mut wb = Workbook::open(path, kind, opts.limits)?;
     let names = wb.sheet_names();

@@ -659,3 +659,37 @@ fn a_cell_of_megabytes_costs_linear_time_and_is_quoted_short() {
         "the cell itself is kept (trimmed)"
     );
 }
+
+#[test]
+fn a_workbook_over_its_budget_is_refused_with_how_to_raise_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wide.xlsx");
+    let mut wb = rust_xlsxwriter::Workbook::new();
+    let ws = wb.add_worksheet();
+    for (c, h) in HEADER.split(',').enumerate() {
+        ws.write_string(0, c as u16, h).unwrap();
+    }
+    // One long branch name shared by 3,000 rows: 3 MB of text once read.
+    let long = "Pune Camp Branch ".repeat(60);
+    for r in 1..=3000u32 {
+        ws.write_string(r, 1, &long).unwrap();
+    }
+    wb.save(&path).unwrap();
+    let r = run(&["validate", path_str(&path), "--max-text-mib", "1"]);
+    assert_eq!(r.code, exit::INPUT_UNREADABLE, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("more than 1 MiB of text") && r.stderr.contains("--max-text-mib"),
+        "{}",
+        r.stderr
+    );
+    let r = run(&["validate", path_str(&path), "--max-cells", "1000"]);
+    assert_eq!(r.code, exit::INPUT_UNREADABLE, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("over the limit of 1000 cells"),
+        "{}",
+        r.stderr
+    );
+    // Within the defaults it is read (and its rows found wanting).
+    let r = run(&["validate", path_str(&path)]);
+    assert_eq!(r.code, exit::ROWS_NOT_DONE, "{}", r.stderr);
+}

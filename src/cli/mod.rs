@@ -135,6 +135,10 @@ pub struct CheckArgs {
     /// a sheet beyond is refused before it is read into memory
     #[arg(long, value_name = "N", default_value_t = crate::read::Limits::default().max_cells)]
     pub max_cells: u64,
+
+    /// Most text (MiB) a workbook sheet's cells may hold in all
+    #[arg(long, value_name = "MIB", default_value_t = crate::read::Limits::default().max_text_bytes >> 20)]
+    pub max_text_mib: u64,
 }
 
 impl CheckArgs {
@@ -148,7 +152,11 @@ impl CheckArgs {
         if self.max_cells == 0 {
             return Err(Error::Usage("--max-cells must be at least 1".into()));
         }
+        if self.max_text_mib == 0 {
+            return Err(Error::Usage("--max-text-mib must be at least 1".into()));
+        }
         read.limits.max_cells = self.max_cells;
+        read.limits.max_text_bytes = self.max_text_mib << 20;
         check_batch_id(self.batch_id.as_deref())?;
         let rules = match &self.rules {
             Some(p) => Rules::load(p)?,
@@ -182,6 +190,7 @@ impl CheckArgs {
             "batch_id": self.batch_id,
             "allow_partial_orders": self.allow_partial_orders,
             "max_cells": self.max_cells,
+            "max_text_mib": self.max_text_mib,
         })
     }
 }

@@ -104,6 +104,7 @@ fn budgeted<'a>(
 ) -> Result<Range<Data>> {
     let mut cells: Vec<Cell<Data>> = Vec::new();
     let (mut top, mut left, mut bottom, mut right) = (u32::MAX, u32::MAX, 0u32, 0u32);
+    let mut text = 0u64;
     while let Some(cell) = next()? {
         if matches!(cell.get_value(), calamine::DataRef::Empty) {
             continue;
@@ -133,6 +134,20 @@ fn budgeted<'a>(
                     u64::from(bottom) + 1,
                     u64::from(right) + 1,
                     limits.max_cells
+                ),
+            ));
+        }
+        text += match cell.get_value() {
+            calamine::DataRef::String(s) => s.len() as u64,
+            calamine::DataRef::SharedString(s) => s.len() as u64,
+            _ => 0,
+        };
+        if text > limits.max_text_bytes {
+            return Err(Error::input(
+                path,
+                format!(
+                    "sheet `{sheet}`: its cells hold more than {} MiB of text (a string repeated in very many cells?), over the limit; raise it with --max-text-mib",
+                    limits.max_text_bytes >> 20
                 ),
             ));
         }

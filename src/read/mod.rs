@@ -327,11 +327,17 @@ pub struct Limits {
     /// Cells of a workbook sheet's used area (rows × columns between its
     /// first and last non-empty cells): what reading it allocates.
     pub max_cells: u64,
+    /// Bytes of text a workbook sheet's cells may hold in all: a shared
+    /// string used by a million cells is a million copies once read.
+    pub max_text_bytes: u64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_cells: 1 << 24 }
+        Limits {
+            max_cells: 1 << 24,
+            max_text_bytes: 512 << 20,
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use reqwest::Url;
 use reqwest::header::{CONTENT_TYPE, HeaderValue};
 use serde_json::Value;
 
-use super::client::{Failure, FailureKind, Secret, describe_body, describe_error};
+use super::wire::{Failure, FailureKind, MAX_ANSWER_BYTES, Secret, describe_body, describe_error};
 
 /// How the tool proves who it is.
 #[derive(Debug, Clone)]
@@ -184,7 +184,7 @@ impl Login {
                 format!("login at {url}: {}", describe_error(&e)),
             )
         })?;
-        let bytes = &bytes[..bytes.len().min(super::client::MAX_ANSWER_BYTES)];
+        let bytes = &bytes[..bytes.len().min(MAX_ANSWER_BYTES)];
         if !(200..300).contains(&status) {
             let said = describe_body(&content_type, bytes);
             // A refused login stops the run; a server error or rate limit

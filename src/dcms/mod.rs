@@ -6,6 +6,7 @@
 mod auth;
 mod client;
 pub mod probe;
+mod wire;
 
 use std::collections::BTreeMap;
 
@@ -13,10 +14,8 @@ use serde::{Deserialize, Serialize};
 
 pub use auth::{Credentials, jwt_lifetime};
 
-pub use client::{
-    Answer, Client, ClientOpts, Failure, FailureKind, Secret, TlsOpts, check_base_url,
-    describe_body, platform_has_roots,
-};
+pub use client::{Client, ClientOpts, TlsOpts, check_base_url, platform_has_roots};
+pub use wire::{Answer, Failure, FailureKind, Secret, describe_body};
 
 /// The create body's product field names the docs do not give (plastic
 /// code, PAN length, PIN generation, card type) and how `pinGeneration` is

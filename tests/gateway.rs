@@ -38,21 +38,20 @@ fn tokens_that_expire_are_renewed_once_per_expiry_and_every_order_goes_once() {
     let sheet = desk.sheet("orders.csv", 2_000, 1);
     let password = password_file(&desk, "s3cret-pw");
     let started = std::time::Instant::now();
-    let out = desk.run(&[
-        "submit",
-        sheet.to_str().unwrap(),
-        "--base-url",
+    let out = desk.submit(
+        &sheet,
         &sb.base,
-        "--tenant",
         "ACME",
-        "--username",
-        "clerk",
-        "--password-file",
-        &password,
-        "--rate",
-        "400",
-        "--no-precheck",
-    ]);
+        &[
+            "--username",
+            "clerk",
+            "--password-file",
+            &password,
+            "--rate",
+            "400",
+            "--no-precheck",
+        ],
+    );
     let elapsed = started.elapsed().as_secs_f64();
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(exit::OK), "{err}");
@@ -143,18 +142,17 @@ fn a_wrong_password_stops_with_the_gateways_message_and_rejects_nothing() {
     let sb = gateway(&desk, &[]);
     let sheet = desk.sheet("orders.csv", 20, 2);
     let password = desk.write("password", "wrong-pw");
-    let out = desk.run(&[
-        "submit",
-        sheet.to_str().unwrap(),
-        "--base-url",
+    let out = desk.submit(
+        &sheet,
         &sb.base,
-        "--tenant",
         "ACME",
-        "--username",
-        "clerk",
-        "--password-file",
-        password.to_str().unwrap(),
-    ]);
+        &[
+            "--username",
+            "clerk",
+            "--password-file",
+            password.to_str().unwrap(),
+        ],
+    );
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(exit::API_UNAVAILABLE), "{err}");
     assert!(
@@ -309,14 +307,7 @@ fn a_base_url_that_is_not_the_api_stops_quickly_and_nothing_is_rejected() {
     );
 
     // Resumable: the right URL sends every order, once.
-    let out = desk.run(&[
-        "submit",
-        sheet.to_str().unwrap(),
-        "--base-url",
-        &sb.base,
-        "--tenant",
-        "ACME",
-    ]);
+    let out = desk.submit(&sheet, &sb.base, "ACME", &[]);
     assert_eq!(out.status.code(), Some(exit::OK), "{}", stderr(&out));
     assert_eq!(sb.inspect("/stats")["tenants"]["ACME"]["orders"], 300);
 }
@@ -338,17 +329,12 @@ fn exceptions_in_shape_b_and_retry_after_dates_are_read() {
         "3",
     ]);
     let sheet = desk.sheet("orders.csv", 40, 1);
-    let out = desk.run(&[
-        "submit",
-        sheet.to_str().unwrap(),
-        "--base-url",
+    let out = desk.submit(
+        &sheet,
         &sb.base,
-        "--tenant",
         "ACME",
-        "--no-precheck",
-        "--concurrency",
-        "8",
-    ]);
+        &["--no-precheck", "--concurrency", "8"],
+    );
     let rows = report_rows(&desk.path("orders.report.csv"));
     let rejected: Vec<_> = rows.iter().filter(|r| r["status"] == "REJECTED").collect();
     let accepted = rows.iter().filter(|r| r["status"] == "ACCEPTED").count();
@@ -523,14 +509,7 @@ pin_generation_format = "boolean"
         .unwrap()
         .replace("00001", "00009");
     let other = desk.write("other.csv", &text);
-    let without = desk.run(&[
-        "submit",
-        other.to_str().unwrap(),
-        "--base-url",
-        &sb.base,
-        "--tenant",
-        "ACME",
-    ]);
+    let without = desk.submit(&other, &sb.base, "ACME", &[]);
     assert_eq!(without.status.code(), Some(exit::ROWS_NOT_DONE));
     let rows = report_rows(&desk.path("other.report.csv"));
     assert_eq!(rows[0]["status"], "REJECTED");

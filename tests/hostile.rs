@@ -493,16 +493,12 @@ fn no_order_leaves_before_the_report_is_known_to_be_writable() {
         bad.push((desk.path("pipe.csv"), "it is a named pipe (FIFO)"));
     }
     for (report, want) in bad {
-        let out = desk.run(&[
-            "submit",
-            sheet.to_str().unwrap(),
-            "--base-url",
+        let out = desk.submit(
+            &sheet,
             &sb.base,
-            "--tenant",
             "ACME",
-            "--report",
-            report.to_str().unwrap(),
-        ]);
+            &["--report", report.to_str().unwrap()],
+        );
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(exit::USAGE), "{err}");
         assert!(err.contains(want), "{want}: {err}");
@@ -525,14 +521,7 @@ fn no_order_leaves_before_the_report_is_known_to_be_writable() {
     let stale = desk.write(".orders.report.csv.Ab12Cd.partial", "half a report");
     let stale_facts = desk.write(".orders.report.csv.run.json.Zz99Yy.partial", "{");
     let other = desk.write(".other.csv.Ab12Cd.partial", "not ours to remove");
-    let out = desk.run(&[
-        "submit",
-        sheet.to_str().unwrap(),
-        "--base-url",
-        &sb.base,
-        "--tenant",
-        "ACME",
-    ]);
+    let out = desk.submit(&sheet, &sb.base, "ACME", &[]);
     assert_eq!(out.status.code(), Some(exit::OK), "{}", stderr(&out));
     assert!(!stale.exists() && !stale_facts.exists());
     assert!(other.exists(), "only this report's own");

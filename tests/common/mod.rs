@@ -315,6 +315,23 @@ impl Desk {
     pub fn run(&self, args: &[&str]) -> std::process::Output {
         self.command(args).output().expect("run dcms-bulk")
     }
+
+    /// `dcms-bulk submit SHEET --base-url BASE --tenant TENANT EXTRA...`.
+    pub fn submit(
+        &self,
+        sheet: &Path,
+        base: &str,
+        tenant: &str,
+        extra: &[&str],
+    ) -> std::process::Output {
+        let sheet = sheet.to_str().expect("utf-8 path");
+        let args = [
+            &["submit", sheet, "--base-url", base, "--tenant", tenant],
+            extra,
+        ]
+        .concat();
+        self.run(&args)
+    }
 }
 
 /// Report rows as maps of column → value.

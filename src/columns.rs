@@ -228,6 +228,18 @@ impl Columns {
             .iter()
             .rposition(|c| !c.trim().is_empty())
             .map_or(0, |i| i + 1);
+        // No spreadsheet has more columns; a report of them could not be
+        // opened (a damaged file made one of 475,260).
+        let max = crate::read::MAX_COLUMNS as usize;
+        if width > max {
+            return Err(Error::input(
+                path,
+                format!(
+                    "sheet `{}`, header row {header_row}: {width} columns, more than a spreadsheet's {max}; the file is damaged, or not an order sheet",
+                    sheet.name()
+                ),
+            ));
+        }
         let mut headers: Vec<String> = Vec::with_capacity(width);
         let mut roles = Vec::with_capacity(width);
         let mut index = [None; Field::ALL.len()];

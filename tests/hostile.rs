@@ -289,7 +289,8 @@ fn huge_cell_and_many_columns_stay_bounded() {
 
     let mut header = String::from(HEADER);
     let mut line = row("00123", "01", "5");
-    for i in 0..20_000 {
+    // As wide as a spreadsheet goes (16,384 columns in all).
+    for i in 0..16_000 {
         header += &format!(",extra{i}");
         line += ",v";
     }
@@ -298,7 +299,7 @@ fn huge_cell_and_many_columns_stay_bounded() {
     let r = run(&["validate", path_str(&p), "--report", path_str(&report)]);
     assert_eq!(r.code, exit::OK, "{}", &r.stderr[..r.stderr.len().min(500)]);
     let (h, rows) = read_report(&report);
-    assert_eq!(h.len(), 3 + 14 + 20_000 + 3);
+    assert_eq!(h.len(), 3 + 14 + 16_000 + 3);
     assert_eq!(rows.len(), 1);
 }
 
@@ -681,4 +682,17 @@ fn a_workbook_over_its_budget_is_refused_with_how_to_raise_it() {
     // Within the defaults it is read (and its rows found wanting).
     let r = run(&["validate", path_str(&path)]);
     assert_eq!(r.code, exit::ROWS_NOT_DONE, "{}", r.stderr);
+}
+
+#[test]
+fn a_header_wider_than_any_spreadsheet_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let extra: Vec<String> = (0..20_000).map(|i| format!("c{i}")).collect();
+    let text = format!(
+        "{HEADER},{}\n{}\n",
+        extra.join(","),
+        row("00001", "P1", "10")
+    );
+    let sheet = write(dir.path(), "wide.csv", text);
+    expect_input_error(&sheet, "20014 columns, more than a spreadsheet's 16384");
 }

@@ -573,7 +573,7 @@ fn files_that_once_crashed_a_reader_are_answered() {
     );
     let r = check_file(&dir.join("cell_at_xfd1048576.xlsx"));
     assert!(
-        r.stderr.contains("over the limit of 16777216 cells"),
+        r.stderr.contains("over the limit of 8388608 cells"),
         "{}",
         r.stderr
     );

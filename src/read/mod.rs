@@ -537,6 +537,20 @@ impl Sheet {
     }
 }
 
+/// The signature of a compound file: an old `.xls`, or an `.xlsx` saved
+/// with a password (Excel wraps those in the same container).
+const COMPOUND: [u8; 8] = [0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1];
+
+/// Whether the file is a compound file (read in a capped child first,
+/// whatever its name says: see [`excel::preflight`]).
+fn is_compound(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 8];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok_and(|()| head == COMPOUND)
+}
+
 /// Finds out what the file is from its first bytes and its name.
 pub fn sniff_kind(path: &Path) -> Result<FileKind> {
     use std::io::Read;
@@ -575,7 +589,7 @@ pub fn sniff_kind(path: &Path) -> Result<FileKind> {
             }
         });
     }
-    if head.starts_with(&[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1]) {
+    if head.starts_with(&COMPOUND) {
         // An old .xls, or an .xlsx saved with a password (Excel wraps those
         // in the same container); the Excel reader tells them apart.
         return Ok(if ext == "xls" {
@@ -651,7 +665,7 @@ pub fn open(path: &Path, opts: &ReadOpts, pick: &mut dyn FnMut(&Sheet) -> bool) 
         });
     }
     if let Some(program) = &opts.isolate
-        && matches!(kind, FileKind::Xls | FileKind::Xlsb)
+        && (matches!(kind, FileKind::Xls | FileKind::Xlsb) || is_compound(path))
     {
         excel::preflight(program, path)?;
     }

@@ -188,10 +188,13 @@ impl TextSheet {
     ) -> Result<()> {
         let mut rdr = self.csv_reader(self.reader(path)?);
         let mut records = Vec::new();
-        let mut rec = csv::StringRecord::new();
         while records.len() < max_rows {
+            // A record of its own each: a reused one keeps the room its
+            // widest row took, and a clone copies that room (a row of 8
+            // million empty cells made each of the 49 after it 64 MB).
+            let mut rec = csv::StringRecord::new();
             match read_numbered(&mut rdr, &mut rec) {
-                Ok(Some(line)) => records.push((line, rec.clone())),
+                Ok(Some(line)) => records.push((line, rec)),
                 Ok(None) => break,
                 // Problems further down are reported, with their line, by `scan`.
                 Err(_) => break,
@@ -217,7 +220,12 @@ impl TextSheet {
         header_width: usize,
         f: &mut dyn FnMut(&[Row<'_>]) -> Result<()>,
     ) -> Result<TextSpans> {
-        let copy = |number: u64, record: &csv::StringRecord| (number, record.clone());
+        // A compact copy: `clone` would copy the room the reused record
+        // keeps for the widest row seen so far (64 MB after a row of 8
+        // million cells, for every row after it).
+        let copy = |number: u64, record: &csv::StringRecord| {
+            (number, record.iter().collect::<csv::StringRecord>())
+        };
         self.scan_records(path, header_row, header_width, &copy, &mut |batch| {
             let rows: Vec<Row<'_>> = batch
                 .iter()

@@ -225,6 +225,10 @@ def main():
         sys.exit(f"{BIN} not found: cargo build --release first")
     rng = random.Random(SEED)
     pool = seeds()
+    # Run a copy: a rebuild during a long run must not pull the program away.
+    global BIN
+    work_bin = tempfile.mkdtemp(prefix="fuzz-bin-")
+    BIN = shutil.copy(BIN, os.path.join(work_bin, "dcms-bulk"))
     os.makedirs(FINDINGS, exist_ok=True)
     work = tempfile.mkdtemp(prefix="fuzz-")
     codes, found = Counter(), Counter()
@@ -260,6 +264,7 @@ def main():
                     f.write(f"{why}: exit {code}, {elapsed:.1f} s, {rss} KiB\n{stderr[-2000:]}\n")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(work_bin, ignore_errors=True)
     print(f"inputs: {n} in {DURATION:.0f} s (seed {SEED}, cap {MEM_CAP >> 20} MiB, timeout {TIMEOUT:.0f} s)")
     print("exit codes: " + ", ".join(f"{k}: {v}" for k, v in sorted(codes.items(), key=str)))
     print("findings: " + (", ".join(f"{k}: {v}" for k, v in sorted(found.items())) or "none"))

@@ -221,12 +221,12 @@ def verdict(code, stderr, hung, elapsed, rss_kib):
 
 
 def main():
+    global BIN
     if not os.path.exists(BIN):
         sys.exit(f"{BIN} not found: cargo build --release first")
     rng = random.Random(SEED)
     pool = seeds()
     # Run a copy: a rebuild during a long run must not pull the program away.
-    global BIN
     work_bin = tempfile.mkdtemp(prefix="fuzz-bin-")
     BIN = shutil.copy(BIN, os.path.join(work_bin, "dcms-bulk"))
     os.makedirs(FINDINGS, exist_ok=True)

@@ -528,14 +528,14 @@ fn no_order_leaves_before_the_report_is_known_to_be_writable() {
     assert!(other.exists(), "only this report's own");
 }
 
-/// `validate FILE` with the address space capped at 2 GiB where the shell
+/// `validate FILE` with the address space capped at 1 GiB where the shell
 /// can do it: what once took all the memory there was now dies (and
 /// fails the test) instead of passing on a large machine.
 fn capped(path: &Path) -> Run {
     if cfg!(unix) {
         let out = std::process::Command::new("sh")
             .arg("-c")
-            .arg("ulimit -v 2097152 && exec \"$0\" validate \"$1\"")
+            .arg("ulimit -v 1048576 && exec \"$0\" validate \"$1\"")
             .arg(bin().get_program())
             .arg(path)
             .output()

@@ -707,6 +707,26 @@ fn a_workbook_over_its_budget_is_refused_with_how_to_raise_it() {
     // Within the defaults it is read (and its rows found wanting).
     let r = run(&["validate", path_str(&path)]);
     assert_eq!(r.code, exit::ROWS_NOT_DONE, "{}", r.stderr);
+
+    // 3,000 different long strings: the shared-strings table itself is
+    // over the budget, refused before the library reads it.
+    let unique = dir.path().join("unique.xlsx");
+    let mut wb = rust_xlsxwriter::Workbook::new();
+    let ws = wb.add_worksheet();
+    for (c, h) in HEADER.split(',').enumerate() {
+        ws.write_string(0, c as u16, h).unwrap();
+    }
+    for r in 1..=3000u32 {
+        ws.write_string(r, 1, format!("{r} {long}")).unwrap();
+    }
+    wb.save(&unique).unwrap();
+    let r = run(&["validate", path_str(&unique), "--max-text-mib", "1"]);
+    assert_eq!(r.code, exit::INPUT_UNREADABLE, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("shared-strings table inflates to"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]

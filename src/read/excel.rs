@@ -25,7 +25,7 @@ pub struct Workbook {
 impl Workbook {
     pub fn open(path: &Path, kind: FileKind, limits: Limits) -> Result<Self> {
         if matches!(kind, FileKind::Xlsx | FileKind::Xlsb | FileKind::Ods) && is_zip(path)? {
-            check_zip(path)?;
+            check_zip(path, limits)?;
             if kind == FileKind::Ods {
                 check_ods(path, limits)?;
             }
@@ -338,7 +338,7 @@ fn is_zip(path: &Path) -> Result<bool> {
 
 /// Reads the zip's central directory (no inflating) and refuses a part that
 /// would inflate past [`MAX_PART_BYTES`].
-fn check_zip(path: &Path) -> Result<()> {
+fn check_zip(path: &Path, limits: Limits) -> Result<()> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let mut zip = zip::ZipArchive::new(BufReader::new(file))
         .map_err(|e| Error::input(path, format!("the workbook is damaged or truncated ({e})")))?;
@@ -347,6 +347,17 @@ fn check_zip(path: &Path) -> Result<()> {
             Error::input(path, format!("the workbook is damaged or truncated ({e})"))
         })?;
         if part.name_raw() == b"xl/sharedStrings.xml" {
+            // calamine holds every shared string as it opens the workbook.
+            if part.size() > limits.max_text_bytes.saturating_mul(2) {
+                return Err(Error::input(
+                    path,
+                    format!(
+                        "the workbook's shared-strings table inflates to {} MiB, more than twice the limit of {} MiB of text; raise it with --max-text-mib",
+                        part.size() >> 20,
+                        limits.max_text_bytes >> 20
+                    ),
+                ));
+            }
             check_shared_strings(path, part.size())?;
         }
         if part.size() > MAX_PART_BYTES {

@@ -675,21 +675,27 @@ fn a_cell_of_megabytes_costs_linear_time_and_is_quoted_short() {
     );
 }
 
-#[test]
-fn a_workbook_over_its_budget_is_refused_with_how_to_raise_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("wide.xlsx");
+/// An order sheet workbook of the header and 3,000 rows holding only a
+/// branch name, `name(row)`.
+fn branch_names_workbook(path: &Path, name: impl Fn(u32) -> String) {
     let mut wb = rust_xlsxwriter::Workbook::new();
     let ws = wb.add_worksheet();
     for (c, h) in HEADER.split(',').enumerate() {
         ws.write_string(0, c as u16, h).unwrap();
     }
+    for r in 1..=3000u32 {
+        ws.write_string(r, 1, name(r)).unwrap();
+    }
+    wb.save(path).unwrap();
+}
+
+#[test]
+fn a_workbook_over_its_budget_is_refused_with_how_to_raise_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wide.xlsx");
     // One long branch name shared by 3,000 rows: 3 MB of text once read.
     let long = "Pune Camp Branch ".repeat(60);
-    for r in 1..=3000u32 {
-        ws.write_string(r, 1, &long).unwrap();
-    }
-    wb.save(&path).unwrap();
+    branch_names_workbook(&path, |_| long.clone());
     let r = run(&["validate", path_str(&path), "--max-text-mib", "1"]);
     assert_eq!(r.code, exit::INPUT_UNREADABLE, "{}", r.stderr);
     assert!(
@@ -711,15 +717,7 @@ fn a_workbook_over_its_budget_is_refused_with_how_to_raise_it() {
     // 3,000 different long strings: the shared-strings table itself is
     // over the budget, refused before the library reads it.
     let unique = dir.path().join("unique.xlsx");
-    let mut wb = rust_xlsxwriter::Workbook::new();
-    let ws = wb.add_worksheet();
-    for (c, h) in HEADER.split(',').enumerate() {
-        ws.write_string(0, c as u16, h).unwrap();
-    }
-    for r in 1..=3000u32 {
-        ws.write_string(r, 1, format!("{r} {long}")).unwrap();
-    }
-    wb.save(&unique).unwrap();
+    branch_names_workbook(&unique, |r| format!("{r} {long}"));
     let r = run(&["validate", path_str(&unique), "--max-text-mib", "1"]);
     assert_eq!(r.code, exit::INPUT_UNREADABLE, "{}", r.stderr);
     assert!(

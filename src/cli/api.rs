@@ -15,7 +15,9 @@ use serde::Deserialize;
 
 use super::Console;
 use crate::batch::{Engine, Finished};
-use crate::dcms::{Client, ClientOpts, CreateFields, Credentials, Secret, TlsOpts, check_base_url};
+use crate::dcms::{
+    self, Client, ClientOpts, CreateFields, Credentials, Secret, TlsOpts, check_base_url,
+};
 use crate::error::{Error, Result};
 use crate::sandbox::{Sandbox, SandboxOpts};
 use crate::submit::{Destination, Ledger, RetryPolicy, Stop, Stopper, SubmitOpts, Tally, Tier};
@@ -257,19 +259,6 @@ pub struct Api {
     pub create_fields: CreateFields,
     /// The profile's `final_statuses`.
     pub final_statuses: Option<Vec<String>>,
-}
-
-/// Whether the URL's host is this machine.
-fn is_loopback(url: &str) -> bool {
-    match url::Url::parse(url)
-        .ok()
-        .and_then(|u| u.host().map(|h| h.to_owned()))
-    {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    }
 }
 
 fn home() -> Option<PathBuf> {
@@ -688,7 +677,9 @@ impl Api {
         };
         let tier = match tier {
             Some(t) => t,
-            None if is_loopback(&self.base_url) => return (None, None),
+            None if url::Url::parse(&self.base_url).is_ok_and(|u| dcms::is_loopback(&u)) => {
+                return (None, None);
+            }
             None => {
                 if !console.quiet {
                     eprintln!(

@@ -51,16 +51,25 @@ pub struct TlsOpts {
     pub client_key: Option<PathBuf>,
 }
 
+/// Whether the URL's host is this machine (`localhost`, `127.0.0.0/8`,
+/// `::1`).
+pub fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    }
+}
+
 /// Checks a base URL: https anywhere, plain http only to this machine
 /// unless `allow_http` says the user really means it.
 pub fn check_base_url(text: &str, allow_http: bool) -> Result<Url, String> {
     let url = Url::parse(text.trim()).map_err(|e| format!("`{text}` is not a URL: {e}"))?;
-    let loopback = match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
-        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
-        None => return Err(format!("`{text}` has no host")),
-    };
+    if url.host().is_none() {
+        return Err(format!("`{text}` has no host"));
+    }
+    let loopback = is_loopback(&url);
     match url.scheme() {
         "https" => {}
         "http" if loopback || allow_http => {}

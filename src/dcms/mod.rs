@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 pub use auth::{Credentials, jwt_lifetime};
 
-pub use client::{Client, ClientOpts, TlsOpts, check_base_url, platform_has_roots};
+pub use client::{Client, ClientOpts, TlsOpts, check_base_url, is_loopback, platform_has_roots};
 pub use wire::{Answer, Failure, FailureKind, Secret, describe_body};
 
 /// The create body's product field names the docs do not give (plastic

@@ -25,10 +25,7 @@ pub struct Workbook {
 impl Workbook {
     pub fn open(path: &Path, kind: FileKind, limits: Limits) -> Result<Self> {
         if matches!(kind, FileKind::Xlsx | FileKind::Xlsb | FileKind::Ods) && is_zip(path)? {
-            check_zip(path, limits)?;
-            if kind == FileKind::Ods {
-                check_ods(path, limits)?;
-            }
+            check_zip(path, kind, limits)?;
         }
         let inner = guarded(path, || match kind {
             FileKind::Xlsx => calamine::open_workbook(path)
@@ -338,10 +335,14 @@ fn is_zip(path: &Path) -> Result<bool> {
 
 /// Reads the zip's central directory (no inflating) and refuses a part that
 /// would inflate past [`MAX_PART_BYTES`].
-fn check_zip(path: &Path, limits: Limits) -> Result<()> {
+/// The zip archive of a workbook, and what its parts say before calamine
+/// allocates for them: part sizes, the shared-strings table, OpenDocument
+/// repeats. The archive is opened once for all of them.
+fn check_zip(path: &Path, kind: FileKind, limits: Limits) -> Result<()> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let mut zip = zip::ZipArchive::new(BufReader::new(file))
         .map_err(|e| Error::input(path, format!("the workbook is damaged or truncated ({e})")))?;
+    let mut shared_strings = None;
     for i in 0..zip.len() {
         let part = zip.by_index_raw(i).map_err(|e| {
             Error::input(path, format!("the workbook is damaged or truncated ({e})"))
@@ -358,7 +359,7 @@ fn check_zip(path: &Path, limits: Limits) -> Result<()> {
                     ),
                 ));
             }
-            check_shared_strings(path, part.size())?;
+            shared_strings = Some(part.size());
         }
         if part.size() > MAX_PART_BYTES {
             let name = String::from_utf8_lossy(part.name_raw()).into_owned();
@@ -375,18 +376,23 @@ fn check_zip(path: &Path, limits: Limits) -> Result<()> {
             ));
         }
     }
+    if let Some(bytes) = shared_strings {
+        check_shared_strings(path, &mut zip, bytes)?;
+    }
+    if kind == FileKind::Ods {
+        check_ods(path, &mut zip, limits)?;
+    }
     Ok(())
 }
+
+type Archive = zip::ZipArchive<BufReader<File>>;
 
 /// The shared-strings table's declared `uniqueCount` (which calamine
 /// reserves memory for as it opens the workbook) must fit the part: every
 /// string takes at least `<si><t/></si>`, 13 bytes. A count no part of
 /// this size can hold is a lie (4,294,967,295 asks for 103 GB).
-fn check_shared_strings(path: &Path, part_bytes: u64) -> Result<()> {
+fn check_shared_strings(path: &Path, zip: &mut Archive, part_bytes: u64) -> Result<()> {
     use std::io::Read;
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut zip = zip::ZipArchive::new(BufReader::new(file))
-        .map_err(|e| Error::input(path, format!("the workbook is damaged or truncated ({e})")))?;
     let Ok(part) = zip.by_name("xl/sharedStrings.xml") else {
         return Ok(());
     };
@@ -420,11 +426,8 @@ fn check_shared_strings(path: &Path, part_bytes: u64) -> Result<()> {
 /// billion times (`number-rows-repeated`, `number-columns-repeated`), and
 /// calamine materialises every repeat between the first and the last
 /// non-empty cell. Refused past Excel's rows and columns or `max_cells`.
-fn check_ods(path: &Path, limits: Limits) -> Result<()> {
+fn check_ods(path: &Path, zip: &mut Archive, limits: Limits) -> Result<()> {
     use quick_xml::events::{BytesStart, Event};
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut zip = zip::ZipArchive::new(BufReader::new(file))
-        .map_err(|e| Error::input(path, format!("the workbook is damaged or truncated ({e})")))?;
     let Ok(content) = zip.by_name("content.xml") else {
         return Ok(());
     };

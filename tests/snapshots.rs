@@ -32,3 +32,92 @@ fn mistakes_report() {
         std::fs::read_to_string(&report).unwrap()
     );
 }
+
+/// The main error messages, with their exit codes, as a user reads them.
+#[test]
+fn error_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, bytes: &[u8]| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    };
+    let header = format!("{HEADER}\n");
+    let cases: Vec<(&str, Vec<String>)> = vec![
+        ("missing_file", vec!["missing.csv".into()]),
+        (
+            "unclosed_quote",
+            vec![
+                path_str(&write(
+                    "unclosed.csv",
+                    format!(
+                        "{header}{}\n00124,\"Thane,01\n00125,x\n",
+                        row("00123", "01", "1")
+                    )
+                    .as_bytes(),
+                ))
+                .into(),
+            ],
+        ),
+        (
+            "mixed_encodings",
+            vec![
+                path_str(&write(
+                    "mixed.csv",
+                    format!("{header}{}\u{e9}\n", row("00123", "01", "1"))
+                        .into_bytes()
+                        .into_iter()
+                        .chain(b"\n00124,Caf\xe9\n".iter().copied())
+                        .collect::<Vec<u8>>()
+                        .as_slice(),
+                ))
+                .into(),
+            ],
+        ),
+        (
+            "no_header",
+            vec![path_str(&write("noheader.csv", b"a,b,c\n1,2,3\n")).into()],
+        ),
+        (
+            "header_only",
+            vec![path_str(&write("headeronly.csv", header.as_bytes())).into()],
+        ),
+        (
+            "not_a_spreadsheet",
+            vec![path_str(&write("picture.csv", b"\x89PNG\r\n\x1a\n0000")).into()],
+        ),
+        (
+            "renamed_text",
+            vec![path_str(&write("text.xlsx", header.as_bytes())).into()],
+        ),
+        (
+            "report_extension",
+            vec![
+                "samples/orders.csv".into(),
+                "--report".into(),
+                path_str(&dir.path().join("r.txt")).into(),
+            ],
+        ),
+        (
+            "no_such_sheet",
+            vec![
+                "samples/orders.xlsx".into(),
+                "--sheet".into(),
+                "Nope".into(),
+            ],
+        ),
+        (
+            "truncated_workbook",
+            vec!["tests/fixtures/truncated.xlsx".into()],
+        ),
+    ];
+    let mut all = String::new();
+    for (name, args) in cases {
+        let mut argv = vec!["validate"];
+        argv.extend(args.iter().map(String::as_str));
+        let out = run(&argv);
+        let shown = out.stderr.replace(path_str(dir.path()), "TMP");
+        all.push_str(&format!("== {name} (exit {})\n{shown}\n", out.code));
+    }
+    insta::assert_snapshot!("error_messages", all);
+}

@@ -14,11 +14,13 @@ use serde_json::Value;
 use crate::dcms::{Client, CreateFields, OrderBody};
 use crate::error::{Error, Result};
 use crate::exit;
+use crate::group::{RowOutcome, Status, list};
 use crate::ops::RowCheck;
 use crate::ops::sheet::{OpRow, OpSheet};
 use crate::pipeline::Checked;
 use crate::report::{
-    self, ApiFacts, ErrorItem, FactCounts, InputFacts, RunFacts, SentCounts, SentOrders, table,
+    self, ApiFacts, ErrorItem, FactCounts, Header, InputFacts, Line, RunFacts, SentCounts,
+    SentOrders, Value as Cell,
 };
 use crate::submit::ledger::RunStart;
 use crate::submit::{
@@ -96,7 +98,7 @@ impl Engine {
         let start = RunStart {
             command: batch.command,
             input: &input,
-            input_sha256: &checked.input_sha256,
+            input_sha256: checked.sheet.sha256(),
             batch_id: &checked.batch_id,
             options: &batch.options,
             started_at: &batch.started,
@@ -114,15 +116,10 @@ impl Engine {
                 }
             })
         })?;
-        let mut facts = RunFacts::of_check(
-            batch.command,
-            checked,
-            batch.options.clone(),
-            batch.started.clone(),
-        );
+        let mut facts = checked.facts(batch.command, batch.options.clone(), batch.started.clone());
         facts.sent = Some(order_counts(checked, &sent));
         facts.api = Some(self.api_facts(run, &batch.tally));
-        let facts_path = report::write_with(checked, batch.report, &mut facts, Some(&sent))?;
+        let facts_path = order_report(checked, batch.report, &mut facts, Some(&sent))?;
         self.finish(run, facts, facts_path, &batch)
     }
 
@@ -163,7 +160,7 @@ impl Engine {
             .collect();
         let sheet = input.sheet;
         let facts_input = InputFacts {
-            path,
+            path: path.clone(),
             sha256: input.sha256.to_string(),
             bytes: input.bytes,
             sheet: sheet.sheet.name().to_string(),
@@ -190,24 +187,25 @@ impl Engine {
         facts.sent = Some(row_counts(&outcomes));
         facts.api = Some(self.api_facts(run, &batch.tally));
 
-        let results = result_columns::<O>();
-        let lines: Vec<table::Line> = sheet
+        let header = Header {
+            source_file: path.clone(),
+            sheet: sheet.sheet.name().to_string(),
+            columns: sheet.headers.clone(),
+            results: result_columns::<O>(),
+            json_order: (0..result_columns::<O>().len()).collect(),
+            rows: sheet.rows.len(),
+        };
+        let lines: Vec<Line<'_>> = sheet
             .rows
             .iter()
             .zip(checks)
             .zip(&outcomes)
-            .map(|((row, check), sent)| line(sheet, row, check, sent.as_ref(), &results))
+            .map(|((row, check), sent)| row_line(sheet, row, check, sent.as_ref(), &header.results))
             .collect();
-        let name = input.path.display().to_string();
-        let table = table::Table {
-            source_file: &name,
-            sheet: sheet.sheet.name(),
-            columns: &sheet.headers,
-            results: &results,
-            summary: Vec::new(),
-            facts: Vec::new(),
-        };
-        let facts_path = report::write_lines(batch.report, table, &lines, &mut facts)?;
+        let facts_path = report::write(batch.report, &header, &mut facts, |send| {
+            send(lines);
+            Ok(())
+        })?;
         self.finish(run, facts, facts_path, &batch)
     }
 
@@ -223,7 +221,7 @@ impl Engine {
     ) -> Result<(i64, Vec<Option<Sent>>)>
     where
         O: Operation,
-        P: FnOnce(&mut dyn FnMut(usize, O::Item) -> bool) -> Result<()> + Send,
+        P: FnOnce(&mut (dyn FnMut(usize, O::Item) -> bool + Send)) -> Result<()> + Send,
     {
         submit::send_batch(
             &self.runtime,
@@ -333,34 +331,174 @@ fn unsent() -> Sent {
     }
 }
 
+/// The result columns of a validate report.
+const CHECK_RESULTS: [&str; 3] = ["status", "order_id", "errors"];
+
+/// The result columns of a submit report; a JSON Lines object lists the
+/// row's problems before the API's code.
+const SUBMIT_RESULTS: [&str; 9] = [
+    "status",
+    "order_id",
+    "error_code",
+    "errors",
+    "http_status",
+    "attempts",
+    "submitted_at",
+    "latency_ms",
+    "request_id",
+];
+const SUBMIT_JSON_ORDER: [usize; 9] = [0, 1, 3, 2, 4, 5, 6, 7, 8];
+
 /// The result columns of a row report: `status` first, then the API's
 /// answer, then the operation's own fields.
 fn result_columns<O: Operation>() -> Vec<&'static str> {
-    let mut cols = vec![
-        "status",
-        "error_code",
-        "errors",
-        "http_status",
-        "attempts",
-        "submitted_at",
-        "latency_ms",
-        "request_id",
-    ];
+    let mut cols = vec!["status"];
+    cols.extend(SUBMIT_RESULTS.iter().skip(2));
     cols.extend(O::RESULTS);
     cols
 }
 
-/// A report line: the row's cells, then its status and the API's answer.
-fn line<T>(
+/// Writes the report of a checked order sheet, and for a submit run each
+/// order's outcome (`sent`, by group index; `None` for orders not sent),
+/// then its run facts; returns where the facts went.
+pub fn order_report(
+    checked: &Checked,
+    path: &Path,
+    facts: &mut RunFacts,
+    sent: Option<&[Option<Sent>]>,
+) -> Result<PathBuf> {
+    let (results, json_order) = match sent {
+        Some(_) => (SUBMIT_RESULTS.to_vec(), SUBMIT_JSON_ORDER.to_vec()),
+        None => (CHECK_RESULTS.to_vec(), vec![0, 1, 2]),
+    };
+    let header = Header {
+        source_file: checked.path.display().to_string(),
+        sheet: checked.sheet.name().to_string(),
+        columns: checked.columns.headers.clone(),
+        results,
+        json_order,
+        rows: checked.grouping.len(),
+    };
+    report::write(path, &header, facts, |send| {
+        checked.for_each_cells(&mut |rows| {
+            let lines = rows
+                .into_iter()
+                .map(|(cells, out)| order_line(checked, cells, &out, sent))
+                .collect();
+            if send(lines) {
+                Ok(())
+            } else {
+                Err(Error::report(path, "the report writer stopped"))
+            }
+        })
+    })
+}
+
+/// A row of an order sheet with its outcome, as a report line.
+fn order_line<'a>(
+    checked: &Checked,
+    cells: csv::StringRecord,
+    out: &RowOutcome<'a>,
+    sent: Option<&'a [Option<Sent>]>,
+) -> Line<'a> {
+    let submitted = sent.is_some();
+    // The outcome of a valid row's order.
+    let sent = sent
+        .and_then(|s| s.get(out.group as usize))
+        .and_then(Option::as_ref)
+        .filter(|_| out.status == Status::Valid);
+    let mut errors = error_items(out, |c| checked.cell_ref(c, out.number));
+    errors.extend(sent_items(sent));
+    let status = match sent {
+        Some(s) => s.status.as_str(),
+        None => out.status.as_str(),
+    };
+    let mut results = vec![Cell::Text(status.into()), Cell::Text(out.order_id.into())];
+    if !submitted {
+        results.push(Cell::Errors(errors));
+    } else {
+        let text = |t: Option<&'a str>| t.map_or(Cell::None, |t| Cell::Text(t.into()));
+        let number = |n: Option<u64>| n.map_or(Cell::None, Cell::Number);
+        results.extend([
+            text(sent.and_then(|s| s.error_code.as_deref())),
+            Cell::Errors(errors),
+            number(sent.and_then(|s| s.http_status).map(u64::from)),
+            number(sent.map(|s| u64::from(s.attempts))),
+            text(sent.and_then(|s| s.submitted_at.as_deref())),
+            number(sent.and_then(|s| s.latency_ms)),
+            text(sent.and_then(|s| s.request_id.as_deref())),
+        ]);
+    }
+    Line {
+        number: out.number,
+        cells,
+        results,
+    }
+}
+
+/// Every problem of a row, each with its cell, and for a held row why.
+pub fn error_items(out: &RowOutcome<'_>, cell_ref: impl Fn(usize) -> String) -> Vec<ErrorItem> {
+    let mut items: Vec<ErrorItem> = out
+        .problems
+        .iter()
+        .map(|p| ErrorItem {
+            cell: p.col.map(&cell_ref),
+            field: p.field.to_string(),
+            message: p.message.clone(),
+        })
+        .collect();
+    if out.status == Status::Held {
+        let n = out.invalid_in_order as usize;
+        let more = n.saturating_sub(out.held_by.len());
+        items.push(ErrorItem {
+            cell: None,
+            field: "order".into(),
+            message: format!(
+                "held: order {} has invalid row{} {}{}; fix {} or pass --allow-partial-orders",
+                out.order_id,
+                if n > 1 { "s" } else { "" },
+                list(out.held_by),
+                if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                },
+                if n > 1 { "them" } else { "it" },
+            ),
+        });
+    }
+    items
+}
+
+/// What the send said of a row's order: the API's messages for a refused
+/// or failed one; for a skipped, conflicting or looked-up one, what the
+/// ledger or the lookup found (when and by which run it was accepted...).
+fn sent_items(sent: Option<&Sent>) -> impl Iterator<Item = ErrorItem> + '_ {
+    sent.into_iter().flat_map(|s| {
+        let field = match s.status {
+            SendStatus::Rejected | SendStatus::Failed => "api",
+            _ => "ledger",
+        };
+        s.messages.iter().map(move |m| ErrorItem {
+            cell: None,
+            field: field.into(),
+            message: m.clone(),
+        })
+    })
+}
+
+/// A row of a cancel or upgrade sheet with its outcome, as a report line.
+fn row_line<'a, T>(
     sheet: &OpSheet,
     row: &OpRow,
     check: &RowCheck<T>,
     sent: Option<&Sent>,
     results: &[&str],
-) -> table::Line {
-    let mut cells = row.cells.clone();
-    cells.resize(sheet.headers.len(), String::new());
-    let mut out: Vec<String> = vec![String::new(); results.len()];
+) -> Line<'a> {
+    let mut cells: csv::StringRecord = row.cells.iter().collect();
+    for _ in row.cells.len()..sheet.headers.len() {
+        cells.push_field("");
+    }
     let mut errors: Vec<ErrorItem> = check
         .problems
         .iter()
@@ -370,12 +508,9 @@ fn line<T>(
             message: p.message.clone(),
         })
         .collect();
-    errors.extend(report::sent_items(sent));
-    out[2] = errors
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ");
+    errors.extend(sent_items(sent));
+    let mut out: Vec<String> = vec![String::new(); results.len()];
+    out[2] = Cell::Errors(errors).text().into_owned();
     match sent {
         None => out[0] = "INVALID".into(),
         Some(s) => {
@@ -391,9 +526,18 @@ fn line<T>(
             }
         }
     }
-    table::Line {
+    Line {
         number: row.number,
         cells,
-        results: out,
+        results: out
+            .into_iter()
+            .map(|v| {
+                if v.is_empty() {
+                    Cell::None
+                } else {
+                    Cell::Text(v.into())
+                }
+            })
+            .collect(),
     }
 }

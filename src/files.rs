@@ -1,7 +1,10 @@
-//! Files the tool is given to read: only regular files. A FIFO would block
-//! a read forever, a device (`/dev/zero`) never ends, a directory or socket
-//! cannot be read; each is refused at once, by what it is. Small files
-//! (secrets, rules, config) are read with a size limit.
+//! Files: the tool reads only regular files (a FIFO would block a read
+//! forever, a device such as `/dev/zero` never ends, a directory or socket
+//! cannot be read; each is refused at once, by what it is), small ones
+//! (secrets, rules, config) with a size limit; it hashes them; and it
+//! writes its own files atomically: to a temporary file beside the real
+//! one, synced, then renamed into place, so that a crash never leaves a
+//! half file that looks whole.
 
 use std::io::{Error, ErrorKind, Read};
 use std::path::Path;
@@ -34,6 +37,129 @@ pub fn read_small(path: &Path, max: u64) -> std::io::Result<String> {
         return Err(too_large(max));
     }
     Ok(text)
+}
+
+/// The SHA-256 of bytes, in hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// The SHA-256 (hex) and size of a regular file, read in pieces.
+pub fn sha256_file(path: &Path) -> std::io::Result<(String, u64)> {
+    use sha2::Digest;
+    regular(path)?;
+    let mut file = std::fs::File::open(path)?;
+    let mut hash = sha2::Sha256::new();
+    let size = std::io::copy(&mut file, &mut hash)?;
+    Ok((hex::encode(hash.finalize()), size))
+}
+
+/// A file being written under a temporary name (`.NAME.XXXX.partial`)
+/// beside `path`, renamed onto it by [`commit`](Self::commit); dropped
+/// uncommitted, it is removed.
+pub struct AtomicFile {
+    path: std::path::PathBuf,
+    tmp: tempfile::NamedTempFile,
+}
+
+impl AtomicFile {
+    /// Refuses a path where something other than a regular file stands (a
+    /// FIFO, device or folder is not replaced by a file), or whose folder
+    /// does not exist.
+    pub fn create(path: &Path) -> std::io::Result<Self> {
+        if let Ok(meta) = std::fs::symlink_metadata(path)
+            && !meta.is_file()
+            && !meta.file_type().is_symlink()
+        {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!("it is {}, not a regular file", what(&meta)),
+            ));
+        }
+        let dir = folder_of(path);
+        if !dir.is_dir() {
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                format!("the folder {} does not exist", dir.display()),
+            ));
+        }
+        let mut builder = tempfile::Builder::new();
+        let prefix = partial_prefix(path);
+        builder.prefix(&prefix).suffix(".partial");
+        // Reports are for others to read (auditors): not the temp file's 0600.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            builder.permissions(std::fs::Permissions::from_mode(0o644));
+        }
+        Ok(AtomicFile {
+            path: path.to_path_buf(),
+            tmp: builder.tempfile_in(dir)?,
+        })
+    }
+
+    /// Where the file will be once committed.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The temporary file, to write to.
+    pub fn file(&self) -> &std::fs::File {
+        self.tmp.as_file()
+    }
+
+    /// The temporary file's path (for a library that writes by path).
+    pub fn tmp_path(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    /// Syncs the file to disk and renames it into place.
+    pub fn commit(self) -> std::io::Result<()> {
+        self.tmp.as_file().sync_all()?;
+        self.tmp.persist(&self.path).map_err(|e| e.error)?;
+        Ok(())
+    }
+}
+
+/// Removes the temporary files a killed run left for a file at `path`.
+pub fn sweep_partials(path: &Path) {
+    let prefix = partial_prefix(path);
+    let Ok(entries) = std::fs::read_dir(folder_of(path)) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(&prefix)
+            && name.ends_with(".partial")
+            && entry.file_type().is_ok_and(|t| t.is_file())
+        {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Writes a small file atomically; returns its SHA-256 (hex).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<String> {
+    use std::io::Write;
+    let file = AtomicFile::create(path)?;
+    file.file().write_all(bytes)?;
+    file.commit()?;
+    Ok(sha256_hex(bytes))
+}
+
+fn folder_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
+}
+
+/// The prefix of a file's temporary names.
+fn partial_prefix(path: &Path) -> String {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    format!(".{name}.")
 }
 
 fn too_large(max: u64) -> Error {

@@ -14,7 +14,10 @@ use hashbrown::hash_table::{Entry, HashTable};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
-use crate::validate::{OrderKey, Problem, RowCheck};
+use crate::columns::{Columns, Field};
+use crate::dcms::{BranchInfo, CardOrderRequest, OrderingPartyInfo, Product};
+use crate::read::Row;
+use crate::validate::{Checker, OrderKey, Problem, RowCheck, whole_number};
 
 /// What became of a row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -515,6 +518,78 @@ impl Grouping {
                 .map(move |p| (self.slots[i as usize].number, p))
         })
     }
+}
+
+/// The `POST /card-order` body of the order whose first valid row is
+/// `row`, without its products; an error only if a checked value does not
+/// parse after all.
+pub fn order_request(
+    checker: &Checker<'_>,
+    columns: &Columns,
+    row: &Row<'_>,
+    order_id: &str,
+) -> Result<CardOrderRequest, String> {
+    let v = |f| checker.value(row, f).into_owned();
+    let party_type = v(Field::OrderingPartyType);
+    Ok(CardOrderRequest {
+        order_id: order_id.to_string(),
+        branch_info: BranchInfo {
+            branch_id: v(Field::BranchId),
+            branch_name: v(Field::BranchName),
+        },
+        address: v(Field::DeliveryAddress),
+        pin_code: v(Field::PinCode),
+        ordering_party_info: OrderingPartyInfo {
+            ordering_party_id: v(Field::OrderedBy),
+            ordering_party_type: if party_type.is_empty() {
+                "BANK".into()
+            } else {
+                party_type
+            },
+        },
+        meta_values: columns
+            .meta()
+            .map(|(k, col)| (k.to_string(), row.cell(col).text.into_owned()))
+            .filter(|(_, v)| !v.is_empty())
+            .collect(),
+        process_start_time: v(Field::ProcessStartTime),
+        validity: number(checker, row, Field::ValidityDays)?,
+        products: Vec::new(),
+    })
+}
+
+/// The product line of a checked row.
+pub fn product(checker: &Checker<'_>, row: &Row<'_>) -> Result<Product, String> {
+    let v = |f| checker.value(row, f).into_owned();
+    let pin = v(Field::PinGeneration);
+    Ok(Product {
+        product_id: v(Field::ProductId),
+        bin: v(Field::Bin),
+        card_type: v(Field::CardType),
+        quantity: number(checker, row, Field::Quantity)?,
+        plastic_code: v(Field::PlasticCode),
+        pan_length: number(checker, row, Field::PanLength)?,
+        pin_generation: Checker::pin_generation(&pin)
+            .ok_or_else(|| unparsed(row, Field::PinGeneration, &pin))?
+            .to_string(),
+    })
+}
+
+/// A checked whole number, as sent.
+fn number(checker: &Checker<'_>, row: &Row<'_>, field: Field) -> Result<u32, String> {
+    let v = checker.value(row, field);
+    whole_number(&v)
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or_else(|| unparsed(row, field, &v))
+}
+
+fn unparsed(row: &Row<'_>, field: Field, value: &str) -> String {
+    format!(
+        "row {}: {} `{}` passed the checks but cannot be sent as it is",
+        row.number(),
+        field.name(),
+        crate::quote::value(value)
+    )
 }
 
 #[cfg(test)]

@@ -301,7 +301,9 @@ fn write_csv(kind: Kind, path: &Path) -> Result<()> {
     let bytes = w
         .into_inner()
         .map_err(|e| Error::report(path, e.to_string()))?;
-    crate::report::write_atomic(path, |f| f.write_all(&bytes)).map(|_| ())
+    crate::files::write_atomic(path, &bytes)
+        .map_err(|e| crate::error::Error::report(path, e))
+        .map(|_| ())
 }
 
 fn write_xlsx(kind: Kind, path: &Path) -> Result<()> {
@@ -372,7 +374,9 @@ fn write_xlsx(kind: Kind, path: &Path) -> Result<()> {
         about.set_column_width(i as u16, width).map_err(xerr)?;
     }
     let buf = wb.save_to_buffer().map_err(xerr)?;
-    crate::report::write_atomic(path, |f| f.write_all(&buf)).map(|_| ())
+    crate::files::write_atomic(path, &buf)
+        .map_err(|e| crate::error::Error::report(path, e))
+        .map(|_| ())
 }
 
 #[cfg(test)]

@@ -576,7 +576,7 @@ fn is_digits(v: &str) -> bool {
 }
 
 /// `"12"` → 12; signs, decimals, separators and words are not whole numbers.
-fn whole_number(v: &str) -> Option<u64> {
+pub fn whole_number(v: &str) -> Option<u64> {
     if is_digits(v) && v.len() <= 12 {
         v.parse().ok()
     } else {

@@ -224,7 +224,6 @@ pub(crate) fn read_opts(
         text: TextOpts {
             delimiter,
             encoding,
-            encoding_from_head: false,
         },
         limits: crate::read::Limits::default(),
         // Legacy workbooks are read once in a child of this program first.

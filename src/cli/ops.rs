@@ -12,10 +12,9 @@ use super::api::{ApiArgs, Progress, SendArgs, print_finished};
 use super::submit::ReportFormat;
 use super::{Console, check_batch_id, print_json, read_opts};
 use crate::batch::{Batch, RowSheet};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::ops::sheet::{self, OpSheet};
 use crate::ops::{self, CancelOrders, RowCheck, UpgradeCards};
-use crate::pipeline::sha256_file;
 use crate::report;
 use crate::submit::{Operation, Tally};
 use crate::template::Kind;
@@ -109,7 +108,7 @@ fn run<O: Operation>(
 
     let file = &args.file;
     let name = file.display().to_string();
-    let (sha256, bytes) = sha256_file(file)?;
+    let (sha256, bytes) = crate::files::sha256_file(file).map_err(|e| Error::io(file, e))?;
     let sheet = sheet::read(file, &read, kind)?;
     let checks = check(&sheet);
     print_row_problems(&name, &sheet, &checks, console);

@@ -302,10 +302,11 @@ pub fn run(args: &StatusArgs, console: Console) -> Result<i32> {
         "output": {"path": out.display().to_string(), "sha256": out_sha},
         "exit_code": code,
     });
-    report::write_atomic(&report::facts_path(&out), |w| {
-        serde_json::to_writer_pretty(&mut *w, &summary).map_err(std::io::Error::other)?;
-        w.write_all(b"\n")
-    })?;
+    let facts_path = report::facts_path(&out);
+    let mut json =
+        serde_json::to_vec_pretty(&summary).map_err(|e| Error::report(&facts_path, e))?;
+    json.push(b'\n');
+    crate::files::write_atomic(&facts_path, &json).map_err(|e| Error::report(&facts_path, e))?;
     if !console.quiet {
         let parts: Vec<String> = by_status.iter().map(|(k, v)| format!("{v} {k}")).collect();
         eprintln!(
@@ -355,7 +356,7 @@ fn write_updated(
                 let _ = serde_json::to_writer(&mut bytes, &Value::Object(l));
                 bytes.push(b'\n');
             }
-            report::write_atomic(out, |w| w.write_all(&bytes))
+            crate::files::write_atomic(out, &bytes).map_err(|e| Error::report(out, e))
         }
         Loaded::Table { mut headers, rows } => {
             let o = headers.iter().position(|h| h == "order_id");
@@ -371,7 +372,7 @@ fn write_updated(
             match Format::from_path(out)? {
                 Format::Xlsx => {
                     let bytes = xlsx(&headers, &rows).map_err(|e| Error::report(out, e))?;
-                    report::write_atomic(out, |w| w.write_all(&bytes))
+                    crate::files::write_atomic(out, &bytes).map_err(|e| Error::report(out, e))
                 }
                 _ => {
                     let mut w = csv::Writer::from_writer(Vec::new());
@@ -383,7 +384,7 @@ fn write_updated(
                     let bytes = w
                         .into_inner()
                         .map_err(|e| Error::report(out, e.to_string()))?;
-                    report::write_atomic(out, |f| f.write_all(&bytes))
+                    crate::files::write_atomic(out, &bytes).map_err(|e| Error::report(out, e))
                 }
             }
         }

@@ -11,7 +11,7 @@ use crate::dcms::OrderBody;
 use crate::error::{Error, Result};
 use crate::exit;
 use crate::pipeline;
-use crate::report::{self, Format, RunFacts};
+use crate::report::{self, Format};
 
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
@@ -57,9 +57,11 @@ pub fn run(args: &ValidateArgs, console: Console) -> Result<i32> {
     let file = args.input.file.display().to_string();
     super::print_problems(&checked, &file, console);
 
-    let mut facts = RunFacts::of_check("validate", &checked, args.input.facts(), started);
+    let mut facts = checked.facts("validate", args.input.facts(), started);
     let facts_path = match &args.report {
-        Some(path) => Some(report::write(&checked, path, &mut facts)?),
+        Some(path) => Some(crate::batch::order_report(
+            &checked, path, &mut facts, None,
+        )?),
         None => None,
     };
     let c = facts.counts;

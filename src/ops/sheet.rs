@@ -126,7 +126,7 @@ fn map_columns(kind: Kind, headers: &[String]) -> std::result::Result<Vec<Option
 pub fn read(path: &Path, opts: &ReadOpts, kind: Kind) -> Result<OpSheet> {
     let find = |sheet: &Sheet| -> Option<(u64, Vec<String>)> {
         let mut found = None;
-        let _ = sheet.head(HEADER_SEARCH_ROWS, &mut |rows| {
+        sheet.head(HEADER_SEARCH_ROWS, &mut |rows| {
             found = rows.iter().find_map(|r| {
                 let cells: Vec<String> = (0..r.width())
                     .map(|i| r.cell(i).text.into_owned())
@@ -148,7 +148,7 @@ pub fn read(path: &Path, opts: &ReadOpts, kind: Kind) -> Result<OpSheet> {
                     .map(|i| r.cell(i).text.into_owned())
                     .collect();
             }
-        })?;
+        });
         if first.is_empty() {
             return Err(Error::input(
                 path,

@@ -2,10 +2,11 @@
 //! keep their position (sheet, the row number the user's program shows, and
 //! the column letter of every cell).
 //!
-//! This stage knows nothing about order columns or rules. It turns bytes into
-//! text cells, says what kind of cell each was (a number, a date, an error
-//! value...), and hands rows out in batches, as often as asked, so later
-//! stages can make a second pass without holding the whole file in memory.
+//! This stage knows nothing about order columns or rules. It reads the file
+//! once, turns its bytes into text cells, says what kind of cell each was (a
+//! number, a date, an error value...), and hands rows out in batches, as
+//! often as asked: a later pass meets the very rows the first one checked,
+//! whatever happens to the file meanwhile.
 
 mod excel;
 mod text;
@@ -18,11 +19,15 @@ use calamine::Data;
 use crate::error::{Error, Result};
 
 pub use excel::Workbook;
-pub use text::{RawSink, TextEncoding, TextOpts, TextSpans, TextVerdict, Utf8Scan};
+pub use text::{TextEncoding, TextOpts};
 
 /// How many rows a batch holds: large enough to keep rayon busy, small
 /// enough that a batch of wide rows stays a few megabytes.
 pub const BATCH_ROWS: usize = 8192;
+
+/// What takes a pass's results, in order, a batch at a time (on any
+/// thread: while it takes one batch, the next is read).
+pub type Sink<'s, T> = dyn FnMut(Vec<T>) -> Result<()> + Send + 's;
 
 /// What a cell was in the source, beyond its text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -353,14 +358,9 @@ pub struct Sheet {
     first_col: usize,
     inner: Inner,
     notes: Vec<String>,
-}
-
-/// Where a [`Sheet::scan`] found the rows.
-#[derive(Debug, Default, Clone)]
-pub struct Spans {
-    header_row: u64,
-    header_width: usize,
-    text: Option<TextSpans>,
+    /// SHA-256 (hex) and size of the file's bytes, as read.
+    sha256: String,
+    bytes: u64,
 }
 
 enum Inner {
@@ -389,32 +389,14 @@ impl Sheet {
         self.notes.push(note);
     }
 
-    /// A CSV file read as UTF-8 by its first MiB alone
-    /// ([`TextOpts::encoding_from_head`]), awaiting
-    /// [`confirm_encoding`](Self::confirm_encoding).
-    pub fn encoding_unconfirmed(&self) -> bool {
-        matches!(&self.inner, Inner::Text(t) if t.unconfirmed)
+    /// The SHA-256 (hex) of the file's bytes, as read.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
     }
 
-    /// Settles an unconfirmed encoding by what the whole file's bytes say.
-    /// `false`: the file is not UTF-8 after all, and must be opened again
-    /// without `encoding_from_head` (what was read from it is void).
-    pub fn confirm_encoding(&mut self, whole_file: TextVerdict) -> bool {
-        let Inner::Text(t) = &mut self.inner else {
-            return true;
-        };
-        if !t.unconfirmed {
-            return true;
-        }
-        let note = match whole_file {
-            TextVerdict::Ascii => text::utf8_note(false),
-            TextVerdict::Utf8 => text::utf8_note(true),
-            TextVerdict::Other => return false,
-        };
-        t.unconfirmed = false;
-        // Where the detection would have put it: first.
-        self.notes.insert(0, note);
-        true
+    /// The file's size in bytes, as read.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
     }
 
     /// The A1 reference of a cell: `F7`.
@@ -435,104 +417,71 @@ impl Sheet {
     /// About how many rows the sheet has, to size what is kept per row:
     /// a workbook sheet's height; for a CSV file of `file_bytes`, a guess
     /// (order rows are rarely shorter than 100 bytes).
-    pub fn rows_hint(&self, file_bytes: u64) -> usize {
+    pub fn rows_hint(&self) -> usize {
         match &self.inner {
             Inner::Excel(x) => x.height(),
-            Inner::Text(_) => usize::try_from(file_bytes / 100).unwrap_or(usize::MAX),
+            Inner::Text(_) => usize::try_from(self.bytes / 100).unwrap_or(usize::MAX),
         }
     }
 
     /// Hands the first rows (blank ones included) to `f`, to find the header.
-    pub fn head(&self, max_rows: usize, f: &mut dyn FnMut(&[Row<'_>])) -> Result<()> {
+    pub fn head(&self, max_rows: usize, f: &mut dyn FnMut(&[Row<'_>])) {
         match &self.inner {
-            Inner::Text(t) => t.head(&self.path, max_rows, f),
-            Inner::Excel(x) => {
-                x.head(max_rows, f);
-                Ok(())
-            }
+            Inner::Text(t) => t.head(max_rows, f),
+            Inner::Excel(x) => x.head(max_rows, f),
         }
     }
 
     /// Hands every row below `header_row` to `f`, in order, in batches.
     /// `header_width` lets the CSV reader tell a quote that swallowed lines
-    /// from a legitimate multi-line cell. Returns where the rows were, so
-    /// that [`rescan`](Self::rescan) can hand them out again faster.
+    /// from a legitimate multi-line cell.
     pub fn scan(
         &self,
         header_row: u64,
         header_width: usize,
-        f: &mut dyn FnMut(&[Row<'_>]) -> Result<()>,
-    ) -> Result<Spans> {
-        let text = match &self.inner {
-            Inner::Text(t) => Some(t.scan(&self.path, header_row, header_width, f)?),
-            Inner::Excel(x) => {
-                x.scan(header_row, f)?;
-                None
+        f: &mut (dyn FnMut(&[Row<'_>]) -> Result<()> + Send),
+    ) -> Result<()> {
+        match &self.inner {
+            Inner::Text(_) => {
+                // A compact copy of each record: the reader's reused one keeps
+                // the room of the widest row so far.
+                let copy = |r: &Row<'_>| {
+                    let copied = match r {
+                        Row::Text { record, .. } => record.iter().collect(),
+                        Row::Sheet { .. } => csv::StringRecord::new(),
+                    };
+                    (r.number(), copied)
+                };
+                self.scan_map(header_row, header_width, &copy, &mut |batch| {
+                    let rows: Vec<Row<'_>> = batch
+                        .iter()
+                        .map(|(number, record)| Row::Text {
+                            number: *number,
+                            record,
+                        })
+                        .collect();
+                    f(&rows)
+                })
             }
-        };
-        Ok(Spans {
-            header_row,
-            header_width,
-            text,
-        })
+            Inner::Excel(x) => x.scan(header_row, f),
+        }
     }
 
     /// Like [`scan`](Self::scan), but maps every row with `map` in parallel
-    /// (on rayon) and hands `sink` the results, in row order, in batches. A
-    /// CSV file is parsed in parallel too.
+    /// (on rayon) and hands `sink` the results, in row order, in batches.
     pub fn scan_map<T: Send>(
         &self,
         header_row: u64,
         header_width: usize,
         map: &(dyn Fn(&Row<'_>) -> T + Sync),
-        sink: &mut dyn FnMut(Vec<T>) -> Result<()>,
-    ) -> Result<Spans> {
+        sink: &mut Sink<'_, T>,
+    ) -> Result<()> {
         use rayon::prelude::*;
-        let text = match &self.inner {
-            Inner::Text(t) => Some(t.scan_map(&self.path, header_row, header_width, map, sink)?),
-            Inner::Excel(x) => {
-                x.scan(header_row, &mut |rows| {
-                    sink(rows.par_iter().map(map).collect())
-                })?;
-                None
-            }
-        };
-        Ok(Spans {
-            header_row,
-            header_width,
-            text,
-        })
-    }
-
-    /// For a comma-separated file, hands out the bytes of the records an
-    /// earlier [`scan`](Self::scan) found (blank ones too), unparsed, in
-    /// batches, each with the index of its first record among the data
-    /// records; [`parse_raw`](Self::parse_raw) parses them. `None` for
-    /// other inputs.
-    pub fn rescan_raw(&self, spans: &Spans, f: &mut RawSink<'_>) -> Option<Result<()>> {
-        match (&self.inner, &spans.text) {
-            (Inner::Text(t), Some(text)) if t.is_comma_separated() => {
-                Some(t.rescan_raw(&self.path, text, f))
-            }
-            _ => None,
-        }
-    }
-
-    /// Parses the bytes of records from [`rescan_raw`](Self::rescan_raw).
-    pub fn parse_raw(&self, raws: &[&[u8]]) -> Option<Vec<csv::StringRecord>> {
         match &self.inner {
-            Inner::Text(t) => t.parse_many(raws),
-            Inner::Excel(_) => None,
-        }
-    }
-
-    /// Hands the rows of an earlier [`scan`](Self::scan) to `f` again. A CSV
-    /// file is cut where the first scan found its records and parsed in
-    /// parallel.
-    pub fn rescan(&self, spans: &Spans, f: &mut dyn FnMut(&[Row<'_>]) -> Result<()>) -> Result<()> {
-        match (&self.inner, &spans.text) {
-            (Inner::Text(t), Some(text)) => t.rescan(&self.path, text, f),
-            _ => self.scan(spans.header_row, spans.header_width, f).map(drop),
+            Inner::Text(t) => t.scan_map(&self.path, header_row, header_width, map, sink),
+            Inner::Excel(x) => x.scan(header_row, &mut |rows| {
+                sink(rows.par_iter().map(map).collect())
+            }),
         }
     }
 }
@@ -650,7 +599,9 @@ pub fn open(path: &Path, opts: &ReadOpts, pick: &mut dyn FnMut(&Sheet) -> bool) 
                 "--sheet applies to workbooks, not CSV files".into(),
             ));
         }
-        let (t, notes) = text::TextSheet::open(path, &opts.text)?;
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let size = bytes.len() as u64;
+        let (t, notes, sha256) = text::TextSheet::open(path, bytes, &opts.text)?;
         let name = path
             .file_stem()
             .and_then(|s| s.to_str())
@@ -662,8 +613,11 @@ pub fn open(path: &Path, opts: &ReadOpts, pick: &mut dyn FnMut(&Sheet) -> bool) 
             first_col: 0,
             inner: Inner::Text(t),
             notes,
+            sha256,
+            bytes: size,
         });
     }
+    let (sha256, size) = crate::files::sha256_file(path).map_err(|e| Error::io(path, e))?;
     if let Some(program) = &opts.isolate
         && (matches!(kind, FileKind::Xls | FileKind::Xlsb) || is_compound(path))
     {
@@ -687,6 +641,8 @@ pub fn open(path: &Path, opts: &ReadOpts, pick: &mut dyn FnMut(&Sheet) -> bool) 
                 names.len()
             )],
             inner: Inner::Excel(x),
+            sha256: sha256.clone(),
+            bytes: size,
         };
         if opts.sheet.is_some() || pick(&sheet) {
             return Ok(sheet);

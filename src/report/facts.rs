@@ -5,7 +5,6 @@
 use serde::Serialize;
 
 use super::Format;
-use crate::pipeline::Checked;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct RunFacts {
@@ -132,37 +131,6 @@ impl RunFacts {
             sent: None,
             report: None,
         }
-    }
-
-    /// The facts of a run on a checked order sheet.
-    pub fn of_check(
-        command: &str,
-        checked: &Checked,
-        options: serde_json::Value,
-        started_at: String,
-    ) -> Self {
-        let c = checked.grouping.counts;
-        let input = InputFacts {
-            path: checked.path.display().to_string(),
-            sha256: checked.input_sha256.clone(),
-            bytes: checked.input_bytes,
-            sheet: checked.sheet.name().to_string(),
-            header_row: checked.columns.header_row,
-            detected: checked.sheet.notes().to_vec(),
-        };
-        let counts = FactCounts {
-            rows: c.rows,
-            valid: c.valid,
-            invalid: c.invalid,
-            held: c.held,
-            blank_rows: checked.blank_rows(),
-            orders: Some(OrderCounts {
-                orders_ready: c.orders_ready,
-                orders_held: c.orders_held,
-            }),
-        };
-        let batch_id = (!checked.batch_id.is_empty()).then(|| checked.batch_id.clone());
-        Self::new(command, input, batch_id, options, started_at, counts)
     }
 
     /// Whether every row was done: none invalid or held, and none of those

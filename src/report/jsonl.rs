@@ -1,103 +1,79 @@
 //! The JSON Lines report: one object per row, the original cells under
-//! `cells` (in column order), problems as objects with cell, field, message.
+//! `cells` (in column order), then the result columns in the header's JSON
+//! order, an empty one left out; problems as objects with cell, field and
+//! message.
 
-use std::path::Path;
+use std::io;
 
-use rayon::prelude::*;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
-use super::{ErrorItem, HashedFile, ReportHeader, ReportRow, RunFacts, Sink};
-use crate::error::Result;
+use super::{Header, Line, TextFormat, Value};
 
-pub(super) struct JsonlSink {
-    out: HashedFile,
+pub(super) struct Jsonl {
+    header: Header,
 }
 
-impl JsonlSink {
-    pub(super) fn create(path: &Path) -> Result<Self> {
-        Ok(JsonlSink {
-            out: HashedFile::create(path)?,
-        })
+impl Jsonl {
+    pub(super) fn new(header: &Header) -> Self {
+        Jsonl {
+            header: header.clone(),
+        }
     }
 }
 
-#[derive(serde::Serialize)]
-struct Line<'a> {
-    source_file: &'a str,
-    sheet: &'a str,
-    row: u64,
-    cells: Cells<'a>,
-    status: &'a str,
-    order_id: &'a str,
-    errors: &'a [ErrorItem],
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error_code: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    http_status: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    attempts: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    submitted_at: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    latency_ms: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    request_id: Option<&'a str>,
+/// One line as a JSON object.
+struct Object<'a> {
+    header: &'a Header,
+    line: &'a Line<'a>,
 }
 
-struct Cells<'a> {
-    names: &'a [String],
-    values: &'a [std::borrow::Cow<'a, str>],
-}
+/// The original cells, by column name.
+struct Cells<'a>(&'a Header, &'a csv::StringRecord);
 
 impl Serialize for Cells<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(self.names.len()))?;
-        for (k, v) in self.names.iter().zip(self.values) {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.0.columns.len()))?;
+        for (k, v) in self.0.columns.iter().zip(self.1.iter()) {
             m.serialize_entry(k, v)?;
         }
         m.end()
     }
 }
 
-impl Sink for JsonlSink {
-    fn rows(&mut self, header: &ReportHeader, rows: &[ReportRow<'_>]) -> Result<()> {
-        let chunks: Vec<Vec<u8>> = rows
-            .par_chunks(512)
-            .map(|chunk| {
-                let mut buf = Vec::with_capacity(chunk.len() * 400);
-                for r in chunk {
-                    let line = Line {
-                        source_file: &header.source_file,
-                        sheet: &header.sheet,
-                        row: r.number,
-                        cells: Cells {
-                            names: &header.columns,
-                            values: &r.cells,
-                        },
-                        status: r.status_text(),
-                        order_id: r.order_id,
-                        errors: &r.errors,
-                        error_code: r.sent.and_then(|s| s.error_code.as_deref()),
-                        http_status: r.sent.and_then(|s| s.http_status),
-                        attempts: r.sent.map(|s| s.attempts),
-                        submitted_at: r.sent.and_then(|s| s.submitted_at.as_deref()),
-                        latency_ms: r.sent.and_then(|s| s.latency_ms),
-                        request_id: r.sent.and_then(|s| s.request_id.as_deref()),
-                    };
-                    // Serialising strings and numbers into memory cannot fail.
-                    let _ = serde_json::to_writer(&mut buf, &line);
-                    buf.push(b'\n');
-                }
-                buf
-            })
-            .collect();
-        for c in chunks {
-            self.out.write_all(&c)?;
+impl Serialize for Object<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let (h, line) = (self.header, self.line);
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("source_file", &h.source_file)?;
+        m.serialize_entry("sheet", &h.sheet)?;
+        m.serialize_entry("row", &line.number)?;
+        m.serialize_entry("cells", &Cells(h, &line.cells))?;
+        for &i in &h.json_order {
+            let (Some(name), Some(value)) = (h.results.get(i), line.results.get(i)) else {
+                continue;
+            };
+            match value {
+                Value::None => {}
+                Value::Text(t) => m.serialize_entry(name, t)?,
+                Value::Number(n) => m.serialize_entry(name, n)?,
+                Value::Errors(items) => m.serialize_entry(name, items)?,
+            }
         }
-        Ok(())
+        m.end()
     }
+}
 
-    fn finish(self: Box<Self>, _header: &ReportHeader, _facts: &RunFacts) -> Result<String> {
-        self.out.commit()
+impl TextFormat for Jsonl {
+    fn format(&self, lines: &[Line<'_>]) -> io::Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(lines.len() * 400);
+        for line in lines {
+            let object = Object {
+                header: &self.header,
+                line,
+            };
+            serde_json::to_writer(&mut out, &object)?;
+            out.push(b'\n');
+        }
+        Ok(out)
     }
 }

@@ -616,7 +616,7 @@ pub fn send_batch<O, P>(
 ) -> crate::error::Result<(i64, Vec<Option<Sent>>)>
 where
     O: Operation,
-    P: FnOnce(&mut dyn FnMut(usize, O::Item) -> bool) -> crate::error::Result<()> + Send,
+    P: FnOnce(&mut (dyn FnMut(usize, O::Item) -> bool + Send)) -> crate::error::Result<()> + Send,
 {
     let ledger_error = |e: LedgerError| crate::error::Error::Usage(e.to_string());
     let run_id = ledger.begin_run(start).map_err(ledger_error)?;

@@ -138,7 +138,7 @@ impl Value<'_> {
 enum Sink {
     /// CSV or JSON Lines: lines formatted into bytes, many at once in
     /// parallel, and written in order.
-    Text(Box<dyn TextFormat>, HashedFile),
+    Text(Box<dyn TextFormat>, Box<HashedFile>),
     Xlsx(Box<xlsx::XlsxSink>),
 }
 
@@ -155,7 +155,7 @@ impl Sink {
         let text = |format: Box<dyn TextFormat>, first: &[u8]| -> Result<Sink> {
             let mut file = HashedFile::create(path)?;
             file.write_all(first).map_err(|e| Error::report(path, e))?;
-            Ok(Sink::Text(format, file))
+            Ok(Sink::Text(format, Box::new(file)))
         };
         match Format::from_path(path)? {
             Format::Csv => {
@@ -189,7 +189,7 @@ impl Sink {
     /// Completes the file and moves it into place; returns its SHA-256.
     fn finish(self, facts: &RunFacts) -> Result<String> {
         match self {
-            Sink::Text(_, file) => file.commit(),
+            Sink::Text(_, file) => (*file).commit(),
             Sink::Xlsx(x) => x.finish(facts),
         }
     }

@@ -361,11 +361,11 @@ fn result_columns<O: Operation>() -> Vec<&'static str> {
 /// Writes the report of a checked order sheet, and for a submit run each
 /// order's outcome (`sent`, by group index; `None` for orders not sent),
 /// then its run facts; returns where the facts went.
-pub fn order_report(
-    checked: &Checked,
+pub fn order_report<'a>(
+    checked: &'a Checked,
     path: &Path,
     facts: &mut RunFacts,
-    sent: Option<&[Option<Sent>]>,
+    sent: Option<&'a [Option<Sent>]>,
 ) -> Result<PathBuf> {
     let (results, json_order) = match sent {
         Some(_) => (SUBMIT_RESULTS.to_vec(), SUBMIT_JSON_ORDER.to_vec()),
@@ -379,8 +379,10 @@ pub fn order_report(
         json_order,
         rows: checked.grouping.len(),
     };
-    report::write(path, &header, facts, |send| {
-        checked.for_each_cells(&mut |rows| {
+    let t0 = std::time::Instant::now();
+    let written = report::write(path, &header, facts, |send| {
+        let as_csv = report::Format::from_path(path)? == report::Format::Csv;
+        checked.for_each_cells(as_csv, &mut |rows| {
             let lines = rows
                 .into_iter()
                 .map(|(cells, out)| order_line(checked, cells, &out, sent))
@@ -391,13 +393,15 @@ pub fn order_report(
                 Err(Error::report(path, "the report writer stopped"))
             }
         })
-    })
+    });
+    crate::pipeline::timing("report", t0);
+    written
 }
 
 /// A row of an order sheet with its outcome, as a report line.
 fn order_line<'a>(
     checked: &Checked,
-    cells: csv::StringRecord,
+    cells: report::Cells<'a>,
     out: &RowOutcome<'a>,
     sent: Option<&'a [Option<Sent>]>,
 ) -> Line<'a> {
@@ -495,9 +499,9 @@ fn row_line<'a, T>(
     sent: Option<&Sent>,
     results: &[&str],
 ) -> Line<'a> {
-    let mut cells: csv::StringRecord = row.cells.iter().collect();
+    let mut list: csv::StringRecord = row.cells.iter().collect();
     for _ in row.cells.len()..sheet.headers.len() {
-        cells.push_field("");
+        list.push_field("");
     }
     let mut errors: Vec<ErrorItem> = check
         .problems
@@ -528,7 +532,7 @@ fn row_line<'a, T>(
     }
     Line {
         number: row.number,
-        cells,
+        cells: report::Cells::List(list),
         results: out
             .into_iter()
             .map(|v| {

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use hashbrown::hash_table::{Entry, HashTable};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
@@ -64,23 +64,25 @@ pub struct Grouper {
     slots: Vec<Slot>,
     problems: HashMap<u32, Vec<Problem>>,
     groups: Vec<GroupAcc>,
-    /// The orders by key: `(hash, index into groups)`, where the key is.
-    /// Eight bytes an entry keep the table small, for it is looked in at
-    /// random, once a row; the hash is kept so that growing the table
-    /// need not look the keys up.
-    index: HashTable<(u32, u32)>,
+    /// The orders by key: the index into `groups`.
+    index: HashMap<OrderKey, u32, BuildHasherDefault<KeyHasher>>,
 }
 
-/// Order keys are already uniform hashes: 32 of their bits will do.
-fn key_hash32(key: &OrderKey) -> u32 {
-    u32::from_le_bytes([key[0], key[1], key[2], key[3]])
-}
+/// Order keys are already uniform hashes (a SHA-256 prefix): their first
+/// eight bytes are the hash.
+#[derive(Default)]
+struct KeyHasher(u64);
 
-/// The table's 64-bit hash of 32 bits: the table picks a bucket with the
-/// low bits and tags an entry with the top seven, so both halves are the
-/// key's bits.
-fn spread(h: u32) -> u64 {
-    u64::from(h) << 32 | u64::from(h)
+impl Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for (i, b) in bytes.iter().take(8).enumerate() {
+            self.0 ^= u64::from(*b) << (8 * i);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 /// The order-level values of one row, to say which field disagrees:
@@ -103,7 +105,7 @@ impl Grouper {
         Grouper {
             slots: Vec::with_capacity(rows),
             groups: Vec::with_capacity(rows / 2),
-            index: HashTable::with_capacity(rows / 2),
+            index: HashMap::with_capacity_and_hasher(rows / 2, Default::default()),
             ..Self::default()
         }
     }
@@ -116,19 +118,7 @@ impl Grouper {
         // is found without a look in the index, which is large and slow.
         let group = match self.slots.last() {
             Some(last) if self.groups[last.group as usize].key == check.key => last.group,
-            _ => {
-                let groups = &self.groups;
-                let h = key_hash32(&check.key);
-                let entry = self.index.entry(
-                    spread(h),
-                    |&(eh, g)| eh == h && groups[g as usize].key == check.key,
-                    |&(eh, _)| spread(eh),
-                );
-                match entry {
-                    Entry::Occupied(found) => found.get().1,
-                    Entry::Vacant(room) => room.insert((h, next)).get().1,
-                }
-            }
+            _ => *self.index.entry(check.key).or_insert(next),
         };
         if group == next {
             self.groups.push(GroupAcc {
@@ -179,7 +169,7 @@ impl Grouper {
         allow_partial: bool,
         values: &HashMap<u64, OrderValues>,
     ) -> Grouping {
-        self.index = HashTable::new(); // not needed any more: free it first
+        self.index = HashMap::default(); // not needed any more: free it first
         self.mark_conflicts(values);
         self.mark_duplicate_products();
 

@@ -14,7 +14,7 @@ use crate::dcms::CardOrderRequest;
 use crate::error::{Error, Result};
 use crate::group::{self, Grouper, Grouping, OrderValues, RowOutcome, Status};
 use crate::read::{self, ReadOpts, Row, Sheet};
-use crate::report::{FactCounts, InputFacts, OrderCounts, RunFacts};
+use crate::report::{self, Cells, FactCounts, InputFacts, OrderCounts, RunFacts};
 use crate::rules::Rules;
 use crate::validate::{Checker, ORDER_FIELDS, WidthCensus};
 
@@ -261,25 +261,42 @@ impl Checked {
 
     /// Walks every data row again, in input order and in batches, as its
     /// cells (trimmed, one per column) with its outcome; the cells are
-    /// copied out in parallel.
+    /// copied out in parallel. `as_csv`: a record of a comma-separated
+    /// file that a CSV report can copy as it is comes as its bytes.
     pub fn for_each_cells<'c>(
         &'c self,
-        f: &mut (dyn FnMut(Vec<(csv::StringRecord, RowOutcome<'c>)>) -> Result<()> + Send),
+        as_csv: bool,
+        f: &mut (dyn FnMut(Vec<(Cells<'c>, RowOutcome<'c>)>) -> Result<()> + Send),
     ) -> Result<()> {
         let ncols = self.columns.len();
-        let cells = |r: &Row<'_>| {
-            (!r.is_blank()).then(|| {
-                let mut cells = csv::StringRecord::with_capacity(128, ncols);
-                for c in 0..ncols {
-                    cells.push_field(&r.cell(c).text);
-                }
-                cells
-            })
+        let text = self.sheet.text();
+        let cells = |r: &Row<'_>| -> Option<Result<(usize, usize), csv::StringRecord>> {
+            if r.is_blank() {
+                return None;
+            }
+            if as_csv
+                && let Some(at) = r.canonical_csv(text, ncols)
+                && (0..ncols).all(|c| report::is_inert(&r.cell(c).text))
+            {
+                return Some(Ok(at));
+            }
+            let mut cells = csv::StringRecord::with_capacity(128, ncols);
+            for c in 0..ncols {
+                cells.push_field(&r.cell(c).text);
+            }
+            Some(Err(cells))
         };
         let mut next = 0;
         self.sheet
             .scan_map(self.columns.header_row, ncols, &cells, &mut |batch| {
-                let rows: Vec<csv::StringRecord> = batch.into_iter().flatten().collect();
+                let rows: Vec<Cells<'c>> = batch
+                    .into_iter()
+                    .flatten()
+                    .map(|cells| match cells {
+                        Ok((start, end)) => Cells::Csv(&text[start..end]),
+                        Err(list) => Cells::List(list),
+                    })
+                    .collect();
                 let first = self.claim(&mut next, rows.len())?;
                 f(rows
                     .into_iter()

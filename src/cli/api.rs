@@ -760,32 +760,10 @@ pub fn runtime(stopper: &Arc<Stopper>) -> Result<tokio::runtime::Runtime> {
         .map_err(|e| Error::io("tokio runtime", e))?;
     let stopper = stopper.clone();
     runtime.spawn(async move {
-        interrupted().await;
+        super::stop_signal().await;
         stopper.stop(Stop::Interrupted);
     });
     Ok(runtime)
-}
-
-/// Ctrl-C, or SIGTERM on Unix.
-async fn interrupted() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    () = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => ctrl_c.await,
-        }
-    }
-    #[cfg(not(unix))]
-    ctrl_c.await;
 }
 
 /// A progress bar on a terminal; a log line every few seconds otherwise.

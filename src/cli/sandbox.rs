@@ -358,32 +358,10 @@ pub fn run(args: &SandboxArgs, console: Console) -> Result<i32> {
         .enable_all()
         .build()
         .map_err(SandboxError::Runtime)?;
-    runtime.block_on(sandbox::serve(listener, opts, stop_signal()))?;
+    runtime.block_on(sandbox::serve(listener, opts, super::stop_signal()))?;
     runtime.shutdown_timeout(Duration::from_millis(100));
     if !console.quiet {
         eprintln!("dcms-bulk sandbox: stopped");
     }
     Ok(exit::OK)
-}
-
-/// Ctrl-C, or SIGTERM on Unix.
-async fn stop_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    () = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => ctrl_c.await,
-        }
-    }
-    #[cfg(not(unix))]
-    ctrl_c.await;
 }

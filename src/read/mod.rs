@@ -66,6 +66,9 @@ pub enum Row<'a> {
     Text {
         number: u64,
         record: &'a csv::StringRecord,
+        /// Where the record's bytes lie in the sheet's text, for a
+        /// comma-separated file (see [`Sheet::record_bytes`]).
+        raw: Option<(usize, usize)>,
     },
     Sheet {
         number: u64,
@@ -167,6 +170,59 @@ impl<'a> Row<'a> {
     /// A row with no value in any cell is not a data row.
     pub fn is_blank(&self) -> bool {
         self.width() == 0
+    }
+
+    /// For a record of a comma-separated file whose bytes are exactly what
+    /// the csv crate's writer writes for its `ncols` cells as [`Row::cell`]
+    /// gives them (trimmed; quoted only where a cell holds a comma, quote
+    /// or line break, quotes doubled), where those bytes lie: a later
+    /// stage may then copy them instead of writing the cells one by one.
+    pub fn canonical_csv(&self, text: &[u8], ncols: usize) -> Option<(usize, usize)> {
+        let Row::Text {
+            record,
+            raw: Some((start, end)),
+            ..
+        } = self
+        else {
+            return None;
+        };
+        let mut rest = text.get(*start..*end)?;
+        if record.len() != ncols || (ncols == 1 && record[0].is_empty()) {
+            return None; // the writer quotes a lone empty cell
+        }
+        let mut take = |want: &[u8]| match rest.strip_prefix(want) {
+            Some(r) => {
+                rest = r;
+                true
+            }
+            None => false,
+        };
+        for (i, cell) in record.iter().enumerate() {
+            if (i > 0 && !take(b",")) || trim(cell).len() != cell.len() {
+                return None;
+            }
+            let bytes = cell.as_bytes();
+            let quoted = memchr::memchr3(b',', b'"', b'\n', bytes).is_some()
+                || memchr::memchr(b'\r', bytes).is_some();
+            if !quoted {
+                if !take(bytes) {
+                    return None;
+                }
+                continue;
+            }
+            if !take(b"\"") {
+                return None;
+            }
+            for (k, piece) in bytes.split(|&b| b == b'"').enumerate() {
+                if (k > 0 && !take(b"\"\"")) || !take(piece) {
+                    return None;
+                }
+            }
+            if !take(b"\"") {
+                return None;
+            }
+        }
+        rest.is_empty().then_some((*start, *end))
     }
 }
 
@@ -389,6 +445,15 @@ impl Sheet {
         self.notes.push(note);
     }
 
+    /// The sheet's text (for a CSV file, decoded), where
+    /// [`Row::canonical_csv`] finds a record's bytes; empty for a workbook.
+    pub fn text(&self) -> &[u8] {
+        match &self.inner {
+            Inner::Text(t) => t.text(),
+            Inner::Excel(_) => &[],
+        }
+    }
+
     /// The SHA-256 (hex) of the file's bytes, as read.
     pub fn sha256(&self) -> &str {
         &self.sha256
@@ -458,6 +523,7 @@ impl Sheet {
                         .map(|(number, record)| Row::Text {
                             number: *number,
                             record,
+                            raw: None,
                         })
                         .collect();
                     f(&rows)
@@ -699,6 +765,7 @@ mod tests {
             Row::Text {
                 number: 2,
                 record: &record,
+                raw: None,
             }
             .is_printable_ascii()
         };

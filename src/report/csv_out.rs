@@ -1,51 +1,109 @@
 //! The CSV report: the csv crate's writer, every cell a spreadsheet would
-//! execute neutralised.
+//! execute neutralised. A line whose cells come as one CSV record (see
+//! [`Cells::Csv`]) and whose results need no quotes copies that record.
 
 use std::io;
 
-use super::{Header, Line, TextFormat, column_names, neutralize};
+use super::{Cells, Header, Line, TextFormat, column_names, is_inert, neutralize};
 
 pub(super) struct Csv {
     /// `source_file` and `sheet`, neutralised, the same on every line.
     lead: [String; 2],
+    /// The same as the start of a CSV line, with the comma after.
+    lead_line: Vec<u8>,
 }
 
 impl Csv {
     /// The format, and the header line.
     pub(super) fn new(header: &Header) -> io::Result<(Self, Vec<u8>)> {
-        let mut names = writer(Vec::new());
-        names.write_record(column_names(header).map(|c| neutralize(c).into_owned()))?;
-        let names = names.into_inner().map_err(|e| e.into_error())?;
+        let names = record(column_names(header).map(|c| neutralize(c).into_owned()))?;
         let lead = [
             neutralize(&header.source_file).into_owned(),
             neutralize(&header.sheet).into_owned(),
         ];
-        Ok((Csv { lead }, names))
+        let mut lead_line = record(&lead)?;
+        lead_line.pop(); // the line end
+        lead_line.push(b',');
+        Ok((Csv { lead, lead_line }, names))
+    }
+
+    /// A line through the csv writer, cell by cell, added to `out`.
+    fn write(&self, out: &mut Vec<u8>, line: &Line<'_>) -> csv::Result<()> {
+        let cells = line.cells.list();
+        let results: Vec<_> = line.results.iter().map(|v| v.text()).collect();
+        // A writer a line, its buffer as large as the line quoted (every
+        // byte a doubled quote at worst): csv-core looks for quotes in the
+        // rest of a field each time its buffer fills, which for a cell of
+        // megabytes in a small buffer is quadratic.
+        let longest = cells.as_slice().len() + results.iter().map(|r| r.len()).sum::<usize>();
+        let mut w = csv::WriterBuilder::new()
+            .buffer_capacity(256.max(longest.saturating_mul(2).saturating_add(64)))
+            .from_writer(out);
+        w.write_field(&self.lead[0])?;
+        w.write_field(&self.lead[1])?;
+        w.write_field(itoa::Buffer::new().format(line.number))?;
+        for c in cells.iter() {
+            w.write_field(neutralize(c).as_bytes())?;
+        }
+        for r in &results {
+            w.write_field(neutralize(r).as_bytes())?;
+        }
+        w.write_record(None::<&[u8]>)?;
+        w.flush()?;
+        Ok(())
     }
 }
 
+/// One CSV line.
+fn record<I, T>(fields: I) -> io::Result<Vec<u8>>
+where
+    I: IntoIterator<Item = T>,
+    T: AsRef<[u8]>,
+{
+    let mut w = writer(Vec::new());
+    w.write_record(fields)?;
+    w.into_inner().map_err(|e| e.into_error())
+}
+
 fn writer(out: Vec<u8>) -> csv::Writer<Vec<u8>> {
-    csv::WriterBuilder::new()
-        .buffer_capacity(64 << 10)
-        .from_writer(out)
+    csv::WriterBuilder::new().from_writer(out)
+}
+
+/// A result cell that goes into a line as it is: no quotes needed, inert.
+fn plain(text: &str) -> bool {
+    is_inert(text)
+        && memchr::memchr3(b',', b'"', b'\n', text.as_bytes()).is_none()
+        && !text.contains('\r')
 }
 
 impl TextFormat for Csv {
     fn format(&self, lines: &[Line<'_>]) -> io::Result<Vec<u8>> {
-        let mut w = writer(Vec::with_capacity(lines.len() * 256));
+        let mut out = Vec::with_capacity(lines.len() * 256);
         let mut number = itoa::Buffer::new();
         for line in lines {
-            w.write_field(&self.lead[0])?;
-            w.write_field(&self.lead[1])?;
-            w.write_field(number.format(line.number))?;
-            for c in &line.cells {
-                w.write_field(neutralize(c).as_bytes())?;
+            let Cells::Csv(bytes) = line.cells else {
+                self.write(&mut out, line)?;
+                continue;
+            };
+            out.extend_from_slice(&self.lead_line);
+            out.extend_from_slice(number.format(line.number).as_bytes());
+            out.push(b',');
+            out.extend_from_slice(bytes);
+            if line.results.iter().all(|v| plain(&v.text())) {
+                for v in &line.results {
+                    out.push(b',');
+                    out.extend_from_slice(v.text().as_bytes());
+                }
+                out.push(b'\n');
+            } else {
+                out.push(b',');
+                let results = line
+                    .results
+                    .iter()
+                    .map(|v| neutralize(&v.text()).into_owned());
+                out.extend_from_slice(&record(results)?);
             }
-            for v in &line.results {
-                w.write_field(neutralize(&v.text()).as_bytes())?;
-            }
-            w.write_record(None::<&[u8]>)?;
         }
-        w.into_inner().map_err(|e| e.into_error())
+        Ok(out)
     }
 }

@@ -47,7 +47,7 @@ impl Serialize for Object<'_> {
         m.serialize_entry("source_file", &h.source_file)?;
         m.serialize_entry("sheet", &h.sheet)?;
         m.serialize_entry("row", &line.number)?;
-        m.serialize_entry("cells", &Cells(h, &line.cells))?;
+        m.serialize_entry("cells", &Cells(h, &line.cells.list()))?;
         for &i in &h.json_order {
             let (Some(name), Some(value)) = (h.results.get(i), line.results.get(i)) else {
                 continue;

@@ -99,8 +99,43 @@ pub struct Header {
 #[derive(Debug, Clone)]
 pub struct Line<'a> {
     pub number: u64,
-    pub cells: csv::StringRecord,
+    pub cells: Cells<'a>,
     pub results: Vec<Value<'a>>,
+}
+
+/// A line's original cells.
+#[derive(Debug, Clone)]
+pub enum Cells<'a> {
+    /// One per column.
+    List(csv::StringRecord),
+    /// One comma-separated record, exactly as the CSV writer writes the
+    /// cells (quoted only where needed), none of them needing
+    /// [`neutralize`]: a CSV report copies it as it is.
+    Csv(&'a [u8]),
+}
+
+impl Cells<'_> {
+    /// The cells one by one.
+    pub fn list(&self) -> Cow<'_, csv::StringRecord> {
+        match self {
+            Cells::List(record) => Cow::Borrowed(record),
+            Cells::Csv(bytes) => {
+                let mut record = csv::StringRecord::new();
+                let mut rdr = csv::ReaderBuilder::new()
+                    .has_headers(false)
+                    .from_reader(*bytes);
+                // A record the reader read once, in memory: it reads again.
+                let _ = rdr.read_record(&mut record);
+                Cow::Owned(record)
+            }
+        }
+    }
+}
+
+/// Whether a cell goes into a report as it is: nothing a spreadsheet runs
+/// (see [`neutralize`]).
+pub fn is_inert(cell: &str) -> bool {
+    matches!(neutralize(cell), Cow::Borrowed(_))
 }
 
 /// A result cell.
@@ -136,8 +171,7 @@ impl Value<'_> {
 
 /// A report being written.
 enum Sink {
-    /// CSV or JSON Lines: lines formatted into bytes, many at once in
-    /// parallel, and written in order.
+    /// CSV or JSON Lines: lines formatted into bytes and written.
     Text(Box<dyn TextFormat>, Box<HashedFile>),
     Xlsx(Box<xlsx::XlsxSink>),
 }
@@ -146,9 +180,6 @@ enum Sink {
 trait TextFormat: Send + Sync {
     fn format(&self, lines: &[Line<'_>]) -> std::io::Result<Vec<u8>>;
 }
-
-/// Lines a task formats.
-const LINES_PER_TASK: usize = 1024;
 
 impl Sink {
     fn create(path: &Path, header: &Header) -> Result<Sink> {
@@ -168,19 +199,13 @@ impl Sink {
     }
 
     fn lines(&mut self, lines: &[Line<'_>]) -> Result<()> {
-        use rayon::prelude::*;
         match self {
             Sink::Text(format, file) => {
-                let parts: Vec<Vec<u8>> = lines
-                    .par_chunks(LINES_PER_TASK)
-                    .map(|chunk| format.format(chunk))
-                    .collect::<std::io::Result<_>>()
+                let bytes = format
+                    .format(lines)
                     .map_err(|e| Error::report(file.path(), e))?;
-                for part in parts {
-                    file.write_all(&part)
-                        .map_err(|e| Error::report(file.path(), e))?;
-                }
-                Ok(())
+                file.write_all(&bytes)
+                    .map_err(|e| Error::report(file.path(), e))
             }
             Sink::Xlsx(x) => x.lines(lines),
         }
@@ -206,26 +231,33 @@ pub fn write<'a>(
     facts: &mut RunFacts,
     produce: impl FnOnce(&mut (dyn FnMut(Vec<Line<'a>>) -> bool + Send)) -> Result<()>,
 ) -> Result<PathBuf> {
+    let t0 = std::time::Instant::now();
     let mut sink = Sink::create(path, header)?;
     let (tx, rx) = mpsc::sync_channel::<Vec<Line<'a>>>(4);
-    let (produced, written) = std::thread::scope(|s| {
-        let writer = s.spawn(move || -> Result<Sink> {
-            for lines in rx {
-                sink.lines(&lines)?;
-            }
-            Ok(sink)
-        });
+    let written = std::thread::scope(|s| -> Result<Sink> {
+        let writer = std::thread::Builder::new()
+            .name("report".into())
+            .spawn_scoped(s, move || -> Result<Sink> {
+                for lines in rx {
+                    sink.lines(&lines)?;
+                }
+                Ok(sink)
+            })
+            .map_err(|e| Error::report(path, e))?;
         let produced = produce(&mut |lines| tx.send(lines).is_ok());
         drop(tx);
         let written = writer
             .join()
             .unwrap_or_else(|_| Err(Error::report(path, "the report writer stopped")));
-        (produced, written)
+        // The writer's error first: it is why the lines stopped.
+        let sink = written?;
+        produced.map(|()| sink)
     });
     let sink = written?;
-    produced?;
+    crate::pipeline::timing("report lines", t0);
     facts.finished_at = now();
     let sha = sink.finish(facts)?;
+    crate::pipeline::timing("report committed", t0);
     write_facts(path, facts, sha)
 }
 

@@ -130,7 +130,7 @@ impl XlsxSink {
                 ws.write_string(row, 1, lead[1].as_ref())?;
                 ws.write_number(row, 2, line.number as f64)?;
                 let mut col = 3u16;
-                for v in &line.cells {
+                for v in line.cells.list().iter() {
                     if !v.is_empty() {
                         ws.write_string(row, col, fit(v).as_ref())?;
                     }

@@ -414,7 +414,8 @@ pub struct Sheet {
     first_col: usize,
     inner: Inner,
     notes: Vec<String>,
-    /// SHA-256 (hex) and size of the file's bytes, as read.
+    /// SHA-256 (hex) of a workbook file's bytes (a CSV file's is its
+    /// reader's) and the file's size, as read.
     sha256: String,
     bytes: u64,
 }
@@ -456,7 +457,10 @@ impl Sheet {
 
     /// The SHA-256 (hex) of the file's bytes, as read.
     pub fn sha256(&self) -> &str {
-        &self.sha256
+        match &self.inner {
+            Inner::Text(t) => t.sha256(),
+            Inner::Excel(_) => &self.sha256,
+        }
     }
 
     /// The file's size in bytes, as read.
@@ -667,7 +671,7 @@ pub fn open(path: &Path, opts: &ReadOpts, pick: &mut dyn FnMut(&Sheet) -> bool) 
         }
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         let size = bytes.len() as u64;
-        let (t, notes, sha256) = text::TextSheet::open(path, bytes, &opts.text)?;
+        let (t, notes) = text::TextSheet::open(path, bytes, &opts.text)?;
         let name = path
             .file_stem()
             .and_then(|s| s.to_str())
@@ -679,7 +683,7 @@ pub fn open(path: &Path, opts: &ReadOpts, pick: &mut dyn FnMut(&Sheet) -> bool) 
             first_col: 0,
             inner: Inner::Text(t),
             notes,
-            sha256,
+            sha256: String::new(),
             bytes: size,
         });
     }

@@ -66,6 +66,11 @@ pub(super) struct TextSheet {
     skip: usize,
     delimiter: u8,
     cut: OnceLock<Cut>,
+    /// The SHA-256 (hex) of the file's bytes: for a file read as it is,
+    /// its first `file_len` bytes of `text`, hashed while the first pass
+    /// reads the rows.
+    sha256: OnceLock<String>,
+    file_len: usize,
 }
 
 /// Where the records lie.
@@ -94,13 +99,12 @@ const DELIMITERS: [u8; 4] = [b',', b';', b'\t', b'|'];
 
 impl TextSheet {
     /// Decodes the file's bytes; the notes say which encoding and
-    /// delimiter were detected or given. Returns the bytes' SHA-256 too,
-    /// computed meanwhile.
+    /// delimiter were detected or given.
     pub(super) fn open(
         path: &Path,
         bytes: Vec<u8>,
         opts: &TextOpts,
-    ) -> Result<(Self, Vec<String>, String)> {
+    ) -> Result<(Self, Vec<String>)> {
         let mut notes = Vec::new();
         let encoding = match opts.encoding {
             Some(e) => {
@@ -109,23 +113,25 @@ impl TextSheet {
             }
             None => detect_encoding(path, &bytes, &mut notes)?,
         };
-        let (sha, (mut text, skip)) =
-            if encoding.is_none() && memchr::memchr(b'\r', &bytes).is_none() {
-                // UTF-8 with LF line ends: read as it is, past a BOM.
-                let skip = if bytes.starts_with(&[0xEF, 0xBB, 0xBF]) {
-                    3
-                } else {
-                    0
-                };
-                (crate::files::sha256_hex(&bytes), (bytes, skip))
+        let file_len = bytes.len();
+        let sha256 = OnceLock::new();
+        let (mut text, skip) = if encoding.is_none() && memchr::memchr(b'\r', &bytes).is_none() {
+            // UTF-8 with LF line ends: read as it is, past a BOM.
+            let skip = if bytes.starts_with(&[0xEF, 0xBB, 0xBF]) {
+                3
             } else {
-                let (sha, mut text) = rayon::join(
-                    || crate::files::sha256_hex(&bytes),
-                    || decode(&bytes, encoding),
-                );
-                lf_line_ends(&mut text);
-                (sha, (text, 0))
+                0
             };
+            (bytes, skip)
+        } else {
+            let (sha, mut text) = rayon::join(
+                || crate::files::sha256_hex(&bytes),
+                || decode(&bytes, encoding),
+            );
+            let _ = sha256.set(sha);
+            lf_line_ends(&mut text);
+            (text, 0)
+        };
         if text.last().is_some_and(|&b| b != b'\n') {
             text.push(b'\n');
         }
@@ -146,8 +152,16 @@ impl TextSheet {
             skip,
             delimiter,
             cut: OnceLock::new(),
+            sha256,
+            file_len,
         };
-        Ok((sheet, notes, sha))
+        Ok((sheet, notes))
+    }
+
+    /// The SHA-256 (hex) of the file's bytes.
+    pub(super) fn sha256(&self) -> &str {
+        self.sha256
+            .get_or_init(|| crate::files::sha256_hex(&self.text[..self.file_len]))
     }
 
     pub(super) fn text(&self) -> &[u8] {
@@ -205,7 +219,12 @@ impl TextSheet {
         }
         let (scanned, cut) = std::thread::scope(|s| {
             let (tx, rx) = mpsc::sync_channel::<Chunk>(64);
-            let cutter = s.spawn(move || cut_chunks(&self.text, self.skip, self.delimiter, &tx));
+            let cutter = s.spawn(move || {
+                let cut = cut_chunks(&self.text, self.skip, self.delimiter, &tx);
+                drop(tx);
+                self.sha256(); // while the last chunks are parsed
+                cut
+            });
             let scanned = self.scan_chunks(rx.into_iter(), &scan, map, sink);
             (scanned, cutter.join())
         });

@@ -733,3 +733,19 @@ fn a_header_wider_than_any_spreadsheet_is_refused() {
     let sheet = write(dir.path(), "wide.csv", text);
     expect_input_error(&sheet, "20014 columns, more than a spreadsheet's 16384");
 }
+
+/// A CSV file is held in memory while it is checked: one larger than 4 GiB
+/// is refused before a byte of it is read (a sparse file here: its size is
+/// all it has).
+#[test]
+fn a_csv_file_too_large_to_hold_is_refused_unread() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge.csv");
+    let file = std::fs::File::create(&path).unwrap();
+    file.set_len(dcms_bulk::read::MAX_TEXT_FILE + 1).unwrap();
+    let started = std::time::Instant::now();
+    let r = run(&["validate", path_str(&path)]);
+    assert_eq!(r.code, exit::INPUT_UNREADABLE, "{}", r.stderr);
+    assert!(r.stderr.contains("larger than 4 GiB"), "{}", r.stderr);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}

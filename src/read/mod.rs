@@ -669,7 +669,7 @@ pub fn open(path: &Path, opts: &ReadOpts, pick: &mut dyn FnMut(&Sheet) -> bool) 
                 "--sheet applies to workbooks, not CSV files".into(),
             ));
         }
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let bytes = read_text_file(path)?;
         let size = bytes.len() as u64;
         let (t, notes) = text::TextSheet::open(path, bytes, &opts.text)?;
         let name = path
@@ -722,6 +722,39 @@ pub fn open(path: &Path, opts: &ReadOpts, pick: &mut dyn FnMut(&Sheet) -> bool) 
     // No sheet has the headers: return the first, so the caller's error
     // names the headers it found there.
     first.ok_or_else(|| Error::input(path, "the workbook has no worksheets"))
+}
+
+/// The largest CSV file read: it is held in memory while it is checked
+/// and reported (a million order rows are about 170 MB).
+pub const MAX_TEXT_FILE: u64 = 4 << 30;
+
+/// A CSV file's bytes, refused past [`MAX_TEXT_FILE`] (read no further,
+/// whatever its size says, or if it grows meanwhile).
+fn read_text_file(path: &Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let too_large = || {
+        Error::input(
+            path,
+            format!(
+                "the file is larger than {} GiB, more than a CSV file read at once may be; split it",
+                MAX_TEXT_FILE >> 30
+            ),
+        )
+    };
+    let len = crate::files::regular(path)
+        .map_err(|e| Error::io(path, e))?
+        .len();
+    if len > MAX_TEXT_FILE {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::with_capacity(len as usize + 1);
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_TEXT_FILE + 1).read_to_end(&mut bytes))
+        .map_err(|e| Error::io(path, e))?;
+    if bytes.len() as u64 > MAX_TEXT_FILE {
+        return Err(too_large());
+    }
+    Ok(bytes)
 }
 
 fn resolve_sheet(path: &Path, names: &[String], want: &str) -> Result<String> {

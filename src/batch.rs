@@ -107,8 +107,7 @@ impl Engine {
         let fields = &self.fields;
         let (run, sent) = self.send(&start, CreateOrders, slots, &batch, |emit| {
             checked.for_each_order(&mut |g, order| {
-                let body =
-                    OrderBody::new(&order, fields).map_err(|e| Error::Usage(e.to_string()))?;
+                let body = OrderBody::new(&order, fields).map_err(Error::Body)?;
                 if emit(g as usize, body) {
                     Ok(())
                 } else {
@@ -259,14 +258,12 @@ impl Engine {
     ) -> Result<Finished> {
         let stopped = self.stopper.reason();
         let counts = serde_json::json!({ "counts": facts.counts, "sent": facts.sent });
-        self.ledger
-            .end_run(
-                run,
-                &counts,
-                batch.report,
-                stopped.as_ref().map(ToString::to_string),
-            )
-            .map_err(|e| Error::Usage(e.to_string()))?;
+        self.ledger.end_run(
+            run,
+            &counts,
+            batch.report,
+            stopped.as_ref().map(ToString::to_string),
+        )?;
         let code = match &stopped {
             Some(why) => why.exit_code(),
             None if facts.all_done() => exit::OK,

@@ -33,9 +33,28 @@ pub enum Error {
     #[error("sandbox: {0}")]
     Sandbox(#[from] crate::sandbox::SandboxError),
 
-    /// Writing the report failed.
-    #[error("cannot write report `{}`: {message}", path.display())]
-    Report { path: PathBuf, message: String },
+    /// The report cannot be written: its path (a missing folder, a folder
+    /// or device standing there), or the disk while it is written.
+    #[error("cannot write report `{}`: {source}", path.display())]
+    Report {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The ledger cannot be opened, read or written, or is not this
+    /// destination's.
+    #[error(transparent)]
+    Ledger(#[from] crate::submit::LedgerError),
+
+    /// An order's request body cannot be built (the profile's
+    /// `[create_fields]` names clash).
+    #[error("the request body: {0}")]
+    Body(#[source] serde_json::Error),
+
+    /// Standard output cannot be written (a closed pipe is not this).
+    #[error("cannot write to standard output: {0}")]
+    Stdout(#[source] std::io::Error),
 }
 
 impl Error {
@@ -61,23 +80,92 @@ impl Error {
         }
     }
 
-    pub fn report(path: impl Into<PathBuf>, message: impl ToString) -> Self {
+    /// The report at `path` cannot be written, because of `cause` (an I/O
+    /// error keeps its kind; any other cause is an I/O error of its own).
+    pub fn report(
+        path: impl Into<PathBuf>,
+        cause: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        let source = match cause.into().downcast::<std::io::Error>() {
+            Ok(io) => *io,
+            Err(other) => std::io::Error::other(other),
+        };
         Error::Report {
             path: path.into(),
-            message: message.to_string(),
+            source,
         }
     }
 
-    /// The process exit code this error ends a run with.
+    /// The process exit code this error ends a run with: the one place
+    /// errors meet the documented codes.
     pub fn exit_code(&self) -> i32 {
+        use crate::submit::LedgerError;
         match self {
-            Error::Usage(_) | Error::Rules { .. } | Error::Sandbox(_) => exit::USAGE,
+            Error::Usage(_) | Error::Rules { .. } | Error::Sandbox(_) | Error::Body(_) => {
+                exit::USAGE
+            }
             Error::Input { .. } | Error::Io { .. } => exit::INPUT_UNREADABLE,
-            // A report we cannot write is an environment problem the user
-            // fixes by pointing elsewhere: treat it like a bad option.
-            Error::Report { .. } => exit::USAGE,
+            Error::Report { source, .. } | Error::Ledger(LedgerError::Io { source, .. }) => {
+                path_or_disk(source.kind())
+            }
+            Error::Ledger(LedgerError::Locked { .. } | LedgerError::Mismatch { .. }) => exit::USAGE,
+            // The database itself failed: a damaged file, a full disk.
+            Error::Ledger(LedgerError::Sql { .. }) | Error::Stdout(_) => exit::LOCAL_FAILURE,
         }
     }
 }
 
+/// A path the user can fix by pointing elsewhere (a missing folder, a file
+/// where a folder should be) is like a bad option; a disk that fails while
+/// it is written is not.
+fn path_or_disk(kind: std::io::ErrorKind) -> i32 {
+    use std::io::ErrorKind;
+    match kind {
+        ErrorKind::NotFound
+        | ErrorKind::InvalidInput
+        | ErrorKind::PermissionDenied
+        | ErrorKind::AlreadyExists
+        | ErrorKind::IsADirectory
+        | ErrorKind::NotADirectory
+        | ErrorKind::ReadOnlyFilesystem => exit::USAGE,
+        _ => exit::LOCAL_FAILURE,
+    }
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Error as IoError, ErrorKind};
+
+    #[test]
+    fn each_error_has_its_exit_code() {
+        let report = |kind| Error::report("r.csv", IoError::from(kind)).exit_code();
+        assert_eq!(report(ErrorKind::NotFound), exit::USAGE);
+        assert_eq!(report(ErrorKind::IsADirectory), exit::USAGE);
+        assert_eq!(report(ErrorKind::StorageFull), exit::LOCAL_FAILURE);
+        assert_eq!(
+            Error::report("r.csv", "the report writer stopped").exit_code(),
+            exit::LOCAL_FAILURE
+        );
+        let ledger = crate::submit::LedgerError::Io {
+            path: "l.sqlite".into(),
+            source: IoError::from(ErrorKind::StorageFull),
+        };
+        assert_eq!(Error::from(ledger).exit_code(), exit::LOCAL_FAILURE);
+        let ledger = crate::submit::LedgerError::Mismatch {
+            path: "l.sqlite".into(),
+            found: "http://x/v1 T".into(),
+        };
+        assert_eq!(Error::from(ledger).exit_code(), exit::USAGE);
+        assert_eq!(
+            Error::input("f.csv", "bad").exit_code(),
+            exit::INPUT_UNREADABLE
+        );
+        // The cause stays reachable, with its kind.
+        let e = Error::report("r.csv", IoError::from(ErrorKind::StorageFull));
+        let source = std::error::Error::source(&e).and_then(|s| s.downcast_ref::<IoError>());
+        assert_eq!(source.map(IoError::kind), Some(ErrorKind::StorageFull));
+    }
+}

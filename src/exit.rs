@@ -16,16 +16,22 @@ pub const USAGE: i32 = 2;
 pub const INPUT_UNREADABLE: i32 = 3;
 /// The API cannot be reached or refuses us (authentication).
 pub const API_UNAVAILABLE: i32 = 4;
+/// This machine failed the run: the ledger or the report cannot be read
+/// or written (disk full, an I/O error, a damaged ledger), or standard
+/// output. What was sent is in the ledger as far as it could be written;
+/// re-run once the disk is fixed.
+pub const LOCAL_FAILURE: i32 = 5;
 /// Interrupted (Ctrl-C); the journal is flushed and a re-run resumes.
 pub const INTERRUPTED: i32 = 130;
 
 /// The code of a run made of several parts (files): the most serious one.
-/// An interrupt outranks an unreachable API, which outranks a usage or
-/// journal problem, an unreadable file, and rows not done.
+/// An interrupt outranks an unreachable API, which outranks a failing
+/// disk, a usage problem, an unreadable file, and rows not done.
 pub fn most_serious(codes: impl IntoIterator<Item = i32>) -> i32 {
-    const RANK: [i32; 6] = [
+    const RANK: [i32; 7] = [
         INTERRUPTED,
         API_UNAVAILABLE,
+        LOCAL_FAILURE,
         USAGE,
         INPUT_UNREADABLE,
         ROWS_NOT_DONE,

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::{Desk, SandboxProcess, report_rows};
+use common::{Desk, SandboxProcess, path_str, report_rows, stderr};
 use dcms_bulk::exit;
 use serde_json::Value;
 
@@ -690,4 +690,49 @@ fn a_resumed_batch_with_a_non_ascii_id_is_fine() {
             .unwrap();
     assert_eq!(facts["batch_id"], "ñøéü-paäckchen-λ");
     assert_eq!(facts["api"]["ledger_run"], 2);
+}
+
+/// The ledger's failures keep their kind: a damaged ledger is this
+/// machine's failure (exit 5, named, nothing sent), a journal folder that
+/// is a file is a setting to fix (exit 2); neither is reported twice.
+#[test]
+fn a_damaged_ledger_is_a_local_failure_and_a_wrong_folder_a_usage_error() {
+    let sb = SandboxProcess::start(&[]);
+    let desk = Desk::new();
+    let sheet = desk.sheet("orders.csv", 3, 1);
+    let first = desk.submit(&sheet, &sb.base, "ACME", &[]);
+    assert_eq!(first.status.code(), Some(exit::OK), "{}", stderr(&first));
+    for entry in std::fs::read_dir(desk.path("journals")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "sqlite") {
+            std::fs::write(&path, vec![b'x'; 8192]).unwrap();
+        } else if path.is_file() {
+            std::fs::remove_file(&path).unwrap();
+        }
+    }
+    let requests = sb.inspect("/stats")["requests"].clone();
+    let damaged = desk.submit(&sheet, &sb.base, "ACME", &[]);
+    let err = stderr(&damaged);
+    assert_eq!(damaged.status.code(), Some(exit::LOCAL_FAILURE), "{err}");
+    assert!(
+        err.contains("ledger") && err.contains("not a database"),
+        "{err}"
+    );
+    assert_eq!(err.matches("not a database").count(), 1, "once: {err}");
+    assert_eq!(sb.inspect("/stats")["requests"], requests, "nothing sent");
+
+    let file = desk.write("not-a-folder", "x");
+    let wrong = desk
+        .command(&[
+            "submit",
+            path_str(&sheet),
+            "--base-url",
+            &sb.base,
+            "--tenant",
+            "ACME",
+        ])
+        .env("DCMS_JOURNAL_DIR", &file)
+        .output()
+        .unwrap();
+    assert_eq!(wrong.status.code(), Some(exit::USAGE), "{}", stderr(&wrong));
 }

@@ -644,8 +644,7 @@ impl Api {
                     lock.display()
                 );
             }
-        })
-        .map_err(|e| Error::Usage(e.to_string()))?;
+        })?;
         if console.verbose {
             eprintln!("dcms-bulk: ledger {}", ledger.path().display());
         }

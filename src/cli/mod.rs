@@ -299,10 +299,18 @@ pub fn main() -> i32 {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("dcms-bulk: error: {e}");
+            // Each cause once: most messages name theirs already (a
+            // library's "Error code 26: file is not a database" too).
+            let mut shown = e.to_string();
+            eprintln!("dcms-bulk: error: {shown}");
             let mut source = std::error::Error::source(&e);
             while let Some(s) = source {
-                eprintln!("  caused by: {s}");
+                let cause = s.to_string();
+                let gist = cause.rsplit(": ").next().unwrap_or(&cause);
+                if !shown.contains(gist) {
+                    eprintln!("  caused by: {cause}");
+                    shown.push_str(&cause);
+                }
                 source = s.source();
             }
             e.exit_code()
@@ -358,7 +366,7 @@ pub(crate) fn print_stdout(text: &str) -> std::io::Result<bool> {
 /// Prints `value` as pretty JSON on stdout (a `--json` summary).
 pub(crate) fn print_json(value: &serde_json::Value) -> Result<()> {
     let text = serde_json::to_string_pretty(value).map_err(|e| Error::Usage(e.to_string()))? + "\n";
-    print_stdout(&text).map_err(|e| Error::io("<stdout>", e))?;
+    print_stdout(&text).map_err(Error::Stdout)?;
     Ok(())
 }
 

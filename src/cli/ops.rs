@@ -12,7 +12,7 @@ use super::api::{ApiArgs, Progress, SendArgs, print_finished};
 use super::submit::ReportFormat;
 use super::{Console, check_batch_id, print_json, read_opts};
 use crate::batch::{Batch, RowSheet};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::ops::sheet::{self, OpSheet};
 use crate::ops::{self, CancelOrders, RowCheck, UpgradeCards};
 use crate::report;
@@ -108,32 +108,55 @@ fn run<O: Operation>(
 
     let file = &args.file;
     let name = file.display().to_string();
-    let (sha256, bytes) = crate::files::sha256_file(file).map_err(|e| Error::io(file, e))?;
     let sheet = sheet::read(file, &read, kind)?;
     let checks = check(&sheet);
     print_row_problems(&name, &sheet, &checks, console);
-
-    let engine = api.engine(&args.send, console)?;
-    let tally = Arc::new(Tally::default());
-    let items = checks.iter().filter(|c| c.item.is_some()).count() as u64;
-    let progress = Progress::start(&engine.runtime, &name, tally.clone(), items, console);
     let input = RowSheet {
         path: file,
-        sha256: &sha256,
-        bytes,
+        sha256: sheet.sheet.sha256(),
+        bytes: sheet.sheet.bytes(),
         sheet: &sheet,
         checks: &checks,
         batch_id: args.batch_id.as_deref(),
     };
-    let command = O::KIND;
     let batch = Batch {
-        command,
+        command: O::KIND,
         options: json!({ "batch_id": args.batch_id }),
         started,
         report: &report_path,
-        tally,
+        tally: Arc::new(Tally::default()),
     };
-    let done = engine.rows(op, &input, batch);
+    let done = send(&api, &args.send, console, op, &input, batch)?;
+    print_finished(&name, &done, console);
+    if args.json {
+        print_json(&json!({
+            "input": name,
+            "command": O::KIND,
+            "tenant": api.tenant,
+            "counts": done.counts_json(),
+            "report": report_path.display().to_string(),
+            "run_facts": done.facts_path.display().to_string(),
+            "exit_code": done.code,
+        }))?;
+    }
+    Ok(done.code)
+}
+
+/// Sends a checked sheet's valid rows through the batch engine, with a
+/// progress display; says so when the run was stopped.
+fn send<O: Operation>(
+    api: &super::api::Api,
+    send: &SendArgs,
+    console: Console,
+    op: O,
+    input: &RowSheet<'_, O::Item>,
+    batch: Batch<'_>,
+) -> Result<crate::batch::Finished> {
+    let engine = api.engine(send, console)?;
+    let items = input.checks.iter().filter(|c| c.item.is_some()).count() as u64;
+    let name = input.path.display().to_string();
+    let progress = Progress::start(&engine.runtime, &name, batch.tally.clone(), items, console);
+    let done = engine.rows(op, input, batch);
     progress.finish();
     let stopped = engine.stopper.reason();
     engine
@@ -143,19 +166,7 @@ fn run<O: Operation>(
     if let Some(why) = stopped {
         eprintln!("dcms-bulk: stopped: {why}; re-run the same command to resume");
     }
-    print_finished(&name, &done, console);
-    if args.json {
-        print_json(&json!({
-            "input": name,
-            "command": command,
-            "tenant": api.tenant,
-            "counts": done.counts_json(),
-            "report": report_path.display().to_string(),
-            "run_facts": done.facts_path.display().to_string(),
-            "exit_code": done.code,
-        }))?;
-    }
-    Ok(done.code)
+    Ok(done)
 }
 
 /// The sheet's problems on the console, the first 50 unless `-v`.

@@ -329,7 +329,7 @@ pub fn run(args: &SandboxArgs, console: Console) -> Result<i32> {
         eprintln!("dcms-bulk sandbox: warning: listening beyond this machine ({url})");
     }
     // First line on stdout: where to connect.
-    print_stdout(&format!("{url}\n")).map_err(|e| Error::io("<stdout>", e))?;
+    print_stdout(&format!("{url}\n")).map_err(Error::Stdout)?;
     if !console.quiet {
         eprintln!(
             "dcms-bulk sandbox: listening on {url} (inspection: {}/_sandbox/stats)",

@@ -324,7 +324,7 @@ pub fn run(args: &StatusArgs, console: Console) -> Result<i32> {
     if args.json {
         let text =
             serde_json::to_string_pretty(&summary).map_err(|e| Error::Usage(e.to_string()))? + "\n";
-        print_stdout(&text).map_err(|e| Error::io("<stdout>", e))?;
+        print_stdout(&text).map_err(Error::Stdout)?;
     }
     Ok(code)
 }

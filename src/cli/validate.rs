@@ -64,27 +64,16 @@ pub fn run(args: &ValidateArgs, console: Console) -> Result<i32> {
         )?),
         None => None,
     };
-    let c = facts.counts;
-    let code = if c.invalid + c.held == 0 {
+    let code = if facts.all_done() {
         exit::OK
     } else {
         exit::ROWS_NOT_DONE
     };
-
-    if args.print_orders {
-        let fields = args.profile.create_fields()?;
-        let mut out = String::new();
-        for order in checked.orders()? {
-            let body = OrderBody::new(&order, &fields).map_err(|e| Error::Usage(e.to_string()))?;
-            out.push_str(body.json.get());
-            out.push('\n');
-        }
-        if !print_stdout(&out).map_err(|e| Error::Usage(format!("cannot write to stdout: {e}")))? {
-            return Ok(code);
-        }
+    if args.print_orders && !print_orders(&checked, args)? {
+        return Ok(code);
     }
     if args.json {
-        let summary = serde_json::json!({
+        super::print_json(&serde_json::json!({
             "input": facts.input.path,
             "input_sha256": facts.input.sha256,
             "sheet": facts.input.sheet,
@@ -93,28 +82,46 @@ pub fn run(args: &ValidateArgs, console: Console) -> Result<i32> {
             "report": facts.report.as_ref().map(|r| &r.path),
             "run_facts": facts_path.as_ref().map(|p| p.display().to_string()),
             "exit_code": code,
-        });
-        super::print_json(&summary)?;
+        }))?;
     }
     if !console.quiet {
-        eprintln!(
-            "{file}: {} rows: {} valid, {} invalid, {} held; {} orders ready, {} held{}{}",
-            c.rows,
-            c.valid,
-            c.invalid,
-            c.held,
-            checked.grouping.counts.orders_ready,
-            checked.grouping.counts.orders_held,
-            if c.blank_rows > 0 {
-                format!(" ({} blank rows skipped)", c.blank_rows)
-            } else {
-                String::new()
-            },
-            match &facts.report {
-                Some(r) => format!("; report: {}", r.path),
-                None => String::new(),
-            }
-        );
+        eprintln!("{file}: {}", summary_line(&checked, &facts));
     }
     Ok(code)
+}
+
+/// Prints the ready orders' `POST /card-order` bodies, one a line; `false`
+/// when standard output was closed.
+fn print_orders(checked: &pipeline::Checked, args: &ValidateArgs) -> Result<bool> {
+    let fields = args.profile.create_fields()?;
+    let mut out = String::new();
+    for order in checked.orders()? {
+        let body = OrderBody::new(&order, &fields).map_err(Error::Body)?;
+        out.push_str(body.json.get());
+        out.push('\n');
+    }
+    print_stdout(&out).map_err(Error::Stdout)
+}
+
+/// `12 rows: 10 valid, 1 invalid, 1 held; 4 orders ready, 1 held; report: r.csv`.
+fn summary_line(checked: &pipeline::Checked, facts: &report::RunFacts) -> String {
+    let c = facts.counts;
+    let blank = if c.blank_rows > 0 {
+        format!(" ({} blank rows skipped)", c.blank_rows)
+    } else {
+        String::new()
+    };
+    let report = match &facts.report {
+        Some(r) => format!("; report: {}", r.path),
+        None => String::new(),
+    };
+    format!(
+        "{} rows: {} valid, {} invalid, {} held; {} orders ready, {} held{blank}{report}",
+        c.rows,
+        c.valid,
+        c.invalid,
+        c.held,
+        checked.grouping.counts.orders_ready,
+        checked.grouping.counts.orders_held,
+    )
 }

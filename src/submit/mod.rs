@@ -618,7 +618,7 @@ where
     O: Operation,
     P: FnOnce(&mut (dyn FnMut(usize, O::Item) -> bool + Send)) -> crate::error::Result<()> + Send,
 {
-    let ledger_error = |e: LedgerError| crate::error::Error::Usage(e.to_string());
+    let ledger_error = crate::error::Error::Ledger;
     let run_id = ledger.begin_run(start).map_err(ledger_error)?;
     let books = Arc::new(Books {
         writer: ledger.writer().map_err(ledger_error)?,

@@ -6,6 +6,7 @@
 #
 #   bash ../shared/bench/setup.sh python && bash ../shared/bench/setup.sh data
 #   bash bench/run.sh            # RUNS=3 by default
+#   BASE_BIN=/tmp/dcms-bulk-old bash bench/run.sh   # and an earlier build, by turns
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${BENCH_DATA:-/tmp/bench-data}
@@ -41,14 +42,20 @@ echo "|---|---:|---:|---:|"
 for f in ${FILES:-orders_1m.csv orders_100k.xlsx orders_100k.csv orders_10k.csv}; do
   [ -f "$DATA/$f" ] || continue
   cat "$DATA/$f" > /dev/null
-  : > "$OUT/ours"; : > "$OUT/peer"
+  : > "$OUT/ours"; : > "$OUT/peer"; : > "$OUT/base"
   # Side by side: the two alternate, so a busy spell of a shared machine
   # falls on both alike.
   for _ in $(seq "$RUNS"); do
     timed "$OUT/ours" "$BIN" validate "$DATA/$f" --report "$OUT/ours.csv" -q
+    if [ -n "${BASE_BIN:-}" ]; then
+      timed "$OUT/base" "$BASE_BIN" validate "$DATA/$f" --report "$OUT/ours.csv" -q
+    fi
     timed "$OUT/peer" "$PY" "$PEERS/peer_polars.py" "$DATA/$f" "$OUT/peer.csv"
   done
   row "dcms-bulk validate $f --report r.csv" "$OUT/ours"
+  if [ -n "${BASE_BIN:-}" ]; then
+    row "$(basename "$BASE_BIN") validate $f --report r.csv" "$OUT/base"
+  fi
   row "polars peer $f" "$OUT/peer"
 done
 rm -rf "$OUT"

@@ -405,50 +405,17 @@ impl ApiArgs {
         console: Console,
         fallback: Option<(&str, &str)>,
     ) -> Result<Api> {
-        let journal_dir = send.journal_dir.clone();
         if self.sandbox {
-            let sandbox = Sandbox::start(SandboxOpts::default())?;
-            let base_url = sandbox.base_url().to_owned();
-            if !console.quiet {
-                eprintln!(
-                    "dcms-bulk: sending to the built-in sandbox at {base_url} (nothing leaves this machine)"
-                );
-            }
-            let (journal_dir, tmp) = match journal_dir {
-                Some(d) => (d, None),
-                None => {
-                    let tmp = tempfile::tempdir().map_err(|e| Error::io("journal folder", e))?;
-                    (tmp.path().to_owned(), Some(tmp))
-                }
-            };
-            let tenant = self.tenant.clone().unwrap_or_else(|| "SANDBOX".into());
-            return Ok(Api {
-                base_url,
-                tenant,
-                auth: None,
-                tls: TlsOpts::default(),
-                proxy: None,
-                headers: Vec::new(),
-                sources: vec![("base_url", "--sandbox".into())],
-                _sandbox: Some(sandbox),
-                _journal_tmp: tmp,
-                journal_dir,
-                precheck: !send.no_precheck,
-                tier: None,
-                create_fields: CreateFields::default(),
-                final_statuses: None,
-            });
+            return self.sandbox_api(send, console);
         }
         let (profile, config) = read_profile(
             self.profile.config.as_deref(),
             self.profile.profile.as_deref(),
         )?;
-        let profile_has_url = profile.base_url.is_some();
-        let profile_has_tenant = profile.tenant.is_some();
         let base_url = self
             .base_url
             .clone()
-            .or(profile.base_url)
+            .or(profile.base_url.clone())
             .or(fallback.map(|(url, _)| url.to_owned()))
             .ok_or_else(|| {
             Error::Usage(
@@ -460,7 +427,7 @@ impl ApiArgs {
         let tenant = self
             .tenant
             .clone()
-            .or(profile.tenant)
+            .or(profile.tenant.clone())
             .or(fallback.map(|(_, t)| t.to_owned()))
             .ok_or_else(|| {
                 Error::Usage(
@@ -478,113 +445,19 @@ impl ApiArgs {
                 "base_url",
                 format!(
                     "{base_url} ({})",
-                    from(self.base_url.is_some(), profile_has_url)
+                    from(self.base_url.is_some(), profile.base_url.is_some())
                 ),
             ),
             (
                 "tenant",
                 format!(
                     "{tenant} ({})",
-                    from(self.tenant.is_some(), profile_has_tenant)
+                    from(self.tenant.is_some(), profile.tenant.is_some())
                 ),
             ),
         ];
-        // Flag, then environment (the token itself before a file of it),
-        // then profile.
-        let token = first([
-            (self.token_file.clone().map(Ok), "--token-file"),
-            (env_text("DCMS_TOKEN").map(Err), "DCMS_TOKEN"),
-            (env_path("DCMS_TOKEN_FILE").map(Ok), "DCMS_TOKEN_FILE"),
-            (profile.token_file.clone().map(Ok), "profile token_file"),
-        ]);
-        let username = first([
-            (self.username.clone(), "--username or DCMS_USERNAME"),
-            (profile.username.clone(), "profile username"),
-        ]);
-        let auth = match (token, username) {
-            (Some((_, t)), Some((_, u))) => {
-                return Err(Error::Usage(format!(
-                    "both a token ({t}) and a login ({u}) are configured; use one"
-                )));
-            }
-            (Some((given, from)), None) => {
-                sources.push(("token", from.to_string()));
-                Some(Credentials::Token(match given {
-                    Ok(file) => read_secret_file(&file, "token", console)?,
-                    Err(text) => Secret::new(text.trim()),
-                }))
-            }
-            (None, Some((username, from))) => {
-                sources.push(("username", from.to_string()));
-                let password = first([
-                    (self.password_file.clone().map(Ok), "--password-file"),
-                    (env_text("DCMS_PASSWORD").map(Err), "DCMS_PASSWORD"),
-                    (env_path("DCMS_PASSWORD_FILE").map(Ok), "DCMS_PASSWORD_FILE"),
-                    (
-                        profile.password_file.clone().map(Ok),
-                        "profile password_file",
-                    ),
-                ]);
-                let Some((given, from)) = password else {
-                    return Err(Error::Usage(format!(
-                        "a login as `{username}` needs a password: set DCMS_PASSWORD, or give --password-file, DCMS_PASSWORD_FILE or the profile's password_file"
-                    )));
-                };
-                sources.push(("password", from.to_string()));
-                let password = match given {
-                    Ok(file) => read_secret_file(&file, "password", console)?,
-                    Err(text) => Secret::new(text),
-                };
-                let (login, from) = first([
-                    (self.login_url.clone(), "--login-url"),
-                    (profile.login_url.clone(), "profile login_url"),
-                ])
-                .unwrap_or_else(|| (String::new(), "default: the base URL's origin"));
-                let login_url = if login.is_empty() {
-                    url.join("/api/authenticate")
-                        .map_err(|e| Error::Usage(format!("login URL: {e}")))?
-                } else {
-                    check_base_url(&login, self.allow_insecure_http).map_err(Error::Usage)?
-                };
-                sources.push(("login_url", format!("{login_url} ({from})")));
-                Some(Credentials::Login {
-                    url: login_url,
-                    username,
-                    password,
-                })
-            }
-            (None, None) => None,
-        };
-        let pick_path = |flag: &Option<PathBuf>,
-                         prof: &Option<PathBuf>,
-                         name: &'static str,
-                         sources: &mut Vec<(&'static str, String)>| {
-            let found = first([(flag.clone(), "flag"), (prof.clone(), "profile")]);
-            if let Some((p, from)) = &found {
-                sources.push((name, format!("{} ({from})", p.display())));
-            }
-            found.map(|(p, _)| p)
-        };
-        let tls = TlsOpts {
-            ca_file: pick_path(&self.ca_file, &profile.ca_file, "ca_file", &mut sources),
-            client_cert: pick_path(
-                &self.client_cert,
-                &profile.client_cert,
-                "client_cert",
-                &mut sources,
-            ),
-            client_key: pick_path(
-                &self.client_key,
-                &profile.client_key,
-                "client_key",
-                &mut sources,
-            ),
-        };
-        if tls.client_cert.is_some() != tls.client_key.is_some() {
-            return Err(Error::Usage(
-                "a client certificate needs its key, and a key its certificate (client_cert, client_key)".into(),
-            ));
-        }
+        let auth = self.credentials(&profile, &url, console, &mut sources)?;
+        let tls = self.tls(&profile, &mut sources)?;
         let proxy = first([
             (self.proxy.clone(), "--proxy"),
             (profile.proxy.clone(), "profile proxy"),
@@ -592,20 +465,12 @@ impl ApiArgs {
         if let Some((p, from)) = &proxy {
             sources.push(("proxy", format!("{p} ({from})")));
         }
-        let mut headers: Vec<(String, String)> = profile.headers.clone().into_iter().collect();
-        for h in &self.headers {
-            headers.push(parse_header(h)?);
-        }
-        if !headers.is_empty() {
-            let names: Vec<&str> = headers.iter().map(|(n, _)| n.as_str()).collect();
-            sources.push(("headers", names.join(", ")));
-        }
-        let journal_dir = match journal_dir {
-            Some(d) => d,
-            None => xdg("XDG_STATE_HOME", ".local/state")
+        let headers = self.headers(&profile, &mut sources)?;
+        let journal_dir = send.journal_dir.clone().unwrap_or_else(|| {
+            xdg("XDG_STATE_HOME", ".local/state")
                 .map(|d| d.join("dcms-bulk").join("journals"))
-                .unwrap_or_else(|| PathBuf::from(".dcms-bulk/journals")),
-        };
+                .unwrap_or_else(|| PathBuf::from(".dcms-bulk/journals"))
+        });
         Ok(Api {
             base_url: url.to_string(),
             tenant,
@@ -622,6 +487,168 @@ impl ApiArgs {
             create_fields: profile.create_fields.clone().unwrap_or_default(),
             final_statuses: profile.final_statuses.clone(),
         })
+    }
+
+    /// `--sandbox`: the built-in simulator on a free port, its ledger in a
+    /// temporary folder unless one is given.
+    fn sandbox_api(&self, send: &SendArgs, console: Console) -> Result<Api> {
+        let sandbox = Sandbox::start(SandboxOpts::default())?;
+        let base_url = sandbox.base_url().to_owned();
+        if !console.quiet {
+            eprintln!(
+                "dcms-bulk: sending to the built-in sandbox at {base_url} (nothing leaves this machine)"
+            );
+        }
+        let (journal_dir, tmp) = match send.journal_dir.clone() {
+            Some(d) => (d, None),
+            None => {
+                let tmp = tempfile::tempdir().map_err(|e| Error::io("journal folder", e))?;
+                (tmp.path().to_owned(), Some(tmp))
+            }
+        };
+        let tenant = self.tenant.clone().unwrap_or_else(|| "SANDBOX".into());
+        Ok(Api {
+            base_url,
+            tenant,
+            auth: None,
+            tls: TlsOpts::default(),
+            proxy: None,
+            headers: Vec::new(),
+            sources: vec![("base_url", "--sandbox".into())],
+            _sandbox: Some(sandbox),
+            _journal_tmp: tmp,
+            journal_dir,
+            precheck: !send.no_precheck,
+            tier: None,
+            create_fields: CreateFields::default(),
+            final_statuses: None,
+        })
+    }
+
+    /// A token or a login, from the flags, the environment (the token
+    /// itself before a file of it) or the profile, in that order; never
+    /// both.
+    fn credentials(
+        &self,
+        profile: &Profile,
+        url: &url::Url,
+        console: Console,
+        sources: &mut Vec<(&'static str, String)>,
+    ) -> Result<Option<Credentials>> {
+        let token = first([
+            (self.token_file.clone().map(Ok), "--token-file"),
+            (env_text("DCMS_TOKEN").map(Err), "DCMS_TOKEN"),
+            (env_path("DCMS_TOKEN_FILE").map(Ok), "DCMS_TOKEN_FILE"),
+            (profile.token_file.clone().map(Ok), "profile token_file"),
+        ]);
+        let username = first([
+            (self.username.clone(), "--username or DCMS_USERNAME"),
+            (profile.username.clone(), "profile username"),
+        ]);
+        match (token, username) {
+            (Some((_, t)), Some((_, u))) => Err(Error::Usage(format!(
+                "both a token ({t}) and a login ({u}) are configured; use one"
+            ))),
+            (Some((given, from)), None) => {
+                sources.push(("token", from.to_string()));
+                Ok(Some(Credentials::Token(match given {
+                    Ok(file) => read_secret_file(&file, "token", console)?,
+                    Err(text) => Secret::new(text.trim()),
+                })))
+            }
+            (None, Some((username, from))) => {
+                sources.push(("username", from.to_string()));
+                self.login(profile, url, username, console, sources)
+                    .map(Some)
+            }
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// A login as `username`: its password and where it is sent.
+    fn login(
+        &self,
+        profile: &Profile,
+        url: &url::Url,
+        username: String,
+        console: Console,
+        sources: &mut Vec<(&'static str, String)>,
+    ) -> Result<Credentials> {
+        let password = first([
+            (self.password_file.clone().map(Ok), "--password-file"),
+            (env_text("DCMS_PASSWORD").map(Err), "DCMS_PASSWORD"),
+            (env_path("DCMS_PASSWORD_FILE").map(Ok), "DCMS_PASSWORD_FILE"),
+            (
+                profile.password_file.clone().map(Ok),
+                "profile password_file",
+            ),
+        ]);
+        let Some((given, from)) = password else {
+            return Err(Error::Usage(format!(
+                "a login as `{username}` needs a password: set DCMS_PASSWORD, or give --password-file, DCMS_PASSWORD_FILE or the profile's password_file"
+            )));
+        };
+        sources.push(("password", from.to_string()));
+        let password = match given {
+            Ok(file) => read_secret_file(&file, "password", console)?,
+            Err(text) => Secret::new(text),
+        };
+        let (login, from) = first([
+            (self.login_url.clone(), "--login-url"),
+            (profile.login_url.clone(), "profile login_url"),
+        ])
+        .unwrap_or_else(|| (String::new(), "default: the base URL's origin"));
+        let login_url = if login.is_empty() {
+            url.join("/api/authenticate")
+                .map_err(|e| Error::Usage(format!("login URL: {e}")))?
+        } else {
+            check_base_url(&login, self.allow_insecure_http).map_err(Error::Usage)?
+        };
+        sources.push(("login_url", format!("{login_url} ({from})")));
+        Ok(Credentials::Login {
+            url: login_url,
+            username,
+            password,
+        })
+    }
+
+    /// The CA file and client certificate, from the flags or the profile.
+    fn tls(&self, profile: &Profile, sources: &mut Vec<(&'static str, String)>) -> Result<TlsOpts> {
+        let mut pick = |flag: &Option<PathBuf>, prof: &Option<PathBuf>, name: &'static str| {
+            let found = first([(flag.clone(), "flag"), (prof.clone(), "profile")]);
+            if let Some((p, from)) = &found {
+                sources.push((name, format!("{} ({from})", p.display())));
+            }
+            found.map(|(p, _)| p)
+        };
+        let tls = TlsOpts {
+            ca_file: pick(&self.ca_file, &profile.ca_file, "ca_file"),
+            client_cert: pick(&self.client_cert, &profile.client_cert, "client_cert"),
+            client_key: pick(&self.client_key, &profile.client_key, "client_key"),
+        };
+        if tls.client_cert.is_some() != tls.client_key.is_some() {
+            return Err(Error::Usage(
+                "a client certificate needs its key, and a key its certificate (client_cert, client_key)".into(),
+            ));
+        }
+        Ok(tls)
+    }
+
+    /// The profile's `[headers]`, then the `--header` flags.
+    fn headers(
+        &self,
+        profile: &Profile,
+        sources: &mut Vec<(&'static str, String)>,
+    ) -> Result<Vec<(String, String)>> {
+        let mut headers: Vec<(String, String)> = profile.headers.clone().into_iter().collect();
+        for h in &self.headers {
+            headers.push(parse_header(h)?);
+        }
+        if !headers.is_empty() {
+            let names: Vec<&str> = headers.iter().map(|(n, _)| n.as_str()).collect();
+            sources.push(("headers", names.join(", ")));
+        }
+        Ok(headers)
     }
 }
 

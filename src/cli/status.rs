@@ -163,44 +163,9 @@ fn created_orders(loaded: &Loaded, path: &Path) -> Result<Vec<String>> {
 pub fn run(args: &StatusArgs, console: Console) -> Result<i32> {
     let started = report::now();
     let format = Format::from_path(&args.report)?;
-    let out = match &args.out {
-        Some(p) => p.clone(),
-        None => {
-            let stem = args
-                .report
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let ext = args
-                .report
-                .extension()
-                .map(|e| e.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            args.report.with_file_name(format!("{stem}.status.{ext}"))
-        }
-    };
-    super::not_the_input(&out, &args.report)?;
-    if Format::from_path(&out)? != format {
-        return Err(Error::Usage("--out must have the report's format".into()));
-    }
+    let out = out_path(args)?;
     report::prepare(&out)?;
-    // The API of the run, from its facts, unless told otherwise.
-    let facts_path = report::facts_path(&args.report);
-    let facts: Option<Value> = std::fs::read_to_string(&facts_path)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok());
-    let api_of = |k: &str| {
-        facts
-            .as_ref()
-            .and_then(|f| f["api"][k].as_str())
-            .map(str::to_owned)
-    };
-    let fallback = api_of("base_url").zip(api_of("tenant"));
-    let api = args.api.resolve_or(
-        &args.send,
-        console,
-        fallback.as_ref().map(|(u, t)| (u.as_str(), t.as_str())),
-    )?;
+    let api = api_of_run(args, console)?;
     let client = api.client(&args.send)?;
     let send = args.send.to_opts()?;
 
@@ -218,18 +183,8 @@ pub fn run(args: &StatusArgs, console: Console) -> Result<i32> {
     let stopper = Arc::new(Stopper::default());
     let runtime = runtime(&stopper)?;
     let (rate, burst) = api.limits(&args.send, console);
-    let finals: Vec<String> = if !args.final_statuses.is_empty() {
-        args.final_statuses
-            .iter()
-            .map(|s| s.trim().to_ascii_uppercase())
-            .collect()
-    } else if let Some(f) = &api.final_statuses {
-        f.iter().map(|s| s.trim().to_ascii_uppercase()).collect()
-    } else {
-        status::FINAL.iter().map(|s| s.to_string()).collect()
-    };
     let poll = PollOpts {
-        finals: finals.clone(),
+        finals: final_statuses(args, &api),
         concurrency: send.concurrency,
         rate,
         burst,
@@ -254,35 +209,27 @@ pub fn run(args: &StatusArgs, console: Console) -> Result<i32> {
 
     let text_of = |id: &str| known.get(id).map(Known::text).unwrap_or_default();
     let out_sha = write_updated(&out, loaded, &known, &text_of)?;
-    let mut by_status: BTreeMap<String, u64> = BTreeMap::new();
-    for id in &ids {
-        *by_status.entry(text_of(id)).or_default() += 1;
-    }
-    let open: BTreeMap<String, u64> = ids
-        .iter()
-        .filter(|id| !known.get(*id).is_some_and(|k| k.is_final(&finals)))
-        .fold(BTreeMap::new(), |mut m, id| {
-            *m.entry(text_of(id)).or_default() += 1;
-            m
-        });
-    let still_open: u64 = open.values().sum();
-    let timed_out = args.wait && still_open > 0 && stopper.reason().is_none();
+    let polled = Polled::count(&ids, &known, &poll.finals, &text_of);
+    let timed_out = args.wait && polled.still_open() > 0 && stopper.reason().is_none();
     if timed_out && !console.quiet {
-        let parts: Vec<String> = open.iter().map(|(k, v)| format!("{v} {k}")).collect();
+        let parts: Vec<String> = polled
+            .open
+            .iter()
+            .map(|(k, v)| format!("{v} {k}"))
+            .collect();
         eprintln!(
-            "status: gave up waiting after {}: {still_open} of {} orders still open ({})",
+            "status: gave up waiting after {}: {} of {} orders still open ({})",
             humantime::format_duration(args.wait_timeout),
+            polled.still_open(),
             ids.len(),
             parts.join(", ")
         );
     }
-    let all_success = ids.iter().all(|id| text_of(id) == "SUCCESS");
-    let unreachable = !ids.is_empty() && ids.iter().all(|id| text_of(id) == "UNKNOWN");
     let code = match stopper.reason() {
         Some(Stop::Interrupted) => exit::INTERRUPTED,
         Some(_) => exit::API_UNAVAILABLE,
-        None if unreachable => exit::API_UNAVAILABLE,
-        None if all_success => exit::OK,
+        None if polled.unreachable => exit::API_UNAVAILABLE,
+        None if polled.all_success => exit::OK,
         None => exit::ROWS_NOT_DONE,
     };
     let summary = json!({
@@ -294,25 +241,133 @@ pub fn run(args: &StatusArgs, console: Console) -> Result<i32> {
         "started_at": started,
         "finished_at": report::now(),
         "orders": ids.len(),
-        "by_status": by_status,
+        "by_status": polled.by_status,
         "waited": args.wait,
-        "final_statuses": finals,
+        "final_statuses": poll.finals,
         "timed_out": timed_out,
-        "still_open": open,
+        "still_open": polled.open,
         "output": {"path": out.display().to_string(), "sha256": out_sha},
         "exit_code": code,
     });
-    let facts_path = report::facts_path(&out);
-    let mut json =
-        serde_json::to_vec_pretty(&summary).map_err(|e| Error::report(&facts_path, e))?;
+    finish(args, &out, &summary, &polled, ids.len(), console)?;
+    Ok(code)
+}
+
+/// Where the updated report goes: `--out`, or `NAME.status.EXT` beside the
+/// report, in the report's format.
+fn out_path(args: &StatusArgs) -> Result<PathBuf> {
+    let out = match &args.out {
+        Some(p) => p.clone(),
+        None => {
+            let part = |p: Option<&std::ffi::OsStr>| {
+                p.map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            };
+            let (stem, ext) = (part(args.report.file_stem()), part(args.report.extension()));
+            args.report.with_file_name(format!("{stem}.status.{ext}"))
+        }
+    };
+    super::not_the_input(&out, &args.report)?;
+    if Format::from_path(&out)? != Format::from_path(&args.report)? {
+        return Err(Error::Usage("--out must have the report's format".into()));
+    }
+    Ok(out)
+}
+
+/// The API to ask: the flags and profile, else the one the report's run
+/// facts name.
+fn api_of_run(args: &StatusArgs, console: Console) -> Result<super::api::Api> {
+    let facts: Option<Value> = std::fs::read_to_string(report::facts_path(&args.report))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok());
+    let api_of = |k: &str| {
+        facts
+            .as_ref()
+            .and_then(|f| f["api"][k].as_str())
+            .map(str::to_owned)
+    };
+    let fallback = api_of("base_url").zip(api_of("tenant"));
+    args.api.resolve_or(
+        &args.send,
+        console,
+        fallback.as_ref().map(|(u, t)| (u.as_str(), t.as_str())),
+    )
+}
+
+/// The statuses that end an order's story: the flag, the profile's, or the
+/// API guide's.
+fn final_statuses(args: &StatusArgs, api: &super::api::Api) -> Vec<String> {
+    let upper = |s: &String| s.trim().to_ascii_uppercase();
+    if !args.final_statuses.is_empty() {
+        args.final_statuses.iter().map(upper).collect()
+    } else if let Some(f) = &api.final_statuses {
+        f.iter().map(upper).collect()
+    } else {
+        status::FINAL.iter().map(|s| s.to_string()).collect()
+    }
+}
+
+/// The orders by what the API said of them.
+struct Polled {
+    by_status: BTreeMap<String, u64>,
+    /// Those not in a final status, by status.
+    open: BTreeMap<String, u64>,
+    all_success: bool,
+    /// No answer for any order.
+    unreachable: bool,
+}
+
+impl Polled {
+    fn count(
+        ids: &[String],
+        known: &BTreeMap<String, Known>,
+        finals: &[String],
+        text_of: &dyn Fn(&str) -> String,
+    ) -> Polled {
+        let mut by_status: BTreeMap<String, u64> = BTreeMap::new();
+        let mut open: BTreeMap<String, u64> = BTreeMap::new();
+        for id in ids {
+            *by_status.entry(text_of(id)).or_default() += 1;
+            if !known.get(id).is_some_and(|k| k.is_final(finals)) {
+                *open.entry(text_of(id)).or_default() += 1;
+            }
+        }
+        Polled {
+            by_status,
+            open,
+            all_success: ids.iter().all(|id| text_of(id) == "SUCCESS"),
+            unreachable: !ids.is_empty() && ids.iter().all(|id| text_of(id) == "UNKNOWN"),
+        }
+    }
+
+    fn still_open(&self) -> u64 {
+        self.open.values().sum()
+    }
+}
+
+/// Writes the run facts beside the updated report, and says what came of
+/// the orders.
+fn finish(
+    args: &StatusArgs,
+    out: &Path,
+    summary: &Value,
+    polled: &Polled,
+    orders: usize,
+    console: Console,
+) -> Result<()> {
+    let facts_path = report::facts_path(out);
+    let mut json = serde_json::to_vec_pretty(summary).map_err(|e| Error::report(&facts_path, e))?;
     json.push(b'\n');
     crate::files::write_atomic(&facts_path, &json).map_err(|e| Error::report(&facts_path, e))?;
     if !console.quiet {
-        let parts: Vec<String> = by_status.iter().map(|(k, v)| format!("{v} {k}")).collect();
+        let parts: Vec<String> = polled
+            .by_status
+            .iter()
+            .map(|(k, v)| format!("{v} {k}"))
+            .collect();
         eprintln!(
-            "{}: {} orders: {}; report: {}",
+            "{}: {orders} orders: {}; report: {}",
             args.report.display(),
-            ids.len(),
             if parts.is_empty() {
                 "none".into()
             } else {
@@ -322,11 +377,9 @@ pub fn run(args: &StatusArgs, console: Console) -> Result<i32> {
         );
     }
     if args.json {
-        let text =
-            serde_json::to_string_pretty(&summary).map_err(|e| Error::Usage(e.to_string()))? + "\n";
-        print_stdout(&text).map_err(Error::Stdout)?;
+        print_stdout(&String::from_utf8_lossy(&json)).map_err(Error::Stdout)?;
     }
-    Ok(code)
+    Ok(())
 }
 
 /// The report again, with `order_status` (and per-product statuses in JSON

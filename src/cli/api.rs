@@ -434,28 +434,7 @@ impl ApiArgs {
                     "no tenant: give --tenant, set DCMS_TENANT, or use a config profile".into(),
                 )
             })?;
-        let from = |flag: bool, profile: bool| match (flag, profile) {
-            (true, _) => "flag or environment",
-            (false, true) => "profile",
-            (false, false) => "the report's run facts",
-        };
-        let mut sources = vec![
-            ("config", config),
-            (
-                "base_url",
-                format!(
-                    "{base_url} ({})",
-                    from(self.base_url.is_some(), profile.base_url.is_some())
-                ),
-            ),
-            (
-                "tenant",
-                format!(
-                    "{tenant} ({})",
-                    from(self.tenant.is_some(), profile.tenant.is_some())
-                ),
-            ),
-        ];
+        let mut sources = self.sources(config, &profile, &base_url, &tenant);
         let auth = self.credentials(&profile, &url, console, &mut sources)?;
         let tls = self.tls(&profile, &mut sources)?;
         let proxy = first([
@@ -487,6 +466,28 @@ impl ApiArgs {
             create_fields: profile.create_fields.clone().unwrap_or_default(),
             final_statuses: profile.final_statuses.clone(),
         })
+    }
+
+    /// Where the configuration, the base URL and the tenant came from.
+    fn sources(
+        &self,
+        config: String,
+        profile: &Profile,
+        base_url: &str,
+        tenant: &str,
+    ) -> Vec<(&'static str, String)> {
+        let from = |flag: bool, profile: bool| match (flag, profile) {
+            (true, _) => "flag or environment",
+            (false, true) => "profile",
+            (false, false) => "the report's run facts",
+        };
+        let url_from = from(self.base_url.is_some(), profile.base_url.is_some());
+        let tenant_from = from(self.tenant.is_some(), profile.tenant.is_some());
+        vec![
+            ("config", config),
+            ("base_url", format!("{base_url} ({url_from})")),
+            ("tenant", format!("{tenant} ({tenant_from})")),
+        ]
     }
 
     /// `--sandbox`: the built-in simulator on a free port, its ledger in a

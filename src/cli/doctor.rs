@@ -117,6 +117,12 @@ async fn check(api: &Api, args: &DoctorArgs, steps: &mut Steps) {
         }
         Err(f) => return steps.fail("login", f.message),
     }
+    api_call(api, &client, steps).await;
+}
+
+/// A `fetchStatus` of a made-up order id: the API, the tenant and the
+/// token, all at once.
+async fn api_call(api: &Api, client: &crate::dcms::Client, steps: &mut Steps) {
     let made_up = format!("DCMS-BULK-DOCTOR-{}", uuid::Uuid::new_v4().simple());
     let path = "/card-order/fetchStatus";
     let answer = client.post(path, &json!({ "cardOrderId": made_up })).await;

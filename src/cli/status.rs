@@ -166,9 +166,6 @@ pub fn run(args: &StatusArgs, console: Console) -> Result<i32> {
     let out = out_path(args)?;
     report::prepare(&out)?;
     let api = api_of_run(args, console)?;
-    let client = api.client(&args.send)?;
-    let send = args.send.to_opts()?;
-
     let loaded = load(&args.report, format)?;
     let ids = created_orders(&loaded, &args.report)?;
     if !console.quiet {
@@ -180,37 +177,16 @@ pub fn run(args: &StatusArgs, console: Console) -> Result<i32> {
             api.tenant
         );
     }
-    let stopper = Arc::new(Stopper::default());
-    let runtime = runtime(&stopper)?;
-    let (rate, burst) = api.limits(&args.send, console);
-    let poll = PollOpts {
-        finals: final_statuses(args, &api),
-        concurrency: send.concurrency,
-        rate,
-        burst,
-        retry: send.retry,
-        wait: args.wait,
-        interval: args.interval,
-        timeout: args.wait_timeout,
-    };
-    let quiet = console.quiet;
-    let known = runtime.block_on(status::poll(
-        &client,
-        &ids,
-        &poll,
-        &stopper,
-        &move |finals, total| {
-            if !quiet {
-                eprintln!("status: {finals} of {total} orders final");
-            }
-        },
-    ));
-    runtime.shutdown_timeout(Duration::from_secs(1));
+    let Answers {
+        known,
+        stopped,
+        finals,
+    } = poll(args, &api, &ids, console)?;
 
     let text_of = |id: &str| known.get(id).map(Known::text).unwrap_or_default();
     let out_sha = write_updated(&out, loaded, &known, &text_of)?;
-    let polled = Polled::count(&ids, &known, &poll.finals, &text_of);
-    let timed_out = args.wait && polled.still_open() > 0 && stopper.reason().is_none();
+    let polled = Polled::count(&ids, &known, &finals, &text_of);
+    let timed_out = args.wait && polled.still_open() > 0 && stopped.is_none();
     if timed_out && !console.quiet {
         let parts: Vec<String> = polled
             .open
@@ -225,7 +201,7 @@ pub fn run(args: &StatusArgs, console: Console) -> Result<i32> {
             parts.join(", ")
         );
     }
-    let code = match stopper.reason() {
+    let code = match stopped {
         Some(Stop::Interrupted) => exit::INTERRUPTED,
         Some(_) => exit::API_UNAVAILABLE,
         None if polled.unreachable => exit::API_UNAVAILABLE,
@@ -243,7 +219,7 @@ pub fn run(args: &StatusArgs, console: Console) -> Result<i32> {
         "orders": ids.len(),
         "by_status": polled.by_status,
         "waited": args.wait,
-        "final_statuses": poll.finals,
+        "final_statuses": finals,
         "timed_out": timed_out,
         "still_open": polled.open,
         "output": {"path": out.display().to_string(), "sha256": out_sha},
@@ -251,6 +227,57 @@ pub fn run(args: &StatusArgs, console: Console) -> Result<i32> {
     });
     finish(args, &out, &summary, &polled, ids.len(), console)?;
     Ok(code)
+}
+
+/// What the API said of the orders.
+struct Answers {
+    known: BTreeMap<String, Known>,
+    /// Why polling stopped early, if it did.
+    stopped: Option<Stop>,
+    /// The statuses that counted as final.
+    finals: Vec<String>,
+}
+
+/// Asks the API for every order's status (until final, with `--wait`).
+fn poll(
+    args: &StatusArgs,
+    api: &super::api::Api,
+    ids: &[String],
+    console: Console,
+) -> Result<Answers> {
+    let client = api.client(&args.send)?;
+    let send = args.send.to_opts()?;
+    let stopper = Arc::new(Stopper::default());
+    let runtime = runtime(&stopper)?;
+    let (rate, burst) = api.limits(&args.send, console);
+    let poll = PollOpts {
+        finals: final_statuses(args, api),
+        concurrency: send.concurrency,
+        rate,
+        burst,
+        retry: send.retry,
+        wait: args.wait,
+        interval: args.interval,
+        timeout: args.wait_timeout,
+    };
+    let quiet = console.quiet;
+    let known = runtime.block_on(status::poll(
+        &client,
+        ids,
+        &poll,
+        &stopper,
+        &move |finals, total| {
+            if !quiet {
+                eprintln!("status: {finals} of {total} orders final");
+            }
+        },
+    ));
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    Ok(Answers {
+        known,
+        stopped: stopper.reason(),
+        finals: poll.finals,
+    })
 }
 
 /// Where the updated report goes: `--out`, or `NAME.status.EXT` beside the

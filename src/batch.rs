@@ -27,6 +27,7 @@ use crate::submit::{
     self, CreateOrders, Ledger, NOT_SUBMITTED, Operation, SendStatus, Sent, Stopper, SubmitOpts,
     Tally,
 };
+use crate::validate::Problem;
 
 /// What every batch of one command shares: where it sends, its ledger,
 /// how it sends, and the stop signal.
@@ -437,17 +438,22 @@ fn order_line<'a>(
     }
 }
 
-/// Every problem of a row, each with its cell, and for a held row why.
-pub fn error_items(out: &RowOutcome<'_>, cell_ref: impl Fn(usize) -> String) -> Vec<ErrorItem> {
-    let mut items: Vec<ErrorItem> = out
-        .problems
+/// Problems as the report shows them, each with its cell (`cell_ref` of
+/// its column).
+fn problem_items(problems: &[Problem], cell_ref: impl Fn(usize) -> String) -> Vec<ErrorItem> {
+    problems
         .iter()
         .map(|p| ErrorItem {
             cell: p.col.map(&cell_ref),
             field: p.field.to_string(),
             message: p.message.clone(),
         })
-        .collect();
+        .collect()
+}
+
+/// Every problem of a row, each with its cell, and for a held row why.
+pub fn error_items(out: &RowOutcome<'_>, cell_ref: impl Fn(usize) -> String) -> Vec<ErrorItem> {
+    let mut items = problem_items(out.problems, cell_ref);
     if out.status == Status::Held {
         let n = out.invalid_in_order as usize;
         let more = n.saturating_sub(out.held_by.len());
@@ -500,15 +506,7 @@ fn row_line<'a, T>(
     for _ in row.cells.len()..sheet.headers.len() {
         list.push_field("");
     }
-    let mut errors: Vec<ErrorItem> = check
-        .problems
-        .iter()
-        .map(|p| ErrorItem {
-            cell: p.col.map(|c| sheet.sheet.cell_ref(c, row.number)),
-            field: p.field.to_string(),
-            message: p.message.clone(),
-        })
-        .collect();
+    let mut errors = problem_items(&check.problems, |c| sheet.sheet.cell_ref(c, row.number));
     errors.extend(sent_items(sent));
     let mut out: Vec<String> = vec![String::new(); results.len()];
     out[2] = Cell::Errors(errors).text().into_owned();

@@ -14,14 +14,8 @@ use crate::submit::{Lookup, Operation, mask_card_numbers, order_status};
 use crate::template::Kind;
 use sheet::{OpRow, OpSheet};
 
-/// One problem of a row.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// The sheet column, if the problem is one cell's.
-    pub col: Option<usize>,
-    pub field: &'static str,
-    pub message: String,
-}
+/// One problem of a row: the order checker's own type.
+pub use crate::validate::Problem;
 
 /// A checked row: what to send, or why not.
 #[derive(Debug, Clone)]
@@ -41,11 +35,7 @@ impl<'s> Rules<'s> {
         let problems = row
             .problems
             .iter()
-            .map(|(c, m)| Problem {
-                col: Some(*c),
-                field: "cell",
-                message: m.clone(),
-            })
+            .map(|(c, m)| Problem::new(Some(*c), "cell", m.clone()))
             .collect();
         Rules {
             sheet,
@@ -56,11 +46,7 @@ impl<'s> Rules<'s> {
 
     fn fail(&mut self, field: &'static str, message: String) {
         let col = self.sheet.column(self.kind, field);
-        self.problems.push(Problem {
-            col,
-            field,
-            message,
-        });
+        self.problems.push(Problem::new(col, field, message));
     }
 
     /// A required value, at most `max` characters.
@@ -108,11 +94,11 @@ fn flag_repeats<T>(sheet: &OpSheet, kind: Kind, checks: &mut [RowCheck<T>], fiel
         match first.get(key) {
             Some(n) => {
                 check.item = None;
-                check.problems.push(Problem {
-                    col: sheet.column(kind, field),
+                check.problems.push(Problem::new(
+                    sheet.column(kind, field),
                     field,
-                    message: format!("`{key}` is also on row {n}: it is sent once, from row {n}"),
-                });
+                    format!("`{key}` is also on row {n}: it is sent once, from row {n}"),
+                ));
             }
             None => {
                 first.insert(key.to_owned(), row.number);

@@ -392,7 +392,7 @@ pub fn order_report<'a>(
             }
         })
     });
-    crate::pipeline::timing("report", t0);
+    crate::clock::timing("report", t0);
     written
 }
 

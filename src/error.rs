@@ -45,7 +45,7 @@ pub enum Error {
     /// The ledger cannot be opened, read or written, or is not this
     /// destination's.
     #[error(transparent)]
-    Ledger(#[from] crate::submit::LedgerError),
+    Ledger(#[from] LedgerError),
 
     /// An order's request body cannot be built (the profile's
     /// `[create_fields]` names clash).
@@ -99,7 +99,6 @@ impl Error {
     /// The process exit code this error ends a run with: the one place
     /// errors meet the documented codes.
     pub fn exit_code(&self) -> i32 {
-        use crate::submit::LedgerError;
         match self {
             Error::Usage(_) | Error::Rules { .. } | Error::Sandbox(_) | Error::Body(_) => {
                 exit::USAGE
@@ -134,6 +133,33 @@ fn path_or_disk(kind: std::io::ErrorKind) -> i32 {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Why the ledger cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("ledger {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("ledger {}: {source}", path.display())]
+    Sql {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error(
+        "another dcms-bulk run is sending to this API and tenant now (lock {}); wait for it to end",
+        path.display()
+    )]
+    Locked { path: PathBuf },
+    #[error(
+        "ledger {} belongs to another destination ({found}); it was copied or renamed by hand",
+        path.display()
+    )]
+    Mismatch { path: PathBuf, found: String },
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,12 +175,12 @@ mod tests {
             Error::report("r.csv", "the report writer stopped").exit_code(),
             exit::LOCAL_FAILURE
         );
-        let ledger = crate::submit::LedgerError::Io {
+        let ledger = LedgerError::Io {
             path: "l.sqlite".into(),
             source: IoError::from(ErrorKind::StorageFull),
         };
         assert_eq!(Error::from(ledger).exit_code(), exit::LOCAL_FAILURE);
-        let ledger = crate::submit::LedgerError::Mismatch {
+        let ledger = LedgerError::Mismatch {
             path: "l.sqlite".into(),
             found: "http://x/v1 T".into(),
         };

@@ -75,7 +75,7 @@ pub fn check(path: &Path, opts: &CheckOpts) -> Result<Checked> {
         sheet.add_note(format!("columns kept as they are: {}", unknown.join(", ")));
     }
     let typical_width = typical_widths(&sheet, &columns, header_row)?;
-    timing("open", t0);
+    crate::clock::timing("open", t0);
 
     let checker = Checker::new(&columns, &opts.rules, typical_width.clone());
     let mut grouper = Grouper::with_capacity(sheet.rows_hint());
@@ -90,7 +90,7 @@ pub fn check(path: &Path, opts: &CheckOpts) -> Result<Checked> {
         }
         Ok(())
     })?;
-    timing("check", t0);
+    crate::clock::timing("check", t0);
     if grouper.rows() == 0 {
         return Err(Error::input(
             path,
@@ -117,7 +117,7 @@ pub fn check(path: &Path, opts: &CheckOpts) -> Result<Checked> {
     // `--batch-id`: the same orders get the same ids from any file.
     let batch_id = opts.batch_id.clone().unwrap_or_default();
     let grouping = grouper.finish(&batch_id, opts.allow_partial, &values);
-    timing("group", t0);
+    crate::clock::timing("group", t0);
     Ok(Checked {
         path: path.to_path_buf(),
         sheet,
@@ -393,14 +393,5 @@ impl Checked {
     /// The A1 reference of a cell of this sheet.
     pub fn cell_ref(&self, col: usize, row: u64) -> String {
         self.sheet.cell_ref(col, row)
-    }
-}
-
-/// `DCMS_BULK_TIMING=1` prints how long each stage took (for benchmarks).
-pub fn timing(stage: &str, since: std::time::Instant) {
-    static ON: std::sync::LazyLock<bool> =
-        std::sync::LazyLock::new(|| std::env::var_os("DCMS_BULK_TIMING").is_some());
-    if *ON {
-        eprintln!("timing: {stage}: {:.3} s", since.elapsed().as_secs_f64());
     }
 }

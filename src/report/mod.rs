@@ -254,10 +254,10 @@ pub fn write<'a>(
         produced.map(|()| sink)
     });
     let sink = written?;
-    crate::pipeline::timing("report lines", t0);
+    crate::clock::timing("report lines", t0);
     facts.finished_at = now();
     let sha = sink.finish(facts)?;
-    crate::pipeline::timing("report committed", t0);
+    crate::clock::timing("report committed", t0);
     write_facts(path, facts, sha)
 }
 

@@ -73,32 +73,7 @@ pub fn normalise_url(text: &str) -> String {
     )
 }
 
-/// Why the ledger cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum LedgerError {
-    #[error("ledger {}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("ledger {}: {source}", path.display())]
-    Sql {
-        path: PathBuf,
-        #[source]
-        source: rusqlite::Error,
-    },
-    #[error(
-        "another dcms-bulk run is sending to this API and tenant now (lock {}); wait for it to end",
-        path.display()
-    )]
-    Locked { path: PathBuf },
-    #[error(
-        "ledger {} belongs to another destination ({found}); it was copied or renamed by hand",
-        path.display()
-    )]
-    Mismatch { path: PathBuf, found: String },
-}
+pub use crate::error::LedgerError;
 
 /// One state change.
 #[derive(Debug, Clone, PartialEq)]

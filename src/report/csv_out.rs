@@ -27,31 +27,41 @@ impl Csv {
         Ok((Csv { lead, lead_line }, names))
     }
 
-    /// A line through the csv writer, cell by cell, added to `out`.
-    fn write(&self, out: &mut Vec<u8>, line: &Line<'_>) -> csv::Result<()> {
-        let cells = line.cells.list();
-        let results: Vec<_> = line.results.iter().map(|v| v.text()).collect();
-        // A writer a line, its buffer as large as the line quoted (every
-        // byte a doubled quote at worst): csv-core looks for quotes in the
-        // rest of a field each time its buffer fills, which for a cell of
+    /// Lines through the csv writer, cell by cell, added to `out`.
+    fn write(&self, out: &mut Vec<u8>, lines: &[Line<'_>]) -> csv::Result<()> {
+        // The writer's buffer holds the longest line quoted (every byte a
+        // doubled quote at worst): csv-core looks for quotes in the rest of
+        // a field each time its buffer fills, which for a cell of
         // megabytes in a small buffer is quadratic.
-        let longest = cells.as_slice().len() + results.iter().map(|r| r.len()).sum::<usize>();
+        let longest = lines.iter().map(line_len).max().unwrap_or(0);
         let mut w = csv::WriterBuilder::new()
-            .buffer_capacity(256.max(longest.saturating_mul(2).saturating_add(64)))
+            .buffer_capacity((8 << 10).max(longest.saturating_mul(2).saturating_add(64)))
             .from_writer(out);
-        w.write_field(&self.lead[0])?;
-        w.write_field(&self.lead[1])?;
-        w.write_field(itoa::Buffer::new().format(line.number))?;
-        for c in cells.iter() {
-            w.write_field(neutralize(c).as_bytes())?;
+        let mut number = itoa::Buffer::new();
+        for line in lines {
+            w.write_field(&self.lead[0])?;
+            w.write_field(&self.lead[1])?;
+            w.write_field(number.format(line.number))?;
+            for c in line.cells.list().iter() {
+                w.write_field(neutralize(c).as_bytes())?;
+            }
+            for v in &line.results {
+                w.write_field(neutralize(&v.text()).as_bytes())?;
+            }
+            w.write_record(None::<&[u8]>)?;
         }
-        for r in &results {
-            w.write_field(neutralize(r).as_bytes())?;
-        }
-        w.write_record(None::<&[u8]>)?;
         w.flush()?;
         Ok(())
     }
+}
+
+/// About how long a line is, in bytes.
+fn line_len(line: &Line<'_>) -> usize {
+    let cells = match &line.cells {
+        Cells::List(record) => record.as_slice().len(),
+        Cells::Csv(bytes) => bytes.len(),
+    };
+    cells + line.results.iter().map(|v| v.text().len()).sum::<usize>()
 }
 
 /// One CSV line.
@@ -80,11 +90,19 @@ impl TextFormat for Csv {
     fn format(&self, lines: &[Line<'_>]) -> io::Result<Vec<u8>> {
         let mut out = Vec::with_capacity(lines.len() * 256);
         let mut number = itoa::Buffer::new();
-        for line in lines {
+        let mut rest = lines;
+        while let Some(line) = rest.first() {
             let Cells::Csv(bytes) = line.cells else {
-                self.write(&mut out, line)?;
+                // The lines up to the next record copied as it is.
+                let n = rest
+                    .iter()
+                    .position(|l| matches!(l.cells, Cells::Csv(_)))
+                    .unwrap_or(rest.len());
+                self.write(&mut out, &rest[..n])?;
+                rest = &rest[n..];
                 continue;
             };
+            rest = &rest[1..];
             out.extend_from_slice(&self.lead_line);
             out.extend_from_slice(number.format(line.number).as_bytes());
             out.push(b',');

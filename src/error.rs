@@ -72,14 +72,6 @@ impl Error {
         }
     }
 
-    /// The input differs between two passes over it.
-    pub fn file_changed(path: impl Into<PathBuf>) -> Self {
-        Error::Input {
-            path: path.into(),
-            message: "the file changed while it was being read; run again".into(),
-        }
-    }
-
     /// The report at `path` cannot be written, because of `cause` (an I/O
     /// error keeps its kind; any other cause is an I/O error of its own).
     pub fn report(

@@ -226,6 +226,19 @@ impl<'a> Row<'a> {
     }
 }
 
+/// Rows of records kept with their numbers (where their bytes are is not
+/// kept).
+fn text_rows(records: &[(u64, csv::StringRecord)]) -> Vec<Row<'_>> {
+    records
+        .iter()
+        .map(|(number, record)| Row::Text {
+            number: *number,
+            record,
+            raw: None,
+        })
+        .collect()
+}
+
 /// Whether every byte of `s` is printable ASCII (a space to `~`): one look
 /// at all of them, which the compiler does 16 or 32 at a time.
 pub fn is_printable_ascii(s: &str) -> bool {
@@ -522,15 +535,7 @@ impl Sheet {
                     (r.number(), copied)
                 };
                 self.scan_map(header_row, header_width, &copy, &mut |batch| {
-                    let rows: Vec<Row<'_>> = batch
-                        .iter()
-                        .map(|(number, record)| Row::Text {
-                            number: *number,
-                            record,
-                            raw: None,
-                        })
-                        .collect();
-                    f(&rows)
+                    f(&text_rows(&batch))
                 })
             }
             Inner::Excel(x) => x.scan(header_row, f),

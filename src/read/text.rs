@@ -182,15 +182,7 @@ impl TextSheet {
                 Ok(None) | Err(_) => break,
             }
         }
-        let rows: Vec<Row<'_>> = records
-            .iter()
-            .map(|(number, record)| Row::Text {
-                number: *number,
-                record,
-                raw: None,
-            })
-            .collect();
-        f(&rows);
+        f(&super::text_rows(&records));
     }
 
     /// Maps every record below `header_row` with `map`, the chunks in

@@ -31,6 +31,9 @@ pub struct Column {
     pub choices: &'static [&'static str],
     pub example: &'static str,
     pub rule: &'static str,
+    /// Header spellings a sheet may use besides `name` (compared after
+    /// [`crate::columns::normalize`]); the order sheet's are its fields'.
+    pub aliases: &'static [&'static str],
 }
 
 const fn col(
@@ -48,6 +51,14 @@ const fn col(
         choices,
         example,
         rule,
+        aliases: &[],
+    }
+}
+
+impl Column {
+    /// The column with other header spellings it goes by.
+    const fn also(self, aliases: &'static [&'static str]) -> Column {
+        Column { aliases, ..self }
     }
 }
 
@@ -177,7 +188,8 @@ const CANCEL: [Column; 3] = [
         &[],
         "DCB-a50e708e61bb05c51b41",
         "The id of the order to cancel, as the submit report's order_id column shows it.",
-    ),
+    )
+    .also(&["orderid", "cardorderid", "orderref", "orderno"]),
     col(
         "branch_id",
         true,
@@ -185,7 +197,8 @@ const CANCEL: [Column; 3] = [
         &[],
         "00123",
         "The branch that placed the order; it must match.",
-    ),
+    )
+    .also(&["branchid", "branchcode", "branch"]),
     col(
         "reason",
         false,
@@ -193,7 +206,8 @@ const CANCEL: [Column; 3] = [
         &[],
         "Branch asked to cancel",
         "Optional; echoed in the report, not sent.",
-    ),
+    )
+    .also(&["reason", "remarks", "comment"]),
 ];
 
 const UPGRADE: [Column; 7] = [
@@ -204,7 +218,8 @@ const UPGRADE: [Column; 7] = [
         &[],
         "ENT000001",
         "The customer that holds the card.",
-    ),
+    )
+    .also(&["entityid", "entity", "customerid", "customer"]),
     col(
         "kit_no",
         true,
@@ -212,7 +227,8 @@ const UPGRADE: [Column; 7] = [
         &[],
         "4240000001",
         "The kit (card) to upgrade; it is replaced by a new one.",
-    ),
+    )
+    .also(&["kitno", "kitnumber", "kit"]),
     col(
         "delivery_address_type",
         true,
@@ -220,7 +236,8 @@ const UPGRADE: [Column; 7] = [
         &["PERMANENT", "COMMUNICATION"],
         "PERMANENT",
         "Where the new card goes: PERMANENT or COMMUNICATION.",
-    ),
+    )
+    .also(&["deliveryaddresstype", "deliveryaddress", "addresstype"]),
     col(
         "alias_name",
         false,
@@ -228,7 +245,8 @@ const UPGRADE: [Column; 7] = [
         &[],
         "PRIYA IYER",
         "The name printed on the card: at most 30 characters.",
-    ),
+    )
+    .also(&["aliasname", "alias", "nameoncard", "embossname"]),
     col(
         "card_type",
         true,
@@ -236,7 +254,8 @@ const UPGRADE: [Column; 7] = [
         &["PHYSICAL", "VIRTUAL"],
         "PHYSICAL",
         "PHYSICAL or VIRTUAL.",
-    ),
+    )
+    .also(&["cardtype", "type"]),
     col(
         "plastic_code",
         true,
@@ -244,7 +263,8 @@ const UPGRADE: [Column; 7] = [
         &[],
         "4566",
         "The new card's plastic; leading zeros are kept.",
-    ),
+    )
+    .also(&["plasticcode", "plastic"]),
     col(
         "tier_type",
         true,
@@ -252,7 +272,8 @@ const UPGRADE: [Column; 7] = [
         &[],
         "SILVER",
         "The tier to move to, e.g. SILVER (the values are set per bank).",
-    ),
+    )
+    .also(&["tiertype", "tier"]),
 ];
 
 impl Kind {

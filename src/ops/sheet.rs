@@ -66,26 +66,9 @@ impl OpSheet {
     }
 }
 
-/// Header spellings accepted besides the template's own names.
-fn aliases(name: &str) -> &'static [&'static str] {
-    match name {
-        "order_id" => &["orderid", "cardorderid", "orderref", "orderno"],
-        "branch_id" => &["branchid", "branchcode", "branch"],
-        "entity_id" => &["entityid", "entity", "customerid", "customer"],
-        "kit_no" => &["kitno", "kitnumber", "kit"],
-        "delivery_address_type" => &["deliveryaddresstype", "deliveryaddress", "addresstype"],
-        "alias_name" => &["aliasname", "alias", "nameoncard", "embossname"],
-        "card_type" => &["cardtype", "type"],
-        "plastic_code" => &["plasticcode", "plastic"],
-        "tier_type" => &["tiertype", "tier"],
-        "reason" => &["reason", "remarks", "comment"],
-        _ => &[],
-    }
-}
-
 fn matches(column: &Column, header: &str) -> bool {
     let h = normalize(header);
-    h == normalize(column.name) || aliases(column.name).contains(&h.as_str())
+    h == normalize(column.name) || column.aliases.contains(&h.as_str())
 }
 
 /// Where each template column is among `headers`; `Err` names what is

@@ -412,28 +412,8 @@ impl ApiArgs {
             self.profile.config.as_deref(),
             self.profile.profile.as_deref(),
         )?;
-        let base_url = self
-            .base_url
-            .clone()
-            .or(profile.base_url.clone())
-            .or(fallback.map(|(url, _)| url.to_owned()))
-            .ok_or_else(|| {
-            Error::Usage(
-                "no API to send to: give --base-url, set DCMS_BASE_URL, use a config profile, or try --sandbox"
-                    .into(),
-            )
-        })?;
+        let (base_url, tenant) = self.destination(&profile, fallback)?;
         let url = check_base_url(&base_url, self.allow_insecure_http).map_err(Error::Usage)?;
-        let tenant = self
-            .tenant
-            .clone()
-            .or(profile.tenant.clone())
-            .or(fallback.map(|(_, t)| t.to_owned()))
-            .ok_or_else(|| {
-                Error::Usage(
-                    "no tenant: give --tenant, set DCMS_TENANT, or use a config profile".into(),
-                )
-            })?;
         let mut sources = self.sources(config, &profile, &base_url, &tenant);
         let auth = self.credentials(&profile, &url, console, &mut sources)?;
         let tls = self.tls(&profile, &mut sources)?;
@@ -446,9 +426,10 @@ impl ApiArgs {
         }
         let headers = self.headers(&profile, &mut sources)?;
         let journal_dir = send.journal_dir.clone().unwrap_or_else(|| {
-            xdg("XDG_STATE_HOME", ".local/state")
-                .map(|d| d.join("dcms-bulk").join("journals"))
-                .unwrap_or_else(|| PathBuf::from(".dcms-bulk/journals"))
+            xdg("XDG_STATE_HOME", ".local/state").map_or_else(
+                || PathBuf::from(".dcms-bulk/journals"),
+                |d| d.join("dcms-bulk").join("journals"),
+            )
         });
         Ok(Api {
             base_url: url.to_string(),
@@ -466,6 +447,37 @@ impl ApiArgs {
             create_fields: profile.create_fields.clone().unwrap_or_default(),
             final_statuses: profile.final_statuses.clone(),
         })
+    }
+
+    /// The base URL and tenant: the flags (or environment), the profile,
+    /// or `fallback` (a report's run facts), in that order.
+    fn destination(
+        &self,
+        profile: &Profile,
+        fallback: Option<(&str, &str)>,
+    ) -> Result<(String, String)> {
+        let base_url = self
+            .base_url
+            .clone()
+            .or(profile.base_url.clone())
+            .or(fallback.map(|(url, _)| url.to_owned()))
+            .ok_or_else(|| {
+            Error::Usage(
+                "no API to send to: give --base-url, set DCMS_BASE_URL, use a config profile, or try --sandbox"
+                    .into(),
+            )
+        })?;
+        let tenant = self
+            .tenant
+            .clone()
+            .or(profile.tenant.clone())
+            .or(fallback.map(|(_, t)| t.to_owned()))
+            .ok_or_else(|| {
+                Error::Usage(
+                    "no tenant: give --tenant, set DCMS_TENANT, or use a config profile".into(),
+                )
+            })?;
+        Ok((base_url, tenant))
     }
 
     /// Where the configuration, the base URL and the tenant came from.
@@ -793,6 +805,17 @@ pub fn runtime(stopper: &Arc<Stopper>) -> Result<tokio::runtime::Runtime> {
     Ok(runtime)
 }
 
+/// `accepted 3 · rejected 0 · failed 1 · skipped 0`.
+fn tally_counts(t: &Tally) -> String {
+    format!(
+        "accepted {} · rejected {} · failed {} · skipped {}",
+        t.accepted.load(Ordering::Relaxed),
+        t.rejected.load(Ordering::Relaxed),
+        t.failed.load(Ordering::Relaxed),
+        t.skipped.load(Ordering::Relaxed)
+    )
+}
+
 /// A progress bar on a terminal; a log line every few seconds otherwise.
 pub struct Progress {
     task: Option<tokio::task::JoinHandle<()>>,
@@ -813,15 +836,6 @@ impl Progress {
                 bar: None,
             };
         }
-        let counts = |t: &Tally| {
-            format!(
-                "accepted {} · rejected {} · failed {} · skipped {}",
-                t.accepted.load(Ordering::Relaxed),
-                t.rejected.load(Ordering::Relaxed),
-                t.failed.load(Ordering::Relaxed),
-                t.skipped.load(Ordering::Relaxed)
-            )
-        };
         if std::io::stderr().is_terminal() {
             let bar = indicatif::ProgressBar::new(orders);
             bar.set_style(
@@ -836,7 +850,7 @@ impl Progress {
             let task = runtime.spawn(async move {
                 loop {
                     b.set_position(tally.done.load(Ordering::Relaxed));
-                    b.set_message(counts(&tally));
+                    b.set_message(tally_counts(&tally));
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
             });
@@ -854,7 +868,7 @@ impl Progress {
                 let requests = tally.requests.load(Ordering::Relaxed);
                 eprintln!(
                     "{name}: {done}/{orders} done ({}), {:.0} requests/s",
-                    counts(&tally),
+                    tally_counts(&tally),
                     requests as f64 / started.elapsed().as_secs_f64().max(0.001)
                 );
             }

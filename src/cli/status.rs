@@ -188,26 +188,15 @@ pub fn run(args: &StatusArgs, console: Console) -> Result<i32> {
     let polled = Polled::count(&ids, &known, &finals, &text_of);
     let timed_out = args.wait && polled.still_open() > 0 && stopped.is_none();
     if timed_out && !console.quiet {
-        let parts: Vec<String> = polled
-            .open
-            .iter()
-            .map(|(k, v)| format!("{v} {k}"))
-            .collect();
         eprintln!(
             "status: gave up waiting after {}: {} of {} orders still open ({})",
             humantime::format_duration(args.wait_timeout),
             polled.still_open(),
             ids.len(),
-            parts.join(", ")
+            by_status(&polled.open)
         );
     }
-    let code = match stopped {
-        Some(Stop::Interrupted) => exit::INTERRUPTED,
-        Some(_) => exit::API_UNAVAILABLE,
-        None if polled.unreachable => exit::API_UNAVAILABLE,
-        None if polled.all_success => exit::OK,
-        None => exit::ROWS_NOT_DONE,
-    };
+    let code = polled.exit_code(stopped.as_ref());
     let summary = json!({
         "tool": "dcms-bulk",
         "version": env!("CARGO_PKG_VERSION"),
@@ -227,6 +216,12 @@ pub fn run(args: &StatusArgs, console: Console) -> Result<i32> {
     });
     finish(args, &out, &summary, &polled, ids.len(), console)?;
     Ok(code)
+}
+
+/// `3 SUCCESS, 1 IN_PROGRESS`.
+fn by_status(counts: &BTreeMap<String, u64>) -> String {
+    let parts: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
+    parts.join(", ")
 }
 
 /// What the API said of the orders.
@@ -370,6 +365,18 @@ impl Polled {
     fn still_open(&self) -> u64 {
         self.open.values().sum()
     }
+
+    /// Every order a success: 0; no answer at all, or the polling stopped
+    /// for want of one: 4; interrupted: 130; otherwise 1.
+    fn exit_code(&self, stopped: Option<&Stop>) -> i32 {
+        match stopped {
+            Some(Stop::Interrupted) => exit::INTERRUPTED,
+            Some(_) => exit::API_UNAVAILABLE,
+            None if self.unreachable => exit::API_UNAVAILABLE,
+            None if self.all_success => exit::OK,
+            None => exit::ROWS_NOT_DONE,
+        }
+    }
 }
 
 /// Writes the run facts beside the updated report, and says what came of
@@ -387,19 +394,13 @@ fn finish(
     json.push(b'\n');
     crate::files::write_atomic(&facts_path, &json).map_err(|e| Error::report(&facts_path, e))?;
     if !console.quiet {
-        let parts: Vec<String> = polled
-            .by_status
-            .iter()
-            .map(|(k, v)| format!("{v} {k}"))
-            .collect();
+        let counted = match by_status(&polled.by_status) {
+            parts if parts.is_empty() => "none".to_string(),
+            parts => parts,
+        };
         eprintln!(
-            "{}: {orders} orders: {}; report: {}",
+            "{}: {orders} orders: {counted}; report: {}",
             args.report.display(),
-            if parts.is_empty() {
-                "none".into()
-            } else {
-                parts.join(", ")
-            },
             out.display()
         );
     }

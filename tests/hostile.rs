@@ -581,6 +581,13 @@ fn files_that_once_crashed_a_reader_are_answered() {
     );
     let r = check_file(&dir.join("truncated.xls"));
     assert!(r.stderr.contains("the workbook is damaged"), "{}", r.stderr);
+    // Found by bench/fuzz.py in session 10: the ODS reader looped for ever.
+    let r = check_file(&dir.join("ods_cut_inside_an_element.ods"));
+    assert!(
+        r.stderr.contains("ends inside 4 open elements"),
+        "{}",
+        r.stderr
+    );
     // Found by bench/fuzz.py: each once aborted asking for gigabytes.
     let r = check_file(&dir.join("shared_strings_count_lies.xlsx"));
     assert!(

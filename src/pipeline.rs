@@ -151,6 +151,10 @@ fn no_header(path: &Path, sheet: &Sheet) -> Error {
         }
     });
     if first_row.is_empty() {
+        // No row read: a first line that cannot be read says why.
+        if let Err(e) = sheet.scan(0, 0, &mut |_| Ok(())) {
+            return e;
+        }
         return Error::input(path, format!("sheet `{}` is empty", sheet.name()));
     }
     let want: Vec<&str> = Field::ALL

@@ -110,6 +110,14 @@ fn error_messages() {
             "truncated_workbook",
             vec!["tests/fixtures/truncated.xlsx".into()],
         ),
+        (
+            "first_line_not_utf8",
+            vec![
+                path_str(&write("latin.csv", b"caf\xe9,x\n")).into(),
+                "--encoding".into(),
+                "utf-8".into(),
+            ],
+        ),
     ];
     let mut all = String::new();
     for (name, args) in cases {

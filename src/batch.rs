@@ -377,8 +377,7 @@ pub fn order_report<'a>(
         json_order,
         rows: checked.grouping.len(),
     };
-    let t0 = std::time::Instant::now();
-    let written = report::write(path, &header, facts, |send| {
+    report::write(path, &header, facts, |send| {
         let as_csv = report::Format::from_path(path)? == report::Format::Csv;
         checked.for_each_cells(as_csv, &mut |rows| {
             let lines = rows
@@ -391,9 +390,7 @@ pub fn order_report<'a>(
                 Err(Error::report(path, "the report writer stopped"))
             }
         })
-    });
-    crate::clock::timing("report", t0);
-    written
+    })
 }
 
 /// A row of an order sheet with its outcome, as a report line.

@@ -25,18 +25,22 @@ pub fn regular(path: &Path) -> std::io::Result<std::fs::Metadata> {
 /// A small regular file's text, refused past `max` bytes (read no further
 /// than that, whatever its size claims).
 pub fn read_small(path: &Path, max: u64) -> std::io::Result<String> {
-    let meta = regular(path)?;
-    if meta.len() > max {
-        return Err(too_large(max));
+    let bytes = read_capped(path, max)?.ok_or_else(|| too_large(max))?;
+    String::from_utf8(bytes).map_err(|e| Error::new(ErrorKind::InvalidData, e))
+}
+
+/// A regular file's bytes; `None` past `max` bytes (read no further than
+/// that, whatever its size claims, or if it grows meanwhile).
+pub fn read_capped(path: &Path, max: u64) -> std::io::Result<Option<Vec<u8>>> {
+    let len = regular(path)?.len();
+    if len > max {
+        return Ok(None);
     }
-    let mut text = String::new();
+    let mut bytes = Vec::with_capacity(len as usize + 1);
     std::fs::File::open(path)?
         .take(max + 1)
-        .read_to_string(&mut text)?;
-    if text.len() as u64 > max {
-        return Err(too_large(max));
-    }
-    Ok(text)
+        .read_to_end(&mut bytes)?;
+    Ok((bytes.len() as u64 <= max).then_some(bytes))
 }
 
 /// The SHA-256 of bytes, in hex.

@@ -736,30 +736,17 @@ pub const MAX_TEXT_FILE: u64 = 4 << 30;
 /// A CSV file's bytes, refused past [`MAX_TEXT_FILE`] (read no further,
 /// whatever its size says, or if it grows meanwhile).
 fn read_text_file(path: &Path) -> Result<Vec<u8>> {
-    use std::io::Read;
-    let too_large = || {
-        Error::input(
-            path,
-            format!(
-                "the file is larger than {} GiB, more than a CSV file read at once may be; split it",
-                MAX_TEXT_FILE >> 30
-            ),
-        )
-    };
-    let len = crate::files::regular(path)
+    crate::files::read_capped(path, MAX_TEXT_FILE)
         .map_err(|e| Error::io(path, e))?
-        .len();
-    if len > MAX_TEXT_FILE {
-        return Err(too_large());
-    }
-    let mut bytes = Vec::with_capacity(len as usize + 1);
-    std::fs::File::open(path)
-        .and_then(|f| f.take(MAX_TEXT_FILE + 1).read_to_end(&mut bytes))
-        .map_err(|e| Error::io(path, e))?;
-    if bytes.len() as u64 > MAX_TEXT_FILE {
-        return Err(too_large());
-    }
-    Ok(bytes)
+        .ok_or_else(|| {
+            Error::input(
+                path,
+                format!(
+                    "the file is larger than {} GiB, more than a CSV file read at once may be; split it",
+                    MAX_TEXT_FILE >> 30
+                ),
+            )
+        })
 }
 
 fn resolve_sheet(path: &Path, names: &[String], want: &str) -> Result<String> {

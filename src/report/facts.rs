@@ -190,14 +190,6 @@ impl RunFacts {
     }
 }
 
-/// `(key, value)` lines of any JSON value (`api.tenant`, ...), for an XLSX
-/// run-facts sheet.
-pub fn fact_lines(v: &serde_json::Value) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    flatten("", v, &mut out);
-    out
-}
-
 fn flatten(prefix: &str, v: &serde_json::Value, out: &mut Vec<(String, String)>) {
     match v {
         serde_json::Value::Object(m) => {

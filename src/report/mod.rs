@@ -26,7 +26,6 @@ use crate::files::AtomicFile;
 
 pub use facts::{
     ApiFacts, FactCounts, InputFacts, OrderCounts, ReportFacts, RunFacts, SentCounts, SentOrders,
-    fact_lines,
 };
 pub use xlsx::MAX_XLSX_ROWS;
 

@@ -45,6 +45,9 @@ pub struct Checked {
     pub blank_rows: u64,
     rules: Rules,
     typical_width: HashMap<Field, usize>,
+    /// For a CSV file, each data row's record: where it lies, and whether
+    /// a CSV report may copy it as it is.
+    records: Vec<(read::Span, bool)>,
 }
 
 /// Reads, checks and groups one input file.
@@ -80,11 +83,26 @@ pub fn check(path: &Path, opts: &CheckOpts) -> Result<Checked> {
     let checker = Checker::new(&columns, &opts.rules, typical_width.clone());
     let mut grouper = Grouper::with_capacity(sheet.rows_hint());
     let mut blank_rows = 0;
-    let check = |r: &Row<'_>| checker.check_unless_blank(r);
-    sheet.scan_map(header_row, columns.len(), &check, &mut |checks| {
+    let mut records = Vec::new();
+    let ncols = columns.len();
+    let comma_text = sheet.comma_text();
+    let check = |r: &Row<'_>| {
+        let check = checker.check_unless_blank(r)?;
+        // Cells the report would write as they are, written as the csv
+        // crate writes them.
+        let copy = comma_text.is_some_and(|text| {
+            r.canonical_csv(text, ncols).is_some()
+                && (0..ncols).all(|c| report::is_inert(&r.cell(c).text))
+        });
+        Some((check, r.span().map(|span| (span, copy))))
+    };
+    sheet.scan_map(header_row, ncols, &check, &mut |checks| {
         for c in checks {
             match c {
-                Some(c) => grouper.push(c),
+                Some((c, record)) => {
+                    grouper.push(c);
+                    records.extend(record);
+                }
                 None => blank_rows += 1,
             }
         }
@@ -127,6 +145,7 @@ pub fn check(path: &Path, opts: &CheckOpts) -> Result<Checked> {
         blank_rows,
         rules: opts.rules.clone(),
         typical_width,
+        records,
     })
 }
 
@@ -273,34 +292,21 @@ impl Checked {
         f: &mut (dyn FnMut(Vec<(Cells<'c>, RowOutcome<'c>)>) -> Result<()> + Send),
     ) -> Result<()> {
         let ncols = self.columns.len();
-        let text = self.sheet.text();
-        let cells = |r: &Row<'_>| -> Option<Result<(usize, usize), csv::StringRecord>> {
-            if r.is_blank() {
-                return None;
-            }
-            if as_csv
-                && let Some(at) = r.canonical_csv(text, ncols)
-                && (0..ncols).all(|c| report::is_inert(&r.cell(c).text))
-            {
-                return Some(Ok(at));
-            }
+        let cells = |r: &Row<'_>| {
             let mut cells = csv::StringRecord::with_capacity(128, ncols);
             for c in 0..ncols {
                 cells.push_field(&r.cell(c).text);
             }
-            Some(Err(cells))
+            cells
         };
+        if !self.sheet.is_workbook() {
+            return self.for_each_record(as_csv, &cells, f);
+        }
+        let cells = |r: &Row<'_>| (!r.is_blank()).then(|| cells(r));
         let mut next = 0;
         self.sheet
             .scan_map(self.columns.header_row, ncols, &cells, &mut |batch| {
-                let rows: Vec<Cells<'c>> = batch
-                    .into_iter()
-                    .flatten()
-                    .map(|cells| match cells {
-                        Ok((start, end)) => Cells::Csv(&text[start..end]),
-                        Err(list) => Cells::List(list),
-                    })
-                    .collect();
+                let rows: Vec<Cells<'c>> = batch.into_iter().flatten().map(Cells::List).collect();
                 let first = self.claim(&mut next, rows.len())?;
                 f(rows
                     .into_iter()
@@ -309,6 +315,45 @@ impl Checked {
                     .collect())
             })?;
         self.all_met(next)
+    }
+
+    /// [`for_each_cells`](Self::for_each_cells) of a CSV file: each record
+    /// read alone again from where the first pass found it, or copied.
+    fn for_each_record<'c>(
+        &'c self,
+        as_csv: bool,
+        cells: &(dyn Fn(&Row<'_>) -> csv::StringRecord + Sync),
+        f: &mut (dyn FnMut(Vec<(Cells<'c>, RowOutcome<'c>)>) -> Result<()> + Send),
+    ) -> Result<()> {
+        self.all_met(self.records.len())?;
+        let text = self.sheet.text();
+        for (k, batch) in self.records.chunks(read::BATCH_ROWS).enumerate() {
+            let first = k * read::BATCH_ROWS;
+            let batch: Vec<Cells<'c>> = batch
+                .par_iter()
+                .enumerate()
+                .map_init(
+                    || None,
+                    |again, (k, &(span, copy))| {
+                        if as_csv && copy {
+                            return Ok(Cells::Csv(&text[span.0..span.1]));
+                        }
+                        if again.is_none() {
+                            *again = self.sheet.rereader();
+                        }
+                        let again = again.as_mut().ok_or_else(|| self.rows_differ())?;
+                        let row = again.row(self.grouping.row(first + k).number, span)?;
+                        Ok(Cells::List(cells(&row)))
+                    },
+                )
+                .collect::<Result<_>>()?;
+            f(batch
+                .into_iter()
+                .zip(first..)
+                .map(|(cells, i)| (cells, self.grouping.row(i)))
+                .collect())?;
+        }
+        Ok(())
     }
 
     /// The index of the first of the next `n` data rows a pass met, which

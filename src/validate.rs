@@ -720,7 +720,7 @@ mod tests {
         let row = Row::Text {
             number: 7,
             record: &record,
-            raw: None,
+            span: None,
         };
         Checker::new(&columns, rules, HashMap::new())
             .check(&row)
@@ -902,7 +902,7 @@ mod tests {
         let check = Checker::new(&columns, &rules, HashMap::new()).check(&Row::Text {
             number: 2,
             record: &record,
-            raw: None,
+            span: None,
         });
         let fields: Vec<&str> = check.problems.iter().map(|p| p.field.as_ref()).collect();
         assert_eq!(fields, ["branch_id", "quantity", "process_start_time"]);

@@ -19,7 +19,12 @@ use calamine::Data;
 use crate::error::{Error, Result};
 
 pub use excel::Workbook;
-pub use text::{TextEncoding, TextOpts};
+pub use text::{Rereader, TextEncoding, TextOpts};
+
+/// Where a CSV record's bytes lie in its sheet's text, from its first
+/// byte up to its line end: what a later pass needs to copy the record,
+/// or to read it alone again (a [`Rereader`]).
+pub type Span = (usize, usize);
 
 /// How many rows a batch holds: large enough to keep rayon busy, small
 /// enough that a batch of wide rows stays a few megabytes.
@@ -66,9 +71,9 @@ pub enum Row<'a> {
     Text {
         number: u64,
         record: &'a csv::StringRecord,
-        /// Where the record's bytes lie in the sheet's text, for a
-        /// comma-separated file (see [`Sheet::record_bytes`]).
-        raw: Option<(usize, usize)>,
+        /// Where the record's bytes lie in the sheet's text (known in a
+        /// pass that maps rows: [`Sheet::scan_map`]).
+        span: Option<Span>,
     },
     Sheet {
         number: u64,
@@ -167,6 +172,15 @@ impl<'a> Row<'a> {
         }
     }
 
+    /// Where a CSV record's bytes lie in its sheet's text, when the pass
+    /// knows.
+    pub fn span(&self) -> Option<Span> {
+        match self {
+            Row::Text { span, .. } => *span,
+            Row::Sheet { .. } => None,
+        }
+    }
+
     /// A row with no value in any cell is not a data row.
     pub fn is_blank(&self) -> bool {
         self.width() == 0
@@ -180,7 +194,7 @@ impl<'a> Row<'a> {
     pub fn canonical_csv(&self, text: &[u8], ncols: usize) -> Option<(usize, usize)> {
         let Row::Text {
             record,
-            raw: Some((start, end)),
+            span: Some((start, end)),
             ..
         } = self
         else {
@@ -234,7 +248,7 @@ fn text_rows(records: &[(u64, csv::StringRecord)]) -> Vec<Row<'_>> {
         .map(|(number, record)| Row::Text {
             number: *number,
             record,
-            raw: None,
+            span: None,
         })
         .collect()
 }
@@ -459,12 +473,29 @@ impl Sheet {
         self.notes.push(note);
     }
 
-    /// The sheet's text (for a CSV file, decoded), where
-    /// [`Row::canonical_csv`] finds a record's bytes; empty for a workbook.
+    /// The sheet's text (for a CSV file, decoded), where a [`Span`] lies;
+    /// empty for a workbook.
     pub fn text(&self) -> &[u8] {
         match &self.inner {
             Inner::Text(t) => t.text(),
             Inner::Excel(_) => &[],
+        }
+    }
+
+    /// The text of a comma-separated file, whose records a CSV report may
+    /// copy (see [`Row::canonical_csv`]); `None` for other files.
+    pub fn comma_text(&self) -> Option<&[u8]> {
+        match &self.inner {
+            Inner::Text(t) if t.delimiter() == b',' => Some(t.text()),
+            _ => None,
+        }
+    }
+
+    /// A reader of single records again from their spans, for a CSV file.
+    pub fn rereader(&self) -> Option<Rereader<'_>> {
+        match &self.inner {
+            Inner::Text(t) => Some(Rereader::new(&self.path, t)),
+            Inner::Excel(_) => None,
         }
     }
 
@@ -794,7 +825,7 @@ mod tests {
             Row::Text {
                 number: 2,
                 record: &record,
-                raw: None,
+                span: None,
             }
             .is_printable_ascii()
         };

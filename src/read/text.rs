@@ -168,6 +168,10 @@ impl TextSheet {
         &self.text
     }
 
+    pub(super) fn delimiter(&self) -> u8 {
+        self.delimiter
+    }
+
     /// Hands the first rows (blank ones included) to `f`, to find the header.
     pub(super) fn head(&self, max_rows: usize, f: &mut dyn FnMut(&[Row<'_>])) {
         let mut rdr = csv_reader(self.delimiter, &self.text[self.skip..]);
@@ -292,7 +296,6 @@ impl TextSheet {
         let mut rec = csv::StringRecord::new();
         let mut values = Vec::with_capacity(CHUNK_RECORDS);
         let mut last_line = scan.header_row;
-        let comma = self.delimiter == b',';
         loop {
             let from = rdr.position().byte() as usize;
             let line = match read_numbered(&mut rdr, &mut rec) {
@@ -321,19 +324,78 @@ impl TextSheet {
             }
             // The record's bytes: past the blank lines before it, without
             // its line end.
-            let raw = comma.then(|| {
-                let bytes = &self.text[chunk.start..chunk.end];
-                let to = rdr.position().byte() as usize;
-                let blank = bytes[from..to].iter().take_while(|&&b| b == b'\n').count();
-                (chunk.start + from + blank, chunk.start + to - 1)
-            });
+            let bytes = &self.text[chunk.start..chunk.end];
+            let to = rdr.position().byte() as usize;
+            let blank = bytes[from..to].iter().take_while(|&&b| b == b'\n').count();
             values.push(map(&Row::Text {
                 number: line,
                 record: &rec,
-                raw,
+                span: Some((chunk.start + from + blank, chunk.start + to - 1)),
             }));
         }
         Ok((values, last_line))
+    }
+}
+
+/// Reads records again, one at a time, from where a first pass found
+/// them: one csv-core parser, reset for each, parses exactly the bytes the
+/// first pass parsed, so a record comes back with the cells it had.
+pub struct Rereader<'s> {
+    path: &'s Path,
+    text: &'s [u8],
+    parser: csv_core::Reader,
+    out: Vec<u8>,
+    ends: Vec<usize>,
+    record: csv::StringRecord,
+}
+
+impl<'s> Rereader<'s> {
+    pub(super) fn new(path: &'s Path, sheet: &'s TextSheet) -> Self {
+        Rereader {
+            path,
+            text: &sheet.text,
+            parser: csv_core::ReaderBuilder::new()
+                .delimiter(sheet.delimiter)
+                .build(),
+            out: vec![0; 1024],
+            ends: vec![0; 64],
+            record: csv::StringRecord::new(),
+        }
+    }
+
+    /// The record whose bytes are `span` (see [`Row::span`]), as row
+    /// `number`.
+    pub fn row(&mut self, number: u64, span: super::Span) -> Result<Row<'_>> {
+        use csv_core::ReadRecordResult as Read;
+        let mut input = self.text.get(span.0..span.1).unwrap_or_default();
+        let (mut nout, mut nends) = (0, 0);
+        self.parser.reset();
+        loop {
+            let (read, nin, o, e) =
+                self.parser
+                    .read_record(input, &mut self.out[nout..], &mut self.ends[nends..]);
+            (input, nout, nends) = (&input[nin..], nout + o, nends + e);
+            match read {
+                // With no input left, the next call ends the record.
+                Read::InputEmpty => {}
+                Read::OutputFull => self.out.resize(self.out.len() * 2, 0),
+                Read::OutputEndsFull => self.ends.resize(self.ends.len() * 2, 0),
+                Read::Record | Read::End => break,
+            }
+        }
+        self.record.clear();
+        let mut start = 0;
+        for &end in &self.ends[..nends] {
+            let cell = std::str::from_utf8(&self.out[start..end])
+                .map_err(|_| Error::input(self.path, format!("line {number}: not valid UTF-8")))?;
+            self.record.push_field(cell);
+            start = end;
+        }
+        Ok(Row::Text {
+            number,
+            record: &self.record,
+            span: Some(span),
+        })
     }
 }
 

@@ -1,9 +1,9 @@
 //! CSV/TSV input. The file's bytes are read once: their encoding is told
-//! from all of them, they are decoded to UTF-8 with LF line ends, the
-//! delimiter is told from the first records, and the csv crate finds where
-//! every [`CHUNK_RECORDS`] records end. A pass over the rows then parses
-//! the chunks in parallel, as often as a later stage asks, without going
-//! back to the file.
+//! from all of them, they are decoded to UTF-8 with LF line ends, and the
+//! delimiter is told from the first records. A pass over the rows, as often
+//! as a later stage asks, reads the text with the csv crate on one thread
+//! while the pool maps the records in batches, without going back to the
+//! file; a record can also be read alone again from where it lies.
 
 use std::path::Path;
 use std::sync::{OnceLock, mpsc};
@@ -65,7 +65,6 @@ pub(super) struct TextSheet {
     text: Vec<u8>,
     skip: usize,
     delimiter: u8,
-    cut: OnceLock<Cut>,
     /// The SHA-256 (hex) of the file's bytes: for a file read as it is,
     /// its first `file_len` bytes of `text`, hashed while the first pass
     /// reads the rows.
@@ -73,27 +72,13 @@ pub(super) struct TextSheet {
     file_len: usize,
 }
 
-/// Where the records lie.
-struct Cut {
-    chunks: Vec<Chunk>,
-    /// The last record opens a quote it never closes (the csv crate ends
-    /// such a cell quietly at the end of the file).
-    unclosed: bool,
-}
+/// Records read before the pool maps them: large enough to keep rayon
+/// busy, small enough that a batch of wide rows stays a few megabytes.
+const BATCH_RECORDS: usize = 4096;
 
-/// Whole records of the text: its bytes `start..end`, from line `line`.
-#[derive(Debug, Clone, Copy)]
-struct Chunk {
-    start: usize,
-    end: usize,
-    line: u64,
-}
-
-/// Records a chunk holds: one task's work in a pass (building a reader
-/// costs about as much as reading a hundred records).
-const CHUNK_RECORDS: usize = 4096;
-/// Chunks parsed at once, in parallel: a batch of about 16k records.
-const CHUNKS_AT_ONCE: usize = 4;
+/// Records read, waiting to be mapped: each with its line, its cells and
+/// where its bytes lie.
+type Batch = Vec<(u64, csv::StringRecord, super::Span)>;
 
 const DELIMITERS: [u8; 4] = [b',', b';', b'\t', b'|'];
 
@@ -151,7 +136,6 @@ impl TextSheet {
             text,
             skip,
             delimiter,
-            cut: OnceLock::new(),
             sha256,
             file_len,
         };
@@ -189,13 +173,12 @@ impl TextSheet {
         f(&super::text_rows(&records));
     }
 
-    /// Maps every record below `header_row` with `map`, the chunks in
-    /// parallel, and hands the results to `sink` in order, a chunk's at a
-    /// time, while the next chunks are parsed. `header_width` tells a quote
-    /// that swallowed lines from a legitimate cell over several lines.
-    ///
-    /// The first pass finds the chunks on a thread of its own as the
-    /// others parse them; later passes know where they are.
+    /// Maps every record below `header_row` with `map`, in parallel, and
+    /// hands the results to `sink` in order, a batch at a time. One thread
+    /// reads the records with the csv crate while the pool maps the batch
+    /// before and the sink takes the one before that. `header_width` tells
+    /// a quote that swallowed lines from a legitimate cell over several
+    /// lines.
     pub(super) fn scan_map<T: Send>(
         &self,
         path: &Path,
@@ -204,136 +187,116 @@ impl TextSheet {
         map: &(dyn Fn(&Row<'_>) -> T + Sync),
         sink: &mut super::Sink<'_, T>,
     ) -> Result<()> {
-        let scan = ChunkScan {
+        let scan = Scan {
             path,
             header_row,
             header_width,
         };
-        if let Some(cut) = self.cut.get() {
-            let last_line = self.scan_chunks(cut.chunks.iter().copied(), &scan, map, sink)?;
-            return scan.unless_unclosed(cut.unclosed, last_line);
-        }
-        let (scanned, cut) = std::thread::scope(|s| {
-            let (tx, rx) = mpsc::sync_channel::<Chunk>(64);
-            let cutter = s.spawn(move || {
-                let cut = cut_chunks(&self.text, self.skip, self.delimiter, &tx);
-                drop(tx);
-                self.sha256(); // while the last chunks are parsed
-                cut
-            });
-            let scanned = self.scan_chunks(rx.into_iter(), &scan, map, sink);
-            (scanned, cutter.join())
-        });
-        let last_line = scanned?;
-        let cut = cut.map_err(|_| Error::input(path, "finding the records failed"))?;
-        let unclosed = cut.unclosed;
-        let _ = self.cut.set(cut);
-        scan.unless_unclosed(unclosed, last_line)
-    }
-
-    /// Parses `chunks`, as many at once as [`CHUNKS_AT_ONCE`], and hands
-    /// the results on in order; returns the line of the last record.
-    fn scan_chunks<T: Send>(
-        &self,
-        chunks: impl Iterator<Item = Chunk>,
-        scan: &ChunkScan<'_>,
-        map: &(dyn Fn(&Row<'_>) -> T + Sync),
-        sink: &mut super::Sink<'_, T>,
-    ) -> Result<u64> {
-        let parse = |group: &[Chunk]| -> Vec<Result<(Vec<T>, u64)>> {
-            group
+        let map_batch = |batch: &Batch| -> Vec<T> {
+            batch
                 .par_iter()
-                .map(|chunk| self.parse_chunk(chunk, scan, map))
+                .map(|(number, record, span)| {
+                    map(&Row::Text {
+                        number: *number,
+                        record,
+                        span: Some(*span),
+                    })
+                })
                 .collect()
         };
-        let mut last_line = scan.header_row;
-        let mut hand_on =
-            |parsed: Vec<Result<(Vec<T>, u64)>>, sink: &mut super::Sink<'_, T>| -> Result<()> {
-                for values in parsed {
-                    let (values, last) = values?;
-                    last_line = last;
-                    if !values.is_empty() {
-                        sink(values)?;
+        std::thread::scope(|s| {
+            let (tx, rx) = mpsc::sync_channel::<Result<Batch>>(2);
+            // Batches mapped go back to be read into again: their records
+            // keep their room.
+            let (used_tx, used) = mpsc::channel::<Batch>();
+            let reader = std::thread::Builder::new().name("csv reader".into());
+            reader
+                .spawn_scoped(s, move || self.read_batches(&scan, &tx, &used))
+                .map_err(|e| Error::io(path, e))?;
+            s.spawn(|| self.sha256());
+            let mut pending: Option<Vec<T>> = None;
+            for batch in rx {
+                let batch = batch?;
+                let mapped = match pending.take() {
+                    None => map_batch(&batch),
+                    Some(before) => {
+                        // The sink takes the batch before on this thread
+                        // (it may wait, say for a report writer) while the
+                        // pool maps this one.
+                        let mut mapped = Vec::new();
+                        rayon::in_place_scope(|s| {
+                            s.spawn(|_| mapped = map_batch(&batch));
+                            sink(before)
+                        })?;
+                        mapped
                     }
-                }
-                Ok(())
-            };
-        let mut chunks = chunks.peekable();
-        let mut pending = None;
-        while chunks.peek().is_some() {
-            let group: Vec<Chunk> = chunks.by_ref().take(CHUNKS_AT_ONCE).collect();
-            let parsed = match pending.take() {
-                None => parse(&group),
-                Some(before) => {
-                    // The sink takes the chunks before on this thread (it
-                    // may wait, say for a report writer) while the pool
-                    // parses these.
-                    let mut parsed = Vec::new();
-                    let handed = rayon::in_place_scope(|s| {
-                        s.spawn(|_| parsed = parse(&group));
-                        hand_on(before, &mut *sink)
-                    });
-                    handed?;
-                    parsed
-                }
-            };
-            pending = Some(parsed);
-        }
-        if let Some(rest) = pending {
-            hand_on(rest, sink)?;
-        }
-        Ok(last_line)
+                };
+                pending = Some(mapped);
+                let _ = used_tx.send(batch);
+            }
+            match pending {
+                Some(rest) => sink(rest),
+                None => Ok(()),
+            }
+        })
     }
 
-    fn parse_chunk<T>(
+    /// Reads the records below the header into batches and sends them on
+    /// (until the receiver is gone), or the first problem.
+    fn read_batches(
         &self,
-        chunk: &Chunk,
-        scan: &ChunkScan<'_>,
-        map: &(dyn Fn(&Row<'_>) -> T + Sync),
-    ) -> Result<(Vec<T>, u64)> {
-        let lines_before = chunk.line - 1;
-        let mut rdr = csv_reader(self.delimiter, &self.text[chunk.start..chunk.end]);
-        let mut rec = csv::StringRecord::new();
-        let mut values = Vec::with_capacity(CHUNK_RECORDS);
-        let mut last_line = scan.header_row;
+        scan: &Scan<'_>,
+        out: &mpsc::SyncSender<Result<Batch>>,
+        used: &mpsc::Receiver<Batch>,
+    ) {
+        let text = &self.text[self.skip..];
+        let mut rdr = csv_reader(self.delimiter, text);
+        let mut batch: Batch = Vec::with_capacity(BATCH_RECORDS);
+        let mut spare: Batch = Vec::new();
+        let (mut last_line, mut last_start) = (scan.header_row, 0);
         loop {
             let from = rdr.position().byte() as usize;
+            let mut rec = spare
+                .pop()
+                .map_or_else(csv::StringRecord::new, |(_, rec, _)| rec);
             let line = match read_numbered(&mut rdr, &mut rec) {
-                Ok(Some(line)) => line + lines_before,
+                Ok(Some(line)) => line,
                 Ok(None) => break,
-                Err(e) => return Err(csv_error(scan.path, e, lines_before)),
+                Err(e) => {
+                    let _ = out.send(Err(csv_error(scan.path, e, 0)));
+                    return;
+                }
             };
-            last_line = line;
+            (last_line, last_start) = (line, from);
             if line <= scan.header_row {
                 continue;
             }
-            let end_line = rdr.position().line() + lines_before;
-            if end_line > line + 1 {
-                let width = super::record_width(&rec);
-                if width != scan.header_width {
-                    return Err(Error::input(
-                        scan.path,
-                        format!(
-                            "line {line}: a quoted cell runs over lines {line}-{} and leaves the record with {width} \
-                             cells instead of {}: a quote is probably not closed on line {line}",
-                            end_line - 1,
-                            scan.header_width
-                        ),
-                    ));
-                }
+            if let Err(e) = scan.whole_record(line, rdr.position().line(), &rec) {
+                let _ = out.send(Err(e));
+                return;
             }
             // The record's bytes: past the blank lines before it, without
             // its line end.
-            let bytes = &self.text[chunk.start..chunk.end];
             let to = rdr.position().byte() as usize;
-            let blank = bytes[from..to].iter().take_while(|&&b| b == b'\n').count();
-            values.push(map(&Row::Text {
-                number: line,
-                record: &rec,
-                span: Some((chunk.start + from + blank, chunk.start + to - 1)),
-            }));
+            let blank = text[from..to].iter().take_while(|&&b| b == b'\n').count();
+            let span = (self.skip + from + blank, self.skip + to - 1);
+            batch.push((line, rec, span));
+            if batch.len() == BATCH_RECORDS {
+                spare = used
+                    .try_recv()
+                    .unwrap_or_else(|_| Vec::with_capacity(BATCH_RECORDS));
+                let next = Vec::with_capacity(BATCH_RECORDS);
+                if out.send(Ok(std::mem::replace(&mut batch, next))).is_err() {
+                    return;
+                }
+            }
         }
-        Ok((values, last_line))
+        if !batch.is_empty() && out.send(Ok(batch)).is_err() {
+            return;
+        }
+        if ends_in_quotes(&text[last_start..], self.delimiter) {
+            let _ = out.send(Err(scan.unclosed(last_line)));
+        }
     }
 }
 
@@ -399,26 +362,45 @@ impl<'s> Rereader<'s> {
     }
 }
 
-/// What a chunk's parse needs to know besides its bytes.
-struct ChunkScan<'a> {
+/// What a pass over the records needs to know besides their bytes.
+struct Scan<'a> {
     path: &'a Path,
     header_row: u64,
     header_width: usize,
 }
 
-impl ChunkScan<'_> {
-    /// An error if the last record, on `last_line`, leaves a quote open.
-    fn unless_unclosed(&self, unclosed: bool, last_line: u64) -> Result<()> {
-        if !unclosed {
+impl Scan<'_> {
+    /// An error if a record that starts on `line` and ends before
+    /// `end_line` holds a quoted cell over several lines that leaves it
+    /// with another width than the header's: a quote not closed.
+    fn whole_record(&self, line: u64, end_line: u64, rec: &csv::StringRecord) -> Result<()> {
+        if end_line <= line + 1 {
+            return Ok(());
+        }
+        let width = super::record_width(rec);
+        if width == self.header_width {
             return Ok(());
         }
         Err(Error::input(
             self.path,
             format!(
+                "line {line}: a quoted cell runs over lines {line}-{} and leaves the record with {width} \
+                 cells instead of {}: a quote is probably not closed on line {line}",
+                end_line - 1,
+                self.header_width
+            ),
+        ))
+    }
+
+    /// The error for a last record, on `last_line`, that leaves a quote open.
+    fn unclosed(&self, last_line: u64) -> Error {
+        Error::input(
+            self.path,
+            format!(
                 "line {last_line}: a quote opened on this record is never closed, so the rest of the \
                  file would be swallowed into one cell; close the quote (or double it: \"\")"
             ),
-        ))
+        )
     }
 }
 
@@ -428,50 +410,6 @@ fn csv_reader(delimiter: u8, bytes: &[u8]) -> csv::Reader<&[u8]> {
         .flexible(true)
         .delimiter(delimiter)
         .from_reader(bytes)
-}
-
-/// Finds where every [`CHUNK_RECORDS`] records of the text from byte
-/// `skip` on end, sending each chunk on as it is found (until the receiver
-/// is gone), and whether the last record leaves a quote open.
-fn cut_chunks(all: &[u8], skip: usize, delimiter: u8, found: &mpsc::SyncSender<Chunk>) -> Cut {
-    let text = &all[skip..];
-    let mut rdr = csv_reader(delimiter, text);
-    let mut rec = csv::ByteRecord::new();
-    let mut chunks = Vec::new();
-    let (mut start, mut line, mut records, mut last_start) = (0, 1, 0, 0);
-    let send = |chunks: &mut Vec<Chunk>, start: usize, end: usize, line: u64| {
-        let chunk = Chunk {
-            start: start + skip,
-            end: end + skip,
-            line,
-        };
-        chunks.push(chunk);
-        found.send(chunk).is_ok()
-    };
-    loop {
-        let at = rdr.position().byte() as usize;
-        // Bytes in memory, no UTF-8 asked for, any number of fields: a
-        // byte record cannot fail to read.
-        if !rdr.read_byte_record(&mut rec).unwrap_or(false) {
-            break;
-        }
-        last_start = at;
-        records += 1;
-        if records == CHUNK_RECORDS {
-            let end = rdr.position();
-            if !send(&mut chunks, start, end.byte() as usize, line) {
-                break;
-            }
-            (start, line, records) = (end.byte() as usize, end.line(), 0);
-        }
-    }
-    if start < text.len() {
-        send(&mut chunks, start, text.len(), line);
-    }
-    Cut {
-        chunks,
-        unclosed: ends_in_quotes(&text[last_start..], delimiter),
-    }
 }
 
 /// Whether a record's bytes end inside a quoted cell: a quote at a cell's
@@ -753,7 +691,7 @@ mod tests {
     }
 
     #[test]
-    fn chunks_read_as_one_reader_reads() {
+    fn batches_read_as_one_reader_reads() {
         let text = piecemeal_file(60_000);
         both_passes_read_as_one_reader_reads(&text);
     }
@@ -780,8 +718,7 @@ mod tests {
             }
         });
         let got = scanned(&sheet).unwrap();
-        let chunks = sheet.cut.get().expect("cut by the first pass").chunks.len();
-        assert!(chunks > CHUNKS_AT_ONCE, "several rounds of chunks");
+        assert!(got.len() > 2 * BATCH_RECORDS, "several batches");
         assert_eq!(got.len(), want.len());
         assert_eq!(got, want);
         assert_eq!(
@@ -789,6 +726,27 @@ mod tests {
             got,
             "a second pass reads the same"
         );
+        // Each record read alone again from its span reads the same.
+        let mut spans = Vec::new();
+        let span = |r: &Row<'_>| (r.number(), r.span().unwrap());
+        sheet
+            .scan_map(Path::new("t.csv"), 3, 3, &span, &mut |rows| {
+                spans.extend(rows);
+                Ok(())
+            })
+            .unwrap();
+        let mut again = Rereader::new(Path::new("t.csv"), &sheet);
+        let reread: Lines = spans
+            .iter()
+            .map(|&(number, span)| {
+                let r = again.row(number, span).unwrap();
+                (
+                    number,
+                    (0..3).map(|c| r.cell(c).text.into_owned()).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(reread, want, "read alone again");
     }
 
     #[test]

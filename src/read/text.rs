@@ -346,12 +346,13 @@ impl<'s> Rereader<'s> {
                 Read::Record | Read::End => break,
             }
         }
+        let not_utf8 = || Error::input(self.path, format!("line {number}: not valid UTF-8"));
+        let cells = std::str::from_utf8(&self.out[..nout]).map_err(|_| not_utf8())?;
         self.record.clear();
         let mut start = 0;
         for &end in &self.ends[..nends] {
-            let cell = std::str::from_utf8(&self.out[start..end])
-                .map_err(|_| Error::input(self.path, format!("line {number}: not valid UTF-8")))?;
-            self.record.push_field(cell);
+            self.record
+                .push_field(cells.get(start..end).ok_or_else(not_utf8)?);
             start = end;
         }
         Ok(Row::Text {

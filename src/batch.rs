@@ -164,7 +164,7 @@ impl Engine {
             sha256: input.sha256.to_string(),
             bytes: input.bytes,
             sheet: sheet.sheet.name().to_string(),
-            header_row: sheet.header_row,
+            header_row: sheet.columns.header_row,
             detected: sheet.sheet.notes().to_vec(),
         };
         let valid = outcomes.iter().flatten().count() as u64;
@@ -190,7 +190,7 @@ impl Engine {
         let header = Header {
             source_file: path.clone(),
             sheet: sheet.sheet.name().to_string(),
-            columns: sheet.headers.clone(),
+            columns: sheet.columns.headers.clone(),
             results: result_columns::<O>(),
             json_order: (0..result_columns::<O>().len()).collect(),
             rows: sheet.rows.len(),
@@ -500,7 +500,7 @@ fn row_line<'a, T>(
     results: &[&str],
 ) -> Line<'a> {
     let mut list: csv::StringRecord = row.cells.iter().collect();
-    for _ in row.cells.len()..sheet.headers.len() {
+    for _ in row.cells.len()..sheet.columns.len() {
         list.push_field("");
     }
     let mut errors = problem_items(&check.problems, |c| sheet.sheet.cell_ref(c, row.number));

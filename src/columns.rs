@@ -1,9 +1,12 @@
-//! Columns: finds the header row and maps its headers to order fields.
+//! Columns: finds the header row and maps its headers to the columns a
+//! kind of sheet knows: an order sheet's fields, or a cancel or upgrade
+//! sheet's template columns. One matcher serves every kind; each kind
+//! declares its columns as data ([`Known`]).
 //!
 //! Headers match case-insensitively, ignoring spaces, `_`, `-` and `.`, and
 //! through common aliases ("Branch Code", "Qty", "BIN Number"...). Columns
-//! that match no field are kept and echoed in the report; `meta.<key>`
-//! columns carry free-text order metadata.
+//! that match no known column are kept and echoed in the report;
+//! `meta.<key>` columns carry free-text order metadata.
 
 use std::path::Path;
 
@@ -144,10 +147,34 @@ impl Field {
     }
 }
 
+/// A column a kind of sheet knows, as the header matcher sees it.
+pub trait Known {
+    /// Its name, as the templates write it.
+    fn name(&self) -> &str;
+    /// Other spellings its header may have, normalised (see [`normalize`]).
+    fn spellings(&self) -> &[&str];
+    /// Whether a sheet of the kind must have it.
+    fn required(&self) -> bool;
+}
+
+impl Known for Field {
+    fn name(&self) -> &str {
+        Field::name(*self)
+    }
+    fn spellings(&self) -> &[&str] {
+        self.aliases()
+    }
+    fn required(&self) -> bool {
+        Field::required(*self)
+    }
+}
+
 /// What one column of the sheet is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Role {
-    Field(Field),
+    /// The known column of this index (for an order sheet: a [`Field`],
+    /// as `Field as usize`).
+    Known(usize),
     /// `meta.<key>`: sent as `metaValues.<key>`.
     Meta(String),
     /// Not a field: kept and echoed in the report.
@@ -163,8 +190,8 @@ pub fn normalize(header: &str) -> String {
         .collect()
 }
 
-/// The role a header gives its column.
-pub fn role_of(header: &str) -> Role {
+/// The role a header gives its column among the `known` columns.
+pub fn role_among<K: Known>(header: &str, known: &[K]) -> Role {
     let h = header.trim();
     let lower = h.to_lowercase();
     if let Some(key) = lower
@@ -177,14 +204,19 @@ pub fn role_of(header: &str) -> Role {
         }
     }
     let n = normalize(h);
-    Field::ALL
-        .into_iter()
-        .find(|f| f.aliases().contains(&n.as_str()))
-        .map_or(Role::Unknown, Role::Field)
+    known
+        .iter()
+        .position(|k| normalize(k.name()) == n || k.spellings().contains(&n.as_str()))
+        .map_or(Role::Unknown, Role::Known)
+}
+
+/// The role a header gives its column of an order sheet.
+pub fn role_of(header: &str) -> Role {
+    role_among(header, &Field::ALL)
 }
 
 /// The columns of a sheet: the header row, every header as written, and
-/// where each field is.
+/// where each known column is.
 #[derive(Debug, Clone)]
 pub struct Columns {
     /// The row the headers are on.
@@ -192,13 +224,19 @@ pub struct Columns {
     /// Every header as written (an empty header becomes `column F`).
     pub headers: Vec<String>,
     pub roles: Vec<Role>,
-    index: [Option<usize>; Field::ALL.len()],
+    /// For each known column: where it is in the sheet.
+    index: Vec<Option<usize>>,
 }
 
 impl Columns {
-    /// The column index of a field, if the sheet has it.
+    /// The column index of an order sheet's field, if the sheet has it.
     pub fn get(&self, field: Field) -> Option<usize> {
-        self.index[field as usize]
+        self.known(field as usize)
+    }
+
+    /// The column index of the known column `i`, if the sheet has it.
+    pub fn known(&self, i: usize) -> Option<usize> {
+        self.index.get(i).copied().flatten()
     }
 
     /// `(key, column)` of every `meta.<key>` column.
@@ -217,12 +255,25 @@ impl Columns {
         self.headers.is_empty()
     }
 
-    /// Builds the columns from a header row's cell texts.
+    /// Builds the columns of an order sheet from a header row's cell texts.
     pub fn from_headers(
         path: &Path,
         sheet: &Sheet,
         header_row: u64,
         cells: &[String],
+    ) -> Result<Columns> {
+        Columns::matched(path, sheet, header_row, cells, &Field::ALL)
+    }
+
+    /// Builds the columns from a header row's cell texts, matched against
+    /// the `known` columns; refuses a column twice, or a required one
+    /// missing.
+    pub fn matched<K: Known>(
+        path: &Path,
+        sheet: &Sheet,
+        header_row: u64,
+        cells: &[String],
+        known: &[K],
     ) -> Result<Columns> {
         let width = cells
             .iter()
@@ -242,7 +293,7 @@ impl Columns {
         }
         let mut headers: Vec<String> = Vec::with_capacity(width);
         let mut roles = Vec::with_capacity(width);
-        let mut index = [None; Field::ALL.len()];
+        let mut index = vec![None; known.len()];
         let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
         for (i, raw) in cells[..width].iter().enumerate() {
             let h = raw.trim();
@@ -255,10 +306,10 @@ impl Columns {
             let role = if h.is_empty() {
                 Role::Unknown
             } else {
-                role_of(h)
+                role_among(h, known)
             };
             let ident = match &role {
-                Role::Field(f) => f.name().to_string(),
+                Role::Known(k) => known[*k].name().to_string(),
                 Role::Meta(k) => format!("meta.{k}"),
                 Role::Unknown => normalize(&header),
             };
@@ -277,16 +328,17 @@ impl Columns {
                 ));
             }
             seen.insert(ident, i);
-            if let Role::Field(f) = role {
-                index[f as usize] = Some(i);
+            if let Role::Known(k) = role {
+                index[k] = Some(i);
             }
             headers.push(header);
             roles.push(role);
         }
-        let missing: Vec<&str> = Field::ALL
-            .into_iter()
-            .filter(|f| f.required() && index[*f as usize].is_none())
-            .map(Field::name)
+        let missing: Vec<&str> = known
+            .iter()
+            .zip(&index)
+            .filter(|(k, at)| k.required() && at.is_none())
+            .map(|(k, _)| k.name())
             .collect();
         if !missing.is_empty() {
             return Err(Error::input(
@@ -314,10 +366,10 @@ impl Columns {
     #[cfg(test)]
     pub fn for_test(names: &[&str]) -> Columns {
         let roles: Vec<Role> = names.iter().map(|n| role_of(n)).collect();
-        let mut index = [None; Field::ALL.len()];
+        let mut index = vec![None; Field::ALL.len()];
         for (i, r) in roles.iter().enumerate() {
-            if let Role::Field(f) = r {
-                index[*f as usize] = Some(i);
+            if let Role::Known(k) = r {
+                index[*k] = Some(i);
             }
         }
         Columns {
@@ -343,29 +395,81 @@ fn shorten_list(items: &[String]) -> String {
     if s.is_empty() { "(none)".into() } else { s }
 }
 
-/// How many of a row's cells name a known field.
-fn known_headers(row: &Row<'_>) -> usize {
-    let mut found = std::collections::HashSet::new();
-    for i in 0..row.width() {
-        if let Role::Field(f) = role_of(&row.cell(i).text) {
-            found.insert(f);
-        }
-    }
-    found.len()
-}
-
 /// How far down title rows may push the header.
 pub const HEADER_SEARCH_ROWS: usize = 50;
 
-/// Finds the header row among a sheet's first rows: the first row naming at
-/// least three known fields. Returns its number and its cell texts.
-pub fn locate_header(rows: &[Row<'_>]) -> Option<(u64, Vec<String>)> {
-    rows.iter().find(|r| known_headers(r) >= 3).map(|r| {
-        let cells = (0..r.width())
-            .map(|i| r.cell(i).text.into_owned())
-            .collect();
-        (r.number(), cells)
-    })
+/// How many known columns a header row names at least: three, or all the
+/// required ones of a kind that has fewer.
+fn enough<K: Known>(known: &[K]) -> usize {
+    known.iter().filter(|k| k.required()).count().clamp(1, 3)
+}
+
+/// How many of a row's cells name one of the `known` columns (a column
+/// named twice counts twice: the matcher then says it is doubled).
+fn known_headers<K: Known>(row: &Row<'_>, known: &[K]) -> usize {
+    (0..row.width())
+        .filter(|&i| matches!(role_among(&row.cell(i).text, known), Role::Known(_)))
+        .count()
+}
+
+/// Finds the header row among a sheet's first rows: the first row naming
+/// enough of the `known` columns (see [`enough`]). Returns its number and
+/// its cell texts.
+pub fn locate_header<K: Known>(rows: &[Row<'_>], known: &[K]) -> Option<(u64, Vec<String>)> {
+    let enough = enough(known);
+    rows.iter()
+        .find(|r| known_headers(r, known) >= enough)
+        .map(|r| {
+            let cells = (0..r.width())
+                .map(|i| r.cell(i).text.into_owned())
+                .collect();
+            (r.number(), cells)
+        })
+}
+
+/// The header row of a sheet among its first rows, and its cells.
+pub fn header_of<K: Known>(sheet: &Sheet, known: &[K]) -> Option<(u64, Vec<String>)> {
+    let mut found = None;
+    sheet.head(HEADER_SEARCH_ROWS, &mut |rows| {
+        found = locate_header(rows, known);
+    });
+    found
+}
+
+/// The error for a sheet without a header row: what it wants, and what
+/// the first row says instead.
+pub fn no_header<K: Known>(path: &Path, sheet: &Sheet, known: &[K]) -> Error {
+    let mut first_row: Vec<String> = Vec::new();
+    sheet.head(HEADER_SEARCH_ROWS, &mut |rows| {
+        if let Some(r) = rows.iter().find(|r| !r.is_blank()) {
+            first_row = (0..r.width().min(30))
+                .map(|i| r.cell(i).text.into_owned())
+                .collect();
+        }
+    });
+    if first_row.is_empty() {
+        // No row read: a first line that cannot be read says why.
+        if let Err(e) = sheet.scan(0, 0, &mut |_| Ok(())) {
+            return e;
+        }
+        return Error::input(path, format!("sheet `{}` is empty", sheet.name()));
+    }
+    let want: Vec<&str> = known
+        .iter()
+        .filter(|k| k.required())
+        .map(|k| k.name())
+        .collect();
+    let least = ["one", "two", "three"][enough(known) - 1];
+    Error::input(
+        path,
+        format!(
+            "sheet `{}`: no header row among the first {HEADER_SEARCH_ROWS} rows (a header names at least {least} of: {}); \
+             the first row reads: {}",
+            sheet.name(),
+            want.join(", "),
+            first_row.join(" | ")
+        ),
+    )
 }
 
 #[cfg(test)]
@@ -375,15 +479,18 @@ mod tests {
     #[test]
     fn headers_match_aliases() {
         let cases = [
-            ("Branch Code", Role::Field(Field::BranchId)),
-            ("branch_id", Role::Field(Field::BranchId)),
-            ("BRANCH-ID", Role::Field(Field::BranchId)),
-            ("Qty", Role::Field(Field::Quantity)),
-            ("BIN Number", Role::Field(Field::Bin)),
-            ("PIN Code", Role::Field(Field::PinCode)),
-            ("Card Type", Role::Field(Field::CardType)),
-            ("PIN Generation", Role::Field(Field::PinGeneration)),
-            ("Process Start Time", Role::Field(Field::ProcessStartTime)),
+            ("Branch Code", Role::Known(Field::BranchId as usize)),
+            ("branch_id", Role::Known(Field::BranchId as usize)),
+            ("BRANCH-ID", Role::Known(Field::BranchId as usize)),
+            ("Qty", Role::Known(Field::Quantity as usize)),
+            ("BIN Number", Role::Known(Field::Bin as usize)),
+            ("PIN Code", Role::Known(Field::PinCode as usize)),
+            ("Card Type", Role::Known(Field::CardType as usize)),
+            ("PIN Generation", Role::Known(Field::PinGeneration as usize)),
+            (
+                "Process Start Time",
+                Role::Known(Field::ProcessStartTime as usize),
+            ),
             ("Validity (days)", Role::Unknown),
             ("meta.campaign", Role::Meta("campaign".into())),
             ("Meta.Region Code", Role::Meta("Region Code".into())),
@@ -397,7 +504,7 @@ mod tests {
     #[test]
     fn every_field_name_maps_to_itself() {
         for f in Field::ALL {
-            assert_eq!(role_of(f.name()), Role::Field(f));
+            assert_eq!(role_of(f.name()), Role::Known(f as usize));
             assert_eq!(Field::from_name(f.name()), Some(f));
         }
     }

@@ -56,11 +56,11 @@ pub fn check(path: &Path, opts: &CheckOpts) -> Result<Checked> {
     // Before anything opens it: a FIFO would block for good.
     crate::files::regular(path).map_err(|e| Error::io(path, e))?;
     let mut sheet = read::open(path, &opts.read, &mut |sheet: &Sheet| {
-        header_of(sheet)
+        columns::header_of(sheet, &Field::ALL)
             .is_some_and(|(n, cells)| Columns::from_headers(path, sheet, n, &cells).is_ok())
     })?;
-    let Some((header_row, header_cells)) = header_of(&sheet) else {
-        return Err(no_header(path, &sheet));
+    let Some((header_row, header_cells)) = columns::header_of(&sheet, &Field::ALL) else {
+        return Err(columns::no_header(path, &sheet, &Field::ALL));
     };
     let columns = Columns::from_headers(path, &sheet, header_row, &header_cells)?;
     sheet.add_note(format!(
@@ -147,51 +147,6 @@ pub fn check(path: &Path, opts: &CheckOpts) -> Result<Checked> {
         typical_width,
         records,
     })
-}
-
-/// The header row among the first rows, and its cells.
-fn header_of(sheet: &Sheet) -> Option<(u64, Vec<String>)> {
-    let mut found = None;
-    sheet.head(columns::HEADER_SEARCH_ROWS, &mut |rows| {
-        found = columns::locate_header(rows);
-    });
-    found
-}
-
-/// The error for a sheet without a header row: what it wants, and what
-/// the first row says instead.
-fn no_header(path: &Path, sheet: &Sheet) -> Error {
-    let mut first_row: Vec<String> = Vec::new();
-    sheet.head(columns::HEADER_SEARCH_ROWS, &mut |rows| {
-        if let Some(r) = rows.iter().find(|r| !r.is_blank()) {
-            first_row = (0..r.width().min(30))
-                .map(|i| r.cell(i).text.into_owned())
-                .collect();
-        }
-    });
-    if first_row.is_empty() {
-        // No row read: a first line that cannot be read says why.
-        if let Err(e) = sheet.scan(0, 0, &mut |_| Ok(())) {
-            return e;
-        }
-        return Error::input(path, format!("sheet `{}` is empty", sheet.name()));
-    }
-    let want: Vec<&str> = Field::ALL
-        .iter()
-        .filter(|f| f.required())
-        .map(|f| f.name())
-        .collect();
-    Error::input(
-        path,
-        format!(
-            "sheet `{}`: no header row among the first {} rows (a header names at least three of: {}); \
-             the first row reads: {}",
-            sheet.name(),
-            columns::HEADER_SEARCH_ROWS,
-            want.join(", "),
-            first_row.join(" | ")
-        ),
-    )
 }
 
 /// For a workbook, the usual width of each id column, to tell an id that

@@ -55,6 +55,18 @@ const fn col(
     }
 }
 
+impl crate::columns::Known for Column {
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn spellings(&self) -> &[&str] {
+        self.aliases
+    }
+    fn required(&self) -> bool {
+        self.required
+    }
+}
+
 impl Column {
     /// The column with other header spellings it goes by.
     const fn also(self, aliases: &'static [&'static str]) -> Column {

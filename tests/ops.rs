@@ -577,3 +577,43 @@ fn no_command_writes_its_report_over_its_input() {
         "status,order_id\nACCEPTED,O1\n"
     );
 }
+
+#[test]
+fn cancel_and_upgrade_headers_are_matched_as_an_order_sheets_are() {
+    let desk = Desk::new();
+    let run = |name: &str, command: &str, text: &str| {
+        let sheet = desk.write(name, text);
+        let out = desk.run(&[command, sheet.to_str().unwrap(), "--sandbox"]);
+        (out.status.code(), stderr(&out))
+    };
+    // Below a title row, in other spellings: taken (the order is unknown
+    // to the sandbox, so its row is not done).
+    let (code, err) = run(
+        "titled.csv",
+        "cancel",
+        "Cancellations for December\n\nOrder ID,Branch Code,Remarks\nX1,100,closing\n",
+    );
+    assert_eq!(code, Some(exit::ROWS_NOT_DONE), "{err}");
+    let (code, err) = run("short.csv", "cancel", "Order ID,Remarks\nX1,closing\n");
+    assert_eq!(code, Some(exit::INPUT_UNREADABLE), "{err}");
+    assert!(
+        err.contains("header row 1: missing required column branch_id"),
+        "{err}"
+    );
+    let (code, err) = run(
+        "twice.csv",
+        "upgrade",
+        "kit_no,Kit Number,entity_id\n1,2,3\n",
+    );
+    assert_eq!(code, Some(exit::INPUT_UNREADABLE), "{err}");
+    assert!(
+        err.contains("duplicate column: `kit_no` (column A) and `Kit Number` (column B)"),
+        "{err}"
+    );
+    let (code, err) = run("none.csv", "cancel", "order,remarks\nX,Y\n");
+    assert_eq!(code, Some(exit::INPUT_UNREADABLE), "{err}");
+    assert!(
+        err.contains("no header row among the first 50 rows (a header names at least two of: order_id, branch_id)"),
+        "{err}"
+    );
+}

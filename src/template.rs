@@ -34,6 +34,9 @@ pub struct Column {
     /// Header spellings a sheet may use besides `name` (compared after
     /// [`crate::columns::normalize`]); the order sheet's are its fields'.
     pub aliases: &'static [&'static str],
+    /// The most characters a value may have (a cancel or upgrade sheet's
+    /// rule; an order sheet's are `validate`'s).
+    pub max_chars: usize,
 }
 
 const fn col(
@@ -52,6 +55,7 @@ const fn col(
         example,
         rule,
         aliases: &[],
+        max_chars: usize::MAX,
     }
 }
 
@@ -71,6 +75,11 @@ impl Column {
     /// The column with other header spellings it goes by.
     const fn also(self, aliases: &'static [&'static str]) -> Column {
         Column { aliases, ..self }
+    }
+
+    /// The column with at most `max_chars` characters a value.
+    const fn at_most(self, max_chars: usize) -> Column {
+        Column { max_chars, ..self }
     }
 }
 
@@ -201,7 +210,8 @@ const CANCEL: [Column; 3] = [
         "DCB-a50e708e61bb05c51b41",
         "The id of the order to cancel, as the submit report's order_id column shows it.",
     )
-    .also(&["orderid", "cardorderid", "orderref", "orderno"]),
+    .also(&["orderid", "cardorderid", "orderref", "orderno"])
+    .at_most(100),
     col(
         "branch_id",
         true,
@@ -210,7 +220,8 @@ const CANCEL: [Column; 3] = [
         "00123",
         "The branch that placed the order; it must match.",
     )
-    .also(&["branchid", "branchcode", "branch"]),
+    .also(&["branchid", "branchcode", "branch"])
+    .at_most(50),
     col(
         "reason",
         false,
@@ -231,7 +242,8 @@ const UPGRADE: [Column; 7] = [
         "ENT000001",
         "The customer that holds the card.",
     )
-    .also(&["entityid", "entity", "customerid", "customer"]),
+    .also(&["entityid", "entity", "customerid", "customer"])
+    .at_most(50),
     col(
         "kit_no",
         true,
@@ -240,7 +252,8 @@ const UPGRADE: [Column; 7] = [
         "4240000001",
         "The kit (card) to upgrade; it is replaced by a new one.",
     )
-    .also(&["kitno", "kitnumber", "kit"]),
+    .also(&["kitno", "kitnumber", "kit"])
+    .at_most(50),
     col(
         "delivery_address_type",
         true,
@@ -258,7 +271,8 @@ const UPGRADE: [Column; 7] = [
         "PRIYA IYER",
         "The name printed on the card: at most 30 characters.",
     )
-    .also(&["aliasname", "alias", "nameoncard", "embossname"]),
+    .also(&["aliasname", "alias", "nameoncard", "embossname"])
+    .at_most(30),
     col(
         "card_type",
         true,
@@ -276,7 +290,8 @@ const UPGRADE: [Column; 7] = [
         "4566",
         "The new card's plastic; leading zeros are kept.",
     )
-    .also(&["plasticcode", "plastic"]),
+    .also(&["plasticcode", "plastic"])
+    .at_most(20),
     col(
         "tier_type",
         true,
@@ -285,7 +300,8 @@ const UPGRADE: [Column; 7] = [
         "SILVER",
         "The tier to move to, e.g. SILVER (the values are set per bank).",
     )
-    .also(&["tiertype", "tier"]),
+    .also(&["tiertype", "tier"])
+    .at_most(30),
 ];
 
 impl Kind {

@@ -24,63 +24,49 @@ pub struct RowCheck<T> {
     pub problems: Vec<Problem>,
 }
 
-struct Rules<'s> {
-    sheet: &'s OpSheet,
-    kind: Kind,
-    problems: Vec<Problem>,
+/// A row's values, one per column of its kind's template (a choice in the
+/// list's case), and its problems: each column's rules, declared with the
+/// template's columns, checked alike for every kind.
+fn check_row(sheet: &OpSheet, kind: Kind, row: &OpRow) -> (Vec<String>, Vec<Problem>) {
+    let mut problems: Vec<Problem> = row
+        .problems
+        .iter()
+        .map(|(c, m)| Problem::new(Some(*c), "cell", m.clone()))
+        .collect();
+    let values = kind
+        .columns()
+        .iter()
+        .map(|col| {
+            let v = sheet.value(kind, row, col.name);
+            let mut fail = |m: String| {
+                let at = sheet.column(kind, col.name);
+                problems.push(Problem::new(at, col.name, m));
+            };
+            if v.is_empty() {
+                if col.required {
+                    fail("is required".into());
+                }
+            } else if !col.choices.is_empty() {
+                match col.choices.iter().find(|c| c.eq_ignore_ascii_case(v)) {
+                    Some(c) => return (*c).to_owned(),
+                    None => fail(format!("`{v}` must be one of {}", col.choices.join(", "))),
+                }
+            } else if v.chars().count() > col.max_chars {
+                fail(format!("must be at most {} characters", col.max_chars));
+            }
+            v.to_owned()
+        })
+        .collect();
+    (values, problems)
 }
 
-impl<'s> Rules<'s> {
-    fn new(sheet: &'s OpSheet, kind: Kind, row: &OpRow) -> Self {
-        let problems = row
-            .problems
-            .iter()
-            .map(|(c, m)| Problem::new(Some(*c), "cell", m.clone()))
-            .collect();
-        Rules {
-            sheet,
-            kind,
-            problems,
-        }
-    }
-
-    fn fail(&mut self, field: &'static str, message: String) {
-        let col = self.sheet.column(self.kind, field);
-        self.problems.push(Problem::new(col, field, message));
-    }
-
-    /// A required value, at most `max` characters.
-    fn required<'r>(&mut self, row: &'r OpRow, field: &'static str, max: usize) -> &'r str {
-        let v = self.sheet.value(self.kind, row, field);
-        if v.is_empty() {
-            self.fail(field, "is required".into());
-        } else if v.chars().count() > max {
-            self.fail(field, format!("must be at most {max} characters"));
-        }
-        v
-    }
-
-    /// One of `choices`, any case; returns it in the list's case.
-    fn choice(
-        &mut self,
-        row: &OpRow,
-        field: &'static str,
-        choices: &[&'static str],
-    ) -> &'static str {
-        let v = self.sheet.value(self.kind, row, field);
-        match choices.iter().find(|c| c.eq_ignore_ascii_case(v)) {
-            Some(c) => c,
-            None => {
-                let why = if v.is_empty() {
-                    "is required".to_string()
-                } else {
-                    format!("`{v}` must be one of {}", choices.join(", "))
-                };
-                self.fail(field, why);
-                ""
-            }
-        }
-    }
+/// The value of template column `name` among a row's checked `values`.
+fn value<'v>(kind: Kind, values: &'v [String], name: &str) -> &'v str {
+    kind.columns()
+        .iter()
+        .position(|c| c.name == name)
+        .and_then(|i| values.get(i))
+        .map_or("", String::as_str)
 }
 
 /// Marks rows whose key repeats an earlier row's: sent once, from the first.
@@ -114,17 +100,13 @@ pub fn check_cancels(sheet: &OpSheet) -> Vec<RowCheck<CancelRequest>> {
         .rows
         .iter()
         .map(|row| {
-            let mut r = Rules::new(sheet, kind, row);
-            let order_id = r.required(row, "order_id", 100);
-            let branch_id = r.required(row, "branch_id", 50);
-            let item = r.problems.is_empty().then(|| CancelRequest {
-                order_id: order_id.to_owned(),
-                branch_id: branch_id.to_owned(),
+            let (values, problems) = check_row(sheet, kind, row);
+            let v = |name| value(kind, &values, name).to_owned();
+            let item = problems.is_empty().then(|| CancelRequest {
+                order_id: v("order_id"),
+                branch_id: v("branch_id"),
             });
-            RowCheck {
-                item,
-                problems: r.problems,
-            }
+            RowCheck { item, problems }
         })
         .collect();
     flag_repeats(sheet, kind, &mut checks, "order_id");
@@ -138,42 +120,21 @@ pub fn check_upgrades(sheet: &OpSheet) -> Vec<RowCheck<UpgradeRequest>> {
         .rows
         .iter()
         .map(|row| {
-            let mut r = Rules::new(sheet, kind, row);
-            let entity_id = r.required(row, "entity_id", 50);
-            let kit_no = r.required(row, "kit_no", 50);
-            let address = r.choice(
-                row,
-                "delivery_address_type",
-                &["PERMANENT", "COMMUNICATION"],
-            );
-            let alias = sheet.value(kind, row, "alias_name");
-            if alias.chars().count() > 30 {
-                r.fail(
-                    "alias_name",
-                    format!(
-                        "is {} characters; at most 30 fit on the card",
-                        alias.chars().count()
-                    ),
-                );
-            }
-            let card_type = r.choice(row, "card_type", &["PHYSICAL", "VIRTUAL"]);
-            let plastic = r.required(row, "plastic_code", 20);
-            let tier = r.required(row, "tier_type", 30);
-            let item = r.problems.is_empty().then(|| UpgradeRequest {
-                entity_id: entity_id.to_owned(),
-                kit_no: kit_no.to_owned(),
-                delivery_address: Some(address.to_owned()),
+            let (values, problems) = check_row(sheet, kind, row);
+            let v = |name| value(kind, &values, name).to_owned();
+            let alias = v("alias_name");
+            let item = problems.is_empty().then(|| UpgradeRequest {
+                entity_id: v("entity_id"),
+                kit_no: v("kit_no"),
+                delivery_address: Some(v("delivery_address_type")),
                 kit_info: vec![KitInfo {
-                    alias_name: (!alias.is_empty()).then(|| alias.to_owned()),
-                    card_type: Some(card_type.to_owned()),
-                    plastic_code: Some(plastic.to_owned()),
-                    tier_type: Some(tier.to_owned()),
+                    alias_name: (!alias.is_empty()).then_some(alias),
+                    card_type: Some(v("card_type")),
+                    plastic_code: Some(v("plastic_code")),
+                    tier_type: Some(v("tier_type")),
                 }],
             });
-            RowCheck {
-                item,
-                problems: r.problems,
-            }
+            RowCheck { item, problems }
         })
         .collect();
     flag_repeats(sheet, kind, &mut checks, "kit_no");
@@ -317,6 +278,7 @@ impl Operation for UpgradeCards {
 mod tests {
     use super::*;
     use crate::dcms::Envelope;
+    use crate::read::ReadOpts;
     use std::time::Duration;
 
     fn answer(status: u16, result: Value) -> Answer {
@@ -376,5 +338,68 @@ mod tests {
         ));
         let received = answer(200, json!({"cardOrderName": "O", "status": "RECEIVED"}));
         assert_eq!(CancelOrders.looked_up(&cancel, &received), Lookup::Missing);
+    }
+
+    fn sheet_of(kind: Kind, text: &str) -> (tempfile::TempDir, OpSheet) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.csv");
+        std::fs::write(&path, text).unwrap();
+        let sheet = sheet::read(&path, &ReadOpts::default(), kind).unwrap();
+        (dir, sheet)
+    }
+
+    fn problems<T>(check: &RowCheck<T>) -> Vec<(String, String)> {
+        check
+            .problems
+            .iter()
+            .map(|p| (p.field.to_string(), p.message.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn each_column_is_checked_by_the_rules_its_template_declares() {
+        let long = "A".repeat(31);
+        let (_dir, sheet) = sheet_of(
+            Kind::Upgrade,
+            &format!(
+                "entity_id,kit_no,delivery_address_type,alias_name,card_type,plastic_code,tier_type\n\
+                 E1,K1,permanent,PRIYA,virtual,0456,SILVER\n\
+                 E2,K2,HOME,{long},PHYSICAL,,SILVER\n\
+                 E3,K1,PERMANENT,,PHYSICAL,1,GOLD\n"
+            ),
+        );
+        let checks = check_upgrades(&sheet);
+        let first = checks[0].item.as_ref().expect("row 2 is sent");
+        assert_eq!(first.delivery_address.as_deref(), Some("PERMANENT"));
+        assert_eq!(first.kit_info[0].card_type.as_deref(), Some("VIRTUAL"));
+        assert_eq!(first.kit_info[0].plastic_code.as_deref(), Some("0456"));
+        assert!(checks[1].item.is_none());
+        assert_eq!(
+            problems(&checks[1]),
+            [
+                (
+                    "delivery_address_type".into(),
+                    "`HOME` must be one of PERMANENT, COMMUNICATION".into()
+                ),
+                ("alias_name".into(), "must be at most 30 characters".into()),
+                ("plastic_code".into(), "is required".into()),
+            ]
+        );
+        assert!(checks[2].item.is_none(), "kit K1 again");
+        assert!(problems(&checks[2])[0].1.contains("is also on row 2"));
+
+        let (_dir, sheet) = sheet_of(
+            Kind::Cancel,
+            &format!("order_id,branch_id\n{},1\nX,\n", "9".repeat(101)),
+        );
+        let checks = check_cancels(&sheet);
+        assert_eq!(
+            problems(&checks[0]),
+            [("order_id".into(), "must be at most 100 characters".into())]
+        );
+        assert_eq!(
+            problems(&checks[1]),
+            [("branch_id".into(), "is required".into())]
+        );
     }
 }

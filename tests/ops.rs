@@ -344,6 +344,34 @@ fn status_reports_where_each_order_stands_and_wait_reaches_final_states() {
     let summary: Value = serde_json::from_slice(&waited.stdout).unwrap();
     assert_eq!(summary["by_status"]["SUCCESS"], 3);
     assert_eq!(summary["orders"], 3);
+
+    // An XLSX report gets an XLSX status report, the column added.
+    let xlsx = desk.path("orders.report.xlsx");
+    let out = desk.run(&[
+        "submit",
+        sheet.to_str().unwrap(),
+        "--base-url",
+        &sb.base,
+        "--tenant",
+        "ACME",
+        "--report",
+        xlsx.to_str().unwrap(),
+        "-q",
+    ]);
+    assert_eq!(out.status.code(), Some(exit::OK), "{}", stderr(&out));
+    let out = desk.run(&["status", xlsx.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(exit::OK), "{}", stderr(&out));
+    use calamine::{Reader, open_workbook_auto};
+    let mut wb = open_workbook_auto(desk.path("orders.report.status.xlsx")).unwrap();
+    let sheet = wb.worksheet_range("Report").unwrap();
+    let rows: Vec<Vec<String>> = sheet
+        .rows()
+        .map(|r| r.iter().map(|c| c.to_string()).collect())
+        .collect();
+    assert_eq!(rows.len(), 7, "the header and six rows");
+    let col = rows[0].iter().position(|h| h == "order_status").unwrap();
+    assert_eq!(col, rows[0].len() - 1, "the last column");
+    assert!(rows[1..].iter().all(|r| r[col] == "SUCCESS"), "{rows:?}");
 }
 
 #[test]

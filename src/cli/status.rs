@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use calamine::{Reader, open_workbook_auto};
 use clap::Args;
-use rust_xlsxwriter::Workbook;
 use serde_json::{Map, Value, json};
 
 use super::api::{ApiArgs, SendArgs, runtime};
@@ -420,25 +419,19 @@ fn write_updated(
     text_of: &dyn Fn(&str) -> String,
 ) -> Result<String> {
     match loaded {
-        Loaded::Lines(lines) => {
-            let mut bytes = Vec::new();
-            for mut l in lines {
-                let id = l
-                    .get("order_id")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_owned();
-                if let Some(k) = known.get(&id) {
+        Loaded::Lines(lines) => report::write_objects(
+            out,
+            lines.into_iter().map(|mut l| {
+                let id = l.get("order_id").and_then(Value::as_str).unwrap_or("");
+                if let Some(k) = known.get(id) {
                     l.insert("order_status".into(), k.text().into());
                     if let Known::Status { products, .. } = k {
                         l.insert("product_statuses".into(), Value::Array(products.clone()));
                     }
                 }
-                let _ = serde_json::to_writer(&mut bytes, &Value::Object(l));
-                bytes.push(b'\n');
-            }
-            crate::files::write_atomic(out, &bytes).map_err(|e| Error::report(out, e))
-        }
+                l
+            }),
+        ),
         Loaded::Table { mut headers, rows } => {
             let o = headers.iter().position(|h| h == "order_id");
             headers.push("order_status".into());
@@ -450,46 +443,7 @@ fn write_updated(
                     r
                 })
                 .collect();
-            match Format::from_path(out)? {
-                Format::Xlsx => {
-                    let bytes = xlsx(&headers, &rows).map_err(|e| Error::report(out, e))?;
-                    crate::files::write_atomic(out, &bytes).map_err(|e| Error::report(out, e))
-                }
-                _ => {
-                    let mut w = csv::Writer::from_writer(Vec::new());
-                    let io = |e: csv::Error| Error::report(out, e);
-                    w.write_record(&headers).map_err(io)?;
-                    for r in &rows {
-                        w.write_record(r).map_err(io)?;
-                    }
-                    let bytes = w
-                        .into_inner()
-                        .map_err(|e| Error::report(out, e.to_string()))?;
-                    crate::files::write_atomic(out, &bytes).map_err(|e| Error::report(out, e))
-                }
-            }
+            report::write_table(out, &headers, &rows)
         }
     }
-}
-
-fn xlsx(
-    headers: &[String],
-    rows: &[Vec<String>],
-) -> std::result::Result<Vec<u8>, rust_xlsxwriter::XlsxError> {
-    let mut wb = Workbook::new();
-    let ws = wb.add_worksheet();
-    ws.set_name("Report")?;
-    let bold = rust_xlsxwriter::Format::new().set_bold();
-    for (c, h) in headers.iter().enumerate() {
-        ws.write_string_with_format(0, c as u16, h, &bold)?;
-    }
-    for (r, row) in rows.iter().enumerate() {
-        for (c, v) in row.iter().enumerate() {
-            if !v.is_empty() {
-                ws.write_string(r as u32 + 1, c as u16, v)?;
-            }
-        }
-    }
-    ws.set_freeze_panes(1, 0)?;
-    wb.save_to_buffer()
 }

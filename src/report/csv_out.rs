@@ -64,6 +64,17 @@ fn line_len(line: &Line<'_>) -> usize {
     cells + line.results.iter().map(|v| v.text().len()).sum::<usize>()
 }
 
+/// A report read back and extended (see [`super::write_table`]): its
+/// cells written as they are.
+pub(super) fn table(headers: &[String], rows: &[Vec<String>]) -> io::Result<Vec<u8>> {
+    let mut w = writer(Vec::new());
+    w.write_record(headers)?;
+    for r in rows {
+        w.write_record(r)?;
+    }
+    w.into_inner().map_err(|e| e.into_error())
+}
+
 /// One CSV line.
 fn record<I, T>(fields: I) -> io::Result<Vec<u8>>
 where

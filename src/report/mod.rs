@@ -275,6 +275,32 @@ fn write_facts(path: &Path, facts: &mut RunFacts, sha: String) -> Result<PathBuf
     Ok(facts_path)
 }
 
+/// Writes a report read back and extended, as `status` does (the report
+/// with a column more): every cell as it is (it was neutralised when the
+/// report was first written), as XLSX or CSV as `path` says; returns its
+/// SHA-256.
+pub fn write_table(path: &Path, headers: &[String], rows: &[Vec<String>]) -> Result<String> {
+    let bytes = match Format::from_path(path)? {
+        Format::Xlsx => xlsx::table(headers, rows).map_err(|e| Error::report(path, e))?,
+        _ => csv_out::table(headers, rows).map_err(|e| Error::report(path, e))?,
+    };
+    crate::files::write_atomic(path, &bytes).map_err(|e| Error::report(path, e))
+}
+
+/// Writes JSON objects, one a line (a JSON Lines report read back and
+/// extended); returns the file's SHA-256.
+pub fn write_objects(
+    path: &Path,
+    objects: impl IntoIterator<Item = serde_json::Map<String, serde_json::Value>>,
+) -> Result<String> {
+    let mut bytes = Vec::new();
+    for o in objects {
+        serde_json::to_writer(&mut bytes, &o).map_err(|e| Error::report(path, e))?;
+        bytes.push(b'\n');
+    }
+    crate::files::write_atomic(path, &bytes).map_err(|e| Error::report(path, e))
+}
+
 /// The run-facts file of a report: `orders.report.csv` → `orders.report.csv.run.json`.
 pub fn facts_path(report: &Path) -> PathBuf {
     let mut name = report.file_name().unwrap_or_default().to_os_string();

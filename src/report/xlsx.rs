@@ -40,6 +40,35 @@ fn xerr(path: &Path, e: rust_xlsxwriter::XlsxError) -> Error {
     Error::report(path, e)
 }
 
+/// The header row's format, on every sheet.
+fn header_format() -> CellFormat {
+    CellFormat::new()
+        .set_bold()
+        .set_border_bottom(FormatBorder::Thin)
+}
+
+/// A report read back and extended (see [`super::write_table`]): its
+/// cells written as they are, as strings, the header frozen.
+pub(super) fn table(
+    headers: &[String],
+    rows: &[Vec<String>],
+) -> std::result::Result<Vec<u8>, rust_xlsxwriter::XlsxError> {
+    let mut wb = Workbook::new();
+    let ws = wb.add_worksheet();
+    ws.set_name("Report")?;
+    let bold = header_format();
+    for (c, h) in headers.iter().enumerate() {
+        ws.write_string_with_format(0, c as u16, fit(h).as_ref(), &bold)?;
+    }
+    for (r, row) in rows.iter().enumerate() {
+        for (c, v) in row.iter().enumerate().filter(|(_, v)| !v.is_empty()) {
+            ws.write_string(r as u32 + 1, c as u16, fit(v).as_ref())?;
+        }
+    }
+    ws.set_freeze_panes(1, 0)?;
+    wb.save_to_buffer()
+}
+
 /// A value longer than a cell can hold is cut, and says so.
 fn fit(s: &str) -> std::borrow::Cow<'_, str> {
     if s.len() <= MAX_CELL || s.chars().count() <= MAX_CELL {
@@ -65,9 +94,7 @@ impl XlsxSink {
         }
         let file = AtomicFile::create(path).map_err(|e| Error::report(path, e))?;
         let mut wb = Workbook::new();
-        let bold = CellFormat::new()
-            .set_bold()
-            .set_border_bottom(FormatBorder::Thin);
+        let bold = header_format();
         let status_formats = STATUS_COLOURS
             .iter()
             .map(|&(s, rgb)| (s, CellFormat::new().set_background_color(Color::RGB(rgb))))

@@ -104,6 +104,7 @@ impl Engine {
             options: &batch.options,
             started_at: &batch.started,
         };
+        let t0 = std::time::Instant::now();
         let slots = checked.grouping.groups().len();
         let fields = &self.fields;
         let (run, sent) = self.send(&start, CreateOrders, slots, &batch, |emit| {
@@ -116,6 +117,7 @@ impl Engine {
                 }
             })
         })?;
+        crate::clock::timing("sent", t0);
         let mut facts = checked.facts(batch.command, batch.options.clone(), batch.started.clone());
         facts.sent = Some(order_counts(checked, &sent));
         facts.api = Some(self.api_facts(run, &batch.tally));
@@ -417,15 +419,16 @@ fn order_line<'a>(
         results.push(Cell::Errors(errors));
     } else {
         let text = |t: Option<&'a str>| t.map_or(Cell::None, |t| Cell::Text(t.into()));
+        let owned = |t: Option<String>| t.map_or(Cell::None, |t| Cell::Text(t.into()));
         let number = |n: Option<u64>| n.map_or(Cell::None, Cell::Number);
         results.extend([
             text(sent.and_then(|s| s.error_code.as_deref())),
             Cell::Errors(errors),
             number(sent.and_then(|s| s.http_status).map(u64::from)),
             number(sent.map(|s| u64::from(s.attempts))),
-            text(sent.and_then(|s| s.submitted_at.as_deref())),
+            owned(sent.and_then(|s| s.submitted_at.map(|t| t.to_string()))),
             number(sent.and_then(|s| s.latency_ms)),
-            text(sent.and_then(|s| s.request_id.as_deref())),
+            owned(sent.and_then(|s| s.request_id.map(|id| id.to_string()))),
         ]);
     }
     Line {
@@ -514,9 +517,9 @@ fn row_line<'a, T>(
             out[1] = s.error_code.clone().unwrap_or_default();
             out[3] = s.http_status.map(|h| h.to_string()).unwrap_or_default();
             out[4] = s.attempts.to_string();
-            out[5] = s.submitted_at.clone().unwrap_or_default();
+            out[5] = s.submitted_at.map(|t| t.to_string()).unwrap_or_default();
             out[6] = s.latency_ms.map(|l| l.to_string()).unwrap_or_default();
-            out[7] = s.request_id.clone().unwrap_or_default();
+            out[7] = s.request_id.map(|id| id.to_string()).unwrap_or_default();
             for (i, col) in results.iter().enumerate().skip(8) {
                 out[i] = s.result.get(*col).cloned().unwrap_or_default();
             }

@@ -49,6 +49,12 @@ struct Slot {
     order_fields: u64,
 }
 
+/// A grouped row: its number and its order.
+struct Placed {
+    number: u64,
+    group: u32,
+}
+
 struct GroupAcc {
     key: OrderKey,
     order_ref: Option<Box<str>>,
@@ -235,8 +241,18 @@ impl Grouper {
             }
         }
         groups.shrink_to_fit();
+        // Of each row only its number and order are kept: the fingerprints
+        // served the grouping.
+        let slots = self
+            .slots
+            .par_iter()
+            .map(|s| Placed {
+                number: s.number,
+                group: s.group,
+            })
+            .collect();
         Grouping {
-            slots: self.slots,
+            slots,
             statuses,
             problems: self.problems,
             groups,
@@ -440,7 +456,7 @@ pub struct Counts {
 
 /// Every row's status and order, in input order.
 pub struct Grouping {
-    slots: Vec<Slot>,
+    slots: Vec<Placed>,
     statuses: Vec<Status>,
     problems: HashMap<u32, Vec<Problem>>,
     groups: Vec<Group>,

@@ -47,7 +47,33 @@ pub struct Checked {
     typical_width: HashMap<Field, usize>,
     /// For a CSV file, each data row's record: where it lies, and whether
     /// a CSV report may copy it as it is.
-    records: Vec<(read::Span, bool)>,
+    records: Vec<Record>,
+}
+
+/// Where a data row's record lies in a CSV file's text (16 bytes a row).
+#[derive(Debug, Clone, Copy)]
+struct Record {
+    start: u64,
+    len: u32,
+    /// A CSV report may copy its bytes as they are.
+    copy: bool,
+}
+
+impl Record {
+    fn new(path: &Path, number: u64, (start, end): read::Span, copy: bool) -> Result<Record> {
+        let len = u32::try_from(end - start)
+            .map_err(|_| Error::input(path, format!("line {number}: a record of 4 GiB or more")))?;
+        Ok(Record {
+            start: start as u64,
+            len,
+            copy,
+        })
+    }
+
+    fn span(self) -> read::Span {
+        let start = self.start as usize;
+        (start, start + self.len as usize)
+    }
 }
 
 /// Reads, checks and groups one input file.
@@ -94,14 +120,16 @@ pub fn check(path: &Path, opts: &CheckOpts) -> Result<Checked> {
             r.canonical_csv(text, ncols).is_some()
                 && (0..ncols).all(|c| report::is_inert(&r.cell(c).text))
         });
-        Some((check, r.span().map(|span| (span, copy))))
+        Some((check, r.span().map(|span| (r.number(), span, copy))))
     };
     sheet.scan_map(header_row, ncols, &check, &mut |checks| {
         for c in checks {
             match c {
                 Some((c, record)) => {
                     grouper.push(c);
-                    records.extend(record);
+                    if let Some((number, span, copy)) = record {
+                        records.push(Record::new(path, number, span, copy)?);
+                    }
                 }
                 None => blank_rows += 1,
             }
@@ -289,8 +317,9 @@ impl Checked {
                 .enumerate()
                 .map_init(
                     || None,
-                    |again, (k, &(span, copy))| {
-                        if as_csv && copy {
+                    |again, (k, record)| {
+                        let span = record.span();
+                        if as_csv && record.copy {
                             return Ok(Cells::Csv(&text[span.0..span.1]));
                         }
                         if again.is_none() {

@@ -29,6 +29,7 @@ use serde_json::Value;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
+use crate::clock::Stamp;
 use crate::dcms::{Answer, Client, Failure, FailureKind, FetchStatusRequest, OrderBody};
 
 /// One kind of API call sent in bulk: how to name an item in the journal,
@@ -397,7 +398,7 @@ pub struct Sent {
     pub attempts: u32,
     /// When the last create request went out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub submitted_at: Option<String>,
+    pub submitted_at: Option<Stamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_ms: Option<u64>,
     /// Result fields of an accepted answer (an upgrade's new kit...).
@@ -406,7 +407,13 @@ pub struct Sent {
     /// The `X-Request-Id` of the last call made for it (create or lookup),
     /// for a support ticket.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request_id: Option<String>,
+    pub request_id: Option<uuid::Uuid>,
+}
+
+/// A request id as [`Sent`] keeps it: the client's ids are UUIDs (one
+/// that is not says nothing a support ticket could use).
+fn request_uuid(id: Option<&str>) -> Option<uuid::Uuid> {
+    id.and_then(|id| uuid::Uuid::parse_str(id).ok())
 }
 
 /// Code given to orders a stopped run never sent.
@@ -713,7 +720,7 @@ fn decide(kind: &str, key: &str, p: &Past, fp: &str, summary: &str) -> Decision 
                 p.summary
             )],
             attempts: p.attempts,
-            submitted_at: p.sent_at.clone(),
+            submitted_at: p.sent_at.as_deref().and_then(Stamp::parse),
             ..Sent::default()
         });
     }
@@ -1520,7 +1527,7 @@ async fn send_one<O: Operation>(
     let attempted = &attempted;
     let finish = |mut sent: Sent, uncertain: bool| async move {
         if sent.request_id.is_none() {
-            sent.request_id = lock(request_id).clone();
+            sent.request_id = request_uuid(lock(request_id).as_deref());
         }
         let mut records = std::mem::take(&mut *lock(attempted));
         records.push(Record::Answered {
@@ -1620,14 +1627,14 @@ async fn send_one<O: Operation>(
         }
         attempts += 1;
         calls_left -= 1;
-        let at = crate::clock::now();
+        let at = Stamp::now();
         let mut records = std::mem::take(&mut *lock(attempted));
         records.push(Record::Sent {
             kind: O::KIND,
             key: id.to_owned(),
             attempt: attempts,
             run: ctx.books.run,
-            at: at.clone(),
+            at: at.to_string(),
         });
         if let Err(e) = ctx.books.writer.record(records).await {
             ctx.stopper.stop(Stop::Ledger(e.to_string()));
@@ -1668,7 +1675,7 @@ async fn send_one<O: Operation>(
             submitted_at: Some(at),
             latency_ms: Some(latency.as_millis() as u64),
             result: BTreeMap::new(),
-            request_id: rid,
+            request_id: request_uuid(rid.as_deref()),
         };
         match classify(op, &result) {
             Verdict::Accepted => {

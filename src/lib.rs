@@ -18,6 +18,7 @@ pub mod cli;
 pub mod clock;
 pub mod columns;
 pub mod dcms;
+pub mod drop;
 pub mod error;
 pub mod exit;
 pub mod files;

@@ -5,6 +5,7 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
@@ -503,6 +504,8 @@ fn a_folder_is_one_batch_per_sheet_with_a_combined_summary() {
         "--report-dir",
         desk.path("out").to_str().unwrap(),
         "--json",
+        "--settle",
+        "0",
     ]);
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(exit::INPUT_UNREADABLE), "{stderr}");
@@ -519,6 +522,84 @@ fn a_folder_is_one_batch_per_sheet_with_a_combined_summary() {
         statuses(&report_rows(&desk.path("out/b.report.csv")))["SKIPPED"],
         2
     );
+}
+
+#[test]
+fn a_folder_gives_only_finished_sheets_and_says_what_it_passed_over() {
+    let sb = SandboxProcess::start(&[]);
+    let desk = Desk::new();
+    std::fs::create_dir(desk.path("in")).unwrap();
+    // A sheet copied in slowly, in pieces: taken only once whole.
+    let whole = std::fs::read(desk.sheet("whole.csv", 40, 1)).unwrap();
+    let slow = desk.path("in/slow.csv");
+    std::fs::write(&slow, &whole[..whole.len() / 4]).unwrap();
+    let writer = {
+        let (slow, whole) = (slow.clone(), whole.clone());
+        std::thread::spawn(move || {
+            for k in 2..=4 {
+                std::thread::sleep(Duration::from_millis(400));
+                std::fs::write(&slow, &whole[..whole.len() * k / 4]).unwrap();
+            }
+        })
+    };
+    for name in [
+        "next.csv.part",
+        "~$book.xlsx",
+        "old.report.csv",
+        "notes.pdf",
+    ] {
+        std::fs::write(desk.path(&format!("in/{name}")), "x").unwrap();
+    }
+    let out = desk.run(&[
+        "submit",
+        desk.path("in").to_str().unwrap(),
+        "--base-url",
+        &sb.base,
+        "--tenant",
+        "ACME",
+        "--report-dir",
+        desk.path("out").to_str().unwrap(),
+        "--json",
+        "--settle",
+        "1s",
+    ]);
+    writer.join().unwrap();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(exit::OK), "{stderr}");
+    assert!(stderr.contains("waiting for"), "{stderr}");
+    let summary: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(summary["files"].as_array().unwrap().len(), 1);
+    // Every row of the whole sheet, none of a piece.
+    assert_eq!(report_rows(&desk.path("out/slow.report.csv")).len(), 40);
+    assert_eq!(stored(&sb, "ACME").len(), 40);
+    let passed: Vec<(String, String)> = summary["passed_over"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let path = p["path"].as_str().unwrap();
+            let name = Path::new(path).file_name().unwrap().to_string_lossy();
+            (name.into_owned(), p["why"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    let why = |n: &str| &passed.iter().find(|(name, _)| name == n).unwrap().1;
+    assert!(
+        why("next.csv.part").contains("temporary name"),
+        "{passed:?}"
+    );
+    assert!(why("~$book.xlsx").contains("lock file"), "{passed:?}");
+    assert!(
+        why("old.report.csv").contains("report of an earlier run"),
+        "{passed:?}"
+    );
+    assert!(
+        why("notes.pdf").contains("not an order sheet"),
+        "{passed:?}"
+    );
+    for (name, _) in &passed {
+        assert!(stderr.contains("passed over"), "{stderr}");
+        assert!(stderr.contains(name.as_str()), "{name}: {stderr}");
+    }
 }
 
 #[cfg(unix)]

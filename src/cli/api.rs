@@ -196,7 +196,7 @@ pub enum TierArg {
     None,
 }
 
-fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
+pub(super) fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
     humantime::parse_duration(text).map_err(|e| e.to_string())
 }
 

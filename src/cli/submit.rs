@@ -17,6 +17,7 @@ use clap::{Args, ValueEnum};
 use super::api::{ApiArgs, Progress, SendArgs, print_finished};
 use super::{CheckArgs, Console, print_json, print_problems};
 use crate::batch::{Batch, Engine};
+use crate::drop;
 use crate::error::{Error, Result};
 use crate::exit;
 use crate::pipeline;
@@ -60,6 +61,12 @@ pub struct SubmitArgs {
     /// Print the summary as JSON on stdout
     #[arg(long, help_heading = "Report")]
     pub json: bool,
+
+    /// In a folder, take a sheet only once its size and modification time
+    /// have not changed for this long (a copy still running is waited
+    /// for); 0 takes every sheet at once
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = super::api::parse_duration)]
+    pub settle: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -91,47 +98,77 @@ impl SubmitArgs {
     }
 }
 
-/// The order sheets named: files as given, folders by their sheets (sorted;
-/// hidden files, Excel's `~$` lock files and our own reports left out).
-fn input_files(named: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    const SHEETS: [&str; 8] = ["csv", "tsv", "txt", "xlsx", "xlsm", "xlsb", "xls", "ods"];
-    let mut files = Vec::new();
+/// The order sheets named: files as given, and of a folder its sheets
+/// (sorted by name) with the files passed over and why (see
+/// [`drop::scan`]).
+fn input_files(named: &[PathBuf]) -> Result<Inputs> {
+    let (mut files, mut in_folders, mut passed) = (Vec::new(), Vec::new(), Vec::new());
     for path in named {
         if !path.is_dir() {
             files.push(path.clone());
             continue;
         }
-        let entries = std::fs::read_dir(path).map_err(|e| Error::io(path, e))?;
-        let mut found: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.is_file())
-            .filter(|p| {
-                let name = p
-                    .file_name()
-                    .map(|n| n.to_string_lossy())
-                    .unwrap_or_default();
-                let ext = p
-                    .extension()
-                    .map(|e| e.to_string_lossy().to_ascii_lowercase())
-                    .unwrap_or_default();
-                !name.starts_with('.')
-                    && !name.starts_with("~$")
-                    && !name.contains(".report.")
-                    && SHEETS.contains(&ext.as_str())
-            })
-            .collect();
-        found.sort();
-        if found.is_empty() && !files.is_empty() {
-            continue;
-        }
-        files.extend(found);
+        let found = drop::scan(path).map_err(|e| Error::io(path, e))?;
+        in_folders.extend(found.sheets);
+        passed.extend(found.passed);
     }
-    if files.is_empty() {
+    if files.is_empty() && in_folders.is_empty() {
         return Err(Error::Usage(
             "no order sheets found in the folder(s) given".into(),
         ));
     }
-    Ok(files)
+    Ok(Inputs {
+        files,
+        in_folders,
+        passed,
+    })
+}
+
+/// The inputs of a run: the files named, the sheets found in the folders
+/// named, and the folders' files passed over.
+struct Inputs {
+    files: Vec<PathBuf>,
+    in_folders: Vec<PathBuf>,
+    passed: Vec<drop::Passed>,
+}
+
+/// The folders' sheets that have settled (see [`drop::settled`]), after
+/// the files named; says which were waited for and which passed over.
+fn settled_inputs(
+    args: &SubmitArgs,
+    inputs: Inputs,
+    engine: &Engine,
+    console: Console,
+) -> (Vec<PathBuf>, Vec<drop::Passed>) {
+    let Inputs {
+        mut files,
+        in_folders,
+        mut passed,
+    } = inputs;
+    let mut waiting = |path: &Path, unchanged: Duration| {
+        if !console.quiet {
+            eprintln!(
+                "dcms-bulk: waiting for {} to settle (unchanged for {:.0} s of {})",
+                path.display(),
+                unchanged.as_secs_f64(),
+                humantime::format_duration(args.settle)
+            );
+        }
+    };
+    let (taken, not_settled) = drop::settled(in_folders, args.settle, &mut waiting, &|| {
+        engine.stopper.is_stopped()
+    });
+    files.extend(taken);
+    passed.extend(not_settled);
+    if !console.quiet {
+        for p in &passed {
+            eprintln!("dcms-bulk: passed over {}: {}", p.path.display(), p.why);
+        }
+        if files.is_empty() {
+            eprintln!("dcms-bulk: no sheet in the folder(s) is ready; nothing sent");
+        }
+    }
+    (files, passed)
 }
 
 /// One file's result, for the combined summary.
@@ -165,8 +202,8 @@ impl FileSummary {
 
 pub fn run(args: &SubmitArgs, console: Console) -> Result<i32> {
     let opts = args.check.to_opts()?;
-    let files = input_files(&args.files)?;
-    if args.report.is_some() && files.len() > 1 {
+    let inputs = input_files(&args.files)?;
+    if args.report.is_some() && inputs.files.len() + inputs.in_folders.len() > 1 {
         return Err(Error::Usage(
             "--report names one file; with several inputs use --report-dir".into(),
         ));
@@ -179,6 +216,7 @@ pub fn run(args: &SubmitArgs, console: Console) -> Result<i32> {
     }
     let api = args.api.resolve(&args.send, console)?;
     let engine = api.engine(&args.send, console)?;
+    let (files, passed) = settled_inputs(args, inputs, &engine, console);
 
     let mut summaries = Vec::new();
     for file in &files {
@@ -216,6 +254,7 @@ pub fn run(args: &SubmitArgs, console: Console) -> Result<i32> {
             "tenant": api.tenant,
             "base_url": api.base_url,
             "files": summaries,
+            "passed_over": passed,
             "stopped": stopped.map(|r| r.to_string()),
             "exit_code": code,
         }))?;

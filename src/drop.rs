@@ -1,0 +1,295 @@
+//! Drop folders: which files in a folder are finished order sheets, and
+//! which are passed over, and why. A sheet still being copied in is not
+//! taken: a file is taken once its size and modification time have stood
+//! still for the settle time.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+/// The extensions of the sheets a folder is read for.
+const SHEETS: [&str; 8] = ["csv", "tsv", "txt", "xlsx", "xlsm", "xlsb", "xls", "ods"];
+
+/// Endings of files still being written by a download or a copy.
+const TEMPORARY: [&str; 7] = [
+    ".part",
+    ".partial",
+    ".tmp",
+    ".temp",
+    ".crdownload",
+    ".download",
+    "~",
+];
+
+/// A file of the folder not taken, and why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Passed {
+    pub path: PathBuf,
+    pub why: String,
+}
+
+/// What a folder holds: its order sheets (sorted by name), and the rest.
+#[derive(Debug, Default)]
+pub struct Found {
+    pub sheets: Vec<PathBuf>,
+    pub passed: Vec<Passed>,
+}
+
+/// Sorts a folder's entries into order sheets and files passed over.
+pub fn scan(dir: &Path) -> std::io::Result<Found> {
+    let mut found = Found::default();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        match passed_over(&path) {
+            Some(why) => found.passed.push(Passed { path, why }),
+            None => found.sheets.push(path),
+        }
+    }
+    found.sheets.sort();
+    found.passed.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(found)
+}
+
+/// Why a folder's entry is not an order sheet to take, if it is not.
+fn passed_over(path: &Path) -> Option<String> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let lower = name.to_ascii_lowercase();
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    let why = if !path.is_file() {
+        "not a regular file (folders inside are not read)".to_string()
+    } else if name.starts_with('.') {
+        "a hidden file".to_string()
+    } else if name.starts_with("~$") {
+        "an Excel lock file (the workbook is open somewhere)".to_string()
+    } else if let Some(t) = TEMPORARY.iter().find(|t| lower.ends_with(*t)) {
+        format!("a temporary name (`{t}`: still being copied or downloaded?)")
+    } else if lower.ends_with(".run.json") {
+        "the run facts of an earlier run".to_string()
+    } else if lower.contains(".report.") {
+        "the report of an earlier run".to_string()
+    } else if !SHEETS.contains(&ext.as_str()) {
+        format!("not an order sheet (.{ext})")
+    } else {
+        return None;
+    };
+    Some(why)
+}
+
+/// How long a file may keep changing before it is left for the next run.
+pub fn settle_limit(settle: Duration) -> Duration {
+    (settle * 10).max(Duration::from_secs(300))
+}
+
+/// The files of `files` whose size and modification time have not changed
+/// for `settle`, waiting for those that are still changing; a file still
+/// changing after [`settle_limit`], or gone, is passed over. `waiting` is
+/// told of each file waited for, once; `stopped` ends the wait (the files
+/// not settled are then passed over).
+pub fn settled(
+    files: Vec<PathBuf>,
+    settle: Duration,
+    waiting: &mut dyn FnMut(&Path, Duration),
+    stopped: &dyn Fn() -> bool,
+) -> (Vec<PathBuf>, Vec<Passed>) {
+    if settle.is_zero() {
+        return (files, Vec::new());
+    }
+    let began = Instant::now();
+    // Each file, what it looked like, and since when (on this clock) it
+    // has looked so: from its modification time at the first look.
+    let mut files: Vec<Watched> = files
+        .into_iter()
+        .map(|path| {
+            let look = Look::of(&path);
+            let since = look.map_or(began, |l| began.checked_sub(l.age).unwrap_or(began));
+            Watched {
+                path,
+                look,
+                since,
+                told: false,
+                ready: false,
+            }
+        })
+        .collect();
+    loop {
+        for f in files.iter_mut().filter(|f| !f.ready && f.look.is_some()) {
+            if f.since.elapsed() >= settle {
+                f.ready = true;
+            } else if !f.told {
+                waiting(&f.path, f.since.elapsed());
+                f.told = true;
+            }
+        }
+        let open = files.iter().any(|f| !f.ready && f.look.is_some());
+        if !open || stopped() || began.elapsed() >= settle_limit(settle) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200).min(settle));
+        for f in files.iter_mut().filter(|f| !f.ready) {
+            let now = Look::of(&f.path);
+            let same = matches!((&f.look, &now), (Some(a), Some(b)) if a.len == b.len && a.modified == b.modified);
+            if !same {
+                (f.look, f.since) = (now, Instant::now());
+            }
+        }
+    }
+    let mut taken = Vec::new();
+    let mut passed = Vec::new();
+    for f in files {
+        if f.ready {
+            taken.push(f.path);
+            continue;
+        }
+        let why = match f.look {
+            None => "gone, or not readable, while it was waited for".to_string(),
+            Some(_) if stopped() => "still changing when the run was stopped".to_string(),
+            Some(_) => format!(
+                "still changing after {}: left for the next run",
+                humantime::format_duration(settle_limit(settle))
+            ),
+        };
+        passed.push(Passed { path: f.path, why });
+    }
+    (taken, passed)
+}
+
+/// A file waited for.
+struct Watched {
+    path: PathBuf,
+    look: Option<Look>,
+    since: Instant,
+    /// The caller was told it is waited for.
+    told: bool,
+    ready: bool,
+}
+
+/// A file's size and modification time, and how long ago that was.
+#[derive(Debug, Clone, Copy)]
+struct Look {
+    len: u64,
+    modified: SystemTime,
+    age: Duration,
+}
+
+impl Look {
+    fn of(path: &Path) -> Option<Look> {
+        let meta = std::fs::metadata(path).ok()?;
+        let modified = meta.modified().ok()?;
+        Some(Look {
+            len: meta.len(),
+            modified,
+            // A time in the future (a clock ahead) counts as just now.
+            age: SystemTime::now()
+                .duration_since(modified)
+                .unwrap_or(Duration::ZERO),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_finished_sheets_are_taken_and_the_rest_say_why() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in [
+            "a.csv",
+            "B.XLSX",
+            "c.csv.part",
+            "d.xlsx.crdownload",
+            "e.tmp",
+            "~$f.xlsx",
+            ".g.csv",
+            "h.report.csv",
+            "h.report.csv.run.json",
+            "notes.pdf",
+        ] {
+            std::fs::write(dir.path().join(name), "x").unwrap();
+        }
+        std::fs::create_dir(dir.path().join("old")).unwrap();
+        let found = scan(dir.path()).unwrap();
+        let names = |paths: Vec<&Path>| -> Vec<String> {
+            paths
+                .iter()
+                .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+                .collect()
+        };
+        assert_eq!(
+            names(found.sheets.iter().map(PathBuf::as_path).collect()),
+            ["B.XLSX", "a.csv"]
+        );
+        let why: Vec<(String, String)> = found
+            .passed
+            .iter()
+            .map(|p| (names(vec![&p.path])[0].clone(), p.why.clone()))
+            .collect();
+        let why_of = |n: &str| &why.iter().find(|(name, _)| name == n).unwrap().1;
+        assert!(why_of("c.csv.part").contains("temporary name"));
+        assert!(why_of("d.xlsx.crdownload").contains("temporary name"));
+        assert!(why_of("e.tmp").contains("temporary name"));
+        assert!(why_of("~$f.xlsx").contains("lock file"));
+        assert!(why_of(".g.csv").contains("hidden"));
+        assert!(why_of("h.report.csv").contains("report of an earlier run"));
+        assert!(why_of("h.report.csv.run.json").contains("run facts"));
+        assert!(why_of("notes.pdf").contains("not an order sheet (.pdf)"));
+        assert!(why_of("old").contains("not a regular file"));
+        assert_eq!(why.len(), 9);
+    }
+
+    #[test]
+    fn a_file_still_growing_is_waited_for_and_an_old_one_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("old.csv");
+        std::fs::write(&old, "x").unwrap();
+        let growing = dir.path().join("growing.csv");
+        std::fs::write(&growing, "a").unwrap();
+        // A file last changed well before: taken at once.
+        let start = Instant::now();
+        let (taken, passed) = settled(
+            vec![old.clone()],
+            Duration::ZERO,
+            &mut |_, _| panic!("no wait"),
+            &|| false,
+        );
+        assert_eq!((taken, passed), (vec![old.clone()], vec![]));
+        let writer = {
+            let growing = growing.clone();
+            std::thread::spawn(move || {
+                for _ in 0..4 {
+                    std::thread::sleep(Duration::from_millis(300));
+                    let mut text = std::fs::read(&growing).unwrap();
+                    text.push(b'a');
+                    std::fs::write(&growing, text).unwrap();
+                }
+            })
+        };
+        let mut waited = Vec::new();
+        let (taken, passed) = settled(
+            vec![growing.clone()],
+            Duration::from_millis(700),
+            &mut |p, _| waited.push(p.to_path_buf()),
+            &|| false,
+        );
+        assert!(writer.is_finished(), "taken only once no longer written");
+        writer.join().unwrap();
+        assert_eq!(taken, vec![growing.clone()]);
+        assert!(passed.is_empty());
+        assert_eq!(waited, vec![growing.clone()]);
+        assert!(start.elapsed() >= Duration::from_millis(1900), "waited");
+        // Stopped while it changes: passed over, with why.
+        let (taken, passed) = settled(
+            vec![growing.clone()],
+            Duration::from_secs(3600),
+            &mut |_, _| {},
+            &|| true,
+        );
+        assert!(taken.is_empty());
+        assert!(passed[0].why.contains("stopped"), "{passed:?}");
+    }
+}

@@ -347,17 +347,12 @@ fn status_reports_where_each_order_stands_and_wait_reaches_final_states() {
 
     // An XLSX report gets an XLSX status report, the column added.
     let xlsx = desk.path("orders.report.xlsx");
-    let out = desk.run(&[
-        "submit",
-        sheet.to_str().unwrap(),
-        "--base-url",
+    let out = desk.submit(
+        &sheet,
         &sb.base,
-        "--tenant",
         "ACME",
-        "--report",
-        xlsx.to_str().unwrap(),
-        "-q",
-    ]);
+        &["--report", xlsx.to_str().unwrap(), "-q"],
+    );
     assert_eq!(out.status.code(), Some(exit::OK), "{}", stderr(&out));
     let out = desk.run(&["status", xlsx.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(exit::OK), "{}", stderr(&out));

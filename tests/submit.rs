@@ -550,19 +550,18 @@ fn a_folder_gives_only_finished_sheets_and_says_what_it_passed_over() {
     ] {
         std::fs::write(desk.path(&format!("in/{name}")), "x").unwrap();
     }
-    let out = desk.run(&[
-        "submit",
-        desk.path("in").to_str().unwrap(),
-        "--base-url",
+    let out = desk.submit(
+        &desk.path("in"),
         &sb.base,
-        "--tenant",
         "ACME",
-        "--report-dir",
-        desk.path("out").to_str().unwrap(),
-        "--json",
-        "--settle",
-        "1s",
-    ]);
+        &[
+            "--report-dir",
+            desk.path("out").to_str().unwrap(),
+            "--json",
+            "--settle",
+            "1s",
+        ],
+    );
     writer.join().unwrap();
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(exit::OK), "{stderr}");

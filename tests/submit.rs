@@ -388,6 +388,56 @@ fn http_200_with_an_exception_is_rejected_not_accepted() {
 }
 
 #[test]
+fn no_answer_at_all_is_exit_4_whatever_the_number_of_orders() {
+    let desk = Desk::new();
+    // A port nobody listens on: every connection refused.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let refused = format!("http://127.0.0.1:{port}/v1");
+    // An API that answers every call 503.
+    let sb = SandboxProcess::start(&["--error-503", "1"]);
+    // The bulk lookup before the creates fails first, unless it is off:
+    // then the creates are the calls that get no answer.
+    let cases = [
+        (1, &refused, "-v"),
+        (2, &refused, "--no-precheck"),
+        (3, &refused, "--no-precheck"),
+        (4, &sb.base, "--no-precheck"),
+    ];
+    for (orders, base, precheck) in cases {
+        let sheet = desk.sheet(&format!("o{orders}.csv"), orders, 1);
+        let out = desk.submit(&sheet, base, "ACME", &["--retries", "1", precheck]);
+        let (_, stderr) = text(&out);
+        assert_eq!(
+            out.status.code(),
+            Some(exit::API_UNAVAILABLE),
+            "{orders} orders at {base} {precheck}: {stderr}"
+        );
+        assert!(stderr.contains("the API is unavailable"), "{stderr}");
+        let rows = report_rows(&desk.path(&format!("o{orders}.report.csv")));
+        assert_eq!(rows.len(), orders);
+        assert!(rows.iter().all(|r| r["status"] == "FAILED"), "{rows:?}");
+    }
+    // One answer, and the rows it could not send are rows not done: 1.
+    let flaky = SandboxProcess::start(&["--error-503", "0.5", "--seed", "7"]);
+    let sheet = desk.sheet("o20.csv", 20, 1);
+    let out = desk.submit(
+        &sheet,
+        &flaky.base,
+        "ACME",
+        &["--retries", "0", "--max-failures", "1000"],
+    );
+    let (_, stderr) = text(&out);
+    let rows = report_rows(&desk.path("o20.report.csv"));
+    let seen = statuses(&rows);
+    assert!(seen["ACCEPTED"] > 0 && seen["FAILED"] > 0, "{seen:?}");
+    assert_eq!(out.status.code(), Some(exit::ROWS_NOT_DONE), "{stderr}");
+}
+
+#[test]
 fn an_unreachable_api_stops_with_exit_4_and_nothing_is_lost() {
     let desk = Desk::new();
     let sheet = desk.sheet("orders.csv", 30, 1);

@@ -481,7 +481,7 @@ impl Stop {
             Stop::ApiUnavailable(_) | Stop::Refused(_) | Stop::NotTheApi(_) | Stop::Deadline => {
                 crate::exit::API_UNAVAILABLE
             }
-            Stop::Ledger(_) => crate::exit::USAGE,
+            Stop::Ledger(_) => crate::exit::LOCAL_FAILURE,
         }
     }
 }
@@ -768,6 +768,8 @@ async fn run<O: Operation>(
         deadline: opts.deadline.map(|d| tokio::time::Instant::now() + d),
         failures: AtomicU32::new(0),
         max_failures: opts.max_failures.max(1),
+        reached_once: AtomicBool::new(false),
+        last_failure: Mutex::new(None),
         foreign: AtomicU32::new(0),
         envelopes: AtomicBool::new(false),
         tally: tally.clone(),
@@ -855,6 +857,18 @@ async fn run<O: Operation>(
             in_flight.remove(&slot);
             store(&mut out, slot, sent);
         }
+    }
+
+    // Not one call answered (refused connections, timeouts, 5xx only): the
+    // API was unavailable, however few the calls; the rows stay FAILED for
+    // the re-run.
+    let last_failure = lock(&ctx.last_failure).clone();
+    if let Some(why) = last_failure
+        && !ctx.reached_once.load(Ordering::Relaxed)
+    {
+        stopper.stop(Stop::ApiUnavailable(format!(
+            "no call got an answer; the last: {why}"
+        )));
     }
 
     // Items whose worker was cut off mid-request.
@@ -1169,6 +1183,11 @@ struct Ctx {
     deadline: Option<tokio::time::Instant>,
     failures: AtomicU32,
     max_failures: u32,
+    /// Some call got an answer that is not a failure; and the last
+    /// failure's words (see [`run`]'s end: no answer at all stops the run
+    /// as the API unavailable, whatever the number of calls).
+    reached_once: AtomicBool,
+    last_failure: Mutex<Option<String>>,
     /// Answers in a row that were not DCMS envelopes, and whether any
     /// answer was one.
     foreign: AtomicU32,
@@ -1181,6 +1200,7 @@ impl Ctx {
     /// A call got an answer that is not a failure: the API is there.
     fn reached(&self) {
         self.failures.store(0, Ordering::Relaxed);
+        self.reached_once.store(true, Ordering::Relaxed);
     }
 
     /// A call was answered, not rate limited: the rate may climb back.
@@ -1225,6 +1245,7 @@ impl Ctx {
 
     /// A call failed (no answer, or 5xx); too many in a row stop the run.
     fn failed(&self, why: &str) {
+        *lock(&self.last_failure) = Some(why.to_owned());
         let n = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
         if n >= self.max_failures {
             self.stopper.stop(Stop::ApiUnavailable(format!(

@@ -566,6 +566,39 @@ fn a_folder_is_one_batch_per_sheet_with_a_combined_summary() {
     assert_eq!(files[1]["exit_code"], exit::OK);
     assert_eq!(files[2]["exit_code"], exit::INPUT_UNREADABLE);
     assert!(desk.path("out/a.report.csv").exists() && desk.path("out/b.report.csv").exists());
+    // The file that could not be read has no report, but a record of why.
+    assert!(!desk.path("out/broken.report.csv").exists());
+    let record = desk.path("out/broken.report.csv.run.json");
+    assert_eq!(files[2]["run_facts"], path_str(&record));
+    let facts: Value = serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
+    assert_eq!(facts["exit_code"], exit::INPUT_UNREADABLE);
+    assert!(
+        facts["error"].as_str().unwrap().contains("broken.xlsx"),
+        "{facts}"
+    );
+    assert_eq!(facts["input"]["bytes"], 14);
+    assert_eq!(facts["input"]["sha256"].as_str().unwrap().len(), 64);
+    assert!(facts["report"].is_null());
+    // Again: the first record is kept, the second takes a name of its own.
+    let first = std::fs::read(&record).unwrap();
+    let again = desk.submit(
+        &desk.path("in/broken.xlsx"),
+        &sb.base,
+        "ACME",
+        &["--report-dir", desk.path("out").to_str().unwrap()],
+    );
+    assert_eq!(again.status.code(), Some(exit::INPUT_UNREADABLE));
+    let records: Vec<String> = std::fs::read_dir(desk.path("out"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("broken.report.csv.") && n.ends_with(".run.json"))
+        .collect();
+    assert_eq!(records.len(), 2, "{records:?}");
+    assert_eq!(
+        std::fs::read(&record).unwrap(),
+        first,
+        "the first record kept"
+    );
     // a.csv and b.csv hold the same bytes: the same batch, sent once.
     assert_eq!(stored(&sb, "ACME").len(), 2);
     assert_eq!(

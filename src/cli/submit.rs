@@ -180,6 +180,9 @@ struct FileSummary {
     error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     report: Option<String>,
+    /// For a file that could not be read: the record of why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    run_facts: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     batch_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -194,6 +197,7 @@ impl FileSummary {
             exit_code,
             error: Some(error),
             report: None,
+            run_facts: None,
             batch_id: None,
             counts: None,
         }
@@ -225,10 +229,11 @@ pub fn run(args: &SubmitArgs, console: Console) -> Result<i32> {
             Some(why) => {
                 FileSummary::failed(name, why.exit_code(), format!("not processed: {why}"))
             }
-            None => submit_file(args, &opts, &engine, file, console).unwrap_or_else(|e| {
-                eprintln!("dcms-bulk: error: {e}");
-                FileSummary::failed(name, e.exit_code(), e.to_string())
-            }),
+            None => {
+                let started = report::now();
+                submit_file(args, &opts, &engine, file, console)
+                    .unwrap_or_else(|e| unreadable(args, file, started, &e))
+            }
         };
         summaries.push(summary);
     }
@@ -260,6 +265,21 @@ pub fn run(args: &SubmitArgs, console: Console) -> Result<i32> {
         }))?;
     }
     Ok(code)
+}
+
+/// A file that could not be submitted: said on stderr and, when it could
+/// not be read as a sheet, recorded where its run facts would go.
+fn unreadable(args: &SubmitArgs, file: &Path, started: String, e: &Error) -> FileSummary {
+    eprintln!("dcms-bulk: error: {e}");
+    let mut summary = FileSummary::failed(file.display().to_string(), e.exit_code(), e.to_string());
+    if e.exit_code() == exit::INPUT_UNREADABLE {
+        let facts = report::UnreadableFacts::new("submit", file, args.check.facts(), started, e);
+        match report::write_unreadable(&args.report_path(file), &facts) {
+            Ok(path) => summary.run_facts = Some(path.display().to_string()),
+            Err(w) => eprintln!("dcms-bulk: error: {w}"),
+        }
+    }
+    summary
 }
 
 /// One file: checked, its ready orders sent, its report written.
@@ -297,6 +317,7 @@ fn submit_file(
         exit_code: done.code,
         error: None,
         report: Some(report_path.display().to_string()),
+        run_facts: None,
         batch_id: Some(checked.batch_id.clone()),
         counts: Some(done.counts_json()),
     })

@@ -100,6 +100,62 @@ pub struct OrderCounts {
     pub orders_held: u64,
 }
 
+/// The record of an input that could not be read as a sheet, written
+/// where its run facts would go: no report, but the run is not silent.
+#[derive(Debug, Clone, Serialize)]
+pub struct UnreadableFacts {
+    pub tool: &'static str,
+    pub version: &'static str,
+    pub command: String,
+    pub input: UnreadableInput,
+    pub options: serde_json::Value,
+    pub started_at: String,
+    pub finished_at: String,
+    /// Why it could not be read, and the exit code that says so.
+    pub error: String,
+    pub exit_code: i32,
+    /// Always `null`: no report was written.
+    pub report: Option<ReportFacts>,
+}
+
+/// The input of an [`UnreadableFacts`]: its hash and size when its bytes
+/// could be read at all.
+#[derive(Debug, Clone, Serialize)]
+pub struct UnreadableInput {
+    pub path: String,
+    pub sha256: Option<String>,
+    pub bytes: Option<u64>,
+}
+
+impl UnreadableFacts {
+    pub fn new(
+        command: &str,
+        input: &std::path::Path,
+        options: serde_json::Value,
+        started_at: String,
+        error: &crate::error::Error,
+    ) -> Self {
+        // Only a regular file is hashed (a pipe or device is never read).
+        let hashed = crate::files::sha256_file(input).ok();
+        UnreadableFacts {
+            tool: env!("CARGO_PKG_NAME"),
+            version: env!("CARGO_PKG_VERSION"),
+            command: command.to_string(),
+            input: UnreadableInput {
+                path: input.display().to_string(),
+                sha256: hashed.as_ref().map(|(sha, _)| sha.clone()),
+                bytes: hashed.map(|(_, n)| n),
+            },
+            options,
+            started_at,
+            finished_at: crate::clock::now(),
+            error: error.to_string(),
+            exit_code: error.exit_code(),
+            report: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ReportFacts {
     pub path: String,

@@ -26,6 +26,7 @@ use crate::files::AtomicFile;
 
 pub use facts::{
     ApiFacts, FactCounts, InputFacts, OrderCounts, ReportFacts, RunFacts, SentCounts, SentOrders,
+    UnreadableFacts,
 };
 pub use xlsx::MAX_XLSX_ROWS;
 
@@ -299,6 +300,28 @@ pub fn write_objects(
         bytes.push(b'\n');
     }
     crate::files::write_atomic(path, &bytes).map_err(|e| Error::report(path, e))
+}
+
+/// Writes the record of an input that could not be read where the run
+/// facts of its report at `report` would go; returns that path. The run
+/// facts of an earlier run's report there are kept: the record then takes
+/// a name of its own (`orders.report.csv.unreadable-20261201T162000123Z.run.json`).
+pub fn write_unreadable(report: &Path, facts: &UnreadableFacts) -> Result<PathBuf> {
+    let mut path = facts_path(report);
+    if path.exists() {
+        let stamp: String = facts
+            .finished_at
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .collect();
+        let mut name = report.file_name().unwrap_or_default().to_os_string();
+        name.push(format!(".unreadable-{stamp}.run.json"));
+        path = report.with_file_name(name);
+    }
+    let mut json = serde_json::to_vec_pretty(facts).map_err(|e| Error::report(&path, e))?;
+    json.push(b'\n');
+    crate::files::write_atomic(&path, &json).map_err(|e| Error::report(&path, e))?;
+    Ok(path)
 }
 
 /// The run-facts file of a report: `orders.report.csv` → `orders.report.csv.run.json`.

@@ -168,6 +168,49 @@ struct Watched {
     ready: bool,
 }
 
+/// Moves a processed input and what its run wrote (its report, its run
+/// facts) into `dir`, by renaming (so `dir` must be on the same file
+/// system). Nothing is overwritten: if any of them clashes with a file
+/// there, all of them get `tag` (the run id) after the input's name's
+/// stem, so they stay together (`orders.run-42.csv`,
+/// `orders.run-42.report.csv`). Returns where each went (`None`: it was
+/// not there).
+pub fn file_away(dir: &Path, paths: &[&Path], tag: &str) -> std::io::Result<Vec<Option<PathBuf>>> {
+    std::fs::create_dir_all(dir)?;
+    let plain = |p: &Path| dir.join(p.file_name().unwrap_or_default());
+    let clash = paths.iter().any(|p| p.exists() && plain(p).exists());
+    let mut moved = Vec::new();
+    for p in paths {
+        if !p.exists() {
+            moved.push(None);
+            continue;
+        }
+        let to = if clash {
+            dir.join(tagged(p.file_name().unwrap_or_default(), tag))
+        } else {
+            plain(p)
+        };
+        if to.exists() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                format!("{} is there already", to.display()),
+            ));
+        }
+        std::fs::rename(p, &to)?;
+        moved.push(Some(to));
+    }
+    Ok(moved)
+}
+
+/// `orders.report.csv` with `run-42` → `orders.run-42.report.csv`.
+fn tagged(name: &std::ffi::OsStr, tag: &str) -> PathBuf {
+    let name = name.to_string_lossy();
+    match name.split_once('.') {
+        Some((stem, rest)) => PathBuf::from(format!("{stem}.{tag}.{rest}")),
+        None => PathBuf::from(format!("{name}.{tag}")),
+    }
+}
+
 /// A file's size and modification time, and how long ago that was.
 #[derive(Debug, Clone, Copy)]
 struct Look {
@@ -240,6 +283,55 @@ mod tests {
         assert!(why_of("notes.pdf").contains("not an order sheet (.pdf)"));
         assert!(why_of("old").contains("not a regular file"));
         assert_eq!(why.len(), 9);
+    }
+
+    #[test]
+    fn filed_away_together_and_nothing_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let done = dir.path().join("done");
+        let write = |name: &str, text: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, text).unwrap();
+            p
+        };
+        let file = |names: [&str; 3], text: &str| names.map(|n| write(n, text));
+        let first = file(
+            [
+                "orders.csv",
+                "orders.report.csv",
+                "orders.report.csv.run.json",
+            ],
+            "1",
+        );
+        let refs: Vec<&Path> = first.iter().map(PathBuf::as_path).collect();
+        let moved = file_away(&done, &refs, "run-1").unwrap();
+        assert_eq!(moved[0], Some(done.join("orders.csv")));
+        assert!(first.iter().all(|p| !p.exists()));
+        // The same names again: all three take the run id, none replaces.
+        let second = file(
+            [
+                "orders.csv",
+                "orders.report.csv",
+                "orders.report.csv.run.json",
+            ],
+            "2",
+        );
+        let refs: Vec<&Path> = second.iter().map(PathBuf::as_path).collect();
+        let moved = file_away(&done, &refs, "run-2").unwrap();
+        assert_eq!(
+            moved,
+            [
+                Some(done.join("orders.run-2.csv")),
+                Some(done.join("orders.run-2.report.csv")),
+                Some(done.join("orders.run-2.report.csv.run.json")),
+            ]
+        );
+        assert_eq!(std::fs::read(done.join("orders.csv")).unwrap(), b"1");
+        assert_eq!(std::fs::read(done.join("orders.run-2.csv")).unwrap(), b"2");
+        // A file that is not there (no report) is left out.
+        let lone = write("lone.csv", "3");
+        let moved = file_away(&done, &[&lone, &dir.path().join("lone.report.csv")], "x").unwrap();
+        assert_eq!(moved, [Some(done.join("lone.csv")), None]);
     }
 
     #[test]

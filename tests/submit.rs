@@ -599,6 +599,8 @@ fn a_folder_is_one_batch_per_sheet_with_a_combined_summary() {
         first,
         "the first record kept"
     );
+    // Without --done-dir or --failed-dir nothing moves.
+    assert!(desk.path("in/a.csv").exists() && desk.path("in/broken.xlsx").exists());
     // a.csv and b.csv hold the same bytes: the same batch, sent once.
     assert_eq!(stored(&sb, "ACME").len(), 2);
     assert_eq!(
@@ -682,6 +684,100 @@ fn a_folder_gives_only_finished_sheets_and_says_what_it_passed_over() {
         assert!(stderr.contains("passed over"), "{stderr}");
         assert!(stderr.contains(name.as_str()), "{name}: {stderr}");
     }
+}
+
+#[test]
+fn done_and_failed_folders_take_each_file_with_its_report_and_never_overwrite() {
+    let sb = SandboxProcess::start(&[]);
+    let desk = Desk::new();
+    std::fs::create_dir(desk.path("in")).unwrap();
+    let good = std::fs::read(desk.sheet("good.csv", 3, 1)).unwrap();
+    std::fs::write(desk.path("in/good.csv"), &good).unwrap();
+    let bad = format!(
+        "{}\n{}\n{}\n",
+        common::HEADER,
+        common::row("00091", "P0", "10"),
+        common::row("00092", "P0", "ten")
+    );
+    std::fs::write(desk.path("in/bad.csv"), bad).unwrap();
+    std::fs::write(desk.path("in/broken.xlsx"), b"not a workbook").unwrap();
+    let run = |desk: &Desk| {
+        let out = desk.submit(
+            &desk.path("in"),
+            &sb.base,
+            "ACME",
+            &[
+                "--settle",
+                "0",
+                "--done-dir",
+                desk.path("done").to_str().unwrap(),
+                "--failed-dir",
+                desk.path("failed").to_str().unwrap(),
+                "--json",
+            ],
+        );
+        let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+        (out.status.code(), summary)
+    };
+    let (code, summary) = run(&desk);
+    assert_eq!(code, Some(exit::INPUT_UNREADABLE), "{summary}");
+    let names = |dir: &str| -> BTreeSet<String> {
+        std::fs::read_dir(desk.path(dir))
+            .map(|d| {
+                d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+    assert!(names("in").is_empty(), "{:?}", names("in"));
+    assert_eq!(
+        names("done"),
+        set(&["good.csv", "good.report.csv", "good.report.csv.run.json"])
+    );
+    assert_eq!(
+        names("failed"),
+        set(&[
+            "bad.csv",
+            "bad.report.csv",
+            "bad.report.csv.run.json",
+            "broken.xlsx",
+            "broken.report.csv.run.json",
+        ])
+    );
+    let files = summary["files"].as_array().unwrap();
+    let good_summary = files
+        .iter()
+        .find(|f| f["input"].as_str().unwrap().ends_with("good.csv"))
+        .unwrap();
+    assert_eq!(good_summary["filed_in"], path_str(&desk.path("done")));
+    assert_eq!(
+        good_summary["report"],
+        path_str(&desk.path("done/good.report.csv"))
+    );
+    assert_eq!(
+        statuses(&report_rows(&desk.path("done/good.report.csv")))["ACCEPTED"],
+        3
+    );
+    // The same sheet dropped again: its run's files take the run id; the
+    // first run's stay as they were.
+    let first_report = std::fs::read(desk.path("done/good.report.csv")).unwrap();
+    std::fs::write(desk.path("in/good.csv"), &good).unwrap();
+    let (code, summary) = run(&desk);
+    assert_eq!(code, Some(exit::OK), "{summary}");
+    let done = names("done");
+    assert_eq!(done.len(), 6, "{done:?}");
+    let tagged: Vec<&String> = done.iter().filter(|n| n.contains(".run-")).collect();
+    assert_eq!(tagged.len(), 3, "{done:?}");
+    assert!(
+        tagged.iter().all(|n| n.starts_with("good.run-")),
+        "{done:?}"
+    );
+    assert_eq!(
+        std::fs::read(desk.path("done/good.report.csv")).unwrap(),
+        first_report
+    );
+    assert_eq!(stored(&sb, "ACME").len(), 4, "sent once each");
 }
 
 #[cfg(unix)]

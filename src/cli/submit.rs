@@ -62,6 +62,16 @@ pub struct SubmitArgs {
     #[arg(long, help_heading = "Report")]
     pub json: bool,
 
+    /// After its run, move each file whose rows were all done here, with
+    /// its report and run facts (a rename: the same file system)
+    #[arg(long, value_name = "DIR")]
+    pub done_dir: Option<PathBuf>,
+
+    /// After its run, move each file with rows not done, or that could
+    /// not be read, here, with its report and run facts
+    #[arg(long, value_name = "DIR")]
+    pub failed_dir: Option<PathBuf>,
+
     /// In a folder, take a sheet only once its size and modification time
     /// have not changed for this long (a copy still running is waited
     /// for); 0 takes every sheet at once
@@ -180,13 +190,21 @@ struct FileSummary {
     error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     report: Option<String>,
-    /// For a file that could not be read: the record of why.
+    /// The run facts, or for a file that could not be read the record of
+    /// why.
     #[serde(skip_serializing_if = "Option::is_none")]
     run_facts: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     batch_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     counts: Option<serde_json::Value>,
+    /// The `--done-dir` or `--failed-dir` the file went to, with its
+    /// report and run facts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    filed_in: Option<String>,
+    /// What tells this run's files from another's of the same name.
+    #[serde(skip)]
+    tag: String,
 }
 
 impl FileSummary {
@@ -200,6 +218,14 @@ impl FileSummary {
             run_facts: None,
             batch_id: None,
             counts: None,
+            filed_in: None,
+            tag: format!(
+                "at-{}",
+                report::now()
+                    .chars()
+                    .filter(char::is_ascii_digit)
+                    .collect::<String>()
+            ),
         }
     }
 }
@@ -235,7 +261,7 @@ pub fn run(args: &SubmitArgs, console: Console) -> Result<i32> {
                     .unwrap_or_else(|e| unreadable(args, file, started, &e))
             }
         };
-        summaries.push(summary);
+        summaries.push(file_away(args, file, summary));
     }
     let stopped = engine.stopper.reason();
     engine.runtime.shutdown_timeout(Duration::from_secs(1));
@@ -265,6 +291,54 @@ pub fn run(args: &SubmitArgs, console: Console) -> Result<i32> {
         }))?;
     }
     Ok(code)
+}
+
+/// Moves a processed file with its report and run facts to the done or
+/// failed folder, if one is given; a file not processed (the run stopped
+/// before it) stays. A move that fails is said, and counts as this
+/// machine's failure.
+fn file_away(args: &SubmitArgs, file: &Path, mut summary: FileSummary) -> FileSummary {
+    let Some(facts) = summary.run_facts.clone() else {
+        return summary;
+    };
+    let dir = if summary.exit_code == exit::OK {
+        &args.done_dir
+    } else {
+        &args.failed_dir
+    };
+    let Some(dir) = dir else {
+        return summary;
+    };
+    let report = summary.report.clone().map(PathBuf::from);
+    let mut paths: Vec<&Path> = vec![file];
+    paths.extend(report.as_deref());
+    let facts = PathBuf::from(facts);
+    paths.push(&facts);
+    match drop::file_away(dir, &paths, &summary.tag) {
+        Ok(moved) => {
+            let at = |i: usize| {
+                moved
+                    .get(i)
+                    .cloned()
+                    .flatten()
+                    .map(|p| p.display().to_string())
+            };
+            if report.is_some() {
+                summary.report = at(1);
+            }
+            summary.run_facts = at(paths.len() - 1);
+            summary.filed_in = Some(dir.display().to_string());
+        }
+        Err(e) => {
+            eprintln!(
+                "dcms-bulk: error: {}: could not move it to {}: {e}",
+                file.display(),
+                dir.display()
+            );
+            summary.exit_code = exit::most_serious([summary.exit_code, exit::LOCAL_FAILURE]);
+        }
+    }
+    summary
 }
 
 /// A file that could not be submitted: said on stderr and, when it could
@@ -317,8 +391,13 @@ fn submit_file(
         exit_code: done.code,
         error: None,
         report: Some(report_path.display().to_string()),
-        run_facts: None,
+        run_facts: Some(done.facts_path.display().to_string()),
         batch_id: Some(checked.batch_id.clone()),
         counts: Some(done.counts_json()),
+        filed_in: None,
+        tag: match &done.facts.api {
+            Some(api) => format!("run-{}", api.ledger_run),
+            None => String::new(),
+        },
     })
 }

@@ -186,7 +186,7 @@ pub fn file_away(dir: &Path, paths: &[&Path], tag: &str) -> std::io::Result<Vec<
             continue;
         }
         let to = if clash {
-            dir.join(tagged(p.file_name().unwrap_or_default(), tag))
+            crate::files::with_tag(&plain(p), tag)
         } else {
             plain(p)
         };
@@ -200,15 +200,6 @@ pub fn file_away(dir: &Path, paths: &[&Path], tag: &str) -> std::io::Result<Vec<
         moved.push(Some(to));
     }
     Ok(moved)
-}
-
-/// `orders.report.csv` with `run-42` → `orders.run-42.report.csv`.
-fn tagged(name: &std::ffi::OsStr, tag: &str) -> PathBuf {
-    let name = name.to_string_lossy();
-    match name.split_once('.') {
-        Some((stem, rest)) => PathBuf::from(format!("{stem}.{tag}.{rest}")),
-        None => PathBuf::from(format!("{name}.{tag}")),
-    }
 }
 
 /// A file's size and modification time, and how long ago that was.

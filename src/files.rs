@@ -194,6 +194,18 @@ fn what(meta: &std::fs::Metadata) -> &'static str {
     "not a file"
 }
 
+/// `orders.report.csv` with `run-42` → `orders.run-42.report.csv`: the tag
+/// after the name's stem, so a file and what its run wrote, tagged alike,
+/// stay together.
+pub fn with_tag(path: &Path, tag: &str) -> std::path::PathBuf {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tagged = match name.split_once('.') {
+        Some((stem, rest)) => format!("{stem}.{tag}.{rest}"),
+        None => format!("{name}.{tag}"),
+    };
+    path.with_file_name(tagged)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -579,7 +579,8 @@ fn a_folder_is_one_batch_per_sheet_with_a_combined_summary() {
     assert_eq!(facts["input"]["bytes"], 14);
     assert_eq!(facts["input"]["sha256"].as_str().unwrap().len(), 64);
     assert!(facts["report"].is_null());
-    // Again: the first record is kept, the second takes a name of its own.
+    // Again: the newest record takes the plain name, the first is kept
+    // under its run's time.
     let first = std::fs::read(&record).unwrap();
     let again = desk.submit(
         &desk.path("in/broken.xlsx"),
@@ -588,16 +589,24 @@ fn a_folder_is_one_batch_per_sheet_with_a_combined_summary() {
         &["--report-dir", desk.path("out").to_str().unwrap()],
     );
     assert_eq!(again.status.code(), Some(exit::INPUT_UNREADABLE));
-    let records: Vec<String> = std::fs::read_dir(desk.path("out"))
+    let kept: Vec<std::path::PathBuf> = std::fs::read_dir(desk.path("out"))
         .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("broken.report.csv.") && n.ends_with(".run.json"))
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy();
+            n.starts_with("broken.at-") && n.ends_with(".report.csv.run.json")
+        })
         .collect();
-    assert_eq!(records.len(), 2, "{records:?}");
+    assert_eq!(kept.len(), 1, "{kept:?}");
     assert_eq!(
-        std::fs::read(&record).unwrap(),
+        std::fs::read(&kept[0]).unwrap(),
         first,
         "the first record kept"
+    );
+    assert_ne!(
+        std::fs::read(&record).unwrap(),
+        first,
+        "the plain name is the latest"
     );
     // Without --done-dir or --failed-dir nothing moves.
     assert!(desk.path("in/a.csv").exists() && desk.path("in/broken.xlsx").exists());
@@ -780,6 +789,35 @@ fn done_and_failed_folders_take_each_file_with_its_report_and_never_overwrite() 
     assert_eq!(stored(&sb, "ACME").len(), 4, "sent once each");
 }
 
+#[test]
+fn a_rerun_keeps_the_earlier_runs_report_and_run_facts() {
+    let sb = SandboxProcess::start(&[]);
+    let desk = Desk::new();
+    let sheet = desk.sheet("orders.csv", 3, 1);
+    let facts_of = |p: &str| -> Value {
+        serde_json::from_slice(&std::fs::read(desk.path(p)).unwrap()).unwrap()
+    };
+    let first = desk.submit(&sheet, &sb.base, "ACME", &[]);
+    assert_eq!(first.status.code(), Some(exit::OK));
+    let run = facts_of("orders.report.csv.run.json")["api"]["ledger_run"]
+        .as_i64()
+        .unwrap();
+    let first_report = std::fs::read(desk.path("orders.report.csv")).unwrap();
+    let second = desk.submit(&sheet, &sb.base, "ACME", &[]);
+    assert_eq!(second.status.code(), Some(exit::OK));
+    // The plain names hold the latest run: nothing sent again.
+    let rows = report_rows(&desk.path("orders.report.csv"));
+    assert_eq!(statuses(&rows)["SKIPPED"], 3);
+    assert_eq!(facts_of("orders.report.csv.run.json")["api"]["requests"], 0);
+    // The first run's, which created the orders, are kept under its id.
+    let kept = format!("orders.run-{run}.report.csv");
+    assert_eq!(std::fs::read(desk.path(&kept)).unwrap(), first_report);
+    let kept_facts = facts_of(&format!("{kept}.run.json"));
+    assert_eq!(kept_facts["api"]["ledger_run"], run);
+    assert!(kept_facts["api"]["requests"].as_u64().unwrap() > 0);
+    assert_eq!(statuses(&report_rows(&desk.path(&kept)))["ACCEPTED"], 3);
+}
+
 #[cfg(unix)]
 #[test]
 fn an_interrupt_flushes_the_report_exits_130_and_the_rerun_resumes() {
@@ -940,10 +978,11 @@ fn a_resumed_batch_with_a_non_ascii_id_is_fine() {
         "100",
         "--no-precheck",
     ];
-    assert_eq!(desk.run(&args).status.code(), Some(exit::ROWS_NOT_DONE));
+    // Not one call answered: exit 4 (the API unavailable), rows FAILED.
+    assert_eq!(desk.run(&args).status.code(), Some(exit::API_UNAVAILABLE));
     let again = desk.run(&args);
     let (_, stderr) = text(&again);
-    assert_eq!(again.status.code(), Some(exit::ROWS_NOT_DONE), "{stderr}");
+    assert_eq!(again.status.code(), Some(exit::API_UNAVAILABLE), "{stderr}");
     let facts: Value =
         serde_json::from_slice(&std::fs::read(desk.path("orders.report.csv.run.json")).unwrap())
             .unwrap();

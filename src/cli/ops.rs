@@ -103,6 +103,7 @@ fn run<O: Operation>(
     let report_path = report_path(args);
     report::Format::from_path(&report_path)?;
     super::not_the_input(&report_path, &args.file)?;
+    report::keep_earlier(&report_path)?;
     report::prepare(&report_path)?;
     let api = args.api.resolve(&args.send, console)?;
 

@@ -367,7 +367,9 @@ fn submit_file(
     let started = report::now();
     let report_path = args.report_path(file);
     super::not_the_input(&report_path, file)?;
-    // Before any order leaves: the report can be written there.
+    // Before any order leaves: an earlier run's report there is kept, and
+    // this run's can be written.
+    report::keep_earlier(&report_path)?;
     report::prepare(&report_path)?;
     let checked = pipeline::check(file, opts)?;
     let name = file.display().to_string();

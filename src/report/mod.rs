@@ -324,6 +324,53 @@ pub fn write_unreadable(report: &Path, facts: &UnreadableFacts) -> Result<PathBu
     Ok(path)
 }
 
+/// Before a run writes its report at `path`: an earlier run's report
+/// there and its run facts are renamed with that run's tag (`run-<ledger
+/// id>` from its run facts, else the time it finished), so that no run
+/// overwrites what an earlier one recorded and the plain name holds the
+/// latest. Returns where the earlier report went.
+pub fn keep_earlier(path: &Path) -> Result<Option<PathBuf>> {
+    let facts = facts_path(path);
+    if !path.exists() && !facts.exists() {
+        return Ok(None);
+    }
+    let tag = earlier_tag(&facts).unwrap_or_else(|| "earlier".to_string());
+    let mut n = 1;
+    let to = loop {
+        let tag = if n == 1 {
+            tag.clone()
+        } else {
+            format!("{tag}-{n}")
+        };
+        let to = crate::files::with_tag(path, &tag);
+        if !to.exists() && !facts_path(&to).exists() {
+            break to;
+        }
+        n += 1;
+    };
+    for (from, to) in [(path.to_path_buf(), to.clone()), (facts, facts_path(&to))] {
+        if from.exists() {
+            std::fs::rename(&from, &to).map_err(|e| Error::report(&from, e))?;
+        }
+    }
+    Ok(Some(to))
+}
+
+/// The tag of the run whose run facts are at `facts`.
+fn earlier_tag(facts: &Path) -> Option<String> {
+    let text = crate::files::read_small(facts, 16 << 20).ok()?;
+    let facts: serde_json::Value = serde_json::from_str(&text).ok()?;
+    if let Some(run) = facts["api"]["ledger_run"].as_i64() {
+        return Some(format!("run-{run}"));
+    }
+    let at: String = facts["finished_at"]
+        .as_str()?
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect();
+    Some(format!("at-{at}"))
+}
+
 /// The run-facts file of a report: `orders.report.csv` → `orders.report.csv.run.json`.
 pub fn facts_path(report: &Path) -> PathBuf {
     let mut name = report.file_name().unwrap_or_default().to_os_string();

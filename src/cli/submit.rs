@@ -64,18 +64,24 @@ pub struct SubmitArgs {
 
     /// After its run, move each file whose rows were all done here, with
     /// its report and run facts (a rename: the same file system)
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", help_heading = "Folders")]
     pub done_dir: Option<PathBuf>,
 
     /// After its run, move each file with rows not done, or that could
     /// not be read, here, with its report and run facts
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", help_heading = "Folders")]
     pub failed_dir: Option<PathBuf>,
 
     /// In a folder, take a sheet only once its size and modification time
     /// have not changed for this long (a copy still running is waited
     /// for); 0 takes every sheet at once
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = super::api::parse_duration)]
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "30s",
+        value_parser = super::api::parse_duration,
+        help_heading = "Folders"
+    )]
     pub settle: Duration,
 }
 

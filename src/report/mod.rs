@@ -331,7 +331,14 @@ pub fn write_unreadable(report: &Path, facts: &UnreadableFacts) -> Result<PathBu
 /// latest. Returns where the earlier report went.
 pub fn keep_earlier(path: &Path) -> Result<Option<PathBuf>> {
     let facts = facts_path(path);
-    if !path.exists() && !facts.exists() {
+    // Only regular files are an earlier run's: a folder, pipe or device
+    // there is left for `prepare` to refuse.
+    let file = |p: &Path| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file());
+    let taken = |p: &Path| std::fs::symlink_metadata(p).is_ok();
+    if (taken(path) && !file(path)) || (taken(&facts) && !file(&facts)) {
+        return Ok(None);
+    }
+    if !file(path) && !file(&facts) {
         return Ok(None);
     }
     let tag = earlier_tag(&facts).unwrap_or_else(|| "earlier".to_string());
@@ -349,7 +356,7 @@ pub fn keep_earlier(path: &Path) -> Result<Option<PathBuf>> {
         n += 1;
     };
     for (from, to) in [(path.to_path_buf(), to.clone()), (facts, facts_path(&to))] {
-        if from.exists() {
+        if file(&from) {
             std::fs::rename(&from, &to).map_err(|e| Error::report(&from, e))?;
         }
     }

@@ -816,6 +816,31 @@ fn a_rerun_keeps_the_earlier_runs_report_and_run_facts() {
     assert_eq!(kept_facts["api"]["ledger_run"], run);
     assert!(kept_facts["api"]["requests"].as_u64().unwrap() > 0);
     assert_eq!(statuses(&report_rows(&desk.path(&kept)))["ACCEPTED"], 3);
+
+    // The ledger lists both runs, each with the report it wrote, where
+    // that report is now.
+    let out = desk.run(&["runs", "--base-url", &sb.base, "--tenant", "ACME", "--json"]);
+    assert_eq!(out.status.code(), Some(exit::OK), "{}", stderr(&out));
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let runs = listed["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2, "{listed}");
+    let sha = facts_of("orders.report.csv.run.json")["input"]["sha256"].clone();
+    assert!(
+        runs.iter()
+            .all(|r| r["input_sha256"] == sha && r["command"] == "submit")
+    );
+    assert_eq!(runs[0]["id"], run);
+    assert_eq!(runs[0]["report"], path_str(&desk.path(&kept)));
+    assert_eq!(runs[0]["counts"]["sent"]["accepted"], 3);
+    assert_eq!(runs[1]["report"], path_str(&desk.path("orders.report.csv")));
+    assert_eq!(runs[1]["counts"]["sent"]["skipped"], 3);
+    let out = desk.run(&["runs", "--base-url", &sb.base, "--tenant", "ACME"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.lines().count(), 2, "{text}");
+    assert!(
+        text.lines().next().unwrap().contains("3 accepted"),
+        "{text}"
+    );
 }
 
 #[cfg(unix)]

@@ -5,6 +5,7 @@
 mod api;
 mod doctor;
 mod ops;
+mod runs;
 mod sandbox;
 mod status;
 mod submit;
@@ -61,6 +62,9 @@ pub enum Command {
     Cancel(Box<ops::OpArgs>),
     /// Upgrade cards listed in a sheet (entity_id, kit_no, ...), one call per row.
     Upgrade(Box<ops::OpArgs>),
+    /// List every run the ledger of an API and tenant recorded: when, which
+    /// file (and its SHA-256), its counts and where its report is.
+    Runs(Box<runs::RunsArgs>),
     /// Write an empty order, cancel or upgrade sheet (.xlsx or .csv) with
     /// the right headers and an example row.
     Template(template::TemplateArgs),
@@ -289,6 +293,7 @@ pub fn main() -> i32 {
         Command::Validate(args) => validate::run(&args, console),
         Command::Sandbox(args) => sandbox::run(&args, console),
         Command::Doctor(args) => doctor::run(&args, console),
+        Command::Runs(args) => runs::run(&args, console),
         Command::CheckWorkbook { file } => crate::read::check_workbook(&file).map(|()| exit::OK),
         Command::Submit(args) => submit::run(&args, console),
         Command::Template(args) => template::run(&args, console),

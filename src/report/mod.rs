@@ -363,6 +363,18 @@ pub fn keep_earlier(path: &Path) -> Result<Option<PathBuf>> {
     Ok(Some(to))
 }
 
+/// Where the report of ledger run `run`, written at `recorded`, is now:
+/// under its run's tag once a later run took the plain name (see
+/// [`keep_earlier`]), else where it was written.
+pub fn kept_report(recorded: &Path, run: i64) -> PathBuf {
+    let tagged = crate::files::with_tag(recorded, &format!("run-{run}"));
+    if tagged.exists() {
+        tagged
+    } else {
+        recorded.to_path_buf()
+    }
+}
+
 /// The tag of the run whose run facts are at `facts`.
 fn earlier_tag(facts: &Path) -> Option<String> {
     let text = crate::files::read_small(facts, 16 << 20).ok()?;

@@ -443,6 +443,66 @@ impl Ledger {
     }
 }
 
+/// One run as the ledger recorded it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunRecord {
+    pub id: i64,
+    pub command: String,
+    pub input: String,
+    pub input_sha256: String,
+    pub batch_id: String,
+    pub started_at: String,
+    /// `None` while it runs, or if it never ended (a crash).
+    pub finished_at: Option<String>,
+    pub counts: Option<serde_json::Value>,
+    /// Where its report was written.
+    pub report: Option<String>,
+    pub stopped: Option<String>,
+}
+
+/// Every run the ledger of `dest` in `dir` recorded, oldest first; none if
+/// there is no ledger. Read only, without its lock: a run may be sending
+/// meanwhile.
+pub fn runs(dir: &Path, dest: &Destination) -> Result<Vec<RunRecord>, LedgerError> {
+    let path = dir.join(dest.file_name());
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let sql = |source| LedgerError::Sql {
+        path: path.clone(),
+        source,
+    };
+    let flags =
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(&path, flags).map_err(sql)?;
+    conn.busy_timeout(std::time::Duration::from_secs(30))
+        .map_err(sql)?;
+    let mut q = conn
+        .prepare(
+            "SELECT id, command, input, input_sha256, batch_id, started_at, finished_at, counts, report, stopped
+             FROM runs ORDER BY id",
+        )
+        .map_err(sql)?;
+    let rows = q
+        .query_map([], |r| {
+            let counts: Option<String> = r.get(7)?;
+            Ok(RunRecord {
+                id: r.get(0)?,
+                command: r.get(1)?,
+                input: r.get(2)?,
+                input_sha256: r.get(3)?,
+                batch_id: r.get(4)?,
+                started_at: r.get(5)?,
+                finished_at: r.get(6)?,
+                counts: counts.and_then(|c| serde_json::from_str(&c).ok()),
+                report: r.get(8)?,
+                stopped: r.get(9)?,
+            })
+        })
+        .map_err(sql)?;
+    rows.collect::<Result<_, _>>().map_err(sql)
+}
+
 fn connect(path: &Path) -> Result<Connection, LedgerError> {
     let sql = |source| LedgerError::Sql {
         path: path.to_owned(),

@@ -1,0 +1,104 @@
+//! `dcms-bulk runs`: every run the ledger of one API and tenant recorded,
+//! oldest first, with its input (and its SHA-256), its counts and where
+//! its report is.
+
+use clap::Args;
+
+use super::api::{ApiArgs, SendArgs};
+use super::{Console, print_json, print_stdout};
+use crate::error::{Error, Result};
+use crate::exit;
+use crate::report;
+use crate::submit::ledger::{self, Destination, RunRecord};
+
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    #[command(flatten)]
+    pub api: ApiArgs,
+
+    #[command(flatten)]
+    pub send: SendArgs,
+
+    /// Print the runs as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: &RunsArgs, console: Console) -> Result<i32> {
+    if args.api.sandbox {
+        return Err(Error::Usage(
+            "runs lists the ledger of an API and tenant (--base-url, --tenant, or a profile); \
+             the built-in sandbox's ledger is temporary"
+                .into(),
+        ));
+    }
+    let api = args.api.resolve(&args.send, console)?;
+    let dest = Destination::new(&api.tenant, &api.base_url);
+    let mut runs = ledger::runs(&api.journal_dir, &dest)?;
+    for r in &mut runs {
+        if let Some(at) = &r.report {
+            r.report = Some(
+                report::kept_report(std::path::Path::new(at), r.id)
+                    .display()
+                    .to_string(),
+            );
+        }
+    }
+    if args.json {
+        print_json(&serde_json::json!({
+            "tenant": dest.tenant,
+            "base_url": dest.base_url,
+            "ledger": api.journal_dir.join(dest.file_name()).display().to_string(),
+            "runs": runs,
+        }))?;
+        return Ok(exit::OK);
+    }
+    let mut text = String::new();
+    for r in &runs {
+        text.push_str(&line(r));
+        text.push('\n');
+    }
+    if runs.is_empty() && !console.quiet {
+        eprintln!(
+            "dcms-bulk: no runs recorded for {} (tenant {})",
+            dest.base_url, dest.tenant
+        );
+    }
+    print_stdout(&text).map_err(Error::Stdout)?;
+    Ok(exit::OK)
+}
+
+/// One run on one line: `#3 2026-12-01T08:00:00.000Z submit orders.csv
+/// sha256 1a2b3c4d5e6f: 10 rows, 9 accepted, 1 rejected; report ...`.
+fn line(r: &RunRecord) -> String {
+    let sent = r.counts.as_ref().map(|c| &c["sent"]);
+    let rows = r.counts.as_ref().and_then(|c| c["counts"]["rows"].as_u64());
+    let mut parts = Vec::new();
+    if let Some(n) = rows {
+        parts.push(format!("{n} rows"));
+    }
+    for what in ["accepted", "skipped", "rejected", "failed", "conflict"] {
+        if let Some(n) = sent.and_then(|s| s[what].as_u64()).filter(|n| *n > 0) {
+            parts.push(format!("{n} {what}"));
+        }
+    }
+    let end = match (&r.finished_at, &r.stopped) {
+        (None, _) => "; not ended (running, or cut off)".to_string(),
+        (Some(_), Some(why)) => format!("; stopped: {why}"),
+        (Some(_), None) => String::new(),
+    };
+    format!(
+        "#{} {} {} {} sha256 {}: {}{end}; report {}",
+        r.id,
+        r.started_at,
+        r.command,
+        r.input,
+        &r.input_sha256[..r.input_sha256.len().min(12)],
+        if parts.is_empty() {
+            "no counts".to_string()
+        } else {
+            parts.join(", ")
+        },
+        r.report.as_deref().unwrap_or("none"),
+    )
+}

@@ -841,6 +841,68 @@ fn a_rerun_keeps_the_earlier_runs_report_and_run_facts() {
         text.lines().next().unwrap().contains("3 accepted"),
         "{text}"
     );
+
+    // One order: the run that sent and accepted it, its row in that run's
+    // report, its one request.
+    let order = &report_rows(&desk.path(&kept))[1];
+    let id = &order["order_id"];
+    let show = |extra: &[&str]| {
+        let args = [
+            &[
+                "show",
+                id.as_str(),
+                "--base-url",
+                &sb.base,
+                "--tenant",
+                "ACME",
+            ],
+            extra,
+        ]
+        .concat();
+        desk.run(&args)
+    };
+    let out = show(&["--json"]);
+    assert_eq!(out.status.code(), Some(exit::OK), "{}", stderr(&out));
+    let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["item"]["accepted_run"], run);
+    assert_eq!(shown["item"]["outcome"]["status"], "ACCEPTED");
+    let requests = shown["item"]["requests"].as_array().unwrap();
+    assert_eq!(requests.len(), 1, "{shown}");
+    assert_eq!(
+        requests[0]["http_status"].to_string(),
+        order["http_status"],
+        "the report's status"
+    );
+    assert_eq!(
+        requests[0]["request_id"].as_str(),
+        Some(order["request_id"].as_str())
+    );
+    assert_eq!(shown["report"], path_str(&desk.path(&kept)));
+    assert_eq!(
+        shown["rows"],
+        serde_json::json!([order["row"].parse::<u64>().unwrap()])
+    );
+    let text = String::from_utf8(show(&[]).stdout).unwrap();
+    assert!(
+        text.contains(&format!("HTTP {}", order["http_status"]))
+            && text.contains(&format!("rows {} of", order["row"])),
+        "{text}"
+    );
+    // An id the ledger never saw: exit 1, said.
+    let out = desk.run(&[
+        "show",
+        "DCB-nothing",
+        "--base-url",
+        &sb.base,
+        "--tenant",
+        "ACME",
+    ]);
+    assert_eq!(out.status.code(), Some(exit::ROWS_NOT_DONE));
+    assert!(
+        stderr(&out).contains("has no order DCB-nothing"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[cfg(unix)]

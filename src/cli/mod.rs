@@ -7,6 +7,7 @@ mod doctor;
 mod ops;
 mod runs;
 mod sandbox;
+mod show;
 mod status;
 mod submit;
 mod template;
@@ -65,6 +66,9 @@ pub enum Command {
     /// List every run the ledger of an API and tenant recorded: when, which
     /// file (and its SHA-256), its counts and where its report is.
     Runs(Box<runs::RunsArgs>),
+    /// Show what the ledger holds of one order: the runs that sent and
+    /// accepted it, its rows, every request and the last answer.
+    Show(Box<show::ShowArgs>),
     /// Write an empty order, cancel or upgrade sheet (.xlsx or .csv) with
     /// the right headers and an example row.
     Template(template::TemplateArgs),
@@ -294,6 +298,7 @@ pub fn main() -> i32 {
         Command::Sandbox(args) => sandbox::run(&args, console),
         Command::Doctor(args) => doctor::run(&args, console),
         Command::Runs(args) => runs::run(&args, console),
+        Command::Show(args) => show::run(&args, console),
         Command::CheckWorkbook { file } => crate::read::check_workbook(&file).map(|()| exit::OK),
         Command::Submit(args) => submit::run(&args, console),
         Command::Template(args) => template::run(&args, console),

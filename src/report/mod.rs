@@ -375,6 +375,26 @@ pub fn kept_report(recorded: &Path, run: i64) -> PathBuf {
     }
 }
 
+/// The rows a CSV report gives order (or item) `id`: the `row` of each
+/// line whose `order_id` is `id`; `None` if the report cannot be read so.
+pub fn rows_of(report: &Path, id: &str) -> Option<Vec<u64>> {
+    if Format::from_path(report).ok()? != Format::Csv {
+        return None;
+    }
+    let mut rdr = csv::Reader::from_path(report).ok()?;
+    let headers = rdr.headers().ok()?.clone();
+    let at = |name: &str| headers.iter().position(|h| h == name);
+    let (row, key) = (at("row")?, at("order_id").or_else(|| at("kit_no"))?);
+    let mut rows = Vec::new();
+    for record in rdr.records() {
+        let record = record.ok()?;
+        if record.get(key) == Some(id) {
+            rows.push(record.get(row)?.parse().ok()?);
+        }
+    }
+    Some(rows)
+}
+
 /// The tag of the run whose run facts are at `facts`.
 fn earlier_tag(facts: &Path) -> Option<String> {
     let text = crate::files::read_small(facts, 16 << 20).ok()?;

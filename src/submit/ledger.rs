@@ -464,19 +464,13 @@ pub struct RunRecord {
 /// there is no ledger. Read only, without its lock: a run may be sending
 /// meanwhile.
 pub fn runs(dir: &Path, dest: &Destination) -> Result<Vec<RunRecord>, LedgerError> {
-    let path = dir.join(dest.file_name());
-    if !path.exists() {
+    let Some((conn, path)) = open_read(dir, dest)? else {
         return Ok(Vec::new());
-    }
+    };
     let sql = |source| LedgerError::Sql {
         path: path.clone(),
         source,
     };
-    let flags =
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags(&path, flags).map_err(sql)?;
-    conn.busy_timeout(std::time::Duration::from_secs(30))
-        .map_err(sql)?;
     let mut q = conn
         .prepare(
             "SELECT id, command, input, input_sha256, batch_id, started_at, finished_at, counts, report, stopped
@@ -501,6 +495,117 @@ pub fn runs(dir: &Path, dest: &Destination) -> Result<Vec<RunRecord>, LedgerErro
         })
         .map_err(sql)?;
     rows.collect::<Result<_, _>>().map_err(sql)
+}
+
+/// The ledger of `dest` in `dir`, opened read only and without its lock;
+/// `None` if there is none.
+fn open_read(dir: &Path, dest: &Destination) -> Result<Option<(Connection, PathBuf)>, LedgerError> {
+    let path = dir.join(dest.file_name());
+    if !path.exists() {
+        return Ok(None);
+    }
+    let sql = |source| LedgerError::Sql {
+        path: path.clone(),
+        source,
+    };
+    let flags =
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(&path, flags).map_err(sql)?;
+    conn.busy_timeout(std::time::Duration::from_secs(30))
+        .map_err(sql)?;
+    Ok(Some((conn, path)))
+}
+
+/// Everything the ledger holds of one item (an order by its id, a cancel,
+/// an upgrade): its state, its last answer, and every request sent.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ItemHistory {
+    pub kind: String,
+    pub key: String,
+    /// What was sent, in short (an order's products).
+    pub summary: String,
+    pub state: String,
+    pub attempts: u32,
+    pub first_run: Option<i64>,
+    pub accepted_run: Option<i64>,
+    pub accepted_at: Option<String>,
+    /// The last answer as recorded (status, code, messages, request id).
+    pub outcome: Option<serde_json::Value>,
+    pub requests: Vec<RequestRecord>,
+}
+
+/// One request sent for an item.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RequestRecord {
+    pub attempt: u32,
+    pub run: i64,
+    pub at: String,
+    pub request_id: Option<String>,
+    pub answer_request_id: Option<String>,
+    /// `None`: no answer (or none recorded: cut off mid-request).
+    pub http_status: Option<u16>,
+}
+
+/// What the ledger of `dest` in `dir` holds of item `key` of `kind`.
+pub fn history(
+    dir: &Path,
+    dest: &Destination,
+    kind: &str,
+    key: &str,
+) -> Result<Option<ItemHistory>, LedgerError> {
+    let Some((conn, path)) = open_read(dir, dest)? else {
+        return Ok(None);
+    };
+    let sql = |source| LedgerError::Sql {
+        path: path.clone(),
+        source,
+    };
+    let item = conn
+        .query_row(
+            "SELECT summary, state, attempts, first_run, accepted_run, accepted_at, outcome
+             FROM items WHERE kind = ?1 AND key = ?2",
+            params![kind, key],
+            |r| {
+                let outcome: Option<String> = r.get(6)?;
+                Ok(ItemHistory {
+                    kind: kind.to_owned(),
+                    key: key.to_owned(),
+                    summary: r.get(0)?,
+                    state: r.get(1)?,
+                    attempts: r.get(2)?,
+                    first_run: r.get(3)?,
+                    accepted_run: r.get(4)?,
+                    accepted_at: r.get(5)?,
+                    outcome: outcome.and_then(|o| serde_json::from_str(&o).ok()),
+                    requests: Vec::new(),
+                })
+            },
+        )
+        .optional()
+        .map_err(sql)?;
+    let Some(mut item) = item else {
+        return Ok(None);
+    };
+    let mut q = conn
+        .prepare(
+            "SELECT attempt, run, at, request_id, answer_request_id, http_status
+             FROM attempts WHERE kind = ?1 AND key = ?2 ORDER BY attempt",
+        )
+        .map_err(sql)?;
+    let requests = q
+        .query_map(params![kind, key], |r| {
+            Ok(RequestRecord {
+                attempt: r.get(0)?,
+                run: r.get(1)?,
+                at: r.get(2)?,
+                request_id: r.get(3)?,
+                answer_request_id: r.get(4)?,
+                http_status: r.get(5)?,
+            })
+        })
+        .map_err(sql)?;
+    item.requests = requests.collect::<Result<_, _>>().map_err(sql)?;
+    Ok(Some(item))
 }
 
 fn connect(path: &Path) -> Result<Connection, LedgerError> {

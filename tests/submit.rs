@@ -689,6 +689,12 @@ fn a_folder_gives_only_finished_sheets_and_says_what_it_passed_over() {
         why("notes.pdf").contains("not an order sheet"),
         "{passed:?}"
     );
+    // A folder with no sheet at all is a quiet night: exit 0, said.
+    std::fs::create_dir(desk.path("empty")).unwrap();
+    let quiet = desk.submit(&desk.path("empty"), &sb.base, "ACME", &["--settle", "0"]);
+    let (_, said) = text(&quiet);
+    assert_eq!(quiet.status.code(), Some(exit::OK), "{said}");
+    assert!(said.contains("nothing sent"), "{said}");
     for (name, _) in &passed {
         assert!(stderr.contains("passed over"), "{stderr}");
         assert!(stderr.contains(name.as_str()), "{name}: {stderr}");

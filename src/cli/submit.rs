@@ -128,11 +128,8 @@ fn input_files(named: &[PathBuf]) -> Result<Inputs> {
         in_folders.extend(found.sheets);
         passed.extend(found.passed);
     }
-    if files.is_empty() && in_folders.is_empty() {
-        return Err(Error::Usage(
-            "no order sheets found in the folder(s) given".into(),
-        ));
-    }
+    // An empty drop folder is a quiet night, not a mistake: nothing to
+    // send, exit 0 (said by the caller).
     Ok(Inputs {
         files,
         in_folders,

@@ -7,6 +7,12 @@ pub fn now() -> String {
     Stamp::now().to_string()
 }
 
+/// A time of [`now`]'s format as a file name may hold it: its letters and
+/// digits only (`2026-12-01T16:20:00.123Z` → `20261201T162000123Z`).
+pub fn in_name(time: &str) -> String {
+    time.chars().filter(char::is_ascii_alphanumeric).collect()
+}
+
 /// A moment to the millisecond, written in the one format: kept as 12
 /// bytes where its text would take a heap allocation (an outcome of each
 /// of a million orders holds one).

@@ -2,6 +2,8 @@
 //! oldest first, with its input (and its SHA-256), its counts and where
 //! its report is.
 
+use std::path::{Path, PathBuf};
+
 use clap::Args;
 
 use super::api::{ApiArgs, SendArgs};
@@ -25,30 +27,13 @@ pub struct RunsArgs {
 }
 
 pub fn run(args: &RunsArgs, console: Console) -> Result<i32> {
-    if args.api.sandbox {
-        return Err(Error::Usage(
-            "runs lists the ledger of an API and tenant (--base-url, --tenant, or a profile); \
-             the built-in sandbox's ledger is temporary"
-                .into(),
-        ));
-    }
-    let api = args.api.resolve(&args.send, console)?;
-    let dest = Destination::new(&api.tenant, &api.base_url);
-    let mut runs = ledger::runs(&api.journal_dir, &dest)?;
-    for r in &mut runs {
-        if let Some(at) = &r.report {
-            r.report = Some(
-                report::kept_report(std::path::Path::new(at), r.id)
-                    .display()
-                    .to_string(),
-            );
-        }
-    }
+    let (dir, dest) = ledger_of(&args.api, &args.send, console, "runs")?;
+    let runs = runs_now(&dir, &dest)?;
     if args.json {
         print_json(&serde_json::json!({
             "tenant": dest.tenant,
             "base_url": dest.base_url,
-            "ledger": api.journal_dir.join(dest.file_name()).display().to_string(),
+            "ledger": dir.join(dest.file_name()).display().to_string(),
             "runs": runs,
         }))?;
         return Ok(exit::OK);
@@ -66,6 +51,42 @@ pub fn run(args: &RunsArgs, console: Console) -> Result<i32> {
     }
     print_stdout(&text).map_err(Error::Stdout)?;
     Ok(exit::OK)
+}
+
+/// The ledger `runs` and `show` read: its folder and destination, from
+/// the same flags as `submit` (never the built-in sandbox's, which is
+/// temporary).
+pub(super) fn ledger_of(
+    api: &ApiArgs,
+    send: &SendArgs,
+    console: Console,
+    command: &str,
+) -> Result<(PathBuf, Destination)> {
+    if api.sandbox {
+        return Err(Error::Usage(format!(
+            "{command} reads the ledger of an API and tenant (--base-url, --tenant, or a profile); \
+             the built-in sandbox's ledger is temporary"
+        )));
+    }
+    let api = api.resolve(send, console)?;
+    let dest = Destination::new(&api.tenant, &api.base_url);
+    Ok((api.journal_dir, dest))
+}
+
+/// Every run the ledger recorded, each report where it is now (under its
+/// run's id once a later run took the plain name).
+pub(super) fn runs_now(dir: &Path, dest: &Destination) -> Result<Vec<RunRecord>> {
+    let mut runs = ledger::runs(dir, dest)?;
+    for r in &mut runs {
+        if let Some(at) = &r.report {
+            r.report = Some(
+                report::kept_report(Path::new(at), r.id)
+                    .display()
+                    .to_string(),
+            );
+        }
+    }
+    Ok(runs)
 }
 
 /// One run on one line: `#3 2026-12-01T08:00:00.000Z submit orders.csv

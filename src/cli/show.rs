@@ -10,7 +10,7 @@ use super::{Console, print_json, print_stdout};
 use crate::error::{Error, Result};
 use crate::exit;
 use crate::report;
-use crate::submit::ledger::{self, Destination, ItemHistory};
+use crate::submit::ledger::{self, ItemHistory};
 
 #[derive(Debug, Args)]
 pub struct ShowArgs {
@@ -53,24 +53,16 @@ impl Kind {
 
 /// Exit 0 when the ledger knows the item, 1 when it does not.
 pub fn run(args: &ShowArgs, console: Console) -> Result<i32> {
-    if args.api.sandbox {
-        return Err(Error::Usage(
-            "show reads the ledger of an API and tenant (--base-url, --tenant, or a profile); \
-             the built-in sandbox's ledger is temporary"
-                .into(),
-        ));
-    }
-    let api = args.api.resolve(&args.send, console)?;
-    let dest = Destination::new(&api.tenant, &api.base_url);
+    let (dir, dest) = super::runs::ledger_of(&args.api, &args.send, console, "show")?;
     let kind = args.kind.ledger_kind();
-    let Some(item) = ledger::history(&api.journal_dir, &dest, kind, &args.id)? else {
+    let Some(item) = ledger::history(&dir, &dest, kind, &args.id)? else {
         eprintln!(
             "dcms-bulk: the ledger of {} (tenant {}) has no {kind} {}",
             dest.base_url, dest.tenant, args.id
         );
         return Ok(exit::ROWS_NOT_DONE);
     };
-    let runs = ledger::runs(&api.journal_dir, &dest)?;
+    let runs = super::runs::runs_now(&dir, &dest)?;
     // The rows are those of the report of the run that accepted it, else
     // of the last run that sent it.
     let run = item
@@ -78,11 +70,8 @@ pub fn run(args: &ShowArgs, console: Console) -> Result<i32> {
         .or(item.requests.last().map(|r| r.run))
         .or(item.first_run);
     let report = run
-        .and_then(|id| runs.iter().find(|r| r.id == id))
-        .and_then(|r| {
-            let at = r.report.as_deref()?;
-            Some(report::kept_report(std::path::Path::new(at), r.id))
-        });
+        .and_then(|id| runs.into_iter().find(|r| r.id == id))
+        .and_then(|r| r.report.map(std::path::PathBuf::from));
     let rows = report.as_deref().and_then(|r| report::rows_of(r, &args.id));
     if args.json {
         print_json(&serde_json::json!({

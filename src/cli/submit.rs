@@ -222,13 +222,7 @@ impl FileSummary {
             batch_id: None,
             counts: None,
             filed_in: None,
-            tag: format!(
-                "at-{}",
-                report::now()
-                    .chars()
-                    .filter(char::is_ascii_digit)
-                    .collect::<String>()
-            ),
+            tag: format!("at-{}", crate::clock::in_name(&report::now())),
         }
     }
 }

@@ -309,11 +309,7 @@ pub fn write_objects(
 pub fn write_unreadable(report: &Path, facts: &UnreadableFacts) -> Result<PathBuf> {
     let mut path = facts_path(report);
     if path.exists() {
-        let stamp: String = facts
-            .finished_at
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric())
-            .collect();
+        let stamp = crate::clock::in_name(&facts.finished_at);
         let mut name = report.file_name().unwrap_or_default().to_os_string();
         name.push(format!(".unreadable-{stamp}.run.json"));
         path = report.with_file_name(name);
@@ -402,12 +398,10 @@ fn earlier_tag(facts: &Path) -> Option<String> {
     if let Some(run) = facts["api"]["ledger_run"].as_i64() {
         return Some(format!("run-{run}"));
     }
-    let at: String = facts["finished_at"]
-        .as_str()?
-        .chars()
-        .filter(char::is_ascii_digit)
-        .collect();
-    Some(format!("at-{at}"))
+    Some(format!(
+        "at-{}",
+        crate::clock::in_name(facts["finished_at"].as_str()?)
+    ))
 }
 
 /// The run-facts file of a report: `orders.report.csv` → `orders.report.csv.run.json`.

@@ -467,10 +467,7 @@ pub fn runs(dir: &Path, dest: &Destination) -> Result<Vec<RunRecord>, LedgerErro
     let Some((conn, path)) = open_read(dir, dest)? else {
         return Ok(Vec::new());
     };
-    let sql = |source| LedgerError::Sql {
-        path: path.clone(),
-        source,
-    };
+    let sql = sql_at(&path);
     let mut q = conn
         .prepare(
             "SELECT id, command, input, input_sha256, batch_id, started_at, finished_at, counts, report, stopped
@@ -504,10 +501,7 @@ fn open_read(dir: &Path, dest: &Destination) -> Result<Option<(Connection, PathB
     if !path.exists() {
         return Ok(None);
     }
-    let sql = |source| LedgerError::Sql {
-        path: path.clone(),
-        source,
-    };
+    let sql = sql_at(&path);
     let flags =
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(&path, flags).map_err(sql)?;
@@ -556,10 +550,7 @@ pub fn history(
     let Some((conn, path)) = open_read(dir, dest)? else {
         return Ok(None);
     };
-    let sql = |source| LedgerError::Sql {
-        path: path.clone(),
-        source,
-    };
+    let sql = sql_at(&path);
     let item = conn
         .query_row(
             "SELECT summary, state, attempts, first_run, accepted_run, accepted_at, outcome
@@ -606,6 +597,14 @@ pub fn history(
         .map_err(sql)?;
     item.requests = requests.collect::<Result<_, _>>().map_err(sql)?;
     Ok(Some(item))
+}
+
+/// The error of an SQL statement on the ledger at `path`.
+fn sql_at(path: &Path) -> impl Fn(rusqlite::Error) -> LedgerError + Copy + '_ {
+    move |source| LedgerError::Sql {
+        path: path.to_owned(),
+        source,
+    }
 }
 
 fn connect(path: &Path) -> Result<Connection, LedgerError> {

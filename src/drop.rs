@@ -100,72 +100,112 @@ pub fn settled(
         return (files, Vec::new());
     }
     let began = Instant::now();
-    // Each file, what it looked like, and since when (on this clock) it
-    // has looked so: from its modification time at the first look.
-    let mut files: Vec<Watched> = files
-        .into_iter()
-        .map(|path| {
-            let look = Look::of(&path);
-            let since = look.map_or(began, |l| began.checked_sub(l.age).unwrap_or(began));
-            Watched {
-                path,
-                look,
-                since,
-                told: false,
-                ready: false,
-            }
-        })
-        .collect();
+    let mut settling = Settling::new(settle);
+    let mut open: Vec<(usize, PathBuf)> = files.into_iter().enumerate().collect();
+    let (mut taken, mut passed) = (Vec::new(), Vec::new());
     loop {
-        for f in files.iter_mut().filter(|f| !f.ready && f.look.is_some()) {
-            if f.since.elapsed() >= settle {
-                f.ready = true;
-            } else if !f.told {
-                waiting(&f.path, f.since.elapsed());
-                f.told = true;
+        let mut still = Vec::new();
+        for (at, path) in open {
+            match settling.look(&path) {
+                Settle::Ready => taken.push((at, path)),
+                Settle::Gone => passed.push(Passed {
+                    path,
+                    why: "gone, or not readable, while it was waited for".into(),
+                }),
+                Settle::Waiting { first, unchanged } => {
+                    if first {
+                        waiting(&path, unchanged);
+                    }
+                    still.push((at, path));
+                }
             }
         }
-        let open = files.iter().any(|f| !f.ready && f.look.is_some());
-        if !open || stopped() || began.elapsed() >= settle_limit(settle) {
+        open = still;
+        if open.is_empty() || stopped() || began.elapsed() >= settle_limit(settle) {
             break;
         }
         std::thread::sleep(Duration::from_millis(200).min(settle));
-        for f in files.iter_mut().filter(|f| !f.ready) {
-            let now = Look::of(&f.path);
-            let same = matches!((&f.look, &now), (Some(a), Some(b)) if a.len == b.len && a.modified == b.modified);
-            if !same {
-                (f.look, f.since) = (now, Instant::now());
-            }
-        }
     }
-    let mut taken = Vec::new();
-    let mut passed = Vec::new();
-    for f in files {
-        if f.ready {
-            taken.push(f.path);
-            continue;
-        }
-        let why = match f.look {
-            None => "gone, or not readable, while it was waited for".to_string(),
-            Some(_) if stopped() => "still changing when the run was stopped".to_string(),
-            Some(_) => format!(
+    for (_, path) in open {
+        let why = if stopped() {
+            "still changing when the run was stopped".to_string()
+        } else {
+            format!(
                 "still changing after {}: left for the next run",
                 humantime::format_duration(settle_limit(settle))
-            ),
+            )
         };
-        passed.push(Passed { path: f.path, why });
+        passed.push(Passed { path, why });
     }
-    (taken, passed)
+    // In the order given.
+    taken.sort();
+    (taken.into_iter().map(|(_, p)| p).collect(), passed)
 }
 
-/// A file waited for.
+/// What a look at a file waited for found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settle {
+    /// Unchanged for the settle time: take it.
+    Ready,
+    /// Still changing, or not unchanged for long enough; `first` on the
+    /// first look.
+    Waiting { first: bool, unchanged: Duration },
+    /// Gone, or its size and time cannot be read.
+    Gone,
+}
+
+/// Files waited for until their size and modification time have stood
+/// still for the settle time, one look at a time (a loop that does other
+/// things between looks, like `watch`, keeps one).
+pub struct Settling {
+    settle: Duration,
+    files: std::collections::HashMap<PathBuf, Watched>,
+}
+
+/// A file waited for: what it looked like, and since when (on this clock)
+/// it has looked so: from its modification time at the first look.
 struct Watched {
-    path: PathBuf,
-    look: Option<Look>,
+    look: Look,
     since: Instant,
-    /// The caller was told it is waited for.
-    told: bool,
-    ready: bool,
+}
+
+impl Settling {
+    pub fn new(settle: Duration) -> Settling {
+        Settling {
+            settle,
+            files: Default::default(),
+        }
+    }
+
+    /// Looks at `path` again. A file found ready or gone is forgotten.
+    pub fn look(&mut self, path: &Path) -> Settle {
+        let Some(now) = Look::of(path) else {
+            self.files.remove(path);
+            return Settle::Gone;
+        };
+        let first = !self.files.contains_key(path);
+        let file = self.files.entry(path.to_path_buf()).or_insert_with(|| {
+            let at = Instant::now();
+            Watched {
+                look: now,
+                since: at.checked_sub(now.age).unwrap_or(at),
+            }
+        });
+        if !file.look.same_as(&now) {
+            (file.look, file.since) = (now, Instant::now());
+        }
+        let unchanged = file.since.elapsed();
+        if unchanged >= self.settle {
+            self.files.remove(path);
+            return Settle::Ready;
+        }
+        Settle::Waiting { first, unchanged }
+    }
+
+    /// Files waited for now.
+    pub fn waiting(&self) -> usize {
+        self.files.len()
+    }
 }
 
 /// Moves a processed input and what its run wrote (its report, its run
@@ -204,14 +244,19 @@ pub fn file_away(dir: &Path, paths: &[&Path], tag: &str) -> std::io::Result<Vec<
 
 /// A file's size and modification time, and how long ago that was.
 #[derive(Debug, Clone, Copy)]
-struct Look {
+pub struct Look {
     len: u64,
     modified: SystemTime,
     age: Duration,
 }
 
 impl Look {
-    fn of(path: &Path) -> Option<Look> {
+    /// Whether the file has the same size and modification time.
+    pub fn same_as(&self, other: &Look) -> bool {
+        self.len == other.len && self.modified == other.modified
+    }
+
+    pub fn of(path: &Path) -> Option<Look> {
         let meta = std::fs::metadata(path).ok()?;
         let modified = meta.modified().ok()?;
         Some(Look {

@@ -14,6 +14,7 @@ fn help_texts() {
     insta::assert_snapshot!("cancel_help", run(&["cancel", "--help"]).stdout);
     insta::assert_snapshot!("upgrade_help", run(&["upgrade", "--help"]).stdout);
     insta::assert_snapshot!("template_help", run(&["template", "--help"]).stdout);
+    insta::assert_snapshot!("watch_help", run(&["watch", "--help"]).stdout);
 }
 
 #[test]
@@ -124,7 +125,7 @@ fn error_messages() {
         let mut argv = vec!["validate"];
         argv.extend(args.iter().map(String::as_str));
         let out = run(&argv);
-        let shown = out.stderr.replace(path_str(dir.path()), "TMP");
+        let shown = untimed(&out.stderr).replace(path_str(dir.path()), "TMP");
         all.push_str(&format!("== {name} (exit {})\n{shown}\n", out.code));
     }
     insta::assert_snapshot!("error_messages", all);

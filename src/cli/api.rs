@@ -340,7 +340,8 @@ fn read_secret_file(path: &Path, what: &str, console: Console) -> Result<Secret>
         use std::os::unix::fs::PermissionsExt;
         let mode = meta.permissions().mode() & 0o777;
         if mode & 0o077 != 0 && !console.quiet {
-            eprintln!(
+            tracing::warn!(
+                event = "secret_readable",
                 "dcms-bulk: warning: {what} file {} can be read by other users (mode {mode:03o}); chmod 600 it",
                 path.display()
             );
@@ -508,7 +509,8 @@ impl ApiArgs {
         let sandbox = Sandbox::start(SandboxOpts::default())?;
         let base_url = sandbox.base_url().to_owned();
         if !console.quiet {
-            eprintln!(
+            tracing::info!(
+                event = "sandbox",
                 "dcms-bulk: sending to the built-in sandbox at {base_url} (nothing leaves this machine)"
             );
         }
@@ -677,7 +679,8 @@ impl Api {
         let dest = Destination::new(&self.tenant, &self.base_url);
         let ledger = Ledger::open(&self.journal_dir, &dest, true, |lock| {
             if !console.quiet {
-                eprintln!(
+                tracing::info!(
+                    event = "ledger_busy",
                     "dcms-bulk: another dcms-bulk run is sending to {} (tenant {}); waiting for it to end (lock {})",
                     dest.base_url,
                     dest.tenant,
@@ -686,7 +689,11 @@ impl Api {
             }
         })?;
         if console.verbose {
-            eprintln!("dcms-bulk: ledger {}", ledger.path().display());
+            tracing::info!(
+                event = "ledger",
+                "dcms-bulk: ledger {}",
+                ledger.path().display()
+            );
         }
         let stopper = Arc::new(Stopper::default());
         Ok(Engine {
@@ -721,7 +728,8 @@ impl Api {
             }
             None => {
                 if !console.quiet {
-                    eprintln!(
+                    tracing::info!(
+                        event = "tier",
                         "dcms-bulk: no rate given: sending at the API guide's standard tier (100 requests/s, bursts of 200); set --rate, --tier or the profile's tier to change it"
                     );
                 }
@@ -730,7 +738,8 @@ impl Api {
         };
         let (rate, burst) = tier.limits();
         if console.verbose {
-            eprintln!(
+            tracing::info!(
+                event = "tier",
                 "dcms-bulk: {} tier: {rate} requests/s, bursts of {burst}",
                 tier.name()
             );
@@ -816,6 +825,12 @@ fn tally_counts(t: &Tally) -> String {
     )
 }
 
+/// How long `left` orders take at `rate` a second, to the second; none
+/// before the first is done.
+fn eta(left: u64, rate: f64) -> Option<Duration> {
+    (rate > 0.0).then(|| Duration::from_secs((left as f64 / rate).ceil() as u64))
+}
+
 /// A progress bar on a terminal; a log line every few seconds otherwise.
 pub struct Progress {
     task: Option<tokio::task::JoinHandle<()>>,
@@ -865,11 +880,19 @@ impl Progress {
             loop {
                 tokio::time::sleep(Duration::from_secs(5)).await;
                 let done = tally.done.load(Ordering::Relaxed);
-                let requests = tally.requests.load(Ordering::Relaxed);
-                eprintln!(
-                    "{name}: {done}/{orders} done ({}), {:.0} requests/s",
+                let rate = done as f64 / started.elapsed().as_secs_f64().max(0.001);
+                let eta = eta(orders.saturating_sub(done), rate);
+                tracing::info!(
+                    event = "progress",
+                    file = name,
+                    done,
+                    total = orders,
+                    rate = rate.round(),
+                    eta_s = eta.map(|e| e.as_secs()),
+                    "{name}: {done}/{orders} done ({}), {rate:.0} orders/s, ETA {}",
                     tally_counts(&tally),
-                    requests as f64 / started.elapsed().as_secs_f64().max(0.001)
+                    eta.map_or("unknown".into(), |e| humantime::format_duration(e)
+                        .to_string())
                 );
             }
         });
@@ -896,7 +919,7 @@ pub fn print_finished(name: &str, done: &Finished, console: Console) {
         return;
     }
     for note in &done.notes {
-        eprintln!("{name}: {note}");
+        tracing::info!(event = "note", file = name, "{name}: {note}");
     }
     let f = &done.facts;
     let (c, s) = (f.counts, f.sent.unwrap_or_default());
@@ -922,7 +945,22 @@ pub fn print_finished(name: &str, done: &Finished, console: Console) {
     if let Some(r) = &f.report {
         line += &format!("; report: {}", r.path);
     }
-    eprintln!("{line}");
+    tracing::info!(
+        event = "finished",
+        file = name,
+        code = done.code,
+        rows = c.rows,
+        accepted = s.accepted,
+        skipped = s.skipped,
+        rejected = s.rejected,
+        failed = s.failed,
+        conflict = s.conflict,
+        invalid = c.invalid,
+        held = c.held,
+        requests = f.api.as_ref().map(|a| a.requests),
+        report = f.report.as_ref().map(|r| r.path.as_str()),
+        "{line}"
+    );
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 
 mod api;
 mod doctor;
+mod log;
 mod ops;
 mod runs;
 mod sandbox;
@@ -12,6 +13,7 @@ mod status;
 mod submit;
 mod template;
 mod validate;
+mod watch;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -46,6 +48,12 @@ pub struct Cli {
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
 
+    /// Log lines on stderr: text (off a terminal, each after its RFC 3339
+    /// time) or json (one object a line: time, level, event, message,
+    /// fields)
+    #[arg(long, global = true, value_enum, value_name = "FORMAT", env = "DCMS_LOG_FORMAT", default_value_t = log::LogFormat::Text, hide_env_values = true)]
+    pub log_format: log::LogFormat,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -56,6 +64,9 @@ pub enum Command {
     Validate(Box<validate::ValidateArgs>),
     /// Check a sheet and send its ready orders to the DCMS API, exactly once.
     Submit(Box<submit::SubmitArgs>),
+    /// Watch drop folders: submit each sheet as it settles, file it in the
+    /// done or failed folder, and keep going until Ctrl-C or SIGTERM.
+    Watch(Box<watch::WatchArgs>),
     /// Ask the API where every order of an earlier submit stands; write the
     /// report again with order_status.
     Status(Box<status::StatusArgs>),
@@ -289,6 +300,7 @@ pub fn main() -> i32 {
             return code;
         }
     };
+    log::init(cli.log_format);
     let console = Console {
         verbose: cli.verbose,
         quiet: cli.quiet,
@@ -301,6 +313,7 @@ pub fn main() -> i32 {
         Command::Show(args) => show::run(&args, console),
         Command::CheckWorkbook { file } => crate::read::check_workbook(&file).map(|()| exit::OK),
         Command::Submit(args) => submit::run(&args, console),
+        Command::Watch(args) => watch::run(&args, console),
         Command::Template(args) => template::run(&args, console),
         Command::Cancel(args) => ops::cancel(&args, console),
         Command::Status(args) => status::run(&args, console),
@@ -312,17 +325,18 @@ pub fn main() -> i32 {
             // Each cause once: most messages name theirs already (a
             // library's "Error code 26: file is not a database" too).
             let mut shown = e.to_string();
-            eprintln!("dcms-bulk: error: {shown}");
+            let mut message = format!("dcms-bulk: error: {shown}");
             let mut source = std::error::Error::source(&e);
             while let Some(s) = source {
                 let cause = s.to_string();
                 let gist = cause.rsplit(": ").next().unwrap_or(&cause);
                 if !shown.contains(gist) {
-                    eprintln!("  caused by: {cause}");
+                    message += &format!("\n  caused by: {cause}");
                     shown.push_str(&cause);
                 }
                 source = s.source();
             }
+            tracing::error!(event = "error", code = e.exit_code(), "{message}");
             e.exit_code()
         }
     }
@@ -336,7 +350,7 @@ const PROBLEMS_SHOWN: usize = 50;
 pub(crate) fn print_problems(checked: &crate::pipeline::Checked, file: &str, console: Console) {
     if console.verbose {
         for note in checked.sheet.notes() {
-            eprintln!("{file}: {note}");
+            tracing::info!(event = "detected", file, "{file}: {note}");
         }
     }
     if console.quiet {
@@ -352,11 +366,23 @@ pub(crate) fn print_problems(checked: &crate::pipeline::Checked, file: &str, con
                 Some(c) => format!("{}!{}", checked.sheet.name(), checked.cell_ref(c, number)),
                 None => format!("{} row {number}", checked.sheet.name()),
             };
-            eprintln!("{file}: {at} {}: {}", p.field, p.message);
+            tracing::info!(
+                event = "problem",
+                file,
+                sheet = checked.sheet.name(),
+                row = number,
+                column = %p.field,
+                "{file}: {at} {}: {}",
+                p.field,
+                p.message
+            );
         }
     }
     if total > shown {
-        eprintln!(
+        tracing::info!(
+            event = "problems",
+            file,
+            problems = total,
             "{file}: … and {} more problems; the report lists every one",
             total - shown
         );

@@ -165,7 +165,11 @@ fn send<O: Operation>(
         .shutdown_timeout(std::time::Duration::from_secs(1));
     let done = done?;
     if let Some(why) = stopped {
-        eprintln!("dcms-bulk: stopped: {why}; re-run the same command to resume");
+        tracing::warn!(
+            event = "stopped",
+            code = why.exit_code(),
+            "dcms-bulk: stopped: {why}; re-run the same command to resume"
+        );
     }
     Ok(done)
 }
@@ -182,10 +186,14 @@ fn print_row_problems<T>(name: &str, sheet: &OpSheet, checks: &[RowCheck<T>], co
     });
     for (i, (at, p)) in problems.enumerate() {
         if i == 50 && !console.verbose {
-            eprintln!("{name}: … more problems; the report lists every one");
+            tracing::info!(
+                event = "problems",
+                file = name,
+                "{name}: … more problems; the report lists every one"
+            );
             break;
         }
-        eprintln!("{name}: {at} {}: {}", p.field, p.message);
+        tracing::info!(event = "problem", file = name, column = %p.field, "{name}: {at} {}: {}", p.field, p.message);
     }
 }
 

@@ -44,9 +44,11 @@ pub fn run(args: &RunsArgs, console: Console) -> Result<i32> {
         text.push('\n');
     }
     if runs.is_empty() && !console.quiet {
-        eprintln!(
+        tracing::info!(
+            event = "no_runs",
             "dcms-bulk: no runs recorded for {} (tenant {})",
-            dest.base_url, dest.tenant
+            dest.base_url,
+            dest.tenant
         );
     }
     print_stdout(&text).map_err(Error::Stdout)?;

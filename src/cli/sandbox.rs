@@ -326,16 +326,21 @@ pub fn run(args: &SandboxArgs, console: Console) -> Result<i32> {
     let listener = sandbox::bind(opts.listen)?;
     let url = sandbox::base_url(&listener, opts.tls.is_some())?;
     if !listener.local_addr().is_ok_and(|a| a.ip().is_loopback()) && !console.quiet {
-        eprintln!("dcms-bulk sandbox: warning: listening beyond this machine ({url})");
+        tracing::warn!(
+            event = "listening_beyond",
+            "dcms-bulk sandbox: warning: listening beyond this machine ({url})"
+        );
     }
     // First line on stdout: where to connect.
     print_stdout(&format!("{url}\n")).map_err(Error::Stdout)?;
     if !console.quiet {
-        eprintln!(
+        tracing::info!(
+            event = "listening",
             "dcms-bulk sandbox: listening on {url} (inspection: {}/_sandbox/stats)",
             url.trim_end_matches("/v1")
         );
-        eprintln!(
+        tracing::info!(
+            event = "settings",
             "dcms-bulk sandbox: {}, orders advance {}, faults: {}; Ctrl-C stops",
             match (&opts.token, &opts.login) {
                 (Some(_), _) => "token required".to_string(),
@@ -361,7 +366,7 @@ pub fn run(args: &SandboxArgs, console: Console) -> Result<i32> {
     runtime.block_on(sandbox::serve(listener, opts, super::stop_signal()))?;
     runtime.shutdown_timeout(Duration::from_millis(100));
     if !console.quiet {
-        eprintln!("dcms-bulk sandbox: stopped");
+        tracing::info!(event = "stopped", "dcms-bulk sandbox: stopped");
     }
     Ok(exit::OK)
 }

@@ -56,9 +56,12 @@ pub fn run(args: &ShowArgs, console: Console) -> Result<i32> {
     let (dir, dest) = super::runs::ledger_of(&args.api, &args.send, console, "show")?;
     let kind = args.kind.ledger_kind();
     let Some(item) = ledger::history(&dir, &dest, kind, &args.id)? else {
-        eprintln!(
+        tracing::info!(
+            event = "unknown_order",
             "dcms-bulk: the ledger of {} (tenant {}) has no {kind} {}",
-            dest.base_url, dest.tenant, args.id
+            dest.base_url,
+            dest.tenant,
+            args.id
         );
         return Ok(exit::ROWS_NOT_DONE);
     };

@@ -168,7 +168,8 @@ pub fn run(args: &StatusArgs, console: Console) -> Result<i32> {
     let loaded = load(&args.report, format)?;
     let ids = created_orders(&loaded, &args.report)?;
     if !console.quiet {
-        eprintln!(
+        tracing::info!(
+            event = "asking",
             "{}: {} orders created; asking {} (tenant {})",
             args.report.display(),
             ids.len(),
@@ -187,7 +188,8 @@ pub fn run(args: &StatusArgs, console: Console) -> Result<i32> {
     let polled = Polled::count(&ids, &known, &finals, &text_of);
     let timed_out = args.wait && polled.still_open() > 0 && stopped.is_none();
     if timed_out && !console.quiet {
-        eprintln!(
+        tracing::warn!(
+            event = "gave_up",
             "status: gave up waiting after {}: {} of {} orders still open ({})",
             humantime::format_duration(args.wait_timeout),
             polled.still_open(),
@@ -262,7 +264,12 @@ fn poll(
         &stopper,
         &move |finals, total| {
             if !quiet {
-                eprintln!("status: {finals} of {total} orders final");
+                tracing::info!(
+                    event = "progress",
+                    done = finals,
+                    total,
+                    "status: {finals} of {total} orders final"
+                );
             }
         },
     ));
@@ -397,7 +404,8 @@ fn finish(
             parts if parts.is_empty() => "none".to_string(),
             parts => parts,
         };
-        eprintln!(
+        tracing::info!(
+            event = "finished",
             "{}: {orders} orders: {counted}; report: {}",
             args.report.display(),
             out.display()

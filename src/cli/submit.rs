@@ -40,6 +40,14 @@ pub struct SubmitArgs {
     #[command(flatten)]
     pub send: SendArgs,
 
+    #[command(flatten)]
+    pub out: OutArgs,
+}
+
+/// Where each file's report goes, and where the file goes after its run
+/// (`submit` and `watch`).
+#[derive(Debug, Args)]
+pub struct OutArgs {
     /// Write the report here (one input file only): .csv, .jsonl or .xlsx
     /// [default: FILE's folder, as NAME.report.csv]
     #[arg(long, value_name = "PATH", help_heading = "Report")]
@@ -58,7 +66,8 @@ pub struct SubmitArgs {
     #[arg(long, value_enum, default_value_t = ReportFormat::Csv, help_heading = "Report")]
     pub report_format: ReportFormat,
 
-    /// Print the summary as JSON on stdout
+    /// Print the summary as JSON on stdout (watch: one object a line as
+    /// each file is done)
     #[arg(long, help_heading = "Report")]
     pub json: bool,
 
@@ -92,8 +101,19 @@ pub enum ReportFormat {
     Jsonl,
 }
 
-impl SubmitArgs {
-    fn report_path(&self, input: &Path) -> PathBuf {
+impl OutArgs {
+    /// Checks the report options and makes the report folder.
+    pub(super) fn prepare(&self) -> Result<()> {
+        if let Some(r) = &self.report {
+            report::Format::from_path(r)?;
+        }
+        if let Some(dir) = &self.report_dir {
+            std::fs::create_dir_all(dir).map_err(|e| Error::report(dir, e))?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn report_path(&self, input: &Path) -> PathBuf {
         if let Some(p) = &self.report {
             return p.clone();
         }
@@ -148,7 +168,7 @@ struct Inputs {
 /// The folders' sheets that have settled (see [`drop::settled`]), after
 /// the files named; says which were waited for and which passed over.
 fn settled_inputs(
-    args: &SubmitArgs,
+    args: &OutArgs,
     inputs: Inputs,
     engine: &Engine,
     console: Console,
@@ -160,8 +180,8 @@ fn settled_inputs(
     } = inputs;
     let mut waiting = |path: &Path, unchanged: Duration| {
         if !console.quiet {
-            eprintln!(
-                "dcms-bulk: waiting for {} to settle (unchanged for {:.0} s of {})",
+            tracing::info!(
+                event = "waiting", file = %path.display(), "dcms-bulk: waiting for {} to settle (unchanged for {:.0} s of {})",
                 path.display(),
                 unchanged.as_secs_f64(),
                 humantime::format_duration(args.settle)
@@ -175,10 +195,13 @@ fn settled_inputs(
     passed.extend(not_settled);
     if !console.quiet {
         for p in &passed {
-            eprintln!("dcms-bulk: passed over {}: {}", p.path.display(), p.why);
+            tracing::info!(event = "passed_over", file = %p.path.display(), "dcms-bulk: passed over {}: {}", p.path.display(), p.why);
         }
         if files.is_empty() {
-            eprintln!("dcms-bulk: no sheet in the folder(s) is ready; nothing sent");
+            tracing::info!(
+                event = "nothing_ready",
+                "dcms-bulk: no sheet in the folder(s) is ready; nothing sent"
+            );
         }
     }
     (files, passed)
@@ -186,33 +209,33 @@ fn settled_inputs(
 
 /// One file's result, for the combined summary.
 #[derive(Debug, serde::Serialize)]
-struct FileSummary {
-    input: String,
-    exit_code: i32,
+pub(super) struct FileSummary {
+    pub(super) input: String,
+    pub(super) exit_code: i32,
     #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
+    pub(super) error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    report: Option<String>,
+    pub(super) report: Option<String>,
     /// The run facts, or for a file that could not be read the record of
     /// why.
     #[serde(skip_serializing_if = "Option::is_none")]
-    run_facts: Option<String>,
+    pub(super) run_facts: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    batch_id: Option<String>,
+    pub(super) batch_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    counts: Option<serde_json::Value>,
+    pub(super) counts: Option<serde_json::Value>,
     /// The `--done-dir` or `--failed-dir` the file went to, with its
     /// report and run facts.
     #[serde(skip_serializing_if = "Option::is_none")]
-    filed_in: Option<String>,
+    pub(super) filed_in: Option<String>,
     /// What tells this run's files from another's of the same name.
     #[serde(skip)]
-    tag: String,
+    pub(super) tag: String,
 }
 
 impl FileSummary {
     /// A file with no report: it could not be read, or was not reached.
-    fn failed(input: String, exit_code: i32, error: String) -> Self {
+    pub(super) fn failed(input: String, exit_code: i32, error: String) -> Self {
         FileSummary {
             input,
             exit_code,
@@ -230,20 +253,16 @@ impl FileSummary {
 pub fn run(args: &SubmitArgs, console: Console) -> Result<i32> {
     let opts = args.check.to_opts()?;
     let inputs = input_files(&args.files)?;
-    if args.report.is_some() && inputs.files.len() + inputs.in_folders.len() > 1 {
+    let out = &args.out;
+    if out.report.is_some() && inputs.files.len() + inputs.in_folders.len() > 1 {
         return Err(Error::Usage(
             "--report names one file; with several inputs use --report-dir".into(),
         ));
     }
-    if let Some(r) = &args.report {
-        report::Format::from_path(r)?;
-    }
-    if let Some(dir) = &args.report_dir {
-        std::fs::create_dir_all(dir).map_err(|e| Error::report(dir, e))?;
-    }
+    out.prepare()?;
     let api = args.api.resolve(&args.send, console)?;
     let engine = api.engine(&args.send, console)?;
-    let (files, passed) = settled_inputs(args, inputs, &engine, console);
+    let (files, passed) = settled_inputs(out, inputs, &engine, console);
 
     let mut summaries = Vec::new();
     for file in &files {
@@ -254,11 +273,11 @@ pub fn run(args: &SubmitArgs, console: Console) -> Result<i32> {
             }
             None => {
                 let started = report::now();
-                submit_file(args, &opts, &engine, file, console)
-                    .unwrap_or_else(|e| unreadable(args, file, started, &e))
+                let checked = pipeline::check(file, &opts);
+                send_checked(out, &args.check, &engine, file, started, checked, console)
             }
         };
-        summaries.push(file_away(args, file, summary));
+        summaries.push(file_away(out, file, summary));
     }
     let stopped = engine.stopper.reason();
     engine.runtime.shutdown_timeout(Duration::from_secs(1));
@@ -267,17 +286,24 @@ pub fn run(args: &SubmitArgs, console: Console) -> Result<i32> {
     if let Some(why) = &stopped
         && (!console.quiet || *why != Stop::Interrupted)
     {
-        eprintln!("dcms-bulk: stopped: {why}; re-run the same command to resume");
+        tracing::warn!(
+            event = "stopped",
+            code = why.exit_code(),
+            "dcms-bulk: stopped: {why}; re-run the same command to resume"
+        );
     }
     if files.len() > 1 && !console.quiet {
         let ok = summaries.iter().filter(|s| s.exit_code == exit::OK).count();
-        eprintln!(
+        tracing::info!(
+            event = "files",
+            files = summaries.len(),
+            done = ok,
             "dcms-bulk: {} files: {ok} fully done, {} with rows not done or errors",
             summaries.len(),
             summaries.len() - ok
         );
     }
-    if args.json {
+    if out.json {
         print_json(&serde_json::json!({
             "tenant": api.tenant,
             "base_url": api.base_url,
@@ -294,7 +320,7 @@ pub fn run(args: &SubmitArgs, console: Console) -> Result<i32> {
 /// failed folder, if one is given; a file not processed (the run stopped
 /// before it) stays. A move that fails is said, and counts as this
 /// machine's failure.
-fn file_away(args: &SubmitArgs, file: &Path, mut summary: FileSummary) -> FileSummary {
+pub(super) fn file_away(args: &OutArgs, file: &Path, mut summary: FileSummary) -> FileSummary {
     let Some(facts) = summary.run_facts.clone() else {
         return summary;
     };
@@ -327,8 +353,8 @@ fn file_away(args: &SubmitArgs, file: &Path, mut summary: FileSummary) -> FileSu
             summary.filed_in = Some(dir.display().to_string());
         }
         Err(e) => {
-            eprintln!(
-                "dcms-bulk: error: {}: could not move it to {}: {e}",
+            tracing::error!(
+                event = "error", file = %file.display(), code = exit::LOCAL_FAILURE, "dcms-bulk: error: {}: could not move it to {}: {e}",
                 file.display(),
                 dir.display()
             );
@@ -338,50 +364,83 @@ fn file_away(args: &SubmitArgs, file: &Path, mut summary: FileSummary) -> FileSu
     summary
 }
 
+/// One file, checked (or not: `checked` is why): its ready orders sent and
+/// its report written; a file that could not be read leaves a record of
+/// why where its run facts would go.
+pub(super) fn send_checked(
+    out: &OutArgs,
+    check: &CheckArgs,
+    engine: &Engine,
+    file: &Path,
+    started: String,
+    checked: Result<pipeline::Checked>,
+    console: Console,
+) -> FileSummary {
+    checked
+        .and_then(|c| submit_file(out, check, engine, &c, &started, console))
+        .unwrap_or_else(|e| unreadable(out, check, file, started, &e))
+}
+
 /// A file that could not be submitted: said on stderr and, when it could
 /// not be read as a sheet, recorded where its run facts would go.
-fn unreadable(args: &SubmitArgs, file: &Path, started: String, e: &Error) -> FileSummary {
-    eprintln!("dcms-bulk: error: {e}");
+fn unreadable(
+    out: &OutArgs,
+    check: &CheckArgs,
+    file: &Path,
+    started: String,
+    e: &Error,
+) -> FileSummary {
+    tracing::error!(
+        event = "error",
+        file = %file.display(),
+        code = e.exit_code(),
+        "dcms-bulk: error: {e}"
+    );
     let mut summary = FileSummary::failed(file.display().to_string(), e.exit_code(), e.to_string());
     if e.exit_code() == exit::INPUT_UNREADABLE {
-        let facts = report::UnreadableFacts::new("submit", file, args.check.facts(), started, e);
-        match report::write_unreadable(&args.report_path(file), &facts) {
+        let facts = report::UnreadableFacts::new("submit", file, check.facts(), started, e);
+        match report::write_unreadable(&out.report_path(file), &facts) {
             Ok(path) => summary.run_facts = Some(path.display().to_string()),
-            Err(w) => eprintln!("dcms-bulk: error: {w}"),
+            Err(w) => tracing::error!(
+                event = "error",
+                file = %file.display(),
+                code = w.exit_code(),
+                "dcms-bulk: error: {w}"
+            ),
         }
     }
     summary
 }
 
-/// One file: checked, its ready orders sent, its report written.
+/// One checked file: its ready orders sent, its report written.
 fn submit_file(
-    args: &SubmitArgs,
-    opts: &pipeline::CheckOpts,
+    out: &OutArgs,
+    check: &CheckArgs,
     engine: &Engine,
-    file: &Path,
+    checked: &pipeline::Checked,
+    started: &str,
     console: Console,
 ) -> Result<FileSummary> {
-    let started = report::now();
-    let report_path = args.report_path(file);
+    let file = &checked.path;
+    let report_path = out.report_path(file);
     super::not_the_input(&report_path, file)?;
     // Before any order leaves: an earlier run's report there is kept, and
     // this run's can be written.
     report::keep_earlier(&report_path)?;
     report::prepare(&report_path)?;
-    let checked = pipeline::check(file, opts)?;
     let name = file.display().to_string();
-    print_problems(&checked, &name, console);
+    print_problems(checked, &name, console);
     let tally = Arc::new(Tally::default());
     let ready = checked.grouping.counts.orders_ready;
     let progress = Progress::start(&engine.runtime, &name, tally.clone(), ready, console);
     let batch = Batch {
         command: "submit",
-        options: args.check.facts(),
-        started,
+        options: check.facts(),
+        started: started.to_owned(),
         report: &report_path,
         tally,
     };
-    let done = engine.orders(&checked, batch);
+    let done = engine.orders(checked, batch);
     progress.finish();
     let done = done?;
     print_finished(&name, &done, console);

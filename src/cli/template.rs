@@ -35,7 +35,8 @@ pub fn run(args: &TemplateArgs, console: Console) -> Result<i32> {
     }
     template::write(args.kind, &args.out)?;
     if !console.quiet {
-        eprintln!(
+        tracing::info!(
+            event = "wrote",
             "wrote {} ({} columns, one example row)",
             args.out.display(),
             args.kind.columns().len()

@@ -85,7 +85,12 @@ pub fn run(args: &ValidateArgs, console: Console) -> Result<i32> {
         }))?;
     }
     if !console.quiet {
-        eprintln!("{file}: {}", summary_line(&checked, &facts));
+        tracing::info!(
+            event = "checked",
+            file,
+            "{file}: {}",
+            summary_line(&checked, &facts)
+        );
     }
     Ok(code)
 }

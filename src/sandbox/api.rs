@@ -121,6 +121,10 @@ pub struct Shared {
     pub started_at: String,
     /// With `--login`: the login and the tokens it issues.
     pub gateway: Option<Gateway>,
+    /// An outage asked for (`POST /_sandbox/outage`): how long to refuse
+    /// connections, and the server's wake-up.
+    pub outage: Mutex<Option<std::time::Duration>>,
+    pub outage_asked: tokio::sync::Notify,
 }
 
 impl Shared {
@@ -134,6 +138,8 @@ impl Shared {
             store: Mutex::new(Store::new(opts.kits.as_deref())),
             stats: Mutex::new(Stats::default()),
             started_at: now_text(),
+            outage: Mutex::new(None),
+            outage_asked: tokio::sync::Notify::new(),
             opts,
         }
     }
@@ -277,7 +283,8 @@ async fn call(shared: Arc<Shared>, endpoint: Endpoint, req: Request) -> Response
         });
     }
     if shared.opts.verbose {
-        eprintln!(
+        tracing::info!(
+            event = "call",
             "sandbox: {} {} tenant={} -> {} in {} ms",
             parts.method,
             endpoint.path(),

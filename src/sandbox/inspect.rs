@@ -27,6 +27,7 @@ pub fn routes(shared: Arc<Shared>) -> Router {
         .route("/_sandbox/faults", get(faults))
         .route("/_sandbox/calls", get(calls))
         .route("/_sandbox/advance", post(advance))
+        .route("/_sandbox/outage", post(outage))
         .route("/_sandbox/tenants/{tenant}/orders", get(orders))
         .route("/_sandbox/tenants/{tenant}/orders/{order_id}", get(order))
         .route("/_sandbox/tenants/{tenant}/kits", get(kits))
@@ -157,6 +158,41 @@ struct Advance {
 }
 
 /// Moves every (or one tenant's) unfinished order `steps` states on.
+/// `POST /_sandbox/outage` with `{"seconds": N}` (at most an hour): once
+/// this answer is sent, the sandbox closes its connections and refuses new
+/// ones for N seconds (nothing listens on its port), then listens again
+/// with its orders as they were: an API that went away for a while.
+async fn outage(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    #[derive(Deserialize)]
+    struct Ask {
+        seconds: f64,
+    }
+    let ask: Ask = match serde_json::from_slice(&body) {
+        Ok(a) => a,
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"error": format!("body: {e}; expected {{\"seconds\": N}}")})),
+            )
+                .into_response();
+        }
+    };
+    if !(ask.seconds > 0.0 && ask.seconds <= 3600.0) {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "seconds must be above 0 and at most 3600"})),
+        )
+            .into_response();
+    }
+    *lock(&shared.outage) = Some(std::time::Duration::from_secs_f64(ask.seconds));
+    shared.outage_asked.notify_one();
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({"refusing_for_seconds": ask.seconds})),
+    )
+        .into_response()
+}
+
 async fn advance(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     let ask: Advance = if body.iter().all(u8::is_ascii_whitespace) {
         Advance::default()

@@ -213,9 +213,10 @@ pub fn base_url(listener: &std::net::TcpListener, tls: bool) -> Result<String, S
 }
 
 /// The whole application: API under `/v1`, inspection under `/_sandbox`.
-fn app(opts: SandboxOpts) -> Router {
+fn app(opts: SandboxOpts) -> (Router, Arc<api::Shared>) {
     let state = Arc::new(api::Shared::new(opts));
-    api::routes(state.clone()).merge(inspect::routes(state))
+    let router = api::routes(state.clone()).merge(inspect::routes(state.clone()));
+    (router, state)
 }
 
 /// Marks a response the connection should be closed for instead of sent.
@@ -240,14 +241,27 @@ pub async fn serve(
     let addr = listener
         .local_addr()
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-    let listener = tokio::net::TcpListener::from_std(listener)
+    let mut listener = tokio::net::TcpListener::from_std(listener)
         .map_err(|source| SandboxError::Bind { addr, source })?;
     let acceptor = opts.tls.as_ref().map(TlsServer::acceptor).transpose()?;
-    let app = app(opts);
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let (app, shared) = app(opts);
+    let mut graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
+            () = shared.outage_asked.notified() => {
+                let Some(pause) = faults::lock(&shared.outage).take() else { continue };
+                // Nothing listens, and open connections are closed once
+                // their answers are out: the API is gone for a while.
+                drop(listener);
+                let _ = tokio::time::timeout(DRAIN, graceful.shutdown()).await;
+                tokio::select! {
+                    () = tokio::time::sleep(pause) => {}
+                    () = &mut shutdown => return Ok(()),
+                }
+                listener = rebind(addr).await?;
+                graceful = hyper_util::server::graceful::GracefulShutdown::new();
+            }
             accepted = listener.accept() => {
                 let stream = match accepted {
                     Ok((stream, _)) => stream,
@@ -280,6 +294,25 @@ pub async fn serve(
     drop(listener);
     let _ = tokio::time::timeout(DRAIN, graceful.shutdown()).await;
     Ok(())
+}
+
+/// Listens on `addr` again after an outage; the port may take a moment to
+/// be free.
+async fn rebind(addr: SocketAddr) -> Result<tokio::net::TcpListener, SandboxError> {
+    let mut tries = 0;
+    loop {
+        match bind(addr).and_then(|l| {
+            tokio::net::TcpListener::from_std(l)
+                .map_err(|source| SandboxError::Bind { addr, source })
+        }) {
+            Ok(l) => return Ok(l),
+            Err(e) if tries >= 50 => return Err(e),
+            Err(_) => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
 }
 
 fn serve_connection(

@@ -506,6 +506,8 @@ impl std::fmt::Display for Stop {
 #[derive(Debug)]
 pub struct Stopper {
     reason: Mutex<Option<Stop>>,
+    /// An interrupt was asked for, whatever reason came first.
+    interrupted: AtomicBool,
     tx: watch::Sender<bool>,
 }
 
@@ -513,6 +515,7 @@ impl Default for Stopper {
     fn default() -> Self {
         Stopper {
             reason: Mutex::new(None),
+            interrupted: AtomicBool::new(false),
             tx: watch::channel(false).0,
         }
     }
@@ -521,6 +524,9 @@ impl Default for Stopper {
 impl Stopper {
     pub fn stop(&self, why: Stop) {
         let mut reason = self.reason.lock().unwrap_or_else(|p| p.into_inner());
+        if why == Stop::Interrupted {
+            self.interrupted.store(true, Ordering::SeqCst);
+        }
         if reason.is_none() {
             *reason = Some(why);
         }
@@ -537,6 +543,29 @@ impl Stopper {
 
     pub fn is_stopped(&self) -> bool {
         *self.tx.borrow()
+    }
+
+    /// Whether Ctrl-C or SIGTERM asked to stop (even after another stop).
+    pub fn is_interrupted(&self) -> bool {
+        self.interrupted.load(Ordering::SeqCst)
+    }
+
+    /// Lets the next batch try again after one that stopped for the API
+    /// (unavailable, refusing, not answering as the API does, a deadline):
+    /// a watch goes on after an outage. An interrupt or a ledger failure
+    /// stays. Whether the stop was cleared.
+    pub fn clear(&self) -> bool {
+        let mut reason = self.reason.lock().unwrap_or_else(|p| p.into_inner());
+        if self.interrupted.load(Ordering::SeqCst) {
+            *reason = Some(Stop::Interrupted);
+            return false;
+        }
+        if matches!(*reason, Some(Stop::Ledger(_))) {
+            return false;
+        }
+        *reason = None;
+        self.tx.send_replace(false);
+        true
     }
 
     /// Completes when a stop is asked for.

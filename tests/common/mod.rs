@@ -32,6 +32,24 @@ pub fn run_in(dir: &Path, args: &[&str]) -> Run {
     }
 }
 
+/// Log lines (stderr off a terminal) without the RFC 3339 time each one
+/// starts with; panics on a line without one.
+pub fn untimed(stderr: &str) -> String {
+    stderr
+        .lines()
+        .map(|line| {
+            let (time, rest) = line
+                .split_once(' ')
+                .unwrap_or_else(|| panic!("no time before {line:?}"));
+            assert!(
+                time.len() == 24 && time.ends_with('Z') && time.as_bytes()[10] == b'T',
+                "not an RFC 3339 time before {line:?}"
+            );
+            format!("{rest}\n")
+        })
+        .collect()
+}
+
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }

@@ -388,6 +388,46 @@ fn http_200_with_an_exception_is_rejected_not_accepted() {
 }
 
 #[test]
+fn progress_lines_off_a_terminal_say_done_rate_and_eta() {
+    let sb = SandboxProcess::start(&["--latency", "200ms"]);
+    let desk = Desk::new();
+    let sheet = desk.sheet("slow.csv", 32, 1);
+    let out = desk.submit(
+        &sheet,
+        &sb.base,
+        "ACME",
+        &[
+            "--concurrency",
+            "1",
+            "--no-precheck",
+            "--log-format",
+            "json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(exit::OK), "{}", stderr(&out));
+    let log: Vec<Value> = stderr(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let progress: Vec<&Value> = log.iter().filter(|l| l["event"] == "progress").collect();
+    assert!(!progress.is_empty(), "a line every 5 s: {log:?}");
+    for p in progress {
+        let (done, total) = (p["done"].as_u64().unwrap(), p["total"].as_u64().unwrap());
+        assert!(done > 0 && done < total && total == 32, "{p}");
+        assert!(p["rate"].as_f64().unwrap() > 0.0, "{p}");
+        assert!(p["eta_s"].as_u64().is_some(), "{p}");
+        let message = p["message"].as_str().unwrap();
+        assert!(
+            message.contains(&format!("{done}/32 done")) && message.contains("orders/s, ETA "),
+            "{message}"
+        );
+    }
+    let finished = log.iter().find(|l| l["event"] == "finished").unwrap();
+    assert_eq!(finished["accepted"], 32);
+    assert_eq!(finished["code"], exit::OK);
+}
+
+#[test]
 fn no_answer_at_all_is_exit_4_whatever_the_number_of_orders() {
     let desk = Desk::new();
     // A port nobody listens on: every connection refused.

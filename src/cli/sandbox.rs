@@ -56,6 +56,11 @@ pub struct SandboxArgs {
     #[arg(long, value_name = "N", default_value_t = 2_000_000)]
     pub max_orders: usize,
 
+    /// Branch ids the API does not know: their creates are refused
+    /// (comma-separated)
+    #[arg(long, value_name = "IDS", value_delimiter = ',')]
+    pub unknown_branches: Vec<String>,
+
     /// Answer fetchStatus of an unknown order with HTTP 200 and a null
     /// result (as a real API may), not 404 order.not.found
     #[arg(long, help_heading = "Behaviours a real API may have")]
@@ -311,6 +316,7 @@ impl SandboxArgs {
             kits,
             generated_kits: self.kits,
             max_orders: self.max_orders,
+            unknown_branches: self.unknown_branches.clone(),
             verbose: console.verbose,
             quirks: sandbox::Quirks {
                 unknown_as_null: self.unknown_as_null,

@@ -231,6 +231,13 @@ pub(super) struct FileSummary {
     /// What tells this run's files from another's of the same name.
     #[serde(skip)]
     pub(super) tag: String,
+    /// Rows FAILED: sent, with no answer that settles them (a watch tries
+    /// the file again).
+    #[serde(skip)]
+    pub(super) failed_rows: u64,
+    /// The ledger's id of the run.
+    #[serde(skip)]
+    pub(super) run: Option<i64>,
 }
 
 impl FileSummary {
@@ -246,6 +253,8 @@ impl FileSummary {
             counts: None,
             filed_in: None,
             tag: format!("at-{}", crate::clock::in_name(&report::now())),
+            failed_rows: 0,
+            run: None,
         }
     }
 }
@@ -277,7 +286,7 @@ pub fn run(args: &SubmitArgs, console: Console) -> Result<i32> {
                 send_checked(out, &args.check, &engine, file, started, checked, console)
             }
         };
-        summaries.push(file_away(out, file, summary));
+        summaries.push(file_away(out, &engine, file, summary));
     }
     let stopped = engine.stopper.reason();
     engine.runtime.shutdown_timeout(Duration::from_secs(1));
@@ -320,7 +329,12 @@ pub fn run(args: &SubmitArgs, console: Console) -> Result<i32> {
 /// failed folder, if one is given; a file not processed (the run stopped
 /// before it) stays. A move that fails is said, and counts as this
 /// machine's failure.
-pub(super) fn file_away(args: &OutArgs, file: &Path, mut summary: FileSummary) -> FileSummary {
+pub(super) fn file_away(
+    args: &OutArgs,
+    engine: &Engine,
+    file: &Path,
+    mut summary: FileSummary,
+) -> FileSummary {
     let Some(facts) = summary.run_facts.clone() else {
         return summary;
     };
@@ -348,6 +362,18 @@ pub(super) fn file_away(args: &OutArgs, file: &Path, mut summary: FileSummary) -
             };
             if report.is_some() {
                 summary.report = at(1);
+            }
+            // The ledger's list of runs says where the report is now.
+            if let (Some(run), Some(now)) = (summary.run, &summary.report)
+                && let Err(e) = engine.ledger.report_moved(run, Path::new(now))
+            {
+                tracing::error!(
+                    event = "error",
+                    file = %file.display(),
+                    code = exit::LOCAL_FAILURE,
+                    "dcms-bulk: error: the ledger cannot record where the report went: {e}"
+                );
+                summary.exit_code = exit::most_serious([summary.exit_code, exit::LOCAL_FAILURE]);
             }
             summary.run_facts = at(paths.len() - 1);
             summary.filed_in = Some(dir.display().to_string());
@@ -399,7 +425,12 @@ fn unreadable(
     let mut summary = FileSummary::failed(file.display().to_string(), e.exit_code(), e.to_string());
     if e.exit_code() == exit::INPUT_UNREADABLE {
         let facts = report::UnreadableFacts::new("submit", file, check.facts(), started, e);
-        match report::write_unreadable(&out.report_path(file), &facts) {
+        let report_path = out.report_path(file);
+        // As a report: an earlier run's there is kept, the plain name
+        // holds this one.
+        match report::keep_earlier(&report_path)
+            .and_then(|_| report::write_unreadable(&report_path, &facts))
+        {
             Ok(path) => summary.run_facts = Some(path.display().to_string()),
             Err(w) => tracing::error!(
                 event = "error",
@@ -457,5 +488,7 @@ fn submit_file(
             Some(api) => format!("run-{}", api.ledger_run),
             None => String::new(),
         },
+        failed_rows: done.facts.sent.map_or(0, |s| s.failed),
+        run: done.facts.api.as_ref().map(|api| api.ledger_run),
     })
 }

@@ -26,6 +26,7 @@ use crate::drop::{self, Look, Settle, Settling};
 use crate::error::{Error, Result};
 use crate::exit;
 use crate::pipeline::{self, CheckOpts};
+use crate::report;
 use crate::submit::{Stop, Stopper};
 
 #[derive(Debug, Args)]
@@ -56,6 +57,11 @@ pub struct WatchArgs {
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration, help_heading = "Folders")]
     pub poll: Duration,
 
+    /// Ignore the file system's events and only look every --poll (a
+    /// network share whose events come from this machine alone)
+    #[arg(long, help_heading = "Folders")]
+    pub poll_only: bool,
+
     /// How often a log line says the watch is alive and what it did
     #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = parse_duration, help_heading = "Folders")]
     pub heartbeat: Duration,
@@ -66,11 +72,23 @@ pub struct WatchArgs {
     pub read_tries: u32,
 }
 
+/// What an earlier try of a file wrote (its report and run facts, or the
+/// record of why it could not be read), kept under a name of its own.
+struct Kept {
+    /// The ledger's run of that try.
+    run: Option<i64>,
+    report: PathBuf,
+}
+
 /// A file taken, on its way to its checker and then its sender.
 struct Job {
     path: PathBuf,
     /// This is the file's n-th try (after failed reads).
     try_no: u32,
+    /// What its earlier tries wrote (reports, run facts, records of why it
+    /// could not be read), kept under names of their own: they go where
+    /// the file goes.
+    records: Vec<Kept>,
     /// When its checking began, and what came of it; `None`: not checked,
     /// the watch is stopping.
     checked: Option<(String, Result<pipeline::Checked>)>,
@@ -89,6 +107,10 @@ struct Done {
     path: PathBuf,
     summary: FileSummary,
     next: Next,
+    try_no: u32,
+    /// What this and the earlier tries wrote, if the file is to be tried
+    /// again.
+    records: Vec<Kept>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,6 +129,7 @@ struct Later {
     look: Option<Look>,
     retry_at: Option<Instant>,
     failures: u32,
+    records: Vec<Kept>,
 }
 
 /// The watch's counts, for the heartbeat.
@@ -150,7 +173,11 @@ pub fn run(args: &WatchArgs, console: Console) -> Result<i32> {
     let stopper = engine.stopper.clone();
 
     let (wake_tx, wake_rx) = mpsc::channel();
-    let events = file_events(&args.dirs, wake_tx.clone());
+    let events = if args.poll_only {
+        None
+    } else {
+        file_events(&args.dirs, wake_tx.clone())
+    };
     let dirs: Vec<String> = args.dirs.iter().map(|d| d.display().to_string()).collect();
     tracing::info!(
         event = "watching",
@@ -158,10 +185,10 @@ pub fn run(args: &WatchArgs, console: Console) -> Result<i32> {
         events = events.is_some(),
         "dcms-bulk: watching {} for order sheets ({}, settling {}); Ctrl-C or SIGTERM stops",
         dirs.join(", "),
-        if events.is_some() {
-            format!("file-system events, and a look every {}", humantime::format_duration(args.poll))
-        } else {
-            format!("no file-system events here: a look every {}", humantime::format_duration(args.poll))
+        match (&events, args.poll_only) {
+            (Some(_), _) => format!("file-system events, and a look every {}", humantime::format_duration(args.poll)),
+            (None, true) => format!("a look every {} (--poll-only)", humantime::format_duration(args.poll)),
+            (None, false) => format!("no file-system events here: a look every {}", humantime::format_duration(args.poll)),
         },
         humantime::format_duration(args.out.settle)
     );
@@ -262,11 +289,15 @@ fn watcher(
                 }
                 match settling.look(&path) {
                     Settle::Ready => {
-                        let try_no = board.later.get(&path).map_or(0, |l| l.failures) + 1;
+                        let (try_no, records) = match board.later.remove(&path) {
+                            Some(l) => (l.failures + 1, l.records),
+                            None => (1, Vec::new()),
+                        };
                         board.busy.insert(path.clone());
                         let job = Job {
                             path,
                             try_no,
+                            records,
                             checked: None,
                         };
                         if todo.send(job).is_err() {
@@ -334,12 +365,9 @@ impl Board {
     fn done(&mut self, d: Box<Done>, args: &WatchArgs, console: Console) {
         self.busy.remove(&d.path);
         tally(&mut self.counts, &d, args, console);
-        let failures = self.later.get(&d.path).map_or(0, |l| l.failures);
+        let failures = d.try_no - 1;
         let (retry_at, failures) = match d.next {
-            Next::Filed => {
-                self.later.remove(&d.path);
-                return;
-            }
+            Next::Filed => return,
             Next::Stays => (None, failures),
             // An outage is not the file's failure.
             Next::Retry(after) if d.summary.exit_code == exit::API_UNAVAILABLE => {
@@ -354,6 +382,7 @@ impl Board {
                 look,
                 retry_at,
                 failures,
+                records: d.records,
             },
         );
     }
@@ -371,8 +400,9 @@ fn due(later: &mut HashMap<PathBuf, Later>, path: &Path) -> bool {
         _ => true,
     };
     if changed {
-        // Dropped again, or fixed: a fresh start.
-        later.remove(path);
+        // Dropped again, or fixed: a fresh start (what its earlier tries
+        // wrote still goes with it).
+        (l.look, l.retry_at, l.failures) = (now, Some(Instant::now()), 0);
         return true;
     }
     l.retry_at.is_some_and(|t| Instant::now() >= t)
@@ -414,7 +444,10 @@ fn tally(counts: &mut Counts, d: &Done, args: &WatchArgs, console: Console) {
     let code = d.summary.exit_code;
     match d.next {
         Next::Filed | Next::Stays if code == exit::OK => counts.done += 1,
-        Next::Filed | Next::Stays if code == exit::INTERRUPTED => counts.cut_short = true,
+        // Cut short while it was sent (a file not yet begun has no report).
+        Next::Filed | Next::Stays if code == exit::INTERRUPTED => {
+            counts.cut_short |= d.summary.report.is_some();
+        }
         Next::Filed | Next::Stays => counts.failed += 1,
         Next::Retry(_) => counts.retried += 1,
     }
@@ -428,14 +461,20 @@ fn tally(counts: &mut Counts, d: &Done, args: &WatchArgs, console: Console) {
                 folder = dir.as_str(),
                 "dcms-bulk: {file}: moved to {dir} with its report and run facts"
             ),
-            (Next::Retry(after), _) => tracing::warn!(
-                event = "retry",
-                file = %file,
-                code,
-                "dcms-bulk: {file}: not done ({}); trying it again in {}",
-                d.summary.error.as_deref().unwrap_or("the API was unavailable"),
-                humantime::format_duration(after)
-            ),
+            (Next::Retry(after), _) => {
+                let why = match (&d.summary.error, d.summary.failed_rows) {
+                    (Some(e), _) => e.clone(),
+                    (None, 0) => "the API was unavailable or refused us".to_string(),
+                    (None, n) => format!("{n} rows FAILED, the API left them unsettled"),
+                };
+                tracing::warn!(
+                    event = "retry",
+                    file = %file,
+                    code,
+                    "dcms-bulk: {file}: not done ({why}); trying it again in {}",
+                    humantime::format_duration(after)
+                );
+            }
             _ => {}
         }
     }
@@ -476,7 +515,7 @@ fn checker(todo: &Mutex<Receiver<Job>>, out: SyncSender<Job>, opts: &CheckOpts, 
         let next = todo.lock().unwrap_or_else(|p| p.into_inner()).recv();
         let Ok(mut job) = next else { return };
         if !stopper.is_interrupted() {
-            let started = crate::report::now();
+            let started = report::now();
             job.checked = Some((started, pipeline::check(&job.path, opts)));
         }
         if out.send(job).is_err() {
@@ -498,13 +537,14 @@ fn sender(
     let mut fatal = None;
     for job in checked {
         let name = job.path.display().to_string();
+        let mut paused = false;
         let stop = engine
             .stopper
             .reason()
             .filter(|_| engine.stopper.is_interrupted() || fatal.is_some());
         let (summary, next) = match (stop, job.checked) {
             (None, Some((started, checked))) => {
-                let summary = send_checked(
+                let mut summary = send_checked(
                     &args.out,
                     &args.check,
                     &engine,
@@ -514,31 +554,38 @@ fn sender(
                     console,
                 );
                 let code = summary.exit_code;
-                match code {
-                    exit::API_UNAVAILABLE if engine.stopper.clear() => {
-                        // The API went away: this file again once it may
-                        // be back, waiting longer each time in a row.
-                        api_pause = (api_pause * 2)
-                            .clamp(Duration::from_secs(10), Duration::from_secs(300));
-                        (summary, Next::Retry(api_pause))
+                if summary.error.is_none() {
+                    summary.error = engine.stopper.reason().map(|why| why.to_string());
+                }
+                let api_trouble = (code == exit::API_UNAVAILABLE && engine.stopper.clear())
+                    || (code == exit::ROWS_NOT_DONE
+                        && summary.failed_rows > 0
+                        && job.try_no < SEND_TRIES);
+                if code == exit::INTERRUPTED {
+                    // Stopped part way: left for the next watch, which
+                    // resumes it.
+                    (summary, Next::Stays)
+                } else if api_trouble {
+                    // The API went away, or left orders unsettled: this
+                    // file again (the ledger resumes it) once the API may
+                    // be back, waiting longer each time in a row.
+                    api_pause = (api_pause * 2).clamp(API_PAUSE, API_PAUSE_MOST);
+                    paused = true;
+                    (summary, Next::Retry(api_pause))
+                } else if matches!(code, exit::INPUT_UNREADABLE | exit::LOCAL_FAILURE)
+                    && job.try_no < args.read_tries
+                    && !stopped_for_good(&engine)
+                {
+                    let after = args.out.settle.max(Duration::from_secs(5));
+                    (summary, Next::Retry(after))
+                } else {
+                    if code == exit::OK {
+                        api_pause = Duration::ZERO;
                     }
-                    exit::INPUT_UNREADABLE | exit::LOCAL_FAILURE
-                        if job.try_no < args.read_tries && !stopped_for_good(&engine) =>
-                    {
-                        (
-                            summary,
-                            Next::Retry(args.out.settle.max(Duration::from_secs(5))),
-                        )
+                    if stopped_for_good(&engine) && !engine.stopper.is_interrupted() {
+                        fatal = Some(code);
                     }
-                    _ => {
-                        if code == exit::OK {
-                            api_pause = Duration::ZERO;
-                        }
-                        if stopped_for_good(&engine) && !engine.stopper.is_interrupted() {
-                            fatal = Some(code);
-                        }
-                        filed(&args.out, &job.path, summary)
-                    }
+                    filed(&args.out, &engine, &job.path, summary)
                 }
             }
             (stop, _) => {
@@ -549,19 +596,92 @@ fn sender(
                 )
             }
         };
+        let mut records = job.records;
+        match next {
+            // This try's report and run facts step aside for the next
+            // try's, under names of their own, and go with the file.
+            Next::Retry(_) => match report::keep_earlier(&args.out.report_path(&job.path)) {
+                Ok(Some(kept)) => records.push(Kept {
+                    run: summary.run,
+                    report: kept,
+                }),
+                Ok(None) => {}
+                Err(e) => tracing::error!(
+                    event = "error",
+                    file = %job.path.display(),
+                    code = e.exit_code(),
+                    "dcms-bulk: error: {e}"
+                ),
+            },
+            Next::Filed => {
+                if let Some(dir) = &summary.filed_in {
+                    file_records(Path::new(dir), &engine, &records, &summary.tag);
+                }
+            }
+            Next::Stays => {}
+        }
         let _ = wake.send(Wake::Done(Box::new(Done {
             path: job.path,
             summary,
             next,
+            try_no: job.try_no,
+            records,
         })));
+        if paused {
+            pause(&engine, api_pause);
+        }
     }
     engine.runtime.shutdown_timeout(Duration::from_secs(1));
     fatal
 }
 
+/// Moves what the earlier tries of a file wrote to where the file went;
+/// the ledger's list of runs says where their reports are now.
+fn file_records(dir: &Path, engine: &Engine, records: &[Kept], tag: &str) {
+    for kept in records {
+        let facts = report::facts_path(&kept.report);
+        let moved = drop::file_away(dir, &[&kept.report, &facts], tag).and_then(|moved| {
+            match (kept.run, &moved[0]) {
+                (Some(run), Some(report)) => engine
+                    .ledger
+                    .report_moved(run, report)
+                    .map_err(std::io::Error::other),
+                _ => Ok(()),
+            }
+        });
+        if let Err(e) = moved {
+            tracing::error!(
+                event = "error",
+                code = exit::LOCAL_FAILURE,
+                "dcms-bulk: error: could not move {} to {}: {e}",
+                kept.report.display(),
+                dir.display()
+            );
+        }
+    }
+}
+
+/// The first wait after the API went away; it doubles each time in a row,
+/// up to the most.
+const API_PAUSE: Duration = Duration::from_secs(10);
+const API_PAUSE_MOST: Duration = Duration::from_secs(300);
+
+/// Tries of a file whose orders the API left unsettled (rows FAILED: no
+/// answer, 5xx, outcome unknown) before it goes to the failed folder:
+/// about an hour and a half of waits.
+const SEND_TRIES: u32 = 20;
+
+/// Waits before the next file after the API went away; a stop ends it.
+fn pause(engine: &Engine, wait: Duration) {
+    let until = Instant::now() + wait;
+    while Instant::now() < until && !engine.stopper.is_interrupted() {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Moves the file to the done or failed folder, if that one is given.
-fn filed(out: &OutArgs, path: &Path, summary: FileSummary) -> (FileSummary, Next) {
-    let summary = file_away(out, path, summary);
+fn filed(out: &OutArgs, engine: &Engine, path: &Path, summary: FileSummary) -> (FileSummary, Next) {
+    let summary = file_away(out, engine, path, summary);
     let next = if summary.filed_in.is_some() {
         Next::Filed
     } else {

@@ -677,6 +677,13 @@ fn create(
             c.text(info, "branchId", "branchInfo.branchId", true),
             c.text(info, "branchName", "branchInfo.branchName", true),
         );
+        if let Some(id) = branch.0
+            && shared.opts.unknown_branches.iter().any(|b| b == id)
+        {
+            c.fail(format!(
+                "branchInfo.branchId {id} is not a branch of this tenant"
+            ));
+        }
     }
     if let Some(address) = c.text(body, "address", "address", true)
         && address.chars().count() > 500

@@ -82,6 +82,9 @@ pub struct SandboxOpts {
     /// Most orders stored over all tenants; creates beyond are refused
     /// with 507 so memory stays bounded.
     pub max_orders: usize,
+    /// Branch ids the tenant does not have: their creates are refused as
+    /// invalid (a branch not yet set up at the bank).
+    pub unknown_branches: Vec<String>,
     /// Log every request on stderr.
     pub verbose: bool,
     /// Behaviours a real DCMS may have where its docs are silent.
@@ -124,6 +127,7 @@ impl Default for SandboxOpts {
             kits: None,
             generated_kits: 100,
             max_orders: 2_000_000,
+            unknown_branches: Vec::new(),
             verbose: false,
             quirks: Quirks::default(),
         }

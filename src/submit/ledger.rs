@@ -366,6 +366,18 @@ impl Ledger {
         Ok(())
     }
 
+    /// Records where run `id`'s report is now (moved to a done or failed
+    /// folder after the run).
+    pub fn report_moved(&self, id: i64, report: &Path) -> Result<(), LedgerError> {
+        self.conn
+            .execute(
+                "UPDATE runs SET report = ?2 WHERE id = ?1",
+                params![id, report.display().to_string()],
+            )
+            .map_err(|e| self.sql(e))?;
+        Ok(())
+    }
+
     /// What the ledger knows of each of `keys` of `kind` (keys it has never
     /// seen are left out).
     pub fn past<'k>(

@@ -39,6 +39,8 @@ pub struct Engine {
     pub stopper: Arc<Stopper>,
     pub tenant: String,
     pub base_url: String,
+    /// The config file's profile that named the API, if one did.
+    pub profile: Option<String>,
     /// The create body's field names.
     pub fields: CreateFields,
 }
@@ -163,6 +165,7 @@ impl Engine {
         let sheet = input.sheet;
         let facts_input = InputFacts {
             path: path.clone(),
+            absolute_path: InputFacts::absolute(input.path),
             sha256: input.sha256.to_string(),
             bytes: input.bytes,
             sheet: sheet.sheet.name().to_string(),
@@ -243,7 +246,11 @@ impl Engine {
         ApiFacts {
             tenant: self.tenant.clone(),
             base_url: self.base_url.clone(),
-            ledger: self.ledger.path().display().to_string(),
+            profile: self.profile.clone(),
+            ledger: std::path::absolute(self.ledger.path())
+                .unwrap_or_else(|_| self.ledger.path().to_path_buf())
+                .display()
+                .to_string(),
             ledger_run: run,
             requests: tally.requests.load(Ordering::Relaxed),
             stopped: self.stopper.reason().map(|r| r.to_string()),

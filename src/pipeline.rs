@@ -223,6 +223,7 @@ impl Checked {
         let c = self.grouping.counts;
         let input = InputFacts {
             path: self.path.display().to_string(),
+            absolute_path: InputFacts::absolute(&self.path),
             sha256: self.sheet.sha256().to_string(),
             bytes: self.sheet.bytes(),
             sheet: self.sheet.name().to_string(),

@@ -232,6 +232,9 @@ struct Profile {
     final_statuses: Option<Vec<String>>,
     /// Ask the API which orders it holds before sending (default true).
     precheck: Option<bool>,
+    /// The profile's name (not a setting).
+    #[serde(skip)]
+    name: Option<String>,
 }
 
 /// The API settings after flags, environment and profile.
@@ -259,6 +262,8 @@ pub struct Api {
     pub create_fields: CreateFields,
     /// The profile's `final_statuses`.
     pub final_statuses: Option<Vec<String>>,
+    /// The profile's name, if one was used.
+    pub profile: Option<String>,
 }
 
 fn home() -> Option<PathBuf> {
@@ -327,6 +332,10 @@ fn read_profile(config: Option<&Path>, profile: Option<&str>) -> Result<(Profile
                 .join(", ")
         ))
     })?;
+    let found = Profile {
+        name: Some(name.clone()),
+        ..found
+    };
     Ok((found, format!("{}, profile {name}", path.display())))
 }
 
@@ -447,6 +456,7 @@ impl ApiArgs {
             tier: profile.tier,
             create_fields: profile.create_fields.clone().unwrap_or_default(),
             final_statuses: profile.final_statuses.clone(),
+            profile: profile.name.clone(),
         })
     }
 
@@ -537,6 +547,7 @@ impl ApiArgs {
             tier: None,
             create_fields: CreateFields::default(),
             final_statuses: None,
+            profile: None,
         })
     }
 
@@ -704,6 +715,7 @@ impl Api {
             stopper,
             tenant: self.tenant.clone(),
             base_url: self.base_url.clone(),
+            profile: self.profile.clone(),
             fields: self.create_fields.clone(),
         })
     }
@@ -983,6 +995,7 @@ mod tests {
             tier,
             create_fields: CreateFields::default(),
             final_statuses: None,
+            profile: None,
         }
     }
 

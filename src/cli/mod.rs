@@ -13,6 +13,7 @@ mod status;
 mod submit;
 mod template;
 mod validate;
+mod verify;
 mod watch;
 
 use std::io::Write;
@@ -80,6 +81,10 @@ pub enum Command {
     /// Show what the ledger holds of one order: the runs that sent and
     /// accepted it, its rows, every request and the last answer.
     Show(Box<show::ShowArgs>),
+    /// Check a report for an audit: its SHA-256 and its input's against the
+    /// run facts, every row once, the counts, and the ledger's accepted
+    /// orders.
+    Verify(Box<verify::VerifyArgs>),
     /// Write an empty order, cancel or upgrade sheet (.xlsx or .csv) with
     /// the right headers and an example row.
     Template(template::TemplateArgs),
@@ -206,6 +211,10 @@ impl CheckArgs {
             "delimiter": self.delimiter,
             "encoding": self.encoding,
             "rules": self.rules.as_ref().map(|p| p.display().to_string()),
+            "rules_sha256": self.rules.as_ref().and_then(|p| std::fs::read(p).ok()).map(|bytes| {
+                use sha2::Digest;
+                hex::encode(sha2::Sha256::digest(bytes))
+            }),
             "batch_id": self.batch_id,
             "allow_partial_orders": self.allow_partial_orders,
             "max_cells": self.max_cells,
@@ -311,6 +320,7 @@ pub fn main() -> i32 {
         Command::Doctor(args) => doctor::run(&args, console),
         Command::Runs(args) => runs::run(&args, console),
         Command::Show(args) => show::run(&args, console),
+        Command::Verify(args) => verify::run(&args, console),
         Command::CheckWorkbook { file } => crate::read::check_workbook(&file).map(|()| exit::OK),
         Command::Submit(args) => submit::run(&args, console),
         Command::Watch(args) => watch::run(&args, console),

@@ -11,6 +11,9 @@ pub struct RunFacts {
     pub tool: &'static str,
     pub version: &'static str,
     pub command: String,
+    /// The machine and the user that ran it.
+    pub host: Option<String>,
+    pub user: Option<String>,
     pub input: InputFacts,
     /// The `--batch-id` salt of the order ids; `null` when none was given.
     pub batch_id: Option<String>,
@@ -34,7 +37,10 @@ pub struct RunFacts {
 pub struct ApiFacts {
     pub tenant: String,
     pub base_url: String,
-    /// The ledger (SQLite) of this API and tenant.
+    /// The config file's profile that named the API.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// The ledger (SQLite) of this API and tenant, its absolute path.
     pub ledger: String,
     /// This run's id in the ledger.
     pub ledger_run: i64,
@@ -68,9 +74,36 @@ pub struct SentOrders {
     pub orders_conflict: u64,
 }
 
+/// This machine's name.
+fn host() -> Option<String> {
+    #[cfg(unix)]
+    {
+        let name = rustix::system::uname()
+            .nodename()
+            .to_string_lossy()
+            .into_owned();
+        Some(name).filter(|n| !n.is_empty())
+    }
+    #[cfg(not(unix))]
+    std::env::var("COMPUTERNAME").ok()
+}
+
+impl InputFacts {
+    /// `path` from the root, if this machine can say.
+    pub fn absolute(path: &std::path::Path) -> Option<String> {
+        std::path::absolute(path)
+            .ok()
+            .map(|p| p.display().to_string())
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct InputFacts {
+    /// As given.
     pub path: String,
+    /// The same, from the root (a report read weeks later, elsewhere).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub absolute_path: Option<String>,
     pub sha256: String,
     pub bytes: u64,
     pub sheet: String,
@@ -177,6 +210,10 @@ impl RunFacts {
             tool: "dcms-bulk",
             version: env!("CARGO_PKG_VERSION"),
             command: command.to_string(),
+            host: host(),
+            user: ["USER", "LOGNAME", "USERNAME"]
+                .iter()
+                .find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty())),
             input,
             batch_id,
             options,

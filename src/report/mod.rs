@@ -8,6 +8,7 @@
 //! Files are written under a temporary name and renamed into place, so a
 //! crash never leaves a half report that looks whole.
 
+pub mod audit;
 mod csv_out;
 mod facts;
 mod jsonl;

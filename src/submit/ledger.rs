@@ -513,13 +513,44 @@ fn open_read(dir: &Path, dest: &Destination) -> Result<Option<(Connection, PathB
     if !path.exists() {
         return Ok(None);
     }
+    open_read_at(path).map(Some)
+}
+
+/// Which of `keys` of `kind` the ledger at `path` records as accepted (a
+/// success answer, or a lookup that found it). Read only.
+pub fn accepted_among<'k>(
+    path: &Path,
+    kind: &str,
+    keys: impl IntoIterator<Item = &'k str>,
+) -> Result<std::collections::HashSet<String>, LedgerError> {
+    if !path.is_file() {
+        return Err(LedgerError::Io {
+            path: path.to_owned(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no ledger there"),
+        });
+    }
+    let (conn, path) = open_read_at(path.to_owned())?;
+    let sql = sql_at(&path);
+    let mut q = conn
+        .prepare("SELECT 1 FROM items WHERE kind = ?1 AND key = ?2 AND accepted_run IS NOT NULL")
+        .map_err(sql)?;
+    let mut accepted = std::collections::HashSet::new();
+    for key in keys {
+        if q.exists(params![kind, key]).map_err(sql)? {
+            accepted.insert(key.to_owned());
+        }
+    }
+    Ok(accepted)
+}
+
+fn open_read_at(path: PathBuf) -> Result<(Connection, PathBuf), LedgerError> {
     let sql = sql_at(&path);
     let flags =
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(&path, flags).map_err(sql)?;
     conn.busy_timeout(std::time::Duration::from_secs(30))
         .map_err(sql)?;
-    Ok(Some((conn, path)))
+    Ok((conn, path))
 }
 
 /// Everything the ledger holds of one item (an order by its id, a cancel,

@@ -54,6 +54,8 @@ pub struct Batch<'a> {
     pub started: String,
     pub report: &'a Path,
     pub tally: Arc<Tally>,
+    /// A CSV report begins with a UTF-8 byte-order mark.
+    pub csv_bom: bool,
 }
 
 /// A cancel or upgrade sheet, read and checked: one item per valid row.
@@ -123,7 +125,13 @@ impl Engine {
         let mut facts = checked.facts(batch.command, batch.options.clone(), batch.started.clone());
         facts.sent = Some(order_counts(checked, &sent));
         facts.api = Some(self.api_facts(run, &batch.tally));
-        let facts_path = order_report(checked, batch.report, &mut facts, Some(&sent))?;
+        let facts_path = order_report(
+            checked,
+            batch.report,
+            batch.csv_bom,
+            &mut facts,
+            Some(&sent),
+        )?;
         self.finish(run, facts, facts_path, &batch)
     }
 
@@ -199,6 +207,7 @@ impl Engine {
             results: result_columns::<O>(),
             json_order: (0..result_columns::<O>().len()).collect(),
             rows: sheet.rows.len(),
+            csv_bom: batch.csv_bom,
         };
         let lines: Vec<Line<'_>> = sheet
             .rows
@@ -371,6 +380,7 @@ fn result_columns<O: Operation>() -> Vec<&'static str> {
 pub fn order_report<'a>(
     checked: &'a Checked,
     path: &Path,
+    csv_bom: bool,
     facts: &mut RunFacts,
     sent: Option<&'a [Option<Sent>]>,
 ) -> Result<PathBuf> {
@@ -385,6 +395,7 @@ pub fn order_report<'a>(
         results,
         json_order,
         rows: checked.grouping.len(),
+        csv_bom,
     };
     report::write(path, &header, facts, |send| {
         let as_csv = report::Format::from_path(path)? == report::Format::Csv;

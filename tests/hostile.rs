@@ -359,7 +359,7 @@ fn a_file_changed_after_the_check_leaves_the_report_of_what_was_checked() {
             std::fs::write(&input, &changed).unwrap();
             let mut facts = checked.facts("validate", serde_json::json!({}), "t".into());
             let out = dir.path().join(format!("r.{ext}"));
-            batch::order_report(&checked, &out, &mut facts, None).expect(what);
+            batch::order_report(&checked, &out, false, &mut facts, None).expect(what);
             let report = std::fs::read_to_string(&out).unwrap();
             assert_eq!(
                 report.lines().count(),

@@ -560,3 +560,36 @@ fn csv_report_shortcuts_write_what_the_long_way_writes() {
         "line numbers count the multi-line cell"
     );
 }
+
+#[test]
+fn a_csv_report_with_a_byte_order_mark_reads_back_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = dir.path().join("plain.csv");
+    let marked = dir.path().join("marked.csv");
+    for (report, extra) in [(&plain, None), (&marked, Some("--csv-bom"))] {
+        let mut args = vec![
+            "validate",
+            "samples/orders.csv",
+            "--report",
+            path_str(report),
+        ];
+        args.extend(extra);
+        let r = run(&args);
+        assert_eq!(r.code, exit::OK, "{}", r.stderr);
+    }
+    let (plain_bytes, marked_bytes) = (
+        std::fs::read(&plain).unwrap(),
+        std::fs::read(&marked).unwrap(),
+    );
+    assert!(!plain_bytes.starts_with(b"\xEF\xBB\xBF"));
+    assert_eq!(&marked_bytes[..3], b"\xEF\xBB\xBF");
+    assert_eq!(
+        &marked_bytes[3..],
+        &plain_bytes[..],
+        "the mark, then the same report"
+    );
+    assert_eq!(read_report(&marked), read_report(&plain));
+    // Its run facts hash the bytes as written, mark and all.
+    let r = run(&["verify", path_str(&marked)]);
+    assert_eq!(r.code, exit::OK, "{}{}", r.stdout, r.stderr);
+}

@@ -56,6 +56,12 @@ pub struct OpArgs {
     #[arg(long, value_name = "PATH", help_heading = "Report")]
     pub report: Option<PathBuf>,
 
+    /// Begin a CSV report with a UTF-8 byte-order mark, so that Excel reads
+    /// its accents right (it still drops leading zeros: use the XLSX report,
+    /// or import the CSV with the id columns as Text)
+    #[arg(long, help_heading = "Report")]
+    pub csv_bom: bool,
+
     /// Report format when no --report path gives it
     #[arg(long, value_enum, default_value_t = ReportFormat::Csv, help_heading = "Report")]
     pub report_format: ReportFormat,
@@ -126,6 +132,7 @@ fn run<O: Operation>(
         started,
         report: &report_path,
         tally: Arc::new(Tally::default()),
+        csv_bom: args.csv_bom,
     };
     let done = send(&api, &args.send, console, op, &input, batch)?;
     print_finished(&name, &done, console);

@@ -66,6 +66,12 @@ pub struct OutArgs {
     #[arg(long, value_enum, default_value_t = ReportFormat::Csv, help_heading = "Report")]
     pub report_format: ReportFormat,
 
+    /// Begin a CSV report with a UTF-8 byte-order mark, so that Excel reads
+    /// its accents right (it still drops leading zeros: use the XLSX report,
+    /// or import the CSV with the id columns as Text)
+    #[arg(long, help_heading = "Report")]
+    pub csv_bom: bool,
+
     /// Print the summary as JSON on stdout (watch: one object a line as
     /// each file is done)
     #[arg(long, help_heading = "Report")]
@@ -470,6 +476,7 @@ fn submit_file(
         started: started.to_owned(),
         report: &report_path,
         tally,
+        csv_bom: out.csv_bom,
     };
     let done = engine.orders(checked, batch);
     progress.finish();

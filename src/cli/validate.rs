@@ -23,6 +23,12 @@ pub struct ValidateArgs {
     #[arg(long, value_name = "PATH")]
     pub report: Option<PathBuf>,
 
+    /// Begin a CSV report with a UTF-8 byte-order mark, so that Excel reads
+    /// its accents right (it still drops leading zeros: use the XLSX report,
+    /// or import the CSV with the id columns as Text)
+    #[arg(long, help_heading = "Report")]
+    pub csv_bom: bool,
+
     /// Print the summary as JSON on stdout
     #[arg(long, conflicts_with = "print_orders")]
     pub json: bool,
@@ -60,7 +66,11 @@ pub fn run(args: &ValidateArgs, console: Console) -> Result<i32> {
     let mut facts = checked.facts("validate", args.input.facts(), started);
     let facts_path = match &args.report {
         Some(path) => Some(crate::batch::order_report(
-            &checked, path, &mut facts, None,
+            &checked,
+            path,
+            args.csv_bom,
+            &mut facts,
+            None,
         )?),
         None => None,
     };

@@ -93,6 +93,8 @@ pub struct Header {
     /// How many lines will come (an XLSX sheet holds at most
     /// [`MAX_XLSX_ROWS`]).
     pub rows: usize,
+    /// A CSV report begins with a UTF-8 byte-order mark.
+    pub csv_bom: bool,
 }
 
 /// One line: a row's number, its original cells (trimmed), and one value
@@ -192,7 +194,8 @@ impl Sink {
         match Format::from_path(path)? {
             Format::Csv => {
                 let (csv, names) = csv_out::Csv::new(header).map_err(|e| Error::report(path, e))?;
-                text(Box::new(csv), &names)
+                let bom: &[u8] = if header.csv_bom { b"\xEF\xBB\xBF" } else { b"" };
+                text(Box::new(csv), &[bom, &names].concat())
             }
             Format::Jsonl => text(Box::new(jsonl::Jsonl::new(header)), b""),
             Format::Xlsx => Ok(Sink::Xlsx(Box::new(xlsx::XlsxSink::create(path, header)?))),

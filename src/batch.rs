@@ -78,6 +78,8 @@ pub struct Finished {
     pub facts_path: PathBuf,
     pub code: i32,
     pub notes: Vec<String>,
+    /// The most frequent refusals: (error code, orders or rows), most first.
+    pub rejections: Vec<(String, u64)>,
 }
 
 impl Finished {
@@ -132,7 +134,8 @@ impl Engine {
             &mut facts,
             Some(&sent),
         )?;
-        self.finish(run, facts, facts_path, &batch)
+        let rejections = top_rejections(sent.iter().flatten());
+        self.finish(run, facts, facts_path, &batch, rejections)
     }
 
     /// Sends a cancel or upgrade sheet's items, one per valid row with its
@@ -220,7 +223,8 @@ impl Engine {
             send(lines);
             Ok(())
         })?;
-        self.finish(run, facts, facts_path, &batch)
+        let rejections = top_rejections(outcomes.iter().flatten());
+        self.finish(run, facts, facts_path, &batch, rejections)
     }
 
     /// One batch through [`submit::send_batch`]: the run's ledger id and
@@ -274,6 +278,7 @@ impl Engine {
         facts: RunFacts,
         facts_path: PathBuf,
         batch: &Batch<'_>,
+        rejections: Vec<(String, u64)>,
     ) -> Result<Finished> {
         let stopped = self.stopper.reason();
         let counts = serde_json::json!({ "counts": facts.counts, "sent": facts.sent });
@@ -293,6 +298,7 @@ impl Engine {
             facts_path,
             code,
             notes: batch.tally.take_notes(),
+            rejections,
         })
     }
 }
@@ -313,6 +319,9 @@ fn order_counts(checked: &Checked, by_group: &[Option<Sent>]) -> SentCounts {
         };
         *row_count += rows;
         *order_count += 1;
+        if never_sent(sent) {
+            c.not_sent += rows;
+        }
     }
     c.orders = Some(o);
     debug_assert_eq!(
@@ -327,6 +336,7 @@ fn order_counts(checked: &Checked, by_group: &[Option<Sent>]) -> SentCounts {
 fn row_counts(outcomes: &[Option<Sent>]) -> SentCounts {
     let mut c = SentCounts::default();
     for sent in outcomes.iter().flatten() {
+        c.not_sent += u64::from(never_sent(sent));
         *match sent.status {
             SendStatus::Accepted => &mut c.accepted,
             SendStatus::Rejected => &mut c.rejected,
@@ -336,6 +346,25 @@ fn row_counts(outcomes: &[Option<Sent>]) -> SentCounts {
         } += 1;
     }
     c
+}
+
+/// A FAILED outcome of an item no request was sent for.
+fn never_sent(sent: &Sent) -> bool {
+    sent.status == SendStatus::Failed && sent.error_code.as_deref() == Some(NOT_SUBMITTED)
+}
+
+/// The most frequent refusals: error codes of the REJECTED outcomes, each
+/// with how many, most first (at most 3).
+fn top_rejections<'s>(outcomes: impl Iterator<Item = &'s Sent>) -> Vec<(String, u64)> {
+    let mut by_code: std::collections::HashMap<String, u64> = Default::default();
+    for s in outcomes.filter(|s| s.status == SendStatus::Rejected) {
+        let code = s.error_code.clone().unwrap_or_else(|| "(no code)".into());
+        *by_code.entry(code).or_default() += 1;
+    }
+    let mut top: Vec<(String, u64)> = by_code.into_iter().collect();
+    top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    top.truncate(3);
+    top
 }
 
 fn unsent() -> Sent {

@@ -683,6 +683,20 @@ impl Api {
     /// and saying so, while another run holds it), the sending options,
     /// and a runtime with Ctrl-C / SIGTERM wired to its stop signal.
     pub fn engine(&self, send: &SendArgs, console: Console) -> Result<Engine> {
+        if !console.quiet && self._sandbox.is_none() {
+            tracing::info!(
+                event = "destination",
+                base_url = self.base_url.as_str(),
+                tenant = self.tenant.as_str(),
+                profile = self.profile.as_deref(),
+                "dcms-bulk: sending to {} as tenant {}{}",
+                self.base_url,
+                self.tenant,
+                self.profile
+                    .as_deref()
+                    .map_or(String::new(), |p| format!(" (profile {p})"))
+            );
+        }
         let mut opts = send.to_opts()?;
         opts.precheck = self.precheck;
         (opts.rate, opts.burst) = self.limits(send, console);
@@ -935,9 +949,20 @@ pub fn print_finished(name: &str, done: &Finished, console: Console) {
     }
     let f = &done.facts;
     let (c, s) = (f.counts, f.sent.unwrap_or_default());
+    let not_sent = if s.not_sent > 0 {
+        format!(", {} not sent", s.not_sent)
+    } else {
+        String::new()
+    };
     let mut line = format!(
-        "{name}: {} rows: {} accepted, {} skipped (done before), {} rejected, {} failed, {} conflict, {} invalid",
-        c.rows, s.accepted, s.skipped, s.rejected, s.failed, s.conflict, c.invalid
+        "{name}: {}: {} accepted, {} skipped (done before), {} rejected, {} failed{not_sent}, {} conflict, {} invalid",
+        super::count(c.rows, "row"),
+        s.accepted,
+        s.skipped,
+        s.rejected,
+        s.failed - s.not_sent,
+        s.conflict,
+        c.invalid
     );
     if let (Some(ready), Some(o)) = (c.orders, s.orders) {
         line += &format!(
@@ -952,7 +977,7 @@ pub fn print_finished(name: &str, done: &Finished, console: Console) {
         );
     }
     if let Some(api) = &f.api {
-        line += &format!("; {} requests", api.requests);
+        line += &format!("; {}", super::count(api.requests, "request"));
     }
     if let Some(r) = &f.report {
         line += &format!("; report: {}", r.path);
@@ -965,7 +990,8 @@ pub fn print_finished(name: &str, done: &Finished, console: Console) {
         accepted = s.accepted,
         skipped = s.skipped,
         rejected = s.rejected,
-        failed = s.failed,
+        failed = s.failed - s.not_sent,
+        not_sent = s.not_sent,
         conflict = s.conflict,
         invalid = c.invalid,
         held = c.held,
@@ -973,6 +999,20 @@ pub fn print_finished(name: &str, done: &Finished, console: Console) {
         report = f.report.as_ref().map(|r| r.path.as_str()),
         "{line}"
     );
+    if !done.rejections.is_empty() {
+        let top: Vec<String> = done
+            .rejections
+            .iter()
+            .map(|(code, n)| format!("{code} ({n})"))
+            .collect();
+        tracing::info!(
+            event = "rejections",
+            file = name,
+            top = %top.join(", "),
+            "{name}: refused most often: {}; the report's errors column says why for each",
+            top.join(", ")
+        );
+    }
 }
 
 #[cfg(test)]

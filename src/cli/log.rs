@@ -26,10 +26,11 @@ pub enum LogFormat {
 }
 
 /// Sends this process's events to stderr in `format`. Called once, first.
-pub fn init(format: LogFormat) {
+pub fn init(format: LogFormat, all_debug: bool) {
     let lines = Lines {
         format,
         time: !std::io::stderr().is_terminal(),
+        all_debug,
     };
     // A second call (tests in one process) keeps the first.
     let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry().with(lines));
@@ -40,13 +41,16 @@ struct Lines {
     format: LogFormat,
     /// Put the time before a text line.
     time: bool,
+    /// `-vv`: the debug events of the libraries too (hyper, reqwest,
+    /// rustls), not their trace events.
+    all_debug: bool,
 }
 
 impl<S: tracing::Subscriber> Layer<S> for Lines {
     // Only this program's own events: the HTTP stack's debug and trace
     // events are never even built.
     fn register_callsite(&self, meta: &'static tracing::Metadata<'static>) -> Interest {
-        if ours(meta) {
+        if self.shown(meta) {
             Interest::always()
         } else {
             Interest::never()
@@ -54,7 +58,7 @@ impl<S: tracing::Subscriber> Layer<S> for Lines {
     }
 
     fn enabled(&self, meta: &tracing::Metadata<'_>, _: Context<'_, S>) -> bool {
-        ours(meta)
+        self.shown(meta)
     }
 
     fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
@@ -72,9 +76,13 @@ impl<S: tracing::Subscriber> Layer<S> for Lines {
     }
 }
 
-/// Whether an event is this program's own.
-fn ours(meta: &tracing::Metadata<'_>) -> bool {
-    meta.target().starts_with("dcms_bulk")
+impl Lines {
+    /// This program's own events, and with `-vv` the libraries' debug
+    /// events.
+    fn shown(&self, meta: &tracing::Metadata<'_>) -> bool {
+        meta.target().starts_with("dcms_bulk")
+            || (self.all_debug && *meta.level() <= tracing::Level::DEBUG)
+    }
 }
 
 /// A text event: each of its lines after the time, if one is given.

@@ -3,6 +3,7 @@
 //! known) before any row is read. One file per subcommand's glue.
 
 mod api;
+mod docs;
 mod doctor;
 mod log;
 mod ops;
@@ -41,9 +42,10 @@ use crate::rules::Rules;
 )]
 pub struct Cli {
     /// Say more: what was detected (encoding, delimiter, sheet, header row),
-    /// and every problem rather than the first 50.
-    #[arg(short, long, global = true)]
-    pub verbose: bool,
+    /// and every problem rather than the first 50; -vv adds the HTTP
+    /// stack's own debug lines (connections, TLS, proxies).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
 
     /// Print nothing but errors on stderr.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
@@ -62,37 +64,83 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Read, check and group an order sheet; send nothing.
+    #[command(
+        after_help = "Examples:\n  dcms-bulk validate orders.xlsx\n  dcms-bulk validate orders.csv --report orders.check.xlsx\n  dcms-bulk validate orders.csv --rules bank-rules.toml -v\n  dcms-bulk validate orders.xlsx --print-orders | head -1"
+    )]
     Validate(Box<validate::ValidateArgs>),
     /// Check a sheet and send its ready orders to the DCMS API, exactly once.
+    #[command(
+        after_help = "Examples:\n  dcms-bulk submit orders.xlsx --sandbox\n  dcms-bulk submit orders.xlsx --profile uat\n  dcms-bulk submit /srv/drop --profile uat --done-dir /srv/done --failed-dir /srv/failed\n  dcms-bulk submit orders.csv --base-url https://uat.example.com/v1 --tenant ACME\n  dcms-bulk submit orders.xlsx --profile uat --dry-run | head -1"
+    )]
     Submit(Box<submit::SubmitArgs>),
     /// Watch drop folders: submit each sheet as it settles, file it in the
     /// done or failed folder, and keep going until Ctrl-C or SIGTERM.
+    #[command(
+        after_help = "Examples:\n  dcms-bulk watch /srv/drop --profile uat --done-dir /srv/done --failed-dir /srv/failed\n  dcms-bulk watch /mnt/share/drop --poll-only --poll 30s --profile uat --log-format json"
+    )]
     Watch(Box<watch::WatchArgs>),
     /// Ask the API where every order of an earlier submit stands; write the
     /// report again with order_status.
+    #[command(
+        after_help = "Examples:\n  dcms-bulk status orders.report.csv --profile uat\n  dcms-bulk status orders.report.csv --profile uat --wait --wait-timeout 2h"
+    )]
     Status(Box<status::StatusArgs>),
     /// Cancel orders listed in a sheet (order_id, branch_id), one call per row.
+    #[command(
+        after_help = "Examples:\n  dcms-bulk template cancel --out cancels.xlsx\n  dcms-bulk cancel cancels.xlsx --profile uat"
+    )]
     Cancel(Box<ops::OpArgs>),
     /// Upgrade cards listed in a sheet (entity_id, kit_no, ...), one call per row.
+    #[command(
+        after_help = "Examples:\n  dcms-bulk template upgrade --out upgrades.xlsx\n  dcms-bulk upgrade upgrades.xlsx --profile uat"
+    )]
     Upgrade(Box<ops::OpArgs>),
     /// List every run the ledger of an API and tenant recorded: when, which
     /// file (and its SHA-256), its counts and where its report is.
+    #[command(
+        after_help = "Examples:\n  dcms-bulk runs --profile uat\n  dcms-bulk runs --profile uat --json | jq '.runs[-1]' "
+    )]
     Runs(Box<runs::RunsArgs>),
     /// Show what the ledger holds of one order: the runs that sent and
     /// accepted it, its rows, every request and the last answer.
+    #[command(
+        after_help = "Examples:\n  dcms-bulk show DCB-a8738225cd6973ff5946 --profile uat\n  dcms-bulk show 5000012345 --kind upgrade --profile uat --json"
+    )]
     Show(Box<show::ShowArgs>),
     /// Check a report for an audit: its SHA-256 and its input's against the
     /// run facts, every row once, the counts, and the ledger's accepted
     /// orders.
+    #[command(
+        after_help = "Examples:\n  dcms-bulk verify orders.report.csv\n  dcms-bulk verify done/orders.run-41.report.xlsx --json\n  dcms-bulk verify orders.report.csv --ledger /backup/ledger-1f2e3d.sqlite"
+    )]
     Verify(Box<verify::VerifyArgs>),
     /// Write an empty order, cancel or upgrade sheet (.xlsx or .csv) with
     /// the right headers and an example row.
+    #[command(
+        after_help = "Examples:\n  dcms-bulk template order --out orders.xlsx\n  dcms-bulk template cancel --out cancels.csv"
+    )]
     Template(template::TemplateArgs),
     /// Run the local DCMS simulator (loopback by default) until Ctrl-C.
+    #[command(
+        after_help = "Examples:\n  dcms-bulk sandbox\n  dcms-bulk sandbox --listen 127.0.0.1:8080 --error-503 0.1 --latency 50ms..500ms\n  dcms-bulk sandbox --login backoffice:password.txt --token-ttl 5m"
+    )]
     Sandbox(Box<sandbox::SandboxArgs>),
     /// Check an API configuration end to end (settings, DNS, TCP, TLS,
     /// login, tenant, one harmless call) before the first night.
+    #[command(
+        after_help = "Examples:\n  dcms-bulk doctor --profile uat\n  dcms-bulk doctor --base-url https://uat.example.com/dcms/v1 --tenant ACME_BANK --ca-file bank-ca.pem"
+    )]
     Doctor(Box<doctor::DoctorArgs>),
+    /// Print shell completions (bash, zsh, fish, powershell, elvish).
+    #[command(
+        after_help = "Examples:\n  dcms-bulk completions bash > ~/.local/share/bash-completion/completions/dcms-bulk\n  dcms-bulk completions zsh > ~/.zfunc/_dcms-bulk\n  dcms-bulk completions fish > ~/.config/fish/completions/dcms-bulk.fish"
+    )]
+    Completions(docs::CompletionsArgs),
+    /// Print the manual page, or write one for each command into a folder.
+    #[command(
+        after_help = "Examples:\n  dcms-bulk man | man -l -\n  dcms-bulk man --dir /usr/local/share/man/man1"
+    )]
+    Man(docs::ManArgs),
     /// (Internal) read a legacy workbook once, in a child process with a
     /// memory cap, before it is read for real.
     #[command(name = "__check-workbook", hide = true)]
@@ -288,6 +336,14 @@ pub(crate) fn not_the_input(report: &std::path::Path, input: &std::path::Path) -
     Ok(())
 }
 
+/// `1 row`, `2 rows`: a count and its noun, in the plural unless one.
+pub(crate) fn count(n: impl Into<u64>, noun: &str) -> String {
+    match n.into() {
+        1 => format!("1 {noun}"),
+        n => format!("{n} {noun}s"),
+    }
+}
+
 /// What every command may print.
 #[derive(Debug, Clone, Copy)]
 pub struct Console {
@@ -309,9 +365,9 @@ pub fn main() -> i32 {
             return code;
         }
     };
-    log::init(cli.log_format);
+    log::init(cli.log_format, cli.verbose >= 2);
     let console = Console {
-        verbose: cli.verbose,
+        verbose: cli.verbose >= 1,
         quiet: cli.quiet,
     };
     let result = match cli.command {
@@ -325,6 +381,8 @@ pub fn main() -> i32 {
         Command::Submit(args) => submit::run(&args, console),
         Command::Watch(args) => watch::run(&args, console),
         Command::Template(args) => template::run(&args, console),
+        Command::Completions(args) => docs::completions(&args),
+        Command::Man(args) => docs::man(&args),
         Command::Cancel(args) => ops::cancel(&args, console),
         Command::Status(args) => status::run(&args, console),
         Command::Upgrade(args) => ops::upgrade(&args, console),
@@ -447,5 +505,31 @@ mod tests {
     fn the_command_line_is_well_formed() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
+    }
+
+    /// Every command's help has examples, and every example parses.
+    #[test]
+    fn every_example_in_the_help_parses() {
+        use clap::CommandFactory;
+        let cli = Cli::command();
+        for sub in cli.get_subcommands().filter(|s| !s.is_hide_set()) {
+            let help = sub
+                .get_after_help()
+                .map(|h| h.to_string())
+                .unwrap_or_default();
+            let examples: Vec<&str> = help
+                .lines()
+                .filter_map(|l| l.trim().split_once("dcms-bulk ").map(|(_, rest)| rest))
+                .collect();
+            assert!(!examples.is_empty(), "{} has no examples", sub.get_name());
+            for example in examples {
+                // Up to a pipe or a redirection; no quoting in examples.
+                let line = example.split(['|', '>']).next().unwrap();
+                let args = std::iter::once("dcms-bulk").chain(line.split_whitespace());
+                if let Err(e) = Cli::try_parse_from(args) {
+                    panic!("`dcms-bulk {line}`: {e}");
+                }
+            }
+        }
     }
 }

@@ -170,9 +170,9 @@ pub fn run(args: &StatusArgs, console: Console) -> Result<i32> {
     if !console.quiet {
         tracing::info!(
             event = "asking",
-            "{}: {} orders created; asking {} (tenant {})",
+            "{}: {} created; asking {} (tenant {})",
             args.report.display(),
-            ids.len(),
+            super::count(ids.len() as u64, "order"),
             api.base_url,
             api.tenant
         );

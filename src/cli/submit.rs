@@ -42,6 +42,11 @@ pub struct SubmitArgs {
 
     #[command(flatten)]
     pub out: OutArgs,
+
+    /// Check and print each ready order's request body (JSON, one a line,
+    /// as `validate --print-orders`), and send nothing
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// Where each file's report goes, and where the file goes after its run
@@ -275,6 +280,9 @@ pub fn run(args: &SubmitArgs, console: Console) -> Result<i32> {
         ));
     }
     out.prepare()?;
+    if args.dry_run {
+        return dry_run(args, &opts, inputs, console);
+    }
     let api = args.api.resolve(&args.send, console)?;
     let engine = api.engine(&args.send, console)?;
     let (files, passed) = settled_inputs(out, inputs, &engine, console);
@@ -313,8 +321,8 @@ pub fn run(args: &SubmitArgs, console: Console) -> Result<i32> {
             event = "files",
             files = summaries.len(),
             done = ok,
-            "dcms-bulk: {} files: {ok} fully done, {} with rows not done or errors",
-            summaries.len(),
+            "dcms-bulk: {}: {ok} fully done, {} with rows not done or errors",
+            super::count(summaries.len() as u64, "file"),
             summaries.len() - ok
         );
     }
@@ -329,6 +337,69 @@ pub fn run(args: &SubmitArgs, console: Console) -> Result<i32> {
         }))?;
     }
     Ok(code)
+}
+
+/// `--dry-run`: each file checked as `validate --print-orders` checks it,
+/// its request bodies on stdout, nothing sent, no report written, nothing
+/// moved. Folders are taken as they are, without waiting for a sheet to
+/// settle.
+fn dry_run(
+    args: &SubmitArgs,
+    opts: &pipeline::CheckOpts,
+    inputs: Inputs,
+    console: Console,
+) -> Result<i32> {
+    let fields = args.api.profile.create_fields()?;
+    if !console.quiet {
+        for p in &inputs.passed {
+            tracing::info!(
+                event = "passed_over",
+                file = %p.path.display(),
+                "dcms-bulk: passed over {}: {}",
+                p.path.display(),
+                p.why
+            );
+        }
+    }
+    let mut codes = Vec::new();
+    for file in inputs.files.iter().chain(&inputs.in_folders) {
+        let name = file.display().to_string();
+        let started = report::now();
+        let checked = match pipeline::check(file, opts) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(
+                    event = "error",
+                    file = name,
+                    code = e.exit_code(),
+                    "dcms-bulk: error: {e}"
+                );
+                codes.push(e.exit_code());
+                continue;
+            }
+        };
+        print_problems(&checked, &name, console);
+        let facts = checked.facts("submit --dry-run", args.check.facts(), started);
+        let open = super::validate::print_orders(&checked, &fields)?;
+        if !console.quiet {
+            tracing::info!(
+                event = "dry_run",
+                file = name,
+                "{name}: {}; dry run: {} would be sent, nothing sent",
+                super::validate::summary_line(&checked, &facts),
+                super::count(checked.grouping.counts.orders_ready, "order")
+            );
+        }
+        codes.push(if facts.all_done() {
+            exit::OK
+        } else {
+            exit::ROWS_NOT_DONE
+        });
+        if !open {
+            break;
+        }
+    }
+    Ok(exit::most_serious(codes))
 }
 
 /// Moves a processed file with its report and run facts to the done or

@@ -79,7 +79,7 @@ pub fn run(args: &ValidateArgs, console: Console) -> Result<i32> {
     } else {
         exit::ROWS_NOT_DONE
     };
-    if args.print_orders && !print_orders(&checked, args)? {
+    if args.print_orders && !print_orders(&checked, &args.profile.create_fields()?)? {
         return Ok(code);
     }
     if args.json {
@@ -107,11 +107,13 @@ pub fn run(args: &ValidateArgs, console: Console) -> Result<i32> {
 
 /// Prints the ready orders' `POST /card-order` bodies, one a line; `false`
 /// when standard output was closed.
-fn print_orders(checked: &pipeline::Checked, args: &ValidateArgs) -> Result<bool> {
-    let fields = args.profile.create_fields()?;
+pub(super) fn print_orders(
+    checked: &pipeline::Checked,
+    fields: &crate::dcms::CreateFields,
+) -> Result<bool> {
     let mut out = String::new();
     for order in checked.orders()? {
-        let body = OrderBody::new(&order, &fields).map_err(Error::Body)?;
+        let body = OrderBody::new(&order, fields).map_err(Error::Body)?;
         out.push_str(body.json.get());
         out.push('\n');
     }
@@ -119,10 +121,10 @@ fn print_orders(checked: &pipeline::Checked, args: &ValidateArgs) -> Result<bool
 }
 
 /// `12 rows: 10 valid, 1 invalid, 1 held; 4 orders ready, 1 held; report: r.csv`.
-fn summary_line(checked: &pipeline::Checked, facts: &report::RunFacts) -> String {
+pub(super) fn summary_line(checked: &pipeline::Checked, facts: &report::RunFacts) -> String {
     let c = facts.counts;
     let blank = if c.blank_rows > 0 {
-        format!(" ({} blank rows skipped)", c.blank_rows)
+        format!(" ({} skipped)", super::count(c.blank_rows, "blank row"))
     } else {
         String::new()
     };
@@ -131,12 +133,12 @@ fn summary_line(checked: &pipeline::Checked, facts: &report::RunFacts) -> String
         None => String::new(),
     };
     format!(
-        "{} rows: {} valid, {} invalid, {} held; {} orders ready, {} held{blank}{report}",
-        c.rows,
+        "{}: {} valid, {} invalid, {} held; {} ready, {} held{blank}{report}",
+        super::count(c.rows, "row"),
         c.valid,
         c.invalid,
         c.held,
-        checked.grouping.counts.orders_ready,
+        super::count(checked.grouping.counts.orders_ready, "order"),
         checked.grouping.counts.orders_held,
     )
 }

@@ -14,10 +14,6 @@ use crate::report::audit::{self, Audit};
 use crate::submit::ledger;
 
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:
-  dcms-bulk verify orders.report.csv
-  dcms-bulk verify done/orders.run-41.report.xlsx --json
-  dcms-bulk verify orders.report.csv --ledger /backup/ledger-1f2e3d.sqlite")]
 pub struct VerifyArgs {
     /// The report (.csv, .jsonl or .xlsx); its run facts are beside it
     pub report: PathBuf,

@@ -465,7 +465,10 @@ fn tally(counts: &mut Counts, d: &Done, args: &WatchArgs, console: Console) {
                 let why = match (&d.summary.error, d.summary.failed_rows) {
                     (Some(e), _) => e.clone(),
                     (None, 0) => "the API was unavailable or refused us".to_string(),
-                    (None, n) => format!("{n} rows FAILED, the API left them unsettled"),
+                    (None, n) => format!(
+                        "{} FAILED, the API left them unsettled",
+                        super::count(n, "row")
+                    ),
                 };
                 tracing::warn!(
                     event = "retry",

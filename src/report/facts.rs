@@ -57,6 +57,8 @@ pub struct SentCounts {
     pub accepted: u64,
     pub rejected: u64,
     pub failed: u64,
+    /// Of the failed, those never sent (the run stopped first).
+    pub not_sent: u64,
     pub skipped: u64,
     pub conflict: u64,
     /// Submit runs only.

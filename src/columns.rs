@@ -93,6 +93,15 @@ impl Field {
         )
     }
 
+    /// The lengths this id may have, when the rules fix some (a BIN is 6
+    /// or 8 digits): a value of one of them is not a shortened one.
+    pub fn id_lengths(self) -> &'static [usize] {
+        match self {
+            Field::Bin => &[6, 8],
+            _ => &[],
+        }
+    }
+
     /// Normalised header spellings accepted for this field.
     fn aliases(self) -> &'static [&'static str] {
         match self {

@@ -383,6 +383,7 @@ impl<'a> Checker<'a> {
             && !self.rules.id_widths.contains_key(&field)
             && let Some(&w) = self.typical_width.get(&field)
             && v.len() < w
+            && !field.id_lengths().contains(&v.len())
         {
             bad(format!(
                 "`{v}` is shorter than the {w} characters most {} values have: Excel stored it as a \

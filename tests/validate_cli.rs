@@ -593,3 +593,41 @@ fn a_csv_report_with_a_byte_order_mark_reads_back_the_same() {
     let r = run(&["verify", path_str(&marked)]);
     assert_eq!(r.code, exit::OK, "{}{}", r.stdout, r.stderr);
 }
+
+/// A workbook whose id columns Excel stored as numbers: `bin` is 8 digits
+/// on most rows and 6 on one, `pin_code` 6 on most and 5 on one.
+#[test]
+fn a_bin_of_six_digits_among_eights_is_not_taken_for_lost_zeros() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("numbers.xlsx");
+    let mut wb = rust_xlsxwriter::Workbook::new();
+    let ws = wb.add_worksheet();
+    for (c, h) in HEADER.split(',').enumerate() {
+        ws.write_string(0, c as u16, h).unwrap();
+    }
+    let bins = [41234567.0, 41234568.0, 41234569.0, 412345.0, 41234570.0];
+    let pins = [411001.0, 411002.0, 411003.0, 411004.0, 41105.0];
+    for (i, (bin, pin)) in bins.iter().zip(pins).enumerate() {
+        let r = i as u32 + 1;
+        let text = row(&format!("{:05}", i + 1), "P1", "5");
+        for (c, v) in text.split(',').enumerate() {
+            ws.write_string(r, c as u16, v).unwrap();
+        }
+        ws.write_number(r, 3, *bin).unwrap();
+        ws.write_number(r, 10, pin).unwrap();
+    }
+    wb.save(&path).unwrap();
+    let report = dir.path().join("r.csv");
+    let r = run(&["validate", path_str(&path), "--report", path_str(&report)]);
+    assert_eq!(r.code, exit::ROWS_NOT_DONE, "{}", r.stderr);
+    let (header, rows) = read_report(&report);
+    let (status, errors) = (col(&header, "status"), col(&header, "errors"));
+    let statuses: Vec<&str> = rows.iter().map(|r| r[status].as_str()).collect();
+    assert_eq!(statuses, ["VALID", "VALID", "VALID", "VALID", "INVALID"]);
+    assert!(
+        rows[4][errors].contains("pin_code") && rows[4][errors].contains("leading zeros"),
+        "{:?}",
+        rows[4]
+    );
+    assert_eq!(rows[3][col(&header, "bin")], "412345");
+}

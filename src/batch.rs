@@ -482,7 +482,19 @@ fn order_line<'a>(
         number: out.number,
         cells,
         results,
+        flagged: flags(out.problems),
     }
+}
+
+/// The cells of a row's problems, for the XLSX report to mark.
+fn flags<'a>(problems: &[Problem]) -> Vec<(usize, std::borrow::Cow<'a, str>, String)> {
+    problems
+        .iter()
+        .filter_map(|p| {
+            let field = std::borrow::Cow::Owned(p.field.to_string());
+            p.col.map(|c| (c, field, p.message.clone()))
+        })
+        .collect()
 }
 
 /// Problems as the report shows them, each with its cell (`cell_ref` of
@@ -574,6 +586,7 @@ fn row_line<'a, T>(
     }
     Line {
         number: row.number,
+        flagged: flags(&check.problems),
         cells: report::Cells::List(list),
         results: out
             .into_iter()

@@ -5,7 +5,9 @@
 
 use std::path::Path;
 
-use rust_xlsxwriter::{DataValidation, Format, FormatBorder, Workbook};
+use rust_xlsxwriter::{
+    DataValidation, DataValidationErrorStyle, DataValidationRule, Format, FormatBorder, Workbook,
+};
 
 use crate::error::{Error, Result};
 
@@ -37,6 +39,11 @@ pub struct Column {
     /// The most characters a value may have (a cancel or upgrade sheet's
     /// rule; an order sheet's are `validate`'s).
     pub max_chars: usize,
+    /// `choices` are the common values of an open code, not all it may
+    /// be: the template's list warns, and lets another value stand.
+    pub open: bool,
+    /// A whole number from .0 to .1: the template holds it as a number.
+    pub whole: Option<(u32, u32)>,
 }
 
 const fn col(
@@ -56,6 +63,8 @@ const fn col(
         rule,
         aliases: &[],
         max_chars: usize::MAX,
+        open: false,
+        whole: None,
     }
 }
 
@@ -81,7 +90,23 @@ impl Column {
     const fn at_most(self, max_chars: usize) -> Column {
         Column { max_chars, ..self }
     }
+
+    /// The column's choices are common values, not all it may hold.
+    const fn open(self) -> Column {
+        Column { open: true, ..self }
+    }
+
+    /// The column holds a whole number from `min` to `max`.
+    const fn whole(self, min: u32, max: u32) -> Column {
+        Column {
+            whole: Some((min, max)),
+            ..self
+        }
+    }
 }
+
+/// Every `pin_generation` value `validate` accepts (in any case).
+pub const PIN_GENERATION: [&str; 8] = ["Y", "N", "yes", "no", "true", "false", "1", "0"];
 
 const ORDER: [Column; 17] = [
     col(
@@ -132,7 +157,8 @@ const ORDER: [Column; 17] = [
         &[],
         "100",
         "A whole number from 1 to 500 (a rules file may lower the maximum).",
-    ),
+    )
+    .whole(1, 500),
     col(
         "plastic_code",
         true,
@@ -146,9 +172,9 @@ const ORDER: [Column; 17] = [
         "pin_generation",
         true,
         false,
-        &["Y", "N"],
+        &PIN_GENERATION,
         "Y",
-        "Y or N (yes/no and true/false are accepted too).",
+        "Y or N (yes/no, true/false and 1/0 are accepted too, in any case).",
     ),
     col(
         "delivery_address",
@@ -174,7 +200,8 @@ const ORDER: [Column; 17] = [
         &[],
         "365",
         "A whole number of days from 1 to 3650.",
-    ),
+    )
+    .whole(1, 3650),
     col(
         "ordered_by",
         true,
@@ -189,8 +216,9 @@ const ORDER: [Column; 17] = [
         false,
         &["BANK"],
         "BANK",
-        "Optional; BANK when empty.",
-    ),
+        "Optional; BANK when empty. Another code in capitals (A-Z and _) is accepted too.",
+    )
+    .open(),
     col(
         "meta.campaign",
         false,
@@ -322,8 +350,9 @@ impl Kind {
     }
 }
 
-/// Rows the XLSX template formats and validates, below the header.
-const TEMPLATE_ROWS: u32 = 5_000;
+/// The XLSX template's lists and number checks cover the whole column:
+/// to Excel's last row.
+const TEMPLATE_ROWS: u32 = 1_048_575;
 
 /// Writes the template to `path`: `.csv` or `.xlsx`.
 pub fn write(kind: Kind, path: &Path) -> Result<()> {
@@ -374,24 +403,49 @@ fn write_xlsx(kind: Kind, path: &Path) -> Result<()> {
         if c.id {
             ws.set_column_format(i, &text).map_err(xerr)?;
         }
-        if !c.example.is_empty() {
-            // Strings, ids too: what the user types later is Text as well.
-            if c.id {
-                ws.write_string_with_format(1, i, c.example, &text)
-            } else {
-                ws.write_string(1, i, c.example)
+        match (c.example.parse::<f64>(), c.whole) {
+            _ if c.example.is_empty() => {}
+            // A number column holds numbers (no "number stored as text").
+            (Ok(n), Some(_)) => {
+                ws.write_number(1, i, n).map_err(xerr)?;
             }
-            .map_err(xerr)?;
+            // Ids are Text, so what the user types later is Text as well.
+            _ if c.id => {
+                ws.write_string_with_format(1, i, c.example, &text)
+                    .map_err(xerr)?;
+            }
+            _ => {
+                ws.write_string(1, i, c.example).map_err(xerr)?;
+            }
         }
-        if !c.choices.is_empty() {
-            let list = DataValidation::new()
-                .allow_list_strings(c.choices)
-                .map_err(xerr)?
+        let check = match (c.whole, c.choices.is_empty()) {
+            (Some((min, max)), _) => Some(
+                DataValidation::new()
+                    .allow_whole_number(DataValidationRule::Between(min as i32, max as i32))
+                    .set_error_message(c.rule)
+                    .map_err(xerr)?,
+            ),
+            (None, false) => {
+                let list = DataValidation::new()
+                    .allow_list_strings(c.choices)
+                    .map_err(xerr)?;
+                Some(if c.open {
+                    list.set_error_style(DataValidationErrorStyle::Warning)
+                        .set_error_message(c.rule)
+                        .map_err(xerr)?
+                } else {
+                    list.set_error_message(c.rule).map_err(xerr)?
+                })
+            }
+            (None, true) => None,
+        };
+        if let Some(check) = check {
+            let check = check
                 .set_input_title(c.name)
                 .map_err(xerr)?
                 .set_input_message(c.rule)
                 .map_err(xerr)?;
-            ws.add_data_validation(1, i, TEMPLATE_ROWS, i, &list)
+            ws.add_data_validation(1, i, TEMPLATE_ROWS, i, &check)
                 .map_err(xerr)?;
         }
     }

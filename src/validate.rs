@@ -728,6 +728,45 @@ mod tests {
             .problems
     }
 
+    /// The order template's lists and number ranges say exactly what the
+    /// rules accept: every listed value passes, and a closed list's or a
+    /// range's outside fails.
+    #[test]
+    fn the_templates_lists_agree_with_the_rules() {
+        let rules = Rules::default();
+        let mut checked = 0;
+        for c in crate::template::Kind::Order.columns() {
+            if !HEADER.contains(&c.name) {
+                continue;
+            }
+            let ok = |v: &str| problems_with(&rules, c.name, v).is_empty();
+            for choice in c.choices {
+                assert!(ok(choice), "{}: listed `{choice}` is refused", c.name);
+                checked += 1;
+            }
+            if !c.choices.is_empty() && !c.open {
+                for outside in ["X", "17", "maybe", "BANK2"] {
+                    assert!(
+                        !ok(outside),
+                        "{}: `{outside}` is not listed but passes",
+                        c.name
+                    );
+                }
+            }
+            if let Some((min, max)) = c.whole {
+                assert!(ok(&min.to_string()) && ok(&max.to_string()), "{}", c.name);
+                assert!(!ok(&(min - 1).to_string()), "{}: below {min}", c.name);
+                assert!(!ok(&(max + 1).to_string()), "{}: above {max}", c.name);
+                checked += 1;
+            }
+        }
+        assert!(checked >= 14, "{checked} lists and ranges");
+        // pin_generation's list is every value the rule reads.
+        for v in crate::template::PIN_GENERATION {
+            assert!(Checker::pin_generation(v).is_some(), "{v}");
+        }
+    }
+
     /// Every default rule: a value, and the message it must give (`None`: valid).
     #[test]
     fn default_rules() {

@@ -78,10 +78,18 @@ fn create_requests(sb: &SandboxProcess) -> u64 {
         .unwrap_or(0)
 }
 
+/// Where to send, and CSV reports whatever the input (to read them back).
 fn api(sb: &SandboxProcess) -> Vec<String> {
-    ["--base-url", &sb.base, "--tenant", "ACME"]
-        .map(String::from)
-        .to_vec()
+    [
+        "--base-url",
+        &sb.base,
+        "--tenant",
+        "ACME",
+        "--report-format",
+        "csv",
+    ]
+    .map(String::from)
+    .to_vec()
 }
 
 fn submit(desk: &Desk, sheet: &Path, extra: &[String]) -> Output {

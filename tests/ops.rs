@@ -431,7 +431,14 @@ fn the_samples_walk_through_against_one_sandbox() {
     ] {
         std::fs::copy(common::root().join("samples").join(name), desk.path(name)).unwrap();
     }
-    let api = ["--base-url", sb.base.as_str(), "--tenant", "ACME"];
+    let api = [
+        "--base-url",
+        sb.base.as_str(),
+        "--tenant",
+        "ACME",
+        "--report-format",
+        "csv",
+    ];
     let run = |cmd: &str, file: &str, extra: &[&str]| {
         let mut args = vec![cmd, file];
         args.extend_from_slice(&api);

@@ -122,3 +122,138 @@ fn submit_reports_are_as_before() {
         insta::assert_snapshot!(snapshot_name(input, "submit"), text);
     }
 }
+
+/// A part of an XLSX file, as text.
+fn part(path: &Path, name: &str) -> String {
+    use std::io::Read;
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(path).unwrap()).unwrap();
+    let mut text = String::new();
+    zip.by_name(name)
+        .unwrap_or_else(|_| panic!("{name} in {}", path.display()))
+        .read_to_string(&mut text)
+        .unwrap();
+    text
+}
+
+/// The value of attribute `name` in an XML start tag.
+fn attr<'t>(tag: &'t str, name: &str) -> Option<&'t str> {
+    let key = format!("{name}=\"");
+    let at = if tag.starts_with(&key) {
+        0
+    } else {
+        tag.find(&format!(" {key}"))? + 1
+    };
+    tag[at + key.len()..].split('"').next()
+}
+
+/// The report a person opens: results first and frozen, widths fitted,
+/// failed cells marked with their problem, a Summary that says where the
+/// problems are, Run facts without `null`.
+#[test]
+fn an_xlsx_report_is_laid_out_for_people() {
+    use calamine::{Reader, Xlsx, open_workbook};
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("m.xlsx");
+    let out = run(&[
+        "validate",
+        "samples/orders_with_mistakes.xlsx",
+        "--report",
+        path_str(&report),
+    ]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let mut wb: Xlsx<_> = open_workbook(&report).unwrap();
+    assert_eq!(wb.sheet_names(), ["Report", "Summary", "Run facts"]);
+    let sheet = wb.worksheet_range("Report").unwrap();
+    let header: Vec<String> = sheet
+        .rows()
+        .next()
+        .unwrap()
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    assert_eq!(&header[..4], ["row", "status", "order_id", "errors"]);
+    assert_eq!(&header[header.len() - 2..], ["source_file", "sheet"]);
+    let quantity = header.iter().position(|h| h == "quantity").unwrap();
+    // The row with quantity `ten`.
+    let (at, _) = sheet
+        .rows()
+        .enumerate()
+        .find(|(_, r)| r[quantity] == "ten")
+        .expect("the row with `ten`");
+
+    let xml = part(&report, "xl/worksheets/sheet1.xml");
+    let pane = xml.split("<pane").nth(1).unwrap();
+    assert_eq!(
+        attr(pane, "xSplit"),
+        Some("4"),
+        "row, status, order_id, errors frozen"
+    );
+    assert_eq!(attr(pane, "ySplit"), Some("1"));
+    let cols: Vec<&str> = xml.split("<col ").skip(1).collect();
+    assert_eq!(cols.len(), header.len(), "a width for every column");
+    let width = |c: usize| -> f64 { attr(cols[c], "width").unwrap().parse().unwrap() };
+    let address = header.iter().position(|h| h == "delivery_address").unwrap();
+    assert!(
+        width(address) > 30.0,
+        "an address is not cut at 8 characters"
+    );
+    assert!(width(3) >= 60.0, "errors wide");
+    assert!(width(0) < 12.0, "row narrow");
+    // The failed cell: filled, and its note says why.
+    let letter = (b'A' + quantity as u8) as char;
+    let cell_ref = format!("{letter}{}", at + 1);
+    let cell = xml
+        .split("<c ")
+        .find(|c| attr(c, "r") == Some(cell_ref.as_str()))
+        .unwrap();
+    let style: usize = attr(cell, "s").unwrap().parse().unwrap();
+    let styles = part(&report, "xl/styles.xml");
+    let xf = styles
+        .split("<cellXfs")
+        .nth(1)
+        .unwrap()
+        .split("<xf ")
+        .nth(style + 1)
+        .unwrap();
+    let fill: usize = attr(xf, "fillId").unwrap().parse().unwrap();
+    assert!(fill >= 2, "a fill of its own: {xf}");
+    let notes = part(&report, "xl/comments1.xml");
+    let note = notes
+        .split("<comment ")
+        .find(|c| attr(c, "ref") == Some(cell_ref.as_str()))
+        .unwrap_or_else(|| panic!("a note on {cell_ref}: {notes}"));
+    assert!(note.contains("must be a whole number, got `ten`"), "{note}");
+
+    // Summary: counts, then the problems by column.
+    let summary = wb.worksheet_range("Summary").unwrap();
+    let lines: Vec<(String, String)> = summary
+        .rows()
+        .map(|r| {
+            (
+                r[0].to_string(),
+                r.get(1).map(|c| c.to_string()).unwrap_or_default(),
+            )
+        })
+        .collect();
+    let after = lines
+        .iter()
+        .position(|l| l.0 == "problems by column")
+        .unwrap();
+    let by_column = &lines[after + 1..];
+    assert!(
+        by_column.contains(&("quantity".into(), "2".into())),
+        "{by_column:?}"
+    );
+    assert!(
+        by_column.contains(&("bin".into(), "1".into())),
+        "{by_column:?}"
+    );
+    // Run facts: a fact a line, and no `null`.
+    let facts = wb.worksheet_range("Run facts").unwrap();
+    assert!(facts.rows().count() > 10);
+    assert!(
+        facts
+            .rows()
+            .all(|r| r.iter().all(|c| *c != "null"))
+    );
+}

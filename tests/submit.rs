@@ -607,8 +607,8 @@ fn a_folder_is_one_batch_per_sheet_with_a_combined_summary() {
     assert_eq!(files[2]["exit_code"], exit::INPUT_UNREADABLE);
     assert!(desk.path("out/a.report.csv").exists() && desk.path("out/b.report.csv").exists());
     // The file that could not be read has no report, but a record of why.
-    assert!(!desk.path("out/broken.report.csv").exists());
-    let record = desk.path("out/broken.report.csv.run.json");
+    assert!(!desk.path("out/broken.report.xlsx").exists());
+    let record = desk.path("out/broken.report.xlsx.run.json");
     assert_eq!(files[2]["run_facts"], path_str(&record));
     let facts: Value = serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
     assert_eq!(facts["exit_code"], exit::INPUT_UNREADABLE);
@@ -634,7 +634,7 @@ fn a_folder_is_one_batch_per_sheet_with_a_combined_summary() {
         .map(|e| e.unwrap().path())
         .filter(|p| {
             let n = p.file_name().unwrap().to_string_lossy();
-            n.starts_with("broken.at-") && n.ends_with(".report.csv.run.json")
+            n.starts_with("broken.at-") && n.ends_with(".report.xlsx.run.json")
         })
         .collect();
     assert_eq!(kept.len(), 1, "{kept:?}");
@@ -797,7 +797,7 @@ fn done_and_failed_folders_take_each_file_with_its_report_and_never_overwrite() 
             "bad.report.csv",
             "bad.report.csv.run.json",
             "broken.xlsx",
-            "broken.report.csv.run.json",
+            "broken.report.xlsx.run.json",
         ])
     );
     let files = summary["files"].as_array().unwrap();
@@ -1032,9 +1032,16 @@ fn the_readme_command_works_with_the_built_in_sandbox() {
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(exit::OK), "{stderr}");
     assert!(stderr.contains("built-in sandbox"), "{stderr}");
-    let rows = report_rows(&desk.path("orders.report.csv"));
-    assert!(!rows.is_empty());
-    assert!(rows.iter().all(|r| r["status"] == "ACCEPTED"));
+    // A workbook in, a workbook report out.
+    use calamine::{Reader, open_workbook_auto};
+    let mut wb = open_workbook_auto(desk.path("orders.report.xlsx")).unwrap();
+    let sheet = wb.worksheet_range("Report").unwrap();
+    let mut rows = sheet.rows();
+    let header: Vec<String> = rows.next().unwrap().iter().map(|c| c.to_string()).collect();
+    assert_eq!(header[1], "status");
+    let statuses: Vec<String> = rows.map(|r| r[1].to_string()).collect();
+    assert_eq!(statuses.len(), 10);
+    assert!(statuses.iter().all(|s| s == "ACCEPTED"), "{statuses:?}");
 }
 
 #[test]

@@ -73,7 +73,59 @@ fn xlsx_templates_have_headers_an_example_lists_and_text_ids() {
         xml.contains("<formula1>\"PHYSICAL,VIRTUAL\"</formula1>"),
         "{xml}"
     );
-    assert!(xml.contains("<formula1>\"Y,N\"</formula1>"), "{xml}");
+    // Every value validate takes, and no other, in the closed lists.
+    assert!(
+        xml.contains("<formula1>\"Y,N,yes,no,true,false,1,0\"</formula1>"),
+        "{xml}"
+    );
+    // The validations cover the whole column, to Excel's last row.
+    let ranges: Vec<&str> = xml
+        .split("sqref=\"")
+        .skip(1)
+        .map(|r| r.split('"').next().unwrap())
+        .collect();
+    assert!(!ranges.is_empty());
+    assert!(ranges.iter().all(|r| r.ends_with("1048576")), "{ranges:?}");
+    // ordering_party_type is an open code: its list warns, and lets
+    // another code stand.
+    let party = xml
+        .split("<dataValidation ")
+        .find(|v| v.contains("\"BANK\""))
+        .unwrap();
+    assert!(party.contains("errorStyle=\"warning\""), "{party}");
+    let card = xml
+        .split("<dataValidation ")
+        .find(|v| v.contains("PHYSICAL,VIRTUAL"))
+        .unwrap();
+    assert!(!card.contains("errorStyle"), "a stop list: {card}");
+    // Numbers are numbers: quantity and validity_days, checked as whole
+    // numbers in their range.
+    let whole: Vec<&str> = xml
+        .split("<dataValidation ")
+        .filter(|v| v.starts_with("type=\"whole\""))
+        .collect();
+    assert_eq!(whole.len(), 2, "{xml}");
+    assert!(
+        whole
+            .iter()
+            .any(|v| v.contains("<formula1>1</formula1><formula2>500</formula2>"))
+    );
+    assert!(
+        whole
+            .iter()
+            .any(|v| v.contains("<formula2>3650</formula2>"))
+    );
+    let header = &rows(&dir.path().join("order.xlsx"), "Orders")[0];
+    let quantity = header.iter().position(|h| h == "quantity").unwrap();
+    let cell_ref = format!("{}2", (b'A' + quantity as u8) as char);
+    let cell = xml
+        .split("<c ")
+        .find(|c| c.starts_with(&format!("r=\"{cell_ref}\"")))
+        .unwrap();
+    assert!(
+        !cell.contains("t=\"s\"") && cell.contains("<v>100</v>"),
+        "a number: {cell}"
+    );
     let upgrade = rows(&dir.path().join("upgrade.xlsx"), "Upgrades");
     assert_eq!(
         upgrade[0],

@@ -154,7 +154,7 @@ fn mistakes_sample_names_every_cell() {
         rows[0][errors]
     );
     assert!(r.stderr.contains(
-        "16 rows: 2 valid, 12 invalid, 2 held; 1 orders ready, 1 held (1 blank rows skipped)"
+        "16 rows: 2 valid, 12 invalid, 2 held; 1 order ready, 1 held (1 blank row skipped)"
     ));
 }
 

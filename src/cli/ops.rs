@@ -63,8 +63,9 @@ pub struct OpArgs {
     pub csv_bom: bool,
 
     /// Report format when no --report path gives it
-    #[arg(long, value_enum, default_value_t = ReportFormat::Csv, help_heading = "Report")]
-    pub report_format: ReportFormat,
+    /// [default: as the input: xlsx for a workbook, csv for text]
+    #[arg(long, value_enum, help_heading = "Report")]
+    pub report_format: Option<ReportFormat>,
 
     /// Print the summary as JSON on stdout
     #[arg(long, help_heading = "Report")]
@@ -208,11 +209,7 @@ fn report_path(args: &OpArgs) -> PathBuf {
     if let Some(p) = &args.report {
         return p.clone();
     }
-    let ext = match args.report_format {
-        ReportFormat::Csv => "csv",
-        ReportFormat::Xlsx => "xlsx",
-        ReportFormat::Jsonl => "jsonl",
-    };
+    let ext = ReportFormat::extension(args.report_format, &args.file);
     let stem = args
         .file
         .file_stem()

@@ -68,8 +68,9 @@ pub struct OutArgs {
     pub report_dir: Option<PathBuf>,
 
     /// Report format when no --report path gives it
-    #[arg(long, value_enum, default_value_t = ReportFormat::Csv, help_heading = "Report")]
-    pub report_format: ReportFormat,
+    /// [default: as the input: xlsx for a workbook, csv for text]
+    #[arg(long, value_enum, help_heading = "Report")]
+    pub report_format: Option<ReportFormat>,
 
     /// Begin a CSV report with a UTF-8 byte-order mark, so that Excel reads
     /// its accents right (it still drops leading zeros: use the XLSX report,
@@ -112,6 +113,24 @@ pub enum ReportFormat {
     Jsonl,
 }
 
+impl ReportFormat {
+    /// The report's extension: `format`, else as the input (a workbook
+    /// gets an XLSX report, for people; a text file a CSV one).
+    pub(super) fn extension(format: Option<ReportFormat>, input: &Path) -> &'static str {
+        let workbook = input.extension().is_some_and(|e| {
+            ["xlsx", "xlsm", "xlsb", "xls", "ods"]
+                .contains(&e.to_string_lossy().to_ascii_lowercase().as_str())
+        });
+        match format {
+            Some(ReportFormat::Csv) => "csv",
+            Some(ReportFormat::Xlsx) => "xlsx",
+            Some(ReportFormat::Jsonl) => "jsonl",
+            None if workbook => "xlsx",
+            None => "csv",
+        }
+    }
+}
+
 impl OutArgs {
     /// Checks the report options and makes the report folder.
     pub(super) fn prepare(&self) -> Result<()> {
@@ -128,11 +147,7 @@ impl OutArgs {
         if let Some(p) = &self.report {
             return p.clone();
         }
-        let ext = match self.report_format {
-            ReportFormat::Csv => "csv",
-            ReportFormat::Xlsx => "xlsx",
-            ReportFormat::Jsonl => "jsonl",
-        };
+        let ext = ReportFormat::extension(self.report_format, input);
         let stem = input
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())

@@ -307,6 +307,8 @@ fn flatten(prefix: &str, v: &serde_json::Value, out: &mut Vec<(String, String)>)
             ));
         }
         serde_json::Value::String(s) => out.push((prefix.to_string(), s.clone())),
+        // Nothing to say (an option not given): no line, not "null".
+        serde_json::Value::Null => {}
         other => out.push((prefix.to_string(), other.to_string())),
     }
 }

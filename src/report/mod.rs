@@ -104,6 +104,9 @@ pub struct Line<'a> {
     pub number: u64,
     pub cells: Cells<'a>,
     pub results: Vec<Value<'a>>,
+    /// The cells that failed a check: (input column, field, the problem);
+    /// the XLSX report marks them.
+    pub flagged: Vec<(usize, Cow<'a, str>, String)>,
 }
 
 /// A line's original cells.

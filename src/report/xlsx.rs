@@ -4,9 +4,13 @@
 
 use std::path::Path;
 
-use rust_xlsxwriter::{Color, Format as CellFormat, FormatBorder, Workbook, Worksheet};
+use std::collections::BTreeMap;
 
-use super::{Header, Line, RunFacts, column_names};
+use rust_xlsxwriter::{
+    Color, Format as CellFormat, FormatAlign, FormatBorder, Note, Workbook, Worksheet,
+};
+
+use super::{Header, Line, RunFacts};
 use crate::error::{Error, Result};
 use crate::files::AtomicFile;
 
@@ -31,10 +35,88 @@ pub(super) struct XlsxSink {
     file: AtomicFile,
     wb: Workbook,
     header: Header,
+    /// Where each column of the report goes: `row`, the results (status,
+    /// order id, errors first), the input's columns, then the source file
+    /// and sheet.
+    layout: Layout,
     next_row: u32,
     bold: CellFormat,
     status_formats: Vec<(&'static str, CellFormat)>,
+    /// A cell that failed a check: its fill.
+    flagged: CellFormat,
+    /// The errors column: wrapped.
+    wrapped: CellFormat,
+    /// Column widths are fitted to the header and the first lines, once.
+    fitted: bool,
+    /// For the Summary: problems by column, refusals by error code.
+    by_column: BTreeMap<String, u64>,
+    by_code: BTreeMap<String, (u64, String)>,
 }
+
+/// The report's columns, in the order a person reads them.
+struct Layout {
+    /// The sheet column of each result (by its index in `header.results`).
+    results: Vec<u16>,
+    /// The sheet column of the first input column.
+    first_input: u16,
+    /// The sheet columns of the source file and sheet names.
+    lead: [u16; 2],
+    /// Columns frozen with the header: `row` and the results up to the
+    /// errors.
+    frozen: u16,
+    /// The results' sheet columns, by name.
+    errors: Option<u16>,
+    error_code: Option<usize>,
+}
+
+impl Layout {
+    fn of(header: &Header) -> Layout {
+        let first = ["status", "order_id", "errors"];
+        let mut order: Vec<usize> = first
+            .iter()
+            .filter_map(|name| header.results.iter().position(|r| r == name))
+            .collect();
+        let rest: Vec<usize> = (0..header.results.len())
+            .filter(|i| !order.contains(i))
+            .collect();
+        order.extend(rest);
+        let mut results = vec![0u16; header.results.len()];
+        for (at, &i) in order.iter().enumerate() {
+            results[i] = 1 + at as u16;
+        }
+        let first_input = 1 + header.results.len() as u16;
+        let after = first_input + header.columns.len() as u16;
+        let errors = header.results.iter().position(|r| *r == "errors");
+        Layout {
+            frozen: errors.map_or(2, |e| results[e] + 1),
+            errors: errors.map(|e| results[e]),
+            error_code: header.results.iter().position(|r| *r == "error_code"),
+            results,
+            first_input,
+            lead: [after, after + 1],
+        }
+    }
+
+    /// Each column's name, by sheet column.
+    fn names<'h>(&self, header: &'h Header) -> Vec<&'h str> {
+        let mut names = vec![""; self.lead[1] as usize + 1];
+        names[0] = "row";
+        for (i, r) in header.results.iter().enumerate() {
+            names[self.results[i] as usize] = r;
+        }
+        for (i, c) in header.columns.iter().enumerate() {
+            names[self.first_input as usize + i] = c;
+        }
+        names[self.lead[0] as usize] = "source_file";
+        names[self.lead[1] as usize] = "sheet";
+        names
+    }
+}
+
+/// Widths, in characters, a column is fitted within.
+const NARROWEST: usize = 6;
+const WIDEST: usize = 50;
+const ERRORS_WIDTH: usize = 80;
 
 fn xerr(path: &Path, e: rust_xlsxwriter::XlsxError) -> Error {
     Error::report(path, e)
@@ -99,21 +181,69 @@ impl XlsxSink {
             .iter()
             .map(|&(s, rgb)| (s, CellFormat::new().set_background_color(Color::RGB(rgb))))
             .collect();
+        let layout = Layout::of(header);
         let ws = wb.add_worksheet_with_constant_memory();
         ws.set_name("Report").map_err(|e| xerr(path, e))?;
-        for (c, name) in column_names(header).enumerate() {
+        for (c, name) in layout.names(header).iter().enumerate() {
             ws.write_string_with_format(0, c as u16, fit(name).as_ref(), &bold)
                 .map_err(|e| xerr(path, e))?;
         }
-        ws.set_freeze_panes(1, 0).map_err(|e| xerr(path, e))?;
+        ws.set_freeze_panes(1, layout.frozen)
+            .map_err(|e| xerr(path, e))?;
         Ok(XlsxSink {
             file,
             wb,
             header: header.clone(),
+            layout,
             next_row: 1,
             bold,
             status_formats,
+            flagged: CellFormat::new().set_background_color(Color::RGB(0xFFC7CE)),
+            wrapped: CellFormat::new()
+                .set_text_wrap()
+                .set_align(FormatAlign::Top),
+            fitted: false,
+            by_column: BTreeMap::new(),
+            by_code: BTreeMap::new(),
         })
+    }
+
+    /// Sets each column's width from the header and `lines` (the first):
+    /// the longest value, within [`NARROWEST`] and [`WIDEST`]; the errors
+    /// column wider, its text wrapped.
+    fn fit_columns(
+        &mut self,
+        lines: &[Line<'_>],
+    ) -> std::result::Result<(), rust_xlsxwriter::XlsxError> {
+        let names = self.layout.names(&self.header);
+        let mut widths: Vec<usize> = names.iter().map(|n| n.chars().count()).collect();
+        let mut widen = |col: u16, text: &str| {
+            let w = text.chars().count();
+            let at = &mut widths[col as usize];
+            *at = (*at).max(w);
+        };
+        widen(self.layout.lead[0], &self.header.source_file);
+        widen(self.layout.lead[1], &self.header.sheet);
+        for line in lines.iter().take(2_000) {
+            widen(0, &line.number.to_string());
+            for (i, v) in line.cells.list().iter().enumerate() {
+                widen(self.layout.first_input + i as u16, v);
+            }
+            for (i, v) in line.results.iter().enumerate() {
+                widen(self.layout.results[i], &v.text());
+            }
+        }
+        let ws = self.wb.worksheet_from_index(0)?;
+        for (col, w) in widths.into_iter().enumerate() {
+            let col = col as u16;
+            if Some(col) == self.layout.errors {
+                ws.set_column_width(col, (w + 2).clamp(NARROWEST, ERRORS_WIDTH) as f64)?;
+                ws.set_column_format(col, &self.wrapped)?;
+            } else {
+                ws.set_column_width(col, (w + 2).clamp(NARROWEST, WIDEST) as f64)?;
+            }
+        }
+        Ok(())
     }
 
     /// A sheet of `(name, value)` pairs after the report.
@@ -136,34 +266,125 @@ impl XlsxSink {
                 _ => ws.write_string(r, 1, fit(v).as_ref())?,
             };
         }
-        ws.set_column_width(0, 24)?;
-        ws.set_column_width(1, if numbers { 12 } else { 80 })?;
+        let widest = |pick: fn(&(String, String)) -> &String, title: &str| {
+            pairs
+                .iter()
+                .map(|p| pick(p).chars().count())
+                .chain([title.len()])
+                .max()
+                .unwrap_or(0)
+        };
+        ws.set_column_width(
+            0,
+            (widest(|p| &p.0, titles[0]) + 2).clamp(NARROWEST, 60) as f64,
+        )?;
+        ws.set_column_width(
+            1,
+            (widest(|p| &p.1, titles[1]) + 2).clamp(NARROWEST, 100) as f64,
+        )?;
+        ws.set_freeze_panes(1, 0)?;
         Ok(())
+    }
+
+    /// The Summary sheet: the counts, then the problems by column and the
+    /// API's refusals by error code, most first.
+    fn summary_sheet(
+        &mut self,
+        facts: &RunFacts,
+    ) -> std::result::Result<(), rust_xlsxwriter::XlsxError> {
+        let mut pairs: Vec<(String, String)> = facts
+            .summary()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let mut by_column: Vec<(&String, &u64)> = self.by_column.iter().collect();
+        by_column.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        if !by_column.is_empty() {
+            pairs.push((String::new(), String::new()));
+            pairs.push(("problems by column".into(), String::new()));
+            pairs.extend(
+                by_column
+                    .into_iter()
+                    .map(|(c, n)| (c.clone(), n.to_string())),
+            );
+        }
+        let mut by_code: Vec<(&String, &(u64, String))> = self.by_code.iter().collect();
+        by_code.sort_by(|a, b| b.1.0.cmp(&a.1.0).then(a.0.cmp(b.0)));
+        if !by_code.is_empty() {
+            pairs.push((String::new(), String::new()));
+            pairs.push(("refused by the API, by error code".into(), String::new()));
+            for (code, (n, example)) in by_code.into_iter().take(10) {
+                let label = if example.is_empty() {
+                    code.clone()
+                } else {
+                    format!("{code}: {example}")
+                };
+                pairs.push((label, n.to_string()));
+            }
+        }
+        self.side_sheet("Summary", ["what", "count"], &pairs, true)
     }
 }
 
 impl XlsxSink {
     pub(super) fn lines(&mut self, lines: &[Line<'_>]) -> Result<()> {
         let path = self.file.path().to_path_buf();
+        if !self.fitted {
+            self.fitted = true;
+            self.fit_columns(lines).map_err(|e| xerr(&path, e))?;
+        }
+        for line in lines {
+            for (_, field, _) in &line.flagged {
+                *self.by_column.entry(field.to_string()).or_default() += 1;
+            }
+            if let Some(i) = self.layout.error_code
+                && line.results.first().is_some_and(|s| s.text() == "REJECTED")
+            {
+                let code = line.results[i].text();
+                let code = if code.is_empty() {
+                    "(no code)".into()
+                } else {
+                    code.into_owned()
+                };
+                let entry = self
+                    .by_code
+                    .entry(code)
+                    .or_insert_with(|| (0, first_error(line)));
+                entry.0 += 1;
+            }
+        }
         let ws = self
             .wb
             .worksheet_from_index(0)
             .map_err(|e| xerr(&path, e))?;
         let lead = [fit(&self.header.source_file), fit(&self.header.sheet)];
+        let layout = &self.layout;
         for line in lines {
             let row = self.next_row;
             let mut write = || -> std::result::Result<(), rust_xlsxwriter::XlsxError> {
-                ws.write_string(row, 0, lead[0].as_ref())?;
-                ws.write_string(row, 1, lead[1].as_ref())?;
-                ws.write_number(row, 2, line.number as f64)?;
-                let mut col = 3u16;
-                for v in line.cells.list().iter() {
-                    if !v.is_empty() {
-                        ws.write_string(row, col, fit(v).as_ref())?;
+                ws.write_number(row, 0, line.number as f64)?;
+                for (i, v) in line.cells.list().iter().enumerate() {
+                    let col = layout.first_input + i as u16;
+                    let flags: Vec<&str> = line
+                        .flagged
+                        .iter()
+                        .filter(|(c, _, _)| *c == i)
+                        .map(|(_, _, m)| m.as_str())
+                        .collect();
+                    if flags.is_empty() {
+                        if !v.is_empty() {
+                            ws.write_string(row, col, fit(v).as_ref())?;
+                        }
+                        continue;
                     }
-                    col += 1;
+                    ws.write_string_with_format(row, col, fit(v).as_ref(), &self.flagged)?;
+                    let note = Note::new(fit(&flags.join("\n")).as_ref())
+                        .set_author("dcms-bulk")
+                        .add_author_prefix(false);
+                    ws.insert_note(row, col, &note)?;
                 }
                 for (i, v) in line.results.iter().enumerate() {
+                    let col = layout.results[i];
                     let text = v.text();
                     let colour = self
                         .status_formats
@@ -173,10 +394,17 @@ impl XlsxSink {
                     match colour {
                         Some(f) => ws.write_string_with_format(row, col, text.as_ref(), f)?,
                         None if text.is_empty() => ws,
+                        None if Some(col) == layout.errors => ws.write_string_with_format(
+                            row,
+                            col,
+                            fit(&text).as_ref(),
+                            &self.wrapped,
+                        )?,
                         None => ws.write_string(row, col, fit(&text).as_ref())?,
                     };
-                    col += 1;
                 }
+                ws.write_string(row, layout.lead[0], lead[0].as_ref())?;
+                ws.write_string(row, layout.lead[1], lead[1].as_ref())?;
                 Ok(())
             };
             write().map_err(|e| xerr(&path, e))?;
@@ -187,18 +415,13 @@ impl XlsxSink {
 
     pub(super) fn finish(mut self, facts: &RunFacts) -> Result<String> {
         let path = self.file.path().to_path_buf();
-        let last_col = (3 + self.header.columns.len() + self.header.results.len() - 1) as u16;
+        let last_col = self.layout.lead[1];
         let last_row = self.next_row.saturating_sub(1).max(1);
-        let summary: Vec<(String, String)> = facts
-            .summary()
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
         (|| {
             self.wb
                 .worksheet_from_index(0)?
                 .autofilter(0, 0, last_row, last_col)?;
-            self.side_sheet("Summary", ["what", "count"], &summary, true)?;
+            self.summary_sheet(facts)?;
             self.side_sheet("Run facts", ["fact", "value"], &facts.lines(), false)?;
             self.wb.save(self.file.tmp_path())
         })()
@@ -208,4 +431,16 @@ impl XlsxSink {
         self.file.commit().map_err(|e| Error::report(&path, e))?;
         Ok(sha)
     }
+}
+
+/// The first message of a line's errors, for the Summary's example.
+fn first_error(line: &Line<'_>) -> String {
+    line.results
+        .iter()
+        .find_map(|v| match v {
+            super::Value::Errors(items) => items.first().map(|e| e.message.clone()),
+            _ => None,
+        })
+        .map(|m| m.chars().take(120).collect())
+        .unwrap_or_default()
 }

@@ -94,3 +94,74 @@ fn submit_says_where_it_sends_and_counts_in_the_singular_when_one() {
     // -vv: the HTTP stack's own debug lines too.
     assert!(log.contains("connecting to 127.0.0.1"), "{log}");
 }
+
+#[test]
+fn validate_reads_standard_input_and_several_files_and_folders() {
+    use std::io::Write;
+    // `-`: a CSV piped in.
+    let mut child = bin()
+        .current_dir(root())
+        .args(["validate", "-", "--json"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let sheet = std::fs::read(root().join("samples/orders.csv")).unwrap();
+    child.stdin.take().unwrap().write_all(&sheet).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(exit::OK), "{}", stderr(&out));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["input"], "<stdin>");
+    assert_eq!(summary["counts"]["rows"], 10);
+    assert!(untimed(&stderr(&out)).contains("<stdin>: 10 rows: 10 valid"));
+
+    // Two files and a folder, each with its report in --report-dir.
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("in");
+    std::fs::create_dir(&folder).unwrap();
+    std::fs::copy(
+        root().join("samples/orders_with_mistakes.xlsx"),
+        folder.join("m.xlsx"),
+    )
+    .unwrap();
+    std::fs::write(folder.join("notes.txt.part"), "x").unwrap();
+    let reports = dir.path().join("reports");
+    let r = run(&[
+        "validate",
+        "samples/orders.csv",
+        "samples/orders.xlsx",
+        path_str(&folder),
+        "--report-dir",
+        path_str(&reports),
+        "--json",
+    ]);
+    assert_eq!(
+        r.code,
+        exit::ROWS_NOT_DONE,
+        "the mistakes decide: {}",
+        r.stderr
+    );
+    let summary: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let files = summary["files"].as_array().unwrap();
+    assert_eq!(files.len(), 3, "{summary}");
+    for name in ["orders.report.csv", "orders.report.xlsx", "m.report.xlsx"] {
+        assert!(reports.join(name).is_file(), "{name}");
+        assert!(reports.join(format!("{name}.run.json")).is_file(), "{name}");
+    }
+    let log = untimed(&r.stderr);
+    assert!(
+        log.contains("passed over") && log.contains("notes.txt.part"),
+        "{log}"
+    );
+    assert!(log.contains("dcms-bulk: 3 files checked"), "{log}");
+    // --report names one file.
+    let r = run(&[
+        "validate",
+        "samples/orders.csv",
+        "samples/orders.xlsx",
+        "--report",
+        "x.csv",
+    ]);
+    assert_eq!(r.code, exit::USAGE, "{}", r.stderr);
+}

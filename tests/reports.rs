@@ -251,9 +251,5 @@ fn an_xlsx_report_is_laid_out_for_people() {
     // Run facts: a fact a line, and no `null`.
     let facts = wb.worksheet_range("Run facts").unwrap();
     assert!(facts.rows().count() > 10);
-    assert!(
-        facts
-            .rows()
-            .all(|r| r.iter().all(|c| *c != "null"))
-    );
+    assert!(facts.rows().all(|r| r.iter().all(|c| *c != "null")));
 }

@@ -125,7 +125,9 @@ fn error_messages() {
         let mut argv = vec!["validate"];
         argv.extend(args.iter().map(String::as_str));
         let out = run(&argv);
-        let shown = untimed(&out.stderr).replace(path_str(dir.path()), "TMP");
+        let shown = untimed(&out.stderr)
+            .replace(path_str(dir.path()), "TMP")
+            .replace(path_str(&root()), "ROOT");
         all.push_str(&format!("== {name} (exit {})\n{shown}\n", out.code));
     }
     insta::assert_snapshot!("error_messages", all);

@@ -147,26 +147,6 @@ pub enum Command {
     CheckWorkbook { file: PathBuf },
 }
 
-/// Where rows come from and how they are checked and grouped.
-#[derive(Debug, Args)]
-pub struct InputArgs {
-    /// The order sheet: .csv .tsv .txt .xlsx .xlsm .xlsb .xls .ods
-    pub file: PathBuf,
-
-    #[command(flatten)]
-    pub check: CheckArgs,
-}
-
-impl InputArgs {
-    pub fn to_opts(&self) -> Result<CheckOpts> {
-        self.check.to_opts()
-    }
-
-    pub fn facts(&self) -> serde_json::Value {
-        self.check.facts()
-    }
-}
-
 /// How rows are read, checked and grouped.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
@@ -390,24 +370,57 @@ pub fn main() -> i32 {
     match result {
         Ok(code) => code,
         Err(e) => {
-            // Each cause once: most messages name theirs already (a
-            // library's "Error code 26: file is not a database" too).
-            let mut shown = e.to_string();
-            let mut message = format!("dcms-bulk: error: {shown}");
-            let mut source = std::error::Error::source(&e);
-            while let Some(s) = source {
-                let cause = s.to_string();
-                let gist = cause.rsplit(": ").next().unwrap_or(&cause);
-                if !shown.contains(gist) {
-                    message += &format!("\n  caused by: {cause}");
-                    shown.push_str(&cause);
-                }
-                source = s.source();
-            }
-            tracing::error!(event = "error", code = e.exit_code(), "{message}");
+            tracing::error!(
+                event = "error",
+                code = e.exit_code(),
+                "{}",
+                error_message(&e)
+            );
             e.exit_code()
         }
     }
+}
+
+/// An error as the console says it: the error, each cause once (most
+/// messages name theirs already, a library's "Error code 26: file is not a
+/// database" too), and for a file the system would not give, a hint.
+pub(crate) fn error_message(e: &Error) -> String {
+    let mut shown = e.to_string();
+    let mut message = format!("dcms-bulk: error: {shown}");
+    let mut source = std::error::Error::source(e);
+    let mut io_kind = None;
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            io_kind.get_or_insert(io.kind());
+        }
+        let cause = s.to_string();
+        let gist = cause.rsplit(": ").next().unwrap_or(&cause);
+        if !shown.contains(gist) {
+            message += &format!("\n  caused by: {cause}");
+            shown.push_str(&cause);
+        }
+        source = s.source();
+    }
+    let hint = match io_kind {
+        Some(std::io::ErrorKind::NotFound) => Some(match std::env::current_dir() {
+            Ok(here) => format!(
+                "check the path; a relative one starts in {}",
+                here.display()
+            ),
+            Err(_) => "check the path".to_string(),
+        }),
+        Some(std::io::ErrorKind::PermissionDenied) => {
+            Some("this user may not read or write it: check its permissions (ls -l)".into())
+        }
+        Some(std::io::ErrorKind::IsADirectory) => {
+            Some("that is a folder: `submit` and `watch` take folders of sheets".into())
+        }
+        _ => None,
+    };
+    if let Some(hint) = hint {
+        message += &format!("\n  hint: {hint}");
+    }
+    message
 }
 
 /// How many problems are listed on stderr without `-v`.

@@ -512,7 +512,8 @@ fn unreadable(
         event = "error",
         file = %file.display(),
         code = e.exit_code(),
-        "dcms-bulk: error: {e}"
+        "{}",
+        super::error_message(e)
     );
     let mut summary = FileSummary::failed(file.display().to_string(), e.exit_code(), e.to_string());
     if e.exit_code() == exit::INPUT_UNREADABLE {

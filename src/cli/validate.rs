@@ -1,13 +1,15 @@
-//! `dcms-bulk validate`: check and group a sheet, write the report, print a
-//! summary (or the order bodies `submit` would send); send nothing.
+//! `dcms-bulk validate`: check and group sheets, write their reports, print
+//! a summary (or the order bodies `submit` would send); send nothing.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 
 use super::api::ProfileArgs;
-use super::{Console, InputArgs, print_stdout, same_file};
+use super::submit::ReportFormat;
+use super::{CheckArgs, Console, print_stdout, same_file};
 use crate::dcms::OrderBody;
+use crate::drop;
 use crate::error::{Error, Result};
 use crate::exit;
 use crate::pipeline;
@@ -15,13 +17,32 @@ use crate::report::{self, Format};
 
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
-    #[command(flatten)]
-    pub input: InputArgs,
+    /// Order sheets (.csv .tsv .txt .xlsx .xlsm .xlsb .xls .ods), folders
+    /// holding them, or - for a CSV on standard input
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
 
-    /// Write the per-row report here: .csv, .jsonl or .xlsx (a run-facts
-    /// JSON is written beside it, as REPORT.run.json)
-    #[arg(long, value_name = "PATH")]
+    #[command(flatten)]
+    pub check: CheckArgs,
+
+    /// Write the per-row report here (one input only): .csv, .jsonl or
+    /// .xlsx (a run-facts JSON is written beside it, as REPORT.run.json)
+    #[arg(long, value_name = "PATH", help_heading = "Report")]
     pub report: Option<PathBuf>,
+
+    /// Write each input's report into this folder, as NAME.report.EXT
+    #[arg(
+        long,
+        value_name = "DIR",
+        help_heading = "Report",
+        conflicts_with = "report"
+    )]
+    pub report_dir: Option<PathBuf>,
+
+    /// The format of the reports in --report-dir [default: as the input:
+    /// xlsx for a workbook, csv for text]
+    #[arg(long, value_enum, help_heading = "Report", requires = "report_dir")]
+    pub report_format: Option<ReportFormat>,
 
     /// Begin a CSV report with a UTF-8 byte-order mark, so that Excel reads
     /// its accents right (it still drops leading zeros: use the XLSX report,
@@ -44,27 +65,167 @@ pub struct ValidateArgs {
     pub profile: ProfileArgs,
 }
 
+/// Standard input, as a file: `-` is copied into a temporary file first
+/// (the reader reads files), and named `<stdin>` wherever it is shown.
+struct Stdin {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+impl Stdin {
+    fn read() -> Result<Stdin> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("standard input", e))?;
+        let path = dir.path().join("stdin.csv");
+        let mut file = std::fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
+        std::io::copy(&mut std::io::stdin().lock(), &mut file)
+            .map_err(|e| Error::io("standard input", e))?;
+        Ok(Stdin { _dir: dir, path })
+    }
+}
+
+/// What the console calls standard input.
+const STDIN: &str = "<stdin>";
+
 pub fn run(args: &ValidateArgs, console: Console) -> Result<i32> {
-    let started = report::now();
-    let opts = args.input.to_opts()?;
+    let opts = args.check.to_opts()?;
+    let (mut inputs, mut folders) = (Vec::new(), false);
+    for path in &args.files {
+        if path.as_os_str() == "-" || !path.is_dir() {
+            inputs.push(path.clone());
+            continue;
+        }
+        folders = true;
+        let found = drop::scan(path).map_err(|e| Error::io(path, e))?;
+        for p in &found.passed {
+            if !console.quiet {
+                tracing::info!(event = "passed_over", file = %p.path.display(), "dcms-bulk: passed over {}: {}", p.path.display(), p.why);
+            }
+        }
+        inputs.extend(found.sheets);
+    }
+    if args.report.is_some() && inputs.len() > 1 {
+        return Err(Error::Usage(
+            "--report names one file; with several inputs use --report-dir".into(),
+        ));
+    }
+    if args.files.iter().filter(|p| p.as_os_str() == "-").count() > 1 {
+        return Err(Error::Usage("- (standard input) can be read once".into()));
+    }
     if let Some(r) = &args.report {
         Format::from_path(r)?;
-        if same_file(r, &args.input.file) {
-            return Err(Error::Usage(
-                "--report would overwrite the input file".into(),
-            ));
+    }
+    if let Some(dir) = &args.report_dir {
+        std::fs::create_dir_all(dir).map_err(|e| Error::report(dir, e))?;
+    }
+    let single = inputs.len() == 1 && !folders;
+    let mut summaries = Vec::new();
+    let mut codes = Vec::new();
+    for input in &inputs {
+        match validate_one(args, &opts, input, console) {
+            Ok((code, summary)) => {
+                codes.push(code);
+                summaries.push(summary);
+            }
+            // One file's error stops the command when it is the only one.
+            Err(e) if single => return Err(e),
+            Err(e) => {
+                tracing::error!(event = "error", file = %input.display(), code = e.exit_code(), "{}", super::error_message(&e));
+                codes.push(e.exit_code());
+                summaries.push(serde_json::json!({
+                    "input": input.display().to_string(),
+                    "error": e.to_string(),
+                    "exit_code": e.exit_code(),
+                }));
+            }
+        }
+    }
+    let code = exit::most_serious(codes);
+    if args.json {
+        let summary = match summaries.pop() {
+            Some(one) if single => one,
+            last => {
+                summaries.extend(last);
+                serde_json::json!({ "files": summaries, "exit_code": code })
+            }
+        };
+        super::print_json(&summary)?;
+    }
+    if !single && !console.quiet {
+        tracing::info!(
+            event = "files",
+            files = inputs.len(),
+            "dcms-bulk: {} checked",
+            super::count(inputs.len() as u64, "file")
+        );
+    }
+    Ok(code)
+}
+
+/// One input checked, its report written: its exit code and its summary.
+fn validate_one(
+    args: &ValidateArgs,
+    opts: &pipeline::CheckOpts,
+    input: &Path,
+    console: Console,
+) -> Result<(i32, serde_json::Value)> {
+    let started = report::now();
+    let stdin = if input.as_os_str() == "-" {
+        Some(Stdin::read()?)
+    } else {
+        None
+    };
+    let path = stdin.as_ref().map_or(input, |s| s.path.as_path());
+    let report_path = match (&args.report, &args.report_dir) {
+        (Some(r), _) => Some(r.clone()),
+        (None, Some(dir)) => {
+            let stem = match &stdin {
+                Some(_) => "stdin".to_string(),
+                None => input
+                    .file_stem()
+                    .map_or("orders".into(), |s| s.to_string_lossy().into_owned()),
+            };
+            let ext = ReportFormat::extension(args.report_format, path);
+            Some(dir.join(format!("{stem}.report.{ext}")))
+        }
+        (None, None) => None,
+    };
+    if let Some(r) = &report_path {
+        if same_file(r, path) {
+            return Err(Error::Usage(format!(
+                "--report {} would overwrite the input file",
+                r.display()
+            )));
         }
         report::prepare(r)?;
     }
+    let name = match &stdin {
+        Some(_) => STDIN.to_string(),
+        None => input.display().to_string(),
+    };
     // Not freed when the command ends: the process exits next, and freeing
     // a large file's tables piece by piece took longer than anything after
     // the report (17 ms for a million rows).
-    let checked = std::mem::ManuallyDrop::new(pipeline::check(&args.input.file, &opts)?);
-    let file = args.input.file.display().to_string();
-    super::print_problems(&checked, &file, console);
+    let mut checked = std::mem::ManuallyDrop::new(pipeline::check(path, opts).map_err(|e| {
+        match &stdin {
+            // The temporary copy is an implementation detail.
+            Some(s) => {
+                let text = e.to_string().replace(&s.path.display().to_string(), STDIN);
+                let text = text.strip_prefix("<stdin>: ").unwrap_or(&text).to_string();
+                Error::input(STDIN, text)
+            }
+            None => e,
+        }
+    })?);
+    if stdin.is_some() {
+        checked.path = PathBuf::from(STDIN);
+    }
+    super::print_problems(&checked, &name, console);
 
-    let mut facts = checked.facts("validate", args.input.facts(), started);
-    let facts_path = match &args.report {
+    let mut facts = checked.facts("validate", args.check.facts(), started);
+    if stdin.is_some() {
+        facts.input.absolute_path = None;
+    }
+    let facts_path = match &report_path {
         Some(path) => Some(crate::batch::order_report(
             &checked,
             path,
@@ -79,11 +240,20 @@ pub fn run(args: &ValidateArgs, console: Console) -> Result<i32> {
     } else {
         exit::ROWS_NOT_DONE
     };
-    if args.print_orders && !print_orders(&checked, &args.profile.create_fields()?)? {
-        return Ok(code);
+    if args.print_orders {
+        print_orders(&checked, &args.profile.create_fields()?)?;
     }
-    if args.json {
-        super::print_json(&serde_json::json!({
+    if !console.quiet {
+        tracing::info!(
+            event = "checked",
+            file = name,
+            "{name}: {}",
+            summary_line(&checked, &facts)
+        );
+    }
+    Ok((
+        code,
+        serde_json::json!({
             "input": facts.input.path,
             "input_sha256": facts.input.sha256,
             "sheet": facts.input.sheet,
@@ -92,17 +262,8 @@ pub fn run(args: &ValidateArgs, console: Console) -> Result<i32> {
             "report": facts.report.as_ref().map(|r| &r.path),
             "run_facts": facts_path.as_ref().map(|p| p.display().to_string()),
             "exit_code": code,
-        }))?;
-    }
-    if !console.quiet {
-        tracing::info!(
-            event = "checked",
-            file,
-            "{file}: {}",
-            summary_line(&checked, &facts)
-        );
-    }
-    Ok(code)
+        }),
+    ))
 }
 
 /// Prints the ready orders' `POST /card-order` bodies, one a line; `false`

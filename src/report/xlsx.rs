@@ -51,7 +51,14 @@ pub(super) struct XlsxSink {
     /// For the Summary: problems by column, refusals by error code.
     by_column: BTreeMap<String, u64>,
     by_code: BTreeMap<String, (u64, String)>,
+    /// Notes written so far (at most [`MOST_NOTES`]; a cell after that is
+    /// still filled, its problem in `errors`).
+    notes: usize,
 }
+
+/// Cell notes a report holds at most: each one is kept in memory until
+/// the file is written.
+const MOST_NOTES: usize = 20_000;
 
 /// The report's columns, in the order a person reads them.
 struct Layout {
@@ -205,6 +212,7 @@ impl XlsxSink {
             fitted: false,
             by_column: BTreeMap::new(),
             by_code: BTreeMap::new(),
+            notes: 0,
         })
     }
 
@@ -359,6 +367,7 @@ impl XlsxSink {
             .map_err(|e| xerr(&path, e))?;
         let lead = [fit(&self.header.source_file), fit(&self.header.sheet)];
         let layout = &self.layout;
+        let notes = &mut self.notes;
         for line in lines {
             let row = self.next_row;
             let mut write = || -> std::result::Result<(), rust_xlsxwriter::XlsxError> {
@@ -378,6 +387,10 @@ impl XlsxSink {
                         continue;
                     }
                     ws.write_string_with_format(row, col, fit(v).as_ref(), &self.flagged)?;
+                    if *notes >= MOST_NOTES {
+                        continue;
+                    }
+                    *notes += 1;
                     let note = Note::new(fit(&flags.join("\n")).as_ref())
                         .set_author("dcms-bulk")
                         .add_author_prefix(false);

@@ -456,6 +456,9 @@ fn order_line<'a>(
         .and_then(Option::as_ref)
         .filter(|_| out.status == Status::Valid);
     let mut errors = error_items(out, |c| checked.cell_ref(c, out.number));
+    errors.extend(problem_items(out.notes, |c| {
+        checked.cell_ref(c, out.number)
+    }));
     errors.extend(sent_items(sent));
     let status = match sent {
         Some(s) => s.status.as_str(),

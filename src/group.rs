@@ -69,6 +69,7 @@ struct GroupAcc {
 pub struct Grouper {
     slots: Vec<Slot>,
     problems: HashMap<u32, Vec<Problem>>,
+    notes: HashMap<u32, Vec<Problem>>,
     groups: Vec<GroupAcc>,
     /// The orders by key: the index into `groups`.
     index: HashMap<OrderKey, u32, BuildHasherDefault<KeyHasher>>,
@@ -143,6 +144,9 @@ impl Grouper {
         }
         if !check.problems.is_empty() {
             self.problems.insert(idx, check.problems);
+        }
+        if !check.notes.is_empty() {
+            self.notes.insert(idx, check.notes);
         }
         self.slots.push(Slot {
             number: check.number,
@@ -255,6 +259,7 @@ impl Grouper {
             slots,
             statuses,
             problems: self.problems,
+            notes: self.notes,
             groups,
             first_invalid,
             counts,
@@ -459,6 +464,8 @@ pub struct Grouping {
     slots: Vec<Placed>,
     statuses: Vec<Status>,
     problems: HashMap<u32, Vec<Problem>>,
+    /// Values read in another spelling (see [`RowCheck::notes`]).
+    notes: HashMap<u32, Vec<Problem>>,
     groups: Vec<Group>,
     first_invalid: HashMap<u32, Vec<u64>>,
     pub counts: Counts,
@@ -472,6 +479,8 @@ pub struct RowOutcome<'a> {
     pub order_id: &'a str,
     pub group: u32,
     pub problems: &'a [Problem],
+    /// Values read in another spelling than written.
+    pub notes: &'a [Problem],
     /// For a held row: the invalid rows that hold its order back.
     pub held_by: &'a [u64],
     pub invalid_in_order: u32,
@@ -501,6 +510,7 @@ impl Grouping {
             } else {
                 self.problems.get(&(i as u32)).map_or(&[], Vec::as_slice)
             },
+            notes: self.notes.get(&(i as u32)).map_or(&[], Vec::as_slice),
             held_by: if status == Status::Held {
                 self.first_invalid.get(&s.group).map_or(&[], Vec::as_slice)
             } else {
@@ -615,6 +625,7 @@ mod tests {
             } else {
                 vec![]
             },
+            notes: vec![],
             key: [key; 16],
             order_ref: None,
             order_fields: u64::from(fields),

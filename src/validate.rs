@@ -57,6 +57,9 @@ pub type OrderKey = [u8; 16];
 pub struct RowCheck {
     pub number: u64,
     pub problems: Vec<Problem>,
+    /// Values taken in another spelling than written (`physical` read as
+    /// PHYSICAL): not problems, said in the report.
+    pub notes: Vec<Problem>,
     pub key: OrderKey,
     /// The `order_ref`, when the row has one: it is the order id.
     pub order_ref: Option<Box<str>>,
@@ -211,6 +214,12 @@ impl<'a> Checker<'a> {
         {
             return (Cow::Owned(format!("{:0>w$}", cell.text)), cell.kind);
         }
+        // Codes the API spells in capitals are read in any case.
+        if matches!(field, Field::CardType | Field::OrderingPartyType)
+            && cell.text.bytes().any(|b| b.is_ascii_lowercase())
+        {
+            return (Cow::Owned(cell.text.to_ascii_uppercase()), cell.kind);
+        }
         (cell.text, cell.kind)
     }
 
@@ -297,6 +306,21 @@ impl<'a> Checker<'a> {
                 self.check_field(field, cell, val(Field::ProductId), &mut problems);
             }
         }
+        let mut notes = Vec::new();
+        for field in [Field::CardType, Field::OrderingPartyType] {
+            if let Some(c) = self.columns.get(field)
+                && let Cow::Owned(upper) = &vals[field as usize].0
+            {
+                notes.push(Problem::new(
+                    Some(c),
+                    field.name(),
+                    format!(
+                        "note: `{}` read as {upper}, the API's spelling",
+                        quote::value(&row.cell(c).text)
+                    ),
+                ));
+            }
+        }
         let order_ref = Some(val(Field::OrderRef))
             .filter(|t| !t.is_empty())
             .map(Box::<str>::from);
@@ -337,6 +361,7 @@ impl<'a> Checker<'a> {
         RowCheck {
             number: row.number(),
             problems,
+            notes,
             key,
             order_ref,
             order_fields,
@@ -438,7 +463,7 @@ impl<'a> Checker<'a> {
             Field::CardType => {
                 if v != "PHYSICAL" && v != "VIRTUAL" {
                     bad(format!(
-                        "must be PHYSICAL or VIRTUAL (in capitals), got `{}`",
+                        "must be PHYSICAL or VIRTUAL, got `{}`",
                         quote::value(v)
                     ));
                 }
@@ -767,6 +792,43 @@ mod tests {
         }
     }
 
+    /// A code in another case is taken in the API's capitals, with a note
+    /// saying so; in capitals, no note.
+    #[test]
+    fn codes_in_another_case_are_read_in_capitals_with_a_note() {
+        let rules = Rules::default();
+        let columns = Columns::for_test(&HEADER);
+        let checker = Checker::new(&columns, &rules, HashMap::new());
+        let check = |card: &str| {
+            let mut cells = GOOD;
+            let i = HEADER.iter().position(|h| *h == "card_type").unwrap();
+            cells[i] = card;
+            let record = csv::StringRecord::from(cells.to_vec());
+            let row = Row::Text {
+                number: 7,
+                record: &record,
+                span: None,
+            };
+            let check = checker.check(&row);
+            (
+                check.problems,
+                check.notes,
+                checker.value(&row, Field::CardType).into_owned(),
+            )
+        };
+        let (problems, notes, sent) = check("Virtual");
+        assert!(problems.is_empty());
+        assert_eq!(sent, "VIRTUAL");
+        assert_eq!(notes.len(), 1);
+        assert!(
+            notes[0].message.contains("`Virtual` read as VIRTUAL"),
+            "{notes:?}"
+        );
+        let (problems, notes, sent) = check("PHYSICAL");
+        assert!(problems.is_empty() && notes.is_empty());
+        assert_eq!(sent, "PHYSICAL");
+    }
+
     /// Every default rule: a value, and the message it must give (`None`: valid).
     #[test]
     fn default_rules() {
@@ -791,10 +853,12 @@ mod tests {
             ("bin", "41A345", Some("must be 6 or 8 digits")),
             ("bin", "4123456", Some("must be 6 or 8 digits")),
             ("card_type", "VIRTUAL", None),
+            // Another case is read in the API's capitals (a note, below).
+            ("card_type", "physical", None),
             (
                 "card_type",
-                "physical",
-                Some("must be PHYSICAL or VIRTUAL (in capitals), got `physical`"),
+                "PLASTIC",
+                Some("must be PHYSICAL or VIRTUAL, got `PLASTIC`"),
             ),
             ("quantity", "500", None),
             ("quantity", "0", Some("must be between 1 and 500, got 0")),

@@ -639,3 +639,42 @@ fn a_bin_of_six_digits_among_eights_is_not_taken_for_lost_zeros() {
     );
     assert_eq!(rows[3][col(&header, "bin")], "412345");
 }
+
+/// A number whose cell format pads it with zeros (456 formatted `00000`
+/// shows 00456) is read as the spreadsheet shows it.
+#[test]
+fn a_number_formatted_with_zeros_is_read_as_it_shows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("padded.xlsx");
+    let mut wb = rust_xlsxwriter::Workbook::new();
+    let ws = wb.add_worksheet();
+    ws.set_name("Orders & more").unwrap();
+    let zeros = rust_xlsxwriter::Format::new().set_num_format("00000");
+    let four = rust_xlsxwriter::Format::new().set_num_format("0000");
+    for (c, h) in HEADER.split(',').enumerate() {
+        ws.write_string(0, c as u16, h).unwrap();
+    }
+    for (i, branch) in [123.0, 456.0, 7890.0].iter().enumerate() {
+        let r = i as u32 + 1;
+        let text = row("00000", "P1", "5");
+        for (c, v) in text.split(',').enumerate() {
+            ws.write_string(r, c as u16, v).unwrap();
+        }
+        ws.write_number_with_format(r, 0, *branch, &zeros).unwrap();
+        ws.write_number_with_format(r, 6, 1.0, &four).unwrap();
+    }
+    wb.save(&path).unwrap();
+    let report = dir.path().join("r.csv");
+    let r = run(&["validate", path_str(&path), "--report", path_str(&report)]);
+    assert_eq!(r.code, exit::OK, "{}", r.stderr);
+    let (header, rows) = read_report(&report);
+    let branches: Vec<&str> = rows
+        .iter()
+        .map(|r| r[col(&header, "branch_id")].as_str())
+        .collect();
+    assert_eq!(branches, ["00123", "00456", "07890"]);
+    assert!(
+        rows.iter()
+            .all(|r| r[col(&header, "plastic_code")] == "0001")
+    );
+}

@@ -71,14 +71,15 @@ impl Workbook {
             // allocate the whole used area first, however far its last
             // cell (a lone cell at XFD1048576: 17 billion cells).
             Sheets::Xlsx(x) => {
+                let padded = super::formats::zero_padded(&path, name);
                 let mut cells = x.worksheet_cells_reader(name).map_err(|e| unreadable(&e))?;
-                budgeted(&path, name, limits, || {
+                budgeted(&path, name, limits, &padded, || {
                     cells.next_cell().map_err(|e| unreadable(&e))
                 })
             }
             Sheets::Xlsb(x) => {
                 let mut cells = x.worksheet_cells_reader(name).map_err(|e| unreadable(&e))?;
-                budgeted(&path, name, limits, || {
+                budgeted(&path, name, limits, &Default::default(), || {
                     cells.next_cell().map_err(|e| unreadable(&e))
                 })
             }
@@ -92,11 +93,13 @@ impl Workbook {
 
 /// A sheet's range from its cells, one at a time, refused as soon as a cell
 /// lies beyond Excel's rows or columns or the used area would pass
-/// `limits.max_cells`.
+/// `limits.max_cells`. A whole number in a cell of `padded` is read as its
+/// format shows it, zeros first (see [`super::formats`]).
 fn budgeted<'a>(
     path: &Path,
     sheet: &str,
     limits: Limits,
+    padded: &std::collections::HashMap<(u32, u32), usize>,
     mut next: impl FnMut() -> Result<Option<Cell<calamine::DataRef<'a>>>>,
 ) -> Result<Range<Data>> {
     let mut cells: Vec<Cell<Data>> = Vec::new();
@@ -148,7 +151,16 @@ fn budgeted<'a>(
                 ),
             ));
         }
-        let (pos, value) = (cell.get_position(), Data::from(cell.get_value().clone()));
+        let (pos, mut value) = (cell.get_position(), Data::from(cell.get_value().clone()));
+        if let Some(&width) = padded.get(&pos) {
+            match value {
+                Data::Float(n) if n >= 0.0 && n.fract() == 0.0 && n < 1e15 => {
+                    value = Data::String(format!("{:0width$}", n as u64));
+                }
+                Data::Int(n) if n >= 0 => value = Data::String(format!("{n:0width$}")),
+                _ => {}
+            }
+        }
         cells.push(Cell::new(pos, value));
     }
     Ok(Range::from_sparse(cells))

@@ -9,6 +9,7 @@
 //! whatever happens to the file meanwhile.
 
 mod excel;
+mod formats;
 mod text;
 
 use std::borrow::Cow;

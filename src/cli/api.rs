@@ -881,9 +881,16 @@ impl Progress {
             let bar = indicatif::ProgressBar::new(orders);
             bar.set_style(
                 indicatif::ProgressStyle::with_template(
-                    "{prefix} [{bar:30}] {pos}/{len} · {msg} · {per_sec} · ETA {eta}",
+                    "{prefix} [{bar:30}] {pos}/{len} · {msg} · {rate} · ETA {eta}",
                 )
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                // indicatif's own {per_sec} has four decimals.
+                .with_key(
+                    "rate",
+                    |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = write!(w, "{:.1} orders/s", state.per_sec());
+                    },
+                )
                 .progress_chars("=> "),
             );
             bar.set_prefix(name.to_owned());

@@ -48,6 +48,8 @@ pub(super) struct XlsxSink {
     wrapped: CellFormat,
     /// Column widths are fitted to the header and the first lines, once.
     fitted: bool,
+    /// The errors column's width, in characters, once fitted.
+    errors_width: usize,
     /// For the Summary: problems by column, refusals by error code.
     by_column: BTreeMap<String, u64>,
     by_code: BTreeMap<String, (u64, String)>,
@@ -123,7 +125,7 @@ impl Layout {
 /// Widths, in characters, a column is fitted within.
 const NARROWEST: usize = 6;
 const WIDEST: usize = 50;
-const ERRORS_WIDTH: usize = 80;
+const ERRORS_WIDTH: usize = 60;
 
 fn xerr(path: &Path, e: rust_xlsxwriter::XlsxError) -> Error {
     Error::report(path, e)
@@ -197,6 +199,11 @@ impl XlsxSink {
         }
         ws.set_freeze_panes(1, layout.frozen)
             .map_err(|e| xerr(path, e))?;
+        // Printed: landscape, the columns fitted to the page's width (so
+        // the errors are beside their rows), the header on every page.
+        ws.set_landscape();
+        ws.set_print_fit_to_pages(1, 0);
+        ws.set_repeat_rows(0, 0).map_err(|e| xerr(path, e))?;
         Ok(XlsxSink {
             file,
             wb,
@@ -210,6 +217,7 @@ impl XlsxSink {
                 .set_text_wrap()
                 .set_align(FormatAlign::Top),
             fitted: false,
+            errors_width: ERRORS_WIDTH,
             by_column: BTreeMap::new(),
             by_code: BTreeMap::new(),
             notes: 0,
@@ -245,7 +253,8 @@ impl XlsxSink {
         for (col, w) in widths.into_iter().enumerate() {
             let col = col as u16;
             if Some(col) == self.layout.errors {
-                ws.set_column_width(col, (w + 2).clamp(NARROWEST, ERRORS_WIDTH) as f64)?;
+                self.errors_width = (w + 2).clamp(NARROWEST, ERRORS_WIDTH);
+                ws.set_column_width(col, self.errors_width as f64)?;
                 ws.set_column_format(col, &self.wrapped)?;
             } else {
                 ws.set_column_width(col, (w + 2).clamp(NARROWEST, WIDEST) as f64)?;
@@ -368,6 +377,7 @@ impl XlsxSink {
         let lead = [fit(&self.header.source_file), fit(&self.header.sheet)];
         let layout = &self.layout;
         let notes = &mut self.notes;
+        let errors_width = self.errors_width.saturating_sub(2).max(1);
         for line in lines {
             let row = self.next_row;
             let mut write = || -> std::result::Result<(), rust_xlsxwriter::XlsxError> {
@@ -407,12 +417,20 @@ impl XlsxSink {
                     match colour {
                         Some(f) => ws.write_string_with_format(row, col, text.as_ref(), f)?,
                         None if text.is_empty() => ws,
-                        None if Some(col) == layout.errors => ws.write_string_with_format(
-                            row,
-                            col,
-                            fit(&text).as_ref(),
-                            &self.wrapped,
-                        )?,
+                        None if Some(col) == layout.errors => {
+                            // Tall enough for its wrapped lines (a program
+                            // that does not fit rows itself shows them all).
+                            let lines = text.chars().count().div_ceil(errors_width).clamp(1, 8);
+                            if lines > 1 {
+                                ws.set_row_height(row, 15.0 * lines as f64)?;
+                            }
+                            ws.write_string_with_format(
+                                row,
+                                col,
+                                fit(&text).as_ref(),
+                                &self.wrapped,
+                            )?
+                        }
                         None => ws.write_string(row, col, fit(&text).as_ref())?,
                     };
                 }

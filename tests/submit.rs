@@ -468,12 +468,15 @@ fn no_answer_at_all_is_exit_4_whatever_the_number_of_orders() {
         &sheet,
         &flaky.base,
         "ACME",
-        &["--retries", "0", "--max-failures", "1000"],
+        // No bulk lookup first: which orders share a lookup call depends
+        // on timing, and so would the faults it meets.
+        &["--retries", "0", "--max-failures", "1000", "--no-precheck"],
     );
     let (_, stderr) = text(&out);
     let rows = report_rows(&desk.path("o20.report.csv"));
     let seen = statuses(&rows);
-    assert!(seen["ACCEPTED"] > 0 && seen["FAILED"] > 0, "{seen:?}");
+    let n = |s: &str| seen.get(s).copied().unwrap_or(0);
+    assert!(n("ACCEPTED") > 0 && n("FAILED") > 0, "{seen:?}: {stderr}");
     assert_eq!(out.status.code(), Some(exit::ROWS_NOT_DONE), "{stderr}");
 }
 

@@ -15,6 +15,9 @@ fn help_texts() {
     insta::assert_snapshot!("upgrade_help", run(&["upgrade", "--help"]).stdout);
     insta::assert_snapshot!("template_help", run(&["template", "--help"]).stdout);
     insta::assert_snapshot!("watch_help", run(&["watch", "--help"]).stdout);
+    for command in ["runs", "show", "verify", "doctor", "completions", "man"] {
+        insta::assert_snapshot!(format!("{command}_help"), run(&[command, "--help"]).stdout);
+    }
 }
 
 #[test]

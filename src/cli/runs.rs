@@ -98,7 +98,7 @@ fn line(r: &RunRecord) -> String {
     let rows = r.counts.as_ref().and_then(|c| c["counts"]["rows"].as_u64());
     let mut parts = Vec::new();
     if let Some(n) = rows {
-        parts.push(format!("{n} rows"));
+        parts.push(super::count(n, "row"));
     }
     for what in ["accepted", "skipped", "rejected", "failed", "conflict"] {
         if let Some(n) = sent.and_then(|s| s[what].as_u64()).filter(|n| *n > 0) {

@@ -406,8 +406,9 @@ fn finish(
         };
         tracing::info!(
             event = "finished",
-            "{}: {orders} orders: {counted}; report: {}",
+            "{}: {}: {counted}; report: {}",
             args.report.display(),
+            super::count(orders as u64, "order"),
             out.display()
         );
     }

@@ -113,8 +113,8 @@ fn ledger_check(audit: &mut Audit, ledger: Option<PathBuf>) {
             } else {
                 let shown: Vec<&str> = missing.iter().take(10).map(String::as_str).collect();
                 format!(
-                    "{} rows say their {kind} was accepted, the ledger does not: {}{}",
-                    missing.len(),
+                    "{} say their {kind} was accepted, the ledger does not: {}{}",
+                    super::count(missing.len() as u64, "row"),
                     shown.join(", "),
                     if missing.len() > 10 { ", ..." } else { "" }
                 )

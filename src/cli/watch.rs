@@ -230,12 +230,12 @@ pub fn run(args: &WatchArgs, console: Console) -> Result<i32> {
         code,
         files_done = counts.done,
         files_failed = counts.failed,
-        "dcms-bulk: watch stopped{}: {} files done, {} failed",
+        "dcms-bulk: watch stopped{}: {} done, {} failed",
         match stopper.reason() {
             Some(why) => format!(" ({why})"),
             None => String::new(),
         },
-        counts.done,
+        super::count(counts.done, "file"),
         counts.failed
     );
     Ok(code)
@@ -505,9 +505,9 @@ fn heartbeat(args: &WatchArgs, board: &Board, settling: usize) {
         in_hand,
         settling,
         retrying,
-        "dcms-bulk: watching {}: {} files done, {} failed; {in_hand} in hand, {settling} settling, {retrying} to try again",
+        "dcms-bulk: watching {}: {} done, {} failed; {in_hand} in hand, {settling} settling, {retrying} to try again",
         dirs.join(", "),
-        c.done,
+        super::count(c.done, "file"),
         c.failed
     );
 }

@@ -316,6 +316,32 @@ pub(crate) fn not_the_input(report: &std::path::Path, input: &std::path::Path) -
     Ok(())
 }
 
+/// A report's format, by flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    Csv,
+    Xlsx,
+    Jsonl,
+}
+
+impl ReportFormat {
+    /// The report's extension: `format`, else as the input (a workbook
+    /// gets an XLSX report, for people; a text file a CSV one).
+    pub(super) fn extension(format: Option<ReportFormat>, input: &std::path::Path) -> &'static str {
+        let workbook = input.extension().is_some_and(|e| {
+            ["xlsx", "xlsm", "xlsb", "xls", "ods"]
+                .contains(&e.to_string_lossy().to_ascii_lowercase().as_str())
+        });
+        match format {
+            Some(ReportFormat::Csv) => "csv",
+            Some(ReportFormat::Xlsx) => "xlsx",
+            Some(ReportFormat::Jsonl) => "jsonl",
+            None if workbook => "xlsx",
+            None => "csv",
+        }
+    }
+}
+
 /// `1 row`, `2 rows`: a count and its noun, in the plural unless one.
 pub(crate) fn count(n: impl Into<u64>, noun: &str) -> String {
     match n.into() {

@@ -9,8 +9,7 @@ use clap::Args;
 use serde_json::json;
 
 use super::api::{ApiArgs, Progress, SendArgs, print_finished};
-use super::submit::ReportFormat;
-use super::{Console, check_batch_id, print_json, read_opts};
+use super::{Console, ReportFormat, check_batch_id, print_json, read_opts};
 use crate::batch::{Batch, RowSheet};
 use crate::error::Result;
 use crate::ops::sheet::{self, OpSheet};

@@ -12,10 +12,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 
 use super::api::{ApiArgs, Progress, SendArgs, print_finished};
-use super::{CheckArgs, Console, print_json, print_problems};
+use super::{CheckArgs, Console, ReportFormat, print_json, print_problems};
 use crate::batch::{Batch, Engine};
 use crate::drop;
 use crate::error::{Error, Result};
@@ -104,31 +104,6 @@ pub struct OutArgs {
         help_heading = "Folders"
     )]
     pub settle: Duration,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ReportFormat {
-    Csv,
-    Xlsx,
-    Jsonl,
-}
-
-impl ReportFormat {
-    /// The report's extension: `format`, else as the input (a workbook
-    /// gets an XLSX report, for people; a text file a CSV one).
-    pub(super) fn extension(format: Option<ReportFormat>, input: &Path) -> &'static str {
-        let workbook = input.extension().is_some_and(|e| {
-            ["xlsx", "xlsm", "xlsb", "xls", "ods"]
-                .contains(&e.to_string_lossy().to_ascii_lowercase().as_str())
-        });
-        match format {
-            Some(ReportFormat::Csv) => "csv",
-            Some(ReportFormat::Xlsx) => "xlsx",
-            Some(ReportFormat::Jsonl) => "jsonl",
-            None if workbook => "xlsx",
-            None => "csv",
-        }
-    }
 }
 
 impl OutArgs {

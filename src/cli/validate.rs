@@ -6,8 +6,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use super::api::ProfileArgs;
-use super::submit::ReportFormat;
-use super::{CheckArgs, Console, print_stdout, same_file};
+use super::{CheckArgs, Console, ReportFormat, print_stdout, same_file};
 use crate::dcms::OrderBody;
 use crate::drop;
 use crate::error::{Error, Result};

@@ -316,6 +316,17 @@ pub(crate) fn not_the_input(report: &std::path::Path, input: &std::path::Path) -
     Ok(())
 }
 
+/// Says that a folder's file was passed over, and why.
+pub(crate) fn say_passed(p: &crate::drop::Passed) {
+    tracing::info!(
+        event = "passed_over",
+        file = %p.path.display(),
+        "dcms-bulk: passed over {}: {}",
+        p.path.display(),
+        p.why
+    );
+}
+
 /// A report's format, by flag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ReportFormat {

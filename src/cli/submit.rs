@@ -196,7 +196,7 @@ fn settled_inputs(
     passed.extend(not_settled);
     if !console.quiet {
         for p in &passed {
-            tracing::info!(event = "passed_over", file = %p.path.display(), "dcms-bulk: passed over {}: {}", p.path.display(), p.why);
+            super::say_passed(p);
         }
         if files.is_empty() {
             tracing::info!(
@@ -342,13 +342,7 @@ fn dry_run(
     let fields = args.api.profile.create_fields()?;
     if !console.quiet {
         for p in &inputs.passed {
-            tracing::info!(
-                event = "passed_over",
-                file = %p.path.display(),
-                "dcms-bulk: passed over {}: {}",
-                p.path.display(),
-                p.why
-            );
+            super::say_passed(p);
         }
     }
     let mut codes = Vec::new();

@@ -97,7 +97,7 @@ pub fn run(args: &ValidateArgs, console: Console) -> Result<i32> {
         let found = drop::scan(path).map_err(|e| Error::io(path, e))?;
         for p in &found.passed {
             if !console.quiet {
-                tracing::info!(event = "passed_over", file = %p.path.display(), "dcms-bulk: passed over {}: {}", p.path.display(), p.why);
+                super::say_passed(p);
             }
         }
         inputs.extend(found.sheets);

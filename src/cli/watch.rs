@@ -417,13 +417,7 @@ fn sheets(dirs: &[PathBuf], told: &mut HashSet<PathBuf>, console: Console) -> Ve
                 sheets.extend(found.sheets);
                 for p in found.passed {
                     if told.insert(p.path.clone()) && !console.quiet {
-                        tracing::info!(
-                            event = "passed_over",
-                            file = %p.path.display(),
-                            "dcms-bulk: passed over {}: {}",
-                            p.path.display(),
-                            p.why
-                        );
+                        super::say_passed(&p);
                     }
                 }
             }

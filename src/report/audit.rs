@@ -228,16 +228,8 @@ fn for_each_row(report: &Path, each: &mut dyn FnMut(u64, &str, &str)) -> Result<
         Format::Csv => {
             let mut rdr = csv::Reader::from_path(report).map_err(|e| bad(e.to_string()))?;
             let headers = rdr.headers().map_err(|e| bad(e.to_string()))?.clone();
-            let at = |name: &str| headers.iter().position(|h| h == name);
-            let (row, status) = match (at("row"), at("status")) {
-                (Some(r), Some(s)) => (r, s),
-                _ => {
-                    return Err(bad(
-                        "not a dcms-bulk report (no row and status columns)".into()
-                    ));
-                }
-            };
-            let key = at("order_id").or_else(|| at("kit_no"));
+            let (row, status, key) = report_columns(headers.iter().map(AsRef::as_ref))
+                .ok_or_else(|| bad("not a dcms-bulk report (no row and status columns)".into()))?;
             for record in rdr.records() {
                 let record = record.map_err(|e| bad(e.to_string()))?;
                 let number = record.get(row).and_then(|r| r.parse().ok()).unwrap_or(0);
@@ -276,16 +268,8 @@ fn for_each_row(report: &Path, each: &mut dyn FnMut(u64, &str, &str)) -> Result<
                 .next()
                 .map(|r| r.iter().map(|c| c.to_string()).collect())
                 .unwrap_or_default();
-            let at = |name: &str| headers.iter().position(|h| h == name);
-            let (row, status) = match (at("row"), at("status")) {
-                (Some(r), Some(s)) => (r, s),
-                _ => {
-                    return Err(bad(
-                        "not a dcms-bulk report (no row and status columns)".into()
-                    ));
-                }
-            };
-            let key = at("order_id").or_else(|| at("kit_no"));
+            let (row, status, key) = report_columns(headers.iter().map(AsRef::as_ref))
+                .ok_or_else(|| bad("not a dcms-bulk report (no row and status columns)".into()))?;
             for line in lines {
                 let cell = |i: usize| line.get(i).map(|c| c.to_string()).unwrap_or_default();
                 let number = cell(row).parse::<f64>().map_or(0, |n| n as u64);
@@ -294,6 +278,19 @@ fn for_each_row(report: &Path, each: &mut dyn FnMut(u64, &str, &str)) -> Result<
         }
     }
     Ok(())
+}
+
+/// The `row`, `status` and key (`order_id`, else `kit_no`) columns of a
+/// report's header; `None` without the first two.
+fn report_columns<'h>(
+    headers: impl Iterator<Item = &'h str> + Clone,
+) -> Option<(usize, usize, Option<usize>)> {
+    let at = |name: &str| headers.clone().position(|h| h == name);
+    Some((
+        at("row")?,
+        at("status")?,
+        at("order_id").or_else(|| at("kit_no")),
+    ))
 }
 
 /// A file's SHA-256, hex.

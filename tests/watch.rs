@@ -251,9 +251,16 @@ fn a_scripted_night_in_a_watched_folder() {
     // The broken file, with the record of why; the sheet the API refused
     // in part, with its report saying which row.
     assert!(failed.contains("night-07.xlsx"), "{failed:?}");
+    // A record of each of its three tries, the last at the plain name (a
+    // workbook's report would be .xlsx).
+    let tries = failed
+        .iter()
+        .filter(|n| n.starts_with("night-07.") && n.ends_with(".report.xlsx.run.json"))
+        .count();
+    assert_eq!(tries, 3, "{failed:?}");
     let record = failed
         .iter()
-        .find(|n| n.starts_with("night-07.report.csv") && n.ends_with(".run.json"))
+        .find(|n| *n == "night-07.report.xlsx.run.json")
         .unwrap_or_else(|| panic!("the unreadable record in failed: {failed:?}"));
     let record: Value =
         serde_json::from_slice(&std::fs::read(failed_dir.join(record)).unwrap()).unwrap();

@@ -336,9 +336,24 @@ pub enum ReportFormat {
 }
 
 impl ReportFormat {
+    /// Where `input`'s report goes by default: `NAME.report.EXT` in `dir`,
+    /// else beside the input (`fallback` names an input without a name).
+    pub(super) fn report_path(
+        format: Option<ReportFormat>,
+        input: &std::path::Path,
+        dir: Option<&std::path::Path>,
+        fallback: &str,
+    ) -> PathBuf {
+        let stem = input
+            .file_stem()
+            .map_or_else(|| fallback.to_owned(), |s| s.to_string_lossy().into_owned());
+        let dir = dir.or(input.parent()).unwrap_or(std::path::Path::new(""));
+        dir.join(format!("{stem}.report.{}", Self::extension(format, input)))
+    }
+
     /// The report's extension: `format`, else as the input (a workbook
     /// gets an XLSX report, for people; a text file a CSV one).
-    pub(super) fn extension(format: Option<ReportFormat>, input: &std::path::Path) -> &'static str {
+    fn extension(format: Option<ReportFormat>, input: &std::path::Path) -> &'static str {
         let workbook = input.extension().is_some_and(|e| {
             ["xlsx", "xlsm", "xlsb", "xls", "ods"]
                 .contains(&e.to_string_lossy().to_ascii_lowercase().as_str())

@@ -2,7 +2,7 @@
 //! sheet row, on the submit engine (rate limit, retries, ledger, resume),
 //! with a report line per row and run facts beside it.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Args;
@@ -208,15 +208,5 @@ fn report_path(args: &OpArgs) -> PathBuf {
     if let Some(p) = &args.report {
         return p.clone();
     }
-    let ext = ReportFormat::extension(args.report_format, &args.file);
-    let stem = args
-        .file
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "sheet".into());
-    args.file
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
-        .join(format!("{stem}.report.{ext}"))
+    ReportFormat::report_path(args.report_format, &args.file, None, "sheet")
 }

@@ -122,16 +122,12 @@ impl OutArgs {
         if let Some(p) = &self.report {
             return p.clone();
         }
-        let ext = ReportFormat::extension(self.report_format, input);
-        let stem = input
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "orders".into());
-        let dir = match &self.report_dir {
-            Some(d) => d.clone(),
-            None => input.parent().map(Path::to_path_buf).unwrap_or_default(),
-        };
-        dir.join(format!("{stem}.report.{ext}"))
+        ReportFormat::report_path(
+            self.report_format,
+            input,
+            self.report_dir.as_deref(),
+            "orders",
+        )
     }
 }
 

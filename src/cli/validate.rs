@@ -176,16 +176,13 @@ fn validate_one(
     let path = stdin.as_ref().map_or(input, |s| s.path.as_path());
     let report_path = match (&args.report, &args.report_dir) {
         (Some(r), _) => Some(r.clone()),
-        (None, Some(dir)) => {
-            let stem = match &stdin {
-                Some(_) => "stdin".to_string(),
-                None => input
-                    .file_stem()
-                    .map_or("orders".into(), |s| s.to_string_lossy().into_owned()),
-            };
-            let ext = ReportFormat::extension(args.report_format, path);
-            Some(dir.join(format!("{stem}.report.{ext}")))
-        }
+        // Standard input's copy is `stdin.csv`: its report `stdin.report.csv`.
+        (None, Some(dir)) => Some(ReportFormat::report_path(
+            args.report_format,
+            path,
+            Some(dir),
+            "orders",
+        )),
         (None, None) => None,
     };
     if let Some(r) = &report_path {

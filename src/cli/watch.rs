@@ -137,7 +137,6 @@ struct Later {
 struct Counts {
     done: u64,
     failed: u64,
-    retried: u64,
     cut_short: bool,
 }
 
@@ -443,7 +442,7 @@ fn tally(counts: &mut Counts, d: &Done, args: &WatchArgs, console: Console) {
             counts.cut_short |= d.summary.report.is_some();
         }
         Next::Filed | Next::Stays => counts.failed += 1,
-        Next::Retry(_) => counts.retried += 1,
+        Next::Retry(_) => {}
     }
     if !console.quiet {
         let file = d.path.display();

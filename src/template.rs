@@ -114,8 +114,8 @@ const ORDER: [Column; 17] = [
         false,
         true,
         &[],
-        "",
-        "Optional. Rows with the same value form one order, whose id it becomes; without it, rows are grouped by branch, address, PIN code, start time, validity and ordered_by.",
+        crate::validate::EXAMPLE_ORDER_REF,
+        "Optional. Rows with the same value form one order, whose id it becomes; without it, rows are grouped by branch, address, PIN code, start time, validity and ordered_by. The example row's value makes validate and submit refuse it: delete the example.",
     ),
     col(
         "branch_id",

@@ -23,6 +23,9 @@ pub const MAX_ADDRESS_CHARS: usize = 175;
 pub const MAX_BRANCH_NAME_CHARS: usize = 100;
 pub const MAX_ORDER_REF_CHARS: usize = 64;
 pub const MAX_VALIDITY_DAYS: u32 = 3650;
+/// The `order_ref` of the order template's example row: a row with it is
+/// refused, so an example left in a sheet is never sent.
+pub const EXAMPLE_ORDER_REF: &str = "EXAMPLE - delete this row";
 
 /// One thing wrong with a row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -421,7 +424,11 @@ impl<'a> Checker<'a> {
         }
         match field {
             Field::OrderRef => {
-                if v.chars().count() > MAX_ORDER_REF_CHARS {
+                if v.trim().eq_ignore_ascii_case(EXAMPLE_ORDER_REF) {
+                    bad(
+                        "this is the template's example row, not an order: delete the row".into(),
+                    );
+                } else if v.chars().count() > MAX_ORDER_REF_CHARS {
                     bad(format!("is longer than {MAX_ORDER_REF_CHARS} characters"));
                 }
             }

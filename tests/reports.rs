@@ -253,3 +253,59 @@ fn an_xlsx_report_is_laid_out_for_people() {
     assert!(facts.rows().count() > 10);
     assert!(facts.rows().all(|r| r.iter().all(|c| *c != "null")));
 }
+
+/// Every workbook the tool writes is well formed: rows and cells strictly
+/// in order in every sheet. The last row carries a wrapped error (its row
+/// is made taller), more cells fail than get a note, and submit, status
+/// and template workbooks are checked too.
+#[test]
+fn every_written_workbook_is_well_formed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from(common::HEADER);
+    csv.push('\n');
+    // 1,200 rows with a bad quantity (more than the 1,000 notes), the last
+    // with so many problems that its errors wrap over several lines.
+    for i in 0..1_200 {
+        csv.push_str(&common::row(&format!("{:05}", i % 40), "01", "many"));
+        csv.push('\n');
+    }
+    csv.push_str("1234567,Pune Camp Branch,01,41,ROUND,lots,ab,17,maybe,Flat,41,yesterday,forever,Priya\n");
+    let sheet = dir.path().join("bad.csv");
+    std::fs::write(&sheet, csv).unwrap();
+    let report = dir.path().join("bad.report.xlsx");
+    let out = run(&[
+        "validate",
+        path_str(&sheet),
+        "--report",
+        path_str(&report),
+    ]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let xml = part(&report, "xl/worksheets/sheet1.xml");
+    assert!(xml.contains("customHeight"), "the last row is made taller");
+    assert!(
+        part(&report, "xl/comments1.xml").matches("<comment ").count() == 1_000,
+        "notes capped"
+    );
+    common::assert_well_formed_xlsx(&report);
+
+    for kind in ["order", "cancel", "upgrade"] {
+        let path = dir.path().join(format!("{kind}.xlsx"));
+        let out = run(&["template", kind, "--out", path_str(&path)]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        common::assert_well_formed_xlsx(&path);
+    }
+
+    let desk = common::Desk::new();
+    let sent = desk.path("sent.xlsx");
+    let mistakes = root().join("samples/orders_with_mistakes.xlsx");
+    let out = desk.run(&[
+        "submit",
+        path_str(&mistakes),
+        "--sandbox",
+        "--report",
+        path_str(&sent),
+    ]);
+    assert!(out.status.code() <= Some(1), "{}", stderr(&out));
+    common::assert_well_formed_xlsx(&sent);
+    common::assert_well_formed_xlsx(&root().join("samples/orders_with_mistakes.xlsx"));
+}

@@ -143,8 +143,11 @@ fn xlsx_templates_have_headers_an_example_lists_and_text_ids() {
     assert_eq!(cancel[0], ["order_id", "branch_id", "reason"]);
 }
 
+/// The example row is refused, saying to delete it; every other value of
+/// it passes, so a clerk's rows typed below it are checked as orders and a
+/// sheet left with the example is never sent whole.
 #[test]
-fn the_order_template_passes_validate_as_xlsx_and_csv() {
+fn the_order_templates_example_is_refused_and_the_rest_passes() {
     let dir = tempfile::tempdir().unwrap();
     for ext in ["xlsx", "csv"] {
         let path = dir.path().join(format!("order.{ext}"));
@@ -152,15 +155,44 @@ fn the_order_template_passes_validate_as_xlsx_and_csv() {
             run(&["template", "order", "--out", path_str(&path)]).code,
             exit::OK
         );
-        let out = run(&["validate", path_str(&path)]);
-        assert_eq!(out.code, exit::OK, "{ext}: {}", out.stderr);
-        assert!(out.stderr.contains("1 valid"), "{}", out.stderr);
+        let out = run(&["validate", path_str(&path), "-v"]);
+        assert_eq!(out.code, exit::ROWS_NOT_DONE, "{ext}: {}", out.stderr);
+        assert!(out.stderr.contains("1 invalid"), "{}", out.stderr);
+        assert!(
+            out.stderr.contains("the template's example row, not an order: delete the row"),
+            "{ext}: {}",
+            out.stderr
+        );
+        let sheet = if ext == "xlsx" { "Orders" } else { "order" };
+        assert_eq!(
+            out.stderr.matches(&format!("{sheet}!")).count(),
+            1,
+            "{ext}: the example's one problem: {}",
+            out.stderr
+        );
     }
-    let csv = std::fs::read_to_string(dir.path().join("order.csv")).unwrap();
+    let csv_path = dir.path().join("order.csv");
+    let csv = std::fs::read_to_string(&csv_path).unwrap();
     assert!(
         csv.lines().nth(1).unwrap().contains(",00123,"),
         "leading zeros kept: {csv}"
     );
+    // A clerk's row typed below the example: the example alone is refused
+    // (and holds nothing: it is its own order).
+    let mine = csv.lines().nth(1).unwrap().replacen("EXAMPLE - delete this row", "", 1);
+    std::fs::write(&csv_path, format!("{csv}{mine}\n")).unwrap();
+    let report = dir.path().join("order.report.csv");
+    let out = run(&["validate", path_str(&csv_path), "--report", path_str(&report)]);
+    assert_eq!(out.code, exit::ROWS_NOT_DONE, "{}", out.stderr);
+    let rows = common::report_rows(&report);
+    assert_eq!(rows[0]["status"], "INVALID");
+    assert!(rows[0]["errors"].contains("delete the row"), "{:?}", rows[0]);
+    assert_eq!(rows[1]["status"], "VALID", "{:?}", rows[1]);
+    // With the example deleted, the sheet is good.
+    let header = csv.lines().next().unwrap();
+    std::fs::write(&csv_path, format!("{header}\n{mine}\n")).unwrap();
+    let out = run(&["validate", path_str(&csv_path)]);
+    assert_eq!(out.code, exit::OK, "{}", out.stderr);
 }
 
 #[test]

@@ -56,6 +56,8 @@ pub(super) struct XlsxSink {
     /// Notes written so far (at most [`MOST_NOTES`]; a cell after that is
     /// still filled, its problem in `errors`).
     notes: usize,
+    /// The last row written was given a height of its own.
+    last_row_tall: bool,
 }
 
 /// Cell notes a report holds at most: each is kept in memory until the
@@ -222,6 +224,7 @@ impl XlsxSink {
             by_column: BTreeMap::new(),
             by_code: BTreeMap::new(),
             notes: 0,
+            last_row_tall: false,
         })
     }
 
@@ -378,10 +381,27 @@ impl XlsxSink {
         let lead = [fit(&self.header.source_file), fit(&self.header.sheet)];
         let layout = &self.layout;
         let notes = &mut self.notes;
+        let tall = &mut self.last_row_tall;
         let errors_width = self.errors_width.saturating_sub(2).max(1);
         for line in lines {
             let row = self.next_row;
             let mut write = || -> std::result::Result<(), rust_xlsxwriter::XlsxError> {
+                // Tall enough for its wrapped errors (a program that does
+                // not fit rows itself shows them all). Set before the row's
+                // first cell: set after, the writer (streaming rows) can
+                // write the last row a second time, which Excel calls damage.
+                *tall = false;
+                if let Some(i) = layout
+                    .errors
+                    .and_then(|e| layout.results.iter().position(|&c| c == e))
+                    && let Some(v) = line.results.get(i)
+                {
+                    let lines = v.text().chars().count().div_ceil(errors_width).clamp(1, 8);
+                    if lines > 1 {
+                        ws.set_row_height(row, 15.0 * lines as f64)?;
+                        *tall = true;
+                    }
+                }
                 ws.write_number(row, 0, line.number as f64)?;
                 for (i, v) in line.cells.list().iter().enumerate() {
                     let col = layout.first_input + i as u16;
@@ -419,12 +439,6 @@ impl XlsxSink {
                         Some(f) => ws.write_string_with_format(row, col, text.as_ref(), f)?,
                         None if text.is_empty() => ws,
                         None if Some(col) == layout.errors => {
-                            // Tall enough for its wrapped lines (a program
-                            // that does not fit rows itself shows them all).
-                            let lines = text.chars().count().div_ceil(errors_width).clamp(1, 8);
-                            if lines > 1 {
-                                ws.set_row_height(row, 15.0 * lines as f64)?;
-                            }
                             ws.write_string_with_format(
                                 row,
                                 col,
@@ -449,10 +463,21 @@ impl XlsxSink {
         let path = self.file.path().to_path_buf();
         let last_col = self.layout.lead[1];
         let last_row = self.next_row.saturating_sub(1).max(1);
+        let after = self.next_row;
+        let errors = self.layout.errors;
         (|| {
-            self.wb
-                .worksheet_from_index(0)?
-                .autofilter(0, 0, last_row, last_col)?;
+            let ws = self.wb.worksheet_from_index(0)?;
+            // The streaming writer writes a last row of its own height a
+            // second time, an empty `<row>` after the full one, which
+            // Excel calls damage. A blank cell in the row after (in the
+            // errors column, styled as the column is) makes that row the
+            // last one.
+            if self.last_row_tall
+                && let Some(col) = errors
+            {
+                ws.write_blank(after, col, &self.wrapped)?;
+            }
+            ws.autofilter(0, 0, last_row, last_col)?;
             self.summary_sheet(facts)?;
             self.side_sheet("Run facts", ["fact", "value"], &facts.lines(), false)?;
             self.wb.save(self.file.tmp_path())

@@ -363,3 +363,68 @@ pub fn report_rows(path: &Path) -> Vec<std::collections::BTreeMap<String, String
 pub fn stderr(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+/// Checks that every worksheet of an XLSX file is well formed as Excel
+/// requires: rows strictly in order, each row's cells strictly in order
+/// and in that row. Panics naming the sheet and the place otherwise.
+pub fn assert_well_formed_xlsx(path: &Path) {
+    use quick_xml::events::Event;
+    use std::io::Read;
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(path).unwrap()).unwrap();
+    let names: Vec<String> = zip
+        .file_names()
+        .map(|n| n.expect("a zip entry's name").to_string())
+        .filter(|n| n.starts_with("xl/worksheets/sheet") && n.ends_with(".xml"))
+        .collect();
+    assert!(!names.is_empty(), "{}: no worksheet", path.display());
+    for name in names {
+        let mut xml = String::new();
+        zip.by_name(&name)
+            .unwrap()
+            .read_to_string(&mut xml)
+            .unwrap();
+        let mut reader = quick_xml::Reader::from_str(&xml);
+        let mut last_row = 0u64;
+        let mut last_col = 0u64;
+        let attr = |e: &quick_xml::events::BytesStart<'_>, key: &str| {
+            e.attributes()
+                .flatten()
+                .find(|a| a.key.as_ref() == key)
+                .map(|a| a.value.to_string())
+        };
+        loop {
+            match reader.read_event().unwrap() {
+                Event::Start(e) | Event::Empty(e) if e.name().as_ref() == "row" => {
+                    let r: u64 = attr(&e, "r")
+                        .unwrap_or_else(|| panic!("{name}: a row without r"))
+                        .parse()
+                        .unwrap();
+                    assert!(
+                        r > last_row,
+                        "{}: {name}: row {r} after row {last_row}",
+                        path.display()
+                    );
+                    last_row = r;
+                    last_col = 0;
+                }
+                Event::Start(e) | Event::Empty(e) if e.name().as_ref() == "c" => {
+                    let at = attr(&e, "r").unwrap_or_else(|| panic!("{name}: a cell without r"));
+                    let letters: String = at.chars().take_while(char::is_ascii_uppercase).collect();
+                    let row: u64 = at[letters.len()..].parse().unwrap();
+                    let col = letters
+                        .bytes()
+                        .fold(0u64, |n, b| n * 26 + u64::from(b - b'A' + 1));
+                    assert_eq!(row, last_row, "{}: {name}: cell {at} in row {last_row}", path.display());
+                    assert!(
+                        col > last_col,
+                        "{}: {name}: cell {at} after column {last_col}",
+                        path.display()
+                    );
+                    last_col = col;
+                }
+                Event::Eof => break,
+                _ => {}
+            }
+        }
+    }
+}

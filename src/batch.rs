@@ -22,7 +22,7 @@ use crate::report::{
     self, ApiFacts, ErrorItem, FactCounts, Header, InputFacts, Line, RunFacts, SentCounts,
     SentOrders, Value as Cell,
 };
-use crate::submit::ledger::RunStart;
+use crate::submit::ledger::{RowRecord, RunEnd, RunStart, line_fingerprint};
 use crate::submit::{
     self, CreateOrders, Ledger, NOT_SUBMITTED, Operation, SendStatus, Sent, Stopper, SubmitOpts,
     Tally,
@@ -127,15 +127,25 @@ impl Engine {
         let mut facts = checked.facts(batch.command, batch.options.clone(), batch.started.clone());
         facts.sent = Some(order_counts(checked, &sent));
         facts.api = Some(self.api_facts(run, &batch.tally));
+        let mut rows = Vec::new();
         let facts_path = order_report(
             checked,
             batch.report,
             batch.csv_bom,
             &mut facts,
-            Some(&sent),
+            Some((&sent, &mut rows)),
         )?;
+        let end = RunEnd {
+            report_sha256: facts
+                .report
+                .as_ref()
+                .map(|r| r.sha256.clone())
+                .unwrap_or_default(),
+            line_columns: line_columns(checked).1,
+            rows,
+        };
         let rejections = top_rejections(sent.iter().flatten());
-        self.finish(run, facts, facts_path, &batch, rejections)
+        self.finish(run, facts, facts_path, &batch, rejections, &end)
     }
 
     /// Sends a cancel or upgrade sheet's items, one per valid row with its
@@ -189,6 +199,7 @@ impl Engine {
             valid,
             invalid: checks.len() as u64 - valid,
             held: 0,
+            warnings: 0,
             blank_rows: sheet.blank_rows,
             orders: None,
         };
@@ -219,12 +230,35 @@ impl Engine {
             .zip(&outcomes)
             .map(|((row, check), sent)| row_line(sheet, row, check, sent.as_ref(), &header.results))
             .collect();
+        let key_col = ["order_id", "kit_no"]
+            .iter()
+            .find_map(|k| sheet.columns.headers.iter().position(|h| h == k));
+        let rows = lines
+            .iter()
+            .map(|l| RowRecord {
+                row: l.number,
+                key: key_col
+                    .and_then(|c| l.cells.list().get(c).map(str::to_owned))
+                    .unwrap_or_default(),
+                status: l.results[0].text().into_owned(),
+                line: String::new(),
+            })
+            .collect();
         let facts_path = report::write(batch.report, &header, &mut facts, |send| {
             send(lines);
             Ok(())
         })?;
+        let end = RunEnd {
+            report_sha256: facts
+                .report
+                .as_ref()
+                .map(|r| r.sha256.clone())
+                .unwrap_or_default(),
+            line_columns: Vec::new(),
+            rows,
+        };
         let rejections = top_rejections(outcomes.iter().flatten());
-        self.finish(run, facts, facts_path, &batch, rejections)
+        self.finish(run, facts, facts_path, &batch, rejections, &end)
     }
 
     /// One batch through [`submit::send_batch`]: the run's ledger id and
@@ -279,6 +313,7 @@ impl Engine {
         facts_path: PathBuf,
         batch: &Batch<'_>,
         rejections: Vec<(String, u64)>,
+        end: &RunEnd,
     ) -> Result<Finished> {
         let stopped = self.stopper.reason();
         let counts = serde_json::json!({ "counts": facts.counts, "sent": facts.sent });
@@ -287,6 +322,7 @@ impl Engine {
             &counts,
             batch.report,
             stopped.as_ref().map(ToString::to_string),
+            end,
         )?;
         let code = match &stopped {
             Some(why) => why.exit_code(),
@@ -316,6 +352,7 @@ fn order_counts(checked: &Checked, by_group: &[Option<Sent>]) -> SentCounts {
             SendStatus::Failed => (&mut c.failed, &mut o.orders_failed),
             SendStatus::Skipped => (&mut c.skipped, &mut o.orders_skipped),
             SendStatus::Conflict => (&mut c.conflict, &mut o.orders_conflict),
+            SendStatus::Decided => (&mut c.decided, &mut o.orders_decided),
         };
         *row_count += rows;
         *order_count += 1;
@@ -325,7 +362,7 @@ fn order_counts(checked: &Checked, by_group: &[Option<Sent>]) -> SentCounts {
     }
     c.orders = Some(o);
     debug_assert_eq!(
-        c.accepted + c.rejected + c.failed + c.skipped + c.conflict,
+        c.accepted + c.rejected + c.failed + c.skipped + c.conflict + c.decided,
         checked.grouping.counts.valid,
         "every valid row belongs to a sent order"
     );
@@ -343,6 +380,7 @@ fn row_counts(outcomes: &[Option<Sent>]) -> SentCounts {
             SendStatus::Failed => &mut c.failed,
             SendStatus::Skipped => &mut c.skipped,
             SendStatus::Conflict => &mut c.conflict,
+            SendStatus::Decided => &mut c.decided,
         } += 1;
     }
     c
@@ -377,45 +415,64 @@ fn unsent() -> Sent {
 }
 
 /// The result columns of a validate report.
-const CHECK_RESULTS: [&str; 3] = ["status", "order_id", "errors"];
+const CHECK_RESULTS: [&str; 4] = ["status", "order_id", "errors", "warnings"];
 
 /// The result columns of a submit report; a JSON Lines object lists the
-/// row's problems before the API's code.
-const SUBMIT_RESULTS: [&str; 9] = [
+/// row's problems and warnings before the API's code.
+const SUBMIT_RESULTS: [&str; 10] = [
     "status",
     "order_id",
     "error_code",
     "errors",
+    "warnings",
     "http_status",
     "attempts",
     "submitted_at",
     "latency_ms",
     "request_id",
 ];
-const SUBMIT_JSON_ORDER: [usize; 9] = [0, 1, 3, 2, 4, 5, 6, 7, 8];
+const SUBMIT_JSON_ORDER: [usize; 10] = [0, 1, 3, 4, 2, 5, 6, 7, 8, 9];
 
 /// The result columns of a row report: `status` first, then the API's
-/// answer, then the operation's own fields.
+/// answer, then the operation's own fields. Cancel and upgrade rows have
+/// no warnings.
 fn result_columns<O: Operation>() -> Vec<&'static str> {
     let mut cols = vec!["status"];
-    cols.extend(SUBMIT_RESULTS.iter().skip(2));
+    cols.extend(SUBMIT_RESULTS.iter().skip(2).filter(|c| **c != "warnings"));
     cols.extend(O::RESULTS);
     cols
 }
 
+/// The input columns of a product line (its product fields and quantity):
+/// their indices and names, for the ledger's row fingerprints.
+fn line_columns(checked: &Checked) -> (Vec<usize>, Vec<String>) {
+    crate::validate::PRODUCT_FIELDS
+        .iter()
+        .chain([&crate::columns::Field::Quantity])
+        .filter_map(|f| checked.columns.get(*f))
+        .map(|c| (c, checked.columns.headers[c].clone()))
+        .unzip()
+}
+
 /// Writes the report of a checked order sheet, and for a submit run each
-/// order's outcome (`sent`, by group index; `None` for orders not sent),
-/// then its run facts; returns where the facts went.
+/// order's outcome (`sent`, by group index; `None` for orders not sent)
+/// with every row's record for the ledger gathered in `rows`, then its
+/// run facts; returns where the facts went.
 pub fn order_report<'a>(
     checked: &'a Checked,
     path: &Path,
     csv_bom: bool,
     facts: &mut RunFacts,
-    sent: Option<&'a [Option<Sent>]>,
+    submitted: Option<(&'a [Option<Sent>], &mut Vec<RowRecord>)>,
 ) -> Result<PathBuf> {
+    let (sent, mut records) = match submitted {
+        Some((sent, rows)) => (Some(sent), Some(rows)),
+        None => (None, None),
+    };
+    let (line_cols, _) = line_columns(checked);
     let (results, json_order) = match sent {
         Some(_) => (SUBMIT_RESULTS.to_vec(), SUBMIT_JSON_ORDER.to_vec()),
-        None => (CHECK_RESULTS.to_vec(), vec![0, 1, 2]),
+        None => (CHECK_RESULTS.to_vec(), vec![0, 1, 2, 3]),
     };
     let header = Header {
         source_file: checked.path.display().to_string(),
@@ -429,10 +486,27 @@ pub fn order_report<'a>(
     report::write(path, &header, facts, |send| {
         let as_csv = report::Format::from_path(path)? == report::Format::Csv;
         checked.for_each_cells(as_csv, &mut |rows| {
-            let lines = rows
+            let lines: Vec<Line<'_>> = rows
                 .into_iter()
                 .map(|(cells, out)| order_line(checked, cells, &out, sent))
                 .collect();
+            if let Some(records) = records.as_deref_mut() {
+                records.extend(lines.iter().map(|l| {
+                    let status = l.results[0].text().into_owned();
+                    let line = if status == "INVALID" {
+                        String::new()
+                    } else {
+                        let cells = l.cells.list();
+                        line_fingerprint(line_cols.iter().map(|&c| cells.get(c).unwrap_or("")))
+                    };
+                    RowRecord {
+                        row: l.number,
+                        key: l.results[1].text().into_owned(),
+                        status,
+                        line,
+                    }
+                }));
+            }
             if send(lines) {
                 Ok(())
             } else {
@@ -456,9 +530,7 @@ fn order_line<'a>(
         .and_then(Option::as_ref)
         .filter(|_| out.status == Status::Valid);
     let mut errors = error_items(out, |c| checked.cell_ref(c, out.number));
-    errors.extend(problem_items(out.notes, |c| {
-        checked.cell_ref(c, out.number)
-    }));
+    let warnings = problem_items(out.warnings, |c| checked.cell_ref(c, out.number));
     errors.extend(sent_items(sent));
     let status = match sent {
         Some(s) => s.status.as_str(),
@@ -467,6 +539,7 @@ fn order_line<'a>(
     let mut results = vec![Cell::Text(status.into()), Cell::Text(out.order_id.into())];
     if !submitted {
         results.push(Cell::Errors(errors));
+        results.push(Cell::Errors(warnings));
     } else {
         let text = |t: Option<&'a str>| t.map_or(Cell::None, |t| Cell::Text(t.into()));
         let owned = |t: Option<String>| t.map_or(Cell::None, |t| Cell::Text(t.into()));
@@ -474,6 +547,7 @@ fn order_line<'a>(
         results.extend([
             text(sent.and_then(|s| s.error_code.as_deref())),
             Cell::Errors(errors),
+            Cell::Errors(warnings),
             number(sent.and_then(|s| s.http_status).map(u64::from)),
             number(sent.map(|s| u64::from(s.attempts))),
             owned(sent.and_then(|s| s.submitted_at.map(|t| t.to_string()))),
@@ -486,6 +560,7 @@ fn order_line<'a>(
         cells,
         results,
         flagged: flags(out.problems),
+        warned: flags(out.warnings),
     }
 }
 
@@ -556,6 +631,92 @@ fn sent_items(sent: Option<&Sent>) -> impl Iterator<Item = ErrorItem> + '_ {
     })
 }
 
+/// The run facts of a cancel or upgrade sheet checked and not sent
+/// (`validate`).
+pub fn op_check_facts(
+    checked: &crate::ops::Checked,
+    path: &Path,
+    command: &str,
+    options: Value,
+    started: String,
+) -> RunFacts {
+    let sheet = &checked.sheet;
+    let input = InputFacts {
+        path: path.display().to_string(),
+        absolute_path: InputFacts::absolute(path),
+        sha256: sheet.sheet.sha256().to_string(),
+        bytes: sheet.sheet.bytes(),
+        sheet: sheet.sheet.name().to_string(),
+        header_row: sheet.columns.header_row,
+        detected: sheet.sheet.notes().to_vec(),
+    };
+    let rows = checked.checks.len() as u64;
+    let valid = checked.valid();
+    let counts = FactCounts {
+        rows,
+        valid,
+        invalid: rows - valid,
+        held: 0,
+        warnings: 0,
+        blank_rows: sheet.blank_rows,
+        orders: None,
+    };
+    RunFacts::new(command, input, None, options, started, counts)
+}
+
+/// Writes the report of a cancel or upgrade sheet checked and not sent:
+/// every row VALID or INVALID with its problems; returns where its run
+/// facts went.
+pub fn op_check_report(
+    checked: &crate::ops::Checked,
+    path: &Path,
+    csv_bom: bool,
+    facts: &mut RunFacts,
+) -> Result<PathBuf> {
+    let sheet = &checked.sheet;
+    let header = Header {
+        source_file: facts.input.path.clone(),
+        sheet: sheet.sheet.name().to_string(),
+        columns: sheet.columns.headers.clone(),
+        results: vec!["status", "errors"],
+        json_order: vec![0, 1],
+        rows: sheet.rows.len(),
+        csv_bom,
+    };
+    let lines: Vec<Line<'_>> = sheet
+        .rows
+        .iter()
+        .zip(&checked.checks)
+        .map(|(row, check)| {
+            let mut list: csv::StringRecord = row.cells.iter().collect();
+            for _ in row.cells.len()..sheet.columns.len() {
+                list.push_field("");
+            }
+            let status = if check.item.is_some() {
+                "VALID"
+            } else {
+                "INVALID"
+            };
+            Line {
+                number: row.number,
+                flagged: flags(&check.problems),
+                warned: Vec::new(),
+                cells: report::Cells::List(list),
+                results: vec![
+                    Cell::Text(status.into()),
+                    Cell::Errors(problem_items(&check.problems, |c| {
+                        sheet.sheet.cell_ref(c, row.number)
+                    })),
+                ],
+            }
+        })
+        .collect();
+    report::write(path, &header, facts, |send| {
+        send(lines);
+        Ok(())
+    })
+}
+
 /// A row of a cancel or upgrade sheet with its outcome, as a report line.
 fn row_line<'a, T>(
     sheet: &OpSheet,
@@ -590,6 +751,7 @@ fn row_line<'a, T>(
     Line {
         number: row.number,
         flagged: flags(&check.problems),
+        warned: Vec::new(),
         cells: report::Cells::List(list),
         results: out
             .into_iter()

@@ -89,7 +89,7 @@ impl Field {
     pub fn is_id(self) -> bool {
         matches!(
             self,
-            Field::BranchId | Field::Bin | Field::PlasticCode | Field::PinCode
+            Field::BranchId | Field::ProductId | Field::Bin | Field::PlasticCode | Field::PinCode
         )
     }
 

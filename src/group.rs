@@ -69,7 +69,7 @@ struct GroupAcc {
 pub struct Grouper {
     slots: Vec<Slot>,
     problems: HashMap<u32, Vec<Problem>>,
-    notes: HashMap<u32, Vec<Problem>>,
+    warnings: HashMap<u32, Vec<Problem>>,
     groups: Vec<GroupAcc>,
     /// The orders by key: the index into `groups`.
     index: HashMap<OrderKey, u32, BuildHasherDefault<KeyHasher>>,
@@ -145,8 +145,8 @@ impl Grouper {
         if !check.problems.is_empty() {
             self.problems.insert(idx, check.problems);
         }
-        if !check.notes.is_empty() {
-            self.notes.insert(idx, check.notes);
+        if !check.warnings.is_empty() {
+            self.warnings.insert(idx, check.warnings);
         }
         self.slots.push(Slot {
             number: check.number,
@@ -229,6 +229,7 @@ impl Grouper {
         let mut counts = Counts {
             rows: self.slots.len() as u64,
             invalid: invalid_rows.len() as u64,
+            warnings: self.warnings.len() as u64,
             ..Counts::default()
         };
         for g in &groups {
@@ -259,7 +260,7 @@ impl Grouper {
             slots,
             statuses,
             problems: self.problems,
-            notes: self.notes,
+            warnings: self.warnings,
             groups,
             first_invalid,
             counts,
@@ -453,6 +454,8 @@ pub struct Counts {
     pub valid: u64,
     pub invalid: u64,
     pub held: u64,
+    /// Rows with a warning (whatever their status).
+    pub warnings: u64,
     /// Orders with at least one row to send.
     pub orders_ready: u64,
     /// Orders held back because of an invalid row.
@@ -464,8 +467,8 @@ pub struct Grouping {
     slots: Vec<Placed>,
     statuses: Vec<Status>,
     problems: HashMap<u32, Vec<Problem>>,
-    /// Values read in another spelling (see [`RowCheck::notes`]).
-    notes: HashMap<u32, Vec<Problem>>,
+    /// The rows' warnings (see [`RowCheck::warnings`]).
+    warnings: HashMap<u32, Vec<Problem>>,
     groups: Vec<Group>,
     first_invalid: HashMap<u32, Vec<u64>>,
     pub counts: Counts,
@@ -479,8 +482,8 @@ pub struct RowOutcome<'a> {
     pub order_id: &'a str,
     pub group: u32,
     pub problems: &'a [Problem],
-    /// Values read in another spelling than written.
-    pub notes: &'a [Problem],
+    /// The row's warnings.
+    pub warnings: &'a [Problem],
     /// For a held row: the invalid rows that hold its order back.
     pub held_by: &'a [u64],
     pub invalid_in_order: u32,
@@ -510,7 +513,7 @@ impl Grouping {
             } else {
                 self.problems.get(&(i as u32)).map_or(&[], Vec::as_slice)
             },
-            notes: self.notes.get(&(i as u32)).map_or(&[], Vec::as_slice),
+            warnings: self.warnings.get(&(i as u32)).map_or(&[], Vec::as_slice),
             held_by: if status == Status::Held {
                 self.first_invalid.get(&s.group).map_or(&[], Vec::as_slice)
             } else {
@@ -526,10 +529,22 @@ impl Grouping {
 
     /// Problems of all rows, in input order (for the console).
     pub fn problems(&self) -> impl Iterator<Item = (u64, &Problem)> {
-        let mut idx: Vec<u32> = self.problems.keys().copied().collect();
+        self.by_row(&self.problems)
+    }
+
+    /// Warnings of all rows, in input order (for the console).
+    pub fn warnings(&self) -> impl Iterator<Item = (u64, &Problem)> {
+        self.by_row(&self.warnings)
+    }
+
+    fn by_row<'s>(
+        &'s self,
+        of: &'s HashMap<u32, Vec<Problem>>,
+    ) -> impl Iterator<Item = (u64, &'s Problem)> {
+        let mut idx: Vec<u32> = of.keys().copied().collect();
         idx.sort_unstable();
         idx.into_iter().flat_map(move |i| {
-            self.problems[&i]
+            of[&i]
                 .iter()
                 .map(move |p| (self.slots[i as usize].number, p))
         })
@@ -625,7 +640,7 @@ mod tests {
             } else {
                 vec![]
             },
-            notes: vec![],
+            warnings: vec![],
             key: [key; 16],
             order_ref: None,
             order_fields: u64::from(fields),

@@ -235,6 +235,7 @@ impl Checked {
             valid: c.valid,
             invalid: c.invalid,
             held: c.held,
+            warnings: c.warnings,
             blank_rows: self.blank_rows,
             orders: Some(OrderCounts {
                 orders_ready: c.orders_ready,

@@ -24,6 +24,8 @@ pub struct Rules {
     pub id_widths: HashMap<Field, usize>,
     /// Allowed products, and per product its BINs and plastic codes.
     pub catalog: Option<HashMap<String, CatalogEntry>>,
+    /// Every warning refuses its row (`warnings = "refuse"`, `--strict`).
+    pub strict: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -41,6 +43,7 @@ impl Default for Rules {
             patterns: Vec::new(),
             id_widths: HashMap::new(),
             catalog: None,
+            strict: false,
         }
     }
 }
@@ -55,6 +58,17 @@ struct RulesFile {
     id_widths: BTreeMap<String, usize>,
     #[serde(default)]
     catalog: Vec<ProductFile>,
+    warnings: Option<Warnings>,
+}
+
+/// What a warning does to its row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Warnings {
+    /// Shown; the row stays valid (the default).
+    Show,
+    /// The row is refused, as for an error.
+    Refuse,
 }
 
 #[derive(Debug, Deserialize)]
@@ -88,7 +102,10 @@ impl Rules {
 
     pub fn parse(text: &str) -> Result<Rules, String> {
         let file: RulesFile = toml::from_str(text).map_err(|e| e.to_string())?;
-        let mut rules = Rules::default();
+        let mut rules = Rules {
+            strict: file.warnings == Some(Warnings::Refuse),
+            ..Rules::default()
+        };
         if let Some(q) = file.quantity {
             if q.max == 0 {
                 return Err("quantity.max must be at least 1".into());
@@ -105,7 +122,7 @@ impl Rules {
             let field = field_named(&name, "id_widths")?;
             if !field.is_id() {
                 return Err(format!(
-                    "id_widths.{name}: only branch_id, bin, plastic_code and pin_code take a width"
+                    "id_widths.{name}: only branch_id, product_id, bin, plastic_code and pin_code take a width"
                 ));
             }
             if width == 0 || width > 32 {

@@ -60,9 +60,10 @@ pub type OrderKey = [u8; 16];
 pub struct RowCheck {
     pub number: u64,
     pub problems: Vec<Problem>,
-    /// Values taken in another spelling than written (`physical` read as
-    /// PHYSICAL): not problems, said in the report.
-    pub notes: Vec<Problem>,
+    /// Warnings: what the row leaves in doubt without being wrong (an id
+    /// Excel stored as a number, a code in another case). The row stays
+    /// valid; under `--strict` each is a problem instead.
+    pub warnings: Vec<Problem>,
     pub key: OrderKey,
     /// The `order_ref`, when the row has one: it is the order id.
     pub order_ref: Option<Box<str>>,
@@ -291,6 +292,7 @@ impl<'a> Checker<'a> {
                 }
             }
         }
+        let mut warnings = Vec::new();
         let vals: [(Cow<'_, str>, CellKind); Field::ALL.len()] =
             std::array::from_fn(|i| self.value_and_kind(row, Field::ALL[i]));
         let val = |f: Field| vals[f as usize].0.as_ref();
@@ -306,23 +308,34 @@ impl<'a> Checker<'a> {
                     text: v,
                     printable,
                 };
-                self.check_field(field, cell, val(Field::ProductId), &mut problems);
+                self.check_field(
+                    field,
+                    cell,
+                    val(Field::ProductId),
+                    &mut problems,
+                    &mut warnings,
+                );
             }
         }
-        let mut notes = Vec::new();
         for field in [Field::CardType, Field::OrderingPartyType] {
             if let Some(c) = self.columns.get(field)
                 && let Cow::Owned(upper) = &vals[field as usize].0
             {
-                notes.push(Problem::new(
+                warnings.push(Problem::new(
                     Some(c),
                     field.name(),
                     format!(
-                        "note: `{}` read as {upper}, the API's spelling",
+                        "`{}` read as {upper}, the API's spelling",
                         quote::value(&row.cell(c).text)
                     ),
                 ));
             }
+        }
+        if self.rules.strict && !warnings.is_empty() {
+            problems.extend(warnings.drain(..).map(|mut w| {
+                w.message.push_str(" (a warning, refused by --strict)");
+                w
+            }));
         }
         let order_ref = Some(val(Field::OrderRef))
             .filter(|t| !t.is_empty())
@@ -364,7 +377,7 @@ impl<'a> Checker<'a> {
         RowCheck {
             number: row.number(),
             problems,
-            notes,
+            warnings,
             key,
             order_ref,
             order_fields,
@@ -372,7 +385,14 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn check_field(&self, field: Field, cell: Cell<'_>, product_id: &str, out: &mut Vec<Problem>) {
+    fn check_field(
+        &self,
+        field: Field,
+        cell: Cell<'_>,
+        product_id: &str,
+        out: &mut Vec<Problem>,
+        warnings: &mut Vec<Problem>,
+    ) {
         let Cell {
             col,
             kind,
@@ -422,12 +442,22 @@ impl<'a> Checker<'a> {
             ));
             return;
         }
+        if field.is_id() && kind == CellKind::Number && !self.rules.id_widths.contains_key(&field) {
+            warnings.push(Problem::new(
+                Some(col),
+                field.name(),
+                format!(
+                    "`{v}` is a number in the spreadsheet, and Excel drops an id's leading zeros \
+                     (0001 becomes 1): check it is the whole id; format the column as Text and \
+                     type it again, or set id_widths.{} in the rules file",
+                    field.name()
+                ),
+            ));
+        }
         match field {
             Field::OrderRef => {
                 if v.trim().eq_ignore_ascii_case(EXAMPLE_ORDER_REF) {
-                    bad(
-                        "this is the template's example row, not an order: delete the row".into(),
-                    );
+                    bad("this is the template's example row, not an order: delete the row".into());
                 } else if v.chars().count() > MAX_ORDER_REF_CHARS {
                     bad(format!("is longer than {MAX_ORDER_REF_CHARS} characters"));
                 }
@@ -450,8 +480,9 @@ impl<'a> Checker<'a> {
                     && !cat.contains_key(v)
                 {
                     bad(format!(
-                        "`{}` is not a product of the rules file's catalog",
-                        quote::value(v)
+                        "`{}` is not a product of the rules file's catalog{}",
+                        quote::value(v),
+                        zeros_hint(field, v, cat.keys())
                     ));
                 }
             }
@@ -463,7 +494,8 @@ impl<'a> Checker<'a> {
                     && !entry.bins.contains(v)
                 {
                     bad(format!(
-                        "`{v}` is not a BIN of product {product_id} in the rules file's catalog"
+                        "`{v}` is not a BIN of product {product_id} in the rules file's catalog{}",
+                        zeros_hint(field, v, entry.bins.iter())
                     ));
                 }
             }
@@ -489,8 +521,9 @@ impl<'a> Checker<'a> {
                     && !entry.plastic_codes.contains(v)
                 {
                     bad(format!(
-                        "`{}` is not a plastic code of product {product_id} in the rules file's catalog",
+                        "`{}` is not a plastic code of product {product_id} in the rules file's catalog{}",
                         quote::value(v),
+                        zeros_hint(field, v, entry.plastic_codes.iter())
                     ));
                 }
             }
@@ -602,6 +635,28 @@ fn chars_beyond(v: &str, max: usize) -> usize {
     } else {
         v.len()
     }
+}
+
+/// When the catalog lists `v` with leading zeros (`01` for `1`), says so:
+/// Excel dropped them. Empty otherwise.
+fn zeros_hint<'c>(field: Field, v: &str, known: impl Iterator<Item = &'c String>) -> String {
+    if !is_digits(v) {
+        return String::new();
+    }
+    let bare = v.trim_start_matches('0');
+    known
+        .filter(|k| k.len() > v.len() && is_digits(k) && k.trim_start_matches('0') == bare)
+        .min()
+        .map(|k| {
+            format!(
+                "; the catalog lists `{k}`: the leading zeros were lost (Excel drops them from \
+                 numbers): format the column as Text and type it again, or set \
+                 id_widths.{} = {} in the rules file",
+                field.name(),
+                k.len()
+            )
+        })
+        .unwrap_or_default()
 }
 
 fn is_digits(v: &str) -> bool {
@@ -799,10 +854,10 @@ mod tests {
         }
     }
 
-    /// A code in another case is taken in the API's capitals, with a note
-    /// saying so; in capitals, no note.
+    /// A code in another case is taken in the API's capitals, with a
+    /// warning saying so; in capitals, no warning.
     #[test]
-    fn codes_in_another_case_are_read_in_capitals_with_a_note() {
+    fn codes_in_another_case_are_read_in_capitals_with_a_warning() {
         let rules = Rules::default();
         let columns = Columns::for_test(&HEADER);
         let checker = Checker::new(&columns, &rules, HashMap::new());
@@ -819,7 +874,7 @@ mod tests {
             let check = checker.check(&row);
             (
                 check.problems,
-                check.notes,
+                check.warnings,
                 checker.value(&row, Field::CardType).into_owned(),
             )
         };

@@ -647,3 +647,89 @@ fn cancel_and_upgrade_headers_are_matched_as_an_order_sheets_are() {
         "{err}"
     );
 }
+
+/// `cancel --dry-run` and `upgrade --dry-run` check the sheet as a real
+/// run does and print what would be sent, sending nothing (the sandbox
+/// sees no request, no ledger or report is written); `validate` reads the
+/// same sheets, told by their header or by `--kind`, with the same
+/// messages, and writes a report `verify` holds.
+#[test]
+fn cancel_and_upgrade_sheets_are_checked_before_they_act() {
+    let sb = SandboxProcess::start(&[]);
+    let desk = Desk::new();
+    let samples = common::root().join("samples");
+    for (command, sheet, sent) in [
+        ("cancel", "cancels.csv", 3),
+        ("upgrade", "upgrades.xlsx", 3),
+    ] {
+        let path = samples.join(sheet);
+        let path = path.to_str().unwrap();
+        let out = desk.run(&[
+            command,
+            path,
+            "--base-url",
+            &sb.base,
+            "--tenant",
+            "ACME",
+            "--dry-run",
+        ]);
+        assert_eq!(
+            out.status.code(),
+            Some(exit::ROWS_NOT_DONE),
+            "{}",
+            stderr(&out)
+        );
+        let bodies: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(bodies.len(), sent, "{command}");
+        let said = stderr(&out);
+        assert!(
+            said.contains(&format!(
+                "dry run: {sent} {command}s would be sent, nothing sent"
+            )),
+            "{said}"
+        );
+        assert!(said.contains("is also on row 2"), "{said}");
+        // validate: the same sheet, the same messages, told by its header.
+        let report = desk.path(&format!("{command}.check.xlsx"));
+        let v = desk.run(&["validate", path, "--report", report.to_str().unwrap()]);
+        assert_eq!(v.status.code(), Some(exit::ROWS_NOT_DONE), "{}", stderr(&v));
+        let checked = stderr(&v);
+        assert!(
+            checked.contains(&format!("{command} sheet: 5 rows"))
+                || checked.contains(&format!("{command} sheet: 4 rows")),
+            "{checked}"
+        );
+        for line in said.lines().filter(|l| l.contains("is also on row")) {
+            let message = line.split_once(' ').unwrap().1;
+            assert!(checked.contains(message), "{message} in {checked}");
+        }
+        let verify = desk.run(&["verify", report.to_str().unwrap()]);
+        assert_eq!(verify.status.code(), Some(exit::OK), "{}", stderr(&verify));
+        // --kind says what it is; an order sheet read as a cancel sheet is
+        // refused, naming the columns a cancel sheet needs.
+        let v = desk.run(&["validate", path, "--kind", command]);
+        assert_eq!(v.status.code(), Some(exit::ROWS_NOT_DONE), "{}", stderr(&v));
+    }
+    let orders = samples.join("orders.csv");
+    let v = desk.run(&["validate", orders.to_str().unwrap(), "--kind", "cancel"]);
+    assert_eq!(
+        v.status.code(),
+        Some(exit::INPUT_UNREADABLE),
+        "{}",
+        stderr(&v)
+    );
+    assert!(stderr(&v).contains("order_id, branch_id"), "{}", stderr(&v));
+    // Nothing reached the API, nothing was recorded.
+    assert!(
+        sb.inspect("/stats")["requests"]
+            .as_object()
+            .unwrap()
+            .is_empty(),
+        "{}",
+        sb.inspect("/stats")
+    );
+    assert!(!desk.path("journals").exists());
+}

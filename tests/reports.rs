@@ -269,21 +269,21 @@ fn every_written_workbook_is_well_formed() {
         csv.push_str(&common::row(&format!("{:05}", i % 40), "01", "many"));
         csv.push('\n');
     }
-    csv.push_str("1234567,Pune Camp Branch,01,41,ROUND,lots,ab,17,maybe,Flat,41,yesterday,forever,Priya\n");
+    csv.push_str(
+        "1234567,Pune Camp Branch,01,41,ROUND,lots,ab,17,maybe,Flat,41,yesterday,forever,Priya\n",
+    );
     let sheet = dir.path().join("bad.csv");
     std::fs::write(&sheet, csv).unwrap();
     let report = dir.path().join("bad.report.xlsx");
-    let out = run(&[
-        "validate",
-        path_str(&sheet),
-        "--report",
-        path_str(&report),
-    ]);
+    let out = run(&["validate", path_str(&sheet), "--report", path_str(&report)]);
     assert_eq!(out.code, 1, "{}", out.stderr);
     let xml = part(&report, "xl/worksheets/sheet1.xml");
     assert!(xml.contains("customHeight"), "the last row is made taller");
     assert!(
-        part(&report, "xl/comments1.xml").matches("<comment ").count() == 1_000,
+        part(&report, "xl/comments1.xml")
+            .matches("<comment ")
+            .count()
+            == 1_000,
         "notes capped"
     );
     common::assert_well_formed_xlsx(&report);

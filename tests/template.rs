@@ -159,7 +159,8 @@ fn the_order_templates_example_is_refused_and_the_rest_passes() {
         assert_eq!(out.code, exit::ROWS_NOT_DONE, "{ext}: {}", out.stderr);
         assert!(out.stderr.contains("1 invalid"), "{}", out.stderr);
         assert!(
-            out.stderr.contains("the template's example row, not an order: delete the row"),
+            out.stderr
+                .contains("the template's example row, not an order: delete the row"),
             "{ext}: {}",
             out.stderr
         );
@@ -179,14 +180,27 @@ fn the_order_templates_example_is_refused_and_the_rest_passes() {
     );
     // A clerk's row typed below the example: the example alone is refused
     // (and holds nothing: it is its own order).
-    let mine = csv.lines().nth(1).unwrap().replacen("EXAMPLE - delete this row", "", 1);
+    let mine = csv
+        .lines()
+        .nth(1)
+        .unwrap()
+        .replacen("EXAMPLE - delete this row", "", 1);
     std::fs::write(&csv_path, format!("{csv}{mine}\n")).unwrap();
     let report = dir.path().join("order.report.csv");
-    let out = run(&["validate", path_str(&csv_path), "--report", path_str(&report)]);
+    let out = run(&[
+        "validate",
+        path_str(&csv_path),
+        "--report",
+        path_str(&report),
+    ]);
     assert_eq!(out.code, exit::ROWS_NOT_DONE, "{}", out.stderr);
     let rows = common::report_rows(&report);
     assert_eq!(rows[0]["status"], "INVALID");
-    assert!(rows[0]["errors"].contains("delete the row"), "{:?}", rows[0]);
+    assert!(
+        rows[0]["errors"].contains("delete the row"),
+        "{:?}",
+        rows[0]
+    );
     assert_eq!(rows[1]["status"], "VALID", "{:?}", rows[1]);
     // With the example deleted, the sheet is good.
     let header = csv.lines().next().unwrap();

@@ -26,8 +26,8 @@ fn valid_csv_sample_is_all_valid_and_reported_row_by_row() {
     let (header, rows) = read_report(&report);
     assert_eq!(&header[..4], ["source_file", "sheet", "row", "branch_id"]);
     assert_eq!(
-        &header[header.len() - 3..],
-        ["status", "order_id", "errors"]
+        &header[header.len() - 4..],
+        ["status", "order_id", "errors", "warnings"]
     );
     assert_eq!(rows.len(), 10);
     let numbers: Vec<&str> = rows.iter().map(|r| r[2].as_str()).collect();
@@ -153,17 +153,19 @@ fn mistakes_sample_names_every_cell() {
         rows[0][errors]
     );
     assert!(r.stderr.contains(
-        "16 rows: 2 valid, 11 invalid, 3 held; 1 order ready, 2 held (1 blank row skipped)"
+        "16 rows: 2 valid, 11 invalid, 3 held; 1 row with a warning; 1 order ready, 2 held (1 blank row skipped)"
     ));
-    // `physical` is no mistake: read as PHYSICAL, and the report says so
+    // `physical` is no mistake: read as PHYSICAL, with a warning saying so
     // (its order is held by another row).
     let row13 = rows.iter().find(|r| r[2] == "13").unwrap();
     assert_eq!(row13[status], "HELD");
+    let warnings = col(&header, "warnings");
     assert!(
-        row13[errors].contains("E13 card_type: note: `physical` read as PHYSICAL"),
+        row13[warnings].contains("E13 card_type: `physical` read as PHYSICAL"),
         "{}",
-        row13[errors]
+        row13[warnings]
     );
+    assert!(!row13[errors].contains("physical"), "{}", row13[errors]);
 }
 
 #[test]
@@ -677,4 +679,137 @@ fn a_number_formatted_with_zeros_is_read_as_it_shows() {
         rows.iter()
             .all(|r| r[col(&header, "plastic_code")] == "0001")
     );
+}
+
+/// A workbook whose id columns Excel stored as numbers in every row
+/// (`0001` became 1, `01` became 1): each such cell has a warning; with a
+/// catalog the product's error says the catalog lists `01`; with widths
+/// the ids are padded and warned of no more; `--strict` and `warnings =
+/// "refuse"` refuse the rows.
+#[test]
+fn ids_stored_as_numbers_warn_and_strict_refuses_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("numbers.xlsx");
+    let mut wb = rust_xlsxwriter::Workbook::new();
+    let ws = wb.add_worksheet();
+    for (c, h) in HEADER.split(',').enumerate() {
+        ws.write_string(0, c as u16, h).unwrap();
+    }
+    for r in 1..=3u32 {
+        let text = row("00001", "01", "5");
+        for (c, v) in text.split(',').enumerate() {
+            ws.write_string(r, c as u16, v).unwrap();
+        }
+        ws.write_number(r, 0, f64::from(r)).unwrap(); // branch_id 0001, 0002...
+        ws.write_number(r, 2, 1.0).unwrap(); // product_id 01
+        ws.write_number(r, 6, 1.0).unwrap(); // plastic_code 0001
+    }
+    wb.save(&path).unwrap();
+
+    // Warnings: the rows stay valid, each numeric id cell is named.
+    let report = dir.path().join("r.csv");
+    let r = run(&[
+        "validate",
+        path_str(&path),
+        "--report",
+        path_str(&report),
+        "--json",
+    ]);
+    assert_eq!(r.code, exit::OK, "{}", r.stderr);
+    let summary: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(summary["counts"]["warnings"], 3, "{summary}");
+    assert_eq!(summary["counts"]["valid"], 3, "{summary}");
+    for cell in ["Sheet1!A2", "Sheet1!C2", "Sheet1!G2"] {
+        assert!(
+            r.stderr.contains(&format!("{cell} "))
+                && r.stderr.contains("is a number in the spreadsheet"),
+            "{cell}: {}",
+            r.stderr
+        );
+    }
+    assert!(r.stderr.contains("3 rows with a warning"), "{}", r.stderr);
+    let (header, rows) = read_report(&report);
+    let warnings = col(&header, "warnings");
+    assert!(
+        rows.iter().all(|r| r[warnings].contains("product_id")
+            && r[warnings].contains("leading zeros")
+            && r[col(&header, "errors")].is_empty()),
+        "{rows:?}"
+    );
+    // The XLSX report marks the cells apart from failed ones, and says so.
+    let xlsx = dir.path().join("r.xlsx");
+    let r = run(&["validate", path_str(&path), "--report", path_str(&xlsx)]);
+    assert_eq!(r.code, exit::OK, "{}", r.stderr);
+    common::assert_well_formed_xlsx(&xlsx);
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(&xlsx).unwrap()).unwrap();
+    let mut notes = String::new();
+    std::io::Read::read_to_string(&mut zip.by_name("xl/comments1.xml").unwrap(), &mut notes)
+        .unwrap();
+    assert!(notes.contains("warning: `1` is a number"), "{notes}");
+
+    // A catalog that lists 01: the error says the zeros were lost.
+    let rules = dir.path().join("rules.toml");
+    std::fs::write(
+        &rules,
+        "[[catalog]]\nproduct_id = \"01\"\nbins = [\"412345\"]\nplastic_codes = [\"0001\"]\n",
+    )
+    .unwrap();
+    let r = run(&["validate", path_str(&path), "--rules", path_str(&rules)]);
+    assert_eq!(r.code, exit::ROWS_NOT_DONE, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("not a product of the rules file's catalog; the catalog lists `01`")
+            && r.stderr.contains("id_widths.product_id = 2"),
+        "{}",
+        r.stderr
+    );
+
+    // Widths declared: padded, no warnings for them; the orders carry the
+    // whole ids.
+    std::fs::write(
+        &rules,
+        "[id_widths]\nbranch_id = 5\nproduct_id = 2\nplastic_code = 4\n",
+    )
+    .unwrap();
+    let r = run(&[
+        "validate",
+        path_str(&path),
+        "--rules",
+        path_str(&rules),
+        "--print-orders",
+    ]);
+    assert_eq!(r.code, exit::OK, "{}", r.stderr);
+    assert!(
+        !r.stderr.contains("is a number in the spreadsheet"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stdout.contains("\"productId\":\"01\"") && r.stdout.contains("\"plasticCode\":\"0001\""),
+        "{}",
+        r.stdout
+    );
+
+    // --strict, or warnings = "refuse": every warned row refused.
+    let r = run(&["validate", path_str(&path), "--strict"]);
+    assert_eq!(r.code, exit::ROWS_NOT_DONE, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("3 rows: 0 valid, 3 invalid"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("refused by --strict"), "{}", r.stderr);
+    std::fs::write(&rules, "warnings = \"refuse\"\n").unwrap();
+    let r = run(&["validate", path_str(&path), "--rules", path_str(&rules)]);
+    assert_eq!(r.code, exit::ROWS_NOT_DONE, "{}", r.stderr);
+    assert!(r.stderr.contains("3 invalid"), "{}", r.stderr);
+
+    // A sheet made from the template (ids as Text) has no such warning.
+    let template = dir.path().join("t.xlsx");
+    assert_eq!(
+        run(&["template", "order", "--out", path_str(&template)]).code,
+        0
+    );
+    let r = run(&["validate", path_str(&template), "-v"]);
+    assert!(!r.stderr.contains("is a number"), "{}", r.stderr);
 }

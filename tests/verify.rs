@@ -57,7 +57,9 @@ fn a_good_report_holds_in_every_format_and_a_changed_one_is_named() {
                 "every row once",
                 "counts add up",
                 "statuses match the counts",
-                "accepted in the ledger"
+                "accepted in the ledger",
+                "the run in the ledger",
+                "the ledger's chain of runs"
             ],
             "{ext}"
         );
@@ -80,7 +82,11 @@ fn a_good_report_holds_in_every_format_and_a_changed_one_is_named() {
     assert_eq!(code, exit::ROWS_NOT_DONE);
     assert_eq!(
         failed(&findings),
-        ["report SHA-256", "statuses match the counts"],
+        [
+            "report SHA-256",
+            "statuses match the counts",
+            "the run in the ledger"
+        ],
         "{findings:?}"
     );
 
@@ -171,4 +177,151 @@ fn accepted_rows_the_ledger_does_not_know_are_named() {
         "{}",
         stderr(&out)
     );
+}
+
+/// Forges a CSV report consistently: `edit` changes its text and the run
+/// facts' counts, and the facts' SHA-256 is recomputed, as a forger would.
+fn forge(desk: &Desk, report: &str, edit: impl Fn(String, &mut Value) -> String) {
+    use sha2::Digest;
+    let facts_path = desk.path(&format!("{report}.run.json"));
+    let mut facts: Value = serde_json::from_slice(&std::fs::read(&facts_path).unwrap()).unwrap();
+    let text = edit(
+        std::fs::read_to_string(desk.path(report)).unwrap(),
+        &mut facts,
+    );
+    std::fs::write(desk.path(report), &text).unwrap();
+    facts["report"]["sha256"] = hex::encode(sha2::Sha256::digest(text.as_bytes())).into();
+    std::fs::write(&facts_path, serde_json::to_vec_pretty(&facts).unwrap()).unwrap();
+}
+
+/// Bumps a count of the run facts by `by`.
+fn bump(facts: &mut Value, part: &str, key: &str, by: i64) {
+    let n = facts[part][key].as_i64().unwrap() + by;
+    facts[part][key] = n.into();
+}
+
+/// Reports edited together with their run facts (the SHA-256 recomputed)
+/// hold against the run facts; the ledger's record of the run names each
+/// forgery: a status relabelled, a quantity changed, a row deleted with
+/// the counts lowered. A run deleted from the ledger breaks its chain.
+#[test]
+fn consistent_forgeries_fail_against_the_ledger() {
+    let sb = SandboxProcess::start(&[]);
+    let desk = Desk::new();
+    let sheet = desk.sheet("orders.csv", 4, 1);
+    let out = desk.submit(&sheet, &sb.base, "ACME", &[]);
+    assert_eq!(out.status.code(), Some(exit::OK), "{}", stderr(&out));
+    let report = "orders.report.csv";
+    let (code, findings) = verify(&desk, &[report]);
+    assert_eq!(code, exit::OK, "{findings:?}");
+    let checks: Vec<&str> = findings.iter().map(|f| f.0.as_str()).collect();
+    assert!(
+        checks.contains(&"the run in the ledger") && checks.contains(&"the ledger's chain of runs"),
+        "{checks:?}"
+    );
+    let original = std::fs::read_to_string(desk.path(report)).unwrap();
+    let original_facts = std::fs::read(desk.path(&format!("{report}.run.json"))).unwrap();
+    let restore = || {
+        std::fs::write(desk.path(report), &original).unwrap();
+        std::fs::write(desk.path(&format!("{report}.run.json")), &original_facts).unwrap();
+    };
+    let ledger_finding = |findings: &[(String, Option<bool>, String)]| {
+        findings
+            .iter()
+            .find(|f| f.0 == "the run in the ledger")
+            .cloned()
+            .unwrap()
+    };
+
+    // 1. An ACCEPTED order relabelled REJECTED.
+    forge(&desk, report, |text, facts| {
+        bump(facts, "sent", "accepted", -1);
+        bump(facts, "sent", "rejected", 1);
+        bump(facts, "sent", "orders_accepted", -1);
+        bump(facts, "sent", "orders_rejected", 1);
+        text.replacen(",ACCEPTED,", ",REJECTED,", 1)
+    });
+    let (code, findings) = verify(&desk, &[report]);
+    assert_eq!(code, exit::ROWS_NOT_DONE, "{findings:?}");
+    assert_eq!(failed(&findings), ["the run in the ledger"], "{findings:?}");
+    let f = ledger_finding(&findings);
+    assert!(
+        f.2.contains("row 2 is REJECTED in the report, ACCEPTED in the ledger")
+            && f.2.contains("the ledger never wrote this report"),
+        "{f:?}"
+    );
+    restore();
+
+    // 2. An accepted row's quantity changed from 10 to 754.
+    forge(&desk, report, |text, _| text.replacen(",10,", ",754,", 1));
+    let (code, findings) = verify(&desk, &[report]);
+    assert_eq!(code, exit::ROWS_NOT_DONE, "{findings:?}");
+    assert_eq!(failed(&findings), ["the run in the ledger"], "{findings:?}");
+    let f = ledger_finding(&findings);
+    assert!(
+        f.2.contains("row 2's product line") && f.2.contains("quantity"),
+        "{f:?}"
+    );
+    restore();
+
+    // 3. An accepted order's row deleted, the counts lowered.
+    forge(&desk, report, |text, facts| {
+        for (part, key) in [
+            ("counts", "rows"),
+            ("counts", "valid"),
+            ("counts", "orders_ready"),
+            ("sent", "accepted"),
+            ("sent", "orders_accepted"),
+        ] {
+            bump(facts, part, key, -1);
+        }
+        let mut lines: Vec<&str> = text.lines().collect();
+        lines.remove(3);
+        lines.join("\n") + "\n"
+    });
+    let (code, findings) = verify(&desk, &[report]);
+    assert_eq!(code, exit::ROWS_NOT_DONE, "{findings:?}");
+    assert_eq!(failed(&findings), ["the run in the ledger"], "{findings:?}");
+    let f = ledger_finding(&findings);
+    assert!(
+        f.2.contains("row 4 (ACCEPTED DCB-") && f.2.contains("is in the ledger, not in the report"),
+        "{f:?}"
+    );
+    assert!(f.2.contains("the run facts count rows 3"), "{f:?}");
+    restore();
+    let (code, findings) = verify(&desk, &[report]);
+    assert_eq!(code, exit::OK, "{findings:?}");
+
+    // A second run, then the first deleted from the ledger: the chain
+    // breaks.
+    let out = desk.submit(&sheet, &sb.base, "ACME", &[]);
+    assert_eq!(out.status.code(), Some(exit::OK), "{}", stderr(&out));
+    let facts: Value =
+        serde_json::from_slice(&std::fs::read(desk.path(&format!("{report}.run.json"))).unwrap())
+            .unwrap();
+    let ledger = facts["api"]["ledger"].as_str().unwrap().to_owned();
+    let conn = rusqlite::Connection::open(&ledger).unwrap();
+    conn.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
+    conn.execute("DELETE FROM run_rows WHERE run = 1", [])
+        .unwrap();
+    conn.execute("DELETE FROM runs WHERE id = 1", []).unwrap();
+    drop(conn);
+    let (code, findings) = verify(&desk, &[report]);
+    assert_eq!(code, exit::ROWS_NOT_DONE, "{findings:?}");
+    let chain = findings
+        .iter()
+        .find(|f| f.0 == "the ledger's chain of runs")
+        .unwrap();
+    assert_eq!(chain.1, Some(false), "{chain:?}");
+    assert!(chain.2.contains("run 2 follows a run"), "{chain:?}");
+
+    // Without the ledger: said what could not be checked.
+    std::fs::remove_file(&ledger).unwrap();
+    let (_, findings) = verify(&desk, &[report]);
+    let not = findings
+        .iter()
+        .find(|f| f.0 == "accepted in the ledger")
+        .unwrap();
+    assert_eq!(not.1, None);
+    assert!(not.2.contains("product lines against the run"), "{not:?}");
 }

@@ -123,6 +123,12 @@ impl ProfileArgs {
     pub fn create_fields(&self) -> Result<CreateFields> {
         create_fields(self.config.as_deref(), self.profile.as_deref())
     }
+
+    /// Whether the profile says `warnings = "refuse"`.
+    pub fn refuses_warnings(&self) -> Result<bool> {
+        let (p, _) = read_profile(self.config.as_deref(), self.profile.as_deref())?;
+        Ok(p.warnings == Some(crate::rules::Warnings::Refuse))
+    }
 }
 
 /// How to send.
@@ -232,6 +238,8 @@ struct Profile {
     final_statuses: Option<Vec<String>>,
     /// Ask the API which orders it holds before sending (default true).
     precheck: Option<bool>,
+    /// `refuse`: every warning refuses its row, as `--strict` does.
+    warnings: Option<crate::rules::Warnings>,
     /// The profile's name (not a setting).
     #[serde(skip)]
     name: Option<String>,
@@ -961,8 +969,13 @@ pub fn print_finished(name: &str, done: &Finished, console: Console) {
     } else {
         String::new()
     };
+    let decided = if s.decided > 0 {
+        format!(", {} accepted by a person's decision", s.decided)
+    } else {
+        String::new()
+    };
     let mut line = format!(
-        "{name}: {}: {} accepted, {} skipped (done before), {} rejected, {} failed{not_sent}, {} conflict, {} invalid",
+        "{name}: {}: {} accepted{decided}, {} skipped (done before), {} rejected, {} failed{not_sent}, {} conflict, {} invalid",
         super::count(c.rows, "row"),
         s.accepted,
         s.skipped,

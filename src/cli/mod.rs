@@ -7,6 +7,7 @@ mod docs;
 mod doctor;
 mod log;
 mod ops;
+mod resolve;
 mod runs;
 mod sandbox;
 mod show;
@@ -107,6 +108,13 @@ pub enum Command {
         after_help = "Examples:\n  dcms-bulk show DCB-a8738225cd6973ff5946 --profile uat\n  dcms-bulk show 5000012345 --kind upgrade --profile uat --json"
     )]
     Show(Box<show::ShowArgs>),
+    /// Record a person's decision on orders whose outcome is unknown
+    /// (FAILED OUTCOME_UNKNOWN): sent (reported ACCEPTED_BY_DECISION, never
+    /// sent again) or not sent (the next run sends it).
+    #[command(after_help = "Examples:
+  dcms-bulk resolve DCB-a8738225cd6973ff5946 --sent --reason \"DCMS support: order is in their system (ticket 4411)\" --profile uat
+  dcms-bulk resolve DCB-a8738225cd6973ff5946 DCB-0c1d2e3f4a5b6c7d8e9f --not-sent --reason \"not in DCMS portal, checked by R. Rao\" --profile uat")]
+    Resolve(Box<resolve::ResolveArgs>),
     /// Check a report for an audit: its SHA-256 and its input's against the
     /// run facts, every row once, the counts, and the ledger's accepted
     /// orders.
@@ -179,6 +187,11 @@ pub struct CheckArgs {
     #[arg(long)]
     pub allow_partial_orders: bool,
 
+    /// Refuse every row with a warning, as an error would (as `warnings =
+    /// "refuse"` in the rules file or the profile)
+    #[arg(long)]
+    pub strict: bool,
+
     /// Worker threads for checking rows [default: one per core]
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
@@ -210,10 +223,11 @@ impl CheckArgs {
         read.limits.max_cells = self.max_cells;
         read.limits.max_text_bytes = self.max_text_mib << 20;
         check_batch_id(self.batch_id.as_deref())?;
-        let rules = match &self.rules {
+        let mut rules = match &self.rules {
             Some(p) => Rules::load(p)?,
             None => Rules::default(),
         };
+        rules.strict |= self.strict;
         if let Some(n) = self.threads {
             if n == 0 {
                 return Err(Error::Usage("--threads must be at least 1".into()));
@@ -245,6 +259,7 @@ impl CheckArgs {
             }),
             "batch_id": self.batch_id,
             "allow_partial_orders": self.allow_partial_orders,
+            "strict": self.strict,
             "max_cells": self.max_cells,
             "max_text_mib": self.max_text_mib,
         })
@@ -408,6 +423,7 @@ pub fn main() -> i32 {
         Command::Doctor(args) => doctor::run(&args, console),
         Command::Runs(args) => runs::run(&args, console),
         Command::Show(args) => show::run(&args, console),
+        Command::Resolve(args) => resolve::run(&args, console),
         Command::Verify(args) => verify::run(&args, console),
         Command::CheckWorkbook { file } => crate::read::check_workbook(&file).map(|()| exit::OK),
         Command::Submit(args) => submit::run(&args, console),
@@ -491,7 +507,12 @@ pub(crate) fn print_problems(checked: &crate::pipeline::Checked, file: &str, con
     }
     let mut shown = 0usize;
     let mut total = 0usize;
-    for (number, p) in checked.grouping.problems() {
+    let problems = checked.grouping.problems().map(|(n, p)| (n, p, ""));
+    let warnings = checked
+        .grouping
+        .warnings()
+        .map(|(n, p)| (n, p, "warning: "));
+    for (number, p, severity) in problems.chain(warnings) {
         total += 1;
         if console.verbose || shown < PROBLEMS_SHOWN {
             shown += 1;
@@ -499,16 +520,29 @@ pub(crate) fn print_problems(checked: &crate::pipeline::Checked, file: &str, con
                 Some(c) => format!("{}!{}", checked.sheet.name(), checked.cell_ref(c, number)),
                 None => format!("{} row {number}", checked.sheet.name()),
             };
-            tracing::info!(
-                event = "problem",
-                file,
-                sheet = checked.sheet.name(),
-                row = number,
-                column = %p.field,
-                "{file}: {at} {}: {}",
-                p.field,
-                p.message
-            );
+            if severity.is_empty() {
+                tracing::info!(
+                    event = "problem",
+                    file,
+                    sheet = checked.sheet.name(),
+                    row = number,
+                    column = %p.field,
+                    "{file}: {at} {}: {}",
+                    p.field,
+                    p.message
+                );
+            } else {
+                tracing::warn!(
+                    event = "warning",
+                    file,
+                    sheet = checked.sheet.name(),
+                    row = number,
+                    column = %p.field,
+                    "{file}: {at} {}: {severity}{}",
+                    p.field,
+                    p.message
+                );
+            }
         }
     }
     if total > shown {
@@ -516,7 +550,7 @@ pub(crate) fn print_problems(checked: &crate::pipeline::Checked, file: &str, con
             event = "problems",
             file,
             problems = total,
-            "{file}: … and {} more problems; the report lists every one",
+            "{file}: … and {} more problems and warnings; the report lists every one",
             total - shown
         );
     }

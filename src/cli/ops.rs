@@ -69,6 +69,12 @@ pub struct OpArgs {
     /// Print the summary as JSON on stdout
     #[arg(long, help_heading = "Report")]
     pub json: bool,
+
+    /// Check the sheet and print, as JSON Lines on stdout, the request body
+    /// of every row that would be sent; send nothing, write no report, touch
+    /// no ledger
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 pub fn cancel(args: &OpArgs, console: Console) -> Result<i32> {
@@ -106,6 +112,9 @@ fn run<O: Operation>(
         args.encoding.as_deref(),
     )?;
     check_batch_id(args.batch_id.as_deref())?;
+    if args.dry_run {
+        return dry_run(kind, args, &read, console);
+    }
     let report_path = report_path(args);
     report::Format::from_path(&report_path)?;
     super::not_the_input(&report_path, &args.file)?;
@@ -117,7 +126,9 @@ fn run<O: Operation>(
     let name = file.display().to_string();
     let sheet = sheet::read(file, &read, kind)?;
     let checks = check(&sheet);
-    print_row_problems(&name, &sheet, &checks, console);
+    if !console.quiet {
+        ops::print_problems(&name, &sheet, &checks, console.verbose);
+    }
     let input = RowSheet {
         path: file,
         sha256: sheet.sheet.sha256(),
@@ -150,6 +161,44 @@ fn run<O: Operation>(
     Ok(done.code)
 }
 
+/// `--dry-run`: the sheet read and checked as for a real run, the bodies
+/// that would be sent on stdout, nothing sent. Exit 0 when every row would
+/// be sent, 1 otherwise.
+fn dry_run(
+    kind: Kind,
+    args: &OpArgs,
+    read: &crate::read::ReadOpts,
+    console: Console,
+) -> Result<i32> {
+    let name = args.file.display().to_string();
+    let checked = ops::Checked::read(&args.file, read, kind)?;
+    if !console.quiet {
+        checked.print_problems(&name, console.verbose);
+    }
+    super::print_stdout(&checked.bodies()).map_err(crate::error::Error::Stdout)?;
+    let rows = checked.checks.len() as u64;
+    let valid = checked.valid();
+    let what = match kind {
+        Kind::Upgrade => "upgrade",
+        _ => "cancel",
+    };
+    if !console.quiet {
+        tracing::info!(
+            event = "dry_run",
+            file = name,
+            "{name}: {}: {valid} valid, {} invalid; dry run: {} would be sent, nothing sent",
+            super::count(rows, "row"),
+            rows - valid,
+            super::count(valid, what)
+        );
+    }
+    Ok(if valid == rows {
+        crate::exit::OK
+    } else {
+        crate::exit::ROWS_NOT_DONE
+    })
+}
+
 /// Sends a checked sheet's valid rows through the batch engine, with a
 /// progress display; says so when the run was stopped.
 fn send<O: Operation>(
@@ -179,29 +228,6 @@ fn send<O: Operation>(
         );
     }
     Ok(done)
-}
-
-/// The sheet's problems on the console, the first 50 unless `-v`.
-fn print_row_problems<T>(name: &str, sheet: &OpSheet, checks: &[RowCheck<T>], console: Console) {
-    if console.quiet {
-        return;
-    }
-    let problems = sheet.rows.iter().zip(checks).flat_map(|(row, c)| {
-        c.problems
-            .iter()
-            .map(move |p| (sheet.at(p.col, row.number), p))
-    });
-    for (i, (at, p)) in problems.enumerate() {
-        if i == 50 && !console.verbose {
-            tracing::info!(
-                event = "problems",
-                file = name,
-                "{name}: … more problems; the report lists every one"
-            );
-            break;
-        }
-        tracing::info!(event = "problem", file = name, column = %p.field, "{name}: {at} {}: {}", p.field, p.message);
-    }
 }
 
 fn report_path(args: &OpArgs) -> PathBuf {

@@ -76,6 +76,11 @@ pub struct SandboxArgs {
     #[arg(long, help_heading = "Behaviours a real API may have")]
     pub lookup_other_products: bool,
 
+    /// A broken fetchStatus: every order, held or not, is answered HTTP 200
+    /// with a null result
+    #[arg(long, help_heading = "Behaviours a real API may have")]
+    pub lookup_always_null: bool,
+
     #[command(flatten)]
     pub gateway: GatewayArgs,
 
@@ -322,6 +327,7 @@ impl SandboxArgs {
                 unknown_as_null: self.unknown_as_null,
                 accept_duplicates: self.accept_duplicates,
                 lookup_other_products: self.lookup_other_products,
+                lookup_always_null: self.lookup_always_null,
             },
         })
     }

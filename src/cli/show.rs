@@ -42,7 +42,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    fn ledger_kind(self) -> &'static str {
+    pub(super) fn ledger_kind(self) -> &'static str {
         match self {
             Kind::Order => "order",
             Kind::Cancel => "cancel",
@@ -150,6 +150,17 @@ fn describe(item: &ItemHistory) -> String {
             text.push_str(&format!(": {}", messages.join("; ")));
         }
         text.push('\n');
+    }
+    for d in &item.decisions {
+        let was = d
+            .was
+            .as_deref()
+            .map(|w| format!(" (it was {w})"))
+            .unwrap_or_default();
+        text.push_str(&format!(
+            "decided {} by {} on {} at {}{was}: {}\n",
+            d.decision, d.by, d.host, d.at, d.reason
+        ));
     }
     text
 }

@@ -257,7 +257,8 @@ impl FileSummary {
 }
 
 pub fn run(args: &SubmitArgs, console: Console) -> Result<i32> {
-    let opts = args.check.to_opts()?;
+    let mut opts = args.check.to_opts()?;
+    opts.rules.strict |= args.api.profile.refuses_warnings()?;
     let inputs = input_files(&args.files)?;
     let out = &args.out;
     if out.report.is_some() && inputs.files.len() + inputs.in_folders.len() > 1 {

@@ -11,13 +11,16 @@ use crate::dcms::OrderBody;
 use crate::drop;
 use crate::error::{Error, Result};
 use crate::exit;
+use crate::ops;
 use crate::pipeline;
 use crate::report::{self, Format};
+use crate::template::Kind;
 
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
-    /// Order sheets (.csv .tsv .txt .xlsx .xlsm .xlsb .xls .ods), folders
-    /// holding them, or - for a CSV on standard input
+    /// Sheets (.csv .tsv .txt .xlsx .xlsm .xlsb .xls .ods) of orders, or
+    /// of rows for cancel or upgrade; folders holding them; or - for a CSV
+    /// on standard input
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
 
@@ -62,6 +65,12 @@ pub struct ValidateArgs {
     /// body's fields
     #[command(flatten)]
     pub profile: ProfileArgs,
+
+    /// What the sheets hold: orders, or rows for `cancel` or `upgrade`
+    /// [default: told from the header row: an order sheet, else a cancel
+    /// sheet, else an upgrade sheet]
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub kind: Option<crate::template::Kind>,
 }
 
 /// Standard input, as a file: `-` is copied into a temporary file first
@@ -86,7 +95,8 @@ impl Stdin {
 const STDIN: &str = "<stdin>";
 
 pub fn run(args: &ValidateArgs, console: Console) -> Result<i32> {
-    let opts = args.check.to_opts()?;
+    let mut opts = args.check.to_opts()?;
+    opts.rules.strict |= args.profile.refuses_warnings()?;
     let (mut inputs, mut folders) = (Vec::new(), false);
     for path in &args.files {
         if path.as_os_str() == "-" || !path.is_dir() {
@@ -198,20 +208,58 @@ fn validate_one(
         Some(_) => STDIN.to_string(),
         None => input.display().to_string(),
     };
+    let shown = |e: Error| match &stdin {
+        // The temporary copy is an implementation detail.
+        Some(s) => {
+            let text = e.to_string().replace(&s.path.display().to_string(), STDIN);
+            let text = text.strip_prefix("<stdin>: ").unwrap_or(&text).to_string();
+            Error::input(STDIN, text)
+        }
+        None => e,
+    };
+    let facts_input = stdin.as_ref().map_or(path, |_| Path::new(STDIN));
+    let op_kind = match args.kind {
+        Some(Kind::Order) => None,
+        Some(k) => Some(k),
+        None => None,
+    };
+    if let Some(kind) = op_kind {
+        let checked = ops::Checked::read(path, &opts.read, kind).map_err(shown)?;
+        return validate_ops(
+            args,
+            &checked,
+            facts_input,
+            &name,
+            report_path,
+            started,
+            console,
+        );
+    }
+    let checked = match pipeline::check(path, opts) {
+        // Not an order sheet: a cancel or upgrade sheet, told by its header?
+        Err(e) if args.kind.is_none() && e.exit_code() == exit::INPUT_UNREADABLE => {
+            let other = [Kind::Cancel, Kind::Upgrade]
+                .into_iter()
+                .find_map(|k| ops::Checked::read(path, &opts.read, k).ok());
+            if let Some(checked) = other {
+                return validate_ops(
+                    args,
+                    &checked,
+                    facts_input,
+                    &name,
+                    report_path,
+                    started,
+                    console,
+                );
+            }
+            return Err(shown(e));
+        }
+        other => other.map_err(shown)?,
+    };
     // Not freed when the command ends: the process exits next, and freeing
     // a large file's tables piece by piece took longer than anything after
     // the report (17 ms for a million rows).
-    let mut checked = std::mem::ManuallyDrop::new(pipeline::check(path, opts).map_err(|e| {
-        match &stdin {
-            // The temporary copy is an implementation detail.
-            Some(s) => {
-                let text = e.to_string().replace(&s.path.display().to_string(), STDIN);
-                let text = text.strip_prefix("<stdin>: ").unwrap_or(&text).to_string();
-                Error::input(STDIN, text)
-            }
-            None => e,
-        }
-    })?);
+    let mut checked = std::mem::ManuallyDrop::new(checked);
     if stdin.is_some() {
         checked.path = PathBuf::from(STDIN);
     }
@@ -262,6 +310,78 @@ fn validate_one(
     ))
 }
 
+/// A cancel or upgrade sheet checked: its problems said, its report
+/// written, with the same messages `cancel` and `upgrade` give.
+fn validate_ops(
+    args: &ValidateArgs,
+    checked: &ops::Checked,
+    path: &Path,
+    name: &str,
+    report_path: Option<PathBuf>,
+    started: String,
+    console: Console,
+) -> Result<(i32, serde_json::Value)> {
+    let (kind, article) = match checked.kind {
+        Kind::Upgrade => ("upgrade", "an"),
+        _ => ("cancel", "a"),
+    };
+    if !console.quiet {
+        checked.print_problems(name, console.verbose);
+    }
+    let command = format!("validate --kind {kind}");
+    let mut facts =
+        crate::batch::op_check_facts(checked, path, &command, args.check.facts(), started);
+    if path == Path::new(STDIN) {
+        facts.input.absolute_path = None;
+    }
+    let facts_path = match &report_path {
+        Some(r) => Some(crate::batch::op_check_report(
+            checked,
+            r,
+            args.csv_bom,
+            &mut facts,
+        )?),
+        None => None,
+    };
+    let c = facts.counts;
+    let code = if c.invalid == 0 {
+        exit::OK
+    } else {
+        exit::ROWS_NOT_DONE
+    };
+    if args.print_orders {
+        print_stdout(&checked.bodies()).map_err(Error::Stdout)?;
+    }
+    if !console.quiet {
+        let report = facts
+            .report
+            .as_ref()
+            .map(|r| format!("; report: {}", r.path))
+            .unwrap_or_default();
+        tracing::info!(
+            event = "checked",
+            file = name,
+            "{name}: {article} {kind} sheet: {}: {} valid, {} invalid{report}",
+            super::count(c.rows, "row"),
+            c.valid,
+            c.invalid
+        );
+    }
+    Ok((
+        code,
+        serde_json::json!({
+            "input": facts.input.path,
+            "kind": kind,
+            "input_sha256": facts.input.sha256,
+            "sheet": facts.input.sheet,
+            "counts": facts.counts,
+            "report": facts.report.as_ref().map(|r| &r.path),
+            "run_facts": facts_path.as_ref().map(|p| p.display().to_string()),
+            "exit_code": code,
+        }),
+    ))
+}
+
 /// Prints the ready orders' `POST /card-order` bodies, one a line; `false`
 /// when standard output was closed.
 pub(super) fn print_orders(
@@ -289,8 +409,13 @@ pub(super) fn summary_line(checked: &pipeline::Checked, facts: &report::RunFacts
         Some(r) => format!("; report: {}", r.path),
         None => String::new(),
     };
+    let warned = if c.warnings > 0 {
+        format!("; {} with a warning", super::count(c.warnings, "row"))
+    } else {
+        String::new()
+    };
     format!(
-        "{}: {} valid, {} invalid, {} held; {} ready, {} held{blank}{report}",
+        "{}: {} valid, {} invalid, {} held{warned}; {} ready, {} held{blank}{report}",
         super::count(c.rows, "row"),
         c.valid,
         c.invalid,

@@ -166,7 +166,8 @@ pub fn run(args: &WatchArgs, console: Console) -> Result<i32> {
         ));
     }
     args.out.prepare()?;
-    let opts = args.check.to_opts()?;
+    let mut opts = args.check.to_opts()?;
+    opts.rules.strict |= args.api.profile.refuses_warnings()?;
     let api = args.api.resolve(&args.send, console)?;
     let engine = api.engine(&args.send, console)?;
     let stopper = engine.stopper.clone();

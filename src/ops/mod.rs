@@ -6,6 +6,7 @@
 pub mod sheet;
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
 
 use serde_json::{Value, json};
 
@@ -90,6 +91,90 @@ fn flag_repeats<T>(sheet: &OpSheet, kind: Kind, checks: &mut [RowCheck<T>], fiel
                 first.insert(key.to_owned(), row.number);
             }
         }
+    }
+}
+
+/// A cancel or upgrade sheet read and checked, each valid row's request as
+/// JSON (what would be sent): for `validate` and the dry runs, which send
+/// nothing.
+pub struct Checked {
+    pub kind: Kind,
+    pub sheet: OpSheet,
+    pub checks: Vec<RowCheck<Value>>,
+}
+
+impl Checked {
+    /// Reads and checks a `kind` sheet (cancel or upgrade).
+    pub fn read(
+        path: &Path,
+        opts: &crate::read::ReadOpts,
+        kind: Kind,
+    ) -> crate::error::Result<Checked> {
+        fn as_json<T: serde::Serialize>(checks: Vec<RowCheck<T>>) -> Vec<RowCheck<Value>> {
+            checks
+                .into_iter()
+                .map(|c| RowCheck {
+                    item: c.item.and_then(|i| serde_json::to_value(i).ok()),
+                    problems: c.problems,
+                })
+                .collect()
+        }
+        let sheet = sheet::read(path, opts, kind)?;
+        let checks = match kind {
+            Kind::Cancel => as_json(check_cancels(&sheet)),
+            Kind::Upgrade => as_json(check_upgrades(&sheet)),
+            Kind::Order => {
+                return Err(crate::error::Error::Usage(
+                    "an order sheet is checked by the order checker".into(),
+                ));
+            }
+        };
+        Ok(Checked {
+            kind,
+            sheet,
+            checks,
+        })
+    }
+
+    /// Rows that would be sent.
+    pub fn valid(&self) -> u64 {
+        self.checks.iter().filter(|c| c.item.is_some()).count() as u64
+    }
+
+    /// The sheet's problems on the console, the first 50 unless `verbose`.
+    pub fn print_problems(&self, name: &str, verbose: bool) {
+        print_problems(name, &self.sheet, &self.checks, verbose);
+    }
+
+    /// The request bodies that would be sent, one JSON line each.
+    pub fn bodies(&self) -> String {
+        let mut out = String::new();
+        for item in self.checks.iter().filter_map(|c| c.item.as_ref()) {
+            out.push_str(&item.to_string());
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// A sheet's problems on the console, the first 50 unless `verbose` (the
+/// report has every one).
+pub fn print_problems<T>(name: &str, sheet: &OpSheet, checks: &[RowCheck<T>], verbose: bool) {
+    let problems = sheet.rows.iter().zip(checks).flat_map(|(row, c)| {
+        c.problems
+            .iter()
+            .map(move |p| (sheet.at(p.col, row.number), p))
+    });
+    for (i, (at, p)) in problems.enumerate() {
+        if i == 50 && !verbose {
+            tracing::info!(
+                event = "problems",
+                file = name,
+                "{name}: … more problems; the report lists every one"
+            );
+            break;
+        }
+        tracing::info!(event = "problem", file = name, column = %p.field, "{name}: {at} {}: {}", p.field, p.message);
     }
 }
 

@@ -32,6 +32,8 @@ pub struct Audit {
     pub facts: Value,
     /// `(row, order id or kit number)` of each ACCEPTED or SKIPPED row.
     pub done: Vec<(u64, String)>,
+    /// `(row, order id)` of each ACCEPTED_BY_DECISION row.
+    pub decided: Vec<(u64, String)>,
 }
 
 impl Audit {
@@ -56,6 +58,7 @@ pub fn audit(report: &Path, facts: Option<&Path>) -> Result<Audit> {
         findings: Vec::new(),
         facts,
         done: Vec::new(),
+        decided: Vec::new(),
     };
     if audit.facts["report"].is_null() {
         let why = audit.facts["error"]
@@ -135,7 +138,12 @@ fn rows_check(audit: &mut Audit, report: &Path) -> Result<()> {
     let mut by_status: BTreeMap<String, u64> = BTreeMap::new();
     let mut rows = 0u64;
     let mut done = Vec::new();
-    for_each_row(report, &mut |row, status, key| {
+    let mut decided = Vec::new();
+    for_each_row(report, &[], &mut |r| {
+        let ReportRow {
+            row, status, key, ..
+        } = r;
+        let (status, key) = (status.as_str(), key.as_str());
         rows += 1;
         let at = row as usize;
         if seen.len() <= at {
@@ -147,9 +155,12 @@ fn rows_check(audit: &mut Audit, report: &Path) -> Result<()> {
         *by_status.entry(status.to_owned()).or_default() += 1;
         if status == "ACCEPTED" || status == "SKIPPED" {
             done.push((row, key.to_owned()));
+        } else if status == "ACCEPTED_BY_DECISION" {
+            decided.push((row, key.to_owned()));
         }
     })?;
     audit.done = done;
+    audit.decided = decided;
 
     let counts = audit.facts["counts"].clone();
     let want = counts["rows"].as_u64().unwrap_or(0);
@@ -179,6 +190,7 @@ fn rows_check(audit: &mut Audit, report: &Path) -> Result<()> {
             ("FAILED", "failed"),
             ("SKIPPED", "skipped"),
             ("CONFLICT", "conflict"),
+            ("ACCEPTED_BY_DECISION", "decided"),
         ] {
             expected.push((status, sent[key].as_u64().unwrap_or(0)));
         }
@@ -188,7 +200,7 @@ fn rows_check(audit: &mut Audit, report: &Path) -> Result<()> {
             "counts add up",
             Some(split == valid),
             format!(
-                "{valid} valid rows, {split} accepted + rejected + failed + skipped + conflict"
+                "{valid} valid rows, {split} accepted + rejected + failed + skipped + conflict + decided"
             ),
         );
     } else {
@@ -220,21 +232,70 @@ fn rows_check(audit: &mut Audit, report: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Calls `each(row, status, key)` for every line of a report (CSV, JSONL
-/// or XLSX); `key` is the order id (or kit number), possibly empty.
-fn for_each_row(report: &Path, each: &mut dyn FnMut(u64, &str, &str)) -> Result<()> {
+/// One line of a report, as `verify` reads it back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportRow {
+    pub row: u64,
+    pub status: String,
+    /// The order id (or the cancelled order's, or the kit number); may be
+    /// empty.
+    pub key: String,
+    /// The fingerprint of its product line, from the cells of the columns
+    /// asked for (empty for an INVALID row, or when none are asked for).
+    pub line: String,
+}
+
+/// Every line of a report (CSV, JSONL or XLSX), in its order; `line_columns`
+/// name the input columns of a product line (see
+/// [`crate::submit::ledger::line_fingerprint`]).
+pub fn report_rows(report: &Path, line_columns: &[String]) -> Result<Vec<ReportRow>> {
+    let mut out = Vec::new();
+    for_each_row(report, line_columns, &mut |r| out.push(r))?;
+    Ok(out)
+}
+
+/// The fingerprint of a row's product line from its cells, by column;
+/// empty for an INVALID row or without columns.
+fn line_of(status: &str, line_columns: &[String], cell: impl Fn(&str) -> String) -> String {
+    if status == "INVALID" || line_columns.is_empty() {
+        return String::new();
+    }
+    let cells: Vec<String> = line_columns.iter().map(|c| cell(c)).collect();
+    crate::submit::ledger::line_fingerprint(cells.iter().map(String::as_str))
+}
+
+/// Calls `each` for every line of a report (CSV, JSONL or XLSX).
+fn for_each_row(
+    report: &Path,
+    line_columns: &[String],
+    each: &mut dyn FnMut(ReportRow),
+) -> Result<()> {
     let bad = |why: String| Error::input(report, why);
+    let not_ours = || bad("not a dcms-bulk report (no row and status columns)".into());
+    let position = |headers: &[String], name: &str| headers.iter().position(|h| h == name);
     match Format::from_path(report)? {
         Format::Csv => {
             let mut rdr = csv::Reader::from_path(report).map_err(|e| bad(e.to_string()))?;
-            let headers = rdr.headers().map_err(|e| bad(e.to_string()))?.clone();
-            let (row, status, key) = report_columns(headers.iter().map(AsRef::as_ref))
-                .ok_or_else(|| bad("not a dcms-bulk report (no row and status columns)".into()))?;
+            let headers: Vec<String> = rdr
+                .headers()
+                .map_err(|e| bad(e.to_string()))?
+                .iter()
+                .map(str::to_owned)
+                .collect();
+            let (row, status, key) =
+                report_columns(headers.iter().map(AsRef::as_ref)).ok_or_else(not_ours)?;
             for record in rdr.records() {
                 let record = record.map_err(|e| bad(e.to_string()))?;
-                let number = record.get(row).and_then(|r| r.parse().ok()).unwrap_or(0);
-                let key = key.and_then(|k| record.get(k)).unwrap_or_default();
-                each(number, record.get(status).unwrap_or_default(), key);
+                let cell =
+                    |i: Option<usize>| i.and_then(|i| record.get(i)).unwrap_or_default().to_owned();
+                let status = cell(Some(status));
+                let line = line_of(&status, line_columns, |name| cell(position(&headers, name)));
+                each(ReportRow {
+                    row: record.get(row).and_then(|r| r.parse().ok()).unwrap_or(0),
+                    key: cell(key),
+                    status,
+                    line,
+                });
             }
         }
         Format::Jsonl => {
@@ -246,15 +307,22 @@ fn for_each_row(report: &Path, each: &mut dyn FnMut(u64, &str, &str)) -> Result<
             {
                 let v: Value =
                     serde_json::from_str(line).map_err(|e| bad(format!("line {}: {e}", i + 1)))?;
-                let key = v["order_id"]
-                    .as_str()
-                    .or(v["kit_no"].as_str())
-                    .unwrap_or_default();
-                each(
-                    v["row"].as_u64().unwrap_or(0),
-                    v["status"].as_str().unwrap_or_default(),
+                let cells = &v["cells"];
+                let key = ["order_id", "kit_no"]
+                    .iter()
+                    .find_map(|k| v[k].as_str().or(cells[k].as_str()))
+                    .unwrap_or_default()
+                    .to_owned();
+                let status = v["status"].as_str().unwrap_or_default().to_owned();
+                let line = line_of(&status, line_columns, |name| {
+                    cells[name].as_str().unwrap_or_default().to_owned()
+                });
+                each(ReportRow {
+                    row: v["row"].as_u64().unwrap_or(0),
+                    status,
                     key,
-                );
+                    line,
+                });
             }
         }
         Format::Xlsx => {
@@ -268,12 +336,26 @@ fn for_each_row(report: &Path, each: &mut dyn FnMut(u64, &str, &str)) -> Result<
                 .next()
                 .map(|r| r.iter().map(|c| c.to_string()).collect())
                 .unwrap_or_default();
-            let (row, status, key) = report_columns(headers.iter().map(AsRef::as_ref))
-                .ok_or_else(|| bad("not a dcms-bulk report (no row and status columns)".into()))?;
+            let (row, status, key) =
+                report_columns(headers.iter().map(AsRef::as_ref)).ok_or_else(not_ours)?;
             for line in lines {
-                let cell = |i: usize| line.get(i).map(|c| c.to_string()).unwrap_or_default();
-                let number = cell(row).parse::<f64>().map_or(0, |n| n as u64);
-                each(number, &cell(status), &key.map(cell).unwrap_or_default());
+                let cell = |i: Option<usize>| {
+                    i.and_then(|i| line.get(i))
+                        .map(|c| c.to_string())
+                        .unwrap_or_default()
+                };
+                let (number, status) = (cell(Some(row)), cell(Some(status)));
+                if number.is_empty() && status.is_empty() {
+                    continue; // a row the writer adds after the last (see xlsx)
+                }
+                let fingerprint =
+                    line_of(&status, line_columns, |name| cell(position(&headers, name)));
+                each(ReportRow {
+                    row: number.parse::<f64>().map_or(0, |n| n as u64),
+                    key: cell(key),
+                    status,
+                    line: fingerprint,
+                });
             }
         }
     }
@@ -294,7 +376,7 @@ fn report_columns<'h>(
 }
 
 /// A file's SHA-256, hex.
-fn sha256_of(path: &Path) -> Result<String> {
+pub fn sha256_of(path: &Path) -> Result<String> {
     let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let mut hash = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];

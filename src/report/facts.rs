@@ -61,6 +61,9 @@ pub struct SentCounts {
     pub not_sent: u64,
     pub skipped: u64,
     pub conflict: u64,
+    /// Decided sent by a person (`resolve --sent`): ACCEPTED_BY_DECISION.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub decided: u64,
     /// Submit runs only.
     #[serde(flatten)]
     pub orders: Option<SentOrders>,
@@ -74,10 +77,23 @@ pub struct SentOrders {
     pub orders_failed: u64,
     pub orders_skipped: u64,
     pub orders_conflict: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub orders_decided: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// The user running this process, from the environment.
+pub fn user() -> Option<String> {
+    ["USER", "LOGNAME", "USERNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()))
 }
 
 /// This machine's name.
-fn host() -> Option<String> {
+pub fn host() -> Option<String> {
     #[cfg(unix)]
     {
         let name = rustix::system::uname()
@@ -122,6 +138,8 @@ pub struct FactCounts {
     pub valid: u64,
     pub invalid: u64,
     pub held: u64,
+    /// Rows with a warning, whatever their status.
+    pub warnings: u64,
     pub blank_rows: u64,
     /// Order sheets only.
     #[serde(flatten)]
@@ -213,9 +231,7 @@ impl RunFacts {
             version: env!("CARGO_PKG_VERSION"),
             command: command.to_string(),
             host: host(),
-            user: ["USER", "LOGNAME", "USERNAME"]
-                .iter()
-                .find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty())),
+            user: user(),
             input,
             batch_id,
             options,
@@ -244,6 +260,7 @@ impl RunFacts {
             ("valid", c.valid),
             ("invalid", c.invalid),
             ("held", c.held),
+            ("rows with a warning", c.warnings),
             ("blank rows (not data)", c.blank_rows),
         ];
         if let Some(o) = c.orders {
@@ -258,6 +275,7 @@ impl RunFacts {
                 ("rows rejected", sent.rejected),
                 ("rows failed", sent.failed),
                 ("rows skipped", sent.skipped),
+                ("rows accepted by a person's decision", sent.decided),
                 ("rows conflict", sent.conflict),
             ]);
             if let Some(o) = sent.orders {

@@ -27,7 +27,7 @@ use crate::files::AtomicFile;
 
 pub use facts::{
     ApiFacts, FactCounts, InputFacts, OrderCounts, ReportFacts, RunFacts, SentCounts, SentOrders,
-    UnreadableFacts,
+    UnreadableFacts, host, user,
 };
 pub use xlsx::MAX_XLSX_ROWS;
 
@@ -107,6 +107,8 @@ pub struct Line<'a> {
     /// The cells that failed a check: (input column, field, the problem);
     /// the XLSX report marks them.
     pub flagged: Vec<(usize, Cow<'a, str>, String)>,
+    /// The cells with a warning, marked apart from failed ones.
+    pub warned: Vec<(usize, Cow<'a, str>, String)>,
 }
 
 /// A line's original cells.

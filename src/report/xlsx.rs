@@ -44,6 +44,8 @@ pub(super) struct XlsxSink {
     status_formats: Vec<(&'static str, CellFormat)>,
     /// A cell that failed a check: its fill.
     flagged: CellFormat,
+    /// A cell with a warning and no error.
+    warned: CellFormat,
     /// The errors column: wrapped.
     wrapped: CellFormat,
     /// Column widths are fitted to the header and the first lines, once.
@@ -83,7 +85,7 @@ struct Layout {
 
 impl Layout {
     fn of(header: &Header) -> Layout {
-        let first = ["status", "order_id", "errors"];
+        let first = ["status", "order_id", "errors", "warnings"];
         let mut order: Vec<usize> = first
             .iter()
             .filter_map(|name| header.results.iter().position(|r| r == name))
@@ -216,6 +218,7 @@ impl XlsxSink {
             bold,
             status_formats,
             flagged: CellFormat::new().set_background_color(Color::RGB(0xFFC7CE)),
+            warned: CellFormat::new().set_background_color(Color::RGB(0xFFEB9C)),
             wrapped: CellFormat::new()
                 .set_text_wrap()
                 .set_align(FormatAlign::Top),
@@ -405,19 +408,30 @@ impl XlsxSink {
                 ws.write_number(row, 0, line.number as f64)?;
                 for (i, v) in line.cells.list().iter().enumerate() {
                     let col = layout.first_input + i as u16;
-                    let flags: Vec<&str> = line
-                        .flagged
-                        .iter()
-                        .filter(|(c, _, _)| *c == i)
-                        .map(|(_, _, m)| m.as_str())
-                        .collect();
-                    if flags.is_empty() {
-                        if !v.is_empty() {
-                            ws.write_string(row, col, fit(v).as_ref())?;
+                    let of_cell = |marks: &[(usize, std::borrow::Cow<'_, str>, String)],
+                                   prefix: &str| {
+                        marks
+                            .iter()
+                            .filter(|(c, _, _)| *c == i)
+                            .map(|(_, _, m)| format!("{prefix}{m}"))
+                            .collect::<Vec<String>>()
+                    };
+                    let mut flags = of_cell(&line.flagged, "");
+                    let warned = of_cell(&line.warned, "warning: ");
+                    // A failed cell is red, a cell with only a warning
+                    // amber; the note says which (not by colour alone).
+                    let fill = match (flags.is_empty(), warned.is_empty()) {
+                        (true, true) => {
+                            if !v.is_empty() {
+                                ws.write_string(row, col, fit(v).as_ref())?;
+                            }
+                            continue;
                         }
-                        continue;
-                    }
-                    ws.write_string_with_format(row, col, fit(v).as_ref(), &self.flagged)?;
+                        (false, _) => &self.flagged,
+                        (true, false) => &self.warned,
+                    };
+                    flags.extend(warned);
+                    ws.write_string_with_format(row, col, fit(v).as_ref(), fill)?;
                     if *notes >= MOST_NOTES {
                         continue;
                     }
@@ -438,14 +452,12 @@ impl XlsxSink {
                     match colour {
                         Some(f) => ws.write_string_with_format(row, col, text.as_ref(), f)?,
                         None if text.is_empty() => ws,
-                        None if Some(col) == layout.errors => {
-                            ws.write_string_with_format(
-                                row,
-                                col,
-                                fit(&text).as_ref(),
-                                &self.wrapped,
-                            )?
-                        }
+                        None if Some(col) == layout.errors => ws.write_string_with_format(
+                            row,
+                            col,
+                            fit(&text).as_ref(),
+                            &self.wrapped,
+                        )?,
                         None => ws.write_string(row, col, fit(&text).as_ref())?,
                     };
                 }

@@ -105,6 +105,9 @@ pub struct Quirks {
     /// Lookups (`fetchStatus`, the inventory) return the order with every
     /// product's quantity one higher than was ordered.
     pub lookup_other_products: bool,
+    /// A broken `fetchStatus`: every id, held or not, is answered HTTP 200
+    /// with a null result.
+    pub lookup_always_null: bool,
 }
 
 impl Default for SandboxOpts {

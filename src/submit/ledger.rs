@@ -116,6 +116,14 @@ pub enum Record {
         run: i64,
         at: String,
     },
+    /// What the absence controls answered, and what that proved.
+    Controls {
+        kind: &'static str,
+        answers: String,
+        verdict: String,
+        run: i64,
+        at: String,
+    },
 }
 
 /// What the ledger knows of one item.
@@ -213,15 +221,117 @@ CREATE TABLE IF NOT EXISTS attempts (
     http_status INTEGER,
     PRIMARY KEY (kind, key, attempt)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS run_rows (
+    run INTEGER NOT NULL REFERENCES runs(id),
+    row INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    status TEXT NOT NULL,
+    line TEXT NOT NULL,
+    PRIMARY KEY (run, row)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS decisions (
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    decision TEXT NOT NULL CHECK (decision IN ('sent', 'not sent')),
+    reason TEXT NOT NULL,
+    by_user TEXT NOT NULL,
+    host TEXT NOT NULL,
+    at TEXT NOT NULL,
+    was TEXT
+);
+CREATE TABLE IF NOT EXISTS controls (
+    run INTEGER NOT NULL REFERENCES runs(id),
+    kind TEXT NOT NULL,
+    at TEXT NOT NULL,
+    answers TEXT NOT NULL,
+    verdict TEXT NOT NULL
+);
 ";
 
 /// Columns added to a table after its first release, with their type:
 /// added to a ledger that lacks them.
-const ADDED_COLUMNS: [(&str, &str, &str); 3] = [
+const ADDED_COLUMNS: [(&str, &str, &str); 7] = [
     ("attempts", "request_id", "TEXT"),
     ("attempts", "answer_request_id", "TEXT"),
     ("attempts", "http_status", "INTEGER"),
+    ("runs", "report_sha256", "TEXT"),
+    ("runs", "line_columns", "TEXT"),
+    ("runs", "prev_hash", "TEXT"),
+    ("runs", "hash", "TEXT"),
 ];
+
+/// One input row's outcome in a run, as its report gives it: the row
+/// number, its order id (or item key), its status, and a fingerprint of
+/// its product line as the report shows it (empty for a row with no
+/// order sent).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowRecord {
+    pub row: u64,
+    pub key: String,
+    pub status: String,
+    pub line: String,
+}
+
+/// What a run's end records besides its counts: the report's SHA-256,
+/// the report columns its rows' product lines are read from, and every
+/// row's outcome.
+#[derive(Debug, Default)]
+pub struct RunEnd {
+    pub report_sha256: String,
+    pub line_columns: Vec<String>,
+    pub rows: Vec<RowRecord>,
+}
+
+/// A product line's fingerprint from its cells, as a report shows them
+/// (CSV cells are neutralised; the others are not, so both are).
+pub fn line_fingerprint<'c>(cells: impl IntoIterator<Item = &'c str>) -> String {
+    let mut h = Sha256::new();
+    for c in cells {
+        h.update(crate::report::neutralize(c).as_bytes());
+        h.update([0x1f]);
+    }
+    hex::encode(&h.finalize()[..12])
+}
+
+/// The hash of a run's record, chained to the previous ended run's.
+fn run_hash(prev: &str, fields: &[&str], rows_digest: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(prev.as_bytes());
+    for f in fields {
+        h.update([0x1e]);
+        h.update(f.as_bytes());
+    }
+    h.update([0x1e]);
+    h.update(rows_digest.as_bytes());
+    hex::encode(h.finalize())
+}
+
+/// The digest of a run's row records, in row order.
+fn rows_digest(conn: &Connection, run: i64) -> rusqlite::Result<String> {
+    let mut q = conn.prepare_cached(
+        "SELECT row, key, status, line FROM run_rows WHERE run = ?1 ORDER BY row",
+    )?;
+    let mut rows = q.query(params![run])?;
+    let mut h = Sha256::new();
+    while let Some(r) = rows.next()? {
+        let (row, key, status, line): (i64, String, String, String) =
+            (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+        h.update(format!("{row}\x1f{key}\x1f{status}\x1f{line}\x1e").as_bytes());
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+/// The fields of an ended run that its hash covers.
+const HASHED: &str = "id, command, input, input_sha256, batch_id, started_at, finished_at,
+     COALESCE(counts, ''), COALESCE(report_sha256, ''), COALESCE(line_columns, '')";
+
+fn hashed_fields(r: &rusqlite::Row<'_>) -> rusqlite::Result<Vec<String>> {
+    let mut out = vec![r.get::<_, i64>(0)?.to_string()];
+    for i in 1..10 {
+        out.push(r.get::<_, Option<String>>(i)?.unwrap_or_default());
+    }
+    Ok(out)
+}
 
 /// An open ledger; the destination's lock is held until it is dropped.
 pub struct Ledger {
@@ -344,25 +454,74 @@ impl Ledger {
 
     /// Records a run's end, now: its counts, its report, why it stopped
     /// early (if it did).
+    ///
+    /// The run's record is chained: its hash covers what it recorded (its
+    /// counts, its report's SHA-256, every row's outcome) and the previous
+    /// ended run's hash, so a run deleted or edited later shows.
     pub fn end_run(
         &self,
         id: i64,
         counts: &serde_json::Value,
         report: &Path,
         stopped: Option<String>,
+        end: &RunEnd,
     ) -> Result<(), LedgerError> {
-        self.conn
-            .execute(
-                "UPDATE runs SET finished_at = ?2, counts = ?3, report = ?4, stopped = ?5 WHERE id = ?1",
-                params![
-                    id,
-                    crate::clock::now(),
-                    counts.to_string(),
-                    report.display().to_string(),
-                    stopped
-                ],
+        let sql = sql_at(&self.path);
+        // The ledger's lock is ours: no other process writes meanwhile.
+        let tx = self.conn.unchecked_transaction().map_err(sql)?;
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO run_rows (run, row, key, status, line) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .map_err(sql)?;
+            for r in &end.rows {
+                insert
+                    .execute(params![id, r.row as i64, r.key, r.status, r.line])
+                    .map_err(sql)?;
+            }
+        }
+        let line_columns = serde_json::to_string(&end.line_columns).unwrap_or_default();
+        tx.execute(
+            "UPDATE runs SET finished_at = ?2, counts = ?3, report = ?4, stopped = ?5,
+                report_sha256 = ?6, line_columns = ?7 WHERE id = ?1",
+            params![
+                id,
+                crate::clock::now(),
+                counts.to_string(),
+                report.display().to_string(),
+                stopped,
+                end.report_sha256,
+                line_columns
+            ],
+        )
+        .map_err(sql)?;
+        let prev: String = tx
+            .query_row(
+                "SELECT COALESCE(hash, '') FROM runs WHERE id < ?1 AND hash IS NOT NULL
+                 ORDER BY id DESC LIMIT 1",
+                params![id],
+                |r| r.get(0),
             )
-            .map_err(|e| self.sql(e))?;
+            .optional()
+            .map_err(sql)?
+            .unwrap_or_default();
+        let fields = tx
+            .query_row(
+                &format!("SELECT {HASHED} FROM runs WHERE id = ?1"),
+                params![id],
+                hashed_fields,
+            )
+            .map_err(sql)?;
+        let digest = rows_digest(&tx, id).map_err(sql)?;
+        let refs: Vec<&str> = fields.iter().map(String::as_str).collect();
+        let hash = run_hash(&prev, &refs, &digest);
+        tx.execute(
+            "UPDATE runs SET prev_hash = ?2, hash = ?3 WHERE id = ?1",
+            params![id, prev, hash],
+        )
+        .map_err(sql)?;
+        tx.commit().map_err(sql)?;
         Ok(())
     }
 
@@ -376,6 +535,133 @@ impl Ledger {
             )
             .map_err(|e| self.sql(e))?;
         Ok(())
+    }
+
+    /// An item of `kind` the API is known to hold: one whose request was
+    /// answered with success (not one found by a lookup or decided by a
+    /// person), the latest; `None` when there is none yet.
+    pub fn known_item(&self, kind: &str) -> Result<Option<String>, LedgerError> {
+        self.conn
+            .query_row(
+                "SELECT i.key FROM items i
+                 JOIN attempts a ON a.kind = i.kind AND a.key = i.key
+                 WHERE i.kind = ?1 AND i.accepted_run IS NOT NULL
+                   AND a.http_status BETWEEN 200 AND 299
+                 ORDER BY i.accepted_at DESC LIMIT 1",
+                params![kind],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.sql(e))
+    }
+
+    /// Records a person's decision on an item whose outcome is unknown:
+    /// `sent` makes it ACCEPTED_BY_DECISION (done, never sent again);
+    /// otherwise it is FAILED `DECIDED_NOT_SENT`, which the next run sends.
+    /// `Ok(Err(why))` when the item is unknown or not in doubt (nothing
+    /// recorded); `Ok(Ok(what))` says what was recorded.
+    pub fn resolve(
+        &mut self,
+        kind: &str,
+        key: &str,
+        sent: bool,
+        who: &Who<'_>,
+    ) -> Result<Result<String, String>, LedgerError> {
+        let path = self.path.clone();
+        let sql = sql_at(&path);
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(sql)?;
+        let found: Option<(String, bool, u32, Option<String>)> = tx
+            .query_row(
+                "SELECT state, uncertain, attempts, outcome FROM items WHERE kind = ?1 AND key = ?2",
+                params![kind, key],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .optional()
+            .map_err(sql)?;
+        let Some((state, uncertain, attempts, outcome)) = found else {
+            return Ok(Err(format!("the ledger has no {kind} {key}")));
+        };
+        let earlier: Option<Sent> = outcome
+            .as_deref()
+            .and_then(|o| serde_json::from_str(o).ok());
+        let in_doubt = state == "sent" || uncertain;
+        if !in_doubt {
+            let what = earlier.as_ref().map_or_else(
+                || "never sent".to_string(),
+                |s| {
+                    let code = s
+                        .error_code
+                        .as_deref()
+                        .map(|c| format!(" {c}"))
+                        .unwrap_or_default();
+                    format!("{}{code}", s.status.as_str())
+                },
+            );
+            return Ok(Err(format!(
+                "{kind} {key} is {what}: its outcome is known, there is nothing to decide"
+            )));
+        }
+        let (decision, outcome) = if sent {
+            (
+                "sent",
+                Sent {
+                    status: SendStatus::Decided,
+                    error_code: None,
+                    messages: vec![format!(
+                        "decided sent by {} on {} at {}: {}; not sent again",
+                        who.user, who.host, who.at, who.reason
+                    )],
+                    attempts,
+                    ..earlier.clone().unwrap_or_default()
+                },
+            )
+        } else {
+            (
+                "not sent",
+                Sent {
+                    status: SendStatus::Failed,
+                    error_code: Some("DECIDED_NOT_SENT".into()),
+                    messages: vec![format!(
+                        "decided not sent by {} on {} at {}: {}; the next run sends it",
+                        who.user, who.host, who.at, who.reason
+                    )],
+                    attempts,
+                    ..earlier.clone().unwrap_or_default()
+                },
+            )
+        };
+        let text = serde_json::to_string(&outcome)
+            .map_err(|e| sql(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
+        tx.execute(
+            "INSERT INTO decisions (kind, key, decision, reason, by_user, host, at, was)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                kind,
+                key,
+                decision,
+                who.reason,
+                who.user,
+                who.host,
+                who.at,
+                outcome_was(&earlier)
+            ],
+        )
+        .map_err(sql)?;
+        tx.execute(
+            "UPDATE items SET state = 'answered', uncertain = 0, outcome = ?3, answered_at = ?4
+             WHERE kind = ?1 AND key = ?2",
+            params![kind, key, text, who.at],
+        )
+        .map_err(sql)?;
+        tx.commit().map_err(sql)?;
+        Ok(Ok(if sent {
+            format!("{kind} {key}: decided sent; reported ACCEPTED_BY_DECISION, never sent again")
+        } else {
+            format!("{kind} {key}: decided not sent; the next run sends it")
+        }))
     }
 
     /// What the ledger knows of each of `keys` of `kind` (keys it has never
@@ -543,6 +829,141 @@ pub fn accepted_among<'k>(
     Ok(accepted)
 }
 
+/// The decisions recorded on each of `keys` of `kind` in the ledger at
+/// `path`, by key.
+pub fn decisions_among<'k>(
+    path: &Path,
+    kind: &str,
+    keys: impl IntoIterator<Item = &'k str>,
+) -> Result<HashMap<String, Vec<DecisionRecord>>, LedgerError> {
+    let (conn, path) = open_read_at(path.to_owned())?;
+    let sql = sql_at(&path);
+    let mut out = HashMap::new();
+    for key in keys {
+        let found = decisions_of(&conn, kind, key).map_err(sql)?;
+        if !found.is_empty() {
+            out.insert(key.to_owned(), found);
+        }
+    }
+    Ok(out)
+}
+
+/// What the ledger recorded of one run, for `verify`.
+#[derive(Debug)]
+pub struct RunLedger {
+    pub report_sha256: Option<String>,
+    pub counts: Option<serde_json::Value>,
+    pub line_columns: Vec<String>,
+    pub rows: std::collections::BTreeMap<u64, RowRecord>,
+    /// The run ended with a chained record (a ledger older than chaining
+    /// has none).
+    pub chained: bool,
+}
+
+/// What the ledger at `path` recorded of run `id`; `None` when it has no
+/// such run.
+pub fn run_ledger(path: &Path, id: i64) -> Result<Option<RunLedger>, LedgerError> {
+    let (conn, path) = open_read_at(path.to_owned())?;
+    let sql = sql_at(&path);
+    let has_rows = table_exists(&conn, "run_rows").map_err(sql)?;
+    if !has_rows {
+        return Ok(None);
+    }
+    let found = conn
+        .query_row(
+            "SELECT report_sha256, counts, line_columns, hash FROM runs WHERE id = ?1",
+            params![id],
+            |r| {
+                Ok((
+                    r.get::<_, Option<String>>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                ))
+            },
+        )
+        .optional()
+        .map_err(sql)?;
+    let Some((report_sha256, counts, line_columns, hash)) = found else {
+        return Ok(None);
+    };
+    let mut q = conn
+        .prepare("SELECT row, key, status, line FROM run_rows WHERE run = ?1")
+        .map_err(sql)?;
+    let rows = q
+        .query_map(params![id], |r| {
+            Ok(RowRecord {
+                row: r.get::<_, i64>(0)? as u64,
+                key: r.get(1)?,
+                status: r.get(2)?,
+                line: r.get(3)?,
+            })
+        })
+        .map_err(sql)?
+        .map(|r| r.map(|r| (r.row, r)))
+        .collect::<Result<_, _>>()
+        .map_err(sql)?;
+    Ok(Some(RunLedger {
+        report_sha256,
+        counts: counts.and_then(|c| serde_json::from_str(&c).ok()),
+        line_columns: line_columns
+            .and_then(|c| serde_json::from_str(&c).ok())
+            .unwrap_or_default(),
+        rows,
+        chained: hash.is_some(),
+    }))
+}
+
+/// Walks the chain of ended runs in the ledger at `path`: each run's hash
+/// recomputed from what it holds and the previous one's. Returns how many
+/// runs are chained and what does not hold (a run edited, deleted or
+/// inserted), at most ten.
+pub fn check_chain(path: &Path) -> Result<(u64, Vec<String>), LedgerError> {
+    let (conn, path) = open_read_at(path.to_owned())?;
+    let sql = sql_at(&path);
+    if !table_exists(&conn, "run_rows").map_err(sql)? {
+        return Ok((0, Vec::new()));
+    }
+    let mut q = conn
+        .prepare(&format!(
+            "SELECT {HASHED}, COALESCE(prev_hash, ''), hash FROM runs WHERE hash IS NOT NULL ORDER BY id"
+        ))
+        .map_err(sql)?;
+    let runs: Vec<(Vec<String>, String, String)> = q
+        .query_map([], |r| Ok((hashed_fields(r)?, r.get(10)?, r.get(11)?)))
+        .map_err(sql)?
+        .collect::<Result<_, _>>()
+        .map_err(sql)?;
+    let mut broken = Vec::new();
+    let mut prev = String::new();
+    for (fields, recorded_prev, hash) in &runs {
+        let id = &fields[0];
+        if *recorded_prev != prev {
+            broken.push(format!(
+                "run {id} follows a run the ledger no longer holds as it was (a run before it was deleted or changed)"
+            ));
+        }
+        let digest = rows_digest(&conn, fields[0].parse().unwrap_or(0)).map_err(sql)?;
+        let refs: Vec<&str> = fields.iter().map(String::as_str).collect();
+        if run_hash(recorded_prev, &refs, &digest) != *hash {
+            broken.push(format!("run {id}'s record was changed after it ended"));
+        }
+        prev = hash.clone();
+        if broken.len() >= 10 {
+            break;
+        }
+    }
+    Ok((runs.len() as u64, broken))
+}
+
+fn table_exists(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+        params![name],
+        |r| r.get(0),
+    )
+}
+
 fn open_read_at(path: PathBuf) -> Result<(Connection, PathBuf), LedgerError> {
     let sql = sql_at(&path);
     let flags =
@@ -569,6 +990,41 @@ pub struct ItemHistory {
     /// The last answer as recorded (status, code, messages, request id).
     pub outcome: Option<serde_json::Value>,
     pub requests: Vec<RequestRecord>,
+    /// People's decisions on it, first first.
+    pub decisions: Vec<DecisionRecord>,
+}
+
+/// Who decided an item's outcome, where, when and why.
+#[derive(Debug, Clone)]
+pub struct Who<'a> {
+    pub user: &'a str,
+    pub host: &'a str,
+    pub at: &'a str,
+    pub reason: &'a str,
+}
+
+/// A person's decision on an item, as `show` prints it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DecisionRecord {
+    pub decision: String,
+    pub reason: String,
+    pub by: String,
+    pub host: String,
+    pub at: String,
+    /// The outcome before the decision (`FAILED OUTCOME_UNKNOWN`).
+    pub was: Option<String>,
+}
+
+/// An earlier outcome in short: `FAILED OUTCOME_UNKNOWN`.
+fn outcome_was(earlier: &Option<Sent>) -> Option<String> {
+    earlier.as_ref().map(|s| {
+        let code = s
+            .error_code
+            .as_deref()
+            .map(|c| format!(" {c}"))
+            .unwrap_or_default();
+        format!("{}{code}", s.status.as_str())
+    })
 }
 
 /// One request sent for an item.
@@ -612,6 +1068,7 @@ pub fn history(
                     accepted_at: r.get(5)?,
                     outcome: outcome.and_then(|o| serde_json::from_str(&o).ok()),
                     requests: Vec::new(),
+                    decisions: Vec::new(),
                 })
             },
         )
@@ -639,7 +1096,35 @@ pub fn history(
         })
         .map_err(sql)?;
     item.requests = requests.collect::<Result<_, _>>().map_err(sql)?;
+    item.decisions = decisions_of(&conn, kind, key).map_err(sql)?;
     Ok(Some(item))
+}
+
+/// The decisions recorded on an item (none in a ledger older than them).
+fn decisions_of(conn: &Connection, kind: &str, key: &str) -> rusqlite::Result<Vec<DecisionRecord>> {
+    let has: bool = conn.query_row(
+        "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'decisions'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has {
+        return Ok(Vec::new());
+    }
+    let mut q = conn.prepare(
+        "SELECT decision, reason, by_user, host, at, was FROM decisions
+         WHERE kind = ?1 AND key = ?2 ORDER BY rowid",
+    )?;
+    let rows = q.query_map(params![kind, key], |r| {
+        Ok(DecisionRecord {
+            decision: r.get(0)?,
+            reason: r.get(1)?,
+            by: r.get(2)?,
+            host: r.get(3)?,
+            at: r.get(4)?,
+            was: r.get(5)?,
+        })
+    })?;
+    rows.collect()
 }
 
 /// The error of an SQL statement on the ledger at `path`.
@@ -820,6 +1305,18 @@ fn apply<'r>(
                     sent.attempts,
                     run
                 ])?;
+            }
+            Record::Controls {
+                kind,
+                answers,
+                verdict,
+                run,
+                at,
+            } => {
+                tx.prepare_cached(
+                    "INSERT INTO controls (run, kind, at, answers, verdict) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?
+                .execute(params![run, kind, at, answers, verdict])?;
             }
         }
     }

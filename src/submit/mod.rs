@@ -12,6 +12,7 @@
 //! It knows items and the API, not sheets: the caller turns the outcomes
 //! (one per item) into report rows.
 
+pub mod absence;
 pub mod ledger;
 mod limit;
 mod retry;
@@ -85,6 +86,21 @@ pub trait Operation: Send + Sync + 'static {
 
     /// What the lookup's answer says.
     fn looked_up(&self, item: &Self::Item, answer: &Answer) -> Lookup;
+
+    /// The lookup of an item by its key alone, for the absence controls
+    /// (a made-up key, a key known to exist); `None` when this kind has no
+    /// such lookup (then nothing is calibrated).
+    fn lookup_key(&self, key: &str) -> Option<(&'static str, Value)> {
+        let _ = key;
+        None
+    }
+
+    /// Whether a lookup's answer shows an item held (any item: the known
+    /// control's).
+    fn shows_held(&self, answer: &Answer) -> bool {
+        let _ = answer;
+        false
+    }
 
     /// Whether a refusal means "already done" (a duplicate create), to be
     /// confirmed with the lookup.
@@ -209,10 +225,18 @@ impl Operation for CreateOrders {
     }
 
     fn lookup(&self, item: &OrderBody) -> Option<(&'static str, Value)> {
+        self.lookup_key(&item.order_id)
+    }
+
+    fn lookup_key(&self, key: &str) -> Option<(&'static str, Value)> {
         let body = FetchStatusRequest {
-            card_order_id: item.order_id.clone(),
+            card_order_id: key.to_owned(),
         };
         Some(("/card-order/fetchStatus", serde_json::to_value(body).ok()?))
+    }
+
+    fn shows_held(&self, answer: &Answer) -> bool {
+        matches!(order_status(answer), Ok(Some(_)))
     }
 
     fn looked_up(&self, item: &OrderBody, answer: &Answer) -> Lookup {
@@ -368,6 +392,11 @@ pub enum SendStatus {
     /// An order with this id was already sent with other content (or the
     /// API holds it so): not sent.
     Conflict,
+    /// Its outcome was unknown and a person decided it was sent
+    /// (`dcms-bulk resolve --sent`): done, not sent again, and never
+    /// reported as plain ACCEPTED.
+    #[serde(rename = "ACCEPTED_BY_DECISION")]
+    Decided,
 }
 
 impl SendStatus {
@@ -378,6 +407,7 @@ impl SendStatus {
             SendStatus::Failed => "FAILED",
             SendStatus::Skipped => "SKIPPED",
             SendStatus::Conflict => "CONFLICT",
+            SendStatus::Decided => "ACCEPTED_BY_DECISION",
         }
     }
 }
@@ -584,6 +614,7 @@ pub struct Tally {
     pub failed: AtomicU64,
     pub skipped: AtomicU64,
     pub conflict: AtomicU64,
+    pub decided: AtomicU64,
     /// HTTP requests made (creates and lookups).
     pub requests: AtomicU64,
     /// Things the user should know once (an endpoint the API lacks...).
@@ -610,6 +641,7 @@ impl Tally {
             SendStatus::Failed => &self.failed,
             SendStatus::Skipped => &self.skipped,
             SendStatus::Conflict => &self.conflict,
+            SendStatus::Decided => &self.decided,
         };
         which.fetch_add(1, Ordering::Relaxed);
         self.done.fetch_add(1, Ordering::Relaxed);
@@ -725,7 +757,7 @@ fn decide(kind: &str, key: &str, p: &Past, fp: &str, summary: &str) -> Decision 
                 prior: p.attempts,
             };
         }
-        (Some(SendStatus::Conflict), Some(earlier)) if same => {
+        (Some(SendStatus::Conflict | SendStatus::Decided), Some(earlier)) if same => {
             return Decision::Done(earlier.clone());
         }
         _ => {}
@@ -803,6 +835,15 @@ async fn run<O: Operation>(
         envelopes: AtomicBool::new(false),
         tally: tally.clone(),
         stopper: stopper.clone(),
+        known: if op.lookup_key("").is_some() {
+            ledger.known_item(O::KIND)?
+        } else {
+            None
+        },
+        absence: tokio::sync::OnceCell::new(),
+        absence_void: AtomicBool::new(false),
+        absence_tries: AtomicU32::new(0),
+        unproven: Mutex::new(None),
     });
     let permits = Arc::new(Semaphore::new(opts.concurrency.max(1)));
     let mut workers: JoinSet<(usize, Sent)> = JoinSet::new();
@@ -898,6 +939,20 @@ async fn run<O: Operation>(
         stopper.stop(Stop::ApiUnavailable(format!(
             "no call got an answer; the last: {why}"
         )));
+    }
+
+    // Orders left in doubt while the lookup proved nothing: say why, and
+    // what ends it.
+    let in_doubt = out
+        .iter()
+        .flatten()
+        .any(|s| s.error_code.as_deref() == Some("OUTCOME_UNKNOWN"));
+    if in_doubt && let Some(why) = lock(&ctx.unproven).clone() {
+        tally.note(format!(
+            "the lookup's answers for {}s in doubt prove nothing: {why}; a re-run asks again, \
+             and `dcms-bulk resolve ID --sent|--not-sent --reason TEXT` records a person's decision",
+            O::KIND
+        ));
     }
 
     // Items whose worker was cut off mid-request.
@@ -1223,6 +1278,18 @@ struct Ctx {
     envelopes: AtomicBool,
     tally: Arc<Tally>,
     stopper: Arc<Stopper>,
+    /// An item the ledger knows the API holds: the absence controls' known
+    /// one (see [`absence`]).
+    known: Option<String>,
+    /// What the absence controls proved, asked the first time a lookup's
+    /// answer proved nothing by itself.
+    absence: tokio::sync::OnceCell<absence::Verdict>,
+    /// The controls changed mid-run: nothing more is sent on their word.
+    absence_void: AtomicBool,
+    /// Times the controls were asked for the run's calibration.
+    absence_tries: AtomicU32,
+    /// Why the controls prove nothing, for the run's notes.
+    unproven: Mutex<Option<String>>,
 }
 
 impl Ctx {
@@ -1536,7 +1603,142 @@ async fn lookup<O: Operation>(
             answer.other_body.as_deref().unwrap_or("")
         ));
     }
-    op.looked_up(item, &answer)
+    match op.looked_up(item, &answer) {
+        Lookup::Failed(why) => calibrated_absence(op, ctx, &answer, &why)
+            .await
+            .unwrap_or(Lookup::Failed(why)),
+        found => found,
+    }
+}
+
+/// Records what the absence controls answered, and what it proved.
+async fn record_controls<O: Operation>(ctx: &Ctx, controls: &absence::Controls, said: String) {
+    tracing::info!(
+        event = "absence",
+        "lookup controls: {}; {said}",
+        controls.describe()
+    );
+    let record = Record::Controls {
+        kind: O::KIND,
+        answers: controls.describe(),
+        verdict: said,
+        run: ctx.books.run,
+        at: crate::clock::now(),
+    };
+    if let Err(e) = ctx.books.writer.record(vec![record]).await {
+        ctx.stopper.stop(Stop::Ledger(e.to_string()));
+    }
+}
+
+/// Asks the lookup for a made-up key and for `known`. A control that
+/// gets no answer about the id (no answer, 429, 401/403, 5xx) is asked
+/// again, three times in all; then it counts as failed.
+async fn ask_controls<O: Operation>(op: &O, ctx: &Ctx, known: Option<String>) -> absence::Controls {
+    let ask = |key: String| async move {
+        let (path, body) = op.lookup_key(&key).ok_or_else(|| "no lookup".to_string())?;
+        let mut why = String::new();
+        for wait in [0u64, 200, 800] {
+            if wait > 0 && !ctx.pause(Duration::from_millis(wait)).await {
+                break;
+            }
+            if !ctx.turn().await {
+                return Err("the run stopped".to_string());
+            }
+            let answer = ctx.client.post(path, &body).await;
+            ctx.tally.requests.fetch_add(1, Ordering::Relaxed);
+            match answer {
+                Ok(a) if matches!(a.status, 401 | 403 | 429) || a.status >= 500 => {
+                    why = describe_answer(path, &a);
+                }
+                Ok(a) => return Ok(a),
+                Err(f) => why = format!("{path}: {}", f.message),
+            }
+        }
+        Err(why)
+    };
+    let made_up = absence::made_up_id();
+    let made_up_shape = ask(made_up.clone()).await.map(|a| absence::Shape::of(&a));
+    let known = match known {
+        None => None,
+        Some(key) => {
+            let answer = ask(key.clone())
+                .await
+                .map(|a| (absence::Shape::of(&a), op.shows_held(&a)));
+            Some((key, answer))
+        }
+    };
+    absence::Controls {
+        made_up,
+        made_up_shape,
+        known,
+    }
+}
+
+/// A lookup that proved nothing by itself, read against the absence
+/// controls (see [`absence`]), asked the first time in a run: `Some(Missing)`
+/// when its answer has the shape that means "not held" and the controls,
+/// asked again, still say so; the calibration is void for the rest of the
+/// run when they do not. `None`: the answer still proves nothing.
+async fn calibrated_absence<O: Operation>(
+    op: &O,
+    ctx: &Ctx,
+    answer: &Answer,
+    why: &str,
+) -> Option<Lookup> {
+    op.lookup_key("")?;
+    // Asked again (a few times a run) while the controls get no answer.
+    let verdict = ctx
+        .absence
+        .get_or_try_init(|| async {
+            if ctx.absence_tries.fetch_add(1, Ordering::Relaxed) >= 3 {
+                return Err(());
+            }
+            let controls = ask_controls(op, ctx, ctx.known.clone()).await;
+            let verdict = controls.verdict();
+            let said = match &verdict {
+                absence::Verdict::Calibrated(shape) => {
+                    format!("calibrated: {shape} means not held")
+                }
+                absence::Verdict::Unproven(why) => {
+                    *lock(&ctx.unproven) = Some(why.clone());
+                    format!("unproven: {why}")
+                }
+            };
+            record_controls::<O>(ctx, &controls, said).await;
+            if controls.failed() {
+                Err(())
+            } else {
+                Ok(verdict)
+            }
+        })
+        .await;
+    let Ok(absence::Verdict::Calibrated(shape)) = verdict else {
+        return None;
+    };
+    if ctx.absence_void.load(Ordering::Relaxed) || absence::Shape::of(answer) != *shape {
+        return None;
+    }
+    let controls = ask_controls(op, ctx, ctx.known.clone()).await;
+    match controls.verdict() {
+        _ if controls.failed() => Some(Lookup::Failed(format!(
+            "{why}; the lookup's controls got no answer to compare it with"
+        ))),
+        absence::Verdict::Calibrated(now) if now == *shape => Some(Lookup::Missing),
+        _ => {
+            // Void for the rest of the run; said once.
+            if !ctx.absence_void.swap(true, Ordering::Relaxed) {
+                let said = format!(
+                    "the lookup's controls changed mid-run ({}): nothing more is sent on the word of {shape}",
+                    controls.describe()
+                );
+                *lock(&ctx.unproven) = Some(said.clone());
+                record_controls::<O>(ctx, &controls, format!("void: {said}")).await;
+            }
+            Some(Lookup::Failed(format!(
+                "{why}; the lookup's controls no longer tell it from an order that exists"
+            )))
+        }
+    }
 }
 
 /// Locks a mutex that no holder panics with.

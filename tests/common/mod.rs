@@ -414,7 +414,12 @@ pub fn assert_well_formed_xlsx(path: &Path) {
                     let col = letters
                         .bytes()
                         .fold(0u64, |n, b| n * 26 + u64::from(b - b'A' + 1));
-                    assert_eq!(row, last_row, "{}: {name}: cell {at} in row {last_row}", path.display());
+                    assert_eq!(
+                        row,
+                        last_row,
+                        "{}: {name}: cell {at} in row {last_row}",
+                        path.display()
+                    );
                     assert!(
                         col > last_col,
                         "{}: {name}: cell {at} after column {last_col}",

@@ -1,0 +1,84 @@
+//! `dcms-bulk resolve ORDER_ID... --sent | --not-sent --reason TEXT`: a
+//! person's decision on orders whose outcome the tool cannot learn (the
+//! API's lookup proves nothing, the create's answer was lost). The ledger
+//! records who decided, on which machine, when and why; `--sent` makes the
+//! order ACCEPTED_BY_DECISION (done, never sent again, never plain
+//! ACCEPTED), `--not-sent` lets the next run send it.
+
+use clap::{ArgGroup, Args};
+
+use super::Console;
+use super::api::{ApiArgs, SendArgs};
+use super::show::Kind;
+use crate::error::{Error, Result};
+use crate::exit;
+use crate::submit::ledger::{Ledger, Who};
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("decision").required(true).args(["sent", "not_sent"])))]
+pub struct ResolveArgs {
+    /// The order ids (as the report's order_id column gives them)
+    #[arg(value_name = "ORDER_ID", required = true)]
+    pub ids: Vec<String>,
+
+    /// The order is at the API (DCMS support or its portal says so): it is
+    /// reported ACCEPTED_BY_DECISION and never sent again
+    #[arg(long)]
+    pub sent: bool,
+
+    /// The order is not at the API: the next run sends it
+    #[arg(long)]
+    pub not_sent: bool,
+
+    /// Why: who confirmed it, where (a ticket, a phone call); kept in the
+    /// ledger with your user name, this machine and the time
+    #[arg(long, value_name = "TEXT", required = true)]
+    pub reason: String,
+
+    /// What the ids name
+    #[arg(long, value_enum, default_value_t = Kind::Order)]
+    pub kind: Kind,
+
+    #[command(flatten)]
+    pub api: ApiArgs,
+
+    #[command(flatten)]
+    pub send: SendArgs,
+}
+
+/// Exit 0 when every decision is recorded; 1 when an id is unknown or not
+/// in doubt (the others are recorded); 5 when the ledger cannot be written.
+pub fn run(args: &ResolveArgs, console: Console) -> Result<i32> {
+    let reason = args.reason.trim();
+    if reason.chars().count() < 3 {
+        return Err(Error::Usage(
+            "--reason must say why (who confirmed it, where): at least 3 characters".into(),
+        ));
+    }
+    let (dir, dest) = super::runs::ledger_of(&args.api, &args.send, console, "resolve")?;
+    let mut ledger = Ledger::open(&dir, &dest, false, |_| {}).map_err(Error::Ledger)?;
+    let user = crate::report::user().unwrap_or_else(|| "unknown user".into());
+    let host = crate::report::host().unwrap_or_else(|| "unknown host".into());
+    let at = crate::clock::now();
+    let who = Who {
+        user: &user,
+        host: &host,
+        at: &at,
+        reason,
+    };
+    let kind = args.kind.ledger_kind();
+    let mut code = exit::OK;
+    for id in &args.ids {
+        match ledger
+            .resolve(kind, id, args.sent, &who)
+            .map_err(Error::Ledger)?
+        {
+            Ok(said) => tracing::info!(event = "resolved", id = %id, "{said}"),
+            Err(why) => {
+                tracing::error!(event = "not_resolved", id = %id, "dcms-bulk: {why}");
+                code = exit::ROWS_NOT_DONE;
+            }
+        }
+    }
+    Ok(code)
+}

@@ -726,3 +726,77 @@ fn cancels_and_upgrades_whose_answers_are_lost_are_never_repeated() {
             .all(|r| matches!(r["status"].as_str(), "ACCEPTED" | "SKIPPED"))
     );
 }
+
+/// A 403 is the gateway refusing us, whatever the call: a lookup answered
+/// 403 stops the run (exit 4) with nothing sent again, the bulk lookup
+/// answered 403 is not taken for an endpoint the API lacks, and `status`
+/// stops the same way.
+#[test]
+fn a_forbidden_lookup_is_the_gateway_refusing_us() {
+    let sb = SandboxProcess::start(&["--lookups-forbidden", "--fail-first", "1"]);
+    let desk = Desk::new();
+    let sheet = desk.path("orders.csv");
+    write_csv(&sheet, &rows(5, 1), "\n", false);
+    let no_precheck = [
+        api(&sb),
+        ["--no-precheck", "--concurrency", "1"]
+            .map(String::from)
+            .to_vec(),
+    ]
+    .concat();
+    // The first create is answered 503: it may have been processed, so
+    // it is looked up before a retry; the lookup is refused.
+    let out = submit(&desk, &sheet, &no_precheck);
+    assert_eq!(
+        out.status.code(),
+        Some(exit::API_UNAVAILABLE),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("HTTP 403"), "{}", stderr(&out));
+    let report = report_rows(&desk.path("orders.report.csv"));
+    assert_eq!(
+        report[0]["error_code"], "OUTCOME_UNKNOWN",
+        "{:?}",
+        report[0]
+    );
+    let sent_before = create_requests(&sb);
+    // With the bulk lookup: refused too, nothing sent.
+    let out = submit(&desk, &sheet, &api(&sb));
+    assert_eq!(
+        out.status.code(),
+        Some(exit::API_UNAVAILABLE),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("403"), "{}", stderr(&out));
+    assert_eq!(create_requests(&sb), sent_before, "nothing sent");
+    // status of orders created: the same.
+    let other = desk.path("more.csv");
+    write_csv(
+        &other,
+        &rows(2, 1)
+            .iter()
+            .map(|r| r.replace("Pune", "Pune East"))
+            .collect::<Vec<_>>(),
+        "\n",
+        false,
+    );
+    let out = submit(&desk, &other, &no_precheck);
+    assert_eq!(out.status.code(), Some(exit::OK), "{}", stderr(&out));
+    let out = desk.run(&[
+        "status",
+        path_str(&desk.path("more.report.csv")),
+        "--base-url",
+        &sb.base,
+        "--tenant",
+        "ACME",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(exit::API_UNAVAILABLE),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("403"), "{}", stderr(&out));
+}

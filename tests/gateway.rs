@@ -559,3 +559,29 @@ fn status_wait_says_when_it_gives_up_and_which_statuses_are_final_is_configurabl
     );
     assert!(!stderr(&out).contains("gave up"));
 }
+
+/// `doctor` compares the made-up id's answer with an order the ledger
+/// knows exists: nothing to compare before the first order, a lookup that
+/// tells them apart once there is one, and a lookup that answers both
+/// alike said as such (not a failure).
+#[test]
+fn doctor_says_whether_the_lookup_can_tell_a_missing_order() {
+    for (quirk, want) in [
+        ("--unknown-as-null", "ok    lookup"),
+        ("--lookup-always-null", "answered alike"),
+    ] {
+        let sb = SandboxProcess::start(&[quirk]);
+        let desk = Desk::new();
+        let api = ["--base-url", sb.base.as_str(), "--tenant", "ACME"];
+        let (code, out) = doctor(&desk, &api, None);
+        assert_eq!(code, Some(exit::OK), "{out}");
+        assert!(out.contains("no order of ours is known yet"), "{out}");
+        let sheet = desk.sheet("orders.csv", 2, 1);
+        let sent = desk.submit(&sheet, &sb.base, "ACME", &[]);
+        assert_eq!(sent.status.code(), Some(exit::OK), "{}", stderr(&sent));
+        let (code, out) = doctor(&desk, &api, None);
+        assert_eq!(code, Some(exit::OK), "{quirk}: {out}");
+        assert!(out.contains(want), "{quirk}: {out}");
+        assert!(out.contains("result absent"), "{quirk}: {out}");
+    }
+}

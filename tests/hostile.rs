@@ -745,3 +745,113 @@ fn a_csv_file_too_large_to_hold_is_refused_unread() {
     assert!(r.stderr.contains("larger than 4 GiB"), "{}", r.stderr);
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }
+
+/// Writes a zip of `(name, text)` parts, deflated.
+fn zip_of(path: &Path, parts: &[(&str, String)]) {
+    use std::io::Write;
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    for (name, text) in parts {
+        zip.start_file(*name, opts).unwrap();
+        zip.write_all(text.as_bytes()).unwrap();
+    }
+    zip.finish().unwrap();
+}
+
+/// Workbooks that lie about their size stay within 1 GiB (the address
+/// space is capped there): a 400 KB workbook whose shared strings inflate
+/// to 400 MB, and a 12 KB OpenDocument sheet whose one 10 MB cell is
+/// repeated over 65,536 rows (640 GiB of text once expanded; it once took
+/// all the memory there was). Both are refused, exit 3, saying why.
+#[test]
+fn lying_workbooks_stay_within_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let header: Vec<&str> = HEADER.split(',').collect();
+    let big = "A".repeat(10 << 20);
+
+    let mut strings: Vec<String> = header.iter().map(|h| h.to_string()).collect();
+    strings.extend((0..40).map(|k| format!("{k:02}{big}")));
+    let mut sst = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" count="{0}" uniqueCount="{0}">"#,
+        strings.len()
+    );
+    for s in &strings {
+        sst += &format!("<si><t>{s}</t></si>");
+    }
+    sst += "</sst>";
+    let mut sheet = String::from(
+        r#"<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData><row r="1">"#,
+    );
+    for (i, _) in header.iter().enumerate() {
+        sheet += &format!(
+            r#"<c r="{}1" t="s"><v>{i}</v></c>"#,
+            (b'A' + i as u8) as char
+        );
+    }
+    sheet += "</row>";
+    for k in 0..40 {
+        sheet += &format!(
+            r#"<row r="{0}"><c r="B{0}" t="s"><v>{1}</v></c></row>"#,
+            k + 2,
+            header.len() + k
+        );
+    }
+    sheet += "</sheetData></worksheet>";
+    let xlsx = dir.path().join("shared.xlsx");
+    zip_of(
+        &xlsx,
+        &[
+            ("[Content_Types].xml", r#"<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/><Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/><Override PartName="/xl/sharedStrings.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/></Types>"#.into()),
+            ("_rels/.rels", r#"<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="xl/workbook.xml"/></Relationships>"#.into()),
+            ("xl/workbook.xml", r#"<?xml version="1.0" encoding="UTF-8"?><workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><sheets><sheet name="Orders" sheetId="1" r:id="rId1"/></sheets></workbook>"#.into()),
+            ("xl/_rels/workbook.xml.rels", r#"<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" Target="worksheets/sheet1.xml"/><Relationship Id="rId2" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/sharedStrings" Target="sharedStrings.xml"/></Relationships>"#.into()),
+            ("xl/sharedStrings.xml", sst),
+            ("xl/worksheets/sheet1.xml", sheet),
+        ],
+    );
+    assert!(
+        std::fs::metadata(&xlsx).unwrap().len() < 1 << 20,
+        "a small file"
+    );
+    let r = capped(&xlsx);
+    assert_eq!(r.code, exit::INPUT_UNREADABLE, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("shared-strings table inflates to 400 MiB"),
+        "{}",
+        r.stderr
+    );
+
+    let mut content = String::from(
+        r#"<?xml version="1.0" encoding="UTF-8"?><office:document-content xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" office:version="1.2"><office:body><office:spreadsheet><table:table table:name="Orders"><table:table-row>"#,
+    );
+    for h in &header {
+        content += &format!(
+            r#"<table:table-cell office:value-type="string"><text:p>{h}</text:p></table:table-cell>"#
+        );
+    }
+    content += &format!(
+        r#"</table:table-row><table:table-row table:number-rows-repeated="65536"><table:table-cell office:value-type="string"><text:p>1</text:p></table:table-cell><table:table-cell office:value-type="string"><text:p>{big}</text:p></table:table-cell></table:table-row></table:table></office:spreadsheet></office:body></office:document-content>"#
+    );
+    let ods = dir.path().join("repeated.ods");
+    zip_of(
+        &ods,
+        &[
+            ("mimetype", "application/vnd.oasis.opendocument.spreadsheet".into()),
+            ("META-INF/manifest.xml", r#"<?xml version="1.0" encoding="UTF-8"?><manifest:manifest xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0"><manifest:file-entry manifest:full-path="/" manifest:media-type="application/vnd.oasis.opendocument.spreadsheet"/><manifest:file-entry manifest:full-path="content.xml" manifest:media-type="text/xml"/></manifest:manifest>"#.into()),
+            ("content.xml", content),
+        ],
+    );
+    assert!(
+        std::fs::metadata(&ods).unwrap().len() < 64 << 10,
+        "a small file"
+    );
+    let r = capped(&ods);
+    assert_eq!(r.code, exit::INPUT_UNREADABLE, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("once their repeats") && r.stderr.contains("--max-text-mib"),
+        "{}",
+        r.stderr
+    );
+}

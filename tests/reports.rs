@@ -308,4 +308,25 @@ fn every_written_workbook_is_well_formed() {
     assert!(out.status.code() <= Some(1), "{}", stderr(&out));
     common::assert_well_formed_xlsx(&sent);
     common::assert_well_formed_xlsx(&root().join("samples/orders_with_mistakes.xlsx"));
+
+    // A status report (the report written again with order_status).
+    let sb = SandboxProcess::start(&[]);
+    let sheet = desk.sheet("orders.csv", 3, 2);
+    let report = desk.path("orders.xlsx");
+    let out = desk.submit(&sheet, &sb.base, "ACME", &["--report", path_str(&report)]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let status = desk.path("orders.status.xlsx");
+    let out = desk.run(&[
+        "status",
+        path_str(&report),
+        "--base-url",
+        &sb.base,
+        "--tenant",
+        "ACME",
+        "--out",
+        path_str(&status),
+    ]);
+    // 1: the orders are not final yet (RECEIVED).
+    assert!(out.status.code() <= Some(1), "{}", stderr(&out));
+    common::assert_well_formed_xlsx(&status);
 }

@@ -130,8 +130,9 @@ async fn api_call(api: &Api, client: &crate::dcms::Client, steps: &mut Steps) {
         "POST {}{path} ({made_up})",
         api.base_url.trim_end_matches('/')
     );
-    match answer {
-        Err(f) if f.kind == FailureKind::Refused => steps.fail("login", f.message),
+    let reached = matches!(&answer, Ok(a) if a.envelope.is_some() && a.status < 500 && !matches!(a.status, 401 | 403));
+    match &answer {
+        Err(f) if f.kind == FailureKind::Refused => steps.fail("login", &f.message),
         Err(f) => steps.fail("api call", format!("{what}: {}", f.message)),
         Ok(a) => {
             let rid = a
@@ -177,6 +178,68 @@ async fn api_call(api: &Api, client: &crate::dcms::Client, steps: &mut Steps) {
                 ),
             }
         }
+    }
+    if let (Ok(a), true) = (&answer, reached) {
+        absence(api, client, a, &made_up, steps).await;
+    }
+}
+
+/// The absence controls a run asks when a lookup's answer proves nothing
+/// alone: the made-up id's answer against an order the ledger knows the
+/// API holds. Said, never a failure: a lookup that cannot tell them apart
+/// leaves orders in doubt to `dcms-bulk resolve`.
+async fn absence(
+    api: &Api,
+    client: &crate::dcms::Client,
+    made_up: &crate::dcms::Answer,
+    made_up_id: &str,
+    steps: &mut Steps,
+) {
+    use crate::submit::absence::{Controls, Shape, Verdict};
+    const STEP: &str = "lookup";
+    let dest = crate::submit::ledger::Destination::new(&api.tenant, &api.base_url);
+    let known = match crate::submit::ledger::known_item_in(&api.journal_dir, &dest, "order") {
+        Ok(k) => k,
+        Err(e) => return steps.skip(STEP, &format!("the ledger cannot be read: {e}")),
+    };
+    let Some(known) = known else {
+        return steps.skip(
+            STEP,
+            &format!(
+                "a made-up id is answered {}; no order of ours is known yet to compare it with (a run will)",
+                Shape::of(made_up)
+            ),
+        );
+    };
+    let path = "/card-order/fetchStatus";
+    let answered = client
+        .post(path, &json!({ "cardOrderId": known }))
+        .await
+        .map(|a| {
+            let held = matches!(crate::submit::order_status(&a), Ok(Some(_)));
+            (Shape::of(&a), held)
+        })
+        .map_err(|f| f.message);
+    let controls = Controls {
+        made_up: made_up_id.to_owned(),
+        made_up_shape: Ok(Shape::of(made_up)),
+        known: Some((known, answered)),
+    };
+    match controls.verdict() {
+        Verdict::Calibrated(shape) => steps.ok(
+            STEP,
+            format!(
+                "{}: an order answered {shape} is not held",
+                controls.describe()
+            ),
+        ),
+        Verdict::Unproven(why) => steps.skip(
+            STEP,
+            &format!(
+                "{}: {why}; orders whose outcome is unknown stay so until `dcms-bulk resolve`",
+                controls.describe()
+            ),
+        ),
     }
 }
 

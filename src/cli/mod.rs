@@ -64,7 +64,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Read, check and group an order sheet; send nothing.
+    /// Read, check and group an order sheet (or check a cancel or upgrade
+    /// sheet); send nothing.
     #[command(
         after_help = "Examples:\n  dcms-bulk validate orders.xlsx\n  dcms-bulk validate orders.csv --report orders.check.xlsx\n  dcms-bulk validate orders.csv --rules bank-rules.toml -v\n  dcms-bulk validate orders.xlsx --print-orders | head -1"
     )]

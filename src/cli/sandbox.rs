@@ -81,6 +81,11 @@ pub struct SandboxArgs {
     #[arg(long, help_heading = "Behaviours a real API may have")]
     pub lookup_always_null: bool,
 
+    /// A gateway that forbids us the lookups: fetchStatus and the inventory
+    /// are answered HTTP 403
+    #[arg(long, help_heading = "Behaviours a real API may have")]
+    pub lookups_forbidden: bool,
+
     #[command(flatten)]
     pub gateway: GatewayArgs,
 
@@ -328,6 +333,7 @@ impl SandboxArgs {
                 accept_duplicates: self.accept_duplicates,
                 lookup_other_products: self.lookup_other_products,
                 lookup_always_null: self.lookup_always_null,
+                lookups_forbidden: self.lookups_forbidden,
             },
         })
     }

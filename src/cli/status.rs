@@ -198,6 +198,26 @@ pub fn run(args: &StatusArgs, console: Console) -> Result<i32> {
         );
     }
     let code = polled.exit_code(stopped.as_ref());
+    // Why orders are UNKNOWN: the run's stop, else the last lookup's words.
+    let unknown_why = stopped.as_ref().map(ToString::to_string).or_else(|| {
+        known.values().rev().find_map(|k| match k {
+            Known::Unknown(why) => Some(why.clone()),
+            _ => None,
+        })
+    });
+    if let Some(why) = &unknown_why
+        && !console.quiet
+    {
+        tracing::warn!(
+            event = "unknown",
+            code,
+            "status: {}: {why}",
+            match &stopped {
+                Some(_) => "stopped".to_string(),
+                None => "some orders are UNKNOWN, the last because".to_string(),
+            }
+        );
+    }
     let summary = json!({
         "tool": "dcms-bulk",
         "version": env!("CARGO_PKG_VERSION"),
@@ -211,6 +231,7 @@ pub fn run(args: &StatusArgs, console: Console) -> Result<i32> {
         "waited": args.wait,
         "final_statuses": finals,
         "timed_out": timed_out,
+        "unknown_because": unknown_why,
         "still_open": polled.open,
         "output": {"path": out.display().to_string(), "sha256": out_sha},
         "exit_code": code,

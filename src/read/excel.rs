@@ -360,12 +360,13 @@ fn check_zip(path: &Path, kind: FileKind, limits: Limits) -> Result<()> {
             Error::input(path, format!("the workbook is damaged or truncated ({e})"))
         })?;
         if part.name_raw() == b"xl/sharedStrings.xml" {
-            // calamine holds every shared string as it opens the workbook.
-            if part.size() > limits.max_text_bytes.saturating_mul(2) {
+            // calamine holds every shared string as it opens the workbook:
+            // a table over the text budget is refused before it is read.
+            if part.size() > limits.max_text_bytes {
                 return Err(Error::input(
                     path,
                     format!(
-                        "the workbook's shared-strings table inflates to {} MiB, more than twice the limit of {} MiB of text; raise it with --max-text-mib",
+                        "the workbook's shared-strings table inflates to {} MiB, more than the limit of {} MiB of text; raise it with --max-text-mib",
                         part.size() >> 20,
                         limits.max_text_bytes >> 20
                     ),
@@ -456,6 +457,9 @@ fn check_ods(path: &Path, zip: &mut Archive, limits: Limits) -> Result<()> {
     let mut row_reps = 1u64;
     let mut col = 0u64;
     let mut row_width = 0u64;
+    // Text as the repeats would expand it: the open cell's repeats and
+    // text, and the row's text so far.
+    let (mut cell_reps, mut cell_text, mut row_text) = (0u64, 0u64, 0u64);
     let mut buf = Vec::new();
     // Elements open: the sheet reader loops for ever on a document cut
     // inside one (found by bench/fuzz.py), so such a file is refused here.
@@ -483,13 +487,15 @@ fn check_ods(path: &Path, zip: &mut Archive, limits: Limits) -> Result<()> {
                 "table" => sheet = Extent::default(),
                 "table-row" => {
                     row_reps = repeats(e, "table:number-rows-repeated");
-                    (col, row_width) = (0, 0);
+                    (col, row_width, row_text) = (0, 0, 0);
                     if matches!(event, Event::Empty(_)) {
-                        sheet.row(row_reps, 0);
+                        sheet.row(row_reps, 0, 0);
                     }
                 }
                 "table-cell" | "covered-table-cell" => {
-                    col = col.saturating_add(repeats(e, "table:number-columns-repeated"));
+                    let reps = repeats(e, "table:number-columns-repeated");
+                    col = col.saturating_add(reps);
+                    (cell_reps, cell_text) = (reps, 0);
                     if e.try_get_attribute("office:value-type")
                         .ok()
                         .flatten()
@@ -500,8 +506,20 @@ fn check_ods(path: &Path, zip: &mut Archive, limits: Limits) -> Result<()> {
                 }
                 _ => {}
             },
+            Event::Text(t) if cell_reps > 0 => {
+                cell_text = cell_text.saturating_add(t.len() as u64);
+            }
+            Event::CData(t) if cell_reps > 0 => {
+                cell_text = cell_text.saturating_add(t.len() as u64);
+            }
+            Event::End(e)
+                if matches!(e.local_name().as_ref(), "table-cell" | "covered-table-cell") =>
+            {
+                row_text = row_text.saturating_add(cell_text.saturating_mul(cell_reps));
+                (cell_reps, cell_text) = (0, 0);
+            }
             Event::End(e) if e.local_name().as_ref() == "table-row" => {
-                sheet.row(row_reps, row_width);
+                sheet.row(row_reps, row_width, row_text);
             }
             Event::End(e) if e.local_name().as_ref() == "table" => {
                 sheet.check(path, limits)?;
@@ -515,7 +533,8 @@ fn check_ods(path: &Path, zip: &mut Archive, limits: Limits) -> Result<()> {
     Ok(())
 }
 
-/// The rows and columns an OpenDocument sheet spans, repeats counted.
+/// The rows and columns an OpenDocument sheet spans, and the text its
+/// cells hold, repeats counted.
 #[derive(Debug, Default)]
 struct Extent {
     /// Rows seen so far, and the first and last with a value.
@@ -523,10 +542,13 @@ struct Extent {
     first: Option<u64>,
     last: u64,
     width: u64,
+    /// Bytes of text, every repeat of a row and a cell counted.
+    text: u64,
 }
 
 impl Extent {
-    fn row(&mut self, reps: u64, width: u64) {
+    fn row(&mut self, reps: u64, width: u64, text: u64) {
+        self.text = self.text.saturating_add(text.saturating_mul(reps));
         if width > 0 {
             self.first.get_or_insert(self.rows);
             self.last = self.rows.saturating_add(reps);
@@ -536,6 +558,21 @@ impl Extent {
     }
 
     fn check(&self, path: &Path, limits: Limits) -> Result<()> {
+        self.check_extent(path, limits)?;
+        if self.text > limits.max_text_bytes {
+            return Err(Error::input(
+                path,
+                format!(
+                    "a sheet's cells hold more than {} MiB of text once their repeats (number-rows-repeated, number-columns-repeated) are counted, over the limit; \
+                     the workbook is damaged, or raise the limit with --max-text-mib",
+                    limits.max_text_bytes >> 20
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_extent(&self, path: &Path, limits: Limits) -> Result<()> {
         let Some(first) = self.first else {
             return Ok(());
         };

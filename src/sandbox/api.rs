@@ -629,6 +629,17 @@ fn handle(shared: &Shared, endpoint: Endpoint, tenant: &str, body: &[u8]) -> Rep
     let Some(object) = value.as_object() else {
         return refuse(vec!["The body must be a JSON object".into()]);
     };
+    if shared.opts.quirks.lookups_forbidden
+        && matches!(endpoint, Endpoint::FetchStatus | Endpoint::Inventory)
+    {
+        return Reply::error(
+            StatusCode::FORBIDDEN,
+            "access.denied",
+            "Forbidden",
+            "This client may not call this endpoint",
+            Vec::new(),
+        );
+    }
     match endpoint {
         Endpoint::Create => create(shared, tenant, object, &value).unwrap_or_else(refuse),
         Endpoint::Cancel => cancel(shared, tenant, object).unwrap_or_else(refuse),

@@ -108,6 +108,9 @@ pub struct Quirks {
     /// A broken `fetchStatus`: every id, held or not, is answered HTTP 200
     /// with a null result.
     pub lookup_always_null: bool,
+    /// A gateway whose policy forbids this client the lookups:
+    /// `fetchStatus` and the inventory are answered 403.
+    pub lookups_forbidden: bool,
 }
 
 impl Default for SandboxOpts {

@@ -541,18 +541,7 @@ impl Ledger {
     /// answered with success (not one found by a lookup or decided by a
     /// person), the latest; `None` when there is none yet.
     pub fn known_item(&self, kind: &str) -> Result<Option<String>, LedgerError> {
-        self.conn
-            .query_row(
-                "SELECT i.key FROM items i
-                 JOIN attempts a ON a.kind = i.kind AND a.key = i.key
-                 WHERE i.kind = ?1 AND i.accepted_run IS NOT NULL
-                   AND a.http_status BETWEEN 200 AND 299
-                 ORDER BY i.accepted_at DESC LIMIT 1",
-                params![kind],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(|e| self.sql(e))
+        known_item_of(&self.conn, kind).map_err(|e| self.sql(e))
     }
 
     /// Records a person's decision on an item whose outcome is unknown:
@@ -800,6 +789,33 @@ fn open_read(dir: &Path, dest: &Destination) -> Result<Option<(Connection, PathB
         return Ok(None);
     }
     open_read_at(path).map(Some)
+}
+
+/// See [`Ledger::known_item`].
+fn known_item_of(conn: &Connection, kind: &str) -> rusqlite::Result<Option<String>> {
+    conn.query_row(
+        "SELECT i.key FROM items i
+         JOIN attempts a ON a.kind = i.kind AND a.key = i.key
+         WHERE i.kind = ?1 AND i.accepted_run IS NOT NULL
+           AND a.http_status BETWEEN 200 AND 299
+         ORDER BY i.accepted_at DESC LIMIT 1",
+        params![kind],
+        |r| r.get(0),
+    )
+    .optional()
+}
+
+/// [`Ledger::known_item`] of the ledger of `dest` in `dir`, read only,
+/// without its lock; `None` without a ledger.
+pub fn known_item_in(
+    dir: &Path,
+    dest: &Destination,
+    kind: &str,
+) -> Result<Option<String>, LedgerError> {
+    let Some((conn, path)) = open_read(dir, dest)? else {
+        return Ok(None);
+    };
+    known_item_of(&conn, kind).map_err(sql_at(&path))
 }
 
 /// Which of `keys` of `kind` the ledger at `path` records as accepted (a

@@ -13,6 +13,7 @@
 //! (one per item) into report rows.
 
 pub mod absence;
+pub mod http;
 pub mod ledger;
 mod limit;
 mod retry;
@@ -1154,17 +1155,18 @@ async fn precheck<O: Operation>(op: &O, ctx: &Ctx, keys: &[String]) -> Precheck 
             let Some((path, body)) = op.precheck(chunk, page) else {
                 return Precheck::NotOffered("no bulk lookup".into());
             };
-            let answer = match call_with_retries(ctx, path, &body).await {
+            let answer = match http::read(ctx, path, &body, seed_of(path), &mut |_| {}).await {
                 Ok(a) => a,
                 Err(why) => return Precheck::Failed(why),
             };
-            // No such endpoint, not for us, or refused with a business
-            // error: the API does not offer it to us; the ledger decides.
+            // No such endpoint, or refused with a business error: the API
+            // does not offer it to us; the ledger decides. (A 403 is the
+            // gateway refusing us, as for every call: the run stopped.)
             let refused = answer
                 .envelope
                 .as_ref()
                 .is_some_and(|e| e.exception.is_some() && answer.status < 500);
-            if matches!(answer.status, 403 | 404 | 405 | 501) || refused {
+            if matches!(answer.status, 404 | 405 | 501) || refused {
                 return Precheck::NotOffered(describe_answer(path, &answer));
             }
             let (listed, pages) = match op.prechecked(&answer) {
@@ -1181,63 +1183,6 @@ async fn precheck<O: Operation>(op: &O, ctx: &Ctx, keys: &[String]) -> Precheck 
         }
     }
     Precheck::Held(held)
-}
-
-/// One call retried on no answer, 429 and 5xx (it changes nothing, so any
-/// retry is safe); `Err` when the run stops or the retries run out.
-async fn call_with_retries(ctx: &Ctx, path: &str, body: &Value) -> Result<Answer, String> {
-    let mut backoff = ctx.retry.backoff(seed_of(path));
-    let mut calls_left = ctx.retry.retries + 1;
-    loop {
-        if !ctx.turn().await {
-            return Err("the run stopped".into());
-        }
-        calls_left -= 1;
-        let result = ctx.client.post(path, body).await;
-        ctx.tally.requests.fetch_add(1, Ordering::Relaxed);
-        let (why, wait) = match result {
-            Ok(a) if a.status == 401 => {
-                let why = describe_answer(path, &a);
-                ctx.stopper.stop(Stop::Refused(why.clone()));
-                return Err(why);
-            }
-            Ok(a) if a.status == 429 => {
-                // Not one of the tries.
-                calls_left += 1;
-                ctx.limiter
-                    .rate_limited(a.retry_after.unwrap_or(Duration::from_secs(1)));
-                (describe_answer(path, &a), None)
-            }
-            Ok(a) if a.status >= 500 => {
-                ctx.failed(&format!("HTTP {}", a.status));
-                (describe_answer(path, &a), a.retry_after)
-            }
-            Ok(a) => {
-                ctx.reached();
-                if a.envelope.is_some() {
-                    ctx.enveloped();
-                } else {
-                    ctx.not_enveloped(&describe_answer(path, &a));
-                }
-                return Ok(a);
-            }
-            Err(f) => {
-                ctx.no_answer(&f);
-                if f.kind == FailureKind::Refused {
-                    return Err(f.message);
-                }
-                (format!("{path}: {}", f.message), None)
-            }
-        };
-        match backoff.next() {
-            Some(b) if calls_left > 0 => {
-                if !ctx.pause(ctx.retry.wait(b, wait)).await {
-                    return Err(why);
-                }
-            }
-            _ => return Err(why),
-        }
-    }
 }
 
 fn not_submitted(stopper: &Stopper, prior: u32, uncertain: bool) -> Sent {
@@ -1353,32 +1298,57 @@ impl Ctx {
     /// Waits for the rate limit; `false` if the run stops meanwhile, or
     /// its deadline passes.
     async fn turn(&self) -> bool {
-        let ok = tokio::select! {
-            () = self.limiter.acquire() => !self.stopper.is_stopped(),
-            () = self.stopper.stopped() => false,
-        };
-        if ok
-            && self
-                .deadline
-                .is_some_and(|d| tokio::time::Instant::now() >= d)
-        {
-            self.stopper.stop(Stop::Deadline);
-            return false;
-        }
-        ok
+        http::turn(self).await
     }
 
     /// Sleeps; `false` if the run stops meanwhile.
     async fn pause(&self, wait: Duration) -> bool {
-        tokio::select! {
-            () = tokio::time::sleep(wait) => !self.stopper.is_stopped(),
-            () = self.stopper.stopped() => false,
-        }
+        http::pause(self, wait).await
     }
 }
 
-/// 429s one item takes before it is left FAILED `HTTP_429` (resumable).
-const MAX_RATE_LIMITED: u32 = 100;
+impl http::Caller for Ctx {
+    fn client(&self) -> &Client {
+        &self.client
+    }
+
+    fn limiter(&self) -> &Limiter {
+        &self.limiter
+    }
+
+    fn stopper(&self) -> &Stopper {
+        &self.stopper
+    }
+
+    fn retry(&self) -> RetryPolicy {
+        self.retry
+    }
+
+    fn deadline(&self) -> Option<tokio::time::Instant> {
+        self.deadline
+    }
+
+    /// The engine's counts: requests made, failures in a row, answers in
+    /// the DCMS envelope or not.
+    fn heard(&self, what: http::Heard<'_>) {
+        match what {
+            http::Heard::Request => {
+                self.tally.requests.fetch_add(1, Ordering::Relaxed);
+            }
+            http::Heard::Answer(a) if a.envelope.is_some() => {
+                self.answered();
+                self.enveloped();
+            }
+            http::Heard::Answer(a) => {
+                self.reached();
+                self.not_enveloped(&describe_answer("an answer", a));
+            }
+            http::Heard::RateLimited(_) => self.reached(),
+            http::Heard::Failed(why) => self.failed(why),
+            http::Heard::NoAnswer(f) => self.no_answer(f),
+        }
+    }
+}
 
 /// What an answer to a create means.
 #[derive(Debug, Clone, PartialEq)]
@@ -1394,15 +1364,13 @@ enum Verdict {
     Refused(String),
     /// 429: not processed; not a failure, and not one of the tries.
     RateLimited {
-        wait: Option<Duration>,
+        wait: Duration,
     },
     /// Worth another try. `ambiguous`: the request may have been processed.
     Retry {
         ambiguous: bool,
         wait: Option<Duration>,
         error: String,
-        /// No answer at all, or a 5xx: counts towards `--max-failures`.
-        failure: bool,
         /// An answer that is not a DCMS envelope (see [`Ctx::not_enveloped`]).
         foreign: bool,
     },
@@ -1468,44 +1436,41 @@ fn raw_exception_messages(answer: &Answer) -> (String, Vec<String>) {
     (code, messages)
 }
 
-fn classify<O: Operation>(op: &O, result: &Result<Answer, Failure>) -> Verdict {
-    let answer = match result {
-        Ok(a) => a,
-        Err(f) if f.kind == FailureKind::Refused => return Verdict::Refused(f.message.clone()),
-        Err(f) => {
+fn classify<O: Operation>(
+    op: &O,
+    result: &Result<Answer, Failure>,
+    meaning: http::Meaning,
+) -> Verdict {
+    let answer = match (meaning, result) {
+        (http::Meaning::Answer, Ok(a)) => a,
+        (http::Meaning::Refused(why), _) => return Verdict::Refused(why),
+        (http::Meaning::RateLimited { wait }, _) => return Verdict::RateLimited { wait },
+        (
+            http::Meaning::Retry {
+                ambiguous,
+                wait,
+                error,
+            },
+            _,
+        ) => {
             return Verdict::Retry {
-                ambiguous: f.kind != FailureKind::Connect,
+                ambiguous,
+                wait,
+                error,
+                foreign: false,
+            };
+        }
+        (http::Meaning::Answer, Err(f)) => {
+            return Verdict::Retry {
+                ambiguous: true,
                 wait: None,
                 error: f.message.clone(),
-                failure: true,
                 foreign: false,
             };
         }
     };
     let status = answer.status;
     let exception = answer.envelope.as_ref().and_then(|e| e.exception.as_ref());
-    match status {
-        401 | 403 => {
-            let (code, messages) = exception_messages(answer);
-            return Verdict::Refused(format!("HTTP {status} {code}: {}", messages.join("; ")));
-        }
-        429 => {
-            return Verdict::RateLimited {
-                wait: answer.retry_after,
-            };
-        }
-        500..=599 => {
-            let (code, messages) = exception_messages(answer);
-            return Verdict::Retry {
-                ambiguous: true,
-                wait: answer.retry_after,
-                error: format!("HTTP {status} {code}: {}", messages.join("; ")),
-                failure: true,
-                foreign: false,
-            };
-        }
-        _ => {}
-    }
     // Not an answer of the API's (a web server's 404 page, a proxy's
     // login form): nothing to take as refused or accepted. A 2xx may hide
     // a processed request; anything else was not processed.
@@ -1517,7 +1482,6 @@ fn classify<O: Operation>(op: &O, result: &Result<Answer, Failure>) -> Verdict {
                 "HTTP {status}, not a DCMS answer: {}",
                 answer.other_body.as_deref().unwrap_or("").trim()
             ),
-            failure: false,
             foreign: true,
         };
     }
@@ -1536,7 +1500,6 @@ fn classify<O: Operation>(op: &O, result: &Result<Answer, Failure>) -> Verdict {
         ambiguous: true,
         wait: None,
         error: format!("HTTP {status}: an answer with no documented meaning"),
-        failure: true,
         foreign: false,
     }
 }
@@ -1565,44 +1528,12 @@ async fn lookup<O: Operation>(
             "the API has no way to tell whether the earlier request took effect".into(),
         );
     };
-    let result = ctx.client.post(path, &body).await;
-    ctx.tally.requests.fetch_add(1, Ordering::Relaxed);
-    *lock(request_id) = match &result {
-        Ok(a) => Some(a.request_id.clone()),
-        Err(f) => f.request_id.clone(),
-    };
-    let answer = match result {
+    let seed = seed_of(&O::key(item));
+    let answer = match http::read(ctx, path, &body, seed, &mut |rid| *lock(request_id) = rid).await
+    {
         Ok(a) => a,
-        Err(f) => {
-            ctx.no_answer(&f);
-            return Lookup::Failed(format!("{path}: {}", f.message));
-        }
+        Err(why) => return Lookup::Failed(why),
     };
-    let (code, _) = exception_messages(&answer);
-    if answer.status == 401 || answer.status == 403 {
-        let why = format!("HTTP {} {code}", answer.status);
-        ctx.stopper.stop(Stop::Refused(why.clone()));
-        return Lookup::Failed(format!("{path}: {why}"));
-    }
-    if answer.status == 429 {
-        ctx.limiter
-            .rate_limited(answer.retry_after.unwrap_or(Duration::from_secs(1)));
-        return Lookup::Failed(format!("{path}: HTTP 429 {code}"));
-    }
-    if answer.status >= 500 {
-        ctx.failed(&format!("HTTP {}", answer.status));
-        return Lookup::Failed(format!("{path}: HTTP {} {code}", answer.status));
-    }
-    ctx.reached();
-    if answer.envelope.is_some() {
-        ctx.enveloped();
-    } else {
-        ctx.not_enveloped(&format!(
-            "POST {path}: HTTP {}: {}",
-            answer.status,
-            answer.other_body.as_deref().unwrap_or("")
-        ));
-    }
     match op.looked_up(item, &answer) {
         Lookup::Failed(why) => calibrated_absence(op, ctx, &answer, &why)
             .await
@@ -1630,31 +1561,12 @@ async fn record_controls<O: Operation>(ctx: &Ctx, controls: &absence::Controls, 
     }
 }
 
-/// Asks the lookup for a made-up key and for `known`. A control that
-/// gets no answer about the id (no answer, 429, 401/403, 5xx) is asked
-/// again, three times in all; then it counts as failed.
+/// Asks the lookup for a made-up key and for `known`, each called until it
+/// gets an answer to read (see [`http::read`]); then it counts as failed.
 async fn ask_controls<O: Operation>(op: &O, ctx: &Ctx, known: Option<String>) -> absence::Controls {
     let ask = |key: String| async move {
         let (path, body) = op.lookup_key(&key).ok_or_else(|| "no lookup".to_string())?;
-        let mut why = String::new();
-        for wait in [0u64, 200, 800] {
-            if wait > 0 && !ctx.pause(Duration::from_millis(wait)).await {
-                break;
-            }
-            if !ctx.turn().await {
-                return Err("the run stopped".to_string());
-            }
-            let answer = ctx.client.post(path, &body).await;
-            ctx.tally.requests.fetch_add(1, Ordering::Relaxed);
-            match answer {
-                Ok(a) if matches!(a.status, 401 | 403 | 429) || a.status >= 500 => {
-                    why = describe_answer(path, &a);
-                }
-                Ok(a) => return Ok(a),
-                Err(f) => why = format!("{path}: {}", f.message),
-            }
-        }
-        Err(why)
+        http::read(ctx, path, &body, seed_of(&key), &mut |_| {}).await
     };
     let made_up = absence::made_up_id();
     let made_up_shape = ask(made_up.clone()).await.map(|a| absence::Shape::of(&a));
@@ -1801,7 +1713,7 @@ async fn send_one<O: Operation>(
             return finish(last, uncertain).await;
         }
         if uncertain {
-            if !ctx.turn().await {
+            if ctx.stopper.is_stopped() {
                 return finish(stopped(ctx, last, attempts), uncertain).await;
             }
             calls_left -= 1;
@@ -1854,19 +1766,18 @@ async fn send_one<O: Operation>(
                     .await;
                 }
                 Lookup::Missing => uncertain = false,
+                // The lookup was retried as every read is (see
+                // `http::read`): no answer, or an answer that proves
+                // nothing. Not sent again; the re-run looks again.
                 Lookup::Failed(error) => {
                     last.messages = vec![format!(
                         "{error}; the earlier request may have taken effect, so it was not sent again"
                     )];
                     last.error_code = Some("OUTCOME_UNKNOWN".into());
-                    let wait = backoff.next().filter(|_| calls_left > 0);
-                    let Some(wait) = wait else {
-                        return finish(last, uncertain).await;
-                    };
-                    if !ctx.pause(wait).await {
+                    if ctx.stopper.is_stopped() {
                         return finish(stopped(ctx, last, attempts), uncertain).await;
                     }
-                    continue;
+                    return finish(last, uncertain).await;
                 }
             }
             if calls_left == 0 {
@@ -1898,8 +1809,7 @@ async fn send_one<O: Operation>(
                 ..Sent::default()
             };
         }
-        let result = ctx.client.post(op.path(), order).await;
-        ctx.tally.requests.fetch_add(1, Ordering::Relaxed);
+        let (result, meaning) = http::call(ctx, op.path(), order, limited).await;
         let (http_status, latency, rid, answer_rid) = match &result {
             Ok(a) => (
                 Some(a.status),
@@ -1929,10 +1839,8 @@ async fn send_one<O: Operation>(
             result: BTreeMap::new(),
             request_id: request_uuid(rid.as_deref()),
         };
-        match classify(op, &result) {
+        match classify(op, &result, meaning) {
             Verdict::Accepted => {
-                ctx.answered();
-                ctx.enveloped();
                 let result = result.as_ref().map(|a| op.accepted(a)).unwrap_or_default();
                 return finish(
                     Sent {
@@ -1945,8 +1853,6 @@ async fn send_one<O: Operation>(
                 .await;
             }
             Verdict::Duplicate => {
-                ctx.answered();
-                ctx.enveloped();
                 duplicate_seen = true;
                 uncertain = true;
                 last = base;
@@ -1954,8 +1860,6 @@ async fn send_one<O: Operation>(
                 calls_left = calls_left.max(1);
             }
             Verdict::Rejected { code, messages } => {
-                ctx.answered();
-                ctx.enveloped();
                 return finish(
                     Sent {
                         status: SendStatus::Rejected,
@@ -1967,15 +1871,11 @@ async fn send_one<O: Operation>(
                 )
                 .await;
             }
-            Verdict::RateLimited { wait } => {
-                ctx.reached();
-                // Not one of the tries: the call was not processed.
+            Verdict::RateLimited { .. } => {
+                // Not one of the tries: the call was not processed (the
+                // limiter waits, see `http::call`).
                 calls_left += 1;
                 limited += 1;
-                let pause = wait
-                    .unwrap_or_else(|| Duration::from_millis(500) * (1 << limited.min(6)))
-                    .min(Duration::from_secs(60));
-                ctx.limiter.rate_limited(pause);
                 last = Sent {
                     error_code: Some("HTTP_429".into()),
                     messages: vec![format!(
@@ -1983,13 +1883,13 @@ async fn send_one<O: Operation>(
                     )],
                     ..base
                 };
-                if limited >= MAX_RATE_LIMITED {
+                if limited >= http::MAX_RATE_LIMITED {
                     return finish(last, uncertain).await;
                 }
             }
-            // The gateway refused the call: it was not processed.
+            // The gateway refused the call: it was not processed (and the
+            // run stops, see `http::call`).
             Verdict::Refused(why) => {
-                ctx.stopper.stop(Stop::Refused(why.clone()));
                 return finish(
                     Sent {
                         status: SendStatus::Failed,
@@ -2005,16 +1905,9 @@ async fn send_one<O: Operation>(
                 ambiguous,
                 wait,
                 error,
-                failure,
                 foreign,
             } => {
-                if foreign {
-                    ctx.not_enveloped(&format!("POST {}: {error}", op.path()));
-                } else if failure {
-                    ctx.failed(&error);
-                } else {
-                    ctx.reached();
-                }
+                limited = 0;
                 uncertain |= ambiguous;
                 last = Sent {
                     error_code: Some(match http_status {
@@ -2093,87 +1986,69 @@ mod tests {
         })
     }
 
+    fn verdict(result: &Result<Answer, Failure>) -> Verdict {
+        classify(&CreateOrders, result, http::meaning(result, 0))
+    }
+
     #[test]
     fn answers_mean_what_the_api_guide_says() {
-        assert_eq!(
-            classify(&CreateOrders, &answer(200, None)),
-            Verdict::Accepted
-        );
+        assert_eq!(verdict(&answer(200, None)), Verdict::Accepted);
         // HTTP 200 with an exception is an error.
         assert_eq!(
-            classify(
-                &CreateOrders,
-                &answer(200, Some(("ORD001", &["branchInfo is required"])))
-            ),
+            verdict(&answer(200, Some(("ORD001", &["branchInfo is required"])))),
             Verdict::Rejected {
                 code: "ORD001".into(),
                 messages: vec!["branchInfo is required".into()]
             }
         );
         assert!(matches!(
-            classify(&CreateOrders, &answer(400, Some(("ORD001", &[])))),
+            verdict(&answer(400, Some(("ORD001", &[])))),
             Verdict::Rejected { .. }
         ));
         assert_eq!(
-            classify(
-                &CreateOrders,
-                &answer(409, Some(("order.already.exists", &[])))
-            ),
+            verdict(&answer(409, Some(("order.already.exists", &[])))),
             Verdict::Duplicate
         );
         assert_eq!(
-            classify(
-                &CreateOrders,
-                &answer(200, Some(("order.already.exists", &[])))
-            ),
+            verdict(&answer(200, Some(("order.already.exists", &[])))),
             Verdict::Duplicate
         );
         assert!(matches!(
-            classify(&CreateOrders, &answer(401, Some(("unauthorized", &[])))),
+            verdict(&answer(401, Some(("unauthorized", &[])))),
+            Verdict::Refused(_)
+        ));
+        assert!(matches!(verdict(&answer(403, None)), Verdict::Refused(_)));
+        assert!(matches!(
+            verdict(&answer(429, Some(("too.many.requests", &[])))),
+            Verdict::RateLimited { .. }
+        ));
+        assert!(matches!(
+            verdict(&failure(FailureKind::Refused)),
             Verdict::Refused(_)
         ));
         assert!(matches!(
-            classify(&CreateOrders, &answer(403, None)),
-            Verdict::Refused(_)
-        ));
-        assert!(matches!(
-            classify(
-                &CreateOrders,
-                &answer(429, Some(("too.many.requests", &[])))
-            ),
-            Verdict::RateLimited { wait: Some(_) }
-        ));
-        assert!(matches!(
-            classify(&CreateOrders, &failure(FailureKind::Refused)),
-            Verdict::Refused(_)
-        ));
-        assert!(matches!(
-            classify(
-                &CreateOrders,
-                &answer(503, Some(("service.unavailable", &[])))
-            ),
+            verdict(&answer(503, Some(("service.unavailable", &[])))),
             Verdict::Retry {
                 ambiguous: true,
-                failure: true,
                 ..
             }
         ));
         assert!(matches!(
-            classify(&CreateOrders, &failure(FailureKind::Connect)),
+            verdict(&failure(FailureKind::Connect)),
             Verdict::Retry {
                 ambiguous: false,
                 ..
             }
         ));
         assert!(matches!(
-            classify(&CreateOrders, &failure(FailureKind::Timeout)),
+            verdict(&failure(FailureKind::Timeout)),
             Verdict::Retry {
                 ambiguous: true,
                 ..
             }
         ));
         assert!(matches!(
-            classify(&CreateOrders, &failure(FailureKind::Broken)),
+            verdict(&failure(FailureKind::Broken)),
             Verdict::Retry {
                 ambiguous: true,
                 ..
@@ -2190,7 +2065,7 @@ mod tests {
             answer_request_id: None,
         });
         assert!(matches!(
-            classify(&CreateOrders, &html),
+            verdict(&html),
             Verdict::Retry {
                 ambiguous: true,
                 foreign: true,
@@ -2200,7 +2075,7 @@ mod tests {
         // A web server's 404 page is not the API refusing the order.
         let page = html.map(|a| Answer { status: 404, ..a });
         assert!(matches!(
-            classify(&CreateOrders, &page),
+            verdict(&page),
             Verdict::Retry {
                 ambiguous: false,
                 foreign: true,

@@ -11,8 +11,8 @@ use serde_json::Value;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use super::{RetryPolicy, Stop, Stopper, exception_messages};
-use crate::dcms::{Client, FailureKind, FetchStatusRequest};
+use super::{RetryPolicy, Stopper};
+use crate::dcms::{Client, FetchStatusRequest};
 
 /// Order statuses after which nothing changes.
 pub const FINAL: [&str; 3] = ["SUCCESS", "FAILED", "CANCELLED"];
@@ -132,6 +132,34 @@ pub async fn poll(
     known
 }
 
+/// What status polling needs to call: no counts of its own.
+struct Poller<'a> {
+    client: &'a Client,
+    limiter: &'a super::Limiter,
+    stopper: &'a Stopper,
+    retry: RetryPolicy,
+}
+
+impl super::http::Caller for Poller<'_> {
+    fn client(&self) -> &Client {
+        self.client
+    }
+
+    fn limiter(&self) -> &super::Limiter {
+        self.limiter
+    }
+
+    fn stopper(&self) -> &Stopper {
+        self.stopper
+    }
+
+    fn retry(&self) -> RetryPolicy {
+        self.retry
+    }
+}
+
+/// One order's status, asked through the one retry loop every read goes
+/// through (see `super::http`): a 401 or 403 stops the polling.
 async fn fetch(
     client: &Client,
     limiter: &super::Limiter,
@@ -139,50 +167,36 @@ async fn fetch(
     retry: RetryPolicy,
     id: &str,
 ) -> Known {
-    let body = FetchStatusRequest {
+    let body = serde_json::to_value(FetchStatusRequest {
         card_order_id: id.to_owned(),
+    })
+    .unwrap_or_default();
+    let poller = Poller {
+        client,
+        limiter,
+        stopper,
+        retry,
     };
-    let mut backoff = retry.backoff(xxhash_rust::xxh3::xxh3_64(id.as_bytes()));
-    loop {
-        limiter.acquire().await;
-        let (error, wait) = match client.post("/card-order/fetchStatus", &body).await {
-            Err(f) if f.kind == FailureKind::Refused => {
-                stopper.stop(Stop::Refused(f.message.clone()));
-                return Known::Unknown(f.message);
-            }
-            Err(f) => (f.message, None),
-            Ok(a) if a.status == 401 || a.status == 403 => {
-                let (code, messages) = exception_messages(&a);
-                let why = format!("HTTP {} {code}: {}", a.status, messages.join("; "));
-                stopper.stop(Stop::Refused(why.clone()));
-                return Known::Unknown(why);
-            }
-            Ok(a) if a.status == 429 => {
-                limiter.rate_limited(a.retry_after.unwrap_or(Duration::from_secs(1)));
-                (format!("HTTP {}", a.status), None)
-            }
-            Ok(a) if a.status >= 500 => (format!("HTTP {}", a.status), a.retry_after),
-            Ok(a) => match super::order_status(&a) {
-                Ok(Some(status)) => {
-                    let products = a
-                        .envelope
-                        .as_ref()
-                        .and_then(|e| e.result.as_ref())
-                        .and_then(|r| r.get("productDetails"))
-                        .and_then(Value::as_array)
-                        .cloned()
-                        .unwrap_or_default();
-                    return Known::Status { status, products };
-                }
-                Ok(None) => return Known::NotFound,
-                Err(e) => return Known::Unknown(e),
-            },
+    let seed = xxhash_rust::xxh3::xxh3_64(id.as_bytes());
+    let answer =
+        match super::http::read(&poller, "/card-order/fetchStatus", &body, seed, &mut |_| {}).await
+        {
+            Ok(a) => a,
+            Err(why) => return Known::Unknown(why),
         };
-        match backoff.next() {
-            Some(b) if !stopper.is_stopped() => {
-                tokio::time::sleep(retry.wait(b, wait)).await;
-            }
-            _ => return Known::Unknown(error),
+    match super::order_status(&answer) {
+        Ok(Some(status)) => {
+            let products = answer
+                .envelope
+                .as_ref()
+                .and_then(|e| e.result.as_ref())
+                .and_then(|r| r.get("productDetails"))
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            Known::Status { status, products }
         }
+        Ok(None) => Known::NotFound,
+        Err(e) => Known::Unknown(e),
     }
 }

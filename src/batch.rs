@@ -22,7 +22,7 @@ use crate::report::{
     self, ApiFacts, ErrorItem, FactCounts, Header, InputFacts, Line, RunFacts, SentCounts,
     SentOrders, Value as Cell,
 };
-use crate::submit::ledger::{RowRecord, RunEnd, RunStart, line_fingerprint};
+use crate::submit::ledger::{RowRecord, RunEnd, RunStart};
 use crate::submit::{
     self, CreateOrders, Ledger, NOT_SUBMITTED, Operation, SendStatus, Sent, Stopper, SubmitOpts,
     Tally,
@@ -135,17 +135,16 @@ impl Engine {
             &mut facts,
             Some((&sent, &mut rows)),
         )?;
-        let end = RunEnd {
-            report_sha256: facts
-                .report
-                .as_ref()
-                .map(|r| r.sha256.clone())
-                .unwrap_or_default(),
-            line_columns: line_columns(checked).1,
-            rows,
-        };
         let rejections = top_rejections(sent.iter().flatten());
-        self.finish(run, facts, facts_path, &batch, rejections, &end)
+        let line_columns = line_columns(checked).1;
+        self.finish(
+            run,
+            facts,
+            facts_path,
+            &batch,
+            rejections,
+            (rows, line_columns),
+        )
     }
 
     /// Sends a cancel or upgrade sheet's items, one per valid row with its
@@ -248,17 +247,15 @@ impl Engine {
             send(lines);
             Ok(())
         })?;
-        let end = RunEnd {
-            report_sha256: facts
-                .report
-                .as_ref()
-                .map(|r| r.sha256.clone())
-                .unwrap_or_default(),
-            line_columns: Vec::new(),
-            rows,
-        };
         let rejections = top_rejections(outcomes.iter().flatten());
-        self.finish(run, facts, facts_path, &batch, rejections, &end)
+        self.finish(
+            run,
+            facts,
+            facts_path,
+            &batch,
+            rejections,
+            (rows, Vec::new()),
+        )
     }
 
     /// One batch through [`submit::send_batch`]: the run's ledger id and
@@ -313,16 +310,25 @@ impl Engine {
         facts_path: PathBuf,
         batch: &Batch<'_>,
         rejections: Vec<(String, u64)>,
-        end: &RunEnd,
+        (rows, line_columns): (Vec<RowRecord>, Vec<String>),
     ) -> Result<Finished> {
         let stopped = self.stopper.reason();
+        let end = RunEnd {
+            report_sha256: facts
+                .report
+                .as_ref()
+                .map(|r| r.sha256.clone())
+                .unwrap_or_default(),
+            line_columns,
+            rows,
+        };
         let counts = serde_json::json!({ "counts": facts.counts, "sent": facts.sent });
         self.ledger.end_run(
             run,
             &counts,
             batch.report,
             stopped.as_ref().map(ToString::to_string),
-            end,
+            &end,
         )?;
         let code = match &stopped {
             Some(why) => why.exit_code(),
@@ -497,7 +503,9 @@ pub fn order_report<'a>(
                         String::new()
                     } else {
                         let cells = l.cells.list();
-                        line_fingerprint(line_cols.iter().map(|&c| cells.get(c).unwrap_or("")))
+                        report::line_fingerprint(
+                            line_cols.iter().map(|&c| cells.get(c).unwrap_or("")),
+                        )
                     };
                     RowRecord {
                         row: l.number,

@@ -769,7 +769,11 @@ fn a_forbidden_lookup_is_the_gateway_refusing_us() {
         "{}",
         stderr(&out)
     );
-    assert!(stderr(&out).contains("403"), "{}", stderr(&out));
+    let said = stderr(&out);
+    assert!(
+        said.contains("the gateway refuses us: HTTP 403") && !said.contains("does not offer"),
+        "not taken for an endpoint the API lacks: {said}"
+    );
     assert_eq!(create_requests(&sb), sent_before, "nothing sent");
     // status of orders created: the same.
     let other = desk.path("more.csv");

@@ -223,38 +223,39 @@ fn validate_one(
         Some(k) => Some(k),
         None => None,
     };
-    if let Some(kind) = op_kind {
-        let checked = ops::Checked::read(path, &opts.read, kind).map_err(shown)?;
-        return validate_ops(
-            args,
-            &checked,
-            facts_input,
-            &name,
-            report_path,
-            started,
-            console,
-        );
+    /// What the input turned out to be.
+    enum Sheet {
+        Orders(Box<pipeline::Checked>),
+        Ops(Box<ops::Checked>),
     }
-    let checked = match pipeline::check(path, opts) {
-        // Not an order sheet: a cancel or upgrade sheet, told by its header?
-        Err(e) if args.kind.is_none() && e.exit_code() == exit::INPUT_UNREADABLE => {
-            let other = [Kind::Cancel, Kind::Upgrade]
-                .into_iter()
-                .find_map(|k| ops::Checked::read(path, &opts.read, k).ok());
-            if let Some(checked) = other {
-                return validate_ops(
-                    args,
-                    &checked,
-                    facts_input,
-                    &name,
-                    report_path,
-                    started,
-                    console,
-                );
+    let sheet = match op_kind {
+        Some(kind) => Sheet::Ops(Box::new(
+            ops::Checked::read(path, &opts.read, kind).map_err(shown)?,
+        )),
+        None => match pipeline::check(path, opts) {
+            // Not an order sheet: a cancel or upgrade sheet, told by its header?
+            Err(e) if args.kind.is_none() && e.exit_code() == exit::INPUT_UNREADABLE => {
+                let other = [Kind::Cancel, Kind::Upgrade]
+                    .into_iter()
+                    .find_map(|k| ops::Checked::read(path, &opts.read, k).ok());
+                Sheet::Ops(Box::new(other.ok_or_else(|| shown(e))?))
             }
-            return Err(shown(e));
+            other => Sheet::Orders(Box::new(other.map_err(shown)?)),
+        },
+    };
+    let checked = match sheet {
+        Sheet::Orders(checked) => *checked,
+        Sheet::Ops(ops) => {
+            return validate_ops(
+                args,
+                &ops,
+                facts_input,
+                &name,
+                report_path,
+                started,
+                console,
+            );
         }
-        other => other.map_err(shown)?,
     };
     // Not freed when the command ends: the process exits next, and freeing
     // a large file's tables piece by piece took longer than anything after

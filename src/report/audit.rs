@@ -247,7 +247,7 @@ pub struct ReportRow {
 
 /// Every line of a report (CSV, JSONL or XLSX), in its order; `line_columns`
 /// name the input columns of a product line (see
-/// [`crate::submit::ledger::line_fingerprint`]).
+/// [`super::line_fingerprint`]).
 pub fn report_rows(report: &Path, line_columns: &[String]) -> Result<Vec<ReportRow>> {
     let mut out = Vec::new();
     for_each_row(report, line_columns, &mut |r| out.push(r))?;
@@ -261,7 +261,7 @@ fn line_of(status: &str, line_columns: &[String], cell: impl Fn(&str) -> String)
         return String::new();
     }
     let cells: Vec<String> = line_columns.iter().map(|c| cell(c)).collect();
-    crate::submit::ledger::line_fingerprint(cells.iter().map(String::as_str))
+    super::line_fingerprint(cells.iter().map(String::as_str))
 }
 
 /// Calls `each` for every line of a report (CSV, JSONL or XLSX).

@@ -431,6 +431,17 @@ pub fn neutralize(s: &str) -> Cow<'_, str> {
     }
 }
 
+/// A product line's fingerprint from its cells, as a report shows them
+/// (CSV cells are neutralised; the others are not, so both are).
+pub fn line_fingerprint<'c>(cells: impl IntoIterator<Item = &'c str>) -> String {
+    let mut h = Sha256::new();
+    for c in cells {
+        h.update(neutralize(c).as_bytes());
+        h.update([0x1f]);
+    }
+    hex::encode(&h.finalize()[..12])
+}
+
 /// Makes sure a report (and its run facts) can be written at `path` before
 /// any work that cannot be undone (an order sent): nothing but a regular
 /// file may stand there, its folder must exist, and a temporary file must

@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{RetryPolicy, Stop, Stopper, describe_answer};
+use super::retry::RetryPolicy;
+use super::stop::{Stop, Stopper};
 use crate::dcms::{Answer, Client, Failure, FailureKind};
 
 /// 429s one call (or one item) takes before it is given up (resumable).
@@ -88,7 +89,7 @@ pub enum Heard<'a> {
 /// Who calls: the client, its rate limit, its stop signal, its retries.
 pub trait Caller: Sync {
     fn client(&self) -> &Client;
-    fn limiter(&self) -> &super::Limiter;
+    fn limiter(&self) -> &super::limit::Limiter;
     fn stopper(&self) -> &Stopper;
     fn retry(&self) -> RetryPolicy;
     /// No call starts after this.
@@ -201,6 +202,75 @@ pub async fn read<C: Caller + ?Sized>(
             None => return Err(why),
         }
     }
+}
+
+/// An answer that proves nothing, described for a message.
+pub(super) fn describe_answer(what: &str, answer: &Answer) -> String {
+    let (code, messages) = exception_messages(answer);
+    format!(
+        "{what}: HTTP {} {code}: {}",
+        answer.status,
+        clip(&messages.join("; "), 200)
+    )
+}
+
+pub(super) fn clip(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text.to_owned(),
+    }
+}
+
+/// Masks anything that looks like a full card number (13 to 19 digits in a
+/// row) to its first 6 and last 4 digits: `608040XXXXXX6384`. API answers
+/// pass through this before they reach a report or the console.
+pub fn mask_card_numbers(text: &str) -> std::borrow::Cow<'_, str> {
+    static PAN: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"\b\d{13,19}\b").expect("a valid pattern"));
+    PAN.replace_all(text, |c: &regex::Captures<'_>| {
+        let d = &c[0];
+        format!(
+            "{}{}{}",
+            &d[..6],
+            "X".repeat(d.len() - 10),
+            &d[d.len() - 4..]
+        )
+    })
+}
+
+pub(super) fn exception_messages(answer: &Answer) -> (String, Vec<String>) {
+    let (code, messages) = raw_exception_messages(answer);
+    (
+        mask_card_numbers(&code).into_owned(),
+        messages
+            .iter()
+            .map(|m| mask_card_numbers(m).into_owned())
+            .collect(),
+    )
+}
+
+fn raw_exception_messages(answer: &Answer) -> (String, Vec<String>) {
+    let Some(e) = answer.envelope.as_ref().and_then(|e| e.exception.as_ref()) else {
+        let body = answer.other_body.clone().unwrap_or_default();
+        return (
+            format!("HTTP_{}", answer.status),
+            vec![format!("HTTP {}: {}", answer.status, body.trim())],
+        );
+    };
+    let code = e
+        .error_code
+        .clone()
+        .unwrap_or_else(|| format!("HTTP_{}", answer.status));
+    let mut messages = e.field_error.clone();
+    if messages.is_empty() {
+        messages.extend(
+            [&e.short_message, &e.detail_message, &e.error_message]
+                .into_iter()
+                .flatten()
+                .cloned(),
+        );
+    }
+    (code, messages)
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ use std::sync::mpsc;
 use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
-use super::{SendStatus, Sent};
+use super::outcome::{SendStatus, Sent};
 
 /// Where items go: the tenant and the base URL, normalised (scheme and host
 /// in lower case, the default port written out, no trailing slash), so
@@ -280,17 +280,6 @@ pub struct RunEnd {
     pub report_sha256: String,
     pub line_columns: Vec<String>,
     pub rows: Vec<RowRecord>,
-}
-
-/// A product line's fingerprint from its cells, as a report shows them
-/// (CSV cells are neutralised; the others are not, so both are).
-pub fn line_fingerprint<'c>(cells: impl IntoIterator<Item = &'c str>) -> String {
-    let mut h = Sha256::new();
-    for c in cells {
-        h.update(crate::report::neutralize(c).as_bytes());
-        h.update([0x1f]);
-    }
-    hex::encode(&h.finalize()[..12])
 }
 
 /// The hash of a run's record, chained to the previous ended run's.
@@ -1118,12 +1107,7 @@ pub fn history(
 
 /// The decisions recorded on an item (none in a ledger older than them).
 fn decisions_of(conn: &Connection, kind: &str, key: &str) -> rusqlite::Result<Vec<DecisionRecord>> {
-    let has: bool = conn.query_row(
-        "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'decisions'",
-        [],
-        |r| r.get(0),
-    )?;
-    if !has {
+    if !table_exists(conn, "decisions")? {
         return Ok(Vec::new());
     }
     let mut q = conn.prepare(

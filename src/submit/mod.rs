@@ -16,19 +16,26 @@ pub mod absence;
 pub mod http;
 pub mod ledger;
 mod limit;
+mod outcome;
 mod retry;
 pub mod status;
+mod stop;
 
+pub use http::mask_card_numbers;
+use http::{clip, describe_answer, exception_messages};
 pub use limit::{Limiter, Tier};
+use outcome::request_uuid;
+pub use outcome::{NOT_SUBMITTED, SendStatus, Sent};
+pub use stop::{Stop, Stopper};
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::clock::Stamp;
@@ -315,23 +322,6 @@ pub fn order_status(answer: &Answer) -> Result<Option<String>, String> {
     Err(describe_answer("fetchStatus", answer))
 }
 
-/// An answer that proves nothing, described for a message.
-fn describe_answer(what: &str, answer: &Answer) -> String {
-    let (code, messages) = exception_messages(answer);
-    format!(
-        "{what}: HTTP {} {code}: {}",
-        answer.status,
-        clip(&messages.join("; "), 200)
-    )
-}
-
-fn clip(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        Some((i, _)) => format!("{}…", &text[..i]),
-        None => text.to_owned(),
-    }
-}
-
 /// The first 32 hex digits of SHA-256: a fingerprint.
 pub fn short_hash(text: &str) -> String {
     use sha2::{Digest, Sha256};
@@ -375,81 +365,6 @@ fn held_products(held: &Value) -> Option<Vec<(String, String, u64)>> {
 pub use ledger::{Destination, Ledger, LedgerError, Past, Record, RunRef, Writer};
 pub use retry::{Backoff, RetryPolicy};
 
-/// What became of one order in a submit run.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum SendStatus {
-    /// The API took it (or, looked up, already had it).
-    Accepted,
-    /// The API refused it with a business error; final.
-    Rejected,
-    /// No final answer (after retries, or not sent because the run
-    /// stopped); safe to re-run.
-    #[default]
-    Failed,
-    /// Accepted earlier (by any run or file), or already held by the API;
-    /// not sent again.
-    Skipped,
-    /// An order with this id was already sent with other content (or the
-    /// API holds it so): not sent.
-    Conflict,
-    /// Its outcome was unknown and a person decided it was sent
-    /// (`dcms-bulk resolve --sent`): done, not sent again, and never
-    /// reported as plain ACCEPTED.
-    #[serde(rename = "ACCEPTED_BY_DECISION")]
-    Decided,
-}
-
-impl SendStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SendStatus::Accepted => "ACCEPTED",
-            SendStatus::Rejected => "REJECTED",
-            SendStatus::Failed => "FAILED",
-            SendStatus::Skipped => "SKIPPED",
-            SendStatus::Conflict => "CONFLICT",
-            SendStatus::Decided => "ACCEPTED_BY_DECISION",
-        }
-    }
-}
-
-/// An order's outcome with what an auditor needs: the API's code and
-/// messages, the HTTP status, how many requests, when, how long.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Sent {
-    pub status: SendStatus,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error_code: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub messages: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub http_status: Option<u16>,
-    /// Create requests sent for the order, over all runs of the batch.
-    #[serde(default)]
-    pub attempts: u32,
-    /// When the last create request went out.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub submitted_at: Option<Stamp>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub latency_ms: Option<u64>,
-    /// Result fields of an accepted answer (an upgrade's new kit...).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub result: BTreeMap<String, String>,
-    /// The `X-Request-Id` of the last call made for it (create or lookup),
-    /// for a support ticket.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request_id: Option<uuid::Uuid>,
-}
-
-/// A request id as [`Sent`] keeps it: the client's ids are UUIDs (one
-/// that is not says nothing a support ticket could use).
-fn request_uuid(id: Option<&str>) -> Option<uuid::Uuid> {
-    id.and_then(|id| uuid::Uuid::parse_str(id).ok())
-}
-
-/// Code given to orders a stopped run never sent.
-pub const NOT_SUBMITTED: &str = "NOT_SUBMITTED";
-
 /// How to send.
 #[derive(Debug, Clone)]
 pub struct SubmitOpts {
@@ -483,126 +398,6 @@ impl Default for SubmitOpts {
             drain: Duration::from_secs(10),
             precheck: true,
         }
-    }
-}
-
-/// Why a run stopped before sending everything.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Stop {
-    /// Too many failed calls in a row.
-    ApiUnavailable(String),
-    /// 401 or 403: the token or tenant is refused.
-    Refused(String),
-    /// The base URL answers, but not as the DCMS API does (an HTML 404,
-    /// JSON of another shape).
-    NotTheApi(String),
-    /// `--deadline` passed.
-    Deadline,
-    /// Ctrl-C (or SIGTERM).
-    Interrupted,
-    /// The ledger cannot be written: nothing may be sent.
-    Ledger(String),
-}
-
-impl Stop {
-    /// The exit code of a run stopped for this reason.
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            Stop::Interrupted => crate::exit::INTERRUPTED,
-            Stop::ApiUnavailable(_) | Stop::Refused(_) | Stop::NotTheApi(_) | Stop::Deadline => {
-                crate::exit::API_UNAVAILABLE
-            }
-            Stop::Ledger(_) => crate::exit::LOCAL_FAILURE,
-        }
-    }
-}
-
-impl std::fmt::Display for Stop {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Stop::ApiUnavailable(why) => write!(f, "the API is unavailable ({why})"),
-            Stop::Refused(why) => write!(f, "the API refuses us ({why})"),
-            Stop::NotTheApi(why) => write!(
-                f,
-                "the base URL answers, but not as the DCMS API does ({why}); check the base URL: the endpoint paths (/card-order ...) are added to it"
-            ),
-            Stop::Interrupted => f.write_str("interrupted"),
-            Stop::Deadline => f.write_str("the run's --deadline passed"),
-            Stop::Ledger(why) => write!(f, "the ledger cannot be written ({why})"),
-        }
-    }
-}
-
-/// Tells every worker to stop; the first reason given wins.
-#[derive(Debug)]
-pub struct Stopper {
-    reason: Mutex<Option<Stop>>,
-    /// An interrupt was asked for, whatever reason came first.
-    interrupted: AtomicBool,
-    tx: watch::Sender<bool>,
-}
-
-impl Default for Stopper {
-    fn default() -> Self {
-        Stopper {
-            reason: Mutex::new(None),
-            interrupted: AtomicBool::new(false),
-            tx: watch::channel(false).0,
-        }
-    }
-}
-
-impl Stopper {
-    pub fn stop(&self, why: Stop) {
-        let mut reason = self.reason.lock().unwrap_or_else(|p| p.into_inner());
-        if why == Stop::Interrupted {
-            self.interrupted.store(true, Ordering::SeqCst);
-        }
-        if reason.is_none() {
-            *reason = Some(why);
-        }
-        drop(reason);
-        self.tx.send_replace(true);
-    }
-
-    pub fn reason(&self) -> Option<Stop> {
-        self.reason
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    pub fn is_stopped(&self) -> bool {
-        *self.tx.borrow()
-    }
-
-    /// Whether Ctrl-C or SIGTERM asked to stop (even after another stop).
-    pub fn is_interrupted(&self) -> bool {
-        self.interrupted.load(Ordering::SeqCst)
-    }
-
-    /// Lets the next batch try again after one that stopped for the API
-    /// (unavailable, refusing, not answering as the API does, a deadline):
-    /// a watch goes on after an outage. An interrupt or a ledger failure
-    /// stays. Whether the stop was cleared.
-    pub fn clear(&self) -> bool {
-        let mut reason = self.reason.lock().unwrap_or_else(|p| p.into_inner());
-        if self.interrupted.load(Ordering::SeqCst) {
-            *reason = Some(Stop::Interrupted);
-            return false;
-        }
-        if matches!(*reason, Some(Stop::Ledger(_))) {
-            return false;
-        }
-        *reason = None;
-        self.tx.send_replace(false);
-        true
-    }
-
-    /// Completes when a stop is asked for.
-    pub async fn stopped(&self) {
-        let mut rx = self.tx.subscribe();
-        let _ = rx.wait_for(|s| *s).await;
     }
 }
 
@@ -912,10 +707,7 @@ async fn run<O: Operation>(
         }
     };
     let interrupted = async {
-        let mut rx = stopper.tx.subscribe();
-        let _ = rx
-            .wait_for(|_| matches!(stopper.reason(), Some(Stop::Interrupted)))
-            .await;
+        stopper.interrupted().await;
         tokio::time::sleep(opts.drain).await;
     };
     tokio::select! {
@@ -1382,58 +1174,6 @@ enum Verdict {
 fn is_duplicate(status: u16, code: &str) -> bool {
     let code = code.to_ascii_lowercase();
     status == 409 || code.contains("already.exists") || code.contains("duplicate")
-}
-
-/// Masks anything that looks like a full card number (13 to 19 digits in a
-/// row) to its first 6 and last 4 digits: `608040XXXXXX6384`. API answers
-/// pass through this before they reach a report or the console.
-pub fn mask_card_numbers(text: &str) -> std::borrow::Cow<'_, str> {
-    static PAN: std::sync::LazyLock<regex::Regex> =
-        std::sync::LazyLock::new(|| regex::Regex::new(r"\b\d{13,19}\b").expect("a valid pattern"));
-    PAN.replace_all(text, |c: &regex::Captures<'_>| {
-        let d = &c[0];
-        format!(
-            "{}{}{}",
-            &d[..6],
-            "X".repeat(d.len() - 10),
-            &d[d.len() - 4..]
-        )
-    })
-}
-
-fn exception_messages(answer: &Answer) -> (String, Vec<String>) {
-    let (code, messages) = raw_exception_messages(answer);
-    (
-        mask_card_numbers(&code).into_owned(),
-        messages
-            .iter()
-            .map(|m| mask_card_numbers(m).into_owned())
-            .collect(),
-    )
-}
-
-fn raw_exception_messages(answer: &Answer) -> (String, Vec<String>) {
-    let Some(e) = answer.envelope.as_ref().and_then(|e| e.exception.as_ref()) else {
-        let body = answer.other_body.clone().unwrap_or_default();
-        return (
-            format!("HTTP_{}", answer.status),
-            vec![format!("HTTP {}: {}", answer.status, body.trim())],
-        );
-    };
-    let code = e
-        .error_code
-        .clone()
-        .unwrap_or_else(|| format!("HTTP_{}", answer.status));
-    let mut messages = e.field_error.clone();
-    if messages.is_empty() {
-        messages.extend(
-            [&e.short_message, &e.detail_message, &e.error_message]
-                .into_iter()
-                .flatten()
-                .cloned(),
-        );
-    }
-    (code, messages)
 }
 
 fn classify<O: Operation>(

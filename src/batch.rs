@@ -127,23 +127,30 @@ impl Engine {
         let mut facts = checked.facts(batch.command, batch.options.clone(), batch.started.clone());
         facts.sent = Some(order_counts(checked, &sent));
         facts.api = Some(self.api_facts(run, &batch.tally));
-        let mut rows = Vec::new();
+        let mut marks = Vec::new();
         let facts_path = order_report(
             checked,
             batch.report,
             batch.csv_bom,
             &mut facts,
-            Some((&sent, &mut rows)),
+            Some((&sent, &mut marks)),
         )?;
         let rejections = top_rejections(sent.iter().flatten());
         let line_columns = line_columns(checked).1;
+        let groups = checked.grouping.groups();
+        let rows = marks.into_iter().map(|m| RowRecord {
+            row: m.row,
+            key: groups[m.group as usize].order_id().to_owned(),
+            status: m.status.to_owned(),
+            line: m.line.map(hex::encode).unwrap_or_default(),
+        });
         self.finish(
             run,
             facts,
             facts_path,
             &batch,
             rejections,
-            (rows, line_columns),
+            (Box::new(rows), line_columns),
         )
     }
 
@@ -232,7 +239,7 @@ impl Engine {
         let key_col = ["order_id", "kit_no"]
             .iter()
             .find_map(|k| sheet.columns.headers.iter().position(|h| h == k));
-        let rows = lines
+        let rows: Vec<RowRecord> = lines
             .iter()
             .map(|l| RowRecord {
                 row: l.number,
@@ -254,7 +261,7 @@ impl Engine {
             facts_path,
             &batch,
             rejections,
-            (rows, Vec::new()),
+            (Box::new(rows.into_iter()), Vec::new()),
         )
     }
 
@@ -310,7 +317,7 @@ impl Engine {
         facts_path: PathBuf,
         batch: &Batch<'_>,
         rejections: Vec<(String, u64)>,
-        (rows, line_columns): (Vec<RowRecord>, Vec<String>),
+        (rows, line_columns): (Box<dyn Iterator<Item = RowRecord> + '_>, Vec<String>),
     ) -> Result<Finished> {
         let stopped = self.stopper.reason();
         let end = RunEnd {
@@ -328,7 +335,7 @@ impl Engine {
             &counts,
             batch.report,
             stopped.as_ref().map(ToString::to_string),
-            &end,
+            end,
         )?;
         let code = match &stopped {
             Some(why) => why.exit_code(),
@@ -449,6 +456,31 @@ fn result_columns<O: Operation>() -> Vec<&'static str> {
     cols
 }
 
+/// One row's outcome while the report is written, for the ledger: small
+/// (a million rows are not held as strings), its order by its group.
+pub struct RowMark {
+    row: u64,
+    group: u32,
+    status: &'static str,
+    /// The product line's fingerprint; `None` for an INVALID row.
+    line: Option<[u8; 12]>,
+}
+
+/// The outcome of a valid row's order, if it was sent.
+fn sent_of<'a>(out: &RowOutcome<'_>, sent: Option<&'a [Option<Sent>]>) -> Option<&'a Sent> {
+    sent.and_then(|s| s.get(out.group as usize))
+        .and_then(Option::as_ref)
+        .filter(|_| out.status == Status::Valid)
+}
+
+/// A row's status word: its order's outcome, else its own status.
+fn status_of(out: &RowOutcome<'_>, sent: Option<&[Option<Sent>]>) -> &'static str {
+    match sent_of(out, sent) {
+        Some(s) => s.status.as_str(),
+        None => out.status.as_str(),
+    }
+}
+
 /// The input columns of a product line (its product fields and quantity):
 /// their indices and names, for the ledger's row fingerprints.
 fn line_columns(checked: &Checked) -> (Vec<usize>, Vec<String>) {
@@ -469,9 +501,9 @@ pub fn order_report<'a>(
     path: &Path,
     csv_bom: bool,
     facts: &mut RunFacts,
-    submitted: Option<(&'a [Option<Sent>], &mut Vec<RowRecord>)>,
+    submitted: Option<(&'a [Option<Sent>], &mut Vec<RowMark>)>,
 ) -> Result<PathBuf> {
-    let (sent, mut records) = match submitted {
+    let (sent, mut marks) = match submitted {
         Some((sent, rows)) => (Some(sent), Some(rows)),
         None => (None, None),
     };
@@ -492,24 +524,23 @@ pub fn order_report<'a>(
     report::write(path, &header, facts, |send| {
         let as_csv = report::Format::from_path(path)? == report::Format::Csv;
         checked.for_each_cells(as_csv, &mut |rows| {
+            let outcomes: Vec<(u32, &'static str)> = rows
+                .iter()
+                .map(|(_, out)| (out.group, status_of(out, sent)))
+                .collect();
             let lines: Vec<Line<'_>> = rows
                 .into_iter()
                 .map(|(cells, out)| order_line(checked, cells, &out, sent))
                 .collect();
-            if let Some(records) = records.as_deref_mut() {
-                records.extend(lines.iter().map(|l| {
-                    let status = l.results[0].text().into_owned();
-                    let line = if status == "INVALID" {
-                        String::new()
-                    } else {
+            if let Some(marks) = marks.as_deref_mut() {
+                marks.extend(lines.iter().zip(outcomes).map(|(l, (group, status))| {
+                    let line = (status != "INVALID").then(|| {
                         let cells = l.cells.list();
-                        report::line_fingerprint(
-                            line_cols.iter().map(|&c| cells.get(c).unwrap_or("")),
-                        )
-                    };
-                    RowRecord {
+                        report::line_digest(line_cols.iter().map(|&c| cells.get(c).unwrap_or("")))
+                    });
+                    RowMark {
                         row: l.number,
-                        key: l.results[1].text().into_owned(),
+                        group,
                         status,
                         line,
                     }
@@ -532,18 +563,11 @@ fn order_line<'a>(
     sent: Option<&'a [Option<Sent>]>,
 ) -> Line<'a> {
     let submitted = sent.is_some();
-    // The outcome of a valid row's order.
-    let sent = sent
-        .and_then(|s| s.get(out.group as usize))
-        .and_then(Option::as_ref)
-        .filter(|_| out.status == Status::Valid);
+    let status = status_of(out, sent);
+    let sent = sent_of(out, sent);
     let mut errors = error_items(out, |c| checked.cell_ref(c, out.number));
     let warnings = problem_items(out.warnings, |c| checked.cell_ref(c, out.number));
     errors.extend(sent_items(sent));
-    let status = match sent {
-        Some(s) => s.status.as_str(),
-        None => out.status.as_str(),
-    };
     let mut results = vec![Cell::Text(status.into()), Cell::Text(out.order_id.into())];
     if !submitted {
         results.push(Cell::Errors(errors));

@@ -434,12 +434,19 @@ pub fn neutralize(s: &str) -> Cow<'_, str> {
 /// A product line's fingerprint from its cells, as a report shows them
 /// (CSV cells are neutralised; the others are not, so both are).
 pub fn line_fingerprint<'c>(cells: impl IntoIterator<Item = &'c str>) -> String {
+    hex::encode(line_digest(cells))
+}
+
+/// [`line_fingerprint`] as bytes.
+pub fn line_digest<'c>(cells: impl IntoIterator<Item = &'c str>) -> [u8; 12] {
     let mut h = Sha256::new();
     for c in cells {
         h.update(neutralize(c).as_bytes());
         h.update([0x1f]);
     }
-    hex::encode(&h.finalize()[..12])
+    let mut out = [0u8; 12];
+    out.copy_from_slice(&h.finalize()[..12]);
+    out
 }
 
 /// Makes sure a report (and its run facts) can be written at `path` before

@@ -274,12 +274,12 @@ pub struct RowRecord {
 
 /// What a run's end records besides its counts: the report's SHA-256,
 /// the report columns its rows' product lines are read from, and every
-/// row's outcome.
-#[derive(Debug, Default)]
-pub struct RunEnd {
+/// row's outcome (made one at a time: a million rows are not held as
+/// records).
+pub struct RunEnd<'a> {
     pub report_sha256: String,
     pub line_columns: Vec<String>,
-    pub rows: Vec<RowRecord>,
+    pub rows: Box<dyn Iterator<Item = RowRecord> + 'a>,
 }
 
 /// The hash of a run's record, chained to the previous ended run's.
@@ -453,7 +453,7 @@ impl Ledger {
         counts: &serde_json::Value,
         report: &Path,
         stopped: Option<String>,
-        end: &RunEnd,
+        end: RunEnd<'_>,
     ) -> Result<(), LedgerError> {
         let sql = sql_at(&self.path);
         // The ledger's lock is ours: no other process writes meanwhile.
@@ -464,7 +464,7 @@ impl Ledger {
                     "INSERT OR REPLACE INTO run_rows (run, row, key, status, line) VALUES (?1, ?2, ?3, ?4, ?5)",
                 )
                 .map_err(sql)?;
-            for r in &end.rows {
+            for r in end.rows {
                 insert
                     .execute(params![id, r.row as i64, r.key, r.status, r.line])
                     .map_err(sql)?;

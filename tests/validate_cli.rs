@@ -803,6 +803,24 @@ fn ids_stored_as_numbers_warn_and_strict_refuses_them() {
     let r = run(&["validate", path_str(&path), "--rules", path_str(&rules)]);
     assert_eq!(r.code, exit::ROWS_NOT_DONE, "{}", r.stderr);
     assert!(r.stderr.contains("3 invalid"), "{}", r.stderr);
+    // ... or in the profile.
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        "[profiles.strict]\nwarnings = \"refuse\"\n[profiles.lenient]\n",
+    )
+    .unwrap();
+    for (profile, want) in [("strict", exit::ROWS_NOT_DONE), ("lenient", exit::OK)] {
+        let r = run(&[
+            "validate",
+            path_str(&path),
+            "--config",
+            path_str(&config),
+            "--profile",
+            profile,
+        ]);
+        assert_eq!(r.code, want, "{profile}: {}", r.stderr);
+    }
 
     // A sheet made from the template (ids as Text) has no such warning.
     let template = dir.path().join("t.xlsx");

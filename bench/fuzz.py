@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A mutation fuzzer for `dcms-bulk validate` (issue 16).
+"""A mutation fuzzer for `dcms-bulk validate`.
 
 It damages the shipped samples and fixtures the ways mail, copying and
 malice damage files, runs `validate FILE --report R.csv` on each under a
@@ -39,7 +39,7 @@ TIMEOUT = float(os.environ.get("TIMEOUT", "20"))
 RSS_LIMIT_KIB = int(os.environ.get("RSS_LIMIT_MIB", "1024")) << 10
 SLOW = float(os.environ.get("SLOW", "20"))
 FINDINGS = os.environ.get("FINDINGS", "/tmp/fuzz-findings")
-MAX_INPUT = 10 << 20  # the issue's figures are for inputs of at most 10 MB
+MAX_INPUT = 10 << 20  # inputs of at most 10 MB
 
 
 def seeds():

@@ -362,4 +362,25 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn full_card_numbers_are_masked() {
+        assert_eq!(
+            mask_card_numbers("card 6080401234566384 is blocked"),
+            "card 608040XXXXXX6384 is blocked"
+        );
+        assert_eq!(
+            mask_card_numbers("4111111111111111111"),
+            "411111XXXXXXXXX1111"
+        );
+        // Kit numbers, account numbers and order ids stay.
+        for kept in [
+            "kit 4240000001",
+            "account 8642135",
+            "DCB-a50e708e61bb05c51b41",
+            "2026-12-01",
+        ] {
+            assert_eq!(mask_card_numbers(kept), kept);
+        }
+    }
 }

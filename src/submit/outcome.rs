@@ -2,6 +2,8 @@
 //! needs of the answer.
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
@@ -81,3 +83,46 @@ pub(super) fn request_uuid(id: Option<&str>) -> Option<uuid::Uuid> {
 
 /// Code given to orders a stopped run never sent.
 pub const NOT_SUBMITTED: &str = "NOT_SUBMITTED";
+
+/// Running counts, read by the progress display.
+#[derive(Debug, Default)]
+pub struct Tally {
+    pub done: AtomicU64,
+    pub accepted: AtomicU64,
+    pub rejected: AtomicU64,
+    pub failed: AtomicU64,
+    pub skipped: AtomicU64,
+    pub conflict: AtomicU64,
+    pub decided: AtomicU64,
+    /// HTTP requests made (creates and lookups).
+    pub requests: AtomicU64,
+    /// Things the user should know once (an endpoint the API lacks...).
+    pub notes: Mutex<Vec<String>>,
+}
+
+impl Tally {
+    pub(super) fn note(&self, note: String) {
+        self.notes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(note);
+    }
+
+    /// The notes so far, taken.
+    pub fn take_notes(&self) -> Vec<String> {
+        std::mem::take(&mut *self.notes.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    pub(super) fn count(&self, sent: &Sent) {
+        let which = match sent.status {
+            SendStatus::Accepted => &self.accepted,
+            SendStatus::Rejected => &self.rejected,
+            SendStatus::Failed => &self.failed,
+            SendStatus::Skipped => &self.skipped,
+            SendStatus::Conflict => &self.conflict,
+            SendStatus::Decided => &self.decided,
+        };
+        which.fetch_add(1, Ordering::Relaxed);
+        self.done.fetch_add(1, Ordering::Relaxed);
+    }
+}

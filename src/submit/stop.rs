@@ -132,3 +132,18 @@ impl Stopper {
             .await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_stop_reason_wins() {
+        let s = Stopper::default();
+        assert!(!s.is_stopped());
+        s.stop(Stop::Interrupted);
+        s.stop(Stop::ApiUnavailable("x".into()));
+        assert!(s.is_stopped());
+        assert_eq!(s.reason(), Some(Stop::Interrupted));
+    }
+}

@@ -32,7 +32,8 @@ done
 xlsx_text() {
     local dir; dir=$(mktemp -d -p "$work")
     (cd "$dir" && unzip -q -o "$1" 2>/dev/null) || true
-    find "$dir" -type f ! -name core.xml | sort | while read -r p; do echo "== ${p#"$dir"}"; cat "$p"; done
+    find "$dir" -type f ! -name core.xml | sort | while read -r p; do echo "== ${p#"$dir"}"; cat "$p"; done |
+        sed -E 's/[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z//g'
 }
 
 # Blanks the fields of a submit report that differ run to run.

@@ -333,7 +333,7 @@ fn usage_errors() {
 /// of the bytes those rows came from, whatever the file holds by then.
 #[test]
 fn a_file_changed_after_the_check_leaves_the_report_of_what_was_checked() {
-    use dcms_bulk::{batch, pipeline};
+    use dcms_bulk::{lines, pipeline};
     use sha2::Digest;
     let dir = tempfile::tempdir().unwrap();
     let rows: Vec<String> = (0..2000)
@@ -359,7 +359,8 @@ fn a_file_changed_after_the_check_leaves_the_report_of_what_was_checked() {
             std::fs::write(&input, &changed).unwrap();
             let mut facts = checked.facts("validate", serde_json::json!({}), "t".into());
             let out = dir.path().join(format!("r.{ext}"));
-            batch::order_report(&checked, &out, false, &mut facts, None).expect(what);
+            let target = dcms_bulk::report::Target::at(&out).unwrap();
+            lines::order_report(&checked, &target, false, &mut facts, None).expect(what);
             let report = std::fs::read_to_string(&out).unwrap();
             assert_eq!(
                 report.lines().count(),

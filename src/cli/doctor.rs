@@ -102,7 +102,7 @@ async fn check(api: &Api, args: &DoctorArgs, steps: &mut Steps) {
     {
         return;
     }
-    let client = match api.client(&args.send) {
+    let client = match api.client(args.send.timeouts()) {
         Ok(c) => c,
         Err(e) => return steps.fail("client", e),
     };

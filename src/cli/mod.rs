@@ -3,10 +3,13 @@
 //! known) before any row is read. One file per subcommand's glue.
 
 mod api;
+mod destination;
 mod docs;
 mod doctor;
 mod log;
 mod ops;
+mod profile;
+mod progress;
 mod resolve;
 mod runs;
 mod sandbox;
@@ -343,47 +346,6 @@ pub(crate) fn say_passed(p: &crate::drop::Passed) {
     );
 }
 
-/// A report's format, by flag.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ReportFormat {
-    Csv,
-    Xlsx,
-    Jsonl,
-}
-
-impl ReportFormat {
-    /// Where `input`'s report goes by default: `NAME.report.EXT` in `dir`,
-    /// else beside the input (`fallback` names an input without a name).
-    pub(super) fn report_path(
-        format: Option<ReportFormat>,
-        input: &std::path::Path,
-        dir: Option<&std::path::Path>,
-        fallback: &str,
-    ) -> PathBuf {
-        let stem = input
-            .file_stem()
-            .map_or_else(|| fallback.to_owned(), |s| s.to_string_lossy().into_owned());
-        let dir = dir.or(input.parent()).unwrap_or(std::path::Path::new(""));
-        dir.join(format!("{stem}.report.{}", Self::extension(format, input)))
-    }
-
-    /// The report's extension: `format`, else as the input (a workbook
-    /// gets an XLSX report, for people; a text file a CSV one).
-    fn extension(format: Option<ReportFormat>, input: &std::path::Path) -> &'static str {
-        let workbook = input.extension().is_some_and(|e| {
-            ["xlsx", "xlsm", "xlsb", "xls", "ods"]
-                .contains(&e.to_string_lossy().to_ascii_lowercase().as_str())
-        });
-        match format {
-            Some(ReportFormat::Csv) => "csv",
-            Some(ReportFormat::Xlsx) => "xlsx",
-            Some(ReportFormat::Jsonl) => "jsonl",
-            None if workbook => "xlsx",
-            None => "csv",
-        }
-    }
-}
-
 /// `1 row`, `2 rows`: a count and its noun, in the plural unless one.
 pub(crate) fn count(n: impl Into<u64>, noun: &str) -> String {
     match n.into() {
@@ -574,27 +536,7 @@ pub(crate) fn print_json(value: &serde_json::Value) -> Result<()> {
     Ok(())
 }
 
-/// Ctrl-C, or SIGTERM on Unix.
-pub(crate) async fn stop_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    () = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => ctrl_c.await,
-        }
-    }
-    #[cfg(not(unix))]
-    ctrl_c.await;
-}
+pub(crate) use crate::engine::stop_signal;
 
 #[cfg(test)]
 mod tests {

@@ -8,8 +8,9 @@ use std::sync::Arc;
 use clap::Args;
 use serde_json::json;
 
-use super::api::{ApiArgs, Progress, SendArgs, print_finished};
-use super::{Console, ReportFormat, check_batch_id, print_json, read_opts};
+use super::api::{ApiArgs, SendArgs};
+use super::progress::{Progress, print_finished};
+use super::{Console, check_batch_id, print_json, read_opts};
 use crate::batch::{Batch, RowSheet};
 use crate::error::Result;
 use crate::ops::sheet::{self, OpSheet};
@@ -64,7 +65,7 @@ pub struct OpArgs {
     /// Report format when no --report path gives it
     /// [default: as the input: xlsx for a workbook, csv for text]
     #[arg(long, value_enum, help_heading = "Report")]
-    pub report_format: Option<ReportFormat>,
+    pub report_format: Option<report::Format>,
 
     /// Print the summary as JSON on stdout
     #[arg(long, help_heading = "Report")]
@@ -115,8 +116,14 @@ fn run<O: Operation>(
     if args.dry_run {
         return dry_run(kind, args, &read, console);
     }
-    let report_path = report_path(args);
-    report::Format::from_path(&report_path)?;
+    let target = report::Target::for_input(
+        args.report.as_deref(),
+        args.report_format,
+        &args.file,
+        None,
+        "sheet",
+    )?;
+    let report_path = target.path.clone();
     super::not_the_input(&report_path, &args.file)?;
     report::keep_earlier(&report_path)?;
     report::prepare(&report_path)?;
@@ -141,7 +148,7 @@ fn run<O: Operation>(
         command: O::KIND,
         options: json!({ "batch_id": args.batch_id }),
         started,
-        report: &report_path,
+        report: &target,
         tally: Arc::new(Tally::default()),
         csv_bom: args.csv_bom,
     };
@@ -209,7 +216,7 @@ fn send<O: Operation>(
     input: &RowSheet<'_, O::Item>,
     batch: Batch<'_>,
 ) -> Result<crate::batch::Finished> {
-    let engine = api.engine(send, console)?;
+    let engine = super::api::engine(api, send, console)?;
     let items = input.checks.iter().filter(|c| c.item.is_some()).count() as u64;
     let name = input.path.display().to_string();
     let progress = Progress::start(&engine.runtime, &name, batch.tally.clone(), items, console);
@@ -228,11 +235,4 @@ fn send<O: Operation>(
         );
     }
     Ok(done)
-}
-
-fn report_path(args: &OpArgs) -> PathBuf {
-    if let Some(p) = &args.report {
-        return p.clone();
-    }
-    ReportFormat::report_path(args.report_format, &args.file, None, "sheet")
 }

@@ -306,7 +306,7 @@ impl SandboxArgs {
             retry_after_date: self.gateway.retry_after_date,
             create_fields: match &self.gateway.profile {
                 Some(name) => {
-                    super::api::create_fields(self.gateway.config.as_deref(), Some(name))?
+                    super::profile::create_fields(self.gateway.config.as_deref(), Some(name))?
                 }
                 None => crate::dcms::CreateFields::default(),
             },

@@ -75,7 +75,9 @@ pub fn run(args: &ShowArgs, console: Console) -> Result<i32> {
     let report = run
         .and_then(|id| runs.into_iter().find(|r| r.id == id))
         .and_then(|r| r.report.map(std::path::PathBuf::from));
-    let rows = report.as_deref().and_then(|r| report::rows_of(r, &args.id));
+    let rows = report
+        .as_deref()
+        .and_then(|r| report::read::rows_of(r, &args.id).ok());
     if args.json {
         print_json(&serde_json::json!({
             "tenant": dest.tenant,

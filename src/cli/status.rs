@@ -8,15 +8,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use calamine::{Reader, open_workbook_auto};
 use clap::Args;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::api::{ApiArgs, SendArgs, runtime};
 use super::{Console, print_stdout};
 use crate::error::{Error, Result};
 use crate::exit;
-use crate::report::{self, Format};
+use crate::report;
+use crate::report::read::{self, Loaded};
 use crate::submit::status::{self, Known, PollOpts};
 use crate::submit::{Stop, Stopper};
 
@@ -65,64 +65,6 @@ fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
     humantime::parse_duration(text).map_err(|e| e.to_string())
 }
 
-/// A report read back: CSV and XLSX as header + rows, JSONL as objects.
-enum Loaded {
-    Table {
-        headers: Vec<String>,
-        rows: Vec<Vec<String>>,
-    },
-    Lines(Vec<Map<String, Value>>),
-}
-
-fn load(path: &Path, format: Format) -> Result<Loaded> {
-    let bad = |m: String| Error::input(path, m);
-    crate::files::regular(path).map_err(|e| Error::io(path, e))?;
-    match format {
-        Format::Csv => {
-            let mut r = csv::Reader::from_path(path).map_err(|e| bad(e.to_string()))?;
-            let headers = r
-                .headers()
-                .map_err(|e| bad(e.to_string()))?
-                .iter()
-                .map(str::to_owned)
-                .collect();
-            let rows = r
-                .records()
-                .map(|rec| rec.map(|r| r.iter().map(str::to_owned).collect()))
-                .collect::<std::result::Result<_, _>>()
-                .map_err(|e| bad(e.to_string()))?;
-            Ok(Loaded::Table { headers, rows })
-        }
-        Format::Xlsx => {
-            let mut wb = open_workbook_auto(path).map_err(|e| bad(e.to_string()))?;
-            let range = wb
-                .worksheet_range("Report")
-                .map_err(|e| bad(format!("no `Report` sheet: {e}")))?;
-            let mut all = range
-                .rows()
-                .map(|r| r.iter().map(|c| c.to_string()).collect::<Vec<_>>());
-            let headers = all.next().unwrap_or_default();
-            Ok(Loaded::Table {
-                headers,
-                rows: all.collect(),
-            })
-        }
-        Format::Jsonl => {
-            let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-            let lines = text
-                .lines()
-                .enumerate()
-                .filter(|(_, l)| !l.trim().is_empty())
-                .map(|(i, l)| match serde_json::from_str::<Value>(l) {
-                    Ok(Value::Object(o)) => Ok(o),
-                    _ => Err(bad(format!("line {} is not a JSON object", i + 1))),
-                })
-                .collect::<Result<_>>()?;
-            Ok(Loaded::Lines(lines))
-        }
-    }
-}
-
 /// The orders the run created (rows ACCEPTED or SKIPPED), first seen first.
 fn created_orders(loaded: &Loaded, path: &Path) -> Result<Vec<String>> {
     let mut seen = HashSet::new();
@@ -161,11 +103,10 @@ fn created_orders(loaded: &Loaded, path: &Path) -> Result<Vec<String>> {
 
 pub fn run(args: &StatusArgs, console: Console) -> Result<i32> {
     let started = report::now();
-    let format = Format::from_path(&args.report)?;
     let out = out_path(args)?;
     report::prepare(&out)?;
     let api = api_of_run(args, console)?;
-    let loaded = load(&args.report, format)?;
+    let loaded = read::load(&args.report)?;
     let ids = created_orders(&loaded, &args.report)?;
     if !console.quiet {
         tracing::info!(
@@ -262,11 +203,11 @@ fn poll(
     ids: &[String],
     console: Console,
 ) -> Result<Answers> {
-    let client = api.client(&args.send)?;
+    let client = api.client(args.send.timeouts())?;
     let send = args.send.to_opts()?;
     let stopper = Arc::new(Stopper::default());
     let runtime = runtime(&stopper)?;
-    let (rate, burst) = api.limits(&args.send, console);
+    let (rate, burst) = api.limits(args.send.rate(), &super::api::show(console));
     let poll = PollOpts {
         finals: final_statuses(args, api),
         concurrency: send.concurrency,
@@ -317,7 +258,7 @@ fn out_path(args: &StatusArgs) -> Result<PathBuf> {
         }
     };
     super::not_the_input(&out, &args.report)?;
-    if Format::from_path(&out)? != Format::from_path(&args.report)? {
+    if report::Target::at(&out)?.format != report::Target::at(&args.report)?.format {
         return Err(Error::Usage("--out must have the report's format".into()));
     }
     Ok(out)

@@ -14,8 +14,9 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::api::{ApiArgs, Progress, SendArgs, print_finished};
-use super::{CheckArgs, Console, ReportFormat, print_json, print_problems};
+use super::api::{ApiArgs, SendArgs};
+use super::progress::{Progress, print_finished};
+use super::{CheckArgs, Console, print_json, print_problems};
 use crate::batch::{Batch, Engine};
 use crate::drop;
 use crate::error::{Error, Result};
@@ -70,7 +71,7 @@ pub struct OutArgs {
     /// Report format when no --report path gives it
     /// [default: as the input: xlsx for a workbook, csv for text]
     #[arg(long, value_enum, help_heading = "Report")]
-    pub report_format: Option<ReportFormat>,
+    pub report_format: Option<report::Format>,
 
     /// Begin a CSV report with a UTF-8 byte-order mark, so that Excel reads
     /// its accents right (it still drops leading zeros: use the XLSX report,
@@ -110,7 +111,7 @@ impl OutArgs {
     /// Checks the report options and makes the report folder.
     pub(super) fn prepare(&self) -> Result<()> {
         if let Some(r) = &self.report {
-            report::Format::from_path(r)?;
+            report::Target::at(r)?;
         }
         if let Some(dir) = &self.report_dir {
             std::fs::create_dir_all(dir).map_err(|e| Error::report(dir, e))?;
@@ -118,11 +119,10 @@ impl OutArgs {
         Ok(())
     }
 
-    pub(super) fn report_path(&self, input: &Path) -> PathBuf {
-        if let Some(p) = &self.report {
-            return p.clone();
-        }
-        ReportFormat::report_path(
+    /// Where `input`'s report goes (see [`report::Target::for_input`]).
+    pub(super) fn target(&self, input: &Path) -> Result<report::Target> {
+        report::Target::for_input(
+            self.report.as_deref(),
             self.report_format,
             input,
             self.report_dir.as_deref(),
@@ -271,7 +271,7 @@ pub fn run(args: &SubmitArgs, console: Console) -> Result<i32> {
         return dry_run(args, &opts, inputs, console);
     }
     let api = args.api.resolve(&args.send, console)?;
-    let engine = api.engine(&args.send, console)?;
+    let engine = super::api::engine(&api, &args.send, console)?;
     let (files, passed) = settled_inputs(out, inputs, &engine, console);
 
     let mut summaries = Vec::new();
@@ -484,12 +484,12 @@ fn unreadable(
     let mut summary = FileSummary::failed(file.display().to_string(), e.exit_code(), e.to_string());
     if e.exit_code() == exit::INPUT_UNREADABLE {
         let facts = report::UnreadableFacts::new("submit", file, check.facts(), started, e);
-        let report_path = out.report_path(file);
         // As a report: an earlier run's there is kept, the plain name
         // holds this one.
-        match report::keep_earlier(&report_path)
-            .and_then(|_| report::write_unreadable(&report_path, &facts))
-        {
+        match out.target(file).and_then(|t| {
+            report::keep_earlier(&t.path)?;
+            report::write_unreadable(&t.path, &facts)
+        }) {
             Ok(path) => summary.run_facts = Some(path.display().to_string()),
             Err(w) => tracing::error!(
                 event = "error",
@@ -512,7 +512,8 @@ fn submit_file(
     console: Console,
 ) -> Result<FileSummary> {
     let file = &checked.path;
-    let report_path = out.report_path(file);
+    let target = out.target(file)?;
+    let report_path = target.path.clone();
     super::not_the_input(&report_path, file)?;
     // Before any order leaves: an earlier run's report there is kept, and
     // this run's can be written.
@@ -527,7 +528,7 @@ fn submit_file(
         command: "submit",
         options: check.facts(),
         started: started.to_owned(),
-        report: &report_path,
+        report: &target,
         tally,
         csv_bom: out.csv_bom,
     };

@@ -6,14 +6,14 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use super::api::ProfileArgs;
-use super::{CheckArgs, Console, ReportFormat, print_stdout, same_file};
+use super::{CheckArgs, Console, print_stdout, same_file};
 use crate::dcms::OrderBody;
 use crate::drop;
 use crate::error::{Error, Result};
 use crate::exit;
 use crate::ops;
 use crate::pipeline;
-use crate::report::{self, Format};
+use crate::report::{self, Format, Target};
 use crate::template::Kind;
 
 #[derive(Debug, Args)]
@@ -44,7 +44,7 @@ pub struct ValidateArgs {
     /// The format of the reports in --report-dir [default: as the input:
     /// xlsx for a workbook, csv for text]
     #[arg(long, value_enum, help_heading = "Report", requires = "report_dir")]
-    pub report_format: Option<ReportFormat>,
+    pub report_format: Option<Format>,
 
     /// Begin a CSV report with a UTF-8 byte-order mark, so that Excel reads
     /// its accents right (it still drops leading zeros: use the XLSX report,
@@ -121,7 +121,7 @@ pub fn run(args: &ValidateArgs, console: Console) -> Result<i32> {
         return Err(Error::Usage("- (standard input) can be read once".into()));
     }
     if let Some(r) = &args.report {
-        Format::from_path(r)?;
+        Target::at(r)?;
     }
     if let Some(dir) = &args.report_dir {
         std::fs::create_dir_all(dir).map_err(|e| Error::report(dir, e))?;
@@ -185,24 +185,24 @@ fn validate_one(
     };
     let path = stdin.as_ref().map_or(input, |s| s.path.as_path());
     let report_path = match (&args.report, &args.report_dir) {
-        (Some(r), _) => Some(r.clone()),
+        (None, None) => None,
         // Standard input's copy is `stdin.csv`: its report `stdin.report.csv`.
-        (None, Some(dir)) => Some(ReportFormat::report_path(
+        (report, dir) => Some(Target::for_input(
+            report.as_deref(),
             args.report_format,
             path,
-            Some(dir),
+            dir.as_deref(),
             "orders",
-        )),
-        (None, None) => None,
+        )?),
     };
     if let Some(r) = &report_path {
-        if same_file(r, path) {
+        if same_file(&r.path, path) {
             return Err(Error::Usage(format!(
                 "--report {} would overwrite the input file",
-                r.display()
+                r.path.display()
             )));
         }
-        report::prepare(r)?;
+        report::prepare(&r.path)?;
     }
     let name = match &stdin {
         Some(_) => STDIN.to_string(),
@@ -271,7 +271,7 @@ fn validate_one(
         facts.input.absolute_path = None;
     }
     let facts_path = match &report_path {
-        Some(path) => Some(crate::batch::order_report(
+        Some(path) => Some(crate::lines::order_report(
             &checked,
             path,
             args.csv_bom,
@@ -318,7 +318,7 @@ fn validate_ops(
     checked: &ops::Checked,
     path: &Path,
     name: &str,
-    report_path: Option<PathBuf>,
+    report_path: Option<Target>,
     started: String,
     console: Console,
 ) -> Result<(i32, serde_json::Value)> {
@@ -331,12 +331,12 @@ fn validate_ops(
     }
     let command = format!("validate --kind {kind}");
     let mut facts =
-        crate::batch::op_check_facts(checked, path, &command, args.check.facts(), started);
+        crate::lines::op_check_facts(checked, path, &command, args.check.facts(), started);
     if path == Path::new(STDIN) {
         facts.input.absolute_path = None;
     }
     let facts_path = match &report_path {
-        Some(r) => Some(crate::batch::op_check_report(
+        Some(r) => Some(crate::lines::op_check_report(
             checked,
             r,
             args.csv_bom,

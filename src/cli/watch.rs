@@ -169,7 +169,7 @@ pub fn run(args: &WatchArgs, console: Console) -> Result<i32> {
     let mut opts = args.check.to_opts()?;
     opts.rules.strict |= args.api.profile.refuses_warnings()?;
     let api = args.api.resolve(&args.send, console)?;
-    let engine = api.engine(&args.send, console)?;
+    let engine = super::api::engine(&api, &args.send, console)?;
     let stopper = engine.stopper.clone();
 
     let (wake_tx, wake_rx) = mpsc::channel();
@@ -597,7 +597,11 @@ fn sender(
         match next {
             // This try's report and run facts step aside for the next
             // try's, under names of their own, and go with the file.
-            Next::Retry(_) => match report::keep_earlier(&args.out.report_path(&job.path)) {
+            Next::Retry(_) => match args
+                .out
+                .target(&job.path)
+                .and_then(|t| report::keep_earlier(&t.path))
+            {
                 Ok(Some(kept)) => records.push(Kept {
                     run: summary.run,
                     report: kept,

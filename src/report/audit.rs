@@ -270,109 +270,26 @@ fn for_each_row(
     line_columns: &[String],
     each: &mut dyn FnMut(ReportRow),
 ) -> Result<()> {
-    let bad = |why: String| Error::input(report, why);
-    let not_ours = || bad("not a dcms-bulk report (no row and status columns)".into());
-    let position = |headers: &[String], name: &str| headers.iter().position(|h| h == name);
-    match Format::from_path(report)? {
-        Format::Csv => {
-            let mut rdr = csv::Reader::from_path(report).map_err(|e| bad(e.to_string()))?;
-            let headers: Vec<String> = rdr
-                .headers()
-                .map_err(|e| bad(e.to_string()))?
-                .iter()
-                .map(str::to_owned)
-                .collect();
-            let (row, status, key) =
-                report_columns(headers.iter().map(AsRef::as_ref)).ok_or_else(not_ours)?;
-            for record in rdr.records() {
-                let record = record.map_err(|e| bad(e.to_string()))?;
-                let cell =
-                    |i: Option<usize>| i.and_then(|i| record.get(i)).unwrap_or_default().to_owned();
-                let status = cell(Some(status));
-                let line = line_of(&status, line_columns, |name| cell(position(&headers, name)));
-                each(ReportRow {
-                    row: record.get(row).and_then(|r| r.parse().ok()).unwrap_or(0),
-                    key: cell(key),
-                    status,
-                    line,
-                });
-            }
-        }
-        Format::Jsonl => {
-            let text = std::fs::read_to_string(report).map_err(|e| Error::io(report, e))?;
-            for (i, line) in text
-                .lines()
-                .enumerate()
-                .filter(|(_, l)| !l.trim().is_empty())
-            {
-                let v: Value =
-                    serde_json::from_str(line).map_err(|e| bad(format!("line {}: {e}", i + 1)))?;
-                let cells = &v["cells"];
-                let key = ["order_id", "kit_no"]
-                    .iter()
-                    .find_map(|k| v[k].as_str().or(cells[k].as_str()))
-                    .unwrap_or_default()
-                    .to_owned();
-                let status = v["status"].as_str().unwrap_or_default().to_owned();
-                let line = line_of(&status, line_columns, |name| {
-                    cells[name].as_str().unwrap_or_default().to_owned()
-                });
-                each(ReportRow {
-                    row: v["row"].as_u64().unwrap_or(0),
-                    status,
-                    key,
-                    line,
-                });
-            }
-        }
-        Format::Xlsx => {
-            use calamine::{Reader, open_workbook_auto};
-            let mut wb = open_workbook_auto(report).map_err(|e| bad(e.to_string()))?;
-            let range = wb
-                .worksheet_range("Report")
-                .map_err(|e| bad(e.to_string()))?;
-            let mut lines = range.rows();
-            let headers: Vec<String> = lines
-                .next()
-                .map(|r| r.iter().map(|c| c.to_string()).collect())
-                .unwrap_or_default();
-            let (row, status, key) =
-                report_columns(headers.iter().map(AsRef::as_ref)).ok_or_else(not_ours)?;
-            for line in lines {
-                let cell = |i: Option<usize>| {
-                    i.and_then(|i| line.get(i))
-                        .map(|c| c.to_string())
-                        .unwrap_or_default()
-                };
-                let (number, status) = (cell(Some(row)), cell(Some(status)));
-                if number.is_empty() && status.is_empty() {
-                    continue; // a row the writer adds after the last (see xlsx)
-                }
-                let fingerprint =
-                    line_of(&status, line_columns, |name| cell(position(&headers, name)));
-                each(ReportRow {
-                    row: number.parse::<f64>().map_or(0, |n| n as u64),
-                    key: cell(key),
-                    status,
-                    line: fingerprint,
-                });
-            }
-        }
+    let (format, headers) = super::read::for_each(report, &mut |entry| {
+        let text = |t: Option<std::borrow::Cow<'_, str>>| t.unwrap_or_default().into_owned();
+        let status = text(entry.field("status"));
+        let line = line_of(&status, line_columns, |name| text(entry.cell(name)));
+        each(ReportRow {
+            row: entry.row(),
+            key: text(entry.field("order_id").or_else(|| entry.field("kit_no"))),
+            status,
+            line,
+        });
+        Ok(())
+    })?;
+    let has = |name: &str| headers.iter().any(|h| h == name);
+    if format != Format::Jsonl && !(has("row") && has("status")) {
+        return Err(Error::input(
+            report,
+            "not a dcms-bulk report (no row and status columns)",
+        ));
     }
     Ok(())
-}
-
-/// The `row`, `status` and key (`order_id`, else `kit_no`) columns of a
-/// report's header; `None` without the first two.
-fn report_columns<'h>(
-    headers: impl Iterator<Item = &'h str> + Clone,
-) -> Option<(usize, usize, Option<usize>)> {
-    let at = |name: &str| headers.clone().position(|h| h == name);
-    Some((
-        at("row")?,
-        at("status")?,
-        at("order_id").or_else(|| at("kit_no")),
-    ))
 }
 
 /// A file's SHA-256, hex.

@@ -12,6 +12,7 @@ pub mod audit;
 mod csv_out;
 mod facts;
 mod jsonl;
+pub mod read;
 mod xlsx;
 
 use std::borrow::Cow;
@@ -31,13 +32,13 @@ pub use facts::{
 };
 pub use xlsx::MAX_XLSX_ROWS;
 
-/// The report's file format, from its extension.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// The report's file format: by `--report-format`, else from its extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     Csv,
-    Jsonl,
     Xlsx,
+    Jsonl,
 }
 
 impl Format {
@@ -56,6 +57,61 @@ impl Format {
                 path.display()
             ))),
         }
+    }
+}
+
+/// Where a report goes, and in which format: decided once for a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub path: PathBuf,
+    pub format: Format,
+}
+
+impl Target {
+    /// The report at `path`, in the format its extension names.
+    pub fn at(path: &Path) -> Result<Target> {
+        Ok(Target {
+            format: Format::from_path(path)?,
+            path: path.to_owned(),
+        })
+    }
+
+    /// `report` if given; else `NAME.report.EXT` in `dir`, or beside the
+    /// input, in `format`, else as the input (a workbook gets an XLSX
+    /// report, for people; a text file a CSV one). `fallback` names an
+    /// input without a name.
+    pub fn for_input(
+        report: Option<&Path>,
+        format: Option<Format>,
+        input: &Path,
+        dir: Option<&Path>,
+        fallback: &str,
+    ) -> Result<Target> {
+        if let Some(path) = report {
+            return Target::at(path);
+        }
+        let workbook = input.extension().is_some_and(|e| {
+            ["xlsx", "xlsm", "xlsb", "xls", "ods"]
+                .contains(&e.to_string_lossy().to_ascii_lowercase().as_str())
+        });
+        let format = match format {
+            Some(f) => f,
+            None if workbook => Format::Xlsx,
+            None => Format::Csv,
+        };
+        let stem = input
+            .file_stem()
+            .map_or_else(|| fallback.to_owned(), |s| s.to_string_lossy().into_owned());
+        let dir = dir.or(input.parent()).unwrap_or(Path::new(""));
+        let ext = match format {
+            Format::Csv => "csv",
+            Format::Jsonl => "jsonl",
+            Format::Xlsx => "xlsx",
+        };
+        Ok(Target {
+            path: dir.join(format!("{stem}.report.{ext}")),
+            format,
+        })
     }
 }
 
@@ -190,13 +246,14 @@ trait TextFormat: Send + Sync {
 }
 
 impl Sink {
-    fn create(path: &Path, header: &Header) -> Result<Sink> {
+    fn create(target: &Target, header: &Header) -> Result<Sink> {
+        let path = target.path.as_path();
         let text = |format: Box<dyn TextFormat>, first: &[u8]| -> Result<Sink> {
             let mut file = HashedFile::create(path)?;
             file.write_all(first).map_err(|e| Error::report(path, e))?;
             Ok(Sink::Text(format, Box::new(file)))
         };
-        match Format::from_path(path)? {
+        match target.format {
             Format::Csv => {
                 let (csv, names) = csv_out::Csv::new(header).map_err(|e| Error::report(path, e))?;
                 let bom: &[u8] = if header.csv_bom { b"\xEF\xBB\xBF" } else { b"" };
@@ -235,13 +292,14 @@ impl Sink {
 /// `produce` makes the next ones; `send` returns `false` once the writer
 /// has stopped (its error is the one returned).
 pub fn write<'a>(
-    path: &Path,
+    target: &Target,
     header: &Header,
     facts: &mut RunFacts,
     produce: impl FnOnce(&mut (dyn FnMut(Vec<Line<'a>>) -> bool + Send)) -> Result<()>,
 ) -> Result<PathBuf> {
     let t0 = std::time::Instant::now();
-    let mut sink = Sink::create(path, header)?;
+    let path = target.path.as_path();
+    let mut sink = Sink::create(target, header)?;
     let (tx, rx) = mpsc::sync_channel::<Vec<Line<'a>>>(4);
     let written = std::thread::scope(|s| -> Result<Sink> {
         let writer = std::thread::Builder::new()
@@ -267,15 +325,16 @@ pub fn write<'a>(
     facts.finished_at = now();
     let sha = sink.finish(facts)?;
     crate::clock::timing("report committed", t0);
-    write_facts(path, facts, sha)
+    write_facts(target, facts, sha)
 }
 
 /// Writes the run facts of the report at `path` (whose SHA-256 is `sha`)
 /// beside it.
-fn write_facts(path: &Path, facts: &mut RunFacts, sha: String) -> Result<PathBuf> {
+fn write_facts(target: &Target, facts: &mut RunFacts, sha: String) -> Result<PathBuf> {
+    let path = target.path.as_path();
     facts.report = Some(ReportFacts {
         path: path.display().to_string(),
-        format: Format::from_path(path)?,
+        format: target.format,
         sha256: sha,
     });
     let facts_path = facts_path(path);
@@ -378,26 +437,6 @@ pub fn kept_report(recorded: &Path, run: i64) -> PathBuf {
     } else {
         recorded.to_path_buf()
     }
-}
-
-/// The rows a CSV report gives order (or item) `id`: the `row` of each
-/// line whose `order_id` is `id`; `None` if the report cannot be read so.
-pub fn rows_of(report: &Path, id: &str) -> Option<Vec<u64>> {
-    if Format::from_path(report).ok()? != Format::Csv {
-        return None;
-    }
-    let mut rdr = csv::Reader::from_path(report).ok()?;
-    let headers = rdr.headers().ok()?.clone();
-    let at = |name: &str| headers.iter().position(|h| h == name);
-    let (row, key) = (at("row")?, at("order_id").or_else(|| at("kit_no"))?);
-    let mut rows = Vec::new();
-    for record in rdr.records() {
-        let record = record.ok()?;
-        if record.get(key) == Some(id) {
-            rows.push(record.get(row)?.parse().ok()?);
-        }
-    }
-    Some(rows)
 }
 
 /// The tag of the run whose run facts are at `facts`.

@@ -9,6 +9,7 @@ use super::absence;
 use super::http::{self, describe_answer};
 use super::ledger::Writer;
 use super::limit::Limiter;
+use super::opts::SubmitOpts;
 use super::outcome::Tally;
 use super::retry::RetryPolicy;
 use super::stop::{Stop, Stopper};
@@ -56,6 +57,36 @@ pub(super) struct Ctx {
 }
 
 impl Ctx {
+    pub(super) fn new(
+        client: Client,
+        books: Arc<Books>,
+        opts: &SubmitOpts,
+        tally: Arc<Tally>,
+        stopper: Arc<Stopper>,
+        known: Option<String>,
+    ) -> Self {
+        Ctx {
+            client,
+            books,
+            retry: opts.retry,
+            limiter: Limiter::new(opts.rate, opts.burst),
+            deadline: opts.deadline.map(|d| tokio::time::Instant::now() + d),
+            failures: AtomicU32::new(0),
+            max_failures: opts.max_failures.max(1),
+            reached_once: AtomicBool::new(false),
+            last_failure: Mutex::new(None),
+            foreign: AtomicU32::new(0),
+            envelopes: AtomicBool::new(false),
+            tally,
+            stopper,
+            known,
+            absence: tokio::sync::OnceCell::new(),
+            absence_void: AtomicBool::new(false),
+            absence_tries: AtomicU32::new(0),
+            unproven: Mutex::new(None),
+        }
+    }
+
     /// A call got an answer that is not a failure: the API is there.
     fn reached(&self) {
         self.failures.store(0, Ordering::Relaxed);

@@ -3,7 +3,6 @@
 //! absence controls (see [`absence`]) asked once a run and again before
 //! each use.
 
-use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 
 use super::absence;
@@ -18,7 +17,7 @@ pub(super) async fn look_up<O: Operation>(
     op: &O,
     ctx: &Ctx,
     item: &O::Item,
-    request_id: &Mutex<Option<String>>,
+    request_id: &mut Option<String>,
 ) -> Lookup {
     let Some((path, body)) = op.lookup(item) else {
         return Lookup::Failed(
@@ -26,8 +25,7 @@ pub(super) async fn look_up<O: Operation>(
         );
     };
     let seed = seed_of(&O::key(item));
-    let answer = match http::read(ctx, path, &body, seed, &mut |rid| *lock(request_id) = rid).await
-    {
+    let answer = match http::read(ctx, path, &body, seed, &mut |rid| *request_id = rid).await {
         Ok(a) => a,
         Err(why) => return Lookup::Failed(why),
     };

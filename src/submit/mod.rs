@@ -15,7 +15,7 @@
 //! Each file one concern: `op` (the operation trait and the order create),
 //! `http` (the one call path and what every HTTP status means), `verdict`
 //! (a create's answer), `lookup` (after a request that may have been
-//! processed), `outcome` (outcomes and tallies), `plan` (the ledger's
+//! processed), `outcome` (outcomes and tallies), `opts` (how to send), `plan` (the ledger's
 //! decision, the bulk pre-check, planned records), `ctx` (what the workers
 //! share), `worker` (one item), `run` (one batch), `ledger`, `status`.
 
@@ -26,6 +26,7 @@ pub mod ledger;
 mod limit;
 mod lookup;
 mod op;
+mod opts;
 mod outcome;
 mod plan;
 mod retry;
@@ -39,7 +40,8 @@ pub use http::mask_card_numbers;
 pub use ledger::{Destination, Ledger, LedgerError, Past, Record, RunRef, Writer};
 pub use limit::{Limiter, Tier};
 pub use op::{CreateOrders, Lookup, Operation, PRECHECK_PAGE, order_status, short_hash};
+pub use opts::SubmitOpts;
 pub use outcome::{NOT_SUBMITTED, SendStatus, Sent, Tally};
 pub use retry::{Backoff, RetryPolicy};
-pub use run::{SubmitOpts, send_batch};
+pub use run::send_batch;
 pub use stop::{Stop, Stopper};

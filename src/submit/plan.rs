@@ -108,19 +108,47 @@ pub(super) async fn settle<O: Operation>(
     done: &mut dyn FnMut(usize, Sent),
 ) -> Result<Vec<Todo<O::Item>>, LedgerError> {
     let at = crate::clock::now();
-    let planned = |item: &O::Item| {
-        let (fingerprint, summary) = op.fingerprint(item);
-        Record::Planned {
-            kind: O::KIND,
-            key: O::key(item),
-            fingerprint,
-            summary,
-            run: ctx.books.run,
-            at: at.clone(),
+    let mut todo = by_the_ledger(op, ledger, window, done)?;
+    if ctx.stopper.is_stopped() || todo.is_empty() {
+        return Ok(todo);
+    }
+    if *precheck_on {
+        by_the_inventory(op, ctx, &mut todo, precheck_on, &at, done).await;
+    }
+    // Plan: one record per item to send, committed together.
+    if !ctx.stopper.is_stopped() && !todo.is_empty() {
+        let records = todo
+            .iter()
+            .map(|t| planned(op, ctx, &t.item, &at))
+            .collect();
+        if let Err(e) = ctx.books.writer.record(records).await {
+            ctx.stopper.stop(Stop::Ledger(e.to_string()));
         }
-    };
+    }
+    Ok(todo)
+}
 
-    // 1. The ledger decides, whatever file or batch the items came from.
+/// The planned record of an item about to be sent.
+fn planned<O: Operation>(op: &O, ctx: &Ctx, item: &O::Item, at: &str) -> Record {
+    let (fingerprint, summary) = op.fingerprint(item);
+    Record::Planned {
+        kind: O::KIND,
+        key: O::key(item),
+        fingerprint,
+        summary,
+        run: ctx.books.run,
+        at: at.to_owned(),
+    }
+}
+
+/// The ledger decides, whatever file or batch the items came from: what
+/// it settles goes to `done`; the rest is returned to be sent.
+fn by_the_ledger<O: Operation>(
+    op: &O,
+    ledger: &Ledger,
+    window: Vec<(usize, O::Item)>,
+    done: &mut dyn FnMut(usize, Sent),
+) -> Result<Vec<Todo<O::Item>>, LedgerError> {
     let keys: Vec<String> = window.iter().map(|(_, item)| O::key(item)).collect();
     let past = ledger.past(O::KIND, keys.iter().map(String::as_str))?;
     let mut todo = Vec::with_capacity(window.len());
@@ -150,68 +178,69 @@ pub(super) async fn settle<O: Operation>(
             }),
         }
     }
-    if ctx.stopper.is_stopped() || todo.is_empty() {
-        return Ok(todo);
-    }
-
-    // 2. The API's own records: what it holds is never sent again.
-    if *precheck_on {
-        let keys: Vec<String> = todo.iter().map(|t| O::key(&t.item)).collect();
-        match precheck(op, ctx, &keys).await {
-            Precheck::Held(held) => {
-                let mut records = Vec::new();
-                let mut answered = Vec::new();
-                todo.retain_mut(|t| {
-                    let key = O::key(&t.item);
-                    let Some(listed) = held.get(&key) else {
-                        // Not held: a well-formed listing proves no earlier
-                        // request took effect.
-                        t.lookup_first = false;
-                        return true;
-                    };
-                    let sent = held_outcome(op, &t.item, &key, listed, t.prior);
-                    // The planned record goes first: an answer needs its item.
-                    records.push(planned(&t.item));
-                    records.push(Record::Answered {
-                        kind: O::KIND,
-                        key,
-                        sent: sent.clone(),
-                        uncertain: false,
-                        run: ctx.books.run,
-                        at: at.clone(),
-                    });
-                    answered.push((t.slot, sent));
-                    false
-                });
-                if !records.is_empty()
-                    && let Err(e) = ctx.books.writer.record(records).await
-                {
-                    ctx.stopper.stop(Stop::Ledger(e.to_string()));
-                }
-                for (slot, sent) in answered {
-                    done(slot, sent);
-                }
-            }
-            Precheck::NotOffered(why) => {
-                *precheck_on = false;
-                ctx.tally.note(format!(
-                    "the API does not offer the bulk order lookup ({why}); relying on the ledger alone"
-                ));
-            }
-            Precheck::Failed(why) => ctx.stopper.stop(Stop::ApiUnavailable(format!(
-                "the bulk lookup of what the API already holds failed: {why}; nothing more is sent (set `precheck = false` in the profile to send without it)"
-            ))),
-        }
-    }
-
-    // 3. Plan: one record per item to send, committed together.
-    if !ctx.stopper.is_stopped() && !todo.is_empty() {
-        let records = todo.iter().map(|t| planned(&t.item)).collect();
-        if let Err(e) = ctx.books.writer.record(records).await {
-            ctx.stopper.stop(Stop::Ledger(e.to_string()));
-        }
-    }
     Ok(todo)
+}
+
+/// The API's own records: what it holds is never sent again. Takes the
+/// items it holds out of `todo` (recorded, and their outcomes to `done`);
+/// stops the run when it cannot be asked.
+async fn by_the_inventory<O: Operation>(
+    op: &O,
+    ctx: &Ctx,
+    todo: &mut Vec<Todo<O::Item>>,
+    precheck_on: &mut bool,
+    at: &str,
+    done: &mut dyn FnMut(usize, Sent),
+) {
+    let keys: Vec<String> = todo.iter().map(|t| O::key(&t.item)).collect();
+    let held = match ask_inventory(op, ctx, &keys).await {
+        Precheck::Held(held) => held,
+        Precheck::NotOffered(why) => {
+            *precheck_on = false;
+            ctx.tally.note(format!(
+                "the API does not offer the bulk order lookup ({why}); relying on the ledger alone"
+            ));
+            return;
+        }
+        Precheck::Failed(why) => {
+            ctx.stopper.stop(Stop::ApiUnavailable(format!(
+                "the bulk lookup of what the API already holds failed: {why}; nothing more is sent (set `precheck = false` in the profile to send without it)"
+            )));
+            return;
+        }
+    };
+    let mut records = Vec::new();
+    let mut answered = Vec::new();
+    todo.retain_mut(|t| {
+        let key = O::key(&t.item);
+        let Some(listed) = held.get(&key) else {
+            // Not held: a well-formed listing proves no earlier request
+            // took effect.
+            t.lookup_first = false;
+            return true;
+        };
+        let sent = held_outcome(op, &t.item, &key, listed, t.prior);
+        // The planned record goes first: an answer needs its item.
+        records.push(planned(op, ctx, &t.item, at));
+        records.push(Record::Answered {
+            kind: O::KIND,
+            key,
+            sent: sent.clone(),
+            uncertain: false,
+            run: ctx.books.run,
+            at: at.to_owned(),
+        });
+        answered.push((t.slot, sent));
+        false
+    });
+    if !records.is_empty()
+        && let Err(e) = ctx.books.writer.record(records).await
+    {
+        ctx.stopper.stop(Stop::Ledger(e.to_string()));
+    }
+    for (slot, sent) in answered {
+        done(slot, sent);
+    }
 }
 
 /// The outcome of an item the API's inventory already holds (`listed`
@@ -270,7 +299,7 @@ pub(super) enum Precheck {
 
 /// Asks the API which of `keys` it holds, [`PRECHECK_PAGE`] keys a call,
 /// following the pages of each answer.
-pub(super) async fn precheck<O: Operation>(op: &O, ctx: &Ctx, keys: &[String]) -> Precheck {
+pub(super) async fn ask_inventory<O: Operation>(op: &O, ctx: &Ctx, keys: &[String]) -> Precheck {
     let mut held: HashMap<String, Vec<Value>> = HashMap::new();
     for chunk in keys.chunks(PRECHECK_PAGE) {
         let mut page = 1u32;

@@ -3,8 +3,8 @@
 //! most `concurrency` in flight; its outcomes by slot.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
@@ -12,50 +12,13 @@ use tokio::task::JoinSet;
 
 use super::ctx::{Books, Ctx, lock};
 use super::ledger::{self, Ledger, LedgerError};
-use super::limit::Limiter;
 use super::op::Operation;
+use super::opts::SubmitOpts;
 use super::outcome::{SendStatus, Sent, Tally};
-use super::plan::{not_submitted, settle};
-use super::retry::RetryPolicy;
+use super::plan::{Todo, not_submitted, settle};
 use super::stop::{Stop, Stopper};
 use super::worker::send_one;
 use crate::dcms::Client;
-
-/// How to send.
-#[derive(Debug, Clone)]
-pub struct SubmitOpts {
-    /// Requests in flight at most.
-    pub concurrency: usize,
-    /// Requests per second over all workers; `None`: no limit.
-    pub rate: Option<f64>,
-    /// Requests at once within the rate [default: one second's worth].
-    pub burst: Option<f64>,
-    /// No call starts after this long; what is left is not sent (resumable).
-    pub deadline: Option<Duration>,
-    pub retry: RetryPolicy,
-    /// Stop after this many failed calls in a row (no answer, or 5xx).
-    pub max_failures: u32,
-    /// On an interrupt, how long answers in flight are waited for.
-    pub drain: Duration,
-    /// Ask the API which orders it already holds before sending
-    /// (`fetchCardOrderDetailsFromInventory`).
-    pub precheck: bool,
-}
-
-impl Default for SubmitOpts {
-    fn default() -> Self {
-        SubmitOpts {
-            concurrency: 8,
-            rate: None,
-            burst: None,
-            deadline: None,
-            retry: RetryPolicy::default(),
-            max_failures: 10,
-            drain: Duration::from_secs(10),
-            precheck: true,
-        }
-    }
-}
 
 /// Items the engine takes at a time: the ledger and the API's inventory are
 /// asked about a window, its items planned and sent, then the next is read.
@@ -126,7 +89,7 @@ where
     clippy::too_many_arguments,
     reason = "the run's parts, each shared differently"
 )]
-pub(super) async fn run<O: Operation>(
+async fn run<O: Operation>(
     op: Arc<O>,
     client: Client,
     ledger: &Ledger,
@@ -137,43 +100,16 @@ pub(super) async fn run<O: Operation>(
     tally: Arc<Tally>,
     stopper: Arc<Stopper>,
 ) -> Result<Vec<Option<Sent>>, LedgerError> {
-    let mut out: Vec<Option<Sent>> = vec![None; slots];
-    let store = |out: &mut Vec<Option<Sent>>, slot: usize, sent: Sent| {
-        tally.count(&sent);
-        out[slot] = Some(sent);
+    let known = if op.lookup_key("").is_some() {
+        ledger.known_item(O::KIND)?
+    } else {
+        None
     };
-    let ctx = Arc::new(Ctx {
-        client,
-        books: books.clone(),
-        retry: opts.retry,
-        limiter: Limiter::new(opts.rate, opts.burst),
-        deadline: opts.deadline.map(|d| tokio::time::Instant::now() + d),
-        failures: AtomicU32::new(0),
-        max_failures: opts.max_failures.max(1),
-        reached_once: AtomicBool::new(false),
-        last_failure: Mutex::new(None),
-        foreign: AtomicU32::new(0),
-        envelopes: AtomicBool::new(false),
-        tally: tally.clone(),
-        stopper: stopper.clone(),
-        known: if op.lookup_key("").is_some() {
-            ledger.known_item(O::KIND)?
-        } else {
-            None
-        },
-        absence: tokio::sync::OnceCell::new(),
-        absence_void: AtomicBool::new(false),
-        absence_tries: AtomicU32::new(0),
-        unproven: Mutex::new(None),
-    });
-    let permits = Arc::new(Semaphore::new(opts.concurrency.max(1)));
-    let mut workers: JoinSet<(usize, Sent)> = JoinSet::new();
-    // Requests sent before, of the items in flight: a worker cut off
-    // mid-request is one more.
-    let mut in_flight: HashMap<usize, u32> = HashMap::new();
+    let ctx = Arc::new(Ctx::new(client, books, opts, tally.clone(), stopper, known));
+    let mut outcomes = Outcomes::new(slots, tally);
+    let mut pool = Pool::new(op.clone(), ctx.clone(), opts.concurrency);
     let mut precheck_on = opts.precheck && op.precheck(&[], 1).is_some();
     let mut window: Vec<(usize, O::Item)> = Vec::with_capacity(WINDOW);
-
     while items.recv_many(&mut window, WINDOW).await > 0 {
         let todo = settle(
             &*op,
@@ -181,72 +117,21 @@ pub(super) async fn run<O: Operation>(
             ledger,
             std::mem::take(&mut window),
             &mut precheck_on,
-            &mut |slot, sent| store(&mut out, slot, sent),
+            &mut |slot, sent| outcomes.store(slot, sent),
         )
         .await?;
         for t in todo {
-            if stopper.is_stopped() {
-                store(
-                    &mut out,
-                    t.slot,
-                    not_submitted(&stopper, t.prior, t.lookup_first),
-                );
-                continue;
-            }
-            let permit = tokio::select! {
-                p = permits.clone().acquire_owned() => p.ok(),
-                () = stopper.stopped() => None,
-            };
-            let Some(permit) = permit else {
-                store(
-                    &mut out,
-                    t.slot,
-                    not_submitted(&stopper, t.prior, t.lookup_first),
-                );
-                continue;
-            };
-            in_flight.insert(t.slot, t.prior);
-            let ctx = ctx.clone();
-            let op = op.clone();
-            workers.spawn(async move {
-                let sent = send_one(&*op, &ctx, &t.item, t.lookup_first, t.prior).await;
-                drop(permit);
-                (t.slot, sent)
-            });
-            while let Some(done) = workers.try_join_next() {
-                if let Ok((slot, sent)) = done {
-                    in_flight.remove(&slot);
-                    store(&mut out, slot, sent);
-                }
-            }
+            pool.send(t, &mut outcomes).await;
         }
     }
+    pool.drain(&mut outcomes, opts.drain).await;
+    ended::<O>(&ctx, &outcomes);
+    Ok(outcomes.finish())
+}
 
-    // Wait for the workers; after an interrupt, only for a while.
-    let drain = async {
-        while let Some(done) = workers.join_next().await {
-            if let Ok((slot, sent)) = done {
-                in_flight.remove(&slot);
-                store(&mut out, slot, sent);
-            }
-        }
-    };
-    let interrupted = async {
-        stopper.interrupted().await;
-        tokio::time::sleep(opts.drain).await;
-    };
-    tokio::select! {
-        () = drain => {}
-        () = interrupted => {}
-    }
-    workers.abort_all();
-    while let Some(done) = workers.join_next().await {
-        if let Ok((slot, sent)) = done {
-            in_flight.remove(&slot);
-            store(&mut out, slot, sent);
-        }
-    }
-
+/// What a run that sent its last item says about itself: the API never
+/// answered, or orders were left in doubt by a lookup that proved nothing.
+fn ended<O: Operation>(ctx: &Ctx, outcomes: &Outcomes) {
     // Not one call answered (refused connections, timeouts, 5xx only): the
     // API was unavailable, however few the calls; the rows stay FAILED for
     // the re-run.
@@ -254,38 +139,140 @@ pub(super) async fn run<O: Operation>(
     if let Some(why) = last_failure
         && !ctx.reached_once.load(Ordering::Relaxed)
     {
-        stopper.stop(Stop::ApiUnavailable(format!(
+        ctx.stopper.stop(Stop::ApiUnavailable(format!(
             "no call got an answer; the last: {why}"
         )));
     }
-
     // Orders left in doubt while the lookup proved nothing: say why, and
     // what ends it.
-    let in_doubt = out
+    let in_doubt = outcomes
+        .out
         .iter()
         .flatten()
         .any(|s| s.error_code.as_deref() == Some("OUTCOME_UNKNOWN"));
     if in_doubt && let Some(why) = lock(&ctx.unproven).clone() {
-        tally.note(format!(
+        ctx.tally.note(format!(
             "the lookup's answers for {}s in doubt prove nothing: {why}; a re-run asks again, \
              and `dcms-bulk resolve ID --sent|--not-sent --reason TEXT` records a person's decision",
             O::KIND
         ));
     }
+}
 
-    // Items whose worker was cut off mid-request.
-    for (slot, prior) in in_flight {
-        let sent = Sent {
-            status: SendStatus::Failed,
-            error_code: Some("OUTCOME_UNKNOWN".into()),
-            messages: vec![
-                "stopped while a request was in flight; the re-run looks it up before sending again"
-                    .into(),
-            ],
-            attempts: prior + 1,
-            ..Sent::default()
-        };
-        store(&mut out, slot, sent);
+/// The outcomes by slot, counted as they come; and the slots whose
+/// request is in flight, with the requests sent for them before.
+struct Outcomes {
+    out: Vec<Option<Sent>>,
+    in_flight: HashMap<usize, u32>,
+    tally: Arc<Tally>,
+}
+
+impl Outcomes {
+    fn new(slots: usize, tally: Arc<Tally>) -> Self {
+        Outcomes {
+            out: vec![None; slots],
+            in_flight: HashMap::new(),
+            tally,
+        }
     }
-    Ok(out)
+
+    fn store(&mut self, slot: usize, sent: Sent) {
+        self.in_flight.remove(&slot);
+        self.tally.count(&sent);
+        self.out[slot] = Some(sent);
+    }
+
+    /// The outcomes, an item whose worker was cut off mid-request counted
+    /// as in doubt.
+    fn finish(mut self) -> Vec<Option<Sent>> {
+        for (slot, prior) in std::mem::take(&mut self.in_flight) {
+            let sent = Sent {
+                status: SendStatus::Failed,
+                error_code: Some("OUTCOME_UNKNOWN".into()),
+                messages: vec![
+                    "stopped while a request was in flight; the re-run looks it up before sending again"
+                        .into(),
+                ],
+                attempts: prior + 1,
+                ..Sent::default()
+            };
+            self.store(slot, sent);
+        }
+        self.out
+    }
+}
+
+/// The workers: one task an item, at most `concurrency` at a time.
+struct Pool<O: Operation> {
+    op: Arc<O>,
+    ctx: Arc<Ctx>,
+    permits: Arc<Semaphore>,
+    workers: JoinSet<(usize, Sent)>,
+}
+
+impl<O: Operation> Pool<O> {
+    fn new(op: Arc<O>, ctx: Arc<Ctx>, concurrency: usize) -> Self {
+        Pool {
+            op,
+            ctx,
+            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            workers: JoinSet::new(),
+        }
+    }
+
+    /// Hands an item to a worker once one is free; after a stop, the item
+    /// is not submitted.
+    async fn send(&mut self, t: Todo<O::Item>, outcomes: &mut Outcomes) {
+        let stopper = &self.ctx.stopper;
+        let permit = if stopper.is_stopped() {
+            None
+        } else {
+            tokio::select! {
+                p = self.permits.clone().acquire_owned() => p.ok(),
+                () = stopper.stopped() => None,
+            }
+        };
+        let Some(permit) = permit else {
+            outcomes.store(t.slot, not_submitted(stopper, t.prior, t.lookup_first));
+            return;
+        };
+        outcomes.in_flight.insert(t.slot, t.prior);
+        let (op, ctx) = (self.op.clone(), self.ctx.clone());
+        self.workers.spawn(async move {
+            let sent = send_one(&*op, &ctx, &t.item, t.lookup_first, t.prior).await;
+            drop(permit);
+            (t.slot, sent)
+        });
+        while let Some(done) = self.workers.try_join_next() {
+            if let Ok((slot, sent)) = done {
+                outcomes.store(slot, sent);
+            }
+        }
+    }
+
+    /// Waits for the workers; after an interrupt, only for `drain`.
+    async fn drain(&mut self, outcomes: &mut Outcomes, drain: Duration) {
+        let stopper = self.ctx.stopper.clone();
+        let all = async {
+            while let Some(done) = self.workers.join_next().await {
+                if let Ok((slot, sent)) = done {
+                    outcomes.store(slot, sent);
+                }
+            }
+        };
+        let interrupted = async {
+            stopper.interrupted().await;
+            tokio::time::sleep(drain).await;
+        };
+        tokio::select! {
+            () = all => {}
+            () = interrupted => {}
+        }
+        self.workers.abort_all();
+        while let Some(done) = self.workers.join_next().await {
+            if let Ok((slot, sent)) = done {
+                outcomes.store(slot, sent);
+            }
+        }
+    }
 }

@@ -99,7 +99,9 @@ impl Engine {
                 if emit(g as usize, body) {
                     Ok(())
                 } else {
-                    Err(Error::Usage("the send engine stopped taking orders".into()))
+                    Err(Error::Internal(
+                        "the send engine stopped taking orders".into(),
+                    ))
                 }
             })
         })?;

@@ -31,7 +31,12 @@ pub enum Error {
 
     /// The sandbox could not start (address taken, kits file unusable).
     #[error("sandbox: {0}")]
-    Sandbox(#[from] crate::sandbox::SandboxError),
+    Sandbox(String),
+
+    /// A part of this program failed (a worker thread ended early): not
+    /// the user's doing; the run stops and a re-run resumes it.
+    #[error("internal failure: {0}")]
+    Internal(String),
 
     /// The report cannot be written: its path (a missing folder, a folder
     /// or device standing there), or the disk while it is written.
@@ -101,7 +106,9 @@ impl Error {
             }
             Error::Ledger(LedgerError::Locked { .. } | LedgerError::Mismatch { .. }) => exit::USAGE,
             // The database itself failed: a damaged file, a full disk.
-            Error::Ledger(LedgerError::Sql { .. }) | Error::Stdout(_) => exit::LOCAL_FAILURE,
+            Error::Ledger(LedgerError::Sql { .. }) | Error::Stdout(_) | Error::Internal(_) => {
+                exit::LOCAL_FAILURE
+            }
         }
     }
 }

@@ -159,11 +159,12 @@ pub enum Command {
     CheckWorkbook { file: PathBuf },
 }
 
-/// How rows are read, checked and grouped.
+/// How to read a sheet: which sheet of a workbook, and a text file's
+/// delimiter and encoding, when detection is not wanted.
 #[derive(Debug, Args)]
-pub struct CheckArgs {
+pub struct ReadArgs {
     /// Workbook sheet to read, by name or 1-based position
-    /// [default: the first sheet with the order headers]
+    /// [default: the first sheet with the expected headers]
     #[arg(long, value_name = "NAME|INDEX")]
     pub sheet: Option<String>,
 
@@ -175,6 +176,24 @@ pub struct CheckArgs {
     /// [default: detected from the BOM and the bytes]
     #[arg(long, value_name = "NAME")]
     pub encoding: Option<String>,
+}
+
+impl ReadArgs {
+    /// Second stage: checked reading options.
+    pub fn to_opts(&self) -> Result<ReadOpts> {
+        read_opts(
+            self.sheet.as_deref(),
+            self.delimiter.as_deref(),
+            self.encoding.as_deref(),
+        )
+    }
+}
+
+/// How rows are read, checked and grouped.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub read: ReadArgs,
 
     /// TOML rules file that tightens the default rules (catalog, limits,
     /// patterns, id widths); see samples/rules.example.toml
@@ -213,11 +232,7 @@ pub struct CheckArgs {
 impl CheckArgs {
     /// Second stage: checks every option and loads the rules file.
     pub fn to_opts(&self) -> Result<CheckOpts> {
-        let mut read = read_opts(
-            self.sheet.as_deref(),
-            self.delimiter.as_deref(),
-            self.encoding.as_deref(),
-        )?;
+        let mut read = self.read.to_opts()?;
         if self.max_cells == 0 {
             return Err(Error::Usage("--max-cells must be at least 1".into()));
         }
@@ -253,9 +268,9 @@ impl CheckArgs {
     /// The options as recorded in the run facts.
     pub fn facts(&self) -> serde_json::Value {
         serde_json::json!({
-            "sheet": self.sheet,
-            "delimiter": self.delimiter,
-            "encoding": self.encoding,
+            "sheet": self.read.sheet,
+            "delimiter": self.read.delimiter,
+            "encoding": self.read.encoding,
             "rules": self.rules.as_ref().map(|p| p.display().to_string()),
             "rules_sha256": self.rules.as_ref().and_then(|p| std::fs::read(p).ok()).map(|bytes| {
                 use sha2::Digest;

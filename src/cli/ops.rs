@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::api::{ApiArgs, SendArgs};
 use super::progress::{Progress, print_finished};
-use super::{Console, check_batch_id, print_json, read_opts};
+use super::{Console, ReadArgs, check_batch_id, print_json};
 use crate::batch::{Batch, RowSheet};
 use crate::error::Result;
 use crate::ops::sheet::{self, OpSheet};
@@ -25,19 +25,8 @@ pub struct OpArgs {
     /// `dcms-bulk template`)
     pub file: PathBuf,
 
-    /// Workbook sheet to read, by name or 1-based position [default: the
-    /// first sheet with the headers]
-    #[arg(long, value_name = "NAME|INDEX")]
-    pub sheet: Option<String>,
-
-    /// CSV delimiter: ',', ';', tab, '|' [default: detected]
-    #[arg(long, value_name = "CHAR")]
-    pub delimiter: Option<String>,
-
-    /// CSV encoding: utf-8, utf-16le, utf-16be, windows-1252 [default:
-    /// detected]
-    #[arg(long, value_name = "NAME")]
-    pub encoding: Option<String>,
+    #[command(flatten)]
+    pub read: ReadArgs,
 
     /// A label for this run in the ledger; what was done is never repeated
     /// whatever the label (the ledger knows every cancel and upgrade by its
@@ -107,11 +96,7 @@ fn run<O: Operation>(
     check: fn(&OpSheet) -> Vec<RowCheck<O::Item>>,
 ) -> Result<i32> {
     let started = report::now();
-    let read = read_opts(
-        args.sheet.as_deref(),
-        args.delimiter.as_deref(),
-        args.encoding.as_deref(),
-    )?;
+    let read = args.read.to_opts()?;
     check_batch_id(args.batch_id.as_deref())?;
     if args.dry_run {
         return dry_run(kind, args, &read, console);

@@ -202,6 +202,12 @@ pub enum SandboxError {
     Tls { path: PathBuf, message: String },
 }
 
+impl From<SandboxError> for crate::error::Error {
+    fn from(e: SandboxError) -> Self {
+        crate::error::Error::Sandbox(e.to_string())
+    }
+}
+
 /// Binds the listening socket (so a taken port is an error now, not later).
 pub fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, SandboxError> {
     let listener =

@@ -74,12 +74,14 @@ where
             stopper,
         ));
         let produced = producer.join().unwrap_or_else(|_| {
-            Err(crate::error::Error::Usage(
+            Err(crate::error::Error::Internal(
                 "the item producer failed".into(),
             ))
         });
+        // The engine's error first: it is why the producer stopped.
+        let out = out.map_err(ledger_error)?;
         produced?;
-        Ok((run_id, out.map_err(ledger_error)?))
+        Ok((run_id, out))
     })
 }
 

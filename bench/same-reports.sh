@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Checks that a change left every report as it was: runs an earlier build
 # and this one on every sample, fixture and generated benchmark file, and
-# compares their reports byte for byte (CSV, JSONL, and every part of the
+# compares their reports (and the templates) byte for byte (CSV, JSONL, and every part of the
 # XLSX but its creation time). `validate` reports have no timing fields and
 # must match whole; `submit` reports (against the built-in sandbox) are
 # compared with the fields that differ run to run (times, latencies,
@@ -80,6 +80,16 @@ for f in "${inputs[@]}"; do
         [ -f "$work/base/$name.$ext" ] || [ -f "$work/new/$name.$ext" ] || continue
         kind=plain; [ $ext = xlsx ] && kind=xlsx
         compare "validate $name ($ext)" "$work/base/$name.$ext" "$work/new/$name.$ext" $kind
+    done
+done
+
+# Templates: every kind, CSV and XLSX.
+for kind in order cancel upgrade; do
+    for ext in csv xlsx; do
+        "$BASE" template $kind --out "$work/base/template-$kind.$ext" > /dev/null 2>&1
+        "$NEW" template $kind --out "$work/new/template-$kind.$ext" > /dev/null 2>&1
+        kind_of=plain; [ $ext = xlsx ] && kind_of=xlsx
+        compare "template $kind ($ext)" "$work/base/template-$kind.$ext" "$work/new/template-$kind.$ext" $kind_of
     done
 done
 

@@ -12,8 +12,10 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::read::{Row, Sheet};
+use crate::schema::{Column, ORDER};
 
-/// An order-sheet field: a column the tool understands.
+/// An order-sheet field: a column the tool understands, the row of the
+/// order schema ([`ORDER`]) at its position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Field {
     OrderRef,
@@ -54,26 +56,14 @@ impl Field {
         Field::OrderingPartyType,
     ];
 
+    /// Its row of the order sheet's schema.
+    pub fn column(self) -> &'static Column {
+        &ORDER[self as usize]
+    }
+
     /// The canonical column name, as in the README and templates.
     pub fn name(self) -> &'static str {
-        match self {
-            Field::OrderRef => "order_ref",
-            Field::BranchId => "branch_id",
-            Field::BranchName => "branch_name",
-            Field::ProductId => "product_id",
-            Field::Bin => "bin",
-            Field::CardType => "card_type",
-            Field::Quantity => "quantity",
-            Field::PlasticCode => "plastic_code",
-            Field::PanLength => "pan_length",
-            Field::PinGeneration => "pin_generation",
-            Field::DeliveryAddress => "delivery_address",
-            Field::PinCode => "pin_code",
-            Field::ProcessStartTime => "process_start_time",
-            Field::ValidityDays => "validity_days",
-            Field::OrderedBy => "ordered_by",
-            Field::OrderingPartyType => "ordering_party_type",
-        }
+        self.column().name
     }
 
     pub fn from_name(name: &str) -> Option<Field> {
@@ -82,15 +72,12 @@ impl Field {
 
     /// Whether a sheet must have this column.
     pub fn required(self) -> bool {
-        !matches!(self, Field::OrderRef | Field::OrderingPartyType)
+        self.column().required
     }
 
     /// Columns whose values are codes, where leading zeros matter.
     pub fn is_id(self) -> bool {
-        matches!(
-            self,
-            Field::BranchId | Field::ProductId | Field::Bin | Field::PlasticCode | Field::PinCode
-        )
+        self.column().code
     }
 
     /// The lengths this id may have, when the rules fix some (a BIN is 6
@@ -99,59 +86,6 @@ impl Field {
         match self {
             Field::Bin => &[6, 8],
             _ => &[],
-        }
-    }
-
-    /// Normalised header spellings accepted for this field.
-    fn aliases(self) -> &'static [&'static str] {
-        match self {
-            Field::OrderRef => &[
-                "orderref",
-                "orderreference",
-                "orderid",
-                "orderno",
-                "ordernumber",
-                "ref",
-            ],
-            Field::BranchId => &[
-                "branchid",
-                "branchcode",
-                "branchno",
-                "branchnumber",
-                "branch",
-                "solid",
-            ],
-            Field::BranchName => &["branchname"],
-            Field::ProductId => &["productid", "productcode", "product"],
-            Field::Bin => &["bin", "binnumber", "binno", "bincode"],
-            Field::CardType => &["cardtype", "type"],
-            Field::Quantity => &[
-                "quantity",
-                "qty",
-                "noofcards",
-                "numberofcards",
-                "cardcount",
-                "count",
-            ],
-            Field::PlasticCode => &["plasticcode", "plastic", "plasticid"],
-            Field::PanLength => &["panlength", "panlen", "pan"],
-            Field::PinGeneration => &["pingeneration", "pingen", "generatepin"],
-            Field::DeliveryAddress => &["deliveryaddress", "address", "shippingaddress"],
-            Field::PinCode => &["pincode", "postalcode", "postcode", "zipcode", "zip"],
-            Field::ProcessStartTime => &[
-                "processstarttime",
-                "processstart",
-                "starttime",
-                "processingstarttime",
-            ],
-            Field::ValidityDays => &["validitydays", "validity", "validdays"],
-            Field::OrderedBy => &[
-                "orderedby",
-                "orderingparty",
-                "orderingpartyid",
-                "requestedby",
-            ],
-            Field::OrderingPartyType => &["orderingpartytype", "partytype"],
         }
     }
 }
@@ -171,10 +105,22 @@ impl Known for Field {
         Field::name(*self)
     }
     fn spellings(&self) -> &[&str] {
-        self.aliases()
+        self.column().aliases
     }
     fn required(&self) -> bool {
         Field::required(*self)
+    }
+}
+
+impl Known for Column {
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn spellings(&self) -> &[&str] {
+        self.aliases
+    }
+    fn required(&self) -> bool {
+        self.required
     }
 }
 
@@ -484,6 +430,30 @@ pub fn no_header<K: Known>(path: &Path, sheet: &Sheet, known: &[K]) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A field is the schema's row at its position: reordering one
+    /// without the other would give every field another column's name.
+    #[test]
+    fn every_field_is_its_row_of_the_order_schema() {
+        for f in Field::ALL {
+            let mut snake = String::new();
+            for c in format!("{f:?}").chars() {
+                if c.is_ascii_uppercase() && !snake.is_empty() {
+                    snake.push('_');
+                }
+                snake.push(c.to_ascii_lowercase());
+            }
+            assert_eq!(f.name(), snake);
+            assert_eq!(Field::from_name(&snake), Some(f));
+        }
+        // The rest of the schema are examples of free columns.
+        assert!(
+            ORDER[Field::ALL.len()..]
+                .iter()
+                .all(|c| c.name.starts_with("meta."))
+        );
+        assert!(Field::Bin.is_id() && !Field::OrderRef.is_id() && Field::OrderRef.column().id);
+    }
 
     #[test]
     fn headers_match_aliases() {

@@ -32,6 +32,7 @@ pub mod read;
 pub mod report;
 pub mod rules;
 pub mod sandbox;
+pub mod schema;
 pub mod submit;
 pub mod template;
 pub mod validate;

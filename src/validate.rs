@@ -25,7 +25,7 @@ pub const MAX_ORDER_REF_CHARS: usize = 64;
 pub const MAX_VALIDITY_DAYS: u32 = 3650;
 /// The `order_ref` of the order template's example row: a row with it is
 /// refused, so an example left in a sheet is never sent.
-pub const EXAMPLE_ORDER_REF: &str = "EXAMPLE - delete this row";
+pub use crate::schema::EXAMPLE_ORDER_REF;
 
 /// One thing wrong with a row.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -24,6 +24,7 @@ pub mod error;
 pub mod exit;
 pub mod files;
 pub mod group;
+pub mod job;
 pub mod lines;
 pub mod ops;
 pub mod pipeline;

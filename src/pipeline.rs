@@ -81,29 +81,58 @@ pub fn check(path: &Path, opts: &CheckOpts) -> Result<Checked> {
     let t0 = std::time::Instant::now();
     // Before anything opens it: a FIFO would block for good.
     crate::files::regular(path).map_err(|e| Error::io(path, e))?;
-    let mut sheet = read::open(path, &opts.read, &mut |sheet: &Sheet| {
+    let sheet = read::open(path, &opts.read, &mut |sheet: &Sheet| {
         columns::header_of(sheet, &Field::ALL)
             .is_some_and(|(n, cells)| Columns::from_headers(path, sheet, n, &cells).is_ok())
     })?;
-    let Some((header_row, header_cells)) = columns::header_of(&sheet, &Field::ALL) else {
-        return Err(columns::no_header(path, &sheet, &Field::ALL));
+    check_sheet(path, sheet, opts, t0)
+}
+
+/// Checks and groups a sheet read from `path` (with the cells a person
+/// changed, if any: see [`read::Edits`]).
+pub fn check_sheet(
+    path: &Path,
+    mut sheet: Sheet,
+    opts: &CheckOpts,
+    t0: std::time::Instant,
+) -> Result<Checked> {
+    let parts = check_parts(path, &sheet, opts, t0)?;
+    note_columns(&mut sheet, &parts.columns);
+    Ok(Checked {
+        path: path.to_path_buf(),
+        sheet,
+        columns: parts.columns,
+        grouping: parts.grouping,
+        batch_id: parts.batch_id,
+        blank_rows: parts.blank_rows,
+        rules: parts.rules,
+        typical_width: parts.typical_width,
+        records: parts.records,
+    })
+}
+
+/// What checking a sheet finds, the sheet aside.
+struct Parts {
+    columns: Columns,
+    grouping: Grouping,
+    batch_id: String,
+    blank_rows: u64,
+    rules: Rules,
+    typical_width: HashMap<Field, usize>,
+    records: Vec<Record>,
+}
+
+fn check_parts(
+    path: &Path,
+    sheet: &Sheet,
+    opts: &CheckOpts,
+    t0: std::time::Instant,
+) -> Result<Parts> {
+    let Some((header_row, header_cells)) = columns::header_of(sheet, &Field::ALL) else {
+        return Err(columns::no_header(path, sheet, &Field::ALL));
     };
-    let columns = Columns::from_headers(path, &sheet, header_row, &header_cells)?;
-    sheet.add_note(format!(
-        "header on row {header_row}, {} columns",
-        columns.len()
-    ));
-    let unknown: Vec<&str> = columns
-        .roles
-        .iter()
-        .zip(&columns.headers)
-        .filter(|(r, _)| **r == Role::Unknown)
-        .map(|(_, h)| h.as_str())
-        .collect();
-    if !unknown.is_empty() {
-        sheet.add_note(format!("columns kept as they are: {}", unknown.join(", ")));
-    }
-    let typical_width = typical_widths(&sheet, &columns, header_row)?;
+    let columns = Columns::from_headers(path, sheet, header_row, &header_cells)?;
+    let typical_width = typical_widths(sheet, &columns, header_row)?;
     crate::clock::timing("open", t0);
 
     let checker = Checker::new(&columns, &opts.rules, typical_width.clone());
@@ -147,26 +176,14 @@ pub fn check(path: &Path, opts: &CheckOpts) -> Result<Checked> {
         ));
     }
 
-    // The rows of orders whose rows disagree: their values, to say which.
-    let conflicted: HashSet<u64> = grouper.conflicted_rows().into_iter().collect();
-    let mut values: HashMap<u64, OrderValues> = HashMap::new();
-    if !conflicted.is_empty() {
-        sheet.scan(header_row, columns.len(), &mut |rows| {
-            for r in rows.iter().filter(|r| conflicted.contains(&r.number())) {
-                values.insert(r.number(), order_values(&checker, &columns, r));
-            }
-            Ok(())
-        })?;
-    }
+    let values = conflicted_values(sheet, &checker, &columns, &grouper)?;
 
     // Ids hang on the orders' checked content, salted only by a deliberate
     // `--batch-id`: the same orders get the same ids from any file.
     let batch_id = opts.batch_id.clone().unwrap_or_default();
     let grouping = grouper.finish(&batch_id, opts.allow_partial, &values);
     crate::clock::timing("group", t0);
-    Ok(Checked {
-        path: path.to_path_buf(),
-        sheet,
+    Ok(Parts {
         columns,
         grouping,
         batch_id,
@@ -175,6 +192,45 @@ pub fn check(path: &Path, opts: &CheckOpts) -> Result<Checked> {
         typical_width,
         records,
     })
+}
+
+/// Notes where the header is and which columns are kept as they are.
+fn note_columns(sheet: &mut Sheet, columns: &Columns) {
+    sheet.add_note(format!(
+        "header on row {}, {} columns",
+        columns.header_row,
+        columns.len()
+    ));
+    let unknown: Vec<&str> = columns
+        .roles
+        .iter()
+        .zip(&columns.headers)
+        .filter(|(r, _)| **r == Role::Unknown)
+        .map(|(_, h)| h.as_str())
+        .collect();
+    if !unknown.is_empty() {
+        sheet.add_note(format!("columns kept as they are: {}", unknown.join(", ")));
+    }
+}
+
+/// The rows of orders whose rows disagree: their values, to say which.
+fn conflicted_values(
+    sheet: &Sheet,
+    checker: &Checker<'_>,
+    columns: &Columns,
+    grouper: &Grouper,
+) -> Result<HashMap<u64, OrderValues>> {
+    let conflicted: HashSet<u64> = grouper.conflicted_rows().into_iter().collect();
+    let mut values: HashMap<u64, OrderValues> = HashMap::new();
+    if !conflicted.is_empty() {
+        sheet.scan(columns.header_row, columns.len(), &mut |rows| {
+            for r in rows.iter().filter(|r| conflicted.contains(&r.number())) {
+                values.insert(r.number(), order_values(checker, columns, r));
+            }
+            Ok(())
+        })?;
+    }
+    Ok(values)
 }
 
 /// For a workbook, the usual width of each id column, to tell an id that
@@ -329,7 +385,7 @@ impl Checked {
                         }
                         let again = again.as_mut().ok_or_else(|| self.rows_differ())?;
                         let row = again.row(self.grouping.row(first + k).number, span)?;
-                        Ok(Cells::List(cells(&row)))
+                        Ok(Cells::List(self.sheet.with_edits(&row, cells)))
                     },
                 )
                 .collect::<Result<_>>()?;

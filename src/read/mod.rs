@@ -8,6 +8,7 @@
 //! often as asked: a later pass meets the very rows the first one checked,
 //! whatever happens to the file meanwhile.
 
+mod edits;
 mod excel;
 mod formats;
 mod text;
@@ -16,6 +17,8 @@ use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 use calamine::Data;
+
+pub use edits::Edits;
 
 use crate::error::{Error, Result};
 
@@ -435,13 +438,18 @@ impl Default for Limits {
 pub const MAX_ROWS: u32 = 1_048_576;
 pub const MAX_COLUMNS: u32 = 16_384;
 
-/// An opened input: a CSV file or one sheet of a workbook.
+/// An opened input: a CSV file or one sheet of a workbook. A clone shares
+/// what was read.
+#[derive(Clone)]
 pub struct Sheet {
     path: PathBuf,
     name: String,
     first_col: usize,
-    inner: Inner,
+    /// What was read, shared by the versions of the sheet (see [`Edits`]).
+    inner: std::sync::Arc<Inner>,
     notes: Vec<String>,
+    /// Cells changed by a person, which every pass reads instead.
+    edits: Edits,
     /// SHA-256 (hex) of a workbook file's bytes (a CSV file's is its
     /// reader's) and the file's size, as read.
     sha256: String,
@@ -470,14 +478,35 @@ impl Sheet {
         &self.notes
     }
 
+    /// Adds a note of what was detected (once).
     pub fn add_note(&mut self, note: String) {
-        self.notes.push(note);
+        if !self.notes.contains(&note) {
+            self.notes.push(note);
+        }
+    }
+
+    /// The cells changed by a person.
+    pub fn edits(&self) -> &Edits {
+        &self.edits
+    }
+
+    /// Lays `edits` over the sheet: every pass from now on reads them.
+    pub fn set_edits(&mut self, edits: Edits) {
+        self.edits = edits;
+    }
+
+    /// Calls `f` with `row` as the passes read it: with its changed cells.
+    pub fn with_edits<T>(&self, row: &Row<'_>, f: impl FnOnce(&Row<'_>) -> T) -> T {
+        match self.edits.apply(row) {
+            Some(edited) => f(&edited.row()),
+            None => f(row),
+        }
     }
 
     /// The sheet's text (for a CSV file, decoded), where a [`Span`] lies;
     /// empty for a workbook.
     pub fn text(&self) -> &[u8] {
-        match &self.inner {
+        match &*self.inner {
             Inner::Text(t) => t.text(),
             Inner::Excel(_) => &[],
         }
@@ -486,7 +515,7 @@ impl Sheet {
     /// The text of a comma-separated file, whose records a CSV report may
     /// copy (see [`Row::canonical_csv`]); `None` for other files.
     pub fn comma_text(&self) -> Option<&[u8]> {
-        match &self.inner {
+        match &*self.inner {
             Inner::Text(t) if t.delimiter() == b',' => Some(t.text()),
             _ => None,
         }
@@ -494,7 +523,7 @@ impl Sheet {
 
     /// A reader of single records again from their spans, for a CSV file.
     pub fn rereader(&self) -> Option<Rereader<'_>> {
-        match &self.inner {
+        match &*self.inner {
             Inner::Text(t) => Some(Rereader::new(&self.path, t)),
             Inner::Excel(_) => None,
         }
@@ -502,7 +531,7 @@ impl Sheet {
 
     /// The SHA-256 (hex) of the file's bytes, as read.
     pub fn sha256(&self) -> &str {
-        match &self.inner {
+        match &*self.inner {
             Inner::Text(t) => t.sha256(),
             Inner::Excel(_) => &self.sha256,
         }
@@ -525,14 +554,14 @@ impl Sheet {
 
     /// Whether cells can be numbers/dates (a workbook) or only text (CSV).
     pub fn is_workbook(&self) -> bool {
-        matches!(self.inner, Inner::Excel(_))
+        matches!(*self.inner, Inner::Excel(_))
     }
 
     /// About how many rows the sheet has, to size what is kept per row:
     /// a workbook sheet's height; for a CSV file of `file_bytes`, a guess
     /// (order rows are rarely shorter than 100 bytes).
     pub fn rows_hint(&self) -> usize {
-        match &self.inner {
+        match &*self.inner {
             Inner::Excel(x) => x.height(),
             Inner::Text(_) => usize::try_from(self.bytes / 100).unwrap_or(usize::MAX),
         }
@@ -540,7 +569,7 @@ impl Sheet {
 
     /// Hands the first rows (blank ones included) to `f`, to find the header.
     pub fn head(&self, max_rows: usize, f: &mut dyn FnMut(&[Row<'_>])) {
-        match &self.inner {
+        match &*self.inner {
             Inner::Text(t) => t.head(max_rows, f),
             Inner::Excel(x) => x.head(max_rows, f),
         }
@@ -555,7 +584,7 @@ impl Sheet {
         header_width: usize,
         f: &mut (dyn FnMut(&[Row<'_>]) -> Result<()> + Send),
     ) -> Result<()> {
-        match &self.inner {
+        match &*self.inner {
             Inner::Text(_) => {
                 // A compact copy of each record: the reader's reused one keeps
                 // the room of the widest row so far.
@@ -570,7 +599,17 @@ impl Sheet {
                     f(&text_rows(&batch))
                 })
             }
-            Inner::Excel(x) => x.scan(header_row, f),
+            Inner::Excel(x) if self.edits.is_empty() => x.scan(header_row, f),
+            Inner::Excel(x) => x.scan(header_row, &mut |rows| {
+                let edited: Vec<Option<edits::Edited>> =
+                    rows.iter().map(|r| self.edits.apply(r)).collect();
+                let rows: Vec<Row<'_>> = rows
+                    .iter()
+                    .zip(&edited)
+                    .map(|(r, e)| e.as_ref().map_or(*r, edits::Edited::row))
+                    .collect();
+                f(&rows)
+            }),
         }
     }
 
@@ -584,7 +623,10 @@ impl Sheet {
         sink: &mut Sink<'_, T>,
     ) -> Result<()> {
         use rayon::prelude::*;
-        match &self.inner {
+        let edited = |r: &Row<'_>| self.with_edits(r, map);
+        let map: &(dyn Fn(&Row<'_>) -> T + Sync) =
+            if self.edits.is_empty() { map } else { &edited };
+        match &*self.inner {
             Inner::Text(t) => t.scan_map(&self.path, header_row, header_width, map, sink),
             Inner::Excel(x) => x.scan(header_row, &mut |rows| {
                 sink(rows.par_iter().map(map).collect())
@@ -718,8 +760,9 @@ pub fn open(path: &Path, opts: &ReadOpts, pick: &mut dyn FnMut(&Sheet) -> bool) 
             path: path.to_path_buf(),
             name,
             first_col: 0,
-            inner: Inner::Text(t),
+            inner: std::sync::Arc::new(Inner::Text(t)),
             notes,
+            edits: Edits::default(),
             sha256: String::new(),
             bytes: size,
         });
@@ -747,7 +790,8 @@ pub fn open(path: &Path, opts: &ReadOpts, pick: &mut dyn FnMut(&Sheet) -> bool) 
                 "{kind:?} workbook, sheet `{name}` (of {})",
                 names.len()
             )],
-            inner: Inner::Excel(x),
+            inner: std::sync::Arc::new(Inner::Excel(x)),
+            edits: Edits::default(),
             sha256: sha256.clone(),
             bytes: size,
         };

@@ -1,0 +1,150 @@
+//! A job: one order sheet through the engine, as every face drives it.
+//! Open a sheet (checked at once), change cells (each change re-checks
+//! the sheet as changed: its rows and every order they form), then write
+//! its report or send its ready orders. The file is never changed: the
+//! changes are laid over the sheet as it was read (see [`read::Edits`]),
+//! and each is kept with the value it replaced.
+
+use std::path::{Path, PathBuf};
+
+use crate::batch::{Batch, Engine, Finished};
+use crate::error::{Error, Result};
+use crate::pipeline::{self, CheckOpts, Checked};
+use crate::read::Edits;
+use crate::report::{RunFacts, Target};
+
+/// A cell to change: by its row number (as a spreadsheet shows it) and
+/// its column's header (as the sheet writes it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CellChange {
+    pub row: u64,
+    pub column: String,
+    pub value: String,
+}
+
+/// A change made: the cell, the value it had, the value it has, and when.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Edit {
+    pub row: u64,
+    pub column: String,
+    pub old: String,
+    pub new: String,
+    pub at: String,
+}
+
+/// One order sheet, checked, with the changes made to it.
+pub struct Job {
+    checked: Checked,
+    opts: CheckOpts,
+    edits: Vec<Edit>,
+}
+
+impl Job {
+    /// Reads and checks the sheet at `path` (see [`pipeline::check`]).
+    pub fn open(path: &Path, opts: CheckOpts) -> Result<Job> {
+        let checked = pipeline::check(path, &opts)?;
+        Ok(Job {
+            checked,
+            opts,
+            edits: Vec::new(),
+        })
+    }
+
+    /// The sheet as checked now (with its changes).
+    pub fn checked(&self) -> &Checked {
+        &self.checked
+    }
+
+    /// The changes made, in the order they were made.
+    pub fn edits(&self) -> &[Edit] {
+        &self.edits
+    }
+
+    /// The input file (never changed).
+    pub fn path(&self) -> &PathBuf {
+        &self.checked.path
+    }
+
+    /// Changes cells, all or none, and checks the sheet again: a row's
+    /// problems, its order's grouping and every count follow. A change to
+    /// a row that is not a data row, or to a column the sheet lacks, is
+    /// refused, naming it; a change to the value a cell already has is
+    /// not a change.
+    pub fn edit(&mut self, changes: &[CellChange]) -> Result<()> {
+        let mut overlay = self.checked.sheet.edits().clone();
+        let mut made = Vec::new();
+        for change in changes {
+            let col = self.column(&change.column)?;
+            let old = self.cell(change.row, col)?;
+            if old == change.value {
+                continue;
+            }
+            overlay.set(change.row, col, change.value.clone());
+            made.push(Edit {
+                row: change.row,
+                column: self.checked.columns.headers[col].clone(),
+                old,
+                new: change.value.clone(),
+                at: crate::clock::now(),
+            });
+        }
+        if made.is_empty() {
+            return Ok(());
+        }
+        self.recheck(overlay)?;
+        self.edits.extend(made);
+        Ok(())
+    }
+
+    /// Writes the report of the sheet as it is now, nothing sent (as
+    /// `validate` does); returns where its run facts went.
+    pub fn report(&self, target: &Target, csv_bom: bool, facts: &mut RunFacts) -> Result<PathBuf> {
+        crate::lines::order_report(&self.checked, target, csv_bom, facts, None)
+    }
+
+    /// Sends the ready orders of the sheet as it is now, and writes the
+    /// report with every row's outcome (as `submit` does).
+    pub fn send(&self, engine: &Engine, batch: Batch<'_>) -> Result<Finished> {
+        engine.orders(&self.checked, batch)
+    }
+
+    /// The column of the sheet whose header is `name` (as written, or
+    /// the order field's canonical name).
+    fn column(&self, name: &str) -> Result<usize> {
+        let columns = &self.checked.columns;
+        columns
+            .headers
+            .iter()
+            .position(|h| h == name)
+            .or_else(|| crate::columns::Field::from_name(name).and_then(|f| columns.get(f)))
+            .ok_or_else(|| Error::Usage(format!("the sheet has no column `{name}`")))
+    }
+
+    /// The text of a data row's cell as the checks read it now.
+    fn cell(&self, row: u64, col: usize) -> Result<String> {
+        let mut found = None;
+        let header = self.checked.columns.header_row;
+        self.checked.for_each_outcome(&mut |rows| {
+            // The rows come with their changed cells.
+            if let Some((r, _)) = rows.iter().find(|(r, _)| r.number() == row) {
+                found = Some(r.cell(col).text.into_owned());
+            }
+            Ok(())
+        })?;
+        found.ok_or_else(|| {
+            Error::Usage(format!(
+                "row {row} is not a data row of the sheet (its header is row {header})"
+            ))
+        })
+    }
+
+    /// Checks the sheet again with `overlay` laid over it; when it cannot
+    /// be (every data row emptied), it stays as it was.
+    fn recheck(&mut self, overlay: Edits) -> Result<()> {
+        let mut sheet = self.checked.sheet.clone();
+        sheet.set_edits(overlay);
+        let t0 = std::time::Instant::now();
+        self.checked = pipeline::check_sheet(&self.checked.path, sheet, &self.opts, t0)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,218 @@
+//! The library's job API, as a second face (the desk) drives it: open a
+//! sheet, change cells, and the checks, the orders and the report follow;
+//! the file is never changed.
+
+use std::path::Path;
+
+use dcms_bulk::group::Status;
+use dcms_bulk::job::{CellChange, Job};
+use dcms_bulk::pipeline::CheckOpts;
+use dcms_bulk::report::{self, Target};
+
+fn change(row: u64, column: &str, value: &str) -> CellChange {
+    CellChange {
+        row,
+        column: column.into(),
+        value: value.into(),
+    }
+}
+
+/// The status of input row `number`.
+fn status(job: &Job, number: u64) -> Status {
+    let g = &job.checked().grouping;
+    (0..g.len())
+        .map(|i| g.row(i))
+        .find(|r| r.number == number)
+        .map(|r| r.status)
+        .unwrap_or_else(|| panic!("no row {number}"))
+}
+
+fn sha256(path: &Path) -> String {
+    report::audit::sha256_of(path).unwrap()
+}
+
+/// The report of the job as it is now, read back as CSV lines.
+fn report_lines(job: &Job, dir: &Path) -> Vec<Vec<String>> {
+    let out = dir.join("r.csv");
+    let mut facts = job
+        .checked()
+        .facts("validate", serde_json::json!({}), "t".into());
+    job.report(&Target::at(&out).unwrap(), false, &mut facts)
+        .unwrap();
+    let mut rdr = csv::Reader::from_path(&out).unwrap();
+    let mut lines = vec![rdr.headers().unwrap().iter().map(str::to_owned).collect()];
+    for r in rdr.records() {
+        lines.push(r.unwrap().iter().map(str::to_owned).collect());
+    }
+    lines
+}
+
+#[test]
+fn a_fixed_cell_of_a_workbook_rechecks_its_row_and_the_counts_follow() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("mistakes.xlsx");
+    std::fs::copy("samples/orders_with_mistakes.xlsx", &input).unwrap();
+    let before = sha256(&input);
+    let mut job = Job::open(&input, CheckOpts::default()).unwrap();
+    let counts = job.checked().grouping.counts.clone();
+    // F6 quantity 0 holds back row 7 of its order; A8 is a branch id
+    // Excel stored as the number 4567, in one order with F9's `ten`.
+    assert_eq!(status(&job, 6), Status::Invalid);
+    assert_eq!(status(&job, 7), Status::Held);
+    assert_eq!(status(&job, 8), Status::Invalid);
+
+    job.edit(&[change(6, "quantity", "10"), change(8, "branch_id", "04567")])
+        .unwrap();
+    assert_eq!(status(&job, 6), Status::Valid);
+    assert_eq!(status(&job, 7), Status::Valid);
+    // Its own cell fixed, row 8 waits for row 9 of its order.
+    assert_eq!(status(&job, 8), Status::Held);
+    job.edit(&[change(9, "quantity", "10")]).unwrap();
+    assert_eq!(status(&job, 8), Status::Valid);
+    let now = &job.checked().grouping.counts;
+    assert_eq!(now.rows, counts.rows);
+    assert_eq!(now.invalid, counts.invalid - 3);
+    assert_eq!(now.orders_ready, counts.orders_ready + 2);
+
+    let edits = job.edits();
+    assert_eq!(edits.len(), 3);
+    assert_eq!(
+        (
+            edits[0].row,
+            edits[0].column.as_str(),
+            edits[0].old.as_str()
+        ),
+        (6, "quantity", "0")
+    );
+    assert_eq!(
+        (edits[1].old.as_str(), edits[1].new.as_str()),
+        ("4567", "04567")
+    );
+    // The report shows the sheet as changed; the file is as it was.
+    let lines = report_lines(&job, dir.path());
+    let col = |name: &str| lines[0].iter().position(|h| h == name).unwrap();
+    let row8 = lines.iter().find(|l| l[col("row")] == "8").unwrap();
+    assert_eq!(row8[col("branch_id")], "04567");
+    assert_eq!(row8[col("status")], "VALID");
+    assert_eq!(sha256(&input), before);
+}
+
+#[test]
+fn a_changed_csv_row_is_reported_with_its_new_cells_not_the_files_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("orders.csv");
+    std::fs::copy("samples/orders.csv", &input).unwrap();
+    let mut job = Job::open(&input, CheckOpts::default()).unwrap();
+    let orders = job.checked().grouping.counts.orders_ready;
+    job.edit(&[change(3, "quantity", "lots")]).unwrap();
+    assert_eq!(status(&job, 3), Status::Invalid);
+    // Its order (rows 2 to 4) is held back as a whole.
+    assert_eq!(status(&job, 2), Status::Held);
+    assert_eq!(job.checked().grouping.counts.orders_ready, orders - 1);
+    let lines = report_lines(&job, dir.path());
+    let col = |name: &str| lines[0].iter().position(|h| h == name).unwrap();
+    assert_eq!(lines[2][col("quantity")], "lots");
+    assert_eq!(lines[2][col("status")], "INVALID");
+    // The rows around it are copied as they were.
+    assert_eq!(lines[1][col("quantity")], "100");
+
+    // Changed back: valid again, and the order whole.
+    job.edit(&[change(3, "quantity", "50")]).unwrap();
+    assert_eq!(status(&job, 2), Status::Valid);
+    assert_eq!(job.checked().grouping.counts.orders_ready, orders);
+    assert_eq!(job.edits().len(), 2);
+}
+
+#[test]
+fn a_changed_branch_moves_a_row_to_an_order_of_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("orders.csv");
+    std::fs::copy("samples/orders.csv", &input).unwrap();
+    let mut job = Job::open(&input, CheckOpts::default()).unwrap();
+    let orders = job.checked().grouping.counts.orders_ready;
+    job.edit(&[change(4, "branch_id", "09999")]).unwrap();
+    assert_eq!(job.checked().grouping.counts.orders_ready, orders + 1);
+    let bodies = job.checked().orders().unwrap();
+    assert!(
+        bodies
+            .iter()
+            .any(|o| serde_json::to_string(o).unwrap().contains("09999"))
+    );
+}
+
+#[test]
+fn changes_to_what_is_not_a_cell_of_the_data_are_refused_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("orders.csv");
+    std::fs::copy("samples/orders.csv", &input).unwrap();
+    let mut job = Job::open(&input, CheckOpts::default()).unwrap();
+    let counts = job.checked().grouping.counts.clone();
+
+    let e = job
+        .edit(&[change(2, "quantity", "7"), change(2, "colour", "red")])
+        .unwrap_err();
+    assert!(e.to_string().contains("no column `colour`"), "{e}");
+    let e = job.edit(&[change(1, "quantity", "7")]).unwrap_err();
+    assert!(e.to_string().contains("row 1 is not a data row"), "{e}");
+    let e = job.edit(&[change(9999, "quantity", "7")]).unwrap_err();
+    assert!(e.to_string().contains("row 9999"), "{e}");
+    // All or none: the good change of the refused batch was not made.
+    assert!(job.edits().is_empty());
+    assert_eq!(job.checked().grouping.counts, counts);
+    // A value a cell already has is not a change.
+    job.edit(&[change(2, "quantity", "100")]).unwrap();
+    assert!(job.edits().is_empty());
+}
+
+#[test]
+fn a_changed_sheet_is_sent_as_changed_through_the_engine() {
+    use dcms_bulk::batch::Batch;
+    use dcms_bulk::engine::{Api, Engine, Rate, Timeouts};
+    use dcms_bulk::submit::SubmitOpts;
+    use std::time::Duration;
+
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("orders.csv");
+    std::fs::copy("samples/orders.csv", &input).unwrap();
+    let mut job = Job::open(&input, CheckOpts::default()).unwrap();
+    job.edit(&[change(3, "quantity", "none")]).unwrap();
+    let api = Api::sandbox("ACME".into(), Some(dir.path().join("ledger")), true).unwrap();
+    let timeouts = Timeouts {
+        connect: Duration::from_secs(5),
+        total: Duration::from_secs(30),
+    };
+    let engine = Engine::open(
+        &api,
+        SubmitOpts::default(),
+        Rate::Unlimited,
+        timeouts,
+        &|_| {},
+    )
+    .unwrap();
+    let target = Target::at(&dir.path().join("sent.csv")).unwrap();
+    let done = job
+        .send(
+            &engine,
+            Batch {
+                command: "submit",
+                options: serde_json::json!({}),
+                started: "t".into(),
+                report: &target,
+                tally: Default::default(),
+                csv_bom: false,
+            },
+        )
+        .unwrap();
+    let sent = done.facts.sent.as_ref().unwrap();
+    let counts = &job.checked().grouping.counts;
+    assert_eq!(sent.orders.unwrap().orders_accepted, counts.orders_ready);
+    let report = std::fs::read_to_string(&target.path).unwrap();
+    let line3 = report.lines().find(|l| l.contains(",orders,3,")).unwrap();
+    assert!(
+        line3.contains("INVALID") && line3.contains("none"),
+        "{line3}"
+    );
+    let accepted = report.lines().filter(|l| l.contains(",ACCEPTED,")).count() as u64;
+    assert_eq!(accepted, sent.accepted);
+    assert!(accepted > 0);
+}

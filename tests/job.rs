@@ -54,7 +54,7 @@ fn a_fixed_cell_of_a_workbook_rechecks_its_row_and_the_counts_follow() {
     std::fs::copy("samples/orders_with_mistakes.xlsx", &input).unwrap();
     let before = sha256(&input);
     let mut job = Job::open(&input, CheckOpts::default()).unwrap();
-    let counts = job.checked().grouping.counts.clone();
+    let counts = job.checked().grouping.counts;
     // F6 quantity 0 holds back row 7 of its order; A8 is a branch id
     // Excel stored as the number 4567, in one order with F9's `ten`.
     assert_eq!(status(&job, 6), Status::Invalid);
@@ -146,7 +146,7 @@ fn changes_to_what_is_not_a_cell_of_the_data_are_refused_and_change_nothing() {
     let input = dir.path().join("orders.csv");
     std::fs::copy("samples/orders.csv", &input).unwrap();
     let mut job = Job::open(&input, CheckOpts::default()).unwrap();
-    let counts = job.checked().grouping.counts.clone();
+    let counts = job.checked().grouping.counts;
 
     let e = job
         .edit(&[change(2, "quantity", "7"), change(2, "colour", "red")])

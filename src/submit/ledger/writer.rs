@@ -1,0 +1,197 @@
+//! The ledger's writer: one thread that commits records in groups (every
+//! record that arrives while a commit runs goes into the next one), so
+//! many workers share each fsync; a record's sender waits for its commit.
+
+use std::path::PathBuf;
+use std::sync::mpsc;
+
+use rusqlite::{Connection, params};
+
+use super::{LedgerError, Record};
+use crate::submit::outcome::SendStatus;
+
+pub(super) type Ack = tokio::sync::oneshot::Sender<Result<(), String>>;
+
+/// Hands records to the writer thread and waits until they are committed.
+pub struct Writer {
+    path: PathBuf,
+    tx: Option<mpsc::Sender<(Vec<Record>, Ack)>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Writer {
+    /// Starts the writer thread on `conn`, the ledger at `path`.
+    pub(super) fn start(path: &std::path::Path, conn: Connection) -> Result<Writer, LedgerError> {
+        let (tx, rx) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("dcms-ledger".into())
+            .spawn(move || write_behind(conn, rx))
+            .map_err(|source| LedgerError::Io {
+                path: path.to_owned(),
+                source,
+            })?;
+        Ok(Writer {
+            path: path.to_owned(),
+            tx: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// Commits `records` (with whatever else is waiting) and returns when
+    /// they are on disk.
+    pub async fn record(&self, records: Vec<Record>) -> Result<(), LedgerError> {
+        let (ack, done) = tokio::sync::oneshot::channel();
+        let stopped = || LedgerError::Io {
+            path: self.path.clone(),
+            source: std::io::Error::other("the ledger writer has stopped"),
+        };
+        let sent = self.tx.as_ref().map(|tx| tx.send((records, ack)).is_ok());
+        if sent != Some(true) {
+            return Err(stopped());
+        }
+        match done.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(message)) => Err(LedgerError::Io {
+                path: self.path.clone(),
+                source: std::io::Error::other(message),
+            }),
+            Err(_) => Err(stopped()),
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The writer thread: apply what has arrived in one transaction, commit
+/// once, acknowledge all.
+pub(super) fn write_behind(mut conn: Connection, rx: mpsc::Receiver<(Vec<Record>, Ack)>) {
+    while let Ok(first) = rx.recv() {
+        let mut jobs = vec![first];
+        jobs.extend(rx.try_iter());
+        let result = apply(&mut conn, jobs.iter().flat_map(|(r, _)| r)).map_err(|e| e.to_string());
+        for (_, ack) in jobs {
+            let _ = ack.send(result.clone());
+        }
+    }
+}
+
+pub(super) fn apply<'r>(
+    conn: &mut Connection,
+    records: impl Iterator<Item = &'r Record>,
+) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    for record in records {
+        match record {
+            Record::Planned {
+                kind,
+                key,
+                fingerprint,
+                summary,
+                run,
+                at,
+            } => {
+                // A known item keeps its history; only an item that no
+                // request ever reached (never sent, or refused for good)
+                // may take new content.
+                tx.prepare_cached(
+                    "INSERT INTO items (kind, key, fingerprint, summary, first_run, last_run, state, planned_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?5, 'planned', ?6)
+                     ON CONFLICT (kind, key) DO UPDATE SET
+                        last_run = excluded.last_run,
+                        outcome = CASE WHEN fingerprint = excluded.fingerprint THEN outcome ELSE NULL END,
+                        fingerprint = excluded.fingerprint,
+                        summary = excluded.summary",
+                )?
+                .execute(params![kind, key, fingerprint, summary, run, at])?;
+            }
+            Record::Sent {
+                kind,
+                key,
+                attempt,
+                run,
+                at,
+            } => {
+                tx.prepare_cached(
+                    "UPDATE items SET state = 'sent', attempts = ?3, sent_at = ?5, last_run = ?4,
+                        first_run = COALESCE(first_run, ?4)
+                     WHERE kind = ?1 AND key = ?2",
+                )?
+                .execute(params![kind, key, attempt, run, at])?;
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO attempts (kind, key, attempt, run, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?
+                .execute(params![kind, key, attempt, run, at])?;
+            }
+            Record::Attempted {
+                kind,
+                key,
+                attempt,
+                request_id,
+                answer_request_id,
+                http_status,
+            } => {
+                tx.prepare_cached(
+                    "UPDATE attempts SET request_id = ?4, answer_request_id = ?5, http_status = ?6
+                     WHERE kind = ?1 AND key = ?2 AND attempt = ?3",
+                )?
+                .execute(params![
+                    kind,
+                    key,
+                    attempt,
+                    request_id,
+                    answer_request_id,
+                    http_status
+                ])?;
+            }
+            Record::Answered {
+                kind,
+                key,
+                sent,
+                uncertain,
+                run,
+                at,
+            } => {
+                let accepted = matches!(sent.status, SendStatus::Accepted | SendStatus::Skipped);
+                let outcome = serde_json::to_string(sent)
+                    .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+                tx.prepare_cached(
+                    "UPDATE items SET state = 'answered', outcome = ?3, uncertain = ?4, answered_at = ?6,
+                        attempts = MAX(attempts, ?7),
+                        accepted_run = CASE WHEN ?5 THEN COALESCE(accepted_run, ?8) ELSE accepted_run END,
+                        accepted_at = CASE WHEN ?5 THEN COALESCE(accepted_at, ?6) ELSE accepted_at END
+                     WHERE kind = ?1 AND key = ?2",
+                )?
+                .execute(params![
+                    kind,
+                    key,
+                    outcome,
+                    uncertain,
+                    accepted,
+                    at,
+                    sent.attempts,
+                    run
+                ])?;
+            }
+            Record::Controls {
+                kind,
+                answers,
+                verdict,
+                run,
+                at,
+            } => {
+                tx.prepare_cached(
+                    "INSERT INTO controls (run, kind, at, answers, verdict) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?
+                .execute(params![run, kind, at, answers, verdict])?;
+            }
+        }
+    }
+    tx.commit()
+}

@@ -17,8 +17,8 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::api::Shared;
 use super::faults::lock;
+use super::shared::Shared;
 use super::store::Order;
 
 pub fn routes(shared: Arc<Shared>) -> Router {

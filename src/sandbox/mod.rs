@@ -14,8 +14,12 @@
 mod api;
 mod envelope;
 mod faults;
+mod fields;
 mod gateway;
 mod inspect;
+mod kits;
+mod orders;
+mod shared;
 mod store;
 
 use std::future::Future;
@@ -229,8 +233,8 @@ pub fn base_url(listener: &std::net::TcpListener, tls: bool) -> Result<String, S
 }
 
 /// The whole application: API under `/v1`, inspection under `/_sandbox`.
-fn app(opts: SandboxOpts) -> (Router, Arc<api::Shared>) {
-    let state = Arc::new(api::Shared::new(opts));
+fn app(opts: SandboxOpts) -> (Router, Arc<shared::Shared>) {
+    let state = Arc::new(shared::Shared::new(opts));
     let router = api::routes(state.clone()).merge(inspect::routes(state.clone()));
     (router, state)
 }

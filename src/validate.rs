@@ -252,46 +252,7 @@ impl<'a> Checker<'a> {
 
     /// [`check`](Self::check), the row's [`Row::width`] known.
     fn check_width(&self, row: &Row<'_>, width: usize) -> RowCheck {
-        let mut problems = Vec::new();
-        let ncols = self.columns.len();
-        if let Some(n) = row.field_count()
-            && n < ncols
-            && width <= n
-        {
-            problems.push(Problem::new(
-                    None,
-                    "row",
-                    format!("has {n} cells but the header has {ncols}: a delimiter is missing or the row is cut short"),
-                ));
-        }
-        if width > ncols {
-            problems.push(Problem::new(
-                Some(ncols),
-                "row",
-                format!(
-                    "has a value in column {}, which has no header: a delimiter too many, or a column without a name",
-                    crate::read::column_letter(width - 1)
-                ),
-            ));
-        }
-        let cols = if row.may_hold_more_than(MAX_CELL_CHARS) {
-            0..width.min(ncols)
-        } else {
-            0..0
-        };
-        for c in cols.filter(|&c| row.may_exceed(c, MAX_CELL_CHARS)) {
-            let cell = row.cell(c);
-            if cell.text.len() > MAX_CELL_CHARS {
-                let n = cell.text.chars().count();
-                if n > MAX_CELL_CHARS {
-                    problems.push(Problem::new(
-                        Some(c),
-                        self.columns.headers[c].clone(),
-                        format!("holds {n} characters; a cell holds at most {MAX_CELL_CHARS}"),
-                    ));
-                }
-            }
-        }
+        let mut problems = self.shape_problems(row, width);
         let mut warnings = Vec::new();
         let vals: [(Cow<'_, str>, CellKind); Field::ALL.len()] =
             std::array::from_fn(|i| self.value_and_kind(row, Field::ALL[i]));
@@ -337,6 +298,72 @@ impl<'a> Checker<'a> {
                 w
             }));
         }
+        let (order_ref, key, order_fields, product) = self.identity(row, &val);
+        RowCheck {
+            number: row.number(),
+            problems,
+            warnings,
+            key,
+            order_ref,
+            order_fields,
+            product,
+        }
+    }
+
+    /// Problems of the row's shape: cells missing or beyond the header,
+    /// a cell longer than a spreadsheet holds.
+    fn shape_problems(&self, row: &Row<'_>, width: usize) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        let ncols = self.columns.len();
+        if let Some(n) = row.field_count()
+            && n < ncols
+            && width <= n
+        {
+            problems.push(Problem::new(
+                    None,
+                    "row",
+                    format!("has {n} cells but the header has {ncols}: a delimiter is missing or the row is cut short"),
+                ));
+        }
+        if width > ncols {
+            problems.push(Problem::new(
+                Some(ncols),
+                "row",
+                format!(
+                    "has a value in column {}, which has no header: a delimiter too many, or a column without a name",
+                    crate::read::column_letter(width - 1)
+                ),
+            ));
+        }
+        let cols = if row.may_hold_more_than(MAX_CELL_CHARS) {
+            0..width.min(ncols)
+        } else {
+            0..0
+        };
+        for c in cols.filter(|&c| row.may_exceed(c, MAX_CELL_CHARS)) {
+            let cell = row.cell(c);
+            if cell.text.len() > MAX_CELL_CHARS {
+                let n = cell.text.chars().count();
+                if n > MAX_CELL_CHARS {
+                    problems.push(Problem::new(
+                        Some(c),
+                        self.columns.headers[c].clone(),
+                        format!("holds {n} characters; a cell holds at most {MAX_CELL_CHARS}"),
+                    ));
+                }
+            }
+        }
+        problems
+    }
+
+    /// What tells the row's order and product apart: its `order_ref`,
+    /// the order's key, and the hashes of its order-level and product
+    /// values.
+    fn identity<'v>(
+        &self,
+        row: &Row<'_>,
+        val: &impl Fn(Field) -> &'v str,
+    ) -> (Option<Box<str>>, [u8; 16], u64, u64) {
         let order_ref = Some(val(Field::OrderRef))
             .filter(|t| !t.is_empty())
             .map(Box::<str>::from);
@@ -374,15 +401,7 @@ impl<'a> Checker<'a> {
             }
             (key, xxh3_64(&buf[..split]), xxh3_64(&buf[split..]))
         });
-        RowCheck {
-            number: row.number(),
-            problems,
-            warnings,
-            key,
-            order_ref,
-            order_fields,
-            product,
-        }
+        (order_ref, key, order_fields, product)
     }
 
     fn check_field(
@@ -400,86 +419,59 @@ impl<'a> Checker<'a> {
             printable,
         } = cell;
         let mut bad = |message: String| out.push(Problem::new(Some(col), field.name(), message));
-        if kind == CellKind::Error {
-            bad(format!(
-                "the cell shows the formula error {v}; fix the formula or type the value"
-            ));
-            return;
+        match self.cell_problem(field, col, kind, v, printable, warnings) {
+            CellCheck::Refused(m) => return bad(m),
+            CellCheck::Done => return,
+            CellCheck::Value => {}
         }
-        if v.is_empty() {
-            if field.required() {
-                bad("missing".into());
+        let problem = match field {
+            Field::BranchId
+            | Field::ProductId
+            | Field::Bin
+            | Field::PlasticCode
+            | Field::PinCode => self.id_problem(field, v, product_id),
+            Field::CardType
+            | Field::PanLength
+            | Field::PinGeneration
+            | Field::OrderingPartyType => self.code_problem(field, v),
+            Field::Quantity | Field::ValidityDays => self.number_problem(field, v),
+            _ => self.text_problem(field, v),
+        };
+        if let Some(m) = problem {
+            bad(m);
+        }
+        for (f, re) in &self.rules.patterns {
+            if *f == field && !re.is_match(v) {
+                out.push(Problem::new(
+                    Some(col),
+                    field.name(),
+                    format!(
+                        "`{}` does not match the rules file's pattern for {}",
+                        quote::value(v),
+                        field.name()
+                    ),
+                ));
             }
-            return;
         }
-        if v.len() > MAX_CELL_CHARS {
-            return; // reported once for the cell, above
-        }
-        let printable = printable || crate::read::is_printable_ascii(v);
-        if let Some(ch) = (!printable)
-            .then(|| v.chars().find(|c| c.is_control()))
-            .flatten()
-        {
-            bad(format!(
-                "contains a control character (U+{:04X}); retype the value",
-                ch as u32
-            ));
-            return;
-        }
-        if field.is_id()
-            && kind == CellKind::Number
-            && !self.rules.id_widths.contains_key(&field)
-            && let Some(&w) = self.typical_width.get(&field)
-            && v.len() < w
-            && !field.id_lengths().contains(&v.len())
-        {
-            bad(format!(
-                "`{v}` is shorter than the {w} characters most {} values have: Excel stored it as a \
-                         number and dropped its leading zeros; format the column as Text and type it again \
-                         (or set id_widths.{} in the rules file)",
-                field.name(),
-                field.name()
-            ));
-            return;
-        }
-        if field.is_id() && kind == CellKind::Number && !self.rules.id_widths.contains_key(&field) {
-            warnings.push(Problem::new(
-                Some(col),
-                field.name(),
-                format!(
-                    "`{v}` is a number in the spreadsheet, and Excel drops an id's leading zeros \
-                     (0001 becomes 1): check it is the whole id; format the column as Text and \
-                     type it again, or set id_widths.{} in the rules file",
-                    field.name()
-                ),
-            ));
-        }
+    }
+
+    #[expect(
+        clippy::collapsible_match,
+        reason = "each field's check reads as one arm, as the README lists them"
+    )]
+    /// The problem of a value of the digits of an id, and the rules file's catalog.
+    fn id_problem(&self, field: Field, v: &str, product_id: &str) -> Option<String> {
         match field {
-            Field::OrderRef => {
-                if v.trim().eq_ignore_ascii_case(EXAMPLE_ORDER_REF) {
-                    bad("this is the template's example row, not an order: delete the row".into());
-                } else if v.chars().count() > MAX_ORDER_REF_CHARS {
-                    bad(format!("is longer than {MAX_ORDER_REF_CHARS} characters"));
-                }
-            }
             Field::BranchId => {
                 if !is_digits(v) {
-                    bad(format!("must be digits only, got `{}`", quote::value(v)));
-                }
-            }
-            Field::BranchName => {
-                let n = chars_beyond(v, MAX_BRANCH_NAME_CHARS);
-                if n > MAX_BRANCH_NAME_CHARS {
-                    bad(format!(
-                        "is {n} characters long; at most {MAX_BRANCH_NAME_CHARS}"
-                    ));
+                    return Some(format!("must be digits only, got `{}`", quote::value(v)));
                 }
             }
             Field::ProductId => {
                 if let Some(cat) = &self.rules.catalog
                     && !cat.contains_key(v)
                 {
-                    bad(format!(
+                    return Some(format!(
                         "`{}` is not a product of the rules file's catalog{}",
                         quote::value(v),
                         zeros_hint(field, v, cat.keys())
@@ -488,55 +480,129 @@ impl<'a> Checker<'a> {
             }
             Field::Bin => {
                 if !(is_digits(v) && (v.len() == 6 || v.len() == 8)) {
-                    bad(format!("must be 6 or 8 digits, got `{}`", quote::value(v)));
+                    return Some(format!("must be 6 or 8 digits, got `{}`", quote::value(v)));
                 } else if let Some(entry) = self.catalog_entry(product_id)
                     && !entry.bins.is_empty()
                     && !entry.bins.contains(v)
                 {
-                    bad(format!(
+                    return Some(format!(
                         "`{v}` is not a BIN of product {product_id} in the rules file's catalog{}",
                         zeros_hint(field, v, entry.bins.iter())
                     ));
                 }
             }
-            Field::CardType => {
-                if v != "PHYSICAL" && v != "VIRTUAL" {
-                    bad(format!(
-                        "must be PHYSICAL or VIRTUAL, got `{}`",
-                        quote::value(v)
-                    ));
-                }
-            }
-            Field::Quantity => match whole_number(v) {
-                None => bad(format!("must be a whole number, got `{}`", quote::value(v))),
-                Some(q) if q < 1 || q > u64::from(self.rules.quantity_max) => bad(format!(
-                    "must be between 1 and {}, got {q}",
-                    self.rules.quantity_max
-                )),
-                Some(_) => {}
-            },
             Field::PlasticCode => {
                 if let Some(entry) = self.catalog_entry(product_id)
                     && !entry.plastic_codes.is_empty()
                     && !entry.plastic_codes.contains(v)
                 {
-                    bad(format!(
+                    return Some(format!(
                         "`{}` is not a plastic code of product {product_id} in the rules file's catalog{}",
                         quote::value(v),
                         zeros_hint(field, v, entry.plastic_codes.iter())
                     ));
                 }
             }
+            Field::PinCode => {
+                if !(is_digits(v) && v.len() == 6) {
+                    return Some(format!("must be 6 digits, got `{}`", quote::value(v)));
+                }
+            }
+            _ => {}
+        }
+        None
+    }
+
+    #[expect(
+        clippy::collapsible_match,
+        reason = "each field's check reads as one arm, as the README lists them"
+    )]
+    /// The problem of a value of a code from a fixed list.
+    fn code_problem(&self, field: Field, v: &str) -> Option<String> {
+        match field {
+            Field::CardType => {
+                if v != "PHYSICAL" && v != "VIRTUAL" {
+                    return Some(format!(
+                        "must be PHYSICAL or VIRTUAL, got `{}`",
+                        quote::value(v)
+                    ));
+                }
+            }
             Field::PanLength => {
                 if v != "16" && v != "19" {
-                    bad(format!("must be 16 or 19, got `{}`", quote::value(v)));
+                    return Some(format!("must be 16 or 19, got `{}`", quote::value(v)));
                 }
             }
             Field::PinGeneration => {
                 if Self::pin_generation(v).is_none() {
-                    bad(format!(
+                    return Some(format!(
                         "must be Y or N (yes/no, true/false also work), got `{}`",
                         quote::value(v)
+                    ));
+                }
+            }
+            Field::OrderingPartyType => {
+                if !v.bytes().all(|b| b.is_ascii_uppercase() || b == b'_') {
+                    return Some(format!(
+                        "must be a code in capitals such as BANK, got `{}`",
+                        quote::value(v)
+                    ));
+                }
+            }
+            _ => {}
+        }
+        None
+    }
+
+    /// The problem of a value of a whole number in its range.
+    fn number_problem(&self, field: Field, v: &str) -> Option<String> {
+        match field {
+            Field::Quantity => match whole_number(v) {
+                None => return Some(format!("must be a whole number, got `{}`", quote::value(v))),
+                Some(q) if q < 1 || q > u64::from(self.rules.quantity_max) => {
+                    return Some(format!(
+                        "must be between 1 and {}, got {q}",
+                        self.rules.quantity_max
+                    ));
+                }
+                Some(_) => {}
+            },
+            Field::ValidityDays => match whole_number(v) {
+                None => {
+                    return Some(format!(
+                        "must be a whole number of days, got `{}`",
+                        quote::value(v)
+                    ));
+                }
+                Some(d) if d < 1 || d > u64::from(MAX_VALIDITY_DAYS) => {
+                    return Some(format!(
+                        "must be between 1 and {MAX_VALIDITY_DAYS} days, got {d}"
+                    ));
+                }
+                Some(_) => {}
+            },
+            _ => {}
+        }
+        None
+    }
+
+    /// The problem of a value of free text within its limits, and the start time.
+    fn text_problem(&self, field: Field, v: &str) -> Option<String> {
+        match field {
+            Field::OrderRef => {
+                if v.trim().eq_ignore_ascii_case(EXAMPLE_ORDER_REF) {
+                    return Some(
+                        "this is the template's example row, not an order: delete the row".into(),
+                    );
+                } else if v.chars().count() > MAX_ORDER_REF_CHARS {
+                    return Some(format!("is longer than {MAX_ORDER_REF_CHARS} characters"));
+                }
+            }
+            Field::BranchName => {
+                let n = chars_beyond(v, MAX_BRANCH_NAME_CHARS);
+                if n > MAX_BRANCH_NAME_CHARS {
+                    return Some(format!(
+                        "is {n} characters long; at most {MAX_BRANCH_NAME_CHARS}"
                     ));
                 }
             }
@@ -555,76 +621,118 @@ impl<'a> Checker<'a> {
                     start = end + 1;
                 }
                 if n > MAX_ADDRESS_CHARS {
-                    bad(format!(
+                    return Some(format!(
                         "is {n} characters long; the card printers take at most {MAX_ADDRESS_CHARS}"
                     ));
                 } else if let Some(i) = first_empty {
                     if parts < 3 {
-                        bad(format!(
+                        return Some(format!(
                             "needs at least 3 parts separated by `~` (house~area~city), got `{}`",
                             quote::value(v)
                         ));
                     } else {
-                        bad(format!(
+                        return Some(format!(
                             "part {} is empty (two `~` in a row, or a `~` at an end)",
                             i + 1
                         ));
                     }
                 } else if parts < 3 {
-                    bad(format!(
+                    return Some(format!(
                         "needs at least 3 parts separated by `~` (house~area~city), got {parts} part{}",
                         if parts == 1 { "" } else { "s" }
                     ));
                 }
             }
-            Field::PinCode => {
-                if !(is_digits(v) && v.len() == 6) {
-                    bad(format!("must be 6 digits, got `{}`", quote::value(v)));
-                }
-            }
             Field::ProcessStartTime => {
                 if let Err(m) = check_timestamp(v) {
-                    bad(m);
+                    return Some(m);
                 }
             }
-            Field::ValidityDays => match whole_number(v) {
-                None => bad(format!(
-                    "must be a whole number of days, got `{}`",
-                    quote::value(v)
-                )),
-                Some(d) if d < 1 || d > u64::from(MAX_VALIDITY_DAYS) => bad(format!(
-                    "must be between 1 and {MAX_VALIDITY_DAYS} days, got {d}"
-                )),
-                Some(_) => {}
-            },
             Field::OrderedBy => {}
-            Field::OrderingPartyType => {
-                if !v.bytes().all(|b| b.is_ascii_uppercase() || b == b'_') {
-                    bad(format!(
-                        "must be a code in capitals such as BANK, got `{}`",
-                        quote::value(v)
-                    ));
-                }
-            }
+            _ => {}
         }
-        for (f, re) in &self.rules.patterns {
-            if *f == field && !re.is_match(v) {
-                out.push(Problem::new(
-                    Some(col),
-                    field.name(),
-                    format!(
-                        "`{}` does not match the rules file's pattern for {}",
-                        quote::value(v),
-                        field.name()
-                    ),
-                ));
-            }
+        None
+    }
+
+    /// What the cell itself says before its value is read: a formula
+    /// error, nothing in it, a control character, an id that lost its
+    /// leading zeros (a warning goes to `warnings` when it may have).
+    fn cell_problem(
+        &self,
+        field: Field,
+        col: usize,
+        kind: CellKind,
+        v: &str,
+        printable: bool,
+        warnings: &mut Vec<Problem>,
+    ) -> CellCheck {
+        if kind == CellKind::Error {
+            return CellCheck::Refused(format!(
+                "the cell shows the formula error {v}; fix the formula or type the value"
+            ));
         }
+        if v.is_empty() {
+            if field.required() {
+                return CellCheck::Refused("missing".into());
+            }
+            return CellCheck::Done;
+        }
+        if v.len() > MAX_CELL_CHARS {
+            return CellCheck::Done; // reported once for the cell, above
+        }
+        let printable = printable || crate::read::is_printable_ascii(v);
+        if let Some(ch) = (!printable)
+            .then(|| v.chars().find(|c| c.is_control()))
+            .flatten()
+        {
+            return CellCheck::Refused(format!(
+                "contains a control character (U+{:04X}); retype the value",
+                ch as u32
+            ));
+        }
+        if field.is_id()
+            && kind == CellKind::Number
+            && !self.rules.id_widths.contains_key(&field)
+            && let Some(&w) = self.typical_width.get(&field)
+            && v.len() < w
+            && !field.id_lengths().contains(&v.len())
+        {
+            return CellCheck::Refused(format!(
+                "`{v}` is shorter than the {w} characters most {} values have: Excel stored it as a \
+                         number and dropped its leading zeros; format the column as Text and type it again \
+                         (or set id_widths.{} in the rules file)",
+                field.name(),
+                field.name()
+            ));
+        }
+        if field.is_id() && kind == CellKind::Number && !self.rules.id_widths.contains_key(&field) {
+            warnings.push(Problem::new(
+                Some(col),
+                field.name(),
+                format!(
+                    "`{v}` is a number in the spreadsheet, and Excel drops an id's leading zeros \
+                     (0001 becomes 1): check it is the whole id; format the column as Text and \
+                     type it again, or set id_widths.{} in the rules file",
+                    field.name()
+                ),
+            ));
+        }
+        CellCheck::Value
     }
 
     fn catalog_entry(&self, product_id: &str) -> Option<&crate::rules::CatalogEntry> {
         self.rules.catalog.as_ref()?.get(product_id)
     }
+}
+
+/// What a cell's own look decides.
+enum CellCheck {
+    /// Refused, with this message.
+    Refused(String),
+    /// Nothing more to check (empty and optional, or too long: said once).
+    Done,
+    /// Its value is to be checked.
+    Value,
 }
 
 /// The number of characters of `v` when it may have more than `max`

@@ -184,6 +184,51 @@ fn validate_one(
         None
     };
     let path = stdin.as_ref().map_or(input, |s| s.path.as_path());
+    let report_path = report_target(args, path)?;
+    let name = match &stdin {
+        Some(_) => STDIN.to_string(),
+        None => input.display().to_string(),
+    };
+    let shown = |e: Error| match &stdin {
+        // The temporary copy is an implementation detail.
+        Some(s) => {
+            let text = e.to_string().replace(&s.path.display().to_string(), STDIN);
+            let text = text.strip_prefix("<stdin>: ").unwrap_or(&text).to_string();
+            Error::input(STDIN, text)
+        }
+        None => e,
+    };
+    let facts_input = stdin.as_ref().map_or(path, |_| Path::new(STDIN));
+    let sheet = read_sheet(args, opts, path, &shown)?;
+    let checked = match sheet {
+        Sheet::Orders(checked) => *checked,
+        Sheet::Ops(ops) => {
+            return validate_ops(
+                args,
+                &ops,
+                facts_input,
+                &name,
+                report_path,
+                started,
+                console,
+            );
+        }
+    };
+    let stdin_path = stdin.as_ref().map(|_| PathBuf::from(STDIN));
+    finish_orders(
+        args,
+        checked,
+        stdin_path,
+        &name,
+        report_path,
+        started,
+        console,
+    )
+}
+
+/// Where the report goes, if one is asked for; refused when it would
+/// overwrite the input.
+fn report_target(args: &ValidateArgs, path: &Path) -> Result<Option<Target>> {
     let report_path = match (&args.report, &args.report_dir) {
         (None, None) => None,
         // Standard input's copy is `stdin.csv`: its report `stdin.report.csv`.
@@ -204,31 +249,29 @@ fn validate_one(
         }
         report::prepare(&r.path)?;
     }
-    let name = match &stdin {
-        Some(_) => STDIN.to_string(),
-        None => input.display().to_string(),
-    };
-    let shown = |e: Error| match &stdin {
-        // The temporary copy is an implementation detail.
-        Some(s) => {
-            let text = e.to_string().replace(&s.path.display().to_string(), STDIN);
-            let text = text.strip_prefix("<stdin>: ").unwrap_or(&text).to_string();
-            Error::input(STDIN, text)
-        }
-        None => e,
-    };
-    let facts_input = stdin.as_ref().map_or(path, |_| Path::new(STDIN));
+    Ok(report_path)
+}
+
+/// What the input turned out to be.
+enum Sheet {
+    Orders(Box<pipeline::Checked>),
+    Ops(Box<ops::Checked>),
+}
+
+/// Reads the input as the sheet `--kind` names, or as an order sheet and,
+/// failing that, as a cancel or upgrade sheet told by its header.
+fn read_sheet(
+    args: &ValidateArgs,
+    opts: &pipeline::CheckOpts,
+    path: &Path,
+    shown: &dyn Fn(Error) -> Error,
+) -> Result<Sheet> {
     let op_kind = match args.kind {
         Some(Kind::Order) => None,
         Some(k) => Some(k),
         None => None,
     };
-    /// What the input turned out to be.
-    enum Sheet {
-        Orders(Box<pipeline::Checked>),
-        Ops(Box<ops::Checked>),
-    }
-    let sheet = match op_kind {
+    Ok(match op_kind {
         Some(kind) => Sheet::Ops(Box::new(
             ops::Checked::read(path, &opts.read, kind).map_err(shown)?,
         )),
@@ -242,32 +285,31 @@ fn validate_one(
             }
             other => Sheet::Orders(Box::new(other.map_err(shown)?)),
         },
-    };
-    let checked = match sheet {
-        Sheet::Orders(checked) => *checked,
-        Sheet::Ops(ops) => {
-            return validate_ops(
-                args,
-                &ops,
-                facts_input,
-                &name,
-                report_path,
-                started,
-                console,
-            );
-        }
-    };
+    })
+}
+
+/// An order sheet checked: its problems said, its report written.
+fn finish_orders(
+    args: &ValidateArgs,
+    checked: pipeline::Checked,
+    stdin_path: Option<PathBuf>,
+    name: &str,
+    report_path: Option<Target>,
+    started: String,
+    console: Console,
+) -> Result<(i32, serde_json::Value)> {
+    let stdin = stdin_path.is_some();
     // Not freed when the command ends: the process exits next, and freeing
     // a large file's tables piece by piece took longer than anything after
     // the report (17 ms for a million rows).
     let mut checked = std::mem::ManuallyDrop::new(checked);
-    if stdin.is_some() {
-        checked.path = PathBuf::from(STDIN);
+    if let Some(p) = stdin_path {
+        checked.path = p;
     }
-    super::print_problems(&checked, &name, console);
+    super::print_problems(&checked, name, console);
 
     let mut facts = checked.facts("validate", args.check.facts(), started);
-    if stdin.is_some() {
+    if stdin {
         facts.input.absolute_path = None;
     }
     let facts_path = match &report_path {

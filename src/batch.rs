@@ -172,33 +172,7 @@ impl Engine {
             .map(|(c, s)| c.item.as_ref().map(|_| s.unwrap_or_else(unsent)))
             .collect();
         let sheet = input.sheet;
-        let facts_input = InputFacts {
-            path: path.clone(),
-            absolute_path: InputFacts::absolute(input.path),
-            sha256: input.sha256.to_string(),
-            bytes: input.bytes,
-            sheet: sheet.sheet.name().to_string(),
-            header_row: sheet.columns.header_row,
-            detected: sheet.sheet.notes().to_vec(),
-        };
-        let valid = outcomes.iter().flatten().count() as u64;
-        let counts = FactCounts {
-            rows: checks.len() as u64,
-            valid,
-            invalid: checks.len() as u64 - valid,
-            held: 0,
-            warnings: 0,
-            blank_rows: sheet.blank_rows,
-            orders: None,
-        };
-        let mut facts = RunFacts::new(
-            batch.command,
-            facts_input,
-            input.batch_id.map(str::to_string),
-            batch.options.clone(),
-            batch.started.clone(),
-            counts,
-        );
+        let mut facts = row_facts(input, &batch, &outcomes);
         facts.sent = Some(row_counts(&outcomes));
         facts.api = Some(self.api_facts(run, &batch.tally));
 
@@ -218,20 +192,7 @@ impl Engine {
             .zip(&outcomes)
             .map(|((row, check), sent)| row_line(sheet, row, check, sent.as_ref(), &header.results))
             .collect();
-        let key_col = ["order_id", "kit_no"]
-            .iter()
-            .find_map(|k| sheet.columns.headers.iter().position(|h| h == k));
-        let rows: Vec<RowRecord> = lines
-            .iter()
-            .map(|l| RowRecord {
-                row: l.number,
-                key: key_col
-                    .and_then(|c| l.cells.list().get(c).map(str::to_owned))
-                    .unwrap_or_default(),
-                status: l.results[0].text().into_owned(),
-                line: String::new(),
-            })
-            .collect();
+        let rows = row_records(sheet, &lines);
         let facts_path = report::write(batch.report, &header, &mut facts, |send| {
             send(lines);
             Ok(())
@@ -379,6 +340,57 @@ fn row_counts(outcomes: &[Option<Sent>]) -> SentCounts {
         } += 1;
     }
     c
+}
+
+/// The run facts of a row sheet's batch (cancels, upgrades), before the
+/// send's counts.
+fn row_facts<T>(input: &RowSheet<'_, T>, batch: &Batch<'_>, outcomes: &[Option<Sent>]) -> RunFacts {
+    let sheet = input.sheet;
+    let facts_input = InputFacts {
+        path: input.path.display().to_string(),
+        absolute_path: InputFacts::absolute(input.path),
+        sha256: input.sha256.to_string(),
+        bytes: input.bytes,
+        sheet: sheet.sheet.name().to_string(),
+        header_row: sheet.columns.header_row,
+        detected: sheet.sheet.notes().to_vec(),
+    };
+    let valid = outcomes.iter().flatten().count() as u64;
+    let counts = FactCounts {
+        rows: input.checks.len() as u64,
+        valid,
+        invalid: input.checks.len() as u64 - valid,
+        held: 0,
+        warnings: 0,
+        blank_rows: sheet.blank_rows,
+        orders: None,
+    };
+    RunFacts::new(
+        batch.command,
+        facts_input,
+        input.batch_id.map(str::to_string),
+        batch.options.clone(),
+        batch.started.clone(),
+        counts,
+    )
+}
+
+/// The ledger's record of every row of a row sheet's report.
+fn row_records(sheet: &OpSheet, lines: &[Line<'_>]) -> Vec<RowRecord> {
+    let key_col = ["order_id", "kit_no"]
+        .iter()
+        .find_map(|k| sheet.columns.headers.iter().position(|h| h == k));
+    lines
+        .iter()
+        .map(|l| RowRecord {
+            row: l.number,
+            key: key_col
+                .and_then(|c| l.cells.list().get(c).map(str::to_owned))
+                .unwrap_or_default(),
+            status: l.results[0].text().into_owned(),
+            line: String::new(),
+        })
+        .collect()
 }
 
 /// A FAILED outcome of an item no request was sent for.

@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use rusqlite::{Connection, params};
 
 use super::{LedgerError, Record};
-use crate::submit::outcome::SendStatus;
+use crate::submit::outcome::{SendStatus, Sent};
 
 pub(super) type Ack = tokio::sync::oneshot::Sender<Result<(), String>>;
 
@@ -88,110 +88,141 @@ pub(super) fn apply<'r>(
 ) -> rusqlite::Result<()> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     for record in records {
-        match record {
-            Record::Planned {
-                kind,
-                key,
-                fingerprint,
-                summary,
-                run,
-                at,
-            } => {
-                // A known item keeps its history; only an item that no
-                // request ever reached (never sent, or refused for good)
-                // may take new content.
-                tx.prepare_cached(
-                    "INSERT INTO items (kind, key, fingerprint, summary, first_run, last_run, state, planned_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?5, 'planned', ?6)
-                     ON CONFLICT (kind, key) DO UPDATE SET
-                        last_run = excluded.last_run,
-                        outcome = CASE WHEN fingerprint = excluded.fingerprint THEN outcome ELSE NULL END,
-                        fingerprint = excluded.fingerprint,
-                        summary = excluded.summary",
-                )?
-                .execute(params![kind, key, fingerprint, summary, run, at])?;
-            }
-            Record::Sent {
-                kind,
-                key,
-                attempt,
-                run,
-                at,
-            } => {
-                tx.prepare_cached(
-                    "UPDATE items SET state = 'sent', attempts = ?3, sent_at = ?5, last_run = ?4,
-                        first_run = COALESCE(first_run, ?4)
-                     WHERE kind = ?1 AND key = ?2",
-                )?
-                .execute(params![kind, key, attempt, run, at])?;
-                tx.prepare_cached(
-                    "INSERT OR REPLACE INTO attempts (kind, key, attempt, run, at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                )?
-                .execute(params![kind, key, attempt, run, at])?;
-            }
-            Record::Attempted {
+        apply_one(&tx, record)?;
+    }
+    tx.commit()
+}
+
+/// Applies one record within the transaction `tx`.
+fn apply_one(tx: &rusqlite::Transaction<'_>, record: &Record) -> rusqlite::Result<()> {
+    match record {
+        Record::Planned {
+            kind,
+            key,
+            fingerprint,
+            summary,
+            run,
+            at,
+        } => planned(tx, kind, key, fingerprint, summary, *run, at)?,
+        Record::Sent {
+            kind,
+            key,
+            attempt,
+            run,
+            at,
+        } => {
+            tx.prepare_cached(
+                "UPDATE items SET state = 'sent', attempts = ?3, sent_at = ?5, last_run = ?4,
+                    first_run = COALESCE(first_run, ?4)
+                 WHERE kind = ?1 AND key = ?2",
+            )?
+            .execute(params![kind, key, attempt, run, at])?;
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO attempts (kind, key, attempt, run, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![kind, key, attempt, run, at])?;
+        }
+        Record::Attempted {
+            kind,
+            key,
+            attempt,
+            request_id,
+            answer_request_id,
+            http_status,
+        } => {
+            tx.prepare_cached(
+                "UPDATE attempts SET request_id = ?4, answer_request_id = ?5, http_status = ?6
+                 WHERE kind = ?1 AND key = ?2 AND attempt = ?3",
+            )?
+            .execute(params![
                 kind,
                 key,
                 attempt,
                 request_id,
                 answer_request_id,
-                http_status,
-            } => {
-                tx.prepare_cached(
-                    "UPDATE attempts SET request_id = ?4, answer_request_id = ?5, http_status = ?6
-                     WHERE kind = ?1 AND key = ?2 AND attempt = ?3",
-                )?
-                .execute(params![
-                    kind,
-                    key,
-                    attempt,
-                    request_id,
-                    answer_request_id,
-                    http_status
-                ])?;
-            }
-            Record::Answered {
-                kind,
-                key,
-                sent,
-                uncertain,
-                run,
-                at,
-            } => {
-                let accepted = matches!(sent.status, SendStatus::Accepted | SendStatus::Skipped);
-                let outcome = serde_json::to_string(sent)
-                    .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-                tx.prepare_cached(
-                    "UPDATE items SET state = 'answered', outcome = ?3, uncertain = ?4, answered_at = ?6,
-                        attempts = MAX(attempts, ?7),
-                        accepted_run = CASE WHEN ?5 THEN COALESCE(accepted_run, ?8) ELSE accepted_run END,
-                        accepted_at = CASE WHEN ?5 THEN COALESCE(accepted_at, ?6) ELSE accepted_at END
-                     WHERE kind = ?1 AND key = ?2",
-                )?
-                .execute(params![
-                    kind,
-                    key,
-                    outcome,
-                    uncertain,
-                    accepted,
-                    at,
-                    sent.attempts,
-                    run
-                ])?;
-            }
-            Record::Controls {
-                kind,
-                answers,
-                verdict,
-                run,
-                at,
-            } => {
-                tx.prepare_cached(
-                    "INSERT INTO controls (run, kind, at, answers, verdict) VALUES (?1, ?2, ?3, ?4, ?5)",
-                )?
-                .execute(params![run, kind, at, answers, verdict])?;
-            }
+                http_status
+            ])?;
+        }
+        Record::Answered {
+            kind,
+            key,
+            sent,
+            uncertain,
+            run,
+            at,
+        } => answered(tx, kind, key, sent, *uncertain, *run, at)?,
+        Record::Controls {
+            kind,
+            answers,
+            verdict,
+            run,
+            at,
+        } => {
+            tx.prepare_cached(
+                "INSERT INTO controls (run, kind, at, answers, verdict) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![run, kind, at, answers, verdict])?;
         }
     }
-    tx.commit()
+    Ok(())
+}
+
+/// An item's answer: its outcome, and whether it was accepted (the first
+/// acceptance is kept).
+fn answered(
+    tx: &rusqlite::Transaction<'_>,
+    kind: &str,
+    key: &str,
+    sent: &Sent,
+    uncertain: bool,
+    run: i64,
+    at: &str,
+) -> rusqlite::Result<()> {
+    let accepted = matches!(sent.status, SendStatus::Accepted | SendStatus::Skipped);
+    let outcome = serde_json::to_string(sent)
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    tx.prepare_cached(
+        "UPDATE items SET state = 'answered', outcome = ?3, uncertain = ?4, answered_at = ?6,
+            attempts = MAX(attempts, ?7),
+            accepted_run = CASE WHEN ?5 THEN COALESCE(accepted_run, ?8) ELSE accepted_run END,
+            accepted_at = CASE WHEN ?5 THEN COALESCE(accepted_at, ?6) ELSE accepted_at END
+         WHERE kind = ?1 AND key = ?2",
+    )?
+    .execute(params![
+        kind,
+        key,
+        outcome,
+        uncertain,
+        accepted,
+        at,
+        sent.attempts,
+        run
+    ])?;
+    Ok(())
+}
+
+/// An item planned: a new one, or a known one with its history kept.
+fn planned(
+    tx: &rusqlite::Transaction<'_>,
+    kind: &str,
+    key: &str,
+    fingerprint: &str,
+    summary: &str,
+    run: i64,
+    at: &str,
+) -> rusqlite::Result<()> {
+    // A known item keeps its history; only an item that no
+    // request ever reached (never sent, or refused for good)
+    // may take new content.
+    tx.prepare_cached(
+        "INSERT INTO items (kind, key, fingerprint, summary, first_run, last_run, state, planned_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5, 'planned', ?6)
+         ON CONFLICT (kind, key) DO UPDATE SET
+            last_run = excluded.last_run,
+            outcome = CASE WHEN fingerprint = excluded.fingerprint THEN outcome ELSE NULL END,
+            fingerprint = excluded.fingerprint,
+            summary = excluded.summary",
+    )?
+    .execute(params![kind, key, fingerprint, summary, run, at])?;
+    Ok(())
 }

@@ -452,52 +452,13 @@ impl Ledger {
         let earlier: Option<Sent> = outcome
             .as_deref()
             .and_then(|o| serde_json::from_str(o).ok());
-        let in_doubt = state == "sent" || uncertain;
-        if !in_doubt {
-            let what = earlier.as_ref().map_or_else(
-                || "never sent".to_string(),
-                |s| {
-                    let code = s
-                        .error_code
-                        .as_deref()
-                        .map(|c| format!(" {c}"))
-                        .unwrap_or_default();
-                    format!("{}{code}", s.status.as_str())
-                },
-            );
+        if !(state == "sent" || uncertain) {
             return Ok(Err(format!(
-                "{kind} {key} is {what}: its outcome is known, there is nothing to decide"
+                "{kind} {key} is {}: its outcome is known, there is nothing to decide",
+                known_outcome(earlier.as_ref())
             )));
         }
-        let (decision, outcome) = if sent {
-            (
-                "sent",
-                Sent {
-                    status: SendStatus::Decided,
-                    error_code: None,
-                    messages: vec![format!(
-                        "decided sent by {} on {} at {}: {}; not sent again",
-                        who.user, who.host, who.at, who.reason
-                    )],
-                    attempts,
-                    ..earlier.clone().unwrap_or_default()
-                },
-            )
-        } else {
-            (
-                "not sent",
-                Sent {
-                    status: SendStatus::Failed,
-                    error_code: Some("DECIDED_NOT_SENT".into()),
-                    messages: vec![format!(
-                        "decided not sent by {} on {} at {}: {}; the next run sends it",
-                        who.user, who.host, who.at, who.reason
-                    )],
-                    attempts,
-                    ..earlier.clone().unwrap_or_default()
-                },
-            )
-        };
+        let (decision, outcome) = decided(sent, who, attempts, earlier.clone());
         let text = serde_json::to_string(&outcome)
             .map_err(|e| sql(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
         tx.execute(
@@ -590,6 +551,61 @@ impl Ledger {
     /// Starts the group-commit writer for the engine's records.
     pub fn writer(&self) -> Result<Writer, LedgerError> {
         Writer::start(&self.path, connect(&self.path)?)
+    }
+}
+
+/// A known outcome in words: `ACCEPTED`, `REJECTED ORD001`, `never sent`.
+fn known_outcome(earlier: Option<&Sent>) -> String {
+    earlier.map_or_else(
+        || "never sent".to_string(),
+        |s| {
+            let code = s
+                .error_code
+                .as_deref()
+                .map(|c| format!(" {c}"))
+                .unwrap_or_default();
+            format!("{}{code}", s.status.as_str())
+        },
+    )
+}
+
+/// A person's decision on an item in doubt, as the ledger records it and
+/// the reports show it.
+fn decided(
+    sent: bool,
+    who: &Who<'_>,
+    attempts: u32,
+    earlier: Option<Sent>,
+) -> (&'static str, Sent) {
+    let earlier = earlier.unwrap_or_default();
+    if sent {
+        (
+            "sent",
+            Sent {
+                status: SendStatus::Decided,
+                error_code: None,
+                messages: vec![format!(
+                    "decided sent by {} on {} at {}: {}; not sent again",
+                    who.user, who.host, who.at, who.reason
+                )],
+                attempts,
+                ..earlier
+            },
+        )
+    } else {
+        (
+            "not sent",
+            Sent {
+                status: SendStatus::Failed,
+                error_code: Some("DECIDED_NOT_SENT".into()),
+                messages: vec![format!(
+                    "decided not sent by {} on {} at {}: {}; the next run sends it",
+                    who.user, who.host, who.at, who.reason
+                )],
+                attempts,
+                ..earlier
+            },
+        )
     }
 }
 

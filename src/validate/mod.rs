@@ -9,12 +9,18 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
+mod value;
+mod width;
+
 use xxhash_rust::xxh3::{xxh3_64, xxh3_128};
 
 use crate::columns::{Columns, Field};
 use crate::quote;
 use crate::read::{CellKind, Row};
 use crate::rules::Rules;
+use value::{chars_beyond, is_digits, zeros_hint};
+pub use value::{check_timestamp, whole_number};
+pub use width::WidthCensus;
 
 /// Excel's own limit on the characters of one cell.
 pub const MAX_CELL_CHARS: usize = 32_767;
@@ -121,68 +127,6 @@ pub struct Checker<'a> {
     /// The width most values of an id column have (workbooks only), to spot
     /// ids that Excel shortened by storing them as numbers.
     typical_width: HashMap<Field, usize>,
-}
-
-/// Counts value widths of the id columns, to find the usual width of each.
-#[derive(Debug, Default)]
-pub struct WidthCensus {
-    /// Widths of values typed as text, which keep their zeros.
-    text: HashMap<Field, HashMap<usize, u64>>,
-    /// The widest numeric value, for columns with no text at all.
-    widest_number: HashMap<Field, usize>,
-}
-
-impl WidthCensus {
-    pub fn add(&mut self, columns: &Columns, row: &Row<'_>) {
-        for f in [
-            Field::BranchId,
-            Field::Bin,
-            Field::PlasticCode,
-            Field::PinCode,
-        ] {
-            if let Some(c) = columns.get(f) {
-                let cell = row.cell(c);
-                let width = cell.text.chars().count();
-                match cell.kind {
-                    CellKind::Empty => {}
-                    CellKind::Number => {
-                        let w = self.widest_number.entry(f).or_default();
-                        *w = (*w).max(width);
-                    }
-                    _ => *self.text.entry(f).or_default().entry(width).or_default() += 1,
-                }
-            }
-        }
-    }
-
-    /// Adds the counts of another census (of other rows).
-    pub fn merge(mut self, other: WidthCensus) -> WidthCensus {
-        for (f, widths) in other.text {
-            let mine = self.text.entry(f).or_default();
-            for (w, n) in widths {
-                *mine.entry(w).or_default() += n;
-            }
-        }
-        for (f, w) in other.widest_number {
-            let mine = self.widest_number.entry(f).or_default();
-            *mine = (*mine).max(w);
-        }
-        self
-    }
-
-    /// The width an id column's values should have: the most common width
-    /// of its text values (ties go to the wider), or, when Excel holds
-    /// every value as a number, the widest number (values of mixed widths
-    /// in a numeric id column mean zeros were lost).
-    pub fn typical(&self) -> HashMap<Field, usize> {
-        let mut out: HashMap<Field, usize> = self.widest_number.clone();
-        for (f, h) in &self.text {
-            if let Some((w, _)) = h.iter().max_by_key(|(w, n)| (**n, **w)) {
-                out.insert(*f, *w);
-            }
-        }
-        out
-    }
 }
 
 impl<'a> Checker<'a> {
@@ -733,77 +677,6 @@ enum CellCheck {
     Done,
     /// Its value is to be checked.
     Value,
-}
-
-/// The number of characters of `v` when it may have more than `max`
-/// (counting them costs), else its byte length, which is at most `max`.
-fn chars_beyond(v: &str, max: usize) -> usize {
-    if v.len() > max {
-        v.chars().count()
-    } else {
-        v.len()
-    }
-}
-
-/// When the catalog lists `v` with leading zeros (`01` for `1`), says so:
-/// Excel dropped them. Empty otherwise.
-fn zeros_hint<'c>(field: Field, v: &str, known: impl Iterator<Item = &'c String>) -> String {
-    if !is_digits(v) {
-        return String::new();
-    }
-    let bare = v.trim_start_matches('0');
-    known
-        .filter(|k| k.len() > v.len() && is_digits(k) && k.trim_start_matches('0') == bare)
-        .min()
-        .map(|k| {
-            format!(
-                "; the catalog lists `{k}`: the leading zeros were lost (Excel drops them from \
-                 numbers): format the column as Text and type it again, or set \
-                 id_widths.{} = {} in the rules file",
-                field.name(),
-                k.len()
-            )
-        })
-        .unwrap_or_default()
-}
-
-fn is_digits(v: &str) -> bool {
-    !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit())
-}
-
-/// `"12"` → 12; signs, decimals, separators and words are not whole numbers.
-pub fn whole_number(v: &str) -> Option<u64> {
-    if is_digits(v) && v.len() <= 12 {
-        v.parse().ok()
-    } else {
-        None
-    }
-}
-
-/// `YYYY-MM-DD HH:mm:ss`, and a date and time that exist.
-pub fn check_timestamp(v: &str) -> Result<(), String> {
-    let b = v.as_bytes();
-    let shape_ok = b.len() == 19
-        && b.iter().enumerate().all(|(i, c)| match i {
-            4 | 7 => *c == b'-',
-            10 => *c == b' ',
-            13 | 16 => *c == b':',
-            _ => c.is_ascii_digit(),
-        });
-    if !shape_ok {
-        return Err(format!(
-            "must be a date and time written YYYY-MM-DD HH:mm:ss, got `{}`",
-            quote::value(v)
-        ));
-    }
-    let n = |r: std::ops::Range<usize>| v[r].parse::<u32>().unwrap_or(u32::MAX);
-    let date = chrono::NaiveDate::from_ymd_opt(n(0..4) as i32, n(5..7), n(8..10));
-    let time = chrono::NaiveTime::from_hms_opt(n(11..13), n(14..16), n(17..19));
-    match (date, time) {
-        (Some(_), Some(_)) => Ok(()),
-        (None, _) => Err(format!("`{v}` is not a real date")),
-        (_, None) => Err(format!("`{v}` is not a real time of day")),
-    }
 }
 
 thread_local! {

@@ -6,13 +6,16 @@
 #
 #   bash ../shared/bench/setup.sh data      # /tmp/bench-data
 #   bash bench/submit.sh                    # FILE=orders_10k.csv CONCURRENCY="8 32"
+#   BIN=/tmp/base-target/release/dcms-bulk bash bench/submit.sh   # an earlier build
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${BENCH_DATA:-/tmp/bench-data}
 FILE=${FILE:-orders_10k.csv}
 CONCURRENCY=${CONCURRENCY:-8 32}
-cargo build --release --quiet
-BIN=target/release/dcms-bulk
+if [ -z "${BIN:-}" ]; then
+  cargo build --release --quiet
+  BIN=target/release/dcms-bulk
+fi
 WORK=$(mktemp -d)
 "$BIN" sandbox --listen 127.0.0.1:0 --max-orders 5000000 >"$WORK/url" 2>/dev/null &
 SANDBOX=$!

@@ -54,7 +54,7 @@ for f in ${FILES:-orders_1m.csv orders_100k.xlsx orders_100k.csv orders_10k.csv}
   done
   row "dcms-bulk validate $f --report r.csv" "$OUT/ours"
   if [ -n "${BASE_BIN:-}" ]; then
-    row "$(basename "$BASE_BIN") validate $f --report r.csv" "$OUT/base"
+    row "base build ($BASE_BIN) validate $f --report r.csv" "$OUT/base"
   fi
   row "polars peer $f" "$OUT/peer"
 done

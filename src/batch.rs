@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::dcms::OrderBody;
 pub use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::exit;
+use crate::exit::Exit;
 use crate::lines::{line_columns, order_report, result_columns, row_line};
 use crate::ops::RowCheck;
 use crate::ops::sheet::OpSheet;
@@ -56,7 +56,7 @@ pub struct RowSheet<'a, T> {
 pub struct Finished {
     pub facts: RunFacts,
     pub facts_path: PathBuf,
-    pub code: i32,
+    pub exit: Exit,
     pub notes: Vec<String>,
     /// The most frequent refusals: (error code, orders or rows), most first.
     pub rejections: Vec<(String, u64)>,
@@ -280,15 +280,14 @@ impl Engine {
             stopped.as_ref().map(ToString::to_string),
             end,
         )?;
-        let code = match &stopped {
-            Some(why) => why.exit_code(),
-            None if facts.all_done() => exit::OK,
-            None => exit::ROWS_NOT_DONE,
+        let exit = match &stopped {
+            Some(why) => why.exit(),
+            None => Exit::rows(facts.all_done()),
         };
         Ok(Finished {
             facts,
             facts_path,
-            code,
+            exit,
             notes: batch.tally.take_notes(),
             rejections,
         })

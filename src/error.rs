@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use crate::exit;
+use crate::exit::Exit;
 
 /// An error that stops a run before or while reading its input.
 #[derive(Debug, thiserror::Error)]
@@ -95,19 +95,19 @@ impl Error {
 
     /// The process exit code this error ends a run with: the one place
     /// errors meet the documented codes.
-    pub fn exit_code(&self) -> i32 {
+    pub fn exit(&self) -> Exit {
         match self {
             Error::Usage(_) | Error::Rules { .. } | Error::Sandbox(_) | Error::Body(_) => {
-                exit::USAGE
+                Exit::Usage
             }
-            Error::Input { .. } | Error::Io { .. } => exit::INPUT_UNREADABLE,
+            Error::Input { .. } | Error::Io { .. } => Exit::InputUnreadable,
             Error::Report { source, .. } | Error::Ledger(LedgerError::Io { source, .. }) => {
                 path_or_disk(source.kind())
             }
-            Error::Ledger(LedgerError::Locked { .. } | LedgerError::Mismatch { .. }) => exit::USAGE,
+            Error::Ledger(LedgerError::Locked { .. } | LedgerError::Mismatch { .. }) => Exit::Usage,
             // The database itself failed: a damaged file, a full disk.
             Error::Ledger(LedgerError::Sql { .. }) | Error::Stdout(_) | Error::Internal(_) => {
-                exit::LOCAL_FAILURE
+                Exit::LocalFailure
             }
         }
     }
@@ -116,7 +116,7 @@ impl Error {
 /// A path the user can fix by pointing elsewhere (a missing folder, a file
 /// where a folder should be) is like a bad option; a disk that fails while
 /// it is written is not.
-fn path_or_disk(kind: std::io::ErrorKind) -> i32 {
+fn path_or_disk(kind: std::io::ErrorKind) -> Exit {
     use std::io::ErrorKind;
     match kind {
         ErrorKind::NotFound
@@ -125,8 +125,8 @@ fn path_or_disk(kind: std::io::ErrorKind) -> i32 {
         | ErrorKind::AlreadyExists
         | ErrorKind::IsADirectory
         | ErrorKind::NotADirectory
-        | ErrorKind::ReadOnlyFilesystem => exit::USAGE,
-        _ => exit::LOCAL_FAILURE,
+        | ErrorKind::ReadOnlyFilesystem => Exit::Usage,
+        _ => Exit::LocalFailure,
     }
 }
 
@@ -166,28 +166,25 @@ mod tests {
 
     #[test]
     fn each_error_has_its_exit_code() {
-        let report = |kind| Error::report("r.csv", IoError::from(kind)).exit_code();
-        assert_eq!(report(ErrorKind::NotFound), exit::USAGE);
-        assert_eq!(report(ErrorKind::IsADirectory), exit::USAGE);
-        assert_eq!(report(ErrorKind::StorageFull), exit::LOCAL_FAILURE);
+        let report = |kind| Error::report("r.csv", IoError::from(kind)).exit();
+        assert_eq!(report(ErrorKind::NotFound), Exit::Usage);
+        assert_eq!(report(ErrorKind::IsADirectory), Exit::Usage);
+        assert_eq!(report(ErrorKind::StorageFull), Exit::LocalFailure);
         assert_eq!(
-            Error::report("r.csv", "the report writer stopped").exit_code(),
-            exit::LOCAL_FAILURE
+            Error::report("r.csv", "the report writer stopped").exit(),
+            Exit::LocalFailure
         );
         let ledger = LedgerError::Io {
             path: "l.sqlite".into(),
             source: IoError::from(ErrorKind::StorageFull),
         };
-        assert_eq!(Error::from(ledger).exit_code(), exit::LOCAL_FAILURE);
+        assert_eq!(Error::from(ledger).exit(), Exit::LocalFailure);
         let ledger = LedgerError::Mismatch {
             path: "l.sqlite".into(),
             found: "http://x/v1 T".into(),
         };
-        assert_eq!(Error::from(ledger).exit_code(), exit::USAGE);
-        assert_eq!(
-            Error::input("f.csv", "bad").exit_code(),
-            exit::INPUT_UNREADABLE
-        );
+        assert_eq!(Error::from(ledger).exit(), Exit::Usage);
+        assert_eq!(Error::input("f.csv", "bad").exit(), Exit::InputUnreadable);
         // The cause stays reachable, with its kind.
         let e = Error::report("r.csv", IoError::from(ErrorKind::StorageFull));
         let source = std::error::Error::source(&e).and_then(|s| s.downcast_ref::<IoError>());

@@ -1,62 +1,140 @@
 //! Every process exit code `dcms-bulk` uses, decided here and nowhere else.
 //!
-//! Schedulers branch on these numbers, so they are part of the interface:
-//! the README documents each one and the integration tests assert on the
-//! names, not the numbers.
+//! Every command ends in an [`Exit`], made from typed results (an
+//! [`Error`](crate::error::Error), a [`Stop`](crate::submit::Stop), a
+//! batch's counts); only here does an `Exit` become a number. Schedulers
+//! branch on those numbers, so they are part of the interface: the README
+//! documents each one and the integration tests assert on the names (the
+//! constants below), not the numbers.
 
-/// Every row was done: all valid (validate) or all accepted (submit).
-pub const OK: i32 = 0;
-/// The run finished and the report was written, but some rows are invalid,
-/// held, rejected or failed.
-pub const ROWS_NOT_DONE: i32 = 1;
-/// The command line or the configuration (rules file, flags) is wrong.
-pub const USAGE: i32 = 2;
-/// The input file cannot be read as an order sheet: missing, not a
-/// spreadsheet, corrupt, password-protected, missing required columns.
-pub const INPUT_UNREADABLE: i32 = 3;
-/// The API cannot be reached or refuses us (authentication).
-pub const API_UNAVAILABLE: i32 = 4;
-/// This machine failed the run: the ledger or the report cannot be read
-/// or written (disk full, an I/O error, a damaged ledger), or standard
-/// output. What was sent is in the ledger as far as it could be written;
-/// re-run once the disk is fixed.
-pub const LOCAL_FAILURE: i32 = 5;
-/// Interrupted (Ctrl-C); the journal is flushed and a re-run resumes.
-pub const INTERRUPTED: i32 = 130;
-
-/// The code of a run made of several parts (files): the most serious one.
-/// An interrupt outranks an unreachable API, which outranks a failing
-/// disk, a usage problem, an unreadable file, and rows not done.
-pub fn most_serious(codes: impl IntoIterator<Item = i32>) -> i32 {
-    const RANK: [i32; 7] = [
-        INTERRUPTED,
-        API_UNAVAILABLE,
-        LOCAL_FAILURE,
-        USAGE,
-        INPUT_UNREADABLE,
-        ROWS_NOT_DONE,
-        OK,
-    ];
-    let rank = |c: i32| RANK.iter().position(|r| *r == c).unwrap_or(0);
-    codes.into_iter().min_by_key(|c| rank(*c)).unwrap_or(OK)
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Exit {
+    /// Every row was done: all valid (validate) or all accepted (submit).
+    Ok,
+    /// The run finished and the report was written, but some rows are
+    /// invalid, held, rejected or failed.
+    RowsNotDone,
+    /// The command line or the configuration (rules file, flags) is wrong.
+    Usage,
+    /// The input file cannot be read as an order sheet: missing, not a
+    /// spreadsheet, corrupt, password-protected, missing required columns.
+    InputUnreadable,
+    /// The API cannot be reached or refuses us (authentication).
+    ApiUnavailable,
+    /// This machine failed the run: the ledger or the report cannot be
+    /// read or written (disk full, an I/O error, a damaged ledger), or
+    /// standard output. What was sent is in the ledger as far as it could
+    /// be written; re-run once the disk is fixed.
+    LocalFailure,
+    /// Interrupted (Ctrl-C, SIGTERM); the journal is flushed and a re-run
+    /// resumes.
+    Interrupted,
 }
+
+impl Exit {
+    /// The process exit code.
+    pub const fn code(self) -> i32 {
+        match self {
+            Exit::Ok => 0,
+            Exit::RowsNotDone => 1,
+            Exit::Usage => 2,
+            Exit::InputUnreadable => 3,
+            Exit::ApiUnavailable => 4,
+            Exit::LocalFailure => 5,
+            Exit::Interrupted => 130,
+        }
+    }
+
+    /// All rows done, or some not.
+    pub fn rows(all_done: bool) -> Exit {
+        if all_done {
+            Exit::Ok
+        } else {
+            Exit::RowsNotDone
+        }
+    }
+
+    /// The end of a run made of several parts (files): the most serious
+    /// one. An interrupt outranks an unreachable API, which outranks a
+    /// failing disk, a usage problem, an unreadable file, and rows not
+    /// done.
+    pub fn most_serious(ends: impl IntoIterator<Item = Exit>) -> Exit {
+        const RANK: [Exit; 7] = [
+            Exit::Interrupted,
+            Exit::ApiUnavailable,
+            Exit::LocalFailure,
+            Exit::Usage,
+            Exit::InputUnreadable,
+            Exit::RowsNotDone,
+            Exit::Ok,
+        ];
+        let rank = |e: Exit| RANK.iter().position(|r| *r == e).unwrap_or(0);
+        ends.into_iter()
+            .min_by_key(|e| rank(*e))
+            .unwrap_or(Exit::Ok)
+    }
+
+    /// The more serious of two.
+    pub fn and(self, other: Exit) -> Exit {
+        Exit::most_serious([self, other])
+    }
+}
+
+/// In JSON (summaries, run facts): the number.
+impl serde::Serialize for Exit {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_i32(self.code())
+    }
+}
+
+/// The numbers, by name, for scripts and tests.
+pub const OK: i32 = Exit::Ok.code();
+pub const ROWS_NOT_DONE: i32 = Exit::RowsNotDone.code();
+pub const USAGE: i32 = Exit::Usage.code();
+pub const INPUT_UNREADABLE: i32 = Exit::InputUnreadable.code();
+pub const API_UNAVAILABLE: i32 = Exit::ApiUnavailable.code();
+pub const LOCAL_FAILURE: i32 = Exit::LocalFailure.code();
+pub const INTERRUPTED: i32 = Exit::Interrupted.code();
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn the_most_serious_code_wins() {
-        assert_eq!(most_serious([]), OK);
-        assert_eq!(most_serious([OK, ROWS_NOT_DONE, OK]), ROWS_NOT_DONE);
+    fn the_most_serious_end_wins() {
+        use Exit::*;
+        assert_eq!(Exit::most_serious([]), Ok);
+        assert_eq!(Exit::most_serious([Ok, RowsNotDone, Ok]), RowsNotDone);
         assert_eq!(
-            most_serious([ROWS_NOT_DONE, INPUT_UNREADABLE]),
-            INPUT_UNREADABLE
+            Exit::most_serious([RowsNotDone, InputUnreadable]),
+            InputUnreadable
         );
         assert_eq!(
-            most_serious([INPUT_UNREADABLE, API_UNAVAILABLE, OK]),
-            API_UNAVAILABLE
+            Exit::most_serious([InputUnreadable, ApiUnavailable, Ok]),
+            ApiUnavailable
         );
-        assert_eq!(most_serious([API_UNAVAILABLE, INTERRUPTED]), INTERRUPTED);
+        assert_eq!(
+            Exit::most_serious([ApiUnavailable, Interrupted]),
+            Interrupted
+        );
+        assert_eq!(LocalFailure.and(Usage), LocalFailure);
+    }
+
+    #[test]
+    fn the_numbers_are_the_documented_ones() {
+        let codes: Vec<i32> = [
+            Exit::Ok,
+            Exit::RowsNotDone,
+            Exit::Usage,
+            Exit::InputUnreadable,
+            Exit::ApiUnavailable,
+            Exit::LocalFailure,
+            Exit::Interrupted,
+        ]
+        .map(Exit::code)
+        .to_vec();
+        assert_eq!(codes, [0, 1, 2, 3, 4, 5, 130]);
+        assert_eq!(serde_json::to_string(&Exit::Interrupted).unwrap(), "130");
     }
 }

@@ -8,7 +8,7 @@ use clap::{Args, CommandFactory};
 
 use super::{Cli, print_stdout};
 use crate::error::{Error, Result};
-use crate::exit;
+use crate::exit::Exit;
 
 #[derive(Debug, Args)]
 pub struct CompletionsArgs {
@@ -25,19 +25,19 @@ pub struct ManArgs {
     pub dir: Option<PathBuf>,
 }
 
-pub fn completions(args: &CompletionsArgs) -> Result<i32> {
+pub fn completions(args: &CompletionsArgs) -> Result<Exit> {
     let mut out = Vec::new();
     clap_complete::generate(args.shell, &mut Cli::command(), "dcms-bulk", &mut out);
     print_stdout(&String::from_utf8_lossy(&out)).map_err(Error::Stdout)?;
-    Ok(exit::OK)
+    Ok(Exit::Ok)
 }
 
-pub fn man(args: &ManArgs) -> Result<i32> {
+pub fn man(args: &ManArgs) -> Result<Exit> {
     let cmd = Cli::command();
     let Some(dir) = &args.dir else {
         let page = render(cmd)?;
         print_stdout(&String::from_utf8_lossy(&page)).map_err(Error::Stdout)?;
-        return Ok(exit::OK);
+        return Ok(Exit::Ok);
     };
     std::fs::create_dir_all(dir).map_err(|e| Error::report(dir, e))?;
     let mut pages = vec![("dcms-bulk".to_string(), cmd.clone())];
@@ -49,7 +49,7 @@ pub fn man(args: &ManArgs) -> Result<i32> {
         let path = dir.join(format!("{name}.1"));
         crate::files::write_atomic(&path, &render(page)?).map_err(|e| Error::report(&path, e))?;
     }
-    Ok(exit::OK)
+    Ok(Exit::Ok)
 }
 
 fn render(cmd: clap::Command) -> Result<Vec<u8>> {

@@ -12,7 +12,7 @@ use super::Console;
 use super::api::{Api, ApiArgs, SendArgs};
 use crate::dcms::{FailureKind, probe};
 use crate::error::Result;
-use crate::exit;
+use crate::exit::Exit;
 
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
@@ -43,7 +43,7 @@ impl Steps {
     }
 }
 
-pub fn run(args: &DoctorArgs, console: Console) -> Result<i32> {
+pub fn run(args: &DoctorArgs, console: Console) -> Result<Exit> {
     println!("dcms-bulk doctor");
     let mut steps = Steps { failed: false };
     let api = match args.api.resolve(&args.send, console) {
@@ -67,13 +67,13 @@ pub fn run(args: &DoctorArgs, console: Console) -> Result<i32> {
     Ok(verdict(&steps))
 }
 
-fn verdict(steps: &Steps) -> i32 {
+fn verdict(steps: &Steps) -> Exit {
     if steps.failed {
         println!("not ready: fix the step marked FAIL, then run doctor again");
-        exit::API_UNAVAILABLE
+        Exit::ApiUnavailable
     } else {
         println!("all is well");
-        exit::OK
+        Exit::Ok
     }
 }
 

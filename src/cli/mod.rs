@@ -27,7 +27,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::error::{Error, Result};
-use crate::exit;
+use crate::exit::Exit;
 use crate::pipeline::CheckOpts;
 use crate::read::{ReadOpts, TextEncoding, TextOpts};
 use crate::rules::Rules;
@@ -382,12 +382,12 @@ pub fn main() -> i32 {
         Ok(c) => c,
         Err(e) => {
             let code = if e.use_stderr() {
-                exit::USAGE
+                Exit::Usage
             } else {
-                exit::OK
+                Exit::Ok
             };
             let _ = e.print();
-            return code;
+            return code.code();
         }
     };
     log::init(cli.log_format, cli.verbose >= 2);
@@ -403,7 +403,7 @@ pub fn main() -> i32 {
         Command::Show(args) => show::run(&args, console),
         Command::Resolve(args) => resolve::run(&args, console),
         Command::Verify(args) => verify::run(&args, console),
-        Command::CheckWorkbook { file } => crate::read::check_workbook(&file).map(|()| exit::OK),
+        Command::CheckWorkbook { file } => crate::read::check_workbook(&file).map(|()| Exit::Ok),
         Command::Submit(args) => submit::run(&args, console),
         Command::Watch(args) => watch::run(&args, console),
         Command::Template(args) => template::run(&args, console),
@@ -414,15 +414,15 @@ pub fn main() -> i32 {
         Command::Upgrade(args) => ops::upgrade(&args, console),
     };
     match result {
-        Ok(code) => code,
+        Ok(end) => end.code(),
         Err(e) => {
             tracing::error!(
                 event = "error",
-                code = e.exit_code(),
+                code = e.exit().code(),
                 "{}",
                 error_message(&e)
             );
-            e.exit_code()
+            e.exit().code()
         }
     }
 }

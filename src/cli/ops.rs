@@ -13,6 +13,7 @@ use super::progress::{Progress, print_finished};
 use super::{Console, ReadArgs, check_batch_id, print_json};
 use crate::batch::{Batch, RowSheet};
 use crate::error::Result;
+use crate::exit::Exit;
 use crate::ops::sheet::{self, OpSheet};
 use crate::ops::{self, CancelOrders, RowCheck, UpgradeCards};
 use crate::report;
@@ -67,7 +68,7 @@ pub struct OpArgs {
     pub dry_run: bool,
 }
 
-pub fn cancel(args: &OpArgs, console: Console) -> Result<i32> {
+pub fn cancel(args: &OpArgs, console: Console) -> Result<Exit> {
     run(
         Kind::Cancel,
         args,
@@ -77,7 +78,7 @@ pub fn cancel(args: &OpArgs, console: Console) -> Result<i32> {
     )
 }
 
-pub fn upgrade(args: &OpArgs, console: Console) -> Result<i32> {
+pub fn upgrade(args: &OpArgs, console: Console) -> Result<Exit> {
     run(
         Kind::Upgrade,
         args,
@@ -94,7 +95,7 @@ fn run<O: Operation>(
     console: Console,
     op: O,
     check: fn(&OpSheet) -> Vec<RowCheck<O::Item>>,
-) -> Result<i32> {
+) -> Result<Exit> {
     let started = report::now();
     let read = args.read.to_opts()?;
     check_batch_id(args.batch_id.as_deref())?;
@@ -147,10 +148,10 @@ fn run<O: Operation>(
             "counts": done.counts_json(),
             "report": report_path.display().to_string(),
             "run_facts": done.facts_path.display().to_string(),
-            "exit_code": done.code,
+            "exit_code": done.exit,
         }))?;
     }
-    Ok(done.code)
+    Ok(done.exit)
 }
 
 /// `--dry-run`: the sheet read and checked as for a real run, the bodies
@@ -161,7 +162,7 @@ fn dry_run(
     args: &OpArgs,
     read: &crate::read::ReadOpts,
     console: Console,
-) -> Result<i32> {
+) -> Result<Exit> {
     let name = args.file.display().to_string();
     let checked = ops::Checked::read(&args.file, read, kind)?;
     if !console.quiet {
@@ -184,11 +185,7 @@ fn dry_run(
             super::count(valid, what)
         );
     }
-    Ok(if valid == rows {
-        crate::exit::OK
-    } else {
-        crate::exit::ROWS_NOT_DONE
-    })
+    Ok(Exit::rows(valid == rows))
 }
 
 /// Sends a checked sheet's valid rows through the batch engine, with a
@@ -215,7 +212,7 @@ fn send<O: Operation>(
     if let Some(why) = stopped {
         tracing::warn!(
             event = "stopped",
-            code = why.exit_code(),
+            code = why.exit().code(),
             "dcms-bulk: stopped: {why}; re-run the same command to resume"
         );
     }

@@ -167,7 +167,7 @@ pub fn print_finished(name: &str, done: &Finished, console: Console) {
     tracing::info!(
         event = "finished",
         file = name,
-        code = done.code,
+        code = done.exit.code(),
         rows = c.rows,
         accepted = s.accepted,
         skipped = s.skipped,

@@ -11,7 +11,7 @@ use super::Console;
 use super::api::{ApiArgs, SendArgs};
 use super::show::Kind;
 use crate::error::{Error, Result};
-use crate::exit;
+use crate::exit::Exit;
 use crate::submit::ledger::{Ledger, Who};
 
 #[derive(Debug, Args)]
@@ -48,7 +48,7 @@ pub struct ResolveArgs {
 
 /// Exit 0 when every decision is recorded; 1 when an id is unknown or not
 /// in doubt (the others are recorded); 5 when the ledger cannot be written.
-pub fn run(args: &ResolveArgs, console: Console) -> Result<i32> {
+pub fn run(args: &ResolveArgs, console: Console) -> Result<Exit> {
     let reason = args.reason.trim();
     if reason.chars().count() < 3 {
         return Err(Error::Usage(
@@ -67,7 +67,7 @@ pub fn run(args: &ResolveArgs, console: Console) -> Result<i32> {
         reason,
     };
     let kind = args.kind.ledger_kind();
-    let mut code = exit::OK;
+    let mut code = Exit::Ok;
     for id in &args.ids {
         match ledger
             .resolve(kind, id, args.sent, &who)
@@ -76,7 +76,7 @@ pub fn run(args: &ResolveArgs, console: Console) -> Result<i32> {
             Ok(said) => tracing::info!(event = "resolved", id = %id, "{said}"),
             Err(why) => {
                 tracing::error!(event = "not_resolved", id = %id, "dcms-bulk: {why}");
-                code = exit::ROWS_NOT_DONE;
+                code = Exit::RowsNotDone;
             }
         }
     }

@@ -9,7 +9,7 @@ use clap::Args;
 use super::api::{ApiArgs, SendArgs};
 use super::{Console, print_json, print_stdout};
 use crate::error::{Error, Result};
-use crate::exit;
+use crate::exit::Exit;
 use crate::report;
 use crate::submit::ledger::{self, Destination, RunRecord};
 
@@ -26,7 +26,7 @@ pub struct RunsArgs {
     pub json: bool,
 }
 
-pub fn run(args: &RunsArgs, console: Console) -> Result<i32> {
+pub fn run(args: &RunsArgs, console: Console) -> Result<Exit> {
     let (dir, dest) = ledger_of(&args.api, &args.send, console, "runs")?;
     let runs = runs_now(&dir, &dest)?;
     if args.json {
@@ -36,7 +36,7 @@ pub fn run(args: &RunsArgs, console: Console) -> Result<i32> {
             "ledger": dir.join(dest.file_name()).display().to_string(),
             "runs": runs,
         }))?;
-        return Ok(exit::OK);
+        return Ok(Exit::Ok);
     }
     let mut text = String::new();
     for r in &runs {
@@ -52,7 +52,7 @@ pub fn run(args: &RunsArgs, console: Console) -> Result<i32> {
         );
     }
     print_stdout(&text).map_err(Error::Stdout)?;
-    Ok(exit::OK)
+    Ok(Exit::Ok)
 }
 
 /// The ledger `runs` and `show` read: its folder and destination, from

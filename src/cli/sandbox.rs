@@ -10,7 +10,7 @@ use clap::Args;
 
 use super::{Console, print_stdout};
 use crate::error::{Error, Result};
-use crate::exit;
+use crate::exit::Exit;
 use crate::sandbox::{self, FaultApplies, FaultOpts, Latency, SandboxError, SandboxOpts};
 
 #[derive(Debug, Args)]
@@ -339,7 +339,7 @@ impl SandboxArgs {
     }
 }
 
-pub fn run(args: &SandboxArgs, console: Console) -> Result<i32> {
+pub fn run(args: &SandboxArgs, console: Console) -> Result<Exit> {
     let opts = args.to_opts(console)?;
     let listener = sandbox::bind(opts.listen)?;
     let url = sandbox::base_url(&listener, opts.tls.is_some())?;
@@ -386,5 +386,5 @@ pub fn run(args: &SandboxArgs, console: Console) -> Result<i32> {
     if !console.quiet {
         tracing::info!(event = "stopped", "dcms-bulk sandbox: stopped");
     }
-    Ok(exit::OK)
+    Ok(Exit::Ok)
 }

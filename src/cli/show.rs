@@ -8,7 +8,7 @@ use clap::{Args, ValueEnum};
 use super::api::{ApiArgs, SendArgs};
 use super::{Console, print_json, print_stdout};
 use crate::error::{Error, Result};
-use crate::exit;
+use crate::exit::Exit;
 use crate::report;
 use crate::submit::ledger::{self, ItemHistory};
 
@@ -52,7 +52,7 @@ impl Kind {
 }
 
 /// Exit 0 when the ledger knows the item, 1 when it does not.
-pub fn run(args: &ShowArgs, console: Console) -> Result<i32> {
+pub fn run(args: &ShowArgs, console: Console) -> Result<Exit> {
     let (dir, dest) = super::runs::ledger_of(&args.api, &args.send, console, "show")?;
     let kind = args.kind.ledger_kind();
     let Some(item) = ledger::history(&dir, &dest, kind, &args.id)? else {
@@ -63,7 +63,7 @@ pub fn run(args: &ShowArgs, console: Console) -> Result<i32> {
             dest.tenant,
             args.id
         );
-        return Ok(exit::ROWS_NOT_DONE);
+        return Ok(Exit::RowsNotDone);
     };
     let runs = super::runs::runs_now(&dir, &dest)?;
     // The rows are those of the report of the run that accepted it, else
@@ -86,7 +86,7 @@ pub fn run(args: &ShowArgs, console: Console) -> Result<i32> {
             "report": report.map(|p| p.display().to_string()),
             "rows": rows,
         }))?;
-        return Ok(exit::OK);
+        return Ok(Exit::Ok);
     }
     let mut text = describe(&item);
     match (&report, &rows) {
@@ -102,7 +102,7 @@ pub fn run(args: &ShowArgs, console: Console) -> Result<i32> {
         (None, _) => {}
     }
     print_stdout(&text).map_err(Error::Stdout)?;
-    Ok(exit::OK)
+    Ok(Exit::Ok)
 }
 
 /// The item in lines: what it is and where it stands, each request, the

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use super::api::{ApiArgs, SendArgs, runtime};
 use super::{Console, print_stdout};
 use crate::error::{Error, Result};
-use crate::exit;
+use crate::exit::Exit;
 use crate::report;
 use crate::report::read::{self, Loaded};
 use crate::submit::status::{self, Known, PollOpts};
@@ -101,7 +101,7 @@ fn created_orders(loaded: &Loaded, path: &Path) -> Result<Vec<String>> {
     Ok(ids)
 }
 
-pub fn run(args: &StatusArgs, console: Console) -> Result<i32> {
+pub fn run(args: &StatusArgs, console: Console) -> Result<Exit> {
     let started = report::now();
     let out = out_path(args)?;
     report::prepare(&out)?;
@@ -138,7 +138,7 @@ pub fn run(args: &StatusArgs, console: Console) -> Result<i32> {
             by_status(&polled.open)
         );
     }
-    let code = polled.exit_code(stopped.as_ref());
+    let code = polled.exit(stopped.as_ref());
     // Why orders are UNKNOWN: the run's stop, else the last lookup's words.
     let unknown_why = stopped.as_ref().map(ToString::to_string).or_else(|| {
         known.values().rev().find_map(|k| match k {
@@ -151,7 +151,7 @@ pub fn run(args: &StatusArgs, console: Console) -> Result<i32> {
     {
         tracing::warn!(
             event = "unknown",
-            code,
+            code = code.code(),
             "status: {}: {why}",
             match &stopped {
                 Some(_) => "stopped".to_string(),
@@ -336,13 +336,13 @@ impl Polled {
 
     /// Every order a success: 0; no answer at all, or the polling stopped
     /// for want of one: 4; interrupted: 130; otherwise 1.
-    fn exit_code(&self, stopped: Option<&Stop>) -> i32 {
+    fn exit(&self, stopped: Option<&Stop>) -> Exit {
         match stopped {
-            Some(Stop::Interrupted) => exit::INTERRUPTED,
-            Some(_) => exit::API_UNAVAILABLE,
-            None if self.unreachable => exit::API_UNAVAILABLE,
-            None if self.all_success => exit::OK,
-            None => exit::ROWS_NOT_DONE,
+            Some(Stop::Interrupted) => Exit::Interrupted,
+            Some(_) => Exit::ApiUnavailable,
+            None if self.unreachable => Exit::ApiUnavailable,
+            None if self.all_success => Exit::Ok,
+            None => Exit::RowsNotDone,
         }
     }
 }

@@ -20,7 +20,7 @@ use super::{CheckArgs, Console, print_json, print_problems};
 use crate::batch::{Batch, Engine};
 use crate::drop;
 use crate::error::{Error, Result};
-use crate::exit;
+use crate::exit::Exit;
 use crate::pipeline;
 use crate::report;
 use crate::submit::{Stop, Tally};
@@ -208,7 +208,7 @@ fn settled_inputs(
 #[derive(Debug, serde::Serialize)]
 pub(super) struct FileSummary {
     pub(super) input: String,
-    pub(super) exit_code: i32,
+    pub(super) exit_code: Exit,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -239,7 +239,7 @@ pub(super) struct FileSummary {
 
 impl FileSummary {
     /// A file with no report: it could not be read, or was not reached.
-    pub(super) fn failed(input: String, exit_code: i32, error: String) -> Self {
+    pub(super) fn failed(input: String, exit_code: Exit, error: String) -> Self {
         FileSummary {
             input,
             exit_code,
@@ -256,7 +256,7 @@ impl FileSummary {
     }
 }
 
-pub fn run(args: &SubmitArgs, console: Console) -> Result<i32> {
+pub fn run(args: &SubmitArgs, console: Console) -> Result<Exit> {
     let mut opts = args.check.to_opts()?;
     opts.rules.strict |= args.api.profile.refuses_warnings()?;
     let inputs = input_files(&args.files)?;
@@ -278,9 +278,7 @@ pub fn run(args: &SubmitArgs, console: Console) -> Result<i32> {
     for file in &files {
         let name = file.display().to_string();
         let summary = match engine.stopper.reason() {
-            Some(why) => {
-                FileSummary::failed(name, why.exit_code(), format!("not processed: {why}"))
-            }
+            Some(why) => FileSummary::failed(name, why.exit(), format!("not processed: {why}")),
             None => {
                 let started = report::now();
                 let checked = pipeline::check(file, &opts);
@@ -292,18 +290,18 @@ pub fn run(args: &SubmitArgs, console: Console) -> Result<i32> {
     let stopped = engine.stopper.reason();
     engine.runtime.shutdown_timeout(Duration::from_secs(1));
 
-    let code = exit::most_serious(summaries.iter().map(|s| s.exit_code));
+    let code = Exit::most_serious(summaries.iter().map(|s| s.exit_code));
     if let Some(why) = &stopped
         && (!console.quiet || *why != Stop::Interrupted)
     {
         tracing::warn!(
             event = "stopped",
-            code = why.exit_code(),
+            code = why.exit().code(),
             "dcms-bulk: stopped: {why}; re-run the same command to resume"
         );
     }
     if files.len() > 1 && !console.quiet {
-        let ok = summaries.iter().filter(|s| s.exit_code == exit::OK).count();
+        let ok = summaries.iter().filter(|s| s.exit_code == Exit::Ok).count();
         tracing::info!(
             event = "files",
             files = summaries.len(),
@@ -335,7 +333,7 @@ fn dry_run(
     opts: &pipeline::CheckOpts,
     inputs: Inputs,
     console: Console,
-) -> Result<i32> {
+) -> Result<Exit> {
     let fields = args.api.profile.create_fields()?;
     if !console.quiet {
         for p in &inputs.passed {
@@ -352,10 +350,10 @@ fn dry_run(
                 tracing::error!(
                     event = "error",
                     file = name,
-                    code = e.exit_code(),
+                    code = e.exit().code(),
                     "dcms-bulk: error: {e}"
                 );
-                codes.push(e.exit_code());
+                codes.push(e.exit());
                 continue;
             }
         };
@@ -371,16 +369,12 @@ fn dry_run(
                 super::count(checked.grouping.counts.orders_ready, "order")
             );
         }
-        codes.push(if facts.all_done() {
-            exit::OK
-        } else {
-            exit::ROWS_NOT_DONE
-        });
+        codes.push(Exit::rows(facts.all_done()));
         if !open {
             break;
         }
     }
-    Ok(exit::most_serious(codes))
+    Ok(Exit::most_serious(codes))
 }
 
 /// Moves a processed file with its report and run facts to the done or
@@ -396,7 +390,7 @@ pub(super) fn file_away(
     let Some(facts) = summary.run_facts.clone() else {
         return summary;
     };
-    let dir = if summary.exit_code == exit::OK {
+    let dir = if summary.exit_code == Exit::Ok {
         &args.done_dir
     } else {
         &args.failed_dir
@@ -428,21 +422,21 @@ pub(super) fn file_away(
                 tracing::error!(
                     event = "error",
                     file = %file.display(),
-                    code = exit::LOCAL_FAILURE,
+                    code = Exit::LocalFailure.code(),
                     "dcms-bulk: error: the ledger cannot record where the report went: {e}"
                 );
-                summary.exit_code = exit::most_serious([summary.exit_code, exit::LOCAL_FAILURE]);
+                summary.exit_code = summary.exit_code.and(Exit::LocalFailure);
             }
             summary.run_facts = at(paths.len() - 1);
             summary.filed_in = Some(dir.display().to_string());
         }
         Err(e) => {
             tracing::error!(
-                event = "error", file = %file.display(), code = exit::LOCAL_FAILURE, "dcms-bulk: error: {}: could not move it to {}: {e}",
+                event = "error", file = %file.display(), code = Exit::LocalFailure.code(), "dcms-bulk: error: {}: could not move it to {}: {e}",
                 file.display(),
                 dir.display()
             );
-            summary.exit_code = exit::most_serious([summary.exit_code, exit::LOCAL_FAILURE]);
+            summary.exit_code = summary.exit_code.and(Exit::LocalFailure);
         }
     }
     summary
@@ -477,12 +471,12 @@ fn unreadable(
     tracing::error!(
         event = "error",
         file = %file.display(),
-        code = e.exit_code(),
+        code = e.exit().code(),
         "{}",
         super::error_message(e)
     );
-    let mut summary = FileSummary::failed(file.display().to_string(), e.exit_code(), e.to_string());
-    if e.exit_code() == exit::INPUT_UNREADABLE {
+    let mut summary = FileSummary::failed(file.display().to_string(), e.exit(), e.to_string());
+    if e.exit() == Exit::InputUnreadable {
         let facts = report::UnreadableFacts::new("submit", file, check.facts(), started, e);
         // As a report: an earlier run's there is kept, the plain name
         // holds this one.
@@ -494,7 +488,7 @@ fn unreadable(
             Err(w) => tracing::error!(
                 event = "error",
                 file = %file.display(),
-                code = w.exit_code(),
+                code = w.exit().code(),
                 "dcms-bulk: error: {w}"
             ),
         }
@@ -538,7 +532,7 @@ fn submit_file(
     print_finished(&name, &done, console);
     Ok(FileSummary {
         input: name,
-        exit_code: done.code,
+        exit_code: done.exit,
         error: None,
         report: Some(report_path.display().to_string()),
         run_facts: Some(done.facts_path.display().to_string()),

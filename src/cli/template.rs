@@ -7,7 +7,7 @@ use clap::Args;
 
 use super::Console;
 use crate::error::{Error, Result};
-use crate::exit;
+use crate::exit::Exit;
 use crate::template::{self, Kind};
 
 #[derive(Debug, Args)]
@@ -26,7 +26,7 @@ pub struct TemplateArgs {
     pub force: bool,
 }
 
-pub fn run(args: &TemplateArgs, console: Console) -> Result<i32> {
+pub fn run(args: &TemplateArgs, console: Console) -> Result<Exit> {
     if args.out.exists() && !args.force {
         return Err(Error::Usage(format!(
             "{} exists; pass --force to replace it",
@@ -42,5 +42,5 @@ pub fn run(args: &TemplateArgs, console: Console) -> Result<i32> {
             args.kind.columns().len()
         );
     }
-    Ok(exit::OK)
+    Ok(Exit::Ok)
 }

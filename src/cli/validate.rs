@@ -10,7 +10,7 @@ use super::{CheckArgs, Console, print_stdout, same_file};
 use crate::dcms::OrderBody;
 use crate::drop;
 use crate::error::{Error, Result};
-use crate::exit;
+use crate::exit::Exit;
 use crate::ops;
 use crate::pipeline;
 use crate::report::{self, Format, Target};
@@ -94,7 +94,7 @@ impl Stdin {
 /// What the console calls standard input.
 const STDIN: &str = "<stdin>";
 
-pub fn run(args: &ValidateArgs, console: Console) -> Result<i32> {
+pub fn run(args: &ValidateArgs, console: Console) -> Result<Exit> {
     let mut opts = args.check.to_opts()?;
     opts.rules.strict |= args.profile.refuses_warnings()?;
     let (mut inputs, mut folders) = (Vec::new(), false);
@@ -138,17 +138,17 @@ pub fn run(args: &ValidateArgs, console: Console) -> Result<i32> {
             // One file's error stops the command when it is the only one.
             Err(e) if single => return Err(e),
             Err(e) => {
-                tracing::error!(event = "error", file = %input.display(), code = e.exit_code(), "{}", super::error_message(&e));
-                codes.push(e.exit_code());
+                tracing::error!(event = "error", file = %input.display(), code = e.exit().code(), "{}", super::error_message(&e));
+                codes.push(e.exit());
                 summaries.push(serde_json::json!({
                     "input": input.display().to_string(),
                     "error": e.to_string(),
-                    "exit_code": e.exit_code(),
+                    "exit_code": e.exit(),
                 }));
             }
         }
     }
-    let code = exit::most_serious(codes);
+    let code = Exit::most_serious(codes);
     if args.json {
         let summary = match summaries.pop() {
             Some(one) if single => one,
@@ -176,7 +176,7 @@ fn validate_one(
     opts: &pipeline::CheckOpts,
     input: &Path,
     console: Console,
-) -> Result<(i32, serde_json::Value)> {
+) -> Result<(Exit, serde_json::Value)> {
     let started = report::now();
     let stdin = if input.as_os_str() == "-" {
         Some(Stdin::read()?)
@@ -277,7 +277,7 @@ fn read_sheet(
         )),
         None => match pipeline::check(path, opts) {
             // Not an order sheet: a cancel or upgrade sheet, told by its header?
-            Err(e) if args.kind.is_none() && e.exit_code() == exit::INPUT_UNREADABLE => {
+            Err(e) if args.kind.is_none() && e.exit() == Exit::InputUnreadable => {
                 let other = [Kind::Cancel, Kind::Upgrade]
                     .into_iter()
                     .find_map(|k| ops::Checked::read(path, &opts.read, k).ok());
@@ -297,7 +297,7 @@ fn finish_orders(
     report_path: Option<Target>,
     started: String,
     console: Console,
-) -> Result<(i32, serde_json::Value)> {
+) -> Result<(Exit, serde_json::Value)> {
     let stdin = stdin_path.is_some();
     // Not freed when the command ends: the process exits next, and freeing
     // a large file's tables piece by piece took longer than anything after
@@ -322,11 +322,7 @@ fn finish_orders(
         )?),
         None => None,
     };
-    let code = if facts.all_done() {
-        exit::OK
-    } else {
-        exit::ROWS_NOT_DONE
-    };
+    let code = Exit::rows(facts.all_done());
     if args.print_orders {
         print_orders(&checked, &args.profile.create_fields()?)?;
     }
@@ -363,7 +359,7 @@ fn validate_ops(
     report_path: Option<Target>,
     started: String,
     console: Console,
-) -> Result<(i32, serde_json::Value)> {
+) -> Result<(Exit, serde_json::Value)> {
     let (kind, article) = match checked.kind {
         Kind::Upgrade => ("upgrade", "an"),
         _ => ("cancel", "a"),
@@ -387,11 +383,7 @@ fn validate_ops(
         None => None,
     };
     let c = facts.counts;
-    let code = if c.invalid == 0 {
-        exit::OK
-    } else {
-        exit::ROWS_NOT_DONE
-    };
+    let code = Exit::rows(c.invalid == 0);
     if args.print_orders {
         print_stdout(&checked.bodies()).map_err(Error::Stdout)?;
     }

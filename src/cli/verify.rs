@@ -9,7 +9,7 @@ use clap::Args;
 
 use super::{Console, print_json, print_stdout};
 use crate::error::{Error, Result};
-use crate::exit;
+use crate::exit::Exit;
 use crate::report::audit::{self, Audit};
 use crate::submit::ledger;
 
@@ -32,7 +32,7 @@ pub struct VerifyArgs {
     pub json: bool,
 }
 
-pub fn run(args: &VerifyArgs, console: Console) -> Result<i32> {
+pub fn run(args: &VerifyArgs, console: Console) -> Result<Exit> {
     let mut audit = audit::audit(&args.report, args.facts.as_deref())?;
     ledger_check(&mut audit, args.ledger.clone(), &args.report);
     let holds = audit.all_hold();
@@ -73,7 +73,7 @@ pub fn run(args: &VerifyArgs, console: Console) -> Result<i32> {
             }
         );
     }
-    Ok(if holds { exit::OK } else { exit::ROWS_NOT_DONE })
+    Ok(Exit::rows(holds))
 }
 
 /// Every ACCEPTED or SKIPPED row's order (or item) recorded as accepted in

@@ -24,7 +24,7 @@ use super::{CheckArgs, Console, print_stdout};
 use crate::batch::Engine;
 use crate::drop::{self, Look, Settle, Settling};
 use crate::error::{Error, Result};
-use crate::exit;
+use crate::exit::Exit;
 use crate::pipeline::{self, CheckOpts};
 use crate::report;
 use crate::submit::{Stop, Stopper};
@@ -140,7 +140,7 @@ struct Counts {
     cut_short: bool,
 }
 
-pub fn run(args: &WatchArgs, console: Console) -> Result<i32> {
+pub fn run(args: &WatchArgs, console: Console) -> Result<Exit> {
     for dir in &args.dirs {
         if !dir.is_dir() {
             return Err(Error::Usage(format!(
@@ -216,18 +216,18 @@ pub fn run(args: &WatchArgs, console: Console) -> Result<i32> {
                 tally(&mut counts, &d, args, console);
             }
         }
-        let fatal = sender.join().unwrap_or(Some(exit::LOCAL_FAILURE));
+        let fatal = sender.join().unwrap_or(Some(Exit::LocalFailure));
         (fatal, counts)
     });
     let (fatal, counts) = fatal;
     let code = match fatal {
         Some(code) => code,
-        None if counts.cut_short => exit::INTERRUPTED,
-        None => exit::OK,
+        None if counts.cut_short => Exit::Interrupted,
+        None => Exit::Ok,
     };
     tracing::info!(
         event = "stopped",
-        code,
+        code = code.code(),
         files_done = counts.done,
         files_failed = counts.failed,
         "dcms-bulk: watch stopped{}: {} done, {} failed",
@@ -370,7 +370,7 @@ impl Board {
             Next::Filed => return,
             Next::Stays => (None, failures),
             // An outage is not the file's failure.
-            Next::Retry(after) if d.summary.exit_code == exit::API_UNAVAILABLE => {
+            Next::Retry(after) if d.summary.exit_code == Exit::ApiUnavailable => {
                 (Some(Instant::now() + after), failures)
             }
             Next::Retry(after) => (Some(Instant::now() + after), failures + 1),
@@ -423,7 +423,7 @@ fn sheets(dirs: &[PathBuf], told: &mut HashSet<PathBuf>, console: Console) -> Ve
             }
             Err(e) => tracing::error!(
                 event = "error",
-                code = exit::LOCAL_FAILURE,
+                code = Exit::LocalFailure.code(),
                 "dcms-bulk: error: cannot read the folder {}: {e}",
                 dir.display()
             ),
@@ -437,9 +437,9 @@ fn sheets(dirs: &[PathBuf], told: &mut HashSet<PathBuf>, console: Console) -> Ve
 fn tally(counts: &mut Counts, d: &Done, args: &WatchArgs, console: Console) {
     let code = d.summary.exit_code;
     match d.next {
-        Next::Filed | Next::Stays if code == exit::OK => counts.done += 1,
+        Next::Filed | Next::Stays if code == Exit::Ok => counts.done += 1,
         // Cut short while it was sent (a file not yet begun has no report).
-        Next::Filed | Next::Stays if code == exit::INTERRUPTED => {
+        Next::Filed | Next::Stays if code == Exit::Interrupted => {
             counts.cut_short |= d.summary.report.is_some();
         }
         Next::Filed | Next::Stays => counts.failed += 1,
@@ -451,7 +451,7 @@ fn tally(counts: &mut Counts, d: &Done, args: &WatchArgs, console: Console) {
             (Next::Filed, Some(dir)) => tracing::info!(
                 event = "filed",
                 file = %file,
-                code,
+                code = code.code(),
                 folder = dir.as_str(),
                 "dcms-bulk: {file}: moved to {dir} with its report and run facts"
             ),
@@ -467,7 +467,7 @@ fn tally(counts: &mut Counts, d: &Done, args: &WatchArgs, console: Console) {
                 tracing::warn!(
                     event = "retry",
                     file = %file,
-                    code,
+                    code = code.code(),
                     "dcms-bulk: {file}: not done ({why}); trying it again in {}",
                     humantime::format_duration(after)
                 );
@@ -529,7 +529,7 @@ fn sender(
     checked: Receiver<Job>,
     wake: Sender<Wake>,
     console: Console,
-) -> Option<i32> {
+) -> Option<Exit> {
     let mut api_pause = Duration::ZERO;
     let mut fatal = None;
     for job in checked {
@@ -554,11 +554,11 @@ fn sender(
                 if summary.error.is_none() {
                     summary.error = engine.stopper.reason().map(|why| why.to_string());
                 }
-                let api_trouble = (code == exit::API_UNAVAILABLE && engine.stopper.clear())
-                    || (code == exit::ROWS_NOT_DONE
+                let api_trouble = (code == Exit::ApiUnavailable && engine.stopper.clear())
+                    || (code == Exit::RowsNotDone
                         && summary.failed_rows > 0
                         && job.try_no < SEND_TRIES);
-                if code == exit::INTERRUPTED {
+                if code == Exit::Interrupted {
                     // Stopped part way: left for the next watch, which
                     // resumes it.
                     (summary, Next::Stays)
@@ -569,14 +569,14 @@ fn sender(
                     api_pause = (api_pause * 2).clamp(API_PAUSE, API_PAUSE_MOST);
                     paused = true;
                     (summary, Next::Retry(api_pause))
-                } else if matches!(code, exit::INPUT_UNREADABLE | exit::LOCAL_FAILURE)
+                } else if matches!(code, Exit::InputUnreadable | Exit::LocalFailure)
                     && job.try_no < args.read_tries
                     && !stopped_for_good(&engine)
                 {
                     let after = args.out.settle.max(Duration::from_secs(5));
                     (summary, Next::Retry(after))
                 } else {
-                    if code == exit::OK {
+                    if code == Exit::Ok {
                         api_pause = Duration::ZERO;
                     }
                     if stopped_for_good(&engine) && !engine.stopper.is_interrupted() {
@@ -588,7 +588,7 @@ fn sender(
             (stop, _) => {
                 let why = stop.map_or("the watch is stopping".to_string(), |s| s.to_string());
                 (
-                    FileSummary::failed(name, exit::INTERRUPTED, format!("not processed: {why}")),
+                    FileSummary::failed(name, Exit::Interrupted, format!("not processed: {why}")),
                     Next::Stays,
                 )
             }
@@ -610,7 +610,7 @@ fn sender(
                 Err(e) => tracing::error!(
                     event = "error",
                     file = %job.path.display(),
-                    code = e.exit_code(),
+                    code = e.exit().code(),
                     "dcms-bulk: error: {e}"
                 ),
             },
@@ -653,7 +653,7 @@ fn file_records(dir: &Path, engine: &Engine, records: &[Kept], tag: &str) {
         if let Err(e) = moved {
             tracing::error!(
                 event = "error",
-                code = exit::LOCAL_FAILURE,
+                code = Exit::LocalFailure.code(),
                 "dcms-bulk: error: could not move {} to {}: {e}",
                 kept.report.display(),
                 dir.display()

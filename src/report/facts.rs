@@ -166,7 +166,7 @@ pub struct UnreadableFacts {
     pub finished_at: String,
     /// Why it could not be read, and the exit code that says so.
     pub error: String,
-    pub exit_code: i32,
+    pub exit_code: crate::exit::Exit,
     /// Always `null`: no report was written.
     pub report: Option<ReportFacts>,
 }
@@ -203,7 +203,7 @@ impl UnreadableFacts {
             started_at,
             finished_at: crate::clock::now(),
             error: error.to_string(),
-            exit_code: error.exit_code(),
+            exit_code: error.exit(),
             report: None,
         }
     }

@@ -25,13 +25,13 @@ pub enum Stop {
 
 impl Stop {
     /// The exit code of a run stopped for this reason.
-    pub fn exit_code(&self) -> i32 {
+    pub fn exit(&self) -> crate::exit::Exit {
         match self {
-            Stop::Interrupted => crate::exit::INTERRUPTED,
+            Stop::Interrupted => crate::exit::Exit::Interrupted,
             Stop::ApiUnavailable(_) | Stop::Refused(_) | Stop::NotTheApi(_) | Stop::Deadline => {
-                crate::exit::API_UNAVAILABLE
+                crate::exit::Exit::ApiUnavailable
             }
-            Stop::Ledger(_) => crate::exit::LOCAL_FAILURE,
+            Stop::Ledger(_) => crate::exit::Exit::LocalFailure,
         }
     }
 }

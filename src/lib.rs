@@ -34,6 +34,7 @@ pub mod report;
 pub mod rules;
 pub mod sandbox;
 pub mod schema;
+pub mod service;
 pub mod submit;
 pub mod template;
 pub mod validate;

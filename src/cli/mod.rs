@@ -7,6 +7,7 @@ mod destination;
 mod docs;
 mod doctor;
 mod log;
+mod news;
 mod ops;
 mod profile;
 mod progress;
@@ -329,25 +330,6 @@ pub(crate) fn check_batch_id(id: Option<&str>) -> Result<()> {
         ),
         _ => Ok(()),
     }
-}
-
-/// Whether two paths name the same existing file.
-pub(crate) fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
-    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
-    }
-}
-
-/// Refuses a report path that is the input itself.
-pub(crate) fn not_the_input(report: &std::path::Path, input: &std::path::Path) -> Result<()> {
-    if same_file(report, input) {
-        return Err(Error::Usage(format!(
-            "the report {} would overwrite its input; choose another path",
-            report.display()
-        )));
-    }
-    Ok(())
 }
 
 /// Says that a folder's file was passed over, and why.

@@ -9,7 +9,8 @@ use clap::Args;
 use serde_json::json;
 
 use super::api::{ApiArgs, SendArgs};
-use super::progress::{Progress, print_finished};
+use super::news::News;
+use super::progress::print_finished;
 use super::{Console, ReadArgs, check_batch_id, print_json};
 use crate::batch::{Batch, RowSheet};
 use crate::error::Result;
@@ -17,6 +18,7 @@ use crate::exit::Exit;
 use crate::ops::sheet::{self, OpSheet};
 use crate::ops::{self, CancelOrders, RowCheck, UpgradeCards};
 use crate::report;
+use crate::service;
 use crate::submit::{Operation, Tally};
 use crate::template::Kind;
 
@@ -110,7 +112,7 @@ fn run<O: Operation>(
         "sheet",
     )?;
     let report_path = target.path.clone();
-    super::not_the_input(&report_path, &args.file)?;
+    report::not_the_input(&report_path, &args.file)?;
     report::keep_earlier(&report_path)?;
     report::prepare(&report_path)?;
     let api = args.api.resolve(&args.send, console)?;
@@ -201,9 +203,11 @@ fn send<O: Operation>(
     let engine = super::api::engine(api, send, console)?;
     let items = input.checks.iter().filter(|c| c.item.is_some()).count() as u64;
     let name = input.path.display().to_string();
-    let progress = Progress::start(&engine.runtime, &name, batch.tally.clone(), items, console);
-    let done = engine.rows(op, input, batch);
-    progress.finish();
+    let news = News::new(console, false);
+    let tally = batch.tally.clone();
+    let done = service::with_progress(&|e| news.tell(e), &name, items, &tally, || {
+        engine.rows(op, input, batch)
+    });
     let stopped = engine.stopper.reason();
     engine
         .runtime

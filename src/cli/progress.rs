@@ -1,23 +1,20 @@
 //! Progress on the console while a batch is sent (a bar on a terminal, a
-//! log line every few seconds otherwise), and what became of it.
+//! log line every few seconds otherwise), from the service's events, and
+//! what became of the batch.
 
 use std::io::IsTerminal;
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use super::Console;
 use crate::batch::Finished;
-use crate::submit::Tally;
+use crate::service::Progress;
 
 /// `accepted 3 · rejected 0 · failed 1 · skipped 0`.
-fn tally_counts(t: &Tally) -> String {
+fn tally_counts(p: &Progress) -> String {
     format!(
         "accepted {} · rejected {} · failed {} · skipped {}",
-        t.accepted.load(Ordering::Relaxed),
-        t.rejected.load(Ordering::Relaxed),
-        t.failed.load(Ordering::Relaxed),
-        t.skipped.load(Ordering::Relaxed)
+        p.accepted, p.rejected, p.failed, p.skipped
     )
 }
 
@@ -27,92 +24,100 @@ fn eta(left: u64, rate: f64) -> Option<Duration> {
     (rate > 0.0).then(|| Duration::from_secs((left as f64 / rate).ceil() as u64))
 }
 
-/// A progress bar on a terminal; a log line every few seconds otherwise.
-pub struct Progress {
-    task: Option<tokio::task::JoinHandle<()>>,
-    bar: Option<indicatif::ProgressBar>,
+/// How often a progress line is logged where there is no terminal.
+const LOG_EVERY: Duration = Duration::from_secs(5);
+
+/// The progress of the batch being sent, as the service tells it: a bar
+/// on a terminal, a log line every few seconds otherwise.
+#[derive(Default)]
+pub struct Bar {
+    now: Mutex<Option<Showing>>,
 }
 
-impl Progress {
-    pub fn start(
-        runtime: &tokio::runtime::Runtime,
-        name: &str,
-        tally: Arc<Tally>,
-        orders: u64,
-        console: Console,
-    ) -> Progress {
-        if console.quiet || orders == 0 {
-            return Progress {
-                task: None,
-                bar: None,
-            };
-        }
-        if std::io::stderr().is_terminal() {
-            let bar = indicatif::ProgressBar::new(orders);
-            bar.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{prefix} [{bar:30}] {pos}/{len} · {msg} · {rate} · ETA {eta}",
-                )
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-                // indicatif's own {per_sec} has four decimals.
-                .with_key(
-                    "rate",
-                    |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
-                        let _ = write!(w, "{:.1} orders/s", state.per_sec());
-                    },
-                )
-                .progress_chars("=> "),
-            );
-            bar.set_prefix(name.to_owned());
-            let b = bar.clone();
-            let task = runtime.spawn(async move {
-                loop {
-                    b.set_position(tally.done.load(Ordering::Relaxed));
-                    b.set_message(tally_counts(&tally));
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-            });
-            return Progress {
-                task: Some(task),
-                bar: Some(bar),
-            };
-        }
-        let name = name.to_owned();
-        let task = runtime.spawn(async move {
-            let started = std::time::Instant::now();
-            loop {
-                tokio::time::sleep(Duration::from_secs(5)).await;
-                let done = tally.done.load(Ordering::Relaxed);
-                let rate = done as f64 / started.elapsed().as_secs_f64().max(0.001);
-                let eta = eta(orders.saturating_sub(done), rate);
-                tracing::info!(
-                    event = "progress",
-                    file = name,
-                    done,
-                    total = orders,
-                    rate = rate.round(),
-                    eta_s = eta.map(|e| e.as_secs()),
-                    "{name}: {done}/{orders} done ({}), {rate:.0} orders/s, ETA {}",
-                    tally_counts(&tally),
-                    eta.map_or("unknown".into(), |e| humantime::format_duration(e)
-                        .to_string())
-                );
-            }
-        });
-        Progress {
-            task: Some(task),
-            bar: None,
-        }
+/// A batch's progress on show.
+struct Showing {
+    bar: Option<indicatif::ProgressBar>,
+    started: Instant,
+    logged: Instant,
+}
+
+impl Bar {
+    fn now(&self) -> std::sync::MutexGuard<'_, Option<Showing>> {
+        self.now.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn finish(self) {
-        if let Some(t) = self.task {
-            t.abort();
+    /// A batch of `orders` begins to be sent.
+    pub fn sending(&self, name: &str, orders: u64, console: Console) {
+        if console.quiet {
+            return;
         }
-        if let Some(b) = self.bar {
-            b.finish_and_clear();
+        let bar = std::io::stderr()
+            .is_terminal()
+            .then(|| terminal_bar(name, orders));
+        *self.now() = Some(Showing {
+            bar,
+            started: Instant::now(),
+            logged: Instant::now(),
+        });
+    }
+
+    /// How far it is.
+    pub fn progress(&self, name: &str, total: u64, sent: &Progress) {
+        let mut now = self.now();
+        let Some(showing) = now.as_mut() else { return };
+        if let Some(bar) = &showing.bar {
+            bar.set_position(sent.done);
+            bar.set_message(tally_counts(sent));
+            return;
+        }
+        if showing.logged.elapsed() < LOG_EVERY {
+            return;
+        }
+        showing.logged = Instant::now();
+        let done = sent.done;
+        let rate = done as f64 / showing.started.elapsed().as_secs_f64().max(0.001);
+        let eta = eta(total.saturating_sub(done), rate);
+        tracing::info!(
+            event = "progress",
+            file = name,
+            done,
+            total,
+            rate = rate.round(),
+            eta_s = eta.map(|e| e.as_secs()),
+            "{name}: {done}/{total} done ({}), {rate:.0} orders/s, ETA {}",
+            tally_counts(sent),
+            eta.map_or("unknown".into(), |e| humantime::format_duration(e)
+                .to_string())
+        );
+    }
+
+    /// The batch is done: the bar goes.
+    pub fn finish(&self) {
+        if let Some(Showing { bar: Some(bar), .. }) = self.now().take() {
+            bar.finish_and_clear();
         }
     }
+}
+
+/// A progress bar of `orders` on the terminal.
+fn terminal_bar(name: &str, orders: u64) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(orders);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{prefix} [{bar:30}] {pos}/{len} · {msg} · {rate} · ETA {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        // indicatif's own {per_sec} has four decimals.
+        .with_key(
+            "rate",
+            |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{:.1} orders/s", state.per_sec());
+            },
+        )
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(name.to_owned());
+    bar
 }
 
 /// Prints what became of a batch's rows (and orders), and the engine's

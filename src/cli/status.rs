@@ -257,7 +257,7 @@ fn out_path(args: &StatusArgs) -> Result<PathBuf> {
             args.report.with_file_name(format!("{stem}.status.{ext}"))
         }
     };
-    super::not_the_input(&out, &args.report)?;
+    crate::report::not_the_input(&out, &args.report)?;
     if report::Target::at(&out)?.format != report::Target::at(&args.report)?.format {
         return Err(Error::Usage("--out must have the report's format".into()));
     }

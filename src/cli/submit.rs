@@ -8,22 +8,20 @@
 //! `DCMS_TENANT`, `DCMS_TOKEN`, `DCMS_TOKEN_FILE`), then a profile of the
 //! config file. `--sandbox` runs the simulator inside the process instead.
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
 
 use super::api::{ApiArgs, SendArgs};
-use super::progress::{Progress, print_finished};
+use super::news::News;
 use super::{CheckArgs, Console, print_json, print_problems};
-use crate::batch::{Batch, Engine};
-use crate::drop;
 use crate::error::{Error, Result};
 use crate::exit::Exit;
 use crate::pipeline;
 use crate::report;
-use crate::submit::{Stop, Tally};
+use crate::service::{self, Event, Inputs, Output, Service};
+use crate::submit::Stop;
 
 #[derive(Debug, Args)]
 pub struct SubmitArgs {
@@ -108,189 +106,53 @@ pub struct OutArgs {
 }
 
 impl OutArgs {
-    /// Checks the report options and makes the report folder.
-    pub(super) fn prepare(&self) -> Result<()> {
-        if let Some(r) = &self.report {
-            report::Target::at(r)?;
-        }
-        if let Some(dir) = &self.report_dir {
-            std::fs::create_dir_all(dir).map_err(|e| Error::report(dir, e))?;
-        }
-        Ok(())
-    }
-
-    /// Where `input`'s report goes (see [`report::Target::for_input`]).
-    pub(super) fn target(&self, input: &Path) -> Result<report::Target> {
-        report::Target::for_input(
-            self.report.as_deref(),
-            self.report_format,
-            input,
-            self.report_dir.as_deref(),
-            "orders",
-        )
-    }
-}
-
-/// The order sheets named: files as given, and of a folder its sheets
-/// (sorted by name) with the files passed over and why (see
-/// [`drop::scan`]).
-fn input_files(named: &[PathBuf]) -> Result<Inputs> {
-    let (mut files, mut in_folders, mut passed) = (Vec::new(), Vec::new(), Vec::new());
-    for path in named {
-        if !path.is_dir() {
-            files.push(path.clone());
-            continue;
-        }
-        let found = drop::scan(path).map_err(|e| Error::io(path, e))?;
-        in_folders.extend(found.sheets);
-        passed.extend(found.passed);
-    }
-    // An empty drop folder is a quiet night, not a mistake: nothing to
-    // send, exit 0 (said by the caller).
-    Ok(Inputs {
-        files,
-        in_folders,
-        passed,
-    })
-}
-
-/// The inputs of a run: the files named, the sheets found in the folders
-/// named, and the folders' files passed over.
-struct Inputs {
-    files: Vec<PathBuf>,
-    in_folders: Vec<PathBuf>,
-    passed: Vec<drop::Passed>,
-}
-
-/// The folders' sheets that have settled (see [`drop::settled`]), after
-/// the files named; says which were waited for and which passed over.
-fn settled_inputs(
-    args: &OutArgs,
-    inputs: Inputs,
-    engine: &Engine,
-    console: Console,
-) -> (Vec<PathBuf>, Vec<drop::Passed>) {
-    let Inputs {
-        mut files,
-        in_folders,
-        mut passed,
-    } = inputs;
-    let mut waiting = |path: &Path, unchanged: Duration| {
-        if !console.quiet {
-            tracing::info!(
-                event = "waiting", file = %path.display(), "dcms-bulk: waiting for {} to settle (unchanged for {:.0} s of {})",
-                path.display(),
-                unchanged.as_secs_f64(),
-                humantime::format_duration(args.settle)
-            );
-        }
-    };
-    let (taken, not_settled) = drop::settled(in_folders, args.settle, &mut waiting, &|| {
-        engine.stopper.is_stopped()
-    });
-    files.extend(taken);
-    passed.extend(not_settled);
-    if !console.quiet {
-        for p in &passed {
-            super::say_passed(p);
-        }
-        if files.is_empty() {
-            tracing::info!(
-                event = "nothing_ready",
-                "dcms-bulk: no sheet in the folder(s) is ready; nothing sent"
-            );
-        }
-    }
-    (files, passed)
-}
-
-/// One file's result, for the combined summary.
-#[derive(Debug, serde::Serialize)]
-pub(super) struct FileSummary {
-    pub(super) input: String,
-    pub(super) exit_code: Exit,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(super) error: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(super) report: Option<String>,
-    /// The run facts, or for a file that could not be read the record of
-    /// why.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(super) run_facts: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(super) batch_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(super) counts: Option<serde_json::Value>,
-    /// The `--done-dir` or `--failed-dir` the file went to, with its
-    /// report and run facts.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(super) filed_in: Option<String>,
-    /// What tells this run's files from another's of the same name.
-    #[serde(skip)]
-    pub(super) tag: String,
-    /// Rows FAILED: sent, with no answer that settles them (a watch tries
-    /// the file again).
-    #[serde(skip)]
-    pub(super) failed_rows: u64,
-    /// The ledger's id of the run.
-    #[serde(skip)]
-    pub(super) run: Option<i64>,
-}
-
-impl FileSummary {
-    /// A file with no report: it could not be read, or was not reached.
-    pub(super) fn failed(input: String, exit_code: Exit, error: String) -> Self {
-        FileSummary {
-            input,
-            exit_code,
-            error: Some(error),
-            report: None,
-            run_facts: None,
-            batch_id: None,
-            counts: None,
-            filed_in: None,
-            tag: format!("at-{}", crate::clock::in_name(&report::now())),
-            failed_rows: 0,
-            run: None,
-        }
+    /// The service's output settings, checked, with the report folder
+    /// made.
+    pub(super) fn output(&self) -> Result<Output> {
+        let out = Output {
+            report: self.report.clone(),
+            report_dir: self.report_dir.clone(),
+            report_format: self.report_format,
+            csv_bom: self.csv_bom,
+            done_dir: self.done_dir.clone(),
+            failed_dir: self.failed_dir.clone(),
+            settle: self.settle,
+        };
+        out.prepare()?;
+        Ok(out)
     }
 }
 
 pub fn run(args: &SubmitArgs, console: Console) -> Result<Exit> {
     let mut opts = args.check.to_opts()?;
     opts.rules.strict |= args.api.profile.refuses_warnings()?;
-    let inputs = input_files(&args.files)?;
-    let out = &args.out;
-    if out.report.is_some() && inputs.files.len() + inputs.in_folders.len() > 1 {
+    let inputs = service::inputs(&args.files)?;
+    if args.out.report.is_some() && inputs.len() > 1 {
         return Err(Error::Usage(
             "--report names one file; with several inputs use --report-dir".into(),
         ));
     }
-    out.prepare()?;
+    let out = args.out.output()?;
     if args.dry_run {
         return dry_run(args, &opts, inputs, console);
     }
     let api = args.api.resolve(&args.send, console)?;
     let engine = super::api::engine(&api, &args.send, console)?;
-    let (files, passed) = settled_inputs(out, inputs, &engine, console);
-
-    let mut summaries = Vec::new();
-    for file in &files {
-        let name = file.display().to_string();
-        let summary = match engine.stopper.reason() {
-            Some(why) => FileSummary::failed(name, why.exit(), format!("not processed: {why}")),
-            None => {
-                let started = report::now();
-                let checked = pipeline::check(file, &opts);
-                send_checked(out, &args.check, &engine, file, started, checked, console)
-            }
-        };
-        summaries.push(file_away(out, &engine, file, summary));
-    }
+    let news = News::new(console, false);
+    let on = |e: Event<'_>| news.tell(e);
+    let service = Service {
+        engine: &engine,
+        out: &out,
+        command: "submit",
+        options: args.check.facts(),
+        on: &on,
+    };
+    let (files, passed) = service.settled(inputs);
+    let summaries = service.run(&files, &opts);
     let stopped = engine.stopper.reason();
     engine.runtime.shutdown_timeout(Duration::from_secs(1));
 
-    let code = Exit::most_serious(summaries.iter().map(|s| s.exit_code));
+    let exit = Exit::most_serious(summaries.iter().map(|s| s.exit_code));
     if let Some(why) = &stopped
         && (!console.quiet || *why != Stop::Interrupted)
     {
@@ -311,17 +173,17 @@ pub fn run(args: &SubmitArgs, console: Console) -> Result<Exit> {
             summaries.len() - ok
         );
     }
-    if out.json {
+    if args.out.json {
         print_json(&serde_json::json!({
             "tenant": api.tenant,
             "base_url": api.base_url,
             "files": summaries,
             "passed_over": passed,
             "stopped": stopped.map(|r| r.to_string()),
-            "exit_code": code,
+            "exit_code": exit,
         }))?;
     }
-    Ok(code)
+    Ok(exit)
 }
 
 /// `--dry-run`: each file checked as `validate --print-orders` checks it,
@@ -375,175 +237,4 @@ fn dry_run(
         }
     }
     Ok(Exit::most_serious(codes))
-}
-
-/// Moves a processed file with its report and run facts to the done or
-/// failed folder, if one is given; a file not processed (the run stopped
-/// before it) stays. A move that fails is said, and counts as this
-/// machine's failure.
-pub(super) fn file_away(
-    args: &OutArgs,
-    engine: &Engine,
-    file: &Path,
-    mut summary: FileSummary,
-) -> FileSummary {
-    let Some(facts) = summary.run_facts.clone() else {
-        return summary;
-    };
-    let dir = if summary.exit_code == Exit::Ok {
-        &args.done_dir
-    } else {
-        &args.failed_dir
-    };
-    let Some(dir) = dir else {
-        return summary;
-    };
-    let report = summary.report.clone().map(PathBuf::from);
-    let mut paths: Vec<&Path> = vec![file];
-    paths.extend(report.as_deref());
-    let facts = PathBuf::from(facts);
-    paths.push(&facts);
-    match drop::file_away(dir, &paths, &summary.tag) {
-        Ok(moved) => {
-            let at = |i: usize| {
-                moved
-                    .get(i)
-                    .cloned()
-                    .flatten()
-                    .map(|p| p.display().to_string())
-            };
-            if report.is_some() {
-                summary.report = at(1);
-            }
-            // The ledger's list of runs says where the report is now.
-            if let (Some(run), Some(now)) = (summary.run, &summary.report)
-                && let Err(e) = engine.ledger.report_moved(run, Path::new(now))
-            {
-                tracing::error!(
-                    event = "error",
-                    file = %file.display(),
-                    code = Exit::LocalFailure.code(),
-                    "dcms-bulk: error: the ledger cannot record where the report went: {e}"
-                );
-                summary.exit_code = summary.exit_code.and(Exit::LocalFailure);
-            }
-            summary.run_facts = at(paths.len() - 1);
-            summary.filed_in = Some(dir.display().to_string());
-        }
-        Err(e) => {
-            tracing::error!(
-                event = "error", file = %file.display(), code = Exit::LocalFailure.code(), "dcms-bulk: error: {}: could not move it to {}: {e}",
-                file.display(),
-                dir.display()
-            );
-            summary.exit_code = summary.exit_code.and(Exit::LocalFailure);
-        }
-    }
-    summary
-}
-
-/// One file, checked (or not: `checked` is why): its ready orders sent and
-/// its report written; a file that could not be read leaves a record of
-/// why where its run facts would go.
-pub(super) fn send_checked(
-    out: &OutArgs,
-    check: &CheckArgs,
-    engine: &Engine,
-    file: &Path,
-    started: String,
-    checked: Result<pipeline::Checked>,
-    console: Console,
-) -> FileSummary {
-    checked
-        .and_then(|c| submit_file(out, check, engine, &c, &started, console))
-        .unwrap_or_else(|e| unreadable(out, check, file, started, &e))
-}
-
-/// A file that could not be submitted: said on stderr and, when it could
-/// not be read as a sheet, recorded where its run facts would go.
-fn unreadable(
-    out: &OutArgs,
-    check: &CheckArgs,
-    file: &Path,
-    started: String,
-    e: &Error,
-) -> FileSummary {
-    tracing::error!(
-        event = "error",
-        file = %file.display(),
-        code = e.exit().code(),
-        "{}",
-        super::error_message(e)
-    );
-    let mut summary = FileSummary::failed(file.display().to_string(), e.exit(), e.to_string());
-    if e.exit() == Exit::InputUnreadable {
-        let facts = report::UnreadableFacts::new("submit", file, check.facts(), started, e);
-        // As a report: an earlier run's there is kept, the plain name
-        // holds this one.
-        match out.target(file).and_then(|t| {
-            report::keep_earlier(&t.path)?;
-            report::write_unreadable(&t.path, &facts)
-        }) {
-            Ok(path) => summary.run_facts = Some(path.display().to_string()),
-            Err(w) => tracing::error!(
-                event = "error",
-                file = %file.display(),
-                code = w.exit().code(),
-                "dcms-bulk: error: {w}"
-            ),
-        }
-    }
-    summary
-}
-
-/// One checked file: its ready orders sent, its report written.
-fn submit_file(
-    out: &OutArgs,
-    check: &CheckArgs,
-    engine: &Engine,
-    checked: &pipeline::Checked,
-    started: &str,
-    console: Console,
-) -> Result<FileSummary> {
-    let file = &checked.path;
-    let target = out.target(file)?;
-    let report_path = target.path.clone();
-    super::not_the_input(&report_path, file)?;
-    // Before any order leaves: an earlier run's report there is kept, and
-    // this run's can be written.
-    report::keep_earlier(&report_path)?;
-    report::prepare(&report_path)?;
-    let name = file.display().to_string();
-    print_problems(checked, &name, console);
-    let tally = Arc::new(Tally::default());
-    let ready = checked.grouping.counts.orders_ready;
-    let progress = Progress::start(&engine.runtime, &name, tally.clone(), ready, console);
-    let batch = Batch {
-        command: "submit",
-        options: check.facts(),
-        started: started.to_owned(),
-        report: &target,
-        tally,
-        csv_bom: out.csv_bom,
-    };
-    let done = engine.orders(checked, batch);
-    progress.finish();
-    let done = done?;
-    print_finished(&name, &done, console);
-    Ok(FileSummary {
-        input: name,
-        exit_code: done.exit,
-        error: None,
-        report: Some(report_path.display().to_string()),
-        run_facts: Some(done.facts_path.display().to_string()),
-        batch_id: Some(checked.batch_id.clone()),
-        counts: Some(done.counts_json()),
-        filed_in: None,
-        tag: match &done.facts.api {
-            Some(api) => format!("run-{}", api.ledger_run),
-            None => String::new(),
-        },
-        failed_rows: done.facts.sent.map_or(0, |s| s.failed),
-        run: done.facts.api.as_ref().map(|api| api.ledger_run),
-    })
 }

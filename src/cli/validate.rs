@@ -6,13 +6,14 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use super::api::ProfileArgs;
-use super::{CheckArgs, Console, print_stdout, same_file};
+use super::{CheckArgs, Console, print_stdout};
 use crate::dcms::OrderBody;
 use crate::drop;
 use crate::error::{Error, Result};
 use crate::exit::Exit;
 use crate::ops;
 use crate::pipeline;
+use crate::report::same_file;
 use crate::report::{self, Format, Target};
 use crate::template::Kind;
 

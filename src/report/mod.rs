@@ -67,6 +67,25 @@ pub struct Target {
     pub format: Format,
 }
 
+/// Whether two paths name the same existing file.
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// Refuses a report path that is the input itself.
+pub fn not_the_input(report: &Path, input: &Path) -> Result<()> {
+    if same_file(report, input) {
+        return Err(Error::Usage(format!(
+            "the report {} would overwrite its input; choose another path",
+            report.display()
+        )));
+    }
+    Ok(())
+}
+
 impl Target {
     /// The report at `path`, in the format its extension names.
     pub fn at(path: &Path) -> Result<Target> {

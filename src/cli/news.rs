@@ -1,0 +1,205 @@
+//! The service's events on the console: log lines (text or JSON, see
+//! `log`), a progress bar on a terminal, and with `--json` each file's
+//! outcome on stdout as the watch is done with it. `-q` keeps to what
+//! must be said (errors, the watch's start and end); `-v` adds details.
+
+use super::progress::{Bar, print_finished};
+use super::{Console, count, error_message, print_problems, print_stdout, say_passed};
+use crate::exit::Exit;
+use crate::service::Event;
+
+/// Tells the service's events on the console.
+pub struct News {
+    console: Console,
+    /// Print each file's outcome on stdout as a JSON line.
+    json_lines: bool,
+    bar: Bar,
+}
+
+impl News {
+    pub fn new(console: Console, json_lines: bool) -> News {
+        News {
+            console,
+            json_lines,
+            bar: Bar::default(),
+        }
+    }
+
+    /// Tells one event.
+    pub fn tell(&self, event: Event<'_>) {
+        match event {
+            Event::Engine(e) => super::api::show(self.console)(e),
+            Event::Watching { .. }
+            | Event::NoEvents { .. }
+            | Event::FolderUnreadable { .. }
+            | Event::Heartbeat { .. }
+            | Event::WatchStopped { .. }
+            | Event::Retry { .. }
+            | Event::Filed { .. }
+            | Event::FileDone(_) => self.watch(event),
+            _ => self.file(event),
+        }
+    }
+
+    /// What happens to a file: waited for, checked, sent, failed.
+    fn file(&self, event: Event<'_>) {
+        let quiet = self.console.quiet;
+        match event {
+            Event::Passed(p) if !quiet => say_passed(p),
+            Event::Waiting {
+                file,
+                unchanged,
+                settle,
+            } if !quiet => tracing::info!(
+                event = "waiting",
+                file = %file.display(),
+                "dcms-bulk: waiting for {} to settle (unchanged for {:.0} s of {})",
+                file.display(),
+                unchanged.as_secs_f64(),
+                humantime::format_duration(settle)
+            ),
+            Event::NothingReady if !quiet => tracing::info!(
+                event = "nothing_ready",
+                "dcms-bulk: no sheet in the folder(s) is ready; nothing sent"
+            ),
+            Event::Checked { file, checked } => print_problems(checked, file, self.console),
+            Event::Sending { file, orders } => self.bar.sending(file, orders, self.console),
+            Event::Progress { file, total, sent } => self.bar.progress(file, total, &sent),
+            Event::Sent { .. } => self.bar.finish(),
+            Event::Finished { file, done } => print_finished(file, done, self.console),
+            Event::Failed { file, error } => tracing::error!(
+                event = "error",
+                file = %file.display(),
+                code = error.exit().code(),
+                "{}",
+                error_message(error)
+            ),
+            Event::Trouble { file, message } => tracing::error!(
+                event = "error",
+                file = file.map(|f| f.display().to_string()),
+                code = Exit::LocalFailure.code(),
+                "dcms-bulk: error: {message}"
+            ),
+            _ => {}
+        }
+    }
+
+    /// What the watch does: its start and end, its heartbeat.
+    fn watch(&self, event: Event<'_>) {
+        let quiet = self.console.quiet;
+        match event {
+            Event::Heartbeat {
+                dirs,
+                done,
+                failed,
+                in_hand,
+                settling,
+                retrying,
+            } if !quiet => tracing::info!(
+                event = "heartbeat",
+                files_done = done,
+                files_failed = failed,
+                in_hand,
+                settling,
+                retrying,
+                "dcms-bulk: watching {}: {} done, {failed} failed; {in_hand} in hand, {settling} settling, {retrying} to try again",
+                shown(dirs),
+                count(done, "file"),
+            ),
+            Event::Watching {
+                dirs,
+                events,
+                poll_only,
+                poll,
+                settle,
+            } => tracing::info!(
+                event = "watching",
+                dirs = %shown(dirs),
+                events,
+                "dcms-bulk: watching {} for order sheets ({}, settling {}); Ctrl-C or SIGTERM stops",
+                shown(dirs),
+                match (events, poll_only) {
+                    (true, _) => format!(
+                        "file-system events, and a look every {}",
+                        humantime::format_duration(poll)
+                    ),
+                    (false, true) => format!(
+                        "a look every {} (--poll-only)",
+                        humantime::format_duration(poll)
+                    ),
+                    (false, false) => format!(
+                        "no file-system events here: a look every {}",
+                        humantime::format_duration(poll)
+                    ),
+                },
+                humantime::format_duration(settle)
+            ),
+            Event::NoEvents { dir, error } => tracing::warn!(
+                event = "no_events",
+                "dcms-bulk: warning: no file-system events for {} ({error}); looking every --poll instead",
+                dir.display()
+            ),
+            Event::FolderUnreadable { dir, error } => tracing::error!(
+                event = "error",
+                code = Exit::LocalFailure.code(),
+                "dcms-bulk: error: cannot read the folder {}: {error}",
+                dir.display()
+            ),
+            Event::WatchStopped {
+                exit,
+                why,
+                done,
+                failed,
+            } => tracing::info!(
+                event = "stopped",
+                code = exit.code(),
+                files_done = done,
+                files_failed = failed,
+                "dcms-bulk: watch stopped{}: {} done, {failed} failed",
+                why.map_or(String::new(), |why| format!(" ({why})")),
+                count(done, "file"),
+            ),
+            _ => self.filed(event),
+        }
+    }
+
+    /// Where the watch put a file, or when it tries it again.
+    fn filed(&self, event: Event<'_>) {
+        let quiet = self.console.quiet;
+        match event {
+            Event::Filed { file, dir, exit } if !quiet => tracing::info!(
+                event = "filed",
+                file = %file.display(),
+                code = exit.code(),
+                folder = dir,
+                "dcms-bulk: {}: moved to {dir} with its report and run facts",
+                file.display()
+            ),
+            Event::Retry {
+                file,
+                exit,
+                why,
+                after,
+            } if !quiet => tracing::warn!(
+                event = "retry",
+                file = %file.display(),
+                code = exit.code(),
+                "dcms-bulk: {}: not done ({why}); trying it again in {}",
+                file.display(),
+                humantime::format_duration(after)
+            ),
+            Event::FileDone(outcome) if self.json_lines => {
+                if let Ok(line) = serde_json::to_string(outcome) {
+                    let _ = print_stdout(&(line + "\n"));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// `a, b`: folders as a line says them.
+fn shown(dirs: &[std::path::PathBuf]) -> String {
+    let dirs: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+    dirs.join(", ")
+}

@@ -1,0 +1,522 @@
+//! Order sheets as files, through the engine: the service `submit` and
+//! `watch` (and, next, the desk) share. Each file is opened as a [`Job`],
+//! its ready orders sent, its report and run facts written beside it (or
+//! where [`Output`] says), and the file with them filed in the done or
+//! failed folder. A file that cannot be read leaves a record of why where
+//! its run facts would go. What happens is told as [`Event`]s, for a face
+//! to show as it shows things; what came of each file is a
+//! [`FileOutcome`].
+//!
+//! The watch service, which finds settled sheets in drop folders and
+//! sends them until it is stopped, is in [`watch`].
+
+pub mod watch;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::batch::{Batch, Engine, Finished};
+use crate::drop::{self, Passed};
+use crate::error::{Error, Result};
+use crate::exit::Exit;
+use crate::job::Job;
+use crate::pipeline::Checked;
+use crate::report;
+use crate::submit::{Stop, Tally};
+
+/// Where each file's report goes, and where the file goes after its run.
+#[derive(Debug, Clone, Default)]
+pub struct Output {
+    /// The report's path (one input file only).
+    pub report: Option<PathBuf>,
+    /// The folder for the reports; else beside each input.
+    pub report_dir: Option<PathBuf>,
+    /// The reports' format when no `report` path gives it; else as the
+    /// input (XLSX for a workbook, CSV for text).
+    pub report_format: Option<report::Format>,
+    /// A CSV report begins with a UTF-8 byte-order mark.
+    pub csv_bom: bool,
+    /// Where a file whose rows were all done goes, with its report and
+    /// run facts.
+    pub done_dir: Option<PathBuf>,
+    /// Where a file with rows not done, or that could not be read, goes.
+    pub failed_dir: Option<PathBuf>,
+    /// How long a folder's sheet must stay unchanged before it is taken.
+    pub settle: Duration,
+}
+
+impl Output {
+    /// Checks the report options and makes the report folder.
+    pub fn prepare(&self) -> Result<()> {
+        if let Some(r) = &self.report {
+            report::Target::at(r)?;
+        }
+        if let Some(dir) = &self.report_dir {
+            std::fs::create_dir_all(dir).map_err(|e| Error::report(dir, e))?;
+        }
+        Ok(())
+    }
+
+    /// Where `input`'s report goes (see [`report::Target::for_input`]).
+    pub fn target(&self, input: &Path) -> Result<report::Target> {
+        report::Target::for_input(
+            self.report.as_deref(),
+            self.report_format,
+            input,
+            self.report_dir.as_deref(),
+            "orders",
+        )
+    }
+}
+
+/// What the service has to tell while it works.
+pub enum Event<'a> {
+    /// Opening the engine.
+    Engine(crate::engine::Event<'a>),
+    /// A folder's file not taken, and why.
+    Passed(&'a Passed),
+    /// A folder's sheet is still changing: waiting for it.
+    Waiting {
+        file: &'a Path,
+        unchanged: Duration,
+        settle: Duration,
+    },
+    /// No sheet of the folders named is ready: nothing is sent.
+    NothingReady,
+    /// A file read and checked: its problems are in `checked`.
+    Checked { file: &'a str, checked: &'a Checked },
+    /// Its ready orders are about to be sent.
+    Sending { file: &'a str, orders: u64 },
+    /// How far the sending is (told a few times a second).
+    Progress {
+        file: &'a str,
+        total: u64,
+        sent: Progress,
+    },
+    /// The sending is over (done, or stopped).
+    Sent { file: &'a str },
+    /// A file's batch is done: its report and run facts are written.
+    Finished { file: &'a str, done: &'a Finished },
+    /// A file could not be submitted (read, its report written...).
+    Failed { file: &'a Path, error: &'a Error },
+    /// This machine failed at something that does not end the run (a
+    /// file could not be moved, a record not written).
+    Trouble {
+        file: Option<&'a Path>,
+        message: String,
+    },
+    /// A file was moved to the done or failed folder, with its report and
+    /// run facts.
+    Filed {
+        file: &'a Path,
+        dir: &'a str,
+        exit: Exit,
+    },
+    /// The watch began.
+    Watching {
+        dirs: &'a [PathBuf],
+        /// File-system events wake it (else it only looks every `poll`).
+        events: bool,
+        poll_only: bool,
+        poll: Duration,
+        settle: Duration,
+    },
+    /// No file-system events for a folder: the watch looks every `poll`.
+    NoEvents { dir: &'a Path, error: String },
+    /// A folder could not be read.
+    FolderUnreadable { dir: &'a Path, error: String },
+    /// A file not done is tried again after a while.
+    Retry {
+        file: &'a Path,
+        exit: Exit,
+        why: String,
+        after: Duration,
+    },
+    /// The watch is done with a file (filed, left, or to be tried again).
+    FileDone(&'a FileOutcome),
+    /// The watch is alive: what it did so far.
+    Heartbeat {
+        dirs: &'a [PathBuf],
+        done: u64,
+        failed: u64,
+        in_hand: usize,
+        settling: usize,
+        retrying: usize,
+    },
+    /// The watch stopped.
+    WatchStopped {
+        exit: Exit,
+        why: Option<&'a Stop>,
+        done: u64,
+        failed: u64,
+    },
+}
+
+/// The outcomes of a batch's orders so far.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Progress {
+    pub done: u64,
+    pub accepted: u64,
+    pub rejected: u64,
+    pub failed: u64,
+    pub skipped: u64,
+}
+
+impl Progress {
+    fn of(t: &Tally) -> Progress {
+        let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        Progress {
+            done: n(&t.done),
+            accepted: n(&t.accepted),
+            rejected: n(&t.rejected),
+            failed: n(&t.failed),
+            skipped: n(&t.skipped),
+        }
+    }
+}
+
+/// How often a batch's progress is told.
+const PROGRESS_EVERY: Duration = Duration::from_millis(200);
+
+/// Runs `send`, telling its progress a few times a second from `tally`
+/// while it runs (a batch of `total` orders or rows).
+pub fn with_progress<T>(
+    on: &(dyn Fn(Event<'_>) + Sync),
+    file: &str,
+    total: u64,
+    tally: &Tally,
+    send: impl FnOnce() -> T,
+) -> T {
+    if total == 0 {
+        return send();
+    }
+    on(Event::Sending {
+        file,
+        orders: total,
+    });
+    let over = AtomicBool::new(false);
+    let result = std::thread::scope(|scope| {
+        let ticker = scope.spawn(|| {
+            loop {
+                std::thread::park_timeout(PROGRESS_EVERY);
+                if over.load(Ordering::Relaxed) {
+                    break;
+                }
+                let sent = Progress::of(tally);
+                on(Event::Progress { file, total, sent });
+            }
+        });
+        let result = send();
+        over.store(true, Ordering::Relaxed);
+        ticker.thread().unpark();
+        result
+    });
+    on(Event::Sent { file });
+    result
+}
+
+/// What came of one file.
+#[derive(Debug, serde::Serialize)]
+pub struct FileOutcome {
+    pub input: String,
+    pub exit_code: Exit,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub report: Option<String>,
+    /// The run facts, or for a file that could not be read the record of
+    /// why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_facts: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub counts: Option<Value>,
+    /// The done or failed folder the file went to, with its report and
+    /// run facts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filed_in: Option<String>,
+    /// What tells this run's files from another's of the same name.
+    #[serde(skip)]
+    pub tag: String,
+    /// Rows FAILED: sent, with no answer that settles them (a watch tries
+    /// the file again).
+    #[serde(skip)]
+    pub failed_rows: u64,
+    /// The ledger's id of the run.
+    #[serde(skip)]
+    pub run: Option<i64>,
+}
+
+impl FileOutcome {
+    /// A file with no report: it could not be read, or was not reached.
+    pub fn failed(input: String, exit: Exit, error: String) -> Self {
+        FileOutcome {
+            input,
+            exit_code: exit,
+            error: Some(error),
+            report: None,
+            run_facts: None,
+            batch_id: None,
+            counts: None,
+            filed_in: None,
+            tag: format!("at-{}", crate::clock::in_name(&report::now())),
+            failed_rows: 0,
+            run: None,
+        }
+    }
+
+    /// A file the run stopped before: left where it is.
+    pub fn not_processed(input: String, why: &Stop) -> Self {
+        FileOutcome::failed(input, why.exit(), format!("not processed: {why}"))
+    }
+}
+
+/// The order sheets named: files as given, and of a folder its sheets
+/// (sorted by name) with the files passed over and why (see
+/// [`drop::scan`]).
+pub fn inputs(named: &[PathBuf]) -> Result<Inputs> {
+    let mut inputs = Inputs::default();
+    for path in named {
+        if !path.is_dir() {
+            inputs.files.push(path.clone());
+            continue;
+        }
+        let found = drop::scan(path).map_err(|e| Error::io(path, e))?;
+        inputs.in_folders.extend(found.sheets);
+        inputs.passed.extend(found.passed);
+    }
+    // An empty drop folder is a quiet night, not a mistake: nothing to
+    // send.
+    Ok(inputs)
+}
+
+/// The inputs of a run: the files named, the sheets found in the folders
+/// named, and the folders' files passed over.
+#[derive(Debug, Default)]
+pub struct Inputs {
+    pub files: Vec<PathBuf>,
+    pub in_folders: Vec<PathBuf>,
+    pub passed: Vec<Passed>,
+}
+
+impl Inputs {
+    /// How many sheets.
+    pub fn len(&self) -> usize {
+        self.files.len() + self.in_folders.len()
+    }
+
+    /// No sheet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// One command's files through one engine.
+pub struct Service<'a> {
+    pub engine: &'a Engine,
+    pub out: &'a Output,
+    /// The command, and its options, for the run facts.
+    pub command: &'static str,
+    pub options: Value,
+    pub on: &'a (dyn Fn(Event<'_>) + Sync),
+}
+
+impl Service<'_> {
+    /// The folders' sheets that have settled (see [`drop::settled`]),
+    /// after the files named; tells which were waited for and which were
+    /// passed over.
+    pub fn settled(&self, inputs: Inputs) -> (Vec<PathBuf>, Vec<Passed>) {
+        let Inputs {
+            mut files,
+            in_folders,
+            mut passed,
+        } = inputs;
+        let settle = self.out.settle;
+        let mut waiting = |file: &Path, unchanged: Duration| {
+            (self.on)(Event::Waiting {
+                file,
+                unchanged,
+                settle,
+            });
+        };
+        let stopper = &self.engine.stopper;
+        let (taken, not_settled) =
+            drop::settled(in_folders, settle, &mut waiting, &|| stopper.is_stopped());
+        files.extend(taken);
+        passed.extend(not_settled);
+        for p in &passed {
+            (self.on)(Event::Passed(p));
+        }
+        if files.is_empty() {
+            (self.on)(Event::NothingReady);
+        }
+        (files, passed)
+    }
+
+    /// Each file in turn, opened, sent and filed away; the files after a
+    /// stop are not processed.
+    pub fn run(&self, files: &[PathBuf], opts: &crate::pipeline::CheckOpts) -> Vec<FileOutcome> {
+        let mut outcomes = Vec::new();
+        for file in files {
+            let outcome = match self.engine.stopper.reason() {
+                Some(why) => FileOutcome::not_processed(file.display().to_string(), &why),
+                None => {
+                    let started = report::now();
+                    let job = Job::open(file, opts.clone());
+                    self.file(file, started, job)
+                }
+            };
+            outcomes.push(self.file_away(file, outcome));
+        }
+        outcomes
+    }
+
+    /// One file, opened (or not: `job` is why): its ready orders sent and
+    /// its report written; a file that could not be read leaves a record
+    /// of why where its run facts would go.
+    pub fn file(&self, file: &Path, started: String, job: Result<Job>) -> FileOutcome {
+        job.and_then(|job| self.send(&job, &started))
+            .unwrap_or_else(|e| self.unreadable(file, started, &e))
+    }
+
+    /// A file that could not be submitted: told, and, when it could not be
+    /// read as a sheet, recorded where its run facts would go.
+    fn unreadable(&self, file: &Path, started: String, e: &Error) -> FileOutcome {
+        (self.on)(Event::Failed { file, error: e });
+        let mut outcome = FileOutcome::failed(file.display().to_string(), e.exit(), e.to_string());
+        if e.exit() == Exit::InputUnreadable {
+            let facts =
+                report::UnreadableFacts::new(self.command, file, self.options.clone(), started, e);
+            // As a report: an earlier run's there is kept, the plain name
+            // holds this one.
+            match self.out.target(file).and_then(|t| {
+                report::keep_earlier(&t.path)?;
+                report::write_unreadable(&t.path, &facts)
+            }) {
+                Ok(path) => outcome.run_facts = Some(path.display().to_string()),
+                Err(w) => (self.on)(Event::Failed { file, error: &w }),
+            }
+        }
+        outcome
+    }
+
+    /// One opened sheet: its ready orders sent, its report written.
+    fn send(&self, job: &Job, started: &str) -> Result<FileOutcome> {
+        let checked = job.checked();
+        let file = &checked.path;
+        let target = self.out.target(file)?;
+        report::not_the_input(&target.path, file)?;
+        // Before any order leaves: an earlier run's report there is kept,
+        // and this run's can be written.
+        report::keep_earlier(&target.path)?;
+        report::prepare(&target.path)?;
+        let name = file.display().to_string();
+        (self.on)(Event::Checked {
+            file: &name,
+            checked,
+        });
+        let tally = Arc::new(Tally::default());
+        let batch = Batch {
+            command: self.command,
+            options: self.options.clone(),
+            started: started.to_owned(),
+            report: &target,
+            tally: tally.clone(),
+            csv_bom: self.out.csv_bom,
+        };
+        let total = checked.grouping.counts.orders_ready;
+        let done = with_progress(self.on, &name, total, &tally, || {
+            job.send(self.engine, batch)
+        })?;
+        (self.on)(Event::Finished {
+            file: &name,
+            done: &done,
+        });
+        Ok(FileOutcome {
+            input: name,
+            exit_code: done.exit,
+            error: None,
+            report: Some(target.path.display().to_string()),
+            run_facts: Some(done.facts_path.display().to_string()),
+            batch_id: Some(checked.batch_id.clone()),
+            counts: Some(done.counts_json()),
+            filed_in: None,
+            tag: match &done.facts.api {
+                Some(api) => format!("run-{}", api.ledger_run),
+                None => String::new(),
+            },
+            failed_rows: done.facts.sent.map_or(0, |s| s.failed),
+            run: done.facts.api.as_ref().map(|api| api.ledger_run),
+        })
+    }
+
+    /// Moves a processed file with its report and run facts to the done
+    /// or failed folder, if one is given; a file not processed (the run
+    /// stopped before it) stays. A move that fails is told, and counts as
+    /// this machine's failure.
+    pub fn file_away(&self, file: &Path, mut outcome: FileOutcome) -> FileOutcome {
+        let Some(facts) = outcome.run_facts.clone() else {
+            return outcome;
+        };
+        let dir = if outcome.exit_code == Exit::Ok {
+            &self.out.done_dir
+        } else {
+            &self.out.failed_dir
+        };
+        let Some(dir) = dir else {
+            return outcome;
+        };
+        let report = outcome.report.clone().map(PathBuf::from);
+        let mut paths: Vec<&Path> = vec![file];
+        paths.extend(report.as_deref());
+        let facts = PathBuf::from(facts);
+        paths.push(&facts);
+        let moved = match drop::file_away(dir, &paths, &outcome.tag) {
+            Ok(moved) => moved,
+            Err(e) => {
+                self.trouble(
+                    Some(file),
+                    format!(
+                        "{}: could not move it to {}: {e}",
+                        file.display(),
+                        dir.display()
+                    ),
+                );
+                outcome.exit_code = outcome.exit_code.and(Exit::LocalFailure);
+                return outcome;
+            }
+        };
+        let at = |i: usize| {
+            moved
+                .get(i)
+                .cloned()
+                .flatten()
+                .map(|p| p.display().to_string())
+        };
+        if report.is_some() {
+            outcome.report = at(1);
+        }
+        // The ledger's list of runs says where the report is now.
+        if let (Some(run), Some(now)) = (outcome.run, &outcome.report)
+            && let Err(e) = self.engine.ledger.report_moved(run, Path::new(now))
+        {
+            self.trouble(
+                Some(file),
+                format!("the ledger cannot record where the report went: {e}"),
+            );
+            outcome.exit_code = outcome.exit_code.and(Exit::LocalFailure);
+        }
+        outcome.run_facts = at(paths.len() - 1);
+        outcome.filed_in = Some(dir.display().to_string());
+        outcome
+    }
+
+    fn trouble(&self, file: Option<&Path>, message: String) {
+        (self.on)(Event::Trouble { file, message });
+    }
+}

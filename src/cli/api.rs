@@ -150,7 +150,7 @@ pub struct SendArgs {
 
     /// Start no call after this long (e.g. 2h): what is left is FAILED
     /// NOT_SUBMITTED and the run exits 4; a re-run resumes
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub deadline: Option<Duration>,
 
     /// Retries of a call that failed in a way a retry can help (no answer,
@@ -159,11 +159,11 @@ pub struct SendArgs {
     pub retries: u32,
 
     /// Time allowed for one request, answer included
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
 
     /// Time allowed to connect
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
     pub connect_timeout: Duration,
 
     /// Stop (exit 4) after this many failed calls in a row (no answer or 5xx)
@@ -194,10 +194,6 @@ pub enum TierArg {
     Standard,
     High,
     None,
-}
-
-pub(super) fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
-    humantime::parse_duration(text).map_err(|e| e.to_string())
 }
 
 /// The batch engine for `api`, sending as `send` asks, its events shown

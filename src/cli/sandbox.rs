@@ -27,7 +27,7 @@ pub struct SandboxArgs {
     /// Move each order one state on (RECEIVED, PENDING, PROCESSED, SUCCESS)
     /// after this long, e.g. 2s [default: only POST /_sandbox/advance moves
     /// orders]
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub advance_after: Option<Duration>,
 
     /// Share of orders (0 to 1) that end FAILED instead of SUCCESS
@@ -104,7 +104,7 @@ pub struct GatewayArgs {
     pub login: Option<String>,
 
     /// How long a login's token lives
-    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration, requires = "login")]
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = humantime::parse_duration, requires = "login")]
     pub token_ttl: Duration,
 
     /// Issue tokens that are not JWTs, so a client learns of their end only
@@ -202,7 +202,7 @@ pub struct FaultArgs {
     pub hang: f64,
 
     /// How long a hanging call waits
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
     pub hang_for: Duration,
 
     /// Share of good calls refused with a business error sent with HTTP 200
@@ -254,10 +254,6 @@ impl FaultArgs {
         opts.check().map_err(Error::Usage)?;
         Ok(opts)
     }
-}
-
-fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
-    humantime::parse_duration(text).map_err(|e| e.to_string())
 }
 
 fn parse_share(text: &str) -> std::result::Result<f64, String> {

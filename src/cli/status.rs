@@ -37,12 +37,12 @@ pub struct StatusArgs {
     pub final_statuses: Vec<String>,
 
     /// With --wait: give up after this long
-    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = humantime::parse_duration)]
     pub wait_timeout: Duration,
 
     /// With --wait: the first pause between rounds (it grows by half each
     /// round, up to a minute)
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
     pub interval: Duration,
 
     /// Where to write the updated report [default: beside REPORT, as
@@ -59,10 +59,6 @@ pub struct StatusArgs {
     /// Print the summary as JSON on stdout
     #[arg(long)]
     pub json: bool,
-}
-
-fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
-    humantime::parse_duration(text).map_err(|e| e.to_string())
 }
 
 /// The orders the run created (rows ACCEPTED or SKIPPED), first seen first.

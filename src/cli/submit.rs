@@ -99,7 +99,7 @@ pub struct OutArgs {
         long,
         value_name = "DURATION",
         default_value = "30s",
-        value_parser = super::api::parse_duration,
+        value_parser = humantime::parse_duration,
         help_heading = "Folders"
     )]
     pub settle: Duration,

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::api::{ApiArgs, SendArgs, parse_duration};
+use super::api::{ApiArgs, SendArgs};
 use super::news::News;
 use super::submit::OutArgs;
 use super::{CheckArgs, Console};
@@ -42,7 +42,7 @@ pub struct WatchArgs {
 
     /// How often the folders are looked at, besides the file system's
     /// events (a network share may send none)
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration, help_heading = "Folders")]
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration, help_heading = "Folders")]
     pub poll: Duration,
 
     /// Ignore the file system's events and only look every --poll (a
@@ -51,7 +51,7 @@ pub struct WatchArgs {
     pub poll_only: bool,
 
     /// How often a log line says the watch is alive and what it did
-    #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = parse_duration, help_heading = "Folders")]
+    #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = humantime::parse_duration, help_heading = "Folders")]
     pub heartbeat: Duration,
 
     /// Tries for a file that cannot be read (or whose report cannot be

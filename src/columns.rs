@@ -230,22 +230,7 @@ impl Columns {
         cells: &[String],
         known: &[K],
     ) -> Result<Columns> {
-        let width = cells
-            .iter()
-            .rposition(|c| !c.trim().is_empty())
-            .map_or(0, |i| i + 1);
-        // No spreadsheet has more columns; a report of them could not be
-        // opened (a damaged file made one of 475,260).
-        let max = crate::read::MAX_COLUMNS as usize;
-        if width > max {
-            return Err(Error::input(
-                path,
-                format!(
-                    "sheet `{}`, header row {header_row}: {width} columns, more than a spreadsheet's {max}; the file is damaged, or not an order sheet",
-                    sheet.name()
-                ),
-            ));
-        }
+        let width = header_width(path, sheet, header_row, cells)?;
         let mut headers: Vec<String> = Vec::with_capacity(width);
         let mut roles = Vec::with_capacity(width);
         let mut index = vec![None; known.len()];
@@ -289,31 +274,60 @@ impl Columns {
             headers.push(header);
             roles.push(role);
         }
-        let missing: Vec<&str> = known
-            .iter()
-            .zip(&index)
-            .filter(|(k, at)| k.required() && at.is_none())
-            .map(|(k, _)| k.name())
-            .collect();
-        if !missing.is_empty() {
-            return Err(Error::input(
-                path,
-                format!(
-                    "sheet `{}`, header row {header_row}: missing required column{} {}; the headers found are: {}",
-                    sheet.name(),
-                    if missing.len() > 1 { "s" } else { "" },
-                    missing.join(", "),
-                    shorten_list(&headers)
-                ),
-            ));
-        }
-        Ok(Columns {
+        let columns = Columns {
             header_row,
             headers,
             roles,
             index,
-        })
+        };
+        columns.require(path, sheet, known)?;
+        Ok(columns)
     }
+
+    /// Refuses a header without every required column.
+    fn require<K: Known>(&self, path: &Path, sheet: &Sheet, known: &[K]) -> Result<()> {
+        let missing: Vec<&str> = known
+            .iter()
+            .zip(&self.index)
+            .filter(|(k, at)| k.required() && at.is_none())
+            .map(|(k, _)| k.name())
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(Error::input(
+            path,
+            format!(
+                "sheet `{}`, header row {}: missing required column{} {}; the headers found are: {}",
+                sheet.name(),
+                self.header_row,
+                if missing.len() > 1 { "s" } else { "" },
+                missing.join(", "),
+                shorten_list(&self.headers)
+            ),
+        ))
+    }
+}
+
+/// The header's width: up to its last non-blank cell. No spreadsheet has
+/// more than [`crate::read::MAX_COLUMNS`] columns; a report of them could
+/// not be opened (a damaged file made one of 475,260).
+fn header_width(path: &Path, sheet: &Sheet, header_row: u64, cells: &[String]) -> Result<usize> {
+    let width = cells
+        .iter()
+        .rposition(|c| !c.trim().is_empty())
+        .map_or(0, |i| i + 1);
+    let max = crate::read::MAX_COLUMNS as usize;
+    if width > max {
+        return Err(Error::input(
+            path,
+            format!(
+                "sheet `{}`, header row {header_row}: {width} columns, more than a spreadsheet's {max}; the file is damaged, or not an order sheet",
+                sheet.name()
+            ),
+        ));
+    }
+    Ok(width)
 }
 
 impl Columns {

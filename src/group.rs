@@ -196,20 +196,7 @@ impl Grouper {
                 invalid: 0,
             })
             .collect();
-        // The invalid rows, in input order: few, so counted one by one.
-        let mut invalid_rows: Vec<u32> = self.problems.keys().copied().collect();
-        invalid_rows.sort_unstable();
-        let mut invalid = vec![false; self.slots.len()];
-        let mut first_invalid: HashMap<u32, Vec<u64>> = HashMap::new();
-        for &i in &invalid_rows {
-            invalid[i as usize] = true;
-            let s = &self.slots[i as usize];
-            groups[s.group as usize].invalid += 1;
-            let rows = first_invalid.entry(s.group).or_default();
-            if rows.len() < HELD_ROWS_SHOWN {
-                rows.push(s.number);
-            }
-        }
+        let (invalid, first_invalid) = self.mark_invalid(&mut groups);
         let statuses: Vec<Status> = self
             .slots
             .par_iter()
@@ -224,27 +211,12 @@ impl Grouper {
                 }
             })
             .collect();
-        // The counts follow from each order's rows: its valid rows are
-        // held when it has an invalid one (unless partial orders go).
-        let mut counts = Counts {
+        let counts = Counts {
             rows: self.slots.len() as u64,
-            invalid: invalid_rows.len() as u64,
+            invalid: self.problems.len() as u64,
             warnings: self.warnings.len() as u64,
-            ..Counts::default()
+            ..Counts::of_orders(&groups, allow_partial)
         };
-        for g in &groups {
-            let good = u64::from(g.rows - g.invalid);
-            if good == 0 {
-                continue;
-            }
-            if g.invalid > 0 && !allow_partial {
-                counts.held += good;
-                counts.orders_held += 1;
-            } else {
-                counts.valid += good;
-                counts.orders_ready += 1;
-            }
-        }
         groups.shrink_to_fit();
         // Of each row only its number and order are kept: the fingerprints
         // served the grouping.
@@ -265,6 +237,26 @@ impl Grouper {
             first_invalid,
             counts,
         }
+    }
+
+    /// Marks the invalid rows, in input order (few: one by one), and
+    /// counts them in their orders; the first few of each order, to show
+    /// why it is held.
+    fn mark_invalid(&self, groups: &mut [Group]) -> (Vec<bool>, HashMap<u32, Vec<u64>>) {
+        let mut invalid_rows: Vec<u32> = self.problems.keys().copied().collect();
+        invalid_rows.sort_unstable();
+        let mut invalid = vec![false; self.slots.len()];
+        let mut first_invalid: HashMap<u32, Vec<u64>> = HashMap::new();
+        for &i in &invalid_rows {
+            invalid[i as usize] = true;
+            let s = &self.slots[i as usize];
+            groups[s.group as usize].invalid += 1;
+            let rows = first_invalid.entry(s.group).or_default();
+            if rows.len() < HELD_ROWS_SHOWN {
+                rows.push(s.number);
+            }
+        }
+        (invalid, first_invalid)
     }
 
     /// Rows of one order that disagree on an order-level field: the values
@@ -460,6 +452,29 @@ pub struct Counts {
     pub orders_ready: u64,
     /// Orders held back because of an invalid row.
     pub orders_held: u64,
+}
+
+impl Counts {
+    /// The valid and held rows and the ready and held orders, from each
+    /// order's rows: its valid rows are held when it has an invalid one
+    /// (unless partial orders go).
+    fn of_orders(groups: &[Group], allow_partial: bool) -> Counts {
+        let mut counts = Counts::default();
+        for g in groups {
+            let good = u64::from(g.rows - g.invalid);
+            if good == 0 {
+                continue;
+            }
+            if g.invalid > 0 && !allow_partial {
+                counts.held += good;
+                counts.orders_held += 1;
+            } else {
+                counts.valid += good;
+                counts.orders_ready += 1;
+            }
+        }
+        counts
+    }
 }
 
 /// Every row's status and order, in input order.

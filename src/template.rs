@@ -110,68 +110,68 @@ fn write_xlsx(kind: Kind, path: &Path) -> Result<()> {
                 ws.write_string(1, i, c.example).map_err(xerr)?;
             }
         }
-        let check = match (c.whole, c.choices.is_empty()) {
-            (Some((min, max)), _) => Some(
-                DataValidation::new()
-                    .allow_whole_number(DataValidationRule::Between(min as i32, max as i32))
-                    .set_error_message(c.rule)
-                    .map_err(xerr)?,
-            ),
-            (None, false) => {
-                let list = DataValidation::new()
-                    .allow_list_strings(c.choices)
-                    .map_err(xerr)?;
-                Some(if c.open {
-                    list.set_error_style(DataValidationErrorStyle::Warning)
-                        .set_error_message(c.rule)
-                        .map_err(xerr)?
-                } else {
-                    list.set_error_message(c.rule).map_err(xerr)?
-                })
-            }
-            (None, true) => None,
-        };
-        if let Some(check) = check {
-            let check = check
-                .set_input_title(c.name)
-                .map_err(xerr)?
-                .set_input_message(c.rule)
-                .map_err(xerr)?;
+        if let Some(check) = data_validation(c).map_err(xerr)? {
             ws.add_data_validation(1, i, TEMPLATE_ROWS, i, &check)
                 .map_err(xerr)?;
         }
     }
     ws.set_freeze_panes(1, 0).map_err(xerr)?;
-
-    let about = wb.add_worksheet();
-    about.set_name("Columns").map_err(xerr)?;
-    for (i, title) in ["column", "required", "rule", "allowed values", "example"]
-        .into_iter()
-        .enumerate()
-    {
-        about
-            .write_string_with_format(0, i as u16, title, &header)
-            .map_err(xerr)?;
-    }
-    for (r, c) in cols.iter().enumerate() {
-        let r = r as u32 + 1;
-        about.write_string(r, 0, c.name).map_err(xerr)?;
-        about
-            .write_string(r, 1, if c.required { "yes" } else { "no" })
-            .map_err(xerr)?;
-        about.write_string(r, 2, c.rule).map_err(xerr)?;
-        about
-            .write_string(r, 3, c.choices.join(", "))
-            .map_err(xerr)?;
-        about.write_string(r, 4, c.example).map_err(xerr)?;
-    }
-    for (i, width) in [22.0, 9.0, 90.0, 26.0, 30.0].into_iter().enumerate() {
-        about.set_column_width(i as u16, width).map_err(xerr)?;
-    }
+    columns_sheet(&mut wb, cols, &header).map_err(xerr)?;
     let buf = wb.save_to_buffer().map_err(xerr)?;
     crate::files::write_atomic(path, &buf)
         .map_err(|e| crate::error::Error::report(path, e))
         .map(|_| ())
+}
+
+type Xlsx<T> = std::result::Result<T, rust_xlsxwriter::XlsxError>;
+
+/// What Excel checks as a column's cells are typed: a whole number in
+/// its range, or one of its choices (an open list only warns), with the
+/// rule as the cell's prompt.
+fn data_validation(c: &Column) -> Xlsx<Option<DataValidation>> {
+    let check = match (c.whole, c.choices.is_empty()) {
+        (Some((min, max)), _) => DataValidation::new()
+            .allow_whole_number(DataValidationRule::Between(min as i32, max as i32))
+            .set_error_message(c.rule)?,
+        (None, false) => {
+            let list = DataValidation::new().allow_list_strings(c.choices)?;
+            if c.open {
+                list.set_error_style(DataValidationErrorStyle::Warning)
+                    .set_error_message(c.rule)?
+            } else {
+                list.set_error_message(c.rule)?
+            }
+        }
+        (None, true) => return Ok(None),
+    };
+    Ok(Some(
+        check.set_input_title(c.name)?.set_input_message(c.rule)?,
+    ))
+}
+
+/// The `Columns` sheet: each column, whether it is required, its rule,
+/// its allowed values and an example.
+fn columns_sheet(wb: &mut Workbook, cols: &[Column], header: &Format) -> Xlsx<()> {
+    let about = wb.add_worksheet();
+    about.set_name("Columns")?;
+    for (i, title) in ["column", "required", "rule", "allowed values", "example"]
+        .into_iter()
+        .enumerate()
+    {
+        about.write_string_with_format(0, i as u16, title, header)?;
+    }
+    for (r, c) in cols.iter().enumerate() {
+        let r = r as u32 + 1;
+        about.write_string(r, 0, c.name)?;
+        about.write_string(r, 1, if c.required { "yes" } else { "no" })?;
+        about.write_string(r, 2, c.rule)?;
+        about.write_string(r, 3, c.choices.join(", "))?;
+        about.write_string(r, 4, c.example)?;
+    }
+    for (i, width) in [22.0, 9.0, 90.0, 26.0, 30.0].into_iter().enumerate() {
+        about.set_column_width(i as u16, width)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

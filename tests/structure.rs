@@ -12,17 +12,8 @@ const MAX_FN_LINES: usize = 80;
 const STILL_LONG: &[(&str, &str, usize)] = &[
     ("src/sandbox/orders.rs", "create", 161),
     ("src/sandbox/kits.rs", "upgrade", 134),
-    ("src/report/xlsx.rs", "lines", 119),
-    ("src/cli/verify.rs", "run_check", 112),
     ("src/sandbox/orders.rs", "inventory", 111),
-    ("src/dcms/probe.rs", "tls", 104),
     ("src/sandbox/api.rs", "answer", 102),
-    ("src/report/audit.rs", "rows_check", 99),
-    ("src/template.rs", "write_xlsx", 97),
-    ("src/read/excel.rs", "check_ods", 93),
-    ("src/group.rs", "finish", 93),
-    ("src/columns.rs", "matched", 91),
-    ("src/dcms/auth.rs", "log_in", 83),
     ("src/sandbox/orders.rs", "product", 81),
 ];
 

@@ -171,6 +171,39 @@ fn run_check(audit: &mut Audit, path: &std::path::Path, report: &std::path::Path
             ),
         );
     }
+    let rows = match audit::report_rows(report, &recorded.line_columns) {
+        Ok(rows) => rows,
+        Err(e) => return audit.say(CHECK, Some(false), e.to_string()),
+    };
+    let mut wrong = whole_run(audit, report, &recorded, run);
+    let rows_wrong = rows_unlike(&rows, &recorded);
+    let n = rows_wrong.len();
+    wrong.extend(rows_wrong.into_iter().take(10));
+    if n > 10 {
+        wrong.push(format!("… and {} more rows", n - 10));
+    }
+    if wrong.is_empty() {
+        audit.say(
+            CHECK,
+            Some(true),
+            format!(
+                "run {run}: the report's SHA-256, the counts and the {} rows (status, order, product line) as the ledger recorded them",
+                recorded.rows.len()
+            ),
+        );
+    } else {
+        audit.say(CHECK, Some(false), wrong.join("; "));
+    }
+}
+
+/// Where the report as a whole is not what the ledger recorded of run
+/// `run`: its SHA-256, its run facts' counts.
+fn whole_run(
+    audit: &Audit,
+    report: &std::path::Path,
+    recorded: &ledger::RunLedger,
+    run: i64,
+) -> Vec<String> {
     let mut wrong = Vec::new();
     match audit::sha256_of(report) {
         Ok(sha) if Some(&sha) == recorded.report_sha256.as_ref() => {}
@@ -194,13 +227,14 @@ fn run_check(audit: &mut Audit, path: &std::path::Path, report: &std::path::Path
                 .map_or("nothing".into(), short_counts)
         ));
     }
-    let rows = match audit::report_rows(report, &recorded.line_columns) {
-        Ok(rows) => rows,
-        Err(e) => return audit.say(CHECK, Some(false), e.to_string()),
-    };
+    wrong
+}
+
+/// Where the report's rows are not the ones the ledger recorded.
+fn rows_unlike(rows: &[audit::ReportRow], recorded: &ledger::RunLedger) -> Vec<String> {
     let mut rows_wrong = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
-    for r in &rows {
+    for r in rows {
         seen.insert(r.row);
         match recorded.rows.get(&r.row) {
             None => rows_wrong.push(format!(
@@ -231,23 +265,7 @@ fn run_check(audit: &mut Audit, path: &std::path::Path, report: &std::path::Path
             ));
         }
     }
-    let n = rows_wrong.len();
-    wrong.extend(rows_wrong.into_iter().take(10));
-    if n > 10 {
-        wrong.push(format!("… and {} more rows", n - 10));
-    }
-    if wrong.is_empty() {
-        audit.say(
-            CHECK,
-            Some(true),
-            format!(
-                "run {run}: the report's SHA-256, the counts and the {} rows (status, order, product line) as the ledger recorded them",
-                recorded.rows.len()
-            ),
-        );
-    } else {
-        audit.say(CHECK, Some(false), wrong.join("; "));
-    }
+    rows_wrong
 }
 
 /// Counts in short: `rows 10, valid 9, accepted 9`.

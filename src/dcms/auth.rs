@@ -199,24 +199,15 @@ impl Login {
                 format!("login at {url} refused: HTTP {status}: {said}"),
             ));
         }
-        let token = serde_json::from_slice::<Value>(bytes)
-            .ok()
-            .and_then(|v| {
-                v.get("id_token")
-                    .or_else(|| v.get("result").and_then(|r| r.get("id_token")))
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
-            })
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                not_processed(
-                    FailureKind::Refused,
-                    format!(
-                        "login at {url}: HTTP {status} without an id_token: {}",
-                        describe_body(&content_type, bytes)
-                    ),
-                )
-            })?;
+        let token = id_token(bytes).ok_or_else(|| {
+            not_processed(
+                FailureKind::Refused,
+                format!(
+                    "login at {url}: HTTP {status} without an id_token: {}",
+                    describe_body(&content_type, bytes)
+                ),
+            )
+        })?;
         let header = bearer(&token).map_err(|e| not_processed(FailureKind::Refused, e))?;
         let lifetime = jwt_lifetime(&token);
         Ok(Token {
@@ -226,6 +217,19 @@ impl Login {
             lifetime,
         })
     }
+}
+
+/// The login answer's token: `id_token`, at the top or in `result`.
+fn id_token(answer: &[u8]) -> Option<String> {
+    serde_json::from_slice::<Value>(answer)
+        .ok()
+        .and_then(|v| {
+            v.get("id_token")
+                .or_else(|| v.get("result").and_then(|r| r.get("id_token")))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+        .filter(|t| !t.is_empty())
 }
 
 fn bearer(token: &str) -> Result<HeaderValue, String> {

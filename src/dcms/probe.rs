@@ -71,63 +71,16 @@ pub struct TlsFound {
 pub async fn tls(stream: tokio::net::TcpStream, host: &str, opts: &TlsOpts) -> TlsFound {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let (platform, platform_name) = platform_roots();
-    let extra = match &opts.ca_file {
-        None => RootCertStore::empty(),
-        Some(path) => match roots_from(path) {
-            Ok(r) => r,
-            Err(e) => {
-                return TlsFound {
-                    peer: None,
-                    trusted: Err(e),
-                };
-            }
-        },
-    };
-    let mut all = platform.clone();
-    all.roots.extend(extra.roots.iter().cloned());
-    let inner = match WebPkiServerVerifier::builder(Arc::new(all)).build() {
-        Ok(v) => v,
-        Err(e) => {
-            return TlsFound {
-                peer: None,
-                trusted: Err(format!("no roots to trust: {e}")),
-            };
-        }
-    };
-    let seen = Arc::new(Mutex::new(
-        None::<(CertificateDer<'static>, Vec<CertificateDer<'static>>)>,
-    ));
-    let verifier = Arc::new(Capture {
-        inner,
-        seen: seen.clone(),
+    let setup = client_config(opts, &platform).and_then(|(extra, config, seen)| {
+        let name = ServerName::try_from(host.to_owned()).map_err(|e| format!("{host}: {e}"))?;
+        Ok((extra, config, seen, name))
     });
-    let builder = rustls::ClientConfig::builder()
-        .dangerous()
-        .with_custom_certificate_verifier(verifier);
-    let config = match client_auth(opts) {
-        Ok(None) => builder.with_no_client_auth(),
-        Ok(Some((chain, key))) => match builder.with_client_auth_cert(chain, key) {
-            Ok(c) => c,
-            Err(e) => {
-                return TlsFound {
-                    peer: None,
-                    trusted: Err(format!("client certificate: {e}")),
-                };
-            }
-        },
+    let (extra, config, seen, name) = match setup {
+        Ok(s) => s,
         Err(e) => {
             return TlsFound {
                 peer: None,
                 trusted: Err(e),
-            };
-        }
-    };
-    let name = match ServerName::try_from(host.to_owned()) {
-        Ok(n) => n,
-        Err(e) => {
-            return TlsFound {
-                peer: None,
-                trusted: Err(format!("{host}: {e}")),
             };
         }
     };
@@ -171,6 +124,42 @@ pub async fn tls(stream: tokio::net::TcpStream, host: &str, opts: &TlsOpts) -> T
         }
     };
     TlsFound { peer, trusted }
+}
+
+/// The certificate chain a server showed, as the probe captured it.
+type Seen = Arc<Mutex<Option<(CertificateDer<'static>, Vec<CertificateDer<'static>>)>>>;
+
+/// The `--ca-file` roots, and a client that trusts them and `platform`'s,
+/// shows the client certificate if one is given, and captures the
+/// server's chain.
+fn client_config(
+    opts: &TlsOpts,
+    platform: &RootCertStore,
+) -> Result<(RootCertStore, rustls::ClientConfig, Seen), String> {
+    let extra = match &opts.ca_file {
+        None => RootCertStore::empty(),
+        Some(path) => roots_from(path)?,
+    };
+    let mut all = platform.clone();
+    all.roots.extend(extra.roots.iter().cloned());
+    let inner = WebPkiServerVerifier::builder(Arc::new(all))
+        .build()
+        .map_err(|e| format!("no roots to trust: {e}"))?;
+    let seen: Seen = Arc::new(Mutex::new(None));
+    let verifier = Arc::new(Capture {
+        inner,
+        seen: seen.clone(),
+    });
+    let builder = rustls::ClientConfig::builder()
+        .dangerous()
+        .with_custom_certificate_verifier(verifier);
+    let config = match client_auth(opts)? {
+        None => builder.with_no_client_auth(),
+        Some((chain, key)) => builder
+            .with_client_auth_cert(chain, key)
+            .map_err(|e| format!("client certificate: {e}"))?,
+    };
+    Ok((extra, config, seen))
 }
 
 /// The platform's roots, or the bundled public ones when it has none.

@@ -440,26 +440,12 @@ fn check_shared_strings(path: &Path, zip: &mut Archive, part_bytes: u64) -> Resu
 /// calamine materialises every repeat between the first and the last
 /// non-empty cell. Refused past Excel's rows and columns or `max_cells`.
 fn check_ods(path: &Path, zip: &mut Archive, limits: Limits) -> Result<()> {
-    use quick_xml::events::{BytesStart, Event};
+    use quick_xml::events::Event;
     let Ok(content) = zip.by_name("content.xml") else {
         return Ok(());
     };
     let mut xml = quick_xml::Reader::from_reader(BufReader::new(content));
-    let repeats = |e: &BytesStart<'_>, name: &str| -> u64 {
-        e.try_get_attribute(name)
-            .ok()
-            .flatten()
-            .and_then(|a| a.value.trim().parse::<u64>().ok())
-            .unwrap_or(1)
-            .max(1)
-    };
-    let mut sheet = Extent::default();
-    let mut row_reps = 1u64;
-    let mut col = 0u64;
-    let mut row_width = 0u64;
-    // Text as the repeats would expand it: the open cell's repeats and
-    // text, and the row's text so far.
-    let (mut cell_reps, mut cell_text, mut row_text) = (0u64, 0u64, 0u64);
+    let mut walk = OdsWalk::new();
     let mut buf = Vec::new();
     // Elements open: the sheet reader loops for ever on a document cut
     // inside one (found by bench/fuzz.py), so such a file is refused here.
@@ -480,57 +466,108 @@ fn check_ods(path: &Path, zip: &mut Archive, limits: Limits) -> Result<()> {
             Event::Eof if depth > 0 => {
                 return Err(damaged(format!("it ends inside {depth} open elements")));
             }
-            _ => {}
-        }
-        match &event {
-            Event::Start(e) | Event::Empty(e) => match e.local_name().as_ref() {
-                "table" => sheet = Extent::default(),
-                "table-row" => {
-                    row_reps = repeats(e, "table:number-rows-repeated");
-                    (col, row_width, row_text) = (0, 0, 0);
-                    if matches!(event, Event::Empty(_)) {
-                        sheet.row(row_reps, 0, 0);
-                    }
-                }
-                "table-cell" | "covered-table-cell" => {
-                    let reps = repeats(e, "table:number-columns-repeated");
-                    col = col.saturating_add(reps);
-                    (cell_reps, cell_text) = (reps, 0);
-                    if e.try_get_attribute("office:value-type")
-                        .ok()
-                        .flatten()
-                        .is_some()
-                    {
-                        row_width = col;
-                    }
-                }
-                _ => {}
-            },
-            Event::Text(t) if cell_reps > 0 => {
-                cell_text = cell_text.saturating_add(t.len() as u64);
-            }
-            Event::CData(t) if cell_reps > 0 => {
-                cell_text = cell_text.saturating_add(t.len() as u64);
-            }
-            Event::End(e)
-                if matches!(e.local_name().as_ref(), "table-cell" | "covered-table-cell") =>
-            {
-                row_text = row_text.saturating_add(cell_text.saturating_mul(cell_reps));
-                (cell_reps, cell_text) = (0, 0);
-            }
-            Event::End(e) if e.local_name().as_ref() == "table-row" => {
-                sheet.row(row_reps, row_width, row_text);
-            }
-            Event::End(e) if e.local_name().as_ref() == "table" => {
-                sheet.check(path, limits)?;
-            }
             Event::Eof => break,
             _ => {}
         }
-        sheet.check(path, limits)?;
+        walk.step(&event, path, limits)?;
         buf.clear();
     }
     Ok(())
+}
+
+/// Where a walk through an OpenDocument sheet's XML is: the sheet's
+/// extent so far, and the open row and cell.
+struct OdsWalk {
+    sheet: Extent,
+    row_reps: u64,
+    col: u64,
+    row_width: u64,
+    /// Text as the repeats would expand it: the open cell's repeats and
+    /// text, and the row's text so far.
+    cell_reps: u64,
+    cell_text: u64,
+    row_text: u64,
+}
+
+impl OdsWalk {
+    fn new() -> OdsWalk {
+        OdsWalk {
+            sheet: Extent::default(),
+            row_reps: 1,
+            col: 0,
+            row_width: 0,
+            cell_reps: 0,
+            cell_text: 0,
+            row_text: 0,
+        }
+    }
+
+    /// One event of the document; refuses a sheet over the limits.
+    fn step(
+        &mut self,
+        event: &quick_xml::events::Event<'_>,
+        path: &Path,
+        limits: Limits,
+    ) -> Result<()> {
+        use quick_xml::events::Event;
+        match event {
+            Event::Start(e) => self.open(e, false),
+            Event::Empty(e) => self.open(e, true),
+            Event::Text(t) if self.cell_reps > 0 => {
+                self.cell_text = self.cell_text.saturating_add(t.len() as u64);
+            }
+            Event::CData(t) if self.cell_reps > 0 => {
+                self.cell_text = self.cell_text.saturating_add(t.len() as u64);
+            }
+            Event::End(e) => match e.local_name().as_ref() {
+                "table-cell" | "covered-table-cell" => {
+                    let text = self.cell_text.saturating_mul(self.cell_reps);
+                    self.row_text = self.row_text.saturating_add(text);
+                    (self.cell_reps, self.cell_text) = (0, 0);
+                }
+                "table-row" => self.sheet.row(self.row_reps, self.row_width, self.row_text),
+                "table" => self.sheet.check(path, limits)?,
+                _ => {}
+            },
+            _ => {}
+        }
+        self.sheet.check(path, limits)
+    }
+
+    /// An element opens (or is empty: opens and closes).
+    fn open(&mut self, e: &quick_xml::events::BytesStart<'_>, empty: bool) {
+        let repeats = |name: &str| -> u64 {
+            e.try_get_attribute(name)
+                .ok()
+                .flatten()
+                .and_then(|a| a.value.trim().parse::<u64>().ok())
+                .unwrap_or(1)
+                .max(1)
+        };
+        match e.local_name().as_ref() {
+            "table" => self.sheet = Extent::default(),
+            "table-row" => {
+                self.row_reps = repeats("table:number-rows-repeated");
+                (self.col, self.row_width, self.row_text) = (0, 0, 0);
+                if empty {
+                    self.sheet.row(self.row_reps, 0, 0);
+                }
+            }
+            "table-cell" | "covered-table-cell" => {
+                let reps = repeats("table:number-columns-repeated");
+                self.col = self.col.saturating_add(reps);
+                (self.cell_reps, self.cell_text) = (reps, 0);
+                if e.try_get_attribute("office:value-type")
+                    .ok()
+                    .flatten()
+                    .is_some()
+                {
+                    self.row_width = self.col;
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 /// The rows and columns an OpenDocument sheet spans, and the text its

@@ -161,7 +161,6 @@ fn rows_check(audit: &mut Audit, report: &Path) -> Result<()> {
     })?;
     audit.done = done;
     audit.decided = decided;
-
     let counts = audit.facts["counts"].clone();
     let want = counts["rows"].as_u64().unwrap_or(0);
     audit.say(
@@ -177,7 +176,14 @@ fn rows_check(audit: &mut Audit, report: &Path) -> Result<()> {
             format!("{rows} rows, each once")
         },
     );
+    statuses_check(audit, by_status);
+    Ok(())
+}
 
+/// The report's statuses against the run facts' counts, and the sent
+/// counts against the valid rows.
+fn statuses_check(audit: &mut Audit, mut by_status: BTreeMap<String, u64>) {
+    let counts = audit.facts["counts"].clone();
     let sent = audit.facts["sent"].clone();
     let mut expected: Vec<(&str, u64)> = vec![
         ("INVALID", counts["invalid"].as_u64().unwrap_or(0)),
@@ -229,7 +235,6 @@ fn rows_check(audit: &mut Audit, report: &Path) -> Result<()> {
             wrong.join("; ")
         },
     );
-    Ok(())
 }
 
 /// One line of a report, as `verify` reads it back.

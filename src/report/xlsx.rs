@@ -165,6 +165,133 @@ pub(super) fn table(
     wb.save_to_buffer()
 }
 
+/// How a report line is written: where each column goes and the cells'
+/// formats.
+struct Pen<'a> {
+    layout: &'a Layout,
+    flagged: &'a CellFormat,
+    warned: &'a CellFormat,
+    wrapped: &'a CellFormat,
+    status: &'a [(&'static str, CellFormat)],
+    /// The errors column's width, in characters, less its margin.
+    errors_width: usize,
+    /// The source file and sheet names, on every line.
+    lead: [std::borrow::Cow<'a, str>; 2],
+}
+
+type Written = std::result::Result<(), rust_xlsxwriter::XlsxError>;
+
+impl Pen<'_> {
+    /// Writes `line` as sheet row `row`, its problem cells noted while
+    /// `notes` stays under [`MOST_NOTES`]; whether the row was given a
+    /// height of its own.
+    fn line(
+        &self,
+        ws: &mut Worksheet,
+        row: u32,
+        line: &Line<'_>,
+        notes: &mut usize,
+    ) -> std::result::Result<bool, rust_xlsxwriter::XlsxError> {
+        let tall = self.height(ws, row, line)?;
+        ws.write_number(row, 0, line.number as f64)?;
+        self.inputs(ws, row, line, notes)?;
+        self.results(ws, row, line)?;
+        ws.write_string(row, self.layout.lead[0], self.lead[0].as_ref())?;
+        ws.write_string(row, self.layout.lead[1], self.lead[1].as_ref())?;
+        Ok(tall)
+    }
+
+    /// Tall enough for its wrapped errors (a program that does not fit
+    /// rows itself shows them all). Set before the row's first cell: set
+    /// after, the writer (streaming rows) can write the last row a second
+    /// time, which Excel calls damage.
+    fn height(
+        &self,
+        ws: &mut Worksheet,
+        row: u32,
+        line: &Line<'_>,
+    ) -> std::result::Result<bool, rust_xlsxwriter::XlsxError> {
+        let layout = self.layout;
+        if let Some(i) = layout
+            .errors
+            .and_then(|e| layout.results.iter().position(|&c| c == e))
+            && let Some(v) = line.results.get(i)
+        {
+            let lines = v
+                .text()
+                .chars()
+                .count()
+                .div_ceil(self.errors_width)
+                .clamp(1, 8);
+            if lines > 1 {
+                ws.set_row_height(row, 15.0 * lines as f64)?;
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// The input's cells; a failed cell red, a cell with only a warning
+    /// amber, with a note that says which (not by colour alone).
+    fn inputs(&self, ws: &mut Worksheet, row: u32, line: &Line<'_>, notes: &mut usize) -> Written {
+        for (i, v) in line.cells.list().iter().enumerate() {
+            let col = self.layout.first_input + i as u16;
+            let of_cell = |marks: &[(usize, std::borrow::Cow<'_, str>, String)], prefix: &str| {
+                marks
+                    .iter()
+                    .filter(|(c, _, _)| *c == i)
+                    .map(|(_, _, m)| format!("{prefix}{m}"))
+                    .collect::<Vec<String>>()
+            };
+            let mut flags = of_cell(&line.flagged, "");
+            let warned = of_cell(&line.warned, "warning: ");
+            let fill = match (flags.is_empty(), warned.is_empty()) {
+                (true, true) => {
+                    if !v.is_empty() {
+                        ws.write_string(row, col, fit(v).as_ref())?;
+                    }
+                    continue;
+                }
+                (false, _) => self.flagged,
+                (true, false) => self.warned,
+            };
+            flags.extend(warned);
+            ws.write_string_with_format(row, col, fit(v).as_ref(), fill)?;
+            if *notes >= MOST_NOTES {
+                continue;
+            }
+            *notes += 1;
+            let note = Note::new(fit(&flags.join("\n")).as_ref())
+                .set_author("dcms-bulk")
+                .add_author_prefix(false);
+            ws.insert_note(row, col, &note)?;
+        }
+        Ok(())
+    }
+
+    /// The results: the status in its colour, the errors wrapped.
+    fn results(&self, ws: &mut Worksheet, row: u32, line: &Line<'_>) -> Written {
+        for (i, v) in line.results.iter().enumerate() {
+            let col = self.layout.results[i];
+            let text = v.text();
+            let colour = self
+                .status
+                .iter()
+                .find(|(s, _)| i == 0 && *s == text)
+                .map(|(_, f)| f);
+            match colour {
+                Some(f) => ws.write_string_with_format(row, col, text.as_ref(), f)?,
+                None if text.is_empty() => ws,
+                None if Some(col) == self.layout.errors => {
+                    ws.write_string_with_format(row, col, fit(&text).as_ref(), self.wrapped)?
+                }
+                None => ws.write_string(row, col, fit(&text).as_ref())?,
+            };
+        }
+        Ok(())
+    }
+}
+
 /// A value longer than a cell can hold is cut, and says so.
 fn fit(s: &str) -> std::borrow::Cow<'_, str> {
     if s.len() <= MAX_CELL || s.chars().count() <= MAX_CELL {
@@ -357,6 +484,32 @@ impl XlsxSink {
             self.fitted = true;
             self.fit_columns(lines).map_err(|e| xerr(&path, e))?;
         }
+        self.tally(lines);
+        let ws = self
+            .wb
+            .worksheet_from_index(0)
+            .map_err(|e| xerr(&path, e))?;
+        let pen = Pen {
+            layout: &self.layout,
+            flagged: &self.flagged,
+            warned: &self.warned,
+            wrapped: &self.wrapped,
+            status: &self.status_formats,
+            errors_width: self.errors_width.saturating_sub(2).max(1),
+            lead: [fit(&self.header.source_file), fit(&self.header.sheet)],
+        };
+        for line in lines {
+            self.last_row_tall = pen
+                .line(ws, self.next_row, line, &mut self.notes)
+                .map_err(|e| xerr(&path, e))?;
+            self.next_row += 1;
+        }
+        Ok(())
+    }
+
+    /// Counts the lines' problems by column and refusals by error code,
+    /// for the Summary.
+    fn tally(&mut self, lines: &[Line<'_>]) {
         for line in lines {
             for (_, field, _) in &line.flagged {
                 *self.by_column.entry(field.to_string()).or_default() += 1;
@@ -377,98 +530,6 @@ impl XlsxSink {
                 entry.0 += 1;
             }
         }
-        let ws = self
-            .wb
-            .worksheet_from_index(0)
-            .map_err(|e| xerr(&path, e))?;
-        let lead = [fit(&self.header.source_file), fit(&self.header.sheet)];
-        let layout = &self.layout;
-        let notes = &mut self.notes;
-        let tall = &mut self.last_row_tall;
-        let errors_width = self.errors_width.saturating_sub(2).max(1);
-        for line in lines {
-            let row = self.next_row;
-            let mut write = || -> std::result::Result<(), rust_xlsxwriter::XlsxError> {
-                // Tall enough for its wrapped errors (a program that does
-                // not fit rows itself shows them all). Set before the row's
-                // first cell: set after, the writer (streaming rows) can
-                // write the last row a second time, which Excel calls damage.
-                *tall = false;
-                if let Some(i) = layout
-                    .errors
-                    .and_then(|e| layout.results.iter().position(|&c| c == e))
-                    && let Some(v) = line.results.get(i)
-                {
-                    let lines = v.text().chars().count().div_ceil(errors_width).clamp(1, 8);
-                    if lines > 1 {
-                        ws.set_row_height(row, 15.0 * lines as f64)?;
-                        *tall = true;
-                    }
-                }
-                ws.write_number(row, 0, line.number as f64)?;
-                for (i, v) in line.cells.list().iter().enumerate() {
-                    let col = layout.first_input + i as u16;
-                    let of_cell = |marks: &[(usize, std::borrow::Cow<'_, str>, String)],
-                                   prefix: &str| {
-                        marks
-                            .iter()
-                            .filter(|(c, _, _)| *c == i)
-                            .map(|(_, _, m)| format!("{prefix}{m}"))
-                            .collect::<Vec<String>>()
-                    };
-                    let mut flags = of_cell(&line.flagged, "");
-                    let warned = of_cell(&line.warned, "warning: ");
-                    // A failed cell is red, a cell with only a warning
-                    // amber; the note says which (not by colour alone).
-                    let fill = match (flags.is_empty(), warned.is_empty()) {
-                        (true, true) => {
-                            if !v.is_empty() {
-                                ws.write_string(row, col, fit(v).as_ref())?;
-                            }
-                            continue;
-                        }
-                        (false, _) => &self.flagged,
-                        (true, false) => &self.warned,
-                    };
-                    flags.extend(warned);
-                    ws.write_string_with_format(row, col, fit(v).as_ref(), fill)?;
-                    if *notes >= MOST_NOTES {
-                        continue;
-                    }
-                    *notes += 1;
-                    let note = Note::new(fit(&flags.join("\n")).as_ref())
-                        .set_author("dcms-bulk")
-                        .add_author_prefix(false);
-                    ws.insert_note(row, col, &note)?;
-                }
-                for (i, v) in line.results.iter().enumerate() {
-                    let col = layout.results[i];
-                    let text = v.text();
-                    let colour = self
-                        .status_formats
-                        .iter()
-                        .find(|(s, _)| i == 0 && *s == text)
-                        .map(|(_, f)| f);
-                    match colour {
-                        Some(f) => ws.write_string_with_format(row, col, text.as_ref(), f)?,
-                        None if text.is_empty() => ws,
-                        None if Some(col) == layout.errors => ws.write_string_with_format(
-                            row,
-                            col,
-                            fit(&text).as_ref(),
-                            &self.wrapped,
-                        )?,
-                        None => ws.write_string(row, col, fit(&text).as_ref())?,
-                    };
-                }
-                ws.write_string(row, layout.lead[0], lead[0].as_ref())?;
-                ws.write_string(row, layout.lead[1], lead[1].as_ref())?;
-                Ok(())
-            };
-            write().map_err(|e| xerr(&path, e))?;
-            self.next_row += 1;
-        }
-        Ok(())
     }
 
     pub(super) fn finish(mut self, facts: &RunFacts) -> Result<String> {

@@ -213,15 +213,7 @@ async fn answer(
     // `admit` made sure the header is there.
     let tenant = tenant_of(headers).unwrap_or_default();
     if let Err(seconds) = shared.faults.admit(&tenant, Instant::now()) {
-        let mut reply = Reply::error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too.many.requests",
-            "Rate limit exceeded",
-            "Too many requests for this tenant; retry after the time in Retry-After",
-            vec![],
-        );
-        reply.retry_after = Some(seconds);
-        return Answer::Reply(reply);
+        return Answer::Reply(too_many(seconds));
     }
     if !is_json(headers) {
         return Answer::Reply(Reply::error(
@@ -245,6 +237,25 @@ async fn answer(
         .applies
         .then(|| handle(shared, endpoint, &tenant, &body));
     note_fault(shared, &tenant, endpoint, fault, outcome.is_some(), &body);
+    faulted(shared, fault, outcome).await
+}
+
+/// A 429 that says when to come back.
+fn too_many(retry_after: u64) -> Reply {
+    let mut reply = Reply::error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too.many.requests",
+        "Rate limit exceeded",
+        "Too many requests for this tenant; retry after the time in Retry-After",
+        vec![],
+    );
+    reply.retry_after = Some(retry_after);
+    reply
+}
+
+/// The answer a fault gives; `outcome` is what the request did, if the
+/// fault let it be done.
+async fn faulted(shared: &Shared, fault: Fault, outcome: Option<Reply>) -> Answer {
     let hang_for = shared.faults.opts().hang_for;
     Answer::Reply(match fault {
         Fault::Error500 => Reply::error(
@@ -261,17 +272,7 @@ async fn answer(
             "The service is temporarily unavailable; retry later",
             vec![],
         ),
-        Fault::Error429 => {
-            let mut reply = Reply::error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too.many.requests",
-                "Rate limit exceeded",
-                "Too many requests for this tenant; retry after the time in Retry-After",
-                vec![],
-            );
-            reply.retry_after = Some(1);
-            reply
-        }
+        Fault::Error429 => too_many(1),
         Fault::Drop => return Answer::Drop,
         Fault::Hang => {
             tokio::time::sleep(hang_for).await;

@@ -29,6 +29,19 @@ pub(super) fn upgrade(
     {
         c.fail("deliveryAddress must be PERMANENT or COMMUNICATION".into());
     }
+    let info = kit_info(&mut c, body);
+    let (Some(entity_id), Some(kit_no)) = (entity_id, kit_no) else {
+        return Err(c.into_errors());
+    };
+    if !c.errors.is_empty() {
+        return Err(c.errors);
+    }
+    Ok(replace_kit(shared, tenant, entity_id, kit_no, info))
+}
+
+/// The card wanted (`kitInfo`, at most one): alias, card type, plastic
+/// code and tier, each if given.
+fn kit_info<'v>(c: &mut Fields, body: &'v Map<String, Value>) -> [Option<&'v str>; 4] {
     let mut wanted: Option<&Map<String, Value>> = None;
     match body.get("kitInfo") {
         None | Some(Value::Null) => {}
@@ -63,23 +76,16 @@ pub(super) fn upgrade(
             c.fail("kitInfo[0].cardType must be PHYSICAL or VIRTUAL".into());
         }
     }
-    let [alias, card_type, plastic, tier] = info;
-    let (Some(entity_id), Some(kit_no)) = (entity_id, kit_no) else {
-        return Err(c.into_errors());
-    };
-    if !c.errors.is_empty() {
-        return Err(c.errors);
-    }
+    info
+}
 
-    let mut store = lock(&shared.store);
-    let generated = shared.generated_kits();
-    let Some(t) = store.tenant(tenant, generated) else {
-        return Ok(store_full());
-    };
+/// The entity's kit `kit_no`, if it has it and it can be upgraded in its
+/// status; else the refusal.
+fn upgradable(t: &store::Tenant, entity_id: &str, kit_no: &str) -> Result<store::Kit, Reply> {
     let old = match t.kits.get(kit_no) {
         Some(k) if k.entity_id == entity_id => k.clone(),
         _ => {
-            return Ok(Reply::error(
+            return Err(Reply::error(
                 StatusCode::BAD_REQUEST,
                 "MCC007",
                 "valid kit not found",
@@ -89,7 +95,7 @@ pub(super) fn upgrade(
         }
     };
     if !matches!(old.status.as_str(), "ASSIGNED" | "ACTIVE" | "INACTIVE") {
-        return Ok(Reply::error(
+        return Err(Reply::error(
             StatusCode::BAD_REQUEST,
             "invalid.kit.info",
             "Invalid kit",
@@ -100,6 +106,29 @@ pub(super) fn upgrade(
             )],
         ));
     }
+    Ok(old)
+}
+
+/// Replaces the entity's kit `kit_no` by a new one, as `info` asks (else
+/// as the old one was), unless there is no such kit or it cannot be
+/// upgraded in its status.
+fn replace_kit(
+    shared: &Shared,
+    tenant: &str,
+    entity_id: &str,
+    kit_no: &str,
+    info: [Option<&str>; 4],
+) -> Reply {
+    let [alias, card_type, plastic, tier] = info;
+    let mut store = lock(&shared.store);
+    let generated = shared.generated_kits();
+    let Some(t) = store.tenant(tenant, generated) else {
+        return store_full();
+    };
+    let old = match upgradable(t, entity_id, kit_no) {
+        Ok(k) => k,
+        Err(refused) => return refused,
+    };
     let new_no = t.next_kit_no();
     let (masked, encrypted) = store::card_numbers(shared.opts.seed, tenant, &new_no, &old.bin);
     let card_type = card_type.unwrap_or(&old.card_type).to_owned();
@@ -126,7 +155,7 @@ pub(super) fn upgrade(
     t.upgrades += 1;
     let product = format!("{}_{card_type}", plastic.as_deref().unwrap_or("2003"));
     let account_no = u64::from_str_radix(&encrypted[..8], 16).unwrap_or(0) % 10_000_000 + 1_000_000;
-    Ok(Reply::ok(json!({
+    Reply::ok(json!({
         "entityId": entity_id,
         "kitInfo": [{
             "accountNo": account_no,
@@ -143,7 +172,7 @@ pub(super) fn upgrade(
             "productId": product,
             "productName": product,
         }],
-    })))
+    }))
 }
 
 /// `POST /kit-manager/fetchKitsByEntityId` (§3.3): the customer's kits.

@@ -43,21 +43,52 @@ pub(super) fn create(
             "orderId must be at most {MAX_ORDER_ID} printable characters"
         ));
     }
-    let mut branch = (None, None);
-    if let Some(info) = c.object(body, "branchInfo", "branchInfo", true) {
-        c.known(info, "branchInfo.", &["branchId", "branchName"]);
-        branch = (
-            c.text(info, "branchId", "branchInfo.branchId", true),
-            c.text(info, "branchName", "branchInfo.branchName", true),
-        );
-        if let Some(id) = branch.0
-            && shared.opts.unknown_branches.iter().any(|b| b == id)
-        {
-            c.fail(format!(
-                "branchInfo.branchId {id} is not a branch of this tenant"
-            ));
-        }
+    let branch = branch_of(shared, &mut c, body);
+    check_delivery(&mut c, body);
+    let products = products_of(shared, &mut c, body);
+    let (Some(order_id), Some(branch_id), Some(branch_name)) = (order_id, branch.0, branch.1)
+    else {
+        return Err(c.into_errors());
+    };
+    if !c.errors.is_empty() {
+        return Err(c.errors);
     }
+    let order = NewOrder {
+        id: order_id,
+        branch: (branch_id, branch_name),
+        products,
+        whole,
+    };
+    Ok(store_order(shared, tenant, order))
+}
+
+/// The `branchInfo`: its id (a branch of this tenant) and name.
+fn branch_of<'v>(
+    shared: &Shared,
+    c: &mut Fields,
+    body: &'v Map<String, Value>,
+) -> (Option<&'v str>, Option<&'v str>) {
+    let Some(info) = c.object(body, "branchInfo", "branchInfo", true) else {
+        return (None, None);
+    };
+    c.known(info, "branchInfo.", &["branchId", "branchName"]);
+    let branch = (
+        c.text(info, "branchId", "branchInfo.branchId", true),
+        c.text(info, "branchName", "branchInfo.branchName", true),
+    );
+    if let Some(id) = branch.0
+        && shared.opts.unknown_branches.iter().any(|b| b == id)
+    {
+        c.fail(format!(
+            "branchInfo.branchId {id} is not a branch of this tenant"
+        ));
+    }
+    branch
+}
+
+/// The order's other fields: address, PIN code, ordering party, meta
+/// values, start time and validity.
+fn check_delivery(c: &mut Fields, body: &Map<String, Value>) {
     if let Some(address) = c.text(body, "address", "address", true)
         && address.chars().count() > 500
     {
@@ -102,7 +133,11 @@ pub(super) fn create(
         }
     }
     c.whole(body, "validity", "validity", true, 1, 3650);
-    let products = match body.get("products") {
+}
+
+/// The product lines: at least one, each checked (see [`product`]).
+fn products_of(shared: &Shared, c: &mut Fields, body: &Map<String, Value>) -> Vec<StoredProduct> {
+    match body.get("products") {
         None | Some(Value::Null) => {
             c.fail("At least one product is required".into());
             vec![]
@@ -114,53 +149,60 @@ pub(super) fn create(
         Some(Value::Array(items)) => items
             .iter()
             .enumerate()
-            .filter_map(|(i, item)| product(&mut c, i, item, &shared.opts.create_fields))
+            .filter_map(|(i, item)| product(c, i, item, &shared.opts.create_fields))
             .collect(),
         Some(_) => {
             c.fail("products must be a list".into());
             vec![]
         }
-    };
-    let (Some(order_id), Some(branch_id), Some(branch_name)) = (order_id, branch.0, branch.1)
-    else {
-        return Err(c.into_errors());
-    };
-    if !c.errors.is_empty() {
-        return Err(c.errors);
     }
+}
 
+/// A create that passed the checks.
+struct NewOrder<'a> {
+    id: &'a str,
+    branch: (&'a str, &'a str),
+    products: Vec<StoredProduct>,
+    /// The request as sent.
+    whole: &'a Value,
+}
+
+/// Stores a checked order, unless the store is full or the tenant has it
+/// (a duplicate, refused, or counted where the API takes duplicates).
+fn store_order(shared: &Shared, tenant: &str, new: NewOrder<'_>) -> Reply {
     let now = Instant::now();
     let mut store = lock(&shared.store);
     if store.orders >= shared.opts.max_orders {
-        return Ok(store_full());
+        return store_full();
     }
     let generated = shared.generated_kits();
     let Some(t) = store.tenant(tenant, generated) else {
-        return Ok(store_full());
+        return store_full();
     };
+    let order_id = new.id;
     if let Some(existing) = t.orders.get_mut(order_id) {
         if shared.opts.quirks.accept_duplicates {
             existing.creates += 1;
             t.extra_orders += 1;
-            return Ok(Reply::ok("success"));
+            return Reply::ok("success");
         }
         existing.duplicate_creates += 1;
         t.duplicate_creates += 1;
-        return Ok(Reply::error(
+        return Reply::error(
             StatusCode::CONFLICT,
             "order.already.exists",
             "Duplicate order",
             "An order with this orderId already exists for this tenant",
             vec![format!("orderId {order_id} already exists")],
-        ));
+        );
     }
     let seq = t.orders.len() as u64 + 1;
     let order = Order {
-        branch_id: branch_id.to_owned(),
-        branch_name: branch_name.to_owned(),
-        products,
+        branch_id: new.branch.0.to_owned(),
+        branch_name: new.branch.1.to_owned(),
+        products: new.products,
         // Compact: whitespace dropped, so stored requests stay small.
-        request: whole.to_string().into_boxed_str(),
+        request: new.whole.to_string().into_boxed_str(),
         created: now,
         created_at: now_text(),
         seq,
@@ -172,7 +214,7 @@ pub(super) fn create(
     };
     t.orders.insert(order_id.to_owned(), order);
     store.orders += 1;
-    Ok(Reply::ok("success"))
+    Reply::ok("success")
 }
 
 /// Checks one product line, its fields named as `names` says (the
@@ -225,6 +267,26 @@ pub(super) fn product(
         1,
         10_000,
     );
+    check_card(c, item, &path, names);
+    if c.errors.len() > before {
+        return None;
+    }
+    Some(StoredProduct {
+        product_id: product_id?.to_owned(),
+        bin: bin?.to_owned(),
+        card_type: card_type.unwrap_or("PHYSICAL").to_owned(),
+        quantity: u32::try_from(quantity?).ok()?,
+    })
+}
+
+/// A product line's card fields: plastic code, PAN length, PIN
+/// generation (in the profile's format).
+fn check_card(
+    c: &mut Fields,
+    item: &Map<String, Value>,
+    path: &str,
+    names: &crate::dcms::CreateFields,
+) {
     let pc = &names.plastic_code;
     c.text(item, pc, &format!("{path}.{pc}"), true);
     let pl = &names.pan_length;
@@ -249,15 +311,6 @@ pub(super) fn product(
             }
         }
     }
-    if c.errors.len() > before {
-        return None;
-    }
-    Some(StoredProduct {
-        product_id: product_id?.to_owned(),
-        bin: bin?.to_owned(),
-        card_type: card_type.unwrap_or("PHYSICAL").to_owned(),
-        quantity: u32::try_from(quantity?).ok()?,
-    })
 }
 
 pub(super) fn store_full() -> Reply {
@@ -393,59 +446,107 @@ pub(super) fn inventory(
     tenant: &str,
     body: &Map<String, Value>,
 ) -> Result<Reply, Vec<String>> {
-    let mut c = Fields::default();
-    c.known(
-        body,
-        "",
-        &[
-            "refType",
-            "orderIds",
-            "branchId",
-            "orderingPartyId",
-            "fromDate",
-            "toDate",
-            "pageNo",
-            "pageSize",
-        ],
-    );
-    let ids: Option<Vec<&str>> = match body.get("orderIds") {
-        None | Some(Value::Null) => None,
-        Some(Value::Array(items)) => {
-            let texts: Vec<&str> = items.iter().filter_map(Value::as_str).collect();
-            if texts.len() != items.len() {
-                c.fail("orderIds must be a list of text".into());
+    let query = Query::of(body)?;
+    let (page_no, page_size) = (query.page_no, query.page_size);
+    let found = query.found(shared, tenant);
+    let total = found.len() as i64;
+    let pages = (total + page_size - 1) / page_size;
+    let start = usize::try_from((page_no - 1).saturating_mul(page_size)).unwrap_or(usize::MAX);
+    let page: Vec<Value> = found
+        .into_iter()
+        .skip(start)
+        .take(page_size as usize)
+        .map(|(_, v)| v)
+        .collect();
+    let mut reply = Reply::ok(Value::Array(page));
+    reply.body.pagination = Some(json!({
+        "pageNo": page_no,
+        "pageSize": page_size,
+        "totalElements": total,
+        "totalPages": pages,
+    }));
+    Ok(reply)
+}
+
+/// An inventory query: which orders, and which page.
+struct Query<'a> {
+    ids: Option<Vec<&'a str>>,
+    branch: Option<&'a str>,
+    party: Option<&'a str>,
+    page_no: i64,
+    page_size: i64,
+}
+
+impl<'a> Query<'a> {
+    /// The query in `body`, or what is wrong with it.
+    fn of(body: &'a Map<String, Value>) -> Result<Query<'a>, Vec<String>> {
+        let mut c = Fields::default();
+        c.known(
+            body,
+            "",
+            &[
+                "refType",
+                "orderIds",
+                "branchId",
+                "orderingPartyId",
+                "fromDate",
+                "toDate",
+                "pageNo",
+                "pageSize",
+            ],
+        );
+        let ids: Option<Vec<&str>> = match body.get("orderIds") {
+            None | Some(Value::Null) => None,
+            Some(Value::Array(items)) => {
+                let texts: Vec<&str> = items.iter().filter_map(Value::as_str).collect();
+                if texts.len() != items.len() {
+                    c.fail("orderIds must be a list of text".into());
+                }
+                Some(texts)
             }
-            Some(texts)
+            Some(_) => {
+                c.fail("orderIds must be a list of text".into());
+                None
+            }
+        };
+        let branch = c.text(body, "branchId", "branchId", false);
+        let party = c.text(body, "orderingPartyId", "orderingPartyId", false);
+        for key in ["refType", "fromDate", "toDate"] {
+            c.text(body, key, key, false);
         }
-        Some(_) => {
-            c.fail("orderIds must be a list of text".into());
-            None
+        let page_no = c
+            .whole(body, "pageNo", "pageNo", false, 1, i64::MAX)
+            .unwrap_or(1);
+        let page_size = c
+            .whole(body, "pageSize", "pageSize", false, 1, MAX_PAGE_SIZE)
+            .unwrap_or(10);
+        if ids.is_none() && branch.is_none() && party.is_none() {
+            c.fail("At least one of orderIds, branchId or orderingPartyId is required".into());
         }
-    };
-    let branch = c.text(body, "branchId", "branchId", false);
-    let party = c.text(body, "orderingPartyId", "orderingPartyId", false);
-    for key in ["refType", "fromDate", "toDate"] {
-        c.text(body, key, key, false);
+        if !c.errors.is_empty() {
+            return Err(c.errors);
+        }
+        Ok(Query {
+            ids,
+            branch,
+            party,
+            page_no,
+            page_size,
+        })
     }
-    let page_no = c
-        .whole(body, "pageNo", "pageNo", false, 1, i64::MAX)
-        .unwrap_or(1);
-    let page_size = c
-        .whole(body, "pageSize", "pageSize", false, 1, MAX_PAGE_SIZE)
-        .unwrap_or(10);
-    if ids.is_none() && branch.is_none() && party.is_none() {
-        c.fail("At least one of orderIds, branchId or orderingPartyId is required".into());
-    }
-    if !c.errors.is_empty() {
-        return Err(c.errors);
-    }
-    let skew = i64::from(shared.opts.quirks.lookup_other_products);
-    let store = lock(&shared.store);
-    let mut found: Vec<(u64, Value)> = Vec::new();
-    if let Some(t) = store.tenants.get(tenant) {
+
+    /// The tenant's orders that match, each as its request (once per
+    /// create the API took), first created first.
+    fn found(&self, shared: &Shared, tenant: &str) -> Vec<(u64, Value)> {
+        let skew = i64::from(shared.opts.quirks.lookup_other_products);
+        let store = lock(&shared.store);
+        let mut found: Vec<(u64, Value)> = Vec::new();
+        let Some(t) = store.tenants.get(tenant) else {
+            return found;
+        };
         let matches = |o: &Order, request: &Value| {
-            branch.is_none_or(|b| o.branch_id == b)
-                && party.is_none_or(|p| {
+            self.branch.is_none_or(|b| o.branch_id == b)
+                && self.party.is_none_or(|p| {
                     request["orderingPartyInfo"]["orderingPartyId"].as_str() == Some(p)
                 })
         };
@@ -466,7 +567,7 @@ pub(super) fn inventory(
                 found.push((o.seq, request.clone()));
             }
         };
-        match &ids {
+        match &self.ids {
             Some(ids) => {
                 let mut seen = std::collections::HashSet::new();
                 for id in ids {
@@ -479,23 +580,7 @@ pub(super) fn inventory(
             }
             None => t.orders.values().for_each(&mut push),
         }
+        found.sort_by_key(|(seq, _)| *seq);
+        found
     }
-    found.sort_by_key(|(seq, _)| *seq);
-    let total = found.len() as i64;
-    let pages = (total + page_size - 1) / page_size;
-    let start = usize::try_from((page_no - 1).saturating_mul(page_size)).unwrap_or(usize::MAX);
-    let page: Vec<Value> = found
-        .into_iter()
-        .skip(start)
-        .take(page_size as usize)
-        .map(|(_, v)| v)
-        .collect();
-    let mut reply = Reply::ok(Value::Array(page));
-    reply.body.pagination = Some(json!({
-        "pageNo": page_no,
-        "pageSize": page_size,
-        "totalElements": total,
-        "totalPages": pages,
-    }));
-    Ok(reply)
 }

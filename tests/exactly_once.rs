@@ -356,22 +356,14 @@ fn resolve_records_a_persons_decision_both_ways() {
         .collect();
     assert_eq!(failed.len(), 3, "{report:?}");
     let accepted = report.iter().find(|r| r["status"] == "ACCEPTED").unwrap()["order_id"].clone();
-    let ledger_args = ["--base-url", &sb.base, "--tenant", "ACME"];
     let resolve = |ids: &[&str], how: &str, reason: &str| {
         let mut args = vec!["resolve"];
         args.extend_from_slice(ids);
         args.extend_from_slice(&[how, "--reason", reason]);
-        args.extend_from_slice(&ledger_args);
-        desk.run(&args)
+        desk.run_at(&sb.base, &args)
     };
     // A reason is required.
-    let out = desk.run(
-        &[
-            ["resolve", failed[0].as_str(), "--sent"].as_slice(),
-            &ledger_args,
-        ]
-        .concat(),
-    );
+    let out = desk.run_at(&sb.base, &["resolve", failed[0].as_str(), "--sent"]);
     assert_eq!(out.status.code(), Some(exit::USAGE));
     let out = resolve(
         &[&failed[0]],
@@ -399,7 +391,7 @@ fn resolve_records_a_persons_decision_both_ways() {
         stderr(&out)
     );
 
-    let show = desk.run(&[["show", failed[0].as_str()].as_slice(), &ledger_args].concat());
+    let show = desk.run_at(&sb.base, &["show", failed[0].as_str()]);
     let text = String::from_utf8_lossy(&show.stdout);
     assert!(
         text.contains("ACCEPTED_BY_DECISION")
@@ -788,14 +780,10 @@ fn a_forbidden_lookup_is_the_gateway_refusing_us() {
     );
     let out = submit(&desk, &other, &no_precheck);
     assert_eq!(out.status.code(), Some(exit::OK), "{}", stderr(&out));
-    let out = desk.run(&[
-        "status",
-        path_str(&desk.path("more.report.csv")),
-        "--base-url",
+    let out = desk.run_at(
         &sb.base,
-        "--tenant",
-        "ACME",
-    ]);
+        &["status", path_str(&desk.path("more.report.csv"))],
+    );
     assert_eq!(
         out.status.code(),
         Some(exit::API_UNAVAILABLE),

@@ -182,16 +182,10 @@ fn a_wrong_password_stops_with_the_gateways_message_and_rejects_nothing() {
     // The right password: the re-run sends everything, once.
     let password = password_file(&desk, "s3cret-pw");
     let again = desk
-        .command(&[
-            "submit",
-            sheet.to_str().unwrap(),
-            "--base-url",
+        .command_at(
             &sb.base,
-            "--tenant",
-            "ACME",
-            "--username",
-            "clerk",
-        ])
+            &["submit", sheet.to_str().unwrap(), "--username", "clerk"],
+        )
         .env("DCMS_PASSWORD_FILE", &password)
         .output()
         .unwrap();
@@ -216,19 +210,18 @@ fn a_call_refused_with_an_expired_token_is_sent_once_more_after_a_login() {
     );
     let sheet = desk.sheet("orders.csv", 60, 1);
     let out = desk
-        .command(&[
-            "submit",
-            sheet.to_str().unwrap(),
-            "--base-url",
+        .command_at(
             &sb.base,
-            "--tenant",
-            "ACME",
-            "--username",
-            "clerk",
-            "--concurrency",
-            "4",
-            "--no-precheck",
-        ])
+            &[
+                "submit",
+                sheet.to_str().unwrap(),
+                "--username",
+                "clerk",
+                "--concurrency",
+                "4",
+                "--no-precheck",
+            ],
+        )
         .env("DCMS_PASSWORD", "s3cret-pw")
         .output()
         .unwrap();
@@ -278,14 +271,7 @@ fn a_base_url_that_is_not_the_api_stops_quickly_and_nothing_is_rejected() {
     // The path of the bank's web server, not of the API.
     let wrong = sb.base.replace("/v1", "/dcms/api");
     let started = std::time::Instant::now();
-    let out = desk.run(&[
-        "submit",
-        sheet.to_str().unwrap(),
-        "--base-url",
-        &wrong,
-        "--tenant",
-        "ACME",
-    ]);
+    let out = desk.run_at(&wrong, &["submit", sheet.to_str().unwrap()]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(exit::API_UNAVAILABLE), "{err}");
     assert!(started.elapsed().as_secs() < 20, "quickly");
@@ -521,8 +507,7 @@ fn status_wait_says_when_it_gives_up_and_which_statuses_are_final_is_configurabl
     let desk = Desk::new();
     let sb = SandboxProcess::start(&[]);
     let sheet = desk.sheet("orders.csv", 4, 1);
-    let api = ["--base-url", sb.base.as_str(), "--tenant", "ACME"];
-    let out = desk.run(&[&["submit", sheet.to_str().unwrap()], &api[..]].concat());
+    let out = desk.run_at(&sb.base, &["submit", sheet.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(exit::OK), "{}", stderr(&out));
     let report = desk.path("orders.report.csv");
     let wait = [

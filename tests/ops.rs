@@ -41,16 +41,8 @@ fn cancel_cancels_what_the_sheet_says_and_a_rerun_cancels_nothing_again() {
             made[0].0, made[0].1, made[1].0, made[1].1, made[2].0, made[0].0, made[0].1
         ),
     );
-    let args = [
-        "cancel",
-        sheet.to_str().unwrap(),
-        "--base-url",
-        &sb.base,
-        "--tenant",
-        "ACME",
-        "--json",
-    ];
-    let out = desk.run(&args);
+    let args = ["cancel", sheet.to_str().unwrap(), "--json"];
+    let out = desk.run_at(&sb.base, &args);
     assert_eq!(
         out.status.code(),
         Some(exit::ROWS_NOT_DONE),
@@ -111,7 +103,7 @@ fn cancel_cancels_what_the_sheet_says_and_a_rerun_cancels_nothing_again() {
     let cancels =
         |sb: &SandboxProcess| sb.inspect("/stats")["requests"]["/v1/card-order/cancel"].clone();
     let before = cancels(&sb);
-    let again = desk.run(&args);
+    let again = desk.run_at(&sb.base, &args);
     assert_eq!(again.status.code(), Some(exit::ROWS_NOT_DONE));
     assert_eq!(cancels(&sb), before, "the re-run sends no cancel again");
     let rows = report_rows(&desk.path("cancel.report.csv"));
@@ -130,14 +122,7 @@ fn a_cancel_whose_answer_was_lost_is_confirmed_not_repeated() {
     assert_eq!(status_at(&sb, "ORD-9"), "RECEIVED");
     let desk = Desk::new();
     let sheet = desk.write("c.csv", "order_id,branch_id\nORD-9,00009\n");
-    let out = desk.run(&[
-        "cancel",
-        sheet.to_str().unwrap(),
-        "--base-url",
-        &sb.base,
-        "--tenant",
-        "ACME",
-    ]);
+    let out = desk.run_at(&sb.base, &["cancel", sheet.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(exit::OK), "{}", stderr(&out));
     assert_eq!(status_at(&sb, "ORD-9"), "CANCELLED");
     let rows = report_rows(&desk.path("c.report.csv"));
@@ -167,14 +152,10 @@ fn upgrade_replaces_kits_once_and_never_writes_a_full_card_number() {
     let args = [
         "upgrade",
         sheet.to_str().unwrap(),
-        "--base-url",
-        &sb.base,
-        "--tenant",
-        "ACME",
         "--report-format",
         "jsonl",
     ];
-    let out = desk.run(&args);
+    let out = desk.run_at(&sb.base, &args);
     assert_eq!(
         out.status.code(),
         Some(exit::ROWS_NOT_DONE),
@@ -232,7 +213,7 @@ fn upgrade_replaces_kits_once_and_never_writes_a_full_card_number() {
     assert!(!pan.is_match(&text), "{text}");
 
     // The re-run upgrades nothing again.
-    let again = desk.run(&args);
+    let again = desk.run_at(&sb.base, &args);
     assert_eq!(again.status.code(), Some(exit::ROWS_NOT_DONE));
     assert_eq!(sb.inspect("/stats")["tenants"]["ACME"]["upgrades"], 2);
     let text = std::fs::read_to_string(desk.path("up.report.jsonl")).unwrap();
@@ -254,14 +235,7 @@ fn an_upgrade_whose_answer_was_lost_is_looked_up_not_repeated() {
         "up.csv",
         "entity_id,kit_no,delivery_address_type,card_type,plastic_code,tier_type\nENT000005,4240000005,PERMANENT,PHYSICAL,4566,GOLD\n",
     );
-    let out = desk.run(&[
-        "upgrade",
-        sheet.to_str().unwrap(),
-        "--base-url",
-        &sb.base,
-        "--tenant",
-        "ACME",
-    ]);
+    let out = desk.run_at(&sb.base, &["upgrade", sheet.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(exit::OK), "{}", stderr(&out));
     let rows = report_rows(&desk.path("up.report.csv"));
     assert_eq!(rows[0]["status"], "ACCEPTED");
@@ -297,15 +271,7 @@ fn status_reports_where_each_order_stands_and_wait_reaches_final_states() {
         text.push('\n');
     }
     let sheet = desk.write("orders.csv", &text);
-    let out = desk.run(&[
-        "submit",
-        sheet.to_str().unwrap(),
-        "--base-url",
-        &sb.base,
-        "--tenant",
-        "ACME",
-        "-q",
-    ]);
+    let out = desk.run_at(&sb.base, &["submit", sheet.to_str().unwrap(), "-q"]);
     assert_eq!(out.status.code(), Some(exit::OK), "{}", stderr(&out));
 
     // The API comes from the run facts: no --base-url needed.
@@ -385,15 +351,11 @@ fn status_in_json_lines_gives_each_products_status_and_failures_fail() {
     let args = [
         "submit",
         sheet.to_str().unwrap(),
-        "--base-url",
-        &sb.base,
-        "--tenant",
-        "ACME",
         "-q",
         "--report-format",
         "jsonl",
     ];
-    assert_eq!(desk.run(&args).status.code(), Some(exit::OK));
+    assert_eq!(desk.run_at(&sb.base, &args).status.code(), Some(exit::OK));
     sb.advance(5);
     let report = desk.path("orders.report.jsonl");
     let out = desk.run(&[
@@ -431,19 +393,10 @@ fn the_samples_walk_through_against_one_sandbox() {
     ] {
         std::fs::copy(common::root().join("samples").join(name), desk.path(name)).unwrap();
     }
-    let api = [
-        "--base-url",
-        sb.base.as_str(),
-        "--tenant",
-        "ACME",
-        "--report-format",
-        "csv",
-    ];
     let run = |cmd: &str, file: &str, extra: &[&str]| {
-        let mut args = vec![cmd, file];
-        args.extend_from_slice(&api);
+        let mut args = vec![cmd, file, "--report-format", "csv"];
         args.extend_from_slice(extra);
-        desk.run(&args)
+        desk.run_at(&sb.base, &args)
     };
     assert_eq!(
         run("submit", "orders.xlsx", &[]).status.code(),
@@ -664,15 +617,7 @@ fn cancel_and_upgrade_sheets_are_checked_before_they_act() {
     ] {
         let path = samples.join(sheet);
         let path = path.to_str().unwrap();
-        let out = desk.run(&[
-            command,
-            path,
-            "--base-url",
-            &sb.base,
-            "--tenant",
-            "ACME",
-            "--dry-run",
-        ]);
+        let out = desk.run_at(&sb.base, &[command, path, "--dry-run"]);
         assert_eq!(
             out.status.code(),
             Some(exit::ROWS_NOT_DONE),

@@ -316,16 +316,10 @@ fn every_written_workbook_is_well_formed() {
     let out = desk.submit(&sheet, &sb.base, "ACME", &["--report", path_str(&report)]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let status = desk.path("orders.status.xlsx");
-    let out = desk.run(&[
-        "status",
-        path_str(&report),
-        "--base-url",
+    let out = desk.run_at(
         &sb.base,
-        "--tenant",
-        "ACME",
-        "--out",
-        path_str(&status),
-    ]);
+        &["status", path_str(&report), "--out", path_str(&status)],
+    );
     // 1: the orders are not final yet (RECEIVED).
     assert!(out.status.code() <= Some(1), "{}", stderr(&out));
     common::assert_well_formed_xlsx(&status);

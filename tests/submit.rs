@@ -54,15 +54,7 @@ fn every_order_is_created_once_and_the_report_agrees_row_by_row() {
     let sb = SandboxProcess::start(&[]);
     let desk = Desk::new();
     let sheet = desk.sheet("orders.csv", 40, 3);
-    let out = desk.run(&[
-        "submit",
-        sheet.to_str().unwrap(),
-        "--base-url",
-        &sb.base,
-        "--tenant",
-        "ACME",
-        "--json",
-    ]);
+    let out = desk.run_at(&sb.base, &["submit", sheet.to_str().unwrap(), "--json"]);
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(exit::OK), "{stderr}");
     let rows = report_rows(&desk.path("orders.report.csv"));
@@ -97,14 +89,7 @@ fn every_order_is_created_once_and_the_report_agrees_row_by_row() {
     assert_eq!(facts["sent"]["accepted"], 120);
 
     // The same command again sends nothing: every order is SKIPPED.
-    let again = desk.run(&[
-        "submit",
-        sheet.to_str().unwrap(),
-        "--base-url",
-        &sb.base,
-        "--tenant",
-        "ACME",
-    ]);
+    let again = desk.run_at(&sb.base, &["submit", sheet.to_str().unwrap()]);
     assert_eq!(again.status.code(), Some(exit::OK), "{}", text(&again).1);
     let rows = report_rows(&desk.path("orders.report.csv"));
     assert_eq!(statuses(&rows), BTreeMap::from([("SKIPPED".into(), 120)]));
@@ -137,10 +122,6 @@ fn under_faults_every_order_ends_accepted_or_failed_and_a_rerun_finishes() {
     let args = [
         "submit",
         sheet.to_str().unwrap(),
-        "--base-url",
-        &sb.base,
-        "--tenant",
-        "ACME",
         "--timeout",
         "700ms",
         "--concurrency",
@@ -148,7 +129,7 @@ fn under_faults_every_order_ends_accepted_or_failed_and_a_rerun_finishes() {
         "--max-failures",
         "100",
     ];
-    let first = desk.run(&args);
+    let first = desk.run_at(&sb.base, &args);
     let code = first.status.code();
     assert!(
         code == Some(exit::OK) || code == Some(exit::ROWS_NOT_DONE),
@@ -177,7 +158,7 @@ fn under_faults_every_order_ends_accepted_or_failed_and_a_rerun_finishes() {
 
     // Re-runs finish the failed ones; the sandbox ends with each order once.
     for _ in 0..4 {
-        let rerun = desk.run(&args);
+        let rerun = desk.run_at(&sb.base, &args);
         if rerun.status.code() == Some(exit::OK) {
             break;
         }
@@ -208,10 +189,6 @@ fn kill_9_at_random_moments_never_loses_or_doubles_an_order() {
     let args = [
         "submit",
         sheet.to_str().unwrap(),
-        "--base-url",
-        &sb.base,
-        "--tenant",
-        "ACME",
         "--concurrency",
         "8",
         "-q",
@@ -226,7 +203,7 @@ fn kill_9_at_random_moments_never_loses_or_doubles_an_order() {
     for k in 0..4u32 {
         let before = stored(&sb, "ACME").len();
         let more = 50 + (seed.wrapping_mul(2654435761).rotate_left(k * 7) % 350) as usize;
-        let mut child = desk.command(&args).spawn().unwrap();
+        let mut child = desk.command_at(&sb.base, &args).spawn().unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         while stored(&sb, "ACME").len() < (before + more).min(2000)
             && child.try_wait().unwrap().is_none()
@@ -242,7 +219,7 @@ fn kill_9_at_random_moments_never_loses_or_doubles_an_order() {
         moments.iter().any(|n| *n > 0 && *n < 2000),
         "no kill landed mid-run: {moments:?}"
     );
-    let last = desk.run(&args);
+    let last = desk.run_at(&sb.base, &args);
     assert_eq!(
         last.status.code(),
         Some(exit::OK),
@@ -283,16 +260,10 @@ fn a_wrong_token_stops_with_exit_4_and_the_token_is_never_written() {
     let sb = SandboxProcess::start(&["--token-file", desk.path("server.token").to_str().unwrap()]);
     let sheet = desk.sheet("orders.csv", 5, 1);
     let out = desk
-        .command(&[
-            "submit",
-            sheet.to_str().unwrap(),
-            "--base-url",
+        .command_at(
             &sb.base,
-            "--tenant",
-            "ACME",
-            "-v",
-            "--json",
-        ])
+            &["submit", sheet.to_str().unwrap(), "-v", "--json"],
+        )
         .env("DCMS_TOKEN_FILE", desk.path("client.token"))
         .output()
         .unwrap();
@@ -322,14 +293,7 @@ fn a_wrong_token_stops_with_exit_4_and_the_token_is_never_written() {
 
     // With the right token (from the environment) the same batch goes through.
     let out = desk
-        .command(&[
-            "submit",
-            sheet.to_str().unwrap(),
-            "--base-url",
-            &sb.base,
-            "--tenant",
-            "ACME",
-        ])
+        .command_at(&sb.base, &["submit", sheet.to_str().unwrap()])
         .env("DCMS_TOKEN", right)
         .output()
         .unwrap();
@@ -342,14 +306,7 @@ fn http_200_with_an_exception_is_rejected_not_accepted() {
     let sb = SandboxProcess::start(&["--business-errors", "1"]);
     let desk = Desk::new();
     let sheet = desk.sheet("orders.csv", 3, 2);
-    let out = desk.run(&[
-        "submit",
-        sheet.to_str().unwrap(),
-        "--base-url",
-        &sb.base,
-        "--tenant",
-        "ACME",
-    ]);
+    let out = desk.run_at(&sb.base, &["submit", sheet.to_str().unwrap()]);
     assert_eq!(
         out.status.code(),
         Some(exit::ROWS_NOT_DONE),
@@ -369,14 +326,7 @@ fn http_200_with_an_exception_is_rejected_not_accepted() {
     assert_eq!(stored(&sb, "ACME").len(), 0);
     // A rejection is final: the re-run reports it again without sending.
     let requests = sb.inspect("/stats")["requests"]["/v1/card-order"]["200"].clone();
-    desk.run(&[
-        "submit",
-        sheet.to_str().unwrap(),
-        "--base-url",
-        &sb.base,
-        "--tenant",
-        "ACME",
-    ]);
+    desk.run_at(&sb.base, &["submit", sheet.to_str().unwrap()]);
     assert_eq!(
         sb.inspect("/stats")["requests"]["/v1/card-order"]["200"],
         requests
@@ -491,18 +441,17 @@ fn an_unreachable_api_stops_with_exit_4_and_nothing_is_lost() {
         .unwrap()
         .port();
     let base = format!("http://127.0.0.1:{port}/v1");
-    let out = desk.run(&[
-        "submit",
-        sheet.to_str().unwrap(),
-        "--base-url",
+    let out = desk.run_at(
         &base,
-        "--tenant",
-        "ACME",
-        "--max-failures",
-        "3",
-        "--concurrency",
-        "1",
-    ]);
+        &[
+            "submit",
+            sheet.to_str().unwrap(),
+            "--max-failures",
+            "3",
+            "--concurrency",
+            "1",
+        ],
+    );
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(exit::API_UNAVAILABLE), "{stderr}");
     assert!(stderr.contains("the API is unavailable"), "{stderr}");
@@ -587,19 +536,18 @@ fn a_folder_is_one_batch_per_sheet_with_a_combined_summary() {
     let a = desk.sheet("in/a.csv", 2, 1);
     std::fs::copy(&a, desk.path("in/b.csv")).unwrap();
     std::fs::write(desk.path("in/broken.xlsx"), b"not a workbook").unwrap();
-    let out = desk.run(&[
-        "submit",
-        desk.path("in").to_str().unwrap(),
-        "--base-url",
+    let out = desk.run_at(
         &sb.base,
-        "--tenant",
-        "ACME",
-        "--report-dir",
-        desk.path("out").to_str().unwrap(),
-        "--json",
-        "--settle",
-        "0",
-    ]);
+        &[
+            "submit",
+            desk.path("in").to_str().unwrap(),
+            "--report-dir",
+            desk.path("out").to_str().unwrap(),
+            "--json",
+            "--settle",
+            "0",
+        ],
+    );
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(exit::INPUT_UNREADABLE), "{stderr}");
     let summary: Value = serde_json::from_str(&stdout).unwrap();
@@ -868,7 +816,7 @@ fn a_rerun_keeps_the_earlier_runs_report_and_run_facts() {
 
     // The ledger lists both runs, each with the report it wrote, where
     // that report is now.
-    let out = desk.run(&["runs", "--base-url", &sb.base, "--tenant", "ACME", "--json"]);
+    let out = desk.run_at(&sb.base, &["runs", "--json"]);
     assert_eq!(out.status.code(), Some(exit::OK), "{}", stderr(&out));
     let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
     let runs = listed["runs"].as_array().unwrap();
@@ -883,7 +831,7 @@ fn a_rerun_keeps_the_earlier_runs_report_and_run_facts() {
     assert_eq!(runs[0]["counts"]["sent"]["accepted"], 3);
     assert_eq!(runs[1]["report"], path_str(&desk.path("orders.report.csv")));
     assert_eq!(runs[1]["counts"]["sent"]["skipped"], 3);
-    let out = desk.run(&["runs", "--base-url", &sb.base, "--tenant", "ACME"]);
+    let out = desk.run_at(&sb.base, &["runs"]);
     let text = String::from_utf8(out.stdout).unwrap();
     assert_eq!(text.lines().count(), 2, "{text}");
     assert!(
@@ -896,19 +844,8 @@ fn a_rerun_keeps_the_earlier_runs_report_and_run_facts() {
     let order = &report_rows(&desk.path(&kept))[1];
     let id = &order["order_id"];
     let show = |extra: &[&str]| {
-        let args = [
-            &[
-                "show",
-                id.as_str(),
-                "--base-url",
-                &sb.base,
-                "--tenant",
-                "ACME",
-            ],
-            extra,
-        ]
-        .concat();
-        desk.run(&args)
+        let args = [&["show", id.as_str()], extra].concat();
+        desk.run_at(&sb.base, &args)
     };
     let out = show(&["--json"]);
     assert_eq!(out.status.code(), Some(exit::OK), "{}", stderr(&out));
@@ -938,14 +875,7 @@ fn a_rerun_keeps_the_earlier_runs_report_and_run_facts() {
         "{text}"
     );
     // An id the ledger never saw: exit 1, said.
-    let out = desk.run(&[
-        "show",
-        "DCB-nothing",
-        "--base-url",
-        &sb.base,
-        "--tenant",
-        "ACME",
-    ]);
+    let out = desk.run_at(&sb.base, &["show", "DCB-nothing"]);
     assert_eq!(out.status.code(), Some(exit::ROWS_NOT_DONE));
     assert!(
         stderr(&out).contains("has no order DCB-nothing"),
@@ -960,18 +890,9 @@ fn an_interrupt_flushes_the_report_exits_130_and_the_rerun_resumes() {
     let sb = SandboxProcess::start(&["--latency", "20ms"]);
     let desk = Desk::new();
     let sheet = desk.sheet("orders.csv", 300, 1);
-    let args = [
-        "submit",
-        sheet.to_str().unwrap(),
-        "--base-url",
-        &sb.base,
-        "--tenant",
-        "ACME",
-        "--concurrency",
-        "2",
-    ];
+    let args = ["submit", sheet.to_str().unwrap(), "--concurrency", "2"];
     let child = desk
-        .command(&args)
+        .command_at(&sb.base, &args)
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -999,11 +920,11 @@ fn an_interrupt_flushes_the_report_exits_130_and_the_rerun_resumes() {
 
     // The same sheet twice at once: the second waits for the first, then
     // finds everything done.
-    let hold = desk.command(&args).spawn().unwrap();
+    let hold = desk.command_at(&sb.base, &args).spawn().unwrap();
     std::thread::sleep(Duration::from_millis(300));
     let second_report = desk.path("second.report.csv");
     let second_args = [&args[..], &["--report", second_report.to_str().unwrap()]].concat();
-    let second = desk.run(&second_args);
+    let second = desk.run_at(&sb.base, &second_args);
     assert_eq!(second.status.code(), Some(exit::OK), "{}", text(&second).1);
     assert!(
         text(&second).1.contains("waiting for it to end"),
@@ -1109,10 +1030,6 @@ fn a_resumed_batch_with_a_non_ascii_id_is_fine() {
     let args = [
         "submit",
         sheet.to_str().unwrap(),
-        "--base-url",
-        &sb.base,
-        "--tenant",
-        "ACME",
         "--batch-id",
         "ñøéü-paäckchen-λ",
         "--retries",
@@ -1122,8 +1039,11 @@ fn a_resumed_batch_with_a_non_ascii_id_is_fine() {
         "--no-precheck",
     ];
     // Not one call answered: exit 4 (the API unavailable), rows FAILED.
-    assert_eq!(desk.run(&args).status.code(), Some(exit::API_UNAVAILABLE));
-    let again = desk.run(&args);
+    assert_eq!(
+        desk.run_at(&sb.base, &args).status.code(),
+        Some(exit::API_UNAVAILABLE)
+    );
+    let again = desk.run_at(&sb.base, &args);
     let (_, stderr) = text(&again);
     assert_eq!(again.status.code(), Some(exit::API_UNAVAILABLE), "{stderr}");
     let facts: Value =
@@ -1164,14 +1084,7 @@ fn a_damaged_ledger_is_a_local_failure_and_a_wrong_folder_a_usage_error() {
 
     let file = desk.write("not-a-folder", "x");
     let wrong = desk
-        .command(&[
-            "submit",
-            path_str(&sheet),
-            "--base-url",
-            &sb.base,
-            "--tenant",
-            "ACME",
-        ])
+        .command_at(&sb.base, &["submit", path_str(&sheet)])
         .env("DCMS_JOURNAL_DIR", &file)
         .output()
         .unwrap();

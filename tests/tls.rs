@@ -54,17 +54,13 @@ fn submit(desk: &Desk, sb: &SandboxProcess, extra: &[&str]) -> std::process::Out
     let mut args = vec![
         "submit",
         sheet.to_str().unwrap(),
-        "--base-url",
-        &sb.base,
-        "--tenant",
-        "ACME",
         "--max-failures",
         "2",
         "--retries",
         "0",
     ];
     args.extend(extra);
-    desk.run(&args)
+    desk.run_at(&sb.base, &args)
 }
 
 #[test]
@@ -142,9 +138,8 @@ fn doctor_shows_the_certificate_and_whether_it_is_trusted() {
     let pki = pki(&desk);
     let sb = SandboxProcess::start(&["--tls-cert", &pki.server_cert, "--tls-key", &pki.server_key]);
     let run = |extra: &[&str]| {
-        let mut args = vec!["doctor", "--base-url", &sb.base, "--tenant", "ACME"];
-        args.extend(extra);
-        let out = desk.run(&args);
+        let args = [&["doctor"], extra].concat();
+        let out = desk.run_at(&sb.base, &args);
         (
             out.status.code(),
             String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -45,13 +45,9 @@ impl Watch {
 
     /// `watch drop` with `extra` only.
     fn run(desk: &Desk, base: &str, extra: &[&str]) -> Watch {
-        let args = [
-            &["watch", "drop", "--base-url", base, "--tenant", "ACME"],
-            extra,
-        ]
-        .concat();
+        let args = [&["watch", "drop"], extra].concat();
         let child = desk
-            .command(&args)
+            .command_at(base, &args)
             .stdout(std::fs::File::create(desk.path("watch.out")).unwrap())
             .stderr(std::fs::File::create(desk.path("watch.log")).unwrap())
             .stdin(Stdio::null())
@@ -297,7 +293,7 @@ fn a_scripted_night_in_a_watched_folder() {
 
     // `runs` lists a run for every sheet read; the slow copies were only
     // ever read whole.
-    let out = desk.run(&["runs", "--base-url", &sb.base, "--tenant", "ACME", "--json"]);
+    let out = desk.run_at(&sb.base, &["runs", "--json"]);
     assert_eq!(out.status.code(), Some(exit::OK), "{}", stderr(&out));
     let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
     let runs = listed["runs"].as_array().unwrap();
@@ -463,7 +459,7 @@ fn a_stop_mid_file_finishes_the_calls_and_the_next_watch_resumes() {
 
 /// Runs of the ledger of the desk's sandbox, as `runs --json` lists them.
 fn runs(desk: &Desk, base: &str) -> Vec<Value> {
-    let out = desk.run(&["runs", "--base-url", base, "--tenant", "ACME", "--json"]);
+    let out = desk.run_at(base, &["runs", "--json"]);
     assert_eq!(out.status.code(), Some(exit::OK), "{}", stderr(&out));
     let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
     listed["runs"].as_array().unwrap().clone()

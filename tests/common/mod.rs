@@ -334,6 +334,18 @@ impl Desk {
         self.command(args).output().expect("run dcms-bulk")
     }
 
+    /// `dcms-bulk ARGS` sending to the API at `base` as tenant ACME.
+    pub fn command_at(&self, base: &str, args: &[&str]) -> Command {
+        let mut cmd = self.command(args);
+        cmd.args(["--base-url", base, "--tenant", "ACME"]);
+        cmd
+    }
+
+    /// `dcms-bulk ARGS` sending to the API at `base` as tenant ACME, run.
+    pub fn run_at(&self, base: &str, args: &[&str]) -> std::process::Output {
+        self.command_at(base, args).output().expect("run dcms-bulk")
+    }
+
     /// `dcms-bulk submit SHEET --base-url BASE --tenant TENANT EXTRA...`.
     pub fn submit(
         &self,

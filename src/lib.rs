@@ -35,6 +35,7 @@ pub mod rules;
 pub mod sandbox;
 pub mod schema;
 pub mod service;
+pub mod stage;
 pub mod submit;
 pub mod template;
 pub mod validate;

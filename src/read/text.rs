@@ -6,13 +6,14 @@
 //! file; a record can also be read alone again from where it lies.
 
 use std::path::Path;
-use std::sync::{OnceLock, mpsc};
+use std::sync::OnceLock;
 
 use encoding_rs::{Encoding, UTF_16BE, UTF_16LE, WINDOWS_1252};
 use rayon::prelude::*;
 
 use super::Row;
 use crate::error::{Error, Result};
+use crate::stage;
 
 /// A text encoding the user may force with `--encoding`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,15 +206,15 @@ impl TextSheet {
                 .collect()
         };
         std::thread::scope(|s| {
-            let (tx, rx) = mpsc::sync_channel::<Result<Batch>>(2);
+            let (tx, rx) = stage::bounded::<Result<Batch>>(2);
             // Batches mapped go back to be read into again: their records
             // keep their room.
-            let (used_tx, used) = mpsc::channel::<Batch>();
-            let reader = std::thread::Builder::new().name("csv reader".into());
-            reader
-                .spawn_scoped(s, move || self.read_batches(&scan, &tx, &used))
-                .map_err(|e| Error::io(path, e))?;
-            s.spawn(|| self.sha256());
+            let (used_tx, used) = stage::unbounded::<Batch>();
+            stage::beside(s, "csv reader", move || {
+                self.read_batches(&scan, &tx, &used)
+            })
+            .map_err(|e| Error::io(path, e))?;
+            stage::beside(s, "sha256", || self.sha256()).map_err(|e| Error::io(path, e))?;
             let mut pending: Option<Vec<T>> = None;
             for batch in rx {
                 let batch = batch?;
@@ -246,8 +247,8 @@ impl TextSheet {
     fn read_batches(
         &self,
         scan: &Scan<'_>,
-        out: &mpsc::SyncSender<Result<Batch>>,
-        used: &mpsc::Receiver<Batch>,
+        out: &stage::Sender<Result<Batch>>,
+        used: &stage::Receiver<Batch>,
     ) {
         let text = &self.text[self.skip..];
         let mut rdr = csv_reader(self.delimiter, text);

@@ -18,13 +18,13 @@ mod xlsx;
 use std::borrow::Cow;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::files::AtomicFile;
+use crate::stage;
 
 pub use facts::{
     ApiFacts, FactCounts, InputFacts, OrderCounts, ReportFacts, RunFacts, SentCounts, SentOrders,
@@ -319,22 +319,19 @@ pub fn write<'a>(
     let t0 = std::time::Instant::now();
     let path = target.path.as_path();
     let mut sink = Sink::create(target, header)?;
-    let (tx, rx) = mpsc::sync_channel::<Vec<Line<'a>>>(4);
+    let (tx, rx) = stage::bounded::<Vec<Line<'a>>>(4);
     let written = std::thread::scope(|s| -> Result<Sink> {
-        let writer = std::thread::Builder::new()
-            .name("report".into())
-            .spawn_scoped(s, move || -> Result<Sink> {
-                for lines in rx {
-                    sink.lines(&lines)?;
-                }
-                Ok(sink)
-            })
-            .map_err(|e| Error::report(path, e))?;
+        let writer = stage::beside(s, "report", move || -> Result<Sink> {
+            for lines in rx {
+                sink.lines(&lines)?;
+            }
+            Ok(sink)
+        })
+        .map_err(|e| Error::report(path, e))?;
         let produced = produce(&mut |lines| tx.send(lines).is_ok());
         drop(tx);
-        let written = writer
-            .join()
-            .unwrap_or_else(|_| Err(Error::report(path, "the report writer stopped")));
+        let written = stage::joined(writer)
+            .unwrap_or_else(|| Err(Error::report(path, "the report writer stopped")));
         // The writer's error first: it is why the lines stopped.
         let sink = written?;
         produced.map(|()| sink)

@@ -395,16 +395,14 @@ impl Sandbox {
             .build()
             .map_err(SandboxError::Runtime)?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("dcms-sandbox".into())
-            .spawn(move || {
-                let _ = runtime.block_on(serve(listener, opts, async {
-                    let _ = stopped.await;
-                }));
-                // Hung answers still sleeping are abandoned here.
-                runtime.shutdown_timeout(Duration::from_millis(100));
-            })
-            .map_err(SandboxError::Runtime)?;
+        let thread = crate::stage::apart("dcms-sandbox", move || {
+            let _ = runtime.block_on(serve(listener, opts, async {
+                let _ = stopped.await;
+            }));
+            // Hung answers still sleeping are abandoned here.
+            runtime.shutdown_timeout(Duration::from_millis(100));
+        })
+        .map_err(SandboxError::Runtime)?;
         Ok(Sandbox {
             base_url,
             stop: Some(stop),

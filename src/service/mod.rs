@@ -26,6 +26,7 @@ use crate::exit::Exit;
 use crate::job::Job;
 use crate::pipeline::Checked;
 use crate::report;
+use crate::stage;
 use crate::submit::{Stop, Tally};
 
 /// Where each file's report goes, and where the file goes after its run.
@@ -200,7 +201,7 @@ pub fn with_progress<T>(
     });
     let over = AtomicBool::new(false);
     let result = std::thread::scope(|scope| {
-        let ticker = scope.spawn(|| {
+        let ticker = stage::beside(scope, "progress", || {
             loop {
                 std::thread::park_timeout(PROGRESS_EVERY);
                 if over.load(Ordering::Relaxed) {
@@ -212,7 +213,9 @@ pub fn with_progress<T>(
         });
         let result = send();
         over.store(true, Ordering::Relaxed);
-        ticker.thread().unpark();
+        if let Ok(ticker) = ticker {
+            ticker.thread().unpark();
+        }
         result
     });
     on(Event::Sent { file });

@@ -14,8 +14,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::time::{Duration, Instant};
 
 use super::{Event, FileOutcome, Service};
@@ -25,6 +23,7 @@ use crate::exit::Exit;
 use crate::job::Job;
 use crate::pipeline::CheckOpts;
 use crate::report;
+use crate::stage::{self, Receiver, RecvTimeoutError, Sender};
 use crate::submit::{Stop, Stopper};
 
 /// How the watch looks at its folders.
@@ -128,21 +127,26 @@ struct Counts {
 pub fn watch(service: &Service<'_>, opts: &WatchOpts, check: &CheckOpts) -> WatchEnd {
     let stopper = service.engine.stopper.clone();
     let on = service.on;
-    let (wake_tx, wake_rx) = mpsc::channel();
-    let (todo_tx, todo_rx) = mpsc::channel::<Taken>();
-    let todo_rx = Mutex::new(todo_rx);
-    let (checked_tx, checked_rx) = mpsc::sync_channel::<Taken>(0);
+    let (wake_tx, wake_rx) = stage::unbounded();
+    let (todo_tx, todo_rx) = stage::unbounded::<Taken>();
+    // A checker hands on a file only as the sender takes it: no more
+    // files checked and waiting than there are checkers.
+    let (checked_tx, checked_rx) = stage::bounded::<Taken>(0);
     let (fatal, counts) = std::thread::scope(|scope| {
-        for _ in 0..opts.parallel_files {
-            let (todo_rx, checked_tx) = (&todo_rx, checked_tx.clone());
-            let stopper = &stopper;
-            scope.spawn(move || checker(todo_rx, checked_tx, check, stopper));
-        }
-        drop(checked_tx);
-        let watcher_wake = wake_tx.clone();
         let stopper = &stopper;
+        for _ in 0..opts.parallel_files {
+            let (todo_rx, checked_tx) = (todo_rx.clone(), checked_tx.clone());
+            // A checker that cannot be started leaves it to the others;
+            // with none, the watcher cannot hand on a file and the watch
+            // ends.
+            let _ = stage::beside(scope, "checker", move || {
+                checker(todo_rx, checked_tx, check, stopper)
+            });
+        }
+        drop((todo_rx, checked_tx));
+        let watcher_wake = wake_tx.clone();
         let settle = service.out.settle;
-        let watcher = scope.spawn(move || {
+        let watcher = stage::beside(scope, "watcher", move || {
             // The wake-ups end when the sender and the events are done.
             let events = if opts.poll_only {
                 drop(watcher_wake);
@@ -170,7 +174,8 @@ pub fn watch(service: &Service<'_>, opts: &WatchOpts, check: &CheckOpts) -> Watc
             board.counts
         });
         let fatal = sender(service, opts, checked_rx, wake_tx);
-        (fatal, watcher.join().unwrap_or_default())
+        let counts = watcher.ok().and_then(stage::joined).unwrap_or_default();
+        (fatal, counts)
     });
     let exit = match fatal {
         Some(exit) => exit,
@@ -433,15 +438,8 @@ fn tell(counts: &mut Counts, d: &Done, on: &(dyn Fn(Event<'_>) + Sync)) {
 }
 
 /// Opens and checks the files handed to it, until there are no more.
-fn checker(
-    todo: &Mutex<Receiver<Taken>>,
-    out: SyncSender<Taken>,
-    opts: &CheckOpts,
-    stopper: &Stopper,
-) {
-    loop {
-        let next = todo.lock().unwrap_or_else(|p| p.into_inner()).recv();
-        let Ok(mut taken) = next else { return };
+fn checker(todo: Receiver<Taken>, out: Sender<Taken>, opts: &CheckOpts, stopper: &Stopper) {
+    for mut taken in todo {
         if !stopper.is_interrupted() {
             let started = report::now();
             taken.opened = Some((started, Job::open(&taken.path, opts.clone())));

@@ -19,6 +19,7 @@ use super::plan::{Todo, not_submitted, settle};
 use super::stop::{Stop, Stopper};
 use super::worker::send_one;
 use crate::dcms::Client;
+use crate::stage;
 
 /// Items the engine takes at a time: the ledger and the API's inventory are
 /// asked about a window, its items planned and sent, then the next is read.
@@ -60,8 +61,10 @@ where
     });
     let (tx, rx) = tokio::sync::mpsc::channel(WINDOW);
     std::thread::scope(|scope| {
-        let producer =
-            scope.spawn(move || produce(&mut |slot, item| tx.blocking_send((slot, item)).is_ok()));
+        let producer = stage::beside(scope, "items", move || {
+            produce(&mut |slot, item| tx.blocking_send((slot, item)).is_ok())
+        })
+        .map_err(|e| crate::error::Error::Internal(format!("no thread for the items: {e}")))?;
         let out = runtime.block_on(run(
             Arc::new(op),
             client,
@@ -73,7 +76,7 @@ where
             tally,
             stopper,
         ));
-        let produced = producer.join().unwrap_or_else(|_| {
+        let produced = stage::joined(producer).unwrap_or_else(|| {
             Err(crate::error::Error::Internal(
                 "the item producer failed".into(),
             ))

@@ -3,11 +3,11 @@
 //! many workers share each fsync; a record's sender waits for its commit.
 
 use std::path::PathBuf;
-use std::sync::mpsc;
 
 use rusqlite::{Connection, params};
 
 use super::{LedgerError, Record};
+use crate::stage;
 use crate::submit::outcome::{SendStatus, Sent};
 
 pub(super) type Ack = tokio::sync::oneshot::Sender<Result<(), String>>;
@@ -15,20 +15,20 @@ pub(super) type Ack = tokio::sync::oneshot::Sender<Result<(), String>>;
 /// Hands records to the writer thread and waits until they are committed.
 pub struct Writer {
     path: PathBuf,
-    tx: Option<mpsc::Sender<(Vec<Record>, Ack)>>,
+    tx: Option<stage::Sender<(Vec<Record>, Ack)>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Writer {
     /// Starts the writer thread on `conn`, the ledger at `path`.
     pub(super) fn start(path: &std::path::Path, conn: Connection) -> Result<Writer, LedgerError> {
-        let (tx, rx) = mpsc::channel();
-        let thread = std::thread::Builder::new()
-            .name("dcms-ledger".into())
-            .spawn(move || write_behind(conn, rx))
-            .map_err(|source| LedgerError::Io {
-                path: path.to_owned(),
-                source,
+        let (tx, rx) = stage::unbounded();
+        let thread =
+            stage::apart("dcms-ledger", move || write_behind(conn, rx)).map_err(|source| {
+                LedgerError::Io {
+                    path: path.to_owned(),
+                    source,
+                }
             })?;
         Ok(Writer {
             path: path.to_owned(),
@@ -71,7 +71,7 @@ impl Drop for Writer {
 
 /// The writer thread: apply what has arrived in one transaction, commit
 /// once, acknowledge all.
-pub(super) fn write_behind(mut conn: Connection, rx: mpsc::Receiver<(Vec<Record>, Ack)>) {
+pub(super) fn write_behind(mut conn: Connection, rx: stage::Receiver<(Vec<Record>, Ack)>) {
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         jobs.extend(rx.try_iter());

@@ -50,6 +50,12 @@ impl Job {
         })
     }
 
+    /// Names the input as its user knows it (standard input's temporary
+    /// copy is `<stdin>`), in what the job writes and tells.
+    pub fn name_input(&mut self, path: PathBuf) {
+        self.checked.path = path;
+    }
+
     /// The sheet as checked now (with its changes).
     pub fn checked(&self) -> &Checked {
         &self.checked

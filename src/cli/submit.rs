@@ -18,6 +18,7 @@ use super::news::News;
 use super::{CheckArgs, Console, print_json, print_problems};
 use crate::error::{Error, Result};
 use crate::exit::Exit;
+use crate::job::Job;
 use crate::pipeline;
 use crate::report;
 use crate::service::{self, Event, Inputs, Output, Service};
@@ -206,8 +207,8 @@ fn dry_run(
     for file in inputs.files.iter().chain(&inputs.in_folders) {
         let name = file.display().to_string();
         let started = report::now();
-        let checked = match pipeline::check(file, opts) {
-            Ok(c) => c,
+        let job = match Job::open(file, opts.clone()) {
+            Ok(job) => job,
             Err(e) => {
                 tracing::error!(
                     event = "error",
@@ -219,15 +220,16 @@ fn dry_run(
                 continue;
             }
         };
-        print_problems(&checked, &name, console);
+        let checked = job.checked();
+        print_problems(checked, &name, console);
         let facts = checked.facts("submit --dry-run", args.check.facts(), started);
-        let open = super::validate::print_orders(&checked, &fields)?;
+        let open = super::validate::print_orders(checked, &fields)?;
         if !console.quiet {
             tracing::info!(
                 event = "dry_run",
                 file = name,
                 "{name}: {}; dry run: {} would be sent, nothing sent",
-                super::validate::summary_line(&checked, &facts),
+                super::validate::summary_line(checked, &facts),
                 super::count(checked.grouping.counts.orders_ready, "order")
             );
         }

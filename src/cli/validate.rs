@@ -11,6 +11,7 @@ use crate::dcms::OrderBody;
 use crate::drop;
 use crate::error::{Error, Result};
 use crate::exit::Exit;
+use crate::job::Job;
 use crate::ops;
 use crate::pipeline;
 use crate::report::same_file;
@@ -201,8 +202,8 @@ fn validate_one(
     };
     let facts_input = stdin.as_ref().map_or(path, |_| Path::new(STDIN));
     let sheet = read_sheet(args, opts, path, &shown)?;
-    let checked = match sheet {
-        Sheet::Orders(checked) => *checked,
+    let job = match sheet {
+        Sheet::Orders(job) => *job,
         Sheet::Ops(ops) => {
             return validate_ops(
                 args,
@@ -216,15 +217,7 @@ fn validate_one(
         }
     };
     let stdin_path = stdin.as_ref().map(|_| PathBuf::from(STDIN));
-    finish_orders(
-        args,
-        checked,
-        stdin_path,
-        &name,
-        report_path,
-        started,
-        console,
-    )
+    finish_orders(args, job, stdin_path, &name, report_path, started, console)
 }
 
 /// Where the report goes, if one is asked for; refused when it would
@@ -255,7 +248,7 @@ fn report_target(args: &ValidateArgs, path: &Path) -> Result<Option<Target>> {
 
 /// What the input turned out to be.
 enum Sheet {
-    Orders(Box<pipeline::Checked>),
+    Orders(Box<Job>),
     Ops(Box<ops::Checked>),
 }
 
@@ -276,7 +269,7 @@ fn read_sheet(
         Some(kind) => Sheet::Ops(Box::new(
             ops::Checked::read(path, &opts.read, kind).map_err(shown)?,
         )),
-        None => match pipeline::check(path, opts) {
+        None => match Job::open(path, opts.clone()) {
             // Not an order sheet: a cancel or upgrade sheet, told by its header?
             Err(e) if args.kind.is_none() && e.exit() == Exit::InputUnreadable => {
                 let other = [Kind::Cancel, Kind::Upgrade]
@@ -292,7 +285,7 @@ fn read_sheet(
 /// An order sheet checked: its problems said, its report written.
 fn finish_orders(
     args: &ValidateArgs,
-    checked: pipeline::Checked,
+    job: Job,
     stdin_path: Option<PathBuf>,
     name: &str,
     report_path: Option<Target>,
@@ -303,36 +296,31 @@ fn finish_orders(
     // Not freed when the command ends: the process exits next, and freeing
     // a large file's tables piece by piece took longer than anything after
     // the report (17 ms for a million rows).
-    let mut checked = std::mem::ManuallyDrop::new(checked);
+    let mut job = std::mem::ManuallyDrop::new(job);
     if let Some(p) = stdin_path {
-        checked.path = p;
+        job.name_input(p);
     }
-    super::print_problems(&checked, name, console);
+    let checked = job.checked();
+    super::print_problems(checked, name, console);
 
     let mut facts = checked.facts("validate", args.check.facts(), started);
     if stdin {
         facts.input.absolute_path = None;
     }
     let facts_path = match &report_path {
-        Some(path) => Some(crate::lines::order_report(
-            &checked,
-            path,
-            args.csv_bom,
-            &mut facts,
-            None,
-        )?),
+        Some(target) => Some(job.report(target, args.csv_bom, &mut facts)?),
         None => None,
     };
     let code = Exit::rows(facts.all_done());
     if args.print_orders {
-        print_orders(&checked, &args.profile.create_fields()?)?;
+        print_orders(checked, &args.profile.create_fields()?)?;
     }
     if !console.quiet {
         tracing::info!(
             event = "checked",
             file = name,
             "{name}: {}",
-            summary_line(&checked, &facts)
+            summary_line(checked, &facts)
         );
     }
     Ok((

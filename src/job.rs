@@ -32,6 +32,51 @@ pub struct Edit {
     pub at: String,
 }
 
+/// One data row as a page shows it: its cells as the checks read them
+/// (with their changes), and what became of it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ShownRow {
+    pub number: u64,
+    pub status: &'static str,
+    pub order_id: String,
+    pub cells: Vec<String>,
+    /// The row's errors: the column (`None`: the row as a whole) and the
+    /// message.
+    pub problems: Vec<(Option<usize>, String)>,
+    pub warnings: Vec<(Option<usize>, String)>,
+    /// For a held row: the invalid rows that hold its order back.
+    pub held_by: Vec<u64>,
+}
+
+impl ShownRow {
+    fn of(
+        row: &crate::read::Row<'_>,
+        outcome: &crate::group::RowOutcome<'_>,
+        width: usize,
+    ) -> Self {
+        let said =
+            |p: &[crate::validate::Problem]| p.iter().map(|p| (p.col, p.message.clone())).collect();
+        ShownRow {
+            number: outcome.number,
+            status: outcome.status.as_str(),
+            order_id: outcome.order_id.to_owned(),
+            cells: (0..width).map(|c| row.cell(c).text.into_owned()).collect(),
+            problems: said(outcome.problems),
+            warnings: said(outcome.warnings),
+            held_by: outcome.held_by.to_vec(),
+        }
+    }
+}
+
+/// A page of a sheet's data rows.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Page {
+    pub rows: Vec<ShownRow>,
+    /// How many rows there are to page through (all, or those with
+    /// problems).
+    pub total: u64,
+}
+
 /// One order sheet, checked, with the changes made to it.
 pub struct Job {
     checked: Checked,
@@ -112,6 +157,47 @@ impl Job {
     /// report with every row's outcome (as `submit` does).
     pub fn send(&self, engine: &Engine, batch: Batch<'_>) -> Result<Finished> {
         engine.orders(&self.checked, batch)
+    }
+
+    /// The data rows from the `skip`-th, at most `take` of them; with
+    /// `problems_only`, of the rows that are not valid or have a warning.
+    pub fn page(&self, problems_only: bool, skip: u64, take: u64) -> Result<Page> {
+        let mut page = Page {
+            rows: Vec::new(),
+            total: 0,
+        };
+        let width = self.checked.columns.len();
+        self.checked.for_each_outcome(&mut |rows| {
+            for (row, outcome) in rows {
+                let shown = !problems_only
+                    || outcome.status != crate::group::Status::Valid
+                    || !outcome.warnings.is_empty();
+                if !shown {
+                    continue;
+                }
+                page.total += 1;
+                if page.total <= skip || page.rows.len() as u64 >= take {
+                    continue;
+                }
+                page.rows.push(ShownRow::of(row, outcome, width));
+            }
+            Ok(())
+        })?;
+        Ok(page)
+    }
+
+    /// The data row numbered `number` (as a spreadsheet shows it), if the
+    /// sheet has it.
+    pub fn row(&self, number: u64) -> Result<Option<ShownRow>> {
+        let mut found = None;
+        let width = self.checked.columns.len();
+        self.checked.for_each_outcome(&mut |rows| {
+            if let Some((row, outcome)) = rows.iter().find(|(_, o)| o.number == number) {
+                found = Some(ShownRow::of(row, outcome, width));
+            }
+            Ok(())
+        })?;
+        Ok(found)
     }
 
     /// The column of the sheet whose header is `name` (as written, or

@@ -18,6 +18,7 @@ pub mod cli;
 pub mod clock;
 pub mod columns;
 pub mod dcms;
+pub mod desk;
 pub mod drop;
 pub mod engine;
 pub mod error;

@@ -14,6 +14,7 @@ mod progress;
 mod resolve;
 mod runs;
 mod sandbox;
+mod serve;
 mod show;
 mod status;
 mod submit;
@@ -133,6 +134,12 @@ pub enum Command {
         after_help = "Examples:\n  dcms-bulk template order --out orders.xlsx\n  dcms-bulk template cancel --out cancels.csv"
     )]
     Template(template::TemplateArgs),
+    /// Start the desk: a web page on this machine where an order sheet is
+    /// dropped, checked, and fixed in place.
+    #[command(
+        after_help = "Examples:\n  dcms-bulk serve\n  dcms-bulk serve --listen 127.0.0.1:9000"
+    )]
+    Serve(Box<serve::ServeArgs>),
     /// Run the local DCMS simulator (loopback by default) until Ctrl-C.
     #[command(
         after_help = "Examples:\n  dcms-bulk sandbox\n  dcms-bulk sandbox --listen 127.0.0.1:8080 --error-503 0.1 --latency 50ms..500ms\n  dcms-bulk sandbox --login backoffice:password.txt --token-ttl 5m"
@@ -380,6 +387,7 @@ pub fn main() -> i32 {
     let result = match cli.command {
         Command::Validate(args) => validate::run(&args, console),
         Command::Sandbox(args) => sandbox::run(&args, console),
+        Command::Serve(args) => serve::run(&args, console),
         Command::Doctor(args) => doctor::run(&args, console),
         Command::Runs(args) => runs::run(&args, console),
         Command::Show(args) => show::run(&args, console),

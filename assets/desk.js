@@ -1,0 +1,64 @@
+// The desk's small script: a drop zone for the sheet, and a cell of the
+// table changed in place. Without it, the file picker and each row's Edit
+// page do the same.
+(function () {
+  "use strict";
+  var drop = document.getElementById("drop");
+  var picker = document.getElementById("sheet");
+  if (drop && picker) {
+    ["dragenter", "dragover"].forEach(function (e) {
+      drop.addEventListener(e, function (ev) { ev.preventDefault(); drop.classList.add("over"); });
+    });
+    drop.addEventListener("dragleave", function () { drop.classList.remove("over"); });
+    drop.addEventListener("drop", function (ev) {
+      ev.preventDefault();
+      drop.classList.remove("over");
+      if (ev.dataTransfer && ev.dataTransfer.files.length > 0) {
+        picker.files = ev.dataTransfer.files;
+        document.getElementById("drop-form").submit();
+      }
+    });
+  }
+
+  var table = document.getElementById("rows");
+  var form = document.getElementById("cell-form");
+  if (!table || !form) { return; }
+
+  function edit(td) {
+    if (td.querySelector("input")) { return; }
+    var shown = td.querySelector(".value");
+    var input = document.createElement("input");
+    input.value = shown ? shown.textContent : "";
+    input.setAttribute("aria-label", "New value for row " + td.dataset.row);
+    td.dataset.was = td.innerHTML;
+    td.textContent = "";
+    td.appendChild(input);
+    input.focus();
+    input.select();
+    input.addEventListener("keydown", function (ev) {
+      if (ev.key === "Enter") {
+        ev.preventDefault();
+        form.elements.row.value = td.dataset.row;
+        form.elements.col.value = td.dataset.col;
+        form.elements.value.value = input.value;
+        form.submit();
+      } else if (ev.key === "Escape") {
+        ev.preventDefault();
+        td.innerHTML = td.dataset.was;
+        td.focus();
+      }
+    });
+  }
+
+  table.addEventListener("dblclick", function (ev) {
+    var td = ev.target.closest("td[data-col]");
+    if (td) { edit(td); }
+  });
+  table.addEventListener("keydown", function (ev) {
+    var td = ev.target;
+    if ((ev.key === "Enter" || ev.key === "F2") && td.matches && td.matches("td[data-col]")) {
+      ev.preventDefault();
+      edit(td);
+    }
+  });
+})();

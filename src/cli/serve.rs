@@ -1,0 +1,60 @@
+//! `dcms-bulk serve`: the desk, a web page on this machine where a sheet
+//! is dropped, checked, and fixed in place (see [`crate::desk`]). Prints
+//! its URL on stdout; Ctrl-C or SIGTERM stops it.
+
+use std::net::SocketAddr;
+
+use clap::Args;
+
+use super::{CheckArgs, Console, print_stdout};
+use crate::desk::{self, DeskOpts};
+use crate::error::{Error, Result};
+use crate::exit::Exit;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Where the desk listens: an address of this machine and a port (0
+    /// takes a free one)
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// The largest sheet the desk takes, in MiB
+    #[arg(long, value_name = "MIB", default_value_t = 100)]
+    pub max_upload_mib: usize,
+
+    #[command(flatten)]
+    pub check: CheckArgs,
+}
+
+pub fn run(args: &ServeArgs, console: Console) -> Result<Exit> {
+    if args.max_upload_mib == 0 || args.max_upload_mib > 4096 {
+        return Err(Error::Usage("--max-upload-mib must be 1 to 4096".into()));
+    }
+    let opts = DeskOpts {
+        listen: args.listen,
+        check: args.check.to_opts()?,
+        max_upload: args.max_upload_mib << 20,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("dcms-desk")
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("tokio runtime", e))?;
+    let mut said = Ok(());
+    let told = |url: &str| {
+        // First line on stdout: where to open it.
+        said = print_stdout(&format!("{url}\n"))
+            .map(|_| ())
+            .map_err(Error::Stdout);
+        if !console.quiet {
+            tracing::info!(
+                event = "listening",
+                "dcms-bulk: the desk is at {url} (open it in a browser); Ctrl-C stops"
+            );
+        }
+    };
+    runtime.block_on(desk::serve(opts, told, crate::engine::stop_signal()))?;
+    said?;
+    Ok(Exit::Ok)
+}

@@ -1,0 +1,97 @@
+//! What every request to the desk passes before a handler sees it: its
+//! `Host` must be the desk's own address (a page of another site that a
+//! DNS name points here is refused), a request that changes anything must
+//! come from the desk's own pages (`Origin`, and the CSRF token its forms
+//! carry), and every answer carries a strict Content-Security-Policy and
+//! the headers that keep it from being framed or sniffed.
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::Shared;
+
+/// No script but the desk's own file, no style but its own, no frames,
+/// forms only to itself.
+pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+                       connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// Refuses a request for another host, or a change from another origin;
+/// adds the security headers to every answer.
+pub async fn guard(State(shared): State<Shared>, request: Request, next: Next) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    let mut answer = if !shared.hosts.iter().any(|h| h == host) {
+        refused(
+            StatusCode::MISDIRECTED_REQUEST,
+            "This desk answers only at its own address.",
+        )
+    } else if !matches!(*request.method(), Method::GET | Method::HEAD)
+        && !same_origin(&request, host)
+    {
+        refused(
+            StatusCode::FORBIDDEN,
+            "Refused: the request did not come from this desk's own page.",
+        )
+    } else {
+        next.run(request).await
+    };
+    let headers = answer.headers_mut();
+    for (name, value) in [
+        (header::CONTENT_SECURITY_POLICY, CSP),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::CACHE_CONTROL, "no-store"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    answer
+}
+
+/// The request's `Origin` is this desk (`http://HOST`); a request with
+/// none is refused (every browser sends one with a form it posts).
+fn same_origin(request: &Request, host: &str) -> bool {
+    request
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+        .is_some_and(|o| o == format!("http://{host}"))
+}
+
+/// A refusal, as plain text.
+pub fn refused(status: StatusCode, why: &str) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        why.to_owned(),
+    )
+        .into_response()
+}
+
+/// Whether `given` is the desk's CSRF token, compared in constant time.
+pub fn token_ok(expected: &str, given: &str) -> bool {
+    expected.len() == given.len()
+        && expected
+            .bytes()
+            .zip(given.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_must_match_whole() {
+        assert!(token_ok("abc123", "abc123"));
+        assert!(!token_ok("abc123", "abc124"));
+        assert!(!token_ok("abc123", "abc12"));
+        assert!(!token_ok("abc123", ""));
+    }
+}

@@ -1,0 +1,500 @@
+//! The desk: a web page on this machine where the back office drops an
+//! order sheet, sees what is wrong and where, and fixes it in place. It is
+//! a face, like the command line: each sheet is a [`Job`] (checked by the
+//! same code as `validate`, with the same budgets for untrusted files;
+//! changed cells laid over the file, which is never changed), and the
+//! pages are askama templates (`templates/`) whose every value is escaped.
+//! What every request passes first is in [`guard`].
+
+pub mod guard;
+mod views;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Form, Multipart, Path as UrlPath, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+
+use crate::error::{Error, Result};
+use crate::job::{CellChange, Job};
+use crate::pipeline::CheckOpts;
+use guard::{refused, token_ok};
+use views::{PAGE_ROWS, RowView};
+
+/// How the desk is served.
+#[derive(Debug, Clone)]
+pub struct DeskOpts {
+    /// Where it listens (this machine only).
+    pub listen: SocketAddr,
+    /// How sheets are read and checked (as `validate`'s flags say).
+    pub check: CheckOpts,
+    /// The largest sheet it takes, in bytes.
+    pub max_upload: usize,
+}
+
+/// The file types a sheet may have (as `validate` reads them).
+const SHEET_TYPES: [&str; 8] = ["csv", "tsv", "txt", "xlsx", "xlsm", "xlsb", "xls", "ods"];
+
+/// What the handlers share.
+type Shared = Arc<Desk>;
+
+/// The desk's state: its address, its CSRF token, and the sheets dropped.
+pub struct Desk {
+    opts: DeskOpts,
+    /// The `Host` values it answers to.
+    hosts: Vec<String>,
+    /// The token every form carries (random, for this run of the desk).
+    token: String,
+    /// Where the dropped files are kept, as dropped.
+    work: tempfile::TempDir,
+    sheets: Mutex<BTreeMap<u64, Arc<Mutex<Dropped>>>>,
+}
+
+/// A sheet dropped on the desk.
+struct Dropped {
+    /// Its name as it was dropped.
+    name: String,
+    job: Job,
+}
+
+impl Desk {
+    /// The desk for `opts`, at `addr` (where it was bound).
+    pub fn new(opts: DeskOpts, addr: SocketAddr) -> Result<Desk> {
+        let port = addr.port();
+        let mut hosts = vec![format!("{addr}"), format!("localhost:{port}")];
+        if addr.ip().is_loopback() && addr.is_ipv4() {
+            hosts.push(format!("127.0.0.1:{port}"));
+        }
+        let token = format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
+        Ok(Desk {
+            opts,
+            hosts,
+            token,
+            work: tempfile::tempdir().map_err(|e| Error::io("the desk's folder", e))?,
+            sheets: Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    fn sheet(&self, id: u64) -> Option<Arc<Mutex<Dropped>>> {
+        lock(&self.sheets).get(&id).cloned()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The desk's routes, behind its guard.
+pub fn router(desk: Shared) -> Router {
+    let max = desk.opts.max_upload;
+    Router::new()
+        .route("/", get(index))
+        .route(
+            "/sheets",
+            // Room for the form around the file.
+            post(upload).layer(DefaultBodyLimit::max(max + 64 * 1024)),
+        )
+        .route("/sheets/{id}", get(sheet))
+        .route("/sheets/{id}/cells", post(change_cell))
+        .route("/sheets/{id}/rows/{row}", get(row).post(change_row))
+        .route("/assets/desk.css", get(css))
+        .route("/assets/desk.js", get(js))
+        .layer(axum::middleware::from_fn_with_state(
+            desk.clone(),
+            guard::guard,
+        ))
+        .with_state(desk)
+}
+
+/// Binds `opts.listen` (this machine only), tells its URL, and serves
+/// until `stop` resolves.
+pub async fn serve(
+    opts: DeskOpts,
+    told: impl FnOnce(&str),
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    if !opts.listen.ip().is_loopback() {
+        return Err(Error::Usage(format!(
+            "--listen {}: the desk listens on this machine only (127.0.0.1 or [::1])",
+            opts.listen
+        )));
+    }
+    let listener = tokio::net::TcpListener::bind(opts.listen)
+        .await
+        .map_err(|e| Error::Usage(format!("--listen {}: {e}", opts.listen)))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::io("the desk's address", e))?;
+    let desk = Arc::new(Desk::new(opts, addr)?);
+    told(&format!("http://{addr}/"));
+    axum::serve(listener, router(desk))
+        .with_graceful_shutdown(stop)
+        .await
+        .map_err(|e| Error::io("the desk", e))
+}
+
+fn page(template: impl Template) -> Response {
+    match template.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => refused(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("the page could not be drawn: {e}"),
+        ),
+    }
+}
+
+async fn index(State(desk): State<Shared>) -> Response {
+    page(index_view(&desk, None))
+}
+
+fn index_view(desk: &Desk, error: Option<String>) -> views::Index<'_> {
+    let sheets = lock(&desk.sheets)
+        .iter()
+        .map(|(id, d)| {
+            let d = lock(d);
+            let counts = d.job.checked().grouping.counts;
+            views::SheetLink {
+                id: *id,
+                name: d.name.clone(),
+                rows: counts.rows,
+                invalid: counts.invalid,
+            }
+        })
+        .collect();
+    views::Index {
+        token: &desk.token,
+        sheets,
+        error,
+        max_mib: (desk.opts.max_upload / (1024 * 1024)) as u64,
+    }
+}
+
+/// A sheet dropped: kept as it came, checked, and shown.
+async fn upload(State(desk): State<Shared>, mut form: Multipart) -> Response {
+    let mut token_seen = false;
+    loop {
+        let field = match form.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => return refused(e.status(), &format!("The upload failed: {}", e.body_text())),
+        };
+        match field.name() {
+            Some("csrf") => {
+                let given = field.text().await.unwrap_or_default();
+                token_seen = token_ok(&desk.token, &given);
+            }
+            Some("sheet") if token_seen => {
+                let name = field.file_name().unwrap_or("sheet").to_owned();
+                let bytes = match field.bytes().await {
+                    Ok(b) => b,
+                    Err(e) => {
+                        return refused(
+                            e.status(),
+                            &format!("The upload failed: {}", e.body_text()),
+                        );
+                    }
+                };
+                return take(desk, name, bytes.to_vec()).await;
+            }
+            _ => {}
+        }
+    }
+    refused(
+        StatusCode::FORBIDDEN,
+        "Refused: the form's token is missing or wrong; reload the page and try again.",
+    )
+}
+
+/// Keeps a dropped file and opens it as a job.
+async fn take(desk: Shared, name: String, bytes: Vec<u8>) -> Response {
+    let name = safe_name(&name);
+    let ext = Path::new(&name)
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    if !SHEET_TYPES.contains(&ext.as_str()) {
+        let why = format!(
+            "{name}: not an order sheet this desk reads (it takes {})",
+            SHEET_TYPES.join(", ")
+        );
+        return (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            page(index_view(&desk, Some(why))),
+        )
+            .into_response();
+    }
+    let id = lock(&desk.sheets).keys().next_back().map_or(1, |n| n + 1);
+    let dir = desk.work.path().join(id.to_string());
+    let path = dir.join(&name);
+    let kept = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, &bytes));
+    if let Err(e) = kept {
+        return refused(
+            StatusCode::INSUFFICIENT_STORAGE,
+            &format!("The sheet could not be kept: {e}"),
+        );
+    }
+    let opts = desk.opts.check.clone();
+    let opened = tokio::task::spawn_blocking(move || Job::open(&path, opts)).await;
+    match opened {
+        Ok(Ok(job)) => {
+            lock(&desk.sheets).insert(id, Arc::new(Mutex::new(Dropped { name, job })));
+            Redirect::to(&format!("/sheets/{id}")).into_response()
+        }
+        Ok(Err(e)) => {
+            // The folder it was kept in is not the clerk's business.
+            let why = e
+                .to_string()
+                .replace(&dir.join(&name).display().to_string(), &name);
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                page(index_view(&desk, Some(why))),
+            )
+                .into_response()
+        }
+        Err(_) => refused(StatusCode::INTERNAL_SERVER_ERROR, "The check stopped."),
+    }
+}
+
+/// The file's own name, without folders, in plain characters.
+fn safe_name(given: &str) -> String {
+    let base = given.rsplit(['/', '\\']).next().unwrap_or("");
+    let clean: String = base
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || matches!(c, '.' | '-' | '_' | ' ') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(120)
+        .collect();
+    let clean = clean.trim_start_matches('.').trim().to_owned();
+    if clean.is_empty() {
+        "sheet".into()
+    } else {
+        clean
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct Shown {
+    page: Option<u64>,
+    problems: Option<u8>,
+}
+
+async fn sheet(
+    State(desk): State<Shared>,
+    UrlPath(id): UrlPath<u64>,
+    Query(q): Query<Shown>,
+) -> Response {
+    let Some(dropped) = desk.sheet(id) else {
+        return refused(StatusCode::NOT_FOUND, "No such sheet on this desk.");
+    };
+    let problems_only = q.problems == Some(1);
+    let page_no = q.page.unwrap_or(1).max(1);
+    let token = desk.token.clone();
+    let drawn = tokio::task::spawn_blocking(move || {
+        let d = lock(&dropped);
+        sheet_page(&d, id, &token, page_no, problems_only, None)
+    })
+    .await;
+    drawn.unwrap_or_else(|_| refused(StatusCode::INTERNAL_SERVER_ERROR, "The page stopped."))
+}
+
+/// A page of the sheet's rows, drawn.
+fn sheet_page(
+    d: &Dropped,
+    id: u64,
+    token: &str,
+    page_no: u64,
+    problems_only: bool,
+    error: Option<String>,
+) -> Response {
+    let skip = (page_no - 1).saturating_mul(PAGE_ROWS);
+    let shown = match d.job.page(problems_only, skip, PAGE_ROWS) {
+        Ok(p) => p,
+        Err(e) => return refused(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    };
+    let checked = d.job.checked();
+    page(views::Sheet {
+        token,
+        id,
+        name: &d.name,
+        version: d.job.edits().len() + 1,
+        counts: checked.grouping.counts,
+        headers: &checked.columns.headers,
+        rows: shown.rows.into_iter().map(RowView::of).collect(),
+        page: page_no,
+        pages: shown.total.div_ceil(PAGE_ROWS).max(1),
+        total: shown.total,
+        problems_only,
+        edits: d.job.edits(),
+        error,
+    })
+}
+
+#[derive(serde::Deserialize)]
+struct CellForm {
+    csrf: String,
+    row: u64,
+    col: usize,
+    value: String,
+    back: Option<String>,
+}
+
+/// One cell changed in place; the sheet checked again.
+async fn change_cell(
+    State(desk): State<Shared>,
+    UrlPath(id): UrlPath<u64>,
+    Form(f): Form<CellForm>,
+) -> Response {
+    if !token_ok(&desk.token, &f.csrf) {
+        return bad_token();
+    }
+    let back = f
+        .back
+        .filter(|b| b.starts_with(&format!("/sheets/{id}")))
+        .unwrap_or_else(|| format!("/sheets/{id}"));
+    change(
+        desk,
+        id,
+        f.row,
+        vec![(f.col, f.value)],
+        format!("{back}#r{}", f.row),
+    )
+    .await
+}
+
+/// Changes cells of row `row`, given by column index; back to `back`.
+async fn change(
+    desk: Shared,
+    id: u64,
+    row: u64,
+    cells: Vec<(usize, String)>,
+    back: String,
+) -> Response {
+    let Some(dropped) = desk.sheet(id) else {
+        return refused(StatusCode::NOT_FOUND, "No such sheet on this desk.");
+    };
+    let token = desk.token.clone();
+    let done = tokio::task::spawn_blocking(move || -> std::result::Result<(), String> {
+        let mut d = lock(&dropped);
+        let headers = d.job.checked().columns.headers.clone();
+        let mut changes = Vec::new();
+        for (col, value) in cells {
+            let Some(column) = headers.get(col) else {
+                return Err(format!("the sheet has no column {}", col + 1));
+            };
+            changes.push(CellChange {
+                row,
+                column: column.clone(),
+                value,
+            });
+        }
+        d.job.edit(&changes).map_err(|e| e.to_string())?;
+        Ok(())
+    })
+    .await;
+    match done {
+        Ok(Ok(())) => Redirect::to(&back).into_response(),
+        Ok(Err(why)) => {
+            let Some(dropped) = desk.sheet(id) else {
+                return refused(StatusCode::NOT_FOUND, "No such sheet on this desk.");
+            };
+            let d = lock(&dropped);
+            let mut answer = sheet_page(
+                &d,
+                id,
+                &token,
+                1,
+                false,
+                Some(format!("Not changed: {why}")),
+            );
+            *answer.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+            answer
+        }
+        Err(_) => refused(StatusCode::INTERNAL_SERVER_ERROR, "The check stopped."),
+    }
+}
+
+async fn row(State(desk): State<Shared>, UrlPath((id, number)): UrlPath<(u64, u64)>) -> Response {
+    let Some(dropped) = desk.sheet(id) else {
+        return refused(StatusCode::NOT_FOUND, "No such sheet on this desk.");
+    };
+    let token = desk.token.clone();
+    let drawn = tokio::task::spawn_blocking(move || -> std::result::Result<Response, String> {
+        let d = lock(&dropped);
+        let found = d.job.row(number).map_err(|e| e.to_string())?;
+        let Some(found) = found else {
+            return Ok(refused(StatusCode::NOT_FOUND, "No such row in the sheet."));
+        };
+        let checked = d.job.checked();
+        Ok(page(views::Row {
+            token: &token,
+            id,
+            name: &d.name,
+            headers: &checked.columns.headers,
+            row: RowView::of(found),
+        }))
+    })
+    .await;
+    match drawn {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => refused(StatusCode::INTERNAL_SERVER_ERROR, &e),
+        Err(_) => refused(StatusCode::INTERNAL_SERVER_ERROR, "The page stopped."),
+    }
+}
+
+/// A row's form sent: its cells as given (`c0`, `c1`...).
+async fn change_row(
+    State(desk): State<Shared>,
+    UrlPath((id, number)): UrlPath<(u64, u64)>,
+    Form(fields): Form<Vec<(String, String)>>,
+) -> Response {
+    let given = fields
+        .iter()
+        .find(|(k, _)| k == "csrf")
+        .map_or("", |(_, v)| v.as_str());
+    if !token_ok(&desk.token, given) {
+        return bad_token();
+    }
+    let cells = fields
+        .into_iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix('c')?.parse::<usize>().ok()?, v)))
+        .collect();
+    change(desk, id, number, cells, format!("/sheets/{id}#r{number}")).await
+}
+
+fn bad_token() -> Response {
+    refused(
+        StatusCode::FORBIDDEN,
+        "Refused: the form's token is missing or wrong; reload the page and try again.",
+    )
+}
+
+async fn css() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("../../assets/desk.css"),
+    )
+        .into_response()
+}
+
+async fn js() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("../../assets/desk.js"),
+    )
+        .into_response()
+}

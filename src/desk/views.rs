@@ -1,0 +1,146 @@
+//! The desk's pages: askama templates (in `templates/`, checked when the
+//! code is compiled, every value escaped: a cell is always text), and the
+//! shapes of what they show.
+
+use askama::Template;
+
+use crate::group::Counts;
+use crate::job::{Edit, ShownRow};
+
+/// Rows on a page of the table.
+pub const PAGE_ROWS: u64 = 100;
+
+/// The start page: the drop zone, and the sheets dropped so far.
+#[derive(Template)]
+#[template(path = "index.html")]
+pub struct Index<'a> {
+    pub token: &'a str,
+    pub sheets: Vec<SheetLink>,
+    /// Why the last sheet dropped could not be read.
+    pub error: Option<String>,
+    pub max_mib: u64,
+}
+
+/// A sheet dropped this session.
+pub struct SheetLink {
+    pub id: u64,
+    pub name: String,
+    pub rows: u64,
+    pub invalid: u64,
+}
+
+/// A sheet: its counts, a page of its rows, and the edits made to it.
+#[derive(Template)]
+#[template(path = "sheet.html")]
+pub struct Sheet<'a> {
+    pub token: &'a str,
+    pub id: u64,
+    pub name: &'a str,
+    pub version: usize,
+    pub counts: Counts,
+    pub headers: &'a [String],
+    pub rows: Vec<RowView>,
+    pub page: u64,
+    pub pages: u64,
+    /// How many rows the filter lets through.
+    pub total: u64,
+    pub problems_only: bool,
+    pub edits: &'a [Edit],
+    /// Why the last change was refused.
+    pub error: Option<String>,
+}
+
+impl Sheet<'_> {
+    /// The link to page `page` with the same filter.
+    pub fn page_link(&self, page: &u64) -> String {
+        format!(
+            "/sheets/{}?page={page}{}",
+            self.id,
+            if self.problems_only {
+                "&problems=1"
+            } else {
+                ""
+            }
+        )
+    }
+}
+
+/// One row, every cell a field of a form.
+#[derive(Template)]
+#[template(path = "row.html")]
+pub struct Row<'a> {
+    pub token: &'a str,
+    pub id: u64,
+    pub name: &'a str,
+    pub headers: &'a [String],
+    pub row: RowView,
+}
+
+/// A row as the table shows it.
+pub struct RowView {
+    pub number: u64,
+    pub status: &'static str,
+    pub order_id: String,
+    pub cells: Vec<CellView>,
+    /// Problems of the row as a whole (not of one cell), in words.
+    pub row_problems: Vec<String>,
+    /// For a held row: which rows hold its order back.
+    pub held_by: String,
+}
+
+/// A cell, with the problems the checks found in it.
+pub struct CellView {
+    pub col: usize,
+    pub text: String,
+    pub errors: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+impl CellView {
+    pub fn marked(&self) -> bool {
+        !self.errors.is_empty() || !self.warnings.is_empty()
+    }
+}
+
+impl RowView {
+    pub fn of(row: ShownRow) -> RowView {
+        let mut cells: Vec<CellView> = row
+            .cells
+            .into_iter()
+            .enumerate()
+            .map(|(col, text)| CellView {
+                col,
+                text,
+                errors: Vec::new(),
+                warnings: Vec::new(),
+            })
+            .collect();
+        let mut row_problems = Vec::new();
+        for (col, message) in row.problems {
+            match col.and_then(|c| cells.get_mut(c)) {
+                Some(cell) => cell.errors.push(message),
+                None => row_problems.push(format!("Error: {message}")),
+            }
+        }
+        for (col, message) in row.warnings {
+            match col.and_then(|c| cells.get_mut(c)) {
+                Some(cell) => cell.warnings.push(message),
+                None => row_problems.push(format!("Warning: {message}")),
+            }
+        }
+        let held_by = row
+            .held_by
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        RowView {
+            number: row.number,
+            status: row.status,
+            order_id: row.order_id,
+            cells,
+            row_problems,
+            held_by,
+        }
+    }
+}

@@ -1,0 +1,284 @@
+//! The desk over HTTP, the real binary (`serve --listen 127.0.0.1:0`): a
+//! sheet dropped, its bad cells marked for a screen reader too, a cell
+//! fixed and the counts following; and every refusal (a foreign `Host`, a
+//! foreign or missing `Origin`, a wrong CSRF token, a sheet too large or
+//! of another kind, an address beyond this machine); a hostile cell shown
+//! as text.
+
+mod common;
+
+use std::io::BufRead;
+use std::process::{Child, Stdio};
+
+use common::{Desk, bin, root};
+use reqwest::blocking::{Client, multipart};
+use reqwest::redirect::Policy;
+
+/// A running desk, stopped when dropped.
+struct Served {
+    child: Child,
+    url: String,
+    http: Client,
+}
+
+impl Served {
+    fn start(extra: &[&str]) -> Served {
+        let mut child = bin()
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the desk");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.starts_with("http://127.0.0.1:"), "{line:?}");
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = Client::builder()
+            .redirect(Policy::none())
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .unwrap();
+        Served {
+            child,
+            url: line.trim().trim_end_matches('/').to_owned(),
+            http,
+        }
+    }
+
+    fn origin(&self) -> &str {
+        &self.url
+    }
+
+    fn get(&self, path: &str) -> (u16, String) {
+        let r = self.http.get(format!("{}{path}", self.url)).send().unwrap();
+        (r.status().as_u16(), r.text().unwrap())
+    }
+
+    /// The CSRF token the start page's form carries.
+    fn token(&self) -> String {
+        let (_, page) = self.get("/");
+        let at = page.find("name=\"csrf\" value=\"").expect("a token") + 19;
+        page[at..at + 64].to_owned()
+    }
+
+    /// Drops `bytes` as `name`, as the page's form does.
+    fn upload(&self, name: &str, bytes: Vec<u8>, token: &str) -> reqwest::blocking::Response {
+        let form = multipart::Form::new().text("csrf", token.to_owned()).part(
+            "sheet",
+            multipart::Part::bytes(bytes).file_name(name.to_owned()),
+        );
+        self.http
+            .post(format!("{}/sheets", self.url))
+            .header("Origin", self.origin())
+            .multipart(form)
+            .send()
+            .unwrap()
+    }
+
+    fn change_cell(&self, sheet: &str, row: u64, col: usize, value: &str, token: &str) -> u16 {
+        self.http
+            .post(format!("{}{sheet}/cells", self.url))
+            .header("Origin", self.origin())
+            .form(&[
+                ("csrf", token),
+                ("row", &row.to_string()),
+                ("col", &col.to_string()),
+                ("value", value),
+            ])
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The number shown for a count on a sheet's page.
+fn count(page: &str, name: &str) -> u64 {
+    let key = format!("<dd id=\"count-{name}\">");
+    let at = page.find(&key).expect("the count") + key.len();
+    page[at..].split('<').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_dropped_sheet_shows_its_bad_cells_and_a_fix_in_place_rechecks_it() {
+    let desk = Served::start(&[]);
+    let token = desk.token();
+    let bytes = std::fs::read(root().join("samples/orders_with_mistakes.xlsx")).unwrap();
+    let r = desk.upload("orders_with_mistakes.xlsx", bytes.clone(), &token);
+    assert_eq!(r.status().as_u16(), 303);
+    let sheet = r.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(sheet, "/sheets/1");
+
+    let (status, page) = desk.get(&format!("{sheet}?problems=1"));
+    assert_eq!(status, 200);
+    let invalid = count(&page, "invalid");
+    assert!(invalid > 0, "{page}");
+    // Every cell marked invalid points at its message, which is there.
+    let marked: Vec<&str> = page.split("aria-invalid=\"true\"").skip(1).collect();
+    assert!(!marked.is_empty());
+    for m in &marked {
+        let at = m.find("aria-describedby=\"").unwrap() + 18;
+        let id = &m[at..at + m[at..].find('"').unwrap()];
+        assert!(page.contains(&format!("id=\"{id}\"")), "{id}");
+    }
+    assert!(
+        page.contains("Error: must be between 1 and 500, got 0"),
+        "{page}"
+    );
+
+    // Row 6's quantity (column 6, index 5) is 0: fixed here.
+    assert!(page.contains("aria-describedby=\"m6-5\""), "{page}");
+    assert_eq!(desk.change_cell(&sheet, 6, 5, "10", &token), 303);
+    let (_, page) = desk.get(&sheet);
+    assert_eq!(count(&page, "invalid"), invalid - 1, "{page}");
+    assert!(!page.contains("aria-describedby=\"m6-5\""));
+    assert!(
+        page.contains("<td>6</td><td>quantity</td><td>0</td><td>10</td>"),
+        "{page}"
+    );
+    assert!(page.contains("Version 2 of the sheet"));
+
+    // The row's own form: every cell a labelled field.
+    let (status, form) = desk.get(&format!("{sheet}/rows/9"));
+    assert_eq!(status, 200);
+    assert!(form.contains("<label for=\"c0\">"), "{form}");
+    // A change the sheet cannot take is refused and says why.
+    let r = desk.change_cell(&sheet, 1, 0, "x", &token);
+    assert_eq!(r, 422);
+    // Another row of a page that is not there: not found.
+    assert_eq!(desk.get("/sheets/9").0, 404);
+}
+
+#[test]
+fn requests_from_elsewhere_are_refused() {
+    let desk = Served::start(&["--max-upload-mib", "1"]);
+    let token = desk.token();
+    let sheet = std::fs::read(root().join("samples/orders.csv")).unwrap();
+    let post = |origin: Option<&str>, token: &str| {
+        let form = multipart::Form::new().text("csrf", token.to_owned()).part(
+            "sheet",
+            multipart::Part::bytes(sheet.clone()).file_name("orders.csv"),
+        );
+        let mut r = desk
+            .http
+            .post(format!("{}/sheets", desk.url))
+            .multipart(form);
+        if let Some(o) = origin {
+            r = r.header("Origin", o);
+        }
+        r.send().unwrap().status().as_u16()
+    };
+    assert_eq!(post(None, &token), 403, "no Origin");
+    assert_eq!(
+        post(Some("http://evil.example"), &token),
+        403,
+        "a foreign Origin"
+    );
+    assert_eq!(post(Some(desk.origin()), "0123"), 403, "a wrong token");
+    assert_eq!(post(Some(desk.origin()), ""), 403, "no token");
+    assert_eq!(
+        post(Some(desk.origin()), &token),
+        303,
+        "the page's own form"
+    );
+
+    // A name that points here from elsewhere (DNS rebinding): refused.
+    let r = desk
+        .http
+        .get(format!("{}/", desk.url))
+        .header("Host", "evil.example")
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 421);
+    // Every answer: a strict policy.
+    let r = desk.http.get(format!("{}/", desk.url)).send().unwrap();
+    let csp = r.headers()["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("script-src 'self'"),
+        "{csp}"
+    );
+    assert_eq!(r.headers()["x-frame-options"], "DENY");
+
+    // Too large: refused (413), or the connection closed while it is
+    // still sent; either way not taken.
+    let form = multipart::Form::new().text("csrf", token.clone()).part(
+        "sheet",
+        multipart::Part::bytes(vec![b'a'; 2 << 20]).file_name("big.csv"),
+    );
+    let big = desk
+        .http
+        .post(format!("{}/sheets", desk.url))
+        .header("Origin", desk.origin())
+        .multipart(form)
+        .send();
+    if let Ok(r) = big {
+        assert_eq!(r.status().as_u16(), 413);
+    }
+    assert!(!desk.get("/").1.contains("big.csv"));
+    let png = desk.upload("photo.png", b"\x89PNG".to_vec(), &token);
+    assert_eq!(png.status().as_u16(), 415);
+    assert!(png.text().unwrap().contains("not an order sheet"));
+    // A sheet that cannot be read: said on the page, nothing kept.
+    let empty = desk.upload("empty.csv", Vec::new(), &token);
+    assert_eq!(empty.status().as_u16(), 422);
+    let text = empty.text().unwrap();
+    assert!(
+        text.contains("empty.csv") && !text.contains("/tmp"),
+        "{text}"
+    );
+}
+
+#[test]
+fn hostile_cells_are_shown_as_text() {
+    let desk = Served::start(&[]);
+    let token = desk.token();
+    let long = "x".repeat(32_000);
+    let sheet = format!(
+        "{}\n{}\n{}\n",
+        common::HEADER,
+        common::row("<script>alert(1)</script>", "P1", "1"),
+        common::row(
+            "00002",
+            "=HYPERLINK(\"http://evil.example\",\"click\")",
+            &long
+        ),
+    );
+    let r = desk.upload("hostile.csv", sheet.into_bytes(), &token);
+    assert_eq!(r.status().as_u16(), 303);
+    let (_, page) = desk.get("/sheets/1");
+    assert!(!page.contains("<script>alert"), "a cell became markup");
+    assert!(
+        page.contains("&#60;script&#62;alert(1)&#60;/script&#62;"),
+        "{page}"
+    );
+    assert!(
+        page.contains("=HYPERLINK(&#34;http://evil.example&#34;"),
+        "{page}"
+    );
+    assert!(page.contains(&long), "the long cell is shown whole");
+    // The only script is the desk's own file.
+    assert_eq!(page.matches("<script").count(), 1);
+    assert!(page.contains("<script src=\"/assets/desk.js\" defer></script>"));
+}
+
+#[test]
+fn the_desk_listens_on_this_machine_only() {
+    let d = Desk::new();
+    let out = d.run(&["serve", "--listen", "0.0.0.0:0"]);
+    assert_eq!(out.status.code(), Some(dcms_bulk::exit::USAGE));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("this machine only"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -1,0 +1,202 @@
+//! The desk in a real browser: headless Chromium over WebDriver
+//! (Debian's `chromium` and `chromium-driver`, which `.ci/run` installs).
+//! A clerk drops the mistakes sample with the file picker, sees the marked
+//! cells, and fixes one with the keyboard alone; the counts follow.
+//! Screenshots are kept in `target/desk-screenshots/`.
+//!
+//! Where no `chromedriver` is installed the test says so and passes,
+//! unless `DCMS_BROWSER_TESTS=required` (as `.ci/run` sets it).
+
+mod common;
+
+use std::io::BufRead;
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{bin, root};
+use fantoccini::{Client, ClientBuilder, Locator, key::Key};
+
+/// A child process killed when dropped.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The desk on a free port, and its URL.
+fn desk() -> (Running, String) {
+    let mut child = bin()
+        .args(["serve", "--listen", "127.0.0.1:0", "-q"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the desk");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    (Running(child), line.trim().to_owned())
+}
+
+/// chromedriver on a free port, once it answers; `None` when there is none
+/// on this machine.
+fn driver() -> Option<(Running, u16)> {
+    let found = ["chromedriver", "/usr/bin/chromedriver"]
+        .into_iter()
+        .find(|p| {
+            Command::new(p)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })?;
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(found)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chromedriver");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "chromedriver did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Some((Running(child), port))
+}
+
+/// A headless Chromium session through the driver at `port`, at the size
+/// of a small laptop screen.
+async fn browser(port: u16) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                     "--disable-gpu", "--window-size=1366,768"],
+        }),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{port}"))
+        .await
+        .expect("a browser session")
+}
+
+async fn text_of(c: &Client, css: &str) -> String {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+async fn screenshot(c: &Client, name: &str) {
+    let dir = root().join("target/desk-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    let png = c.screenshot().await.unwrap();
+    std::fs::write(dir.join(name), png).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clerk_drops_a_sheet_and_fixes_a_cell_with_the_keyboard() {
+    let Some((_driver, port)) = driver() else {
+        let required = std::env::var("DCMS_BROWSER_TESTS").is_ok_and(|v| v == "required");
+        assert!(
+            !required,
+            "no chromedriver: install chromium and chromium-driver"
+        );
+        eprintln!("skipped: no chromedriver on this machine (.ci/run installs it)");
+        return;
+    };
+    let (_desk, url) = desk();
+    let c = browser(port).await;
+
+    c.goto(&url).await.unwrap();
+    let picker = c.find(Locator::Css("input#sheet")).await.unwrap();
+    let sample = root().join("samples/orders_with_mistakes.xlsx");
+    picker.send_keys(sample.to_str().unwrap()).await.unwrap();
+    c.find(Locator::XPath("//button[normalize-space()='Check it']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .for_element(Locator::Css("table#rows"))
+        .await
+        .unwrap();
+    assert!(
+        c.current_url()
+            .await
+            .unwrap()
+            .path()
+            .starts_with("/sheets/")
+    );
+    screenshot(&c, "sheet.png").await;
+
+    let invalid: u64 = text_of(&c, "#count-invalid").await.parse().unwrap();
+    assert!(invalid > 0);
+    let marked = c
+        .find_all(Locator::Css("td[aria-invalid='true']"))
+        .await
+        .unwrap();
+    assert!(!marked.is_empty());
+    // Each marked cell's message is the one it points at.
+    for cell in &marked {
+        let id = cell.attr("aria-describedby").await.unwrap().unwrap();
+        let msg = text_of(&c, &format!("[id='{id}']")).await;
+        assert!(msg.starts_with("Error: "), "{msg}");
+    }
+
+    // Row 6's quantity is 0: select the cell, Enter, type, Enter.
+    let cell = "td[data-row='6'][data-col='5']";
+    assert_eq!(
+        c.find(Locator::Css(cell))
+            .await
+            .unwrap()
+            .attr("aria-invalid")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("true")
+    );
+    c.find(Locator::Css(cell))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.active_element()
+        .await
+        .unwrap()
+        .send_keys(&Key::Enter.to_string())
+        .await
+        .unwrap();
+    let input = c
+        .wait()
+        .for_element(Locator::Css(&format!("{cell} input")))
+        .await
+        .unwrap();
+    input.clear().await.unwrap();
+    input.send_keys(&format!("10{}", Key::Enter)).await.unwrap();
+    c.wait()
+        .for_element(Locator::Css("table#edits"))
+        .await
+        .unwrap();
+    let now: u64 = text_of(&c, "#count-invalid").await.parse().unwrap();
+    assert_eq!(now, invalid - 1);
+    let fixed = c.find(Locator::Css(cell)).await.unwrap();
+    assert_eq!(fixed.attr("aria-invalid").await.unwrap(), None);
+    assert_eq!(text_of(&c, cell).await, "10");
+    screenshot(&c, "fixed.png").await;
+    c.close().await.unwrap();
+}

@@ -282,3 +282,91 @@ fn the_desk_listens_on_this_machine_only() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn the_sheet_goes_back_corrected_with_its_rows_to_fix_and_its_report() {
+    let desk = Served::start(&[]);
+    let token = desk.token();
+    let sheet = format!(
+        "{}\n{}\n{}\n{}\n",
+        common::HEADER,
+        common::row("00001", "P1", "0"),
+        common::row("00001", "P2", "5"),
+        common::row("00002", "P1", "ten"),
+    );
+    let r = desk.upload("branch 7.csv", sheet.into_bytes(), &token);
+    assert_eq!(r.status().as_u16(), 303);
+    // Row 2's quantity 0 fixed here; row 4's `ten` left for the branch.
+    assert_eq!(desk.change_cell("/sheets/1", 2, 5, "3", &token), 303);
+    let get = |what: &str| {
+        let r = desk
+            .http
+            .get(format!("{}/sheets/1/download/{what}", desk.url))
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{what}");
+        let name = r.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        (name, r.text().unwrap())
+    };
+    let (name, corrected) = get("corrected");
+    assert!(name.contains("branch 7.corrected.csv"), "{name}");
+    let lines: Vec<&str> = corrected.lines().collect();
+    assert_eq!(lines.len(), 4, "{corrected}");
+    assert!(
+        lines[1].starts_with("00001,") && lines[1].contains(",3,"),
+        "{corrected}"
+    );
+
+    let (name, to_fix) = get("to-fix");
+    assert!(name.contains("branch 7.to-fix.csv"), "{name}");
+    let lines: Vec<&str> = to_fix.lines().collect();
+    assert_eq!(lines.len(), 2, "only the invalid row: {to_fix}");
+    assert!(lines[0].starts_with("what to fix,branch_id,"), "{to_fix}");
+    assert!(
+        lines[1].contains("quantity: must be a whole number"),
+        "{to_fix}"
+    );
+    assert!(!to_fix.contains("--"), "no program options: {to_fix}");
+
+    let (_, report) = get("report.csv");
+    let rows: Vec<&str> = report.lines().skip(1).collect();
+    assert_eq!(rows.len(), 3, "{report}");
+    assert_eq!(desk.get("/sheets/1/download/nothing").0, 404);
+}
+
+#[test]
+fn a_workbook_goes_back_as_a_workbook_with_its_ids_as_text() {
+    use calamine::{Reader, Xlsx};
+    let desk = Served::start(&[]);
+    let token = desk.token();
+    let bytes = std::fs::read(root().join("samples/orders.xlsx")).unwrap();
+    assert_eq!(
+        desk.upload("orders.xlsx", bytes, &token).status().as_u16(),
+        303
+    );
+    let r = desk
+        .http
+        .get(format!("{}/sheets/1/download/corrected", desk.url))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let bytes = r.bytes().unwrap().to_vec();
+    let mut book: Xlsx<_> = calamine::open_workbook_from_rs(std::io::Cursor::new(bytes)).unwrap();
+    let range = book.worksheet_range_at(0).unwrap().unwrap();
+    let header: Vec<String> = range
+        .rows()
+        .next()
+        .unwrap()
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    let branch = header.iter().position(|h| h == "branch_id").unwrap();
+    let first = &range.rows().nth(1).unwrap()[branch];
+    assert!(
+        matches!(first, calamine::Data::String(s) if s.starts_with('0')),
+        "{first:?}"
+    );
+}

@@ -107,6 +107,7 @@ pub fn router(desk: Shared) -> Router {
         .route("/sheets/{id}", get(sheet))
         .route("/sheets/{id}/cells", post(change_cell))
         .route("/sheets/{id}/rows/{row}", get(row).post(change_row))
+        .route("/sheets/{id}/download/{what}", get(download))
         .route("/assets/desk.css", get(css))
         .route("/assets/desk.js", get(js))
         .layer(axum::middleware::from_fn_with_state(
@@ -474,6 +475,80 @@ async fn change_row(
         .filter_map(|(k, v)| Some((k.strip_prefix('c')?.parse::<usize>().ok()?, v)))
         .collect();
     change(desk, id, number, cells, format!("/sheets/{id}#r{number}")).await
+}
+
+/// A file for the branch or the record: the sheet as it is now
+/// (`corrected`), its rows to fix (`to-fix`), or its report
+/// (`report.xlsx`, `report.csv`).
+async fn download(
+    State(desk): State<Shared>,
+    UrlPath((id, what)): UrlPath<(u64, String)>,
+) -> Response {
+    let Some(dropped) = desk.sheet(id) else {
+        return refused(StatusCode::NOT_FOUND, "No such sheet on this desk.");
+    };
+    let dir = desk.work.path().join(format!("{id}-out"));
+    let made =
+        tokio::task::spawn_blocking(move || -> std::result::Result<(String, Vec<u8>), String> {
+            let d = lock(&dropped);
+            std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+            let stem = Path::new(&d.name)
+                .file_stem()
+                .map_or("sheet".into(), |s| s.to_string_lossy().into_owned());
+            let ext = if d.job.is_workbook() { "xlsx" } else { "csv" };
+            let name = match what.as_str() {
+                "corrected" => format!("{stem}.corrected.{ext}"),
+                "to-fix" => format!("{stem}.to-fix.{ext}"),
+                "report.xlsx" => format!("{stem}.report.xlsx"),
+                "report.csv" => format!("{stem}.report.csv"),
+                _ => return Err("no such download".into()),
+            };
+            let path = dir.join(&name);
+            let written = match what.as_str() {
+                "corrected" => d.job.export(crate::job::Rows::All, &path),
+                "to-fix" => d.job.export(crate::job::Rows::ToFix, &path),
+                _ => crate::report::Target::at(&path).and_then(|target| {
+                    let mut facts =
+                        d.job
+                            .checked()
+                            .facts("desk", serde_json::json!({}), crate::report::now());
+                    d.job.report(&target, false, &mut facts).map(|_| ())
+                }),
+            };
+            written.map_err(|e| e.to_string())?;
+            let bytes = std::fs::read(&path).map_err(|e| e.to_string())?;
+            Ok((name, bytes))
+        })
+        .await;
+    match made {
+        Ok(Ok((name, bytes))) => {
+            let kind = if name.ends_with(".xlsx") {
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+            } else {
+                "text/csv; charset=utf-8"
+            };
+            let disposition = format!("attachment; filename=\"{}\"", name.replace('"', "_"));
+            (
+                [
+                    (header::CONTENT_TYPE, kind.to_owned()),
+                    (header::CONTENT_DISPOSITION, disposition),
+                ],
+                bytes,
+            )
+                .into_response()
+        }
+        Ok(Err(why)) if why == "no such download" => {
+            refused(StatusCode::NOT_FOUND, "No such download.")
+        }
+        Ok(Err(why)) => refused(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("The file could not be made: {why}"),
+        ),
+        Err(_) => refused(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "The file could not be made.",
+        ),
+    }
 }
 
 fn bad_token() -> Response {

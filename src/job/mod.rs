@@ -13,6 +13,9 @@ use crate::pipeline::{self, CheckOpts, Checked};
 use crate::read::Edits;
 use crate::report::{RunFacts, Target};
 
+mod export;
+pub use export::{Rows, TO_FIX};
+
 /// A cell to change: by its row number (as a spreadsheet shows it) and
 /// its column's header (as the sheet writes it).
 #[derive(Debug, Clone, PartialEq, Eq)]

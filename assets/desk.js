@@ -62,3 +62,30 @@
     }
   });
 })();
+
+// A run's progress, live: the server's events update the numbers; at
+// the end the page is drawn again with the report's link.
+(function () {
+  "use strict";
+  var run = document.getElementById("run");
+  if (!run || run.dataset.live !== "yes" || !window.EventSource) { return; }
+  var source = new EventSource("/sheets/" + run.dataset.sheet + "/events");
+  var names = ["done", "total", "accepted", "rejected", "failed", "skipped"];
+  source.onmessage = function (ev) {
+    var s = JSON.parse(ev.data);
+    names.forEach(function (n) {
+      var el = document.getElementById("run-" + n);
+      if (el) { el.textContent = String(s[n]); }
+    });
+    var rate = document.getElementById("run-rate");
+    if (rate) { rate.textContent = s.rate.toFixed(1); }
+    var state = document.getElementById("run-state");
+    if (state && !s.finished) {
+      state.textContent = "Sending… " + (s.eta_s === null ? "" : "about " + s.eta_s + " s left");
+    }
+    if (s.finished) {
+      source.close();
+      window.location.reload();
+    }
+  };
+})();

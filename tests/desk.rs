@@ -370,3 +370,85 @@ fn a_workbook_goes_back_as_a_workbook_with_its_ids_as_text() {
         "{first:?}"
     );
 }
+
+#[test]
+fn a_sheet_sent_from_the_desk_creates_each_order_once() {
+    let sb = common::SandboxProcess::start(&[]);
+    let desk = Served::start(&["--base-url", &sb.base, "--tenant", "ACME"]);
+    let token = desk.token();
+    let bytes = std::fs::read(root().join("samples/orders.csv")).unwrap();
+    assert_eq!(
+        desk.upload("orders.csv", bytes.clone(), &token)
+            .status()
+            .as_u16(),
+        303
+    );
+    let (_, page) = desk.get("/sheets/1");
+    assert!(
+        page.contains("Send 4 orders to http://127.0.0.1:"),
+        "{page}"
+    );
+    let send = |sheet: &str| {
+        desk.http
+            .post(format!("{}{sheet}/send", desk.url))
+            .header("Origin", desk.origin())
+            .form(&[("csrf", token.as_str())])
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    let finished = |sheet: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let (_, page) = desk.get(sheet);
+            if page.contains("Finished.") {
+                return page;
+            }
+            assert!(std::time::Instant::now() < deadline, "{page}");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    assert_eq!(send("/sheets/1"), 303);
+    let page = finished("/sheets/1");
+    assert!(page.contains("10 rows: 10 accepted"), "{page}");
+    let created = || {
+        sb.inspect("/stats")["tenants"]["ACME"]["orders"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(created(), 4);
+    let r = desk
+        .http
+        .get(format!("{}/sheets/1/download/sent-report", desk.url))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let report = r.text().unwrap();
+    let mut rdr = csv::Reader::from_reader(report.as_bytes());
+    let header = rdr.headers().unwrap().clone();
+    let status = header.iter().position(|h| h == "status").unwrap();
+    let rows: Vec<csv::StringRecord> = rdr.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 10);
+    assert!(rows.iter().all(|r| &r[status] == "ACCEPTED"), "{report}");
+
+    // The same sheet dropped again and sent: nothing is created twice.
+    assert_eq!(
+        desk.upload("orders.csv", bytes, &token).status().as_u16(),
+        303
+    );
+    assert_eq!(send("/sheets/2"), 303);
+    let page = finished("/sheets/2");
+    assert!(page.contains("10 skipped (sent before)"), "{page}");
+    assert_eq!(created(), 4);
+
+    // Without a destination the desk checks only, and says how to send.
+    let only = Served::start(&[]);
+    let token = only.token();
+    let bytes = std::fs::read(root().join("samples/orders.csv")).unwrap();
+    assert_eq!(
+        only.upload("orders.csv", bytes, &token).status().as_u16(),
+        303
+    );
+    assert!(only.get("/sheets/1").1.contains("This desk checks only"));
+}

@@ -135,9 +135,9 @@ pub enum Command {
     )]
     Template(template::TemplateArgs),
     /// Start the desk: a web page on this machine where an order sheet is
-    /// dropped, checked, and fixed in place.
+    /// dropped, checked, fixed in place, and sent.
     #[command(
-        after_help = "Examples:\n  dcms-bulk serve\n  dcms-bulk serve --listen 127.0.0.1:9000"
+        after_help = "Examples:\n  dcms-bulk serve --sandbox\n  dcms-bulk serve --profile uat\n  dcms-bulk serve --listen 127.0.0.1:9000"
     )]
     Serve(Box<serve::ServeArgs>),
     /// Run the local DCMS simulator (loopback by default) until Ctrl-C.

@@ -3,10 +3,13 @@
 //! its URL on stdout; Ctrl-C or SIGTERM stops it.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use clap::Args;
 
+use super::api::{ApiArgs, SendArgs};
 use super::{CheckArgs, Console, print_stdout};
+use crate::desk::send::Sending;
 use crate::desk::{self, DeskOpts};
 use crate::error::{Error, Result};
 use crate::exit::Exit;
@@ -24,16 +27,41 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub check: CheckArgs,
+
+    /// Where the desk sends (--sandbox, --profile, --base-url...); without
+    /// one it checks only
+    #[command(flatten)]
+    pub api: ApiArgs,
+
+    #[command(flatten)]
+    pub send: SendArgs,
+}
+
+/// Where the desk sends, if an API is given at all.
+fn sending(args: &ServeArgs, console: Console) -> Result<Option<Sending>> {
+    let api = &args.api;
+    if !api.sandbox && api.base_url.is_none() && api.profile.profile.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(Sending {
+        api: api.resolve(&args.send, console)?,
+        submit: args.send.to_opts()?,
+        rate: args.send.rate(),
+        timeouts: args.send.timeouts(),
+    }))
 }
 
 pub fn run(args: &ServeArgs, console: Console) -> Result<Exit> {
     if args.max_upload_mib == 0 || args.max_upload_mib > 4096 {
         return Err(Error::Usage("--max-upload-mib must be 1 to 4096".into()));
     }
+    let mut check = args.check.to_opts()?;
+    check.rules.strict |= args.api.profile.refuses_warnings()?;
     let opts = DeskOpts {
         listen: args.listen,
-        check: args.check.to_opts()?,
+        check,
         max_upload: args.max_upload_mib << 20,
+        sending: sending(args, console)?.map(Arc::new),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

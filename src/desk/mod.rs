@@ -6,7 +6,10 @@
 //! pages are askama templates (`templates/`) whose every value is escaped.
 //! What every request passes first is in [`guard`].
 
+mod files;
 pub mod guard;
+mod runs;
+pub mod send;
 mod views;
 
 use std::collections::BTreeMap;
@@ -28,7 +31,7 @@ use guard::{refused, token_ok};
 use views::{PAGE_ROWS, RowView};
 
 /// How the desk is served.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct DeskOpts {
     /// Where it listens (this machine only).
     pub listen: SocketAddr,
@@ -36,6 +39,8 @@ pub struct DeskOpts {
     pub check: CheckOpts,
     /// The largest sheet it takes, in bytes.
     pub max_upload: usize,
+    /// Where it sends; `None`: it checks only.
+    pub sending: Option<Arc<send::Sending>>,
 }
 
 /// The file types a sheet may have (as `validate` reads them).
@@ -60,7 +65,9 @@ pub struct Desk {
 struct Dropped {
     /// Its name as it was dropped.
     name: String,
-    job: Job,
+    /// Shared with its run while it is sent (it cannot change then).
+    job: Arc<Job>,
+    run: Option<Arc<send::Run>>,
 }
 
 impl Desk {
@@ -107,7 +114,9 @@ pub fn router(desk: Shared) -> Router {
         .route("/sheets/{id}", get(sheet))
         .route("/sheets/{id}/cells", post(change_cell))
         .route("/sheets/{id}/rows/{row}", get(row).post(change_row))
-        .route("/sheets/{id}/download/{what}", get(download))
+        .route("/sheets/{id}/download/{what}", get(files::download))
+        .route("/sheets/{id}/send", post(runs::send_sheet))
+        .route("/sheets/{id}/events", get(runs::run_events))
         .route("/assets/desk.css", get(css))
         .route("/assets/desk.js", get(js))
         .layer(axum::middleware::from_fn_with_state(
@@ -248,7 +257,12 @@ async fn take(desk: Shared, name: String, bytes: Vec<u8>) -> Response {
     let opened = tokio::task::spawn_blocking(move || Job::open(&path, opts)).await;
     match opened {
         Ok(Ok(job)) => {
-            lock(&desk.sheets).insert(id, Arc::new(Mutex::new(Dropped { name, job })));
+            let dropped = Dropped {
+                name,
+                job: Arc::new(job),
+                run: None,
+            };
+            lock(&desk.sheets).insert(id, Arc::new(Mutex::new(dropped)));
             Redirect::to(&format!("/sheets/{id}")).into_response()
         }
         Ok(Err(e)) => {
@@ -305,9 +319,10 @@ async fn sheet(
     let problems_only = q.problems == Some(1);
     let page_no = q.page.unwrap_or(1).max(1);
     let token = desk.token.clone();
+    let to = desk.opts.sending.as_ref().map(|s| s.destination());
     let drawn = tokio::task::spawn_blocking(move || {
         let d = lock(&dropped);
-        sheet_page(&d, id, &token, page_no, problems_only, None)
+        sheet_page(&d, id, &token, page_no, problems_only, None, to)
     })
     .await;
     drawn.unwrap_or_else(|_| refused(StatusCode::INTERNAL_SERVER_ERROR, "The page stopped."))
@@ -321,6 +336,7 @@ fn sheet_page(
     page_no: u64,
     problems_only: bool,
     error: Option<String>,
+    send_to: Option<String>,
 ) -> Response {
     let skip = (page_no - 1).saturating_mul(PAGE_ROWS);
     let shown = match d.job.page(problems_only, skip, PAGE_ROWS) {
@@ -342,6 +358,8 @@ fn sheet_page(
         problems_only,
         edits: d.job.edits(),
         error,
+        send_to,
+        run: d.run.as_ref().map(|r| r.now()),
     })
 }
 
@@ -403,7 +421,10 @@ async fn change(
                 value,
             });
         }
-        d.job.edit(&changes).map_err(|e| e.to_string())?;
+        let Some(job) = Arc::get_mut(&mut d.job) else {
+            return Err("the sheet is being sent; it cannot change until the run ends".into());
+        };
+        job.edit(&changes).map_err(|e| e.to_string())?;
         Ok(())
     })
     .await;
@@ -421,6 +442,7 @@ async fn change(
                 1,
                 false,
                 Some(format!("Not changed: {why}")),
+                desk.opts.sending.as_ref().map(|s| s.destination()),
             );
             *answer.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
             answer
@@ -475,80 +497,6 @@ async fn change_row(
         .filter_map(|(k, v)| Some((k.strip_prefix('c')?.parse::<usize>().ok()?, v)))
         .collect();
     change(desk, id, number, cells, format!("/sheets/{id}#r{number}")).await
-}
-
-/// A file for the branch or the record: the sheet as it is now
-/// (`corrected`), its rows to fix (`to-fix`), or its report
-/// (`report.xlsx`, `report.csv`).
-async fn download(
-    State(desk): State<Shared>,
-    UrlPath((id, what)): UrlPath<(u64, String)>,
-) -> Response {
-    let Some(dropped) = desk.sheet(id) else {
-        return refused(StatusCode::NOT_FOUND, "No such sheet on this desk.");
-    };
-    let dir = desk.work.path().join(format!("{id}-out"));
-    let made =
-        tokio::task::spawn_blocking(move || -> std::result::Result<(String, Vec<u8>), String> {
-            let d = lock(&dropped);
-            std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-            let stem = Path::new(&d.name)
-                .file_stem()
-                .map_or("sheet".into(), |s| s.to_string_lossy().into_owned());
-            let ext = if d.job.is_workbook() { "xlsx" } else { "csv" };
-            let name = match what.as_str() {
-                "corrected" => format!("{stem}.corrected.{ext}"),
-                "to-fix" => format!("{stem}.to-fix.{ext}"),
-                "report.xlsx" => format!("{stem}.report.xlsx"),
-                "report.csv" => format!("{stem}.report.csv"),
-                _ => return Err("no such download".into()),
-            };
-            let path = dir.join(&name);
-            let written = match what.as_str() {
-                "corrected" => d.job.export(crate::job::Rows::All, &path),
-                "to-fix" => d.job.export(crate::job::Rows::ToFix, &path),
-                _ => crate::report::Target::at(&path).and_then(|target| {
-                    let mut facts =
-                        d.job
-                            .checked()
-                            .facts("desk", serde_json::json!({}), crate::report::now());
-                    d.job.report(&target, false, &mut facts).map(|_| ())
-                }),
-            };
-            written.map_err(|e| e.to_string())?;
-            let bytes = std::fs::read(&path).map_err(|e| e.to_string())?;
-            Ok((name, bytes))
-        })
-        .await;
-    match made {
-        Ok(Ok((name, bytes))) => {
-            let kind = if name.ends_with(".xlsx") {
-                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-            } else {
-                "text/csv; charset=utf-8"
-            };
-            let disposition = format!("attachment; filename=\"{}\"", name.replace('"', "_"));
-            (
-                [
-                    (header::CONTENT_TYPE, kind.to_owned()),
-                    (header::CONTENT_DISPOSITION, disposition),
-                ],
-                bytes,
-            )
-                .into_response()
-        }
-        Ok(Err(why)) if why == "no such download" => {
-            refused(StatusCode::NOT_FOUND, "No such download.")
-        }
-        Ok(Err(why)) => refused(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            &format!("The file could not be made: {why}"),
-        ),
-        Err(_) => refused(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "The file could not be made.",
-        ),
-    }
 }
 
 fn bad_token() -> Response {

@@ -48,6 +48,10 @@ pub struct Sheet<'a> {
     pub edits: &'a [Edit],
     /// Why the last change was refused.
     pub error: Option<String>,
+    /// Where the send button sends; `None`: the desk checks only.
+    pub send_to: Option<String>,
+    /// The sheet's run, once it was sent.
+    pub run: Option<super::send::RunState>,
 }
 
 impl Sheet<'_> {

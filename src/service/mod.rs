@@ -409,7 +409,7 @@ impl Service<'_> {
     }
 
     /// One opened sheet: its ready orders sent, its report written.
-    fn send(&self, job: &Job, started: &str) -> Result<FileOutcome> {
+    pub fn send(&self, job: &Job, started: &str) -> Result<FileOutcome> {
         let checked = job.checked();
         let file = &checked.path;
         let target = self.out.target(file)?;

@@ -1,0 +1,98 @@
+//! The send button and the run's live view (server-sent events).
+
+use std::sync::Arc;
+
+use axum::extract::{Form, Path as UrlPath, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+
+use super::guard::{refused, token_ok};
+use super::{Shared, bad_token, lock, send, sheet_page};
+
+#[derive(serde::Deserialize)]
+pub(super) struct SendForm {
+    csrf: String,
+    /// The clerk ticked "I have read the warnings".
+    warnings_read: Option<String>,
+}
+
+/// The send button: the sheet's ready orders sent as it is now.
+pub(super) async fn send_sheet(
+    State(desk): State<Shared>,
+    UrlPath(id): UrlPath<u64>,
+    Form(f): Form<SendForm>,
+) -> Response {
+    if !token_ok(&desk.token, &f.csrf) {
+        return bad_token();
+    }
+    let Some(sending) = desk.opts.sending.clone() else {
+        return refused(
+            StatusCode::CONFLICT,
+            "This desk checks only: start it with --sandbox, or with --profile NAME, to send.",
+        );
+    };
+    let Some(dropped) = desk.sheet(id) else {
+        return refused(StatusCode::NOT_FOUND, "No such sheet on this desk.");
+    };
+    let mut d = lock(&dropped);
+    let why = if d.run.as_ref().is_some_and(|r| !r.now().finished) {
+        Some("It is being sent now.")
+    } else if d.job.checked().grouping.counts.warnings > 0 && f.warnings_read.is_none() {
+        Some("Read the warnings first, and tick the box that says you have.")
+    } else if d.job.checked().grouping.counts.orders_ready == 0 {
+        Some("No order is ready to send: fix the rows first.")
+    } else {
+        None
+    };
+    if let Some(why) = why {
+        let to = Some(sending.destination());
+        let mut answer = sheet_page(
+            &d,
+            id,
+            &desk.token,
+            1,
+            false,
+            Some(format!("Not sent: {why}")),
+            to,
+        );
+        *answer.status_mut() = StatusCode::CONFLICT;
+        return answer;
+    }
+    let run = Arc::new(send::Run::default());
+    d.run = Some(run.clone());
+    let dir = desk.work.path().join(format!(
+        "{id}-run-{}",
+        crate::clock::in_name(&crate::report::now())
+    ));
+    send::start(sending, d.job.clone(), dir, run);
+    Redirect::to(&format!("/sheets/{id}#send")).into_response()
+}
+
+/// The sheet's run as server-sent events: where it is, a few times a
+/// second, until it ends.
+pub(super) async fn run_events(State(desk): State<Shared>, UrlPath(id): UrlPath<u64>) -> Response {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    let Some(dropped) = desk.sheet(id) else {
+        return refused(StatusCode::NOT_FOUND, "No such sheet on this desk.");
+    };
+    let Some(run) = lock(&dropped).run.clone() else {
+        return refused(StatusCode::NOT_FOUND, "The sheet has not been sent.");
+    };
+    let stream = futures_util::stream::unfold((run, false), |(run, over)| async move {
+        if over {
+            return None;
+        }
+        let now = run.now();
+        let event = Event::default().json_data(&now).ok()?;
+        if !now.finished {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        }
+        Some((
+            Ok::<_, std::convert::Infallible>(event),
+            (run, now.finished),
+        ))
+    });
+    Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}

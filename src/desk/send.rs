@@ -1,0 +1,177 @@
+//! Sending a sheet from the desk: the same engine as `submit` (its
+//! ledger, rate limits and exactly-once rule), opened for the run and
+//! closed after it, on a thread of its own so the run goes on when the
+//! page is closed. What the page shows of it is a [`Run`], which the live
+//! view reads.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crate::engine::{Api, Engine, Rate, Timeouts};
+use crate::job::Job;
+use crate::service::{Event, Output, Service};
+use crate::submit::SubmitOpts;
+
+/// Where and how the desk sends.
+pub struct Sending {
+    pub api: Api,
+    pub submit: SubmitOpts,
+    pub rate: Rate,
+    pub timeouts: Timeouts,
+}
+
+impl Sending {
+    /// `https://... as tenant ACME (profile uat)`, for the send button.
+    pub fn destination(&self) -> String {
+        let api = &self.api;
+        let base = if api.is_sandbox() {
+            "the built-in simulator".to_owned()
+        } else {
+            api.base_url.clone()
+        };
+        match &api.profile {
+            Some(p) => format!("{base} as tenant {} (profile {p})", api.tenant),
+            None => format!("{base} as tenant {}", api.tenant),
+        }
+    }
+}
+
+/// A sheet's run, as the page shows it.
+#[derive(Default)]
+pub struct Run {
+    state: Mutex<RunState>,
+}
+
+/// Where a run is: its progress, and once ended what came of it.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct RunState {
+    pub total: u64,
+    pub done: u64,
+    pub accepted: u64,
+    pub rejected: u64,
+    pub failed: u64,
+    pub skipped: u64,
+    /// Orders a second.
+    pub rate: f64,
+    /// Seconds left, once there is a rate.
+    pub eta_s: Option<u64>,
+    pub finished: bool,
+    /// What came of the rows, in a line.
+    pub summary: Option<String>,
+    /// Why it could not be sent (or ended early).
+    pub error: Option<String>,
+    #[serde(skip)]
+    pub report: Option<PathBuf>,
+    #[serde(skip)]
+    began: Option<Instant>,
+}
+
+impl Run {
+    /// The run as it is now.
+    pub fn now(&self) -> RunState {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn with(&self, f: impl FnOnce(&mut RunState)) {
+        f(&mut self.state.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+
+    fn tell(&self, event: Event<'_>) {
+        match event {
+            Event::Sending { orders, .. } => self.with(|s| {
+                s.total = orders;
+                s.began = Some(Instant::now());
+            }),
+            Event::Progress { sent, .. } => self.with(|s| {
+                (s.done, s.accepted, s.rejected, s.failed, s.skipped) =
+                    (sent.done, sent.accepted, sent.rejected, sent.failed, sent.skipped);
+                let secs = s.began.map_or(0.0, |b| b.elapsed().as_secs_f64());
+                s.rate = if secs > 0.0 { s.done as f64 / secs } else { 0.0 };
+                s.eta_s = (s.rate > 0.0)
+                    .then(|| (s.total.saturating_sub(s.done) as f64 / s.rate).ceil() as u64);
+            }),
+            Event::Finished { done, .. } => self.with(|s| {
+                let (c, sent) = (done.facts.counts, done.facts.sent.unwrap_or_default());
+                s.done = s.total;
+                // The last word on the orders: the batch's own counts.
+                if let Some(o) = sent.orders {
+                    (s.accepted, s.rejected, s.failed, s.skipped) = (
+                        o.orders_accepted + o.orders_decided,
+                        o.orders_rejected,
+                        o.orders_failed,
+                        o.orders_skipped,
+                    );
+                }
+                s.summary = Some(format!(
+                    "{} rows: {} accepted, {} skipped (sent before), {} rejected, {} failed, {} conflict, {} invalid, {} held",
+                    c.rows, sent.accepted, sent.skipped, sent.rejected, sent.failed, sent.conflict, c.invalid, c.held
+                ));
+            }),
+            Event::Failed { error, .. } => self.with(|s| s.error = Some(error.to_string())),
+            _ => {}
+        }
+    }
+}
+
+/// Starts sending `job`'s ready orders on a thread of its own, its report
+/// into `dir`; `run` follows it.
+pub fn start(sending: Arc<Sending>, job: Arc<Job>, dir: PathBuf, run: Arc<Run>) {
+    let on_thread = run.clone();
+    let started = crate::stage::apart("desk-send", move || send(&sending, &job, dir, &on_thread));
+    if let Err(e) = started {
+        run.with(|s| {
+            s.error = Some(format!("the run could not start: {e}"));
+            s.finished = true;
+        });
+    }
+}
+
+fn send(sending: &Sending, job: &Job, dir: PathBuf, run: &Run) {
+    let opened = Engine::open(
+        &sending.api,
+        sending.submit.clone(),
+        sending.rate,
+        sending.timeouts,
+        &|_| {},
+    );
+    let engine = match opened {
+        Ok(e) => e,
+        Err(e) => {
+            return run.with(|s| {
+                s.error = Some(e.to_string());
+                s.finished = true;
+            });
+        }
+    };
+    let out = Output {
+        report_dir: Some(dir),
+        ..Output::default()
+    };
+    let on = |e: Event<'_>| run.tell(e);
+    let service = Service {
+        engine: &engine,
+        out: &out,
+        command: "desk",
+        options: serde_json::json!({}),
+        on: &on,
+    };
+    let outcome = out
+        .prepare()
+        .and_then(|()| service.send(job, &crate::report::now()));
+    engine
+        .runtime
+        .shutdown_timeout(std::time::Duration::from_secs(1));
+    run.with(|s| {
+        match outcome {
+            Ok(o) => {
+                s.report = o.report.map(PathBuf::from);
+                if let Some(e) = o.error {
+                    s.error = Some(e);
+                }
+            }
+            Err(e) => s.error = Some(e.to_string()),
+        }
+        s.finished = true;
+    });
+}

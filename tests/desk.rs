@@ -452,3 +452,57 @@ fn a_sheet_sent_from_the_desk_creates_each_order_once() {
     );
     assert!(only.get("/sheets/1").1.contains("This desk checks only"));
 }
+
+#[test]
+fn find_and_replace_in_a_column_shows_the_matches_first_and_undo_takes_it_back() {
+    let desk = Served::start(&[]);
+    let token = desk.token();
+    let bytes = std::fs::read(root().join("samples/orders.csv")).unwrap();
+    assert_eq!(
+        desk.upload("orders.csv", bytes, &token).status().as_u16(),
+        303
+    );
+    let (_, page) = desk.get("/sheets/1");
+    assert!(page.contains("<label for=\"r-col\">Column</label>"));
+    assert!(!page.contains("undo-button"), "nothing to undo yet");
+    // quantity is column 6 (index 5): 100 becomes 0, and the rows fail.
+    let (status, preview) = desk.get("/sheets/1/replace?col=5&find=100&with=0");
+    assert_eq!(status, 200);
+    let n = preview.matches("<tr><td>").count();
+    assert!(
+        n > 0 && preview.contains(&format!("Replace in {n} cells")),
+        "{preview}"
+    );
+    assert_eq!(
+        count(&desk.get("/sheets/1").1, "invalid"),
+        0,
+        "a preview changes nothing"
+    );
+    let post = |path: &str, form: &[(&str, &str)]| {
+        desk.http
+            .post(format!("{}{path}", desk.url))
+            .header("Origin", desk.origin())
+            .form(form)
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    let replace = [
+        ("csrf", token.as_str()),
+        ("col", "5"),
+        ("find", "100"),
+        ("with", "0"),
+    ];
+    assert_eq!(post("/sheets/1/replace", &replace), 303);
+    let (_, page) = desk.get("/sheets/1");
+    assert_eq!(count(&page, "invalid"), n as u64);
+    assert!(page.contains("undo-button"));
+    assert_eq!(post("/sheets/1/undo", &[("csrf", token.as_str())]), 303);
+    let (_, page) = desk.get("/sheets/1");
+    assert_eq!(count(&page, "invalid"), 0);
+    assert!(!page.contains("undo-button"), "one step of undo");
+    // Without the token: refused.
+    assert_eq!(post("/sheets/1/undo", &[("csrf", "x")]), 403);
+    assert_eq!(desk.get("/sheets/1/replace?col=5&find=&with=0").0, 422);
+}

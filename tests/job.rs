@@ -216,3 +216,39 @@ fn a_changed_sheet_is_sent_as_changed_through_the_engine() {
     assert_eq!(accepted, sent.accepted);
     assert!(accepted > 0);
 }
+
+#[test]
+fn find_and_replace_in_a_column_previews_then_changes_in_one_save_that_one_undo_takes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("orders.csv");
+    std::fs::copy("samples/orders.csv", &input).unwrap();
+    let mut job = Job::open(&input, CheckOpts::default()).unwrap();
+    let headers = job.checked().columns.headers.clone();
+    let branch = headers.iter().position(|h| h == "branch_name").unwrap();
+    let quantity = headers.iter().position(|h| h == "quantity").unwrap();
+    let before = job.find(branch, "Branch", "Br.").unwrap();
+    assert_eq!(before.len(), 10, "every row's branch name");
+    assert!(
+        before
+            .iter()
+            .all(|m| m.old.contains("Branch") && m.new.contains("Br."))
+    );
+    // The preview changes nothing.
+    assert!(job.edits().is_empty());
+    assert!(job.find(branch, "", "x").is_err(), "nothing to find");
+    assert!(job.find(99, "a", "b").is_err(), "no such column");
+
+    // Quantities of 100 become 0: their rows invalid, in one save.
+    let hundreds = job.find(quantity, "100", "0").unwrap().len();
+    assert!(hundreds > 0);
+    assert_eq!(job.replace(quantity, "100", "0").unwrap(), hundreds);
+    assert_eq!(job.edits().len(), hundreds);
+    assert_eq!(job.checked().grouping.counts.invalid, hundreds as u64);
+    assert!(job.can_undo());
+    job.undo().unwrap();
+    assert_eq!(job.checked().grouping.counts.invalid, 0);
+    assert!(job.edits().is_empty());
+    // One step: nothing more to undo.
+    assert!(!job.can_undo());
+    assert!(job.undo().is_err());
+}

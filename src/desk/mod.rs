@@ -8,6 +8,7 @@
 
 mod files;
 pub mod guard;
+mod replace;
 mod runs;
 pub mod send;
 mod views;
@@ -116,6 +117,11 @@ pub fn router(desk: Shared) -> Router {
         .route("/sheets/{id}/rows/{row}", get(row).post(change_row))
         .route("/sheets/{id}/download/{what}", get(files::download))
         .route("/sheets/{id}/send", post(runs::send_sheet))
+        .route(
+            "/sheets/{id}/replace",
+            get(replace::preview).post(replace::replace),
+        )
+        .route("/sheets/{id}/undo", post(replace::undo))
         .route("/sheets/{id}/events", get(runs::run_events))
         .route("/assets/desk.css", get(css))
         .route("/assets/desk.js", get(js))
@@ -360,6 +366,7 @@ fn sheet_page(
         error,
         send_to,
         run: d.run.as_ref().map(|r| r.now()),
+        can_undo: d.job.can_undo(),
     })
 }
 
@@ -403,17 +410,12 @@ async fn change(
     cells: Vec<(usize, String)>,
     back: String,
 ) -> Response {
-    let Some(dropped) = desk.sheet(id) else {
-        return refused(StatusCode::NOT_FOUND, "No such sheet on this desk.");
-    };
-    let token = desk.token.clone();
-    let done = tokio::task::spawn_blocking(move || -> std::result::Result<(), String> {
-        let mut d = lock(&dropped);
-        let headers = d.job.checked().columns.headers.clone();
+    alter(desk, id, back, move |job| {
+        let headers = job.checked().columns.headers.clone();
         let mut changes = Vec::new();
         for (col, value) in cells {
             let Some(column) = headers.get(col) else {
-                return Err(format!("the sheet has no column {}", col + 1));
+                return Err(Error::Usage(format!("the sheet has no column {}", col + 1)));
             };
             changes.push(CellChange {
                 row,
@@ -421,11 +423,29 @@ async fn change(
                 value,
             });
         }
+        job.edit(&changes)
+    })
+    .await
+}
+
+/// Changes sheet `id` as `how` does (unless it is being sent), then back
+/// to `back`; a change refused is said on the sheet's page.
+async fn alter(
+    desk: Shared,
+    id: u64,
+    back: String,
+    how: impl FnOnce(&mut Job) -> Result<()> + Send + 'static,
+) -> Response {
+    let Some(dropped) = desk.sheet(id) else {
+        return refused(StatusCode::NOT_FOUND, "No such sheet on this desk.");
+    };
+    let token = desk.token.clone();
+    let done = tokio::task::spawn_blocking(move || -> std::result::Result<(), String> {
+        let mut d = lock(&dropped);
         let Some(job) = Arc::get_mut(&mut d.job) else {
             return Err("the sheet is being sent; it cannot change until the run ends".into());
         };
-        job.edit(&changes).map_err(|e| e.to_string())?;
-        Ok(())
+        how(job).map_err(|e| e.to_string())
     })
     .await;
     match done {

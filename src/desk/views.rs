@@ -52,6 +52,22 @@ pub struct Sheet<'a> {
     pub send_to: Option<String>,
     /// The sheet's run, once it was sent.
     pub run: Option<super::send::RunState>,
+    /// The last save can be undone.
+    pub can_undo: bool,
+}
+
+/// The cells a find and replace would change, before they do.
+#[derive(Template)]
+#[template(path = "replace.html")]
+pub struct Replace<'a> {
+    pub token: &'a str,
+    pub id: u64,
+    pub name: &'a str,
+    pub column: &'a str,
+    pub col: usize,
+    pub find: &'a str,
+    pub with: &'a str,
+    pub matches: Vec<crate::job::Match>,
 }
 
 impl Sheet<'_> {

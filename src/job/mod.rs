@@ -14,7 +14,9 @@ use crate::read::Edits;
 use crate::report::{RunFacts, Target};
 
 mod export;
+mod replace;
 pub use export::{Rows, TO_FIX};
+pub use replace::Match;
 
 /// A cell to change: by its row number (as a spreadsheet shows it) and
 /// its column's header (as the sheet writes it).
@@ -85,6 +87,9 @@ pub struct Job {
     checked: Checked,
     opts: CheckOpts,
     edits: Vec<Edit>,
+    /// The sheet's changes and how many edits there were before the last
+    /// save, for one step of undo.
+    before: Option<(Edits, usize)>,
 }
 
 impl Job {
@@ -95,6 +100,7 @@ impl Job {
             checked,
             opts,
             edits: Vec::new(),
+            before: None,
         })
     }
 
@@ -125,11 +131,20 @@ impl Job {
     /// refused, naming it; a change to the value a cell already has is
     /// not a change.
     pub fn edit(&mut self, changes: &[CellChange]) -> Result<()> {
-        let mut overlay = self.checked.sheet.edits().clone();
+        let was = self.checked.sheet.edits().clone();
+        let mut overlay = was.clone();
         let mut made = Vec::new();
-        for change in changes {
-            let col = self.column(&change.column)?;
-            let old = self.cell(change.row, col)?;
+        let cols = changes
+            .iter()
+            .map(|c| self.column(&c.column))
+            .collect::<Result<Vec<usize>>>()?;
+        let at: Vec<(u64, usize)> = changes
+            .iter()
+            .zip(&cols)
+            .map(|(c, &col)| (c.row, col))
+            .collect();
+        let olds = self.cells(&at)?;
+        for ((change, &col), old) in changes.iter().zip(&cols).zip(olds) {
             if old == change.value {
                 continue;
             }
@@ -146,7 +161,25 @@ impl Job {
             return Ok(());
         }
         self.recheck(overlay)?;
+        self.before = Some((was, self.edits.len()));
         self.edits.extend(made);
+        Ok(())
+    }
+
+    /// Whether the last save can be undone (one step).
+    pub fn can_undo(&self) -> bool {
+        self.before.is_some()
+    }
+
+    /// Undoes the last save: its cells as they were, the sheet checked
+    /// again, its edits off the list. One step: a second undo has nothing
+    /// to undo.
+    pub fn undo(&mut self) -> Result<()> {
+        let Some((overlay, len)) = self.before.take() else {
+            return Err(Error::Usage("there is no change to undo".into()));
+        };
+        self.recheck(overlay)?;
+        self.edits.truncate(len);
         Ok(())
     }
 
@@ -216,21 +249,36 @@ impl Job {
     }
 
     /// The text of a data row's cell as the checks read it now.
-    fn cell(&self, row: u64, col: usize) -> Result<String> {
-        let mut found = None;
-        let header = self.checked.columns.header_row;
+    /// The text of data rows' cells (row, column) as the checks read
+    /// them now, in one walk of the sheet.
+    fn cells(&self, at: &[(u64, usize)]) -> Result<Vec<String>> {
+        let mut wanted: std::collections::HashMap<u64, Vec<usize>> =
+            std::collections::HashMap::new();
+        for (i, (row, _)) in at.iter().enumerate() {
+            wanted.entry(*row).or_default().push(i);
+        }
+        let mut found: Vec<Option<String>> = vec![None; at.len()];
         self.checked.for_each_outcome(&mut |rows| {
             // The rows come with their changed cells.
-            if let Some((r, _)) = rows.iter().find(|(r, _)| r.number() == row) {
-                found = Some(r.cell(col).text.into_owned());
+            for (r, _) in rows {
+                for &i in wanted.get(&r.number()).into_iter().flatten() {
+                    found[i] = Some(r.cell(at[i].1).text.into_owned());
+                }
             }
             Ok(())
         })?;
-        found.ok_or_else(|| {
-            Error::Usage(format!(
-                "row {row} is not a data row of the sheet (its header is row {header})"
-            ))
-        })
+        let header = self.checked.columns.header_row;
+        found
+            .into_iter()
+            .zip(at)
+            .map(|(f, (row, _))| {
+                f.ok_or_else(|| {
+                    Error::Usage(format!(
+                        "row {row} is not a data row of the sheet (its header is row {header})"
+                    ))
+                })
+            })
+            .collect()
     }
 
     /// Checks the sheet again with `overlay` laid over it; when it cannot

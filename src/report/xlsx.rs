@@ -331,11 +331,16 @@ impl XlsxSink {
         }
         ws.set_freeze_panes(1, layout.frozen)
             .map_err(|e| xerr(path, e))?;
-        // Printed: landscape, the columns fitted to the page's width (so
-        // the errors are beside their rows), the header on every page.
+        // Printed: what a clerk acts on (the row, its status, its order and
+        // what to fix: the frozen columns) at a readable size, landscape,
+        // fitted to the page's width, the header on every page; the input's
+        // columns stay on screen, outside the print area.
         ws.set_landscape();
         ws.set_print_fit_to_pages(1, 0);
         ws.set_repeat_rows(0, 0).map_err(|e| xerr(path, e))?;
+        let last_row = u32::try_from(header.rows).unwrap_or(u32::MAX).min(MAX_XLSX_ROWS as u32);
+        ws.set_print_area(0, 0, last_row.max(1), layout.frozen.saturating_sub(1))
+            .map_err(|e| xerr(path, e))?;
         Ok(XlsxSink {
             file,
             wb,

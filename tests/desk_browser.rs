@@ -27,10 +27,11 @@ impl Drop for Running {
     }
 }
 
-/// The desk on a free port, and its URL.
-fn desk() -> (Running, String) {
+/// The desk on a free port (with `extra`), and its URL.
+fn desk(extra: &[&str]) -> (Running, String) {
     let mut child = bin()
         .args(["serve", "--listen", "127.0.0.1:0", "-q"])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -117,7 +118,7 @@ async fn a_clerk_drops_a_sheet_and_fixes_a_cell_with_the_keyboard() {
         eprintln!("skipped: no chromedriver on this machine (.ci/run installs it)");
         return;
     };
-    let (_desk, url) = desk();
+    let (_desk, url) = desk(&[]);
     let c = browser(port).await;
 
     c.goto(&url).await.unwrap();
@@ -199,4 +200,169 @@ async fn a_clerk_drops_a_sheet_and_fixes_a_cell_with_the_keyboard() {
     assert_eq!(text_of(&c, cell).await, "10");
     screenshot(&c, "fixed.png").await;
     c.close().await.unwrap();
+}
+
+/// Changes a cell with the keyboard: select it, Enter, type, Enter; waits
+/// for the page to come back.
+async fn type_into(c: &Client, row: u64, col: usize, value: &str) {
+    let cell = format!("td[data-row='{row}'][data-col='{col}']");
+    c.find(Locator::Css(&cell))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.active_element()
+        .await
+        .unwrap()
+        .send_keys(&Key::Enter.to_string())
+        .await
+        .unwrap();
+    let input = c
+        .wait()
+        .for_element(Locator::Css(&format!("{cell} input")))
+        .await
+        .unwrap();
+    input.clear().await.unwrap();
+    input
+        .send_keys(&format!("{value}{}", Key::Enter))
+        .await
+        .unwrap();
+    c.wait()
+        .for_element(Locator::Css(&format!("{cell}:not(:has(input))")))
+        .await
+        .unwrap();
+}
+
+#[test]
+fn the_mistakes_sample_fixed_in_the_page_is_sent_and_its_report_agrees_with_the_api() {
+    let Some((_driver, port)) = driver() else {
+        let required = std::env::var("DCMS_BROWSER_TESTS").is_ok_and(|v| v == "required");
+        assert!(
+            !required,
+            "no chromedriver: install chromium and chromium-driver"
+        );
+        eprintln!("skipped: no chromedriver on this machine (.ci/run installs it)");
+        return;
+    };
+    let sb = common::SandboxProcess::start(&[]);
+    let (_desk, url) = desk(&["--base-url", &sb.base, "--tenant", "ACME"]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let href = runtime.block_on(fix_and_send(port, &url));
+    drop(runtime);
+
+    // The report of the run, row by row, against the API's orders.
+    let report = common::client(Duration::from_secs(30))
+        .get(format!("{}{href}", url.trim_end_matches('/')))
+        .send()
+        .unwrap()
+        .bytes()
+        .unwrap();
+    let path = root().join("target/desk-screenshots/sent.report.xlsx");
+    std::fs::write(&path, &report).unwrap();
+    let (header, rows) = xlsx_rows(&path);
+    let status = header.iter().position(|h| h == "status").unwrap();
+    let order = header.iter().position(|h| h == "order_id").unwrap();
+    assert_eq!(rows.len(), 16);
+    let held: Vec<String> = sb
+        .inspect("/tenants/ACME/orders")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["orderId"].as_str().unwrap().to_owned())
+        .collect();
+    for r in &rows {
+        assert_eq!(r[status], "ACCEPTED", "{r:?}");
+        assert!(held.contains(&r[order]), "{} is not at the API", r[order]);
+    }
+}
+
+/// In the browser: the mistakes sample dropped, every mistake fixed where
+/// it is with the keyboard, sent (its warning acknowledged), the live
+/// progress followed to the end; the run report's link.
+async fn fix_and_send(port: u16, url: &str) -> String {
+    let c = browser(port).await;
+    c.goto(url).await.unwrap();
+    let sample = root().join("samples/orders_with_mistakes.xlsx");
+    c.find(Locator::Css("input#sheet"))
+        .await
+        .unwrap()
+        .send_keys(sample.to_str().unwrap())
+        .await
+        .unwrap();
+    c.find(Locator::Css("#drop-form button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .for_element(Locator::Css("table#rows"))
+        .await
+        .unwrap();
+    // Each mistake fixed where it is (row, column, value).
+    for (row, col, value) in [
+        (6, 5, "10"),
+        (8, 0, "04567"),
+        (9, 5, "10"),
+        (11, 3, "524311"),
+        (12, 11, "2026-12-02 10:00:00"),
+        (14, 9, "Flat 3~Fort~Mumbai"),
+        (15, 6, "0055"),
+        (16, 10, "682016"),
+        (17, 1, "Kochi Branch"),
+        (19, 2, "09"),
+    ] {
+        type_into(&c, row, col, value).await;
+    }
+    assert_eq!(
+        text_of(&c, "#count-invalid").await,
+        "0",
+        "every mistake fixed"
+    );
+    assert_eq!(text_of(&c, "#count-held").await, "0");
+    screenshot(&c, "fixed-all.png").await;
+    c.find(Locator::Css("#warnings_read"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let button = c.find(Locator::Css("#send-button")).await.unwrap();
+    let label = button.text().await.unwrap();
+    assert!(
+        label.starts_with("Send ") && label.contains("as tenant ACME"),
+        "{label}"
+    );
+    button.click().await.unwrap();
+    c.wait()
+        .at_most(Duration::from_secs(60))
+        .for_element(Locator::Css("#run-summary"))
+        .await
+        .unwrap();
+    screenshot(&c, "sent.png").await;
+    let summary = text_of(&c, "#run-summary").await;
+    assert!(summary.starts_with("16 rows: 16 accepted"), "{summary}");
+    let href = c
+        .find(Locator::Css("a[href$='/download/sent-report']"))
+        .await
+        .unwrap()
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap();
+    c.close().await.unwrap();
+    href
+}
+
+/// The report sheet of an XLSX report: its header and rows, as text.
+fn xlsx_rows(path: &std::path::Path) -> (Vec<String>, Vec<Vec<String>>) {
+    use calamine::Reader;
+    let mut book: calamine::Xlsx<_> = calamine::open_workbook(path).unwrap();
+    let range = book.worksheet_range("Report").unwrap();
+    let mut rows = range
+        .rows()
+        .map(|r| r.iter().map(|c| c.to_string()).collect::<Vec<String>>());
+    let header = rows.next().unwrap();
+    (header, rows.collect())
 }

@@ -748,9 +748,11 @@ fn ids_stored_as_numbers_warn_and_strict_refuses_them() {
     assert!(notes.contains("warning: `1` is a number"), "{notes}");
     // Printed, only what a clerk acts on: row, status, order id, errors.
     let mut book = String::new();
-    std::io::Read::read_to_string(&mut zip.by_name("xl/workbook.xml").unwrap(), &mut book)
-        .unwrap();
-    assert!(book.contains("_xlnm.Print_Area\" localSheetId=\"0\">Report!$A$1:$D$"), "{book}");
+    std::io::Read::read_to_string(&mut zip.by_name("xl/workbook.xml").unwrap(), &mut book).unwrap();
+    assert!(
+        book.contains("_xlnm.Print_Area\" localSheetId=\"0\">Report!$A$1:$D$"),
+        "{book}"
+    );
 
     // A catalog that lists 01: the error says the zeros were lost.
     let rules = dir.path().join("rules.toml");

@@ -338,7 +338,9 @@ impl XlsxSink {
         ws.set_landscape();
         ws.set_print_fit_to_pages(1, 0);
         ws.set_repeat_rows(0, 0).map_err(|e| xerr(path, e))?;
-        let last_row = u32::try_from(header.rows).unwrap_or(u32::MAX).min(MAX_XLSX_ROWS as u32);
+        let last_row = u32::try_from(header.rows)
+            .unwrap_or(u32::MAX)
+            .min(MAX_XLSX_ROWS as u32);
         ws.set_print_area(0, 0, last_row.max(1), layout.frozen.saturating_sub(1))
             .map_err(|e| xerr(path, e))?;
         Ok(XlsxSink {

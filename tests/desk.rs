@@ -442,6 +442,26 @@ fn a_sheet_sent_from_the_desk_creates_each_order_once() {
     assert!(page.contains("10 skipped (sent before)"), "{page}");
     assert_eq!(created(), 4);
 
+    // History: both runs, newest first, each with its report.
+    let (status, runs) = desk.get("/runs");
+    assert_eq!(status, 200);
+    let (first, second) = (runs.find("#1</a>").unwrap(), runs.find("#2</a>").unwrap());
+    assert!(second < first, "newest first: {runs}");
+    assert!(runs.contains("<td>desk</td>"), "{runs}");
+    let (status, run) = desk.get("/runs/1");
+    assert_eq!(status, 200);
+    assert!(
+        run.contains("orders.csv") && run.contains("10: 10 accepted"),
+        "{run}"
+    );
+    let r = desk
+        .http
+        .get(format!("{}/runs/1/report", desk.url))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(desk.get("/runs/99").0, 404);
+
     // Without a destination the desk checks only, and says how to send.
     let only = Served::start(&[]);
     let token = only.token();

@@ -351,6 +351,35 @@ async fn fix_and_send(port: u16, url: &str) -> String {
         .await
         .unwrap()
         .unwrap();
+
+    // History: the run, and the changes made before it was sent.
+    c.find(Locator::LinkText("History"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .for_element(Locator::Css("table#runs"))
+        .await
+        .unwrap();
+    c.find(Locator::LinkText("#1"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .for_element(Locator::Css("table#run-edits"))
+        .await
+        .unwrap();
+    let edits = c
+        .find_all(Locator::Css("table#run-edits tbody tr"))
+        .await
+        .unwrap();
+    assert_eq!(edits.len(), 10);
+    assert!(text_of(&c, "h1").await.starts_with("Run #1"));
+    screenshot(&c, "run.png").await;
     c.close().await.unwrap();
     href
 }

@@ -2,7 +2,7 @@
 //! oldest first, with its input (and its SHA-256), its counts and where
 //! its report is.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::Args;
 
@@ -10,8 +10,7 @@ use super::api::{ApiArgs, SendArgs};
 use super::{Console, print_json, print_stdout};
 use crate::error::{Error, Result};
 use crate::exit::Exit;
-use crate::report;
-use crate::submit::ledger::{self, Destination, RunRecord};
+use crate::submit::ledger::{Destination, RunRecord};
 
 #[derive(Debug, Args)]
 pub struct RunsArgs {
@@ -28,7 +27,7 @@ pub struct RunsArgs {
 
 pub fn run(args: &RunsArgs, console: Console) -> Result<Exit> {
     let (dir, dest) = ledger_of(&args.api, &args.send, console, "runs")?;
-    let runs = runs_now(&dir, &dest)?;
+    let runs = crate::service::runs(&dir, &dest)?;
     if args.json {
         print_json(&serde_json::json!({
             "tenant": dest.tenant,
@@ -73,22 +72,6 @@ pub(super) fn ledger_of(
     let api = api.resolve(send, console)?;
     let dest = Destination::new(&api.tenant, &api.base_url);
     Ok((api.journal_dir, dest))
-}
-
-/// Every run the ledger recorded, each report where it is now (under its
-/// run's id once a later run took the plain name).
-pub(super) fn runs_now(dir: &Path, dest: &Destination) -> Result<Vec<RunRecord>> {
-    let mut runs = ledger::runs(dir, dest)?;
-    for r in &mut runs {
-        if let Some(at) = &r.report {
-            r.report = Some(
-                report::kept_report(Path::new(at), r.id)
-                    .display()
-                    .to_string(),
-            );
-        }
-    }
-    Ok(runs)
 }
 
 /// One run on one line: `#3 2026-12-01T08:00:00.000Z submit orders.csv

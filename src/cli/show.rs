@@ -65,7 +65,7 @@ pub fn run(args: &ShowArgs, console: Console) -> Result<Exit> {
         );
         return Ok(Exit::RowsNotDone);
     };
-    let runs = super::runs::runs_now(&dir, &dest)?;
+    let runs = crate::service::runs(&dir, &dest)?;
     // The rows are those of the report of the run that accepted it, else
     // of the last run that sent it.
     let run = item

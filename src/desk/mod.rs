@@ -8,6 +8,7 @@
 
 mod files;
 pub mod guard;
+mod history;
 mod replace;
 mod runs;
 pub mod send;
@@ -122,6 +123,9 @@ pub fn router(desk: Shared) -> Router {
             get(replace::preview).post(replace::replace),
         )
         .route("/sheets/{id}/undo", post(replace::undo))
+        .route("/runs", get(history::runs))
+        .route("/runs/{id}", get(history::run))
+        .route("/runs/{id}/report", get(history::report))
         .route("/sheets/{id}/events", get(runs::run_events))
         .route("/assets/desk.css", get(css))
         .route("/assets/desk.js", get(js))

@@ -153,7 +153,8 @@ fn send(sending: &Sending, job: &Job, dir: PathBuf, run: &Run) {
         engine: &engine,
         out: &out,
         command: "desk",
-        options: serde_json::json!({}),
+        // What the clerk changed before sending, for the record.
+        options: serde_json::json!({ "edits": job.edits() }),
         on: &on,
     };
     let outcome = out

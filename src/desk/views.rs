@@ -164,3 +164,22 @@ impl RowView {
         }
     }
 }
+
+/// The runs the ledger recorded.
+#[derive(Template)]
+#[template(path = "runs.html")]
+pub struct Runs {
+    /// The API and tenant whose ledger it is; `None`: the desk checks only.
+    pub to: Option<String>,
+    pub runs: Vec<super::history::RunView>,
+}
+
+/// One run.
+#[derive(Template)]
+#[template(path = "run.html")]
+pub struct Run {
+    pub run: super::history::RunView,
+    pub sha: String,
+    pub has_report: bool,
+    pub edits: Vec<crate::job::Edit>,
+}

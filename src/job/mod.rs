@@ -28,7 +28,7 @@ pub struct CellChange {
 }
 
 /// A change made: the cell, the value it had, the value it has, and when.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Edit {
     pub row: u64,
     pub column: String,

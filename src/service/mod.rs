@@ -523,3 +523,22 @@ impl Service<'_> {
         (self.on)(Event::Trouble { file, message });
     }
 }
+
+/// Every run the ledger recorded, each report where it is now (under its
+/// run's id once a later run took the plain name).
+pub fn runs(
+    dir: &Path,
+    dest: &crate::submit::Destination,
+) -> Result<Vec<crate::submit::ledger::RunRecord>> {
+    let mut runs = crate::submit::ledger::runs(dir, dest)?;
+    for r in &mut runs {
+        if let Some(at) = &r.report {
+            r.report = Some(
+                report::kept_report(Path::new(at), r.id)
+                    .display()
+                    .to_string(),
+            );
+        }
+    }
+    Ok(runs)
+}

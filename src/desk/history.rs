@@ -1,0 +1,154 @@
+//! History: the runs the ledger recorded (what `runs` shows), a run's
+//! page (its file, hash, counts, report, and the changes made on the desk
+//! before it was sent), and its report.
+
+use std::path::{Path, PathBuf};
+
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::guard::refused;
+use super::{Shared, page, views};
+use crate::job::Edit;
+use crate::submit::Destination;
+use crate::submit::ledger::RunRecord;
+
+/// A run as the pages show it.
+pub struct RunView {
+    pub id: i64,
+    pub started_at: String,
+    pub command: String,
+    pub input: String,
+    pub rows: u64,
+    pub accepted: u64,
+    pub skipped: u64,
+    pub rejected: u64,
+    pub failed: u64,
+    /// When it ended, or that it did not.
+    pub ended: String,
+    report: Option<String>,
+    sha256: String,
+}
+
+impl RunView {
+    fn of(r: RunRecord) -> RunView {
+        let count = |at: &[&str]| {
+            let mut v = r.counts.as_ref();
+            for k in at {
+                v = v.and_then(|v| v.get(*k));
+            }
+            v.and_then(serde_json::Value::as_u64).unwrap_or(0)
+        };
+        RunView {
+            id: r.id,
+            rows: count(&["counts", "rows"]),
+            accepted: count(&["sent", "accepted"]),
+            skipped: count(&["sent", "skipped"]),
+            rejected: count(&["sent", "rejected"]),
+            failed: count(&["sent", "failed"]),
+            ended: match (&r.finished_at, &r.stopped) {
+                (None, _) => "not ended (running, or cut off)".into(),
+                (Some(at), Some(why)) => format!("{at}, stopped: {why}"),
+                (Some(at), None) => at.clone(),
+            },
+            started_at: r.started_at,
+            command: r.command,
+            input: r.input,
+            report: r.report,
+            sha256: r.input_sha256,
+        }
+    }
+}
+
+/// The ledger this desk sends with: its folder and destination.
+fn ledger(desk: &Shared) -> Option<(PathBuf, Destination, String)> {
+    let sending = desk.opts.sending.as_ref()?;
+    let api = &sending.api;
+    Some((
+        api.journal_dir.clone(),
+        Destination::new(&api.tenant, &api.base_url),
+        sending.destination(),
+    ))
+}
+
+/// The runs, newest first.
+fn runs_of(desk: &Shared) -> Result<Vec<RunView>, String> {
+    let Some((dir, dest, _)) = ledger(desk) else {
+        return Ok(Vec::new());
+    };
+    let mut runs = crate::service::runs(&dir, &dest).map_err(|e| e.to_string())?;
+    runs.reverse();
+    Ok(runs.into_iter().map(RunView::of).collect())
+}
+
+pub(super) async fn runs(State(desk): State<Shared>) -> Response {
+    let to = ledger(&desk).map(|(_, _, to)| to);
+    match runs_of(&desk) {
+        Ok(runs) => page(views::Runs { to, runs }),
+        Err(e) => refused(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("The ledger cannot be read: {e}"),
+        ),
+    }
+}
+
+/// The run `id`, if the ledger has it.
+fn run_of(desk: &Shared, id: i64) -> Result<Option<RunView>, String> {
+    Ok(runs_of(desk)?.into_iter().find(|r| r.id == id))
+}
+
+pub(super) async fn run(State(desk): State<Shared>, UrlPath(id): UrlPath<i64>) -> Response {
+    let run = match run_of(&desk, id) {
+        Ok(Some(r)) => r,
+        Ok(None) => return refused(StatusCode::NOT_FOUND, "No such run in the ledger."),
+        Err(e) => return refused(StatusCode::INTERNAL_SERVER_ERROR, &e),
+    };
+    let report = run.report.as_deref().map(Path::new).filter(|p| p.is_file());
+    let edits = report.map(edits_of).unwrap_or_default();
+    let sha = run.sha256.clone();
+    page(views::Run {
+        has_report: report.is_some(),
+        run,
+        sha,
+        edits,
+    })
+}
+
+/// The changes a desk run's facts record (none for other runs).
+fn edits_of(report: &Path) -> Vec<Edit> {
+    let facts = std::fs::read(crate::report::facts_path(report)).unwrap_or_default();
+    serde_json::from_slice::<serde_json::Value>(&facts)
+        .ok()
+        .and_then(|f| serde_json::from_value(f["options"]["edits"].clone()).ok())
+        .unwrap_or_default()
+}
+
+/// The report the ledger says run `id` wrote (that file and no other).
+pub(super) async fn report(State(desk): State<Shared>, UrlPath(id): UrlPath<i64>) -> Response {
+    let path = match run_of(&desk, id) {
+        Ok(Some(r)) => r.report,
+        Ok(None) => return refused(StatusCode::NOT_FOUND, "No such run in the ledger."),
+        Err(e) => return refused(StatusCode::INTERNAL_SERVER_ERROR, &e),
+    };
+    let Some(path) = path.map(PathBuf::from) else {
+        return refused(StatusCode::NOT_FOUND, "The run wrote no report.");
+    };
+    let Ok(bytes) = std::fs::read(&path) else {
+        return refused(
+            StatusCode::NOT_FOUND,
+            "The report is not where the ledger says.",
+        );
+    };
+    let name = path
+        .file_name()
+        .map_or("report".into(), |n| n.to_string_lossy().replace('"', "_"));
+    (
+        [(
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{name}\""),
+        )],
+        bytes,
+    )
+        .into_response()
+}

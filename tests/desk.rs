@@ -462,6 +462,23 @@ fn a_sheet_sent_from_the_desk_creates_each_order_once() {
     assert_eq!(r.status().as_u16(), 200);
     assert_eq!(desk.get("/runs/99").0, 404);
 
+    // An order's page: what the ledger holds of it.
+    let order = &rows[0][header.iter().position(|h| h == "order_id").unwrap()];
+    let (status, shown) = desk.get(&format!("/orders/{order}"));
+    assert_eq!(status, 200);
+    assert!(
+        shown.contains("ACCEPTED") && (shown.contains("HTTP 201") || shown.contains("HTTP 200")),
+        "{shown}"
+    );
+    assert!(shown.contains("href=\"/runs/1\""), "{shown}");
+    let r = desk
+        .http
+        .get(format!("{}/orders?id={order}", desk.url))
+        .send()
+        .unwrap();
+    assert_eq!(r.headers()["location"], format!("/orders/{order}").as_str());
+    assert_eq!(desk.get("/orders/DCB-nothing").0, 404);
+
     // Without a destination the desk checks only, and says how to send.
     let only = Served::start(&[]);
     let token = only.token();

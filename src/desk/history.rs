@@ -152,3 +152,54 @@ pub(super) async fn report(State(desk): State<Shared>, UrlPath(id): UrlPath<i64>
     )
         .into_response()
 }
+
+/// An order's page: what the ledger holds of it (what `show` shows).
+pub(super) async fn order(State(desk): State<Shared>, UrlPath(key): UrlPath<String>) -> Response {
+    let Some((dir, dest, _)) = ledger(&desk) else {
+        return refused(
+            StatusCode::NOT_FOUND,
+            "This desk checks only: it has no ledger to read.",
+        );
+    };
+    let item = match crate::submit::ledger::history(&dir, &dest, "order", &key) {
+        Ok(Some(item)) => item,
+        Ok(None) => return refused(StatusCode::NOT_FOUND, "The ledger has no such order."),
+        Err(e) => return refused(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    };
+    let o = item.outcome.clone().unwrap_or_default();
+    let status = o["status"].as_str().unwrap_or("no answer").to_owned();
+    let mut answer = String::new();
+    if item.outcome.is_some() {
+        answer = status.clone();
+        if let Some(code) = o["error_code"].as_str() {
+            answer = format!("{answer} {code}");
+        }
+        let messages: Vec<&str> = o["messages"]
+            .as_array()
+            .map(|m| m.iter().filter_map(|v| v.as_str()).collect())
+            .unwrap_or_default();
+        if !messages.is_empty() {
+            answer = format!("{answer}: {}", messages.join("; "));
+        }
+    }
+    page(views::Order {
+        item,
+        status,
+        answer,
+    })
+}
+
+#[derive(serde::Deserialize)]
+pub(super) struct Find {
+    id: String,
+}
+
+/// The order search: to the order's page.
+pub(super) async fn find_order(axum::extract::Query(f): axum::extract::Query<Find>) -> Response {
+    // The id as one path segment, escaped.
+    let mut to = url::Url::parse("http://desk/orders/").expect("a fixed URL");
+    if let Ok(mut path) = to.path_segments_mut() {
+        path.pop_if_empty().push(f.id.trim());
+    }
+    axum::response::Redirect::to(to.path()).into_response()
+}

@@ -126,6 +126,8 @@ pub fn router(desk: Shared) -> Router {
         .route("/runs", get(history::runs))
         .route("/runs/{id}", get(history::run))
         .route("/runs/{id}/report", get(history::report))
+        .route("/orders", get(history::find_order))
+        .route("/orders/{id}", get(history::order))
         .route("/sheets/{id}/events", get(runs::run_events))
         .route("/assets/desk.css", get(css))
         .route("/assets/desk.js", get(js))

@@ -183,3 +183,13 @@ pub struct Run {
     pub has_report: bool,
     pub edits: Vec<crate::job::Edit>,
 }
+
+/// One order, as the ledger holds it.
+#[derive(Template)]
+#[template(path = "order.html")]
+pub struct Order {
+    pub item: crate::submit::ledger::ItemHistory,
+    pub status: String,
+    /// The last answer in words (status, code, messages).
+    pub answer: String,
+}

@@ -1,6 +1,7 @@
 //! How a value from a sheet appears in a message: its first 80 characters,
 //! then "…" and its length, so that a hostile cell of megabytes never fills
-//! a message, the console or a report's errors cell.
+//! a message, the console or a report's errors cell; and a count with
+//! its noun.
 
 use std::borrow::Cow;
 
@@ -12,6 +13,14 @@ pub fn value(v: &str) -> Cow<'_, str> {
     match v.char_indices().nth(MAX) {
         None => Cow::Borrowed(v),
         Some((cut, _)) => Cow::Owned(format!("{}… ({} characters)", &v[..cut], v.chars().count())),
+    }
+}
+
+/// `1 row`, `2 rows`: a count and its noun, in the plural unless one.
+pub fn count(n: impl Into<u64>, noun: &str) -> String {
+    match n.into() {
+        1 => format!("1 {noun}"),
+        n => format!("{n} {noun}s"),
     }
 }
 

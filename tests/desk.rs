@@ -479,6 +479,50 @@ fn a_sheet_sent_from_the_desk_creates_each_order_once() {
     assert_eq!(r.headers()["location"], format!("/orders/{order}").as_str());
     assert_eq!(desk.get("/orders/DCB-nothing").0, 404);
 
+    // Verify, as an auditor: the run's report and facts hold; a forged
+    // status does not.
+    let fetch = |path: &str| {
+        desk.http
+            .get(format!("{}{path}", desk.url))
+            .send()
+            .unwrap()
+            .bytes()
+            .unwrap()
+            .to_vec()
+    };
+    let (report, facts) = (fetch("/runs/1/report"), fetch("/runs/1/facts"));
+    let verify = |report: Vec<u8>| {
+        let form = multipart::Form::new()
+            .text("csrf", token.clone())
+            .part(
+                "report",
+                multipart::Part::bytes(report).file_name("orders.report.csv"),
+            )
+            .part(
+                "facts",
+                multipart::Part::bytes(facts.clone()).file_name("orders.report.csv.run.json"),
+            );
+        let r = desk
+            .http
+            .post(format!("{}/verify", desk.url))
+            .header("Origin", desk.origin())
+            .multipart(form)
+            .send()
+            .unwrap();
+        (r.status().as_u16(), r.text().unwrap())
+    };
+    let (status, found) = verify(report.clone());
+    assert_eq!(status, 200);
+    assert!(found.contains("every check holds"), "{found}");
+    let forged = String::from_utf8(report)
+        .unwrap()
+        .replacen(",ACCEPTED,", ",REJECTED,", 1);
+    let (_, found) = verify(forged.into_bytes());
+    assert!(
+        found.contains("discrepancies") && found.contains("FAIL"),
+        "{found}"
+    );
+
     // Without a destination the desk checks only, and says how to send.
     let only = Served::start(&[]);
     let token = only.token();

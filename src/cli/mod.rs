@@ -350,13 +350,7 @@ pub(crate) fn say_passed(p: &crate::drop::Passed) {
     );
 }
 
-/// `1 row`, `2 rows`: a count and its noun, in the plural unless one.
-pub(crate) fn count(n: impl Into<u64>, noun: &str) -> String {
-    match n.into() {
-        1 => format!("1 {noun}"),
-        n => format!("{n} {noun}s"),
-    }
-}
+pub(crate) use crate::quote::count;
 
 /// What every command may print.
 #[derive(Debug, Clone, Copy)]

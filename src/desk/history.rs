@@ -126,14 +126,27 @@ fn edits_of(report: &Path) -> Vec<Edit> {
 
 /// The report the ledger says run `id` wrote (that file and no other).
 pub(super) async fn report(State(desk): State<Shared>, UrlPath(id): UrlPath<i64>) -> Response {
-    let path = match run_of(&desk, id) {
+    file_of_run(&desk, id, false)
+}
+
+/// The run facts beside that report.
+pub(super) async fn facts(State(desk): State<Shared>, UrlPath(id): UrlPath<i64>) -> Response {
+    file_of_run(&desk, id, true)
+}
+
+/// Run `id`'s report, or its run facts.
+fn file_of_run(desk: &Shared, id: i64, facts: bool) -> Response {
+    let path = match run_of(desk, id) {
         Ok(Some(r)) => r.report,
         Ok(None) => return refused(StatusCode::NOT_FOUND, "No such run in the ledger."),
         Err(e) => return refused(StatusCode::INTERNAL_SERVER_ERROR, &e),
     };
-    let Some(path) = path.map(PathBuf::from) else {
+    let Some(mut path) = path.map(PathBuf::from) else {
         return refused(StatusCode::NOT_FOUND, "The run wrote no report.");
     };
+    if facts {
+        path = crate::report::facts_path(&path);
+    }
     let Ok(bytes) = std::fs::read(&path) else {
         return refused(
             StatusCode::NOT_FOUND,

@@ -6,6 +6,7 @@
 //! pages are askama templates (`templates/`) whose every value is escaped.
 //! What every request passes first is in [`guard`].
 
+mod audit;
 mod files;
 pub mod guard;
 mod history;
@@ -126,7 +127,14 @@ pub fn router(desk: Shared) -> Router {
         .route("/runs", get(history::runs))
         .route("/runs/{id}", get(history::run))
         .route("/runs/{id}/report", get(history::report))
+        .route("/runs/{id}/facts", get(history::facts))
         .route("/orders", get(history::find_order))
+        .route(
+            "/verify",
+            get(audit::form)
+                .post(audit::verify)
+                .layer(DefaultBodyLimit::max(max + 64 * 1024)),
+        )
         .route("/orders/{id}", get(history::order))
         .route("/sheets/{id}/events", get(runs::run_events))
         .route("/assets/desk.css", get(css))

@@ -193,3 +193,18 @@ pub struct Order {
     /// The last answer in words (status, code, messages).
     pub answer: String,
 }
+
+/// `verify` of an uploaded report, and what it found.
+#[derive(Template, Default)]
+#[template(path = "verify.html")]
+pub struct Verify<'a> {
+    pub token: &'a str,
+    /// The report verified, once one was.
+    pub name: Option<String>,
+    pub holds: bool,
+    pub failed: usize,
+    /// Each check: its result (`ok`, `FAIL`, `not checked`), name and
+    /// finding.
+    pub findings: Vec<(&'static str, &'static str, String)>,
+    pub error: Option<String>,
+}

@@ -10,6 +10,7 @@
 //! The watch service, which finds settled sheets in drop folders and
 //! sends them until it is stopped, is in [`watch`].
 
+pub mod verify;
 pub mod watch;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,113 @@
+//! `verify` on the desk: a report and its run facts uploaded, checked as
+//! `dcms-bulk verify` checks them, the findings shown.
+
+use axum::extract::{Multipart, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use super::guard::{refused, token_ok};
+use super::{Shared, bad_token, page, safe_name, views};
+
+pub(super) async fn form(State(desk): State<Shared>) -> Response {
+    page(views::Verify {
+        token: &desk.token,
+        ..views::Verify::default()
+    })
+}
+
+/// The report and its run facts, as uploaded.
+#[derive(Default)]
+struct Uploaded {
+    token_ok: bool,
+    report: Option<(String, Vec<u8>)>,
+    facts: Option<Vec<u8>>,
+}
+
+async fn read_form(desk: &Shared, mut form: Multipart) -> Result<Uploaded, Response> {
+    let mut got = Uploaded::default();
+    while let Some(field) = form
+        .next_field()
+        .await
+        .map_err(|e| refused(e.status(), &format!("The upload failed: {}", e.body_text())))?
+    {
+        let name = field.name().unwrap_or("").to_owned();
+        let file = field.file_name().unwrap_or("report").to_owned();
+        let bytes = field
+            .bytes()
+            .await
+            .map_err(|e| refused(e.status(), &format!("The upload failed: {}", e.body_text())))?;
+        match name.as_str() {
+            "csrf" => got.token_ok = token_ok(&desk.token, &String::from_utf8_lossy(&bytes)),
+            "report" if got.token_ok => got.report = Some((safe_name(&file), bytes.to_vec())),
+            "facts" if got.token_ok => got.facts = Some(bytes.to_vec()),
+            _ => {}
+        }
+    }
+    Ok(got)
+}
+
+pub(super) async fn verify(State(desk): State<Shared>, form: Multipart) -> Response {
+    let got = match read_form(&desk, form).await {
+        Ok(g) => g,
+        Err(refusal) => return refusal,
+    };
+    if !got.token_ok {
+        return bad_token();
+    }
+    let (Some((name, report)), Some(facts)) = (got.report, got.facts) else {
+        return refused(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Give the report and its run facts.",
+        );
+    };
+    let dir = match tempfile::tempdir_in(desk.work.path()) {
+        Ok(d) => d,
+        Err(e) => return refused(StatusCode::INSUFFICIENT_STORAGE, &e.to_string()),
+    };
+    let path = dir.path().join(&name);
+    let kept = std::fs::write(&path, report)
+        .and_then(|()| std::fs::write(crate::report::facts_path(&path), facts));
+    if let Err(e) = kept {
+        return refused(StatusCode::INSUFFICIENT_STORAGE, &e.to_string());
+    }
+    let checked = tokio::task::spawn_blocking(move || {
+        let found = crate::service::verify::verify(&path, None, None);
+        drop(dir);
+        found
+    })
+    .await;
+    let mut view = views::Verify {
+        token: &desk.token,
+        name: Some(name),
+        ..views::Verify::default()
+    };
+    match checked {
+        Ok(Ok(audit)) => {
+            view.holds = audit.all_hold();
+            view.failed = audit
+                .findings
+                .iter()
+                .filter(|f| f.ok == Some(false))
+                .count();
+            view.findings = audit
+                .findings
+                .into_iter()
+                .map(|f| {
+                    let mark = match f.ok {
+                        Some(true) => "ok",
+                        Some(false) => "FAIL",
+                        None => "not checked",
+                    };
+                    (mark, f.check, f.detail)
+                })
+                .collect();
+            page(view)
+        }
+        Ok(Err(e)) => {
+            view.name = None;
+            view.error = Some(e.to_string());
+            (StatusCode::UNPROCESSABLE_ENTITY, page(view)).into_response()
+        }
+        Err(_) => refused(StatusCode::INTERNAL_SERVER_ERROR, "The check stopped."),
+    }
+}

@@ -14,7 +14,7 @@ FILE=${FILE:-orders_100k.xlsx}
 RUNS=${RUNS:-5}
 cargo build --release --quiet
 WORK=$(mktemp -d)
-target/release/dcms-bulk serve --listen 127.0.0.1:0 -q >"$WORK/url" &
+target/release/dcms-bulk serve --listen 127.0.0.1:0 -q --keep-dir "$WORK/kept" >"$WORK/url" &
 PID=$!
 trap 'kill $PID 2>/dev/null; rm -rf "$WORK"' EXIT
 for _ in $(seq 50); do [ -s "$WORK/url" ] && break; sleep 0.1; done

@@ -17,14 +17,18 @@ use reqwest::redirect::Policy;
 /// A running desk, stopped when dropped.
 struct Served {
     child: Child,
+    /// Where it keeps the sheets dropped on it.
+    kept: tempfile::TempDir,
     url: String,
     http: Client,
 }
 
 impl Served {
     fn start(extra: &[&str]) -> Served {
+        let kept = tempfile::tempdir().unwrap();
         let mut child = bin()
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(["serve", "--listen", "127.0.0.1:0", "--keep-dir"])
+            .arg(kept.path())
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -43,6 +47,7 @@ impl Served {
             .unwrap();
         Served {
             child,
+            kept,
             url: line.trim().trim_end_matches('/').to_owned(),
             http,
         }
@@ -441,6 +446,31 @@ fn a_sheet_sent_from_the_desk_creates_each_order_once() {
     let page = finished("/sheets/2");
     assert!(page.contains("10 skipped (sent before)"), "{page}");
     assert_eq!(created(), 4);
+
+    // The sheets and their runs' reports are kept where the desk was told
+    // (the ledger points at them), not in a folder that goes with it.
+    let mut kept = Vec::new();
+    let mut todo = vec![desk.kept.path().to_owned()];
+    while let Some(dir) = todo.pop() {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                kept.push(p.file_name().unwrap().to_string_lossy().into_owned());
+            }
+        }
+    }
+    assert_eq!(
+        kept.iter().filter(|n| *n == "orders.csv").count(),
+        2,
+        "{kept:?}"
+    );
+    assert_eq!(
+        kept.iter().filter(|n| n.ends_with(".report.csv")).count(),
+        2,
+        "{kept:?}"
+    );
 
     // History: both runs, newest first, each with its report.
     let (status, runs) = desk.get("/runs");

@@ -27,10 +27,12 @@ impl Drop for Running {
     }
 }
 
-/// The desk on a free port (with `extra`), and its URL.
-fn desk(extra: &[&str]) -> (Running, String) {
+/// The desk on a free port (with `extra`, keeping its sheets in `kept`),
+/// and its URL.
+fn desk(kept: &std::path::Path, extra: &[&str]) -> (Running, String) {
     let mut child = bin()
-        .args(["serve", "--listen", "127.0.0.1:0", "-q"])
+        .args(["serve", "--listen", "127.0.0.1:0", "-q", "--keep-dir"])
+        .arg(kept)
         .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -118,7 +120,8 @@ async fn a_clerk_drops_a_sheet_and_fixes_a_cell_with_the_keyboard() {
         eprintln!("skipped: no chromedriver on this machine (.ci/run installs it)");
         return;
     };
-    let (_desk, url) = desk(&[]);
+    let kept = tempfile::tempdir().unwrap();
+    let (_desk, url) = desk(kept.path(), &[]);
     let c = browser(port).await;
 
     c.goto(&url).await.unwrap();
@@ -246,7 +249,8 @@ fn the_mistakes_sample_fixed_in_the_page_is_sent_and_its_report_agrees_with_the_
         return;
     };
     let sb = common::SandboxProcess::start(&[]);
-    let (_desk, url) = desk(&["--base-url", &sb.base, "--tenant", "ACME"]);
+    let kept = tempfile::tempdir().unwrap();
+    let (_desk, url) = desk(kept.path(), &["--base-url", &sb.base, "--tenant", "ACME"]);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let href = runtime.block_on(fix_and_send(port, &url));
     drop(runtime);

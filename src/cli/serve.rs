@@ -21,6 +21,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
+    /// Where the desk keeps the sheets dropped on it, as they came, and the
+    /// reports of their runs [default: ~/.local/state/dcms-bulk/desk]
+    #[arg(long, value_name = "DIR")]
+    pub keep_dir: Option<std::path::PathBuf>,
+
     /// The largest sheet the desk takes, in MiB
     #[arg(long, value_name = "MIB", default_value_t = 100)]
     pub max_upload_mib: usize,
@@ -62,7 +67,14 @@ pub fn run(args: &ServeArgs, console: Console) -> Result<Exit> {
         check,
         max_upload: args.max_upload_mib << 20,
         sending: sending(args, console)?.map(Arc::new),
+        keep: args.keep_dir.clone().unwrap_or_else(|| {
+            super::profile::xdg("XDG_STATE_HOME", ".local/state").map_or_else(
+                || std::path::PathBuf::from(".dcms-bulk/desk"),
+                |d| d.join("dcms-bulk").join("desk"),
+            )
+        }),
     };
+    std::fs::create_dir_all(&opts.keep).map_err(|e| Error::io(&opts.keep, e))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("dcms-desk")

@@ -44,6 +44,9 @@ pub struct DeskOpts {
     pub max_upload: usize,
     /// Where it sends; `None`: it checks only.
     pub sending: Option<Arc<send::Sending>>,
+    /// Where it keeps the sheets dropped on it, as they came, and the
+    /// reports of their runs (which the ledger and `verify` point at).
+    pub keep: std::path::PathBuf,
 }
 
 /// The file types a sheet may have (as `validate` reads them).
@@ -59,8 +62,12 @@ pub struct Desk {
     hosts: Vec<String>,
     /// The token every form carries (random, for this run of the desk).
     token: String,
-    /// Where the dropped files are kept, as dropped.
+    /// Scratch room: files made to be downloaded, reports uploaded to be
+    /// verified.
     work: tempfile::TempDir,
+    /// What tells this run of the desk's folders in `opts.keep` from an
+    /// earlier run's.
+    stamp: String,
     sheets: Mutex<BTreeMap<u64, Arc<Mutex<Dropped>>>>,
 }
 
@@ -91,8 +98,14 @@ impl Desk {
             hosts,
             token,
             work: tempfile::tempdir().map_err(|e| Error::io("the desk's folder", e))?,
+            stamp: crate::clock::in_name(&crate::report::now()),
             sheets: Mutex::new(BTreeMap::new()),
         })
+    }
+
+    /// The folder where sheet `id` and its runs' reports are kept.
+    fn kept(&self, id: u64) -> std::path::PathBuf {
+        self.opts.keep.join(format!("{}-{id}", self.stamp))
     }
 
     fn sheet(&self, id: u64) -> Option<Arc<Mutex<Dropped>>> {
@@ -264,7 +277,7 @@ async fn take(desk: Shared, name: String, bytes: Vec<u8>) -> Response {
             .into_response();
     }
     let id = lock(&desk.sheets).keys().next_back().map_or(1, |n| n + 1);
-    let dir = desk.work.path().join(id.to_string());
+    let dir = desk.kept(id);
     let path = dir.join(&name);
     let kept = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, &bytes));
     if let Err(e) = kept {

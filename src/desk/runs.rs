@@ -60,8 +60,8 @@ pub(super) async fn send_sheet(
     }
     let run = Arc::new(send::Run::default());
     d.run = Some(run.clone());
-    let dir = desk.work.path().join(format!(
-        "{id}-run-{}",
+    let dir = desk.kept(id).join(format!(
+        "run-{}",
         crate::clock::in_name(&crate::report::now())
     ));
     send::start(sending, d.job.clone(), dir, run);

@@ -5,6 +5,20 @@
   "use strict";
   var drop = document.getElementById("drop");
   var picker = document.getElementById("sheet");
+  var dropForm = document.getElementById("drop-form");
+  // A file over the limit is refused here, before it is sent.
+  function fits() {
+    var max = Number(dropForm.dataset.maxBytes);
+    var file = picker.files && picker.files[0];
+    var ok = !file || !max || file.size <= max;
+    document.getElementById("too-large").hidden = ok;
+    return ok;
+  }
+  if (dropForm && picker) {
+    dropForm.addEventListener("submit", function (ev) {
+      if (!fits()) { ev.preventDefault(); }
+    });
+  }
   if (drop && picker) {
     ["dragenter", "dragover"].forEach(function (e) {
       drop.addEventListener(e, function (ev) { ev.preventDefault(); drop.classList.add("over"); });
@@ -15,7 +29,7 @@
       drop.classList.remove("over");
       if (ev.dataTransfer && ev.dataTransfer.files.length > 0) {
         picker.files = ev.dataTransfer.files;
-        document.getElementById("drop-form").submit();
+        if (fits()) { dropForm.submit(); }
       }
     });
   }

@@ -399,3 +399,43 @@ fn xlsx_rows(path: &std::path::Path) -> (Vec<String>, Vec<Vec<String>>) {
     let header = rows.next().unwrap();
     (header, rows.collect())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sheet_over_the_limit_is_refused_before_it_is_sent() {
+    let Some((_driver, port)) = driver() else {
+        let required = std::env::var("DCMS_BROWSER_TESTS").is_ok_and(|v| v == "required");
+        assert!(
+            !required,
+            "no chromedriver: install chromium and chromium-driver"
+        );
+        eprintln!("skipped: no chromedriver on this machine (.ci/run installs it)");
+        return;
+    };
+    let kept = tempfile::tempdir().unwrap();
+    let (_desk, url) = desk(kept.path(), &["--max-upload-mib", "1"]);
+    let big = kept.path().join("big.csv");
+    std::fs::write(&big, vec![b'a'; 2 << 20]).unwrap();
+    let c = browser(port).await;
+    c.goto(&url).await.unwrap();
+    let alert = c.find(Locator::Css("#too-large")).await.unwrap();
+    assert!(!alert.is_displayed().await.unwrap());
+    c.find(Locator::Css("input#sheet"))
+        .await
+        .unwrap()
+        .send_keys(big.to_str().unwrap())
+        .await
+        .unwrap();
+    c.find(Locator::Css("#drop-form button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert!(alert.is_displayed().await.unwrap(), "the page says why");
+    assert_eq!(
+        c.current_url().await.unwrap().path(),
+        "/",
+        "nothing was sent"
+    );
+    c.close().await.unwrap();
+}

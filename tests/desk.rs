@@ -616,4 +616,9 @@ fn find_and_replace_in_a_column_shows_the_matches_first_and_undo_takes_it_back()
     // Without the token: refused.
     assert_eq!(post("/sheets/1/undo", &[("csrf", "x")]), 403);
     assert_eq!(desk.get("/sheets/1/replace?col=5&find=&with=0").0, 422);
+    // Closed: off the desk.
+    assert_eq!(post("/sheets/1/close", &[("csrf", "x")]), 403);
+    assert_eq!(post("/sheets/1/close", &[("csrf", token.as_str())]), 303);
+    assert_eq!(desk.get("/sheets/1").0, 404);
+    assert!(!desk.get("/").1.contains("/sheets/1\""));
 }

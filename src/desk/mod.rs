@@ -137,6 +137,7 @@ pub fn router(desk: Shared) -> Router {
             get(replace::preview).post(replace::replace),
         )
         .route("/sheets/{id}/undo", post(replace::undo))
+        .route("/sheets/{id}/close", post(close))
         .route("/runs", get(history::runs))
         .route("/runs/{id}", get(history::run))
         .route("/runs/{id}/report", get(history::report))
@@ -544,6 +545,38 @@ async fn change_row(
         .filter_map(|(k, v)| Some((k.strip_prefix('c')?.parse::<usize>().ok()?, v)))
         .collect();
     change(desk, id, number, cells, format!("/sheets/{id}#r{number}")).await
+}
+
+#[derive(serde::Deserialize)]
+struct CloseForm {
+    csrf: String,
+}
+
+/// A sheet closed: off the desk, its memory freed (its kept file and
+/// its runs' reports stay where they are); not while it is being sent.
+async fn close(
+    State(desk): State<Shared>,
+    UrlPath(id): UrlPath<u64>,
+    Form(f): Form<CloseForm>,
+) -> Response {
+    if !token_ok(&desk.token, &f.csrf) {
+        return bad_token();
+    }
+    let Some(dropped) = desk.sheet(id) else {
+        return refused(StatusCode::NOT_FOUND, "No such sheet on this desk.");
+    };
+    if lock(&dropped)
+        .run
+        .as_ref()
+        .is_some_and(|r| !r.now().finished)
+    {
+        return refused(
+            StatusCode::CONFLICT,
+            "It is being sent; close it once the run ends.",
+        );
+    }
+    lock(&desk.sheets).remove(&id);
+    Redirect::to("/").into_response()
 }
 
 fn bad_token() -> Response {

@@ -9,57 +9,10 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::guard::refused;
-use super::{Shared, page, views};
+use super::views::{self, RunView};
+use super::{Shared, page};
 use crate::job::Edit;
 use crate::submit::Destination;
-use crate::submit::ledger::RunRecord;
-
-/// A run as the pages show it.
-pub struct RunView {
-    pub id: i64,
-    pub started_at: String,
-    pub command: String,
-    pub input: String,
-    pub rows: u64,
-    pub accepted: u64,
-    pub skipped: u64,
-    pub rejected: u64,
-    pub failed: u64,
-    /// When it ended, or that it did not.
-    pub ended: String,
-    report: Option<String>,
-    sha256: String,
-}
-
-impl RunView {
-    fn of(r: RunRecord) -> RunView {
-        let count = |at: &[&str]| {
-            let mut v = r.counts.as_ref();
-            for k in at {
-                v = v.and_then(|v| v.get(*k));
-            }
-            v.and_then(serde_json::Value::as_u64).unwrap_or(0)
-        };
-        RunView {
-            id: r.id,
-            rows: count(&["counts", "rows"]),
-            accepted: count(&["sent", "accepted"]),
-            skipped: count(&["sent", "skipped"]),
-            rejected: count(&["sent", "rejected"]),
-            failed: count(&["sent", "failed"]),
-            ended: match (&r.finished_at, &r.stopped) {
-                (None, _) => "not ended (running, or cut off)".into(),
-                (Some(at), Some(why)) => format!("{at}, stopped: {why}"),
-                (Some(at), None) => at.clone(),
-            },
-            started_at: r.started_at,
-            command: r.command,
-            input: r.input,
-            report: r.report,
-            sha256: r.input_sha256,
-        }
-    }
-}
 
 /// The ledger this desk sends with: its folder and destination.
 fn ledger(desk: &Shared) -> Option<(PathBuf, Destination, String)> {

@@ -171,14 +171,14 @@ impl RowView {
 pub struct Runs {
     /// The API and tenant whose ledger it is; `None`: the desk checks only.
     pub to: Option<String>,
-    pub runs: Vec<super::history::RunView>,
+    pub runs: Vec<RunView>,
 }
 
 /// One run.
 #[derive(Template)]
 #[template(path = "run.html")]
 pub struct Run {
-    pub run: super::history::RunView,
+    pub run: RunView,
     pub sha: String,
     pub has_report: bool,
     pub edits: Vec<crate::job::Edit>,
@@ -207,4 +207,51 @@ pub struct Verify<'a> {
     /// finding.
     pub findings: Vec<(&'static str, &'static str, String)>,
     pub error: Option<String>,
+}
+
+/// A run as the pages show it.
+pub struct RunView {
+    pub id: i64,
+    pub started_at: String,
+    pub command: String,
+    pub input: String,
+    pub rows: u64,
+    pub accepted: u64,
+    pub skipped: u64,
+    pub rejected: u64,
+    pub failed: u64,
+    /// When it ended, or that it did not.
+    pub ended: String,
+    pub report: Option<String>,
+    pub sha256: String,
+}
+
+impl RunView {
+    pub fn of(r: crate::submit::ledger::RunRecord) -> RunView {
+        let count = |at: &[&str]| {
+            let mut v = r.counts.as_ref();
+            for k in at {
+                v = v.and_then(|v| v.get(*k));
+            }
+            v.and_then(serde_json::Value::as_u64).unwrap_or(0)
+        };
+        RunView {
+            id: r.id,
+            rows: count(&["counts", "rows"]),
+            accepted: count(&["sent", "accepted"]),
+            skipped: count(&["sent", "skipped"]),
+            rejected: count(&["sent", "rejected"]),
+            failed: count(&["sent", "failed"]),
+            ended: match (&r.finished_at, &r.stopped) {
+                (None, _) => "not ended (running, or cut off)".into(),
+                (Some(at), Some(why)) => format!("{at}, stopped: {why}"),
+                (Some(at), None) => at.clone(),
+            },
+            started_at: r.started_at,
+            command: r.command,
+            input: r.input,
+            report: r.report,
+            sha256: r.input_sha256,
+        }
+    }
 }

@@ -75,6 +75,21 @@ fn driver() -> Option<(Running, u16)> {
     Some((Running(child), port))
 }
 
+/// chromedriver, or `None` where there is none, said (the test then
+/// passes), unless `DCMS_BROWSER_TESTS=required`.
+fn driver_or_skip() -> Option<(Running, u16)> {
+    let found = driver();
+    if found.is_none() {
+        let required = std::env::var("DCMS_BROWSER_TESTS").is_ok_and(|v| v == "required");
+        assert!(
+            !required,
+            "no chromedriver: install chromium and chromium-driver"
+        );
+        eprintln!("skipped: no chromedriver on this machine (.ci/run installs it)");
+    }
+    found
+}
+
 /// A headless Chromium session through the driver at `port`, at the size
 /// of a small laptop screen.
 async fn browser(port: u16) -> Client {
@@ -111,13 +126,7 @@ async fn screenshot(c: &Client, name: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_clerk_drops_a_sheet_and_fixes_a_cell_with_the_keyboard() {
-    let Some((_driver, port)) = driver() else {
-        let required = std::env::var("DCMS_BROWSER_TESTS").is_ok_and(|v| v == "required");
-        assert!(
-            !required,
-            "no chromedriver: install chromium and chromium-driver"
-        );
-        eprintln!("skipped: no chromedriver on this machine (.ci/run installs it)");
+    let Some((_driver, port)) = driver_or_skip() else {
         return;
     };
     let kept = tempfile::tempdir().unwrap();
@@ -173,25 +182,7 @@ async fn a_clerk_drops_a_sheet_and_fixes_a_cell_with_the_keyboard() {
             .as_deref(),
         Some("true")
     );
-    c.find(Locator::Css(cell))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    c.active_element()
-        .await
-        .unwrap()
-        .send_keys(&Key::Enter.to_string())
-        .await
-        .unwrap();
-    let input = c
-        .wait()
-        .for_element(Locator::Css(&format!("{cell} input")))
-        .await
-        .unwrap();
-    input.clear().await.unwrap();
-    input.send_keys(&format!("10{}", Key::Enter)).await.unwrap();
+    type_into(&c, 6, 5, "10").await;
     c.wait()
         .for_element(Locator::Css("table#edits"))
         .await
@@ -239,13 +230,7 @@ async fn type_into(c: &Client, row: u64, col: usize, value: &str) {
 
 #[test]
 fn the_mistakes_sample_fixed_in_the_page_is_sent_and_its_report_agrees_with_the_api() {
-    let Some((_driver, port)) = driver() else {
-        let required = std::env::var("DCMS_BROWSER_TESTS").is_ok_and(|v| v == "required");
-        assert!(
-            !required,
-            "no chromedriver: install chromium and chromium-driver"
-        );
-        eprintln!("skipped: no chromedriver on this machine (.ci/run installs it)");
+    let Some((_driver, port)) = driver_or_skip() else {
         return;
     };
     let sb = common::SandboxProcess::start(&[]);
@@ -402,13 +387,7 @@ fn xlsx_rows(path: &std::path::Path) -> (Vec<String>, Vec<Vec<String>>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sheet_over_the_limit_is_refused_before_it_is_sent() {
-    let Some((_driver, port)) = driver() else {
-        let required = std::env::var("DCMS_BROWSER_TESTS").is_ok_and(|v| v == "required");
-        assert!(
-            !required,
-            "no chromedriver: install chromium and chromium-driver"
-        );
-        eprintln!("skipped: no chromedriver on this machine (.ci/run installs it)");
+    let Some((_driver, port)) = driver_or_skip() else {
         return;
     };
     let kept = tempfile::tempdir().unwrap();

@@ -93,6 +93,12 @@
     });
     var rate = document.getElementById("run-rate");
     if (rate) { rate.textContent = s.rate.toFixed(1); }
+    // Rows on this page whose order was answered: what sending gave.
+    (s.answered || []).forEach(function (a) {
+      document.querySelectorAll("tr[data-group='" + a[0] + "'] .sent").forEach(function (el) {
+        el.textContent = "sent: " + a[1];
+      });
+    });
     var state = document.getElementById("run-state");
     if (state && !s.finished) {
       state.textContent = "Sending… " + (s.eta_s === null ? "" : "about " + s.eta_s + " s left");

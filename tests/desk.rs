@@ -417,6 +417,14 @@ fn a_sheet_sent_from_the_desk_creates_each_order_once() {
     assert_eq!(send("/sheets/1"), 303);
     let page = finished("/sheets/1");
     assert!(page.contains("10 rows: 10 accepted"), "{page}");
+    // Each row shows what sending its order gave; the live view told each
+    // of the 4 orders.
+    assert_eq!(page.matches("sent: ACCEPTED").count(), 10, "{page}");
+    let (_, events) = desk.get("/sheets/1/events");
+    let event: serde_json::Value =
+        serde_json::from_str(events.trim().strip_prefix("data: ").unwrap()).unwrap();
+    assert_eq!(event["answered"].as_array().unwrap().len(), 4, "{event}");
+    assert_eq!(event["finished"], true);
     let created = || {
         sb.inspect("/stats")["tenants"]["ACME"]["orders"]
             .as_u64()
@@ -445,6 +453,7 @@ fn a_sheet_sent_from_the_desk_creates_each_order_once() {
     assert_eq!(send("/sheets/2"), 303);
     let page = finished("/sheets/2");
     assert!(page.contains("10 skipped (sent before)"), "{page}");
+    assert_eq!(page.matches("sent: SKIPPED").count(), 10, "{page}");
     assert_eq!(created(), 4);
 
     // The sheets and their runs' reports are kept where the desk was told

@@ -332,6 +332,17 @@ async fn fix_and_send(port: u16, url: &str) -> String {
     screenshot(&c, "sent.png").await;
     let summary = text_of(&c, "#run-summary").await;
     assert!(summary.starts_with("16 rows: 16 accepted"), "{summary}");
+    // Every row says what sending its order gave.
+    let mut sent = 0;
+    for el in c
+        .find_all(Locator::Css("tr[data-group] .sent"))
+        .await
+        .unwrap()
+    {
+        assert_eq!(el.text().await.unwrap(), "sent: ACCEPTED");
+        sent += 1;
+    }
+    assert_eq!(sent, 16);
     let href = c
         .find(Locator::Css("a[href$='/download/sent-report']"))
         .await

@@ -378,6 +378,16 @@ fn sheet_page(
         Err(e) => return refused(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     };
     let checked = d.job.checked();
+    let outcomes = d.run.as_ref().map(|r| r.outcomes()).unwrap_or_default();
+    let rows = shown
+        .rows
+        .into_iter()
+        .map(|r| {
+            let mut r = RowView::of(r);
+            r.sent = outcomes.get(&(r.group as usize)).copied();
+            r
+        })
+        .collect();
     page(views::Sheet {
         token,
         id,
@@ -385,7 +395,7 @@ fn sheet_page(
         version: d.job.edits().len() + 1,
         counts: checked.grouping.counts,
         headers: &checked.columns.headers,
-        rows: shown.rows.into_iter().map(RowView::of).collect(),
+        rows,
         page: page_no,
         pages: shown.total.div_ceil(PAGE_ROWS).max(1),
         total: shown.total,

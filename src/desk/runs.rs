@@ -78,18 +78,24 @@ pub(super) async fn run_events(State(desk): State<Shared>, UrlPath(id): UrlPath<
     let Some(run) = lock(&dropped).run.clone() else {
         return refused(StatusCode::NOT_FOUND, "The sheet has not been sent.");
     };
-    let stream = futures_util::stream::unfold((run, false), |(run, over)| async move {
+    // Each event: where the run is, and the orders answered since the
+    // last one (by group), for the rows on the page.
+    let stream = futures_util::stream::unfold((run, false, 0), |(run, over, seen)| async move {
         if over {
             return None;
         }
         let now = run.now();
-        let event = Event::default().json_data(&now).ok()?;
+        let answered = run.answered_since(seen);
+        let seen = seen + answered.len();
+        let mut data = serde_json::to_value(&now).ok()?;
+        data["answered"] = serde_json::json!(answered);
+        let event = Event::default().json_data(&data).ok()?;
         if !now.finished {
             tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         }
         Some((
             Ok::<_, std::convert::Infallible>(event),
-            (run, now.finished),
+            (run, now.finished, seen),
         ))
     });
     Sse::new(stream)

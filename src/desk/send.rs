@@ -41,6 +41,8 @@ impl Sending {
 #[derive(Default)]
 pub struct Run {
     state: Mutex<RunState>,
+    /// Each order's outcome as it came: (its group, its status).
+    answered: Mutex<Vec<(usize, &'static str)>>,
 }
 
 /// Where a run is: its progress, and once ended what came of it.
@@ -68,6 +70,17 @@ pub struct RunState {
 }
 
 impl Run {
+    /// The orders answered, from the `from`-th on.
+    pub fn answered_since(&self, from: usize) -> Vec<(usize, &'static str)> {
+        let a = self.answered.lock().unwrap_or_else(|p| p.into_inner());
+        a.get(from..).map(<[_]>::to_vec).unwrap_or_default()
+    }
+
+    /// Each answered order's last outcome, by group.
+    pub fn outcomes(&self) -> std::collections::HashMap<usize, &'static str> {
+        self.answered_since(0).into_iter().collect()
+    }
+
     /// The run as it is now.
     pub fn now(&self) -> RunState {
         self.state.lock().unwrap_or_else(|p| p.into_inner()).clone()
@@ -109,6 +122,11 @@ impl Run {
                 ));
             }),
             Event::Failed { error, .. } => self.with(|s| s.error = Some(error.to_string())),
+            Event::Answered { orders, .. } => self
+                .answered
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend(orders.into_iter().map(|(g, s)| (g, s.as_str()))),
             _ => {}
         }
     }

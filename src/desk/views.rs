@@ -101,6 +101,9 @@ pub struct RowView {
     pub number: u64,
     pub status: &'static str,
     pub order_id: String,
+    /// Its order's group, and what sending it gave, once answered.
+    pub group: u32,
+    pub sent: Option<&'static str>,
     pub cells: Vec<CellView>,
     /// Problems of the row as a whole (not of one cell), in words.
     pub row_problems: Vec<String>,
@@ -158,6 +161,8 @@ impl RowView {
             number: row.number,
             status: row.status,
             order_id: row.order_id,
+            group: row.group,
+            sent: None,
             cells,
             row_problems,
             held_by,

@@ -44,6 +44,9 @@ pub struct ShownRow {
     pub number: u64,
     pub status: &'static str,
     pub order_id: String,
+    /// Its order's place among the sheet's orders (what the engine's
+    /// outcomes are told by).
+    pub group: u32,
     pub cells: Vec<String>,
     /// The row's errors: the column (`None`: the row as a whole) and the
     /// message.
@@ -65,6 +68,7 @@ impl ShownRow {
             number: outcome.number,
             status: outcome.status.as_str(),
             order_id: outcome.order_id.to_owned(),
+            group: outcome.group,
             cells: (0..width).map(|c| row.cell(c).text.into_owned()).collect(),
             problems: said(outcome.problems),
             warnings: said(outcome.warnings),

@@ -99,6 +99,12 @@ pub enum Event<'a> {
         total: u64,
         sent: Progress,
     },
+    /// Orders answered since the last time: (the order's group in the
+    /// sheet, its outcome).
+    Answered {
+        file: &'a str,
+        orders: Vec<(usize, crate::submit::SendStatus)>,
+    },
     /// The sending is over (done, or stopped).
     Sent { file: &'a str },
     /// A file's batch is done: its report and run facts are written.
@@ -210,6 +216,10 @@ pub fn with_progress<T>(
                 }
                 let sent = Progress::of(tally);
                 on(Event::Progress { file, total, sent });
+                let orders = tally.take_answers();
+                if !orders.is_empty() {
+                    on(Event::Answered { file, orders });
+                }
             }
         });
         let result = send();
@@ -219,6 +229,10 @@ pub fn with_progress<T>(
         }
         result
     });
+    let orders = tally.take_answers();
+    if !orders.is_empty() {
+        on(Event::Answered { file, orders });
+    }
     on(Event::Sent { file });
     result
 }
@@ -424,7 +438,7 @@ impl Service<'_> {
             file: &name,
             checked,
         });
-        let tally = Arc::new(Tally::default());
+        let tally = Arc::new(Tally::with_answers());
         let batch = Batch {
             command: self.command,
             options: self.options.clone(),

@@ -98,6 +98,9 @@ pub struct Tally {
     pub requests: AtomicU64,
     /// Things the user should know once (an endpoint the API lacks...).
     pub notes: Mutex<Vec<String>>,
+    /// Each item's outcome as it comes (its slot: an order's group), kept
+    /// until taken, when asked for (see [`Tally::with_answers`]).
+    answers: Option<Mutex<Vec<(usize, SendStatus)>>>,
 }
 
 impl Tally {
@@ -108,12 +111,33 @@ impl Tally {
             .push(note);
     }
 
+    /// A tally that also keeps each item's outcome until it is taken (a
+    /// face that shows items as they are answered takes them often).
+    pub fn with_answers() -> Tally {
+        Tally {
+            answers: Some(Mutex::new(Vec::new())),
+            ..Tally::default()
+        }
+    }
+
+    /// The outcomes that came since last taken: (slot, status).
+    pub fn take_answers(&self) -> Vec<(usize, SendStatus)> {
+        self.answers.as_ref().map_or_else(Vec::new, |a| {
+            std::mem::take(&mut *a.lock().unwrap_or_else(|p| p.into_inner()))
+        })
+    }
+
     /// The notes so far, taken.
     pub fn take_notes(&self) -> Vec<String> {
         std::mem::take(&mut *self.notes.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
-    pub(super) fn count(&self, sent: &Sent) {
+    pub(super) fn count(&self, slot: usize, sent: &Sent) {
+        if let Some(a) = &self.answers {
+            a.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((slot, sent.status));
+        }
         let which = match sent.status {
             SendStatus::Accepted => &self.accepted,
             SendStatus::Rejected => &self.rejected,

@@ -183,7 +183,7 @@ impl Outcomes {
 
     fn store(&mut self, slot: usize, sent: Sent) {
         self.in_flight.remove(&slot);
-        self.tally.count(&sent);
+        self.tally.count(slot, &sent);
         self.out[slot] = Some(sent);
     }
 

@@ -108,6 +108,17 @@ async fn browser(port: u16) -> Client {
         .expect("a browser session")
 }
 
+/// Waits until the page has an element `css` (at most a minute). A look
+/// while the page is being replaced (a form sent, a reload) is aborted by
+/// the browser, and looked again.
+async fn arrive(c: &Client, css: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while c.find(Locator::Css(css)).await.is_err() {
+        assert!(Instant::now() < deadline, "no {css} on the page");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn text_of(c: &Client, css: &str) -> String {
     c.find(Locator::Css(css))
         .await
@@ -143,10 +154,7 @@ async fn a_clerk_drops_a_sheet_and_fixes_a_cell_with_the_keyboard() {
         .click()
         .await
         .unwrap();
-    c.wait()
-        .for_element(Locator::Css("table#rows"))
-        .await
-        .unwrap();
+    arrive(&c, "table#rows").await;
     assert!(
         c.current_url()
             .await
@@ -183,10 +191,7 @@ async fn a_clerk_drops_a_sheet_and_fixes_a_cell_with_the_keyboard() {
         Some("true")
     );
     type_into(&c, 6, 5, "10").await;
-    c.wait()
-        .for_element(Locator::Css("table#edits"))
-        .await
-        .unwrap();
+    arrive(&c, "table#edits").await;
     let now: u64 = text_of(&c, "#count-invalid").await.parse().unwrap();
     assert_eq!(now, invalid - 1);
     let fixed = c.find(Locator::Css(cell)).await.unwrap();
@@ -222,10 +227,7 @@ async fn type_into(c: &Client, row: u64, col: usize, value: &str) {
         .send_keys(&format!("{value}{}", Key::Enter))
         .await
         .unwrap();
-    c.wait()
-        .for_element(Locator::Css(&format!("{cell}:not(:has(input))")))
-        .await
-        .unwrap();
+    arrive(c, &format!("{cell}:not(:has(input))")).await;
 }
 
 #[test]
@@ -285,10 +287,7 @@ async fn fix_and_send(port: u16, url: &str) -> String {
         .click()
         .await
         .unwrap();
-    c.wait()
-        .for_element(Locator::Css("table#rows"))
-        .await
-        .unwrap();
+    arrive(&c, "table#rows").await;
     // Each mistake fixed where it is (row, column, value).
     for (row, col, value) in [
         (6, 5, "10"),
@@ -324,11 +323,8 @@ async fn fix_and_send(port: u16, url: &str) -> String {
         "{label}"
     );
     button.click().await.unwrap();
-    c.wait()
-        .at_most(Duration::from_secs(60))
-        .for_element(Locator::Css("#run-summary"))
-        .await
-        .unwrap();
+    // The live view reloads the page when the run ends.
+    arrive(&c, "#run-summary").await;
     screenshot(&c, "sent.png").await;
     let summary = text_of(&c, "#run-summary").await;
     assert!(summary.starts_with("16 rows: 16 accepted"), "{summary}");
@@ -359,20 +355,14 @@ async fn fix_and_send(port: u16, url: &str) -> String {
         .click()
         .await
         .unwrap();
-    c.wait()
-        .for_element(Locator::Css("table#runs"))
-        .await
-        .unwrap();
+    arrive(&c, "table#runs").await;
     c.find(Locator::LinkText("#1"))
         .await
         .unwrap()
         .click()
         .await
         .unwrap();
-    c.wait()
-        .for_element(Locator::Css("table#run-edits"))
-        .await
-        .unwrap();
+    arrive(&c, "table#run-edits").await;
     let edits = c
         .find_all(Locator::Css("table#run-edits tbody tr"))
         .await

@@ -7,10 +7,9 @@
 
 mod common;
 
-use std::io::BufRead;
-use std::process::{Child, Stdio};
+use std::process::Child;
 
-use common::{Desk, bin, root};
+use common::{Desk, root};
 use reqwest::blocking::{Client, multipart};
 use reqwest::redirect::Policy;
 
@@ -26,29 +25,20 @@ struct Served {
 impl Served {
     fn start(extra: &[&str]) -> Served {
         let kept = tempfile::tempdir().unwrap();
-        let mut child = bin()
-            .args(["serve", "--listen", "127.0.0.1:0", "--keep-dir"])
-            .arg(kept.path())
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the desk");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert!(line.starts_with("http://127.0.0.1:"), "{line:?}");
+        let (child, url) = common::serve(kept.path(), extra);
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = Client::builder()
             .redirect(Policy::none())
+            // A fresh connection each time: the desk closes one whose
+            // upload it refused part way, and a reused one would fail.
+            .pool_max_idle_per_host(0)
             .timeout(std::time::Duration::from_secs(30))
             .build()
             .unwrap();
         Served {
             child,
             kept,
-            url: line.trim().trim_end_matches('/').to_owned(),
+            url: url.trim_end_matches('/').to_owned(),
             http,
         }
     }

@@ -9,12 +9,11 @@
 
 mod common;
 
-use std::io::BufRead;
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{bin, root};
+use common::root;
 use fantoccini::{Client, ClientBuilder, Locator, key::Key};
 
 /// A child process killed when dropped.
@@ -30,19 +29,8 @@ impl Drop for Running {
 /// The desk on a free port (with `extra`, keeping its sheets in `kept`),
 /// and its URL.
 fn desk(kept: &std::path::Path, extra: &[&str]) -> (Running, String) {
-    let mut child = bin()
-        .args(["serve", "--listen", "127.0.0.1:0", "-q", "--keep-dir"])
-        .arg(kept)
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the desk");
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    (Running(child), line.trim().to_owned())
+    let (child, url) = common::serve(kept, extra);
+    (Running(child), url)
 }
 
 /// chromedriver on a free port, once it answers; `None` when there is none
@@ -117,6 +105,23 @@ async fn arrive(c: &Client, css: &str) {
         assert!(Instant::now() < deadline, "no {css} on the page");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Chooses `sheet` with the drop zone's file picker and sends it, as a
+/// clerk does with "Check it".
+async fn choose_sheet(c: &Client, sheet: &std::path::Path) {
+    c.find(Locator::Css("input#sheet"))
+        .await
+        .unwrap()
+        .send_keys(sheet.to_str().unwrap())
+        .await
+        .unwrap();
+    c.find(Locator::Css("#drop-form button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
 }
 
 async fn text_of(c: &Client, css: &str) -> String {
@@ -275,18 +280,7 @@ async fn fix_and_send(port: u16, url: &str) -> String {
     let c = browser(port).await;
     c.goto(url).await.unwrap();
     let sample = root().join("samples/orders_with_mistakes.xlsx");
-    c.find(Locator::Css("input#sheet"))
-        .await
-        .unwrap()
-        .send_keys(sample.to_str().unwrap())
-        .await
-        .unwrap();
-    c.find(Locator::Css("#drop-form button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    choose_sheet(&c, &sample).await;
     arrive(&c, "table#rows").await;
     // Each mistake fixed where it is (row, column, value).
     for (row, col, value) in [
@@ -399,18 +393,7 @@ async fn a_sheet_over_the_limit_is_refused_before_it_is_sent() {
     c.goto(&url).await.unwrap();
     let alert = c.find(Locator::Css("#too-large")).await.unwrap();
     assert!(!alert.is_displayed().await.unwrap());
-    c.find(Locator::Css("input#sheet"))
-        .await
-        .unwrap()
-        .send_keys(big.to_str().unwrap())
-        .await
-        .unwrap();
-    c.find(Locator::Css("#drop-form button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    choose_sheet(&c, &big).await;
     assert!(alert.is_displayed().await.unwrap(), "the page says why");
     assert_eq!(
         c.current_url().await.unwrap().path(),

@@ -5,8 +5,8 @@ use axum::extract::{Multipart, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use super::guard::{refused, token_ok};
-use super::{Shared, bad_token, page, safe_name, views};
+use super::guard::refused;
+use super::{Parts, Shared, bad_token, page, safe_name, views};
 
 pub(super) async fn form(State(desk): State<Shared>) -> Response {
     page(views::Verify {
@@ -15,46 +15,18 @@ pub(super) async fn form(State(desk): State<Shared>) -> Response {
     })
 }
 
-/// The report and its run facts, as uploaded.
-#[derive(Default)]
-struct Uploaded {
-    token_ok: bool,
-    report: Option<(String, Vec<u8>)>,
-    facts: Option<Vec<u8>>,
-}
-
-async fn read_form(desk: &Shared, mut form: Multipart) -> Result<Uploaded, Response> {
-    let mut got = Uploaded::default();
-    while let Some(field) = form
-        .next_field()
-        .await
-        .map_err(|e| refused(e.status(), &format!("The upload failed: {}", e.body_text())))?
-    {
-        let name = field.name().unwrap_or("").to_owned();
-        let file = field.file_name().unwrap_or("report").to_owned();
-        let bytes = field
-            .bytes()
-            .await
-            .map_err(|e| refused(e.status(), &format!("The upload failed: {}", e.body_text())))?;
-        match name.as_str() {
-            "csrf" => got.token_ok = token_ok(&desk.token, &String::from_utf8_lossy(&bytes)),
-            "report" if got.token_ok => got.report = Some((safe_name(&file), bytes.to_vec())),
-            "facts" if got.token_ok => got.facts = Some(bytes.to_vec()),
-            _ => {}
-        }
-    }
-    Ok(got)
-}
-
 pub(super) async fn verify(State(desk): State<Shared>, form: Multipart) -> Response {
-    let got = match read_form(&desk, form).await {
-        Ok(g) => g,
+    let mut sent = match Parts::read(&desk, form).await {
+        Ok(p) => p,
         Err(refusal) => return refusal,
     };
-    if !got.token_ok {
+    if !sent.token_ok {
         return bad_token();
     }
-    let (Some((name, report)), Some(facts)) = (got.report, got.facts) else {
+    let report = sent
+        .file("report")
+        .map(|(name, bytes)| (safe_name(&name), bytes));
+    let (Some((name, report)), Some((_, facts))) = (report, sent.file("facts")) else {
         return refused(
             StatusCode::UNPROCESSABLE_ENTITY,
             "Give the report and its run facts.",

@@ -224,39 +224,53 @@ fn index_view(desk: &Desk, error: Option<String>) -> views::Index<'_> {
 }
 
 /// A sheet dropped: kept as it came, checked, and shown.
-async fn upload(State(desk): State<Shared>, mut form: Multipart) -> Response {
-    let mut token_seen = false;
-    loop {
-        let field = match form.next_field().await {
-            Ok(Some(f)) => f,
-            Ok(None) => break,
-            Err(e) => return refused(e.status(), &format!("The upload failed: {}", e.body_text())),
-        };
-        match field.name() {
-            Some("csrf") => {
-                let given = field.text().await.unwrap_or_default();
-                token_seen = token_ok(&desk.token, &given);
-            }
-            Some("sheet") if token_seen => {
-                let name = field.file_name().unwrap_or("sheet").to_owned();
-                let bytes = match field.bytes().await {
-                    Ok(b) => b,
-                    Err(e) => {
-                        return refused(
-                            e.status(),
-                            &format!("The upload failed: {}", e.body_text()),
-                        );
-                    }
-                };
-                return take(desk, name, bytes.to_vec()).await;
-            }
-            _ => {}
-        }
+async fn upload(State(desk): State<Shared>, form: Multipart) -> Response {
+    let mut sent = match Parts::read(&desk, form).await {
+        Ok(p) => p,
+        Err(refusal) => return refusal,
+    };
+    match sent.file("sheet") {
+        Some((name, bytes)) if sent.token_ok => take(desk, name, bytes).await,
+        _ => bad_token(),
     }
-    refused(
-        StatusCode::FORBIDDEN,
-        "Refused: the form's token is missing or wrong; reload the page and try again.",
-    )
+}
+
+/// A form's parts as sent (multipart): whether it carried the desk's
+/// token, and its files (field, file name, bytes).
+struct Parts {
+    token_ok: bool,
+    files: Vec<(String, String, Vec<u8>)>,
+}
+
+impl Parts {
+    /// Every part of `form`, its size bounded by the route's limit.
+    async fn read(desk: &Desk, mut form: Multipart) -> std::result::Result<Parts, Response> {
+        let failed = |e: axum::extract::multipart::MultipartError| {
+            refused(e.status(), &format!("The upload failed: {}", e.body_text()))
+        };
+        let mut parts = Parts {
+            token_ok: false,
+            files: Vec::new(),
+        };
+        while let Some(field) = form.next_field().await.map_err(failed)? {
+            let name = field.name().unwrap_or("").to_owned();
+            let file = field.file_name().unwrap_or("sheet").to_owned();
+            let bytes = field.bytes().await.map_err(failed)?;
+            if name == "csrf" {
+                parts.token_ok = token_ok(&desk.token, &String::from_utf8_lossy(&bytes));
+            } else {
+                parts.files.push((name, file, bytes.to_vec()));
+            }
+        }
+        Ok(parts)
+    }
+
+    /// The file sent as `field`: its name and bytes.
+    fn file(&mut self, field: &str) -> Option<(String, Vec<u8>)> {
+        let at = self.files.iter().position(|(f, _, _)| f == field)?;
+        let (_, name, bytes) = self.files.swap_remove(at);
+        Some((name, bytes))
+    }
 }
 
 /// Keeps a dropped file and opens it as a job.

@@ -445,3 +445,24 @@ pub fn assert_well_formed_xlsx(path: &Path) {
         }
     }
 }
+
+/// `dcms-bulk serve` on a free port of this machine (with `extra`,
+/// keeping its sheets in `kept`), and the URL it printed.
+pub fn serve(kept: &Path, extra: &[&str]) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    let mut child = bin()
+        .args(["serve", "--listen", "127.0.0.1:0", "-q", "--keep-dir"])
+        .arg(kept)
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the desk");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("read the desk's URL");
+    assert!(line.starts_with("http://127.0.0.1:"), "{line:?}");
+    (child, line.trim().to_owned())
+}

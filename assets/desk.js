@@ -101,11 +101,29 @@
     });
     var state = document.getElementById("run-state");
     if (state && !s.finished) {
-      state.textContent = "Sending… " + (s.eta_s === null ? "" : "about " + s.eta_s + " s left");
+      state.textContent = s.waiting !== null ? s.waiting
+        : "Sending… " + (s.eta_s === null ? "" : "about " + s.eta_s + " s left");
     }
     if (s.finished) {
       source.close();
       window.location.reload();
     }
   };
+})();
+
+// The drop folders' files, looked at again every few seconds.
+(function () {
+  "use strict";
+  var files = document.getElementById("folder-files");
+  if (!files || !window.fetch) { return; }
+  window.setInterval(function () {
+    fetch("/folders/table", { credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (html) {
+        if (html === null) { return; }
+        var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("folder-files");
+        if (fresh) { files.replaceWith(fresh); files = fresh; }
+      })
+      .catch(function () {});
+  }, 2000);
 })();

@@ -60,6 +60,10 @@ pub enum Error {
     /// Standard output cannot be written (a closed pipe is not this).
     #[error("cannot write to standard output: {0}")]
     Stdout(#[source] std::io::Error),
+
+    /// Not done: the run was stopped first (Ctrl-C, the ledger failed).
+    #[error("not sent: {0}")]
+    Stopped(crate::submit::Stop),
 }
 
 impl Error {
@@ -109,6 +113,7 @@ impl Error {
             Error::Ledger(LedgerError::Sql { .. }) | Error::Stdout(_) | Error::Internal(_) => {
                 Exit::LocalFailure
             }
+            Error::Stopped(why) => why.exit(),
         }
     }
 }

@@ -10,7 +10,7 @@
 
 use std::thread::{Scope, ScopedJoinHandle};
 
-pub use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded, unbounded};
+pub use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded, never, unbounded};
 
 /// Starts `work` on a thread named `name` in `scope`.
 pub fn beside<'s, R: Send + 's>(

@@ -7,6 +7,7 @@
 
 mod common;
 
+use std::io::{Read, Write};
 use std::process::Child;
 
 use common::{Desk, root};
@@ -220,6 +221,22 @@ fn requests_from_elsewhere_are_refused() {
         assert_eq!(r.status().as_u16(), 413);
     }
     assert!(!desk.get("/").1.contains("big.csv"));
+    // One that says how large it is is answered before it is sent.
+    let host = desk.url.trim_start_matches("http://");
+    let mut tcp = std::net::TcpStream::connect(host).unwrap();
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        tcp,
+        "POST /sheets HTTP/1.1\r\nHost: {host}\r\nOrigin: {}\r\nContent-Type: multipart/form-data; boundary=x\r\nContent-Length: {}\r\n\r\n",
+        desk.origin(),
+        5 << 20
+    )
+    .unwrap();
+    let mut answer = String::new();
+    let _ = tcp.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("up to 1 MiB"), "{answer}");
     let png = desk.upload("photo.png", b"\x89PNG".to_vec(), &token);
     assert_eq!(png.status().as_u16(), 415);
     assert!(png.text().unwrap().contains("not an order sheet"));
@@ -620,4 +637,161 @@ fn find_and_replace_in_a_column_shows_the_matches_first_and_undo_takes_it_back()
     assert_eq!(post("/sheets/1/close", &[("csrf", token.as_str())]), 303);
     assert_eq!(desk.get("/sheets/1").0, 404);
     assert!(!desk.get("/").1.contains("/sheets/1\""));
+}
+
+#[test]
+fn the_desk_watches_drop_folders_and_sends_its_own_sheets_in_turn() {
+    let sb = common::SandboxProcess::start(&[]);
+    let folders = tempfile::tempdir().unwrap();
+    let dir = |name: &str| {
+        let d = folders.path().join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        d.display().to_string()
+    };
+    let (inbox, done, failed) = (dir("in"), dir("done"), dir("failed"));
+    let desk = Served::start(&[
+        "--base-url",
+        &sb.base,
+        "--tenant",
+        "ACME",
+        "--watch",
+        &inbox,
+        "--settle",
+        "0s",
+        "--poll",
+        "200ms",
+        "--done-dir",
+        &done,
+        "--failed-dir",
+        &failed,
+    ]);
+    // A sheet of the desk's own (another branch: other orders), dropped
+    // while the night's files come in, and sent in turn with them.
+    let token = desk.token();
+    let sample = std::fs::read_to_string(root().join("samples/orders.csv")).unwrap();
+    // Each row's branch id begun with another digit: other branches.
+    let branched = |digit: &str| {
+        let mut lines = sample.lines();
+        let mut out = format!("{}\n", lines.next().unwrap());
+        for line in lines {
+            out.push_str(&format!("{digit}{}\n", &line[1..]));
+        }
+        out
+    };
+    let (night, own) = (branched("9"), branched("8"));
+    assert_eq!(
+        desk.upload("desk.csv", own.into_bytes(), &token)
+            .status()
+            .as_u16(),
+        303
+    );
+    std::fs::write(format!("{inbox}/night.csv"), &night).unwrap();
+    std::fs::copy(
+        root().join("samples/orders_with_mistakes.xlsx"),
+        format!("{inbox}/mistakes.xlsx"),
+    )
+    .unwrap();
+    std::fs::write(format!("{inbox}/notes.pdf"), "not a sheet").unwrap();
+    let sent = desk
+        .http
+        .post(format!("{}/sheets/1/send", desk.url))
+        .header("Origin", desk.origin())
+        .form(&[("csrf", token.as_str())])
+        .send()
+        .unwrap();
+    assert_eq!(sent.status().as_u16(), 303);
+
+    // The page lists each file with its state, until the watch is done
+    // with them.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let table = loop {
+        let (status, table) = desk.get("/folders/table");
+        assert_eq!(status, 200);
+        let ended = table.contains("<td>night.csv</td>")
+            && table.matches("class=\"state\">done<").count() == 1
+            && table.matches("class=\"state\">failed<").count() == 1;
+        if ended {
+            break table;
+        }
+        assert!(std::time::Instant::now() < deadline, "{table}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(
+        table.contains("<td>notes.pdf</td>") && table.contains("not an order sheet"),
+        "{table}"
+    );
+    assert!(table.contains("10 rows: 10 accepted"), "{table}");
+    assert!(table.contains("11 invalid, 3 held"), "{table}");
+    assert!(std::path::Path::new(&format!("{done}/night.csv")).is_file());
+    assert!(std::path::Path::new(&format!("{failed}/mistakes.xlsx")).is_file());
+    let (_, page) = desk.get("/folders");
+    assert!(page.contains(&inbox), "{page}");
+
+    // Each file's report, from its link, wherever the watch moved it.
+    let at = table.find("<td>night.csv</td>").unwrap();
+    let link = &table[at..];
+    let link = &link[link.find("href=\"").unwrap() + 6..];
+    let link = &link[..link.find('"').unwrap()];
+    let report = desk
+        .http
+        .get(format!("{}{link}", desk.url))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let rows: Vec<csv::StringRecord> = csv::Reader::from_reader(report.as_bytes())
+        .records()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(rows.len(), 10, "{report}");
+    assert_eq!(desk.get("/folders/999/report").0, 404);
+
+    // The desk's sheet went too, through the same ledger: its orders and
+    // the night's, each created once.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let page = loop {
+        let (_, page) = desk.get("/sheets/1");
+        if page.contains("Finished.") {
+            break page;
+        }
+        assert!(std::time::Instant::now() < deadline, "{page}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(page.contains("10 rows: 10 accepted"), "{page}");
+    let created = sb.inspect("/stats")["tenants"]["ACME"]["orders"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(created, 4 + 4 + 1);
+    let (_, runs) = desk.get("/runs");
+    assert!(
+        runs.contains("<td>desk</td>") && runs.contains("<td>submit</td>"),
+        "{runs}"
+    );
+}
+
+#[test]
+fn the_watch_in_the_desk_needs_an_api_and_its_folders() {
+    let d = Desk::new();
+    let folder = tempfile::tempdir().unwrap();
+    let inbox = folder.path().display().to_string();
+    for (args, said) in [
+        (vec!["serve", "--watch", inbox.as_str()], "--watch sends"),
+        (
+            vec!["serve", "--done-dir", inbox.as_str()],
+            "are for the drop folders of --watch",
+        ),
+        (
+            vec!["serve", "--sandbox", "--watch", "no/such/folder"],
+            "not a folder",
+        ),
+    ] {
+        let out = d.run(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(dcms_bulk::exit::USAGE),
+            "{args:?}: {err}"
+        );
+        assert!(err.contains(said), "{args:?}: {err}");
+    }
 }

@@ -1,6 +1,9 @@
 //! `dcms-bulk serve`: the desk, a web page on this machine where a sheet
-//! is dropped, checked, and fixed in place (see [`crate::desk`]). Prints
-//! its URL on stdout; Ctrl-C or SIGTERM stops it.
+//! is dropped, checked, fixed in place and sent (see [`crate::desk`]);
+//! with `--watch`, the watch of drop folders runs inside it, and sends the
+//! desk's sheets in turn with the folders' files. Prints its URL on
+//! stdout; Ctrl-C or SIGTERM stops it (a watch's file being sent is
+//! finished first).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -8,11 +11,19 @@ use std::sync::Arc;
 use clap::Args;
 
 use super::api::{ApiArgs, SendArgs};
+use super::news::News;
+use super::submit::OutArgs;
+use super::watch::FolderArgs;
 use super::{CheckArgs, Console, print_stdout};
+use crate::desk::folders::Folders;
 use crate::desk::send::Sending;
 use crate::desk::{self, DeskOpts};
+use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::exit::Exit;
+use crate::service::watch::{WatchEnd, WatchOpts, watch};
+use crate::service::{Event, Output, Service};
+use crate::stage;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -40,6 +51,18 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub send: SendArgs,
+
+    /// Drop folders to watch, as `watch` does: each sheet copied there is
+    /// checked and sent once it settles, in turn with the sheets sent from
+    /// the page, and the page lists them (needs an API to send to)
+    #[arg(long = "watch", value_name = "DIR", num_args = 1.., help_heading = "Folders")]
+    pub watch: Vec<std::path::PathBuf>,
+
+    #[command(flatten)]
+    pub folders: FolderArgs,
+
+    #[command(flatten)]
+    pub out: OutArgs,
 }
 
 /// Where the desk sends, if an API is given at all.
@@ -56,25 +79,115 @@ fn sending(args: &ServeArgs, console: Console) -> Result<Option<Sending>> {
     }))
 }
 
+/// The watch inside the desk: its engine, settings and output.
+struct Watching {
+    engine: Engine,
+    opts: WatchOpts,
+    out: Output,
+}
+
+/// The watch `--watch` asks for, with its engine open (waiting, and
+/// saying so, while another run holds the ledger).
+fn watching(
+    args: &ServeArgs,
+    sending: Option<&Sending>,
+    console: Console,
+) -> Result<Option<Watching>> {
+    let out = &args.out;
+    if args.watch.is_empty() {
+        let given = out.report_dir.is_some()
+            || out.done_dir.is_some()
+            || out.failed_dir.is_some()
+            || out.report.is_some();
+        if given {
+            return Err(Error::Usage(
+                "--report-dir, --done-dir and --failed-dir are for the drop folders of --watch"
+                    .into(),
+            ));
+        }
+        return Ok(None);
+    }
+    let Some(sending) = sending else {
+        return Err(Error::Usage(
+            "--watch sends what settles in the folders: give --sandbox, --profile or --base-url"
+                .into(),
+        ));
+    };
+    if out.report.is_some() {
+        return Err(Error::Usage(
+            "--report names one file; a watch writes many: use --report-dir".into(),
+        ));
+    }
+    let opts = args.folders.to_opts(&args.watch)?;
+    let out = out.output()?;
+    let engine = super::api::engine(&sending.api, &args.send, console)?;
+    Ok(Some(Watching { engine, opts, out }))
+}
+
 pub fn run(args: &ServeArgs, console: Console) -> Result<Exit> {
     if args.max_upload_mib == 0 || args.max_upload_mib > 4096 {
         return Err(Error::Usage("--max-upload-mib must be 1 to 4096".into()));
     }
     let mut check = args.check.to_opts()?;
     check.rules.strict |= args.api.profile.refuses_warnings()?;
-    let opts = DeskOpts {
+    let sending = sending(args, console)?.map(Arc::new);
+    let watching = watching(args, sending.as_deref(), console)?;
+    let mut opts = DeskOpts {
         listen: args.listen,
-        check,
+        check: check.clone(),
         max_upload: args.max_upload_mib << 20,
-        sending: sending(args, console)?.map(Arc::new),
+        sending,
         keep: args.keep_dir.clone().unwrap_or_else(|| {
             super::profile::xdg("XDG_STATE_HOME", ".local/state").map_or_else(
                 || std::path::PathBuf::from(".dcms-bulk/desk"),
                 |d| d.join("dcms-bulk").join("desk"),
             )
         }),
+        folders: None,
+        handed: None,
     };
     std::fs::create_dir_all(&opts.keep).map_err(|e| Error::io(&opts.keep, e))?;
+    let Some(w) = watching else {
+        serve(opts, console)?;
+        return Ok(Exit::Ok);
+    };
+    let folders = Arc::new(Folders::new(w.opts.dirs.clone()));
+    let (handed, to_watch) = stage::unbounded();
+    (opts.folders, opts.handed) = (Some(folders.clone()), Some(handed));
+    let stopper = w.engine.stopper.clone();
+    std::thread::scope(|scope| {
+        let watch = stage::beside(scope, "watch", move || {
+            let news = News::new(console, args.out.json);
+            let on = |e: Event<'_>| {
+                folders.tell(&e);
+                news.tell(e);
+            };
+            let service = Service {
+                engine: &w.engine,
+                out: &w.out,
+                command: "submit",
+                options: args.check.facts(),
+                on: &on,
+            };
+            let end = watch(&service, &w.opts, &check, to_watch);
+            w.engine
+                .runtime
+                .shutdown_timeout(std::time::Duration::from_secs(1));
+            end
+        })
+        .map_err(|e| Error::io("the watch's thread", e))?;
+        let served = serve(opts, console);
+        // The desk is closed: so is its watch (the file in hand is
+        // finished first).
+        stopper.stop(crate::submit::Stop::Interrupted);
+        let end: Option<WatchEnd> = stage::joined(watch);
+        served?;
+        Ok(end.map_or(Exit::LocalFailure, |e| e.exit))
+    })
+}
+
+/// Serves the desk until Ctrl-C or SIGTERM.
+fn serve(opts: DeskOpts, console: Console) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("dcms-desk")
@@ -95,6 +208,5 @@ pub fn run(args: &ServeArgs, console: Console) -> Result<Exit> {
         }
     };
     runtime.block_on(desk::serve(opts, told, crate::engine::stop_signal()))?;
-    said?;
-    Ok(Exit::Ok)
+    said
 }

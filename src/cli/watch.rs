@@ -35,6 +35,13 @@ pub struct WatchArgs {
     #[command(flatten)]
     pub out: OutArgs,
 
+    #[command(flatten)]
+    pub folders: FolderArgs,
+}
+
+/// How a watch looks at its drop folders (`watch`, and `serve --watch`).
+#[derive(Debug, Args)]
+pub struct FolderArgs {
     /// Files read and checked at once; their orders are still sent one
     /// file at a time
     #[arg(long, value_name = "N", default_value_t = 1, help_heading = "Folders")]
@@ -60,29 +67,44 @@ pub struct WatchArgs {
     pub read_tries: u32,
 }
 
-pub fn run(args: &WatchArgs, console: Console) -> Result<Exit> {
-    for dir in &args.dirs {
-        if !dir.is_dir() {
-            return Err(Error::Usage(format!(
-                "{}: not a folder; watch takes drop folders (submit takes files)",
-                dir.display()
-            )));
+impl FolderArgs {
+    /// The watch's settings for `dirs`, checked.
+    pub(super) fn to_opts(&self, dirs: &[PathBuf]) -> Result<WatchOpts> {
+        for dir in dirs {
+            if !dir.is_dir() {
+                return Err(Error::Usage(format!(
+                    "{}: not a folder; a watch takes drop folders (submit takes files)",
+                    dir.display()
+                )));
+            }
         }
+        if self.parallel_files == 0 || self.parallel_files > 64 {
+            return Err(Error::Usage("--parallel-files must be 1 to 64".into()));
+        }
+        if self.read_tries == 0 {
+            return Err(Error::Usage("--read-tries must be at least 1".into()));
+        }
+        if self.poll.is_zero() || self.heartbeat.is_zero() {
+            return Err(Error::Usage(
+                "--poll and --heartbeat must be above 0".into(),
+            ));
+        }
+        Ok(WatchOpts {
+            dirs: dirs.to_vec(),
+            parallel_files: self.parallel_files,
+            poll: self.poll,
+            poll_only: self.poll_only,
+            heartbeat: self.heartbeat,
+            read_tries: self.read_tries,
+        })
     }
+}
+
+pub fn run(args: &WatchArgs, console: Console) -> Result<Exit> {
+    let watching = args.folders.to_opts(&args.dirs)?;
     if args.out.report.is_some() {
         return Err(Error::Usage(
             "--report names one file; a watch writes many: use --report-dir".into(),
-        ));
-    }
-    if args.parallel_files == 0 || args.parallel_files > 64 {
-        return Err(Error::Usage("--parallel-files must be 1 to 64".into()));
-    }
-    if args.read_tries == 0 {
-        return Err(Error::Usage("--read-tries must be at least 1".into()));
-    }
-    if args.poll.is_zero() || args.heartbeat.is_zero() {
-        return Err(Error::Usage(
-            "--poll and --heartbeat must be above 0".into(),
         ));
     }
     let out = args.out.output()?;
@@ -99,15 +121,7 @@ pub fn run(args: &WatchArgs, console: Console) -> Result<Exit> {
         options: args.check.facts(),
         on: &on,
     };
-    let watching = WatchOpts {
-        dirs: args.dirs.clone(),
-        parallel_files: args.parallel_files,
-        poll: args.poll,
-        poll_only: args.poll_only,
-        heartbeat: args.heartbeat,
-        read_tries: args.read_tries,
-    };
-    let end = watch(&service, &watching, &opts);
+    let end = watch(&service, &watching, &opts, crate::stage::never());
     engine.runtime.shutdown_timeout(Duration::from_secs(1));
     Ok(end.exit)
 }

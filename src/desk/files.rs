@@ -24,22 +24,7 @@ pub(super) async fn download(
     let dir = desk.work.path().join(format!("{id}-out"));
     let made = tokio::task::spawn_blocking(move || made(&lock(&dropped), &what, &dir)).await;
     match made {
-        Ok(Ok((name, bytes))) => {
-            let kind = if name.ends_with(".xlsx") {
-                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-            } else {
-                "text/csv; charset=utf-8"
-            };
-            let disposition = format!("attachment; filename=\"{}\"", name.replace('"', "_"));
-            (
-                [
-                    (header::CONTENT_TYPE, kind.to_owned()),
-                    (header::CONTENT_DISPOSITION, disposition),
-                ],
-                bytes,
-            )
-                .into_response()
-        }
+        Ok(Ok((name, bytes))) => given(&name, bytes),
         Ok(Err(why)) if why == "no such download" => {
             refused(StatusCode::NOT_FOUND, "No such download.")
         }
@@ -52,6 +37,44 @@ pub(super) async fn download(
             "The file could not be made.",
         ),
     }
+}
+
+/// The file at `path` to take away, under its own name.
+pub(super) fn attachment(path: &Path) -> Response {
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let name = path
+                .file_name()
+                .map_or("report".into(), |n| n.to_string_lossy().into_owned());
+            given(&name, bytes)
+        }
+        Err(_) => refused(
+            StatusCode::NOT_FOUND,
+            "The file is no longer where it was written.",
+        ),
+    }
+}
+
+/// `bytes` to take away as a file called `name`.
+fn given(name: &str, bytes: Vec<u8>) -> Response {
+    let kind = match Path::new(name).extension().and_then(|e| e.to_str()) {
+        Some("xlsx") => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        Some("csv") => "text/csv; charset=utf-8",
+        Some("json") => "application/json",
+        _ => "application/octet-stream",
+    };
+    let disposition = format!(
+        "attachment; filename=\"{}\"",
+        name.replace(['"', '\\'], "_")
+    );
+    (
+        [
+            (header::CONTENT_TYPE, kind.to_owned()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        bytes,
+    )
+        .into_response()
 }
 
 /// Makes the file `what` of sheet `d` in `dir`: its name and bytes.

@@ -37,6 +37,16 @@ pub async fn guard(State(shared): State<Shared>, request: Request, next: Next) -
             StatusCode::FORBIDDEN,
             "Refused: the request did not come from this desk's own page.",
         )
+    } else if too_large(&request, shared.opts.max_upload) {
+        // Said before the body is read: the browser shows why, instead
+        // of a connection closed while it still sends.
+        refused(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!(
+                "Too large: this desk takes files of up to {} MiB.",
+                shared.opts.max_upload >> 20
+            ),
+        )
     } else {
         next.run(request).await
     };
@@ -64,6 +74,20 @@ fn same_origin(request: &Request, host: &str) -> bool {
         .and_then(|o| o.to_str().ok())
         .is_some_and(|o| o == format!("http://{host}"))
 }
+
+/// The request says its body is larger than the largest file the desk
+/// takes, with room for the form around it. (A body that says nothing, or
+/// less than it is, is still cut at the limit as it is read.)
+fn too_large(request: &Request, max_upload: usize) -> bool {
+    request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|n| n.to_str().ok()?.parse::<u64>().ok())
+        .is_some_and(|n| n > (max_upload + FORM_ROOM) as u64)
+}
+
+/// Room for a form's other fields and its multipart framing around a file.
+pub const FORM_ROOM: usize = 64 * 1024;
 
 /// A refusal, as plain text.
 pub fn refused(status: StatusCode, why: &str) -> Response {

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use axum::extract::{Path as UrlPath, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use super::guard::refused;
@@ -100,23 +100,7 @@ fn file_of_run(desk: &Shared, id: i64, facts: bool) -> Response {
     if facts {
         path = crate::report::facts_path(&path);
     }
-    let Ok(bytes) = std::fs::read(&path) else {
-        return refused(
-            StatusCode::NOT_FOUND,
-            "The report is not where the ledger says.",
-        );
-    };
-    let name = path
-        .file_name()
-        .map_or("report".into(), |n| n.to_string_lossy().replace('"', "_"));
-    (
-        [(
-            header::CONTENT_DISPOSITION,
-            format!("attachment; filename=\"{name}\""),
-        )],
-        bytes,
-    )
-        .into_response()
+    super::files::attachment(&path)
 }
 
 /// An order's page: what the ledger holds of it (what `show` shows).

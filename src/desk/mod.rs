@@ -8,6 +8,7 @@
 
 mod audit;
 mod files;
+pub mod folders;
 pub mod guard;
 mod history;
 mod replace;
@@ -47,6 +48,11 @@ pub struct DeskOpts {
     /// Where it keeps the sheets dropped on it, as they came, and the
     /// reports of their runs (which the ledger and `verify` point at).
     pub keep: std::path::PathBuf,
+    /// The drop folders a watch in the desk looks at, and what it does.
+    pub folders: Option<Arc<folders::Folders>>,
+    /// With a watch in the desk: its sender, which sends the desk's sheets
+    /// too (one engine, one ledger).
+    pub handed: Option<crate::stage::Sender<crate::service::watch::Handed>>,
 }
 
 /// The file types a sheet may have (as `validate` reads them).
@@ -125,7 +131,7 @@ pub fn router(desk: Shared) -> Router {
         .route(
             "/sheets",
             // Room for the form around the file.
-            post(upload).layer(DefaultBodyLimit::max(max + 64 * 1024)),
+            post(upload).layer(DefaultBodyLimit::max(max + guard::FORM_ROOM)),
         )
         .route("/sheets/{id}", get(sheet))
         .route("/sheets/{id}/cells", post(change_cell))
@@ -147,10 +153,13 @@ pub fn router(desk: Shared) -> Router {
             "/verify",
             get(audit::form)
                 .post(audit::verify)
-                .layer(DefaultBodyLimit::max(max + 64 * 1024)),
+                .layer(DefaultBodyLimit::max(max + guard::FORM_ROOM)),
         )
         .route("/orders/{id}", get(history::order))
         .route("/sheets/{id}/events", get(runs::run_events))
+        .route("/folders", get(folders::page_of))
+        .route("/folders/table", get(folders::table))
+        .route("/folders/{id}/report", get(folders::report))
         .route("/assets/desk.css", get(css))
         .route("/assets/desk.js", get(js))
         .layer(axum::middleware::from_fn_with_state(

@@ -64,7 +64,7 @@ pub(super) async fn send_sheet(
         "run-{}",
         crate::clock::in_name(&crate::report::now())
     ));
-    send::start(sending, d.job.clone(), dir, run);
+    send::start(sending, desk.opts.handed.clone(), d.job.clone(), dir, run);
     Redirect::to(&format!("/sheets/{id}#send")).into_response()
 }
 

@@ -9,8 +9,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::engine::{Api, Engine, Rate, Timeouts};
+use crate::error::{Error, Result};
 use crate::job::Job;
-use crate::service::{Event, Output, Service};
+use crate::service::watch::Handed;
+use crate::service::{Event, FileOutcome, Output, Service};
+use crate::stage::Sender;
 use crate::submit::SubmitOpts;
 
 /// Where and how the desk sends.
@@ -59,6 +62,8 @@ pub struct RunState {
     /// Seconds left, once there is a rate.
     pub eta_s: Option<u64>,
     pub finished: bool,
+    /// Why it has not begun yet.
+    pub waiting: Option<String>,
     /// What came of the rows, in a line.
     pub summary: Option<String>,
     /// Why it could not be sent (or ended early).
@@ -91,21 +96,31 @@ impl Run {
     }
 
     fn tell(&self, event: Event<'_>) {
+        self.with(|s| s.waiting = None);
         match event {
             Event::Sending { orders, .. } => self.with(|s| {
                 s.total = orders;
                 s.began = Some(Instant::now());
             }),
             Event::Progress { sent, .. } => self.with(|s| {
-                (s.done, s.accepted, s.rejected, s.failed, s.skipped) =
-                    (sent.done, sent.accepted, sent.rejected, sent.failed, sent.skipped);
+                (s.done, s.accepted, s.rejected, s.failed, s.skipped) = (
+                    sent.done,
+                    sent.accepted,
+                    sent.rejected,
+                    sent.failed,
+                    sent.skipped,
+                );
                 let secs = s.began.map_or(0.0, |b| b.elapsed().as_secs_f64());
-                s.rate = if secs > 0.0 { s.done as f64 / secs } else { 0.0 };
+                s.rate = if secs > 0.0 {
+                    s.done as f64 / secs
+                } else {
+                    0.0
+                };
                 s.eta_s = (s.rate > 0.0)
                     .then(|| (s.total.saturating_sub(s.done) as f64 / s.rate).ceil() as u64);
             }),
             Event::Finished { done, .. } => self.with(|s| {
-                let (c, sent) = (done.facts.counts, done.facts.sent.unwrap_or_default());
+                let sent = done.facts.sent.unwrap_or_default();
                 s.done = s.total;
                 // The last word on the orders: the batch's own counts.
                 if let Some(o) = sent.orders {
@@ -116,10 +131,7 @@ impl Run {
                         o.orders_skipped,
                     );
                 }
-                s.summary = Some(format!(
-                    "{} rows: {} accepted, {} skipped (sent before), {} rejected, {} failed, {} conflict, {} invalid, {} held",
-                    c.rows, sent.accepted, sent.skipped, sent.rejected, sent.failed, sent.conflict, c.invalid, c.held
-                ));
+                s.summary = Some(summary(done));
             }),
             Event::Failed { error, .. } => self.with(|s| s.error = Some(error.to_string())),
             Event::Answered { orders, .. } => self
@@ -132,47 +144,77 @@ impl Run {
     }
 }
 
+/// What came of a batch's rows, in a line.
+pub fn summary(done: &crate::batch::Finished) -> String {
+    let (c, sent) = (done.facts.counts, done.facts.sent.unwrap_or_default());
+    format!(
+        "{} rows: {} accepted, {} skipped (sent before), {} rejected, {} failed, {} conflict, {} invalid, {} held",
+        c.rows,
+        sent.accepted,
+        sent.skipped,
+        sent.rejected,
+        sent.failed,
+        sent.conflict,
+        c.invalid,
+        c.held
+    )
+}
+
 /// Starts sending `job`'s ready orders on a thread of its own, its report
-/// into `dir`; `run` follows it.
-pub fn start(sending: Arc<Sending>, job: Arc<Job>, dir: PathBuf, run: Arc<Run>) {
+/// into `dir`; `run` follows it. With a watch in the desk (`handed`), the
+/// watch's sender sends it in turn with the folders' files; else an engine
+/// is opened for the run, and closed after it.
+pub fn start(
+    sending: Arc<Sending>,
+    handed: Option<Sender<Handed>>,
+    job: Arc<Job>,
+    dir: PathBuf,
+    run: Arc<Run>,
+) {
     let on_thread = run.clone();
-    let started = crate::stage::apart("desk-send", move || send(&sending, &job, dir, &on_thread));
+    let started = crate::stage::apart("desk-send", move || {
+        let out = Output {
+            report_dir: Some(dir),
+            ..Output::default()
+        };
+        let outcome = match handed {
+            Some(to) => send_in_turn(&to, job, out, &on_thread),
+            None => send(&sending, &job, &out, &on_thread),
+        };
+        on_thread.end(outcome);
+    });
     if let Err(e) = started {
-        run.with(|s| {
-            s.error = Some(format!("the run could not start: {e}"));
-            s.finished = true;
-        });
+        run.end(Err(Error::Internal(format!(
+            "the run could not start: {e}"
+        ))));
     }
 }
 
-fn send(sending: &Sending, job: &Job, dir: PathBuf, run: &Run) {
-    let opened = Engine::open(
+/// What the clerk changed before sending, for the record.
+fn options(job: &Job) -> serde_json::Value {
+    serde_json::json!({ "edits": job.edits() })
+}
+
+/// Sends with an engine of the run's own.
+fn send(sending: &Sending, job: &Job, out: &Output, run: &Run) -> Result<FileOutcome> {
+    let busy = |e: crate::engine::Event<'_>| {
+        if let crate::engine::Event::LedgerBusy { .. } = e {
+            run.with(|s| s.waiting = Some(LEDGER_BUSY.into()));
+        }
+    };
+    let engine = Engine::open(
         &sending.api,
         sending.submit.clone(),
         sending.rate,
         sending.timeouts,
-        &|_| {},
-    );
-    let engine = match opened {
-        Ok(e) => e,
-        Err(e) => {
-            return run.with(|s| {
-                s.error = Some(e.to_string());
-                s.finished = true;
-            });
-        }
-    };
-    let out = Output {
-        report_dir: Some(dir),
-        ..Output::default()
-    };
+        &busy,
+    )?;
     let on = |e: Event<'_>| run.tell(e);
     let service = Service {
         engine: &engine,
-        out: &out,
+        out,
         command: "desk",
-        // What the clerk changed before sending, for the record.
-        options: serde_json::json!({ "edits": job.edits() }),
+        options: options(job),
         on: &on,
     };
     let outcome = out
@@ -181,16 +223,51 @@ fn send(sending: &Sending, job: &Job, dir: PathBuf, run: &Run) {
     engine
         .runtime
         .shutdown_timeout(std::time::Duration::from_secs(1));
-    run.with(|s| {
-        match outcome {
-            Ok(o) => {
-                s.report = o.report.map(PathBuf::from);
-                if let Some(e) = o.error {
-                    s.error = Some(e);
+    outcome
+}
+
+/// Hands the sheet to the watch's sender, and waits for what came of it.
+fn send_in_turn(
+    to: &Sender<Handed>,
+    job: Arc<Job>,
+    out: Output,
+    run: &Arc<Run>,
+) -> Result<FileOutcome> {
+    run.with(|s| s.waiting = Some(IN_TURN.into()));
+    let (answer, answered) = crate::stage::bounded(1);
+    let on_run = run.clone();
+    let handed = Handed {
+        options: options(&job),
+        job,
+        out,
+        command: "desk",
+        on: Box::new(move |e| on_run.tell(e)),
+        answer,
+    };
+    let gone = || Error::Internal("the drop folders' watch has stopped: nothing is sent".into());
+    to.send(handed).map_err(|_| gone())?;
+    answered.recv().map_err(|_| gone())?
+}
+
+const LEDGER_BUSY: &str = "Waiting: another run (a submit, or a night's watch) is sending to this API; this one starts when it ends.";
+const IN_TURN: &str =
+    "Waiting its turn: the desk sends one sheet at a time, with the drop folders' files.";
+
+impl Run {
+    /// The run is over: what came of it.
+    fn end(&self, outcome: Result<FileOutcome>) {
+        self.with(|s| {
+            match outcome {
+                Ok(o) => {
+                    s.report = o.report.map(PathBuf::from);
+                    if let Some(e) = o.error {
+                        s.error = Some(e);
+                    }
                 }
+                Err(e) => s.error = Some(e.to_string()),
             }
-            Err(e) => s.error = Some(e.to_string()),
-        }
-        s.finished = true;
-    });
+            s.waiting = None;
+            s.finished = true;
+        });
+    }
 }

@@ -87,6 +87,8 @@ pub enum Event<'a> {
         unchanged: Duration,
         settle: Duration,
     },
+    /// A folder's sheet has settled: it is taken, to be checked and sent.
+    Taken { file: &'a Path },
     /// No sheet of the folders named is ready: nothing is sent.
     NothingReady,
     /// A file read and checked: its problems are in `checked`.

@@ -14,11 +14,12 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{Event, FileOutcome, Service};
+use super::{Event, FileOutcome, Output, Service};
 use crate::drop::{self, Look, Settle, Settling};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::exit::Exit;
 use crate::job::Job;
 use crate::pipeline::CheckOpts;
@@ -44,6 +45,20 @@ pub struct WatchOpts {
     /// Tries for a file that cannot be read (or whose report cannot be
     /// written) before it goes to the failed folder.
     pub read_tries: u32,
+}
+
+/// A sheet handed to the watch from elsewhere (the desk), sent in turn
+/// with the folders' files: one engine, one ledger, one sender. Its report
+/// goes where `out` says, and what happens is told to `on`; what came of
+/// it is the answer.
+pub struct Handed {
+    pub job: Arc<Job>,
+    pub out: Output,
+    /// The command and options for the run facts.
+    pub command: &'static str,
+    pub options: serde_json::Value,
+    pub on: Box<dyn Fn(Event<'_>) + Send + Sync>,
+    pub answer: Sender<Result<FileOutcome>>,
 }
 
 /// How the watch ended, and what it did.
@@ -123,8 +138,14 @@ struct Counts {
 }
 
 /// Watches `opts.dirs` and sends what settles there, each file checked
-/// with `check`, until the engine's stop signal.
-pub fn watch(service: &Service<'_>, opts: &WatchOpts, check: &CheckOpts) -> WatchEnd {
+/// with `check`, until the engine's stop signal; the sheets `handed` on
+/// the way are sent in turn with the files (`stage::never()` for none).
+pub fn watch(
+    service: &Service<'_>,
+    opts: &WatchOpts,
+    check: &CheckOpts,
+    handed: Receiver<Handed>,
+) -> WatchEnd {
     let stopper = service.engine.stopper.clone();
     let on = service.on;
     let (wake_tx, wake_rx) = stage::unbounded();
@@ -173,7 +194,7 @@ pub fn watch(service: &Service<'_>, opts: &WatchOpts, check: &CheckOpts) -> Watc
             }
             board.counts
         });
-        let fatal = sender(service, opts, checked_rx, wake_tx);
+        let fatal = sender(service, opts, checked_rx, handed, wake_tx);
         let counts = watcher.ok().and_then(stage::joined).unwrap_or_default();
         (fatal, counts)
     });
@@ -244,6 +265,7 @@ fn watcher(
                 }
                 match settling.look(&path) {
                     Settle::Ready => {
+                        on(Event::Taken { file: &path });
                         if todo.send(board.take(path)).is_err() {
                             return;
                         }
@@ -456,12 +478,27 @@ fn sender(
     service: &Service<'_>,
     opts: &WatchOpts,
     checked: Receiver<Taken>,
+    mut handed: Receiver<Handed>,
     wake: Sender<Wake>,
 ) -> Option<Exit> {
     let engine = service.engine;
     let mut api_pause = Duration::ZERO;
     let mut fatal = None;
-    for taken in checked {
+    loop {
+        let taken = crossbeam_channel::select! {
+            recv(checked) -> taken => match taken {
+                Ok(taken) => taken,
+                Err(_) => break,
+            },
+            recv(handed) -> h => {
+                match h {
+                    Ok(h) => send_handed(service, h, fatal.is_some()),
+                    // No more from there: the folders' files only.
+                    Err(_) => handed = stage::never(),
+                }
+                continue;
+            }
+        };
         let mut paused = false;
         let stop = engine
             .stopper
@@ -531,6 +568,36 @@ fn sender(
         }
     }
     fatal
+}
+
+/// A sheet handed to the watch, sent with the watch's engine; the answer
+/// is what came of it (an error once the ledger failed or the watch is
+/// stopping).
+fn send_handed(service: &Service<'_>, h: Handed, ledger_failed: bool) {
+    let engine = service.engine;
+    let answer = match engine.stopper.reason() {
+        Some(why) if ledger_failed || engine.stopper.is_interrupted() => Err(Error::Stopped(why)),
+        _ => {
+            let on = &*h.on;
+            let s = Service {
+                engine,
+                out: &h.out,
+                command: h.command,
+                options: h.options,
+                on,
+            };
+            let sent = h
+                .out
+                .prepare()
+                .and_then(|()| s.send(&h.job, &report::now()));
+            // An outage it met is not the next file's: that one tries again.
+            if !stopped_for_good(&engine.stopper) {
+                engine.stopper.clear();
+            }
+            sent
+        }
+    };
+    let _ = h.answer.send(answer);
 }
 
 /// What a file's tries wrote, after this one: a try to be repeated steps

@@ -19,6 +19,8 @@ struct Served {
     child: Child,
     /// Where it keeps the sheets dropped on it.
     kept: tempfile::TempDir,
+    /// Its home and ledgers.
+    _env: Desk,
     url: String,
     http: Client,
 }
@@ -26,7 +28,8 @@ struct Served {
 impl Served {
     fn start(extra: &[&str]) -> Served {
         let kept = tempfile::tempdir().unwrap();
-        let (child, url) = common::serve(kept.path(), extra);
+        let env = Desk::new();
+        let (child, url) = common::serve(&env, kept.path(), extra);
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = Client::builder()
             .redirect(Policy::none())
@@ -39,6 +42,7 @@ impl Served {
         Served {
             child,
             kept,
+            _env: env,
             url: url.trim_end_matches('/').to_owned(),
             http,
         }
@@ -794,4 +798,32 @@ fn the_watch_in_the_desk_needs_an_api_and_its_folders() {
         );
         assert!(err.contains(said), "{args:?}: {err}");
     }
+}
+
+#[test]
+fn the_desk_holds_its_last_sheets_and_never_reuses_an_id() {
+    let desk = Served::start(&[]);
+    let token = desk.token();
+    let bytes = std::fs::read(root().join("samples/orders.csv")).unwrap();
+    for n in 1..=21 {
+        let r = desk.upload("orders.csv", bytes.clone(), &token);
+        assert_eq!(r.headers()["location"], format!("/sheets/{n}").as_str());
+    }
+    // The oldest is put away (its file stays kept); the last 20 stay.
+    assert_eq!(desk.get("/sheets/1").0, 404);
+    assert_eq!(desk.get("/sheets/2").0, 200);
+    assert_eq!(desk.get("/").1.matches("href=\"/sheets/").count(), 20);
+    // A sheet closed does not give its id (and its folder) to the next.
+    let closed = desk
+        .http
+        .post(format!("{}/sheets/21/close", desk.url))
+        .header("Origin", desk.origin())
+        .form(&[("csrf", token.as_str())])
+        .send()
+        .unwrap();
+    assert_eq!(closed.status().as_u16(), 303);
+    let r = desk.upload("orders.csv", bytes, &token);
+    assert_eq!(r.headers()["location"], "/sheets/22");
+    let kept = std::fs::read_dir(desk.kept.path()).unwrap().count();
+    assert_eq!(kept, 22);
 }

@@ -16,21 +16,32 @@ use std::time::{Duration, Instant};
 use common::root;
 use fantoccini::{Client, ClientBuilder, Locator, key::Key};
 
-/// A child process killed when dropped.
-struct Running(Child);
+/// A child process killed when dropped (and what it keeps, removed
+/// after it).
+struct Running {
+    child: Child,
+    _env: Option<common::Desk>,
+}
 
 impl Drop for Running {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
 /// The desk on a free port (with `extra`, keeping its sheets in `kept`),
 /// and its URL.
 fn desk(kept: &std::path::Path, extra: &[&str]) -> (Running, String) {
-    let (child, url) = common::serve(kept, extra);
-    (Running(child), url)
+    let env = common::Desk::new();
+    let (child, url) = common::serve(&env, kept, extra);
+    (
+        Running {
+            child,
+            _env: Some(env),
+        },
+        url,
+    )
 }
 
 /// chromedriver on a free port, once it answers; `None` when there is none
@@ -60,7 +71,7 @@ fn driver() -> Option<(Running, u16)> {
         assert!(Instant::now() < deadline, "chromedriver did not start");
         std::thread::sleep(Duration::from_millis(100));
     }
-    Some((Running(child), port))
+    Some((Running { child, _env: None }, port))
 }
 
 /// chromedriver, or `None` where there is none, said (the test then
@@ -81,12 +92,17 @@ fn driver_or_skip() -> Option<(Running, u16)> {
 /// A headless Chromium session through the driver at `port`, at the size
 /// of a small laptop screen.
 async fn browser(port: u16) -> Client {
+    browser_at(port, "1366,768").await
+}
+
+/// A headless Chromium session with a window of `size` (`W,H`).
+async fn browser_at(port: u16, size: &str) -> Client {
     let mut caps = serde_json::Map::new();
     caps.insert(
         "goog:chromeOptions".into(),
         serde_json::json!({
             "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                     "--disable-gpu", "--window-size=1366,768"],
+                     "--disable-gpu", format!("--window-size={size}")],
         }),
     );
     ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
@@ -400,5 +416,50 @@ async fn a_sheet_over_the_limit_is_refused_before_it_is_sent() {
         "/",
         "nothing was sent"
     );
+    c.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_drop_folders_page_follows_a_nights_files_on_a_large_screen() {
+    let Some((_driver, port)) = driver_or_skip() else {
+        return;
+    };
+    let kept = tempfile::tempdir().unwrap();
+    let inbox = kept.path().join("in");
+    let done = kept.path().join("done");
+    std::fs::create_dir_all(&inbox).unwrap();
+    let (_desk, url) = desk(
+        kept.path(),
+        &[
+            "--sandbox",
+            "--watch",
+            inbox.to_str().unwrap(),
+            "--settle",
+            "1s",
+            "--done-dir",
+            done.to_str().unwrap(),
+        ],
+    );
+    let c = browser_at(port, "1920,1080").await;
+    c.goto(&url).await.unwrap();
+    c.find(Locator::LinkText("Drop folders"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    arrive(&c, "#folder-files").await;
+    assert!(text_of(&c, "#folder-files").await.contains("No file yet"));
+    // A file copied in while the page is open: the list follows it
+    // without a reload, to its report.
+    std::fs::copy(root().join("samples/orders.csv"), inbox.join("night.csv")).unwrap();
+    arrive(&c, "#folder-table a[href$='/report']").await;
+    let row = text_of(&c, "#folder-table tbody tr").await;
+    assert!(
+        row.contains("night.csv") && row.contains("done") && row.contains("10 rows: 10 accepted"),
+        "{row}"
+    );
+    assert!(done.join("night.csv").is_file());
+    screenshot(&c, "folders.png").await;
     c.close().await.unwrap();
 }

@@ -75,6 +75,8 @@ pub struct Desk {
     /// earlier run's.
     stamp: String,
     sheets: Mutex<BTreeMap<u64, Arc<Mutex<Dropped>>>>,
+    /// The next sheet's id.
+    next_id: std::sync::atomic::AtomicU64,
 }
 
 /// A sheet dropped on the desk.
@@ -106,6 +108,7 @@ impl Desk {
             work: tempfile::tempdir().map_err(|e| Error::io("the desk's folder", e))?,
             stamp: crate::clock::in_name(&crate::report::now()),
             sheets: Mutex::new(BTreeMap::new()),
+            next_id: std::sync::atomic::AtomicU64::new(1),
         })
     }
 
@@ -229,6 +232,7 @@ fn index_view(desk: &Desk, error: Option<String>) -> views::Index<'_> {
         sheets,
         error,
         max_mib: (desk.opts.max_upload / (1024 * 1024)) as u64,
+        max_sheets: MAX_SHEETS,
     }
 }
 
@@ -300,7 +304,11 @@ async fn take(desk: Shared, name: String, bytes: Vec<u8>) -> Response {
         )
             .into_response();
     }
-    let id = lock(&desk.sheets).keys().next_back().map_or(1, |n| n + 1);
+    // Never an id used before in this run of the desk: a closed sheet's
+    // folder (which the ledger may point at) is not written again.
+    let id = desk
+        .next_id
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = desk.kept(id);
     let path = dir.join(&name);
     let kept = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, &bytes));
@@ -319,7 +327,9 @@ async fn take(desk: Shared, name: String, bytes: Vec<u8>) -> Response {
                 job: Arc::new(job),
                 run: None,
             };
-            lock(&desk.sheets).insert(id, Arc::new(Mutex::new(dropped)));
+            let mut sheets = lock(&desk.sheets);
+            sheets.insert(id, Arc::new(Mutex::new(dropped)));
+            put_away(&mut sheets);
             Redirect::to(&format!("/sheets/{id}")).into_response()
         }
         Ok(Err(e)) => {
@@ -610,6 +620,25 @@ async fn close(
     }
     lock(&desk.sheets).remove(&id);
     Redirect::to("/").into_response()
+}
+
+/// Sheets the desk holds at once: each is in memory, with its checks.
+pub const MAX_SHEETS: usize = 20;
+
+/// Beyond [`MAX_SHEETS`], the oldest sheets not being sent are put away
+/// (closed, as "Close this sheet" does: their files stay kept).
+fn put_away(sheets: &mut BTreeMap<u64, Arc<Mutex<Dropped>>>) {
+    while sheets.len() > MAX_SHEETS {
+        let idle = sheets
+            .iter()
+            .find(|(_, d)| lock(d).run.as_ref().is_none_or(|r| r.now().finished))
+            .map(|(id, _)| *id);
+        match idle {
+            Some(id) => sheets.remove(&id),
+            // All are being sent: they go once their runs end.
+            None => break,
+        };
+    }
 }
 
 fn bad_token() -> Response {

@@ -19,6 +19,7 @@ pub struct Index<'a> {
     /// Why the last sheet dropped could not be read.
     pub error: Option<String>,
     pub max_mib: u64,
+    pub max_sheets: usize,
 }
 
 /// A sheet dropped this session.

@@ -485,7 +485,7 @@ fn sender(
     let mut api_pause = Duration::ZERO;
     let mut fatal = None;
     loop {
-        let taken = crossbeam_channel::select! {
+        let mut taken = crossbeam_channel::select! {
             recv(checked) -> taken => match taken {
                 Ok(taken) => taken,
                 Err(_) => break,
@@ -504,43 +504,12 @@ fn sender(
             .stopper
             .reason()
             .filter(|_| engine.stopper.is_interrupted() || fatal.is_some());
-        let (outcome, next) = match (stop, taken.opened) {
+        let (outcome, next) = match (stop, taken.opened.take()) {
             (None, Some((started, job))) => {
-                let mut outcome = service.file(&taken.path, started, job);
-                let exit = outcome.exit_code;
-                if outcome.error.is_none() {
-                    outcome.error = engine.stopper.reason().map(|why| why.to_string());
-                }
-                let api_trouble = (exit == Exit::ApiUnavailable && engine.stopper.clear())
-                    || (exit == Exit::RowsNotDone
-                        && outcome.failed_rows > 0
-                        && taken.try_no < SEND_TRIES);
-                if exit == Exit::Interrupted {
-                    // Stopped part way: left for the next watch, which
-                    // resumes it.
-                    (outcome, Next::Stays)
-                } else if api_trouble {
-                    // The API went away, or left orders unsettled: this
-                    // file again (the ledger resumes it) once the API may
-                    // be back, waiting longer each time in a row.
-                    api_pause = (api_pause * 2).clamp(API_PAUSE, API_PAUSE_MOST);
-                    paused = true;
-                    (outcome, Next::Retry(api_pause))
-                } else if matches!(exit, Exit::InputUnreadable | Exit::LocalFailure)
-                    && taken.try_no < opts.read_tries
-                    && !stopped_for_good(engine.stopper.as_ref())
-                {
-                    let after = service.out.settle.max(Duration::from_secs(5));
-                    (outcome, Next::Retry(after))
-                } else {
-                    if exit == Exit::Ok {
-                        api_pause = Duration::ZERO;
-                    }
-                    if stopped_for_good(&engine.stopper) && !engine.stopper.is_interrupted() {
-                        fatal = Some(exit);
-                    }
-                    filed(service, &taken.path, outcome)
-                }
+                let sent = one_file(service, opts, &taken, started, job, &mut api_pause);
+                fatal = fatal.or(sent.fatal);
+                paused = sent.paused;
+                (sent.outcome, sent.next)
             }
             (stop, _) => {
                 let name = taken.path.display().to_string();
@@ -568,6 +537,66 @@ fn sender(
         }
     }
     fatal
+}
+
+/// What came of a folder's file, and what the sender is to do next.
+struct Sent {
+    outcome: FileOutcome,
+    next: Next,
+    /// Wait before the next file: the API went away.
+    paused: bool,
+    /// The watch is to end, with this code: the ledger failed.
+    fatal: Option<Exit>,
+}
+
+/// Sends a checked file (or records why it could not be read), and
+/// decides what is next for it: filed, left, or tried again after a while
+/// (`api_pause`, doubled each time in a row, when the API was away).
+fn one_file(
+    service: &Service<'_>,
+    opts: &WatchOpts,
+    taken: &Taken,
+    started: String,
+    job: Result<Job>,
+    api_pause: &mut Duration,
+) -> Sent {
+    let engine = service.engine;
+    let mut outcome = service.file(&taken.path, started, job);
+    let exit = outcome.exit_code;
+    if outcome.error.is_none() {
+        outcome.error = engine.stopper.reason().map(|why| why.to_string());
+    }
+    let api_trouble = (exit == Exit::ApiUnavailable && engine.stopper.clear())
+        || (exit == Exit::RowsNotDone && outcome.failed_rows > 0 && taken.try_no < SEND_TRIES);
+    let mut sent = Sent {
+        outcome,
+        next: Next::Stays,
+        paused: false,
+        fatal: None,
+    };
+    if exit == Exit::Interrupted {
+        // Stopped part way: left for the next watch, which resumes it.
+    } else if api_trouble {
+        // The API went away, or left orders unsettled: this file again
+        // (the ledger resumes it) once the API may be back, waiting longer
+        // each time in a row.
+        *api_pause = (*api_pause * 2).clamp(API_PAUSE, API_PAUSE_MOST);
+        (sent.next, sent.paused) = (Next::Retry(*api_pause), true);
+    } else if matches!(exit, Exit::InputUnreadable | Exit::LocalFailure)
+        && taken.try_no < opts.read_tries
+        && !stopped_for_good(engine.stopper.as_ref())
+    {
+        sent.next = Next::Retry(service.out.settle.max(Duration::from_secs(5)));
+    } else {
+        if exit == Exit::Ok {
+            *api_pause = Duration::ZERO;
+        }
+        if stopped_for_good(&engine.stopper) && !engine.stopper.is_interrupted() {
+            sent.fatal = Some(exit);
+        }
+        (sent.outcome, sent.next) = filed(service, &taken.path, sent.outcome);
+    }
+    sent
 }
 
 /// A sheet handed to the watch, sent with the watch's engine; the answer

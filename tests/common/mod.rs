@@ -447,12 +447,13 @@ pub fn assert_well_formed_xlsx(path: &Path) {
 }
 
 /// `dcms-bulk serve` on a free port of this machine (with `extra`,
-/// keeping its sheets in `kept`), and the URL it printed.
-pub fn serve(kept: &Path, extra: &[&str]) -> (std::process::Child, String) {
+/// keeping its sheets in `kept`, its ledgers and home in `env`), and the
+/// URL it printed.
+pub fn serve(env: &Desk, kept: &Path, extra: &[&str]) -> (std::process::Child, String) {
     use std::io::BufRead;
     use std::process::Stdio;
-    let mut child = bin()
-        .args(["serve", "--listen", "127.0.0.1:0", "-q", "--keep-dir"])
+    let mut child = env
+        .command(&["serve", "--listen", "127.0.0.1:0", "-q", "--keep-dir"])
         .arg(kept)
         .args(extra)
         .stdout(Stdio::piped())

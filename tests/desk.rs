@@ -827,3 +827,54 @@ fn the_desk_holds_its_last_sheets_and_never_reuses_an_id() {
     let kept = std::fs::read_dir(desk.kept.path()).unwrap().count();
     assert_eq!(kept, 22);
 }
+
+#[test]
+fn every_format_validate_reads_is_taken_and_a_hostile_workbook_is_refused_in_words() {
+    let desk = Served::start(&[]);
+    let token = desk.token();
+    let fixtures = root().join("tests/fixtures");
+    let csv = std::fs::read_to_string(root().join("samples/orders.csv")).unwrap();
+    let tsv = csv
+        .lines()
+        .map(|l| {
+            let mut r = csv::ReaderBuilder::new()
+                .has_headers(false)
+                .from_reader(l.as_bytes());
+            let rec = r.records().next().unwrap().unwrap();
+            rec.iter().collect::<Vec<_>>().join("\t")
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let sheets: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "orders.xls",
+            std::fs::read(fixtures.join("orders.xls")).unwrap(),
+        ),
+        (
+            "orders.ods",
+            std::fs::read(fixtures.join("orders.ods")).unwrap(),
+        ),
+        ("orders.tsv", tsv.into_bytes()),
+        ("orders.txt", csv.clone().into_bytes()),
+        (
+            "orders.xlsx",
+            std::fs::read(root().join("samples/orders.xlsx")).unwrap(),
+        ),
+    ];
+    for (name, bytes) in sheets {
+        let r = desk.upload(name, bytes, &token);
+        assert_eq!(r.status().as_u16(), 303, "{name}");
+        let (_, page) = desk.get(r.headers()["location"].to_str().unwrap());
+        assert!(count(&page, "rows") > 0, "{name}: {page}");
+    }
+    // A workbook built to exhaust a reader: refused with why, nothing
+    // else.
+    for hostile in ["rows_repeated_a_billion_times.ods", "fat_chain_loops.xls"] {
+        let bytes = std::fs::read(fixtures.join("hostile").join(hostile)).unwrap();
+        let r = desk.upload(hostile, bytes, &token);
+        assert_eq!(r.status().as_u16(), 422, "{hostile}");
+        let text = r.text().unwrap();
+        assert!(text.contains(hostile), "{hostile}: {text}");
+    }
+    assert!(desk.get("/").0 == 200);
+}

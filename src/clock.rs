@@ -33,6 +33,13 @@ impl Stamp {
     }
 }
 
+impl From<chrono::DateTime<chrono::Utc>> for Stamp {
+    fn from(t: chrono::DateTime<chrono::Utc>) -> Stamp {
+        use chrono::SubsecRound;
+        Stamp(t.trunc_subsecs(3))
+    }
+}
+
 impl std::fmt::Display for Stamp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))

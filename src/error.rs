@@ -61,6 +61,11 @@ pub enum Error {
     #[error("cannot write to standard output: {0}")]
     Stdout(#[source] std::io::Error),
 
+    /// The access database (users, approvals, the audit trail) cannot be
+    /// used, or refuses what was asked.
+    #[error(transparent)]
+    Access(#[from] crate::access::AccessError),
+
     /// Not done: the run was stopped first (Ctrl-C, the ledger failed).
     #[error("not sent: {0}")]
     Stopped(crate::submit::Stop),
@@ -114,6 +119,8 @@ impl Error {
                 Exit::LocalFailure
             }
             Error::Stopped(why) => why.exit(),
+            Error::Access(crate::access::AccessError::Refused(_)) => Exit::Usage,
+            Error::Access(_) => Exit::LocalFailure,
         }
     }
 }

@@ -13,6 +13,7 @@
 //! `dcms` holds the API's request and response types; `sandbox` is the
 //! local DCMS simulator the tests and `--sandbox` run against.
 
+pub mod access;
 pub mod batch;
 pub mod cli;
 pub mod clock;

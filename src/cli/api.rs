@@ -118,6 +118,36 @@ impl ProfileArgs {
         create_fields(self.config.as_deref(), self.profile.as_deref())
     }
 
+    /// How long an approval holds, if the profile requires one before any
+    /// order leaves (`approval = "required"`).
+    pub fn approval(&self) -> Result<Option<Duration>> {
+        let (p, _) = read_profile(self.config.as_deref(), self.profile.as_deref())?;
+        if p.approval != Some(super::profile::ApprovalSetting::Required) {
+            return Ok(None);
+        }
+        let valid = match &p.approval_valid_for {
+            Some(text) => humantime::parse_duration(text).map_err(|e| {
+                Error::Usage(format!(
+                    "profile setting approval_valid_for = {text:?}: {e}"
+                ))
+            })?,
+            None => Duration::from_secs(24 * 3600),
+        };
+        Ok(Some(valid))
+    }
+
+    /// Refuses to send at once under a profile that requires approval.
+    pub fn no_approval_needed(&self, command: &str) -> Result<()> {
+        if self.approval()?.is_some() {
+            return Err(Error::Usage(format!(
+                "the profile requires a second person's approval before any order leaves: \
+                 {command} does not send under it; drop the sheet on the desk (dcms-bulk serve), \
+                 where a maker asks for approval and a checker approves"
+            )));
+        }
+        Ok(())
+    }
+
     /// Whether the profile says `warnings = "refuse"`.
     pub fn refuses_warnings(&self) -> Result<bool> {
         let (p, _) = read_profile(self.config.as_deref(), self.profile.as_deref())?;

@@ -19,6 +19,7 @@ mod show;
 mod status;
 mod submit;
 mod template;
+mod users;
 mod validate;
 mod verify;
 mod watch;
@@ -108,6 +109,18 @@ pub enum Command {
         after_help = "Examples:\n  dcms-bulk runs --profile uat\n  dcms-bulk runs --profile uat --json | jq '.runs[-1]' "
     )]
     Runs(Box<runs::RunsArgs>),
+    /// Manage the desk's users and their roles (maker, checker, auditor,
+    /// admin), kept in the access database beside the ledgers.
+    #[command(
+        after_help = "Examples:\n  dcms-bulk users add asha --roles maker\n  dcms-bulk users add ravi --roles checker,auditor\n  printf '%s\\n' \"$PASSWORD\" | dcms-bulk users passwd asha --password-stdin\n  dcms-bulk users disable asha\n  dcms-bulk users list"
+    )]
+    Users(Box<users::UsersArgs>),
+    /// List the audit trail (who did what, when, from where, why) and
+    /// check its chain; exit 1 if a record was changed or removed.
+    #[command(
+        after_help = "Examples:\n  dcms-bulk audit\n  dcms-bulk audit --last 20\n  dcms-bulk audit --json | jq '.records[] | select(.action == \"approved\")'"
+    )]
+    Audit(Box<users::AuditArgs>),
     /// Show what the ledger holds of one order: the runs that sent and
     /// accepted it, its rows, every request and the last answer.
     #[command(
@@ -384,6 +397,8 @@ pub fn main() -> i32 {
         Command::Serve(args) => serve::run(&args, console),
         Command::Doctor(args) => doctor::run(&args, console),
         Command::Runs(args) => runs::run(&args, console),
+        Command::Users(args) => users::run(&args, console),
+        Command::Audit(args) => users::audit(&args, console),
         Command::Show(args) => show::run(&args, console),
         Command::Resolve(args) => resolve::run(&args, console),
         Command::Verify(args) => verify::run(&args, console),

@@ -45,9 +45,23 @@ pub(super) struct Profile {
     pub(super) precheck: Option<bool>,
     /// `refuse`: every warning refuses its row, as `--strict` does.
     pub(super) warnings: Option<crate::rules::Warnings>,
+    /// `required`: no order leaves without a second person's approval.
+    pub(super) approval: Option<ApprovalSetting>,
+    /// How long an approval holds (`24h` by default).
+    pub(super) approval_valid_for: Option<String>,
     /// The profile's name (not a setting).
     #[serde(skip)]
     pub(super) name: Option<String>,
+}
+
+/// A profile's `approval`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum ApprovalSetting {
+    /// Four eyes: a checker who is not the maker approves first.
+    Required,
+    /// Sent at once (the default).
+    None,
 }
 
 pub(super) fn home() -> Option<PathBuf> {

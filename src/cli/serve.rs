@@ -41,6 +41,29 @@ pub struct ServeArgs {
     #[arg(long, value_name = "MIB", default_value_t = 100)]
     pub max_upload_mib: usize,
 
+    /// A session ends after this long without a request
+    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = humantime::parse_duration, help_heading = "Users")]
+    pub session_idle: std::time::Duration,
+
+    /// A session ends this long after its sign-in, whatever it does
+    #[arg(long, value_name = "DURATION", default_value = "8h", value_parser = humantime::parse_duration, help_heading = "Users")]
+    pub session_max: std::time::Duration,
+
+    /// Addresses of reverse proxies whose --user-header is believed (single
+    /// sign-on); the header from any other address is ignored
+    #[arg(long, value_name = "ADDR", num_args = 1.., requires = "user_header", help_heading = "Users")]
+    pub trusted_proxy: Vec<std::net::IpAddr>,
+
+    /// The header in which a --trusted-proxy names the signed-in user (a
+    /// user of the desk, by name)
+    #[arg(
+        long,
+        value_name = "NAME",
+        requires = "trusted_proxy",
+        help_heading = "Users"
+    )]
+    pub user_header: Option<String>,
+
     #[command(flatten)]
     pub check: CheckArgs,
 
@@ -145,6 +168,15 @@ pub fn run(args: &ServeArgs, console: Console) -> Result<Exit> {
         }),
         folders: None,
         handed: None,
+        access_dir: super::users::access_dir(args.send.journal_dir.as_deref()),
+        auth: crate::desk::auth::AuthOpts {
+            idle: args.session_idle,
+            longest: args.session_max,
+            tls: false,
+            trusted_proxies: args.trusted_proxy.clone(),
+            user_header: args.user_header.clone(),
+        },
+        approval: args.api.profile.approval()?,
     };
     std::fs::create_dir_all(&opts.keep).map_err(|e| Error::io(&opts.keep, e))?;
     let Some(w) = watching else {

@@ -127,6 +127,10 @@ impl OutArgs {
 pub fn run(args: &SubmitArgs, console: Console) -> Result<Exit> {
     let mut opts = args.check.to_opts()?;
     opts.rules.strict |= args.api.profile.refuses_warnings()?;
+    if !args.dry_run {
+        args.api.profile.no_approval_needed("submit")?;
+    }
+
     let inputs = service::inputs(&args.files)?;
     if args.out.report.is_some() && inputs.len() > 1 {
         return Err(Error::Usage(

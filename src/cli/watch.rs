@@ -110,6 +110,8 @@ pub fn run(args: &WatchArgs, console: Console) -> Result<Exit> {
     let out = args.out.output()?;
     let mut opts = args.check.to_opts()?;
     opts.rules.strict |= args.api.profile.refuses_warnings()?;
+    args.api.profile.no_approval_needed("watch")?;
+
     let api = args.api.resolve(&args.send, console)?;
     let engine = super::api::engine(&api, &args.send, console)?;
     let news = News::new(console, args.out.json);

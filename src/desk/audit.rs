@@ -5,18 +5,16 @@ use axum::extract::{Multipart, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
+use super::auth::Who;
 use super::guard::refused;
 use super::{Parts, Shared, bad_token, page, safe_name, views};
 
-pub(super) async fn form(State(desk): State<Shared>) -> Response {
-    page(views::Verify {
-        token: &desk.token,
-        ..views::Verify::default()
-    })
+pub(super) async fn form(who: Who) -> Response {
+    page(views::Verify::empty(&who))
 }
 
-pub(super) async fn verify(State(desk): State<Shared>, form: Multipart) -> Response {
-    let mut sent = match Parts::read(&desk, form).await {
+pub(super) async fn verify(State(desk): State<Shared>, who: Who, form: Multipart) -> Response {
+    let mut sent = match Parts::read(&who, form).await {
         Ok(p) => p,
         Err(refusal) => return refusal,
     };
@@ -49,9 +47,8 @@ pub(super) async fn verify(State(desk): State<Shared>, form: Multipart) -> Respo
     })
     .await;
     let mut view = views::Verify {
-        token: &desk.token,
         name: Some(name),
-        ..views::Verify::default()
+        ..views::Verify::empty(&who)
     };
     match checked {
         Ok(Ok(audit)) => {

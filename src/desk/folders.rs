@@ -272,9 +272,10 @@ impl Board {
 }
 
 /// The drop folders' page.
-pub(super) async fn page_of(State(desk): State<Shared>) -> Response {
+pub(super) async fn page_of(State(desk): State<Shared>, me: super::auth::Who) -> Response {
     let (dirs, watch, files) = now(&desk);
     page(views::Folders {
+        me,
         watching: desk.opts.folders.is_some(),
         dirs,
         watch,

@@ -5,12 +5,15 @@
 //! carry), and every answer carries a strict Content-Security-Policy and
 //! the headers that keep it from being framed or sniffed.
 
-use axum::extract::{Request, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 
 use super::Shared;
+use super::auth::{self, Need};
 
 /// No script but the desk's own file, no style but its own, no frames,
 /// forms only to itself.
@@ -48,7 +51,10 @@ pub async fn guard(State(shared): State<Shared>, request: Request, next: Next) -
             ),
         )
     } else {
-        next.run(request).await
+        match admitted(&shared, request) {
+            Ok(request) => next.run(request).await,
+            Err(refusal) => refusal,
+        }
     };
     let headers = answer.headers_mut();
     // `same-origin`, not `no-referrer`: under `no-referrer` a browser
@@ -63,6 +69,57 @@ pub async fn guard(State(shared): State<Shared>, request: Request, next: Next) -
         headers.insert(name, HeaderValue::from_static(value));
     }
     answer
+}
+
+/// The request with who sends it, if they may do what it asks; else the
+/// answer that says why not (sign in first; not your role). A refused
+/// change is recorded in the audit trail.
+fn admitted(desk: &Shared, mut request: Request) -> Result<Request, Response> {
+    let need = auth::need(request.method(), request.uri().path());
+    if need == Need::Public {
+        return Ok(request);
+    }
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(SocketAddr::from(([127, 0, 0, 1], 0)), |c| c.0);
+    let who = desk
+        .who(request.headers(), peer)
+        .map_err(|e| refused(StatusCode::INTERNAL_SERVER_ERROR, &e))?;
+    let Some(who) = who else {
+        if request.method() == Method::GET {
+            let mut to = url::Url::parse("http://desk/login").expect("a fixed URL");
+            to.query_pairs_mut()
+                .append_pair("next", request.uri().path());
+            let to = format!("/login?{}", to.query().unwrap_or(""));
+            return Err(Redirect::to(&to).into_response());
+        }
+        return Err(refused(
+            StatusCode::UNAUTHORIZED,
+            "Sign in first: your session has ended, or you have not signed in.",
+        ));
+    };
+    if !who.may(need) {
+        let what = serde_json::json!({
+            "request": format!("{} {}", request.method(), request.uri().path()),
+        });
+        let _ = super::lock(&desk.access).record(
+            &who.actor(),
+            "refused",
+            what,
+            "not one of their roles",
+        );
+        return Err(refused(
+            StatusCode::FORBIDDEN,
+            &format!(
+                "Refused: {} may not do this (roles: {}).",
+                who.name,
+                who.role_names()
+            ),
+        ));
+    }
+    request.extensions_mut().insert(who);
+    Ok(request)
 }
 
 /// The request's `Origin` is this desk (`http://HOST`); a request with

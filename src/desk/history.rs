@@ -8,6 +8,7 @@ use axum::extract::{Path as UrlPath, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
+use super::auth::Who;
 use super::guard::refused;
 use super::views::{self, RunView};
 use super::{Shared, page};
@@ -35,10 +36,10 @@ fn runs_of(desk: &Shared) -> Result<Vec<RunView>, String> {
     Ok(runs.into_iter().map(RunView::of).collect())
 }
 
-pub(super) async fn runs(State(desk): State<Shared>) -> Response {
+pub(super) async fn runs(State(desk): State<Shared>, me: Who) -> Response {
     let to = ledger(&desk).map(|(_, _, to)| to);
     match runs_of(&desk) {
-        Ok(runs) => page(views::Runs { to, runs }),
+        Ok(runs) => page(views::Runs { me, to, runs }),
         Err(e) => refused(
             StatusCode::INTERNAL_SERVER_ERROR,
             &format!("The ledger cannot be read: {e}"),
@@ -51,7 +52,11 @@ fn run_of(desk: &Shared, id: i64) -> Result<Option<RunView>, String> {
     Ok(runs_of(desk)?.into_iter().find(|r| r.id == id))
 }
 
-pub(super) async fn run(State(desk): State<Shared>, UrlPath(id): UrlPath<i64>) -> Response {
+pub(super) async fn run(
+    State(desk): State<Shared>,
+    me: Who,
+    UrlPath(id): UrlPath<i64>,
+) -> Response {
     let run = match run_of(&desk, id) {
         Ok(Some(r)) => r,
         Ok(None) => return refused(StatusCode::NOT_FOUND, "No such run in the ledger."),
@@ -61,6 +66,7 @@ pub(super) async fn run(State(desk): State<Shared>, UrlPath(id): UrlPath<i64>) -
     let edits = report.map(edits_of).unwrap_or_default();
     let sha = run.sha256.clone();
     page(views::Run {
+        me,
         has_report: report.is_some(),
         run,
         sha,
@@ -104,7 +110,11 @@ fn file_of_run(desk: &Shared, id: i64, facts: bool) -> Response {
 }
 
 /// An order's page: what the ledger holds of it (what `show` shows).
-pub(super) async fn order(State(desk): State<Shared>, UrlPath(key): UrlPath<String>) -> Response {
+pub(super) async fn order(
+    State(desk): State<Shared>,
+    me: Who,
+    UrlPath(key): UrlPath<String>,
+) -> Response {
     let Some((dir, dest, _)) = ledger(&desk) else {
         return refused(
             StatusCode::NOT_FOUND,
@@ -133,6 +143,7 @@ pub(super) async fn order(State(desk): State<Shared>, UrlPath(key): UrlPath<Stri
         }
     }
     page(views::Order {
+        me,
         item,
         status,
         answer,

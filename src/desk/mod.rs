@@ -7,6 +7,7 @@
 //! What every request passes first is in [`guard`].
 
 mod audit;
+pub mod auth;
 mod files;
 pub mod folders;
 pub mod guard;
@@ -14,6 +15,7 @@ mod history;
 mod replace;
 mod runs;
 pub mod send;
+mod signin;
 mod views;
 
 use std::collections::BTreeMap;
@@ -31,6 +33,7 @@ use axum::routing::{get, post};
 use crate::error::{Error, Result};
 use crate::job::{CellChange, Job};
 use crate::pipeline::CheckOpts;
+use auth::Who;
 use guard::{refused, token_ok};
 use views::{PAGE_ROWS, RowView};
 
@@ -53,6 +56,14 @@ pub struct DeskOpts {
     /// With a watch in the desk: its sender, which sends the desk's sheets
     /// too (one engine, one ledger).
     pub handed: Option<crate::stage::Sender<crate::service::watch::Handed>>,
+    /// The folder of the access database (users, approvals, the audit
+    /// trail).
+    pub access_dir: std::path::PathBuf,
+    /// How users sign in.
+    pub auth: auth::AuthOpts,
+    /// Four eyes: no sheet is sent without a second person's approval,
+    /// which holds this long.
+    pub approval: Option<std::time::Duration>,
 }
 
 /// The file types a sheet may have (as `validate` reads them).
@@ -77,15 +88,22 @@ pub struct Desk {
     sheets: Mutex<BTreeMap<u64, Arc<Mutex<Dropped>>>>,
     /// The next sheet's id.
     next_id: std::sync::atomic::AtomicU64,
+    /// Users, approvals and the audit trail.
+    access: Mutex<crate::access::Access>,
+    sessions: auth::Sessions,
 }
 
 /// A sheet dropped on the desk.
 struct Dropped {
     /// Its name as it was dropped.
     name: String,
+    /// The SHA-256 of the file as it came.
+    sha256: String,
     /// Shared with its run while it is sent (it cannot change then).
     job: Arc<Job>,
     run: Option<Arc<send::Run>>,
+    /// Who dropped it and who changed it: none of them may approve it.
+    editors: std::collections::BTreeSet<String>,
 }
 
 impl Desk {
@@ -101,7 +119,10 @@ impl Desk {
             uuid::Uuid::new_v4().simple(),
             uuid::Uuid::new_v4().simple()
         );
+        let access = crate::access::Access::open(&opts.access_dir)?;
         Ok(Desk {
+            access: Mutex::new(access),
+            sessions: auth::Sessions::default(),
             opts,
             hosts,
             token,
@@ -112,9 +133,37 @@ impl Desk {
         })
     }
 
+    /// What an approval of sheet `id` is asked for (this run of the
+    /// desk's sheet, whatever its version).
+    fn subject(&self, id: u64) -> String {
+        format!("desk sheet {}", self.kept(id).display())
+    }
+
     /// The folder where sheet `id` and its runs' reports are kept.
     fn kept(&self, id: u64) -> std::path::PathBuf {
         self.opts.keep.join(format!("{}-{id}", self.stamp))
+    }
+
+    /// Who sends `headers` from `peer`: with users, a signed-in one (or
+    /// no one); without, this machine's one person, who makes and reads
+    /// (no one can approve: four eyes needs users).
+    fn who(
+        &self,
+        headers: &axum::http::HeaderMap,
+        peer: SocketAddr,
+    ) -> std::result::Result<Option<auth::Who>, String> {
+        let access = lock(&self.access);
+        if !access.has_users().map_err(|e| e.to_string())? {
+            return Ok(Some(auth::Who {
+                name: "desk".into(),
+                roles: vec![crate::access::Role::Maker, crate::access::Role::Auditor],
+                csrf: self.token.clone(),
+                origin: peer.ip().to_string(),
+                signed_in: false,
+                session: false,
+            }));
+        }
+        self.sessions.who(&access, &self.opts.auth, headers, peer)
     }
 
     fn sheet(&self, id: u64) -> Option<Arc<Mutex<Dropped>>> {
@@ -163,6 +212,8 @@ pub fn router(desk: Shared) -> Router {
         .route("/folders", get(folders::page_of))
         .route("/folders/table", get(folders::table))
         .route("/folders/{id}/report", get(folders::report))
+        .route("/login", get(signin::form).post(signin::sign_in))
+        .route("/logout", post(signin::sign_out))
         .route("/assets/desk.css", get(css))
         .route("/assets/desk.js", get(js))
         .layer(axum::middleware::from_fn_with_state(
@@ -193,10 +244,13 @@ pub async fn serve(
         .map_err(|e| Error::io("the desk's address", e))?;
     let desk = Arc::new(Desk::new(opts, addr)?);
     told(&format!("http://{addr}/"));
-    axum::serve(listener, router(desk))
-        .with_graceful_shutdown(stop)
-        .await
-        .map_err(|e| Error::io("the desk", e))
+    axum::serve(
+        listener,
+        router(desk).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(stop)
+    .await
+    .map_err(|e| Error::io("the desk", e))
 }
 
 fn page(template: impl Template) -> Response {
@@ -209,11 +263,11 @@ fn page(template: impl Template) -> Response {
     }
 }
 
-async fn index(State(desk): State<Shared>) -> Response {
-    page(index_view(&desk, None))
+async fn index(State(desk): State<Shared>, who: Who) -> Response {
+    page(index_view(&desk, &who, None))
 }
 
-fn index_view(desk: &Desk, error: Option<String>) -> views::Index<'_> {
+fn index_view<'a>(desk: &Desk, who: &'a Who, error: Option<String>) -> views::Index<'a> {
     let sheets = lock(&desk.sheets)
         .iter()
         .map(|(id, d)| {
@@ -228,7 +282,7 @@ fn index_view(desk: &Desk, error: Option<String>) -> views::Index<'_> {
         })
         .collect();
     views::Index {
-        token: &desk.token,
+        me: who,
         sheets,
         error,
         max_mib: (desk.opts.max_upload / (1024 * 1024)) as u64,
@@ -237,13 +291,13 @@ fn index_view(desk: &Desk, error: Option<String>) -> views::Index<'_> {
 }
 
 /// A sheet dropped: kept as it came, checked, and shown.
-async fn upload(State(desk): State<Shared>, form: Multipart) -> Response {
-    let mut sent = match Parts::read(&desk, form).await {
+async fn upload(State(desk): State<Shared>, who: Who, form: Multipart) -> Response {
+    let mut sent = match Parts::read(&who, form).await {
         Ok(p) => p,
         Err(refusal) => return refusal,
     };
     match sent.file("sheet") {
-        Some((name, bytes)) if sent.token_ok => take(desk, name, bytes).await,
+        Some((name, bytes)) if sent.token_ok => take(desk, &who, name, bytes).await,
         _ => bad_token(),
     }
 }
@@ -257,7 +311,7 @@ struct Parts {
 
 impl Parts {
     /// Every part of `form`, its size bounded by the route's limit.
-    async fn read(desk: &Desk, mut form: Multipart) -> std::result::Result<Parts, Response> {
+    async fn read(who: &Who, mut form: Multipart) -> std::result::Result<Parts, Response> {
         let failed = |e: axum::extract::multipart::MultipartError| {
             refused(e.status(), &format!("The upload failed: {}", e.body_text()))
         };
@@ -270,7 +324,7 @@ impl Parts {
             let file = field.file_name().unwrap_or("sheet").to_owned();
             let bytes = field.bytes().await.map_err(failed)?;
             if name == "csrf" {
-                parts.token_ok = token_ok(&desk.token, &String::from_utf8_lossy(&bytes));
+                parts.token_ok = token_ok(&who.csrf, &String::from_utf8_lossy(&bytes));
             } else {
                 parts.files.push((name, file, bytes.to_vec()));
             }
@@ -287,7 +341,7 @@ impl Parts {
 }
 
 /// Keeps a dropped file and opens it as a job.
-async fn take(desk: Shared, name: String, bytes: Vec<u8>) -> Response {
+async fn take(desk: Shared, who: &Who, name: String, bytes: Vec<u8>) -> Response {
     let name = safe_name(&name);
     let ext = Path::new(&name)
         .extension()
@@ -300,7 +354,7 @@ async fn take(desk: Shared, name: String, bytes: Vec<u8>) -> Response {
         );
         return (
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            page(index_view(&desk, Some(why))),
+            page(index_view(&desk, who, Some(why))),
         )
             .into_response();
     }
@@ -311,6 +365,10 @@ async fn take(desk: Shared, name: String, bytes: Vec<u8>) -> Response {
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = desk.kept(id);
     let path = dir.join(&name);
+    let sha256 = {
+        use sha2::{Digest, Sha256};
+        hex::encode(Sha256::digest(&bytes))
+    };
     let kept = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, &bytes));
     if let Err(e) = kept {
         return refused(
@@ -322,10 +380,22 @@ async fn take(desk: Shared, name: String, bytes: Vec<u8>) -> Response {
     let opened = tokio::task::spawn_blocking(move || Job::open(&path, opts)).await;
     match opened {
         Ok(Ok(job)) => {
+            let counts = job.checked().grouping.counts;
+            let _ = lock(&desk.access).record(
+                &who.actor(),
+                "sheet dropped",
+                serde_json::json!({
+                    "sheet": name, "sha256": sha256, "rows": counts.rows,
+                    "invalid": counts.invalid, "orders_ready": counts.orders_ready,
+                }),
+                "",
+            );
             let dropped = Dropped {
                 name,
+                sha256,
                 job: Arc::new(job),
                 run: None,
+                editors: std::iter::once(who.name.clone()).collect(),
             };
             let mut sheets = lock(&desk.sheets);
             sheets.insert(id, Arc::new(Mutex::new(dropped)));
@@ -339,7 +409,7 @@ async fn take(desk: Shared, name: String, bytes: Vec<u8>) -> Response {
                 .replace(&dir.join(&name).display().to_string(), &name);
             (
                 StatusCode::UNPROCESSABLE_ENTITY,
-                page(index_view(&desk, Some(why))),
+                page(index_view(&desk, who, Some(why))),
             )
                 .into_response()
         }
@@ -377,6 +447,7 @@ struct Shown {
 
 async fn sheet(
     State(desk): State<Shared>,
+    who: Who,
     UrlPath(id): UrlPath<u64>,
     Query(q): Query<Shown>,
 ) -> Response {
@@ -385,11 +456,11 @@ async fn sheet(
     };
     let problems_only = q.problems == Some(1);
     let page_no = q.page.unwrap_or(1).max(1);
-    let token = desk.token.clone();
+    let me = who.clone();
     let to = desk.opts.sending.as_ref().map(|s| s.destination());
     let drawn = tokio::task::spawn_blocking(move || {
         let d = lock(&dropped);
-        sheet_page(&d, id, &token, page_no, problems_only, None, to)
+        sheet_page(&d, id, &me, page_no, problems_only, None, to)
     })
     .await;
     drawn.unwrap_or_else(|_| refused(StatusCode::INTERNAL_SERVER_ERROR, "The page stopped."))
@@ -399,7 +470,7 @@ async fn sheet(
 fn sheet_page(
     d: &Dropped,
     id: u64,
-    token: &str,
+    me: &Who,
     page_no: u64,
     problems_only: bool,
     error: Option<String>,
@@ -422,7 +493,7 @@ fn sheet_page(
         })
         .collect();
     page(views::Sheet {
-        token,
+        me,
         id,
         name: &d.name,
         version: d.job.edits().len() + 1,
@@ -453,10 +524,11 @@ struct CellForm {
 /// One cell changed in place; the sheet checked again.
 async fn change_cell(
     State(desk): State<Shared>,
+    who: Who,
     UrlPath(id): UrlPath<u64>,
     Form(f): Form<CellForm>,
 ) -> Response {
-    if !token_ok(&desk.token, &f.csrf) {
+    if !token_ok(&who.csrf, &f.csrf) {
         return bad_token();
     }
     let back = f
@@ -465,6 +537,7 @@ async fn change_cell(
         .unwrap_or_else(|| format!("/sheets/{id}"));
     change(
         desk,
+        &who,
         id,
         f.row,
         vec![(f.col, f.value)],
@@ -476,12 +549,13 @@ async fn change_cell(
 /// Changes cells of row `row`, given by column index; back to `back`.
 async fn change(
     desk: Shared,
+    who: &Who,
     id: u64,
     row: u64,
     cells: Vec<(usize, String)>,
     back: String,
 ) -> Response {
-    alter(desk, id, back, move |job| {
+    alter(desk, who, id, back, "cells changed", move |job| {
         let headers = job.checked().columns.headers.clone();
         let mut changes = Vec::new();
         for (col, value) in cells {
@@ -500,27 +574,42 @@ async fn change(
 }
 
 /// Changes sheet `id` as `how` does (unless it is being sent), then back
-/// to `back`; a change refused is said on the sheet's page.
+/// to `back`; a change refused is said on the sheet's page. A change made
+/// is recorded (`action`, with the cells it changed), its maker can no
+/// longer approve the sheet, and an approval asked for before it is void.
 async fn alter(
     desk: Shared,
+    who: &Who,
     id: u64,
     back: String,
+    action: &'static str,
     how: impl FnOnce(&mut Job) -> Result<()> + Send + 'static,
 ) -> Response {
     let Some(dropped) = desk.sheet(id) else {
         return refused(StatusCode::NOT_FOUND, "No such sheet on this desk.");
     };
-    let token = desk.token.clone();
-    let done = tokio::task::spawn_blocking(move || -> std::result::Result<(), String> {
+    let name = who.name.clone();
+    let done = tokio::task::spawn_blocking(move || -> std::result::Result<_, String> {
         let mut d = lock(&dropped);
+        let before = d.job.edits().len();
         let Some(job) = Arc::get_mut(&mut d.job) else {
             return Err("the sheet is being sent; it cannot change until the run ends".into());
         };
-        how(job).map_err(|e| e.to_string())
+        how(job).map_err(|e| e.to_string())?;
+        d.editors.insert(name);
+        let made = d.job.edits().get(before..).unwrap_or_default().to_vec();
+        Ok((d.name.clone(), made))
     })
     .await;
     match done {
-        Ok(Ok(())) => Redirect::to(&back).into_response(),
+        Ok(Ok((sheet, made))) => {
+            let access = lock(&desk.access);
+            let by = who.actor();
+            let what = serde_json::json!({ "sheet": sheet, "changes": made });
+            let _ = access.record(&by, action, what, "");
+            let _ = access.void(&desk.subject(id), "the sheet changed", &by);
+            Redirect::to(&back).into_response()
+        }
         Ok(Err(why)) => {
             let Some(dropped) = desk.sheet(id) else {
                 return refused(StatusCode::NOT_FOUND, "No such sheet on this desk.");
@@ -529,7 +618,7 @@ async fn alter(
             let mut answer = sheet_page(
                 &d,
                 id,
-                &token,
+                who,
                 1,
                 false,
                 Some(format!("Not changed: {why}")),
@@ -542,11 +631,15 @@ async fn alter(
     }
 }
 
-async fn row(State(desk): State<Shared>, UrlPath((id, number)): UrlPath<(u64, u64)>) -> Response {
+async fn row(
+    State(desk): State<Shared>,
+    who: Who,
+    UrlPath((id, number)): UrlPath<(u64, u64)>,
+) -> Response {
     let Some(dropped) = desk.sheet(id) else {
         return refused(StatusCode::NOT_FOUND, "No such sheet on this desk.");
     };
-    let token = desk.token.clone();
+    let me = who.clone();
     let drawn = tokio::task::spawn_blocking(move || -> std::result::Result<Response, String> {
         let d = lock(&dropped);
         let found = d.job.row(number).map_err(|e| e.to_string())?;
@@ -555,7 +648,7 @@ async fn row(State(desk): State<Shared>, UrlPath((id, number)): UrlPath<(u64, u6
         };
         let checked = d.job.checked();
         Ok(page(views::Row {
-            token: &token,
+            me: &me,
             id,
             name: &d.name,
             headers: &checked.columns.headers,
@@ -573,6 +666,7 @@ async fn row(State(desk): State<Shared>, UrlPath((id, number)): UrlPath<(u64, u6
 /// A row's form sent: its cells as given (`c0`, `c1`...).
 async fn change_row(
     State(desk): State<Shared>,
+    who: Who,
     UrlPath((id, number)): UrlPath<(u64, u64)>,
     Form(fields): Form<Vec<(String, String)>>,
 ) -> Response {
@@ -580,14 +674,22 @@ async fn change_row(
         .iter()
         .find(|(k, _)| k == "csrf")
         .map_or("", |(_, v)| v.as_str());
-    if !token_ok(&desk.token, given) {
+    if !token_ok(&who.csrf, given) {
         return bad_token();
     }
     let cells = fields
         .into_iter()
         .filter_map(|(k, v)| Some((k.strip_prefix('c')?.parse::<usize>().ok()?, v)))
         .collect();
-    change(desk, id, number, cells, format!("/sheets/{id}#r{number}")).await
+    change(
+        desk,
+        &who,
+        id,
+        number,
+        cells,
+        format!("/sheets/{id}#r{number}"),
+    )
+    .await
 }
 
 #[derive(serde::Deserialize)]
@@ -599,10 +701,11 @@ struct CloseForm {
 /// its runs' reports stay where they are); not while it is being sent.
 async fn close(
     State(desk): State<Shared>,
+    who: Who,
     UrlPath(id): UrlPath<u64>,
     Form(f): Form<CloseForm>,
 ) -> Response {
-    if !token_ok(&desk.token, &f.csrf) {
+    if !token_ok(&who.csrf, &f.csrf) {
         return bad_token();
     }
     let Some(dropped) = desk.sheet(id) else {
@@ -641,7 +744,7 @@ fn put_away(sheets: &mut BTreeMap<u64, Arc<Mutex<Dropped>>>) {
     }
 }
 
-fn bad_token() -> Response {
+pub(super) fn bad_token() -> Response {
     refused(
         StatusCode::FORBIDDEN,
         "Refused: the form's token is missing or wrong; reload the page and try again.",

@@ -5,6 +5,7 @@ use axum::extract::{Form, Path as UrlPath, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 
+use super::auth::Who;
 use super::guard::{refused, token_ok};
 use super::{Shared, alter, bad_token, lock, page, views};
 
@@ -19,13 +20,14 @@ pub(super) struct Wanted {
 /// The cells that would change, before they do.
 pub(super) async fn preview(
     State(desk): State<Shared>,
+    who: Who,
     UrlPath(id): UrlPath<u64>,
     Query(w): Query<Wanted>,
 ) -> Response {
     let Some(dropped) = desk.sheet(id) else {
         return refused(StatusCode::NOT_FOUND, "No such sheet on this desk.");
     };
-    let token = desk.token.clone();
+    let me = who.clone();
     let drawn = tokio::task::spawn_blocking(move || {
         let d = lock(&dropped);
         let matches = match d.job.find(w.col, &w.find, &w.with) {
@@ -34,7 +36,7 @@ pub(super) async fn preview(
         };
         let headers = &d.job.checked().columns.headers;
         page(views::Replace {
-            token: &token,
+            me: &me,
             id,
             name: &d.name,
             column: &headers[w.col],
@@ -60,14 +62,15 @@ pub(super) struct ReplaceForm {
 /// Every match replaced, in one save.
 pub(super) async fn replace(
     State(desk): State<Shared>,
+    who: Who,
     UrlPath(id): UrlPath<u64>,
     Form(f): Form<ReplaceForm>,
 ) -> Response {
-    if !token_ok(&desk.token, &f.csrf) {
+    if !token_ok(&who.csrf, &f.csrf) {
         return bad_token();
     }
     let back = format!("/sheets/{id}");
-    alter(desk, id, back, move |job| {
+    alter(desk, &who, id, back, "cells replaced", move |job| {
         job.replace(f.col, &f.find, &f.with).map(|_| ())
     })
     .await
@@ -81,11 +84,20 @@ pub(super) struct UndoForm {
 /// The last save undone.
 pub(super) async fn undo(
     State(desk): State<Shared>,
+    who: Who,
     UrlPath(id): UrlPath<u64>,
     Form(f): Form<UndoForm>,
 ) -> Response {
-    if !token_ok(&desk.token, &f.csrf) {
+    if !token_ok(&who.csrf, &f.csrf) {
         return bad_token();
     }
-    alter(desk, id, format!("/sheets/{id}"), |job| job.undo()).await
+    alter(
+        desk,
+        &who,
+        id,
+        format!("/sheets/{id}"),
+        "change undone",
+        |job| job.undo(),
+    )
+    .await
 }

@@ -6,6 +6,7 @@ use axum::extract::{Form, Path as UrlPath, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 
+use super::auth::Who;
 use super::guard::{refused, token_ok};
 use super::{Shared, bad_token, lock, send, sheet_page};
 
@@ -19,10 +20,11 @@ pub(super) struct SendForm {
 /// The send button: the sheet's ready orders sent as it is now.
 pub(super) async fn send_sheet(
     State(desk): State<Shared>,
+    who: Who,
     UrlPath(id): UrlPath<u64>,
     Form(f): Form<SendForm>,
 ) -> Response {
-    if !token_ok(&desk.token, &f.csrf) {
+    if !token_ok(&who.csrf, &f.csrf) {
         return bad_token();
     }
     let Some(sending) = desk.opts.sending.clone() else {
@@ -46,15 +48,7 @@ pub(super) async fn send_sheet(
     };
     if let Some(why) = why {
         let to = Some(sending.destination());
-        let mut answer = sheet_page(
-            &d,
-            id,
-            &desk.token,
-            1,
-            false,
-            Some(format!("Not sent: {why}")),
-            to,
-        );
+        let mut answer = sheet_page(&d, id, &who, 1, false, Some(format!("Not sent: {why}")), to);
         *answer.status_mut() = StatusCode::CONFLICT;
         return answer;
     }

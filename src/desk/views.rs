@@ -4,6 +4,7 @@
 
 use askama::Template;
 
+use super::auth::Who;
 use crate::group::Counts;
 use crate::job::{Edit, ShownRow};
 
@@ -14,7 +15,7 @@ pub const PAGE_ROWS: u64 = 100;
 #[derive(Template)]
 #[template(path = "index.html")]
 pub struct Index<'a> {
-    pub token: &'a str,
+    pub me: &'a Who,
     pub sheets: Vec<SheetLink>,
     /// Why the last sheet dropped could not be read.
     pub error: Option<String>,
@@ -34,7 +35,7 @@ pub struct SheetLink {
 #[derive(Template)]
 #[template(path = "sheet.html")]
 pub struct Sheet<'a> {
-    pub token: &'a str,
+    pub me: &'a Who,
     pub id: u64,
     pub name: &'a str,
     pub version: usize,
@@ -61,7 +62,7 @@ pub struct Sheet<'a> {
 #[derive(Template)]
 #[template(path = "replace.html")]
 pub struct Replace<'a> {
-    pub token: &'a str,
+    pub me: &'a Who,
     pub id: u64,
     pub name: &'a str,
     pub column: &'a str,
@@ -90,7 +91,7 @@ impl Sheet<'_> {
 #[derive(Template)]
 #[template(path = "row.html")]
 pub struct Row<'a> {
-    pub token: &'a str,
+    pub me: &'a Who,
     pub id: u64,
     pub name: &'a str,
     pub headers: &'a [String],
@@ -175,6 +176,7 @@ impl RowView {
 #[derive(Template)]
 #[template(path = "runs.html")]
 pub struct Runs {
+    pub me: Who,
     /// The API and tenant whose ledger it is; `None`: the desk checks only.
     pub to: Option<String>,
     pub runs: Vec<RunView>,
@@ -184,6 +186,7 @@ pub struct Runs {
 #[derive(Template)]
 #[template(path = "run.html")]
 pub struct Run {
+    pub me: Who,
     pub run: RunView,
     pub sha: String,
     pub has_report: bool,
@@ -194,6 +197,7 @@ pub struct Run {
 #[derive(Template)]
 #[template(path = "order.html")]
 pub struct Order {
+    pub me: Who,
     pub item: crate::submit::ledger::ItemHistory,
     pub status: String,
     /// The last answer in words (status, code, messages).
@@ -201,10 +205,10 @@ pub struct Order {
 }
 
 /// `verify` of an uploaded report, and what it found.
-#[derive(Template, Default)]
+#[derive(Template)]
 #[template(path = "verify.html")]
 pub struct Verify<'a> {
-    pub token: &'a str,
+    pub me: &'a Who,
     /// The report verified, once one was.
     pub name: Option<String>,
     pub holds: bool,
@@ -213,6 +217,20 @@ pub struct Verify<'a> {
     /// finding.
     pub findings: Vec<(&'static str, &'static str, String)>,
     pub error: Option<String>,
+}
+
+impl<'a> Verify<'a> {
+    /// The form, before a report is given.
+    pub fn empty(me: &'a Who) -> Self {
+        Verify {
+            me,
+            name: None,
+            holds: false,
+            failed: 0,
+            findings: Vec::new(),
+            error: None,
+        }
+    }
 }
 
 /// A run as the pages show it.
@@ -266,6 +284,7 @@ impl RunView {
 #[derive(Template)]
 #[template(path = "folders.html")]
 pub struct Folders {
+    pub me: Who,
     pub watching: bool,
     pub dirs: Vec<String>,
     /// How the watch is.

@@ -119,6 +119,31 @@ impl Job {
         &self.checked
     }
 
+    /// What binds an approval to this version of the sheet: the SHA-256
+    /// of the file as it came (`file_sha256`) with the changes laid over
+    /// it, and the SHA-256 of the ready orders exactly as they would be
+    /// sent. Any change to the sheet or its orders changes them.
+    pub fn fingerprints(&self, file_sha256: &str) -> Result<(String, String)> {
+        use sha2::{Digest, Sha256};
+        let changes: Vec<(u64, &str, &str)> = self
+            .edits
+            .iter()
+            .map(|e| (e.row, e.column.as_str(), e.new.as_str()))
+            .collect();
+        let version = serde_json::json!([file_sha256, changes]).to_string();
+        let mut orders = Sha256::new();
+        for order in self.checked.orders()? {
+            let body = serde_json::to_string(&order)
+                .map_err(|e| Error::Internal(format!("an order cannot be written: {e}")))?;
+            orders.update(body.as_bytes());
+            orders.update(b"\n");
+        }
+        Ok((
+            hex::encode(Sha256::digest(version.as_bytes())),
+            hex::encode(orders.finalize()),
+        ))
+    }
+
     /// The changes made, in the order they were made.
     pub fn edits(&self) -> &[Edit] {
         &self.edits

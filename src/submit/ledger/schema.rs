@@ -136,7 +136,7 @@ pub(super) fn hashed_fields(r: &rusqlite::Row<'_>) -> rusqlite::Result<Vec<Strin
     Ok(out)
 }
 
-pub(super) fn connect(path: &Path) -> Result<Connection, LedgerError> {
+pub(crate) fn connect(path: &Path) -> Result<Connection, LedgerError> {
     let sql = |source| LedgerError::Sql {
         path: path.to_owned(),
         source,
@@ -155,7 +155,7 @@ pub(super) fn connect(path: &Path) -> Result<Connection, LedgerError> {
     Ok(conn)
 }
 
-pub(super) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]

@@ -1,0 +1,389 @@
+//! Who may do what: the users of the desk and their roles, the audit
+//! trail of what each did, and the approvals that four-eyes profiles need
+//! before an order leaves. They live in one SQLite database beside the
+//! ledgers (`access.sqlite` in the journal folder), shared by the desk and
+//! the command line.
+//!
+//! Passwords are kept as Argon2id hashes only. The audit trail is
+//! append-only (triggers refuse a change) and chained: each record holds
+//! the hash of the one before, so an edit or a removal made around the
+//! triggers is found by [`Access::check_trail`]. That the checker of an
+//! approval is never its maker nor anyone who edited that version is held
+//! by the database itself (a `CHECK` and a trigger), not only by the
+//! pages.
+
+mod approvals;
+mod trail;
+
+use std::path::{Path, PathBuf};
+
+use argon2::Argon2;
+use argon2::password_hash::rand_core::{OsRng, RngCore};
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use rusqlite::{Connection, OptionalExtension, params};
+
+pub use approvals::{Approval, Ask, Decision, State as ApprovalState};
+pub use trail::{Record, TrailProblem, Written};
+
+/// The roles a user may hold (several at once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Uploads, fixes, asks for approval (and sends where none is needed).
+    Maker,
+    /// Approves or rejects.
+    Checker,
+    /// Reads everything, changes nothing.
+    Auditor,
+    /// Manages users.
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Maker, Role::Checker, Role::Auditor, Role::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Maker => "maker",
+            Role::Checker => "checker",
+            Role::Auditor => "auditor",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Role> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == text.trim().to_ascii_lowercase())
+    }
+
+    /// `maker,checker` as roles; an unknown name is an error that names it.
+    pub fn list(text: &str) -> Result<Vec<Role>, String> {
+        let mut roles = Vec::new();
+        for name in text.split(',').filter(|n| !n.trim().is_empty()) {
+            let role = Role::parse(name).ok_or_else(|| {
+                format!("`{name}` is not a role (roles: maker, checker, auditor, admin)")
+            })?;
+            if !roles.contains(&role) {
+                roles.push(role);
+            }
+        }
+        roles.sort();
+        Ok(roles)
+    }
+}
+
+/// A user of the desk.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct User {
+    pub name: String,
+    pub roles: Vec<Role>,
+    pub disabled: bool,
+    pub created_at: String,
+    pub changed_at: String,
+}
+
+impl User {
+    pub fn has(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+}
+
+/// What the access database could not do.
+#[derive(Debug, thiserror::Error)]
+pub enum AccessError {
+    #[error("the access database {}: {source}", path.display())]
+    Sql {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("the access database's folder {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A request that the rules refuse (a user that exists, a short
+    /// password, a checker who made the sheet...).
+    #[error("{0}")]
+    Refused(String),
+}
+
+pub type Result<T, E = AccessError> = std::result::Result<T, E>;
+
+/// The shortest password taken.
+pub const MIN_PASSWORD: usize = 10;
+
+/// The access database.
+pub struct Access {
+    path: PathBuf,
+    conn: Connection,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS users (
+    name TEXT PRIMARY KEY CHECK (length(name) BETWEEN 1 AND 64),
+    hash TEXT NOT NULL,
+    roles TEXT NOT NULL,
+    disabled INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL,
+    changed_at TEXT NOT NULL
+);
+";
+
+impl Access {
+    /// The access database in `dir` (the ledgers' folder), made if need
+    /// be.
+    pub fn open(dir: &Path) -> Result<Access> {
+        let path = dir.join("access.sqlite");
+        crate::submit::ledger::schema::create_private_dir(dir).map_err(|source| {
+            AccessError::Io {
+                path: dir.to_owned(),
+                source,
+            }
+        })?;
+        let conn = crate::submit::ledger::schema::connect(&path).map_err(|e| AccessError::Io {
+            path: path.clone(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        let access = Access { path, conn };
+        access
+            .conn
+            .execute_batch(SCHEMA)
+            .and_then(|()| access.conn.execute_batch(trail::SCHEMA))
+            .and_then(|()| access.conn.execute_batch(approvals::SCHEMA))
+            .map_err(|e| access.sql(e))?;
+        Ok(access)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn sql(&self, source: rusqlite::Error) -> AccessError {
+        AccessError::Sql {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Whether any user is enabled (then the desk asks everyone to sign
+    /// in).
+    pub fn has_users(&self) -> Result<bool> {
+        self.conn
+            .query_row(
+                "SELECT COUNT(*) > 0 FROM users WHERE disabled = 0",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.sql(e))
+    }
+
+    /// Every user, by name.
+    pub fn users(&self) -> Result<Vec<User>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT name, roles, disabled, created_at, changed_at FROM users ORDER BY name",
+            )
+            .map_err(|e| self.sql(e))?;
+        let rows = stmt
+            .query_map([], user_of)
+            .and_then(Iterator::collect::<rusqlite::Result<Vec<User>>>)
+            .map_err(|e| self.sql(e))?;
+        Ok(rows)
+    }
+
+    /// The user `name`, if there is one.
+    pub fn user(&self, name: &str) -> Result<Option<User>> {
+        self.conn
+            .query_row(
+                "SELECT name, roles, disabled, created_at, changed_at FROM users WHERE name = ?1",
+                [name],
+                user_of,
+            )
+            .optional()
+            .map_err(|e| self.sql(e))
+    }
+
+    /// Adds a user; `by` did it (recorded).
+    pub fn add_user(&self, name: &str, password: &str, roles: &[Role], by: &Actor) -> Result<()> {
+        valid_name(name)?;
+        let hash = hash_password(password)?;
+        if self.user(name)?.is_some() {
+            return Err(AccessError::Refused(format!(
+                "a user `{name}` exists already"
+            )));
+        }
+        let now = crate::clock::now();
+        self.conn
+            .execute(
+                "INSERT INTO users (name, hash, roles, created_at, changed_at) VALUES (?1, ?2, ?3, ?4, ?4)",
+                params![name, hash, roles_text(roles), now],
+            )
+            .map_err(|e| self.sql(e))?;
+        self.record(
+            by,
+            "user added",
+            serde_json::json!({ "user": name, "roles": roles }),
+            "",
+        )?;
+        Ok(())
+    }
+
+    /// Sets a user's password.
+    pub fn set_password(&self, name: &str, password: &str, by: &Actor) -> Result<()> {
+        let hash = hash_password(password)?;
+        self.change(name, "hash = ?2", &hash)?;
+        self.record(by, "password set", serde_json::json!({ "user": name }), "")
+    }
+
+    /// Sets a user's roles.
+    pub fn set_roles(&self, name: &str, roles: &[Role], by: &Actor) -> Result<()> {
+        self.change(name, "roles = ?2", &roles_text(roles))?;
+        self.record(
+            by,
+            "roles set",
+            serde_json::json!({ "user": name, "roles": roles }),
+            "",
+        )
+    }
+
+    /// Disables (or enables again) a user: a disabled user cannot sign in,
+    /// and their sessions end at once.
+    pub fn set_disabled(&self, name: &str, disabled: bool, by: &Actor) -> Result<()> {
+        self.change(name, "disabled = ?2", &i64::from(disabled).to_string())?;
+        let action = if disabled {
+            "user disabled"
+        } else {
+            "user enabled"
+        };
+        self.record(by, action, serde_json::json!({ "user": name }), "")
+    }
+
+    fn change(&self, name: &str, set: &str, value: &str) -> Result<()> {
+        let n = self
+            .conn
+            .execute(
+                &format!("UPDATE users SET {set}, changed_at = ?3 WHERE name = ?1"),
+                params![name, value, crate::clock::now()],
+            )
+            .map_err(|e| self.sql(e))?;
+        if n == 0 {
+            return Err(AccessError::Refused(format!("no user `{name}`")));
+        }
+        Ok(())
+    }
+
+    /// The enabled user `name` if `password` is theirs. An unknown user
+    /// costs the same time as a wrong password (a hash is checked either
+    /// way), so the answer does not tell which it was.
+    pub fn sign_in(&self, name: &str, password: &str) -> Result<Option<User>> {
+        let found: Option<(String, bool)> = self
+            .conn
+            .query_row(
+                "SELECT hash, disabled FROM users WHERE name = ?1",
+                [name],
+                |r| Ok((r.get(0)?, r.get::<_, i64>(1)? != 0)),
+            )
+            .optional()
+            .map_err(|e| self.sql(e))?;
+        let (hash, disabled) = found.unwrap_or_else(|| (decoy_hash().to_owned(), true));
+        let ok = PasswordHash::new(&hash).is_ok_and(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        });
+        if !ok || disabled {
+            return Ok(None);
+        }
+        self.user(name)
+    }
+}
+
+/// Who did something, and from where (an address, or `command line`).
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub name: String,
+    pub origin: String,
+}
+
+impl Actor {
+    /// Someone at this machine's command line (the system's user name).
+    pub fn command_line() -> Actor {
+        let name = std::env::var("USER")
+            .or_else(|_| std::env::var("USERNAME"))
+            .unwrap_or_else(|_| "unknown".into());
+        Actor {
+            name: format!("system user {name}"),
+            origin: "command line".into(),
+        }
+    }
+}
+
+fn user_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
+    let roles: String = r.get(1)?;
+    Ok(User {
+        name: r.get(0)?,
+        roles: Role::list(&roles).unwrap_or_default(),
+        disabled: r.get::<_, i64>(2)? != 0,
+        created_at: r.get(3)?,
+        changed_at: r.get(4)?,
+    })
+}
+
+fn roles_text(roles: &[Role]) -> String {
+    roles
+        .iter()
+        .map(|r| r.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn valid_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '@'));
+    if ok {
+        Ok(())
+    } else {
+        Err(AccessError::Refused(format!(
+            "`{name}`: a user name is 1 to 64 letters, digits, `.`, `-`, `_` or `@`"
+        )))
+    }
+}
+
+/// An Argon2id hash of `password` (the crate's default parameters), with
+/// a random salt.
+fn hash_password(password: &str) -> Result<String> {
+    if password.chars().count() < MIN_PASSWORD {
+        return Err(AccessError::Refused(format!(
+            "a password has at least {MIN_PASSWORD} characters"
+        )));
+    }
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| AccessError::Refused(format!("the password could not be hashed: {e}")))
+}
+
+/// A hash no password matches, checked for an unknown user.
+fn decoy_hash() -> &'static str {
+    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DECOY.get_or_init(|| {
+        let mut bytes = [0u8; 32];
+        OsRng.fill_bytes(&mut bytes);
+        hash_password(&hex::encode(bytes)).unwrap_or_default()
+    })
+}
+
+/// A random token of 32 bytes, as hex (session ids, CSRF tokens).
+pub fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    OsRng.fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}

@@ -387,3 +387,185 @@ pub fn random_token() -> String {
     OsRng.fill_bytes(&mut bytes);
     hex::encode(bytes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open() -> (tempfile::TempDir, Access) {
+        let dir = tempfile::tempdir().unwrap();
+        let access = Access::open(dir.path()).unwrap();
+        (dir, access)
+    }
+
+    fn actor(name: &str) -> Actor {
+        Actor {
+            name: name.into(),
+            origin: "test".into(),
+        }
+    }
+
+    fn ask(subject: &str) -> Ask {
+        Ask {
+            subject: subject.into(),
+            destination: "ACME at http://dcms.test/v1".into(),
+            sheet: "orders.csv".into(),
+            sheet_sha256: "a".repeat(64),
+            orders_fp: "b".repeat(64),
+            orders: 4,
+            rows: 10,
+            summary: "10 rows".into(),
+            editors: vec!["asha".into(), "bea".into()],
+        }
+    }
+
+    #[test]
+    fn a_password_is_kept_as_an_argon2id_hash_and_checked() {
+        let (_d, a) = open();
+        let by = actor("admin");
+        a.add_user("asha", "a long password", &[Role::Maker], &by)
+            .unwrap();
+        let hash: String = a
+            .conn
+            .query_row("SELECT hash FROM users WHERE name = 'asha'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert!(hash.starts_with("$argon2id$"), "{hash}");
+        assert!(!hash.contains("a long password"));
+        assert!(a.sign_in("asha", "a long password").unwrap().is_some());
+        assert!(a.sign_in("asha", "a wrong password").unwrap().is_none());
+        assert!(a.sign_in("nobody", "a long password").unwrap().is_none());
+        assert!(matches!(
+            a.add_user("bea", "short", &[Role::Maker], &by),
+            Err(AccessError::Refused(_))
+        ));
+        a.set_disabled("asha", true, &by).unwrap();
+        assert!(a.sign_in("asha", "a long password").unwrap().is_none());
+    }
+
+    #[test]
+    fn the_database_refuses_a_checker_who_made_or_changed_the_sheet() {
+        let (_d, a) = open();
+        let id = a.ask(&ask("s1"), &actor("asha")).unwrap();
+        let day = std::time::Duration::from_secs(86400);
+        // Through the library...
+        for who in ["asha", "bea"] {
+            let refused = a.decide(id, &Decision::Approve, &actor(who), day);
+            assert!(
+                matches!(refused, Err(AccessError::Refused(ref w)) if w.contains("four eyes")),
+                "{who}: {refused:?}"
+            );
+        }
+        // ...and by hand, around it: the trigger and the CHECK hold.
+        for who in ["asha", "bea"] {
+            let direct = a.conn.execute(
+                "UPDATE approvals SET state = 'approved', checker = ?1 WHERE id = ?2",
+                rusqlite::params![who, id],
+            );
+            assert!(direct.is_err(), "{who}");
+        }
+        // A rejection needs its reason, in the database too.
+        let no_reason = a.conn.execute(
+            "UPDATE approvals SET state = 'rejected', checker = 'ravi' WHERE id = ?1",
+            [id],
+        );
+        assert!(no_reason.is_err());
+        let ok = a
+            .decide(id, &Decision::Approve, &actor("ravi"), day)
+            .unwrap();
+        assert!(ok.in_force());
+        let trail = a.records(None).unwrap();
+        assert_eq!(
+            trail
+                .iter()
+                .filter(|r| r.action == "decision refused")
+                .count(),
+            2
+        );
+        assert!(a.check_trail().unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_approval_is_taken_for_sending_once_and_only_as_approved_and_in_time() {
+        let (_d, a) = open();
+        let by = actor("ravi");
+        let day = std::time::Duration::from_secs(86400);
+        let (sha, fp) = ("a".repeat(64), "b".repeat(64));
+        let id = a.ask(&ask("s1"), &actor("asha")).unwrap();
+        assert!(a.take_for_sending(id, &sha, &fp, &by).is_err(), "pending");
+        a.decide(id, &Decision::Approve, &by, day).unwrap();
+        assert!(a.take_for_sending(id, &sha, &fp, &by).is_ok());
+        assert!(a.take_for_sending(id, &sha, &fp, &by).is_err(), "twice");
+
+        // Another version than the one approved: refused, and void.
+        let id = a.ask(&ask("s2"), &actor("asha")).unwrap();
+        a.decide(id, &Decision::Approve, &by, day).unwrap();
+        let other = "c".repeat(64);
+        assert!(a.take_for_sending(id, &other, &fp, &by).is_err());
+        assert_eq!(a.approval(id).unwrap().unwrap().state, ApprovalState::Void);
+
+        // Expired.
+        let id = a.ask(&ask("s3"), &actor("asha")).unwrap();
+        a.decide(id, &Decision::Approve, &by, std::time::Duration::ZERO)
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        let late = a.take_for_sending(id, &sha, &fp, &by);
+        assert!(
+            matches!(late, Err(AccessError::Refused(ref w)) if w.contains("expired")),
+            "{late:?}"
+        );
+
+        // Asked again: the earlier request is void.
+        let first = a.ask(&ask("s4"), &actor("asha")).unwrap();
+        a.ask(&ask("s4"), &actor("asha")).unwrap();
+        assert_eq!(
+            a.approval(first).unwrap().unwrap().state,
+            ApprovalState::Void
+        );
+    }
+
+    #[test]
+    fn a_record_changed_or_removed_around_the_triggers_breaks_the_chain() {
+        let (_d, a) = open();
+        for n in 0..4 {
+            a.record(
+                &actor("asha"),
+                "cells changed",
+                serde_json::json!({ "n": n }),
+                "",
+            )
+            .unwrap();
+        }
+        assert!(a.check_trail().unwrap().is_empty());
+        assert!(
+            a.conn
+                .execute("DELETE FROM audit WHERE seq = 2", [])
+                .is_err()
+        );
+        assert!(
+            a.conn
+                .execute("UPDATE audit SET who = 'x' WHERE seq = 2", [])
+                .is_err()
+        );
+        a.conn
+            .execute_batch("DROP TRIGGER audit_no_update; DROP TRIGGER audit_no_delete;")
+            .unwrap();
+        a.conn
+            .execute("UPDATE audit SET who = 'mallory' WHERE seq = 2", [])
+            .unwrap();
+        let found = a.check_trail().unwrap();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].seq, 2);
+        a.conn
+            .execute("DELETE FROM audit WHERE seq = 3", [])
+            .unwrap();
+        let found = a.check_trail().unwrap();
+        assert!(
+            found
+                .iter()
+                .any(|p| p.seq == 4 && p.problem.contains("missing")),
+            "{found:?}"
+        );
+    }
+}

@@ -105,6 +105,11 @@ impl Who {
         self.roles.contains(&role)
     }
 
+    /// A maker (for the pages).
+    pub fn has_maker(&self) -> bool {
+        self.has(Role::Maker)
+    }
+
     /// May do what `need` asks.
     pub fn may(&self, need: Need) -> bool {
         match need {

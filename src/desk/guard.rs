@@ -51,10 +51,7 @@ pub async fn guard(State(shared): State<Shared>, request: Request, next: Next) -
             ),
         )
     } else {
-        match admitted(&shared, request) {
-            Ok(request) => next.run(request).await,
-            Err(refusal) => refusal,
-        }
+        admitted(&shared, request, next).await
     };
     let headers = answer.headers_mut();
     // `same-origin`, not `no-referrer`: under `no-referrer` a browser
@@ -74,30 +71,31 @@ pub async fn guard(State(shared): State<Shared>, request: Request, next: Next) -
 /// The request with who sends it, if they may do what it asks; else the
 /// answer that says why not (sign in first; not your role). A refused
 /// change is recorded in the audit trail.
-fn admitted(desk: &Shared, mut request: Request) -> Result<Request, Response> {
+async fn admitted(desk: &Shared, mut request: Request, next: Next) -> Response {
     let need = auth::need(request.method(), request.uri().path());
     if need == Need::Public {
-        return Ok(request);
+        return next.run(request).await;
     }
     let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(SocketAddr::from(([127, 0, 0, 1], 0)), |c| c.0);
-    let who = desk
-        .who(request.headers(), peer)
-        .map_err(|e| refused(StatusCode::INTERNAL_SERVER_ERROR, &e))?;
+    let who = match desk.who(request.headers(), peer) {
+        Ok(who) => who,
+        Err(e) => return refused(StatusCode::INTERNAL_SERVER_ERROR, &e),
+    };
     let Some(who) = who else {
         if request.method() == Method::GET {
             let mut to = url::Url::parse("http://desk/login").expect("a fixed URL");
             to.query_pairs_mut()
                 .append_pair("next", request.uri().path());
             let to = format!("/login?{}", to.query().unwrap_or(""));
-            return Err(Redirect::to(&to).into_response());
+            return Redirect::to(&to).into_response();
         }
-        return Err(refused(
+        return refused(
             StatusCode::UNAUTHORIZED,
             "Sign in first: your session has ended, or you have not signed in.",
-        ));
+        );
     };
     if !who.may(need) {
         let what = serde_json::json!({
@@ -109,17 +107,17 @@ fn admitted(desk: &Shared, mut request: Request) -> Result<Request, Response> {
             what,
             "not one of their roles",
         );
-        return Err(refused(
+        return refused(
             StatusCode::FORBIDDEN,
             &format!(
                 "Refused: {} may not do this (roles: {}).",
                 who.name,
                 who.role_names()
             ),
-        ));
+        );
     }
     request.extensions_mut().insert(who);
-    Ok(request)
+    next.run(request).await
 }
 
 /// The request's `Origin` is this desk (`http://HOST`); a request with

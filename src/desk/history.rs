@@ -27,7 +27,7 @@ fn ledger(desk: &Shared) -> Option<(PathBuf, Destination, String)> {
 }
 
 /// The runs, newest first.
-fn runs_of(desk: &Shared) -> Result<Vec<RunView>, String> {
+pub(super) fn runs_of(desk: &Shared) -> Result<Vec<RunView>, String> {
     let Some((dir, dest, _)) = ledger(desk) else {
         return Ok(Vec::new());
     };
@@ -163,4 +163,20 @@ pub(super) async fn find_order(axum::extract::Query(f): axum::extract::Query<Fin
         path.pop_if_empty().push(f.id.trim());
     }
     axum::response::Redirect::to(to.path()).into_response()
+}
+
+/// The audit trail: its last records, and whether its chain holds.
+pub(super) async fn trail(State(desk): State<Shared>, me: Who) -> Response {
+    let access = super::lock(&desk.access);
+    let found = access
+        .records(Some(500))
+        .and_then(|records| Ok((records, access.check_trail()?)));
+    match found {
+        Ok((records, problems)) => page(views::Trail {
+            me,
+            records,
+            problems,
+        }),
+        Err(e) => refused(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
 }

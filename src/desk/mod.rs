@@ -6,6 +6,7 @@
 //! pages are askama templates (`templates/`) whose every value is escaped.
 //! What every request passes first is in [`guard`].
 
+mod approvals;
 mod audit;
 pub mod auth;
 mod files;
@@ -93,6 +94,13 @@ pub struct Desk {
     sessions: auth::Sessions,
 }
 
+/// Where a sheet goes, for its page.
+struct SendView {
+    to: Option<String>,
+    approval_needed: bool,
+    approval: Option<crate::access::Approval>,
+}
+
 /// A sheet dropped on the desk.
 struct Dropped {
     /// Its name as it was dropped.
@@ -131,6 +139,23 @@ impl Desk {
             sheets: Mutex::new(BTreeMap::new()),
             next_id: std::sync::atomic::AtomicU64::new(1),
         })
+    }
+
+    /// Where sheet `id` goes, and its approval where one is needed.
+    fn send_view(&self, id: u64) -> SendView {
+        let approval_needed = self.opts.approval.is_some();
+        SendView {
+            to: self.opts.sending.as_ref().map(|s| s.destination()),
+            approval_needed,
+            approval: approval_needed
+                .then(|| {
+                    lock(&self.access)
+                        .approval_of(&self.subject(id))
+                        .ok()
+                        .flatten()
+                })
+                .flatten(),
+        }
     }
 
     /// What an approval of sheet `id` is asked for (this run of the
@@ -212,6 +237,12 @@ pub fn router(desk: Shared) -> Router {
         .route("/folders", get(folders::page_of))
         .route("/folders/table", get(folders::table))
         .route("/folders/{id}/report", get(folders::report))
+        .route("/sheets/{id}/ask", post(approvals::ask))
+        .route("/approvals", get(approvals::list))
+        .route("/approvals/{id}", get(approvals::show))
+        .route("/approvals/{id}/approve", post(approvals::approve))
+        .route("/approvals/{id}/reject", post(approvals::reject))
+        .route("/audit", get(history::trail))
         .route("/login", get(signin::form).post(signin::sign_in))
         .route("/logout", post(signin::sign_out))
         .route("/assets/desk.css", get(css))
@@ -457,7 +488,7 @@ async fn sheet(
     let problems_only = q.problems == Some(1);
     let page_no = q.page.unwrap_or(1).max(1);
     let me = who.clone();
-    let to = desk.opts.sending.as_ref().map(|s| s.destination());
+    let to = desk.send_view(id);
     let drawn = tokio::task::spawn_blocking(move || {
         let d = lock(&dropped);
         sheet_page(&d, id, &me, page_no, problems_only, None, to)
@@ -474,7 +505,7 @@ fn sheet_page(
     page_no: u64,
     problems_only: bool,
     error: Option<String>,
-    send_to: Option<String>,
+    send: SendView,
 ) -> Response {
     let skip = (page_no - 1).saturating_mul(PAGE_ROWS);
     let shown = match d.job.page(problems_only, skip, PAGE_ROWS) {
@@ -506,7 +537,9 @@ fn sheet_page(
         problems_only,
         edits: d.job.edits(),
         error,
-        send_to,
+        send_to: send.to,
+        approval_needed: send.approval_needed,
+        approval: send.approval,
         run: d.run.as_ref().map(|r| r.now()),
         can_undo: d.job.can_undo(),
     })
@@ -622,7 +655,7 @@ async fn alter(
                 1,
                 false,
                 Some(format!("Not changed: {why}")),
-                desk.opts.sending.as_ref().map(|s| s.destination()),
+                desk.send_view(id),
             );
             *answer.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
             answer

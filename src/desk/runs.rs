@@ -17,7 +17,8 @@ pub(super) struct SendForm {
     warnings_read: Option<String>,
 }
 
-/// The send button: the sheet's ready orders sent as it is now.
+/// The send button: the sheet's ready orders sent as it is now (where no
+/// approval is needed).
 pub(super) async fn send_sheet(
     State(desk): State<Shared>,
     who: Who,
@@ -37,29 +38,87 @@ pub(super) async fn send_sheet(
         return refused(StatusCode::NOT_FOUND, "No such sheet on this desk.");
     };
     let mut d = lock(&dropped);
-    let why = if d.run.as_ref().is_some_and(|r| !r.now().finished) {
+    let why = if desk.opts.approval.is_some() {
+        Some("The profile requires a second person's approval: ask for it.")
+    } else {
+        not_ready(&d, f.warnings_read.is_some())
+    };
+    if let Some(why) = why {
+        return not_done(&desk, &d, id, &who, &format!("Not sent: {why}"));
+    }
+    start(&desk, id, &mut d, sending, &who, None);
+    Redirect::to(&format!("/sheets/{id}#send")).into_response()
+}
+
+/// Why sheet `d` cannot be sent (or asked for) now, if it cannot.
+pub(super) fn not_ready(d: &super::Dropped, warnings_read: bool) -> Option<&'static str> {
+    let counts = d.job.checked().grouping.counts;
+    if d.run.as_ref().is_some_and(|r| !r.now().finished) {
         Some("It is being sent now.")
-    } else if d.job.checked().grouping.counts.warnings > 0 && f.warnings_read.is_none() {
+    } else if counts.warnings > 0 && !warnings_read {
         Some("Read the warnings first, and tick the box that says you have.")
-    } else if d.job.checked().grouping.counts.orders_ready == 0 {
+    } else if counts.orders_ready == 0 {
         Some("No order is ready to send: fix the rows first.")
     } else {
         None
-    };
-    if let Some(why) = why {
-        let to = Some(sending.destination());
-        let mut answer = sheet_page(&d, id, &who, 1, false, Some(format!("Not sent: {why}")), to);
-        *answer.status_mut() = StatusCode::CONFLICT;
-        return answer;
     }
+}
+
+/// The sheet's page, saying why what was asked was not done (409).
+pub(super) fn not_done(
+    desk: &Shared,
+    d: &super::Dropped,
+    id: u64,
+    who: &Who,
+    why: &str,
+) -> Response {
+    let mut answer = sheet_page(
+        d,
+        id,
+        who,
+        1,
+        false,
+        Some(why.to_owned()),
+        desk.send_view(id),
+    );
+    *answer.status_mut() = StatusCode::CONFLICT;
+    answer
+}
+
+/// Starts sending sheet `id` (`d`) as it is now; `approval` says who
+/// approved it, for the record.
+pub(super) fn start(
+    desk: &Shared,
+    id: u64,
+    d: &mut super::Dropped,
+    sending: Arc<send::Sending>,
+    by: &Who,
+    approval: Option<serde_json::Value>,
+) {
+    let counts = d.job.checked().grouping.counts;
+    let _ = lock(&desk.access).record(
+        &by.actor(),
+        "sending",
+        serde_json::json!({
+            "sheet": d.name, "orders": counts.orders_ready, "rows": counts.rows,
+            "to": sending.destination(), "approval": approval,
+        }),
+        "",
+    );
     let run = Arc::new(send::Run::default());
     d.run = Some(run.clone());
     let dir = desk.kept(id).join(format!(
         "run-{}",
         crate::clock::in_name(&crate::report::now())
     ));
-    send::start(sending, desk.opts.handed.clone(), d.job.clone(), dir, run);
-    Redirect::to(&format!("/sheets/{id}#send")).into_response()
+    send::start(
+        sending,
+        desk.opts.handed.clone(),
+        d.job.clone(),
+        dir,
+        run,
+        approval,
+    );
 }
 
 /// The sheet's run as server-sent events: where it is, a few times a

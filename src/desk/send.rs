@@ -170,6 +170,7 @@ pub fn start(
     job: Arc<Job>,
     dir: PathBuf,
     run: Arc<Run>,
+    approval: Option<serde_json::Value>,
 ) {
     let on_thread = run.clone();
     let started = crate::stage::apart("desk-send", move || {
@@ -177,9 +178,10 @@ pub fn start(
             report_dir: Some(dir),
             ..Output::default()
         };
+        let options = options(&job, approval);
         let outcome = match handed {
-            Some(to) => send_in_turn(&to, job, out, &on_thread),
-            None => send(&sending, &job, &out, &on_thread),
+            Some(to) => send_in_turn(&to, job, out, options, &on_thread),
+            None => send(&sending, &job, &out, options, &on_thread),
         };
         on_thread.end(outcome);
     });
@@ -190,13 +192,23 @@ pub fn start(
     }
 }
 
-/// What the clerk changed before sending, for the record.
-fn options(job: &Job) -> serde_json::Value {
-    serde_json::json!({ "edits": job.edits() })
+/// What the clerk changed before sending, and who approved it, for the
+/// record.
+fn options(job: &Job, approval: Option<serde_json::Value>) -> serde_json::Value {
+    match approval {
+        Some(a) => serde_json::json!({ "edits": job.edits(), "approval": a }),
+        None => serde_json::json!({ "edits": job.edits() }),
+    }
 }
 
 /// Sends with an engine of the run's own.
-fn send(sending: &Sending, job: &Job, out: &Output, run: &Run) -> Result<FileOutcome> {
+fn send(
+    sending: &Sending,
+    job: &Job,
+    out: &Output,
+    options: serde_json::Value,
+    run: &Run,
+) -> Result<FileOutcome> {
     let busy = |e: crate::engine::Event<'_>| {
         if let crate::engine::Event::LedgerBusy { .. } = e {
             run.with(|s| s.waiting = Some(LEDGER_BUSY.into()));
@@ -214,7 +226,7 @@ fn send(sending: &Sending, job: &Job, out: &Output, run: &Run) -> Result<FileOut
         engine: &engine,
         out,
         command: "desk",
-        options: options(job),
+        options,
         on: &on,
     };
     let outcome = out
@@ -231,13 +243,14 @@ fn send_in_turn(
     to: &Sender<Handed>,
     job: Arc<Job>,
     out: Output,
+    options: serde_json::Value,
     run: &Arc<Run>,
 ) -> Result<FileOutcome> {
     run.with(|s| s.waiting = Some(IN_TURN.into()));
     let (answer, answered) = crate::stage::bounded(1);
     let on_run = run.clone();
     let handed = Handed {
-        options: options(&job),
+        options,
         job,
         out,
         command: "desk",

@@ -52,6 +52,10 @@ pub struct Sheet<'a> {
     pub error: Option<String>,
     /// Where the send button sends; `None`: the desk checks only.
     pub send_to: Option<String>,
+    /// Four eyes: the sheet is sent once a checker approves it.
+    pub approval_needed: bool,
+    /// The sheet's latest approval, asked for or decided.
+    pub approval: Option<crate::access::Approval>,
     /// The sheet's run, once it was sent.
     pub run: Option<super::send::RunState>,
     /// The last save can be undone.
@@ -298,4 +302,37 @@ pub struct Folders {
 pub struct FolderTable {
     pub watch: String,
     pub files: Vec<super::folders::FolderFile>,
+}
+
+/// The approvals, newest first.
+#[derive(Template)]
+#[template(path = "approvals.html")]
+pub struct Approvals {
+    pub me: Who,
+    pub all: Vec<crate::access::Approval>,
+}
+
+/// One approval: what will be sent, and the checker's buttons.
+#[derive(Template)]
+#[template(path = "approval.html")]
+pub struct ApprovalPage {
+    pub me: Who,
+    pub approval: crate::access::Approval,
+    /// The sheet's id on this desk, while it is here.
+    pub sheet: Option<u64>,
+    /// The one looking may approve or reject it.
+    pub may_decide: bool,
+    pub expired: bool,
+    pub edits: Vec<Edit>,
+    /// Earlier runs of a file of the same name.
+    pub earlier: Vec<RunView>,
+}
+
+/// The audit trail, and whether its chain holds.
+#[derive(Template)]
+#[template(path = "audit.html")]
+pub struct Trail {
+    pub me: Who,
+    pub records: Vec<crate::access::Record>,
+    pub problems: Vec<crate::access::TrailProblem>,
 }

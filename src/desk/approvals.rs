@@ -185,6 +185,9 @@ async fn decide(desk: Shared, who: Who, id: i64, f: DecideForm, decision: Decisi
     if !token_ok(&who.csrf, &f.csrf) {
         return bad_token();
     }
+    if matches!(lock(&desk.access).approval(id), Ok(None)) {
+        return refused(StatusCode::NOT_FOUND, "No such approval.");
+    }
     let valid_for = desk.opts.approval.unwrap_or_default();
     let decided = lock(&desk.access).decide(id, &decision, &who.actor(), valid_for);
     let approval = match decided {

@@ -54,9 +54,11 @@ impl Default for AuthOpts {
 /// The session cookie's name.
 pub const COOKIE: &str = "dcms_session";
 
-/// Failed sign-ins within [`THROTTLE_WINDOW`] after which more are
-/// refused until the oldest ages out.
+/// Failed sign-ins for one name, and from one address (an office may sit
+/// behind one), within [`THROTTLE_WINDOW`] after which more are refused
+/// until the oldest ages out.
 const THROTTLE_AFTER: usize = 5;
+const THROTTLE_AFTER_FROM_ADDRESS: usize = 20;
 const THROTTLE_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 /// The sessions and the failed sign-ins.
@@ -285,11 +287,14 @@ impl Sessions {
         let now = Instant::now();
         let mut failures = lock(&self.failures);
         let mut wait = None::<Duration>;
-        for key in [format!("user:{name}"), format!("addr:{addr}")] {
+        for (key, most) in [
+            (format!("user:{name}"), THROTTLE_AFTER),
+            (format!("addr:{addr}"), THROTTLE_AFTER_FROM_ADDRESS),
+        ] {
             let times = failures.entry(key).or_default();
             times.retain(|t| now - *t < THROTTLE_WINDOW);
-            if times.len() >= THROTTLE_AFTER {
-                let free = THROTTLE_WINDOW - (now - times[times.len() - THROTTLE_AFTER]);
+            if times.len() >= most {
+                let free = THROTTLE_WINDOW - (now - times[times.len() - most]);
                 wait = Some(wait.map_or(free, |w| w.max(free)));
             }
         }
@@ -355,6 +360,10 @@ mod tests {
             s.failed("asha", "10.0.0.1");
         }
         assert!(s.throttled("asha", "10.0.0.2").is_some(), "per name");
+        assert!(s.throttled("ravi", "10.0.0.1").is_none());
+        for n in THROTTLE_AFTER..THROTTLE_AFTER_FROM_ADDRESS {
+            s.failed(&format!("user{n}"), "10.0.0.1");
+        }
         assert!(s.throttled("ravi", "10.0.0.1").is_some(), "per address");
         assert!(s.throttled("ravi", "10.0.0.2").is_none());
     }

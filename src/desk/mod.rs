@@ -9,6 +9,7 @@
 mod approvals;
 mod audit;
 pub mod auth;
+mod edit;
 mod files;
 pub mod folders;
 pub mod guard;
@@ -32,7 +33,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 
 use crate::error::{Error, Result};
-use crate::job::{CellChange, Job};
+use crate::job::Job;
 use crate::pipeline::CheckOpts;
 use auth::Who;
 use guard::{refused, token_ok};
@@ -211,8 +212,11 @@ pub fn router(desk: Shared) -> Router {
             post(upload).layer(DefaultBodyLimit::max(max + guard::FORM_ROOM)),
         )
         .route("/sheets/{id}", get(sheet))
-        .route("/sheets/{id}/cells", post(change_cell))
-        .route("/sheets/{id}/rows/{row}", get(row).post(change_row))
+        .route("/sheets/{id}/cells", post(edit::change_cell))
+        .route(
+            "/sheets/{id}/rows/{row}",
+            get(edit::row).post(edit::change_row),
+        )
         .route("/sheets/{id}/download/{what}", get(files::download))
         .route("/sheets/{id}/send", post(runs::send_sheet))
         .route(
@@ -543,186 +547,6 @@ fn sheet_page(
         run: d.run.as_ref().map(|r| r.now()),
         can_undo: d.job.can_undo(),
     })
-}
-
-#[derive(serde::Deserialize)]
-struct CellForm {
-    csrf: String,
-    row: u64,
-    col: usize,
-    value: String,
-    back: Option<String>,
-}
-
-/// One cell changed in place; the sheet checked again.
-async fn change_cell(
-    State(desk): State<Shared>,
-    who: Who,
-    UrlPath(id): UrlPath<u64>,
-    Form(f): Form<CellForm>,
-) -> Response {
-    if !token_ok(&who.csrf, &f.csrf) {
-        return bad_token();
-    }
-    let back = f
-        .back
-        .filter(|b| b.starts_with(&format!("/sheets/{id}")))
-        .unwrap_or_else(|| format!("/sheets/{id}"));
-    change(
-        desk,
-        &who,
-        id,
-        f.row,
-        vec![(f.col, f.value)],
-        format!("{back}#r{}", f.row),
-    )
-    .await
-}
-
-/// Changes cells of row `row`, given by column index; back to `back`.
-async fn change(
-    desk: Shared,
-    who: &Who,
-    id: u64,
-    row: u64,
-    cells: Vec<(usize, String)>,
-    back: String,
-) -> Response {
-    alter(desk, who, id, back, "cells changed", move |job| {
-        let headers = job.checked().columns.headers.clone();
-        let mut changes = Vec::new();
-        for (col, value) in cells {
-            let Some(column) = headers.get(col) else {
-                return Err(Error::Usage(format!("the sheet has no column {}", col + 1)));
-            };
-            changes.push(CellChange {
-                row,
-                column: column.clone(),
-                value,
-            });
-        }
-        job.edit(&changes)
-    })
-    .await
-}
-
-/// Changes sheet `id` as `how` does (unless it is being sent), then back
-/// to `back`; a change refused is said on the sheet's page. A change made
-/// is recorded (`action`, with the cells it changed), its maker can no
-/// longer approve the sheet, and an approval asked for before it is void.
-async fn alter(
-    desk: Shared,
-    who: &Who,
-    id: u64,
-    back: String,
-    action: &'static str,
-    how: impl FnOnce(&mut Job) -> Result<()> + Send + 'static,
-) -> Response {
-    let Some(dropped) = desk.sheet(id) else {
-        return refused(StatusCode::NOT_FOUND, "No such sheet on this desk.");
-    };
-    let name = who.name.clone();
-    let done = tokio::task::spawn_blocking(move || -> std::result::Result<_, String> {
-        let mut d = lock(&dropped);
-        let before = d.job.edits().len();
-        let Some(job) = Arc::get_mut(&mut d.job) else {
-            return Err("the sheet is being sent; it cannot change until the run ends".into());
-        };
-        how(job).map_err(|e| e.to_string())?;
-        d.editors.insert(name);
-        let made = d.job.edits().get(before..).unwrap_or_default().to_vec();
-        Ok((d.name.clone(), made))
-    })
-    .await;
-    match done {
-        Ok(Ok((sheet, made))) => {
-            let access = lock(&desk.access);
-            let by = who.actor();
-            let what = serde_json::json!({ "sheet": sheet, "changes": made });
-            let _ = access.record(&by, action, what, "");
-            let _ = access.void(&desk.subject(id), "the sheet changed", &by);
-            Redirect::to(&back).into_response()
-        }
-        Ok(Err(why)) => {
-            let Some(dropped) = desk.sheet(id) else {
-                return refused(StatusCode::NOT_FOUND, "No such sheet on this desk.");
-            };
-            let d = lock(&dropped);
-            let mut answer = sheet_page(
-                &d,
-                id,
-                who,
-                1,
-                false,
-                Some(format!("Not changed: {why}")),
-                desk.send_view(id),
-            );
-            *answer.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
-            answer
-        }
-        Err(_) => refused(StatusCode::INTERNAL_SERVER_ERROR, "The check stopped."),
-    }
-}
-
-async fn row(
-    State(desk): State<Shared>,
-    who: Who,
-    UrlPath((id, number)): UrlPath<(u64, u64)>,
-) -> Response {
-    let Some(dropped) = desk.sheet(id) else {
-        return refused(StatusCode::NOT_FOUND, "No such sheet on this desk.");
-    };
-    let me = who.clone();
-    let drawn = tokio::task::spawn_blocking(move || -> std::result::Result<Response, String> {
-        let d = lock(&dropped);
-        let found = d.job.row(number).map_err(|e| e.to_string())?;
-        let Some(found) = found else {
-            return Ok(refused(StatusCode::NOT_FOUND, "No such row in the sheet."));
-        };
-        let checked = d.job.checked();
-        Ok(page(views::Row {
-            me: &me,
-            id,
-            name: &d.name,
-            headers: &checked.columns.headers,
-            row: RowView::of(found),
-        }))
-    })
-    .await;
-    match drawn {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => refused(StatusCode::INTERNAL_SERVER_ERROR, &e),
-        Err(_) => refused(StatusCode::INTERNAL_SERVER_ERROR, "The page stopped."),
-    }
-}
-
-/// A row's form sent: its cells as given (`c0`, `c1`...).
-async fn change_row(
-    State(desk): State<Shared>,
-    who: Who,
-    UrlPath((id, number)): UrlPath<(u64, u64)>,
-    Form(fields): Form<Vec<(String, String)>>,
-) -> Response {
-    let given = fields
-        .iter()
-        .find(|(k, _)| k == "csrf")
-        .map_or("", |(_, v)| v.as_str());
-    if !token_ok(&who.csrf, given) {
-        return bad_token();
-    }
-    let cells = fields
-        .into_iter()
-        .filter_map(|(k, v)| Some((k.strip_prefix('c')?.parse::<usize>().ok()?, v)))
-        .collect();
-    change(
-        desk,
-        &who,
-        id,
-        number,
-        cells,
-        format!("/sheets/{id}#r{number}"),
-    )
-    .await
 }
 
 #[derive(serde::Deserialize)]

@@ -6,8 +6,9 @@ use axum::http::StatusCode;
 use axum::response::Response;
 
 use super::auth::Who;
+use super::edit::alter;
 use super::guard::{refused, token_ok};
-use super::{Shared, alter, bad_token, lock, page, views};
+use super::{Shared, bad_token, lock, page, views};
 
 #[derive(serde::Deserialize)]
 pub(super) struct Wanted {

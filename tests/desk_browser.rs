@@ -33,7 +33,11 @@ impl Drop for Running {
 /// The desk on a free port (with `extra`, keeping its sheets in `kept`),
 /// and its URL.
 fn desk(kept: &std::path::Path, extra: &[&str]) -> (Running, String) {
-    let env = common::Desk::new();
+    desk_in(common::Desk::new(), kept, extra)
+}
+
+/// The desk with its home and ledgers (and users) in `env`.
+fn desk_in(env: common::Desk, kept: &std::path::Path, extra: &[&str]) -> (Running, String) {
     let (child, url) = common::serve(&env, kept, extra);
     (
         Running {
@@ -462,4 +466,162 @@ async fn the_drop_folders_page_follows_a_nights_files_on_a_large_screen() {
     assert!(done.join("night.csv").is_file());
     screenshot(&c, "folders.png").await;
     c.close().await.unwrap();
+}
+
+/// Signs in at the desk's form as `name`.
+async fn sign_in(c: &Client, url: &str, name: &str, password: &str) {
+    c.goto(url).await.unwrap();
+    arrive(c, "form.login").await;
+    c.find(Locator::Css("#name"))
+        .await
+        .unwrap()
+        .send_keys(name)
+        .await
+        .unwrap();
+    c.find(Locator::Css("#password"))
+        .await
+        .unwrap()
+        .send_keys(password)
+        .await
+        .unwrap();
+    c.find(Locator::XPath("//button[normalize-space()='Sign in']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    arrive(c, "#me").await;
+    assert!(text_of(c, "#me").await.contains(name));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_maker_asks_a_checker_in_another_browser_approves_and_the_orders_go_once() {
+    let Some((_driver, port)) = driver_or_skip() else {
+        return;
+    };
+    let env = common::Desk::new();
+    let password = "a long password 1";
+    for (name, roles) in [("asha", "maker"), ("ravi", "checker")] {
+        let mut child = env
+            .command(&[
+                "users",
+                "add",
+                name,
+                "--roles",
+                roles,
+                "--password-stdin",
+                "-q",
+            ])
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+        assert!(child.wait().unwrap().success());
+    }
+    let config = env.write(
+        "config.toml",
+        "[profiles.foureyes]\napproval = \"required\"\n",
+    );
+    // The sandbox's client blocks: made, asked and dropped off the runtime.
+    let sb = tokio::task::block_in_place(|| common::SandboxProcess::start(&[]));
+    let kept = tempfile::tempdir().unwrap();
+    let (_desk, url) = desk_in(
+        env,
+        kept.path(),
+        &[
+            "--base-url",
+            &sb.base,
+            "--tenant",
+            "ACME",
+            "--config",
+            config.to_str().unwrap(),
+            "--profile",
+            "foureyes",
+        ],
+    );
+
+    // The maker signs in, drops the sheet and asks.
+    let maker = browser(port).await;
+    sign_in(&maker, &url, "asha", password).await;
+    screenshot(&maker, "signed-in.png").await;
+    choose_sheet(&maker, &root().join("samples/orders.csv")).await;
+    arrive(&maker, "#ask-button").await;
+    assert!(maker.find(Locator::Css("#send-button")).await.is_err());
+    maker
+        .find(Locator::Css("#ask-button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    arrive(&maker, "#approval-state").await;
+    assert!(
+        text_of(&maker, "#approval-state")
+            .await
+            .contains("waiting for a checker")
+    );
+    let sheet = maker.current_url().await.unwrap();
+
+    // Her own approval: no button, and a request made by hand is refused.
+    maker.goto(&format!("{url}approvals/1")).await.unwrap();
+    arrive(&maker, "#approval-state").await;
+    assert!(maker.find(Locator::Css("#approve-button")).await.is_err());
+    let status = maker
+        .execute(
+            "const t = document.querySelector('input[name=csrf]').value; \
+             return fetch('/approvals/1/approve', {method: 'POST', \
+               headers: {'Content-Type': 'application/x-www-form-urlencoded'}, \
+               body: 'csrf=' + t}).then(r => r.status);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, serde_json::json!(403));
+
+    // The checker, in another browser, approves: the desk sends it.
+    let checker = browser(port).await;
+    sign_in(&checker, &url, "ravi", password).await;
+    checker.goto(&format!("{url}approvals")).await.unwrap();
+    arrive(&checker, "table#approvals").await;
+    checker
+        .find(Locator::LinkText("#1"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    arrive(&checker, "#approve-button").await;
+    screenshot(&checker, "approval.png").await;
+    checker
+        .find(Locator::Css("#approve-button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    arrive(&checker, "#approval-state").await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !text_of(&checker, "#approval-state")
+        .await
+        .starts_with("sent")
+    {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        checker.refresh().await.unwrap();
+        arrive(&checker, "#approval-state").await;
+    }
+
+    // The maker sees it sent, once.
+    maker.goto(sheet.as_str()).await.unwrap();
+    arrive(&maker, "#run-summary").await;
+    let summary = text_of(&maker, "#run-summary").await;
+    assert!(summary.starts_with("10 rows: 10 accepted"), "{summary}");
+    let orders =
+        tokio::task::block_in_place(|| sb.inspect("/stats"))["tenants"]["ACME"]["orders"].clone();
+    assert_eq!(orders, 4);
+    screenshot(&maker, "approved-and-sent.png").await;
+    maker.close().await.unwrap();
+    checker.close().await.unwrap();
+    tokio::task::block_in_place(move || drop(sb));
 }

@@ -590,3 +590,110 @@ fn users_are_managed_from_the_command_line_with_passwords_never_in_arguments() {
         "{trail}"
     );
 }
+
+#[test]
+fn submit_files_a_sheet_for_approval_and_sends_it_once_a_checker_approved() {
+    let env = Desk::new();
+    add_user(&env, "ravi", "checker");
+    add_user(&env, "asha", "maker");
+    let sb = common::SandboxProcess::start(&[]);
+    let config = four_eyes_config(&env);
+    let sheet = env.write(
+        "orders.csv",
+        &std::fs::read_to_string(root().join("samples/orders.csv")).unwrap(),
+    );
+    let sheet = sheet.display().to_string();
+    let submit = || {
+        env.run(&[
+            "submit",
+            &sheet,
+            "--base-url",
+            &sb.base,
+            "--tenant",
+            "ACME",
+            "--config",
+            &config,
+            "--profile",
+            "foureyes",
+        ])
+    };
+    let created = || {
+        sb.inspect("/stats")["tenants"]["ACME"]["orders"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    let decide = |args: &[&str], password: &str| {
+        let mut all = args.to_vec();
+        all.extend([
+            "--password-stdin",
+            "--config",
+            &config,
+            "--profile",
+            "foureyes",
+        ]);
+        let mut child = env
+            .command(&all)
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+
+    let out = submit();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("filed for approval #1"), "{said}");
+    assert_eq!(created(), 0);
+    let out = submit();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("waiting for approval #1"));
+
+    // Only a checker, signed in, decides; a rejection needs a reason.
+    assert_eq!(
+        decide(&["approve", "1", "--user", "asha"], PASSWORD).0,
+        Some(2)
+    );
+    assert_eq!(
+        decide(&["approve", "1", "--user", "ravi"], "not his password").0,
+        Some(2)
+    );
+    assert_eq!(
+        decide(&["reject", "1", "--user", "ravi"], PASSWORD).0,
+        Some(2)
+    );
+    let (code, said) = decide(&["approve", "1", "--user", "ravi"], PASSWORD);
+    assert_eq!(code, Some(0), "{said}");
+    assert_eq!(created(), 0, "approving sends nothing by itself");
+
+    // The next run sends it, once; a run after that sends nothing again.
+    let out = submit();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(created(), 4);
+    let facts: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(env.path("orders.report.csv.run.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(facts["options"]["approval"]["checker"], "ravi");
+    let out = submit();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(created(), 4);
+
+    // The file changed: a new request, not the old approval.
+    let changed = std::fs::read_to_string(&sheet)
+        .unwrap()
+        .replace(",100,", ",120,");
+    std::fs::write(&sheet, changed).unwrap();
+    let out = submit();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("filed for approval #2"));
+    assert_eq!(created(), 4);
+}

@@ -136,18 +136,6 @@ impl ProfileArgs {
         Ok(Some(valid))
     }
 
-    /// Refuses to send at once under a profile that requires approval.
-    pub fn no_approval_needed(&self, command: &str) -> Result<()> {
-        if self.approval()?.is_some() {
-            return Err(Error::Usage(format!(
-                "the profile requires a second person's approval before any order leaves: \
-                 {command} does not send under it; drop the sheet on the desk (dcms-bulk serve), \
-                 where a maker asks for approval and a checker approves"
-            )));
-        }
-        Ok(())
-    }
-
     /// Whether the profile says `warnings = "refuse"`.
     pub fn refuses_warnings(&self) -> Result<bool> {
         let (p, _) = read_profile(self.config.as_deref(), self.profile.as_deref())?;
@@ -224,6 +212,26 @@ pub enum TierArg {
     Standard,
     High,
     None,
+}
+
+/// Four eyes for files sent to `api`, if the profile requires approval:
+/// the files are filed for approval by this command line's user, and sent
+/// once approved.
+pub fn gate(
+    profile: &ProfileArgs,
+    send: &SendArgs,
+    api: &crate::engine::Api,
+) -> Result<Option<crate::service::approval::Gate>> {
+    if profile.approval()?.is_none() {
+        return Ok(None);
+    }
+    let access =
+        crate::access::Access::open(&super::users::access_dir(send.journal_dir.as_deref()))?;
+    Ok(Some(crate::service::approval::Gate::new(
+        access,
+        crate::access::Actor::command_line(),
+        format!("{} as tenant {}", api.base_url, api.tenant),
+    )))
 }
 
 /// The batch engine for `api`, sending as `send` asks, its events shown

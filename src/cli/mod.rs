@@ -121,6 +121,15 @@ pub enum Command {
         after_help = "Examples:\n  dcms-bulk audit\n  dcms-bulk audit --last 20\n  dcms-bulk audit --json | jq '.records[] | select(.action == \"approved\")'"
     )]
     Audit(Box<users::AuditArgs>),
+    /// Approve a sheet filed for approval (four eyes), as a signed-in
+    /// checker who neither made nor changed it.
+    #[command(
+        after_help = "Examples:\n  dcms-bulk approve 7 --user ravi\n  printf '%s\\n' \"$PASSWORD\" | dcms-bulk approve 7 --user ravi --password-stdin --profile prod"
+    )]
+    Approve(Box<users::DecideArgs>),
+    /// Reject a sheet filed for approval, with a reason the maker reads.
+    #[command(after_help = "Examples:\n  dcms-bulk reject 7 --user ravi --reason \"duplicate\"")]
+    Reject(Box<users::DecideArgs>),
     /// Show what the ledger holds of one order: the runs that sent and
     /// accepted it, its rows, every request and the last answer.
     #[command(
@@ -399,6 +408,8 @@ pub fn main() -> i32 {
         Command::Runs(args) => runs::run(&args, console),
         Command::Users(args) => users::run(&args, console),
         Command::Audit(args) => users::audit(&args, console),
+        Command::Approve(args) => users::decide(&args, true, console),
+        Command::Reject(args) => users::decide(&args, false, console),
         Command::Show(args) => show::run(&args, console),
         Command::Resolve(args) => resolve::run(&args, console),
         Command::Verify(args) => verify::run(&args, console),

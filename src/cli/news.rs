@@ -63,6 +63,12 @@ impl News {
                 "dcms-bulk: no sheet in the folder(s) is ready; nothing sent"
             ),
             Event::Checked { file, checked } => print_problems(checked, file, self.console),
+            Event::Held { file, why } => tracing::warn!(
+                event = "awaiting_approval",
+                file,
+                code = Exit::RowsNotDone.code(),
+                "{file}: not sent: {why}"
+            ),
             Event::Sending { file, orders } => self.bar.sending(file, orders, self.console),
             Event::Progress { file, total, sent } => self.bar.progress(file, total, &sent),
             Event::Sent { .. } => self.bar.finish(),

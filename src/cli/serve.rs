@@ -105,6 +105,7 @@ fn sending(args: &ServeArgs, console: Console) -> Result<Option<Sending>> {
 /// The watch inside the desk: its engine, settings and output.
 struct Watching {
     engine: Engine,
+    gate: Option<crate::service::approval::Gate>,
     opts: WatchOpts,
     out: Output,
 }
@@ -144,7 +145,13 @@ fn watching(
     let opts = args.folders.to_opts(&args.watch)?;
     let out = out.output()?;
     let engine = super::api::engine(&sending.api, &args.send, console)?;
-    Ok(Some(Watching { engine, opts, out }))
+    let gate = super::api::gate(&args.api.profile, &args.send, &sending.api)?;
+    Ok(Some(Watching {
+        engine,
+        gate,
+        opts,
+        out,
+    }))
 }
 
 pub fn run(args: &ServeArgs, console: Console) -> Result<Exit> {
@@ -200,6 +207,7 @@ pub fn run(args: &ServeArgs, console: Console) -> Result<Exit> {
                 command: "submit",
                 options: args.check.facts(),
                 on: &on,
+                gate: w.gate.as_ref(),
             };
             let end = watch(&service, &w.opts, &check, to_watch);
             w.engine

@@ -127,9 +127,6 @@ impl OutArgs {
 pub fn run(args: &SubmitArgs, console: Console) -> Result<Exit> {
     let mut opts = args.check.to_opts()?;
     opts.rules.strict |= args.api.profile.refuses_warnings()?;
-    if !args.dry_run {
-        args.api.profile.no_approval_needed("submit")?;
-    }
 
     let inputs = service::inputs(&args.files)?;
     if args.out.report.is_some() && inputs.len() > 1 {
@@ -143,6 +140,7 @@ pub fn run(args: &SubmitArgs, console: Console) -> Result<Exit> {
     }
     let api = args.api.resolve(&args.send, console)?;
     let engine = super::api::engine(&api, &args.send, console)?;
+    let gate = super::api::gate(&args.api.profile, &args.send, &api)?;
     let news = News::new(console, false);
     let on = |e: Event<'_>| news.tell(e);
     let service = Service {
@@ -151,6 +149,7 @@ pub fn run(args: &SubmitArgs, console: Console) -> Result<Exit> {
         command: "submit",
         options: args.check.facts(),
         on: &on,
+        gate: gate.as_ref(),
     };
     let (files, passed) = service.settled(inputs);
     let summaries = service.run(&files, &opts);

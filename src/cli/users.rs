@@ -264,3 +264,102 @@ fn one_line(text: &str) -> String {
         })
         .collect()
 }
+
+/// `dcms-bulk approve` and `reject`: a checker decides an approval from
+/// the command line, signed in with their name and password.
+#[derive(Debug, Args)]
+pub struct DecideArgs {
+    /// The approval's number (as `submit`, the desk or `audit` show it)
+    pub id: i64,
+
+    /// The checker deciding (signed in with their password)
+    #[arg(long, value_name = "NAME", env = "DCMS_USER")]
+    pub user: String,
+
+    /// Read the password from the first line of standard input
+    #[arg(long)]
+    pub password_stdin: bool,
+
+    /// Why (required to reject; the maker reads it)
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+
+    #[command(flatten)]
+    pub access: AccessArgs,
+
+    /// The profile whose `approval_valid_for` says how long an approval
+    /// holds [default: 24h]
+    #[command(flatten)]
+    pub profile: super::api::ProfileArgs,
+}
+
+/// Approves (`approve`) or rejects approval `args.id` as a signed-in
+/// checker who neither made nor changed the sheet.
+pub fn decide(args: &DecideArgs, approve: bool, console: Console) -> Result<Exit> {
+    use crate::access::Decision;
+    let decision = if approve {
+        Decision::Approve
+    } else {
+        match args.reason.as_deref().map(str::trim) {
+            Some(r) if !r.is_empty() => Decision::Reject(r.to_owned()),
+            _ => {
+                return Err(Error::Usage(
+                    "a rejection needs --reason: say what the maker is to change".into(),
+                ));
+            }
+        }
+    };
+    let access = args.access.open()?;
+    let password = if args.password_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| Error::io("standard input", e))?;
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    } else {
+        rpassword::prompt_password(format!("Password for {}: ", args.user)).map_err(|e| {
+            Error::Usage(format!(
+                "no terminal to ask the password at ({e}): use --password-stdin"
+            ))
+        })?
+    };
+    let by = Actor {
+        name: args.user.clone(),
+        origin: "command line".into(),
+    };
+    let Some(user) = access.sign_in(&args.user, &password)? else {
+        access.record(&by, "sign-in failed", serde_json::json!({}), "")?;
+        return Err(Error::Usage(
+            "that name and password do not match a user".into(),
+        ));
+    };
+    if !user.has(Role::Checker) {
+        access.record(
+            &by,
+            "refused",
+            serde_json::json!({ "request": format!("decide approval {}", args.id) }),
+            "not one of their roles",
+        )?;
+        return Err(Error::Usage(format!("{} is not a checker", user.name)));
+    }
+    let valid_for = args
+        .profile
+        .approval()?
+        .unwrap_or(std::time::Duration::from_secs(24 * 3600));
+    let a = access.decide(args.id, &decision, &by, valid_for)?;
+    if !console.quiet {
+        let said = match decision {
+            Decision::Approve => format!(
+                "approval #{} of {}: approved until {}; the next run (or the desk's maker) sends its {} orders",
+                a.id,
+                a.sheet,
+                a.expires_at.as_deref().unwrap_or("?"),
+                a.orders
+            ),
+            Decision::Reject(_) => format!("approval #{} of {}: rejected", a.id, a.sheet),
+        };
+        tracing::info!(event = "decided", "dcms-bulk: {said}");
+    }
+    Ok(Exit::Ok)
+}

@@ -110,10 +110,10 @@ pub fn run(args: &WatchArgs, console: Console) -> Result<Exit> {
     let out = args.out.output()?;
     let mut opts = args.check.to_opts()?;
     opts.rules.strict |= args.api.profile.refuses_warnings()?;
-    args.api.profile.no_approval_needed("watch")?;
 
     let api = args.api.resolve(&args.send, console)?;
     let engine = super::api::engine(&api, &args.send, console)?;
+    let gate = super::api::gate(&args.api.profile, &args.send, &api)?;
     let news = News::new(console, args.out.json);
     let on = |e: Event<'_>| news.tell(e);
     let service = Service {
@@ -122,6 +122,7 @@ pub fn run(args: &WatchArgs, console: Console) -> Result<Exit> {
         command: "submit",
         options: args.check.facts(),
         on: &on,
+        gate: gate.as_ref(),
     };
     let end = watch(&service, &watching, &opts, crate::stage::never());
     engine.runtime.shutdown_timeout(Duration::from_secs(1));

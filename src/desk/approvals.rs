@@ -207,7 +207,7 @@ async fn decide(desk: Shared, who: Who, id: i64, f: DecideForm, decision: Decisi
 
 /// Sends the sheet of an approval just given: taken for sending once, and
 /// only while the sheet is the version approved.
-async fn send_approved(
+pub(super) async fn send_approved(
     desk: &Shared,
     who: &Who,
     approval: &crate::access::Approval,

@@ -61,6 +61,8 @@ pub enum FileState {
     Left,
     /// Not an order sheet, or not taken.
     Passed,
+    /// Four eyes: sent once a checker approves it.
+    Awaiting,
 }
 
 impl FileState {
@@ -74,6 +76,7 @@ impl FileState {
             FileState::Retrying => "to be tried again",
             FileState::Left => "stopped part way",
             FileState::Passed => "not taken",
+            FileState::Awaiting => "waiting for approval",
         }
     }
 
@@ -82,7 +85,7 @@ impl FileState {
         match self {
             FileState::Done => "ok",
             FileState::Failed | FileState::Passed => "bad",
-            FileState::Retrying | FileState::Left => "warn",
+            FileState::Retrying | FileState::Left | FileState::Awaiting => "warn",
             _ => "busy",
         }
     }
@@ -133,6 +136,9 @@ impl Folders {
             }),
             Event::Passed(p) => b.at(&p.path, FileState::Passed, || p.why.clone()),
             Event::Taken { file } => b.at(file, FileState::Checking, String::new),
+            Event::Held { file, why } => {
+                b.at(Path::new(file), FileState::Awaiting, || (*why).to_owned());
+            }
             Event::Checked { file, checked } => {
                 let c = checked.grouping.counts;
                 b.at(Path::new(file), FileState::Checking, || {
@@ -243,7 +249,7 @@ impl Board {
             .iter()
             .rev()
             .find(|f| f.path == outcome.input)
-            .is_some_and(|f| f.state == FileState::Retrying);
+            .is_some_and(|f| matches!(f.state, FileState::Retrying | FileState::Awaiting));
         if !retrying {
             let keep = |f: &FolderFile| f.detail.clone();
             let detail = match (&outcome.error, &outcome.filed_in) {

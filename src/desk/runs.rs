@@ -37,12 +37,23 @@ pub(super) async fn send_sheet(
     let Some(dropped) = desk.sheet(id) else {
         return refused(StatusCode::NOT_FOUND, "No such sheet on this desk.");
     };
+    if desk.opts.approval.is_some() {
+        // Four eyes: sent only as approved (a checker who approved on the
+        // command line leaves the sending to the maker).
+        let approval = lock(&desk.access).approval_of(&desk.subject(id));
+        let why = match approval {
+            Ok(Some(a)) if a.in_force() => {
+                match super::approvals::send_approved(&desk, &who, &a).await {
+                    Ok(()) => return Redirect::to(&format!("/sheets/{id}#send")).into_response(),
+                    Err(why) => why,
+                }
+            }
+            _ => "Not sent: the profile requires a second person's approval: ask for it.".into(),
+        };
+        return not_done(&desk, &lock(&dropped), id, &who, &why);
+    }
     let mut d = lock(&dropped);
-    let why = if desk.opts.approval.is_some() {
-        Some("The profile requires a second person's approval: ask for it.")
-    } else {
-        not_ready(&d, f.warnings_read.is_some())
-    };
+    let why = not_ready(&d, f.warnings_read.is_some());
     if let Some(why) = why {
         return not_done(&desk, &d, id, &who, &format!("Not sent: {why}"));
     }

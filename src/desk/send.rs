@@ -228,6 +228,7 @@ fn send(
         command: "desk",
         options,
         on: &on,
+        gate: None,
     };
     let outcome = out
         .prepare()

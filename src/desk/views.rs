@@ -77,6 +77,16 @@ pub struct Replace<'a> {
 }
 
 impl Sheet<'_> {
+    /// A maker may ask for approval: none is waiting or in force.
+    pub fn may_ask(&self) -> bool {
+        self.counts.orders_ready > 0
+            && self.me.has_maker()
+            && !self
+                .approval
+                .as_ref()
+                .is_some_and(|a| a.state == crate::access::ApprovalState::Pending || a.in_force())
+    }
+
     /// The link to page `page` with the same filter.
     pub fn page_link(&self, page: &u64) -> String {
         format!(

@@ -10,6 +10,7 @@
 //! The watch service, which finds settled sheets in drop folders and
 //! sends them until it is stopped, is in [`watch`].
 
+pub mod approval;
 pub mod verify;
 pub mod watch;
 
@@ -93,6 +94,8 @@ pub enum Event<'a> {
     NothingReady,
     /// A file read and checked: its problems are in `checked`.
     Checked { file: &'a str, checked: &'a Checked },
+    /// Not sent: it waits for (or was refused) a second person's approval.
+    Held { file: &'a str, why: &'a str },
     /// Its ready orders are about to be sent.
     Sending { file: &'a str, orders: u64 },
     /// How far the sending is (told a few times a second).
@@ -270,6 +273,9 @@ pub struct FileOutcome {
     /// The ledger's id of the run.
     #[serde(skip)]
     pub run: Option<i64>,
+    /// Not sent: it waits for a second person's approval.
+    #[serde(skip)]
+    pub awaiting_approval: bool,
 }
 
 impl FileOutcome {
@@ -287,6 +293,7 @@ impl FileOutcome {
             tag: format!("at-{}", crate::clock::in_name(&report::now())),
             failed_rows: 0,
             run: None,
+            awaiting_approval: false,
         }
     }
 
@@ -344,6 +351,8 @@ pub struct Service<'a> {
     pub command: &'static str,
     pub options: Value,
     pub on: &'a (dyn Fn(Event<'_>) + Sync),
+    /// Four eyes: no sheet is sent without an approval of that version.
+    pub gate: Option<&'a approval::Gate>,
 }
 
 impl Service<'_> {
@@ -429,6 +438,22 @@ impl Service<'_> {
     pub fn send(&self, job: &Job, started: &str) -> Result<FileOutcome> {
         let checked = job.checked();
         let file = &checked.path;
+        let mut options = self.options.clone();
+        if let Some(gate) = self.gate {
+            match gate.check(job, file)? {
+                approval::Gated::Send(record) => options["approval"] = record,
+                approval::Gated::Held(why) => {
+                    let name = file.display().to_string();
+                    (self.on)(Event::Held {
+                        file: &name,
+                        why: &why,
+                    });
+                    let mut outcome = FileOutcome::failed(name, Exit::RowsNotDone, why);
+                    outcome.awaiting_approval = true;
+                    return Ok(outcome);
+                }
+            }
+        }
         let target = self.out.target(file)?;
         report::not_the_input(&target.path, file)?;
         // Before any order leaves: an earlier run's report there is kept,
@@ -443,7 +468,7 @@ impl Service<'_> {
         let tally = Arc::new(Tally::with_answers());
         let batch = Batch {
             command: self.command,
-            options: self.options.clone(),
+            options,
             started: started.to_owned(),
             report: &target,
             tally: tally.clone(),
@@ -472,6 +497,7 @@ impl Service<'_> {
             },
             failed_rows: done.facts.sent.map_or(0, |s| s.failed),
             run: done.facts.api.as_ref().map(|api| api.ledger_run),
+            awaiting_approval: false,
         })
     }
 

@@ -343,8 +343,10 @@ impl Board {
         let (retry_at, failures) = match d.next {
             Next::Filed => return,
             Next::Stays => (None, failures),
-            // An outage is not the file's failure.
-            Next::Retry(after) if d.outcome.exit_code == Exit::ApiUnavailable => {
+            // An outage, or an approval awaited, is not the file's failure.
+            Next::Retry(after)
+                if d.outcome.exit_code == Exit::ApiUnavailable || d.outcome.awaiting_approval =>
+            {
                 (Some(Instant::now() + after), failures)
             }
             Next::Retry(after) => (Some(Instant::now() + after), failures + 1),
@@ -438,6 +440,8 @@ fn tell(counts: &mut Counts, d: &Done, on: &(dyn Fn(Event<'_>) + Sync)) {
             dir,
             exit,
         }),
+        // Told already (the service's `Held`).
+        (Next::Retry(_), _) if d.outcome.awaiting_approval => {}
         (Next::Retry(after), _) => {
             let why = match (&d.outcome.error, d.outcome.failed_rows) {
                 (Some(e), _) => e.clone(),
@@ -574,7 +578,10 @@ fn one_file(
         paused: false,
         fatal: None,
     };
-    if exit == Exit::Interrupted {
+    if sent.outcome.awaiting_approval {
+        // Four eyes: looked at again now and then, and sent once approved.
+        sent.next = Next::Retry(APPROVAL_LOOK);
+    } else if exit == Exit::Interrupted {
         // Stopped part way: left for the next watch, which resumes it.
     } else if api_trouble {
         // The API went away, or left orders unsettled: this file again
@@ -614,6 +621,7 @@ fn send_handed(service: &Service<'_>, h: Handed, ledger_failed: bool) {
                 command: h.command,
                 options: h.options,
                 on,
+                gate: None,
             };
             let sent = h
                 .out
@@ -692,6 +700,9 @@ fn file_records(service: &Service<'_>, dir: &Path, records: &[Kept], tag: &str) 
         }
     }
 }
+
+/// How often a file waiting for approval is looked at again.
+const APPROVAL_LOOK: Duration = Duration::from_secs(120);
 
 /// The first wait after the API went away; it doubles each time in a row,
 /// up to the most.

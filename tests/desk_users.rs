@@ -697,3 +697,106 @@ fn submit_files_a_sheet_for_approval_and_sends_it_once_a_checker_approved() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("filed for approval #2"));
     assert_eq!(created(), 4);
 }
+
+/// A certificate for 127.0.0.1 signed by a CA made here: (CA, cert, key)
+/// as PEM files in `env`.
+fn pki(env: &Desk) -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["127.0.0.1".into(), "desk.bank.test".into()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let write = |name: &str, text: String| env.write(name, &text).display().to_string();
+    (
+        write("ca.pem", ca_cert.pem()),
+        write("desk.pem", cert.pem()),
+        write("desk.key", key.serialize_pem()),
+    )
+}
+
+#[test]
+fn beyond_this_machine_the_desk_needs_tls_and_users_and_its_cookie_is_secure() {
+    let env = Desk::new();
+    let (ca, cert, key) = pki(&env);
+    let tls = ["--tls-cert", cert.as_str(), "--tls-key", key.as_str()];
+    let refused = env.run(&["serve", "--listen", "0.0.0.0:0"]);
+    assert_eq!(refused.status.code(), Some(dcms_bulk::exit::USAGE));
+    let mut args = vec!["serve", "--listen", "0.0.0.0:0"];
+    args.extend(tls);
+    let refused = env.run(&args);
+    assert_eq!(refused.status.code(), Some(dcms_bulk::exit::USAGE));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("needs TLS"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+
+    add_user(&env, "asha", "maker");
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let kept = tempfile::tempdir().unwrap();
+    let (child, url) = common::serve(&env, kept.path(), &tls);
+    let mut served = Served {
+        child,
+        _kept: kept,
+        url: url.trim_end_matches('/').to_owned(),
+        http: Client::new(),
+    };
+    assert!(served.url.starts_with("https://"), "{}", served.url);
+    let root = reqwest::Certificate::from_pem(&std::fs::read(&ca).unwrap()).unwrap();
+    served.http = Client::builder()
+        .redirect(Policy::none())
+        .tls_certs_only([root])
+        .build()
+        .unwrap();
+    let (status, set) = served.sign_in_as("asha", PASSWORD, None);
+    assert_eq!(status, 303);
+    assert!(set.contains("Secure") && set.contains("HttpOnly"), "{set}");
+    let r = served
+        .request(reqwest::Method::GET, "/login", None)
+        .send()
+        .unwrap();
+    assert!(r.headers().contains_key("strict-transport-security"));
+    // A form from the plain-HTTP origin of the same host is not its own.
+    let plain = served
+        .http
+        .post(format!("{}/login", served.url))
+        .header("Origin", served.url.replace("https://", "http://"))
+        .form(&[("name", "asha"), ("password", PASSWORD)])
+        .send()
+        .unwrap();
+    assert_eq!(plain.status().as_u16(), 403);
+    let asha = served.sign_in("asha");
+    assert_eq!(served.get("/", Some(&asha)).0, 200);
+
+    // With both, it listens beyond this machine.
+    let mut wide = env
+        .command(&[
+            "serve",
+            "--listen",
+            "0.0.0.0:0",
+            "-q",
+            "--tls-cert",
+            &cert,
+            "--tls-key",
+            &key,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(wide.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let _ = wide.kill();
+    let _ = wide.wait();
+    assert!(line.starts_with("https://0.0.0.0:"), "{line:?}");
+}

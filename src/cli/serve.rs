@@ -41,6 +41,30 @@ pub struct ServeArgs {
     #[arg(long, value_name = "MIB", default_value_t = 100)]
     pub max_upload_mib: usize,
 
+    /// Serve over TLS with this certificate chain (PEM); needed, with
+    /// users, to listen beyond this machine
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_key",
+        help_heading = "Users"
+    )]
+    pub tls_cert: Option<std::path::PathBuf>,
+
+    /// The TLS certificate's private key (PEM)
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_cert",
+        help_heading = "Users"
+    )]
+    pub tls_key: Option<std::path::PathBuf>,
+
+    /// Another name the desk answers to, as its users reach it (its host
+    /// name in their browsers); a request for any other name is refused
+    #[arg(long = "host", value_name = "NAME", help_heading = "Users")]
+    pub names: Vec<String>,
+
     /// A session ends after this long without a request
     #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = humantime::parse_duration, help_heading = "Users")]
     pub session_idle: std::time::Duration,
@@ -179,11 +203,13 @@ pub fn run(args: &ServeArgs, console: Console) -> Result<Exit> {
         auth: crate::desk::auth::AuthOpts {
             idle: args.session_idle,
             longest: args.session_max,
-            tls: false,
+            tls: args.tls_cert.is_some(),
             trusted_proxies: args.trusted_proxy.clone(),
             user_header: args.user_header.clone(),
         },
         approval: args.api.profile.approval()?,
+        tls: args.tls_cert.clone().zip(args.tls_key.clone()),
+        names: args.names.clone(),
     };
     std::fs::create_dir_all(&opts.keep).map_err(|e| Error::io(&opts.keep, e))?;
     let Some(w) = watching else {

@@ -34,7 +34,7 @@ pub async fn guard(State(shared): State<Shared>, request: Request, next: Next) -
             "This desk answers only at its own address.",
         )
     } else if !matches!(*request.method(), Method::GET | Method::HEAD)
-        && !same_origin(&request, host)
+        && !same_origin(&request, host, shared.opts.tls.is_some())
     {
         refused(
             StatusCode::FORBIDDEN,
@@ -65,6 +65,12 @@ pub async fn guard(State(shared): State<Shared>, request: Request, next: Next) -
     ] {
         headers.insert(name, HeaderValue::from_static(value));
     }
+    if shared.opts.tls.is_some() {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
     answer
 }
 
@@ -78,8 +84,8 @@ async fn admitted(desk: &Shared, mut request: Request, next: Next) -> Response {
     }
     let peer = request
         .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(SocketAddr::from(([127, 0, 0, 1], 0)), |c| c.0);
+        .get::<ConnectInfo<super::tls::Peer>>()
+        .map_or(SocketAddr::from(([127, 0, 0, 1], 0)), |c| c.0.0);
     let who = match desk.who(request.headers(), peer) {
         Ok(who) => who,
         Err(e) => return refused(StatusCode::INTERNAL_SERVER_ERROR, &e),
@@ -120,14 +126,16 @@ async fn admitted(desk: &Shared, mut request: Request, next: Next) -> Response {
     next.run(request).await
 }
 
-/// The request's `Origin` is this desk (`http://HOST`); a request with
-/// none is refused (every browser sends one with a form it posts).
-fn same_origin(request: &Request, host: &str) -> bool {
+/// The request's `Origin` is this desk (`http://HOST`, `https://` under
+/// TLS); a request with none is refused (every browser sends one with a
+/// form it posts).
+fn same_origin(request: &Request, host: &str, tls: bool) -> bool {
+    let scheme = if tls { "https" } else { "http" };
     request
         .headers()
         .get(header::ORIGIN)
         .and_then(|o| o.to_str().ok())
-        .is_some_and(|o| o == format!("http://{host}"))
+        .is_some_and(|o| o == format!("{scheme}://{host}"))
 }
 
 /// The request says its body is larger than the largest file the desk

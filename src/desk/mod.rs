@@ -18,6 +18,7 @@ mod replace;
 mod runs;
 pub mod send;
 mod signin;
+mod tls;
 mod views;
 
 use std::collections::BTreeMap;
@@ -66,6 +67,10 @@ pub struct DeskOpts {
     /// Four eyes: no sheet is sent without a second person's approval,
     /// which holds this long.
     pub approval: Option<std::time::Duration>,
+    /// Served over TLS with this certificate chain and key (PEM files).
+    pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    /// Other names the desk answers to (in `Host`), as its users reach it.
+    pub names: Vec<String>,
 }
 
 /// The file types a sheet may have (as `validate` reads them).
@@ -122,6 +127,12 @@ impl Desk {
         let mut hosts = vec![format!("{addr}"), format!("localhost:{port}")];
         if addr.ip().is_loopback() && addr.is_ipv4() {
             hosts.push(format!("127.0.0.1:{port}"));
+        }
+        for name in &opts.names {
+            hosts.push(format!("{name}:{port}"));
+            if (port == 443 && opts.tls.is_some()) || (port == 80 && opts.tls.is_none()) {
+                hosts.push(name.clone());
+            }
         }
         let token = format!(
             "{}{}",
@@ -266,11 +277,26 @@ pub async fn serve(
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     if !opts.listen.ip().is_loopback() {
-        return Err(Error::Usage(format!(
-            "--listen {}: the desk listens on this machine only (127.0.0.1 or [::1])",
-            opts.listen
-        )));
+        let users = crate::access::Access::open(&opts.access_dir)?.has_users()?;
+        if opts.tls.is_none() || !users {
+            return Err(Error::Usage(format!(
+                "--listen {}: beyond this machine the desk needs TLS (--tls-cert, --tls-key) and users (dcms-bulk users add)",
+                opts.listen
+            )));
+        }
     }
+    let acceptor = match &opts.tls {
+        Some((cert, key)) => Some(
+            crate::sandbox::TlsServer {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_ca: None,
+            }
+            .acceptor()
+            .map_err(|e| Error::Usage(format!("--tls-cert/--tls-key: {e}")))?,
+        ),
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(opts.listen)
         .await
         .map_err(|e| Error::Usage(format!("--listen {}: {e}", opts.listen)))?;
@@ -278,14 +304,25 @@ pub async fn serve(
         .local_addr()
         .map_err(|e| Error::io("the desk's address", e))?;
     let desk = Arc::new(Desk::new(opts, addr)?);
-    told(&format!("http://{addr}/"));
-    axum::serve(
-        listener,
-        router(desk).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(stop)
-    .await
-    .map_err(|e| Error::io("the desk", e))
+    let app = router(desk).into_make_service_with_connect_info::<tls::Peer>();
+    let failed = |e| Error::io("the desk", e);
+    match acceptor {
+        None => {
+            told(&format!("http://{addr}/"));
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop)
+                .await
+                .map_err(failed)
+        }
+        Some(acceptor) => {
+            let listener = tls::TlsListener::new(listener, acceptor).map_err(failed)?;
+            told(&format!("https://{addr}/"));
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop)
+                .await
+                .map_err(failed)
+        }
+    }
 }
 
 fn page(template: impl Template) -> Response {

@@ -1,7 +1,5 @@
 //! Signing in and out of the desk (when it has users).
 
-use std::net::SocketAddr;
-
 use askama::Template;
 use axum::extract::{ConnectInfo, Form, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -53,7 +51,7 @@ const NOT_SIGNED_IN: &str = "That name and password do not match a user of this 
 
 pub(super) async fn sign_in(
     State(desk): State<Shared>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(super::tls::Peer(peer)): ConnectInfo<super::tls::Peer>,
     headers: HeaderMap,
     Form(f): Form<SignIn>,
 ) -> Response {

@@ -154,7 +154,7 @@ pub struct TlsServer {
 }
 
 impl TlsServer {
-    fn acceptor(&self) -> Result<tokio_rustls::TlsAcceptor, SandboxError> {
+    pub fn acceptor(&self) -> Result<tokio_rustls::TlsAcceptor, SandboxError> {
         use rustls_pki_types::pem::PemObject;
         use rustls_pki_types::{CertificateDer, PrivateKeyDer};
         let tls = |what: &PathBuf, e: &dyn std::fmt::Display| SandboxError::Tls {

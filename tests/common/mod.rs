@@ -464,6 +464,9 @@ pub fn serve(env: &Desk, kept: &Path, extra: &[&str]) -> (std::process::Child, S
     std::io::BufReader::new(child.stdout.take().expect("stdout"))
         .read_line(&mut line)
         .expect("read the desk's URL");
-    assert!(line.starts_with("http://127.0.0.1:"), "{line:?}");
+    assert!(
+        line.starts_with("http://127.0.0.1:") || line.starts_with("https://127.0.0.1:"),
+        "{line:?}"
+    );
     (child, line.trim().to_owned())
 }

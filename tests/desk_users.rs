@@ -688,6 +688,28 @@ fn submit_files_a_sheet_for_approval_and_sends_it_once_a_checker_approved() {
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(created(), 4);
 
+    // verify finds the approval, by another, and the trail's chain whole;
+    // a record of the trail changed behind the database's back, it does
+    // not.
+    let report = env.path("orders.report.csv").display().to_string();
+    let out = env.run(&["verify", &report]);
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(said.contains("approved by ravi"), "{said}");
+    let db = rusqlite::Connection::open(env.path("journals/access.sqlite")).unwrap();
+    db.execute_batch(
+        "DROP TRIGGER audit_no_update; UPDATE audit SET who = 'mallory' WHERE action = 'approved';",
+    )
+    .unwrap();
+    drop(db);
+    let out = env.run(&["verify", &report]);
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("does not match its hash"), "{said}");
+    assert_eq!(env.run(&["audit", "-q"]).status.code(), Some(1));
+
     // The file changed: a new request, not the old approval.
     let changed = std::fs::read_to_string(&sheet)
         .unwrap()

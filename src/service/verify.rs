@@ -74,6 +74,97 @@ fn ledger_check(audit: &mut Audit, ledger: Option<PathBuf>, report: &std::path::
     decisions_check(audit, &path, kind);
     run_check(audit, &path, report);
     chain_check(audit, &path);
+    four_eyes_check(audit, &path);
+}
+
+/// A run sent under four eyes: its approval, in the access database beside
+/// the ledger, given by a checker who neither made nor changed the sheet,
+/// and used for this run; and the audit trail's chain.
+fn four_eyes_check(audit: &mut Audit, ledger: &Path) {
+    const CHECK: &str = "approved by a second person";
+    let approval = audit.facts["options"]["approval"].clone();
+    if approval.is_null() {
+        return;
+    }
+    let dir = ledger.parent().unwrap_or(Path::new("."));
+    if !dir.join("access.sqlite").is_file() {
+        let detail = format!(
+            "the run names approval {}; the access database is not at hand in {}: not checked",
+            approval["id"],
+            dir.display()
+        );
+        audit.say(CHECK, None, detail);
+        return;
+    }
+    let access = match crate::access::Access::open(dir) {
+        Ok(a) => a,
+        Err(e) => return audit.say(CHECK, Some(false), e.to_string()),
+    };
+    let found = approval["id"]
+        .as_i64()
+        .map(|id| access.approval(id))
+        .transpose();
+    let (ok, detail) = match found {
+        Ok(Some(Some(a))) => {
+            let checker = a.checker.clone().unwrap_or_default();
+            let mut wrong = Vec::new();
+            if a.state != crate::access::ApprovalState::Sent {
+                wrong.push(format!("it is {}, not sent", a.state.as_str()));
+            }
+            if checker.is_empty() || !a.may_decide(&checker) {
+                wrong.push(format!("its checker `{checker}` made or changed the sheet"));
+            }
+            if approval["checker"].as_str() != Some(checker.as_str())
+                || approval["maker"].as_str() != Some(a.maker.as_str())
+            {
+                wrong.push("the run facts name another maker or checker".into());
+            }
+            if wrong.is_empty() {
+                (
+                    true,
+                    format!(
+                        "approval #{} of {}: asked by {} at {}, approved by {} at {}",
+                        a.id,
+                        a.sheet,
+                        a.maker,
+                        a.asked_at,
+                        checker,
+                        a.decided_at.as_deref().unwrap_or("?")
+                    ),
+                )
+            } else {
+                (false, format!("approval #{}: {}", a.id, wrong.join("; ")))
+            }
+        }
+        Ok(_) => (
+            false,
+            format!(
+                "the run names approval {}, which the access database does not hold",
+                approval["id"]
+            ),
+        ),
+        Err(e) => (false, e.to_string()),
+    };
+    audit.say(CHECK, Some(ok), detail);
+    const TRAIL: &str = "the audit trail's chain";
+    match access.check_trail() {
+        Ok(problems) if problems.is_empty() => {
+            audit.say(
+                TRAIL,
+                Some(true),
+                "every record chained to the one before: none changed or removed".into(),
+            );
+        }
+        Ok(problems) => {
+            let said: Vec<String> = problems
+                .iter()
+                .take(10)
+                .map(|p| format!("record #{}: {}", p.seq, p.problem))
+                .collect();
+            audit.say(TRAIL, Some(false), said.join("; "));
+        }
+        Err(e) => audit.say(TRAIL, Some(false), e.to_string()),
+    }
 }
 
 /// The report against what the ledger recorded of its run: the report's

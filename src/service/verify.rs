@@ -106,19 +106,8 @@ fn four_eyes_check(audit: &mut Audit, ledger: &Path) {
         .transpose();
     let (ok, detail) = match found {
         Ok(Some(Some(a))) => {
+            let wrong = approval_problems(&a, &approval);
             let checker = a.checker.clone().unwrap_or_default();
-            let mut wrong = Vec::new();
-            if a.state != crate::access::ApprovalState::Sent {
-                wrong.push(format!("it is {}, not sent", a.state.as_str()));
-            }
-            if checker.is_empty() || !a.may_decide(&checker) {
-                wrong.push(format!("its checker `{checker}` made or changed the sheet"));
-            }
-            if approval["checker"].as_str() != Some(checker.as_str())
-                || approval["maker"].as_str() != Some(a.maker.as_str())
-            {
-                wrong.push("the run facts name another maker or checker".into());
-            }
             if wrong.is_empty() {
                 (
                     true,
@@ -146,15 +135,18 @@ fn four_eyes_check(audit: &mut Audit, ledger: &Path) {
         Err(e) => (false, e.to_string()),
     };
     audit.say(CHECK, Some(ok), detail);
+    trail_check(audit, &access);
+}
+
+/// The audit trail's records, each chained to the one before.
+fn trail_check(audit: &mut Audit, access: &crate::access::Access) {
     const TRAIL: &str = "the audit trail's chain";
     match access.check_trail() {
-        Ok(problems) if problems.is_empty() => {
-            audit.say(
-                TRAIL,
-                Some(true),
-                "every record chained to the one before: none changed or removed".into(),
-            );
-        }
+        Ok(problems) if problems.is_empty() => audit.say(
+            TRAIL,
+            Some(true),
+            "every record chained to the one before: none changed or removed".into(),
+        ),
         Ok(problems) => {
             let said: Vec<String> = problems
                 .iter()
@@ -165,6 +157,24 @@ fn four_eyes_check(audit: &mut Audit, ledger: &Path) {
         }
         Err(e) => audit.say(TRAIL, Some(false), e.to_string()),
     }
+}
+
+/// What is wrong with approval `a` as the run facts name it (`named`).
+fn approval_problems(a: &crate::access::Approval, named: &serde_json::Value) -> Vec<String> {
+    let checker = a.checker.clone().unwrap_or_default();
+    let mut wrong = Vec::new();
+    if a.state != crate::access::ApprovalState::Sent {
+        wrong.push(format!("it is {}, not sent", a.state.as_str()));
+    }
+    if checker.is_empty() || !a.may_decide(&checker) {
+        wrong.push(format!("its checker `{checker}` made or changed the sheet"));
+    }
+    if named["checker"].as_str() != Some(checker.as_str())
+        || named["maker"].as_str() != Some(a.maker.as_str())
+    {
+        wrong.push("the run facts name another maker or checker".into());
+    }
+    wrong
 }
 
 /// The report against what the ledger recorded of its run: the report's

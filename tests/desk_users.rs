@@ -336,6 +336,18 @@ fn four_eyes_a_maker_asks_another_approves_and_the_orders_go_once() {
     let (status, body) = desk.post("/approvals/2/approve", Some(&both), &[]);
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("four eyes"), "{body}");
+    // ...nor from the command line.
+    let mut cli = env
+        .command(&["approve", "2", "--user", "both", "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(cli.stdin.take().unwrap(), "{PASSWORD}").unwrap();
+    let out = cli.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(dcms_bulk::exit::USAGE), "{said}");
+    assert!(said.contains("four eyes"), "{said}");
 
     // A rejection needs a reason, and the maker reads it.
     assert_eq!(
@@ -821,4 +833,66 @@ fn beyond_this_machine_the_desk_needs_tls_and_users_and_its_cookie_is_secure() {
     let _ = wide.kill();
     let _ = wide.wait();
     assert!(line.starts_with("https://0.0.0.0:"), "{line:?}");
+}
+
+#[test]
+fn an_approval_expires_and_the_sheet_is_filed_again() {
+    let env = Desk::new();
+    add_user(&env, "ravi", "checker");
+    let sb = common::SandboxProcess::start(&[]);
+    let config = env
+        .write(
+            "config.toml",
+            "[profiles.quick]\napproval = \"required\"\napproval_valid_for = \"1s\"\n",
+        )
+        .display()
+        .to_string();
+    let sheet = env.write(
+        "orders.csv",
+        &std::fs::read_to_string(root().join("samples/orders.csv")).unwrap(),
+    );
+    let sheet = sheet.display().to_string();
+    let api = [
+        "--base-url",
+        &sb.base,
+        "--tenant",
+        "ACME",
+        "--config",
+        &config,
+        "--profile",
+        "quick",
+    ];
+    let submit = || {
+        let mut args = vec!["submit", sheet.as_str()];
+        args.extend(api);
+        let out = env.run(&args);
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    assert!(submit().contains("filed for approval #1"));
+    let args = [
+        "approve",
+        "1",
+        "--user",
+        "ravi",
+        "--password-stdin",
+        "--config",
+        &config,
+        "--profile",
+        "quick",
+    ];
+    let mut child = env.command(&args).stdin(Stdio::piped()).spawn().unwrap();
+    writeln!(child.stdin.take().unwrap(), "{PASSWORD}").unwrap();
+    assert!(child.wait().unwrap().success());
+    std::thread::sleep(Duration::from_millis(1500));
+    let said = submit();
+    assert!(
+        said.contains("approval #1 expired") && said.contains("filed for approval #2"),
+        "{said}"
+    );
+    assert_eq!(
+        sb.inspect("/stats")["tenants"]["ACME"]["orders"]
+            .as_u64()
+            .unwrap_or(0),
+        0
+    );
 }

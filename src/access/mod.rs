@@ -312,9 +312,7 @@ pub struct Actor {
 impl Actor {
     /// Someone at this machine's command line (the system's user name).
     pub fn command_line() -> Actor {
-        let name = std::env::var("USER")
-            .or_else(|_| std::env::var("USERNAME"))
-            .unwrap_or_else(|_| "unknown".into());
+        let name = crate::report::user().unwrap_or_else(|| "unknown".into());
         Actor {
             name: format!("system user {name}"),
             origin: "command line".into(),

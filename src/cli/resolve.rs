@@ -67,13 +67,23 @@ pub fn run(args: &ResolveArgs, console: Console) -> Result<Exit> {
         reason,
     };
     let kind = args.kind.ledger_kind();
+    // The audit trail too: who decided, where, what and why.
+    let access = crate::access::Access::open(&dir)?;
+    let actor = crate::access::Actor::command_line();
     let mut code = Exit::Ok;
     for id in &args.ids {
         match ledger
             .resolve(kind, id, args.sent, &who)
             .map_err(Error::Ledger)?
         {
-            Ok(said) => tracing::info!(event = "resolved", id = %id, "{said}"),
+            Ok(said) => {
+                let what = serde_json::json!({
+                    "id": id, "kind": format!("{kind:?}"), "sent": args.sent, "host": host,
+                    "destination": format!("{} as tenant {}", dest.base_url, dest.tenant),
+                });
+                access.record(&actor, "resolved", what, reason)?;
+                tracing::info!(event = "resolved", id = %id, "{said}");
+            }
             Err(why) => {
                 tracing::error!(event = "not_resolved", id = %id, "dcms-bulk: {why}");
                 code = Exit::RowsNotDone;

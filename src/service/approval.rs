@@ -74,6 +74,16 @@ impl Gate {
                 a.reason.as_deref().unwrap_or("")
             ))),
             _ => {
+                let expired = latest
+                    .as_ref()
+                    .filter(|a| same && a.state == ApprovalState::Approved && a.expired())
+                    .map(|a| {
+                        format!(
+                            "approval #{} expired at {}; ",
+                            a.id,
+                            a.expires_at.as_deref().unwrap_or("?")
+                        )
+                    });
                 let c = job.checked().grouping.counts;
                 let name = path.file_name().map_or_else(
                     || path.display().to_string(),
@@ -102,7 +112,8 @@ impl Gate {
                 };
                 let id = access.ask(&ask, &self.maker)?;
                 Ok(Gated::Held(format!(
-                    "filed for approval #{id}: a checker (not {}) approves it on the desk's Approvals page or with `dcms-bulk approve {id}`; the next run then sends it",
+                    "{}filed for approval #{id}: a checker (not {}) approves it on the desk's Approvals page or with `dcms-bulk approve {id}`; the next run then sends it",
+                    expired.unwrap_or_default(),
                     self.maker.name
                 )))
             }

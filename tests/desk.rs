@@ -288,12 +288,12 @@ fn hostile_cells_are_shown_as_text() {
 }
 
 #[test]
-fn the_desk_listens_on_this_machine_only() {
+fn without_users_and_tls_the_desk_listens_on_this_machine_only() {
     let d = Desk::new();
     let out = d.run(&["serve", "--listen", "0.0.0.0:0"]);
     assert_eq!(out.status.code(), Some(dcms_bulk::exit::USAGE));
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("this machine only"),
+        String::from_utf8_lossy(&out.stderr).contains("beyond this machine the desk needs TLS"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );

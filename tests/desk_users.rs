@@ -210,7 +210,7 @@ fn every_role_and_no_session_against_every_change() {
         ("no session", None),
     ];
     // Each change, and the roles it is open to.
-    let changes: [(&str, &[&str]); 12] = [
+    let changes: [(&str, &[&str]); 16] = [
         ("/sheets", &["maker"]),
         ("/sheets/1/cells", &["maker"]),
         ("/sheets/1/rows/2", &["maker"]),
@@ -222,6 +222,10 @@ fn every_role_and_no_session_against_every_change() {
         ("/approvals/1/approve", &["checker"]),
         ("/approvals/1/reject", &["checker"]),
         ("/verify", &["maker", "checker", "auditor", "admin"]),
+        ("/users", &["admin"]),
+        ("/users/aud/roles", &["admin"]),
+        ("/users/aud/disable", &["admin"]),
+        ("/users/aud/enable", &["admin"]),
         ("/sheets/1/anything", &[]),
     ];
     for (role, session) in &sessions {
@@ -894,5 +898,65 @@ fn an_approval_expires_and_the_sheet_is_filed_again() {
             .as_u64()
             .unwrap_or(0),
         0
+    );
+}
+
+#[test]
+fn an_admin_manages_users_on_the_desk_and_cannot_lock_themselves_out() {
+    let env = Desk::new();
+    add_user(&env, "adm", "admin");
+    let desk = Served::start(&env, &[]);
+    let adm = desk.sign_in("adm");
+    // A user added with a first password and roles signs in with them.
+    let (status, _) = desk.post(
+        "/users",
+        Some(&adm),
+        &[
+            ("name", "bea"),
+            ("password", PASSWORD),
+            ("role", "maker"),
+            ("role", "auditor"),
+        ],
+    );
+    assert_eq!(status, 303);
+    let bea = desk.sign_in("bea");
+    let (_, page) = desk.get("/users", Some(&bea));
+    assert!(
+        page.contains("<td>bea</td>") && page.contains("maker, auditor"),
+        "{page}"
+    );
+    assert!(
+        !page.contains("Add the user"),
+        "no admin forms for bea: {page}"
+    );
+    // A short password, a user that exists: said on the page.
+    let (status, page) = desk.post(
+        "/users",
+        Some(&adm),
+        &[("name", "cy"), ("password", "short"), ("role", "maker")],
+    );
+    assert_eq!(status, 422);
+    assert!(page.contains("at least 10"), "{page}");
+    // Roles changed, then disabled: her session ends at once.
+    assert_eq!(
+        desk.post("/users/bea/roles", Some(&adm), &[("role", "checker")])
+            .0,
+        303
+    );
+    assert!(desk.get("/", Some(&bea)).1.contains("(checker)"));
+    assert_eq!(desk.post("/users/bea/disable", Some(&adm), &[]).0, 303);
+    assert_eq!(desk.get("/", Some(&bea)).0, 303);
+    // Not themselves.
+    assert_eq!(desk.post("/users/adm/disable", Some(&adm), &[]).0, 422);
+    assert_eq!(
+        desk.post("/users/adm/roles", Some(&adm), &[("role", "maker")])
+            .0,
+        422
+    );
+    let out = env.run(&["audit", "--json"]);
+    let trail = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        trail.contains("\"who\": \"adm\"") && trail.contains("user disabled"),
+        "{trail}"
     );
 }

@@ -112,6 +112,11 @@ impl Who {
         self.has(Role::Maker)
     }
 
+    /// An admin (for the pages).
+    pub fn has_admin(&self) -> bool {
+        self.has(Role::Admin)
+    }
+
     /// May do what `need` asks.
     pub fn may(&self, need: Need) -> bool {
         match need {
@@ -183,6 +188,7 @@ pub fn need(method: &Method, path: &str) -> Need {
         ] => Need::Role(Role::Maker),
         ["sheets", _, "rows", _] => Need::Role(Role::Maker),
         ["approvals", _, "approve" | "reject"] => Need::Role(Role::Checker),
+        ["users"] | ["users", _, "roles" | "disable" | "enable"] => Need::Role(Role::Admin),
         _ => Need::Nobody,
     }
 }

@@ -19,6 +19,7 @@ mod runs;
 pub mod send;
 mod signin;
 mod tls;
+mod users;
 mod views;
 
 use std::collections::BTreeMap;
@@ -258,6 +259,10 @@ pub fn router(desk: Shared) -> Router {
         .route("/approvals/{id}/approve", post(approvals::approve))
         .route("/approvals/{id}/reject", post(approvals::reject))
         .route("/audit", get(history::trail))
+        .route("/users", get(users::list).post(users::add))
+        .route("/users/{name}/roles", post(users::roles))
+        .route("/users/{name}/disable", post(users::disable))
+        .route("/users/{name}/enable", post(users::enable))
         .route("/login", get(signin::form).post(signin::sign_in))
         .route("/logout", post(signin::sign_out))
         .route("/assets/desk.css", get(css))

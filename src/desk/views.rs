@@ -346,3 +346,19 @@ pub struct Trail {
     pub records: Vec<crate::access::Record>,
     pub problems: Vec<crate::access::TrailProblem>,
 }
+
+/// The users, and an admin's forms.
+#[derive(Template)]
+#[template(path = "users.html")]
+pub struct Users {
+    pub me: Who,
+    pub users: Vec<crate::access::User>,
+    pub error: Option<String>,
+}
+
+impl Users {
+    /// Every role, for the forms.
+    pub fn roles(&self) -> [crate::access::Role; 4] {
+        crate::access::Role::ALL
+    }
+}

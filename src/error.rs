@@ -67,8 +67,8 @@ pub enum Error {
     Access(#[from] crate::access::AccessError),
 
     /// Not done: the run was stopped first (Ctrl-C, the ledger failed).
-    #[error("not sent: {0}")]
-    Stopped(crate::submit::Stop),
+    #[error("not sent: {why}")]
+    Stopped { why: String, exit: Exit },
 }
 
 impl Error {
@@ -118,7 +118,7 @@ impl Error {
             Error::Ledger(LedgerError::Sql { .. }) | Error::Stdout(_) | Error::Internal(_) => {
                 Exit::LocalFailure
             }
-            Error::Stopped(why) => why.exit(),
+            Error::Stopped { exit, .. } => *exit,
             Error::Access(crate::access::AccessError::Refused(_)) => Exit::Usage,
             Error::Access(_) => Exit::LocalFailure,
         }

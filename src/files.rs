@@ -206,6 +206,31 @@ pub fn with_tag(path: &Path, tag: &str) -> std::path::PathBuf {
     path.with_file_name(tagged)
 }
 
+/// A folder only its owner can read (the ledgers', the access database's),
+/// made with its parents if need be.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
+/// A SQLite database opened for records that must not be lost: WAL, and
+/// every commit synced (a crash or power loss never forgets one), foreign
+/// keys on, and a wait of up to 30 s for another writer.
+pub fn open_sqlite(path: &Path) -> rusqlite::Result<rusqlite::Connection> {
+    let conn = rusqlite::Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(conn)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -137,15 +137,13 @@ impl Access {
     /// be.
     pub fn open(dir: &Path) -> Result<Access> {
         let path = dir.join("access.sqlite");
-        crate::submit::ledger::schema::create_private_dir(dir).map_err(|source| {
-            AccessError::Io {
-                path: dir.to_owned(),
-                source,
-            }
+        crate::files::create_private_dir(dir).map_err(|source| AccessError::Io {
+            path: dir.to_owned(),
+            source,
         })?;
-        let conn = crate::submit::ledger::schema::connect(&path).map_err(|e| AccessError::Io {
+        let conn = crate::files::open_sqlite(&path).map_err(|source| AccessError::Sql {
             path: path.clone(),
-            source: std::io::Error::other(e.to_string()),
+            source,
         })?;
         let access = Access { path, conn };
         access
@@ -310,9 +308,10 @@ pub struct Actor {
 }
 
 impl Actor {
-    /// Someone at this machine's command line (the system's user name).
-    pub fn command_line() -> Actor {
-        let name = crate::report::user().unwrap_or_else(|| "unknown".into());
+    /// Someone at this machine's command line, by the system's user name
+    /// (`None`: not known).
+    pub fn command_line(user: Option<String>) -> Actor {
+        let name = user.unwrap_or_else(|| "unknown".into());
         Actor {
             name: format!("system user {name}"),
             origin: "command line".into(),

@@ -226,10 +226,10 @@ pub fn gate(
         return Ok(None);
     }
     let access =
-        crate::access::Access::open(&super::users::access_dir(send.journal_dir.as_deref()))?;
+        crate::access::Access::open(&super::profile::access_dir(send.journal_dir.as_deref()))?;
     Ok(Some(crate::service::approval::Gate::new(
         access,
-        crate::access::Actor::command_line(),
+        crate::access::Actor::command_line(crate::report::user()),
         format!("{} as tenant {}", api.base_url, api.tenant),
     )))
 }

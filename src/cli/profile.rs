@@ -64,6 +64,20 @@ pub(super) enum ApprovalSetting {
     None,
 }
 
+/// The access database's folder: the one given, else the ledgers' usual
+/// folder (never the built-in sandbox's temporary one).
+pub fn access_dir(given: Option<&std::path::Path>) -> PathBuf {
+    given.map_or_else(
+        || {
+            xdg("XDG_STATE_HOME", ".local/state").map_or_else(
+                || PathBuf::from(".dcms-bulk/journals"),
+                |d| d.join("dcms-bulk").join("journals"),
+            )
+        },
+        std::path::Path::to_path_buf,
+    )
+}
+
 pub(super) fn home() -> Option<PathBuf> {
     std::env::var_os("HOME")
         .filter(|h| !h.is_empty())

@@ -69,7 +69,7 @@ pub fn run(args: &ResolveArgs, console: Console) -> Result<Exit> {
     let kind = args.kind.ledger_kind();
     // The audit trail too: who decided, where, what and why.
     let access = crate::access::Access::open(&dir)?;
-    let actor = crate::access::Actor::command_line();
+    let actor = crate::access::Actor::command_line(crate::report::user());
     let mut code = Exit::Ok;
     for id in &args.ids {
         match ledger

@@ -199,7 +199,7 @@ pub fn run(args: &ServeArgs, console: Console) -> Result<Exit> {
         }),
         folders: None,
         handed: None,
-        access_dir: super::users::access_dir(args.send.journal_dir.as_deref()),
+        access_dir: super::profile::access_dir(args.send.journal_dir.as_deref()),
         auth: crate::desk::auth::AuthOpts {
             idle: args.session_idle,
             longest: args.session_max,

@@ -30,22 +30,10 @@ pub struct AccessArgs {
 
 impl AccessArgs {
     pub fn open(&self) -> Result<Access> {
-        Ok(Access::open(&access_dir(self.journal_dir.as_deref()))?)
+        Ok(Access::open(&super::profile::access_dir(
+            self.journal_dir.as_deref(),
+        ))?)
     }
-}
-
-/// The access database's folder: the one given, else the ledgers' usual
-/// folder (never the built-in sandbox's temporary one).
-pub fn access_dir(given: Option<&std::path::Path>) -> PathBuf {
-    given.map_or_else(
-        || {
-            super::profile::xdg("XDG_STATE_HOME", ".local/state").map_or_else(
-                || PathBuf::from(".dcms-bulk/journals"),
-                |d| d.join("dcms-bulk").join("journals"),
-            )
-        },
-        std::path::Path::to_path_buf,
-    )
 }
 
 #[derive(Debug, Args)]
@@ -91,7 +79,7 @@ pub enum UsersAction {
 
 pub fn run(args: &UsersArgs, console: Console) -> Result<Exit> {
     let access = args.access.open()?;
-    let by = Actor::command_line();
+    let by = Actor::command_line(crate::report::user());
     let said = match &args.action {
         UsersAction::Add {
             name,

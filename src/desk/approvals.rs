@@ -3,16 +3,14 @@
 //! and approves (the desk then sends it, once) or rejects it with a
 //! reason. The access database holds the rule; the pages follow it.
 
-use std::sync::{Arc, Mutex};
-
 use axum::extract::{Form, Path as UrlPath, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 
 use super::auth::Who;
 use super::guard::{refused, token_ok};
-use super::runs::{not_done, not_ready, start};
-use super::{Dropped, Shared, bad_token, lock, page, views};
+use super::runs::{not_done, not_ready, send_approved};
+use super::{Shared, bad_token, lock, page, views};
 use crate::access::{Ask, Decision};
 
 #[derive(serde::Deserialize)]
@@ -99,14 +97,6 @@ pub(super) async fn list(State(desk): State<Shared>, me: Who) -> Response {
     }
 }
 
-/// The sheet on this desk that approval `subject` was asked for.
-fn sheet_of(desk: &Shared, subject: &str) -> Option<(u64, Arc<Mutex<Dropped>>)> {
-    let ids: Vec<u64> = lock(&desk.sheets).keys().copied().collect();
-    ids.into_iter()
-        .find(|id| desk.subject(*id) == subject)
-        .and_then(|id| Some((id, desk.sheet(id)?)))
-}
-
 /// What a checker sees before deciding: the sheet's counts, where its
 /// orders go, who made and changed it, the changes, and the earlier runs
 /// of a file of the same name.
@@ -120,7 +110,7 @@ pub(super) async fn show(
         Ok(None) => return refused(StatusCode::NOT_FOUND, "No such approval."),
         Err(e) => return refused(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     };
-    let sheet = sheet_of(&desk, &approval.subject);
+    let sheet = desk.sheet_asked(&approval.subject);
     let edits = sheet
         .as_ref()
         .map(|(_, d)| lock(d).job.edits().to_vec())
@@ -203,45 +193,4 @@ async fn decide(desk: Shared, who: Who, id: i64, f: DecideForm, decision: Decisi
         return refused(StatusCode::CONFLICT, &why);
     }
     Redirect::to(&format!("/approvals/{id}")).into_response()
-}
-
-/// Sends the sheet of an approval just given: taken for sending once, and
-/// only while the sheet is the version approved.
-pub(super) async fn send_approved(
-    desk: &Shared,
-    who: &Who,
-    approval: &crate::access::Approval,
-) -> Result<(), String> {
-    let Some(sending) = desk.opts.sending.clone() else {
-        return Err("This desk checks only: it sends nothing.".into());
-    };
-    let Some((sheet, dropped)) = sheet_of(desk, &approval.subject) else {
-        return Err(
-            "Approved, but the sheet is no longer on this desk: the maker drops it again and asks again."
-                .into(),
-        );
-    };
-    let held = dropped.clone();
-    let prints = tokio::task::spawn_blocking(move || {
-        let d = lock(&held);
-        d.job.fingerprints(&d.sha256)
-    })
-    .await
-    .map_err(|_| "The check stopped.".to_owned())?
-    .map_err(|e| e.to_string())?;
-    let taken =
-        lock(&desk.access).take_for_sending(approval.id, &prints.0, &prints.1, &who.actor());
-    let approval = taken.map_err(|e| format!("Not sent: {e}."))?;
-    let mut d = lock(&dropped);
-    if let Some(why) = not_ready(&d, true) {
-        return Err(format!("Not sent: {why}"));
-    }
-    let record = serde_json::json!({
-        "id": approval.id,
-        "maker": approval.maker,
-        "checker": approval.checker,
-        "sha256": approval.sheet_sha256,
-    });
-    start(desk, sheet, &mut d, sending, who, Some(record));
-    Ok(())
 }

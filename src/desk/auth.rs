@@ -20,7 +20,6 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, StatusCode};
 
-use super::guard::refused;
 use super::lock;
 use crate::access::{Access, Actor, Role};
 
@@ -147,11 +146,12 @@ impl<S: Send + Sync> FromRequestParts<S> for Who {
     type Rejection = axum::response::Response;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        parts
-            .extensions
-            .get::<Who>()
-            .cloned()
-            .ok_or_else(|| refused(StatusCode::UNAUTHORIZED, "Sign in first."))
+        parts.extensions.get::<Who>().cloned().ok_or_else(|| {
+            axum::response::IntoResponse::into_response((
+                StatusCode::UNAUTHORIZED,
+                "Sign in first.",
+            ))
+        })
     }
 }
 

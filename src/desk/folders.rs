@@ -11,7 +11,9 @@ use axum::http::StatusCode;
 use axum::response::Response;
 
 use super::guard::refused;
-use super::{Shared, lock, page, views};
+use askama::Template;
+
+use super::{Shared, lock, page};
 use crate::exit::Exit;
 use crate::service::Event;
 
@@ -280,7 +282,7 @@ impl Board {
 /// The drop folders' page.
 pub(super) async fn page_of(State(desk): State<Shared>, me: super::auth::Who) -> Response {
     let (dirs, watch, files) = now(&desk);
-    page(views::Folders {
+    page(FoldersPage {
         me,
         watching: desk.opts.folders.is_some(),
         dirs,
@@ -292,7 +294,7 @@ pub(super) async fn page_of(State(desk): State<Shared>, me: super::auth::Who) ->
 /// The files' table alone, for the page to refresh itself with.
 pub(super) async fn table(State(desk): State<Shared>) -> Response {
     let (_, watch, files) = now(&desk);
-    page(views::FolderTable { watch, files })
+    page(FolderTable { watch, files })
 }
 
 fn now(desk: &Shared) -> (Vec<String>, String, Vec<FolderFile>) {
@@ -309,4 +311,24 @@ pub(super) async fn report(State(desk): State<Shared>, UrlPath(id): UrlPath<u64>
         Some(path) => super::files::attachment(&path),
         None => refused(StatusCode::NOT_FOUND, "No report for that file."),
     }
+}
+
+/// The drop folders a watch in the desk looks at, and their files.
+#[derive(Template)]
+#[template(path = "folders.html")]
+pub struct FoldersPage {
+    pub me: super::auth::Who,
+    pub watching: bool,
+    pub dirs: Vec<String>,
+    /// How the watch is.
+    pub watch: String,
+    pub files: Vec<FolderFile>,
+}
+
+/// The folders' files alone (the page refreshes them).
+#[derive(Template)]
+#[template(path = "folders_table.html")]
+pub struct FolderTable {
+    pub watch: String,
+    pub files: Vec<FolderFile>,
 }

@@ -204,6 +204,14 @@ impl Desk {
         self.sessions.who(&access, &self.opts.auth, headers, peer)
     }
 
+    /// The sheet on this desk that approval `subject` was asked for.
+    fn sheet_asked(&self, subject: &str) -> Option<(u64, Arc<Mutex<Dropped>>)> {
+        let ids: Vec<u64> = lock(&self.sheets).keys().copied().collect();
+        ids.into_iter()
+            .find(|id| self.subject(*id) == subject)
+            .and_then(|id| Some((id, self.sheet(id)?)))
+    }
+
     fn sheet(&self, id: u64) -> Option<Arc<Mutex<Dropped>>> {
         lock(&self.sheets).get(&id).cloned()
     }

@@ -42,12 +42,10 @@ pub(super) async fn send_sheet(
         // command line leaves the sending to the maker).
         let approval = lock(&desk.access).approval_of(&desk.subject(id));
         let why = match approval {
-            Ok(Some(a)) if a.in_force() => {
-                match super::approvals::send_approved(&desk, &who, &a).await {
-                    Ok(()) => return Redirect::to(&format!("/sheets/{id}#send")).into_response(),
-                    Err(why) => why,
-                }
-            }
+            Ok(Some(a)) if a.in_force() => match send_approved(&desk, &who, &a).await {
+                Ok(()) => return Redirect::to(&format!("/sheets/{id}#send")).into_response(),
+                Err(why) => why,
+            },
             _ => "Not sent: the profile requires a second person's approval: ask for it.".into(),
         };
         return not_done(&desk, &lock(&dropped), id, &who, &why);
@@ -165,4 +163,45 @@ pub(super) async fn run_events(State(desk): State<Shared>, UrlPath(id): UrlPath<
     Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response()
+}
+
+/// Sends the sheet of an approval just given: taken for sending once, and
+/// only while the sheet is the version approved.
+pub(super) async fn send_approved(
+    desk: &Shared,
+    who: &Who,
+    approval: &crate::access::Approval,
+) -> Result<(), String> {
+    let Some(sending) = desk.opts.sending.clone() else {
+        return Err("This desk checks only: it sends nothing.".into());
+    };
+    let Some((sheet, dropped)) = desk.sheet_asked(&approval.subject) else {
+        return Err(
+            "Approved, but the sheet is no longer on this desk: the maker drops it again and asks again."
+                .into(),
+        );
+    };
+    let held = dropped.clone();
+    let prints = tokio::task::spawn_blocking(move || {
+        let d = lock(&held);
+        d.job.fingerprints(&d.sha256)
+    })
+    .await
+    .map_err(|_| "The check stopped.".to_owned())?
+    .map_err(|e| e.to_string())?;
+    let taken =
+        lock(&desk.access).take_for_sending(approval.id, &prints.0, &prints.1, &who.actor());
+    let approval = taken.map_err(|e| format!("Not sent: {e}."))?;
+    let mut d = lock(&dropped);
+    if let Some(why) = not_ready(&d, true) {
+        return Err(format!("Not sent: {why}"));
+    }
+    let record = serde_json::json!({
+        "id": approval.id,
+        "maker": approval.maker,
+        "checker": approval.checker,
+        "sha256": approval.sheet_sha256,
+    });
+    start(desk, sheet, &mut d, sending, who, Some(record));
+    Ok(())
 }

@@ -294,26 +294,6 @@ impl RunView {
     }
 }
 
-/// The drop folders a watch in the desk looks at, and their files.
-#[derive(Template)]
-#[template(path = "folders.html")]
-pub struct Folders {
-    pub me: Who,
-    pub watching: bool,
-    pub dirs: Vec<String>,
-    /// How the watch is.
-    pub watch: String,
-    pub files: Vec<super::folders::FolderFile>,
-}
-
-/// The folders' files alone (the page refreshes them).
-#[derive(Template)]
-#[template(path = "folders_table.html")]
-pub struct FolderTable {
-    pub watch: String,
-    pub files: Vec<super::folders::FolderFile>,
-}
-
 /// The approvals, newest first.
 #[derive(Template)]
 #[template(path = "approvals.html")]

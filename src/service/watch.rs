@@ -612,7 +612,10 @@ fn one_file(
 fn send_handed(service: &Service<'_>, h: Handed, ledger_failed: bool) {
     let engine = service.engine;
     let answer = match engine.stopper.reason() {
-        Some(why) if ledger_failed || engine.stopper.is_interrupted() => Err(Error::Stopped(why)),
+        Some(why) if ledger_failed || engine.stopper.is_interrupted() => Err(Error::Stopped {
+            exit: why.exit(),
+            why: why.to_string(),
+        }),
         _ => {
             let on = &*h.on;
             let s = Service {

@@ -17,7 +17,7 @@
 //! `wait: false`, stops with a message naming the lock.
 
 mod read;
-pub(crate) mod schema;
+mod schema;
 mod writer;
 
 use std::collections::HashMap;

@@ -136,32 +136,13 @@ pub(super) fn hashed_fields(r: &rusqlite::Row<'_>) -> rusqlite::Result<Vec<Strin
     Ok(out)
 }
 
-pub(crate) fn connect(path: &Path) -> Result<Connection, LedgerError> {
-    let sql = |source| LedgerError::Sql {
+pub(super) fn connect(path: &Path) -> Result<Connection, LedgerError> {
+    crate::files::open_sqlite(path).map_err(|source| LedgerError::Sql {
         path: path.to_owned(),
         source,
-    };
-    let conn = Connection::open(path).map_err(sql)?;
-    conn.busy_timeout(std::time::Duration::from_secs(30))
-        .map_err(sql)?;
-    // WAL, and every commit synced: a crash or power loss never forgets a
-    // request that went out.
-    conn.pragma_update(None, "journal_mode", "WAL")
-        .map_err(sql)?;
-    conn.pragma_update(None, "synchronous", "FULL")
-        .map_err(sql)?;
-    conn.pragma_update(None, "foreign_keys", "ON")
-        .map_err(sql)?;
-    Ok(conn)
+    })
 }
 
-pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(0o700);
-    }
-    builder.create(dir)
+pub(super) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    crate::files::create_private_dir(dir)
 }

@@ -502,22 +502,7 @@ async fn a_maker_asks_a_checker_in_another_browser_approves_and_the_orders_go_on
     let env = common::Desk::new();
     let password = "a long password 1";
     for (name, roles) in [("asha", "maker"), ("ravi", "checker")] {
-        let mut child = env
-            .command(&[
-                "users",
-                "add",
-                name,
-                "--roles",
-                roles,
-                "--password-stdin",
-                "-q",
-            ])
-            .stdin(Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
-        assert!(child.wait().unwrap().success());
+        env.add_user(name, roles, password);
     }
     let config = env.write(
         "config.toml",

@@ -18,23 +18,9 @@ use reqwest::redirect::Policy;
 
 const PASSWORD: &str = "a long password 1";
 
-/// Adds `name` with `roles` through `dcms-bulk users add`.
+/// Adds `name` with `roles` and the tests' password.
 fn add_user(env: &Desk, name: &str, roles: &str) {
-    let mut child = env
-        .command(&[
-            "users",
-            "add",
-            name,
-            "--roles",
-            roles,
-            "--password-stdin",
-            "-q",
-        ])
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "{PASSWORD}").unwrap();
-    assert!(child.wait().unwrap().success(), "users add {name}");
+    env.add_user(name, roles, PASSWORD);
 }
 
 /// A desk with users, stopped when dropped.

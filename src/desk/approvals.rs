@@ -9,22 +9,16 @@ use axum::response::{IntoResponse, Redirect, Response};
 
 use super::auth::Who;
 use super::guard::{refused, token_ok};
-use super::runs::{not_done, not_ready, send_approved};
+use super::runs::{SendForm, not_done, not_ready, send_approved};
 use super::{Shared, bad_token, lock, page, views};
 use crate::access::{Ask, Decision};
-
-#[derive(serde::Deserialize)]
-pub(super) struct AskForm {
-    csrf: String,
-    warnings_read: Option<String>,
-}
 
 /// A maker asks for approval of the sheet as it is now.
 pub(super) async fn ask(
     State(desk): State<Shared>,
     who: Who,
     UrlPath(id): UrlPath<u64>,
-    Form(f): Form<AskForm>,
+    Form(f): Form<SendForm>,
 ) -> Response {
     if !token_ok(&who.csrf, &f.csrf) {
         return bad_token();

@@ -12,9 +12,9 @@ use super::{Shared, bad_token, lock, send, sheet_page};
 
 #[derive(serde::Deserialize)]
 pub(super) struct SendForm {
-    csrf: String,
+    pub(super) csrf: String,
     /// The clerk ticked "I have read the warnings".
-    warnings_read: Option<String>,
+    pub(super) warnings_read: Option<String>,
 }
 
 /// The send button: the sheet's ready orders sent as it is now (where no

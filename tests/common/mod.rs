@@ -298,6 +298,30 @@ impl Desk {
         self.write(name, &text)
     }
 
+    /// Adds a user of the desk with `roles` (comma-separated) and
+    /// `password`, through `dcms-bulk users add --password-stdin`.
+    pub fn add_user(&self, name: &str, roles: &str, password: &str) {
+        use std::io::Write;
+        let mut child = self
+            .command(&[
+                "users",
+                "add",
+                name,
+                "--roles",
+                roles,
+                "--password-stdin",
+                "-q",
+            ])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("run dcms-bulk users add");
+        writeln!(child.stdin.take().expect("stdin"), "{password}").expect("write the password");
+        assert!(
+            child.wait().expect("users add").success(),
+            "users add {name}"
+        );
+    }
+
     /// `dcms-bulk ARGS` with a clean environment: ledgers in this desk, no
     /// DCMS_* variables from outside, HOME here (no real config file).
     pub fn command(&self, args: &[&str]) -> Command {

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 
 use super::auth::Who;
 use super::guard::{refused, token_ok};
-use super::runs::{SendForm, not_done, not_ready, send_approved};
+use super::runs::{SendForm, not_done, not_ready, send_approved, sendable};
 use super::{Shared, bad_token, lock, page, views};
 use crate::access::{Ask, Decision};
 
@@ -20,17 +20,9 @@ pub(super) async fn ask(
     UrlPath(id): UrlPath<u64>,
     Form(f): Form<SendForm>,
 ) -> Response {
-    if !token_ok(&who.csrf, &f.csrf) {
-        return bad_token();
-    }
-    let Some(sending) = desk.opts.sending.clone() else {
-        return refused(
-            StatusCode::CONFLICT,
-            "This desk checks only: it sends nothing.",
-        );
-    };
-    let Some(dropped) = desk.sheet(id) else {
-        return refused(StatusCode::NOT_FOUND, "No such sheet on this desk.");
+    let (sending, dropped) = match sendable(&desk, &who, id, &f.csrf) {
+        Ok(found) => found,
+        Err(refusal) => return refusal,
     };
     let why = if desk.opts.approval.is_none() {
         Some("This desk's profile needs no approval: send it.")

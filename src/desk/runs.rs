@@ -25,17 +25,9 @@ pub(super) async fn send_sheet(
     UrlPath(id): UrlPath<u64>,
     Form(f): Form<SendForm>,
 ) -> Response {
-    if !token_ok(&who.csrf, &f.csrf) {
-        return bad_token();
-    }
-    let Some(sending) = desk.opts.sending.clone() else {
-        return refused(
-            StatusCode::CONFLICT,
-            "This desk checks only: start it with --sandbox, or with --profile NAME, to send.",
-        );
-    };
-    let Some(dropped) = desk.sheet(id) else {
-        return refused(StatusCode::NOT_FOUND, "No such sheet on this desk.");
+    let (sending, dropped) = match sendable(&desk, &who, id, &f.csrf) {
+        Ok(found) => found,
+        Err(refusal) => return refusal,
     };
     if desk.opts.approval.is_some() {
         // Four eyes: sent only as approved (a checker who approved on the
@@ -57,6 +49,33 @@ pub(super) async fn send_sheet(
     }
     start(&desk, id, &mut d, sending, &who, None);
     Redirect::to(&format!("/sheets/{id}#send")).into_response()
+}
+
+/// What a form about sending sheet `id` needs: its token, a desk that
+/// sends, and the sheet. Where it sends and the sheet; else the refusal.
+#[allow(clippy::result_large_err)]
+pub(super) fn sendable(
+    desk: &Shared,
+    who: &Who,
+    id: u64,
+    csrf: &str,
+) -> Result<(Arc<send::Sending>, Arc<std::sync::Mutex<super::Dropped>>), Response> {
+    if !token_ok(&who.csrf, csrf) {
+        return Err(bad_token());
+    }
+    let Some(sending) = desk.opts.sending.clone() else {
+        return Err(refused(
+            StatusCode::CONFLICT,
+            "This desk checks only: start it with --sandbox, or with --profile NAME, to send.",
+        ));
+    };
+    match desk.sheet(id) {
+        Some(dropped) => Ok((sending, dropped)),
+        None => Err(refused(
+            StatusCode::NOT_FOUND,
+            "No such sheet on this desk.",
+        )),
+    }
 }
 
 /// Why sheet `d` cannot be sent (or asked for) now, if it cannot.

@@ -118,17 +118,7 @@ pub(super) async fn disable(
     UrlPath(name): UrlPath<String>,
     Form(f): Form<Plain>,
 ) -> Response {
-    if !token_ok(&me.csrf, &f.csrf) {
-        return bad_token();
-    }
-    let done = if name == me.name {
-        Err(AccessError::Refused(
-            "you cannot disable yourself: another admin can".into(),
-        ))
-    } else {
-        lock(&desk.access).set_disabled(&name, true, &me.actor())
-    };
-    after(&desk, me, done)
+    set_disabled(desk, me, &name, &f, true)
 }
 
 /// An admin enables a disabled user again.
@@ -138,9 +128,20 @@ pub(super) async fn enable(
     UrlPath(name): UrlPath<String>,
     Form(f): Form<Plain>,
 ) -> Response {
+    set_disabled(desk, me, &name, &f, false)
+}
+
+/// Disables or enables `name`, never the admin themselves.
+fn set_disabled(desk: Shared, me: Who, name: &str, f: &Plain, disabled: bool) -> Response {
     if !token_ok(&me.csrf, &f.csrf) {
         return bad_token();
     }
-    let done = lock(&desk.access).set_disabled(&name, false, &me.actor());
+    let done = if disabled && name == me.name {
+        Err(AccessError::Refused(
+            "you cannot disable yourself: another admin can".into(),
+        ))
+    } else {
+        lock(&desk.access).set_disabled(name, disabled, &me.actor())
+    };
     after(&desk, me, done)
 }

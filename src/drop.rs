@@ -72,6 +72,8 @@ fn passed_over(path: &Path) -> Option<String> {
         "the run facts of an earlier run".to_string()
     } else if lower.contains(".report.") {
         "the report of an earlier run".to_string()
+    } else if lower.contains(".to-fix.") {
+        "the rows to fix of an earlier run".to_string()
     } else if !SHEETS.contains(&ext.as_str()) {
         format!("not an order sheet (.{ext})")
     } else {

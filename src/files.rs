@@ -206,6 +206,20 @@ pub fn with_tag(path: &Path, tag: &str) -> std::path::PathBuf {
     path.with_file_name(tagged)
 }
 
+/// Moves a file: a rename, or across file systems a copy (synced) and the
+/// original removed.
+pub fn move_file(from: &Path, to: &Path) -> std::io::Result<()> {
+    match std::fs::rename(from, to) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::CrossesDevices => {
+            std::fs::copy(from, to)?;
+            std::fs::File::open(to)?.sync_all()?;
+            std::fs::remove_file(from)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// A folder only its owner can read (the ledgers', the access database's),
 /// made with its parents if need be.
 pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {

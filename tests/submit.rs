@@ -741,17 +741,51 @@ fn done_and_failed_folders_take_each_file_with_its_report_and_never_overwrite() 
         names("done"),
         set(&["good.csv", "good.report.csv", "good.report.csv.run.json"])
     );
+    // Sent, with a row the branch must fix: needs attention (beside the
+    // failed folder unless named), with the rows to fix in the branch's
+    // layout; never with the file that could not be read.
     assert_eq!(
-        names("failed"),
+        names("needs-attention"),
         set(&[
             "bad.csv",
             "bad.report.csv",
             "bad.report.csv.run.json",
-            "broken.xlsx",
-            "broken.report.xlsx.run.json",
+            "bad.to-fix.csv",
         ])
     );
+    assert_eq!(
+        names("failed"),
+        set(&["broken.xlsx", "broken.report.xlsx.run.json"])
+    );
+    let to_fix = std::fs::read_to_string(desk.path("needs-attention/bad.to-fix.csv")).unwrap();
+    let lines: Vec<&str> = to_fix.lines().collect();
+    assert_eq!(lines.len(), 2, "{to_fix}");
+    assert!(lines[0].starts_with("what to fix,"), "{to_fix}");
+    assert!(
+        lines[1].contains("ten") && !lines[1].contains("--"),
+        "{to_fix}"
+    );
     let files = summary["files"].as_array().unwrap();
+    let outcome = |name: &str| {
+        files
+            .iter()
+            .find(|f| f["input"].as_str().unwrap().ends_with(name))
+            .map(|f| {
+                (
+                    f["outcome"].clone(),
+                    f["reason"].as_str().unwrap().to_owned(),
+                )
+            })
+            .unwrap()
+    };
+    assert_eq!(outcome("good.csv").0, "done");
+    let (bad, why) = outcome("bad.csv");
+    assert_eq!(bad, "needs-attention");
+    assert!(
+        why.contains("1 invalid") && why.contains("bad.to-fix.csv"),
+        "{why}"
+    );
+    assert_eq!(outcome("broken.xlsx").0, "failed");
     let good_summary = files
         .iter()
         .find(|f| f["input"].as_str().unwrap().ends_with("good.csv"))

@@ -181,6 +181,11 @@ fn a_scripted_night_in_a_watched_folder() {
             ),
             // One order for a branch the API does not know.
             14 => put(&name, &(sheet_text(first, 2) + &rows_text(90_001, 1))),
+            // One row the branch must fix.
+            16 => put(
+                &name,
+                &format!("{text}{}\n", row(&format!("{:05}", first + 5), "P1", "ten")),
+            ),
             _ => put(&name, &text),
         }
         if ![7, 9].contains(&i) {
@@ -206,11 +211,12 @@ fn a_scripted_night_in_a_watched_folder() {
         c.join().unwrap();
     }
 
-    // Every file ends in done or failed, with its report.
+    // Every file ends in done, needs attention or failed, with its
+    // report; the drop folder is left empty (earlier tries' reports went
+    // with the run history, then with their file).
     let (done_dir, failed_dir) = (desk.path("done"), desk.path("failed"));
-    let filed = wait_for(Duration::from_secs(150), || {
-        names(&drop_dir).iter().all(|n| !n.starts_with("night-"))
-    });
+    let attention_dir = desk.path("needs-attention");
+    let filed = wait_for(Duration::from_secs(150), || names(&drop_dir).is_empty());
     assert!(
         filed,
         "every file filed; left: {:?}\n{}",
@@ -223,7 +229,7 @@ fn a_scripted_night_in_a_watched_folder() {
 
     let done = names(&done_dir);
     let failed = names(&failed_dir);
-    for i in (0..20).filter(|i| ![7, 14].contains(i)) {
+    for i in (0..20).filter(|i| ![7, 14, 16].contains(i)) {
         let name = if i == 9 {
             "night-02-again.csv".to_string()
         } else {
@@ -243,7 +249,8 @@ fn a_scripted_night_in_a_watched_folder() {
         assert_eq!(rows.len(), 6, "{name}");
     }
     // Earlier tries' reports (the outage's) came along, under their run.
-    assert!(done.len() >= 18 * 3, "{done:?}");
+    assert!(done.len() > 17 * 3, "{done:?}");
+    assert!(done.iter().any(|n| n.contains(".run-")), "{done:?}");
     // The broken file, with the record of why; the sheet the API refused
     // in part, with its report saying which row.
     assert!(failed.contains("night-07.xlsx"), "{failed:?}");
@@ -261,8 +268,25 @@ fn a_scripted_night_in_a_watched_folder() {
     let record: Value =
         serde_json::from_slice(&std::fs::read(failed_dir.join(record)).unwrap()).unwrap();
     assert_eq!(record["exit_code"], exit::INPUT_UNREADABLE, "{record}");
-    assert!(failed.contains("night-14.csv"), "{failed:?}");
-    let rows = report_rows(&failed_dir.join("night-14.report.csv"));
+    assert!(
+        !failed
+            .iter()
+            .any(|n| n.starts_with("night-14") || n.starts_with("night-16"))
+    );
+    let attention = names(&attention_dir);
+    for f in [
+        "night-14.csv",
+        "night-14.report.csv",
+        "night-16.csv",
+        "night-16.report.csv",
+        "night-16.to-fix.csv",
+    ] {
+        assert!(attention.contains(f), "{f} needs attention: {attention:?}");
+    }
+    let to_fix = std::fs::read_to_string(attention_dir.join("night-16.to-fix.csv")).unwrap();
+    assert_eq!(to_fix.lines().count(), 2, "{to_fix}");
+    assert!(to_fix.contains("ten"), "{to_fix}");
+    let rows = report_rows(&attention_dir.join("night-14.report.csv"));
     let statuses: Vec<&str> = rows.iter().map(|r| r["status"].as_str()).collect();
     assert_eq!(
         statuses,
@@ -363,6 +387,44 @@ fn a_scripted_night_in_a_watched_folder() {
         "{in_outage:?}"
     );
     assert_eq!(events("filed"), 20);
+    // Levels that mean something: a file done is info, one with rows a
+    // person must see a warning, one not processed an error; so is each
+    // problem a warning.
+    let filed_level = |file: &str| {
+        log.iter()
+            .find(|l| l["event"] == "filed" && l["file"] == file)
+            .map(|l| (l["level"].clone(), l["outcome"].clone()))
+            .unwrap_or_else(|| panic!("{file} filed"))
+    };
+    assert_eq!(
+        filed_level("drop/night-00.csv"),
+        ("info".into(), "done".into())
+    );
+    assert_eq!(
+        filed_level("drop/night-14.csv"),
+        ("warn".into(), "needs-attention".into())
+    );
+    assert_eq!(
+        filed_level("drop/night-16.csv"),
+        ("warn".into(), "needs-attention".into())
+    );
+    assert_eq!(
+        filed_level("drop/night-07.xlsx"),
+        ("error".into(), "failed".into())
+    );
+    let problems: Vec<&Value> = log.iter().filter(|l| l["event"] == "problem").collect();
+    assert!(
+        !problems.is_empty() && problems.iter().all(|l| l["level"] == "warn"),
+        "{problems:?}"
+    );
+    let finished = |file: &str| {
+        log.iter()
+            .rev()
+            .find(|l| l["event"] == "finished" && l["file"] == file)
+            .map(|l| l["level"].as_str().unwrap().to_owned())
+    };
+    assert_eq!(finished("drop/night-00.csv").as_deref(), Some("info"));
+    assert_eq!(finished("drop/night-16.csv").as_deref(), Some("warn"));
     assert!(
         log.iter()
             .filter(|l| l["event"] == "error")

@@ -17,6 +17,33 @@ use tracing::field::{Field, Visit};
 use tracing::subscriber::Interest;
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 
+/// An event at a level known only when the program runs (`tracing`'s
+/// macros take a constant one): error, warn, or else info.
+macro_rules! at_level {
+    ($level:expr, $($rest:tt)*) => {
+        match $level {
+            tracing::Level::ERROR => tracing::error!($($rest)*),
+            tracing::Level::WARN => tracing::warn!($($rest)*),
+            _ => tracing::info!($($rest)*),
+        }
+    };
+}
+pub(crate) use at_level;
+
+/// The level of a file's end: info when done, warn with rows not done (or
+/// waiting for approval), error when it was not processed or the run
+/// stopped (exit 3, 4, 5).
+pub fn level_of(exit: crate::exit::Exit) -> tracing::Level {
+    use crate::exit::Exit;
+    match exit {
+        Exit::Ok | Exit::Interrupted => tracing::Level::INFO,
+        Exit::RowsNotDone => tracing::Level::WARN,
+        Exit::Usage | Exit::InputUnreadable | Exit::ApiUnavailable | Exit::LocalFailure => {
+            tracing::Level::ERROR
+        }
+    }
+}
+
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {

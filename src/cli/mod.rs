@@ -509,7 +509,7 @@ pub(crate) fn print_problems(checked: &crate::pipeline::Checked, file: &str, con
                 None => format!("{} row {number}", checked.sheet.name()),
             };
             if severity.is_empty() {
-                tracing::info!(
+                tracing::warn!(
                     event = "problem",
                     file,
                     sheet = checked.sheet.name(),

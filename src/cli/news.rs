@@ -3,10 +3,11 @@
 //! outcome on stdout as the watch is done with it. `-q` keeps to what
 //! must be said (errors, the watch's start and end); `-v` adds details.
 
+use super::log::at_level;
 use super::progress::{Bar, print_finished};
 use super::{Console, count, error_message, print_problems, print_stdout, say_passed};
 use crate::exit::Exit;
-use crate::service::Event;
+use crate::service::{Event, Filing};
 
 /// Tells the service's events on the console.
 pub struct News {
@@ -97,6 +98,7 @@ impl News {
             Event::Heartbeat {
                 dirs,
                 done,
+                attention,
                 failed,
                 in_hand,
                 settling,
@@ -104,11 +106,12 @@ impl News {
             } if !quiet => tracing::info!(
                 event = "heartbeat",
                 files_done = done,
+                files_attention = attention,
                 files_failed = failed,
                 in_hand,
                 settling,
                 retrying,
-                "dcms-bulk: watching {}: {} done, {failed} failed; {in_hand} in hand, {settling} settling, {retrying} to try again",
+                "dcms-bulk: watching {}: {} done, {attention} needing attention, {failed} failed; {in_hand} in hand, {settling} settling, {retrying} to try again",
                 shown(dirs),
                 count(done, "file"),
             ),
@@ -151,19 +154,18 @@ impl News {
                 "dcms-bulk: error: cannot read the folder {}: {error}",
                 dir.display()
             ),
-            Event::WatchStopped {
-                exit,
-                why,
-                done,
-                failed,
-            } => tracing::info!(
+            Event::WatchStopped { why, end } => at_level!(
+                super::log::level_of(end.exit),
                 event = "stopped",
-                code = exit.code(),
-                files_done = done,
-                files_failed = failed,
-                "dcms-bulk: watch stopped{}: {} done, {failed} failed",
+                code = end.exit.code(),
+                files_done = end.done,
+                files_attention = end.attention,
+                files_failed = end.failed,
+                "dcms-bulk: watch stopped{}: {} done, {} needing attention, {} failed",
                 why.map_or(String::new(), |why| format!(" ({why})")),
-                count(done, "file"),
+                count(end.done, "file"),
+                end.attention,
+                end.failed,
             ),
             _ => self.filed(event),
         }
@@ -173,14 +175,35 @@ impl News {
     fn filed(&self, event: Event<'_>) {
         let quiet = self.console.quiet;
         match event {
-            Event::Filed { file, dir, exit } if !quiet => tracing::info!(
-                event = "filed",
-                file = %file.display(),
-                code = exit.code(),
-                folder = dir,
-                "dcms-bulk: {}: moved to {dir} with its report and run facts",
-                file.display()
-            ),
+            Event::Filed { file, dir, outcome } if !quiet => {
+                let line = format!(
+                    "dcms-bulk: {}: {}: {}; moved to {} with its report",
+                    file.display(),
+                    outcome.outcome.name(),
+                    outcome.reason,
+                    dir.display()
+                );
+                let (file, folder, code) = (
+                    file.display().to_string(),
+                    dir.display().to_string(),
+                    outcome.exit_code.code(),
+                );
+                let what = outcome.outcome.key();
+                let level = match outcome.outcome {
+                    Filing::Done => tracing::Level::INFO,
+                    Filing::NeedsAttention => tracing::Level::WARN,
+                    Filing::Failed | Filing::Left => tracing::Level::ERROR,
+                };
+                at_level!(
+                    level,
+                    event = "filed",
+                    file,
+                    outcome = what,
+                    code,
+                    folder,
+                    "{line}"
+                );
+            }
             Event::Retry {
                 file,
                 exit,

@@ -169,7 +169,8 @@ pub fn print_finished(name: &str, done: &Finished, console: Console) {
     if let Some(r) = &f.report {
         line += &format!("; report: {}", r.path);
     }
-    tracing::info!(
+    super::log::at_level!(
+        super::log::level_of(done.exit),
         event = "finished",
         file = name,
         code = done.exit.code(),

@@ -145,11 +145,12 @@ fn watching(
     if args.watch.is_empty() {
         let given = out.report_dir.is_some()
             || out.done_dir.is_some()
+            || out.attention_dir.is_some()
             || out.failed_dir.is_some()
             || out.report.is_some();
         if given {
             return Err(Error::Usage(
-                "--report-dir, --done-dir and --failed-dir are for the drop folders of --watch"
+                "--report-dir, --done-dir, --attention-dir and --failed-dir are for the drop folders of --watch"
                     .into(),
             ));
         }

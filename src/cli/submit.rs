@@ -21,7 +21,7 @@ use crate::exit::Exit;
 use crate::job::Job;
 use crate::pipeline;
 use crate::report;
-use crate::service::{self, Event, Inputs, Output, Service};
+use crate::service::{self, Event, Filing, Inputs, Output, Service};
 use crate::submit::Stop;
 
 #[derive(Debug, Args)]
@@ -88,8 +88,16 @@ pub struct OutArgs {
     #[arg(long, value_name = "DIR", help_heading = "Folders")]
     pub done_dir: Option<PathBuf>,
 
-    /// After its run, move each file with rows not done, or that could
-    /// not be read, here, with its report and run facts
+    /// After its run, move each file whose orders were all handled but
+    /// with rows a person must see (invalid, held, rejected, conflict)
+    /// here, with its report, run facts and rows to fix
+    /// [default: with --failed-dir, the folder needs-attention beside it]
+    #[arg(long, value_name = "DIR", help_heading = "Folders")]
+    pub attention_dir: Option<PathBuf>,
+
+    /// After its run, move each file that could not be processed (not
+    /// readable, the API away, orders left unsettled) here, with its
+    /// report or the record of why
     #[arg(long, value_name = "DIR", help_heading = "Folders")]
     pub failed_dir: Option<PathBuf>,
 
@@ -116,6 +124,16 @@ impl OutArgs {
             report_format: self.report_format,
             csv_bom: self.csv_bom,
             done_dir: self.done_dir.clone(),
+            attention_dir: self.attention_dir.clone().or_else(|| {
+                // Never with the files that could not be processed.
+                let failed = self.failed_dir.as_deref()?;
+                let beside = failed.parent().filter(|p| !p.as_os_str().is_empty());
+                Some(
+                    beside
+                        .unwrap_or(std::path::Path::new("."))
+                        .join("needs-attention"),
+                )
+            }),
             failed_dir: self.failed_dir.clone(),
             settle: self.settle,
         };
@@ -160,21 +178,37 @@ pub fn run(args: &SubmitArgs, console: Console) -> Result<Exit> {
     if let Some(why) = &stopped
         && (!console.quiet || *why != Stop::Interrupted)
     {
-        tracing::warn!(
+        let level = match why.exit() {
+            Exit::Interrupted => tracing::Level::WARN,
+            exit => super::log::level_of(exit),
+        };
+        super::log::at_level!(
+            level,
             event = "stopped",
             code = why.exit().code(),
             "dcms-bulk: stopped: {why}; re-run the same command to resume"
         );
     }
     if files.len() > 1 && !console.quiet {
-        let ok = summaries.iter().filter(|s| s.exit_code == Exit::Ok).count();
-        tracing::info!(
+        let n = |f: Filing| summaries.iter().filter(|s| s.outcome == f).count();
+        let (done, attention, failed) = (
+            n(Filing::Done),
+            n(Filing::NeedsAttention),
+            n(Filing::Failed),
+        );
+        super::log::at_level!(
+            super::log::level_of(exit),
             event = "files",
             files = summaries.len(),
-            done = ok,
-            "dcms-bulk: {}: {ok} fully done, {} with rows not done or errors",
+            done,
+            attention,
+            failed,
+            "dcms-bulk: {}: {done} done, {attention} needing attention, {failed} failed{}",
             super::count(summaries.len() as u64, "file"),
-            summaries.len() - ok
+            match summaries.len() - done - attention - failed {
+                0 => String::new(),
+                left => format!(", {left} left for a re-run"),
+            }
         );
     }
     if args.out.json {

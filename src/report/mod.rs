@@ -405,12 +405,29 @@ pub fn write_unreadable(report: &Path, facts: &UnreadableFacts) -> Result<PathBu
 }
 
 /// Before a run writes its report at `path`: an earlier run's report
-/// there and its run facts are renamed with that run's tag (`run-<ledger
-/// id>` from its run facts, else the time it finished), so that no run
-/// overwrites what an earlier one recorded and the plain name holds the
-/// latest. Returns where the earlier report went.
+/// there, its run facts and its rows to fix are renamed with that run's
+/// tag (`run-<ledger id>` from its run facts, else the time it finished),
+/// so that no run overwrites what an earlier one recorded and the plain
+/// name holds the latest. Returns where the earlier report went.
 pub fn keep_earlier(path: &Path) -> Result<Option<PathBuf>> {
+    Ok(keep_earlier_in(path, None)?.map(|k| k.report))
+}
+
+/// An earlier run's records, kept under its tag.
+#[derive(Debug, Clone)]
+pub struct KeptRecords {
+    /// Where its report (or the record of why the file could not be read)
+    /// went.
+    pub report: PathBuf,
+    /// Its run in the ledger, if it sent.
+    pub run: Option<i64>,
+}
+
+/// As [`keep_earlier`], into the folder `into` (made if need be) when one
+/// is given, else beside.
+pub fn keep_earlier_in(path: &Path, into: Option<&Path>) -> Result<Option<KeptRecords>> {
     let facts = facts_path(path);
+    let to_fix = to_fix_path(path);
     // Only regular files are an earlier run's: a folder, pipe or device
     // there is left for `prepare` to refuse.
     let file = |p: &Path| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file());
@@ -421,7 +438,21 @@ pub fn keep_earlier(path: &Path) -> Result<Option<PathBuf>> {
     if !file(path) && !file(&facts) {
         return Ok(None);
     }
-    let tag = earlier_tag(&facts).unwrap_or_else(|| "earlier".to_string());
+    let earlier = earlier_facts(&facts);
+    let run = earlier
+        .as_ref()
+        .and_then(|f| f["api"]["ledger_run"].as_i64());
+    let tag = earlier
+        .as_ref()
+        .and_then(earlier_tag)
+        .unwrap_or_else(|| "earlier".to_string());
+    let base = match into {
+        Some(dir) => {
+            crate::files::create_private_dir(dir).map_err(|e| Error::report(dir, e))?;
+            dir.join(path.file_name().unwrap_or_default())
+        }
+        None => path.to_path_buf(),
+    };
     let mut n = 1;
     let to = loop {
         let tag = if n == 1 {
@@ -429,18 +460,48 @@ pub fn keep_earlier(path: &Path) -> Result<Option<PathBuf>> {
         } else {
             format!("{tag}-{n}")
         };
-        let to = crate::files::with_tag(path, &tag);
-        if !to.exists() && !facts_path(&to).exists() {
+        let to = crate::files::with_tag(&base, &tag);
+        let fix = to_fix_path(&to);
+        if !to.exists() && !facts_path(&to).exists() && !fix.exists() {
             break to;
         }
         n += 1;
     };
-    for (from, to) in [(path.to_path_buf(), to.clone()), (facts, facts_path(&to))] {
+    let fix_to = to_fix_path(&to);
+    for (from, to) in [
+        (path.to_path_buf(), to.clone()),
+        (facts, facts_path(&to)),
+        (to_fix, fix_to),
+    ] {
         if file(&from) {
-            std::fs::rename(&from, &to).map_err(|e| Error::report(&from, e))?;
+            crate::files::move_file(&from, &to).map_err(|e| Error::report(&from, e))?;
         }
     }
-    Ok(Some(to))
+    Ok(Some(KeptRecords { report: to, run }))
+}
+
+/// Where the rows to fix of the report at `report` go: beside it, as
+/// `NAME.to-fix.csv` (or `.xlsx` beside an XLSX report), in the branch's
+/// own layout.
+pub fn to_fix_path(report: &Path) -> PathBuf {
+    let name = report.file_name().unwrap_or_default().to_string_lossy();
+    let stem = match name.rfind(".report.") {
+        Some(at) => &name[..at],
+        None => name.split('.').next().unwrap_or(&name),
+    };
+    let xlsx = report
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("xlsx"));
+    report.with_file_name(format!(
+        "{stem}.to-fix.{}",
+        if xlsx { "xlsx" } else { "csv" }
+    ))
+}
+
+/// An earlier run's facts (or record of why its file could not be read).
+fn earlier_facts(facts: &Path) -> Option<serde_json::Value> {
+    let text = crate::files::read_small(facts, 16 << 20).ok()?;
+    serde_json::from_str(&text).ok()
 }
 
 /// Where the report of ledger run `run`, written at `recorded`, is now:
@@ -456,9 +517,7 @@ pub fn kept_report(recorded: &Path, run: i64) -> PathBuf {
 }
 
 /// The tag of the run whose run facts are at `facts`.
-fn earlier_tag(facts: &Path) -> Option<String> {
-    let text = crate::files::read_small(facts, 16 << 20).ok()?;
-    let facts: serde_json::Value = serde_json::from_str(&text).ok()?;
+fn earlier_tag(facts: &serde_json::Value) -> Option<String> {
     if let Some(run) = facts["api"]["ledger_run"].as_i64() {
         return Some(format!("run-{run}"));
     }
@@ -619,5 +678,14 @@ mod tests {
             Format::Xlsx
         );
         assert!(Format::from_path(Path::new("r.txt")).is_err());
+    }
+
+    #[test]
+    fn the_rows_to_fix_sit_beside_the_report() {
+        let p = |s: &str| super::to_fix_path(Path::new(s)).display().to_string();
+        assert_eq!(p("/d/night.report.csv"), "/d/night.to-fix.csv");
+        assert_eq!(p("/d/night.report.xlsx"), "/d/night.to-fix.xlsx");
+        assert_eq!(p("/d/a.b.report.jsonl"), "/d/a.b.to-fix.csv");
+        assert_eq!(p("/d/out.csv"), "/d/out.to-fix.csv");
     }
 }

@@ -11,6 +11,7 @@
 //! sends them until it is stopped, is in [`watch`].
 
 pub mod approval;
+pub mod filing;
 pub mod verify;
 pub mod watch;
 
@@ -30,6 +31,7 @@ use crate::pipeline::Checked;
 use crate::report;
 use crate::stage;
 use crate::submit::{Stop, Tally};
+pub use filing::Filing;
 
 /// Where each file's report goes, and where the file goes after its run.
 #[derive(Debug, Clone, Default)]
@@ -46,7 +48,12 @@ pub struct Output {
     /// Where a file whose rows were all done goes, with its report and
     /// run facts.
     pub done_dir: Option<PathBuf>,
-    /// Where a file with rows not done, or that could not be read, goes.
+    /// Where a file whose orders were all handled, with rows that need a
+    /// person (invalid, held, rejected, conflict), goes, with its report,
+    /// run facts and rows to fix.
+    pub attention_dir: Option<PathBuf>,
+    /// Where a file that could not be processed (or not all the way)
+    /// goes.
     pub failed_dir: Option<PathBuf>,
     /// How long a folder's sheet must stay unchanged before it is taken.
     pub settle: Duration,
@@ -62,6 +69,16 @@ impl Output {
             std::fs::create_dir_all(dir).map_err(|e| Error::report(dir, e))?;
         }
         Ok(())
+    }
+
+    /// The folder a file that ended so goes to, if one is given.
+    pub fn folder(&self, filing: Filing) -> Option<&Path> {
+        match filing {
+            Filing::Done => self.done_dir.as_deref(),
+            Filing::NeedsAttention => self.attention_dir.as_deref(),
+            Filing::Failed => self.failed_dir.as_deref(),
+            Filing::Left => None,
+        }
     }
 
     /// Where `input`'s report goes (see [`report::Target::for_input`]).
@@ -122,12 +139,12 @@ pub enum Event<'a> {
         file: Option<&'a Path>,
         message: String,
     },
-    /// A file was moved to the done or failed folder, with its report and
-    /// run facts.
+    /// A file was moved to the done, needs-attention or failed folder,
+    /// with its report and run facts.
     Filed {
         file: &'a Path,
-        dir: &'a str,
-        exit: Exit,
+        dir: &'a Path,
+        outcome: &'a FileOutcome,
     },
     /// The watch began.
     Watching {
@@ -155,6 +172,7 @@ pub enum Event<'a> {
     Heartbeat {
         dirs: &'a [PathBuf],
         done: u64,
+        attention: u64,
         failed: u64,
         in_hand: usize,
         settling: usize,
@@ -162,10 +180,8 @@ pub enum Event<'a> {
     },
     /// The watch stopped.
     WatchStopped {
-        exit: Exit,
         why: Option<&'a Stop>,
-        done: u64,
-        failed: u64,
+        end: watch::WatchEnd,
     },
 }
 
@@ -247,6 +263,10 @@ pub fn with_progress<T>(
 pub struct FileOutcome {
     pub input: String,
     pub exit_code: Exit,
+    /// Done, needs attention, failed, or left where it is.
+    pub outcome: Filing,
+    /// Why, in one line.
+    pub reason: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -255,6 +275,9 @@ pub struct FileOutcome {
     /// why.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub run_facts: Option<String>,
+    /// The rows the branch must fix, in its own layout, with what to fix.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to_fix: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub batch_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -284,8 +307,11 @@ impl FileOutcome {
         FileOutcome {
             input,
             exit_code: exit,
+            outcome: Filing::of(exit, 0, false),
+            reason: one_line(&error),
             error: Some(error),
             report: None,
+            to_fix: None,
             run_facts: None,
             batch_id: None,
             counts: None,
@@ -450,6 +476,7 @@ impl Service<'_> {
                     });
                     let mut outcome = FileOutcome::failed(name, Exit::RowsNotDone, why);
                     outcome.awaiting_approval = true;
+                    outcome.outcome = Filing::Left;
                     return Ok(outcome);
                 }
             }
@@ -482,11 +509,31 @@ impl Service<'_> {
             file: &name,
             done: &done,
         });
+        let unsettled = done.facts.sent.map_or(0, |s| s.failed);
+        let mut exit = done.exit;
+        let to_fix = match done.facts.counts.invalid {
+            0 => None,
+            _ => {
+                let path = report::to_fix_path(&target.path);
+                match job.export(crate::job::Rows::ToFix, &path) {
+                    Ok(()) => Some(path),
+                    Err(e) => {
+                        self.trouble(Some(file), format!("{e}"));
+                        exit = exit.and(Exit::LocalFailure);
+                        None
+                    }
+                }
+            }
+        };
+        let filing = Filing::of(exit, unsettled, false);
         Ok(FileOutcome {
             input: name,
-            exit_code: done.exit,
+            exit_code: exit,
+            outcome: filing,
+            reason: filing::reason(filing, &done.facts, to_fix.as_deref()),
             error: None,
             report: Some(target.path.display().to_string()),
+            to_fix: to_fix.map(|p| p.display().to_string()),
             run_facts: Some(done.facts_path.display().to_string()),
             batch_id: Some(checked.batch_id.clone()),
             counts: Some(done.counts_json()),
@@ -495,33 +542,30 @@ impl Service<'_> {
                 Some(api) => format!("run-{}", api.ledger_run),
                 None => String::new(),
             },
-            failed_rows: done.facts.sent.map_or(0, |s| s.failed),
+            failed_rows: unsettled,
             run: done.facts.api.as_ref().map(|api| api.ledger_run),
             awaiting_approval: false,
         })
     }
 
-    /// Moves a processed file with its report and run facts to the done
-    /// or failed folder, if one is given; a file not processed (the run
-    /// stopped before it) stays. A move that fails is told, and counts as
+    /// Moves a processed file with its report, run facts and rows to fix
+    /// to the folder of its outcome (done, needs attention, failed), if
+    /// one is given; a file left (the run stopped before or while it, it
+    /// waits for approval) stays. A move that fails is told, and counts as
     /// this machine's failure.
     pub fn file_away(&self, file: &Path, mut outcome: FileOutcome) -> FileOutcome {
         let Some(facts) = outcome.run_facts.clone() else {
             return outcome;
         };
-        let dir = if outcome.exit_code == Exit::Ok {
-            &self.out.done_dir
-        } else {
-            &self.out.failed_dir
-        };
-        let Some(dir) = dir else {
+        let Some(dir) = self.out.folder(outcome.outcome) else {
             return outcome;
         };
         let report = outcome.report.clone().map(PathBuf::from);
-        let mut paths: Vec<&Path> = vec![file];
-        paths.extend(report.as_deref());
+        let to_fix = outcome.to_fix.clone().map(PathBuf::from);
         let facts = PathBuf::from(facts);
-        paths.push(&facts);
+        let mut paths: Vec<&Path> = vec![file, &facts];
+        paths.extend(report.as_deref());
+        paths.extend(to_fix.as_deref());
         let moved = match drop::file_away(dir, &paths, &outcome.tag) {
             Ok(moved) => moved,
             Err(e) => {
@@ -544,8 +588,12 @@ impl Service<'_> {
                 .flatten()
                 .map(|p| p.display().to_string())
         };
+        outcome.run_facts = at(1);
         if report.is_some() {
-            outcome.report = at(1);
+            outcome.report = at(2);
+        }
+        if to_fix.is_some() {
+            outcome.to_fix = at(paths.len() - 1);
         }
         // The ledger's list of runs says where the report is now.
         if let (Some(run), Some(now)) = (outcome.run, &outcome.report)
@@ -557,14 +605,29 @@ impl Service<'_> {
             );
             outcome.exit_code = outcome.exit_code.and(Exit::LocalFailure);
         }
-        outcome.run_facts = at(paths.len() - 1);
         outcome.filed_in = Some(dir.display().to_string());
+        (self.on)(Event::Filed {
+            file,
+            dir,
+            outcome: &outcome,
+        });
         outcome
     }
 
     fn trouble(&self, file: Option<&Path>, message: String) {
         (self.on)(Event::Trouble { file, message });
     }
+}
+
+/// A message in one line: a line break in it (another program's, a
+/// cell's) becomes ` / `.
+pub fn one_line(message: &str) -> String {
+    let lines: Vec<&str> = message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    lines.join(" / ")
 }
 
 /// Every run the ledger recorded, each report where it is now (under its

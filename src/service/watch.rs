@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{Event, FileOutcome, Output, Service};
+use super::{Event, FileOutcome, Filing, Output, Service};
 use crate::drop::{self, Look, Settle, Settling};
 use crate::error::{Error, Result};
 use crate::exit::Exit;
@@ -61,11 +61,13 @@ pub struct Handed {
     pub answer: Sender<Result<FileOutcome>>,
 }
 
-/// How the watch ended, and what it did.
+/// How the watch ended, and what it did: its files done, needing
+/// attention, failed.
 #[derive(Debug, Clone, Copy)]
 pub struct WatchEnd {
     pub exit: Exit,
     pub done: u64,
+    pub attention: u64,
     pub failed: u64,
 }
 
@@ -133,6 +135,7 @@ struct Later {
 #[derive(Default)]
 struct Counts {
     done: u64,
+    attention: u64,
     failed: u64,
     cut_short: bool,
 }
@@ -204,17 +207,17 @@ pub fn watch(
         None => Exit::Ok,
     };
     let why = stopper.reason();
+    let end = WatchEnd {
+        exit,
+        done: counts.done,
+        attention: counts.attention,
+        failed: counts.failed,
+    };
     on(Event::WatchStopped {
-        exit,
         why: why.as_ref(),
-        done: counts.done,
-        failed: counts.failed,
+        end,
     });
-    WatchEnd {
-        exit,
-        done: counts.done,
-        failed: counts.failed,
-    }
+    end
 }
 
 /// File-system events of `dirs` as wake-ups; `None` where the system
@@ -368,6 +371,7 @@ impl Board {
         on(Event::Heartbeat {
             dirs,
             done: self.counts.done,
+            attention: self.counts.attention,
             failed: self.counts.failed,
             in_hand: self.busy.len(),
             settling,
@@ -422,27 +426,25 @@ fn sheets(
     sheets
 }
 
-/// Counts a file the sender is done with, and tells where it went.
+/// Counts a file the sender is done with, and tells when it is tried
+/// again (where it was filed is told as it is filed).
 fn tell(counts: &mut Counts, d: &Done, on: &(dyn Fn(Event<'_>) + Sync)) {
     let exit = d.outcome.exit_code;
     match d.next {
-        Next::Filed | Next::Stays if exit == Exit::Ok => counts.done += 1,
-        // Cut short while it was sent (a file not yet begun has no report).
-        Next::Filed | Next::Stays if exit == Exit::Interrupted => {
-            counts.cut_short |= d.outcome.report.is_some();
-        }
-        Next::Filed | Next::Stays => counts.failed += 1,
+        Next::Filed | Next::Stays => match d.outcome.outcome {
+            Filing::Done => counts.done += 1,
+            Filing::NeedsAttention => counts.attention += 1,
+            Filing::Failed => counts.failed += 1,
+            // Cut short while it was sent (a file not yet begun has no
+            // report).
+            Filing::Left => counts.cut_short |= d.outcome.report.is_some(),
+        },
         Next::Retry(_) => {}
     }
-    match (d.next, &d.outcome.filed_in) {
-        (Next::Filed, Some(dir)) => on(Event::Filed {
-            file: &d.path,
-            dir,
-            exit,
-        }),
+    match d.next {
         // Told already (the service's `Held`).
-        (Next::Retry(_), _) if d.outcome.awaiting_approval => {}
-        (Next::Retry(after), _) => {
+        Next::Retry(_) if d.outcome.awaiting_approval => {}
+        Next::Retry(after) => {
             let why = match (&d.outcome.error, d.outcome.failed_rows) {
                 (Some(e), _) => e.clone(),
                 (None, 0) => "the API was unavailable or refused us".to_string(),
@@ -458,7 +460,7 @@ fn tell(counts: &mut Counts, d: &Done, on: &(dyn Fn(Event<'_>) + Sync)) {
                 after,
             });
         }
-        _ => {}
+        Next::Filed | Next::Stays => {}
     }
     on(Event::FileDone(&d.outcome));
 }
@@ -510,6 +512,9 @@ fn sender(
             .filter(|_| engine.stopper.is_interrupted() || fatal.is_some());
         let (outcome, next) = match (stop, taken.opened.take()) {
             (None, Some((started, job))) => {
+                // What an earlier watch left beside the file goes with
+                // the run history first.
+                taken.records.extend(put_away(service, &taken.path));
                 let sent = one_file(service, opts, &taken, started, job, &mut api_pause);
                 fatal = fatal.or(sent.fatal);
                 paused = sent.paused;
@@ -528,7 +533,7 @@ fn sender(
                 (outcome, Next::Stays)
             }
         };
-        let records = keep_records(service, &taken.path, &outcome, next, taken.records);
+        let records = keep_records(service, &taken.path, next, taken.records, &outcome);
         let _ = wake.send(Wake::Done(Box::new(Done {
             path: taken.path,
             outcome,
@@ -640,32 +645,19 @@ fn send_handed(service: &Service<'_>, h: Handed, ledger_failed: bool) {
     let _ = h.answer.send(answer);
 }
 
-/// What a file's tries wrote, after this one: a try to be repeated steps
-/// its report and run facts aside, under names of their own, to go with
+/// What a file's tries wrote, after this one: a try to be repeated puts
+/// its report and run facts (or its record of why the file could not be
+/// read) away with the run history, under names of their own, to go with
 /// the file; a file filed takes them all with it.
 fn keep_records(
     service: &Service<'_>,
     path: &Path,
-    outcome: &FileOutcome,
     next: Next,
     mut records: Vec<Kept>,
+    outcome: &FileOutcome,
 ) -> Vec<Kept> {
     match next {
-        Next::Retry(_) => match service
-            .out
-            .target(path)
-            .and_then(|t| report::keep_earlier(&t.path))
-        {
-            Ok(Some(kept)) => records.push(Kept {
-                run: outcome.run,
-                report: kept,
-            }),
-            Ok(None) => {}
-            Err(e) => (service.on)(Event::Failed {
-                file: path,
-                error: &e,
-            }),
-        },
+        Next::Retry(_) => records.extend(put_away(service, path)),
         Next::Filed => {
             if let Some(dir) = &outcome.filed_in {
                 file_records(service, Path::new(dir), &records, &outcome.tag);
@@ -676,12 +668,55 @@ fn keep_records(
     records
 }
 
+/// Moves the report, run facts and rows to fix at `path`'s report (an
+/// earlier try's, or an earlier watch's) to the run history beside the
+/// ledger, so that the drop folder holds only sheets; the ledger's list
+/// of runs says where the report is now.
+fn put_away(service: &Service<'_>, path: &Path) -> Option<Kept> {
+    let history = history_dir(service);
+    let kept = service
+        .out
+        .target(path)
+        .and_then(|t| report::keep_earlier_in(&t.path, Some(&history)));
+    match kept {
+        Ok(Some(kept)) => {
+            if let Some(run) = kept.run
+                && let Err(e) = service.engine.ledger.report_moved(run, &kept.report)
+            {
+                service.trouble(
+                    Some(path),
+                    format!("the ledger cannot record where the report went: {e}"),
+                );
+            }
+            Some(Kept {
+                run: kept.run,
+                report: kept.report,
+            })
+        }
+        Ok(None) => None,
+        Err(e) => {
+            (service.on)(Event::Failed {
+                file: path,
+                error: &e,
+            });
+            None
+        }
+    }
+}
+
+/// Where the watch keeps the records of tries to be repeated: beside the
+/// ledger, in a folder named after it.
+pub fn history_dir(service: &Service<'_>) -> PathBuf {
+    service.engine.ledger.path().with_extension("history")
+}
+
 /// Moves what the earlier tries of a file wrote to where the file went;
 /// the ledger's list of runs says where their reports are now.
 fn file_records(service: &Service<'_>, dir: &Path, records: &[Kept], tag: &str) {
     for kept in records {
         let facts = report::facts_path(&kept.report);
-        let moved = drop::file_away(dir, &[&kept.report, &facts], tag).and_then(|moved| {
+        let to_fix = report::to_fix_path(&kept.report);
+        let moved = drop::file_away(dir, &[&kept.report, &facts, &to_fix], tag).and_then(|moved| {
             match (kept.run, &moved[0]) {
                 (Some(run), Some(report)) => service
                     .engine

@@ -461,6 +461,65 @@ fn an_unreachable_api_stops_with_exit_4_and_nothing_is_lost() {
     assert!(rows.iter().any(|r| r["error_code"] == "NOT_SUBMITTED"));
 }
 
+/// A closed port, met by `submit` (pre-check on), `status` and `watch`:
+/// each says the connection was refused, and where, at the default
+/// verbosity, and advises only what is safe (wait, `doctor`), never to turn
+/// the pre-check off.
+#[test]
+fn a_closed_port_is_named_by_submit_status_and_watch() {
+    let sb = SandboxProcess::start(&[]);
+    let desk = Desk::new();
+    let sheet = desk.sheet("orders.csv", 4, 1);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let closed = format!("http://127.0.0.1:{port}/v1");
+    let refused = format!("connection refused by 127.0.0.1:{port}");
+    let safe = |stderr: &str| {
+        assert!(stderr.contains(&refused), "{stderr}");
+        assert!(stderr.contains("dcms-bulk doctor"), "{stderr}");
+        assert!(!stderr.contains("precheck = false"), "{stderr}");
+    };
+
+    let out = desk.run_at(&closed, &["submit", path_str(&sheet)]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(exit::API_UNAVAILABLE), "{stderr}");
+    safe(&stderr);
+
+    // Sent for real, then asked after from a closed port.
+    std::fs::remove_file(desk.path("orders.report.csv")).unwrap();
+    let out = desk.run_at(&sb.base, &["submit", path_str(&sheet), "--batch-id", "b"]);
+    assert_eq!(out.status.code(), Some(exit::OK), "{}", text(&out).1);
+    let out = desk.run_at(&closed, &["status", "orders.report.csv"]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(exit::API_UNAVAILABLE), "{stderr}");
+    safe(&stderr);
+
+    std::fs::create_dir(desk.path("drop")).unwrap();
+    std::fs::copy(&sheet, desk.path("drop/night.csv")).unwrap();
+    let log = std::fs::File::create(desk.path("watch.log")).unwrap();
+    let mut watch = desk
+        .command_at(&closed, &["watch", "drop", "--settle", "0", "--poll", "1s"])
+        .stderr(log)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let told = loop {
+        let log = std::fs::read_to_string(desk.path("watch.log")).unwrap();
+        if log.contains("trying it again") || std::time::Instant::now() > deadline {
+            break log;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let _ = watch.kill();
+    let _ = watch.wait();
+    assert!(told.contains(&refused), "{told}");
+    assert!(!told.contains("precheck = false"), "{told}");
+}
+
 #[test]
 fn profiles_then_environment_then_flags() {
     let sb = SandboxProcess::start(&[]);

@@ -206,6 +206,13 @@ fn a_scripted_night_in_a_watched_folder() {
             assert_eq!(r.status().as_u16(), 202);
         }
         std::thread::sleep(Duration::from_millis(2_800));
+        // Retries leave no reports or records of their own in the drop
+        // folder: they wait with the run history.
+        let tagged: Vec<String> = names(&drop_dir)
+            .into_iter()
+            .filter(|n| n.contains(".run-") || n.contains(".at-"))
+            .collect();
+        assert!(tagged.is_empty(), "{tagged:?}");
     }
     for c in copies {
         c.join().unwrap();

@@ -145,10 +145,17 @@ pub fn run(args: &StatusArgs, console: Console) -> Result<Exit> {
     if let Some(why) = &unknown_why
         && !console.quiet
     {
-        tracing::warn!(
+        let advice = match &stopped {
+            Some(stop) => stop.advice(),
+            None => {
+                "wait until the API answers again, then ask again; `dcms-bulk doctor` checks the connection and the profile"
+            }
+        };
+        super::log::at_level!(
+            super::log::level_of(code),
             event = "unknown",
             code = code.code(),
-            "status: {}: {why}",
+            "status: {}: {why}; {advice}",
             match &stopped {
                 Some(_) => "stopped".to_string(),
                 None => "some orders are UNKNOWN, the last because".to_string(),

@@ -186,7 +186,8 @@ pub fn run(args: &SubmitArgs, console: Console) -> Result<Exit> {
             level,
             event = "stopped",
             code = why.exit().code(),
-            "dcms-bulk: stopped: {why}; re-run the same command to resume"
+            "dcms-bulk: stopped: {why}; {}",
+            why.advice()
         );
     }
     if files.len() > 1 && !console.quiet {

@@ -163,25 +163,63 @@ fn strip_tags(html: &str) -> String {
     out
 }
 
-/// A reqwest error with its causes, without the URL's query (none is used)
-/// and never a header.
+/// A reqwest error in words an operator can act on, naming the host and
+/// port (connection refused, a TLS handshake that failed, a host not
+/// found, no answer in time), then its innermost cause; never the URL's
+/// query (none is used) or a header.
 pub(super) fn describe_error(e: &reqwest::Error) -> String {
-    let what = if e.is_timeout() {
-        "no answer in time"
-    } else if e.is_connect() {
-        "cannot connect"
-    } else {
-        "the connection failed"
+    let host = e
+        .url()
+        .and_then(|u| u.host_str())
+        .unwrap_or("the API's host")
+        .to_owned();
+    let at = match e.url().and_then(|u| u.port_or_known_default()) {
+        Some(port) => format!("{host}:{port}"),
+        None => host.clone(),
     };
-    let mut text = what.to_string();
+    let mut io_kind = None;
+    let mut tls = None;
+    let mut dns = false;
+    let mut innermost = None;
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
-        let s_text = s.to_string();
-        if !text.contains(&s_text) {
-            text.push_str(": ");
-            text.push_str(&s_text);
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            io_kind.get_or_insert(io.kind());
+            if let Some(t) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+                tls = Some(t.to_string());
+            }
         }
+        if let Some(t) = s.downcast_ref::<rustls::Error>() {
+            tls = Some(t.to_string());
+        }
+        let text = s.to_string();
+        dns |= text.contains("dns error") || text.contains("failed to lookup address");
+        innermost = Some(text);
         source = s.source();
     }
-    text
+    use std::io::ErrorKind;
+    let what = if let Some(tls) = tls {
+        format!("the TLS handshake with {at} failed ({tls})")
+    } else if io_kind == Some(ErrorKind::ConnectionRefused) {
+        format!(
+            "connection refused by {at}: nothing answers there (the API is down, or the base URL's host or port is wrong)"
+        )
+    } else if dns {
+        format!("cannot find the host {host} (DNS)")
+    } else if e.is_timeout() {
+        format!("no answer from {at} in time (timeout)")
+    } else if e.is_connect() {
+        format!("cannot connect to {at}")
+    } else if matches!(
+        io_kind,
+        Some(ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::UnexpectedEof)
+    ) {
+        format!("the connection to {at} was cut")
+    } else {
+        format!("the connection to {at} failed")
+    };
+    match innermost {
+        Some(cause) if !what.contains(&cause) => format!("{what}; {cause}"),
+        _ => what,
+    }
 }

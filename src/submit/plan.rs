@@ -204,7 +204,7 @@ async fn by_the_inventory<O: Operation>(
         }
         Precheck::Failed(why) => {
             ctx.stopper.stop(Stop::ApiUnavailable(format!(
-                "the bulk lookup of what the API already holds failed: {why}; nothing more is sent (set `precheck = false` in the profile to send without it)"
+                "the bulk lookup of what the API already holds failed: {why}; nothing more is sent until it answers"
             )));
             return;
         }

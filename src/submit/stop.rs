@@ -36,6 +36,27 @@ impl Stop {
     }
 }
 
+impl Stop {
+    /// What is safe to do next, in words (never to turn a check off).
+    pub fn advice(&self) -> &'static str {
+        match self {
+            Stop::ApiUnavailable(_) | Stop::Deadline => {
+                "wait until the API answers again, then re-run the same command: nothing is sent twice; `dcms-bulk doctor` checks the connection and the profile"
+            }
+            Stop::Refused(_) => {
+                "check the token and the tenant with `dcms-bulk doctor`, then re-run the same command: nothing is sent twice"
+            }
+            Stop::NotTheApi(_) => {
+                "check the base URL with `dcms-bulk doctor`, then re-run the same command"
+            }
+            Stop::Interrupted => "re-run the same command to resume",
+            Stop::Ledger(_) => {
+                "fix the disk or the ledger's folder, then re-run the same command to resume"
+            }
+        }
+    }
+}
+
 impl std::fmt::Display for Stop {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

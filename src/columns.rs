@@ -412,7 +412,7 @@ pub fn no_header<K: Known>(path: &Path, sheet: &Sheet, known: &[K]) -> Error {
     sheet.head(HEADER_SEARCH_ROWS, &mut |rows| {
         if let Some(r) = rows.iter().find(|r| !r.is_blank()) {
             first_row = (0..r.width().min(30))
-                .map(|i| r.cell(i).text.into_owned())
+                .map(|i| crate::quote::value(&r.cell(i).text).into_owned())
                 .collect();
         }
     });

@@ -66,6 +66,44 @@ fn empty_and_header_only() {
     );
 }
 
+/// A value quoted from a sheet, and a message from the process that
+/// checks a legacy workbook, stay inside one line of the log: a cell
+/// cannot start a line that passes for another log line.
+#[test]
+fn messages_stay_one_line_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let forged = "2026-12-04T17:13:48.430Z dcms-bulk: error: forged";
+    let sheet = write(
+        dir.path(),
+        "no_header.csv",
+        format!("\"ABC\n{forged}\",x\u{1b}[2J,y\nnot,a,header\n"),
+    );
+    let r = check_file(&sheet);
+    assert_eq!(r.code, exit::INPUT_UNREADABLE, "{}", r.stderr);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("ABC\\n2026-12-04T17:13:48.430Z"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("x\\u{1b}[2J"), "{}", r.stderr);
+    for name in ["truncated.xls", "truncated_late.xls", "fat_chain_loops.xls"] {
+        let path = root().join("tests/fixtures/hostile").join(name);
+        let r = check_file(&path);
+        assert_eq!(r.code, exit::INPUT_UNREADABLE, "{name}: {}", r.stderr);
+        for line in r.stderr.lines() {
+            assert_eq!(line.matches("dcms-bulk:").count(), 1, "{name}: {line}");
+            assert_eq!(line.matches(name).count(), 1, "{name}: {line}");
+        }
+    }
+    let cut = std::fs::read(root().join("tests/fixtures/orders.xls")).unwrap();
+    let cut = write(dir.path(), "cut.xls", &cut[..3000]);
+    let r = check_file(&cut);
+    assert_eq!(r.code, exit::INPUT_UNREADABLE, "{}", r.stderr);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    assert_eq!(r.stderr.matches("cut.xls").count(), 1, "{}", r.stderr);
+}
+
 #[test]
 fn missing_and_duplicate_columns() {
     let dir = tempfile::tempdir().unwrap();

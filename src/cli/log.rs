@@ -112,15 +112,22 @@ impl Lines {
     }
 }
 
-/// A text event: each of its lines after the time, if one is given.
+/// A text event: each of its lines after the time, if one is given. A
+/// line after the first is indented (a `caused by:` is already), and
+/// control characters other than the line break are written as escapes:
+/// whatever a message quotes (a file's name, a cell), no line of it can
+/// pass for a log line of its own, or rewrite one on a terminal.
 fn text(message: &str, time: Option<&str>) -> String {
     let mut out = String::with_capacity(message.len() + 32);
-    for line in message.lines() {
+    for (i, line) in message.split('\n').enumerate() {
         if let Some(t) = time {
             out.push_str(t);
             out.push(' ');
         }
-        out.push_str(line);
+        if i > 0 && !line.starts_with(char::is_whitespace) {
+            out.push_str("  ");
+        }
+        out.push_str(&crate::quote::escaped(line));
         out.push('\n');
     }
     out
@@ -199,6 +206,11 @@ mod tests {
             format!("{t} dcms-bulk: error: x\n{t}   caused by: y\n")
         );
         assert_eq!(text("a: b", None), "a: b\n");
+        // A file named to look like a log line stays inside its own.
+        assert_eq!(
+            text("x.csv: taken\n2026 dcms-bulk: error: y\r", Some(t)),
+            format!("{t} x.csv: taken\n{t}   2026 dcms-bulk: error: y\\r\n")
+        );
         let mut fields = Fields {
             message: "orders.csv: 3 rows".into(),
             event: Some("finished".into()),

@@ -381,6 +381,23 @@ pub struct Console {
     pub quiet: bool,
 }
 
+/// `__check-workbook FILE`, in the child: the reader's answer alone, on
+/// stdout as one line of JSON (`{"message": ...}`), for the parent to
+/// quote; never a log line of its own.
+fn check_workbook(file: &std::path::Path) -> i32 {
+    match crate::read::check_workbook(file) {
+        Ok(()) => Exit::Ok.code(),
+        Err(e) => {
+            let message = match &e {
+                Error::Input { message, .. } => message.clone(),
+                e => e.to_string(),
+            };
+            let _ = print_stdout(&format!("{}\n", serde_json::json!({ "message": message })));
+            e.exit().code()
+        }
+    }
+}
+
 /// Parses the command line, runs the command, and returns the exit code.
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
@@ -413,7 +430,7 @@ pub fn main() -> i32 {
         Command::Show(args) => show::run(&args, console),
         Command::Resolve(args) => resolve::run(&args, console),
         Command::Verify(args) => verify::run(&args, console),
-        Command::CheckWorkbook { file } => crate::read::check_workbook(&file).map(|()| Exit::Ok),
+        Command::CheckWorkbook { file } => return check_workbook(&file),
         Command::Submit(args) => submit::run(&args, console),
         Command::Watch(args) => watch::run(&args, console),
         Command::Template(args) => template::run(&args, console),

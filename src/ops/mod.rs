@@ -50,7 +50,11 @@ fn check_row(sheet: &OpSheet, kind: Kind, row: &OpRow) -> (Vec<String>, Vec<Prob
             } else if !col.choices.is_empty() {
                 match col.choices.iter().find(|c| c.eq_ignore_ascii_case(v)) {
                     Some(c) => return (*c).to_owned(),
-                    None => fail(format!("`{v}` must be one of {}", col.choices.join(", "))),
+                    None => fail(format!(
+                        "`{}` must be one of {}",
+                        crate::quote::value(v),
+                        col.choices.join(", ")
+                    )),
                 }
             } else if v.chars().count() > col.max_chars {
                 fail(format!("must be at most {} characters", col.max_chars));

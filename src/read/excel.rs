@@ -274,8 +274,8 @@ pub fn preflight(program: &Path, path: &Path) -> Result<()> {
         .arg("__check-workbook")
         .arg(path)
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
         .map_err(|e| Error::io(program, e))?;
     let started = std::time::Instant::now();
@@ -291,24 +291,25 @@ pub fn preflight(program: &Path, path: &Path) -> Result<()> {
         }
     };
     let mut said = String::new();
-    if let Some(mut err) = child.stderr.take() {
+    if let Some(mut out) = child.stdout.take() {
         use std::io::Read;
-        let _ = err.by_ref().take(64 * 1024).read_to_string(&mut said);
+        let _ = out.by_ref().take(64 * 1024).read_to_string(&mut said);
     }
-    match status {
-        Some(s) if s.success() => Ok(()),
-        // The child's own answer (damaged, password...): its message.
-        Some(s) if s.code() == Some(crate::exit::INPUT_UNREADABLE) => {
-            let line = said.lines().next().unwrap_or("").trim();
-            let prefix = format!("dcms-bulk: error: {}: ", path.display());
-            let message = line.strip_prefix(&prefix).unwrap_or(line);
-            Err(Error::input(path, message.to_string()))
+    // The child's own answer (damaged, password...): its message, one
+    // line of JSON.
+    let answer = serde_json::from_str::<serde_json::Value>(said.trim())
+        .ok()
+        .and_then(|v| v["message"].as_str().map(str::to_owned));
+    match (status, answer) {
+        (Some(s), _) if s.success() => Ok(()),
+        (Some(s), Some(message)) if s.code() == Some(crate::exit::INPUT_UNREADABLE) => {
+            Err(Error::input(path, message))
         }
-        Some(_) => Err(damaged(
+        (Some(_), _) => Err(damaged(
             path,
             &"reading it ran out of memory or crashed (its sizes and lengths make no sense)",
         )),
-        None => Err(damaged(
+        (None, _) => Err(damaged(
             path,
             &format!("reading it took longer than {} s", PREFLIGHT_TIME.as_secs()),
         )),

@@ -430,7 +430,8 @@ impl<'a> Checker<'a> {
                     && !entry.bins.contains(v)
                 {
                     return Some(format!(
-                        "`{v}` is not a BIN of product {product_id} in the rules file's catalog{}",
+                        "`{}` is not a BIN of product {product_id} in the rules file's catalog{}",
+                        quote::value(v),
                         zeros_hint(field, v, entry.bins.iter())
                     ));
                 }
@@ -642,9 +643,10 @@ impl<'a> Checker<'a> {
             && !field.id_lengths().contains(&v.len())
         {
             return CellCheck::Refused(format!(
-                "`{v}` is shorter than the {w} characters most {} values have: Excel stored it as a \
+                "`{}` is shorter than the {w} characters most {} values have: Excel stored it as a \
                          number and dropped its leading zeros; format the column as Text and type it again \
                          (or set id_widths.{} in the rules file)",
+                quote::value(v),
                 field.name(),
                 field.name()
             ));
@@ -654,9 +656,10 @@ impl<'a> Checker<'a> {
                 Some(col),
                 field.name(),
                 format!(
-                    "`{v}` is a number in the spreadsheet, and Excel drops an id's leading zeros \
+                    "`{}` is a number in the spreadsheet, and Excel drops an id's leading zeros \
                      (0001 becomes 1): check it is the whole id; format the column as Text and \
                      type it again, or set id_widths.{} in the rules file",
+                    quote::value(v),
                     field.name()
                 ),
             ));

@@ -74,7 +74,7 @@ pub fn check_timestamp(v: &str) -> Result<(), String> {
     let time = chrono::NaiveTime::from_hms_opt(n(11..13), n(14..16), n(17..19));
     match (date, time) {
         (Some(_), Some(_)) => Ok(()),
-        (None, _) => Err(format!("`{v}` is not a real date")),
-        (_, None) => Err(format!("`{v}` is not a real time of day")),
+        (None, _) => Err(format!("`{}` is not a real date", quote::value(v))),
+        (_, None) => Err(format!("`{}` is not a real time of day", quote::value(v))),
     }
 }

@@ -27,6 +27,9 @@ pub enum Exit {
     /// standard output. What was sent is in the ledger as far as it could
     /// be written; re-run once the disk is fixed.
     LocalFailure,
+    /// `status --wait` gave up: orders still open when `--wait-timeout`
+    /// passed (none failed, none unknown).
+    StillOpen,
     /// Interrupted (Ctrl-C, SIGTERM); the journal is flushed and a re-run
     /// resumes.
     Interrupted,
@@ -42,6 +45,7 @@ impl Exit {
             Exit::InputUnreadable => 3,
             Exit::ApiUnavailable => 4,
             Exit::LocalFailure => 5,
+            Exit::StillOpen => 6,
             Exit::Interrupted => 130,
         }
     }
@@ -60,13 +64,14 @@ impl Exit {
     /// failing disk, a usage problem, an unreadable file, and rows not
     /// done.
     pub fn most_serious(ends: impl IntoIterator<Item = Exit>) -> Exit {
-        const RANK: [Exit; 7] = [
+        const RANK: [Exit; 8] = [
             Exit::Interrupted,
             Exit::ApiUnavailable,
             Exit::LocalFailure,
             Exit::Usage,
             Exit::InputUnreadable,
             Exit::RowsNotDone,
+            Exit::StillOpen,
             Exit::Ok,
         ];
         let rank = |e: Exit| RANK.iter().position(|r| *r == e).unwrap_or(0);
@@ -88,6 +93,61 @@ impl serde::Serialize for Exit {
     }
 }
 
+/// Every exit code: its number, its name, and what it means in one line.
+/// The help, the man page's EXIT STATUS and the README's table say the
+/// same (a test holds them to this).
+pub const CODES: [(Exit, &str, &str); 8] = [
+    (
+        Exit::Ok,
+        "OK",
+        "every row done (valid, or accepted or done before)",
+    ),
+    (
+        Exit::RowsNotDone,
+        "ROWS_NOT_DONE",
+        "finished, report written, but some rows are invalid, held, rejected, failed or in conflict",
+    ),
+    (
+        Exit::Usage,
+        "USAGE",
+        "the command line, configuration or rules are wrong",
+    ),
+    (
+        Exit::InputUnreadable,
+        "INPUT_UNREADABLE",
+        "an input cannot be read as a sheet (missing, damaged, not a spreadsheet, columns missing)",
+    ),
+    (
+        Exit::ApiUnavailable,
+        "API_UNAVAILABLE",
+        "the API cannot be reached or refuses us; re-run to resume",
+    ),
+    (
+        Exit::LocalFailure,
+        "LOCAL_FAILURE",
+        "this machine failed: the ledger or a report cannot be read or written; re-run once fixed",
+    ),
+    (
+        Exit::StillOpen,
+        "STILL_OPEN",
+        "status --wait gave up: orders still open when --wait-timeout passed",
+    ),
+    (
+        Exit::Interrupted,
+        "INTERRUPTED",
+        "interrupted (Ctrl-C, SIGTERM); re-run to resume",
+    ),
+];
+
+/// The exit codes as the help lists them: `  0  every row done ...`.
+pub fn help_text() -> String {
+    let mut text = String::from("Exit codes:\n");
+    for (exit, _, meaning) in CODES {
+        text += &format!("  {:>3}  {meaning}\n", exit.code());
+    }
+    text
+}
+
 /// The numbers, by name, for scripts and tests.
 pub const OK: i32 = Exit::Ok.code();
 pub const ROWS_NOT_DONE: i32 = Exit::RowsNotDone.code();
@@ -95,6 +155,7 @@ pub const USAGE: i32 = Exit::Usage.code();
 pub const INPUT_UNREADABLE: i32 = Exit::InputUnreadable.code();
 pub const API_UNAVAILABLE: i32 = Exit::ApiUnavailable.code();
 pub const LOCAL_FAILURE: i32 = Exit::LocalFailure.code();
+pub const STILL_OPEN: i32 = Exit::StillOpen.code();
 pub const INTERRUPTED: i32 = Exit::Interrupted.code();
 
 #[cfg(test)]

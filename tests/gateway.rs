@@ -393,6 +393,26 @@ fn doctor_says_which_step_fails() {
         out.contains("FAIL  login") && out.contains("Bad credentials"),
         "{out}"
     );
+    // The same steps as one JSON object, for a monitoring script.
+    let json_args = [&api[..], &["--json"]].concat();
+    for (password, code, ready) in [
+        ("s3cret-pw", exit::OK, true),
+        ("wrong", exit::API_UNAVAILABLE, false),
+    ] {
+        let (got, out) = doctor(&desk, &json_args, Some(password));
+        assert_eq!(got, Some(code), "{out}");
+        let v: serde_json::Value = serde_json::from_str(&out).expect("one JSON object");
+        assert_eq!(v["ready"], ready, "{v}");
+        assert_eq!(v["exit_code"], code, "{v}");
+        let login = v["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["step"] == "login")
+            .unwrap();
+        assert_eq!(login["verdict"], if ready { "ok" } else { "fail" }, "{v}");
+        assert!(!out.contains("s3cret-pw"), "never the secret itself");
+    }
 
     let wrong = sb.base.replace("/v1", "/dcms");
     let (code, out) = doctor(
@@ -524,7 +544,8 @@ fn status_wait_says_when_it_gives_up_and_which_statuses_are_final_is_configurabl
     let started = std::time::Instant::now();
     let out = desk.run(&wait);
     let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(exit::ROWS_NOT_DONE), "{err}");
+    // Its own code: not a failed order (1), not an outage (4).
+    assert_eq!(out.status.code(), Some(exit::STILL_OPEN), "{err}");
     assert!(started.elapsed().as_secs() < 15);
     assert!(
         err.contains("gave up waiting after 1s: 4 of 4 orders still open (4 RECEIVED)"),

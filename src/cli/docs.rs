@@ -53,9 +53,115 @@ pub fn man(args: &ManArgs) -> Result<Exit> {
 }
 
 fn render(cmd: clap::Command) -> Result<Vec<u8>> {
+    let main = cmd.get_name() == "dcms-bulk";
     let mut out = Vec::new();
     clap_mangen::Man::new(cmd)
         .render(&mut out)
         .map_err(Error::Stdout)?;
+    out.extend(sections(main).into_bytes());
     Ok(out)
+}
+
+/// Every environment variable the tool reads, and what for. The man
+/// page's ENVIRONMENT and the README say the same (a test holds them, and
+/// the source, to it).
+pub const ENVIRONMENT: [(&str, &str); 15] = [
+    ("DCMS_BASE_URL", "the API's base URL (--base-url)"),
+    ("DCMS_TENANT", "the tenant (--tenant)"),
+    (
+        "DCMS_TOKEN",
+        "the bearer token itself (there is no flag for it)",
+    ),
+    ("DCMS_TOKEN_FILE", "a file holding the token (--token-file)"),
+    (
+        "DCMS_USERNAME",
+        "the user of the gateway's login (--username)",
+    ),
+    (
+        "DCMS_PASSWORD",
+        "the login's password itself (there is no flag for it)",
+    ),
+    (
+        "DCMS_PASSWORD_FILE",
+        "a file holding the login's password (--password-file)",
+    ),
+    ("DCMS_PROFILE", "the profile of the config file (--profile)"),
+    ("DCMS_CONFIG", "the config file (--config)"),
+    (
+        "DCMS_JOURNAL_DIR",
+        "the folder of the ledgers and the access database (--journal-dir)",
+    ),
+    (
+        "DCMS_LOG_FORMAT",
+        "text or json log lines on stderr (--log-format)",
+    ),
+    (
+        "DCMS_USER",
+        "the desk user deciding an approval from the command line (--user)",
+    ),
+    (
+        "DCMS_SMTP_PASSWORD",
+        "the mail server's password for notifications (or smtp_password_file)",
+    ),
+    (
+        "DCMS_WEBHOOK_URL",
+        "the webhook notifications go to (or webhook_url_file), when it holds a secret",
+    ),
+    (
+        "DCMS_BULK_TIMING",
+        "set: print how long each stage took (for benchmarks)",
+    ),
+];
+
+/// The files the tool reads and writes, and what they hold.
+pub const FILES: [(&str, &str); 7] = [
+    (
+        "~/.config/dcms-bulk/config.toml",
+        "the profiles: the API, tenant, secrets' files, limits, approval, notifications (--config)",
+    ),
+    (
+        "~/.local/state/dcms-bulk/journals/",
+        "the ledgers, one SQLite database per tenant and base URL, that make a re-run safe (--journal-dir)",
+    ),
+    (
+        "~/.local/state/dcms-bulk/journals/access.sqlite",
+        "the desk's users, approvals and audit trail",
+    ),
+    (
+        "~/.local/state/dcms-bulk/journals/LEDGER.history/",
+        "the reports of a watch's tries to be repeated, until their file is filed",
+    ),
+    (
+        "NAME.report.csv (.xlsx, .jsonl)",
+        "beside the input (or in --report-dir): a status for every row",
+    ),
+    (
+        "NAME.report.csv.run.json",
+        "the run facts beside each report: input and report hashes, counts, the ledger's run",
+    ),
+    (
+        "NAME.to-fix.csv (.xlsx)",
+        "beside the report: the rows the branch must fix, in its layout, with what to fix",
+    ),
+];
+
+/// The man page's EXIT STATUS (every page), ENVIRONMENT and FILES (the
+/// main page), in roff.
+fn sections(main: bool) -> String {
+    let esc = |s: &str| s.replace('\\', "\\\\").replace('-', "\\-");
+    let mut roff = String::from(".SH \"EXIT STATUS\"\n");
+    for (exit, name, meaning) in crate::exit::CODES {
+        roff += &format!(".TP\n\\fB{}\\fR ({name})\n{}\n", exit.code(), esc(meaning));
+    }
+    if main {
+        roff += ".SH ENVIRONMENT\n";
+        for (name, meaning) in ENVIRONMENT {
+            roff += &format!(".TP\n\\fB{name}\\fR\n{}\n", esc(meaning));
+        }
+        roff += ".SH FILES\n";
+        for (path, meaning) in FILES {
+            roff += &format!(".TP\n\\fI{}\\fR\n{}\n", esc(path), esc(meaning));
+        }
+    }
+    roff
 }

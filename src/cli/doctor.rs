@@ -21,36 +21,59 @@ pub struct DoctorArgs {
 
     #[command(flatten)]
     pub send: SendArgs,
+
+    /// Print the steps as one JSON object on stdout (`steps`: each with
+    /// `step`, `verdict` ok, fail or skipped, and `detail`; `ready`;
+    /// `exit_code`) instead of lines
+    #[arg(long)]
+    pub json: bool,
 }
 
-/// One step's verdict, printed as it is found.
+/// Each step's verdict, printed as it is found (or kept for `--json`).
 struct Steps {
     failed: bool,
+    json: bool,
+    found: Vec<serde_json::Value>,
 }
 
 impl Steps {
+    fn say(&mut self, verdict: &str, mark: &str, step: &str, detail: String) {
+        if self.json {
+            self.found
+                .push(json!({"step": step, "verdict": verdict, "detail": detail}));
+        } else {
+            println!("  {mark:<5} {step:<14} {detail}");
+        }
+    }
+
     fn ok(&mut self, step: &str, what: impl std::fmt::Display) {
-        println!("  ok    {step:<14} {what}");
+        self.say("ok", "ok", step, what.to_string());
     }
 
     fn fail(&mut self, step: &str, what: impl std::fmt::Display) {
         self.failed = true;
-        println!("  FAIL  {step:<14} {what}");
+        self.say("fail", "FAIL", step, what.to_string());
     }
 
     fn skip(&mut self, step: &str, why: &str) {
-        println!("  -     {step:<14} {why}");
+        self.say("skipped", "-", step, why.to_string());
     }
 }
 
 pub fn run(args: &DoctorArgs, console: Console) -> Result<Exit> {
-    println!("dcms-bulk doctor");
-    let mut steps = Steps { failed: false };
+    let mut steps = Steps {
+        failed: false,
+        json: args.json,
+        found: Vec::new(),
+    };
+    if !args.json {
+        println!("dcms-bulk doctor");
+    }
     let api = match args.api.resolve(&args.send, console) {
         Ok(api) => api,
         Err(e) => {
             steps.fail("configuration", e);
-            return Ok(verdict(&steps));
+            return verdict(steps);
         }
     };
     let sources: Vec<String> = api
@@ -64,17 +87,27 @@ pub fn run(args: &DoctorArgs, console: Console) -> Result<Exit> {
         .build()
         .map_err(|e| crate::error::Error::io("tokio runtime", e))?;
     runtime.block_on(check(&api, args, &mut steps));
-    Ok(verdict(&steps))
+    verdict(steps)
 }
 
-fn verdict(steps: &Steps) -> Exit {
-    if steps.failed {
-        println!("not ready: fix the step marked FAIL, then run doctor again");
+fn verdict(steps: Steps) -> Result<Exit> {
+    let exit = if steps.failed {
         Exit::ApiUnavailable
     } else {
-        println!("all is well");
         Exit::Ok
+    };
+    if steps.json {
+        super::print_json(&json!({
+            "steps": steps.found,
+            "ready": !steps.failed,
+            "exit_code": exit,
+        }))?;
+    } else if steps.failed {
+        println!("not ready: fix the step marked FAIL, then run doctor again");
+    } else {
+        println!("all is well");
     }
+    Ok(exit)
 }
 
 async fn check(api: &Api, args: &DoctorArgs, steps: &mut Steps) {

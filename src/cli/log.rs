@@ -37,7 +37,7 @@ pub fn level_of(exit: crate::exit::Exit) -> tracing::Level {
     use crate::exit::Exit;
     match exit {
         Exit::Ok | Exit::Interrupted => tracing::Level::INFO,
-        Exit::RowsNotDone => tracing::Level::WARN,
+        Exit::RowsNotDone | Exit::StillOpen => tracing::Level::WARN,
         Exit::Usage | Exit::InputUnreadable | Exit::ApiUnavailable | Exit::LocalFailure => {
             tracing::Level::ERROR
         }

@@ -38,14 +38,13 @@ use crate::rules::Rules;
 /// Turn branch order spreadsheets into DCMS debit-card kit orders.
 ///
 /// Every input row ends up in the report exactly once, with its status.
-/// Exit codes: 0 all rows done, 1 some rows invalid/held, 2 usage,
-/// 3 input unreadable, 4 API unavailable, 130 interrupted.
 #[derive(Debug, Parser)]
 #[command(
     name = "dcms-bulk",
     version,
     propagate_version = true,
-    max_term_width = 100
+    max_term_width = 100,
+    after_help = crate::exit::help_text()
 )]
 pub struct Cli {
     /// Say more: what was detected (encoding, delimiter, sheet, header row),
@@ -230,8 +229,9 @@ pub struct CheckArgs {
     #[arg(long, value_name = "FILE")]
     pub rules: Option<PathBuf>,
 
-    /// Batch id from which order ids are derived [default: the input
-    /// file's SHA-256]; pass a new one only to order the same sheet again
+    /// Salt of the order ids, which come from each order's content
+    /// [default: none, so the same orders get the same ids whichever file
+    /// they come in]; pass a new one only to order the same orders again
     #[arg(long, value_name = "ID")]
     pub batch_id: Option<String>,
 
@@ -349,6 +349,19 @@ pub(crate) fn read_opts(
         // Legacy workbooks are read once in a child of this program first.
         isolate: std::env::current_exe().ok(),
     })
+}
+
+/// A file or folder argument of a command that does not read standard
+/// input: `-` is refused, saying why (a run's report and run facts go
+/// beside its input, and a folder's sheets are filed away).
+pub(crate) fn no_stdin(arg: &str) -> std::result::Result<PathBuf, String> {
+    if arg == "-" {
+        return Err(
+            "standard input (-) is not read here: the report and run facts go beside the input, so save the sheet as a file first (`validate -` checks a CSV from standard input)"
+                .into(),
+        );
+    }
+    Ok(PathBuf::from(arg))
 }
 
 /// `--batch-id`: 1 to 128 printable characters.

@@ -26,6 +26,7 @@ use crate::template::Kind;
 pub struct OpArgs {
     /// The sheet: .csv .tsv .txt .xlsx .xlsm .xlsb .xls .ods (see
     /// `dcms-bulk template`)
+    #[arg(value_parser = super::no_stdin)]
     pub file: PathBuf,
 
     #[command(flatten)]

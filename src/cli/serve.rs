@@ -102,7 +102,7 @@ pub struct ServeArgs {
     /// Drop folders to watch, as `watch` does: each sheet copied there is
     /// checked and sent once it settles, in turn with the sheets sent from
     /// the page, and the page lists them (needs an API to send to)
-    #[arg(long = "watch", value_name = "DIR", num_args = 1.., help_heading = "Folders")]
+    #[arg(long = "watch", value_name = "DIR", num_args = 1.., help_heading = "Folders", value_parser = super::no_stdin)]
     pub watch: Vec<std::path::PathBuf>,
 
     #[command(flatten)]

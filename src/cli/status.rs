@@ -24,6 +24,7 @@ use crate::submit::{Stop, Stopper};
 pub struct StatusArgs {
     /// A report written by `submit` (.csv, .jsonl or .xlsx); the API is the
     /// one its run facts (REPORT.run.json) name, unless given
+    #[arg(value_parser = super::no_stdin)]
     pub report: PathBuf,
 
     /// Ask again, with growing pauses, until every order is in a final
@@ -134,7 +135,7 @@ pub fn run(args: &StatusArgs, console: Console) -> Result<Exit> {
             by_status(&polled.open)
         );
     }
-    let code = polled.exit(stopped.as_ref());
+    let code = polled.exit(stopped.as_ref(), timed_out);
     // Why orders are UNKNOWN: the run's stop, else the last lookup's words.
     let unknown_why = stopped.as_ref().map(ToString::to_string).or_else(|| {
         known.values().rev().find_map(|k| match k {
@@ -306,6 +307,8 @@ struct Polled {
     /// Those not in a final status, by status.
     open: BTreeMap<String, u64>,
     all_success: bool,
+    /// An order ended otherwise than a success.
+    ended_badly: bool,
     /// No answer for any order.
     unreachable: bool,
 }
@@ -325,9 +328,13 @@ impl Polled {
                 *open.entry(text_of(id)).or_default() += 1;
             }
         }
+        let ended_badly = ids.iter().any(|id| {
+            known.get(id).is_some_and(|k| k.is_final(finals)) && text_of(id) != "SUCCESS"
+        });
         Polled {
             by_status,
             open,
+            ended_badly,
             all_success: ids.iter().all(|id| text_of(id) == "SUCCESS"),
             unreachable: !ids.is_empty() && ids.iter().all(|id| text_of(id) == "UNKNOWN"),
         }
@@ -338,13 +345,15 @@ impl Polled {
     }
 
     /// Every order a success: 0; no answer at all, or the polling stopped
-    /// for want of one: 4; interrupted: 130; otherwise 1.
-    fn exit(&self, stopped: Option<&Stop>) -> Exit {
+    /// for want of one: 4; interrupted: 130; `--wait` gave up with orders
+    /// still open and none ended otherwise than a success: 6; otherwise 1.
+    fn exit(&self, stopped: Option<&Stop>, timed_out: bool) -> Exit {
         match stopped {
             Some(Stop::Interrupted) => Exit::Interrupted,
             Some(_) => Exit::ApiUnavailable,
             None if self.unreachable => Exit::ApiUnavailable,
             None if self.all_success => Exit::Ok,
+            None if timed_out && !self.ended_badly => Exit::StillOpen,
             None => Exit::RowsNotDone,
         }
     }

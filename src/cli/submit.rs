@@ -28,7 +28,7 @@ use crate::submit::Stop;
 pub struct SubmitArgs {
     /// Order sheets (.csv .tsv .txt .xlsx .xlsm .xlsb .xls .ods), or folders
     /// holding them; each file is a batch with its own report
-    #[arg(required = true, value_name = "FILE")]
+    #[arg(required = true, value_name = "FILE", value_parser = super::no_stdin)]
     pub files: Vec<PathBuf>,
 
     #[command(flatten)]

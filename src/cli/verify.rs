@@ -14,6 +14,7 @@ use crate::exit::Exit;
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     /// The report (.csv, .jsonl or .xlsx); its run facts are beside it
+    #[arg(value_parser = super::no_stdin)]
     pub report: PathBuf,
 
     /// The run facts [default: REPORT.run.json]

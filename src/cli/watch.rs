@@ -20,7 +20,7 @@ use crate::service::{Event, Service};
 #[derive(Debug, Args)]
 pub struct WatchArgs {
     /// Drop folders to watch for order sheets
-    #[arg(required = true, value_name = "DIR")]
+    #[arg(required = true, value_name = "DIR", value_parser = super::no_stdin)]
     pub dirs: Vec<PathBuf>,
 
     #[command(flatten)]

@@ -13,6 +13,15 @@ pub fn in_name(time: &str) -> String {
     time.chars().filter(char::is_ascii_alphanumeric).collect()
 }
 
+/// A time of [`now`]'s format as a person reads it in a line:
+/// `2026-12-01 16:20 UTC` (as given, if it is not of that format).
+pub fn shown(time: &str) -> String {
+    match (time.get(..10), time.get(11..16)) {
+        (Some(day), Some(hm)) if time.len() >= 20 => format!("{day} {hm} UTC"),
+        _ => time.to_owned(),
+    }
+}
+
 /// A moment to the millisecond, written in the one format: kept as 12
 /// bytes where its text would take a heap allocation (an outcome of each
 /// of a million orders holds one).

@@ -181,6 +181,100 @@ fn under_faults_every_order_ends_accepted_or_failed_and_a_rerun_finishes() {
 }
 
 #[cfg(unix)]
+/// `runs` tells the whole story: a run cut off by kill -9 is marked so
+/// once the re-run begins, and the re-run says it takes it up; every
+/// count is listed; a file that could not be read is a run of its own.
+#[test]
+fn runs_tell_of_cut_off_runs_unreadable_files_and_every_count() {
+    let sb = SandboxProcess::start(&["--latency", "20ms"]);
+    let desk = Desk::new();
+    let sheet = desk.sheet("orders.csv", 200, 1);
+    let args = ["submit", path_str(&sheet), "--concurrency", "2"];
+    let mut child = desk.command_at(&sb.base, &args).spawn().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while stored(&sb, "ACME").len() < 20 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let _ = child.kill(); // SIGKILL
+    let _ = child.wait();
+    let stored_before = stored(&sb, "ACME").len();
+    assert!(stored_before > 0 && stored_before < 200, "{stored_before}");
+    let runs_text = |desk: &Desk| {
+        let out = desk.run_at(&sb.base, &["runs"]);
+        assert_eq!(out.status.code(), Some(exit::OK), "{}", text(&out).1);
+        text(&out).0
+    };
+    let before = runs_text(&desk);
+    assert!(
+        before.contains("not ended (running, or cut off)"),
+        "{before}"
+    );
+
+    let again = desk.run_at(&sb.base, &args);
+    let (_, stderr) = text(&again);
+    assert_eq!(again.status.code(), Some(exit::OK), "{stderr}");
+    assert!(stderr.contains("resuming run 1 (cut off at "), "{stderr}");
+    assert!(stderr.contains("already done"), "{stderr}");
+
+    // A sheet with a row to fix, and a file that is no sheet.
+    let bad = desk.path("bad.csv");
+    std::fs::write(
+        &bad,
+        format!(
+            "{}\n{}\n",
+            common::HEADER,
+            common::row("00091", "P0", "ten")
+        ),
+    )
+    .unwrap();
+    let out = desk.run_at(&sb.base, &["submit", path_str(&bad)]);
+    assert_eq!(
+        out.status.code(),
+        Some(exit::ROWS_NOT_DONE),
+        "{}",
+        text(&out).1
+    );
+    let broken = desk.path("broken.xlsx");
+    std::fs::write(&broken, b"not a workbook").unwrap();
+    let out = desk.run_at(&sb.base, &["submit", path_str(&broken)]);
+    assert_eq!(
+        out.status.code(),
+        Some(exit::INPUT_UNREADABLE),
+        "{}",
+        text(&out).1
+    );
+
+    let after = runs_text(&desk);
+    let lines: Vec<&str> = after.lines().collect();
+    assert_eq!(lines.len(), 4, "{after}");
+    assert!(
+        lines[0].starts_with("#1 ") && lines[0].contains("cut off; resumed by run 2"),
+        "{after}"
+    );
+    assert!(
+        lines[1].starts_with("#2 ") && lines[1].contains("200 rows"),
+        "{after}"
+    );
+    assert!(lines[2].contains("1 invalid"), "{after}");
+    assert!(
+        lines[3].contains("broken.xlsx: could not be read: "),
+        "{after}"
+    );
+    let out = desk.run_at(&sb.base, &["runs", "--json"]);
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let runs = listed["runs"].as_array().unwrap();
+    assert_eq!(runs[0]["cut_off"], true);
+    assert_eq!(runs[0]["resumed_by"], 2);
+    assert!(runs[1].get("cut_off").is_none(), "{}", runs[1]);
+    assert!(runs[3]["counts"]["unreadable"].is_string(), "{}", runs[3]);
+    assert!(
+        Path::new(runs[3]["report"].as_str().unwrap()).is_file()
+            || desk.path(runs[3]["report"].as_str().unwrap()).is_file(),
+        "{}",
+        runs[3]
+    );
+}
+
 #[test]
 fn kill_9_at_random_moments_never_loses_or_doubles_an_order() {
     let sb = SandboxProcess::start(&["--latency", "1ms..8ms"]);

@@ -70,6 +70,21 @@ impl News {
                 code = Exit::RowsNotDone.code(),
                 "{file}: not sent: {why}"
             ),
+            Event::Resuming { file, cut_off } if !quiet => tracing::info!(
+                event = "resuming",
+                file,
+                run = cut_off.run,
+                done = cut_off.done,
+                in_doubt = cut_off.in_doubt,
+                "{file}: resuming run {} (cut off at {}): {} already done{}; nothing is sent twice",
+                cut_off.run,
+                crate::clock::shown(&cut_off.at),
+                count(cut_off.done, "order"),
+                match cut_off.in_doubt {
+                    0 => String::new(),
+                    n => format!(", {n} sent without an answer (looked up first)"),
+                }
+            ),
             Event::Sending { file, orders } => self.bar.sending(file, orders, self.console),
             Event::Progress { file, total, sent } => self.bar.progress(file, total, &sent),
             Event::Sent { .. } => self.bar.finish(),

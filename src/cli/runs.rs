@@ -75,23 +75,45 @@ pub(super) fn ledger_of(
 }
 
 /// One run on one line: `#3 2026-12-01T08:00:00.000Z submit orders.csv
-/// sha256 1a2b3c4d5e6f: 10 rows, 9 accepted, 1 rejected; report ...`.
+/// sha256 1a2b3c4d5e6f: 10 rows, 9 accepted, 1 rejected; report ...`;
+/// every count that is not zero, and how it ended (cut off, and which run
+/// took it up; stopped; could not be read).
 fn line(r: &RunRecord) -> String {
-    let sent = r.counts.as_ref().map(|c| &c["sent"]);
-    let rows = r.counts.as_ref().and_then(|c| c["counts"]["rows"].as_u64());
+    let counts = r.counts.as_ref();
+    if let Some(why) = counts.and_then(|c| c["unreadable"].as_str()) {
+        return format!(
+            "#{} {} {} {}: could not be read: {}; record {}",
+            r.id,
+            r.started_at,
+            r.command,
+            r.input,
+            crate::quote::escaped(why),
+            r.report.as_deref().unwrap_or("none"),
+        );
+    }
+    let sent = counts.map(|c| &c["sent"]);
+    let rows = counts.and_then(|c| c["counts"]["rows"].as_u64());
     let mut parts = Vec::new();
     if let Some(n) = rows {
         parts.push(super::count(n, "row"));
     }
-    for what in ["accepted", "skipped", "rejected", "failed", "conflict"] {
-        if let Some(n) = sent.and_then(|s| s[what].as_u64()).filter(|n| *n > 0) {
+    let of_sent = ["accepted", "skipped", "rejected", "failed", "conflict"]
+        .map(|what| (what, sent.and_then(|s| s[what].as_u64())));
+    let of_check =
+        ["invalid", "held"].map(|what| (what, counts.and_then(|c| c["counts"][what].as_u64())));
+    for (what, n) in of_sent.into_iter().chain(of_check) {
+        if let Some(n) = n.filter(|n| *n > 0) {
             parts.push(format!("{n} {what}"));
         }
     }
-    let end = match (&r.finished_at, &r.stopped) {
-        (None, _) => "; not ended (running, or cut off)".to_string(),
-        (Some(_), Some(why)) => format!("; stopped: {why}"),
-        (Some(_), None) => String::new(),
+    let end = match (&r.finished_at, &r.stopped, r.cut_off, r.resumed_by) {
+        (None, _, true, Some(by)) => format!("; cut off; resumed by run {by}"),
+        (None, _, true, None) => {
+            "; cut off; not resumed yet (run the same sheet again)".to_string()
+        }
+        (None, _, false, _) => "; not ended (running, or cut off)".to_string(),
+        (Some(_), Some(why), _, _) => format!("; stopped: {why}"),
+        (Some(_), None, _, _) => String::new(),
     };
     format!(
         "#{} {} {} {} sha256 {}: {}{end}; report {}",

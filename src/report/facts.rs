@@ -169,6 +169,9 @@ pub struct UnreadableFacts {
     pub exit_code: crate::exit::Exit,
     /// Always `null`: no report was written.
     pub report: Option<ReportFacts>,
+    /// The run the ledger recorded for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ledger_run: Option<i64>,
 }
 
 /// The input of an [`UnreadableFacts`]: its hash and size when its bytes
@@ -205,6 +208,7 @@ impl UnreadableFacts {
             error: error.to_string(),
             exit_code: error.exit(),
             report: None,
+            ledger_run: None,
         }
     }
 }

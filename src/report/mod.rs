@@ -439,9 +439,7 @@ pub fn keep_earlier_in(path: &Path, into: Option<&Path>) -> Result<Option<KeptRe
         return Ok(None);
     }
     let earlier = earlier_facts(&facts);
-    let run = earlier
-        .as_ref()
-        .and_then(|f| f["api"]["ledger_run"].as_i64());
+    let run = earlier.as_ref().and_then(ledger_run);
     let tag = earlier
         .as_ref()
         .and_then(earlier_tag)
@@ -516,9 +514,17 @@ pub fn kept_report(recorded: &Path, run: i64) -> PathBuf {
     }
 }
 
+/// The ledger's run of a report's run facts (or of the record of why a
+/// file could not be read).
+fn ledger_run(facts: &serde_json::Value) -> Option<i64> {
+    facts["api"]["ledger_run"]
+        .as_i64()
+        .or_else(|| facts["ledger_run"].as_i64())
+}
+
 /// The tag of the run whose run facts are at `facts`.
 fn earlier_tag(facts: &serde_json::Value) -> Option<String> {
-    if let Some(run) = facts["api"]["ledger_run"].as_i64() {
+    if let Some(run) = ledger_run(facts) {
         return Some(format!("run-{run}"));
     }
     Some(format!(

@@ -113,6 +113,12 @@ pub enum Event<'a> {
     Checked { file: &'a str, checked: &'a Checked },
     /// Not sent: it waits for (or was refused) a second person's approval.
     Held { file: &'a str, why: &'a str },
+    /// A run of the same sheet was cut off (a crash, a kill): this run
+    /// takes it up, sending nothing twice.
+    Resuming {
+        file: &'a str,
+        cut_off: &'a crate::submit::ledger::CutOff,
+    },
     /// Its ready orders are about to be sent.
     Sending { file: &'a str, orders: u64 },
     /// How far the sending is (told a few times a second).
@@ -445,19 +451,67 @@ impl Service<'_> {
         (self.on)(Event::Failed { file, error: e });
         let mut outcome = FileOutcome::failed(file.display().to_string(), e.exit(), e.to_string());
         if e.exit() == Exit::InputUnreadable {
-            let facts =
+            let mut facts =
                 report::UnreadableFacts::new(self.command, file, self.options.clone(), started, e);
+            // A run of its own in the ledger: `runs` lists it.
+            let input = file.display().to_string();
+            let start = crate::submit::ledger::RunStart {
+                command: self.command,
+                input: &input,
+                input_sha256: facts.input.sha256.as_deref().unwrap_or(""),
+                batch_id: "",
+                options: &self.options,
+                started_at: &facts.started_at,
+            };
+            facts.ledger_run = match self.engine.ledger.begin_run(&start) {
+                Ok(run) => Some(run),
+                Err(l) => {
+                    self.trouble(Some(file), format!("the ledger cannot record the run: {l}"));
+                    None
+                }
+            };
             // As a report: an earlier run's there is kept, the plain name
             // holds this one.
             match self.out.target(file).and_then(|t| {
                 report::keep_earlier(&t.path)?;
                 report::write_unreadable(&t.path, &facts)
             }) {
-                Ok(path) => outcome.run_facts = Some(path.display().to_string()),
+                Ok(path) => {
+                    if let Some(run) = facts.ledger_run {
+                        self.end_unreadable(run, &path, &outcome.reason);
+                    }
+                    outcome.run = facts.ledger_run;
+                    outcome.run_facts = Some(path.display().to_string());
+                }
                 Err(w) => (self.on)(Event::Failed { file, error: &w }),
             }
         }
         outcome
+    }
+
+    /// Ends the ledger's run of a file that could not be read: its record
+    /// of why stands for its report.
+    fn end_unreadable(&self, run: i64, record: &Path, why: &str) {
+        let sha = crate::files::sha256_file(record)
+            .map(|(sha, _)| sha)
+            .unwrap_or_default();
+        let end = crate::submit::ledger::RunEnd {
+            report_sha256: sha,
+            line_columns: Vec::new(),
+            rows: Box::new(std::iter::empty()),
+        };
+        let counts = serde_json::json!({ "unreadable": why });
+        let stopped = Some(format!("could not be read: {why}"));
+        if let Err(l) = self
+            .engine
+            .ledger
+            .end_run(run, &counts, record, stopped, end)
+        {
+            self.trouble(
+                Some(record),
+                format!("the ledger cannot record the run: {l}"),
+            );
+        }
     }
 
     /// One opened sheet: its ready orders sent, its report written.
@@ -492,6 +546,16 @@ impl Service<'_> {
             file: &name,
             checked,
         });
+        if let Ok(Some(cut_off)) =
+            self.engine
+                .ledger
+                .cut_off(self.command, checked.sheet.sha256(), &checked.batch_id)
+        {
+            (self.on)(Event::Resuming {
+                file: &name,
+                cut_off: &cut_off,
+            });
+        }
         let tally = Arc::new(Tally::with_answers());
         let batch = Batch {
             command: self.command,
@@ -595,9 +659,12 @@ impl Service<'_> {
         if to_fix.is_some() {
             outcome.to_fix = at(paths.len() - 1);
         }
-        // The ledger's list of runs says where the report is now.
-        if let (Some(run), Some(now)) = (outcome.run, &outcome.report)
-            && let Err(e) = self.engine.ledger.report_moved(run, Path::new(now))
+        // The ledger's list of runs says where the report (or the record
+        // of why the file could not be read) is now.
+        if let (Some(run), Some(now)) = (
+            outcome.run,
+            outcome.report.as_ref().or(outcome.run_facts.as_ref()),
+        ) && let Err(e) = self.engine.ledger.report_moved(run, Path::new(now))
         {
             self.trouble(
                 Some(file),

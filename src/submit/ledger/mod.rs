@@ -29,7 +29,7 @@ use sha2::{Digest, Sha256};
 
 use super::outcome::{SendStatus, Sent};
 pub use read::{
-    DecisionRecord, ItemHistory, RequestRecord, RunLedger, RunRecord, Who, accepted_among,
+    CutOff, DecisionRecord, ItemHistory, RequestRecord, RunLedger, RunRecord, Who, accepted_among,
     check_chain, decisions_among, history, known_item_in, run_ledger, runs,
 };
 use read::{known_item_of, outcome_was, sql_at};
@@ -307,6 +307,18 @@ impl Ledger {
             path: self.path.clone(),
             source,
         }
+    }
+
+    /// The latest run of the same sheet (command, input's SHA-256, batch
+    /// id), if it never ended: a new run of the sheet takes it up.
+    /// Called before [`Ledger::begin_run`].
+    pub fn cut_off(
+        &self,
+        command: &str,
+        input_sha256: &str,
+        batch_id: &str,
+    ) -> Result<Option<CutOff>, LedgerError> {
+        read::cut_off_of(&self.conn, command, input_sha256, batch_id).map_err(|e| self.sql(e))
     }
 
     /// Records a run's start; returns its id.

@@ -25,6 +25,14 @@ pub struct RunRecord {
     /// Where its report was written.
     pub report: Option<String>,
     pub stopped: Option<String>,
+    /// Never ended, and a later run of this ledger began since: it was
+    /// cut off (a crash, a kill, a power cut).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub cut_off: bool,
+    /// The later run of the same sheet (command, input's SHA-256, batch
+    /// id) that took up a cut-off run, if one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resumed_by: Option<i64>,
 }
 
 /// Every run the ledger of `dest` in `dir` recorded, oldest first; none if
@@ -55,10 +63,84 @@ pub fn runs(dir: &Path, dest: &Destination) -> Result<Vec<RunRecord>, LedgerErro
                 counts: counts.and_then(|c| serde_json::from_str(&c).ok()),
                 report: r.get(8)?,
                 stopped: r.get(9)?,
+                cut_off: false,
+                resumed_by: None,
             })
         })
         .map_err(sql)?;
-    rows.collect::<Result<_, _>>().map_err(sql)
+    let mut runs: Vec<RunRecord> = rows.collect::<Result<_, _>>().map_err(sql)?;
+    // Only one run holds the ledger at a time: a run not ended when a
+    // later one began was cut off.
+    for i in 0..runs.len() {
+        if runs[i].finished_at.is_some() || i + 1 == runs.len() {
+            continue;
+        }
+        let (earlier, later) = runs.split_at_mut(i + 1);
+        let r = &mut earlier[i];
+        r.cut_off = true;
+        r.resumed_by = later
+            .iter()
+            .find(|l| {
+                l.command == r.command
+                    && l.input_sha256 == r.input_sha256
+                    && l.batch_id == r.batch_id
+            })
+            .map(|l| l.id);
+    }
+    Ok(runs)
+}
+
+/// A run of the same sheet (command, input's SHA-256, batch id) that was
+/// cut off, the latest of its runs: what a new run of it takes up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CutOff {
+    pub run: i64,
+    /// When it last sent (or began, if it sent nothing).
+    pub at: String,
+    /// Its items answered, and those sent with no answer (looked up
+    /// before anything of them is sent again).
+    pub done: u64,
+    pub in_doubt: u64,
+}
+
+/// See [`Ledger::cut_off`].
+pub(super) fn cut_off_of(
+    conn: &Connection,
+    command: &str,
+    input_sha256: &str,
+    batch_id: &str,
+) -> rusqlite::Result<Option<CutOff>> {
+    let latest: Option<(i64, String, Option<String>)> = conn
+        .query_row(
+            "SELECT id, started_at, finished_at FROM runs
+             WHERE command = ?1 AND input_sha256 = ?2 AND batch_id = ?3
+             ORDER BY id DESC LIMIT 1",
+            params![command, input_sha256, batch_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    let Some((run, started, None)) = latest else {
+        return Ok(None);
+    };
+    let at: Option<String> = conn.query_row(
+        "SELECT MAX(at) FROM attempts WHERE run = ?1",
+        params![run],
+        |r| r.get(0),
+    )?;
+    let count = |state: &str| -> rusqlite::Result<u64> {
+        conn.query_row(
+            "SELECT COUNT(*) FROM items WHERE last_run = ?1 AND state = ?2",
+            params![run, state],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|n| n as u64)
+    };
+    Ok(Some(CutOff {
+        run,
+        at: at.unwrap_or(started),
+        done: count("answered")?,
+        in_doubt: count("sent")?,
+    }))
 }
 
 /// The ledger of `dest` in `dir`, opened read only and without its lock;

@@ -28,6 +28,7 @@ pub mod files;
 pub mod group;
 pub mod job;
 pub mod lines;
+pub mod notify;
 pub mod ops;
 pub mod pipeline;
 pub mod quote;

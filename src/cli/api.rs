@@ -136,6 +136,12 @@ impl ProfileArgs {
         Ok(Some(valid))
     }
 
+    /// Where notices of a run's end go (the profile's `notify`).
+    pub fn notify(&self, console: super::Console) -> Result<crate::notify::Settings> {
+        let (p, _) = read_profile(self.config.as_deref(), self.profile.as_deref())?;
+        p.notify.unwrap_or_default().settings(console)
+    }
+
     /// Whether the profile says `warnings = "refuse"`.
     pub fn refuses_warnings(&self) -> Result<bool> {
         let (p, _) = read_profile(self.config.as_deref(), self.profile.as_deref())?;

@@ -8,6 +8,7 @@ mod docs;
 mod doctor;
 mod log;
 mod news;
+mod notify;
 mod ops;
 mod profile;
 mod progress;

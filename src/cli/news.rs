@@ -15,6 +15,8 @@ pub struct News {
     /// Print each file's outcome on stdout as a JSON line.
     json_lines: bool,
     bar: Bar,
+    /// A watch's notices: each file it is done with, and its end.
+    notices: Option<crate::notify::Notifier>,
 }
 
 impl News {
@@ -23,11 +25,32 @@ impl News {
             console,
             json_lines,
             bar: Bar::default(),
+            notices: None,
         }
+    }
+
+    /// A watch's news, which also notifies of each file it is done with
+    /// and of its end (its notices are delivered before it is dropped).
+    pub fn notifying(mut self, notices: Option<crate::notify::Notifier>) -> News {
+        self.notices = notices;
+        self
     }
 
     /// Tells one event.
     pub fn tell(&self, event: Event<'_>) {
+        if let Some(n) = &self.notices {
+            match &event {
+                // Its end: not to be tried again, not left waiting.
+                Event::FileDone(o) if o.tried_again_in.is_none() && !o.awaiting_approval => {
+                    n.file((*o).clone())
+                }
+                Event::WatchStopped { why, end } => n.summary(&match why {
+                    Some(why) => format!("the watch stopped ({why}, exit {})", end.exit.code()),
+                    None => format!("the watch stopped (exit {})", end.exit.code()),
+                }),
+                _ => {}
+            }
+        }
         match event {
             Event::Engine(e) => super::api::show(self.console)(e),
             Event::Watching { .. }

@@ -49,6 +49,8 @@ pub(super) struct Profile {
     pub(super) approval: Option<ApprovalSetting>,
     /// How long an approval holds (`24h` by default).
     pub(super) approval_valid_for: Option<String>,
+    /// Where notices of a run's end go.
+    pub(super) notify: Option<super::notify::NotifyProfile>,
     /// The profile's name (not a setting).
     #[serde(skip)]
     pub(super) name: Option<String>,

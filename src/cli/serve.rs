@@ -221,9 +221,10 @@ pub fn run(args: &ServeArgs, console: Console) -> Result<Exit> {
     let (handed, to_watch) = stage::unbounded();
     (opts.folders, opts.handed) = (Some(folders.clone()), Some(handed));
     let stopper = w.engine.stopper.clone();
+    let notices = super::notify::notifier(args.api.profile.notify(console)?);
     std::thread::scope(|scope| {
         let watch = stage::beside(scope, "watch", move || {
-            let news = News::new(console, args.out.json);
+            let news = News::new(console, args.out.json).notifying(notices);
             let on = |e: Event<'_>| {
                 folders.tell(&e);
                 news.tell(e);

@@ -157,6 +157,7 @@ pub fn run(args: &SubmitArgs, console: Console) -> Result<Exit> {
         return dry_run(args, &opts, inputs, console);
     }
     let api = args.api.resolve(&args.send, console)?;
+    let notices = args.api.profile.notify(console)?;
     let engine = super::api::engine(&api, &args.send, console)?;
     let gate = super::api::gate(&args.api.profile, &args.send, &api)?;
     let news = News::new(console, false);
@@ -211,6 +212,16 @@ pub fn run(args: &SubmitArgs, console: Console) -> Result<Exit> {
                 left => format!(", {left} left for a re-run"),
             }
         );
+    }
+    // Told when it ends: what was done, what needs a person, where the
+    // reports are (never a failure of the run).
+    if let Some(n) = super::notify::notifier(notices)
+        && !summaries.is_empty()
+    {
+        let host = report::host().unwrap_or_else(|| "this machine".into());
+        let files: Vec<&service::FileOutcome> = summaries.iter().collect();
+        n.send(crate::notify::notice("submit", &host, &files));
+        n.finish();
     }
     if args.out.json {
         print_json(&serde_json::json!({

@@ -114,7 +114,8 @@ pub fn run(args: &WatchArgs, console: Console) -> Result<Exit> {
     let api = args.api.resolve(&args.send, console)?;
     let engine = super::api::engine(&api, &args.send, console)?;
     let gate = super::api::gate(&args.api.profile, &args.send, &api)?;
-    let news = News::new(console, args.out.json);
+    let notices = super::notify::notifier(args.api.profile.notify(console)?);
+    let news = News::new(console, args.out.json).notifying(notices);
     let on = |e: Event<'_>| news.tell(e);
     let service = Service {
         engine: &engine,

@@ -96,6 +96,21 @@ pub struct Client {
     auth: Arc<Auth>,
 }
 
+/// An HTTP client for a call that is not the API's (a notification's
+/// webhook): the platform's roots, no redirect followed, `timeout` for
+/// the whole call.
+pub fn plain_http(timeout: Duration) -> Result<reqwest::Client, String> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let builder = reqwest::Client::builder()
+        .connect_timeout(timeout)
+        .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("dcms-bulk/", env!("CARGO_PKG_VERSION")));
+    tls(builder, &TlsOpts::default())?
+        .build()
+        .map_err(|e| format!("cannot build the HTTP client: {}", describe_error(&e)))
+}
+
 impl Client {
     pub fn new(opts: &ClientOpts) -> Result<Client, String> {
         // reqwest is built without a crypto provider; ring is ours. A second

@@ -14,8 +14,12 @@ use serde::{Deserialize, Serialize};
 
 pub use auth::{Credentials, jwt_lifetime};
 
-pub use client::{Client, ClientOpts, TlsOpts, check_base_url, is_loopback, platform_has_roots};
-pub use wire::{Answer, Failure, FailureKind, Secret, describe_body};
+pub use client::{
+    Client, ClientOpts, TlsOpts, check_base_url, is_loopback, plain_http, platform_has_roots,
+};
+pub use wire::{
+    Answer, Failure, FailureKind, Secret, describe_body, describe_error, describe_error_of,
+};
 
 /// The create body's product field names the docs do not give (plastic
 /// code, PAN length, PIN generation, card type) and how `pinGeneration` is

@@ -167,7 +167,15 @@ fn strip_tags(html: &str) -> String {
 /// port (connection refused, a TLS handshake that failed, a host not
 /// found, no answer in time), then its innermost cause; never the URL's
 /// query (none is used) or a header.
-pub(super) fn describe_error(e: &reqwest::Error) -> String {
+pub fn describe_error(e: &reqwest::Error) -> String {
+    describe_error_of(
+        e,
+        "the API is down, or the base URL's host or port is wrong",
+    )
+}
+
+/// [`describe_error`], with what a refused connection may mean.
+pub fn describe_error_of(e: &reqwest::Error, refused_means: &str) -> String {
     let host = e
         .url()
         .and_then(|u| u.host_str())
@@ -201,9 +209,7 @@ pub(super) fn describe_error(e: &reqwest::Error) -> String {
     let what = if let Some(tls) = tls {
         format!("the TLS handshake with {at} failed ({tls})")
     } else if io_kind == Some(ErrorKind::ConnectionRefused) {
-        format!(
-            "connection refused by {at}: nothing answers there (the API is down, or the base URL's host or port is wrong)"
-        )
+        format!("connection refused by {at}: nothing answers there ({refused_means})")
     } else if dns {
         format!("cannot find the host {host} (DNS)")
     } else if e.is_timeout() {

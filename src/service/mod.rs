@@ -265,7 +265,7 @@ pub fn with_progress<T>(
 }
 
 /// What came of one file.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct FileOutcome {
     pub input: String,
     pub exit_code: Exit,
@@ -292,6 +292,10 @@ pub struct FileOutcome {
     /// run facts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub filed_in: Option<String>,
+    /// A watch tries the file again after this long (the API was away, a
+    /// read failed, it waits for approval): not its end yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tried_again_in: Option<String>,
     /// What tells this run's files from another's of the same name.
     #[serde(skip)]
     pub tag: String,
@@ -322,6 +326,7 @@ impl FileOutcome {
             batch_id: None,
             counts: None,
             filed_in: None,
+            tried_again_in: None,
             tag: format!("at-{}", crate::clock::in_name(&report::now())),
             failed_rows: 0,
             run: None,
@@ -602,6 +607,7 @@ impl Service<'_> {
             batch_id: Some(checked.batch_id.clone()),
             counts: Some(done.counts_json()),
             filed_in: None,
+            tried_again_in: None,
             tag: match &done.facts.api {
                 Some(api) => format!("run-{}", api.ledger_run),
                 None => String::new(),

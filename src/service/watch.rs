@@ -533,6 +533,10 @@ fn sender(
                 (outcome, Next::Stays)
             }
         };
+        let mut outcome = outcome;
+        if let Next::Retry(after) = next {
+            outcome.tried_again_in = Some(humantime::format_duration(after).to_string());
+        }
         let records = keep_records(service, &taken.path, next, taken.records, &outcome);
         let _ = wake.send(Wake::Done(Box::new(Done {
             path: taken.path,

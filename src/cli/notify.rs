@@ -3,41 +3,12 @@
 //! secrets from the environment or a file; and what each delivery says in
 //! the log.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Deserialize;
-
 use super::Console;
-use super::profile::{env_text, read_secret_file};
+use super::profile::{NotifyProfile, env_text, read_secret_file};
 use crate::error::{Error, Result};
-use crate::notify::{Mail, Notifier, Settings, SmtpTls, Told, Webhook, WebhookFormat};
-
-/// The profile's notification settings.
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct NotifyProfile {
-    /// A file holding the webhook's URL (else `DCMS_WEBHOOK_URL`).
-    webhook_url_file: Option<PathBuf>,
-    webhook_format: Option<WebhookFormat>,
-    email_to: Option<Vec<String>>,
-    email_from: Option<String>,
-    smtp_host: Option<String>,
-    smtp_port: Option<u16>,
-    smtp_tls: Option<SmtpTls>,
-    smtp_ca_file: Option<PathBuf>,
-    smtp_username: Option<String>,
-    /// A file holding the mail server's password (else
-    /// `DCMS_SMTP_PASSWORD`).
-    smtp_password_file: Option<PathBuf>,
-    attach_reports: Option<bool>,
-    /// `HH:MM`: a watch's summary of what it did since the last one.
-    summary_at: Option<String>,
-    /// A watch's notice for each file it files (default true).
-    each_file: Option<bool>,
-    tries: Option<u32>,
-    timeout: Option<String>,
-}
+use crate::notify::{Mail, Notifier, Settings, SmtpTls, Told, Webhook};
 
 impl NotifyProfile {
     /// The notifier's settings; nothing to send to without a webhook or

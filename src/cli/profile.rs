@@ -50,10 +50,36 @@ pub(super) struct Profile {
     /// How long an approval holds (`24h` by default).
     pub(super) approval_valid_for: Option<String>,
     /// Where notices of a run's end go.
-    pub(super) notify: Option<super::notify::NotifyProfile>,
+    pub(super) notify: Option<NotifyProfile>,
     /// The profile's name (not a setting).
     #[serde(skip)]
     pub(super) name: Option<String>,
+}
+
+/// The profile's notification settings.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct NotifyProfile {
+    /// A file holding the webhook's URL (else `DCMS_WEBHOOK_URL`).
+    pub(super) webhook_url_file: Option<PathBuf>,
+    pub(super) webhook_format: Option<crate::notify::WebhookFormat>,
+    pub(super) email_to: Option<Vec<String>>,
+    pub(super) email_from: Option<String>,
+    pub(super) smtp_host: Option<String>,
+    pub(super) smtp_port: Option<u16>,
+    pub(super) smtp_tls: Option<crate::notify::SmtpTls>,
+    pub(super) smtp_ca_file: Option<PathBuf>,
+    pub(super) smtp_username: Option<String>,
+    /// A file holding the mail server's password (else
+    /// `DCMS_SMTP_PASSWORD`).
+    pub(super) smtp_password_file: Option<PathBuf>,
+    pub(super) attach_reports: Option<bool>,
+    /// `HH:MM`: a watch's summary of what it did since the last one.
+    pub(super) summary_at: Option<String>,
+    /// A watch's notice for each file it files (default true).
+    pub(super) each_file: Option<bool>,
+    pub(super) tries: Option<u32>,
+    pub(super) timeout: Option<String>,
 }
 
 /// A profile's `approval`.

@@ -653,6 +653,7 @@ fn the_desk_watches_drop_folders_and_sends_its_own_sheets_in_turn() {
         d.display().to_string()
     };
     let (inbox, done, failed) = (dir("in"), dir("done"), dir("failed"));
+    let attention = dir("attention");
     let desk = Served::start(&[
         "--base-url",
         &sb.base,
@@ -668,6 +669,8 @@ fn the_desk_watches_drop_folders_and_sends_its_own_sheets_in_turn() {
         &done,
         "--failed-dir",
         &failed,
+        "--attention-dir",
+        &attention,
     ]);
     // A sheet of the desk's own (another branch: other orders), dropped
     // while the night's files come in, and sent in turn with them.
@@ -713,7 +716,7 @@ fn the_desk_watches_drop_folders_and_sends_its_own_sheets_in_turn() {
         assert_eq!(status, 200);
         let ended = table.contains("<td>night.csv</td>")
             && table.matches("class=\"state\">done<").count() == 1
-            && table.matches("class=\"state\">failed<").count() == 1;
+            && table.matches("class=\"state\">needs attention<").count() == 1;
         if ended {
             break table;
         }
@@ -727,7 +730,10 @@ fn the_desk_watches_drop_folders_and_sends_its_own_sheets_in_turn() {
     assert!(table.contains("10 rows: 10 accepted"), "{table}");
     assert!(table.contains("11 invalid, 3 held"), "{table}");
     assert!(std::path::Path::new(&format!("{done}/night.csv")).is_file());
-    assert!(std::path::Path::new(&format!("{failed}/mistakes.xlsx")).is_file());
+    // Sent, with rows the branch must fix: not with the failed files.
+    assert!(std::path::Path::new(&format!("{attention}/mistakes.xlsx")).is_file());
+    assert!(std::path::Path::new(&format!("{attention}/mistakes.to-fix.xlsx")).is_file());
+    assert!(!std::path::Path::new(&format!("{failed}/mistakes.xlsx")).exists());
     let (_, page) = desk.get("/folders");
     assert!(page.contains(&inbox), "{page}");
 

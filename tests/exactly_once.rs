@@ -378,8 +378,15 @@ fn resolve_records_a_persons_decision_both_ways() {
     );
     assert_eq!(out.status.code(), Some(exit::OK), "{}", stderr(&out));
     // Not in doubt, or unknown: nothing to decide.
-    let out = resolve(&[&accepted, "DCB-nosuchorder"], "--not-sent", "a mistake");
+    let out = resolve(
+        &[&accepted, "DCB-nosuchorder", "--json"],
+        "--not-sent",
+        "a mistake",
+    );
     assert_eq!(out.status.code(), Some(exit::ROWS_NOT_DONE));
+    let said: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(said["not_resolved"].as_array().unwrap().len(), 2, "{said}");
+    assert_eq!(said["exit_code"], exit::ROWS_NOT_DONE, "{said}");
     assert!(
         stderr(&out).contains("nothing to decide"),
         "{}",

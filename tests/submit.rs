@@ -724,7 +724,8 @@ fn a_folder_is_one_batch_per_sheet_with_a_combined_summary() {
     assert_eq!(facts["input"]["sha256"].as_str().unwrap().len(), 64);
     assert!(facts["report"].is_null());
     // Again: the newest record takes the plain name, the first is kept
-    // under its run's time.
+    // under its run's id (a file that could not be read is a run of its
+    // own in the ledger).
     let first = std::fs::read(&record).unwrap();
     let again = desk.submit(
         &desk.path("in/broken.xlsx"),
@@ -738,7 +739,7 @@ fn a_folder_is_one_batch_per_sheet_with_a_combined_summary() {
         .map(|e| e.unwrap().path())
         .filter(|p| {
             let n = p.file_name().unwrap().to_string_lossy();
-            n.starts_with("broken.at-") && n.ends_with(".report.xlsx.run.json")
+            n.starts_with("broken.run-") && n.ends_with(".report.xlsx.run.json")
         })
         .collect();
     assert_eq!(kept.len(), 1, "{kept:?}");

@@ -44,6 +44,12 @@ pub struct ResolveArgs {
 
     #[command(flatten)]
     pub send: SendArgs,
+
+    /// Print what was recorded as JSON on stdout (`resolved`: each id with
+    /// what the ledger now says; `not_resolved`: each id with why;
+    /// `exit_code`)
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Exit 0 when every decision is recorded; 1 when an id is unknown or not
@@ -71,6 +77,7 @@ pub fn run(args: &ResolveArgs, console: Console) -> Result<Exit> {
     let access = crate::access::Access::open(&dir)?;
     let actor = crate::access::Actor::command_line(crate::report::user());
     let mut code = Exit::Ok;
+    let (mut resolved, mut not_resolved) = (Vec::new(), Vec::new());
     for id in &args.ids {
         match ledger
             .resolve(kind, id, args.sent, &who)
@@ -83,12 +90,21 @@ pub fn run(args: &ResolveArgs, console: Console) -> Result<Exit> {
                 });
                 access.record(&actor, "resolved", what, reason)?;
                 tracing::info!(event = "resolved", id = %id, "{said}");
+                resolved.push(serde_json::json!({"id": id, "said": said}));
             }
             Err(why) => {
                 tracing::error!(event = "not_resolved", id = %id, "dcms-bulk: {why}");
+                not_resolved.push(serde_json::json!({"id": id, "why": why.to_string()}));
                 code = Exit::RowsNotDone;
             }
         }
+    }
+    if args.json {
+        super::print_json(&serde_json::json!({
+            "resolved": resolved,
+            "not_resolved": not_resolved,
+            "exit_code": code,
+        }))?;
     }
     Ok(code)
 }

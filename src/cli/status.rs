@@ -136,33 +136,7 @@ pub fn run(args: &StatusArgs, console: Console) -> Result<Exit> {
         );
     }
     let code = polled.exit(stopped.as_ref(), timed_out);
-    // Why orders are UNKNOWN: the run's stop, else the last lookup's words.
-    let unknown_why = stopped.as_ref().map(ToString::to_string).or_else(|| {
-        known.values().rev().find_map(|k| match k {
-            Known::Unknown(why) => Some(why.clone()),
-            _ => None,
-        })
-    });
-    if let Some(why) = &unknown_why
-        && !console.quiet
-    {
-        let advice = match &stopped {
-            Some(stop) => stop.advice(),
-            None => {
-                "wait until the API answers again, then ask again; `dcms-bulk doctor` checks the connection and the profile"
-            }
-        };
-        super::log::at_level!(
-            super::log::level_of(code),
-            event = "unknown",
-            code = code.code(),
-            "status: {}: {why}; {advice}",
-            match &stopped {
-                Some(_) => "stopped".to_string(),
-                None => "some orders are UNKNOWN, the last because".to_string(),
-            }
-        );
-    }
+    let unknown_why = say_unknown(&known, stopped.as_ref(), code, console);
     let summary = json!({
         "tool": "dcms-bulk",
         "version": env!("CARGO_PKG_VERSION"),
@@ -183,6 +157,43 @@ pub fn run(args: &StatusArgs, console: Console) -> Result<Exit> {
     });
     finish(args, &out, &summary, &polled, ids.len(), console)?;
     Ok(code)
+}
+
+/// Why orders are UNKNOWN, said in the log with what is safe to do: the
+/// run's stop, else the last lookup's words.
+fn say_unknown(
+    known: &BTreeMap<String, Known>,
+    stopped: Option<&Stop>,
+    code: Exit,
+    console: Console,
+) -> Option<String> {
+    let unknown_why = stopped.map(ToString::to_string).or_else(|| {
+        known.values().rev().find_map(|k| match k {
+            Known::Unknown(why) => Some(why.clone()),
+            _ => None,
+        })
+    });
+    if let Some(why) = &unknown_why
+        && !console.quiet
+    {
+        let advice = match stopped {
+            Some(stop) => stop.advice(),
+            None => {
+                "wait until the API answers again, then ask again; `dcms-bulk doctor` checks the connection and the profile"
+            }
+        };
+        super::log::at_level!(
+            super::log::level_of(code),
+            event = "unknown",
+            code = code.code(),
+            "status: {}: {why}; {advice}",
+            match stopped {
+                Some(_) => "stopped".to_string(),
+                None => "some orders are UNKNOWN, the last because".to_string(),
+            }
+        );
+    }
+    unknown_why
 }
 
 /// `3 SUCCESS, 1 IN_PROGRESS`.

@@ -176,43 +176,7 @@ pub fn run(args: &SubmitArgs, console: Console) -> Result<Exit> {
     engine.runtime.shutdown_timeout(Duration::from_secs(1));
 
     let exit = Exit::most_serious(summaries.iter().map(|s| s.exit_code));
-    if let Some(why) = &stopped
-        && (!console.quiet || *why != Stop::Interrupted)
-    {
-        let level = match why.exit() {
-            Exit::Interrupted => tracing::Level::WARN,
-            exit => super::log::level_of(exit),
-        };
-        super::log::at_level!(
-            level,
-            event = "stopped",
-            code = why.exit().code(),
-            "dcms-bulk: stopped: {why}; {}",
-            why.advice()
-        );
-    }
-    if files.len() > 1 && !console.quiet {
-        let n = |f: Filing| summaries.iter().filter(|s| s.outcome == f).count();
-        let (done, attention, failed) = (
-            n(Filing::Done),
-            n(Filing::NeedsAttention),
-            n(Filing::Failed),
-        );
-        super::log::at_level!(
-            super::log::level_of(exit),
-            event = "files",
-            files = summaries.len(),
-            done,
-            attention,
-            failed,
-            "dcms-bulk: {}: {done} done, {attention} needing attention, {failed} failed{}",
-            super::count(summaries.len() as u64, "file"),
-            match summaries.len() - done - attention - failed {
-                0 => String::new(),
-                left => format!(", {left} left for a re-run"),
-            }
-        );
-    }
+    say_end(stopped.as_ref(), &summaries, exit, console);
     // Told when it ends: what was done, what needs a person, where the
     // reports are (never a failure of the run).
     if let Some(n) = super::notify::notifier(notices)
@@ -234,6 +198,53 @@ pub fn run(args: &SubmitArgs, console: Console) -> Result<Exit> {
         }))?;
     }
     Ok(exit)
+}
+
+/// The run's end in the log: why it stopped, if it did, with what is safe
+/// to do next; and, for several files, how many ended each way.
+fn say_end(
+    stopped: Option<&Stop>,
+    summaries: &[service::FileOutcome],
+    exit: Exit,
+    console: Console,
+) {
+    if let Some(why) = stopped
+        && (!console.quiet || *why != Stop::Interrupted)
+    {
+        let level = match why.exit() {
+            Exit::Interrupted => tracing::Level::WARN,
+            exit => super::log::level_of(exit),
+        };
+        super::log::at_level!(
+            level,
+            event = "stopped",
+            code = why.exit().code(),
+            "dcms-bulk: stopped: {why}; {}",
+            why.advice()
+        );
+    }
+    if summaries.len() > 1 && !console.quiet {
+        let n = |f: Filing| summaries.iter().filter(|s| s.outcome == f).count();
+        let (done, attention, failed) = (
+            n(Filing::Done),
+            n(Filing::NeedsAttention),
+            n(Filing::Failed),
+        );
+        super::log::at_level!(
+            super::log::level_of(exit),
+            event = "files",
+            files = summaries.len(),
+            done,
+            attention,
+            failed,
+            "dcms-bulk: {}: {done} done, {attention} needing attention, {failed} failed{}",
+            super::count(summaries.len() as u64, "file"),
+            match summaries.len() - done - attention - failed {
+                0 => String::new(),
+                left => format!(", {left} left for a re-run"),
+            }
+        );
+    }
 }
 
 /// `--dry-run`: each file checked as `validate --print-orders` checks it,

@@ -14,8 +14,7 @@ use super::guard::refused;
 use askama::Template;
 
 use super::{Shared, lock, page};
-use crate::exit::Exit;
-use crate::service::Event;
+use crate::service::{Event, Filing};
 
 /// Files the page remembers; the oldest ended ones go first.
 const KEPT: usize = 500;
@@ -56,6 +55,8 @@ pub enum FileState {
     Checking,
     Sending,
     Done,
+    /// Its orders were all handled; rows need a person.
+    Attention,
     Failed,
     /// To be tried again after a while.
     Retrying,
@@ -74,6 +75,7 @@ impl FileState {
             FileState::Checking => "checking",
             FileState::Sending => "sending",
             FileState::Done => "done",
+            FileState::Attention => "needs attention",
             FileState::Failed => "failed",
             FileState::Retrying => "to be tried again",
             FileState::Left => "stopped part way",
@@ -87,7 +89,9 @@ impl FileState {
         match self {
             FileState::Done => "ok",
             FileState::Failed | FileState::Passed => "bad",
-            FileState::Retrying | FileState::Left | FileState::Awaiting => "warn",
+            FileState::Attention | FileState::Retrying | FileState::Left | FileState::Awaiting => {
+                "warn"
+            }
             _ => "busy",
         }
     }
@@ -95,7 +99,11 @@ impl FileState {
     fn ended(self) -> bool {
         matches!(
             self,
-            FileState::Done | FileState::Failed | FileState::Left | FileState::Passed
+            FileState::Done
+                | FileState::Attention
+                | FileState::Failed
+                | FileState::Left
+                | FileState::Passed
         )
     }
 }
@@ -241,10 +249,11 @@ impl Board {
     /// The watch is done with a file: filed, left, or to be tried again.
     fn ended(&mut self, outcome: &crate::service::FileOutcome) {
         let path = Path::new(&outcome.input);
-        let state = match outcome.exit_code {
-            Exit::Ok => FileState::Done,
-            Exit::Interrupted => FileState::Left,
-            _ => FileState::Failed,
+        let state = match outcome.outcome {
+            Filing::Done => FileState::Done,
+            Filing::NeedsAttention => FileState::Attention,
+            Filing::Left => FileState::Left,
+            Filing::Failed => FileState::Failed,
         };
         let retrying = self
             .files
@@ -256,10 +265,7 @@ impl Board {
             let keep = |f: &FolderFile| f.detail.clone();
             let detail = match (&outcome.error, &outcome.filed_in) {
                 (Some(e), _) => e.clone(),
-                (None, Some(dir)) => format!(
-                    "{}; moved to {dir}",
-                    self.last(&outcome.input).map(keep).unwrap_or_default()
-                ),
+                (None, Some(dir)) => format!("{}; moved to {dir}", outcome.reason),
                 (None, None) => self.last(&outcome.input).map(keep).unwrap_or_default(),
             };
             self.at(path, state, || detail);

@@ -463,6 +463,12 @@ pub fn keep_earlier_in(path: &Path, into: Option<&Path>) -> Result<Option<KeptRe
         if !to.exists() && !facts_path(&to).exists() && !fix.exists() {
             break to;
         }
+        if n >= 10_000 {
+            return Err(Error::report(
+                path,
+                std::io::Error::other("10,000 earlier runs' reports there already"),
+            ));
+        }
         n += 1;
     };
     let fix_to = to_fix_path(&to);
@@ -485,7 +491,8 @@ pub fn to_fix_path(report: &Path) -> PathBuf {
     let name = report.file_name().unwrap_or_default().to_string_lossy();
     let stem = match name.rfind(".report.") {
         Some(at) => &name[..at],
-        None => name.split('.').next().unwrap_or(&name),
+        // Every part of the name but its extension (a tag stays in it).
+        None => name.rsplit_once('.').map_or(&*name, |(stem, _)| stem),
     };
     let xlsx = report
         .extension()
@@ -693,5 +700,7 @@ mod tests {
         assert_eq!(p("/d/night.report.xlsx"), "/d/night.to-fix.xlsx");
         assert_eq!(p("/d/a.b.report.jsonl"), "/d/a.b.to-fix.csv");
         assert_eq!(p("/d/out.csv"), "/d/out.to-fix.csv");
+        // A kept report's rows to fix keep its tag.
+        assert_eq!(p("/d/out.run-4.csv"), "/d/out.run-4.to-fix.csv");
     }
 }

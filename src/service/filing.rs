@@ -67,7 +67,16 @@ pub fn reason(filing: Filing, facts: &RunFacts, to_fix: Option<&Path>) -> String
     let s = facts.sent.unwrap_or_default();
     let rows = |n: u64| crate::quote::count(n, "row");
     match filing {
-        Filing::Done => format!("{}: every row accepted or done before", rows(c.rows)),
+        Filing::Done => {
+            let mut line = format!("{}: {} accepted", rows(c.rows), s.accepted);
+            if s.skipped > 0 {
+                line += &format!(", {} done before", s.skipped);
+            }
+            if s.decided > 0 {
+                line += &format!(", {} accepted by a person's decision", s.decided);
+            }
+            line
+        }
         Filing::NeedsAttention => {
             let mut parts = Vec::new();
             for (n, what) in [

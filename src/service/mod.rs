@@ -486,6 +486,9 @@ impl Service<'_> {
                         self.end_unreadable(run, &path, &outcome.reason);
                     }
                     outcome.run = facts.ledger_run;
+                    if let Some(run) = facts.ledger_run {
+                        outcome.tag = format!("run-{run}");
+                    }
                     outcome.run_facts = Some(path.display().to_string());
                 }
                 Err(w) => (self.on)(Event::Failed { file, error: &w }),
@@ -527,17 +530,7 @@ impl Service<'_> {
         if let Some(gate) = self.gate {
             match gate.check(job, file)? {
                 approval::Gated::Send(record) => options["approval"] = record,
-                approval::Gated::Held(why) => {
-                    let name = file.display().to_string();
-                    (self.on)(Event::Held {
-                        file: &name,
-                        why: &why,
-                    });
-                    let mut outcome = FileOutcome::failed(name, Exit::RowsNotDone, why);
-                    outcome.awaiting_approval = true;
-                    outcome.outcome = Filing::Left;
-                    return Ok(outcome);
-                }
+                approval::Gated::Held(why) => return Ok(self.held(file, why)),
             }
         }
         let target = self.out.target(file)?;
@@ -551,16 +544,7 @@ impl Service<'_> {
             file: &name,
             checked,
         });
-        if let Ok(Some(cut_off)) =
-            self.engine
-                .ledger
-                .cut_off(self.command, checked.sheet.sha256(), &checked.batch_id)
-        {
-            (self.on)(Event::Resuming {
-                file: &name,
-                cut_off: &cut_off,
-            });
-        }
+        self.tell_resuming(checked, &name);
         let tally = Arc::new(Tally::with_answers());
         let batch = Batch {
             command: self.command,
@@ -582,17 +566,10 @@ impl Service<'_> {
         let mut exit = done.exit;
         let to_fix = match done.facts.counts.invalid {
             0 => None,
-            _ => {
-                let path = report::to_fix_path(&target.path);
-                match job.export(crate::job::Rows::ToFix, &path) {
-                    Ok(()) => Some(path),
-                    Err(e) => {
-                        self.trouble(Some(file), format!("{e}"));
-                        exit = exit.and(Exit::LocalFailure);
-                        None
-                    }
-                }
-            }
+            _ => self.rows_to_fix(job, &target.path).or_else(|| {
+                exit = exit.and(Exit::LocalFailure);
+                None
+            }),
         };
         let filing = Filing::of(exit, unsettled, false);
         Ok(FileOutcome {
@@ -616,6 +593,48 @@ impl Service<'_> {
             run: done.facts.api.as_ref().map(|api| api.ledger_run),
             awaiting_approval: false,
         })
+    }
+
+    /// A sheet not sent: it waits for (or was refused) a second person's
+    /// approval.
+    fn held(&self, file: &Path, why: String) -> FileOutcome {
+        let name = file.display().to_string();
+        (self.on)(Event::Held {
+            file: &name,
+            why: &why,
+        });
+        let mut outcome = FileOutcome::failed(name, Exit::RowsNotDone, why);
+        outcome.awaiting_approval = true;
+        outcome.outcome = Filing::Left;
+        outcome
+    }
+
+    /// Tells that this run takes up a cut-off run of the same sheet, if
+    /// one was.
+    fn tell_resuming(&self, checked: &Checked, name: &str) {
+        if let Ok(Some(cut_off)) =
+            self.engine
+                .ledger
+                .cut_off(self.command, checked.sheet.sha256(), &checked.batch_id)
+        {
+            (self.on)(Event::Resuming {
+                file: name,
+                cut_off: &cut_off,
+            });
+        }
+    }
+
+    /// Writes the rows the branch must fix beside the report at `report`;
+    /// where it went, or `None` (told) when it could not be written.
+    fn rows_to_fix(&self, job: &Job, report: &Path) -> Option<PathBuf> {
+        let path = report::to_fix_path(report);
+        match job.export(crate::job::Rows::ToFix, &path) {
+            Ok(()) => Some(path),
+            Err(e) => {
+                self.trouble(Some(job.path()), format!("{e}"));
+                None
+            }
+        }
     }
 
     /// Moves a processed file with its report, run facts and rows to fix

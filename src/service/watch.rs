@@ -684,8 +684,16 @@ fn put_away(service: &Service<'_>, path: &Path) -> Option<Kept> {
         .and_then(|t| report::keep_earlier_in(&t.path, Some(&history)));
     match kept {
         Ok(Some(kept)) => {
+            // A file that could not be read has its record of why as its
+            // report.
+            let facts = report::facts_path(&kept.report);
+            let now = if kept.report.exists() {
+                &kept.report
+            } else {
+                &facts
+            };
             if let Some(run) = kept.run
-                && let Err(e) = service.engine.ledger.report_moved(run, &kept.report)
+                && let Err(e) = service.engine.ledger.report_moved(run, now)
             {
                 service.trouble(
                     Some(path),
@@ -721,7 +729,7 @@ fn file_records(service: &Service<'_>, dir: &Path, records: &[Kept], tag: &str) 
         let facts = report::facts_path(&kept.report);
         let to_fix = report::to_fix_path(&kept.report);
         let moved = drop::file_away(dir, &[&kept.report, &facts, &to_fix], tag).and_then(|moved| {
-            match (kept.run, &moved[0]) {
+            match (kept.run, moved[0].as_ref().or(moved[1].as_ref())) {
                 (Some(run), Some(report)) => service
                     .engine
                     .ledger

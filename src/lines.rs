@@ -313,10 +313,7 @@ pub fn op_check_report(
         .iter()
         .zip(&checked.checks)
         .map(|(row, check)| {
-            let mut list: csv::StringRecord = row.cells.iter().collect();
-            for _ in row.cells.len()..sheet.columns.len() {
-                list.push_field("");
-            }
+            let list = op_cells(sheet, row);
             let status = if check.item.is_some() {
                 "VALID"
             } else {
@@ -342,6 +339,18 @@ pub fn op_check_report(
     })
 }
 
+/// A cancel or upgrade row's cells as its report line shows them: one
+/// for each column of the header, a short row filled with empty cells, a
+/// long one cut (its extra cells are its problem, said in `errors`).
+fn op_cells(sheet: &OpSheet, row: &OpRow) -> csv::StringRecord {
+    let width = sheet.columns.len();
+    let mut list: csv::StringRecord = row.cells.iter().take(width).collect();
+    for _ in list.len()..width {
+        list.push_field("");
+    }
+    list
+}
+
 /// A row of a cancel or upgrade sheet with its outcome, as a report line.
 pub(crate) fn row_line<'a, T>(
     sheet: &OpSheet,
@@ -350,10 +359,7 @@ pub(crate) fn row_line<'a, T>(
     sent: Option<&Sent>,
     results: &[&str],
 ) -> Line<'a> {
-    let mut list: csv::StringRecord = row.cells.iter().collect();
-    for _ in row.cells.len()..sheet.columns.len() {
-        list.push_field("");
-    }
+    let list = op_cells(sheet, row);
     let mut errors = problem_items(&check.problems, |c| sheet.sheet.cell_ref(c, row.number));
     errors.extend(sent_items(sent));
     let mut out: Vec<String> = vec![String::new(); results.len()];

@@ -725,22 +725,12 @@ fn submit_files_a_sheet_for_approval_and_sends_it_once_a_checker_approved() {
 /// A certificate for 127.0.0.1 signed by a CA made here: (CA, cert, key)
 /// as PEM files in `env`.
 fn pki(env: &Desk) -> (String, String, String) {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca, ca_key);
-    let key = KeyPair::generate().unwrap();
-    let cert = CertificateParams::new(vec!["127.0.0.1".into(), "desk.bank.test".into()])
-        .unwrap()
-        .signed_by(&key, &issuer)
-        .unwrap();
-    let write = |name: &str, text: String| env.write(name, &text).display().to_string();
+    let pki = common::pki(&["127.0.0.1", "desk.bank.test"]);
+    let write = |name: &str, text: &str| env.write(name, text).display().to_string();
     (
-        write("ca.pem", ca_cert.pem()),
-        write("desk.pem", cert.pem()),
-        write("desk.key", key.serialize_pem()),
+        write("ca.pem", &pki.ca_pem),
+        write("desk.pem", &pki.cert_pem),
+        write("desk.key", &pki.key_pem),
     )
 }
 

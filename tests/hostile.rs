@@ -146,6 +146,32 @@ fn unbalanced_quote_names_the_line_it_opened_on() {
     );
 }
 
+/// A cancel or upgrade sheet whose row has more cells than its header: the
+/// row is INVALID and said, its extra cells cut from the report line, and
+/// the report is written (it once failed to be, exit 5).
+#[test]
+fn a_long_row_of_a_cancel_sheet_is_invalid_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let sheet = write(
+        dir.path(),
+        "cancels.csv",
+        "order_id,branch_id,reason\nDCB-a8738225cd6973ff5946,00123,Branch asked\nDCB-9ee1d5df49cd8a5ab18d,00890,Duplicate,extra,more\n",
+    );
+    let report = dir.path().join("r.csv");
+    let r = run(&["validate", path_str(&sheet), "--report", path_str(&report)]);
+    assert_eq!(r.code, exit::ROWS_NOT_DONE, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("5 cells, but the header has 3"),
+        "{}",
+        r.stderr
+    );
+    let text = std::fs::read_to_string(&report).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(lines[2].contains(",INVALID,"), "{text}");
+    assert!(!lines[2].contains("extra"), "{text}");
+}
+
 #[test]
 fn ragged_rows_are_invalid_and_named() {
     let dir = tempfile::tempdir().unwrap();

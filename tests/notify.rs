@@ -253,25 +253,15 @@ impl<T: Read + Write> Stream for T {}
 
 impl MailServer {
     fn start(desk: &Desk) -> MailServer {
-        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-        let ca_key = KeyPair::generate().unwrap();
-        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let ca_cert = ca.self_signed(&ca_key).unwrap();
-        let issuer = Issuer::new(ca, ca_key);
-        let key = KeyPair::generate().unwrap();
-        let cert = CertificateParams::new(vec!["localhost".into()])
-            .unwrap()
-            .signed_by(&key, &issuer)
-            .unwrap();
-        let ca_path = desk.write("mail-ca.pem", &ca_cert.pem());
+        let pki = common::pki(&["localhost"]);
+        let ca_path = desk.write("mail-ca.pem", &pki.ca_pem);
         let _ = rustls::crypto::ring::default_provider().install_default();
         let tls = Arc::new(
             rustls::ServerConfig::builder()
                 .with_no_client_auth()
                 .with_single_cert(
-                    vec![cert.der().clone()],
-                    rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+                    vec![pki.cert_der.clone().into()],
+                    rustls::pki_types::PrivateKeyDer::Pkcs8(pki.key_der.clone().into()),
                 )
                 .unwrap(),
         );

@@ -157,7 +157,7 @@ pub enum LedgerError {
     Sql {
         path: PathBuf,
         #[source]
-        source: rusqlite::Error,
+        source: crate::db::DbError,
     },
     #[error(
         "another dcms-bulk run is sending to this API and tenant now (lock {}); wait for it to end",

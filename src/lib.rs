@@ -18,6 +18,7 @@ pub mod batch;
 pub mod cli;
 pub mod clock;
 pub mod columns;
+pub mod db;
 pub mod dcms;
 pub mod desk;
 pub mod drop;

@@ -55,7 +55,8 @@ impl Kind {
 pub fn run(args: &ShowArgs, console: Console) -> Result<Exit> {
     let (dir, dest) = super::runs::ledger_of(&args.api, &args.send, console, "show")?;
     let kind = args.kind.ledger_kind();
-    let Some(item) = ledger::history(&dir, &dest, kind, &args.id)? else {
+    let Some(item) = ledger::history(&ledger::Store::Dir(dir.clone()), &dest, kind, &args.id)?
+    else {
         tracing::info!(
             event = "unknown_order",
             "dcms-bulk: the ledger of {} (tenant {}) has no {kind} {}",

@@ -121,7 +121,12 @@ pub(super) async fn order(
             "This desk checks only: it has no ledger to read.",
         );
     };
-    let item = match crate::submit::ledger::history(&dir, &dest, "order", &key) {
+    let item = match crate::submit::ledger::history(
+        &crate::submit::ledger::Store::Dir(dir.clone()),
+        &dest,
+        "order",
+        &key,
+    ) {
         Ok(Some(item)) => item,
         Ok(None) => return refused(StatusCode::NOT_FOUND, "The ledger has no such order."),
         Err(e) => return refused(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),

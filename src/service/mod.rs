@@ -728,7 +728,8 @@ pub fn runs(
     dir: &Path,
     dest: &crate::submit::Destination,
 ) -> Result<Vec<crate::submit::ledger::RunRecord>> {
-    let mut runs = crate::submit::ledger::runs(dir, dest)?;
+    let mut runs =
+        crate::submit::ledger::runs(&crate::submit::ledger::Store::Dir(dir.to_owned()), dest)?;
     for r in &mut runs {
         if let Some(at) = &r.report {
             r.report = Some(

@@ -24,19 +24,16 @@ use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
-use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
 use super::outcome::{SendStatus, Sent};
+use crate::db::{Db, DbError, PgTarget, params};
 pub use read::{
     CutOff, DecisionRecord, ItemHistory, RequestRecord, RunLedger, RunRecord, Who, accepted_among,
-    check_chain, decisions_among, history, known_item_in, run_ledger, runs,
+    check_chain, check_chain_in, decisions_among, history, known_item_in, run_ledger, runs,
 };
 use read::{known_item_of, outcome_was, sql_at};
-use schema::{
-    ADDED_COLUMNS, HASHED, SCHEMA, connect, create_private_dir, hashed_fields, rows_digest,
-    run_hash,
-};
+use schema::{HASHED, MIGRATIONS, create_private_dir, hashed_fields, rows_digest, run_hash};
 pub use writer::Writer;
 
 /// Where items go: the tenant and the base URL, normalised (scheme and host
@@ -54,6 +51,12 @@ impl Destination {
             tenant: tenant.to_owned(),
             base_url: normalise_url(base_url),
         }
+    }
+
+    /// The schema of its ledger in a shared PostgreSQL database: the
+    /// file name's stem.
+    pub fn schema(&self) -> String {
+        self.file_name().trim_end_matches(".sqlite").to_owned()
     }
 
     /// The database's file name: a hash of tenant and normalised URL.
@@ -209,11 +212,52 @@ pub struct RunEnd<'a> {
     pub rows: Box<dyn Iterator<Item = RowRecord> + 'a>,
 }
 
+/// Where the ledgers are kept: a folder of SQLite files, one per
+/// destination; or one PostgreSQL database, a schema per destination,
+/// shared by every host that points at it.
+#[derive(Debug, Clone)]
+pub enum Store {
+    Dir(PathBuf),
+    Server(PgTarget),
+}
+
+impl Store {
+    /// Where the ledger of `dest` is, as messages and run facts name it:
+    /// its file, or the server and the destination's schema.
+    pub fn place_of(&self, dest: &Destination) -> PathBuf {
+        match self {
+            Store::Dir(dir) => dir.join(dest.file_name()),
+            Store::Server(target) => PathBuf::from(format!("{target}#{}", dest.schema())),
+        }
+    }
+
+    /// A connection to the ledger of `dest`; made if need be (`make`).
+    pub(super) fn connect(&self, dest: &Destination, make: bool) -> Result<Db, LedgerError> {
+        let path = self.place_of(dest);
+        match self {
+            Store::Dir(_) => Db::open_file(&path).map_err(sql_at(&path)),
+            Store::Server(target) => {
+                Db::connect(target, &dest.schema(), make).map_err(sql_at(&path))
+            }
+        }
+    }
+}
+
+/// What keeps a second run of the same destination out: a lock file, or
+/// a PostgreSQL session lock (let go when the connection ends, a host's
+/// crash included).
+enum RunLock {
+    File(#[allow(dead_code)] File),
+    Session,
+}
+
 /// An open ledger; the destination's lock is held until it is dropped.
 pub struct Ledger {
     path: PathBuf,
-    conn: Connection,
-    _lock: File,
+    store: Store,
+    dest: Destination,
+    conn: Db,
+    _lock: RunLock,
 }
 
 impl Ledger {
@@ -226,60 +270,41 @@ impl Ledger {
         wait: bool,
         waiting: impl FnOnce(&Path),
     ) -> Result<Ledger, LedgerError> {
-        let path = dir.join(dest.file_name());
-        let io = |source| LedgerError::Io {
-            path: path.clone(),
-            source,
+        Ledger::open_in(&Store::Dir(dir.to_owned()), dest, wait, waiting)
+    }
+
+    /// [`Ledger::open`] in `store`.
+    pub fn open_in(
+        store: &Store,
+        dest: &Destination,
+        wait: bool,
+        waiting: impl FnOnce(&Path),
+    ) -> Result<Ledger, LedgerError> {
+        let path = store.place_of(dest);
+        let (conn, lock) = match store {
+            Store::Dir(dir) => {
+                let lock = file_lock(dir, &path, wait, waiting)?;
+                (store.connect(dest, true)?, RunLock::File(lock))
+            }
+            Store::Server(_) => {
+                let conn = store.connect(dest, true)?;
+                session_lock(&conn, &path, wait, waiting)?;
+                (conn, RunLock::Session)
+            }
         };
-        create_private_dir(dir).map_err(io)?;
-        let lock_path = path.with_extension("lock");
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io)?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) if wait => {
-                waiting(&lock_path);
-                lock.lock().map_err(io)?;
-            }
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(LedgerError::Locked { path: lock_path });
-            }
-            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
-        }
-        let conn = connect(&path)?;
-        let sql = |source| LedgerError::Sql {
-            path: path.clone(),
-            source,
-        };
-        conn.execute_batch(SCHEMA).map_err(sql)?;
-        for (table, column, kind) in ADDED_COLUMNS {
-            let has: bool = conn
-                .query_row(
-                    "SELECT COUNT(*) > 0 FROM pragma_table_info(?1) WHERE name = ?2",
-                    params![table, column],
-                    |r| r.get(0),
-                )
-                .map_err(sql)?;
-            if !has {
-                conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {kind}"))
-                    .map_err(sql)?;
-            }
-        }
-        let found: Option<(String, String)> = conn
-            .query_row("SELECT tenant, base_url FROM destination", [], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .optional()
+        let sql = sql_at(&path);
+        crate::db::migrate(&conn, MIGRATIONS).map_err(sql)?;
+        let found = conn
+            .query_opt("SELECT tenant, base_url FROM destination", params![])
+            .map_err(sql)?
+            .map(|r| Ok::<_, DbError>((r.get::<String>(0)?, r.get::<String>(1)?)))
+            .transpose()
             .map_err(sql)?;
         match found {
             None => {
                 conn.execute(
                     "INSERT INTO destination (tenant, base_url) VALUES (?1, ?2)",
-                    params![dest.tenant, dest.base_url],
+                    params![&dest.tenant, &dest.base_url],
                 )
                 .map_err(sql)?;
             }
@@ -293,6 +318,8 @@ impl Ledger {
         }
         Ok(Ledger {
             path,
+            store: store.clone(),
+            dest: dest.clone(),
             conn,
             _lock: lock,
         })
@@ -302,7 +329,7 @@ impl Ledger {
         &self.path
     }
 
-    fn sql(&self, source: rusqlite::Error) -> LedgerError {
+    fn sql(&self, source: DbError) -> LedgerError {
         LedgerError::Sql {
             path: self.path.clone(),
             source,
@@ -324,9 +351,9 @@ impl Ledger {
     /// Records a run's start; returns its id.
     pub fn begin_run(&self, run: &RunStart<'_>) -> Result<i64, LedgerError> {
         self.conn
-            .execute(
+            .query_one(
                 "INSERT INTO runs (command, input, input_sha256, batch_id, options, started_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
                 params![
                     run.command,
                     run.input,
@@ -336,8 +363,8 @@ impl Ledger {
                     run.started_at
                 ],
             )
-            .map_err(|e| self.sql(e))?;
-        Ok(self.conn.last_insert_rowid())
+            .and_then(|r| r.get(0))
+            .map_err(|e| self.sql(e))
     }
 
     /// Records a run's end, now: its counts, its report, why it stopped
@@ -356,61 +383,50 @@ impl Ledger {
     ) -> Result<(), LedgerError> {
         let sql = sql_at(&self.path);
         // The ledger's lock is ours: no other process writes meanwhile.
-        let tx = self.conn.unchecked_transaction().map_err(sql)?;
-        {
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT OR REPLACE INTO run_rows (run, row, key, status, line) VALUES (?1, ?2, ?3, ?4, ?5)",
-                )
-                .map_err(sql)?;
-            for r in end.rows {
-                insert
-                    .execute(params![id, r.row as i64, r.key, r.status, r.line])
-                    .map_err(sql)?;
-            }
-        }
-        let line_columns = serde_json::to_string(&end.line_columns).unwrap_or_default();
-        tx.execute(
-            "UPDATE runs SET finished_at = ?2, counts = ?3, report = ?4, stopped = ?5,
-                report_sha256 = ?6, line_columns = ?7 WHERE id = ?1",
-            params![
-                id,
-                crate::clock::now(),
-                counts.to_string(),
-                report.display().to_string(),
-                stopped,
-                end.report_sha256,
-                line_columns
-            ],
-        )
-        .map_err(sql)?;
-        let prev: String = tx
-            .query_row(
-                "SELECT COALESCE(hash, '') FROM runs WHERE id < ?1 AND hash IS NOT NULL
-                 ORDER BY id DESC LIMIT 1",
-                params![id],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(sql)?
-            .unwrap_or_default();
-        let fields = tx
-            .query_row(
-                &format!("SELECT {HASHED} FROM runs WHERE id = ?1"),
-                params![id],
-                hashed_fields,
-            )
-            .map_err(sql)?;
-        let digest = rows_digest(&tx, id).map_err(sql)?;
-        let refs: Vec<&str> = fields.iter().map(String::as_str).collect();
-        let hash = run_hash(&prev, &refs, &digest);
-        tx.execute(
-            "UPDATE runs SET prev_hash = ?2, hash = ?3 WHERE id = ?1",
-            params![id, prev, hash],
-        )
-        .map_err(sql)?;
-        tx.commit().map_err(sql)?;
-        Ok(())
+        self.conn
+            .transaction(|tx| {
+                for r in end.rows {
+                    tx.execute(
+                        "INSERT INTO run_rows (run, row, key, status, line) VALUES (?1, ?2, ?3, ?4, ?5)
+                         ON CONFLICT (run, row) DO UPDATE SET
+                            key = excluded.key, status = excluded.status, line = excluded.line",
+                        params![id, r.row, r.key, r.status, r.line],
+                    )?;
+                }
+                let line_columns = serde_json::to_string(&end.line_columns).unwrap_or_default();
+                tx.execute(
+                    "UPDATE runs SET finished_at = ?2, counts = ?3, report = ?4, stopped = ?5,
+                        report_sha256 = ?6, line_columns = ?7 WHERE id = ?1",
+                    params![
+                        id,
+                        crate::clock::now(),
+                        counts.to_string(),
+                        report.display().to_string(),
+                        stopped,
+                        end.report_sha256,
+                        line_columns
+                    ],
+                )?;
+                let prev: String = match tx.query_opt(
+                    "SELECT COALESCE(hash, '') FROM runs WHERE id < ?1 AND hash IS NOT NULL
+                     ORDER BY id DESC LIMIT 1",
+                    params![id],
+                )? {
+                    Some(r) => r.get(0)?,
+                    None => String::new(),
+                };
+                let fields =
+                    hashed_fields(&tx.query_one(&format!("SELECT {HASHED} FROM runs WHERE id = ?1"), params![id])?)?;
+                let digest = rows_digest(tx, id)?;
+                let refs: Vec<&str> = fields.iter().map(String::as_str).collect();
+                let hash = run_hash(&prev, &refs, &digest);
+                tx.execute(
+                    "UPDATE runs SET prev_hash = ?2, hash = ?3 WHERE id = ?1",
+                    params![id, prev, hash],
+                )?;
+                Ok(())
+            })
+            .map_err(sql)
     }
 
     /// Records where run `id`'s report is now (moved to a done or failed
@@ -444,62 +460,58 @@ impl Ledger {
         sent: bool,
         who: &Who<'_>,
     ) -> Result<Result<String, String>, LedgerError> {
-        let path = self.path.clone();
-        let sql = sql_at(&path);
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(sql)?;
-        let found: Option<(String, bool, u32, Option<String>)> = tx
-            .query_row(
-                "SELECT state, uncertain, attempts, outcome FROM items WHERE kind = ?1 AND key = ?2",
-                params![kind, key],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )
-            .optional()
-            .map_err(sql)?;
-        let Some((state, uncertain, attempts, outcome)) = found else {
-            return Ok(Err(format!("the ledger has no {kind} {key}")));
-        };
-        let earlier: Option<Sent> = outcome
-            .as_deref()
-            .and_then(|o| serde_json::from_str(o).ok());
-        if !(state == "sent" || uncertain) {
-            return Ok(Err(format!(
-                "{kind} {key} is {}: its outcome is known, there is nothing to decide",
-                known_outcome(earlier.as_ref())
-            )));
-        }
-        let (decision, outcome) = decided(sent, who, attempts, earlier.clone());
-        let text = serde_json::to_string(&outcome)
-            .map_err(|e| sql(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
-        tx.execute(
-            "INSERT INTO decisions (kind, key, decision, reason, by_user, host, at, was)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![
-                kind,
-                key,
-                decision,
-                who.reason,
-                who.user,
-                who.host,
-                who.at,
-                outcome_was(&earlier)
-            ],
-        )
-        .map_err(sql)?;
-        tx.execute(
-            "UPDATE items SET state = 'answered', uncertain = 0, outcome = ?3, answered_at = ?4
-             WHERE kind = ?1 AND key = ?2",
-            params![kind, key, text, who.at],
-        )
-        .map_err(sql)?;
-        tx.commit().map_err(sql)?;
-        Ok(Ok(if sent {
-            format!("{kind} {key}: decided sent; reported ACCEPTED_BY_DECISION, never sent again")
-        } else {
-            format!("{kind} {key}: decided not sent; the next run sends it")
-        }))
+        let sql = sql_at(&self.path);
+        self.conn
+            .transaction(|tx| {
+                let found = tx.query_opt(
+                    "SELECT state, uncertain, attempts, outcome FROM items WHERE kind = ?1 AND key = ?2",
+                    params![kind, key],
+                )?;
+                let Some(found) = found else {
+                    return Ok(Err(format!("the ledger has no {kind} {key}")));
+                };
+                let (state, uncertain, attempts, outcome): (String, bool, u32, Option<String>) =
+                    (found.get(0)?, found.get(1)?, found.get(2)?, found.get(3)?);
+                let earlier: Option<Sent> = outcome
+                    .as_deref()
+                    .and_then(|o| serde_json::from_str(o).ok());
+                if !(state == "sent" || uncertain) {
+                    return Ok(Err(format!(
+                        "{kind} {key} is {}: its outcome is known, there is nothing to decide",
+                        known_outcome(earlier.as_ref())
+                    )));
+                }
+                let (decision, outcome) = decided(sent, who, attempts, earlier.clone());
+                let text = serde_json::to_string(&outcome)
+                    .map_err(|e| DbError::Refused(e.to_string()))?;
+                tx.execute(
+                    "INSERT INTO decisions (kind, key, decision, reason, by_user, host, at, was)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    params![
+                        kind,
+                        key,
+                        decision,
+                        who.reason,
+                        who.user,
+                        who.host,
+                        who.at,
+                        outcome_was(&earlier)
+                    ],
+                )?;
+                tx.execute(
+                    "UPDATE items SET state = 'answered', uncertain = 0, outcome = ?3, answered_at = ?4
+                     WHERE kind = ?1 AND key = ?2",
+                    params![kind, key, text, who.at],
+                )?;
+                Ok(Ok(if sent {
+                    format!(
+                        "{kind} {key}: decided sent; reported ACCEPTED_BY_DECISION, never sent again"
+                    )
+                } else {
+                    format!("{kind} {key}: decided not sent; the next run sends it")
+                }))
+            })
+            .map_err(sql)
     }
 
     /// What the ledger knows of each of `keys` of `kind` (keys it has never
@@ -509,49 +521,21 @@ impl Ledger {
         kind: &str,
         keys: impl IntoIterator<Item = &'k str>,
     ) -> Result<HashMap<String, Past>, LedgerError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT i.fingerprint, i.summary, i.attempts, i.outcome, i.uncertain,
-                        f.id, f.input, f.started_at, a.id, a.input, a.started_at,
-                        i.accepted_at, i.sent_at, i.state
-                 FROM items i
-                 LEFT JOIN runs f ON f.id = i.first_run
-                 LEFT JOIN runs a ON a.id = i.accepted_run
-                 WHERE i.kind = ?1 AND i.key = ?2",
-            )
-            .map_err(|e| self.sql(e))?;
         let mut out = HashMap::new();
         for key in keys {
-            let row = stmt
-                .query_row(params![kind, key], |r| {
-                    let run = |i: usize| -> rusqlite::Result<Option<RunRef>> {
-                        Ok(match r.get::<_, Option<i64>>(i)? {
-                            Some(id) => Some(RunRef {
-                                id,
-                                input: r.get(i + 1)?,
-                                started_at: r.get(i + 2)?,
-                            }),
-                            None => None,
-                        })
-                    };
-                    let outcome: Option<String> = r.get(3)?;
-                    let state: String = r.get(13)?;
-                    Ok(Past {
-                        fingerprint: r.get(0)?,
-                        summary: r.get(1)?,
-                        attempts: r.get(2)?,
-                        outcome: outcome.and_then(|o| serde_json::from_str(&o).ok()),
-                        // A request out and no answer recorded: a crash
-                        // mid-request. It may have been processed.
-                        uncertain: r.get::<_, bool>(4)? || state == "sent",
-                        first_run: run(5)?,
-                        accepted_run: run(8)?,
-                        accepted_at: r.get(11)?,
-                        sent_at: r.get(12)?,
-                    })
-                })
-                .optional()
+            let row = self
+                .conn
+                .query_opt(
+                    "SELECT i.fingerprint, i.summary, i.attempts, i.outcome, i.uncertain,
+                            f.id, f.input, f.started_at, a.id, a.input, a.started_at,
+                            i.accepted_at, i.sent_at, i.state
+                     FROM items i
+                     LEFT JOIN runs f ON f.id = i.first_run
+                     LEFT JOIN runs a ON a.id = i.accepted_run
+                     WHERE i.kind = ?1 AND i.key = ?2",
+                    params![kind, key],
+                )
+                .and_then(|r| r.as_ref().map(past_of).transpose())
                 .map_err(|e| self.sql(e))?;
             if let Some(p) = row {
                 out.insert(key.to_owned(), p);
@@ -562,8 +546,100 @@ impl Ledger {
 
     /// Starts the group-commit writer for the engine's records.
     pub fn writer(&self) -> Result<Writer, LedgerError> {
-        Writer::start(&self.path, connect(&self.path)?)
+        Writer::start(&self.path, self.store.connect(&self.dest, false)?)
     }
+}
+
+/// Takes the lock file beside the ledger at `path`.
+fn file_lock(
+    dir: &Path,
+    path: &Path,
+    wait: bool,
+    waiting: impl FnOnce(&Path),
+) -> Result<File, LedgerError> {
+    let io = |source| LedgerError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    create_private_dir(dir).map_err(io)?;
+    let lock_path = path.with_extension("lock");
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(io)?;
+    match lock.try_lock() {
+        Ok(()) => Ok(lock),
+        Err(std::fs::TryLockError::WouldBlock) if wait => {
+            waiting(&lock_path);
+            lock.lock().map_err(io)?;
+            Ok(lock)
+        }
+        Err(std::fs::TryLockError::WouldBlock) => Err(LedgerError::Locked { path: lock_path }),
+        Err(std::fs::TryLockError::Error(e)) => Err(io(e)),
+    }
+}
+
+/// Takes the destination's session lock on a PostgreSQL connection.
+fn session_lock(
+    conn: &Db,
+    path: &Path,
+    wait: bool,
+    waiting: impl FnOnce(&Path),
+) -> Result<(), LedgerError> {
+    let sql = sql_at(path);
+    let took: bool = conn
+        .query_one(
+            "SELECT pg_try_advisory_lock(2, hashtext(current_schema()))",
+            params![],
+        )
+        .and_then(|r| r.get(0))
+        .map_err(sql)?;
+    if took {
+        return Ok(());
+    }
+    if !wait {
+        return Err(LedgerError::Locked {
+            path: path.to_owned(),
+        });
+    }
+    waiting(path);
+    conn.query_one(
+        "SELECT COUNT(*) FROM (SELECT pg_advisory_lock(2, hashtext(current_schema()))) l",
+        params![],
+    )
+    .map_err(sql)?;
+    Ok(())
+}
+
+/// What a row of [`Ledger::past`]'s query says of an item.
+fn past_of(r: &crate::db::Row) -> Result<Past, DbError> {
+    let run = |i: usize| -> Result<Option<RunRef>, DbError> {
+        Ok(match r.get::<Option<i64>>(i)? {
+            Some(id) => Some(RunRef {
+                id,
+                input: r.get(i + 1)?,
+                started_at: r.get(i + 2)?,
+            }),
+            None => None,
+        })
+    };
+    let outcome: Option<String> = r.get(3)?;
+    let state: String = r.get(13)?;
+    Ok(Past {
+        fingerprint: r.get(0)?,
+        summary: r.get(1)?,
+        attempts: r.get(2)?,
+        outcome: outcome.and_then(|o| serde_json::from_str(&o).ok()),
+        // A request out and no answer recorded: a crash mid-request. It
+        // may have been processed.
+        uncertain: r.get::<bool>(4)? || state == "sent",
+        first_run: run(5)?,
+        accepted_run: run(8)?,
+        accepted_at: r.get(11)?,
+        sent_at: r.get(12)?,
+    })
 }
 
 /// A known outcome in words: `ACCEPTED`, `REJECTED ORD001`, `never sent`.
@@ -640,102 +716,6 @@ mod tests {
             Destination::new("OTHER", "https://api.bank.example/dcms/v1").file_name(),
             a.file_name()
         );
-    }
-
-    fn runtime() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("a runtime")
-    }
-
-    #[test]
-    fn states_survive_a_reopen_and_the_first_acceptance_is_kept() {
-        let dir = tempfile::tempdir().expect("a temp dir");
-        let dest = Destination::new("ACME", "http://127.0.0.1:1/v1");
-        let options = serde_json::json!({});
-        let start = RunStart {
-            command: "submit",
-            input: "a.csv",
-            input_sha256: "ab",
-            batch_id: "",
-            options: &options,
-            started_at: "t0",
-        };
-        let planned = |key: &str, fp: &str, run| Record::Planned {
-            kind: "order",
-            key: key.into(),
-            fingerprint: fp.into(),
-            summary: format!("{fp} lines"),
-            run,
-            at: "t1".into(),
-        };
-        let sent = |key: &str, run| Record::Sent {
-            kind: "order",
-            key: key.into(),
-            attempt: 1,
-            run,
-            at: "t2".into(),
-        };
-        let answered = |key: &str, status, run, at: &str| Record::Answered {
-            kind: "order",
-            key: key.into(),
-            sent: Sent {
-                status,
-                attempts: 1,
-                ..Sent::default()
-            },
-            uncertain: false,
-            run,
-            at: at.into(),
-        };
-        {
-            let ledger = Ledger::open(dir.path(), &dest, false, |_| {}).expect("opens");
-            let run = ledger.begin_run(&start).expect("a run");
-            // A second open waits or is refused while the first holds it.
-            assert!(matches!(
-                Ledger::open(dir.path(), &dest, false, |_| {}),
-                Err(LedgerError::Locked { .. })
-            ));
-            let w = ledger.writer().expect("a writer");
-            runtime().block_on(async {
-                w.record(vec![planned("A", "f1", run), planned("B", "f2", run)])
-                    .await
-                    .expect("planned");
-                w.record(vec![sent("A", run), sent("B", run)])
-                    .await
-                    .expect("sent");
-                w.record(vec![answered("A", SendStatus::Accepted, run, "t3")])
-                    .await
-                    .expect("answered");
-            });
-        }
-        let ledger = Ledger::open(dir.path(), &dest, false, |_| {}).expect("reopens");
-        let run2 = ledger.begin_run(&start).expect("a second run");
-        let past = ledger.past("order", ["A", "B", "C"]).expect("past");
-        assert_eq!(past.len(), 2, "C was never planned");
-        let a = &past["A"];
-        assert_eq!(a.fingerprint, "f1");
-        assert_eq!(
-            a.outcome.as_ref().map(|o| o.status),
-            Some(SendStatus::Accepted)
-        );
-        assert!(!a.uncertain);
-        assert_eq!(a.accepted_at.as_deref(), Some("t3"));
-        assert_eq!(a.accepted_run.as_ref().map(|r| r.id), Some(1));
-        // B went out and no answer came back: it may exist.
-        assert!(past["B"].uncertain);
-        assert_eq!(past["B"].attempts, 1);
-        // A later acceptance does not move the first one.
-        let w = ledger.writer().expect("a writer");
-        runtime().block_on(async {
-            w.record(vec![answered("A", SendStatus::Accepted, run2, "t9")])
-                .await
-                .expect("answered again");
-        });
-        drop(w);
-        let past = ledger.past("order", ["A"]).expect("past");
-        assert_eq!(past["A"].accepted_at.as_deref(), Some("t3"));
-        assert_eq!(past["A"].accepted_run.as_ref().map(|r| r.id), Some(1));
     }
 
     #[test]

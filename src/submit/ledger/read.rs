@@ -4,10 +4,10 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use rusqlite::{Connection, OptionalExtension, params};
+use crate::db::{Db, DbError, Row, params};
 
 use super::schema::{HASHED, hashed_fields, rows_digest, run_hash};
-use super::{Destination, LedgerError, RowRecord};
+use super::{Destination, LedgerError, RowRecord, Store};
 use crate::submit::outcome::Sent;
 
 /// One run as the ledger recorded it.
@@ -35,40 +35,22 @@ pub struct RunRecord {
     pub resumed_by: Option<i64>,
 }
 
-/// Every run the ledger of `dest` in `dir` recorded, oldest first; none if
-/// there is no ledger. Read only, without its lock: a run may be sending
-/// meanwhile.
-pub fn runs(dir: &Path, dest: &Destination) -> Result<Vec<RunRecord>, LedgerError> {
-    let Some((conn, path)) = open_read(dir, dest)? else {
+/// Every run the ledger of `dest` in `store` recorded, oldest first; none
+/// if there is no ledger. Read only, without its lock: a run may be
+/// sending meanwhile.
+pub fn runs(store: &Store, dest: &Destination) -> Result<Vec<RunRecord>, LedgerError> {
+    let Some((conn, path)) = open_read(store, dest)? else {
         return Ok(Vec::new());
     };
     let sql = sql_at(&path);
-    let mut q = conn
-        .prepare(
+    let mut runs: Vec<RunRecord> = conn
+        .query(
             "SELECT id, command, input, input_sha256, batch_id, started_at, finished_at, counts, report, stopped
              FROM runs ORDER BY id",
+            params![],
         )
+        .and_then(|rows| rows.iter().map(run_record).collect())
         .map_err(sql)?;
-    let rows = q
-        .query_map([], |r| {
-            let counts: Option<String> = r.get(7)?;
-            Ok(RunRecord {
-                id: r.get(0)?,
-                command: r.get(1)?,
-                input: r.get(2)?,
-                input_sha256: r.get(3)?,
-                batch_id: r.get(4)?,
-                started_at: r.get(5)?,
-                finished_at: r.get(6)?,
-                counts: counts.and_then(|c| serde_json::from_str(&c).ok()),
-                report: r.get(8)?,
-                stopped: r.get(9)?,
-                cut_off: false,
-                resumed_by: None,
-            })
-        })
-        .map_err(sql)?;
-    let mut runs: Vec<RunRecord> = rows.collect::<Result<_, _>>().map_err(sql)?;
     // Only one run holds the ledger at a time: a run not ended when a
     // later one began was cut off.
     for i in 0..runs.len() {
@@ -90,6 +72,24 @@ pub fn runs(dir: &Path, dest: &Destination) -> Result<Vec<RunRecord>, LedgerErro
     Ok(runs)
 }
 
+fn run_record(r: &Row) -> Result<RunRecord, DbError> {
+    let counts: Option<String> = r.get(7)?;
+    Ok(RunRecord {
+        id: r.get(0)?,
+        command: r.get(1)?,
+        input: r.get(2)?,
+        input_sha256: r.get(3)?,
+        batch_id: r.get(4)?,
+        started_at: r.get(5)?,
+        finished_at: r.get(6)?,
+        counts: counts.and_then(|c| serde_json::from_str(&c).ok()),
+        report: r.get(8)?,
+        stopped: r.get(9)?,
+        cut_off: false,
+        resumed_by: None,
+    })
+}
+
 /// A run of the same sheet (command, input's SHA-256, batch id) that was
 /// cut off, the latest of its runs: what a new run of it takes up.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,35 +105,34 @@ pub struct CutOff {
 
 /// See [`Ledger::cut_off`].
 pub(super) fn cut_off_of(
-    conn: &Connection,
+    conn: &Db,
     command: &str,
     input_sha256: &str,
     batch_id: &str,
-) -> rusqlite::Result<Option<CutOff>> {
-    let latest: Option<(i64, String, Option<String>)> = conn
-        .query_row(
-            "SELECT id, started_at, finished_at FROM runs
-             WHERE command = ?1 AND input_sha256 = ?2 AND batch_id = ?3
-             ORDER BY id DESC LIMIT 1",
-            params![command, input_sha256, batch_id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .optional()?;
-    let Some((run, started, None)) = latest else {
+) -> Result<Option<CutOff>, DbError> {
+    let latest = conn.query_opt(
+        "SELECT id, started_at, finished_at FROM runs
+         WHERE command = ?1 AND input_sha256 = ?2 AND batch_id = ?3
+         ORDER BY id DESC LIMIT 1",
+        params![command, input_sha256, batch_id],
+    )?;
+    let Some(latest) = latest else {
         return Ok(None);
     };
-    let at: Option<String> = conn.query_row(
-        "SELECT MAX(at) FROM attempts WHERE run = ?1",
-        params![run],
-        |r| r.get(0),
-    )?;
-    let count = |state: &str| -> rusqlite::Result<u64> {
-        conn.query_row(
+    let (run, started, finished): (i64, String, Option<String>) =
+        (latest.get(0)?, latest.get(1)?, latest.get(2)?);
+    if finished.is_some() {
+        return Ok(None);
+    }
+    let at: Option<String> = conn
+        .query_one("SELECT MAX(at) FROM attempts WHERE run = ?1", params![run])?
+        .get(0)?;
+    let count = |state: &str| -> Result<u64, DbError> {
+        conn.query_one(
             "SELECT COUNT(*) FROM items WHERE last_run = ?1 AND state = ?2",
             params![run, state],
-            |r| r.get::<_, i64>(0),
-        )
-        .map(|n| n as u64)
+        )?
+        .get(0)
     };
     Ok(Some(CutOff {
         run,
@@ -143,41 +142,49 @@ pub(super) fn cut_off_of(
     }))
 }
 
-/// The ledger of `dest` in `dir`, opened read only and without its lock;
-/// `None` if there is none.
+/// The ledger of `dest` in `store`, opened without its lock (read only,
+/// where it is a file); `None` if there is none.
 pub(super) fn open_read(
-    dir: &Path,
+    store: &Store,
     dest: &Destination,
-) -> Result<Option<(Connection, PathBuf)>, LedgerError> {
-    let path = dir.join(dest.file_name());
-    if !path.exists() {
-        return Ok(None);
+) -> Result<Option<(Db, PathBuf)>, LedgerError> {
+    let path = store.place_of(dest);
+    match store {
+        Store::Dir(_) if !path.exists() => Ok(None),
+        Store::Dir(_) => open_read_at(path).map(Some),
+        Store::Server(_) => {
+            let conn = store.connect(dest, false)?;
+            let there: bool = conn
+                .query_one("SELECT current_schema() IS NOT NULL", params![])
+                .and_then(|r| r.get(0))
+                .map_err(sql_at(&path))?;
+            Ok(there.then_some((conn, path)))
+        }
     }
-    open_read_at(path).map(Some)
 }
 
 /// See [`Ledger::known_item`].
-pub(super) fn known_item_of(conn: &Connection, kind: &str) -> rusqlite::Result<Option<String>> {
-    conn.query_row(
+pub(super) fn known_item_of(conn: &Db, kind: &str) -> Result<Option<String>, DbError> {
+    conn.query_opt(
         "SELECT i.key FROM items i
          JOIN attempts a ON a.kind = i.kind AND a.key = i.key
          WHERE i.kind = ?1 AND i.accepted_run IS NOT NULL
            AND a.http_status BETWEEN 200 AND 299
          ORDER BY i.accepted_at DESC LIMIT 1",
         params![kind],
-        |r| r.get(0),
-    )
-    .optional()
+    )?
+    .map(|r| r.get(0))
+    .transpose()
 }
 
-/// [`Ledger::known_item`] of the ledger of `dest` in `dir`, read only,
+/// [`Ledger::known_item`] of the ledger of `dest` in `store`, read only,
 /// without its lock; `None` without a ledger.
 pub fn known_item_in(
-    dir: &Path,
+    store: &Store,
     dest: &Destination,
     kind: &str,
 ) -> Result<Option<String>, LedgerError> {
-    let Some((conn, path)) = open_read(dir, dest)? else {
+    let Some((conn, path)) = open_read(store, dest)? else {
         return Ok(None);
     };
     known_item_of(&conn, kind).map_err(sql_at(&path))
@@ -198,12 +205,15 @@ pub fn accepted_among<'k>(
     }
     let (conn, path) = open_read_at(path.to_owned())?;
     let sql = sql_at(&path);
-    let mut q = conn
-        .prepare("SELECT 1 FROM items WHERE kind = ?1 AND key = ?2 AND accepted_run IS NOT NULL")
-        .map_err(sql)?;
     let mut accepted = std::collections::HashSet::new();
     for key in keys {
-        if q.exists(params![kind, key]).map_err(sql)? {
+        let found = conn
+            .query_opt(
+                "SELECT 1 FROM items WHERE kind = ?1 AND key = ?2 AND accepted_run IS NOT NULL",
+                params![kind, key],
+            )
+            .map_err(sql)?;
+        if found.is_some() {
             accepted.insert(key.to_owned());
         }
     }
@@ -246,43 +256,42 @@ pub struct RunLedger {
 pub fn run_ledger(path: &Path, id: i64) -> Result<Option<RunLedger>, LedgerError> {
     let (conn, path) = open_read_at(path.to_owned())?;
     let sql = sql_at(&path);
-    let has_rows = table_exists(&conn, "run_rows").map_err(sql)?;
-    if !has_rows {
+    if !conn.has_table("run_rows").map_err(sql)? {
         return Ok(None);
     }
     let found = conn
-        .query_row(
+        .query_opt(
             "SELECT report_sha256, counts, line_columns, hash FROM runs WHERE id = ?1",
             params![id],
-            |r| {
-                Ok((
-                    r.get::<_, Option<String>>(0)?,
-                    r.get::<_, Option<String>>(1)?,
-                    r.get::<_, Option<String>>(2)?,
-                    r.get::<_, Option<String>>(3)?,
-                ))
-            },
         )
-        .optional()
         .map_err(sql)?;
-    let Some((report_sha256, counts, line_columns, hash)) = found else {
+    let Some(found) = found else {
         return Ok(None);
     };
-    let mut q = conn
-        .prepare("SELECT row, key, status, line FROM run_rows WHERE run = ?1")
-        .map_err(sql)?;
-    let rows = q
-        .query_map(params![id], |r| {
-            Ok(RowRecord {
-                row: r.get::<_, i64>(0)? as u64,
-                key: r.get(1)?,
-                status: r.get(2)?,
-                line: r.get(3)?,
-            })
+    let (report_sha256, counts, line_columns, hash): (
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    ) = (|| Ok((found.get(0)?, found.get(1)?, found.get(2)?, found.get(3)?)))().map_err(sql)?;
+    let rows = conn
+        .query(
+            "SELECT row, key, status, line FROM run_rows WHERE run = ?1",
+            params![id],
+        )
+        .and_then(|rows| {
+            rows.iter()
+                .map(|r| {
+                    let record = RowRecord {
+                        row: r.get(0)?,
+                        key: r.get(1)?,
+                        status: r.get(2)?,
+                        line: r.get(3)?,
+                    };
+                    Ok((record.row, record))
+                })
+                .collect::<Result<_, DbError>>()
         })
-        .map_err(sql)?
-        .map(|r| r.map(|r| (r.row, r)))
-        .collect::<Result<_, _>>()
         .map_err(sql)?;
     Ok(Some(RunLedger {
         report_sha256,
@@ -301,19 +310,38 @@ pub fn run_ledger(path: &Path, id: i64) -> Result<Option<RunLedger>, LedgerError
 /// inserted), at most ten.
 pub fn check_chain(path: &Path) -> Result<(u64, Vec<String>), LedgerError> {
     let (conn, path) = open_read_at(path.to_owned())?;
-    let sql = sql_at(&path);
-    if !table_exists(&conn, "run_rows").map_err(sql)? {
+    chain_of(&conn, &path)
+}
+
+/// [`check_chain`] of the ledger of `dest` in `store`; nothing chained
+/// where there is no ledger.
+pub fn check_chain_in(
+    store: &Store,
+    dest: &Destination,
+) -> Result<(u64, Vec<String>), LedgerError> {
+    match open_read(store, dest)? {
+        Some((conn, path)) => chain_of(&conn, &path),
+        None => Ok((0, Vec::new())),
+    }
+}
+
+fn chain_of(conn: &Db, path: &Path) -> Result<(u64, Vec<String>), LedgerError> {
+    let sql = sql_at(path);
+    if !conn.has_table("run_rows").map_err(sql)? {
         return Ok((0, Vec::new()));
     }
-    let mut q = conn
-        .prepare(&format!(
-            "SELECT {HASHED}, COALESCE(prev_hash, ''), hash FROM runs WHERE hash IS NOT NULL ORDER BY id"
-        ))
-        .map_err(sql)?;
-    let runs: Vec<(Vec<String>, String, String)> = q
-        .query_map([], |r| Ok((hashed_fields(r)?, r.get(10)?, r.get(11)?)))
-        .map_err(sql)?
-        .collect::<Result<_, _>>()
+    let runs: Vec<(Vec<String>, String, String)> = conn
+        .query(
+            &format!(
+                "SELECT {HASHED}, COALESCE(prev_hash, ''), hash FROM runs WHERE hash IS NOT NULL ORDER BY id"
+            ),
+            params![],
+        )
+        .and_then(|rows| {
+            rows.iter()
+                .map(|r| Ok((hashed_fields(r)?, r.get(10)?, r.get(11)?)))
+                .collect::<Result<_, DbError>>()
+        })
         .map_err(sql)?;
     let mut broken = Vec::new();
     let mut prev = String::new();
@@ -324,7 +352,7 @@ pub fn check_chain(path: &Path) -> Result<(u64, Vec<String>), LedgerError> {
                 "run {id} follows a run the ledger no longer holds as it was (a run before it was deleted or changed)"
             ));
         }
-        let digest = rows_digest(&conn, fields[0].parse().unwrap_or(0)).map_err(sql)?;
+        let digest = rows_digest(conn, fields[0].parse().unwrap_or(0)).map_err(sql)?;
         let refs: Vec<&str> = fields.iter().map(String::as_str).collect();
         if run_hash(recorded_prev, &refs, &digest) != *hash {
             broken.push(format!("run {id}'s record was changed after it ended"));
@@ -337,21 +365,8 @@ pub fn check_chain(path: &Path) -> Result<(u64, Vec<String>), LedgerError> {
     Ok((runs.len() as u64, broken))
 }
 
-pub(super) fn table_exists(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
-    conn.query_row(
-        "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?1",
-        params![name],
-        |r| r.get(0),
-    )
-}
-
-pub(super) fn open_read_at(path: PathBuf) -> Result<(Connection, PathBuf), LedgerError> {
-    let sql = sql_at(&path);
-    let flags =
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags(&path, flags).map_err(sql)?;
-    conn.busy_timeout(std::time::Duration::from_secs(30))
-        .map_err(sql)?;
+pub(super) fn open_read_at(path: PathBuf) -> Result<(Db, PathBuf), LedgerError> {
+    let conn = Db::open_file_read_only(&path).map_err(sql_at(&path))?;
     Ok((conn, path))
 }
 
@@ -420,81 +435,86 @@ pub struct RequestRecord {
     pub http_status: Option<u16>,
 }
 
-/// What the ledger of `dest` in `dir` holds of item `key` of `kind`.
+/// What the ledger of `dest` in `store` holds of item `key` of `kind`.
 pub fn history(
-    dir: &Path,
+    store: &Store,
     dest: &Destination,
     kind: &str,
     key: &str,
 ) -> Result<Option<ItemHistory>, LedgerError> {
-    let Some((conn, path)) = open_read(dir, dest)? else {
+    let Some((conn, path)) = open_read(store, dest)? else {
         return Ok(None);
     };
     let sql = sql_at(&path);
     let item = conn
-        .query_row(
+        .query_opt(
             "SELECT summary, state, attempts, first_run, accepted_run, accepted_at, outcome
              FROM items WHERE kind = ?1 AND key = ?2",
             params![kind, key],
-            |r| {
-                let outcome: Option<String> = r.get(6)?;
-                Ok(ItemHistory {
-                    kind: kind.to_owned(),
-                    key: key.to_owned(),
-                    summary: r.get(0)?,
-                    state: r.get(1)?,
-                    attempts: r.get(2)?,
-                    first_run: r.get(3)?,
-                    accepted_run: r.get(4)?,
-                    accepted_at: r.get(5)?,
-                    outcome: outcome.and_then(|o| serde_json::from_str(&o).ok()),
-                    requests: Vec::new(),
-                    decisions: Vec::new(),
-                })
-            },
         )
-        .optional()
         .map_err(sql)?;
-    let Some(mut item) = item else {
+    let Some(item) = item else {
         return Ok(None);
     };
-    let mut q = conn
-        .prepare(
+    let mut item = item_history(&item, kind, key).map_err(sql)?;
+    item.requests = conn
+        .query(
             "SELECT attempt, run, at, request_id, answer_request_id, http_status
              FROM attempts WHERE kind = ?1 AND key = ?2 ORDER BY attempt",
+            params![kind, key],
         )
-        .map_err(sql)?;
-    let requests = q
-        .query_map(params![kind, key], |r| {
-            Ok(RequestRecord {
-                attempt: r.get(0)?,
-                run: r.get(1)?,
-                at: r.get(2)?,
-                request_id: r.get(3)?,
-                answer_request_id: r.get(4)?,
-                http_status: r.get(5)?,
-            })
+        .and_then(|rows| {
+            rows.iter()
+                .map(|r| {
+                    Ok(RequestRecord {
+                        attempt: r.get(0)?,
+                        run: r.get(1)?,
+                        at: r.get(2)?,
+                        request_id: r.get(3)?,
+                        answer_request_id: r.get(4)?,
+                        http_status: r.get(5)?,
+                    })
+                })
+                .collect::<Result<_, DbError>>()
         })
         .map_err(sql)?;
-    item.requests = requests.collect::<Result<_, _>>().map_err(sql)?;
     item.decisions = decisions_of(&conn, kind, key).map_err(sql)?;
     Ok(Some(item))
 }
 
+fn item_history(r: &Row, kind: &str, key: &str) -> Result<ItemHistory, DbError> {
+    let outcome: Option<String> = r.get(6)?;
+    Ok(ItemHistory {
+        kind: kind.to_owned(),
+        key: key.to_owned(),
+        summary: r.get(0)?,
+        state: r.get(1)?,
+        attempts: r.get(2)?,
+        first_run: r.get(3)?,
+        accepted_run: r.get(4)?,
+        accepted_at: r.get(5)?,
+        outcome: outcome.and_then(|o| serde_json::from_str(&o).ok()),
+        requests: Vec::new(),
+        decisions: Vec::new(),
+    })
+}
+
 /// The decisions recorded on an item (none in a ledger older than them).
 pub(super) fn decisions_of(
-    conn: &Connection,
+    conn: &Db,
     kind: &str,
     key: &str,
-) -> rusqlite::Result<Vec<DecisionRecord>> {
-    if !table_exists(conn, "decisions")? {
+) -> Result<Vec<DecisionRecord>, DbError> {
+    if !conn.has_table("decisions")? {
         return Ok(Vec::new());
     }
-    let mut q = conn.prepare(
+    conn.query(
         "SELECT decision, reason, by_user, host, at, was FROM decisions
          WHERE kind = ?1 AND key = ?2 ORDER BY rowid",
-    )?;
-    let rows = q.query_map(params![kind, key], |r| {
+        params![kind, key],
+    )?
+    .iter()
+    .map(|r| {
         Ok(DecisionRecord {
             decision: r.get(0)?,
             reason: r.get(1)?,
@@ -503,12 +523,12 @@ pub(super) fn decisions_of(
             at: r.get(4)?,
             was: r.get(5)?,
         })
-    })?;
-    rows.collect()
+    })
+    .collect()
 }
 
 /// The error of an SQL statement on the ledger at `path`.
-pub(super) fn sql_at(path: &Path) -> impl Fn(rusqlite::Error) -> LedgerError + Copy + '_ {
+pub(super) fn sql_at(path: &Path) -> impl Fn(DbError) -> LedgerError + Copy + '_ {
     move |source| LedgerError::Sql {
         path: path.to_owned(),
         source,

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use rusqlite::{Connection, params};
+use crate::db::{Db, DbError, params};
 
 use super::{LedgerError, Record};
 use crate::stage;
@@ -21,7 +21,7 @@ pub struct Writer {
 
 impl Writer {
     /// Starts the writer thread on `conn`, the ledger at `path`.
-    pub(super) fn start(path: &std::path::Path, conn: Connection) -> Result<Writer, LedgerError> {
+    pub(super) fn start(path: &std::path::Path, conn: Db) -> Result<Writer, LedgerError> {
         let (tx, rx) = stage::unbounded();
         let thread =
             stage::apart("dcms-ledger", move || write_behind(conn, rx)).map_err(|source| {
@@ -71,11 +71,11 @@ impl Drop for Writer {
 
 /// The writer thread: apply what has arrived in one transaction, commit
 /// once, acknowledge all.
-pub(super) fn write_behind(mut conn: Connection, rx: stage::Receiver<(Vec<Record>, Ack)>) {
+pub(super) fn write_behind(conn: Db, rx: stage::Receiver<(Vec<Record>, Ack)>) {
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         jobs.extend(rx.try_iter());
-        let result = apply(&mut conn, jobs.iter().flat_map(|(r, _)| r)).map_err(|e| e.to_string());
+        let result = apply(&conn, jobs.iter().flat_map(|(r, _)| r)).map_err(|e| e.to_string());
         for (_, ack) in jobs {
             let _ = ack.send(result.clone());
         }
@@ -83,18 +83,19 @@ pub(super) fn write_behind(mut conn: Connection, rx: stage::Receiver<(Vec<Record
 }
 
 pub(super) fn apply<'r>(
-    conn: &mut Connection,
+    conn: &Db,
     records: impl Iterator<Item = &'r Record>,
-) -> rusqlite::Result<()> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    for record in records {
-        apply_one(&tx, record)?;
-    }
-    tx.commit()
+) -> Result<(), DbError> {
+    conn.transaction(|tx| {
+        for record in records {
+            apply_one(tx, record)?;
+        }
+        Ok(())
+    })
 }
 
 /// Applies one record within the transaction `tx`.
-fn apply_one(tx: &rusqlite::Transaction<'_>, record: &Record) -> rusqlite::Result<()> {
+fn apply_one(tx: &Db, record: &Record) -> Result<(), DbError> {
     match record {
         Record::Planned {
             kind,
@@ -111,16 +112,19 @@ fn apply_one(tx: &rusqlite::Transaction<'_>, record: &Record) -> rusqlite::Resul
             run,
             at,
         } => {
-            tx.prepare_cached(
+            tx.execute(
                 "UPDATE items SET state = 'sent', attempts = ?3, sent_at = ?5, last_run = ?4,
                     first_run = COALESCE(first_run, ?4)
                  WHERE kind = ?1 AND key = ?2",
-            )?
-            .execute(params![kind, key, attempt, run, at])?;
-            tx.prepare_cached(
-                "INSERT OR REPLACE INTO attempts (kind, key, attempt, run, at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?
-            .execute(params![kind, key, attempt, run, at])?;
+                params![*kind, key, *attempt, *run, at],
+            )?;
+            tx.execute(
+                "INSERT INTO attempts (kind, key, attempt, run, at) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (kind, key, attempt) DO UPDATE SET run = excluded.run,
+                    at = excluded.at, request_id = NULL, answer_request_id = NULL,
+                    http_status = NULL",
+                params![*kind, key, *attempt, *run, at],
+            )?;
         }
         Record::Attempted {
             kind,
@@ -130,18 +134,18 @@ fn apply_one(tx: &rusqlite::Transaction<'_>, record: &Record) -> rusqlite::Resul
             answer_request_id,
             http_status,
         } => {
-            tx.prepare_cached(
+            tx.execute(
                 "UPDATE attempts SET request_id = ?4, answer_request_id = ?5, http_status = ?6
                  WHERE kind = ?1 AND key = ?2 AND attempt = ?3",
-            )?
-            .execute(params![
-                kind,
-                key,
-                attempt,
-                request_id,
-                answer_request_id,
-                http_status
-            ])?;
+                params![
+                    *kind,
+                    key,
+                    *attempt,
+                    request_id,
+                    answer_request_id,
+                    *http_status
+                ],
+            )?;
         }
         Record::Answered {
             kind,
@@ -158,10 +162,10 @@ fn apply_one(tx: &rusqlite::Transaction<'_>, record: &Record) -> rusqlite::Resul
             run,
             at,
         } => {
-            tx.prepare_cached(
+            tx.execute(
                 "INSERT INTO controls (run, kind, at, answers, verdict) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?
-            .execute(params![run, kind, at, answers, verdict])?;
+                params![*run, *kind, at, answers, verdict],
+            )?;
         }
     }
     Ok(())
@@ -170,59 +174,58 @@ fn apply_one(tx: &rusqlite::Transaction<'_>, record: &Record) -> rusqlite::Resul
 /// An item's answer: its outcome, and whether it was accepted (the first
 /// acceptance is kept).
 fn answered(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Db,
     kind: &str,
     key: &str,
     sent: &Sent,
     uncertain: bool,
     run: i64,
     at: &str,
-) -> rusqlite::Result<()> {
+) -> Result<(), DbError> {
     let accepted = matches!(sent.status, SendStatus::Accepted | SendStatus::Skipped);
-    let outcome = serde_json::to_string(sent)
-        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-    tx.prepare_cached(
+    let outcome = serde_json::to_string(sent).map_err(|e| DbError::Refused(e.to_string()))?;
+    tx.execute(
         "UPDATE items SET state = 'answered', outcome = ?3, uncertain = ?4, answered_at = ?6,
-            attempts = MAX(attempts, ?7),
-            accepted_run = CASE WHEN ?5 THEN COALESCE(accepted_run, ?8) ELSE accepted_run END,
-            accepted_at = CASE WHEN ?5 THEN COALESCE(accepted_at, ?6) ELSE accepted_at END
+            attempts = CASE WHEN attempts > ?7 THEN attempts ELSE ?7 END,
+            accepted_run = CASE WHEN ?5 = 1 THEN COALESCE(accepted_run, ?8) ELSE accepted_run END,
+            accepted_at = CASE WHEN ?5 = 1 THEN COALESCE(accepted_at, ?6) ELSE accepted_at END
          WHERE kind = ?1 AND key = ?2",
-    )?
-    .execute(params![
-        kind,
-        key,
-        outcome,
-        uncertain,
-        accepted,
-        at,
-        sent.attempts,
-        run
-    ])?;
+        params![
+            kind,
+            key,
+            outcome,
+            uncertain,
+            accepted,
+            at,
+            sent.attempts,
+            run
+        ],
+    )?;
     Ok(())
 }
 
 /// An item planned: a new one, or a known one with its history kept.
 fn planned(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Db,
     kind: &str,
     key: &str,
     fingerprint: &str,
     summary: &str,
     run: i64,
     at: &str,
-) -> rusqlite::Result<()> {
+) -> Result<(), DbError> {
     // A known item keeps its history; only an item that no
     // request ever reached (never sent, or refused for good)
     // may take new content.
-    tx.prepare_cached(
+    tx.execute(
         "INSERT INTO items (kind, key, fingerprint, summary, first_run, last_run, state, planned_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?5, 'planned', ?6)
          ON CONFLICT (kind, key) DO UPDATE SET
             last_run = excluded.last_run,
-            outcome = CASE WHEN fingerprint = excluded.fingerprint THEN outcome ELSE NULL END,
+            outcome = CASE WHEN items.fingerprint = excluded.fingerprint THEN items.outcome ELSE NULL END,
             fingerprint = excluded.fingerprint,
             summary = excluded.summary",
-    )?
-    .execute(params![kind, key, fingerprint, summary, run, at])?;
+        params![kind, key, fingerprint, summary, run, at],
+    )?;
     Ok(())
 }

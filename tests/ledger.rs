@@ -1,0 +1,278 @@
+//! The ledger on both engines: the same calls against an SQLite folder and
+//! against a real PostgreSQL server (a throwaway cluster per test; the
+//! PostgreSQL half says it is skipped where the server is not installed,
+//! unless `DCMS_POSTGRES_TESTS=required`).
+
+mod common;
+
+use std::path::Path;
+
+use common::pg::{PASSWORD, Postgres};
+use dcms_bulk::db::PgTarget;
+use dcms_bulk::submit::ledger::{RowRecord, RunEnd, RunStart, Store, Who, check_chain_in, runs};
+use dcms_bulk::submit::{Destination, Ledger, LedgerError, Record, SendStatus, Sent};
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime")
+}
+
+fn server(pg: &Postgres) -> Store {
+    Store::Server(PgTarget::parse(&pg.url, Some(PASSWORD.into())).expect("the URL"))
+}
+
+/// Runs `check` on an SQLite folder, then on PostgreSQL where there is one.
+fn on_both(check: impl Fn(&Store)) {
+    let dir = tempfile::tempdir().unwrap();
+    check(&Store::Dir(dir.path().to_owned()));
+    if let Some(pg) = Postgres::start_or_skip() {
+        check(&server(&pg));
+    }
+}
+
+fn start<'a>(options: &'a serde_json::Value) -> RunStart<'a> {
+    RunStart {
+        command: "submit",
+        input: "a.csv",
+        input_sha256: "ab",
+        batch_id: "",
+        options,
+        started_at: "t0",
+    }
+}
+
+fn planned(key: &str, fp: &str, run: i64) -> Record {
+    Record::Planned {
+        kind: "order",
+        key: key.into(),
+        fingerprint: fp.into(),
+        summary: format!("{fp} lines"),
+        run,
+        at: "t1".into(),
+    }
+}
+
+fn sent(key: &str, run: i64) -> Record {
+    Record::Sent {
+        kind: "order",
+        key: key.into(),
+        attempt: 1,
+        run,
+        at: "t2".into(),
+    }
+}
+
+fn answered(key: &str, status: SendStatus, run: i64, at: &str) -> Record {
+    Record::Answered {
+        kind: "order",
+        key: key.into(),
+        sent: Sent {
+            status,
+            attempts: 1,
+            ..Sent::default()
+        },
+        uncertain: false,
+        run,
+        at: at.into(),
+    }
+}
+
+#[test]
+fn states_survive_a_reopen_and_the_first_acceptance_is_kept() {
+    on_both(|store| {
+        let dest = Destination::new("ACME", "http://127.0.0.1:1/v1");
+        let options = serde_json::json!({});
+        {
+            let ledger = Ledger::open_in(store, &dest, false, |_| {}).expect("opens");
+            let run = ledger.begin_run(&start(&options)).expect("a run");
+            // A second open waits or is refused while the first holds it.
+            assert!(matches!(
+                Ledger::open_in(store, &dest, false, |_| {}),
+                Err(LedgerError::Locked { .. })
+            ));
+            let w = ledger.writer().expect("a writer");
+            runtime().block_on(async {
+                w.record(vec![planned("A", "f1", run), planned("B", "f2", run)])
+                    .await
+                    .expect("planned");
+                w.record(vec![sent("A", run), sent("B", run)])
+                    .await
+                    .expect("sent");
+                w.record(vec![answered("A", SendStatus::Accepted, run, "t3")])
+                    .await
+                    .expect("answered");
+            });
+        }
+        let ledger = Ledger::open_in(store, &dest, false, |_| {}).expect("reopens");
+        // The run that never ended is the one a new run of the sheet takes up.
+        let cut = ledger
+            .cut_off("submit", "ab", "")
+            .unwrap()
+            .expect("cut off");
+        assert_eq!((cut.run, cut.done, cut.in_doubt), (1, 1, 1));
+        let run2 = ledger.begin_run(&start(&options)).expect("a second run");
+        let past = ledger.past("order", ["A", "B", "C"]).expect("past");
+        assert_eq!(past.len(), 2, "C was never planned");
+        let a = &past["A"];
+        assert_eq!(a.fingerprint, "f1");
+        assert_eq!(
+            a.outcome.as_ref().map(|o| o.status),
+            Some(SendStatus::Accepted)
+        );
+        assert!(!a.uncertain);
+        assert_eq!(a.accepted_at.as_deref(), Some("t3"));
+        assert_eq!(a.accepted_run.as_ref().map(|r| r.id), Some(1));
+        // B went out and no answer came back: it may exist.
+        assert!(past["B"].uncertain);
+        assert_eq!(past["B"].attempts, 1);
+        // A later acceptance does not move the first one.
+        let w = ledger.writer().expect("a writer");
+        runtime().block_on(async {
+            w.record(vec![answered("A", SendStatus::Accepted, run2, "t9")])
+                .await
+                .expect("answered again");
+        });
+        drop(w);
+        let past = ledger.past("order", ["A"]).expect("past");
+        assert_eq!(past["A"].accepted_at.as_deref(), Some("t3"));
+        assert_eq!(past["A"].accepted_run.as_ref().map(|r| r.id), Some(1));
+        // The first run shows as cut off, taken up by the second.
+        let all = runs(store, &dest).expect("runs");
+        assert_eq!(all.len(), 2);
+        assert!(all[0].cut_off && all[0].resumed_by == Some(run2));
+    });
+}
+
+#[test]
+fn ended_runs_are_chained_and_a_change_around_the_tool_shows() {
+    on_both(|store| {
+        let dest = Destination::new("ACME", "http://127.0.0.1:1/v1");
+        let options = serde_json::json!({});
+        let mut ledger = Ledger::open_in(store, &dest, false, |_| {}).expect("opens");
+        for n in 0..3 {
+            let run = ledger.begin_run(&start(&options)).expect("a run");
+            let rows = (1..=3).map(move |row| RowRecord {
+                row,
+                key: format!("K{n}{row}"),
+                status: "ACCEPTED".into(),
+                line: format!("P1x{row}"),
+            });
+            ledger
+                .end_run(
+                    run,
+                    &serde_json::json!({"accepted": 3}),
+                    Path::new("r.csv"),
+                    None,
+                    RunEnd {
+                        report_sha256: "aa".into(),
+                        line_columns: vec!["product".into()],
+                        rows: Box::new(rows),
+                    },
+                )
+                .expect("ends");
+        }
+        // A person's decision on an item in doubt is kept with who and why.
+        let w = ledger.writer().expect("a writer");
+        runtime().block_on(async {
+            w.record(vec![planned("D", "f", 3), sent("D", 3)])
+                .await
+                .unwrap();
+        });
+        drop(w);
+        let who = Who {
+            user: "ana",
+            host: "h1",
+            at: "t5",
+            reason: "seen in the portal",
+        };
+        let said = ledger.resolve("order", "D", true, &who).unwrap();
+        assert!(said.unwrap().contains("decided sent"));
+        let again = ledger.resolve("order", "D", true, &who).unwrap();
+        assert!(again.unwrap_err().contains("nothing to decide"));
+        drop(ledger);
+
+        let place = store.place_of(&dest);
+        let (chained, broken) = check_chain_in(store, &dest).expect("checks");
+        assert_eq!((chained, broken.len()), (3, 0), "{broken:?} at {place:?}");
+        edit(
+            store,
+            &dest,
+            "UPDATE run_rows SET status = 'REJECTED' WHERE run = 2 AND row = 2",
+        );
+        let (_, broken) = check_chain_in(store, &dest).expect("checks");
+        assert_eq!(broken, ["run 2's record was changed after it ended"]);
+    });
+}
+
+/// Changes a ledger behind the tool's back, as someone with the
+/// database's password could.
+fn edit(store: &Store, dest: &Destination, sql: &str) {
+    match store {
+        Store::Dir(_) => {
+            let c = rusqlite::Connection::open(store.place_of(dest)).unwrap();
+            c.execute_batch(sql).unwrap();
+        }
+        Store::Server(target) => {
+            let db = dcms_bulk::db::Db::connect(target, &dest.schema(), false).unwrap();
+            db.batch(sql).unwrap();
+        }
+    }
+}
+
+#[test]
+fn every_destination_has_its_own_ledger_in_one_database() {
+    let Some(pg) = Postgres::start_or_skip() else {
+        return;
+    };
+    let store = server(&pg);
+    let options = serde_json::json!({});
+    let a = Destination::new("ACME", "http://127.0.0.1:1/v1");
+    let b = Destination::new("OTHER", "http://127.0.0.1:1/v1");
+    for dest in [&a, &b, &a] {
+        let ledger = Ledger::open_in(&store, dest, false, |_| {}).expect("opens");
+        ledger.begin_run(&start(&options)).expect("a run");
+    }
+    assert_eq!(runs(&store, &a).unwrap().len(), 2);
+    assert_eq!(runs(&store, &b).unwrap().len(), 1);
+    // Both in the one database, each in its schema, at one version.
+    let schemas = pg.psql(
+        "SELECT string_agg(nspname, ',' ORDER BY nspname) FROM pg_namespace WHERE nspname LIKE 'ledger-%'",
+    );
+    assert_eq!(schemas.split(',').count(), 2, "{schemas}");
+    let version = pg.psql(&format!(
+        "SELECT MAX(version) FROM \"{}\".schema_version",
+        a.schema()
+    ));
+    assert_eq!(version, "1");
+    // A destination never used has no ledger, and reading it makes none.
+    let c = Destination::new("NONE", "http://127.0.0.1:1/v1");
+    assert!(runs(&store, &c).unwrap().is_empty());
+    let none = pg.psql(&format!(
+        "SELECT COUNT(*) FROM pg_namespace WHERE nspname = '{}'",
+        c.schema()
+    ));
+    assert_eq!(none, "0");
+}
+
+#[test]
+fn a_wrong_password_or_a_server_that_is_down_is_said_plainly() {
+    let Some(pg) = Postgres::start_or_skip() else {
+        return;
+    };
+    let dest = Destination::new("ACME", "http://127.0.0.1:1/v1");
+    let wrong = Store::Server(PgTarget::parse(&pg.url, Some("not-it".into())).unwrap());
+    let e = Ledger::open_in(&wrong, &dest, false, |_| {})
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(e.contains("password authentication failed"), "{e}");
+    assert!(!e.contains("not-it"), "the password is never shown: {e}");
+    pg.stop_now();
+    let e = Ledger::open_in(&server(&pg), &dest, false, |_| {})
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(e.contains("stopped answering"), "{e}");
+    assert!(e.contains(&format!("127.0.0.1:{}", pg.port)), "{e}");
+}

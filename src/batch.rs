@@ -241,10 +241,7 @@ impl Engine {
             tenant: self.tenant.clone(),
             base_url: self.base_url.clone(),
             profile: self.profile.clone(),
-            ledger: std::path::absolute(self.ledger.path())
-                .unwrap_or_else(|_| self.ledger.path().to_path_buf())
-                .display()
-                .to_string(),
+            ledger: self.ledger.place(),
             ledger_run: run,
             requests: tally.requests.load(Ordering::Relaxed),
             stopped: self.stopper.reason().map(|r| r.to_string()),

@@ -25,8 +25,10 @@ pub struct Api {
     /// Where each setting came from (`base_url` → `flag`, `profile uat`
     /// ...), for `doctor`; never a secret's value.
     pub sources: Vec<(&'static str, String)>,
-    /// Where the ledgers are.
+    /// Where the ledgers are, unless `ledger_db` names a database.
     pub journal_dir: PathBuf,
+    /// The PostgreSQL database of the ledgers, shared by hosts.
+    pub ledger_db: Option<crate::db::PgTarget>,
     /// Ask the API which orders it holds before sending.
     pub precheck: bool,
     /// The profile's rate tier.
@@ -63,6 +65,7 @@ impl Api {
             headers: Vec::new(),
             sources: vec![("base_url", "--sandbox".into())],
             journal_dir,
+            ledger_db: None,
             precheck,
             tier: None,
             create_fields: CreateFields::default(),
@@ -70,6 +73,14 @@ impl Api {
             profile: None,
             sandbox: Some((sandbox, tmp)),
         })
+    }
+
+    /// Where the ledgers are: the shared database, else the folder.
+    pub fn store(&self) -> crate::submit::ledger::Store {
+        match &self.ledger_db {
+            Some(target) => crate::submit::ledger::Store::Server(target.clone()),
+            None => crate::submit::ledger::Store::Dir(self.journal_dir.clone()),
+        }
     }
 
     /// Whether this is the built-in simulator.
@@ -190,6 +201,10 @@ pub struct Engine {
     pub profile: Option<String>,
     /// The create body's field names.
     pub fields: CreateFields,
+    /// This host's folder for the records of tries to be repeated (beside
+    /// the ledger's file, or in the journal folder when the ledger is a
+    /// shared database).
+    pub history: PathBuf,
 }
 
 impl Engine {
@@ -215,7 +230,7 @@ impl Engine {
         (opts.rate, opts.burst) = api.limits(rate, on);
         let client = api.client(timeouts)?;
         let dest = Destination::new(&api.tenant, &api.base_url);
-        let ledger = Ledger::open(&api.journal_dir, &dest, true, |lock| {
+        let ledger = Ledger::open_in(&api.store(), &dest, true, |lock| {
             on(Event::LedgerBusy {
                 base_url: &dest.base_url,
                 tenant: &dest.tenant,
@@ -236,6 +251,10 @@ impl Engine {
             base_url: api.base_url.clone(),
             profile: api.profile.clone(),
             fields: api.create_fields.clone(),
+            history: api
+                .journal_dir
+                .join(dest.file_name())
+                .with_extension("history"),
         })
     }
 }

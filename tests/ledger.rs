@@ -6,8 +6,10 @@
 mod common;
 
 use std::path::Path;
+use std::process::Output;
 
 use common::pg::{PASSWORD, Postgres};
+use common::{Desk, SandboxProcess, report_rows, stderr};
 use dcms_bulk::db::PgTarget;
 use dcms_bulk::submit::ledger::{RowRecord, RunEnd, RunStart, Store, Who, check_chain_in, runs};
 use dcms_bulk::submit::{Destination, Ledger, LedgerError, Record, SendStatus, Sent};
@@ -275,4 +277,109 @@ fn a_wrong_password_or_a_server_that_is_down_is_said_plainly() {
         .to_string();
     assert!(e.contains("stopped answering"), "{e}");
     assert!(e.contains(&format!("127.0.0.1:{}", pg.port)), "{e}");
+}
+
+/// `dcms-bulk submit SHEET` from the host `desk`, its ledger the shared
+/// database at `url`, without the API's pre-check (the ledger alone
+/// keeps orders from going twice).
+fn submit_shared(desk: &Desk, sb: &SandboxProcess, url: &str, password: Option<&str>) -> Output {
+    let mut cmd = desk.command_at(
+        &sb.base,
+        &[
+            "submit",
+            "orders.csv",
+            "--ledger",
+            url,
+            "--no-precheck",
+            "--report-format",
+            "csv",
+        ],
+    );
+    if let Some(p) = password {
+        cmd.env("DCMS_LEDGER_PASSWORD", p);
+    }
+    cmd.output().unwrap()
+}
+
+#[test]
+fn two_hosts_on_one_postgresql_ledger_send_each_order_once() {
+    let Some(pg) = Postgres::start_or_skip() else {
+        return;
+    };
+    let sb = SandboxProcess::start(&["--accept-duplicates"]);
+    // Two hosts: each its own folders and journal, one database.
+    let (a, b) = (Desk::new(), Desk::new());
+    a.sheet("orders.csv", 5, 2);
+    b.sheet("orders.csv", 5, 2);
+
+    let out = submit_shared(&a, &sb, &pg.url, Some(PASSWORD));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // The run facts name the database and the destination's schema.
+    let facts = std::fs::read_to_string(a.path("orders.report.csv.run.json")).unwrap();
+    let facts: serde_json::Value = serde_json::from_str(&facts).unwrap();
+    let ledger = facts["api"]["ledger"].as_str().unwrap();
+    assert!(
+        ledger.starts_with(&format!("{}#ledger-", pg.url)),
+        "{ledger}"
+    );
+    assert!(!facts.to_string().contains(PASSWORD));
+
+    let out = submit_shared(&b, &sb, &pg.url, Some(PASSWORD));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rows = report_rows(&b.path("orders.report.csv"));
+    assert_eq!(rows.len(), 10);
+    assert!(rows.iter().all(|r| r["status"] == "SKIPPED"), "{rows:?}");
+    let orders = sb.inspect("/tenants/ACME/orders");
+    let creates: Vec<u64> = orders
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["creates"].as_u64().unwrap())
+        .collect();
+    assert_eq!(creates, [1; 5], "each order created once: {orders}");
+
+    // Either host reads the one history.
+    let out = b
+        .command_at(&sb.base, &["runs", "--ledger", &pg.url, "--json"])
+        .env("DCMS_LEDGER_PASSWORD", PASSWORD)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(runs["runs"].as_array().unwrap().len(), 2, "{runs}");
+}
+
+#[test]
+fn a_ledger_database_that_cannot_be_used_stops_before_anything_is_sent() {
+    let Some(pg) = Postgres::start_or_skip() else {
+        return;
+    };
+    let sb = SandboxProcess::start(&[]);
+    let desk = Desk::new();
+    desk.sheet("orders.csv", 2, 1);
+    // A password in the URL is refused, and not repeated.
+    let with_password = pg.url.replace("dcms@", "dcms:hunter22@");
+    let out = submit_shared(&desk, &sb, &with_password, None);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let log = stderr(&out);
+    assert!(
+        log.contains("DCMS_LEDGER_PASSWORD") && !log.contains("hunter22"),
+        "{log}"
+    );
+    // No password: the server refuses the login; exit 5, nothing sent.
+    let out = submit_shared(&desk, &sb, &pg.url, None);
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    let log = stderr(&out);
+    assert!(log.contains(&format!("127.0.0.1:{}", pg.port)), "{log}");
+    // The server down: exit 5, nothing sent.
+    pg.stop_now();
+    let out = submit_shared(&desk, &sb, &pg.url, Some(PASSWORD));
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("stopped answering"),
+        "{}",
+        stderr(&out)
+    );
+    let orders = sb.inspect("/tenants/ACME/orders");
+    assert_eq!(orders.as_array().map(Vec::len), Some(0), "{orders}");
 }

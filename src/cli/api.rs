@@ -205,6 +205,18 @@ pub struct SendArgs {
     )]
     pub journal_dir: Option<PathBuf>,
 
+    /// The ledger database that hosts share: a PostgreSQL URL,
+    /// postgres://USER@HOST:PORT/DATABASE (its password from
+    /// DCMS_LEDGER_PASSWORD or the profile's ledger_password_file; TLS
+    /// required off this machine) [default: SQLite files in --journal-dir]
+    #[arg(
+        long,
+        env = "DCMS_LEDGER_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub ledger: Option<String>,
+
     /// Do not ask the API (fetchCardOrderDetailsFromInventory) which orders
     /// it already holds before sending; rely on the ledger alone (also
     /// `precheck = false` in a profile)
@@ -368,6 +380,7 @@ mod tests {
             headers: Vec::new(),
             sources: Vec::new(),
             journal_dir: PathBuf::from("j"),
+            ledger_db: None,
             precheck: true,
             tier,
             create_fields: CreateFields::default(),

@@ -53,6 +53,7 @@ impl ApiArgs {
                 |d| d.join("dcms-bulk").join("journals"),
             )
         });
+        let ledger_db = ledger_db(send, &profile, console, &mut sources)?;
         Ok(Api {
             base_url: url.to_string(),
             tenant,
@@ -62,6 +63,7 @@ impl ApiArgs {
             headers,
             sources,
             journal_dir,
+            ledger_db,
             precheck: !send.no_precheck && profile.precheck.unwrap_or(true),
             tier: profile.tier,
             create_fields: profile.create_fields.clone().unwrap_or_default(),
@@ -128,7 +130,9 @@ impl ApiArgs {
     /// temporary folder unless one is given.
     fn sandbox_api(&self, send: &SendArgs, console: Console) -> Result<Api> {
         let tenant = self.tenant.clone().unwrap_or_else(|| "SANDBOX".into());
-        let api = Api::sandbox(tenant, send.journal_dir.clone(), !send.no_precheck)?;
+        let mut api = Api::sandbox(tenant, send.journal_dir.clone(), !send.no_precheck)?;
+        let profile = Profile::default();
+        api.ledger_db = ledger_db(send, &profile, console, &mut api.sources)?;
         if !console.quiet {
             tracing::info!(
                 event = "sandbox",
@@ -261,4 +265,36 @@ impl ApiArgs {
         }
         Ok(headers)
     }
+}
+
+/// The shared ledger database, if one is named: `--ledger` (or
+/// `DCMS_LEDGER_URL`), else the profile's `ledger`; its password from
+/// `DCMS_LEDGER_PASSWORD`, else the profile's `ledger_password_file`.
+fn ledger_db(
+    send: &SendArgs,
+    profile: &Profile,
+    console: Console,
+    sources: &mut Vec<(&'static str, String)>,
+) -> Result<Option<crate::db::PgTarget>> {
+    let Some((url, from)) = first([
+        (send.ledger.clone(), "--ledger or DCMS_LEDGER_URL"),
+        (profile.ledger.clone(), "profile ledger"),
+    ]) else {
+        return Ok(None);
+    };
+    let password = match (
+        env_text("DCMS_LEDGER_PASSWORD"),
+        &profile.ledger_password_file,
+    ) {
+        (Some(p), _) => Some(p),
+        (None, Some(file)) => Some(
+            read_secret_file(file, "ledger password", console)?
+                .expose()
+                .to_owned(),
+        ),
+        (None, None) => None,
+    };
+    let target = crate::db::PgTarget::parse(&url, password).map_err(Error::Usage)?;
+    sources.push(("ledger", format!("{target} ({from})")));
+    Ok(Some(target))
 }

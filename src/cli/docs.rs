@@ -65,7 +65,7 @@ fn render(cmd: clap::Command) -> Result<Vec<u8>> {
 /// Every environment variable the tool reads, and what for. The man
 /// page's ENVIRONMENT and the README say the same (a test holds them, and
 /// the source, to it).
-pub const ENVIRONMENT: [(&str, &str); 15] = [
+pub const ENVIRONMENT: [(&str, &str); 17] = [
     ("DCMS_BASE_URL", "the API's base URL (--base-url)"),
     ("DCMS_TENANT", "the tenant (--tenant)"),
     (
@@ -90,6 +90,14 @@ pub const ENVIRONMENT: [(&str, &str); 15] = [
     (
         "DCMS_JOURNAL_DIR",
         "the folder of the ledgers and the access database (--journal-dir)",
+    ),
+    (
+        "DCMS_LEDGER_URL",
+        "the ledger database hosts share, a PostgreSQL URL (--ledger)",
+    ),
+    (
+        "DCMS_LEDGER_PASSWORD",
+        "the ledger database's password (or ledger_password_file)",
     ),
     (
         "DCMS_LOG_FORMAT",

@@ -231,11 +231,7 @@ async fn absence(
     use crate::submit::absence::{Controls, Shape, Verdict};
     const STEP: &str = "lookup";
     let dest = crate::submit::ledger::Destination::new(&api.tenant, &api.base_url);
-    let known = match crate::submit::ledger::known_item_in(
-        &crate::submit::ledger::Store::Dir(api.journal_dir.clone()),
-        &dest,
-        "order",
-    ) {
+    let known = match crate::submit::ledger::known_item_in(&api.store(), &dest, "order") {
         Ok(k) => k,
         Err(e) => return steps.skip(STEP, &format!("the ledger cannot be read: {e}")),
     };

@@ -51,6 +51,11 @@ pub(super) struct Profile {
     pub(super) approval_valid_for: Option<String>,
     /// Where notices of a run's end go.
     pub(super) notify: Option<NotifyProfile>,
+    /// The ledger database hosts share (a PostgreSQL URL).
+    pub(super) ledger: Option<String>,
+    /// A file holding the ledger database's password (else
+    /// `DCMS_LEDGER_PASSWORD`).
+    pub(super) ledger_password_file: Option<PathBuf>,
     /// The profile's name (not a setting).
     #[serde(skip)]
     pub(super) name: Option<String>,

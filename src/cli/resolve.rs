@@ -61,8 +61,8 @@ pub fn run(args: &ResolveArgs, console: Console) -> Result<Exit> {
             "--reason must say why (who confirmed it, where): at least 3 characters".into(),
         ));
     }
-    let (dir, dest) = super::runs::ledger_of(&args.api, &args.send, console, "resolve")?;
-    let mut ledger = Ledger::open(&dir, &dest, false, |_| {}).map_err(Error::Ledger)?;
+    let (store, dest) = super::runs::ledger_of(&args.api, &args.send, console, "resolve")?;
+    let mut ledger = Ledger::open_in(&store, &dest, false, |_| {}).map_err(Error::Ledger)?;
     let user = crate::report::user().unwrap_or_else(|| "unknown user".into());
     let host = crate::report::host().unwrap_or_else(|| "unknown host".into());
     let at = crate::clock::now();
@@ -74,7 +74,9 @@ pub fn run(args: &ResolveArgs, console: Console) -> Result<Exit> {
     };
     let kind = args.kind.ledger_kind();
     // The audit trail too: who decided, where, what and why.
-    let access = crate::access::Access::open(&dir)?;
+    let access = crate::access::Access::open(&super::profile::access_dir(
+        args.send.journal_dir.as_deref(),
+    ))?;
     let actor = crate::access::Actor::command_line(crate::report::user());
     let mut code = Exit::Ok;
     let (mut resolved, mut not_resolved) = (Vec::new(), Vec::new());

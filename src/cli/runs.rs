@@ -2,15 +2,13 @@
 //! oldest first, with its input (and its SHA-256), its counts and where
 //! its report is.
 
-use std::path::PathBuf;
-
 use clap::Args;
 
 use super::api::{ApiArgs, SendArgs};
 use super::{Console, print_json, print_stdout};
 use crate::error::{Error, Result};
 use crate::exit::Exit;
-use crate::submit::ledger::{Destination, RunRecord};
+use crate::submit::ledger::{Destination, RunRecord, Store};
 
 #[derive(Debug, Args)]
 pub struct RunsArgs {
@@ -26,13 +24,13 @@ pub struct RunsArgs {
 }
 
 pub fn run(args: &RunsArgs, console: Console) -> Result<Exit> {
-    let (dir, dest) = ledger_of(&args.api, &args.send, console, "runs")?;
-    let runs = crate::service::runs(&dir, &dest)?;
+    let (store, dest) = ledger_of(&args.api, &args.send, console, "runs")?;
+    let runs = crate::service::runs(&store, &dest)?;
     if args.json {
         print_json(&serde_json::json!({
             "tenant": dest.tenant,
             "base_url": dest.base_url,
-            "ledger": dir.join(dest.file_name()).display().to_string(),
+            "ledger": store.place_of(&dest).display().to_string(),
             "runs": runs,
         }))?;
         return Ok(Exit::Ok);
@@ -62,7 +60,7 @@ pub(super) fn ledger_of(
     send: &SendArgs,
     console: Console,
     command: &str,
-) -> Result<(PathBuf, Destination)> {
+) -> Result<(Store, Destination)> {
     if api.sandbox {
         return Err(Error::Usage(format!(
             "{command} reads the ledger of an API and tenant (--base-url, --tenant, or a profile); \
@@ -71,7 +69,7 @@ pub(super) fn ledger_of(
     }
     let api = api.resolve(send, console)?;
     let dest = Destination::new(&api.tenant, &api.base_url);
-    Ok((api.journal_dir, dest))
+    Ok((api.store(), dest))
 }
 
 /// One run on one line: `#3 2026-12-01T08:00:00.000Z submit orders.csv

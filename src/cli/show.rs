@@ -53,10 +53,9 @@ impl Kind {
 
 /// Exit 0 when the ledger knows the item, 1 when it does not.
 pub fn run(args: &ShowArgs, console: Console) -> Result<Exit> {
-    let (dir, dest) = super::runs::ledger_of(&args.api, &args.send, console, "show")?;
+    let (store, dest) = super::runs::ledger_of(&args.api, &args.send, console, "show")?;
     let kind = args.kind.ledger_kind();
-    let Some(item) = ledger::history(&ledger::Store::Dir(dir.clone()), &dest, kind, &args.id)?
-    else {
+    let Some(item) = ledger::history(&store, &dest, kind, &args.id)? else {
         tracing::info!(
             event = "unknown_order",
             "dcms-bulk: the ledger of {} (tenant {}) has no {kind} {}",
@@ -66,7 +65,7 @@ pub fn run(args: &ShowArgs, console: Console) -> Result<Exit> {
         );
         return Ok(Exit::RowsNotDone);
     };
-    let runs = crate::service::runs(&dir, &dest)?;
+    let runs = crate::service::runs(&store, &dest)?;
     // The rows are those of the report of the run that accepted it, else
     // of the last run that sent it.
     let run = item

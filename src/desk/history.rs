@@ -14,13 +14,14 @@ use super::views::{self, RunView};
 use super::{Shared, page};
 use crate::job::Edit;
 use crate::submit::Destination;
+use crate::submit::ledger::Store;
 
 /// The ledger this desk sends with: its folder and destination.
-fn ledger(desk: &Shared) -> Option<(PathBuf, Destination, String)> {
+fn ledger(desk: &Shared) -> Option<(Store, Destination, String)> {
     let sending = desk.opts.sending.as_ref()?;
     let api = &sending.api;
     Some((
-        api.journal_dir.clone(),
+        api.store(),
         Destination::new(&api.tenant, &api.base_url),
         sending.destination(),
     ))
@@ -28,10 +29,10 @@ fn ledger(desk: &Shared) -> Option<(PathBuf, Destination, String)> {
 
 /// The runs, newest first.
 pub(super) fn runs_of(desk: &Shared) -> Result<Vec<RunView>, String> {
-    let Some((dir, dest, _)) = ledger(desk) else {
+    let Some((store, dest, _)) = ledger(desk) else {
         return Ok(Vec::new());
     };
-    let mut runs = crate::service::runs(&dir, &dest).map_err(|e| e.to_string())?;
+    let mut runs = crate::service::runs(&store, &dest).map_err(|e| e.to_string())?;
     runs.reverse();
     Ok(runs.into_iter().map(RunView::of).collect())
 }
@@ -115,18 +116,13 @@ pub(super) async fn order(
     me: Who,
     UrlPath(key): UrlPath<String>,
 ) -> Response {
-    let Some((dir, dest, _)) = ledger(&desk) else {
+    let Some((store, dest, _)) = ledger(&desk) else {
         return refused(
             StatusCode::NOT_FOUND,
             "This desk checks only: it has no ledger to read.",
         );
     };
-    let item = match crate::submit::ledger::history(
-        &crate::submit::ledger::Store::Dir(dir.clone()),
-        &dest,
-        "order",
-        &key,
-    ) {
+    let item = match crate::submit::ledger::history(&store, &dest, "order", &key) {
         Ok(Some(item)) => item,
         Ok(None) => return refused(StatusCode::NOT_FOUND, "The ledger has no such order."),
         Err(e) => return refused(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),

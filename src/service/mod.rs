@@ -725,11 +725,10 @@ pub fn one_line(message: &str) -> String {
 /// Every run the ledger recorded, each report where it is now (under its
 /// run's id once a later run took the plain name).
 pub fn runs(
-    dir: &Path,
+    store: &crate::submit::ledger::Store,
     dest: &crate::submit::Destination,
 ) -> Result<Vec<crate::submit::ledger::RunRecord>> {
-    let mut runs =
-        crate::submit::ledger::runs(&crate::submit::ledger::Store::Dir(dir.to_owned()), dest)?;
+    let mut runs = crate::submit::ledger::runs(store, dest)?;
     for r in &mut runs {
         if let Some(at) = &r.report {
             r.report = Some(

@@ -719,7 +719,7 @@ fn put_away(service: &Service<'_>, path: &Path) -> Option<Kept> {
 /// Where the watch keeps the records of tries to be repeated: beside the
 /// ledger, in a folder named after it.
 pub fn history_dir(service: &Service<'_>) -> PathBuf {
-    service.engine.ledger.path().with_extension("history")
+    service.engine.history.clone()
 }
 
 /// Moves what the earlier tries of a file wrote to where the file went;

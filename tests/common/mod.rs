@@ -344,6 +344,8 @@ impl Desk {
             "DCMS_USERNAME",
             "DCMS_PASSWORD",
             "DCMS_PASSWORD_FILE",
+            "DCMS_LEDGER_URL",
+            "DCMS_LEDGER_PASSWORD",
             "HTTPS_PROXY",
             "https_proxy",
             "HTTP_PROXY",

@@ -329,6 +329,18 @@ impl Ledger {
         &self.path
     }
 
+    /// Where the ledger is, as run facts record it: its file's absolute
+    /// path, or the server's URL (never a password) and the schema.
+    pub fn place(&self) -> String {
+        match self.store {
+            Store::Dir(_) => std::path::absolute(&self.path)
+                .unwrap_or_else(|_| self.path.clone())
+                .display()
+                .to_string(),
+            Store::Server(_) => self.path.display().to_string(),
+        }
+    }
+
     fn sql(&self, source: DbError) -> LedgerError {
         LedgerError::Sql {
             path: self.path.clone(),

@@ -383,3 +383,162 @@ fn a_ledger_database_that_cannot_be_used_stops_before_anything_is_sent() {
     let orders = sb.inspect("/tenants/ACME/orders");
     assert_eq!(orders.as_array().map(Vec::len), Some(0), "{orders}");
 }
+
+/// Runs `dcms-bulk ARGS` on `desk` with the ledger database's password.
+fn run_with_password(desk: &Desk, args: &[&str]) -> Output {
+    desk.command(args)
+        .env("DCMS_LEDGER_PASSWORD", PASSWORD)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn an_sqlite_ledger_moves_into_postgresql_and_its_reports_still_verify() {
+    let Some(pg) = Postgres::start_or_skip() else {
+        return;
+    };
+    let sb = SandboxProcess::start(&["--accept-duplicates"]);
+    let desk = Desk::new();
+    desk.sheet("orders.csv", 4, 2);
+    let out = desk.run_at(
+        &sb.base,
+        &["submit", "orders.csv", "--report-format", "csv"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    std::fs::rename(desk.path("orders.report.csv"), desk.path("before.csv")).unwrap();
+    std::fs::rename(
+        desk.path("orders.report.csv.run.json"),
+        desk.path("before.csv.run.json"),
+    )
+    .unwrap();
+
+    // The SQLite ledgers are at the newest version already.
+    let out = desk.run(&["ledger", "migrate"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        said.contains("tenant ACME") && said.contains("version 1 (up to date)"),
+        "{said}"
+    );
+
+    let file = std::fs::read_dir(desk.path("journals"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.extension().is_some_and(|x| x == "sqlite") && p.to_string_lossy().contains("ledger-")
+        })
+        .expect("the SQLite ledger");
+    let file = file.to_str().unwrap();
+    let out = run_with_password(&desk, &["ledger", "copy", "--from", file, "--to", &pg.url]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        said.contains("1 runs, 4 items") && said.contains("1 ended runs chained"),
+        "{said}"
+    );
+    // A second copy into the same ledger is refused.
+    let out = run_with_password(&desk, &["ledger", "copy", "--from", file, "--to", &pg.url]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("only into an empty one"),
+        "{}",
+        stderr(&out)
+    );
+
+    // The report written before the move verifies against the database.
+    let out = run_with_password(&desk, &["verify", "before.csv", "--ledger", &pg.url]);
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{said}{}", stderr(&out));
+    for check in ["accepted in the ledger", "the run in the ledger"] {
+        assert!(said.contains(&format!("ok   {check}")), "{check}: {said}");
+    }
+    // Changed behind the tool's back, the database's copy says so.
+    pg.psql(&format!(
+        "UPDATE \"{}\".run_rows SET status = 'REJECTED' WHERE row = 2",
+        Destination::new("ACME", &sb.base).schema()
+    ));
+    let out = run_with_password(&desk, &["verify", "before.csv", "--ledger", &pg.url]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // Sending the sheet again through the database sends nothing.
+    let out = submit_shared(&desk, &sb, &pg.url, Some(PASSWORD));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rows = report_rows(&desk.path("orders.report.csv"));
+    assert!(rows.iter().all(|r| r["status"] == "SKIPPED"), "{rows:?}");
+    let out = run_with_password(&desk, &["ledger", "migrate", "--ledger", &pg.url]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        said.contains("#ledger-") && said.contains("up to date"),
+        "{said}"
+    );
+}
+
+#[test]
+fn the_database_stopped_mid_run_stops_the_run_and_the_rerun_doubles_nothing() {
+    let Some(pg) = Postgres::start_or_skip() else {
+        return;
+    };
+    let sb = SandboxProcess::start(&["--accept-duplicates", "--latency", "20ms"]);
+    let desk = Desk::new();
+    desk.sheet("orders.csv", 300, 1);
+    let args = [
+        "submit",
+        "orders.csv",
+        "--ledger",
+        &pg.url,
+        "--no-precheck",
+        "--concurrency",
+        "4",
+        "--report-format",
+        "csv",
+    ];
+    let child = desk
+        .command_at(&sb.base, &args)
+        .env("DCMS_LEDGER_PASSWORD", PASSWORD)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once some orders are out, the database goes away as in a crash.
+    let began = std::time::Instant::now();
+    while sb
+        .inspect("/tenants/ACME/orders")
+        .as_array()
+        .map_or(0, Vec::len)
+        < 20
+    {
+        assert!(began.elapsed().as_secs() < 60, "no orders sent");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    pg.stop_now();
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(5), "{log}");
+    assert!(log.contains("ledger"), "{log}");
+    let sent_before = sb.inspect("/tenants/ACME/orders").as_array().unwrap().len();
+    assert!(sent_before < 300, "stopped before the end: {sent_before}");
+
+    pg.start_server();
+    let out = desk
+        .command_at(&sb.base, &args)
+        .env("DCMS_LEDGER_PASSWORD", PASSWORD)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rows = report_rows(&desk.path("orders.report.csv"));
+    assert_eq!(rows.len(), 300);
+    let orders = sb.inspect("/tenants/ACME/orders");
+    let orders = orders.as_array().unwrap();
+    assert_eq!(orders.len(), 300, "every order created");
+    let doubled: Vec<&serde_json::Value> = orders
+        .iter()
+        .filter(|o| o["creates"].as_u64() != Some(1))
+        .collect();
+    assert!(doubled.is_empty(), "created twice: {doubled:?}");
+}

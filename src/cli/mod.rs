@@ -6,6 +6,7 @@ mod api;
 mod destination;
 mod docs;
 mod doctor;
+mod ledger;
 mod log;
 mod news;
 mod notify;
@@ -143,6 +144,13 @@ pub enum Command {
   dcms-bulk resolve DCB-a8738225cd6973ff5946 --sent --reason \"DCMS support: order is in their system (ticket 4411)\" --profile uat
   dcms-bulk resolve DCB-a8738225cd6973ff5946 DCB-0c1d2e3f4a5b6c7d8e9f --not-sent --reason \"not in DCMS portal, checked by R. Rao\" --profile uat")]
     Resolve(Box<resolve::ResolveArgs>),
+    /// Keep the ledgers: bring them to the newest version, or copy an
+    /// SQLite ledger into a PostgreSQL database that hosts share.
+    #[command(after_help = "Examples:
+  dcms-bulk ledger migrate
+  DCMS_LEDGER_PASSWORD=... dcms-bulk ledger migrate --ledger postgres://dcms@db.bank/dcms
+  DCMS_LEDGER_PASSWORD=... dcms-bulk ledger copy --from ~/.local/state/dcms-bulk/journals/ledger-0a1b2c.sqlite --to postgres://dcms@db.bank/dcms")]
+    Ledger(Box<ledger::LedgerArgs>),
     /// Check a report for an audit: its SHA-256 and its input's against the
     /// run facts, every row once, the counts, and the ledger's accepted
     /// orders.
@@ -443,6 +451,7 @@ pub fn main() -> i32 {
         Command::Reject(args) => users::decide(&args, false, console),
         Command::Show(args) => show::run(&args, console),
         Command::Resolve(args) => resolve::run(&args, console),
+        Command::Ledger(args) => ledger::run(&args, console),
         Command::Verify(args) => verify::run(&args, console),
         Command::CheckWorkbook { file } => return check_workbook(&file),
         Command::Submit(args) => submit::run(&args, console),

@@ -21,9 +21,10 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "FILE")]
     pub facts: Option<PathBuf>,
 
-    /// The ledger to check the accepted rows against [default: the one the
-    /// run facts name]
-    #[arg(long, value_name = "FILE")]
+    /// The ledger to check the accepted rows against: its file, or the
+    /// ledger database's URL (its password from DCMS_LEDGER_PASSWORD)
+    /// [default: the one the run facts name]
+    #[arg(long, value_name = "FILE|URL")]
     pub ledger: Option<PathBuf>,
 
     /// Print the findings as JSON on stdout

@@ -17,8 +17,9 @@ use std::path::Path;
 pub use pg::PgTarget;
 
 /// A value bound to a statement or read from a row.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Value {
+    #[default]
     Null,
     Int(i64),
     Text(String),
@@ -95,6 +96,12 @@ pub use params;
 /// A type a column is read as.
 pub trait FromValue: Sized {
     fn from_value(v: &Value) -> Option<Self>;
+}
+
+impl FromValue for Value {
+    fn from_value(v: &Value) -> Option<Value> {
+        Some(v.clone())
+    }
 }
 
 impl FromValue for i64 {

@@ -75,32 +75,7 @@ impl PgTarget {
             .connect_timeout(Duration::from_secs(10))
             .keepalives_idle(Duration::from_secs(30))
             .tcp_user_timeout(Duration::from_secs(30));
-        let mut socket = None;
-        let mut tls = None;
-        let mut ca_file = None;
-        for (k, v) in u.query_pairs() {
-            match &*k {
-                "sslmode" => {
-                    tls = Some(match &*v {
-                        "disable" => Tls::Disable,
-                        "prefer" => Tls::Prefer,
-                        "require" | "verify-ca" | "verify-full" => Tls::Require,
-                        other => {
-                            return Err(format!(
-                                "the ledger URL's sslmode {other:?} is not one of disable, prefer, require"
-                            ));
-                        }
-                    })
-                }
-                "sslrootcert" => ca_file = Some(PathBuf::from(&*v)),
-                "host" => socket = Some(PathBuf::from(&*v)),
-                other => {
-                    return Err(format!(
-                        "the ledger URL's parameter {other:?} is not known (sslmode, sslrootcert, host)"
-                    ));
-                }
-            }
-        }
+        let (tls, ca_file, socket) = options(&u)?;
         let host = u.host_str().unwrap_or_default();
         let local = socket.is_some()
             || host.is_empty()
@@ -185,6 +160,38 @@ impl PgTarget {
             .with_root_certificates(roots)
             .with_no_client_auth())
     }
+}
+
+/// The URL's parameters: `sslmode`, `sslrootcert` and `host` (a socket's
+/// folder); any other is refused.
+type Options = (Option<Tls>, Option<PathBuf>, Option<PathBuf>);
+
+fn options(u: &url::Url) -> Result<Options, String> {
+    let (mut tls, mut ca_file, mut socket) = (None, None, None);
+    for (k, v) in u.query_pairs() {
+        match &*k {
+            "sslmode" => {
+                tls = Some(match &*v {
+                    "disable" => Tls::Disable,
+                    "prefer" => Tls::Prefer,
+                    "require" | "verify-ca" | "verify-full" => Tls::Require,
+                    other => {
+                        return Err(format!(
+                            "the ledger URL's sslmode {other:?} is not one of disable, prefer, require"
+                        ));
+                    }
+                })
+            }
+            "sslrootcert" => ca_file = Some(PathBuf::from(&*v)),
+            "host" => socket = Some(PathBuf::from(&*v)),
+            other => {
+                return Err(format!(
+                    "the ledger URL's parameter {other:?} is not known (sslmode, sslrootcert, host)"
+                ));
+            }
+        }
+    }
+    Ok((tls, ca_file, socket))
 }
 
 fn percent(text: &str) -> String {

@@ -29,15 +29,26 @@ fn ledger_check(audit: &mut Audit, ledger: Option<PathBuf>, report: &std::path::
         Some("upgrade") => "upgrade",
         _ => return,
     };
-    let Some(path) = ledger.or_else(|| audit.facts["api"]["ledger"].as_str().map(PathBuf::from))
+    let Some(mut path) =
+        ledger.or_else(|| audit.facts["api"]["ledger"].as_str().map(PathBuf::from))
     else {
         return;
     };
-    if !path.is_file() {
+    // A database named without its schema: the run's destination's.
+    let named = path.to_string_lossy().into_owned();
+    if crate::db::PgTarget::is_url(&named) && !named.contains('#') {
+        let api = &audit.facts["api"];
+        let dest = crate::submit::Destination::new(
+            api["tenant"].as_str().unwrap_or_default(),
+            api["base_url"].as_str().unwrap_or_default(),
+        );
+        path = PathBuf::from(format!("{named}#{}", dest.schema()));
+    }
+    if !ledger::at_hand(&path) {
         let detail = format!(
             "{} is not at hand: not checked (nor the report's SHA-256, counts, rows, statuses and \
              product lines against the run the ledger recorded, nor its chain of runs); \
-             pass --ledger FILE",
+             pass --ledger FILE (or the ledger database's URL)",
             path.display()
         );
         audit.say(CHECK, None, detail);

@@ -16,6 +16,7 @@
 //! for the whole run. A second run waits for it (saying so) or, with
 //! `wait: false`, stops with a message naming the lock.
 
+mod admin;
 mod read;
 mod schema;
 mod writer;
@@ -28,9 +29,11 @@ use sha2::{Digest, Sha256};
 
 use super::outcome::{SendStatus, Sent};
 use crate::db::{Db, DbError, PgTarget, params};
+pub use admin::{Copied, Migrated, copy, migrate_all};
 pub use read::{
     CutOff, DecisionRecord, ItemHistory, RequestRecord, RunLedger, RunRecord, Who, accepted_among,
-    check_chain, check_chain_in, decisions_among, history, known_item_in, run_ledger, runs,
+    at_hand, check_chain, check_chain_in, decisions_among, history, known_item_in, run_ledger,
+    runs,
 };
 use read::{known_item_of, outcome_was, sql_at};
 use schema::{HASHED, MIGRATIONS, create_private_dir, hashed_fields, rows_digest, run_hash};

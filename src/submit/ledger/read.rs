@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use crate::db::{Db, DbError, Row, params};
+use crate::db::{Db, DbError, PgTarget, Row, params};
 
 use super::schema::{HASHED, hashed_fields, rows_digest, run_hash};
 use super::{Destination, LedgerError, RowRecord, Store};
@@ -197,7 +197,7 @@ pub fn accepted_among<'k>(
     kind: &str,
     keys: impl IntoIterator<Item = &'k str>,
 ) -> Result<std::collections::HashSet<String>, LedgerError> {
-    if !path.is_file() {
+    if !at_hand(path) {
         return Err(LedgerError::Io {
             path: path.to_owned(),
             source: std::io::Error::new(std::io::ErrorKind::NotFound, "no ledger there"),
@@ -365,9 +365,43 @@ fn chain_of(conn: &Db, path: &Path) -> Result<(u64, Vec<String>), LedgerError> {
     Ok((runs.len() as u64, broken))
 }
 
+/// The ledger at `path`, as run facts and `verify --ledger` name it: an
+/// SQLite file (opened read only), or a database and its schema,
+/// `postgres://…#ledger-…` (the password from `DCMS_LEDGER_PASSWORD`).
 pub(super) fn open_read_at(path: PathBuf) -> Result<(Db, PathBuf), LedgerError> {
-    let conn = Db::open_file_read_only(&path).map_err(sql_at(&path))?;
+    let text = path.to_string_lossy().into_owned();
+    if !PgTarget::is_url(&text) {
+        let conn = Db::open_file_read_only(&path).map_err(sql_at(&path))?;
+        return Ok((conn, path));
+    }
+    let refused = |why: String| LedgerError::Io {
+        path: path.clone(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, why),
+    };
+    let Some((url, schema)) = text.split_once('#') else {
+        return Err(refused(
+            "a ledger database is named with its schema: URL#ledger-…".into(),
+        ));
+    };
+    let password = std::env::var("DCMS_LEDGER_PASSWORD")
+        .ok()
+        .filter(|p| !p.is_empty());
+    let target = PgTarget::parse(url, password).map_err(refused)?;
+    let conn = Db::connect(&target, schema, false).map_err(sql_at(&path))?;
+    let there: bool = conn
+        .query_one("SELECT current_schema() IS NOT NULL", params![])
+        .and_then(|r| r.get(0))
+        .map_err(sql_at(&path))?;
+    if !there {
+        return Err(refused(format!("the database has no ledger {schema}")));
+    }
     Ok((conn, path))
+}
+
+/// Whether the ledger at `path` can be read here: its file is, or it is
+/// in a database (which the reading then reaches, or says why not).
+pub fn at_hand(path: &Path) -> bool {
+    PgTarget::is_url(&path.to_string_lossy()) || path.is_file()
 }
 
 /// Everything the ledger holds of one item (an order by its id, a cancel,

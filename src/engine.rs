@@ -29,6 +29,9 @@ pub struct Api {
     pub journal_dir: PathBuf,
     /// The PostgreSQL database of the ledgers, shared by hosts.
     pub ledger_db: Option<crate::db::PgTarget>,
+    /// The name this host's runs are recorded under (its host name by
+    /// default).
+    pub host_id: Option<String>,
     /// Ask the API which orders it holds before sending.
     pub precheck: bool,
     /// The profile's rate tier.
@@ -66,6 +69,7 @@ impl Api {
             sources: vec![("base_url", "--sandbox".into())],
             journal_dir,
             ledger_db: None,
+            host_id: None,
             precheck,
             tier: None,
             create_fields: CreateFields::default(),
@@ -230,13 +234,16 @@ impl Engine {
         (opts.rate, opts.burst) = api.limits(rate, on);
         let client = api.client(timeouts)?;
         let dest = Destination::new(&api.tenant, &api.base_url);
-        let ledger = Ledger::open_in(&api.store(), &dest, true, |lock| {
+        let mut ledger = Ledger::open_in(&api.store(), &dest, true, |lock| {
             on(Event::LedgerBusy {
                 base_url: &dest.base_url,
                 tenant: &dest.tenant,
                 lock,
             });
         })?;
+        if let Some(host) = &api.host_id {
+            ledger.set_host(host);
+        }
         on(Event::Ledger {
             path: ledger.path(),
         });

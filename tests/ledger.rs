@@ -6,7 +6,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::Output;
+use std::process::{Child, Output};
 
 use common::pg::{PASSWORD, Postgres};
 use common::{Desk, SandboxProcess, report_rows, stderr};
@@ -246,7 +246,7 @@ fn every_destination_has_its_own_ledger_in_one_database() {
         "SELECT MAX(version) FROM \"{}\".schema_version",
         a.schema()
     ));
-    assert_eq!(version, "1");
+    assert_eq!(version, "2");
     // A destination never used has no ledger, and reading it makes none.
     let c = Destination::new("NONE", "http://127.0.0.1:1/v1");
     assert!(runs(&store, &c).unwrap().is_empty());
@@ -417,7 +417,7 @@ fn an_sqlite_ledger_moves_into_postgresql_and_its_reports_still_verify() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let said = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
-        said.contains("tenant ACME") && said.contains("version 1 (up to date)"),
+        said.contains("tenant ACME") && said.contains("version 2 (up to date)"),
         "{said}"
     );
 
@@ -541,4 +541,179 @@ fn the_database_stopped_mid_run_stops_the_run_and_the_rerun_doubles_nothing() {
         .filter(|o| o["creates"].as_u64() != Some(1))
         .collect();
     assert!(doubled.is_empty(), "created twice: {doubled:?}");
+}
+
+/// `dcms-bulk watch` on the shared folders under `shared`, as host `id`,
+/// its ledger the database at `url`; its log in `desk`.
+fn shared_watch(desk: &Desk, sb: &SandboxProcess, shared: &Path, url: &str, id: &str) -> Child {
+    let at = |name: &str| shared.join(name).display().to_string();
+    let args = [
+        "watch",
+        &at("drop"),
+        "--done-dir",
+        &at("done"),
+        "--failed-dir",
+        &at("failed"),
+        "--attention-dir",
+        &at("attention"),
+        "--ledger",
+        url,
+        "--host-id",
+        id,
+        "--lease",
+        "3s",
+        "--settle",
+        "1s",
+        "--poll",
+        "500ms",
+        "--concurrency",
+        "1",
+        "--no-precheck",
+        "--report-format",
+        "csv",
+        "--log-format",
+        "json",
+    ];
+    desk.command_at(&sb.base, &args)
+        .env("DCMS_LEDGER_PASSWORD", PASSWORD)
+        .stdout(std::fs::File::create(desk.path("watch.out")).unwrap())
+        .stderr(std::fs::File::create(desk.path("watch.log")).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+#[test]
+fn two_watches_share_a_drop_folder_and_one_takes_over_when_the_other_is_killed() {
+    let Some(pg) = Postgres::start_or_skip() else {
+        return;
+    };
+    let sb = SandboxProcess::start(&["--accept-duplicates", "--latency", "40ms"]);
+    let shared = tempfile::tempdir().unwrap();
+    for d in ["drop", "done", "failed", "attention"] {
+        std::fs::create_dir(shared.path().join(d)).unwrap();
+    }
+    let (desk_a, desk_b) = (Desk::new(), Desk::new());
+    let mut a = shared_watch(&desk_a, &sb, shared.path(), &pg.url, "host-a");
+    let mut b = shared_watch(&desk_b, &sb, shared.path(), &pg.url, "host-b");
+    // 30 sheets of 10 orders (2 rows each), every branch its own.
+    for f in 0..30u32 {
+        let mut text = format!("{}\n", common::HEADER);
+        for o in 0..10 {
+            for p in ["P1", "P2"] {
+                text.push_str(&common::row(
+                    &format!("{:05}", 10_000 + f * 10 + o),
+                    p,
+                    "10",
+                ));
+                text.push('\n');
+            }
+        }
+        std::fs::write(shared.path().join(format!("drop/night-{f:02}.csv")), text).unwrap();
+    }
+    // Host A is killed in the middle of a file: a run of its begun, not
+    // ended, after it filed a few.
+    let schema = Destination::new("ACME", &sb.base).schema();
+    let open_runs_of_a = format!(
+        "SELECT COUNT(*) FROM \"{schema}\".runs WHERE host = 'host-a' AND finished_at IS NULL"
+    );
+    let began = std::time::Instant::now();
+    loop {
+        assert!(began.elapsed().as_secs() < 120, "host A never sent");
+        let filed = entries(&shared.path().join("done")).len();
+        if filed >= 6 && pg.psql(&open_runs_of_a) == "1" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    a.kill().unwrap();
+    a.wait().unwrap();
+
+    // Host B files everything, taking over A's file once its lease ran out.
+    let began = std::time::Instant::now();
+    while !entries(&shared.path().join("drop")).is_empty() {
+        assert!(
+            began.elapsed().as_secs() < 180,
+            "left in the drop folder: {:?}\n{}",
+            entries(&shared.path().join("drop")),
+            std::fs::read_to_string(desk_b.path("watch.log")).unwrap()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &b.id().to_string()])
+        .status();
+    b.wait().unwrap();
+
+    // Every file filed once, in done, with a report of all its rows.
+    let done = entries(&shared.path().join("done"));
+    for f in 0..30 {
+        let name = format!("night-{f:02}.csv");
+        assert_eq!(
+            done.iter().filter(|n| **n == name).count(),
+            1,
+            "{name}: {done:?}"
+        );
+        let rows = report_rows(&shared.path().join(format!("done/night-{f:02}.report.csv")));
+        assert_eq!(rows.len(), 20, "{name}");
+        assert!(
+            rows.iter()
+                .all(|r| ["ACCEPTED", "SKIPPED"].contains(&r["status"].as_str())),
+            "{name}: {rows:?}"
+        );
+    }
+    assert!(entries(&shared.path().join("failed")).is_empty());
+    // Every order created once.
+    let orders = sb.inspect("/tenants/ACME/orders");
+    let orders = orders.as_array().unwrap();
+    assert_eq!(orders.len(), 300);
+    let doubled: Vec<_> = orders
+        .iter()
+        .filter(|o| o["creates"].as_u64() != Some(1))
+        .collect();
+    assert!(doubled.is_empty(), "created twice: {doubled:?}");
+    // B said it took the file over; the runs say which host did what.
+    let log_b = std::fs::read_to_string(desk_b.path("watch.log")).unwrap();
+    assert!(log_b.contains("\"taken_over\""), "{log_b}");
+    let out = run_with_password(
+        &desk_b,
+        &[
+            "runs",
+            "--base-url",
+            &sb.base,
+            "--tenant",
+            "ACME",
+            "--ledger",
+            &pg.url,
+            "--json",
+        ],
+    );
+    let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let runs = runs["runs"].as_array().unwrap().clone();
+    let cut = runs
+        .iter()
+        .find(|r| r["host"] == "host-a" && r["cut_off"] == true)
+        .unwrap_or_else(|| panic!("a cut-off run of host A: {runs:?}"));
+    let by = cut["resumed_by"].as_i64().expect("resumed");
+    assert!(
+        runs.iter().any(|r| r["id"] == by && r["host"] == "host-b"),
+        "{runs:?}"
+    );
+    for host in ["host-a", "host-b"] {
+        assert!(
+            runs.iter()
+                .any(|r| r["host"] == host && r["finished_at"].is_string())
+        );
+    }
 }

@@ -217,6 +217,16 @@ pub struct SendArgs {
     )]
     pub ledger: Option<String>,
 
+    /// The name this host's runs are recorded under in the ledger, and
+    /// its leases of shared drop folders [default: the host name]
+    #[arg(
+        long,
+        env = "DCMS_HOST_ID",
+        hide_env_values = true,
+        value_name = "NAME"
+    )]
+    pub host_id: Option<String>,
+
     /// Do not ask the API (fetchCardOrderDetailsFromInventory) which orders
     /// it already holds before sending; rely on the ledger alone (also
     /// `precheck = false` in a profile)
@@ -381,6 +391,7 @@ mod tests {
             sources: Vec::new(),
             journal_dir: PathBuf::from("j"),
             ledger_db: None,
+            host_id: None,
             precheck: true,
             tier,
             create_fields: CreateFields::default(),

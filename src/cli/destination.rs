@@ -64,6 +64,7 @@ impl ApiArgs {
             sources,
             journal_dir,
             ledger_db,
+            host_id: send.host_id.clone(),
             precheck: !send.no_precheck && profile.precheck.unwrap_or(true),
             tier: profile.tier,
             create_fields: profile.create_fields.clone().unwrap_or_default(),
@@ -133,6 +134,7 @@ impl ApiArgs {
         let mut api = Api::sandbox(tenant, send.journal_dir.clone(), !send.no_precheck)?;
         let profile = Profile::default();
         api.ledger_db = ledger_db(send, &profile, console, &mut api.sources)?;
+        api.host_id.clone_from(&send.host_id);
         if !console.quiet {
             tracing::info!(
                 event = "sandbox",

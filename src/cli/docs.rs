@@ -65,7 +65,7 @@ fn render(cmd: clap::Command) -> Result<Vec<u8>> {
 /// Every environment variable the tool reads, and what for. The man
 /// page's ENVIRONMENT and the README say the same (a test holds them, and
 /// the source, to it).
-pub const ENVIRONMENT: [(&str, &str); 17] = [
+pub const ENVIRONMENT: [(&str, &str); 18] = [
     ("DCMS_BASE_URL", "the API's base URL (--base-url)"),
     ("DCMS_TENANT", "the tenant (--tenant)"),
     (
@@ -98,6 +98,10 @@ pub const ENVIRONMENT: [(&str, &str); 17] = [
     (
         "DCMS_LEDGER_PASSWORD",
         "the ledger database's password (or ledger_password_file)",
+    ),
+    (
+        "DCMS_HOST_ID",
+        "the name this host's runs and leases are recorded under (--host-id)",
     ),
     (
         "DCMS_LOG_FORMAT",

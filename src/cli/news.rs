@@ -93,6 +93,11 @@ impl News {
                 code = Exit::RowsNotDone.code(),
                 "{file}: not sent: {why}"
             ),
+            Event::Elsewhere {
+                file,
+                host,
+                taken_over,
+            } if taken_over || !quiet => say_elsewhere(file, host, taken_over),
             Event::Resuming { file, cut_off } if !quiet => tracing::info!(
                 event = "resuming",
                 file,
@@ -269,4 +274,28 @@ impl News {
 fn shown(dirs: &[std::path::PathBuf]) -> String {
     let dirs: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
     dirs.join(", ")
+}
+
+/// A file of a shared drop folder another host's watch holds, or that
+/// this watch takes over.
+fn say_elsewhere(file: &std::path::Path, host: &str, taken_over: bool) {
+    if taken_over {
+        tracing::warn!(
+            event = "taken_over",
+            file = %file.display(),
+            host,
+            "{}: taking it over from {}, whose lease ran out (its run is resumed, nothing sent twice)",
+            file.display(),
+            crate::quote::escaped(host)
+        );
+    } else {
+        tracing::info!(
+            event = "elsewhere",
+            file = %file.display(),
+            host,
+            "{}: {} is sending it (this watch takes it over if that host's lease runs out)",
+            file.display(),
+            crate::quote::escaped(host)
+        );
+    }
 }

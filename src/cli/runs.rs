@@ -113,8 +113,11 @@ fn line(r: &RunRecord) -> String {
         (Some(_), Some(why), _, _) => format!("; stopped: {why}"),
         (Some(_), None, _, _) => String::new(),
     };
+    let on = r.host.as_deref().map_or(String::new(), |h| {
+        format!(" on {}", crate::quote::escaped(h))
+    });
     format!(
-        "#{} {} {} {} sha256 {}: {}{end}; report {}",
+        "#{} {}{on} {} {} sha256 {}: {}{end}; report {}",
         r.id,
         r.started_at,
         r.command,

@@ -65,6 +65,12 @@ pub struct FolderArgs {
     /// written) before it goes to --failed-dir
     #[arg(long, value_name = "N", default_value_t = 3, help_heading = "Folders")]
     pub read_tries: u32,
+
+    /// With a ledger database shared by hosts (--ledger): how long a file
+    /// stays this watch's without its heartbeat; another host's watch
+    /// takes it over after that
+    #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = humantime::parse_duration, help_heading = "Folders")]
+    pub lease: Duration,
 }
 
 impl FolderArgs {
@@ -89,6 +95,9 @@ impl FolderArgs {
                 "--poll and --heartbeat must be above 0".into(),
             ));
         }
+        if self.lease < Duration::from_secs(1) {
+            return Err(Error::Usage("--lease must be at least 1s".into()));
+        }
         Ok(WatchOpts {
             dirs: dirs.to_vec(),
             parallel_files: self.parallel_files,
@@ -96,6 +105,7 @@ impl FolderArgs {
             poll_only: self.poll_only,
             heartbeat: self.heartbeat,
             read_tries: self.read_tries,
+            lease: self.lease,
         })
     }
 }

@@ -303,6 +303,15 @@ impl Db {
         }
     }
 
+    /// SQL for the database server's clock, in milliseconds since 1970
+    /// (one clock for every host).
+    pub fn now_ms_sql(&self) -> &'static str {
+        match self.engine() {
+            Engine::Sqlite => "CAST(unixepoch('subsec') * 1000 AS INTEGER)",
+            Engine::Postgres => "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
+        }
+    }
+
     /// Whether a table exists (in the connection's schema).
     pub fn has_table(&self, name: &str) -> Result<bool, DbError> {
         let sql = match self.engine() {

@@ -12,6 +12,8 @@
 
 pub mod approval;
 pub mod filing;
+mod records;
+mod shared;
 pub mod verify;
 pub mod watch;
 
@@ -171,6 +173,14 @@ pub enum Event<'a> {
         exit: Exit,
         why: String,
         after: Duration,
+    },
+    /// A file of a shared drop folder is another host's watch's: its
+    /// lease is alive (`taken_over`: it ran out, and this watch takes the
+    /// file over).
+    Elsewhere {
+        file: &'a Path,
+        host: &'a str,
+        taken_over: bool,
     },
     /// The watch is done with a file (filed, left, or to be tried again).
     FileDone(&'a FileOutcome),

@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::records::{Kept, file_records, put_away};
+use super::shared::{Sharing, Turn};
 use super::{Event, FileOutcome, Filing, Output, Service};
 use crate::drop::{self, Look, Settle, Settling};
 use crate::error::{Error, Result};
@@ -45,6 +47,9 @@ pub struct WatchOpts {
     /// Tries for a file that cannot be read (or whose report cannot be
     /// written) before it goes to the failed folder.
     pub read_tries: u32,
+    /// How long a file of a drop folder shared with other hosts stays
+    /// this watch's without its heartbeat (a shared ledger only).
+    pub lease: Duration,
 }
 
 /// A sheet handed to the watch from elsewhere (the desk), sent in turn
@@ -69,14 +74,6 @@ pub struct WatchEnd {
     pub done: u64,
     pub attention: u64,
     pub failed: u64,
-}
-
-/// What an earlier try of a file wrote (its report and run facts, or the
-/// record of why it could not be read), kept under a name of its own.
-struct Kept {
-    /// The ledger's run of that try.
-    run: Option<i64>,
-    report: PathBuf,
 }
 
 /// A file taken, on its way to its checker and then the sender.
@@ -121,6 +118,8 @@ enum Next {
     /// Left in place, taken again after a while (the API was away, a
     /// read failed).
     Retry(Duration),
+    /// Another host's watch holds it: looked at again after a while.
+    Elsewhere(Duration),
 }
 
 /// What the watcher knows of a file it is not to take yet.
@@ -353,6 +352,7 @@ impl Board {
                 (Some(Instant::now() + after), failures)
             }
             Next::Retry(after) => (Some(Instant::now() + after), failures + 1),
+            Next::Elsewhere(after) => (Some(Instant::now() + after), failures),
         };
         let look = Look::of(&d.path);
         self.later.insert(
@@ -430,6 +430,9 @@ fn sheets(
 /// again (where it was filed is told as it is filed).
 fn tell(counts: &mut Counts, d: &Done, on: &(dyn Fn(Event<'_>) + Sync)) {
     let exit = d.outcome.exit_code;
+    if let Next::Elsewhere(_) = d.next {
+        return;
+    }
     match d.next {
         Next::Filed | Next::Stays => match d.outcome.outcome {
             Filing::Done => counts.done += 1,
@@ -439,7 +442,7 @@ fn tell(counts: &mut Counts, d: &Done, on: &(dyn Fn(Event<'_>) + Sync)) {
             // report).
             Filing::Left => counts.cut_short |= d.outcome.report.is_some(),
         },
-        Next::Retry(_) => {}
+        Next::Retry(_) | Next::Elsewhere(_) => {}
     }
     match d.next {
         // Told already (the service's `Held`).
@@ -460,7 +463,7 @@ fn tell(counts: &mut Counts, d: &Done, on: &(dyn Fn(Event<'_>) + Sync)) {
                 after,
             });
         }
-        Next::Filed | Next::Stays => {}
+        Next::Filed | Next::Stays | Next::Elsewhere(_) => {}
     }
     on(Event::FileDone(&d.outcome));
 }
@@ -489,7 +492,13 @@ fn sender(
 ) -> Option<Exit> {
     let engine = service.engine;
     let mut api_pause = Duration::ZERO;
-    let mut fatal = None;
+    let (mut sharing, mut fatal) = match Sharing::start(service, opts.lease) {
+        Ok(s) => (s, None),
+        Err(e) => {
+            engine.stopper.stop(Stop::Ledger(e.to_string()));
+            (None, Some(e.exit()))
+        }
+    };
     loop {
         let mut taken = crossbeam_channel::select! {
             recv(checked) -> taken => match taken {
@@ -512,26 +521,20 @@ fn sender(
             .filter(|_| engine.stopper.is_interrupted() || fatal.is_some());
         let (outcome, next) = match (stop, taken.opened.take()) {
             (None, Some((started, job))) => {
-                // What an earlier watch left beside the file goes with
-                // the run history first.
-                taken.records.extend(put_away(service, &taken.path));
-                let sent = one_file(service, opts, &taken, started, job, &mut api_pause);
+                let sent = send_taken(
+                    service,
+                    opts,
+                    &mut sharing,
+                    &mut taken,
+                    started,
+                    job,
+                    &mut api_pause,
+                );
                 fatal = fatal.or(sent.fatal);
                 paused = sent.paused;
                 (sent.outcome, sent.next)
             }
-            (stop, _) => {
-                let name = taken.path.display().to_string();
-                let outcome = match stop {
-                    Some(why) => FileOutcome::not_processed(name, &why),
-                    None => FileOutcome::failed(
-                        name,
-                        Exit::Interrupted,
-                        "not processed: the watch is stopping".into(),
-                    ),
-                };
-                (outcome, Next::Stays)
-            }
+            (stop, _) => (not_sent(&taken.path, stop), Next::Stays),
         };
         let mut outcome = outcome;
         if let Next::Retry(after) = next {
@@ -550,6 +553,19 @@ fn sender(
         }
     }
     fatal
+}
+
+/// A file not sent: the watch stopped (why), or is stopping.
+fn not_sent(path: &Path, stop: Option<Stop>) -> FileOutcome {
+    let name = path.display().to_string();
+    match stop {
+        Some(why) => FileOutcome::not_processed(name, &why),
+        None => FileOutcome::failed(
+            name,
+            Exit::Interrupted,
+            "not processed: the watch is stopping".into(),
+        ),
+    }
 }
 
 /// What came of a folder's file, and what the sender is to do next.
@@ -667,87 +683,66 @@ fn keep_records(
                 file_records(service, Path::new(dir), &records, &outcome.tag);
             }
         }
-        Next::Stays => {}
+        Next::Stays | Next::Elsewhere(_) => {}
     }
     records
 }
 
-/// Moves the report, run facts and rows to fix at `path`'s report (an
-/// earlier try's, or an earlier watch's) to the run history beside the
-/// ledger, so that the drop folder holds only sheets; the ledger's list
-/// of runs says where the report is now.
-fn put_away(service: &Service<'_>, path: &Path) -> Option<Kept> {
-    let history = history_dir(service);
-    let kept = service
-        .out
-        .target(path)
-        .and_then(|t| report::keep_earlier_in(&t.path, Some(&history)));
-    match kept {
-        Ok(Some(kept)) => {
-            // A file that could not be read has its record of why as its
-            // report.
-            let facts = report::facts_path(&kept.report);
-            let now = if kept.report.exists() {
-                &kept.report
-            } else {
-                &facts
-            };
-            if let Some(run) = kept.run
-                && let Err(e) = service.engine.ledger.report_moved(run, now)
-            {
-                service.trouble(
-                    Some(path),
-                    format!("the ledger cannot record where the report went: {e}"),
-                );
+/// Sends a checked file once it is this watch's to send (a shared drop
+/// folder's: its lease and the destination's turn taken); a file another
+/// host holds is left for a later look.
+fn send_taken(
+    service: &Service<'_>,
+    opts: &WatchOpts,
+    sharing: &mut Option<Sharing>,
+    taken: &mut Taken,
+    started: String,
+    job: Result<Job>,
+    api_pause: &mut Duration,
+) -> Sent {
+    let engine = service.engine;
+    let name = || taken.path.display().to_string();
+    match turn(sharing, service, taken, &job) {
+        Ok(Turn::Go(lease)) => {
+            // What an earlier watch left beside the file goes with the run
+            // history first.
+            taken.records.extend(put_away(service, &taken.path));
+            let sent = one_file(service, opts, taken, started, job, api_pause);
+            if let Some(s) = sharing {
+                s.done(service, lease);
             }
-            Some(Kept {
-                run: kept.run,
-                report: kept.report,
-            })
+            sent
         }
-        Ok(None) => None,
+        Ok(Turn::Elsewhere(after)) => Sent {
+            outcome: FileOutcome::failed(name(), Exit::Ok, "another host's".into()),
+            next: Next::Elsewhere(after),
+            paused: false,
+            fatal: None,
+        },
         Err(e) => {
-            (service.on)(Event::Failed {
-                file: path,
-                error: &e,
-            });
-            None
+            let why = Stop::Ledger(e.to_string());
+            engine.stopper.stop(why.clone());
+            Sent {
+                outcome: FileOutcome::not_processed(name(), &why),
+                next: Next::Stays,
+                paused: false,
+                fatal: Some(e.exit()),
+            }
         }
     }
 }
 
-/// Where the watch keeps the records of tries to be repeated: beside the
-/// ledger, in a folder named after it.
-pub fn history_dir(service: &Service<'_>) -> PathBuf {
-    service.engine.history.clone()
-}
-
-/// Moves what the earlier tries of a file wrote to where the file went;
-/// the ledger's list of runs says where their reports are now.
-fn file_records(service: &Service<'_>, dir: &Path, records: &[Kept], tag: &str) {
-    for kept in records {
-        let facts = report::facts_path(&kept.report);
-        let to_fix = report::to_fix_path(&kept.report);
-        let moved = drop::file_away(dir, &[&kept.report, &facts, &to_fix], tag).and_then(|moved| {
-            match (kept.run, moved[0].as_ref().or(moved[1].as_ref())) {
-                (Some(run), Some(report)) => service
-                    .engine
-                    .ledger
-                    .report_moved(run, report)
-                    .map_err(std::io::Error::other),
-                _ => Ok(()),
-            }
-        });
-        if let Err(e) = moved {
-            service.trouble(
-                None,
-                format!(
-                    "could not move {} to {}: {e}",
-                    kept.report.display(),
-                    dir.display()
-                ),
-            );
-        }
+/// Whether this watch sends `taken` now: always, with a ledger of its
+/// own; with a shared one, once the file's lease and the turn are its.
+fn turn(
+    sharing: &mut Option<Sharing>,
+    service: &Service<'_>,
+    taken: &Taken,
+    job: &Result<Job>,
+) -> Result<Turn> {
+    match sharing {
+        Some(s) => s.take(service, &taken.path, job),
+        None => Ok(Turn::Go(None)),
     }
 }
 

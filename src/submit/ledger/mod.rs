@@ -17,6 +17,7 @@
 //! `wait: false`, stops with a message naming the lock.
 
 mod admin;
+mod hosts;
 mod read;
 mod schema;
 mod writer;
@@ -30,6 +31,7 @@ use sha2::{Digest, Sha256};
 use super::outcome::{SendStatus, Sent};
 use crate::db::{Db, DbError, PgTarget, params};
 pub use admin::{Copied, Migrated, copy, migrate_all};
+pub use hosts::{Claim, LeaseKeeper};
 pub use read::{
     CutOff, DecisionRecord, ItemHistory, RequestRecord, RunLedger, RunRecord, Who, accepted_among,
     at_hand, check_chain, check_chain_in, decisions_among, history, known_item_in, run_ledger,
@@ -261,6 +263,11 @@ pub struct Ledger {
     dest: Destination,
     conn: Db,
     _lock: RunLock,
+    /// The destination's turn is this process's (a shared ledger's
+    /// session lock is held).
+    turn: std::sync::atomic::AtomicBool,
+    /// The host its runs are recorded as made on.
+    host: String,
 }
 
 impl Ledger {
@@ -325,6 +332,8 @@ impl Ledger {
             dest: dest.clone(),
             conn,
             _lock: lock,
+            turn: std::sync::atomic::AtomicBool::new(true),
+            host: crate::report::host().unwrap_or_else(|| "unknown host".into()),
         })
     }
 
@@ -363,19 +372,30 @@ impl Ledger {
         read::cut_off_of(&self.conn, command, input_sha256, batch_id).map_err(|e| self.sql(e))
     }
 
+    /// Names the host its runs are recorded as made on (its host name by
+    /// default).
+    pub fn set_host(&mut self, host: &str) {
+        host.clone_into(&mut self.host);
+    }
+
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
     /// Records a run's start; returns its id.
     pub fn begin_run(&self, run: &RunStart<'_>) -> Result<i64, LedgerError> {
         self.conn
             .query_one(
-                "INSERT INTO runs (command, input, input_sha256, batch_id, options, started_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
+                "INSERT INTO runs (command, input, input_sha256, batch_id, options, started_at, host)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
                 params![
                     run.command,
                     run.input,
                     run.input_sha256,
                     run.batch_id,
                     run.options.to_string(),
-                    run.started_at
+                    run.started_at,
+                    &self.host
                 ],
             )
             .and_then(|r| r.get(0))

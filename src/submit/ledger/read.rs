@@ -25,6 +25,9 @@ pub struct RunRecord {
     /// Where its report was written.
     pub report: Option<String>,
     pub stopped: Option<String>,
+    /// The host it ran on (none for runs recorded before hosts were).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
     /// Never ended, and a later run of this ledger began since: it was
     /// cut off (a crash, a kill, a power cut).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -43,10 +46,19 @@ pub fn runs(store: &Store, dest: &Destination) -> Result<Vec<RunRecord>, LedgerE
         return Ok(Vec::new());
     };
     let sql = sql_at(&path);
+    // A ledger read as it is may be older than hosts (read only, it is
+    // not brought up to date).
+    let host = if conn.has_column("runs", "host").map_err(sql)? {
+        "host"
+    } else {
+        "NULL"
+    };
     let mut runs: Vec<RunRecord> = conn
         .query(
-            "SELECT id, command, input, input_sha256, batch_id, started_at, finished_at, counts, report, stopped
-             FROM runs ORDER BY id",
+            &format!(
+                "SELECT id, command, input, input_sha256, batch_id, started_at, finished_at, counts, report, stopped, {host}
+                 FROM runs ORDER BY id"
+            ),
             params![],
         )
         .and_then(|rows| rows.iter().map(run_record).collect())
@@ -85,6 +97,7 @@ fn run_record(r: &Row) -> Result<RunRecord, DbError> {
         counts: counts.and_then(|c| serde_json::from_str(&c).ok()),
         report: r.get(8)?,
         stopped: r.get(9)?,
+        host: r.get(10)?,
         cut_off: false,
         resumed_by: None,
     })

@@ -10,7 +10,29 @@ use crate::db::{Db, DbError, Engine, Migration, Row, params};
 /// `i + 1`. A ledger made before versions were recorded takes version 1
 /// as it is (its tables are made only where missing, its columns added
 /// only where missing).
-pub(super) const MIGRATIONS: &[Migration] = &[Migration { apply: first }];
+pub(super) const MIGRATIONS: &[Migration] =
+    &[Migration { apply: first }, Migration { apply: hosts }];
+
+/// Version 2: which host made each run, and the leases by which hosts
+/// sharing a drop folder take its files one at a time.
+fn hosts(db: &Db) -> Result<(), DbError> {
+    let int = match db.engine() {
+        Engine::Sqlite => "INTEGER",
+        Engine::Postgres => "BIGINT",
+    };
+    db.batch(&format!(
+        "ALTER TABLE runs ADD COLUMN host TEXT;
+         CREATE TABLE file_leases (
+            name TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            holder TEXT NOT NULL,
+            host TEXT NOT NULL,
+            taken_at TEXT NOT NULL,
+            expires_ms {int} NOT NULL,
+            PRIMARY KEY (name, sha256)
+         )"
+    ))
+}
 
 fn first(db: &Db) -> Result<(), DbError> {
     match db.engine() {

@@ -717,3 +717,95 @@ fn two_watches_share_a_drop_folder_and_one_takes_over_when_the_other_is_killed()
         );
     }
 }
+
+#[test]
+fn users_four_eyes_and_the_audit_trail_hold_in_the_shared_database() {
+    use dcms_bulk::access::{Access, Actor, Ask, Decision, Role};
+    let Some(pg) = Postgres::start_or_skip() else {
+        return;
+    };
+    // Users added from one host's command line...
+    let desk = Desk::new();
+    let mut add = desk
+        .command(&[
+            "users",
+            "add",
+            "asha",
+            "--roles",
+            "maker",
+            "--password-stdin",
+            "--ledger",
+            &pg.url,
+        ])
+        .env("DCMS_LEDGER_PASSWORD", PASSWORD)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        writeln!(add.stdin.take().unwrap(), "a long password").unwrap();
+    }
+    assert!(add.wait().unwrap().success());
+    // ...are there for every other host.
+    let access = Access::open_in(&server(&pg)).unwrap();
+    assert!(access.sign_in("asha", "a long password").unwrap().is_some());
+    assert!(
+        access
+            .sign_in("asha", "not the password")
+            .unwrap()
+            .is_none()
+    );
+    let who = |name: &str| Actor {
+        name: name.into(),
+        origin: "test".into(),
+    };
+    access
+        .add_user("ravi", "another long one", &[Role::Checker], &who("admin"))
+        .unwrap();
+    let ask = Ask {
+        subject: "s1".into(),
+        destination: "ACME at http://dcms.test/v1".into(),
+        sheet: "orders.csv".into(),
+        sheet_sha256: "a".repeat(64),
+        orders_fp: "b".repeat(64),
+        orders: 4,
+        rows: 10,
+        summary: "10 rows".into(),
+        editors: vec!["bea".into()],
+    };
+    let id = access.ask(&ask, &who("asha")).unwrap();
+    let day = std::time::Duration::from_secs(86_400);
+    for maker in ["asha", "bea"] {
+        let refused = access.decide(id, &Decision::Approve, &who(maker), day);
+        let said = format!("{refused:?}");
+        assert!(said.contains("four eyes"), "{maker}: {said}");
+    }
+    // Around the library, the database itself refuses.
+    let db = dcms_bulk::db::Db::connect(
+        &PgTarget::parse(&pg.url, Some(PASSWORD.into())).unwrap(),
+        "access",
+        false,
+    )
+    .unwrap();
+    let direct = db.execute(
+        "UPDATE approvals SET state = 'approved', checker = 'bea' WHERE id = ?1",
+        dcms_bulk::params![id],
+    );
+    assert!(format!("{direct:?}").contains("four eyes"), "{direct:?}");
+    let approved = access
+        .decide(id, &Decision::Approve, &who("ravi"), day)
+        .unwrap();
+    assert!(approved.in_force());
+    // The trail is append-only and chained.
+    for sql in [
+        "UPDATE audit SET who = 'x' WHERE seq = 2",
+        "DELETE FROM audit WHERE seq = 2",
+    ] {
+        let e = db.execute(sql, dcms_bulk::params![]);
+        assert!(format!("{e:?}").contains("append-only"), "{e:?}");
+    }
+    assert!(access.check_trail().unwrap().is_empty());
+    let out = run_with_password(&desk, &["users", "list", "--ledger", &pg.url]);
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(said.contains("asha") && said.contains("ravi"), "{said}");
+}

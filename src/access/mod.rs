@@ -17,10 +17,10 @@ mod trail;
 
 use std::path::{Path, PathBuf};
 
+use crate::db::{Db, DbError, Engine, Migration, Row, params};
 use argon2::Argon2;
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use rusqlite::{Connection, OptionalExtension, params};
 
 pub use approvals::{Approval, Ask, Decision, State as ApprovalState};
 pub use trail::{Record, TrailProblem, Written};
@@ -96,7 +96,7 @@ pub enum AccessError {
     Sql {
         path: PathBuf,
         #[source]
-        source: rusqlite::Error,
+        source: DbError,
     },
     #[error("the access database's folder {}: {source}", path.display())]
     Io {
@@ -118,7 +118,7 @@ pub const MIN_PASSWORD: usize = 10;
 /// The access database.
 pub struct Access {
     path: PathBuf,
-    conn: Connection,
+    conn: Db,
 }
 
 const SCHEMA: &str = "
@@ -132,26 +132,60 @@ CREATE TABLE IF NOT EXISTS users (
 );
 ";
 
+/// The access database's migrations, oldest first.
+const MIGRATIONS: &[Migration] = &[Migration { apply: first }];
+
+fn first(db: &Db) -> std::result::Result<(), DbError> {
+    match db.engine() {
+        Engine::Sqlite => {
+            db.batch(SCHEMA)?;
+            db.batch(trail::SCHEMA)?;
+            db.batch(approvals::SCHEMA)
+        }
+        Engine::Postgres => {
+            db.batch(&SCHEMA.replace("INTEGER", "BIGINT"))?;
+            db.batch(trail::POSTGRES)?;
+            db.batch(approvals::POSTGRES)
+        }
+    }
+}
+
 impl Access {
     /// The access database in `dir` (the ledgers' folder), made if need
     /// be.
     pub fn open(dir: &Path) -> Result<Access> {
-        let path = dir.join("access.sqlite");
-        crate::files::create_private_dir(dir).map_err(|source| AccessError::Io {
-            path: dir.to_owned(),
-            source,
-        })?;
-        let conn = crate::files::open_sqlite(&path).map_err(|source| AccessError::Sql {
-            path: path.clone(),
-            source,
-        })?;
+        Access::open_in(&crate::submit::ledger::Store::Dir(dir.to_owned()))
+    }
+
+    /// The access database of `store`: `access.sqlite` in the folder, or
+    /// the `access` schema of the database that hosts and desks share.
+    pub fn open_in(store: &crate::submit::ledger::Store) -> Result<Access> {
+        use crate::submit::ledger::Store;
+        let (path, conn) = match store {
+            Store::Dir(dir) => {
+                let path = dir.join("access.sqlite");
+                crate::files::create_private_dir(dir).map_err(|source| AccessError::Io {
+                    path: dir.clone(),
+                    source,
+                })?;
+                let conn = Db::open_file(&path).map_err(|source| AccessError::Sql {
+                    path: path.clone(),
+                    source,
+                })?;
+                (path, conn)
+            }
+            Store::Server(target) => {
+                let path = PathBuf::from(format!("{target}#access"));
+                let conn =
+                    Db::connect(target, "access", true).map_err(|source| AccessError::Sql {
+                        path: path.clone(),
+                        source,
+                    })?;
+                (path, conn)
+            }
+        };
         let access = Access { path, conn };
-        access
-            .conn
-            .execute_batch(SCHEMA)
-            .and_then(|()| access.conn.execute_batch(trail::SCHEMA))
-            .and_then(|()| access.conn.execute_batch(approvals::SCHEMA))
-            .map_err(|e| access.sql(e))?;
+        crate::db::migrate(&access.conn, MIGRATIONS).map_err(|e| access.sql(e))?;
         Ok(access)
     }
 
@@ -159,7 +193,7 @@ impl Access {
         &self.path
     }
 
-    fn sql(&self, source: rusqlite::Error) -> AccessError {
+    fn sql(&self, source: DbError) -> AccessError {
         AccessError::Sql {
             path: self.path.clone(),
             source,
@@ -170,38 +204,31 @@ impl Access {
     /// in).
     pub fn has_users(&self) -> Result<bool> {
         self.conn
-            .query_row(
-                "SELECT COUNT(*) > 0 FROM users WHERE disabled = 0",
-                [],
-                |r| r.get(0),
-            )
+            .query_one("SELECT COUNT(*) FROM users WHERE disabled = 0", params![])
+            .and_then(|r| r.get::<i64>(0))
+            .map(|n| n > 0)
             .map_err(|e| self.sql(e))
     }
 
     /// Every user, by name.
     pub fn users(&self) -> Result<Vec<User>> {
-        let mut stmt = self
-            .conn
-            .prepare(
+        self.conn
+            .query(
                 "SELECT name, roles, disabled, created_at, changed_at FROM users ORDER BY name",
+                params![],
             )
-            .map_err(|e| self.sql(e))?;
-        let rows = stmt
-            .query_map([], user_of)
-            .and_then(Iterator::collect::<rusqlite::Result<Vec<User>>>)
-            .map_err(|e| self.sql(e))?;
-        Ok(rows)
+            .and_then(|rows| rows.iter().map(user_of).collect())
+            .map_err(|e| self.sql(e))
     }
 
     /// The user `name`, if there is one.
     pub fn user(&self, name: &str) -> Result<Option<User>> {
         self.conn
-            .query_row(
+            .query_opt(
                 "SELECT name, roles, disabled, created_at, changed_at FROM users WHERE name = ?1",
-                [name],
-                user_of,
+                params![name],
             )
-            .optional()
+            .and_then(|r| r.as_ref().map(user_of).transpose())
             .map_err(|e| self.sql(e))
     }
 
@@ -233,13 +260,13 @@ impl Access {
     /// Sets a user's password.
     pub fn set_password(&self, name: &str, password: &str, by: &Actor) -> Result<()> {
         let hash = hash_password(password)?;
-        self.change(name, "hash = ?2", &hash)?;
+        self.change(name, "hash = ?2", hash)?;
         self.record(by, "password set", serde_json::json!({ "user": name }), "")
     }
 
     /// Sets a user's roles.
     pub fn set_roles(&self, name: &str, roles: &[Role], by: &Actor) -> Result<()> {
-        self.change(name, "roles = ?2", &roles_text(roles))?;
+        self.change(name, "roles = ?2", roles_text(roles))?;
         self.record(
             by,
             "roles set",
@@ -251,7 +278,7 @@ impl Access {
     /// Disables (or enables again) a user: a disabled user cannot sign in,
     /// and their sessions end at once.
     pub fn set_disabled(&self, name: &str, disabled: bool, by: &Actor) -> Result<()> {
-        self.change(name, "disabled = ?2", &i64::from(disabled).to_string())?;
+        self.change(name, "disabled = ?2", i64::from(disabled))?;
         let action = if disabled {
             "user disabled"
         } else {
@@ -260,12 +287,12 @@ impl Access {
         self.record(by, action, serde_json::json!({ "user": name }), "")
     }
 
-    fn change(&self, name: &str, set: &str, value: &str) -> Result<()> {
+    fn change(&self, name: &str, set: &str, value: impl Into<crate::db::Value>) -> Result<()> {
         let n = self
             .conn
             .execute(
                 &format!("UPDATE users SET {set}, changed_at = ?3 WHERE name = ?1"),
-                params![name, value, crate::clock::now()],
+                vec![name.into(), value.into(), crate::clock::now().into()],
             )
             .map_err(|e| self.sql(e))?;
         if n == 0 {
@@ -280,12 +307,11 @@ impl Access {
     pub fn sign_in(&self, name: &str, password: &str) -> Result<Option<User>> {
         let found: Option<(String, bool)> = self
             .conn
-            .query_row(
+            .query_opt(
                 "SELECT hash, disabled FROM users WHERE name = ?1",
-                [name],
-                |r| Ok((r.get(0)?, r.get::<_, i64>(1)? != 0)),
+                params![name],
             )
-            .optional()
+            .and_then(|r| r.map(|r| Ok((r.get(0)?, r.get(1)?))).transpose())
             .map_err(|e| self.sql(e))?;
         let (hash, disabled) = found.unwrap_or_else(|| (decoy_hash().to_owned(), true));
         let ok = PasswordHash::new(&hash).is_ok_and(|h| {
@@ -319,12 +345,12 @@ impl Actor {
     }
 }
 
-fn user_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
+fn user_of(r: &Row) -> std::result::Result<User, DbError> {
     let roles: String = r.get(1)?;
     Ok(User {
         name: r.get(0)?,
         roles: Role::list(&roles).unwrap_or_default(),
-        disabled: r.get::<_, i64>(2)? != 0,
+        disabled: r.get(2)?,
         created_at: r.get(3)?,
         changed_at: r.get(4)?,
     })
@@ -424,9 +450,8 @@ mod tests {
             .unwrap();
         let hash: String = a
             .conn
-            .query_row("SELECT hash FROM users WHERE name = 'asha'", [], |r| {
-                r.get(0)
-            })
+            .query_one("SELECT hash FROM users WHERE name = 'asha'", params![])
+            .and_then(|r| r.get(0))
             .unwrap();
         assert!(hash.starts_with("$argon2id$"), "{hash}");
         assert!(!hash.contains("a long password"));
@@ -458,14 +483,14 @@ mod tests {
         for who in ["asha", "bea"] {
             let direct = a.conn.execute(
                 "UPDATE approvals SET state = 'approved', checker = ?1 WHERE id = ?2",
-                rusqlite::params![who, id],
+                params![who, id],
             );
             assert!(direct.is_err(), "{who}");
         }
         // A rejection needs its reason, in the database too.
         let no_reason = a.conn.execute(
             "UPDATE approvals SET state = 'rejected', checker = 'ravi' WHERE id = ?1",
-            [id],
+            params![id],
         );
         assert!(no_reason.is_err());
         let ok = a
@@ -537,25 +562,25 @@ mod tests {
         assert!(a.check_trail().unwrap().is_empty());
         assert!(
             a.conn
-                .execute("DELETE FROM audit WHERE seq = 2", [])
+                .execute("DELETE FROM audit WHERE seq = 2", params![])
                 .is_err()
         );
         assert!(
             a.conn
-                .execute("UPDATE audit SET who = 'x' WHERE seq = 2", [])
+                .execute("UPDATE audit SET who = 'x' WHERE seq = 2", params![])
                 .is_err()
         );
         a.conn
-            .execute_batch("DROP TRIGGER audit_no_update; DROP TRIGGER audit_no_delete;")
+            .batch("DROP TRIGGER audit_no_update; DROP TRIGGER audit_no_delete;")
             .unwrap();
         a.conn
-            .execute("UPDATE audit SET who = 'mallory' WHERE seq = 2", [])
+            .execute("UPDATE audit SET who = 'mallory' WHERE seq = 2", params![])
             .unwrap();
         let found = a.check_trail().unwrap();
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(found[0].seq, 2);
         a.conn
-            .execute("DELETE FROM audit WHERE seq = 3", [])
+            .execute("DELETE FROM audit WHERE seq = 3", params![])
             .unwrap();
         let found = a.check_trail().unwrap();
         assert!(

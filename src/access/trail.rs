@@ -4,7 +4,7 @@
 //! hash, so an edit or a removal made around the triggers breaks the
 //! chain from there on.
 
-use rusqlite::params;
+use crate::db::{DbError, Engine, params};
 use sha2::{Digest, Sha256};
 
 use super::{Access, Actor, Result};
@@ -25,6 +25,29 @@ CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
 BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
 BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+";
+
+/// The same on PostgreSQL: append-only by a trigger function.
+pub(super) const POSTGRES: &str = "
+CREATE TABLE audit (
+    seq BIGINT PRIMARY KEY,
+    at TEXT NOT NULL,
+    who TEXT NOT NULL,
+    origin TEXT NOT NULL,
+    action TEXT NOT NULL,
+    what TEXT NOT NULL,
+    why TEXT NOT NULL,
+    prev TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+CREATE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'the audit trail is append-only';
+END $$;
+CREATE TRIGGER audit_no_change BEFORE UPDATE OR DELETE ON audit
+    FOR EACH ROW EXECUTE FUNCTION audit_append_only();
+CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only();
 ";
 
 /// The hash before the first record.
@@ -88,80 +111,86 @@ impl Access {
         what: serde_json::Value,
         why: &str,
     ) -> Result<Written> {
-        let sql = |e| self.sql(e);
-        let tx = rusqlite::Transaction::new_unchecked(
-            &self.conn,
-            rusqlite::TransactionBehavior::Immediate,
-        )
-        .map_err(sql)?;
-        let last: Option<(i64, String)> = rusqlite::OptionalExtension::optional(tx.query_row(
-            "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        ))
-        .map_err(sql)?;
-        let (seq, prev) = match last {
-            Some((seq, hash)) => (seq + 1, hash),
-            None => (1, GENESIS.to_owned()),
-        };
         let at = crate::clock::now();
         let what = what.to_string();
-        let hash = hash_of(seq, [&at, &by.name, &by.origin, action, &what, why, &prev]);
-        tx.execute(
-            "INSERT INTO audit (seq, at, who, origin, action, what, why, prev, hash)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            params![seq, at, by.name, by.origin, action, what, why, prev, hash],
-        )
-        .map_err(sql)?;
-        tx.commit().map_err(sql)?;
-        Ok(Written { seq, hash })
+        self.conn
+            .transaction(|tx| {
+                // Desks on several hosts append in turn.
+                if tx.engine() == Engine::Postgres {
+                    tx.query_one(
+                        "SELECT COUNT(*) FROM (SELECT pg_advisory_xact_lock(4, 0)) l",
+                        params![],
+                    )?;
+                }
+                let last = tx.query_opt(
+                    "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+                    params![],
+                )?;
+                let (seq, prev) = match last {
+                    Some(r) => (r.get::<i64>(0)? + 1, r.get::<String>(1)?),
+                    None => (1, GENESIS.to_owned()),
+                };
+                let hash = hash_of(seq, [&at, &by.name, &by.origin, action, &what, why, &prev]);
+                tx.execute(
+                    "INSERT INTO audit (seq, at, who, origin, action, what, why, prev, hash)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    params![
+                        seq, &at, &by.name, &by.origin, action, &what, why, prev, &hash
+                    ],
+                )?;
+                Ok::<_, DbError>(Written { seq, hash })
+            })
+            .map_err(|e| self.sql(e))
     }
 
     /// The trail, oldest first (at most `limit`, the newest ones, if
     /// given).
     pub fn records(&self, limit: Option<u64>) -> Result<Vec<Record>> {
-        let sql = |e| self.sql(e);
-        let mut stmt = self
-            .conn
-            .prepare(
+        let limit = limit.map_or(i64::MAX, |l| i64::try_from(l).unwrap_or(i64::MAX));
+        self.conn
+            .query(
                 "SELECT seq, at, who, origin, action, what, why, prev, hash FROM audit
                  WHERE seq > (SELECT COALESCE(MAX(seq), 0) FROM audit) - ?1 ORDER BY seq",
+                params![limit],
             )
-            .map_err(sql)?;
-        let limit = limit.map_or(i64::MAX, |l| i64::try_from(l).unwrap_or(i64::MAX));
-        stmt.query_map([limit], |r| {
-            let what: String = r.get(5)?;
-            Ok(Record {
-                seq: r.get(0)?,
-                at: r.get(1)?,
-                who: r.get(2)?,
-                origin: r.get(3)?,
-                action: r.get(4)?,
-                what: serde_json::from_str(&what).unwrap_or(serde_json::Value::String(what)),
-                why: r.get(6)?,
-                prev: r.get(7)?,
-                hash: r.get(8)?,
+            .and_then(|rows| {
+                rows.iter()
+                    .map(|r| {
+                        let what: String = r.get(5)?;
+                        Ok(Record {
+                            seq: r.get(0)?,
+                            at: r.get(1)?,
+                            who: r.get(2)?,
+                            origin: r.get(3)?,
+                            action: r.get(4)?,
+                            what: serde_json::from_str(&what)
+                                .unwrap_or(serde_json::Value::String(what)),
+                            why: r.get(6)?,
+                            prev: r.get(7)?,
+                            hash: r.get(8)?,
+                        })
+                    })
+                    .collect()
             })
-        })
-        .and_then(Iterator::collect::<rusqlite::Result<Vec<Record>>>)
-        .map_err(sql)
+            .map_err(|e| self.sql(e))
     }
 
     /// Walks the whole chain: each record's hash, its link to the one
     /// before, and the numbering (a record removed leaves a gap). Every
     /// place where it does not hold.
     pub fn check_trail(&self) -> Result<Vec<TrailProblem>> {
-        let sql = |e| self.sql(e);
-        let mut stmt = self
+        let rows = self
             .conn
-            .prepare("SELECT seq, at, who, origin, action, what, why, prev, hash FROM audit ORDER BY seq")
-            .map_err(sql)?;
-        let mut rows = stmt.query([]).map_err(sql)?;
+            .query(
+                "SELECT seq, at, who, origin, action, what, why, prev, hash FROM audit ORDER BY seq",
+                params![],
+            )
+            .map_err(|e| self.sql(e))?;
         let mut problems = Vec::new();
         let (mut expected_seq, mut expected_prev) = (1i64, GENESIS.to_owned());
-        while let Some(r) = rows.next().map_err(sql)? {
-            let get = |i| r.get::<_, String>(i);
-            let seq: i64 = r.get(0).map_err(sql)?;
+        for r in &rows {
+            let get = |i| r.get::<String>(i);
+            let seq: i64 = r.get(0).map_err(|e| self.sql(e))?;
             let [at, who, origin, action, what, why, prev, hash] =
                 [1, 2, 3, 4, 5, 6, 7, 8].map(|i| get(i).unwrap_or_default());
             let mut problem = |p: String| problems.push(TrailProblem { seq, problem: p });

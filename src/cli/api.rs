@@ -253,8 +253,10 @@ pub fn gate(
     if profile.approval()?.is_none() {
         return Ok(None);
     }
-    let access =
-        crate::access::Access::open(&super::profile::access_dir(send.journal_dir.as_deref()))?;
+    let access = crate::access::Access::open_in(&super::profile::access_of(
+        &api.store(),
+        send.journal_dir.as_deref(),
+    ))?;
     Ok(Some(crate::service::approval::Gate::new(
         access,
         crate::access::Actor::command_line(crate::report::user()),

@@ -111,6 +111,20 @@ pub fn access_dir(given: Option<&std::path::Path>) -> PathBuf {
     )
 }
 
+/// Where the access database is, beside the ledgers in `store`: the
+/// shared database's, else the one of the folder given (never the
+/// built-in sandbox's temporary one).
+pub fn access_of(
+    store: &crate::submit::ledger::Store,
+    journal_dir: Option<&std::path::Path>,
+) -> crate::submit::ledger::Store {
+    use crate::submit::ledger::Store;
+    match store {
+        Store::Server(_) => store.clone(),
+        Store::Dir(_) => Store::Dir(access_dir(journal_dir)),
+    }
+}
+
 pub(super) fn home() -> Option<PathBuf> {
     std::env::var_os("HOME")
         .filter(|h| !h.is_empty())

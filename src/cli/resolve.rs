@@ -74,7 +74,8 @@ pub fn run(args: &ResolveArgs, console: Console) -> Result<Exit> {
     };
     let kind = args.kind.ledger_kind();
     // The audit trail too: who decided, where, what and why.
-    let access = crate::access::Access::open(&super::profile::access_dir(
+    let access = crate::access::Access::open_in(&super::profile::access_of(
+        &store,
         args.send.journal_dir.as_deref(),
     ))?;
     let actor = crate::access::Actor::command_line(crate::report::user());

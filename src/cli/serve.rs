@@ -179,6 +179,16 @@ fn watching(
     }))
 }
 
+/// Where the desk's users and approvals are: beside the ledgers, in the
+/// shared database when the desk sends through one.
+fn access_store(args: &ServeArgs, sending: Option<&Sending>) -> crate::submit::ledger::Store {
+    let journal = args.send.journal_dir.as_deref();
+    match sending {
+        Some(s) => super::profile::access_of(&s.api.store(), journal),
+        None => crate::submit::ledger::Store::Dir(super::profile::access_dir(journal)),
+    }
+}
+
 pub fn run(args: &ServeArgs, console: Console) -> Result<Exit> {
     if args.max_upload_mib == 0 || args.max_upload_mib > 4096 {
         return Err(Error::Usage("--max-upload-mib must be 1 to 4096".into()));
@@ -187,6 +197,7 @@ pub fn run(args: &ServeArgs, console: Console) -> Result<Exit> {
     check.rules.strict |= args.api.profile.refuses_warnings()?;
     let sending = sending(args, console)?.map(Arc::new);
     let watching = watching(args, sending.as_deref(), console)?;
+    let access = access_store(args, sending.as_deref());
     let mut opts = DeskOpts {
         listen: args.listen,
         check: check.clone(),
@@ -200,7 +211,7 @@ pub fn run(args: &ServeArgs, console: Console) -> Result<Exit> {
         }),
         folders: None,
         handed: None,
-        access_dir: super::profile::access_dir(args.send.journal_dir.as_deref()),
+        access,
         auth: crate::desk::auth::AuthOpts {
             idle: args.session_idle,
             longest: args.session_max,

@@ -26,13 +26,35 @@ pub struct AccessArgs {
         value_name = "DIR"
     )]
     pub journal_dir: Option<PathBuf>,
+
+    /// The ledger database hosts share (a PostgreSQL URL; its password
+    /// from DCMS_LEDGER_PASSWORD): the access database is in it
+    #[arg(
+        long,
+        global = true,
+        env = "DCMS_LEDGER_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub ledger: Option<String>,
 }
 
 impl AccessArgs {
     pub fn open(&self) -> Result<Access> {
-        Ok(Access::open(&super::profile::access_dir(
-            self.journal_dir.as_deref(),
-        ))?)
+        let store = match &self.ledger {
+            Some(url) => {
+                let password = std::env::var("DCMS_LEDGER_PASSWORD")
+                    .ok()
+                    .filter(|p| !p.is_empty());
+                crate::submit::ledger::Store::Server(
+                    crate::db::PgTarget::parse(url, password).map_err(Error::Usage)?,
+                )
+            }
+            None => crate::submit::ledger::Store::Dir(super::profile::access_dir(
+                self.journal_dir.as_deref(),
+            )),
+        };
+        Ok(Access::open_in(&store)?)
     }
 }
 

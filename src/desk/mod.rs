@@ -60,9 +60,9 @@ pub struct DeskOpts {
     /// With a watch in the desk: its sender, which sends the desk's sheets
     /// too (one engine, one ledger).
     pub handed: Option<crate::stage::Sender<crate::service::watch::Handed>>,
-    /// The folder of the access database (users, approvals, the audit
-    /// trail).
-    pub access_dir: std::path::PathBuf,
+    /// Where the access database (users, approvals, the audit trail) is:
+    /// a folder, or the database hosts share.
+    pub access: crate::submit::ledger::Store,
     /// How users sign in.
     pub auth: auth::AuthOpts,
     /// Four eyes: no sheet is sent without a second person's approval,
@@ -140,7 +140,7 @@ impl Desk {
             uuid::Uuid::new_v4().simple(),
             uuid::Uuid::new_v4().simple()
         );
-        let access = crate::access::Access::open(&opts.access_dir)?;
+        let access = crate::access::Access::open_in(&opts.access)?;
         Ok(Desk {
             access: Mutex::new(access),
             sessions: auth::Sessions::default(),
@@ -290,7 +290,7 @@ pub async fn serve(
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     if !opts.listen.ip().is_loopback() {
-        let users = crate::access::Access::open(&opts.access_dir)?.has_users()?;
+        let users = crate::access::Access::open_in(&opts.access)?.has_users()?;
         if opts.tls.is_none() || !users {
             return Err(Error::Usage(format!(
                 "--listen {}: beyond this machine the desk needs TLS (--tls-cert, --tls-key) and users (dcms-bulk users add)",

@@ -97,17 +97,34 @@ fn four_eyes_check(audit: &mut Audit, ledger: &Path) {
     if approval.is_null() {
         return;
     }
-    let dir = ledger.parent().unwrap_or(Path::new("."));
-    if !dir.join("access.sqlite").is_file() {
-        let detail = format!(
-            "the run names approval {}; the access database is not at hand in {}: not checked",
-            approval["id"],
-            dir.display()
-        );
-        audit.say(CHECK, None, detail);
-        return;
-    }
-    let access = match crate::access::Access::open(dir) {
+    // The access database is beside the ledger: in its folder, or in the
+    // same database.
+    let named = ledger.to_string_lossy().into_owned();
+    let store = match named.split_once('#') {
+        Some((url, _)) if crate::db::PgTarget::is_url(url) => {
+            let password = std::env::var("DCMS_LEDGER_PASSWORD")
+                .ok()
+                .filter(|p| !p.is_empty());
+            match crate::db::PgTarget::parse(url, password) {
+                Ok(t) => crate::submit::ledger::Store::Server(t),
+                Err(e) => return audit.say(CHECK, Some(false), e),
+            }
+        }
+        _ => {
+            let dir = ledger.parent().unwrap_or(Path::new("."));
+            if !dir.join("access.sqlite").is_file() {
+                let detail = format!(
+                    "the run names approval {}; the access database is not at hand in {}: not checked",
+                    approval["id"],
+                    dir.display()
+                );
+                audit.say(CHECK, None, detail);
+                return;
+            }
+            crate::submit::ledger::Store::Dir(dir.to_owned())
+        }
+    };
+    let access = match crate::access::Access::open_in(&store) {
         Ok(a) => a,
         Err(e) => return audit.say(CHECK, Some(false), e.to_string()),
     };

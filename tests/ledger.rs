@@ -809,3 +809,48 @@ fn users_four_eyes_and_the_audit_trail_hold_in_the_shared_database() {
     let said = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(said.contains("asha") && said.contains("ravi"), "{said}");
 }
+
+#[test]
+fn tls_to_the_database_checks_its_certificate() {
+    let Some(pg) = Postgres::start_or_skip() else {
+        return;
+    };
+    let pki = common::pki(&["127.0.0.1"]);
+    pg.enable_tls(&pki.cert_pem, &pki.key_pem);
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("db-ca.pem");
+    std::fs::write(&ca, &pki.ca_pem).unwrap();
+    let dest = Destination::new("ACME", "http://127.0.0.1:1/v1");
+    let with = |query: &str| {
+        let url = format!("{}?{query}", pg.url);
+        Store::Server(PgTarget::parse(&url, Some(PASSWORD.into())).unwrap())
+    };
+    // The bank's CA: the connection is TLS, and the server says so.
+    let store = with(&format!("sslmode=require&sslrootcert={}", ca.display()));
+    let ledger = Ledger::open_in(&store, &dest, false, |_| {}).expect("over TLS");
+    drop(ledger);
+    let db = dcms_bulk::db::Db::connect(
+        &PgTarget::parse(
+            &format!("{}?sslmode=require&sslrootcert={}", pg.url, ca.display()),
+            Some(PASSWORD.into()),
+        )
+        .unwrap(),
+        "public",
+        false,
+    )
+    .unwrap();
+    let on: bool = db
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            dcms_bulk::params![],
+        )
+        .and_then(|r| r.get(0))
+        .unwrap();
+    assert!(on, "the connection is TLS");
+    // The system's roots do not know the server's CA: refused.
+    let e = Ledger::open_in(&with("sslmode=require"), &dest, false, |_| {})
+        .err()
+        .expect("an unknown CA is refused")
+        .to_string();
+    assert!(e.to_lowercase().contains("certificate"), "{e}");
+}

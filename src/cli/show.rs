@@ -72,6 +72,10 @@ pub fn run(args: &ShowArgs, console: Console) -> Result<Exit> {
         .accepted_run
         .or(item.requests.last().map(|r| r.run))
         .or(item.first_run);
+    let hosts: std::collections::HashMap<i64, String> = runs
+        .iter()
+        .filter_map(|r| Some((r.id, r.host.clone()?)))
+        .collect();
     let report = run
         .and_then(|id| runs.into_iter().find(|r| r.id == id))
         .and_then(|r| r.report.map(std::path::PathBuf::from));
@@ -88,7 +92,7 @@ pub fn run(args: &ShowArgs, console: Console) -> Result<Exit> {
         }))?;
         return Ok(Exit::Ok);
     }
-    let mut text = describe(&item);
+    let mut text = describe(&item, &hosts);
     match (&report, &rows) {
         (Some(r), Some(rows)) => text.push_str(&format!(
             "rows {} of {}\n",
@@ -107,7 +111,7 @@ pub fn run(args: &ShowArgs, console: Console) -> Result<Exit> {
 
 /// The item in lines: what it is and where it stands, each request, the
 /// last answer.
-fn describe(item: &ItemHistory) -> String {
+fn describe(item: &ItemHistory, hosts: &std::collections::HashMap<i64, String>) -> String {
     let o = item.outcome.as_ref();
     let status = o.and_then(|o| o["status"].as_str()).unwrap_or("no answer");
     let mut text = format!(
@@ -130,8 +134,11 @@ fn describe(item: &ItemHistory) -> String {
         let answer = r
             .http_status
             .map_or("no answer".to_string(), |s| format!("HTTP {s}"));
+        let on = hosts.get(&r.run).map_or(String::new(), |h| {
+            format!(" on {}", crate::quote::escaped(h))
+        });
         text.push_str(&format!(
-            "request {} (run {}) at {}: {answer}, request id {}\n",
+            "request {} (run {}{on}) at {}: {answer}, request id {}\n",
             r.attempt,
             r.run,
             r.at,

@@ -184,6 +184,33 @@ impl Postgres {
         );
     }
 
+    /// Turns TLS on with this certificate and key (PEM); the server keeps
+    /// taking connections without it too, as its `host` lines allow.
+    pub fn enable_tls(&self, cert_pem: &str, key_pem: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        for (name, pem) in [("server.crt", cert_pem), ("server.key", key_pem)] {
+            let path = self.dir.path().join(name);
+            std::fs::write(&path, pem).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+            self.own(&path);
+        }
+        self.psql(&format!(
+            "ALTER SYSTEM SET ssl_cert_file = '{}'",
+            self.path("server.crt")
+        ));
+        self.psql(&format!(
+            "ALTER SYSTEM SET ssl_key_file = '{}'",
+            self.path("server.key")
+        ));
+        self.psql("ALTER SYSTEM SET ssl = on");
+        self.psql("SELECT pg_reload_conf()");
+        let on = (0..50).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            self.psql("SHOW ssl") == "on"
+        });
+        assert!(on, "the server's TLS did not come on");
+    }
+
     /// Stops the server at once, as a crash would (`-m immediate`).
     pub fn stop_now(&self) {
         self.tool(

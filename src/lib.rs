@@ -27,6 +27,7 @@ pub mod error;
 pub mod exit;
 pub mod files;
 pub mod group;
+pub mod host;
 pub mod job;
 pub mod lines;
 pub mod notify;

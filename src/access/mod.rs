@@ -154,13 +154,13 @@ impl Access {
     /// The access database in `dir` (the ledgers' folder), made if need
     /// be.
     pub fn open(dir: &Path) -> Result<Access> {
-        Access::open_in(&crate::submit::ledger::Store::Dir(dir.to_owned()))
+        Access::open_in(&crate::db::Store::Dir(dir.to_owned()))
     }
 
     /// The access database of `store`: `access.sqlite` in the folder, or
     /// the `access` schema of the database that hosts and desks share.
-    pub fn open_in(store: &crate::submit::ledger::Store) -> Result<Access> {
-        use crate::submit::ledger::Store;
+    pub fn open_in(store: &crate::db::Store) -> Result<Access> {
+        use crate::db::Store;
         let (path, conn) = match store {
             Store::Dir(dir) => {
                 let path = dir.join("access.sqlite");

@@ -133,8 +133,5 @@ pub fn run(args: &LedgerArgs, console: Console) -> Result<Exit> {
 
 /// The database `url` names, its password from `DCMS_LEDGER_PASSWORD`.
 fn target(url: &str) -> Result<PgTarget> {
-    let password = std::env::var("DCMS_LEDGER_PASSWORD")
-        .ok()
-        .filter(|p| !p.is_empty());
-    PgTarget::parse(url, password).map_err(Error::Usage)
+    PgTarget::parse_with_env(url).map_err(Error::Usage)
 }

@@ -42,14 +42,9 @@ pub struct AccessArgs {
 impl AccessArgs {
     pub fn open(&self) -> Result<Access> {
         let store = match &self.ledger {
-            Some(url) => {
-                let password = std::env::var("DCMS_LEDGER_PASSWORD")
-                    .ok()
-                    .filter(|p| !p.is_empty());
-                crate::submit::ledger::Store::Server(
-                    crate::db::PgTarget::parse(url, password).map_err(Error::Usage)?,
-                )
-            }
+            Some(url) => crate::submit::ledger::Store::Server(
+                crate::db::PgTarget::parse_with_env(url).map_err(Error::Usage)?,
+            ),
             None => crate::submit::ledger::Store::Dir(super::profile::access_dir(
                 self.journal_dir.as_deref(),
             )),

@@ -12,7 +12,7 @@
 mod pg;
 mod sqlite;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub use pg::PgTarget;
 
@@ -192,6 +192,15 @@ impl DbError {
     pub fn is_lost(&self) -> bool {
         matches!(self, DbError::Lost(_))
     }
+}
+
+/// Where the ledgers are kept: a folder of SQLite files, one per
+/// destination; or one PostgreSQL database, a schema per destination,
+/// shared by every host that points at it.
+#[derive(Debug, Clone)]
+pub enum Store {
+    Dir(PathBuf),
+    Server(pg::PgTarget),
 }
 
 /// Which engine a connection talks to.

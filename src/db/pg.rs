@@ -54,6 +54,15 @@ impl PgTarget {
         text.starts_with("postgres://") || text.starts_with("postgresql://")
     }
 
+    /// The server `url` names, its password from `DCMS_LEDGER_PASSWORD`
+    /// (where no profile gives a file for it).
+    pub fn parse_with_env(url: &str) -> Result<PgTarget, String> {
+        let password = std::env::var("DCMS_LEDGER_PASSWORD")
+            .ok()
+            .filter(|p| !p.is_empty());
+        PgTarget::parse(url, password)
+    }
+
     /// The server `url` names; `password` from the environment or a file.
     /// A URL holding a password is refused: it would show in process
     /// lists, shell histories and logs.

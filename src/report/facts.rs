@@ -94,16 +94,7 @@ pub fn user() -> Option<String> {
 
 /// This machine's name.
 pub fn host() -> Option<String> {
-    #[cfg(unix)]
-    {
-        let name = rustix::system::uname()
-            .nodename()
-            .to_string_lossy()
-            .into_owned();
-        Some(name).filter(|n| !n.is_empty())
-    }
-    #[cfg(not(unix))]
-    std::env::var("COMPUTERNAME").ok()
+    crate::host::name()
 }
 
 impl InputFacts {

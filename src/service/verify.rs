@@ -102,10 +102,7 @@ fn four_eyes_check(audit: &mut Audit, ledger: &Path) {
     let named = ledger.to_string_lossy().into_owned();
     let store = match named.split_once('#') {
         Some((url, _)) if crate::db::PgTarget::is_url(url) => {
-            let password = std::env::var("DCMS_LEDGER_PASSWORD")
-                .ok()
-                .filter(|p| !p.is_empty());
-            match crate::db::PgTarget::parse(url, password) {
+            match crate::db::PgTarget::parse_with_env(url) {
                 Ok(t) => crate::submit::ledger::Store::Server(t),
                 Err(e) => return audit.say(CHECK, Some(false), e),
             }

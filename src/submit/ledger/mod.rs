@@ -29,7 +29,8 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use super::outcome::{SendStatus, Sent};
-use crate::db::{Db, DbError, PgTarget, params};
+pub use crate::db::Store;
+use crate::db::{Db, DbError, params};
 pub use admin::{Copied, Migrated, copy, migrate_all};
 pub use hosts::{Claim, LeaseKeeper};
 pub use read::{
@@ -217,15 +218,6 @@ pub struct RunEnd<'a> {
     pub rows: Box<dyn Iterator<Item = RowRecord> + 'a>,
 }
 
-/// Where the ledgers are kept: a folder of SQLite files, one per
-/// destination; or one PostgreSQL database, a schema per destination,
-/// shared by every host that points at it.
-#[derive(Debug, Clone)]
-pub enum Store {
-    Dir(PathBuf),
-    Server(PgTarget),
-}
-
 impl Store {
     /// Where the ledger of `dest` is, as messages and run facts name it:
     /// its file, or the server and the destination's schema.
@@ -333,7 +325,7 @@ impl Ledger {
             conn,
             _lock: lock,
             turn: std::sync::atomic::AtomicBool::new(true),
-            host: crate::report::host().unwrap_or_else(|| "unknown host".into()),
+            host: crate::host::name().unwrap_or_else(|| "unknown host".into()),
         })
     }
 

@@ -396,10 +396,7 @@ pub(super) fn open_read_at(path: PathBuf) -> Result<(Db, PathBuf), LedgerError> 
             "a ledger database is named with its schema: URL#ledger-…".into(),
         ));
     };
-    let password = std::env::var("DCMS_LEDGER_PASSWORD")
-        .ok()
-        .filter(|p| !p.is_empty());
-    let target = PgTarget::parse(url, password).map_err(refused)?;
+    let target = PgTarget::parse_with_env(url).map_err(refused)?;
     let conn = Db::connect(&target, schema, false).map_err(sql_at(&path))?;
     let there: bool = conn
         .query_one("SELECT current_schema() IS NOT NULL", params![])

@@ -13,6 +13,7 @@
 //! pages.
 
 mod approvals;
+mod sessions;
 mod trail;
 
 use std::path::{Path, PathBuf};
@@ -133,7 +134,12 @@ CREATE TABLE IF NOT EXISTS users (
 ";
 
 /// The access database's migrations, oldest first.
-const MIGRATIONS: &[Migration] = &[Migration { apply: first }];
+const MIGRATIONS: &[Migration] = &[
+    Migration { apply: first },
+    Migration {
+        apply: |db| db.batch(&sessions::schema(db.engine())),
+    },
+];
 
 fn first(db: &Db) -> std::result::Result<(), DbError> {
     match db.engine() {

@@ -60,18 +60,11 @@ const THROTTLE_AFTER: usize = 5;
 const THROTTLE_AFTER_FROM_ADDRESS: usize = 20;
 const THROTTLE_WINDOW: Duration = Duration::from_secs(15 * 60);
 
-/// The sessions and the failed sign-ins.
+/// The failed sign-ins of this desk (the sessions themselves are in the
+/// access database, which every desk in front of it shares).
 #[derive(Default)]
 pub struct Sessions {
-    live: Mutex<HashMap<String, Session>>,
     failures: Mutex<HashMap<String, Vec<Instant>>>,
-}
-
-struct Session {
-    user: String,
-    csrf: String,
-    began: Instant,
-    last: Instant,
 }
 
 /// Someone at the desk: who, with which roles, the token their forms
@@ -212,42 +205,28 @@ impl Sessions {
             .and_then(|v| v.to_str().ok())
             .map(str::trim)
             .filter(|v| !v.is_empty());
-        let (id, name, session) = match proxied {
-            Some(name) => (format!("proxy:{name}"), name.to_owned(), false),
+        let text = |e: crate::access::AccessError| e.to_string();
+        let (name, csrf, session) = match proxied {
+            Some(name) => (name.to_owned(), None, false),
             None => {
                 let Some(id) = cookie(headers, COOKIE) else {
                     return Ok(None);
                 };
-                let mut live = lock(&self.live);
-                let Some(s) = live.get_mut(&id) else {
-                    return Ok(None);
-                };
-                let now = Instant::now();
-                if now - s.last > opts.idle || now - s.began > opts.longest {
-                    live.remove(&id);
-                    return Ok(None);
+                match access.session(&id, opts.idle, opts.longest).map_err(text)? {
+                    Some((name, csrf)) => (name, Some(csrf), true),
+                    None => return Ok(None),
                 }
-                s.last = now;
-                let name = s.user.clone();
-                (id, name, true)
             }
         };
-        let user = access.user(&name).map_err(|e| e.to_string())?;
+        let user = access.user(&name).map_err(text)?;
         let Some(user) = user.filter(|u| !u.disabled) else {
             // Disabled (or gone): every session of theirs ends now.
-            lock(&self.live).retain(|_, s| s.user != name);
+            access.sessions_end_of(&name).map_err(text)?;
             return Ok(None);
         };
-        let csrf = {
-            let mut live = lock(&self.live);
-            let now = Instant::now();
-            let s = live.entry(id).or_insert_with(|| Session {
-                user: name.clone(),
-                csrf: crate::access::random_token(),
-                began: now,
-                last: now,
-            });
-            s.csrf.clone()
+        let csrf = match csrf {
+            Some(csrf) => csrf,
+            None => access.proxied_session(&name).map_err(text)?,
         };
         Ok(Some(Who {
             name: user.name,
@@ -257,34 +236,6 @@ impl Sessions {
             signed_in: true,
             session,
         }))
-    }
-
-    /// A new session for `user` (a new id: one held before sign-in is
-    /// not kept), and its id.
-    pub fn begin(&self, user: &str, old: Option<&str>) -> String {
-        let id = crate::access::random_token();
-        let now = Instant::now();
-        let mut live = lock(&self.live);
-        if let Some(old) = old {
-            live.remove(old);
-        }
-        // Sessions ended long ago are let go of here.
-        live.retain(|_, s| now - s.last < Duration::from_secs(24 * 3600));
-        live.insert(
-            id.clone(),
-            Session {
-                user: user.to_owned(),
-                csrf: crate::access::random_token(),
-                began: now,
-                last: now,
-            },
-        );
-        id
-    }
-
-    /// Ends the session `id`.
-    pub fn end(&self, id: &str) {
-        lock(&self.live).remove(id);
     }
 
     /// Whether sign-ins for `name` or from `addr` are held back now, and

@@ -87,8 +87,13 @@ pub(super) async fn sign_in(
     match checked {
         Ok(Ok(Some(user))) => {
             let old = auth::cookie(&headers, auth::COOKIE);
-            let id = desk.sessions.begin(&user.name, old.as_deref());
-            let _ = lock(&desk.access).record(&actor, "signed in", serde_json::json!({}), "");
+            let access = lock(&desk.access);
+            let id = match access.session_begin(&user.name, old.as_deref()) {
+                Ok(id) => id,
+                Err(e) => return refused(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+            };
+            let _ = access.record(&actor, "signed in", serde_json::json!({}), "");
+            drop(access);
             (
                 [(
                     header::SET_COOKIE,
@@ -123,7 +128,7 @@ pub(super) async fn sign_out(
         return super::bad_token();
     }
     if let Some(id) = auth::cookie(&headers, auth::COOKIE) {
-        desk.sessions.end(&id);
+        let _ = lock(&desk.access).session_end(&id);
     }
     let _ = lock(&desk.access).record(&who.actor(), "signed out", serde_json::json!({}), "");
     (

@@ -347,6 +347,39 @@ fn two_hosts_on_one_postgresql_ledger_send_each_order_once() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(runs["runs"].as_array().unwrap().len(), 2, "{runs}");
+
+    // doctor reads the shared ledger, or says why it cannot.
+    let doctor = |password: Option<&str>| {
+        let mut cmd = b.command_at(&sb.base, &["doctor", "--ledger", &pg.url, "--json"]);
+        if let Some(p) = password {
+            cmd.env("DCMS_LEDGER_PASSWORD", p);
+        }
+        let out = cmd.output().unwrap();
+        let found: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let step = found["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["step"] == "ledger")
+            .cloned()
+            .unwrap_or_else(|| panic!("a ledger step: {found}"));
+        (
+            step["verdict"].as_str().unwrap().to_owned(),
+            step["detail"].as_str().unwrap().to_owned(),
+        )
+    };
+    let (verdict, detail) = doctor(Some(PASSWORD));
+    assert_eq!(verdict, "ok", "{detail}");
+    assert!(
+        detail.contains("#ledger-") && detail.contains("2 runs"),
+        "{detail}"
+    );
+    let (verdict, detail) = doctor(Some("not it"));
+    assert_eq!(verdict, "fail", "{detail}");
+    assert!(
+        detail.contains("password authentication failed"),
+        "{detail}"
+    );
 }
 
 #[test]

@@ -82,12 +82,36 @@ pub fn run(args: &DoctorArgs, console: Console) -> Result<Exit> {
         .map(|(k, v)| format!("{k}: {v}"))
         .collect();
     steps.ok("configuration", sources.join("; "));
+    ledger_step(&api, &mut steps);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| crate::error::Error::io("tokio runtime", e))?;
     runtime.block_on(check(&api, args, &mut steps));
     verdict(steps)
+}
+
+/// The ledger of the API and tenant: whether it can be read (a shared
+/// database reached, its login taken), and how many runs it holds.
+fn ledger_step(api: &Api, steps: &mut Steps) {
+    let store = api.store();
+    let dest = crate::submit::ledger::Destination::new(&api.tenant, &api.base_url);
+    let place = store.place_of(&dest);
+    match crate::submit::ledger::runs(&store, &dest) {
+        Ok(runs) if runs.is_empty() => steps.ok(
+            "ledger",
+            format!("{}: no runs yet (the first run makes it)", place.display()),
+        ),
+        Ok(runs) => steps.ok(
+            "ledger",
+            format!(
+                "{}: {}",
+                place.display(),
+                super::count(runs.len() as u64, "run")
+            ),
+        ),
+        Err(e) => steps.fail("ledger", e),
+    }
 }
 
 fn verdict(steps: Steps) -> Result<Exit> {

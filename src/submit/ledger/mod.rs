@@ -412,13 +412,13 @@ impl Ledger {
         // The ledger's lock is ours: no other process writes meanwhile.
         self.conn
             .transaction(|tx| {
-                for r in end.rows {
-                    tx.execute(
-                        "INSERT INTO run_rows (run, row, key, status, line) VALUES (?1, ?2, ?3, ?4, ?5)
-                         ON CONFLICT (run, row) DO UPDATE SET
-                            key = excluded.key, status = excluded.status, line = excluded.line",
-                        params![id, r.row, r.key, r.status, r.line],
-                    )?;
+                let mut rows = end.rows;
+                loop {
+                    let chunk: Vec<RowRecord> = rows.by_ref().take(ROWS_AT_ONCE).collect();
+                    if chunk.is_empty() {
+                        break;
+                    }
+                    insert_rows(tx, id, chunk)?;
                 }
                 let line_columns = serde_json::to_string(&end.line_columns).unwrap_or_default();
                 tx.execute(
@@ -442,8 +442,10 @@ impl Ledger {
                     Some(r) => r.get(0)?,
                     None => String::new(),
                 };
-                let fields =
-                    hashed_fields(&tx.query_one(&format!("SELECT {HASHED} FROM runs WHERE id = ?1"), params![id])?)?;
+                let fields = hashed_fields(&tx.query_one(
+                    &format!("SELECT {HASHED} FROM runs WHERE id = ?1"),
+                    params![id],
+                )?)?;
                 let digest = rows_digest(tx, id)?;
                 let refs: Vec<&str> = fields.iter().map(String::as_str).collect();
                 let hash = run_hash(&prev, &refs, &digest);
@@ -575,6 +577,40 @@ impl Ledger {
     pub fn writer(&self) -> Result<Writer, LedgerError> {
         Writer::start(&self.path, self.store.connect(&self.dest, false)?)
     }
+}
+
+/// Row records written by one statement at a run's end (a database
+/// server answers each statement in turn: fewer, larger ones).
+const ROWS_AT_ONCE: usize = 200;
+
+fn insert_rows(tx: &Db, run: i64, rows: Vec<RowRecord>) -> Result<(), DbError> {
+    let tuples: Vec<String> = (0..rows.len())
+        .map(|i| {
+            let at = i * 5;
+            format!(
+                "(?{}, ?{}, ?{}, ?{}, ?{})",
+                at + 1,
+                at + 2,
+                at + 3,
+                at + 4,
+                at + 5
+            )
+        })
+        .collect();
+    let mut values = Vec::with_capacity(rows.len() * 5);
+    for r in rows {
+        values.extend(params![run, r.row, r.key, r.status, r.line]);
+    }
+    tx.execute(
+        &format!(
+            "INSERT INTO run_rows (run, row, key, status, line) VALUES {}
+             ON CONFLICT (run, row) DO UPDATE SET
+                key = excluded.key, status = excluded.status, line = excluded.line",
+            tuples.join(", ")
+        ),
+        values,
+    )?;
+    Ok(())
 }
 
 /// Takes the lock file beside the ledger at `path`.

@@ -751,19 +751,14 @@ fn two_watches_share_a_drop_folder_and_one_takes_over_when_the_other_is_killed()
     }
 }
 
-#[test]
-fn users_four_eyes_and_the_audit_trail_hold_in_the_shared_database() {
-    use dcms_bulk::access::{Access, Actor, Ask, Decision, Role};
-    let Some(pg) = Postgres::start_or_skip() else {
-        return;
-    };
-    // Users added from one host's command line...
-    let desk = Desk::new();
+/// Adds maker `name` (password "a long password") to the shared database
+/// from `desk`'s command line.
+fn add_maker(desk: &Desk, pg: &Postgres, name: &str) {
     let mut add = desk
         .command(&[
             "users",
             "add",
-            "asha",
+            name,
             "--roles",
             "maker",
             "--password-stdin",
@@ -779,6 +774,17 @@ fn users_four_eyes_and_the_audit_trail_hold_in_the_shared_database() {
         writeln!(add.stdin.take().unwrap(), "a long password").unwrap();
     }
     assert!(add.wait().unwrap().success());
+}
+
+#[test]
+fn users_four_eyes_and_the_audit_trail_hold_in_the_shared_database() {
+    use dcms_bulk::access::{Access, Actor, Ask, Decision, Role};
+    let Some(pg) = Postgres::start_or_skip() else {
+        return;
+    };
+    // Users added from one host's command line...
+    let desk = Desk::new();
+    add_maker(&desk, &pg, "asha");
     // ...are there for every other host.
     let access = Access::open_in(&server(&pg)).unwrap();
     assert!(access.sign_in("asha", "a long password").unwrap().is_some());
@@ -931,26 +937,7 @@ fn a_clerk_signed_in_at_one_desk_is_signed_in_at_the_other() {
     };
     let sb = SandboxProcess::start(&[]);
     let (env_a, env_b) = (Desk::new(), Desk::new());
-    let mut add = env_a
-        .command(&[
-            "users",
-            "add",
-            "asha",
-            "--roles",
-            "maker",
-            "--password-stdin",
-            "--ledger",
-            &pg.url,
-        ])
-        .env("DCMS_LEDGER_PASSWORD", PASSWORD)
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::Write;
-        writeln!(add.stdin.take().unwrap(), "a long password").unwrap();
-    }
-    assert!(add.wait().unwrap().success());
+    add_maker(&env_a, &pg, "asha");
     let (mut desk_a, a) = shared_desk(&env_a, &sb, &pg.url);
     let (mut desk_b, b) = shared_desk(&env_b, &sb, &pg.url);
     let http = reqwest::blocking::Client::builder()

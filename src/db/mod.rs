@@ -321,6 +321,17 @@ impl Db {
         }
     }
 
+    /// Whether the connection's schema exists (a PostgreSQL connection
+    /// may name one that was never made; an SQLite file is its own).
+    pub fn schema_exists(&self) -> Result<bool, DbError> {
+        match self.engine() {
+            Engine::Sqlite => Ok(true),
+            Engine::Postgres => self
+                .query_one("SELECT current_schema() IS NOT NULL", params![])?
+                .get(0),
+        }
+    }
+
     /// Whether a table exists (in the connection's schema).
     pub fn has_table(&self, name: &str) -> Result<bool, DbError> {
         let sql = match self.engine() {

@@ -167,10 +167,7 @@ pub(super) fn open_read(
         Store::Dir(_) => open_read_at(path).map(Some),
         Store::Server(_) => {
             let conn = store.connect(dest, false)?;
-            let there: bool = conn
-                .query_one("SELECT current_schema() IS NOT NULL", params![])
-                .and_then(|r| r.get(0))
-                .map_err(sql_at(&path))?;
+            let there = conn.schema_exists().map_err(sql_at(&path))?;
             Ok(there.then_some((conn, path)))
         }
     }
@@ -398,11 +395,7 @@ pub(super) fn open_read_at(path: PathBuf) -> Result<(Db, PathBuf), LedgerError> 
     };
     let target = PgTarget::parse_with_env(url).map_err(refused)?;
     let conn = Db::connect(&target, schema, false).map_err(sql_at(&path))?;
-    let there: bool = conn
-        .query_one("SELECT current_schema() IS NOT NULL", params![])
-        .and_then(|r| r.get(0))
-        .map_err(sql_at(&path))?;
-    if !there {
+    if !conn.schema_exists().map_err(sql_at(&path))? {
         return Err(refused(format!("the database has no ledger {schema}")));
     }
     Ok((conn, path))

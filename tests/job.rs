@@ -252,3 +252,47 @@ fn find_and_replace_in_a_column_previews_then_changes_in_one_save_that_one_undo_
     assert!(!job.can_undo());
     assert!(job.undo().is_err());
 }
+
+#[test]
+fn a_job_restored_from_its_saves_is_the_job_that_made_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("orders.csv");
+    std::fs::copy("samples/orders.csv", &input).unwrap();
+    let mut made = Job::open(&input, CheckOpts::default()).unwrap();
+    made.edit(&[change(2, "quantity", "0")]).unwrap();
+    let first = made.edits().len();
+    made.edit(&[change(3, "branch_name", "X"), change(4, "quantity", "7")])
+        .unwrap();
+    let saves = vec![
+        made.edits()[..first].to_vec(),
+        made.edits()[first..].to_vec(),
+    ];
+
+    let mut restored = Job::open(&input, CheckOpts::default()).unwrap();
+    restored.restore(&saves, true).unwrap();
+    assert_eq!(restored.edits(), made.edits());
+    assert_eq!(
+        restored.checked().grouping.counts,
+        made.checked().grouping.counts
+    );
+    assert_eq!(
+        report_lines(&restored, dir.path()),
+        report_lines(&made, dir.path())
+    );
+    // Its one step of undo takes back the last save only.
+    restored.undo().unwrap();
+    made.undo().unwrap();
+    assert_eq!(restored.edits(), made.edits());
+    assert_eq!(status(&restored, 2), Status::Invalid);
+    assert!(!restored.can_undo());
+
+    // Restored without undo: nothing to undo.
+    let mut fixed = Job::open(&input, CheckOpts::default()).unwrap();
+    fixed.restore(&saves, false).unwrap();
+    assert!(!fixed.can_undo());
+    // A save naming a column the sheet lacks is refused.
+    let mut bad = saves[0].clone();
+    bad[0].column = "no such column".into();
+    let mut wrong = Job::open(&input, CheckOpts::default()).unwrap();
+    assert!(wrong.restore(&[bad], false).is_err());
+}

@@ -751,31 +751,6 @@ fn two_watches_share_a_drop_folder_and_one_takes_over_when_the_other_is_killed()
     }
 }
 
-/// Adds maker `name` (password "a long password") to the shared database
-/// from `desk`'s command line.
-fn add_maker(desk: &Desk, pg: &Postgres, name: &str) {
-    let mut add = desk
-        .command(&[
-            "users",
-            "add",
-            name,
-            "--roles",
-            "maker",
-            "--password-stdin",
-            "--ledger",
-            &pg.url,
-        ])
-        .env("DCMS_LEDGER_PASSWORD", PASSWORD)
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::Write;
-        writeln!(add.stdin.take().unwrap(), "a long password").unwrap();
-    }
-    assert!(add.wait().unwrap().success());
-}
-
 #[test]
 fn users_four_eyes_and_the_audit_trail_hold_in_the_shared_database() {
     use dcms_bulk::access::{Access, Actor, Ask, Decision, Role};
@@ -784,7 +759,7 @@ fn users_four_eyes_and_the_audit_trail_hold_in_the_shared_database() {
     };
     // Users added from one host's command line...
     let desk = Desk::new();
-    add_maker(&desk, &pg, "asha");
+    pg.add_user(&desk, "asha", "maker");
     // ...are there for every other host.
     let access = Access::open_in(&server(&pg)).unwrap();
     assert!(access.sign_in("asha", "a long password").unwrap().is_some());
@@ -892,113 +867,4 @@ fn tls_to_the_database_checks_its_certificate() {
         .expect("an unknown CA is refused")
         .to_string();
     assert!(e.to_lowercase().contains("certificate"), "{e}");
-}
-
-/// `dcms-bulk serve` from `env`, sending to `sb` through the shared ledger
-/// at `url`; its URL.
-fn shared_desk(env: &Desk, sb: &SandboxProcess, url: &str) -> (Child, String) {
-    use std::io::BufRead;
-    let kept = env.path("kept").display().to_string();
-    let mut child = env
-        .command_at(
-            &sb.base,
-            &[
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "-q",
-                "--ledger",
-                url,
-                "--keep-dir",
-                &kept,
-            ],
-        )
-        .env("DCMS_LEDGER_PASSWORD", PASSWORD)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::fs::File::create(env.path("serve.log")).unwrap())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(
-        line.starts_with("http://127.0.0.1:"),
-        "{line:?}: {}",
-        std::fs::read_to_string(env.path("serve.log")).unwrap_or_default()
-    );
-    (child, line.trim().trim_end_matches('/').to_owned())
-}
-
-#[test]
-fn a_clerk_signed_in_at_one_desk_is_signed_in_at_the_other() {
-    let Some(pg) = Postgres::start_or_skip() else {
-        return;
-    };
-    let sb = SandboxProcess::start(&[]);
-    let (env_a, env_b) = (Desk::new(), Desk::new());
-    add_maker(&env_a, &pg, "asha");
-    let (mut desk_a, a) = shared_desk(&env_a, &sb, &pg.url);
-    let (mut desk_b, b) = shared_desk(&env_b, &sb, &pg.url);
-    let http = reqwest::blocking::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let signed = http
-        .post(format!("{a}/login"))
-        .header("Origin", &a)
-        .form(&[("name", "asha"), ("password", "a long password")])
-        .send()
-        .unwrap();
-    assert_eq!(signed.status().as_u16(), 303);
-    let cookie = signed.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let page = |at: &str| {
-        let r = http
-            .get(format!("{at}/"))
-            .header("Cookie", &cookie)
-            .send()
-            .unwrap();
-        (r.status().as_u16(), r.text().unwrap())
-    };
-    // The other desk knows the session.
-    let (status, body) = page(&b);
-    assert_eq!(status, 200);
-    assert!(
-        body.contains("Signed in as <strong>asha</strong>"),
-        "{body}"
-    );
-    // Only a digest of the session's id is in the database.
-    let id = cookie.split_once('=').unwrap().1;
-    assert_eq!(
-        pg.psql(&format!(
-            "SELECT COUNT(*) FROM access.sessions WHERE id_sha256 = '{id}'"
-        )),
-        "0"
-    );
-    assert_eq!(
-        pg.psql("SELECT COUNT(*) FROM access.sessions WHERE user_name = 'asha'"),
-        "1"
-    );
-    // Signed out at one desk: out at both.
-    let at = body.find("name=\"csrf\" value=\"").unwrap() + 19;
-    let csrf = body[at..at + 64].to_owned();
-    let out = http
-        .post(format!("{b}/logout"))
-        .header("Origin", &b)
-        .header("Cookie", &cookie)
-        .form(&[("csrf", csrf.as_str())])
-        .send()
-        .unwrap();
-    assert_eq!(out.status().as_u16(), 303);
-    assert_eq!(page(&a).0, 303, "back to the sign-in page");
-    for d in [&mut desk_a, &mut desk_b] {
-        let _ = d.kill();
-        let _ = d.wait();
-    }
 }

@@ -13,7 +13,9 @@
 //! pages.
 
 mod approvals;
+mod copy;
 mod sessions;
+mod sheets;
 mod trail;
 
 use std::path::{Path, PathBuf};
@@ -24,6 +26,8 @@ use argon2::password_hash::rand_core::{OsRng, RngCore};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 
 pub use approvals::{Approval, Ask, Decision, State as ApprovalState};
+pub use copy::copy;
+pub use sheets::{DeskSheet, SENDING_LEASE, SheetChange};
 pub use trail::{Record, TrailProblem, Written};
 
 /// The roles a user may hold (several at once).
@@ -138,6 +142,9 @@ const MIGRATIONS: &[Migration] = &[
     Migration { apply: first },
     Migration {
         apply: |db| db.batch(&sessions::schema(db.engine())),
+    },
+    Migration {
+        apply: |db| db.batch(&sheets::schema(db.engine())),
     },
 ];
 

@@ -52,9 +52,13 @@ pub enum LedgerAction {
     /// Copy an SQLite ledger's whole history (every run with its id and
     /// chain, every order, request, row record and decision) into a
     /// PostgreSQL database, for hosts to share; refused if the database
-    /// already holds runs of that API and tenant
+    /// already holds runs of that API and tenant. Given the journal
+    /// folder's access.sqlite, copies the users, approvals, audit trail
+    /// and desk sheets instead (refused if the database has users or an
+    /// audit trail already)
     Copy {
-        /// The SQLite ledger (a ledger-….sqlite file of the journal folder)
+        /// The SQLite ledger (a ledger-….sqlite file of the journal
+        /// folder), or its access.sqlite
         #[arg(long, value_name = "FILE")]
         from: PathBuf,
 
@@ -105,6 +109,7 @@ pub fn run(args: &LedgerArgs, console: Console) -> Result<Exit> {
             }
             Ok(Exit::Ok)
         }
+        LedgerAction::Copy { from, to, json } if is_access(from) => copy_access(from, to, *json),
         LedgerAction::Copy { from, to, json } => {
             let copied = ledger::copy(from, &target(to)?)?;
             if *json {
@@ -129,6 +134,34 @@ pub fn run(args: &LedgerArgs, console: Console) -> Result<Exit> {
             Ok(Exit::Ok)
         }
     }
+}
+
+/// `ledger copy` of an access database.
+fn copy_access(from: &std::path::Path, to: &str, json: bool) -> Result<Exit> {
+    let rows = crate::access::copy(from, &target(to)?)?;
+    let place = format!("{}#access", target(to)?);
+    if json {
+        let rows: serde_json::Map<String, serde_json::Value> =
+            rows.iter().map(|(t, n)| (t.clone(), (*n).into())).collect();
+        print_json(&serde_json::json!({
+            "from": from.display().to_string(), "to": place, "rows": rows,
+        }))?;
+    } else {
+        let rows: Vec<String> = rows.iter().map(|(t, n)| format!("{n} {t}")).collect();
+        print_stdout(&format!(
+            "copied {} to {place}: {}; the audit trail's chain holds (sessions are not copied: everyone signs in again)\n",
+            from.display(),
+            rows.join(", ")
+        ))
+        .map_err(Error::Stdout)?;
+    }
+    Ok(Exit::Ok)
+}
+
+/// Whether `from` is an access database (users, approvals, the audit
+/// trail), not a ledger.
+fn is_access(from: &std::path::Path) -> bool {
+    from.file_name().is_some_and(|n| n == "access.sqlite")
 }
 
 /// The database `url` names, its password from `DCMS_LEDGER_PASSWORD`.

@@ -256,6 +256,7 @@ impl ToSql for Value {
                 _ => i.to_sql(ty, out),
             },
             Value::Text(s) => s.to_sql(ty, out),
+            Value::Bytes(b) => b.to_sql(ty, out),
         }
     }
 
@@ -331,6 +332,10 @@ fn row_of(r: &postgres::Row) -> Result<Row, DbError> {
                 .try_get::<_, Option<bool>>(i)
                 .map_err(bad)?
                 .map(|v| Value::Int(v.into())),
+            Type::BYTEA => r
+                .try_get::<_, Option<Vec<u8>>>(i)
+                .map_err(bad)?
+                .map(Value::Bytes),
             _ => r
                 .try_get::<_, Option<String>>(i)
                 .map_err(bad)?

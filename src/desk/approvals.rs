@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use super::auth::Who;
 use super::guard::{refused, token_ok};
 use super::runs::{SendForm, not_done, not_ready, send_approved, sendable};
-use super::{Shared, bad_token, lock, page, views};
+use super::{Desk, Shared, bad_token, lock, page, sheets, views};
 use crate::access::{Ask, Decision};
 
 /// A maker asks for approval of the sheet as it is now.
@@ -20,7 +20,7 @@ pub(super) async fn ask(
     UrlPath(id): UrlPath<u64>,
     Form(f): Form<SendForm>,
 ) -> Response {
-    let (sending, dropped) = match sendable(&desk, &who, id, &f.csrf) {
+    let (sending, dropped) = match sendable(&desk, &who, id, &f.csrf).await {
         Ok(found) => found,
         Err(refusal) => return refusal,
     };
@@ -96,7 +96,14 @@ pub(super) async fn show(
         Ok(None) => return refused(StatusCode::NOT_FOUND, "No such approval."),
         Err(e) => return refused(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     };
-    let sheet = desk.sheet_asked(&approval.subject);
+    let sheet = match Desk::id_asked(&approval.subject) {
+        Some(id) => sheets::sheet(&desk, id)
+            .await
+            .ok()
+            .flatten()
+            .map(|d| (id, d)),
+        None => None,
+    };
     let edits = sheet
         .as_ref()
         .map(|(_, d)| lock(d).job.edits().to_vec())

@@ -12,7 +12,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use super::auth::Who;
 use super::guard::{refused, token_ok};
 use super::views::{self, RowView};
-use super::{Shared, bad_token, lock, page, sheet_page};
+use super::{Shared, bad_token, lock, page, sheet_page, sheets};
+use crate::access::SheetChange;
 use crate::error::{Error, Result};
 use crate::job::{CellChange, Job};
 
@@ -89,24 +90,49 @@ pub(super) async fn alter(
     action: &'static str,
     how: impl FnOnce(&mut Job) -> Result<()> + Send + 'static,
 ) -> Response {
-    let Some(dropped) = desk.sheet(id) else {
-        return refused(StatusCode::NOT_FOUND, "No such sheet on this desk.");
+    let dropped = match sheets::found(&desk, id).await {
+        Ok(d) => d,
+        Err(refusal) => return refusal,
     };
     let name = who.name.clone();
+    let at = desk.clone();
     let done = tokio::task::spawn_blocking(move || -> std::result::Result<_, String> {
         let mut d = lock(&dropped);
-        let before = d.job.edits().len();
+        let (before, seen) = (d.job.edits().len(), d.revision);
         let Some(job) = Arc::get_mut(&mut d.job) else {
             return Err("the sheet is being sent; it cannot change until the run ends".into());
         };
         how(job).map_err(|e| e.to_string())?;
-        d.editors.insert(name);
+        let counts = d.job.checked().grouping.counts;
+        let (rows, invalid) = (counts.rows, counts.invalid);
         let made = d.job.edits().get(before..).unwrap_or_default().to_vec();
-        Ok((d.name.clone(), made))
+        let change = match d.job.edits().len().cmp(&before) {
+            std::cmp::Ordering::Equal => return Ok(None),
+            std::cmp::Ordering::Greater => SheetChange::Save {
+                edits: serde_json::to_string(&made).map_err(|e| e.to_string())?,
+                rows,
+                invalid,
+            },
+            std::cmp::Ordering::Less => SheetChange::Undo { rows, invalid },
+        };
+        let saved = lock(&at.access).sheet_change(id as i64, seen, &change, &name);
+        if !matches!(saved, Ok(true)) {
+            // This desk's copy is not the database's: opened again.
+            drop(d);
+            at.forget(id);
+            return Err(match saved {
+                Err(e) => e.to_string(),
+                _ => "it was changed or sent from another desk meanwhile; here it is as it is now: make the change again".into(),
+            });
+        }
+        d.revision = seen + 1;
+        d.editors.insert(name);
+        Ok(Some((d.name.clone(), made)))
     })
     .await;
     match done {
-        Ok(Ok((sheet, made))) => {
+        Ok(Ok(None)) => Redirect::to(&back).into_response(),
+        Ok(Ok(Some((sheet, made)))) => {
             let access = lock(&desk.access);
             let by = who.actor();
             let what = serde_json::json!({ "sheet": sheet, "changes": made });
@@ -115,8 +141,9 @@ pub(super) async fn alter(
             Redirect::to(&back).into_response()
         }
         Ok(Err(why)) => {
-            let Some(dropped) = desk.sheet(id) else {
-                return refused(StatusCode::NOT_FOUND, "No such sheet on this desk.");
+            let dropped = match sheets::found(&desk, id).await {
+                Ok(d) => d,
+                Err(refusal) => return refusal,
             };
             let d = lock(&dropped);
             let mut answer = sheet_page(
@@ -140,8 +167,9 @@ pub(super) async fn row(
     who: Who,
     UrlPath((id, number)): UrlPath<(u64, u64)>,
 ) -> Response {
-    let Some(dropped) = desk.sheet(id) else {
-        return refused(StatusCode::NOT_FOUND, "No such sheet on this desk.");
+    let dropped = match sheets::found(&desk, id).await {
+        Ok(d) => d,
+        Err(refusal) => return refusal,
     };
     let me = who.clone();
     let drawn = tokio::task::spawn_blocking(move || -> std::result::Result<Response, String> {

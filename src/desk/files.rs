@@ -9,7 +9,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::guard::refused;
-use super::{Shared, lock};
+use super::{Shared, lock, sheets};
 
 /// A file for the branch or the record: the sheet as it is now
 /// (`corrected`), its rows to fix (`to-fix`), or its report
@@ -18,8 +18,9 @@ pub(super) async fn download(
     State(desk): State<Shared>,
     UrlPath((id, what)): UrlPath<(u64, String)>,
 ) -> Response {
-    let Some(dropped) = desk.sheet(id) else {
-        return refused(StatusCode::NOT_FOUND, "No such sheet on this desk.");
+    let dropped = match sheets::found(&desk, id).await {
+        Ok(d) => d,
+        Err(refusal) => return refusal,
     };
     let dir = desk.work.path().join(format!("{id}-out"));
     let made = tokio::task::spawn_blocking(move || made(&lock(&dropped), &what, &dir)).await;

@@ -17,6 +17,7 @@ mod history;
 mod replace;
 mod runs;
 pub mod send;
+mod sheets;
 mod signin;
 mod tls;
 mod users;
@@ -35,7 +36,6 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 
 use crate::error::{Error, Result};
-use crate::job::Job;
 use crate::pipeline::CheckOpts;
 use auth::Who;
 use guard::{refused, token_ok};
@@ -90,12 +90,8 @@ pub struct Desk {
     /// Scratch room: files made to be downloaded, reports uploaded to be
     /// verified.
     work: tempfile::TempDir,
-    /// What tells this run of the desk's folders in `opts.keep` from an
-    /// earlier run's.
-    stamp: String,
-    sheets: Mutex<BTreeMap<u64, Arc<Mutex<Dropped>>>>,
-    /// The next sheet's id.
-    next_id: std::sync::atomic::AtomicU64,
+    /// The sheets this desk has open (the database holds them all).
+    sheets: sheets::Open,
     /// Users, approvals and the audit trail.
     access: Mutex<crate::access::Access>,
     sessions: auth::Sessions,
@@ -108,18 +104,7 @@ struct SendView {
     approval: Option<crate::access::Approval>,
 }
 
-/// A sheet dropped on the desk.
-struct Dropped {
-    /// Its name as it was dropped.
-    name: String,
-    /// The SHA-256 of the file as it came.
-    sha256: String,
-    /// Shared with its run while it is sent (it cannot change then).
-    job: Arc<Job>,
-    run: Option<Arc<send::Run>>,
-    /// Who dropped it and who changed it: none of them may approve it.
-    editors: std::collections::BTreeSet<String>,
-}
+use sheets::Dropped;
 
 impl Desk {
     /// The desk for `opts`, at `addr` (where it was bound).
@@ -148,9 +133,7 @@ impl Desk {
             hosts,
             token,
             work: tempfile::tempdir().map_err(|e| Error::io("the desk's folder", e))?,
-            stamp: crate::clock::in_name(&crate::report::now()),
             sheets: Mutex::new(BTreeMap::new()),
-            next_id: std::sync::atomic::AtomicU64::new(1),
         })
     }
 
@@ -169,17 +152,6 @@ impl Desk {
                 })
                 .flatten(),
         }
-    }
-
-    /// What an approval of sheet `id` is asked for (this run of the
-    /// desk's sheet, whatever its version).
-    fn subject(&self, id: u64) -> String {
-        format!("desk sheet {}", self.kept(id).display())
-    }
-
-    /// The folder where sheet `id` and its runs' reports are kept.
-    fn kept(&self, id: u64) -> std::path::PathBuf {
-        self.opts.keep.join(format!("{}-{id}", self.stamp))
     }
 
     /// Who sends `headers` from `peer`: with users, a signed-in one (or
@@ -202,18 +174,6 @@ impl Desk {
             }));
         }
         self.sessions.who(&access, &self.opts.auth, headers, peer)
-    }
-
-    /// The sheet on this desk that approval `subject` was asked for.
-    fn sheet_asked(&self, subject: &str) -> Option<(u64, Arc<Mutex<Dropped>>)> {
-        let ids: Vec<u64> = lock(&self.sheets).keys().copied().collect();
-        ids.into_iter()
-            .find(|id| self.subject(*id) == subject)
-            .and_then(|id| Some((id, self.sheet(id)?)))
-    }
-
-    fn sheet(&self, id: u64) -> Option<Arc<Mutex<Dropped>>> {
-        lock(&self.sheets).get(&id).cloned()
     }
 }
 
@@ -317,6 +277,7 @@ pub async fn serve(
         .local_addr()
         .map_err(|e| Error::io("the desk's address", e))?;
     let desk = Arc::new(Desk::new(opts, addr)?);
+    tokio::spawn(sheets::keep_claims(desk.clone()));
     let app = router(desk).into_make_service_with_connect_info::<tls::Peer>();
     let failed = |e| Error::io("the desk", e);
     match acceptor {
@@ -353,23 +314,23 @@ async fn index(State(desk): State<Shared>, who: Who) -> Response {
 }
 
 fn index_view<'a>(desk: &Desk, who: &'a Who, error: Option<String>) -> views::Index<'a> {
-    let sheets = lock(&desk.sheets)
-        .iter()
-        .map(|(id, d)| {
-            let d = lock(d);
-            let counts = d.job.checked().grouping.counts;
-            views::SheetLink {
-                id: *id,
-                name: d.name.clone(),
-                rows: counts.rows,
-                invalid: counts.invalid,
-            }
+    let (sheets, failed) = match desk.sheets_open() {
+        Ok(open) => (open, None),
+        Err(e) => (Vec::new(), Some(e.to_string())),
+    };
+    let sheets = sheets
+        .into_iter()
+        .map(|s| views::SheetLink {
+            id: s.id as u64,
+            name: s.name,
+            rows: s.rows,
+            invalid: s.invalid,
         })
         .collect();
     views::Index {
         me: who,
         sheets,
-        error,
+        error: error.or(failed),
         max_mib: (desk.opts.max_upload / (1024 * 1024)) as u64,
         max_sheets: MAX_SHEETS,
     }
@@ -443,55 +404,53 @@ async fn take(desk: Shared, who: &Who, name: String, bytes: Vec<u8>) -> Response
         )
             .into_response();
     }
-    // Never an id used before in this run of the desk: a closed sheet's
-    // folder (which the ledger may point at) is not written again.
-    let id = desk
-        .next_id
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = desk.kept(id);
-    let path = dir.join(&name);
-    let sha256 = {
-        use sha2::{Digest, Sha256};
-        hex::encode(Sha256::digest(&bytes))
-    };
-    let kept = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, &bytes));
-    if let Err(e) = kept {
+    // Staged in a folder of its own beside the kept sheets, then moved
+    // under the id the database gives it.
+    let staged = desk
+        .opts
+        .keep
+        .join(format!(".incoming-{}", uuid::Uuid::new_v4().simple()));
+    let path = staged.join(&name);
+    let written = std::fs::create_dir_all(&staged).and_then(|()| std::fs::write(&path, &bytes));
+    if let Err(e) = written {
+        let _ = std::fs::remove_dir_all(&staged);
         return refused(
             StatusCode::INSUFFICIENT_STORAGE,
             &format!("The sheet could not be kept: {e}"),
         );
     }
-    let opts = desk.opts.check.clone();
-    let opened = tokio::task::spawn_blocking(move || Job::open(&path, opts)).await;
-    match opened {
-        Ok(Ok(job)) => {
-            let counts = job.checked().grouping.counts;
+    let at = desk.clone();
+    let (by, named) = (who.name.clone(), name.clone());
+    let kept = tokio::task::spawn_blocking(move || {
+        let kept = sheets::keep(&at, &path, &named, &bytes, &by);
+        if kept.is_err() {
+            let _ = std::fs::remove_dir_all(path.parent().unwrap_or(&path));
+        }
+        kept
+    })
+    .await;
+    match kept {
+        Ok(Ok((id, dropped))) => {
+            let counts = dropped.job.checked().grouping.counts;
             let _ = lock(&desk.access).record(
                 &who.actor(),
                 "sheet dropped",
                 serde_json::json!({
-                    "sheet": name, "sha256": sha256, "rows": counts.rows,
+                    "sheet": name, "sha256": dropped.sha256, "rows": counts.rows,
                     "invalid": counts.invalid, "orders_ready": counts.orders_ready,
                 }),
                 "",
             );
-            let dropped = Dropped {
-                name,
-                sha256,
-                job: Arc::new(job),
-                run: None,
-                editors: std::iter::once(who.name.clone()).collect(),
-            };
-            let mut sheets = lock(&desk.sheets);
-            sheets.insert(id, Arc::new(Mutex::new(dropped)));
-            put_away(&mut sheets);
+            let mut open = lock(&desk.sheets);
+            open.insert(id, Arc::new(Mutex::new(dropped)));
+            sheets::put_away(&mut open, id);
             Redirect::to(&format!("/sheets/{id}")).into_response()
         }
         Ok(Err(e)) => {
             // The folder it was kept in is not the clerk's business.
             let why = e
                 .to_string()
-                .replace(&dir.join(&name).display().to_string(), &name);
+                .replace(&staged.join(&name).display().to_string(), &name);
             (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 page(index_view(&desk, who, Some(why))),
@@ -536,8 +495,9 @@ async fn sheet(
     UrlPath(id): UrlPath<u64>,
     Query(q): Query<Shown>,
 ) -> Response {
-    let Some(dropped) = desk.sheet(id) else {
-        return refused(StatusCode::NOT_FOUND, "No such sheet on this desk.");
+    let dropped = match sheets::found(&desk, id).await {
+        Ok(d) => d,
+        Err(refusal) => return refusal,
     };
     let problems_only = q.problems == Some(1);
     let page_no = q.page.unwrap_or(1).max(1);
@@ -595,6 +555,7 @@ fn sheet_page(
         approval_needed: send.approval_needed,
         approval: send.approval,
         run: d.run.as_ref().map(|r| r.now()),
+        sending_elsewhere: d.sending_elsewhere.clone(),
         can_undo: d.job.can_undo(),
     })
 }
@@ -604,8 +565,8 @@ struct CloseForm {
     csrf: String,
 }
 
-/// A sheet closed: off the desk, its memory freed (its kept file and
-/// its runs' reports stay where they are); not while it is being sent.
+/// A sheet closed: off every desk, its memory freed (its kept file,
+/// its record and its runs' reports stay); not while it is being sent.
 async fn close(
     State(desk): State<Shared>,
     who: Who,
@@ -615,41 +576,34 @@ async fn close(
     if !token_ok(&who.csrf, &f.csrf) {
         return bad_token();
     }
-    let Some(dropped) = desk.sheet(id) else {
-        return refused(StatusCode::NOT_FOUND, "No such sheet on this desk.");
+    let dropped = match sheets::found(&desk, id).await {
+        Ok(d) => d,
+        Err(refusal) => return refusal,
     };
-    if lock(&dropped)
-        .run
-        .as_ref()
-        .is_some_and(|r| !r.now().finished)
-    {
-        return refused(
+    let closed = {
+        let d = lock(&dropped);
+        if d.sending_here() {
+            Ok(false)
+        } else {
+            lock(&desk.access).sheet_close(id as i64)
+        }
+    };
+    match closed {
+        Ok(true) => {
+            desk.forget(id);
+            Redirect::to("/").into_response()
+        }
+        Ok(false) => refused(
             StatusCode::CONFLICT,
             "It is being sent; close it once the run ends.",
-        );
+        ),
+        Err(e) => refused(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     }
-    lock(&desk.sheets).remove(&id);
-    Redirect::to("/").into_response()
 }
 
-/// Sheets the desk holds at once: each is in memory, with its checks.
+/// Sheets open at once (the oldest not being sent are closed beyond it),
+/// and the most a desk holds in memory, with their checks.
 pub const MAX_SHEETS: usize = 20;
-
-/// Beyond [`MAX_SHEETS`], the oldest sheets not being sent are put away
-/// (closed, as "Close this sheet" does: their files stay kept).
-fn put_away(sheets: &mut BTreeMap<u64, Arc<Mutex<Dropped>>>) {
-    while sheets.len() > MAX_SHEETS {
-        let idle = sheets
-            .iter()
-            .find(|(_, d)| lock(d).run.as_ref().is_none_or(|r| r.now().finished))
-            .map(|(id, _)| *id);
-        match idle {
-            Some(id) => sheets.remove(&id),
-            // All are being sent: they go once their runs end.
-            None => break,
-        };
-    }
-}
 
 pub(super) fn bad_token() -> Response {
     refused(

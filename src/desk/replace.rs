@@ -8,7 +8,7 @@ use axum::response::Response;
 use super::auth::Who;
 use super::edit::alter;
 use super::guard::{refused, token_ok};
-use super::{Shared, bad_token, lock, page, views};
+use super::{Shared, bad_token, lock, page, sheets, views};
 
 #[derive(serde::Deserialize)]
 pub(super) struct Wanted {
@@ -25,8 +25,9 @@ pub(super) async fn preview(
     UrlPath(id): UrlPath<u64>,
     Query(w): Query<Wanted>,
 ) -> Response {
-    let Some(dropped) = desk.sheet(id) else {
-        return refused(StatusCode::NOT_FOUND, "No such sheet on this desk.");
+    let dropped = match sheets::found(&desk, id).await {
+        Ok(d) => d,
+        Err(refusal) => return refusal,
     };
     let me = who.clone();
     let drawn = tokio::task::spawn_blocking(move || {

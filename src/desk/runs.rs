@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 
 use super::auth::Who;
 use super::guard::{refused, token_ok};
-use super::{Shared, bad_token, lock, send, sheet_page};
+use super::{Desk, Shared, bad_token, lock, send, sheet_page, sheets};
 
 #[derive(serde::Deserialize)]
 pub(super) struct SendForm {
@@ -25,7 +25,7 @@ pub(super) async fn send_sheet(
     UrlPath(id): UrlPath<u64>,
     Form(f): Form<SendForm>,
 ) -> Response {
-    let (sending, dropped) = match sendable(&desk, &who, id, &f.csrf) {
+    let (sending, dropped) = match sendable(&desk, &who, id, &f.csrf).await {
         Ok(found) => found,
         Err(refusal) => return refusal,
     };
@@ -47,6 +47,9 @@ pub(super) async fn send_sheet(
     if let Some(why) = why {
         return not_done(&desk, &d, id, &who, &format!("Not sent: {why}"));
     }
+    if let Err(why) = claim(&desk, id, &d) {
+        return not_done(&desk, &d, id, &who, &why);
+    }
     start(&desk, id, &mut d, sending, &who, None);
     Redirect::to(&format!("/sheets/{id}#send")).into_response()
 }
@@ -54,7 +57,7 @@ pub(super) async fn send_sheet(
 /// What a form about sending sheet `id` needs: its token, a desk that
 /// sends, and the sheet. Where it sends and the sheet; else the refusal.
 #[allow(clippy::result_large_err)]
-pub(super) fn sendable(
+pub(super) async fn sendable(
     desk: &Shared,
     who: &Who,
     id: u64,
@@ -69,19 +72,13 @@ pub(super) fn sendable(
             "This desk checks only: start it with --sandbox, or with --profile NAME, to send.",
         ));
     };
-    match desk.sheet(id) {
-        Some(dropped) => Ok((sending, dropped)),
-        None => Err(refused(
-            StatusCode::NOT_FOUND,
-            "No such sheet on this desk.",
-        )),
-    }
+    Ok((sending, sheets::found(desk, id).await?))
 }
 
 /// Why sheet `d` cannot be sent (or asked for) now, if it cannot.
 pub(super) fn not_ready(d: &super::Dropped, warnings_read: bool) -> Option<&'static str> {
     let counts = d.job.checked().grouping.counts;
-    if d.run.as_ref().is_some_and(|r| !r.now().finished) {
+    if d.sending_here() || d.sending_elsewhere.is_some() {
         Some("It is being sent now.")
     } else if counts.warnings > 0 && !warnings_read {
         Some("Read the warnings first, and tick the box that says you have.")
@@ -113,8 +110,22 @@ pub(super) fn not_done(
     answer
 }
 
-/// Starts sending sheet `id` (`d`) as it is now; `approval` says who
-/// approved it, for the record.
+/// Claims sheet `id` (`d`, as this desk has it) for sending from this
+/// desk: no other desk sends or changes it until the run ends.
+pub(super) fn claim(desk: &Shared, id: u64, d: &super::Dropped) -> Result<(), String> {
+    match lock(&desk.access).sheet_sending(id as i64, d.revision, &desk.host()) {
+        Ok(true) => Ok(()),
+        Ok(false) => {
+            desk.forget(id);
+            Err("Not sent: another desk is sending it, or changed it since this page was drawn: reload the page.".into())
+        }
+        Err(e) => Err(format!("Not sent: {e}")),
+    }
+}
+
+/// Starts sending sheet `id` (`d`, claimed) as it is now; `approval`
+/// says who approved it, for the record. When the run ends, the claim is
+/// let go.
 pub(super) fn start(
     desk: &Shared,
     id: u64,
@@ -134,8 +145,12 @@ pub(super) fn start(
         "",
     );
     let run = Arc::new(send::Run::default());
+    let (at, sheet) = (desk.clone(), id as i64);
+    run.when_over(Box::new(move || {
+        let _ = lock(&at.access).sheet_sent(sheet);
+    }));
     d.run = Some(run.clone());
-    let dir = desk.kept(id).join(format!(
+    let dir = d.dir.join(format!(
         "run-{}",
         crate::clock::in_name(&crate::report::now())
     ));
@@ -153,8 +168,9 @@ pub(super) fn start(
 /// second, until it ends.
 pub(super) async fn run_events(State(desk): State<Shared>, UrlPath(id): UrlPath<u64>) -> Response {
     use axum::response::sse::{Event, KeepAlive, Sse};
-    let Some(dropped) = desk.sheet(id) else {
-        return refused(StatusCode::NOT_FOUND, "No such sheet on this desk.");
+    let dropped = match sheets::found(&desk, id).await {
+        Ok(d) => d,
+        Err(refusal) => return refusal,
     };
     let Some(run) = lock(&dropped).run.clone() else {
         return refused(StatusCode::NOT_FOUND, "The sheet has not been sent.");
@@ -194,7 +210,12 @@ pub(super) async fn send_approved(
     let Some(sending) = desk.opts.sending.clone() else {
         return Err("This desk checks only: it sends nothing.".into());
     };
-    let Some((sheet, dropped)) = desk.sheet_asked(&approval.subject) else {
+    let asked = Desk::id_asked(&approval.subject);
+    let found = match asked {
+        Some(id) => sheets::sheet(desk, id).await.ok().flatten(),
+        None => None,
+    };
+    let (Some(sheet), Some(dropped)) = (asked, found) else {
         return Err(
             "Approved, but the sheet is no longer on this desk: the maker drops it again and asks again."
                 .into(),
@@ -208,13 +229,20 @@ pub(super) async fn send_approved(
     .await
     .map_err(|_| "The check stopped.".to_owned())?
     .map_err(|e| e.to_string())?;
-    let taken =
-        lock(&desk.access).take_for_sending(approval.id, &prints.0, &prints.1, &who.actor());
-    let approval = taken.map_err(|e| format!("Not sent: {e}."))?;
     let mut d = lock(&dropped);
     if let Some(why) = not_ready(&d, true) {
         return Err(format!("Not sent: {why}"));
     }
+    claim(desk, sheet, &d)?;
+    let taken =
+        lock(&desk.access).take_for_sending(approval.id, &prints.0, &prints.1, &who.actor());
+    let approval = match taken {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = lock(&desk.access).sheet_sent(sheet as i64);
+            return Err(format!("Not sent: {e}."));
+        }
+    };
     let record = serde_json::json!({
         "id": approval.id,
         "maker": approval.maker,

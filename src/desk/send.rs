@@ -46,6 +46,8 @@ pub struct Run {
     state: Mutex<RunState>,
     /// Each order's outcome as it came: (its group, its status).
     answered: Mutex<Vec<(usize, &'static str)>>,
+    /// What is done when the run is over.
+    over: Mutex<Option<Box<dyn FnOnce() + Send>>>,
 }
 
 /// Where a run is: its progress, and once ended what came of it.
@@ -75,6 +77,11 @@ pub struct RunState {
 }
 
 impl Run {
+    /// Has `then` done once the run is over (however it ends).
+    pub fn when_over(&self, then: Box<dyn FnOnce() + Send>) {
+        *self.over.lock().unwrap_or_else(|p| p.into_inner()) = Some(then);
+    }
+
     /// The orders answered, from the `from`-th on.
     pub fn answered_since(&self, from: usize) -> Vec<(usize, &'static str)> {
         let a = self.answered.lock().unwrap_or_else(|p| p.into_inner());
@@ -283,5 +290,9 @@ impl Run {
             s.waiting = None;
             s.finished = true;
         });
+        let then = self.over.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(then) = then {
+            then();
+        }
     }
 }

@@ -58,6 +58,8 @@ pub struct Sheet<'a> {
     pub approval: Option<crate::access::Approval>,
     /// The sheet's run, once it was sent.
     pub run: Option<super::send::RunState>,
+    /// The desk (its host) sending it now, where that is another desk.
+    pub sending_elsewhere: Option<String>,
     /// The last save can be undone.
     pub can_undo: bool,
 }
@@ -262,6 +264,8 @@ pub struct RunView {
     pub ended: String,
     pub report: Option<String>,
     pub sha256: String,
+    /// The host it ran on, where the ledger says.
+    pub host: Option<String>,
 }
 
 impl RunView {
@@ -274,6 +278,7 @@ impl RunView {
             v.and_then(serde_json::Value::as_u64).unwrap_or(0)
         };
         RunView {
+            host: r.host.clone(),
             id: r.id,
             rows: count(&["counts", "rows"]),
             accepted: count(&["sent", "accepted"]),

@@ -195,6 +195,30 @@ impl Job {
         Ok(())
     }
 
+    /// Lays `saves` (each a list of changes made together, oldest first)
+    /// over the sheet as it was read, and checks it once: the job as it
+    /// was after them. With `can_undo`, the last save can be undone.
+    pub fn restore(&mut self, saves: &[Vec<Edit>], can_undo: bool) -> Result<()> {
+        let mut overlay = self.checked.sheet.edits().clone();
+        let mut edits = Vec::new();
+        let mut before = None;
+        for (i, save) in saves.iter().enumerate() {
+            if can_undo && i + 1 == saves.len() {
+                before = Some((overlay.clone(), edits.len()));
+            }
+            for e in save {
+                overlay.set(e.row, self.column(&e.column)?, e.new.clone());
+                edits.push(e.clone());
+            }
+        }
+        if !edits.is_empty() {
+            self.recheck(overlay)?;
+        }
+        self.edits = edits;
+        self.before = before;
+        Ok(())
+    }
+
     /// Whether the last save can be undone (one step).
     pub fn can_undo(&self) -> bool {
         self.before.is_some()

@@ -257,6 +257,72 @@ impl Postgres {
     }
 }
 
+impl Postgres {
+    /// Adds user `name` with `roles` (password "a long password") to the
+    /// shared database from `desk`'s command line.
+    pub fn add_user(&self, desk: &super::Desk, name: &str, roles: &str) {
+        use std::io::Write;
+        let mut add = desk
+            .command(&[
+                "users",
+                "add",
+                name,
+                "--roles",
+                roles,
+                "--password-stdin",
+                "--ledger",
+                &self.url,
+            ])
+            .env("DCMS_LEDGER_PASSWORD", PASSWORD)
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(add.stdin.take().unwrap(), "a long password").unwrap();
+        assert!(add.wait().unwrap().success(), "users add {name}");
+    }
+
+    /// `dcms-bulk serve` from `env` (its log in `serve.log`, its sheets
+    /// kept in `kept`) sending to `base` as tenant ACME through the shared
+    /// database, with `extra` arguments; the child and the desk's URL.
+    pub fn serve(
+        &self,
+        env: &super::Desk,
+        base: &str,
+        extra: &[&str],
+    ) -> (std::process::Child, String) {
+        use std::io::BufRead;
+        let kept = env.path("kept").display().to_string();
+        let mut args = vec![
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "-q",
+            "--ledger",
+            &self.url,
+            "--keep-dir",
+            &kept,
+        ];
+        args.extend_from_slice(extra);
+        let mut child = env
+            .command_at(base, &args)
+            .env("DCMS_LEDGER_PASSWORD", PASSWORD)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::fs::File::create(env.path("serve.log")).unwrap())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(
+            line.starts_with("http://127.0.0.1:"),
+            "{line:?}: {}",
+            std::fs::read_to_string(env.path("serve.log")).unwrap_or_default()
+        );
+        (child, line.trim().trim_end_matches('/').to_owned())
+    }
+}
+
 impl Drop for Postgres {
     fn drop(&mut self) {
         let exe = self.bin.join("pg_ctl");

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::db::{Db, DbError, PgTarget, Value, params};
+use crate::db::{Db, DbError, PgTarget, params};
 
 use super::read::sql_at;
 use super::schema::MIGRATIONS;
@@ -212,99 +212,5 @@ pub fn copy(from: &Path, to: &PgTarget) -> Result<Copied, LedgerError> {
 
 /// Copies one table, a page at a time, in the order of its key.
 fn copy_table(from: &Db, to: &Db, table: &str, columns: &str, order: &str) -> Result<u64, DbError> {
-    copy_in_pages(from, to, (table, columns, order), 5_000)
-}
-
-/// [`copy_table`], `page` rows read at a time.
-fn copy_in_pages(
-    from: &Db,
-    to: &Db,
-    (table, columns, order): (&str, &str, &str),
-    page: i64,
-) -> Result<u64, DbError> {
-    let width = columns.split(',').count();
-    let marks: Vec<String> = (1..=width).map(|i| format!("?{i}")).collect();
-    let insert = format!(
-        "INSERT INTO {table} ({columns}) VALUES ({})",
-        marks.join(", ")
-    );
-    // Each page goes on from the last key read (not an offset, which
-    // would read every earlier row again).
-    let keys = order.split(',').count();
-    let after: Vec<String> = (2..2 + keys).map(|i| format!("?{i}")).collect();
-    let first = format!("SELECT {columns}, {order} FROM {table} ORDER BY {order} LIMIT ?1");
-    let next = format!(
-        "SELECT {columns}, {order} FROM {table} WHERE ({order}) > ({}) ORDER BY {order} LIMIT ?1",
-        after.join(", ")
-    );
-    let mut copied = 0_u64;
-    let mut last: Option<Vec<Value>> = None;
-    loop {
-        let rows = match &last {
-            None => from.query(&first, params![page])?,
-            Some(key) => {
-                let mut p = params![page];
-                p.extend(key.iter().cloned());
-                from.query(&next, p)?
-            }
-        };
-        for r in &rows {
-            let values: Vec<Value> = (0..width)
-                .map(|i| r.get::<Value>(i))
-                .collect::<Result<_, _>>()?;
-            to.execute(&insert, values)?;
-            copied += 1;
-        }
-        match rows.last() {
-            Some(r) if (rows.len() as i64) == page => {
-                last = Some(
-                    (width..width + keys)
-                        .map(|i| r.get::<Value>(i))
-                        .collect::<Result<_, _>>()?,
-                );
-            }
-            _ => return Ok(copied),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_table_is_copied_whole_a_page_at_a_time_by_its_key() {
-        let dir = tempfile::tempdir().unwrap();
-        let (a, b) = (
-            Db::open_file(&dir.path().join("a.sqlite")).unwrap(),
-            Db::open_file(&dir.path().join("b.sqlite")).unwrap(),
-        );
-        let table = "CREATE TABLE t (k TEXT, n INTEGER, v TEXT, PRIMARY KEY (k, n)) WITHOUT ROWID";
-        a.batch(table).unwrap();
-        b.batch(table).unwrap();
-        for k in ["x", "y"] {
-            for n in 0..13_i64 {
-                a.execute(
-                    "INSERT INTO t VALUES (?1, ?2, ?3)",
-                    params![k, n, format!("{k}{n}")],
-                )
-                .unwrap();
-            }
-        }
-        // 26 rows, pages of 10 and of 13 (a last page that is full).
-        for page in [10, 13] {
-            b.batch("DELETE FROM t").unwrap();
-            assert_eq!(
-                copy_in_pages(&a, &b, ("t", "k, n, v", "k, n"), page).unwrap(),
-                26
-            );
-            let rows = b.query("SELECT v FROM t ORDER BY k, n", params![]).unwrap();
-            let got: Vec<String> = rows.iter().map(|r| r.get(0).unwrap()).collect();
-            let want: Vec<String> = ["x", "y"]
-                .iter()
-                .flat_map(|k| (0..13).map(move |n| format!("{k}{n}")))
-                .collect();
-            assert_eq!(got, want, "pages of {page}");
-        }
-    }
+    crate::db::copy_in_pages(from, to, (table, columns, order), 5_000)
 }

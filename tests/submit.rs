@@ -1278,3 +1278,32 @@ fn a_damaged_ledger_is_a_local_failure_and_a_wrong_folder_a_usage_error() {
         .unwrap();
     assert_eq!(wrong.status.code(), Some(exit::USAGE), "{}", stderr(&wrong));
 }
+
+#[test]
+fn calls_in_flight_never_exceed_the_concurrency_lookups_included() {
+    // Slow answers keep calls in flight; a sheet of several windows makes
+    // the bulk lookups of one window overlap the creates of the one before.
+    let sb = SandboxProcess::start(&["--latency", "15ms"]);
+    let desk = Desk::new();
+    let sheet = desk.sheet("orders.csv", 2_400, 1);
+    let out = desk.run_at(
+        &sb.base,
+        &["submit", sheet.to_str().unwrap(), "--concurrency", "6", "-q"],
+    );
+    assert_eq!(out.status.code(), Some(exit::OK), "{}", stderr(&out));
+    let stats = sb.inspect("/stats");
+    let peak = stats["peakInFlight"].as_u64().unwrap();
+    assert!((2..=6).contains(&peak), "at most 6 at once: {peak}");
+    let lookups: u64 = stats["requests"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(path, _)| path.contains("Inventory"))
+        .flat_map(|(_, by)| by.as_object().unwrap().values())
+        .map(|n| n.as_u64().unwrap())
+        .sum();
+    // A lookup a hundred orders (and one to calibrate what a lookup
+    // proves).
+    assert!((24..=25).contains(&lookups), "{stats}");
+    assert_eq!(stats["tenants"]["ACME"]["orders"], 2_400);
+}

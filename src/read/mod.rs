@@ -26,7 +26,7 @@ pub use edits::Edits;
 use crate::error::{Error, Result};
 
 pub use excel::Workbook;
-pub use text::{Rereader, TextEncoding, TextOpts};
+pub use text::{RecordParser, Rereader, TextEncoding, TextOpts};
 
 /// Where a CSV record's bytes lie in its sheet's text, from its first
 /// byte up to its line end: what a later pass needs to copy the record,

@@ -301,37 +301,32 @@ impl TextSheet {
     }
 }
 
-/// Reads records again, one at a time, from where a first pass found
-/// them: one csv-core parser, reset for each, parses exactly the bytes the
-/// first pass parsed, so a record comes back with the cells it had.
-pub struct Rereader<'s> {
-    path: &'s Path,
-    text: &'s [u8],
+/// One CSV record's bytes parsed into its cells by a csv-core parser made
+/// once and reset for each record (making one builds its tables: too dear
+/// for every row).
+pub struct RecordParser {
     parser: csv_core::Reader,
     out: Vec<u8>,
     ends: Vec<usize>,
-    record: csv::StringRecord,
 }
 
-impl<'s> Rereader<'s> {
-    pub(super) fn new(path: &'s Path, sheet: &'s TextSheet) -> Self {
-        Rereader {
-            path,
-            text: &sheet.text,
-            parser: csv_core::ReaderBuilder::new()
-                .delimiter(sheet.delimiter)
-                .build(),
+impl RecordParser {
+    pub fn new(delimiter: u8) -> Self {
+        RecordParser {
+            parser: csv_core::ReaderBuilder::new().delimiter(delimiter).build(),
             out: vec![0; 1024],
             ends: vec![0; 64],
-            record: csv::StringRecord::new(),
         }
     }
 
-    /// The record whose bytes are `span` (see [`Row::span`]), as row
-    /// `number`.
-    pub fn row(&mut self, number: u64, span: super::Span) -> Result<Row<'_>> {
+    /// The cells of the record `input` holds into `record`; `Err` if
+    /// they are not UTF-8.
+    pub fn parse(
+        &mut self,
+        mut input: &[u8],
+        record: &mut csv::StringRecord,
+    ) -> std::result::Result<(), NotUtf8> {
         use csv_core::ReadRecordResult as Read;
-        let mut input = self.text.get(span.0..span.1).unwrap_or_default();
         let (mut nout, mut nends) = (0, 0);
         self.parser.reset();
         loop {
@@ -347,15 +342,49 @@ impl<'s> Rereader<'s> {
                 Read::Record | Read::End => break,
             }
         }
-        let not_utf8 = || Error::input(self.path, format!("line {number}: not valid UTF-8"));
-        let cells = std::str::from_utf8(&self.out[..nout]).map_err(|_| not_utf8())?;
-        self.record.clear();
+        let cells = std::str::from_utf8(&self.out[..nout]).map_err(|_| NotUtf8)?;
+        record.clear();
         let mut start = 0;
         for &end in &self.ends[..nends] {
-            self.record
-                .push_field(cells.get(start..end).ok_or_else(not_utf8)?);
+            // A cell is UTF-8 on its own, not only with its neighbours.
+            record.push_field(cells.get(start..end).ok_or(NotUtf8)?);
             start = end;
         }
+        Ok(())
+    }
+}
+
+/// A record whose cells are not UTF-8.
+#[derive(Debug)]
+pub struct NotUtf8;
+
+/// Reads records again, one at a time, from where a first pass found
+/// them: one csv-core parser, reset for each, parses exactly the bytes the
+/// first pass parsed, so a record comes back with the cells it had.
+pub struct Rereader<'s> {
+    path: &'s Path,
+    text: &'s [u8],
+    parser: RecordParser,
+    record: csv::StringRecord,
+}
+
+impl<'s> Rereader<'s> {
+    pub(super) fn new(path: &'s Path, sheet: &'s TextSheet) -> Self {
+        Rereader {
+            path,
+            text: &sheet.text,
+            parser: RecordParser::new(sheet.delimiter),
+            record: csv::StringRecord::new(),
+        }
+    }
+
+    /// The record whose bytes are `span` (see [`Row::span`]), as row
+    /// `number`.
+    pub fn row(&mut self, number: u64, span: super::Span) -> Result<Row<'_>> {
+        let input = self.text.get(span.0..span.1).unwrap_or_default();
+        self.parser
+            .parse(input, &mut self.record)
+            .map_err(|_| Error::input(self.path, format!("line {number}: not valid UTF-8")))?;
         Ok(Row::Text {
             number,
             record: &self.record,

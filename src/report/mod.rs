@@ -203,12 +203,13 @@ impl Cells<'_> {
         match self {
             Cells::List(record) => Cow::Borrowed(record),
             Cells::Csv(bytes) => {
+                thread_local! {
+                    static PARSER: std::cell::RefCell<crate::read::RecordParser> =
+                        std::cell::RefCell::new(crate::read::RecordParser::new(b','));
+                }
                 let mut record = csv::StringRecord::new();
-                let mut rdr = csv::ReaderBuilder::new()
-                    .has_headers(false)
-                    .from_reader(*bytes);
-                // A record the reader read once, in memory: it reads again.
-                let _ = rdr.read_record(&mut record);
+                // A record read once, in memory: it reads again.
+                PARSER.with_borrow_mut(|p| p.parse(bytes, &mut record)).ok();
                 Cow::Owned(record)
             }
         }

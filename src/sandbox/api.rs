@@ -121,6 +121,7 @@ async fn call(shared: Arc<Shared>, endpoint: Endpoint, req: Request) -> Response
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let mut subject = None;
+    let counted = super::shared::InFlight::new(&shared);
     let answer = answer(
         &shared,
         endpoint,
@@ -130,6 +131,7 @@ async fn call(shared: Arc<Shared>, endpoint: Endpoint, req: Request) -> Response
         &mut subject,
     )
     .await;
+    drop(counted);
     let status = match &answer {
         Answer::Reply(r) => r.status.as_str().to_owned(),
         Answer::Problem(p) => p.status.as_str().to_owned(),

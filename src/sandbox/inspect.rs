@@ -68,6 +68,7 @@ async fn stats(State(shared): State<Arc<Shared>>) -> Json<Value> {
         "requests": stats.requests,
         "faults": stats.faults,
         "logins": stats.logins,
+        "peakInFlight": shared.peak_in_flight.load(std::sync::atomic::Ordering::SeqCst),
         "tenants": tenants,
     }))
 }

@@ -115,6 +115,29 @@ pub struct Shared {
     /// connections, and the server's wake-up.
     pub outage: Mutex<Option<std::time::Duration>>,
     pub outage_asked: tokio::sync::Notify,
+    /// API calls being answered now, and the most there were at once.
+    pub in_flight: std::sync::atomic::AtomicU64,
+    pub peak_in_flight: std::sync::atomic::AtomicU64,
+}
+
+/// One API call counted among those in flight while it lives.
+pub struct InFlight<'a>(&'a Shared);
+
+impl<'a> InFlight<'a> {
+    pub fn new(shared: &'a Shared) -> Self {
+        use std::sync::atomic::Ordering;
+        let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        shared.peak_in_flight.fetch_max(now, Ordering::SeqCst);
+        InFlight(shared)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0
+            .in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 impl Shared {
@@ -130,6 +153,8 @@ impl Shared {
             started_at: now_text(),
             outage: Mutex::new(None),
             outage_asked: tokio::sync::Notify::new(),
+            in_flight: std::sync::atomic::AtomicU64::new(0),
+            peak_in_flight: std::sync::atomic::AtomicU64::new(0),
             opts,
         }
     }

@@ -27,6 +27,10 @@ pub(super) struct Ctx {
     pub(super) books: Arc<Books>,
     pub(super) retry: RetryPolicy,
     pub(super) limiter: Limiter,
+    /// Calls in flight at most (`--concurrency`): each call holds a place
+    /// while it is made (not while its records are written, nor while it
+    /// waits to try again).
+    pub(super) calls: Arc<tokio::sync::Semaphore>,
     /// No call starts after this (`--deadline`).
     pub(super) deadline: Option<tokio::time::Instant>,
     pub(super) failures: AtomicU32,
@@ -70,6 +74,7 @@ impl Ctx {
             books,
             retry: opts.retry,
             limiter: Limiter::new(opts.rate, opts.burst),
+            calls: Arc::new(tokio::sync::Semaphore::new(opts.concurrency.max(1))),
             deadline: opts.deadline.map(|d| tokio::time::Instant::now() + d),
             failures: AtomicU32::new(0),
             max_failures: opts.max_failures.max(1),
@@ -185,6 +190,10 @@ impl http::Caller for Ctx {
             http::Heard::Failed(why) => self.failed(why),
             http::Heard::NoAnswer(f) => self.no_answer(f),
         }
+    }
+
+    fn calls(&self) -> Option<&tokio::sync::Semaphore> {
+        Some(&self.calls)
     }
 }
 

@@ -99,6 +99,22 @@ pub trait Caller: Sync {
     fn heard(&self, what: Heard<'_>) {
         let _ = what;
     }
+    /// The calls in flight at most, where the caller bounds them.
+    fn calls(&self) -> Option<&tokio::sync::Semaphore> {
+        None
+    }
+}
+
+/// A place among the calls in flight, held while the call is made (where
+/// the caller bounds them); `None` if the run stops meanwhile.
+pub async fn place<C: Caller + ?Sized>(c: &C) -> Option<Option<tokio::sync::SemaphorePermit<'_>>> {
+    let Some(calls) = c.calls() else {
+        return Some(None);
+    };
+    tokio::select! {
+        p = calls.acquire() => p.ok().filter(|_| !c.stopper().is_stopped()).map(Some),
+        () = c.stopper().stopped() => None,
+    }
 }
 
 /// Waits for the rate limit; `false` if the run stops meanwhile, or its
@@ -166,14 +182,20 @@ pub async fn read<C: Caller + ?Sized>(
     let retry = c.retry();
     let mut backoff = retry.backoff(seed);
     let mut limited = 0u32;
+    let stopped = || {
+        c.stopper()
+            .reason()
+            .map_or_else(|| "the run stopped".into(), |r| r.to_string())
+    };
     loop {
         if !turn(c).await {
-            return Err(c
-                .stopper()
-                .reason()
-                .map_or_else(|| "the run stopped".into(), |r| r.to_string()));
+            return Err(stopped());
         }
+        let Some(held) = place(c).await else {
+            return Err(stopped());
+        };
         let (result, meaning) = call(c, path, body, limited).await;
+        drop(held);
         request_id(match &result {
             Ok(a) => Some(a.request_id.clone()),
             Err(f) => f.request_id.clone(),

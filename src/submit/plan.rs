@@ -298,43 +298,62 @@ pub(super) enum Precheck {
 }
 
 /// Asks the API which of `keys` it holds, [`PRECHECK_PAGE`] keys a call,
+/// the calls at once (each takes its place among the calls in flight),
 /// following the pages of each answer.
 pub(super) async fn ask_inventory<O: Operation>(op: &O, ctx: &Ctx, keys: &[String]) -> Precheck {
+    let asked = futures_util::future::join_all(
+        keys.chunks(PRECHECK_PAGE)
+            .map(|chunk| ask_chunk(op, ctx, chunk)),
+    )
+    .await;
     let mut held: HashMap<String, Vec<Value>> = HashMap::new();
-    for chunk in keys.chunks(PRECHECK_PAGE) {
-        let mut page = 1u32;
-        loop {
-            let Some((path, body)) = op.precheck(chunk, page) else {
-                return Precheck::NotOffered("no bulk lookup".into());
-            };
-            let answer = match http::read(ctx, path, &body, seed_of(path), &mut |_| {}).await {
-                Ok(a) => a,
-                Err(why) => return Precheck::Failed(why),
-            };
-            // No such endpoint, or refused with a business error: the API
-            // does not offer it to us; the ledger decides. (A 403 is the
-            // gateway refusing us, as for every call: the run stopped.)
-            let refused = answer
-                .envelope
-                .as_ref()
-                .is_some_and(|e| e.exception.is_some() && answer.status < 500);
-            if matches!(answer.status, 404 | 405 | 501) || refused {
-                return Precheck::NotOffered(describe_answer(path, &answer));
+    for answer in asked {
+        match answer {
+            Precheck::Held(part) => {
+                for (key, mut listed) in part {
+                    held.entry(key).or_default().append(&mut listed);
+                }
             }
-            let (listed, pages) = match op.prechecked(&answer) {
-                Ok(l) => l,
-                Err(why) => return Precheck::Failed(why),
-            };
-            for (key, item) in listed {
-                held.entry(key).or_default().push(item);
-            }
-            if page >= pages {
-                break;
-            }
-            page += 1;
+            not => return not,
         }
     }
     Precheck::Held(held)
+}
+
+/// Asks the API which of `chunk`'s keys it holds, page after page.
+async fn ask_chunk<O: Operation>(op: &O, ctx: &Ctx, chunk: &[String]) -> Precheck {
+    let mut held: HashMap<String, Vec<Value>> = HashMap::new();
+    let mut page = 1u32;
+    loop {
+        let Some((path, body)) = op.precheck(chunk, page) else {
+            return Precheck::NotOffered("no bulk lookup".into());
+        };
+        let answer = match http::read(ctx, path, &body, seed_of(path), &mut |_| {}).await {
+            Ok(a) => a,
+            Err(why) => return Precheck::Failed(why),
+        };
+        // No such endpoint, or refused with a business error: the API
+        // does not offer it to us; the ledger decides. (A 403 is the
+        // gateway refusing us, as for every call: the run stopped.)
+        let refused = answer
+            .envelope
+            .as_ref()
+            .is_some_and(|e| e.exception.is_some() && answer.status < 500);
+        if matches!(answer.status, 404 | 405 | 501) || refused {
+            return Precheck::NotOffered(describe_answer(path, &answer));
+        }
+        let (listed, pages) = match op.prechecked(&answer) {
+            Ok(l) => l,
+            Err(why) => return Precheck::Failed(why),
+        };
+        for (key, item) in listed {
+            held.entry(key).or_default().push(item);
+        }
+        if page >= pages {
+            return Precheck::Held(held);
+        }
+        page += 1;
+    }
 }
 
 pub(super) fn not_submitted(stopper: &Stopper, prior: u32, uncertain: bool) -> Sent {

@@ -3,8 +3,8 @@
 //! most `concurrency` in flight; its outcomes by slot.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
@@ -22,8 +22,9 @@ use crate::dcms::Client;
 use crate::stage;
 
 /// Items the engine takes at a time: the ledger and the API's inventory are
-/// asked about a window, its items planned and sent, then the next is read.
-/// Memory holds a window and the requests in flight, not the batch.
+/// asked about a window and its items planned while the window before is
+/// sent. Memory holds a few windows and the requests in flight, not the
+/// batch.
 const WINDOW: usize = 1_000;
 
 /// One batch through the engine on an open ledger. `produce` hands over
@@ -111,25 +112,42 @@ async fn run<O: Operation>(
         None
     };
     let ctx = Arc::new(Ctx::new(client, books, opts, tally.clone(), stopper, known));
-    let mut outcomes = Outcomes::new(slots, tally);
+    let outcomes = Mutex::new(Outcomes::new(slots, tally));
     let mut pool = Pool::new(op.clone(), ctx.clone(), opts.concurrency);
     let mut precheck_on = opts.precheck && op.precheck(&[], 1).is_some();
-    let mut window: Vec<(usize, O::Item)> = Vec::with_capacity(WINDOW);
-    while items.recv_many(&mut window, WINDOW).await > 0 {
-        let todo = settle(
-            &*op,
-            &ctx,
-            ledger,
-            std::mem::take(&mut window),
-            &mut precheck_on,
-            &mut |slot, sent| outcomes.store(slot, sent),
-        )
-        .await?;
-        for t in todo {
-            pool.send(t, &mut outcomes).await;
+    // A window is settled (the ledger, the API's inventory) while the one
+    // before it is sent: the lookups do not hold the sending up.
+    let (settled_tx, mut settled) = tokio::sync::mpsc::channel::<Vec<Todo<O::Item>>>(1);
+    let settling = async {
+        let to_send = settled_tx;
+        let mut window: Vec<(usize, O::Item)> = Vec::with_capacity(WINDOW);
+        while items.recv_many(&mut window, WINDOW).await > 0 {
+            let todo = settle(
+                &*op,
+                &ctx,
+                ledger,
+                std::mem::take(&mut window),
+                &mut precheck_on,
+                &mut |slot, sent| lock(&outcomes).store(slot, sent),
+            )
+            .await?;
+            if to_send.send(todo).await.is_err() {
+                break;
+            }
         }
-    }
-    pool.drain(&mut outcomes, opts.drain).await;
+        Ok::<_, LedgerError>(())
+    };
+    let sending = async {
+        while let Some(todo) = settled.recv().await {
+            for t in todo {
+                pool.send(t, &outcomes).await;
+            }
+        }
+    };
+    let (done, ()) = tokio::join!(settling, sending);
+    done?;
+    pool.drain(&outcomes, opts.drain).await;
+    let outcomes = outcomes.into_inner().unwrap_or_else(|p| p.into_inner());
     ended::<O>(&ctx, &outcomes);
     Ok(outcomes.finish())
 }
@@ -207,10 +225,13 @@ impl Outcomes {
     }
 }
 
-/// The workers: one task an item, at most `concurrency` at a time.
+/// The workers: one task an item, at most twice `concurrency` at a time
+/// (the calls in flight are held to `concurrency` by [`Ctx::calls`]).
 struct Pool<O: Operation> {
     op: Arc<O>,
     ctx: Arc<Ctx>,
+    /// Items worked on at once: twice the calls in flight, so that while
+    /// some items' calls are made, others' records are written.
     permits: Arc<Semaphore>,
     workers: JoinSet<(usize, Sent)>,
 }
@@ -220,14 +241,14 @@ impl<O: Operation> Pool<O> {
         Pool {
             op,
             ctx,
-            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            permits: Arc::new(Semaphore::new(concurrency.max(1) * 2)),
             workers: JoinSet::new(),
         }
     }
 
     /// Hands an item to a worker once one is free; after a stop, the item
     /// is not submitted.
-    async fn send(&mut self, t: Todo<O::Item>, outcomes: &mut Outcomes) {
+    async fn send(&mut self, t: Todo<O::Item>, outcomes: &Mutex<Outcomes>) {
         let stopper = &self.ctx.stopper;
         let permit = if stopper.is_stopped() {
             None
@@ -238,10 +259,10 @@ impl<O: Operation> Pool<O> {
             }
         };
         let Some(permit) = permit else {
-            outcomes.store(t.slot, not_submitted(stopper, t.prior, t.lookup_first));
+            lock(outcomes).store(t.slot, not_submitted(stopper, t.prior, t.lookup_first));
             return;
         };
-        outcomes.in_flight.insert(t.slot, t.prior);
+        lock(outcomes).in_flight.insert(t.slot, t.prior);
         let (op, ctx) = (self.op.clone(), self.ctx.clone());
         self.workers.spawn(async move {
             let sent = send_one(&*op, &ctx, &t.item, t.lookup_first, t.prior).await;
@@ -250,18 +271,18 @@ impl<O: Operation> Pool<O> {
         });
         while let Some(done) = self.workers.try_join_next() {
             if let Ok((slot, sent)) = done {
-                outcomes.store(slot, sent);
+                lock(outcomes).store(slot, sent);
             }
         }
     }
 
     /// Waits for the workers; after an interrupt, only for `drain`.
-    async fn drain(&mut self, outcomes: &mut Outcomes, drain: Duration) {
+    async fn drain(&mut self, outcomes: &Mutex<Outcomes>, drain: Duration) {
         let stopper = self.ctx.stopper.clone();
         let all = async {
             while let Some(done) = self.workers.join_next().await {
                 if let Ok((slot, sent)) = done {
-                    outcomes.store(slot, sent);
+                    lock(outcomes).store(slot, sent);
                 }
             }
         };
@@ -276,7 +297,7 @@ impl<O: Operation> Pool<O> {
         self.workers.abort_all();
         while let Some(done) = self.workers.join_next().await {
             if let Ok((slot, sent)) = done {
-                outcomes.store(slot, sent);
+                lock(outcomes).store(slot, sent);
             }
         }
     }

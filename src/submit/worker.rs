@@ -200,7 +200,11 @@ impl<'a, O: Operation> Sending<'a, O> {
                 ..Sent::default()
             });
         }
+        let Some(held) = http::place(self.ctx).await else {
+            return self.stopped();
+        };
         let (result, meaning) = http::call(self.ctx, self.op.path(), self.item, self.limited).await;
+        drop(held);
         let base = self.called(&result, at);
         let verdict = classify(self.op, &result, meaning);
         self.read(verdict, &result, base).await

@@ -1288,7 +1288,13 @@ fn calls_in_flight_never_exceed_the_concurrency_lookups_included() {
     let sheet = desk.sheet("orders.csv", 2_400, 1);
     let out = desk.run_at(
         &sb.base,
-        &["submit", sheet.to_str().unwrap(), "--concurrency", "6", "-q"],
+        &[
+            "submit",
+            sheet.to_str().unwrap(),
+            "--concurrency",
+            "6",
+            "-q",
+        ],
     );
     assert_eq!(out.status.code(), Some(exit::OK), "{}", stderr(&out));
     let stats = sb.inspect("/stats");

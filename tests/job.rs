@@ -296,3 +296,99 @@ fn a_job_restored_from_its_saves_is_the_job_that_made_them() {
     let mut wrong = Job::open(&input, CheckOpts::default()).unwrap();
     assert!(wrong.restore(&[bad], false).is_err());
 }
+
+/// A change made to a job.
+type Step = dyn Fn(&mut Job);
+
+/// Everything a job's user sees of it: its counts, every row as a page
+/// shows it, and its report.
+fn seen(job: &Job, dir: &Path) -> (String, Vec<dcms_bulk::job::ShownRow>, Vec<Vec<String>>) {
+    let rows = job.page(false, 0, u64::MAX).unwrap().rows;
+    let counts = format!("{:?}", job.checked().grouping.counts);
+    (counts, rows, report_lines(job, dir))
+}
+
+#[test]
+fn a_sheet_opened_to_edit_checks_its_changed_rows_and_sees_what_a_whole_check_sees() {
+    for (sample, first) in [
+        ("samples/orders.csv", 2),
+        ("samples/orders.xlsx", 2),
+        ("samples/orders_with_mistakes.xlsx", 5),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join(Path::new(sample).file_name().unwrap());
+        std::fs::copy(sample, &input).unwrap();
+        // The same changes to a sheet opened to be edited (checked row by
+        // row) and to one checked whole at every change.
+        let mut quick = Job::open_to_edit(&input, CheckOpts::default()).unwrap();
+        let mut whole = Job::open(&input, CheckOpts::default()).unwrap();
+        assert_eq!(
+            seen(&quick, dir.path()),
+            seen(&whole, dir.path()),
+            "{sample}"
+        );
+        let steps: Vec<Box<Step>> = vec![
+            // A row made invalid: its order held.
+            Box::new(move |j| j.edit(&[change(first, "quantity", "0")]).unwrap()),
+            // A row moved to an order of its own, another's product
+            // doubled, in one save.
+            Box::new(move |j| {
+                j.edit(&[
+                    change(first + 1, "branch_id", "00999"),
+                    change(first + 2, "product_id", "01"),
+                ])
+                .unwrap()
+            }),
+            Box::new(|j| j.undo().unwrap()),
+            // Many rows in one save.
+            Box::new(|j| {
+                let col = j
+                    .checked()
+                    .columns
+                    .headers
+                    .iter()
+                    .position(|h| h == "ordered_by");
+                j.replace(col.unwrap(), "a", "4").unwrap();
+            }),
+            // Every branch id shorter: the usual width of the column
+            // moves (the whole sheet is checked again).
+            Box::new(|j| {
+                let col = j
+                    .checked()
+                    .columns
+                    .headers
+                    .iter()
+                    .position(|h| h == "branch_id");
+                j.replace(col.unwrap(), "00", "").unwrap();
+            }),
+            Box::new(|j| j.undo().unwrap()),
+            // A row emptied: no longer a data row (the whole sheet is
+            // checked again).
+            Box::new(move |j| {
+                let headers = j.checked().columns.headers.clone();
+                let blank: Vec<CellChange> =
+                    headers.iter().map(|h| change(first + 3, h, "")).collect();
+                j.edit(&blank).unwrap()
+            }),
+            // And filled again, then a change after it.
+            Box::new(|j| j.undo().unwrap()),
+            Box::new(move |j| j.edit(&[change(first, "quantity", "12")]).unwrap()),
+        ];
+        for (i, step) in steps.iter().enumerate() {
+            step(&mut quick);
+            step(&mut whole);
+            assert_eq!(
+                seen(&quick, dir.path()),
+                seen(&whole, dir.path()),
+                "{sample}, step {i}"
+            );
+        }
+        let cells = |j: &Job| -> Vec<(u64, String, String, String)> {
+            j.edits()
+                .iter()
+                .map(|e| (e.row, e.column.clone(), e.old.clone(), e.new.clone()))
+                .collect()
+        };
+        assert_eq!(cells(&quick), cells(&whole), "{sample}");
+    }
+}

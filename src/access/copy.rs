@@ -11,7 +11,7 @@ use super::{Access, AccessError, MIGRATIONS, Result};
 
 /// The tables moved, in the order their references need, each with its
 /// columns and its key.
-const TABLES: [(&str, &str, &str); 7] = [
+const TABLES: [(&str, &str, &str); 8] = [
     (
         "users",
         "name, hash, roles, disabled, created_at, changed_at",
@@ -35,10 +35,11 @@ const TABLES: [(&str, &str, &str); 7] = [
     ),
     (
         "desk_sheets",
-        "id, name, sha256, content, dropped_by, dropped_at, revision, can_undo, rows_total, \
-         invalid, sending_by, sending_until_ms, closed_at",
+        "id, name, sha256, dropped_by, dropped_at, revision, can_undo, rows_total, invalid, \
+         sending_by, sending_until_ms, closed_at",
         "id",
     ),
+    ("desk_files", "sheet_id, content", "sheet_id"),
     (
         "desk_saves",
         "sheet_id, seq, edits, by_name, at",

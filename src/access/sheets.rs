@@ -1,6 +1,6 @@
 //! The desk's sheets, kept with the users so that every desk in front of
 //! one database shows the same ones: each sheet as it was dropped (its
-//! bytes), its saves in order (each a list of changed cells, opaque here:
+//! bytes, in a table of their own), its saves in order (each a list of changed cells, opaque here:
 //! the desk writes and reads them), who dropped or changed it (none of
 //! whom may approve it), and whether a desk is sending it now.
 //!
@@ -28,7 +28,6 @@ pub(super) fn schema(engine: Engine) -> String {
             id {id},
             name TEXT NOT NULL,
             sha256 TEXT NOT NULL,
-            content {bytes} NOT NULL,
             dropped_by TEXT NOT NULL,
             dropped_at TEXT NOT NULL,
             revision {int} NOT NULL DEFAULT 0,
@@ -38,6 +37,10 @@ pub(super) fn schema(engine: Engine) -> String {
             sending_by TEXT,
             sending_until_ms {int},
             closed_at TEXT
+        );
+        CREATE TABLE IF NOT EXISTS desk_files (
+            sheet_id {int} PRIMARY KEY REFERENCES desk_sheets(id),
+            content {bytes} NOT NULL
         );
         CREATE TABLE IF NOT EXISTS desk_saves (
             sheet_id {int} NOT NULL REFERENCES desk_sheets(id),
@@ -135,20 +138,18 @@ impl Access {
             .transaction(|db| {
                 let id: i64 = db
                     .query_one(
-                        "INSERT INTO desk_sheets (name, sha256, content, dropped_by, dropped_at,
+                        "INSERT INTO desk_sheets (name, sha256, dropped_by, dropped_at,
                                                   rows_total, invalid)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
-                        params![
-                            name,
-                            sha256,
-                            content.to_vec(),
-                            by,
-                            crate::clock::now(),
-                            rows,
-                            invalid
-                        ],
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
+                        params![name, sha256, by, crate::clock::now(), rows, invalid],
                     )?
                     .get(0)?;
+                // The bytes in a table of their own: a sheet's row changes
+                // at every save, and SQLite writes a row whole.
+                db.execute(
+                    "INSERT INTO desk_files (sheet_id, content) VALUES (?1, ?2)",
+                    params![id, content.to_vec()],
+                )?;
                 db.execute(
                     "INSERT INTO desk_editors (sheet_id, user_name) VALUES (?1, ?2)
                      ON CONFLICT DO NOTHING",
@@ -224,7 +225,10 @@ impl Access {
         let sql = |e| self.sql(e);
         let content: Vec<u8> = self
             .conn
-            .query_one("SELECT content FROM desk_sheets WHERE id = ?1", params![id])
+            .query_one(
+                "SELECT content FROM desk_files WHERE sheet_id = ?1",
+                params![id],
+            )
             .and_then(|r| r.get(0))
             .map_err(sql)?;
         let saves = self

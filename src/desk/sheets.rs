@@ -146,7 +146,7 @@ fn open(desk: &Desk, record: &DeskSheet) -> Result<Dropped> {
             .map_err(|e| Error::io(&path, e))?;
     }
     drop(content);
-    let mut job = Job::open(&path, desk.opts.check.clone())?;
+    let mut job = Job::open_to_edit(&path, desk.opts.check.clone())?;
     let saves = saves
         .iter()
         .map(|s| serde_json::from_str::<Vec<Edit>>(s))
@@ -178,7 +178,7 @@ pub(super) fn keep(
         use sha2::{Digest, Sha256};
         hex::encode(Sha256::digest(bytes))
     };
-    let mut job = Job::open(staged, desk.opts.check.clone())?;
+    let mut job = Job::open_to_edit(staged, desk.opts.check.clone())?;
     let counts = job.checked().grouping.counts;
     let record = lock(&desk.access).sheet_add(
         name,

@@ -94,6 +94,9 @@ pub struct Job {
     /// The sheet's changes and how many edits there were before the last
     /// save, for one step of undo.
     before: Option<(Edits, usize)>,
+    /// For a sheet opened to be edited: every row's check, so that a
+    /// change checks only the rows it changed.
+    kept: Option<pipeline::KeptChecks>,
 }
 
 impl Job {
@@ -105,6 +108,23 @@ impl Job {
             opts,
             edits: Vec::new(),
             before: None,
+            kept: None,
+        })
+    }
+
+    /// [`open`](Self::open) for a sheet a person will change cell by cell
+    /// (the desk): every row's check is kept, so that a change is checked
+    /// in the time its rows take, not the sheet's.
+    pub fn open_to_edit(path: &Path, opts: CheckOpts) -> Result<Job> {
+        let t0 = std::time::Instant::now();
+        let sheet = pipeline::read_sheet(path, &opts)?;
+        let (checked, kept) = pipeline::check_sheet_keeping(path, sheet, &opts, t0)?;
+        Ok(Job {
+            checked,
+            opts,
+            edits: Vec::new(),
+            before: None,
+            kept: Some(kept),
         })
     }
 
@@ -189,7 +209,7 @@ impl Job {
         if made.is_empty() {
             return Ok(());
         }
-        self.recheck(overlay)?;
+        self.recheck(overlay, &at)?;
         self.before = Some((was, self.edits.len()));
         self.edits.extend(made);
         Ok(())
@@ -212,7 +232,8 @@ impl Job {
             }
         }
         if !edits.is_empty() {
-            self.recheck(overlay)?;
+            let cells = self.cells_of(&edits)?;
+            self.recheck(overlay, &cells)?;
         }
         self.edits = edits;
         self.before = before;
@@ -231,7 +252,8 @@ impl Job {
         let Some((overlay, len)) = self.before.take() else {
             return Err(Error::Usage("there is no change to undo".into()));
         };
-        self.recheck(overlay)?;
+        let cells = self.cells_of(&self.edits[len..])?;
+        self.recheck(overlay, &cells)?;
         self.edits.truncate(len);
         Ok(())
     }
@@ -311,15 +333,19 @@ impl Job {
             wanted.entry(*row).or_default().push(i);
         }
         let mut found: Vec<Option<String>> = vec![None; at.len()];
-        self.checked.for_each_outcome(&mut |rows| {
-            // The rows come with their changed cells.
-            for (r, _) in rows {
-                for &i in wanted.get(&r.number()).into_iter().flatten() {
-                    found[i] = Some(r.cell(at[i].1).text.into_owned());
+        let columns = &self.checked.columns;
+        self.checked
+            .sheet
+            .scan(columns.header_row, columns.len(), &mut |rows| {
+                // The rows come with their changed cells; a blank one is
+                // not a data row.
+                for r in rows.iter().filter(|r| !r.is_blank()) {
+                    for &i in wanted.get(&r.number()).into_iter().flatten() {
+                        found[i] = Some(r.cell(at[i].1).text.into_owned());
+                    }
                 }
-            }
-            Ok(())
-        })?;
+                Ok(())
+            })?;
         let header = self.checked.columns.header_row;
         found
             .into_iter()
@@ -334,13 +360,42 @@ impl Job {
             .collect()
     }
 
-    /// Checks the sheet again with `overlay` laid over it; when it cannot
-    /// be (every data row emptied), it stays as it was.
-    fn recheck(&mut self, overlay: Edits) -> Result<()> {
+    /// The cells (row, column) that `edits` changed.
+    fn cells_of(&self, edits: &[Edit]) -> Result<Vec<(u64, usize)>> {
+        edits
+            .iter()
+            .map(|e| Ok((e.row, self.column(&e.column)?)))
+            .collect()
+    }
+
+    /// Checks the sheet again with `overlay` laid over it, whose cells
+    /// `changed` (row, column) differ from the sheet as checked: only those rows where
+    /// every row's check is kept, else all; when it cannot be (every data
+    /// row emptied), it stays as it was.
+    fn recheck(&mut self, overlay: Edits, changed: &[(u64, usize)]) -> Result<()> {
         let mut sheet = self.checked.sheet.clone();
         sheet.set_edits(overlay);
         let t0 = std::time::Instant::now();
-        self.checked = pipeline::check_sheet(&self.checked.path, sheet, &self.opts, t0)?;
+        let path = self.checked.path.clone();
+        let Some(kept) = &mut self.kept else {
+            self.checked = pipeline::check_sheet(&path, sheet, &self.opts, t0)?;
+            return Ok(());
+        };
+        let quick =
+            pipeline::recheck_rows(&self.checked, kept, sheet.clone(), changed, &self.opts)?;
+        match quick {
+            Some((checked, fresh)) => {
+                for (at, check) in fresh {
+                    kept[at].1 = Some(check);
+                }
+                self.checked = checked;
+            }
+            None => {
+                let (checked, all) = pipeline::check_sheet_keeping(&path, sheet, &self.opts, t0)?;
+                self.checked = checked;
+                *kept = all;
+            }
+        }
         Ok(())
     }
 }

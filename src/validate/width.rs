@@ -16,13 +16,16 @@ pub struct WidthCensus {
 }
 
 impl WidthCensus {
+    /// The id columns whose widths are counted.
+    pub const FIELDS: [Field; 4] = [
+        Field::BranchId,
+        Field::Bin,
+        Field::PlasticCode,
+        Field::PinCode,
+    ];
+
     pub fn add(&mut self, columns: &Columns, row: &Row<'_>) {
-        for f in [
-            Field::BranchId,
-            Field::Bin,
-            Field::PlasticCode,
-            Field::PinCode,
-        ] {
+        for f in Self::FIELDS {
             if let Some(c) = columns.get(f) {
                 let cell = row.cell(c);
                 let width = cell.text.chars().count();

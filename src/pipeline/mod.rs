@@ -18,6 +18,9 @@ use crate::report::{self, Cells, FactCounts, InputFacts, OrderCounts, RunFacts};
 use crate::rules::Rules;
 use crate::validate::{Checker, ORDER_FIELDS, WidthCensus};
 
+mod recheck;
+pub use recheck::{KeptChecks, check_sheet_keeping, recheck_rows};
+
 /// What a check run needs besides the file.
 #[derive(Debug, Clone, Default)]
 pub struct CheckOpts {
@@ -79,13 +82,18 @@ impl Record {
 /// Reads, checks and groups one input file.
 pub fn check(path: &Path, opts: &CheckOpts) -> Result<Checked> {
     let t0 = std::time::Instant::now();
+    let sheet = read_sheet(path, opts)?;
+    check_sheet(path, sheet, opts, t0)
+}
+
+/// Reads the sheet of `path` that [`check`] checks.
+pub fn read_sheet(path: &Path, opts: &CheckOpts) -> Result<Sheet> {
     // Before anything opens it: a FIFO would block for good.
     crate::files::regular(path).map_err(|e| Error::io(path, e))?;
-    let sheet = read::open(path, &opts.read, &mut |sheet: &Sheet| {
+    read::open(path, &opts.read, &mut |sheet: &Sheet| {
         columns::header_of(sheet, &Field::ALL)
             .is_some_and(|(n, cells)| Columns::from_headers(path, sheet, n, &cells).is_ok())
-    })?;
-    check_sheet(path, sheet, opts, t0)
+    })
 }
 
 /// Checks and groups a sheet read from `path` (with the cells a person
@@ -96,7 +104,7 @@ pub fn check_sheet(
     opts: &CheckOpts,
     t0: std::time::Instant,
 ) -> Result<Checked> {
-    let parts = check_parts(path, &sheet, opts, t0)?;
+    let parts = check_parts(path, &sheet, opts, t0, None)?;
     note_columns(&mut sheet, &parts.columns);
     Ok(Checked {
         path: path.to_path_buf(),
@@ -127,6 +135,7 @@ fn check_parts(
     sheet: &Sheet,
     opts: &CheckOpts,
     t0: std::time::Instant,
+    mut keep: Option<&mut KeptChecks>,
 ) -> Result<Parts> {
     let Some((header_row, header_cells)) = columns::header_of(sheet, &Field::ALL) else {
         return Err(columns::no_header(path, sheet, &Field::ALL));
@@ -142,25 +151,31 @@ fn check_parts(
     let ncols = columns.len();
     let comma_text = sheet.comma_text();
     let check = |r: &Row<'_>| {
-        let check = checker.check_unless_blank(r)?;
-        // Cells the report would write as they are, written as the csv
-        // crate writes them.
-        let copy = comma_text.is_some_and(|text| {
-            r.canonical_csv(text, ncols).is_some()
-                && (0..ncols).all(|c| report::is_inert(&r.cell(c).text))
-        });
-        Some((check, r.span().map(|span| (r.number(), span, copy))))
+        let Some(check) = checker.check_unless_blank(r) else {
+            return (r.number(), None);
+        };
+        let copy = copied_as_is(r, comma_text, ncols);
+        let record = r.span().map(|span| (span, copy));
+        (r.number(), Some((check, record)))
     };
     sheet.scan_map(header_row, ncols, &check, &mut |checks| {
-        for c in checks {
+        for (number, c) in checks {
             match c {
                 Some((c, record)) => {
+                    if let Some(kept) = keep.as_deref_mut() {
+                        kept.push((number, Some(c.clone())));
+                    }
                     grouper.push(c);
-                    if let Some((number, span, copy)) = record {
+                    if let Some((span, copy)) = record {
                         records.push(Record::new(path, number, span, copy)?);
                     }
                 }
-                None => blank_rows += 1,
+                None => {
+                    if let Some(kept) = keep.as_deref_mut() {
+                        kept.push((number, None));
+                    }
+                    blank_rows += 1;
+                }
             }
         }
         Ok(())
@@ -191,6 +206,16 @@ fn check_parts(
         rules: opts.rules.clone(),
         typical_width,
         records,
+    })
+}
+
+/// Whether a CSV report may copy row `r`'s bytes as they are: its cells
+/// are written as the csv crate writes them, none needing to be made
+/// inert.
+fn copied_as_is(r: &Row<'_>, comma_text: Option<&[u8]>, ncols: usize) -> bool {
+    comma_text.is_some_and(|text| {
+        r.canonical_csv(text, ncols).is_some()
+            && (0..ncols).all(|c| report::is_inert(&r.cell(c).text))
     })
 }
 

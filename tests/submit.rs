@@ -1308,8 +1308,8 @@ fn calls_in_flight_never_exceed_the_concurrency_lookups_included() {
         .flat_map(|(_, by)| by.as_object().unwrap().values())
         .map(|n| n.as_u64().unwrap())
         .sum();
-    // A lookup a hundred orders (and one to calibrate what a lookup
-    // proves).
-    assert!((24..=25).contains(&lookups), "{stats}");
+    // A lookup a hundred orders at least (and those that calibrate what
+    // a lookup proves): every window was looked up.
+    assert!(lookups >= 24, "{stats}");
     assert_eq!(stats["tenants"]["ACME"]["orders"], 2_400);
 }

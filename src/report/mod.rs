@@ -260,7 +260,11 @@ enum Sink {
     Xlsx(Box<xlsx::XlsxSink>),
 }
 
-/// How a text format writes lines.
+/// Lines a core formats at a time.
+const FORMAT_PART: usize = 512;
+
+/// How a text format writes lines: each line's bytes depend on that line
+/// alone, so parts of a batch may be formatted apart and joined.
 trait TextFormat: Send + Sync {
     fn format(&self, lines: &[Line<'_>]) -> std::io::Result<Vec<u8>>;
 }
@@ -287,11 +291,19 @@ impl Sink {
     fn lines(&mut self, lines: &[Line<'_>]) -> Result<()> {
         match self {
             Sink::Text(format, file) => {
-                let bytes = format
-                    .format(lines)
-                    .map_err(|e| Error::report(file.path(), e))?;
-                file.write_all(&bytes)
-                    .map_err(|e| Error::report(file.path(), e))
+                // Formatted on every core, a part each, written in order:
+                // a line's bytes depend on that line alone.
+                use rayon::prelude::*;
+                let parts: Vec<std::io::Result<Vec<u8>>> = lines
+                    .par_chunks(FORMAT_PART)
+                    .map(|part| format.format(part))
+                    .collect();
+                for bytes in parts {
+                    let bytes = bytes.map_err(|e| Error::report(file.path(), e))?;
+                    file.write_all(&bytes)
+                        .map_err(|e| Error::report(file.path(), e))?;
+                }
+                Ok(())
             }
             Sink::Xlsx(x) => x.lines(lines),
         }

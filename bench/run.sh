@@ -7,6 +7,7 @@
 #   bash ../shared/bench/setup.sh python && bash ../shared/bench/setup.sh data
 #   bash bench/run.sh            # RUNS=3 by default
 #   BASE_BIN=/tmp/dcms-bulk-old bash bench/run.sh   # and an earlier build, by turns
+#   THREADS="1 2" bash bench/run.sh             # and ours with --threads N, by turns
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${BENCH_DATA:-/tmp/bench-data}
@@ -43,16 +44,23 @@ for f in ${FILES:-orders_1m.csv orders_100k.xlsx orders_100k.csv orders_10k.csv}
   [ -f "$DATA/$f" ] || continue
   cat "$DATA/$f" > /dev/null
   : > "$OUT/ours"; : > "$OUT/peer"; : > "$OUT/base"
+  for t in ${THREADS:-}; do : > "$OUT/t$t"; done
   # Side by side: the two alternate, so a busy spell of a shared machine
   # falls on both alike.
   for _ in $(seq "$RUNS"); do
     timed "$OUT/ours" "$BIN" validate "$DATA/$f" --report "$OUT/ours.csv" -q
+    for t in ${THREADS:-}; do
+      timed "$OUT/t$t" "$BIN" validate "$DATA/$f" --report "$OUT/ours.csv" -q --threads "$t"
+    done
     if [ -n "${BASE_BIN:-}" ]; then
       timed "$OUT/base" "$BASE_BIN" validate "$DATA/$f" --report "$OUT/ours.csv" -q
     fi
     timed "$OUT/peer" "$PY" "$PEERS/peer_polars.py" "$DATA/$f" "$OUT/peer.csv"
   done
   row "dcms-bulk validate $f --report r.csv" "$OUT/ours"
+  for t in ${THREADS:-}; do
+    row "dcms-bulk validate $f --report r.csv --threads $t" "$OUT/t$t"
+  done
   if [ -n "${BASE_BIN:-}" ]; then
     row "base build ($BASE_BIN) validate $f --report r.csv" "$OUT/base"
   fi

@@ -838,3 +838,36 @@ fn ids_stored_as_numbers_warn_and_strict_refuses_them() {
     let r = run(&["validate", path_str(&template), "-v"]);
     assert!(!r.stderr.contains("is a number"), "{}", r.stderr);
 }
+
+#[test]
+fn a_file_too_large_for_the_memory_allowed_is_refused_before_it_is_read() {
+    let desk = Desk::new();
+    // About 40 MB of orders.
+    let big = desk.sheet("big.csv", 250_000, 1);
+    let capped = |file: &std::path::Path| {
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg("ulimit -v 262144 && exec \"$0\" validate \"$1\" --report \"$2\" -q")
+            .arg(env!("CARGO_BIN_EXE_dcms-bulk"))
+            .arg(file)
+            .arg(desk.path("r.csv"))
+            .output()
+            .unwrap()
+    };
+    let out = capped(&big);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(exit::INPUT_UNREADABLE), "{said}");
+    assert!(
+        said.contains("ulimit -v") && said.contains("256 MiB"),
+        "{said}"
+    );
+    assert!(!desk.path("r.csv").exists(), "nothing written");
+    // A small sheet fits in the same room.
+    let small = capped(&root().join("samples/orders.csv"));
+    assert_eq!(
+        small.status.code(),
+        Some(exit::OK),
+        "{}",
+        String::from_utf8_lossy(&small.stderr)
+    );
+}

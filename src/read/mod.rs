@@ -8,6 +8,7 @@
 //! often as asked: a later pass meets the very rows the first one checked,
 //! whatever happens to the file meanwhile.
 
+pub mod budget;
 mod cell;
 mod edits;
 mod excel;
@@ -686,6 +687,12 @@ pub const MAX_TEXT_FILE: u64 = 4 << 30;
 /// A CSV file's bytes, refused past [`MAX_TEXT_FILE`] (read no further,
 /// whatever its size says, or if it grows meanwhile).
 fn read_text_file(path: &Path) -> Result<Vec<u8>> {
+    // Refused before it is read if it cannot fit: an allocation that
+    // fails aborts.
+    let len = crate::files::regular(path)
+        .map_err(|e| Error::io(path, e))?
+        .len();
+    budget::check_fits(path, len, &budget::limits())?;
     crate::files::read_capped(path, MAX_TEXT_FILE)
         .map_err(|e| Error::io(path, e))?
         .ok_or_else(|| {

@@ -100,23 +100,30 @@ pub fn read_sheet(path: &Path, opts: &CheckOpts) -> Result<Sheet> {
 /// changed, if any: see [`read::Edits`]).
 pub fn check_sheet(
     path: &Path,
-    mut sheet: Sheet,
+    sheet: Sheet,
     opts: &CheckOpts,
     t0: std::time::Instant,
 ) -> Result<Checked> {
     let parts = check_parts(path, &sheet, opts, t0, None)?;
-    note_columns(&mut sheet, &parts.columns);
-    Ok(Checked {
-        path: path.to_path_buf(),
-        sheet,
-        columns: parts.columns,
-        grouping: parts.grouping,
-        batch_id: parts.batch_id,
-        blank_rows: parts.blank_rows,
-        rules: parts.rules,
-        typical_width: parts.typical_width,
-        records: parts.records,
-    })
+    Ok(parts.checked(path, sheet))
+}
+
+impl Parts {
+    /// The sheet read from `path`, checked as these parts found.
+    fn checked(self, path: &Path, mut sheet: Sheet) -> Checked {
+        note_columns(&mut sheet, &self.columns);
+        Checked {
+            path: path.to_path_buf(),
+            sheet,
+            columns: self.columns,
+            grouping: self.grouping,
+            batch_id: self.batch_id,
+            blank_rows: self.blank_rows,
+            rules: self.rules,
+            typical_width: self.typical_width,
+            records: self.records,
+        }
+    }
 }
 
 /// What checking a sheet finds, the sheet aside.

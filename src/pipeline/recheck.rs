@@ -30,24 +30,13 @@ pub type Rechecked = (Checked, Vec<(usize, RowCheck)>);
 /// [`check_sheet`](super::check_sheet), keeping every row's check.
 pub fn check_sheet_keeping(
     path: &Path,
-    mut sheet: Sheet,
+    sheet: Sheet,
     opts: &CheckOpts,
     t0: std::time::Instant,
 ) -> Result<(Checked, KeptChecks)> {
     let mut kept = KeptChecks::new();
     let parts = check_parts(path, &sheet, opts, t0, Some(&mut kept))?;
-    note_columns(&mut sheet, &parts.columns);
-    let checked = Checked {
-        path: path.to_path_buf(),
-        sheet,
-        columns: parts.columns,
-        grouping: parts.grouping,
-        batch_id: parts.batch_id,
-        blank_rows: parts.blank_rows,
-        rules: parts.rules,
-        typical_width: parts.typical_width,
-        records: parts.records,
-    };
+    let checked = parts.checked(path, sheet);
     Ok((checked, kept))
 }
 

@@ -4,6 +4,7 @@
 //! orders). The rows come again from the sheet as it was read, never from
 //! the file: a later pass meets exactly the rows that were checked.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
@@ -156,12 +157,12 @@ fn check_parts(
     let mut blank_rows = 0;
     let mut records = Vec::new();
     let ncols = columns.len();
-    let comma_text = sheet.comma_text();
+    let comma = sheet.is_comma_separated();
     let check = |r: &Row<'_>| {
         let Some(check) = checker.check_unless_blank(r) else {
             return (r.number(), None);
         };
-        let copy = copied_as_is(r, comma_text, ncols);
+        let copy = copied_as_is(r, comma, ncols);
         let record = r.span().map(|span| (span, copy));
         (r.number(), Some((check, record)))
     };
@@ -219,11 +220,8 @@ fn check_parts(
 /// Whether a CSV report may copy row `r`'s bytes as they are: its cells
 /// are written as the csv crate writes them, none needing to be made
 /// inert.
-fn copied_as_is(r: &Row<'_>, comma_text: Option<&[u8]>, ncols: usize) -> bool {
-    comma_text.is_some_and(|text| {
-        r.canonical_csv(text, ncols).is_some()
-            && (0..ncols).all(|c| report::is_inert(&r.cell(c).text))
-    })
+fn copied_as_is(r: &Row<'_>, comma: bool, ncols: usize) -> bool {
+    comma && r.canonical_csv(ncols) && (0..ncols).all(|c| report::is_inert(&r.cell(c).text))
 }
 
 /// Notes where the header is and which columns are kept as they are.
@@ -399,35 +397,28 @@ impl Checked {
         f: &mut (dyn FnMut(Vec<(Cells<'c>, RowOutcome<'c>)>) -> Result<()> + Send),
     ) -> Result<()> {
         self.all_met(self.records.len())?;
-        let text = self.sheet.text();
-        for (k, batch) in self.records.chunks(read::BATCH_ROWS).enumerate() {
-            let first = k * read::BATCH_ROWS;
-            let batch: Vec<Cells<'c>> = batch
-                .par_iter()
-                .enumerate()
-                .map_init(
-                    || None,
-                    |again, (k, record)| {
-                        let span = record.span();
-                        if as_csv && record.copy {
-                            return Ok(Cells::Csv(&text[span.0..span.1]));
-                        }
-                        if again.is_none() {
-                            *again = self.sheet.rereader();
-                        }
-                        let again = again.as_mut().ok_or_else(|| self.rows_differ())?;
-                        let row = again.row(self.grouping.row(first + k).number, span)?;
-                        Ok(Cells::List(self.sheet.with_edits(&row, cells)))
-                    },
-                )
-                .collect::<Result<_>>()?;
-            f(batch
-                .into_iter()
-                .zip(first..)
-                .map(|(cells, i)| (cells, self.grouping.row(i)))
-                .collect())?;
-        }
-        Ok(())
+        let mut next = 0;
+        self.sheet.map_spans(
+            self.records.len(),
+            &|k| self.records[k].span(),
+            &|again, k, bytes| {
+                let record = self.records[k];
+                if as_csv && record.copy {
+                    return Ok(Cells::Csv(Cow::Owned(bytes.to_vec())));
+                }
+                let row = again.row(self.grouping.row(k).number, record.span(), bytes)?;
+                Ok(Cells::List(self.sheet.with_edits(&row, cells)))
+            },
+            &mut |batch| {
+                let first = self.claim(&mut next, batch.len())?;
+                f(batch
+                    .into_iter()
+                    .zip(first..)
+                    .map(|(cells, i)| (cells, self.grouping.row(i)))
+                    .collect())
+            },
+        )?;
+        self.all_met(next)
     }
 
     /// The index of the first of the next `n` data rows a pass met, which

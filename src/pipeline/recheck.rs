@@ -69,7 +69,7 @@ pub fn recheck_rows(
     let changed: HashSet<u64> = changed.iter().map(|(r, _)| *r).collect();
     let checker = Checker::new(&columns, &opts.rules, typical.clone());
     let ncols = columns.len();
-    let comma_text = sheet.comma_text();
+    let comma = sheet.is_comma_separated();
     let mut fresh: Vec<(usize, RowCheck)> = Vec::new();
     let mut copies: HashMap<usize, bool> = HashMap::new();
     let mut whole = false;
@@ -81,7 +81,7 @@ pub fn recheck_rows(
             };
             match (checker.check_unless_blank(r), &kept[at].1) {
                 (Some(check), Some(_)) => {
-                    copies.insert(at, copied_as_is(r, comma_text, ncols));
+                    copies.insert(at, copied_as_is(r, comma, ncols));
                     fresh.push((at, check));
                 }
                 (None, None) => {}

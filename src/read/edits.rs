@@ -47,6 +47,7 @@ impl Edits {
                 number,
                 record,
                 span,
+                ..
             } => {
                 let mut cells: Vec<&str> = record.iter().collect();
                 cells.resize(cells.len().max(width), "");
@@ -55,8 +56,8 @@ impl Edits {
                 }
                 // Its span still says where the file's record lies (a pass
                 // that reads it again meets these changes too); its bytes
-                // there are no longer its cells, so a report never copies
-                // them (see `Row::canonical_csv`).
+                // there are no longer its cells, so they are not kept and
+                // a report never copies them (see `Row::canonical_csv`).
                 Edited::Text(*number, cells.into_iter().collect(), *span)
             }
             Row::Sheet { number, cells } => {
@@ -84,6 +85,7 @@ impl Edited {
                 number: *number,
                 record,
                 span: *span,
+                raw: None,
             },
             Edited::Sheet(number, cells) => Row::Sheet {
                 number: *number,

@@ -10,9 +10,11 @@
 
 pub mod budget;
 mod cell;
+mod chunks;
 mod edits;
 mod excel;
 mod formats;
+mod store;
 mod text;
 
 use std::borrow::Cow;
@@ -30,8 +32,8 @@ pub use excel::Workbook;
 pub use text::{RecordParser, Rereader, TextEncoding, TextOpts};
 
 /// Where a CSV record's bytes lie in its sheet's text, from its first
-/// byte up to its line end: what a later pass needs to copy the record,
-/// or to read it alone again (a [`Rereader`]).
+/// byte up to its line end: what a later pass needs to read it again
+/// (see [`Sheet::map_spans`]).
 pub type Span = (usize, usize);
 
 /// How many rows a batch holds: large enough to keep rayon busy, small
@@ -82,6 +84,9 @@ pub enum Row<'a> {
         /// Where the record's bytes lie in the sheet's text (known in a
         /// pass that maps rows: [`Sheet::scan_map`]).
         span: Option<Span>,
+        /// The record's bytes there, as the file holds them (not known in
+        /// every pass; never for a row with changed cells).
+        raw: Option<&'a [u8]>,
     },
     Sheet {
         number: u64,
@@ -194,23 +199,22 @@ impl<'a> Row<'a> {
         self.width() == 0
     }
 
-    /// For a record of a comma-separated file whose bytes are exactly what
-    /// the csv crate's writer writes for its `ncols` cells as [`Row::cell`]
-    /// gives them (trimmed; quoted only where a cell holds a comma, quote
-    /// or line break, quotes doubled), where those bytes lie: a later
-    /// stage may then copy them instead of writing the cells one by one.
-    pub fn canonical_csv(&self, text: &[u8], ncols: usize) -> Option<(usize, usize)> {
+    /// Whether the bytes of a record of a comma-separated file are exactly
+    /// what the csv crate's writer writes for its `ncols` cells as
+    /// [`Row::cell`] gives them (trimmed; quoted only where a cell holds a
+    /// comma, quote or line break, quotes doubled): a later stage may then
+    /// copy them instead of writing the cells one by one.
+    pub fn canonical_csv(&self, ncols: usize) -> bool {
         let Row::Text {
             record,
-            span: Some((start, end)),
+            raw: Some(mut rest),
             ..
-        } = self
+        } = *self
         else {
-            return None;
+            return false;
         };
-        let mut rest = text.get(*start..*end)?;
         if record.len() != ncols || (ncols == 1 && record[0].is_empty()) {
-            return None; // the writer quotes a lone empty cell
+            return false; // the writer quotes a lone empty cell
         }
         let mut take = |want: &[u8]| match rest.strip_prefix(want) {
             Some(r) => {
@@ -221,30 +225,30 @@ impl<'a> Row<'a> {
         };
         for (i, cell) in record.iter().enumerate() {
             if (i > 0 && !take(b",")) || trim(cell).len() != cell.len() {
-                return None;
+                return false;
             }
             let bytes = cell.as_bytes();
             let quoted = memchr::memchr3(b',', b'"', b'\n', bytes).is_some()
                 || memchr::memchr(b'\r', bytes).is_some();
             if !quoted {
                 if !take(bytes) {
-                    return None;
+                    return false;
                 }
                 continue;
             }
             if !take(b"\"") {
-                return None;
+                return false;
             }
             for (k, piece) in bytes.split(|&b| b == b'"').enumerate() {
                 if (k > 0 && !take(b"\"\"")) || !take(piece) {
-                    return None;
+                    return false;
                 }
             }
             if !take(b"\"") {
-                return None;
+                return false;
             }
         }
-        rest.is_empty().then_some((*start, *end))
+        rest.is_empty()
     }
 }
 
@@ -257,6 +261,7 @@ fn text_rows(records: &[(u64, csv::StringRecord)]) -> Vec<Row<'_>> {
             number: *number,
             record,
             span: None,
+            raw: None,
         })
         .collect()
 }
@@ -378,29 +383,28 @@ impl Sheet {
         }
     }
 
-    /// The sheet's text (for a CSV file, decoded), where a [`Span`] lies;
-    /// empty for a workbook.
-    pub fn text(&self) -> &[u8] {
-        match &*self.inner {
-            Inner::Text(t) => t.text(),
-            Inner::Excel(_) => &[],
-        }
+    /// Whether this is a comma-separated file, whose records a CSV report
+    /// may copy (see [`Row::canonical_csv`]).
+    pub fn is_comma_separated(&self) -> bool {
+        matches!(&*self.inner, Inner::Text(t) if t.delimiter() == b',')
     }
 
-    /// The text of a comma-separated file, whose records a CSV report may
-    /// copy (see [`Row::canonical_csv`]); `None` for other files.
-    pub fn comma_text(&self) -> Option<&[u8]> {
+    /// Reads again, for a CSV file, the `n` data records a whole pass
+    /// found, in order, by where they lie (`span_of`), and maps each (by
+    /// its index, with its bytes and a [`Rereader`] for its cells) in
+    /// parallel; hands `sink` the results in order, in batches.
+    pub fn map_spans<T: Send>(
+        &self,
+        n: usize,
+        span_of: &(dyn Fn(usize) -> Span + Sync),
+        map: &(dyn Fn(&mut Rereader<'_>, usize, &[u8]) -> Result<T> + Sync),
+        sink: &mut Sink<'_, T>,
+    ) -> Result<()> {
         match &*self.inner {
-            Inner::Text(t) if t.delimiter() == b',' => Some(t.text()),
-            _ => None,
-        }
-    }
-
-    /// A reader of single records again from their spans, for a CSV file.
-    pub fn rereader(&self) -> Option<Rereader<'_>> {
-        match &*self.inner {
-            Inner::Text(t) => Some(Rereader::new(&self.path, t)),
-            Inner::Excel(_) => None,
+            Inner::Text(t) => t.map_spans(&self.path, n, span_of, map, sink),
+            Inner::Excel(_) => Err(Error::Internal(
+                "a workbook's rows have no spans to read again".into(),
+            )),
         }
     }
 
@@ -623,9 +627,11 @@ pub fn open(path: &Path, opts: &ReadOpts, pick: &mut dyn FnMut(&Sheet) -> bool) 
                 "--sheet applies to workbooks, not CSV files".into(),
             ));
         }
-        let bytes = read_text_file(path)?;
-        let size = bytes.len() as u64;
-        let (t, notes) = text::TextSheet::open(path, bytes, &opts.text)?;
+        let len = crate::files::regular(path)
+            .map_err(|e| Error::io(path, e))?
+            .len();
+        budget::check_fits(path, len, &budget::limits())?;
+        let (t, notes, size) = text::TextSheet::open(path, &opts.text)?;
         let name = path
             .file_stem()
             .and_then(|s| s.to_str())
@@ -680,32 +686,6 @@ pub fn open(path: &Path, opts: &ReadOpts, pick: &mut dyn FnMut(&Sheet) -> bool) 
     first.ok_or_else(|| Error::input(path, "the workbook has no worksheets"))
 }
 
-/// The largest CSV file read: it is held in memory while it is checked
-/// and reported (a million order rows are about 170 MB).
-pub const MAX_TEXT_FILE: u64 = 4 << 30;
-
-/// A CSV file's bytes, refused past [`MAX_TEXT_FILE`] (read no further,
-/// whatever its size says, or if it grows meanwhile).
-fn read_text_file(path: &Path) -> Result<Vec<u8>> {
-    // Refused before it is read if it cannot fit: an allocation that
-    // fails aborts.
-    let len = crate::files::regular(path)
-        .map_err(|e| Error::io(path, e))?
-        .len();
-    budget::check_fits(path, len, &budget::limits())?;
-    crate::files::read_capped(path, MAX_TEXT_FILE)
-        .map_err(|e| Error::io(path, e))?
-        .ok_or_else(|| {
-            Error::input(
-                path,
-                format!(
-                    "the file is larger than {} GiB, more than a CSV file read at once may be; split it",
-                    MAX_TEXT_FILE >> 30
-                ),
-            )
-        })
-}
-
 fn resolve_sheet(path: &Path, names: &[String], want: &str) -> Result<String> {
     if let Some(n) = names.iter().find(|n| n.as_str() == want) {
         return Ok(n.clone());
@@ -752,6 +732,7 @@ mod tests {
                 number: 2,
                 record: &record,
                 span: None,
+                raw: None,
             }
             .is_printable_ascii()
         };

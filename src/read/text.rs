@@ -1,17 +1,25 @@
-//! CSV/TSV input. The file's bytes are read once: their encoding is told
-//! from all of them, they are decoded to UTF-8 with LF line ends, and the
-//! delimiter is told from the first records. A pass over the rows, as often
-//! as a later stage asks, reads the text with the csv crate on one thread
-//! while the pool maps the records in batches, without going back to the
-//! file; a record can also be read alone again from where it lies.
+//! CSV/TSV input. The file is read once in pieces, to hash it and tell its
+//! encoding; its text then stays on disk (the file itself, or a spool of
+//! its decoded text: see [`store`](super::store)), never whole in memory.
+//!
+//! A first pass cuts the text into chunks of whole records on one thread
+//! (with csv-core: see [`chunks`](super::chunks)) while the pool parses
+//! and maps each chunk with the csv crate. It keeps where the chunks lie
+//! and the SHA-256 of each, so a later pass reads and parses every chunk
+//! on the pool at once, and stops if a chunk's bytes are not those the
+//! first pass read: a later pass meets the very rows the first checked.
 
+use std::ops::Range;
 use std::path::Path;
 use std::sync::OnceLock;
 
 use encoding_rs::{Encoding, UTF_16BE, UTF_16LE, WINDOWS_1252};
 use rayon::prelude::*;
+use sha2::Digest;
 
-use super::Row;
+use super::chunks::{self, Chunk};
+use super::store::{self, Store};
+use super::{Row, Sink, Span};
 use crate::error::{Error, Result};
 use crate::stage;
 
@@ -40,7 +48,7 @@ impl TextEncoding {
         })
     }
 
-    fn encoding(self) -> Option<&'static Encoding> {
+    pub(super) fn encoding(self) -> Option<&'static Encoding> {
         match self {
             Self::Utf8 => None,
             Self::Utf16Le => Some(UTF_16LE),
@@ -57,100 +65,74 @@ pub struct TextOpts {
     pub encoding: Option<TextEncoding>,
 }
 
-/// A CSV file, decoded, with where its chunks of records lie once a first
-/// pass has found them.
+/// A CSV file: where its text lies, and where its chunks lie once a whole
+/// pass has read them.
 pub(super) struct TextSheet {
-    /// The file's text from byte `skip` on (past a UTF-8 BOM): UTF-8 unless
-    /// a forced `--encoding utf-8` says so wrongly (the csv crate then
-    /// names the record), LF line ends, the last line ended.
-    text: Vec<u8>,
-    skip: usize,
+    store: Store,
     delimiter: u8,
-    /// The SHA-256 (hex) of the file's bytes: for a file read as it is,
-    /// its first `file_len` bytes of `text`, hashed while the first pass
-    /// reads the rows.
-    sha256: OnceLock<String>,
-    file_len: usize,
+    /// The SHA-256 (hex) of the file's bytes.
+    sha256: String,
+    index: OnceLock<Vec<Indexed>>,
 }
 
-/// Records read before the pool maps them: large enough to keep rayon
-/// busy, small enough that a batch of wide rows stays a few megabytes.
-const BATCH_RECORDS: usize = 4096;
+/// A chunk a whole pass read, and the SHA-256 of its bytes.
+#[derive(Debug, Clone, Copy)]
+struct Indexed {
+    chunk: Chunk,
+    digest: [u8; 32],
+}
 
-/// Records read, waiting to be mapped: each with its line, its cells and
-/// where its bytes lie.
-type Batch = Vec<(u64, csv::StringRecord, super::Span)>;
+/// A chunk to parse: with its bytes when the pass that cut it hands them
+/// on, else read again (and held to the digest a whole pass took).
+struct Piece {
+    chunk: Chunk,
+    bytes: Option<Vec<u8>>,
+    digest: Option<[u8; 32]>,
+}
+
+/// What parsing a chunk gives: its rows' results, and the chunk as read.
+type Parsed<T> = Result<(Vec<T>, Indexed)>;
 
 const DELIMITERS: [u8; 4] = [b',', b';', b'\t', b'|'];
 
+/// Chunks parsed at once: enough for every thread of the pool, twice over.
+fn group_len() -> usize {
+    (2 * rayon::current_num_threads()).max(2)
+}
+
 impl TextSheet {
-    /// Decodes the file's bytes; the notes say which encoding and
-    /// delimiter were detected or given.
-    pub(super) fn open(
-        path: &Path,
-        bytes: Vec<u8>,
-        opts: &TextOpts,
-    ) -> Result<(Self, Vec<String>)> {
-        let mut notes = Vec::new();
-        let encoding = match opts.encoding {
-            Some(e) => {
-                notes.push(format!("encoding {e:?} (given)"));
-                e.encoding()
-            }
-            None => detect_encoding(path, &bytes, &mut notes)?,
-        };
-        let file_len = bytes.len();
-        let sha256 = OnceLock::new();
-        let (mut text, skip) = if encoding.is_none() && memchr::memchr(b'\r', &bytes).is_none() {
-            // UTF-8 with LF line ends: read as it is, past a BOM.
-            let skip = if bytes.starts_with(&[0xEF, 0xBB, 0xBF]) {
-                3
-            } else {
-                0
-            };
-            (bytes, skip)
-        } else {
-            let (sha, mut text) = rayon::join(
-                || crate::files::sha256_hex(&bytes),
-                || decode(&bytes, encoding),
-            );
-            let _ = sha256.set(sha);
-            lf_line_ends(&mut text);
-            (text, 0)
-        };
-        if text.last().is_some_and(|&b| b != b'\n') {
-            text.push(b'\n');
-        }
+    /// Opens the CSV file at `path`; the notes say which encoding and
+    /// delimiter were detected or given; and the file's size.
+    pub(super) fn open(path: &Path, opts: &TextOpts) -> Result<(Self, Vec<String>, u64)> {
+        let opened = store::open(path, opts.encoding)?;
+        let mut notes = opened.notes;
         let delimiter = match opts.delimiter {
             Some(d) => {
                 notes.push(format!("delimiter {} (given)", show_delimiter(d)));
                 d
             }
             None => {
-                let sample = &text[skip..];
-                let d = sniff_delimiter(&sample[..sample.len().min(256 * 1024)]);
+                let sample = opened
+                    .store
+                    .read(0, 256 * 1024)
+                    .map_err(|e| Error::io(path, e))?;
+                let d = sniff_delimiter(&sample);
                 notes.push(format!("delimiter {} (detected)", show_delimiter(d)));
                 d
             }
         };
         let sheet = TextSheet {
-            text,
-            skip,
+            store: opened.store,
             delimiter,
-            sha256,
-            file_len,
+            sha256: opened.sha256,
+            index: OnceLock::new(),
         };
-        Ok((sheet, notes))
+        Ok((sheet, notes, opened.size))
     }
 
     /// The SHA-256 (hex) of the file's bytes.
     pub(super) fn sha256(&self) -> &str {
-        self.sha256
-            .get_or_init(|| crate::files::sha256_hex(&self.text[..self.file_len]))
-    }
-
-    pub(super) fn text(&self) -> &[u8] {
-        &self.text
+        &self.sha256
     }
 
     pub(super) fn delimiter(&self) -> u8 {
@@ -159,7 +141,7 @@ impl TextSheet {
 
     /// Hands the first rows (blank ones included) to `f`, to find the header.
     pub(super) fn head(&self, max_rows: usize, f: &mut dyn FnMut(&[Row<'_>])) {
-        let mut rdr = csv_reader(self.delimiter, &self.text[self.skip..]);
+        let mut rdr = csv_reader(self.delimiter, self.store.reader());
         let mut records = Vec::new();
         while records.len() < max_rows {
             // A record of its own each: a reused one keeps the room its
@@ -175,130 +157,239 @@ impl TextSheet {
     }
 
     /// Maps every record below `header_row` with `map`, in parallel, and
-    /// hands the results to `sink` in order, a batch at a time. One thread
-    /// reads the records with the csv crate while the pool maps the batch
-    /// before and the sink takes the one before that. `header_width` tells
-    /// a quote that swallowed lines from a legitimate cell over several
-    /// lines.
+    /// hands the results to `sink` in order, a chunk at a time, while the
+    /// pool maps the next chunks. `header_width` tells a quote that
+    /// swallowed lines from a legitimate cell over several lines.
     pub(super) fn scan_map<T: Send>(
         &self,
         path: &Path,
         header_row: u64,
         header_width: usize,
         map: &(dyn Fn(&Row<'_>) -> T + Sync),
-        sink: &mut super::Sink<'_, T>,
+        sink: &mut Sink<'_, T>,
     ) -> Result<()> {
         let scan = Scan {
             path,
             header_row,
             header_width,
         };
-        let map_batch = |batch: &Batch| -> Vec<T> {
-            batch
-                .par_iter()
-                .map(|(number, record, span)| {
-                    map(&Row::Text {
-                        number: *number,
-                        record,
-                        span: Some(*span),
+        let parse = |piece: Piece| self.parse(&scan, piece, map);
+        if let Some(index) = self.index.get() {
+            let groups = index.chunks(group_len()).map(|group| {
+                Ok(group
+                    .iter()
+                    .map(|i| Piece {
+                        chunk: i.chunk,
+                        bytes: None,
+                        digest: Some(i.digest),
                     })
-                })
-                .collect()
-        };
+                    .collect())
+            });
+            return run(groups, &parse, sink).map(drop);
+        }
         std::thread::scope(|s| {
-            let (tx, rx) = stage::bounded::<Result<Batch>>(2);
-            // Batches mapped go back to be read into again: their records
-            // keep their room.
-            let (used_tx, used) = stage::unbounded::<Batch>();
-            stage::beside(s, "csv reader", move || {
-                self.read_batches(&scan, &tx, &used)
-            })
-            .map_err(|e| Error::io(path, e))?;
-            stage::beside(s, "sha256", || self.sha256()).map_err(|e| Error::io(path, e))?;
-            let mut pending: Option<Vec<T>> = None;
-            for batch in rx {
-                let batch = batch?;
-                let mapped = match pending.take() {
-                    None => map_batch(&batch),
-                    Some(before) => {
-                        // The sink takes the batch before on this thread
-                        // (it may wait, say for a report writer) while the
-                        // pool maps this one.
-                        let mut mapped = Vec::new();
-                        rayon::in_place_scope(|s| {
-                            s.spawn(|_| mapped = map_batch(&batch));
-                            sink(before)
-                        })?;
-                        mapped
-                    }
-                };
-                pending = Some(mapped);
-                let _ = used_tx.send(batch);
-            }
-            match pending {
-                Some(rest) => sink(rest),
-                None => Ok(()),
-            }
+            let (tx, rx) = stage::bounded::<Result<Vec<Piece>>>(2);
+            stage::beside(s, "csv chunks", move || self.cut(path, &tx))
+                .map_err(|e| Error::io(path, e))?;
+            let index = run(rx.into_iter(), &parse, sink)?;
+            let _ = self.index.set(index);
+            Ok(())
         })
     }
 
-    /// Reads the records below the header into batches and sends them on
-    /// (until the receiver is gone), or the first problem.
-    fn read_batches(
+    /// Cuts the text into chunks and sends them on in groups (until the
+    /// receiver is gone), or the first problem.
+    fn cut(&self, path: &Path, out: &stage::Sender<Result<Vec<Piece>>>) {
+        let n = group_len();
+        let mut group = Vec::with_capacity(n);
+        let cut = chunks::cut(&self.store, self.delimiter, &mut |chunk, bytes| {
+            group.push(Piece {
+                chunk,
+                bytes: Some(bytes),
+                digest: None,
+            });
+            group.len() < n
+                || out
+                    .send(Ok(std::mem::replace(&mut group, Vec::with_capacity(n))))
+                    .is_ok()
+        });
+        let _ = match cut {
+            Ok(()) if group.is_empty() => Ok(()),
+            Ok(()) => out.send(Ok(group)),
+            Err(e) => out.send(Err(Error::io(path, e))),
+        };
+    }
+
+    /// The bytes of a chunk: as handed on, or read again and held to the
+    /// digest a whole pass took.
+    fn bytes_of(&self, path: &Path, piece: Piece) -> Result<(Vec<u8>, Indexed)> {
+        let Piece {
+            chunk,
+            bytes,
+            digest,
+        } = piece;
+        let changed = || {
+            Error::input(
+                path,
+                format!(
+                    "the file changed while it was being read (bytes {}-{} differ from the first read): \
+                     nothing more is read from it; run again once it is no longer being written",
+                    chunk.start, chunk.end
+                ),
+            )
+        };
+        let bytes = match bytes {
+            Some(b) => b,
+            None => self
+                .store
+                .read(chunk.start, chunk.end)
+                .map_err(|_| changed())?,
+        };
+        let got: [u8; 32] = sha2::Sha256::digest(&bytes).into();
+        if digest.is_some_and(|d| d != got) || bytes.len() as u64 != chunk.end - chunk.start {
+            return Err(changed());
+        }
+        Ok((bytes, Indexed { chunk, digest: got }))
+    }
+
+    /// Parses one chunk's records and maps those below the header.
+    fn parse<T>(
         &self,
         scan: &Scan<'_>,
-        out: &stage::Sender<Result<Batch>>,
-        used: &stage::Receiver<Batch>,
-    ) {
-        let text = &self.text[self.skip..];
-        let mut rdr = csv_reader(self.delimiter, text);
-        let mut batch: Batch = Vec::with_capacity(BATCH_RECORDS);
-        let mut spare: Batch = Vec::new();
-        let (mut last_line, mut last_start) = (scan.header_row, 0);
+        piece: Piece,
+        map: &(dyn Fn(&Row<'_>) -> T + Sync),
+    ) -> Parsed<T> {
+        let (bytes, indexed) = self.bytes_of(scan.path, piece)?;
+        let chunk = indexed.chunk;
+        let lines_before = chunk.first_line - 1;
+        let mut rdr = csv_reader(self.delimiter, &bytes[..]);
+        let mut rec = csv::StringRecord::new();
+        let mut out = Vec::new();
+        let (mut last_line, mut last_from) = (lines_before, 0);
         loop {
             let from = rdr.position().byte() as usize;
-            let mut rec = spare
-                .pop()
-                .map_or_else(csv::StringRecord::new, |(_, rec, _)| rec);
             let line = match read_numbered(&mut rdr, &mut rec) {
-                Ok(Some(line)) => line,
+                Ok(Some(line)) => line + lines_before,
                 Ok(None) => break,
-                Err(e) => {
-                    let _ = out.send(Err(csv_error(scan.path, e, 0)));
-                    return;
-                }
+                Err(e) => return Err(csv_error(scan.path, e, lines_before)),
             };
-            (last_line, last_start) = (line, from);
+            (last_line, last_from) = (line, from);
             if line <= scan.header_row {
                 continue;
             }
-            if let Err(e) = scan.whole_record(line, rdr.position().line(), &rec) {
-                let _ = out.send(Err(e));
-                return;
-            }
+            scan.whole_record(line, rdr.position().line() + lines_before, &rec)?;
             // The record's bytes: past the blank lines before it, without
             // its line end.
             let to = rdr.position().byte() as usize;
-            let blank = text[from..to].iter().take_while(|&&b| b == b'\n').count();
-            let span = (self.skip + from + blank, self.skip + to - 1);
-            batch.push((line, rec, span));
-            if batch.len() == BATCH_RECORDS {
-                spare = used
-                    .try_recv()
-                    .unwrap_or_else(|_| Vec::with_capacity(BATCH_RECORDS));
-                let next = Vec::with_capacity(BATCH_RECORDS);
-                if out.send(Ok(std::mem::replace(&mut batch, next))).is_err() {
-                    return;
-                }
-            }
+            let blank = bytes[from..to].iter().take_while(|&&b| b == b'\n').count();
+            let (a, b) = (from + blank, to - 1);
+            let at = chunk.start as usize;
+            out.push(map(&Row::Text {
+                number: line,
+                record: &rec,
+                span: Some((at + a, at + b)),
+                raw: Some(&bytes[a..b]),
+            }));
         }
-        if !batch.is_empty() && out.send(Ok(batch)).is_err() {
-            return;
+        if chunk.end == self.store.len() && ends_in_quotes(&bytes[last_from..], self.delimiter) {
+            return Err(scan.unclosed(last_line));
         }
-        if ends_in_quotes(&text[last_start..], self.delimiter) {
-            let _ = out.send(Err(scan.unclosed(last_line)));
-        }
+        Ok((out, indexed))
     }
+
+    /// Reads again the `n` records a whole pass found, in text order, by
+    /// where they lie (`span_of`), and maps each (by its index, with its
+    /// bytes) in parallel; hands `sink` the results in order, a chunk's
+    /// records at a time.
+    pub(super) fn map_spans<T: Send>(
+        &self,
+        path: &Path,
+        n: usize,
+        span_of: &(dyn Fn(usize) -> Span + Sync),
+        map: &(dyn Fn(&mut Rereader<'_>, usize, &[u8]) -> Result<T> + Sync),
+        sink: &mut Sink<'_, T>,
+    ) -> Result<()> {
+        let index = self.index.get().ok_or_else(|| {
+            Error::Internal("records read again before a whole pass found them".into())
+        })?;
+        let mut next = 0;
+        let mut held: Vec<(Indexed, Range<usize>)> = Vec::with_capacity(index.len());
+        for i in index {
+            let from = next;
+            while next < n && (span_of(next).0 as u64) < i.chunk.end {
+                next += 1;
+            }
+            held.push((*i, from..next));
+        }
+        if next < n {
+            return Err(Error::Internal(
+                "records read again lie past the text".into(),
+            ));
+        }
+        let parse = |(i, records): (Indexed, Range<usize>)| -> Parsed<T> {
+            if records.is_empty() {
+                return Ok((Vec::new(), i));
+            }
+            let piece = Piece {
+                chunk: i.chunk,
+                bytes: None,
+                digest: Some(i.digest),
+            };
+            let (bytes, i) = self.bytes_of(path, piece)?;
+            let mut again = Rereader::new(path, self.delimiter);
+            let at = i.chunk.start as usize;
+            let rows = records
+                .map(|k| {
+                    let (a, b) = span_of(k);
+                    map(&mut again, k, &bytes[a - at..b - at])
+                })
+                .collect::<Result<_>>()?;
+            Ok((rows, i))
+        };
+        let groups = held.chunks(group_len()).map(|g| Ok(g.to_vec()));
+        run(groups, &parse, sink).map(drop)
+    }
+}
+
+/// Parses the groups of chunks on the pool, each chunk on one thread, and
+/// hands `sink` their rows in order (on this thread, while the pool parses
+/// the next group); what the chunks were, in order.
+fn run<P: Send, T: Send>(
+    groups: impl Iterator<Item = Result<Vec<P>>>,
+    parse: &(dyn Fn(P) -> Parsed<T> + Sync),
+    sink: &mut Sink<'_, T>,
+) -> Result<Vec<Indexed>> {
+    let mut index = Vec::new();
+    let map_group =
+        |group: Vec<P>| -> Vec<Parsed<T>> { group.into_par_iter().map(parse).collect() };
+    let mut take = |done: Vec<Parsed<T>>| -> Result<()> {
+        for parsed in done {
+            let (rows, i) = parsed?;
+            index.push(i);
+            sink(rows)?;
+        }
+        Ok(())
+    };
+    let mut pending: Option<Vec<Parsed<T>>> = None;
+    for group in groups {
+        let group = group?;
+        let mapped = match pending.take() {
+            None => map_group(group),
+            Some(before) => {
+                let mut mapped = Vec::new();
+                rayon::in_place_scope(|s| {
+                    s.spawn(|_| mapped = map_group(group));
+                    take(before)
+                })?;
+                mapped
+            }
+        };
+        pending = Some(mapped);
+    }
+    if let Some(rest) = pending {
+        take(rest)?;
+    }
+    Ok(index)
 }
 
 /// One CSV record's bytes parsed into its cells by a csv-core parser made
@@ -329,10 +420,19 @@ impl RecordParser {
         use csv_core::ReadRecordResult as Read;
         let (mut nout, mut nends) = (0, 0);
         self.parser.reset();
+        // A parser takes a BOM at the start of its first input for the
+        // file's own and drops it; a record that starts with one keeps it
+        // if that input is its first byte alone.
+        let mut first = true;
         loop {
+            let piece = if std::mem::take(&mut first) {
+                &input[..input.len().min(1)]
+            } else {
+                input
+            };
             let (read, nin, o, e) =
                 self.parser
-                    .read_record(input, &mut self.out[nout..], &mut self.ends[nends..]);
+                    .read_record(piece, &mut self.out[nout..], &mut self.ends[nends..]);
             (input, nout, nends) = (&input[nin..], nout + o, nends + e);
             match read {
                 // With no input left, the next call ends the record.
@@ -358,37 +458,34 @@ impl RecordParser {
 #[derive(Debug)]
 pub struct NotUtf8;
 
-/// Reads records again, one at a time, from where a first pass found
-/// them: one csv-core parser, reset for each, parses exactly the bytes the
-/// first pass parsed, so a record comes back with the cells it had.
+/// Parses records again, one at a time, from the bytes a first pass
+/// found them in: one csv-core parser, reset for each, parses exactly
+/// those bytes, so a record comes back with the cells it had.
 pub struct Rereader<'s> {
     path: &'s Path,
-    text: &'s [u8],
     parser: RecordParser,
     record: csv::StringRecord,
 }
 
 impl<'s> Rereader<'s> {
-    pub(super) fn new(path: &'s Path, sheet: &'s TextSheet) -> Self {
+    fn new(path: &'s Path, delimiter: u8) -> Self {
         Rereader {
             path,
-            text: &sheet.text,
-            parser: RecordParser::new(sheet.delimiter),
+            parser: RecordParser::new(delimiter),
             record: csv::StringRecord::new(),
         }
     }
 
-    /// The record whose bytes are `span` (see [`Row::span`]), as row
-    /// `number`.
-    pub fn row(&mut self, number: u64, span: super::Span) -> Result<Row<'_>> {
-        let input = self.text.get(span.0..span.1).unwrap_or_default();
+    /// The record whose bytes are `bytes`, lying at `span`, as row `number`.
+    pub fn row<'r>(&'r mut self, number: u64, span: Span, bytes: &'r [u8]) -> Result<Row<'r>> {
         self.parser
-            .parse(input, &mut self.record)
+            .parse(bytes, &mut self.record)
             .map_err(|_| Error::input(self.path, format!("line {number}: not valid UTF-8")))?;
         Ok(Row::Text {
             number,
             record: &self.record,
             span: Some(span),
+            raw: Some(bytes),
         })
     }
 }
@@ -435,12 +532,12 @@ impl Scan<'_> {
     }
 }
 
-fn csv_reader(delimiter: u8, bytes: &[u8]) -> csv::Reader<&[u8]> {
+fn csv_reader<R: std::io::Read>(delimiter: u8, text: R) -> csv::Reader<R> {
     csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
         .delimiter(delimiter)
-        .from_reader(bytes)
+        .from_reader(text)
 }
 
 /// Whether a record's bytes end inside a quoted cell: a quote at a cell's
@@ -468,9 +565,10 @@ fn ends_in_quotes(record: &[u8], delimiter: u8) -> bool {
 /// Reads the next record and the line it starts on. The csv crate notes a
 /// record's position before it skips blank lines, so the line is counted
 /// back from where the record ends (every record ends in a newline: see
-/// [`lf_line_ends`]), less the newlines inside its quoted cells.
-fn read_numbered(
-    rdr: &mut csv::Reader<&[u8]>,
+/// the text's line ends are LF and its last line is ended), less the
+/// newlines inside its quoted cells.
+fn read_numbered<R: std::io::Read>(
+    rdr: &mut csv::Reader<R>,
     rec: &mut csv::StringRecord,
 ) -> csv::Result<Option<u64>> {
     let before = rdr.position().line();
@@ -545,102 +643,6 @@ fn sniff_delimiter(sample: &[u8]) -> u8 {
     best.1
 }
 
-/// Chooses between UTF-8 and Windows-1252 by all of the file's bytes, and
-/// refuses bytes that are not text at all; a UTF-8 or UTF-16 BOM decides at
-/// once. `None`: UTF-8.
-fn detect_encoding(
-    path: &Path,
-    bytes: &[u8],
-    notes: &mut Vec<String>,
-) -> Result<Option<&'static Encoding>> {
-    if bytes.starts_with(&[0xEF, 0xBB, 0xBF]) {
-        notes.push("encoding UTF-8 with BOM".into());
-        return Ok(None);
-    }
-    if bytes.starts_with(&[0xFF, 0xFE]) {
-        notes.push("encoding UTF-16LE (BOM)".into());
-        return Ok(Some(UTF_16LE));
-    }
-    if bytes.starts_with(&[0xFE, 0xFF]) {
-        notes.push("encoding UTF-16BE (BOM)".into());
-        return Ok(Some(UTF_16BE));
-    }
-    let line_at = |at: usize| memchr::memchr_iter(b'\n', &bytes[..at]).count() + 1;
-    if let Some(at) = memchr::memchr(0, bytes) {
-        return Err(Error::input(
-            path,
-            format!(
-                "line {}: the file holds NUL bytes, so it is not a text file (if it is UTF-16 \
-                 without a BOM, pass --encoding utf-16le)",
-                line_at(at)
-            ),
-        ));
-    }
-    match std::str::from_utf8(bytes) {
-        Ok(s) if s.is_ascii() => notes.push("encoding ASCII (read as UTF-8)".into()),
-        Ok(_) => notes.push("encoding UTF-8".into()),
-        Err(e) if e.error_len().is_none() => {
-            notes.push("encoding Windows-1252 (the file ends inside a UTF-8 character)".into());
-            return Ok(Some(WINDOWS_1252));
-        }
-        Err(e) => {
-            let at = e.valid_up_to();
-            if !bytes[..at].is_ascii() {
-                return Err(Error::input(
-                    path,
-                    format!(
-                        "line {}: byte 0x{:02X} is not valid UTF-8, though earlier lines are UTF-8: the \
-                         file mixes encodings; save it as UTF-8 (CSV UTF-8 in Excel)",
-                        line_at(at),
-                        bytes[at]
-                    ),
-                ));
-            }
-            notes.push(format!(
-                "encoding Windows-1252 (line {} is not UTF-8 and nothing before it is)",
-                line_at(at)
-            ));
-            return Ok(Some(WINDOWS_1252));
-        }
-    }
-    Ok(None)
-}
-
-/// The text of the file's bytes in `encoding` (`None`: UTF-8, as it is),
-/// without a BOM.
-fn decode(bytes: &[u8], encoding: Option<&'static Encoding>) -> Vec<u8> {
-    match encoding {
-        None => bytes
-            .strip_prefix(&[0xEF, 0xBB, 0xBF])
-            .unwrap_or(bytes)
-            .to_vec(),
-        Some(e) => e.decode_with_bom_removal(bytes).0.into_owned().into_bytes(),
-    }
-}
-
-/// Turns every line end into LF, in place: CRLF (Windows) and a CR alone
-/// (old Mac files, or a stray one), in quoted cells too; and ends the last
-/// line. The csv crate counts a record's line before it skips the LF of a
-/// CRLF, and does not count a CR alone at all; with LF alone its line
-/// numbers are exact.
-fn lf_line_ends(text: &mut Vec<u8>) {
-    if let Some(first) = memchr::memchr(b'\r', text) {
-        let mut w = first;
-        for r in first..text.len() {
-            let b = text[r];
-            if b == b'\r' && text.get(r + 1) == Some(&b'\n') {
-                continue; // the LF comes next
-            }
-            text[w] = if b == b'\r' { b'\n' } else { b };
-            w += 1;
-        }
-        text.truncate(w);
-    }
-    if text.last().is_some_and(|&b| b != b'\n') {
-        text.push(b'\n');
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -666,13 +668,17 @@ mod tests {
     type Lines = Vec<(u64, Vec<String>)>;
 
     fn open(text: &str) -> TextSheet {
-        TextSheet::open(
-            Path::new("t.csv"),
-            text.as_bytes().to_vec(),
-            &TextOpts::default(),
-        )
-        .unwrap()
-        .0
+        open_bytes(text.as_bytes())
+    }
+
+    /// The sheet of a file holding `bytes` (the file itself is gone once
+    /// opened: the sheet holds it open).
+    fn open_bytes(bytes: &[u8]) -> TextSheet {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), bytes).unwrap();
+        TextSheet::open(file.path(), &TextOpts::default())
+            .unwrap()
+            .0
     }
 
     #[test]
@@ -749,7 +755,8 @@ mod tests {
             }
         });
         let got = scanned(&sheet).unwrap();
-        assert!(got.len() > 2 * BATCH_RECORDS, "several batches");
+        let chunks = sheet.index.get().map_or(0, Vec::len);
+        assert!(chunks > 20, "many chunks: {chunks}");
         assert_eq!(got.len(), want.len());
         assert_eq!(got, want);
         assert_eq!(
@@ -766,18 +773,71 @@ mod tests {
                 Ok(())
             })
             .unwrap();
-        let mut again = Rereader::new(Path::new("t.csv"), &sheet);
-        let reread: Lines = spans
-            .iter()
-            .map(|&(number, span)| {
-                let r = again.row(number, span).unwrap();
-                (
-                    number,
-                    (0..3).map(|c| r.cell(c).text.into_owned()).collect(),
-                )
+        let mut reread: Lines = Vec::new();
+        let cells = |again: &mut Rereader<'_>, k: usize, bytes: &[u8]| {
+            let (number, span) = spans[k];
+            let r = again.row(number, span, bytes)?;
+            Ok((
+                number,
+                (0..3).map(|c| r.cell(c).text.into_owned()).collect(),
+            ))
+        };
+        let path = Path::new("t.csv");
+        sheet
+            .map_spans(path, spans.len(), &|k| spans[k].1, &cells, &mut |rows| {
+                reread.extend(rows);
+                Ok(())
             })
-            .collect();
+            .unwrap();
         assert_eq!(reread, want, "read alone again");
+    }
+
+    #[test]
+    fn a_file_changed_after_the_first_pass_is_not_read_again() {
+        // Read from the file itself (UTF-8, LF line ends), not a spool.
+        let text = piecemeal_file(3_000).replace('\r', "");
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), &text).unwrap();
+        let sheet = TextSheet::open(file.path(), &TextOpts::default())
+            .unwrap()
+            .0;
+        let first = scanned(&sheet).unwrap();
+        // The same length, one byte changed in place.
+        let mut changed = text.clone().into_bytes();
+        let at = changed.len() / 2;
+        changed[at] = if changed[at] == b'7' { b'8' } else { b'7' };
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(file.path())
+            .and_then(|mut f| std::io::Write::write_all(&mut f, &changed))
+            .unwrap();
+        let err = scanned(&sheet).unwrap_err().to_string();
+        assert!(
+            err.contains("the file changed while it was being read"),
+            "{err}"
+        );
+        // Cut short, too.
+        std::fs::write(file.path(), &text[..text.len() / 3]).unwrap();
+        let err = scanned(&sheet).unwrap_err().to_string();
+        assert!(
+            err.contains("the file changed while it was being read"),
+            "{err}"
+        );
+        assert!(!first.is_empty());
+    }
+
+    #[test]
+    fn a_record_that_starts_with_a_bom_is_read_as_one_reader_reads() {
+        // A BOM opens a record in the middle (files put end to end): a
+        // chunk never starts there, so no chunk's parser drops it.
+        let mut text = String::from("Orders\n\nbranch_id,name,address\n");
+        for i in 0..20_000 {
+            if i % 7 == 0 {
+                text.push('\u{feff}');
+            }
+            text.push_str(&format!("{i},n {i},a\n"));
+        }
+        both_passes_read_as_one_reader_reads(&text);
     }
 
     #[test]
@@ -808,22 +868,6 @@ mod tests {
     }
 
     #[test]
-    fn line_ends_become_lf() {
-        for (input, want) in [
-            (&b"a\r\nb\r\n"[..], &b"a\nb\n"[..]),
-            (b"a\rb\r", b"a\nb\n"),
-            (b"a\r\r\nb", b"a\n\nb\n"),
-            (b"\"x\r\ny\"\r", b"\"x\ny\"\n"),
-            (b"", b""),
-            (b"no end", b"no end\n"),
-        ] {
-            let mut text = input.to_vec();
-            lf_line_ends(&mut text);
-            assert_eq!(text, want, "{}", String::from_utf8_lossy(input));
-        }
-    }
-
-    #[test]
     fn delimiter_sniffing() {
         assert_eq!(sniff_delimiter(b"a,b,c\n1,2,3\n4,5,6\n"), b',');
         assert_eq!(
@@ -836,30 +880,6 @@ mod tests {
         );
         assert_eq!(sniff_delimiter(b"a|b|c\n1|2|3\n4|5|6\n"), b'|');
         assert_eq!(sniff_delimiter(b"only\none\ncolumn\n"), b',');
-    }
-
-    #[test]
-    fn encodings_are_told_from_the_whole_file() {
-        let detect = |bytes: &[u8]| {
-            let mut notes = Vec::new();
-            detect_encoding(Path::new("t.csv"), bytes, &mut notes).map(|e| (e, notes))
-        };
-        // UTF-8 far down a file of ASCII is still UTF-8 ...
-        let mut late = vec![b'a'; 3 << 20];
-        late.extend_from_slice("caf\u{e9}\n".as_bytes());
-        assert_eq!(detect(&late).unwrap().0, None);
-        // ... and a Windows-1252 byte far down is Windows-1252.
-        let mut w = vec![b'a'; 3 << 20];
-        w.extend_from_slice(b"caf\xe9\n");
-        assert_eq!(detect(&w).unwrap().0, Some(WINDOWS_1252));
-        // UTF-8 then a byte that is not: mixed, refused.
-        let mut mixed = "caf\u{e9}\n".as_bytes().to_vec();
-        mixed.extend_from_slice(b"x\xe9\n");
-        let err = detect(&mixed).unwrap_err().to_string();
-        assert!(err.contains("line 2: byte 0xE9"), "{err}");
-        let err = detect(b"a\nb\0c").unwrap_err().to_string();
-        assert!(err.contains("line 2: the file holds NUL bytes"), "{err}");
-        assert_eq!(detect(b"\xff\xfea\0").unwrap().0, Some(UTF_16LE));
     }
 
     #[test]

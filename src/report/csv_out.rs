@@ -103,7 +103,7 @@ impl TextFormat for Csv {
         let mut number = itoa::Buffer::new();
         let mut rest = lines;
         while let Some(line) = rest.first() {
-            let Cells::Csv(bytes) = line.cells else {
+            let Cells::Csv(bytes) = &line.cells else {
                 // The lines up to the next record copied as it is.
                 let n = rest
                     .iter()

@@ -194,7 +194,7 @@ pub enum Cells<'a> {
     /// One comma-separated record, exactly as the CSV writer writes the
     /// cells (quoted only where needed), none of them needing
     /// [`neutralize`]: a CSV report copies it as it is.
-    Csv(&'a [u8]),
+    Csv(Cow<'a, [u8]>),
 }
 
 impl Cells<'_> {
@@ -208,7 +208,7 @@ impl Cells<'_> {
                         std::cell::RefCell::new(crate::read::RecordParser::new(b','));
                 }
                 let mut record = csv::StringRecord::new();
-                // A record read once, in memory: it reads again.
+                // A record read once: it reads again.
                 PARSER.with_borrow_mut(|p| p.parse(bytes, &mut record)).ok();
                 Cow::Owned(record)
             }

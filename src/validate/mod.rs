@@ -793,6 +793,7 @@ mod tests {
             number: 7,
             record: &record,
             span: None,
+            raw: None,
         };
         Checker::new(&columns, rules, HashMap::new())
             .check(&row)
@@ -854,6 +855,7 @@ mod tests {
                 number: 7,
                 record: &record,
                 span: None,
+                raw: None,
             };
             let check = checker.check(&row);
             (
@@ -1053,6 +1055,7 @@ mod tests {
             number: 2,
             record: &record,
             span: None,
+            raw: None,
         });
         let fields: Vec<&str> = check.problems.iter().map(|p| p.field.as_ref()).collect();
         assert_eq!(fields, ["branch_id", "quantity", "process_start_time"]);

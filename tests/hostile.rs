@@ -795,9 +795,8 @@ fn a_header_wider_than_any_spreadsheet_is_refused() {
     expect_input_error(&sheet, "20014 columns, more than a spreadsheet's 16384");
 }
 
-/// A CSV file is held in memory while it is checked: one larger than 4 GiB
-/// is refused before a byte of it is read (a sparse file here: its size is
-/// all it has).
+/// A CSV file larger than 4 GiB is refused before a byte of it is read (a
+/// sparse file here: its size is all it has).
 #[test]
 fn a_csv_file_too_large_to_hold_is_refused_unread() {
     let dir = tempfile::tempdir().unwrap();

@@ -630,6 +630,16 @@ pub fn open(path: &Path, opts: &ReadOpts, pick: &mut dyn FnMut(&Sheet) -> bool) 
         let len = crate::files::regular(path)
             .map_err(|e| Error::io(path, e))?
             .len();
+        if len > MAX_TEXT_FILE {
+            return Err(Error::input(
+                path,
+                format!(
+                    "the file is larger than {} GiB, more than a CSV order sheet may be (some 25 million \
+                     rows); split it",
+                    MAX_TEXT_FILE >> 30
+                ),
+            ));
+        }
         budget::check_fits(path, len, &budget::limits())?;
         let (t, notes, size) = text::TextSheet::open(path, &opts.text)?;
         let name = path
@@ -685,6 +695,11 @@ pub fn open(path: &Path, opts: &ReadOpts, pick: &mut dyn FnMut(&Sheet) -> bool) 
     // names the headers it found there.
     first.ok_or_else(|| Error::input(path, "the workbook has no worksheets"))
 }
+
+/// The largest CSV file read. Its text is not held in memory, but what is
+/// kept of every row while it is checked and sent is (some 100 bytes a
+/// row), and a file this large is no order sheet.
+pub const MAX_TEXT_FILE: u64 = 4 << 30;
 
 fn resolve_sheet(path: &Path, names: &[String], want: &str) -> Result<String> {
     if let Some(n) = names.iter().find(|n| n.as_str() == want) {

@@ -1,11 +1,12 @@
-//! Where a CSV file's text lies while it is checked and reported: in the
-//! file itself when it is UTF-8 with LF line ends (past a BOM), else in a
-//! spool of its text decoded to UTF-8 with LF line ends (an unnamed
-//! temporary file, gone with the process). Neither is held in memory: a
-//! pass reads the byte ranges it needs, and the page cache keeps that fast.
-//!
-//! The file is read once in pieces first, to hash it and to tell its
-//! encoding from all of its bytes.
+//! Where a CSV file's text lies while it is checked and reported: in a
+//! private copy of the file (an unnamed temporary file in the temporary
+//! folder, gone with the process), taken while the file is read once in
+//! pieces to hash it and tell its encoding from all of its bytes; and when
+//! the file is not UTF-8 with LF line ends, in a copy of its text decoded
+//! to that. The text is never held in memory whole: a pass reads the byte
+//! ranges it needs (the page cache keeps that fast); and whatever happens
+//! to the file meanwhile (an editor saving over it), every pass reads the
+//! bytes that were hashed.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
@@ -104,8 +105,10 @@ fn read_exact_at(file: &File, mut buf: &mut [u8], mut at: u64) -> io::Result<()>
 /// `forced`) and, unless it is UTF-8 with LF line ends, spools its text.
 pub(super) fn open(path: &Path, forced: Option<TextEncoding>) -> Result<Opened> {
     let io_err = |e| Error::io(path, e);
-    let mut file = File::open(path).map_err(io_err)?;
-    let survey = Survey::of(&mut file).map_err(io_err)?;
+    let mut source = File::open(path).map_err(io_err)?;
+    let mut file = tempfile::tempfile().map_err(copy_failed).map_err(io_err)?;
+    let survey = Survey::of(&mut source, &mut file).map_err(io_err)?;
+    drop(source);
     let mut notes = Vec::new();
     let encoding = match forced {
         Some(e) => {
@@ -128,7 +131,9 @@ pub(super) fn open(path: &Path, forced: Option<TextEncoding>) -> Result<Opened> 
             add_lf: len > 0 && survey.last != Some(b'\n'),
         }
     } else {
-        spool(&mut file, skip, encoding).map_err(io_err)?
+        spool(&mut file, skip, encoding)
+            .map_err(copy_failed)
+            .map_err(io_err)?
     };
     Ok(Opened {
         store,
@@ -136,6 +141,17 @@ pub(super) fn open(path: &Path, forced: Option<TextEncoding>) -> Result<Opened> 
         size: survey.size,
         notes,
     })
+}
+
+/// A failure to write a copy, said as such.
+fn copy_failed(e: io::Error) -> io::Error {
+    io::Error::new(
+        e.kind(),
+        format!(
+            "writing its private copy in the temporary folder {} (TMPDIR): {e}",
+            std::env::temp_dir().display()
+        ),
+    )
 }
 
 /// What one read of the whole file finds.
@@ -167,7 +183,8 @@ enum Utf8 {
 }
 
 impl Survey {
-    fn of(file: &mut File) -> io::Result<Survey> {
+    /// Reads `file` once, writing its bytes to `copy`.
+    fn of(file: &mut File, copy: &mut File) -> io::Result<Survey> {
         let mut hash = sha2::Sha256::new();
         let mut buf = vec![0u8; BLOCK + 4];
         // Bytes of a character cut by the end of the last block, moved to
@@ -187,6 +204,7 @@ impl Survey {
                 break;
             }
             hash.update(fresh);
+            copy.write_all(fresh).map_err(copy_failed)?;
             if head.len() < 3 {
                 head.extend(fresh.iter().take(3 - head.len()));
             }
@@ -489,12 +507,13 @@ mod tests {
         let detect = |bytes: &[u8]| {
             let file = file_of(bytes);
             let mut f = File::open(file.path()).unwrap();
-            let survey = Survey::of(&mut f).unwrap();
+            let mut copy = tempfile::tempfile().unwrap();
+            let survey = Survey::of(&mut f, &mut copy).unwrap();
             assert_eq!(survey.sha256, crate::files::sha256_hex(bytes));
             assert_eq!(survey.size, bytes.len() as u64);
             let mut notes = Vec::new();
             survey
-                .encoding(Path::new("t.csv"), &f, &mut notes)
+                .encoding(Path::new("t.csv"), &copy, &mut notes)
                 .map(|e| (e, notes))
         };
         // UTF-8 far down a file of ASCII is still UTF-8, also with a

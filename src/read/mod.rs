@@ -44,6 +44,10 @@ pub const BATCH_ROWS: usize = 8192;
 /// thread: while it takes one batch, the next is read).
 pub type Sink<'s, T> = dyn FnMut(Vec<T>) -> Result<()> + Send + 's;
 
+/// What [`Sheet::map_spans`] makes of a record read again: from a
+/// [`Rereader`] for its cells, its index and its bytes.
+pub type MapRecord<'m, T> = dyn Fn(&mut Rereader<'_>, usize, &[u8]) -> Result<T> + Sync + 'm;
+
 /// What a cell was in the source, beyond its text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CellKind {
@@ -397,7 +401,7 @@ impl Sheet {
         &self,
         n: usize,
         span_of: &(dyn Fn(usize) -> Span + Sync),
-        map: &(dyn Fn(&mut Rereader<'_>, usize, &[u8]) -> Result<T> + Sync),
+        map: &MapRecord<'_, T>,
         sink: &mut Sink<'_, T>,
     ) -> Result<()> {
         match &*self.inner {

@@ -182,6 +182,41 @@ enum Utf8 {
     },
 }
 
+impl Utf8 {
+    /// Looks at `text`, which starts at byte `from` of the file (with the
+    /// bytes of a character the last block cut); where a character this
+    /// block cuts starts, if it does.
+    fn look(&mut self, text: &[u8], from: u64) -> Option<usize> {
+        let Utf8::Valid { ascii } = *self else {
+            return None;
+        };
+        match std::str::from_utf8(text) {
+            Ok(s) => {
+                *self = Utf8::Valid {
+                    ascii: ascii && s.is_ascii(),
+                };
+                None
+            }
+            Err(e) if e.error_len().is_none() => {
+                let up_to = e.valid_up_to();
+                *self = Utf8::Valid {
+                    ascii: ascii && text[..up_to].is_ascii(),
+                };
+                Some(up_to)
+            }
+            Err(e) => {
+                let at = e.valid_up_to();
+                *self = Utf8::Invalid {
+                    at: from + at as u64,
+                    byte: text[at],
+                    ascii: ascii && text[..at].is_ascii(),
+                };
+                None
+            }
+        }
+    }
+}
+
 impl Survey {
     /// Reads `file` once, writing its bytes to `copy`.
     fn of(file: &mut File, copy: &mut File) -> io::Result<Survey> {
@@ -203,48 +238,32 @@ impl Survey {
                 }
                 break;
             }
-            hash.update(fresh);
-            copy.write_all(fresh).map_err(copy_failed)?;
-            if head.len() < 3 {
-                head.extend(fresh.iter().take(3 - head.len()));
-            }
-            last = fresh.last().copied();
-            has_cr |= memchr::memchr(b'\r', fresh).is_some();
-            if nul_at.is_none() {
-                nul_at = memchr::memchr(0, fresh).map(|i| size + i as u64);
-            }
             let from = size - carried as u64;
+            // The hash and the copy on one thread, the looks on another.
+            let (copied, cut) = rayon::join(
+                || {
+                    hash.update(fresh);
+                    copy.write_all(fresh).map_err(copy_failed)
+                },
+                || {
+                    if head.len() < 3 {
+                        head.extend(fresh.iter().take(3 - head.len()));
+                    }
+                    last = fresh.last().copied();
+                    has_cr |= memchr::memchr(b'\r', fresh).is_some();
+                    if nul_at.is_none() {
+                        nul_at = memchr::memchr(0, fresh).map(|i| size + i as u64);
+                    }
+                    utf8.look(&buf[..carried + n], from)
+                },
+            );
+            copied?;
             size += n as u64;
-            let Utf8::Valid { ascii } = utf8 else {
-                continue;
-            };
-            let text = &buf[..carried + n];
-            carried = match std::str::from_utf8(text) {
-                Ok(s) => {
-                    utf8 = Utf8::Valid {
-                        ascii: ascii && s.is_ascii(),
-                    };
-                    0
-                }
-                Err(e) if e.error_len().is_none() => {
-                    let up_to = e.valid_up_to();
-                    utf8 = Utf8::Valid {
-                        ascii: ascii && text[..up_to].is_ascii(),
-                    };
-                    let cut = text.len() - up_to;
-                    buf.copy_within(up_to..up_to + cut, 0);
-                    cut
-                }
-                Err(e) => {
-                    let at = e.valid_up_to();
-                    utf8 = Utf8::Invalid {
-                        at: from + at as u64,
-                        byte: text[at],
-                        ascii: ascii && text[..at].is_ascii(),
-                    };
-                    0
-                }
-            };
+            // A character cut by the end of the block goes to the front.
+            if let Some(cut) = cut {
+                buf.copy_within(cut..carried + n, 0);
+            }
+            carried = cut.map_or(0, |cut| carried + n - cut);
         }
         Ok(Survey {
             sha256: hex::encode(hash.finalize()),

@@ -17,7 +17,7 @@ use rayon::prelude::*;
 
 use super::chunks::{self, Chunk};
 use super::store::{self, Store};
-use super::{Row, Sink, Span};
+use super::{MapRecord, Row, Sink, Span};
 use crate::error::{Error, Result};
 use crate::stage;
 
@@ -271,7 +271,7 @@ impl TextSheet {
         path: &Path,
         n: usize,
         span_of: &(dyn Fn(usize) -> Span + Sync),
-        map: &(dyn Fn(&mut Rereader<'_>, usize, &[u8]) -> Result<T> + Sync),
+        map: &MapRecord<'_, T>,
         sink: &mut Sink<'_, T>,
     ) -> Result<()> {
         let index = self.index.get().ok_or_else(|| {

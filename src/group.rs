@@ -9,8 +9,6 @@
 
 use std::collections::HashMap;
 
-use std::hash::{BuildHasherDefault, Hasher};
-
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
@@ -71,25 +69,18 @@ pub struct Grouper {
     problems: HashMap<u32, Vec<Problem>>,
     warnings: HashMap<u32, Vec<Problem>>,
     groups: Vec<GroupAcc>,
-    /// The orders by key: the index into `groups`.
-    index: HashMap<OrderKey, u32, BuildHasherDefault<KeyHasher>>,
+    /// The orders by key: each entry is an index into `groups`, whose key
+    /// it is (4 bytes an order, not the 20 a map of keys would take: for
+    /// ten million rows that is hundreds of megabytes).
+    index: hashbrown::HashTable<u32>,
 }
 
 /// Order keys are already uniform hashes (a SHA-256 prefix): their first
 /// eight bytes are the hash.
-#[derive(Default)]
-struct KeyHasher(u64);
-
-impl Hasher for KeyHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for (i, b) in bytes.iter().take(8).enumerate() {
-            self.0 ^= u64::from(*b) << (8 * i);
-        }
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
+fn key_hash(key: &OrderKey) -> u64 {
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&key[..8]);
+    u64::from_le_bytes(first)
 }
 
 /// The order-level values of one row, to say which field disagrees:
@@ -112,7 +103,7 @@ impl Grouper {
         Grouper {
             slots: Vec::with_capacity(rows),
             groups: Vec::with_capacity(rows / 2),
-            index: HashMap::with_capacity_and_hasher(rows / 2, Default::default()),
+            index: hashbrown::HashTable::with_capacity(rows / 2),
             ..Self::default()
         }
     }
@@ -125,7 +116,19 @@ impl Grouper {
         // is found without a look in the index, which is large and slow.
         let group = match self.slots.last() {
             Some(last) if self.groups[last.group as usize].key == check.key => last.group,
-            _ => *self.index.entry(check.key).or_insert(next),
+            _ => {
+                let groups = &self.groups;
+                let key_of = |g: &u32| &groups[*g as usize].key;
+                *self
+                    .index
+                    .entry(
+                        key_hash(&check.key),
+                        |g| *key_of(g) == check.key,
+                        |g| key_hash(key_of(g)),
+                    )
+                    .or_insert(next)
+                    .get()
+            }
         };
         if group == next {
             self.groups.push(GroupAcc {
@@ -179,26 +182,23 @@ impl Grouper {
         allow_partial: bool,
         values: &HashMap<u64, OrderValues>,
     ) -> Grouping {
-        self.index = HashMap::default(); // not needed any more: free it first
+        self.index = hashbrown::HashTable::new(); // not needed any more: free it first
         self.mark_conflicts(values);
         self.mark_duplicate_products();
 
-        let prefix = batch_prefix(batch_id);
-        // A SHA-256 per order: in parallel.
-        let mut groups: Vec<Group> = std::mem::take(&mut self.groups)
-            .into_par_iter()
-            .map(|g| Group {
-                id: match g.order_ref {
-                    Some(r) => OrderId::Ref(r),
-                    None => derived_id(&prefix, &g.key),
-                },
-                rows: g.rows,
-                invalid: 0,
+        // Of each row only its number and order are kept from here (the
+        // fingerprints served the grouping): the rows' room is given back
+        // before the orders' is taken.
+        let slots: Vec<Placed> = std::mem::take(&mut self.slots)
+            .into_iter()
+            .map(|s| Placed {
+                number: s.number,
+                group: s.group,
             })
             .collect();
-        let (invalid, first_invalid) = self.mark_invalid(&mut groups);
-        let statuses: Vec<Status> = self
-            .slots
+        let mut groups = orders_of(std::mem::take(&mut self.groups), batch_id);
+        let (invalid, first_invalid) = mark_invalid(&slots, &self.problems, &mut groups);
+        let statuses: Vec<Status> = slots
             .par_iter()
             .zip(&invalid)
             .map(|(s, &invalid)| {
@@ -212,22 +212,12 @@ impl Grouper {
             })
             .collect();
         let counts = Counts {
-            rows: self.slots.len() as u64,
+            rows: slots.len() as u64,
             invalid: self.problems.len() as u64,
             warnings: self.warnings.len() as u64,
             ..Counts::of_orders(&groups, allow_partial)
         };
         groups.shrink_to_fit();
-        // Of each row only its number and order are kept: the fingerprints
-        // served the grouping.
-        let slots = self
-            .slots
-            .par_iter()
-            .map(|s| Placed {
-                number: s.number,
-                group: s.group,
-            })
-            .collect();
         Grouping {
             slots,
             statuses,
@@ -237,26 +227,6 @@ impl Grouper {
             first_invalid,
             counts,
         }
-    }
-
-    /// Marks the invalid rows, in input order (few: one by one), and
-    /// counts them in their orders; the first few of each order, to show
-    /// why it is held.
-    fn mark_invalid(&self, groups: &mut [Group]) -> (Vec<bool>, HashMap<u32, Vec<u64>>) {
-        let mut invalid_rows: Vec<u32> = self.problems.keys().copied().collect();
-        invalid_rows.sort_unstable();
-        let mut invalid = vec![false; self.slots.len()];
-        let mut first_invalid: HashMap<u32, Vec<u64>> = HashMap::new();
-        for &i in &invalid_rows {
-            invalid[i as usize] = true;
-            let s = &self.slots[i as usize];
-            groups[s.group as usize].invalid += 1;
-            let rows = first_invalid.entry(s.group).or_default();
-            if rows.len() < HELD_ROWS_SHOWN {
-                rows.push(s.number);
-            }
-        }
-        (invalid, first_invalid)
     }
 
     /// Rows of one order that disagree on an order-level field: the values
@@ -422,6 +392,58 @@ impl OrderId {
             OrderId::Ref(r) => r,
         }
     }
+}
+
+/// The orders of what the rows formed, their ids derived (a SHA-256 per
+/// order, in parallel). Taken from the end a part at a time, each part's
+/// room given back as it is done: the orders of ten million rows are
+/// hundreds of megabytes, and not held twice.
+fn orders_of(mut accs: Vec<GroupAcc>, batch_id: &str) -> Vec<Group> {
+    const PART: usize = 1 << 18;
+    let prefix = batch_prefix(batch_id);
+    let mut groups = Vec::with_capacity(accs.len());
+    while !accs.is_empty() {
+        let part: Vec<GroupAcc> = accs.drain(accs.len().saturating_sub(PART)..).collect();
+        accs.shrink_to_fit();
+        let part: Vec<Group> = part
+            .into_par_iter()
+            .map(|g| Group {
+                id: match g.order_ref {
+                    Some(r) => OrderId::Ref(r),
+                    None => derived_id(&prefix, &g.key),
+                },
+                rows: g.rows,
+                invalid: 0,
+            })
+            .collect();
+        groups.extend(part.into_iter().rev());
+    }
+    groups.reverse();
+    groups
+}
+
+/// Marks the invalid rows (those with `problems`), in input order (few:
+/// one by one), and counts them in their orders; the first few of each
+/// order, to show why it is held.
+fn mark_invalid(
+    slots: &[Placed],
+    problems: &HashMap<u32, Vec<Problem>>,
+    groups: &mut [Group],
+) -> (Vec<bool>, HashMap<u32, Vec<u64>>) {
+    let mut invalid_rows: Vec<u32> = problems.keys().copied().collect();
+    invalid_rows.sort_unstable();
+    let mut invalid = vec![false; slots.len()];
+    let mut first_invalid: HashMap<u32, Vec<u64>> = HashMap::new();
+    for &i in &invalid_rows {
+        invalid[i as usize] = true;
+        let s = &slots[i as usize];
+        groups[s.group as usize].invalid += 1;
+        let rows = first_invalid.entry(s.group).or_default();
+        if rows.len() < HELD_ROWS_SHOWN {
+            rows.push(s.number);
+        }
+    }
+    (invalid, first_invalid)
 }
 
 /// One order.

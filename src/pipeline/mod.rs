@@ -49,34 +49,27 @@ pub struct Checked {
     pub blank_rows: u64,
     rules: Rules,
     typical_width: HashMap<Field, usize>,
-    /// For a CSV file, each data row's record: where it lies, and whether
-    /// a CSV report may copy it as it is.
-    records: Vec<Record>,
+    /// Of a comma-separated file, the rows (by number) whose bytes a CSV
+    /// report may copy as they are.
+    copies: RowBits,
 }
 
-/// Where a data row's record lies in a CSV file's text (16 bytes a row).
-#[derive(Debug, Clone, Copy)]
-struct Record {
-    start: u64,
-    len: u32,
-    /// A CSV report may copy its bytes as they are.
-    copy: bool,
-}
+/// A set of row numbers, a bit each.
+#[derive(Debug, Clone, Default)]
+struct RowBits(Vec<u64>);
 
-impl Record {
-    fn new(path: &Path, number: u64, (start, end): read::Span, copy: bool) -> Result<Record> {
-        let len = u32::try_from(end - start)
-            .map_err(|_| Error::input(path, format!("line {number}: a record of 4 GiB or more")))?;
-        Ok(Record {
-            start: start as u64,
-            len,
-            copy,
-        })
+impl RowBits {
+    fn insert(&mut self, row: u64) {
+        let (word, bit) = ((row / 64) as usize, row % 64);
+        if word >= self.0.len() {
+            self.0.resize(word + 1, 0);
+        }
+        self.0[word] |= 1 << bit;
     }
 
-    fn span(self) -> read::Span {
-        let start = self.start as usize;
-        (start, start + self.len as usize)
+    fn contains(&self, row: u64) -> bool {
+        let (word, bit) = ((row / 64) as usize, row % 64);
+        self.0.get(word).is_some_and(|w| w & (1 << bit) != 0)
     }
 }
 
@@ -122,7 +115,7 @@ impl Parts {
             blank_rows: self.blank_rows,
             rules: self.rules,
             typical_width: self.typical_width,
-            records: self.records,
+            copies: self.copies,
         }
     }
 }
@@ -135,7 +128,7 @@ struct Parts {
     blank_rows: u64,
     rules: Rules,
     typical_width: HashMap<Field, usize>,
-    records: Vec<Record>,
+    copies: RowBits,
 }
 
 fn check_parts(
@@ -155,35 +148,24 @@ fn check_parts(
     let checker = Checker::new(&columns, &opts.rules, typical_width.clone());
     let mut grouper = Grouper::with_capacity(sheet.rows_hint());
     let mut blank_rows = 0;
-    let mut records = Vec::new();
-    let ncols = columns.len();
-    let comma = sheet.is_comma_separated();
+    let mut copies = RowBits::default();
+    let (comma, ncols) = (sheet.is_comma_separated(), columns.len());
     let check = |r: &Row<'_>| {
-        let Some(check) = checker.check_unless_blank(r) else {
-            return (r.number(), None);
-        };
-        let copy = copied_as_is(r, comma, ncols);
-        let record = r.span().map(|span| (span, copy));
-        (r.number(), Some((check, record)))
+        let check = checker.check_unless_blank(r);
+        let copy = comma && check.is_some() && copied_as_is(r, ncols);
+        (r.number(), check, copy)
     };
     sheet.scan_map(header_row, ncols, &check, &mut |checks| {
-        for (number, c) in checks {
+        for (number, c, copy) in checks {
+            if let Some(kept) = keep.as_deref_mut() {
+                kept.push((number, c.clone()));
+            }
+            if copy {
+                copies.insert(number);
+            }
             match c {
-                Some((c, record)) => {
-                    if let Some(kept) = keep.as_deref_mut() {
-                        kept.push((number, Some(c.clone())));
-                    }
-                    grouper.push(c);
-                    if let Some((span, copy)) = record {
-                        records.push(Record::new(path, number, span, copy)?);
-                    }
-                }
-                None => {
-                    if let Some(kept) = keep.as_deref_mut() {
-                        kept.push((number, None));
-                    }
-                    blank_rows += 1;
-                }
+                Some(c) => grouper.push(c),
+                None => blank_rows += 1,
             }
         }
         Ok(())
@@ -213,15 +195,15 @@ fn check_parts(
         blank_rows,
         rules: opts.rules.clone(),
         typical_width,
-        records,
+        copies,
     })
 }
 
 /// Whether a CSV report may copy row `r`'s bytes as they are: its cells
 /// are written as the csv crate writes them, none needing to be made
 /// inert.
-fn copied_as_is(r: &Row<'_>, comma: bool, ncols: usize) -> bool {
-    comma && r.canonical_csv(ncols) && (0..ncols).all(|c| report::is_inert(&r.cell(c).text))
+fn copied_as_is(r: &Row<'_>, ncols: usize) -> bool {
+    r.canonical_csv(ncols) && (0..ncols).all(|c| report::is_inert(&r.cell(c).text))
 }
 
 /// Notes where the header is and which columns are kept as they are.
@@ -363,21 +345,28 @@ impl Checked {
         f: &mut (dyn FnMut(Vec<(Cells<'c>, RowOutcome<'c>)>) -> Result<()> + Send),
     ) -> Result<()> {
         let ncols = self.columns.len();
+        let copy = as_csv && self.sheet.is_comma_separated();
         let cells = |r: &Row<'_>| {
+            if r.is_blank() {
+                return None;
+            }
+            // A row with changed cells has no bytes of its own.
+            if copy
+                && let Some(raw) = r.raw()
+                && self.copies.contains(r.number())
+            {
+                return Some(Cells::Csv(Cow::Owned(raw.to_vec())));
+            }
             let mut cells = csv::StringRecord::with_capacity(128, ncols);
             for c in 0..ncols {
                 cells.push_field(&r.cell(c).text);
             }
-            cells
+            Some(Cells::List(cells))
         };
-        if !self.sheet.is_workbook() {
-            return self.for_each_record(as_csv, &cells, f);
-        }
-        let cells = |r: &Row<'_>| (!r.is_blank()).then(|| cells(r));
         let mut next = 0;
         self.sheet
             .scan_map(self.columns.header_row, ncols, &cells, &mut |batch| {
-                let rows: Vec<Cells<'c>> = batch.into_iter().flatten().map(Cells::List).collect();
+                let rows: Vec<Cells<'c>> = batch.into_iter().flatten().collect();
                 let first = self.claim(&mut next, rows.len())?;
                 f(rows
                     .into_iter()
@@ -385,39 +374,6 @@ impl Checked {
                     .map(|(cells, i)| (cells, self.grouping.row(i)))
                     .collect())
             })?;
-        self.all_met(next)
-    }
-
-    /// [`for_each_cells`](Self::for_each_cells) of a CSV file: each record
-    /// read alone again from where the first pass found it, or copied.
-    fn for_each_record<'c>(
-        &'c self,
-        as_csv: bool,
-        cells: &(dyn Fn(&Row<'_>) -> csv::StringRecord + Sync),
-        f: &mut (dyn FnMut(Vec<(Cells<'c>, RowOutcome<'c>)>) -> Result<()> + Send),
-    ) -> Result<()> {
-        self.all_met(self.records.len())?;
-        let mut next = 0;
-        self.sheet.map_spans(
-            self.records.len(),
-            &|k| self.records[k].span(),
-            &|again, k, bytes| {
-                let record = self.records[k];
-                if as_csv && record.copy {
-                    return Ok(Cells::Csv(Cow::Owned(bytes.to_vec())));
-                }
-                let row = again.row(self.grouping.row(k).number, record.span(), bytes)?;
-                Ok(Cells::List(self.sheet.with_edits(&row, cells)))
-            },
-            &mut |batch| {
-                let first = self.claim(&mut next, batch.len())?;
-                f(batch
-                    .into_iter()
-                    .zip(first..)
-                    .map(|(cells, i)| (cells, self.grouping.row(i)))
-                    .collect())
-            },
-        )?;
         self.all_met(next)
     }
 

@@ -6,13 +6,10 @@
 //! moved, a row became blank or stopped being one), the caller checks the
 //! whole sheet.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::Path;
 
-use super::{
-    CheckOpts, Checked, Record, check_parts, conflicted_values, copied_as_is, note_columns,
-    typical_widths,
-};
+use super::{CheckOpts, Checked, check_parts, conflicted_values, note_columns, typical_widths};
 use crate::error::Result;
 use crate::group::Grouper;
 use crate::read::Sheet;
@@ -69,9 +66,7 @@ pub fn recheck_rows(
     let changed: HashSet<u64> = changed.iter().map(|(r, _)| *r).collect();
     let checker = Checker::new(&columns, &opts.rules, typical.clone());
     let ncols = columns.len();
-    let comma = sheet.is_comma_separated();
     let mut fresh: Vec<(usize, RowCheck)> = Vec::new();
-    let mut copies: HashMap<usize, bool> = HashMap::new();
     let mut whole = false;
     sheet.scan(columns.header_row, ncols, &mut |rows| {
         for r in rows.iter().filter(|r| changed.contains(&r.number())) {
@@ -80,10 +75,7 @@ pub fn recheck_rows(
                 continue;
             };
             match (checker.check_unless_blank(r), &kept[at].1) {
-                (Some(check), Some(_)) => {
-                    copies.insert(at, copied_as_is(r, comma, ncols));
-                    fresh.push((at, check));
-                }
+                (Some(check), Some(_)) => fresh.push((at, check)),
                 (None, None) => {}
                 _ => whole = true,
             }
@@ -96,7 +88,6 @@ pub fn recheck_rows(
     fresh.sort_unstable_by_key(|(at, _)| *at);
     crate::clock::timing("check changed rows", t0);
 
-    let records = records_after(&before.records, kept, &copies);
     let mut grouper = Grouper::with_capacity(kept.len());
     let mut next = fresh.iter().peekable();
     for (at, (_, check)) in kept.iter().enumerate() {
@@ -119,33 +110,8 @@ pub fn recheck_rows(
         blank_rows: before.blank_rows,
         rules: opts.rules.clone(),
         typical_width: typical,
-        records,
+        // A changed row is never copied: it has no bytes of its own.
+        copies: before.copies.clone(),
     };
     Ok(Some((checked, fresh)))
-}
-
-/// A CSV sheet's records after rows changed: the same places, whether
-/// each changed row may be copied as it is told anew (`copies`, by place
-/// in `kept`). A workbook has none.
-fn records_after(
-    before: &[Record],
-    kept: &KeptChecks,
-    copies: &HashMap<usize, bool>,
-) -> Vec<Record> {
-    let mut records = before.to_vec();
-    if records.is_empty() || copies.is_empty() {
-        return records;
-    }
-    // The records are the non-blank rows', in order.
-    let mut record = 0;
-    for (at, (_, check)) in kept.iter().enumerate() {
-        if check.is_none() {
-            continue;
-        }
-        if let (Some(copy), Some(r)) = (copies.get(&at), records.get_mut(record)) {
-            r.copy = *copy;
-        }
-        record += 1;
-    }
-    records
 }

@@ -43,22 +43,16 @@ impl Edits {
         let changes = self.rows.get(&row.number())?;
         let width = changes.keys().next_back().map_or(0, |c| c + 1);
         Some(match row {
-            Row::Text {
-                number,
-                record,
-                span,
-                ..
-            } => {
+            Row::Text { number, record, .. } => {
                 let mut cells: Vec<&str> = record.iter().collect();
                 cells.resize(cells.len().max(width), "");
                 for (c, text) in changes {
                     cells[*c] = text;
                 }
-                // Its span still says where the file's record lies (a pass
-                // that reads it again meets these changes too); its bytes
-                // there are no longer its cells, so they are not kept and
-                // a report never copies them (see `Row::canonical_csv`).
-                Edited::Text(*number, cells.into_iter().collect(), *span)
+                // The file's bytes are no longer its cells: they are not
+                // kept, so a report never copies them (see
+                // `Row::canonical_csv`).
+                Edited::Text(*number, cells.into_iter().collect())
             }
             Row::Sheet { number, cells } => {
                 let mut cells = cells.to_vec();
@@ -74,17 +68,16 @@ impl Edits {
 
 /// A row with its changed cells, owned while a pass reads it.
 pub(super) enum Edited {
-    Text(u64, csv::StringRecord, Option<super::Span>),
+    Text(u64, csv::StringRecord),
     Sheet(u64, Vec<Data>),
 }
 
 impl Edited {
     pub(super) fn row(&self) -> Row<'_> {
         match self {
-            Edited::Text(number, record, span) => Row::Text {
+            Edited::Text(number, record) => Row::Text {
                 number: *number,
                 record,
-                span: *span,
                 raw: None,
             },
             Edited::Sheet(number, cells) => Row::Sheet {

@@ -29,12 +29,7 @@ pub use edits::Edits;
 use crate::error::{Error, Result};
 
 pub use excel::Workbook;
-pub use text::{RecordParser, Rereader, TextEncoding, TextOpts};
-
-/// Where a CSV record's bytes lie in its sheet's text, from its first
-/// byte up to its line end: what a later pass needs to read it again
-/// (see [`Sheet::map_spans`]).
-pub type Span = (usize, usize);
+pub use text::{RecordParser, TextEncoding, TextOpts};
 
 /// How many rows a batch holds: large enough to keep rayon busy, small
 /// enough that a batch of wide rows stays a few megabytes.
@@ -43,10 +38,6 @@ pub const BATCH_ROWS: usize = 8192;
 /// What takes a pass's results, in order, a batch at a time (on any
 /// thread: while it takes one batch, the next is read).
 pub type Sink<'s, T> = dyn FnMut(Vec<T>) -> Result<()> + Send + 's;
-
-/// What [`Sheet::map_spans`] makes of a record read again: from a
-/// [`Rereader`] for its cells, its index and its bytes.
-pub type MapRecord<'m, T> = dyn Fn(&mut Rereader<'_>, usize, &[u8]) -> Result<T> + Sync + 'm;
 
 /// What a cell was in the source, beyond its text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,11 +76,9 @@ pub enum Row<'a> {
     Text {
         number: u64,
         record: &'a csv::StringRecord,
-        /// Where the record's bytes lie in the sheet's text (known in a
-        /// pass that maps rows: [`Sheet::scan_map`]).
-        span: Option<Span>,
-        /// The record's bytes there, as the file holds them (not known in
-        /// every pass; never for a row with changed cells).
+        /// The record's bytes, from its first up to its line end, as the
+        /// file holds them (known in a pass that maps rows,
+        /// [`Sheet::scan_map`]; never for a row with changed cells).
         raw: Option<&'a [u8]>,
     },
     Sheet {
@@ -189,11 +178,10 @@ impl<'a> Row<'a> {
         }
     }
 
-    /// Where a CSV record's bytes lie in its sheet's text, when the pass
-    /// knows.
-    pub fn span(&self) -> Option<Span> {
+    /// A CSV record's bytes as the file holds them, when the pass knows.
+    pub fn raw(&self) -> Option<&'a [u8]> {
         match self {
-            Row::Text { span, .. } => *span,
+            Row::Text { raw, .. } => *raw,
             Row::Sheet { .. } => None,
         }
     }
@@ -264,7 +252,6 @@ fn text_rows(records: &[(u64, csv::StringRecord)]) -> Vec<Row<'_>> {
         .map(|(number, record)| Row::Text {
             number: *number,
             record,
-            span: None,
             raw: None,
         })
         .collect()
@@ -391,25 +378,6 @@ impl Sheet {
     /// may copy (see [`Row::canonical_csv`]).
     pub fn is_comma_separated(&self) -> bool {
         matches!(&*self.inner, Inner::Text(t) if t.delimiter() == b',')
-    }
-
-    /// Reads again, for a CSV file, the `n` data records a whole pass
-    /// found, in order, by where they lie (`span_of`), and maps each (by
-    /// its index, with its bytes and a [`Rereader`] for its cells) in
-    /// parallel; hands `sink` the results in order, in batches.
-    pub fn map_spans<T: Send>(
-        &self,
-        n: usize,
-        span_of: &(dyn Fn(usize) -> Span + Sync),
-        map: &MapRecord<'_, T>,
-        sink: &mut Sink<'_, T>,
-    ) -> Result<()> {
-        match &*self.inner {
-            Inner::Text(t) => t.map_spans(&self.path, n, span_of, map, sink),
-            Inner::Excel(_) => Err(Error::Internal(
-                "a workbook's rows have no spans to read again".into(),
-            )),
-        }
     }
 
     /// The SHA-256 (hex) of the file's bytes, as read.
@@ -750,7 +718,6 @@ mod tests {
             Row::Text {
                 number: 2,
                 record: &record,
-                span: None,
                 raw: None,
             }
             .is_printable_ascii()

@@ -8,7 +8,6 @@
 //! so a later pass reads and parses every chunk on the pool at once; it
 //! meets the very rows the first checked, whatever happens to the file.
 
-use std::ops::Range;
 use std::path::Path;
 use std::sync::OnceLock;
 
@@ -17,7 +16,7 @@ use rayon::prelude::*;
 
 use super::chunks::{self, Chunk};
 use super::store::{self, Store};
-use super::{MapRecord, Row, Sink, Span};
+use super::{Row, Sink};
 use crate::error::{Error, Result};
 use crate::stage;
 
@@ -248,11 +247,9 @@ impl TextSheet {
             let to = rdr.position().byte() as usize;
             let blank = bytes[from..to].iter().take_while(|&&b| b == b'\n').count();
             let (a, b) = (from + blank, to - 1);
-            let at = chunk.start as usize;
             out.push(map(&Row::Text {
                 number: line,
                 record: &rec,
-                span: Some((at + a, at + b)),
                 raw: Some(&bytes[a..b]),
             }));
         }
@@ -260,54 +257,6 @@ impl TextSheet {
             return Err(scan.unclosed(last_line));
         }
         Ok((out, chunk))
-    }
-
-    /// Reads again the `n` records a whole pass found, in text order, by
-    /// where they lie (`span_of`), and maps each (by its index, with its
-    /// bytes) in parallel; hands `sink` the results in order, a chunk's
-    /// records at a time.
-    pub(super) fn map_spans<T: Send>(
-        &self,
-        path: &Path,
-        n: usize,
-        span_of: &(dyn Fn(usize) -> Span + Sync),
-        map: &MapRecord<'_, T>,
-        sink: &mut Sink<'_, T>,
-    ) -> Result<()> {
-        let index = self.index.get().ok_or_else(|| {
-            Error::Internal("records read again before a whole pass found them".into())
-        })?;
-        let mut next = 0;
-        let mut held: Vec<(Chunk, Range<usize>)> = Vec::with_capacity(index.len());
-        for &chunk in index {
-            let from = next;
-            while next < n && (span_of(next).0 as u64) < chunk.end {
-                next += 1;
-            }
-            held.push((chunk, from..next));
-        }
-        if next < n {
-            return Err(Error::Internal(
-                "records read again lie past the text".into(),
-            ));
-        }
-        let parse = |(chunk, records): (Chunk, Range<usize>)| -> Parsed<T> {
-            if records.is_empty() {
-                return Ok((Vec::new(), chunk));
-            }
-            let bytes = self.bytes_of(path, Piece { chunk, bytes: None })?;
-            let mut again = Rereader::new(path, self.delimiter);
-            let at = chunk.start as usize;
-            let rows = records
-                .map(|k| {
-                    let (a, b) = span_of(k);
-                    map(&mut again, k, &bytes[a - at..b - at])
-                })
-                .collect::<Result<_>>()?;
-            Ok((rows, chunk))
-        };
-        let groups = held.chunks(group_len()).map(|g| Ok(g.to_vec()));
-        run(groups, &parse, sink).map(drop)
     }
 }
 
@@ -417,38 +366,6 @@ impl RecordParser {
 /// A record whose cells are not UTF-8.
 #[derive(Debug)]
 pub struct NotUtf8;
-
-/// Parses records again, one at a time, from the bytes a first pass
-/// found them in: one csv-core parser, reset for each, parses exactly
-/// those bytes, so a record comes back with the cells it had.
-pub struct Rereader<'s> {
-    path: &'s Path,
-    parser: RecordParser,
-    record: csv::StringRecord,
-}
-
-impl<'s> Rereader<'s> {
-    fn new(path: &'s Path, delimiter: u8) -> Self {
-        Rereader {
-            path,
-            parser: RecordParser::new(delimiter),
-            record: csv::StringRecord::new(),
-        }
-    }
-
-    /// The record whose bytes are `bytes`, lying at `span`, as row `number`.
-    pub fn row<'r>(&'r mut self, number: u64, span: Span, bytes: &'r [u8]) -> Result<Row<'r>> {
-        self.parser
-            .parse(bytes, &mut self.record)
-            .map_err(|_| Error::input(self.path, format!("line {number}: not valid UTF-8")))?;
-        Ok(Row::Text {
-            number,
-            record: &self.record,
-            span: Some(span),
-            raw: Some(bytes),
-        })
-    }
-}
 
 /// What a pass over the records needs to know besides their bytes.
 struct Scan<'a> {
@@ -724,31 +641,32 @@ mod tests {
             got,
             "a second pass reads the same"
         );
-        // Each record read alone again from its span reads the same.
-        let mut spans = Vec::new();
-        let span = |r: &Row<'_>| (r.number(), r.span().unwrap());
+        // Each record's bytes parsed alone read the same.
+        let mut raw = Vec::new();
+        let bytes = |r: &Row<'_>| (r.number(), r.raw().unwrap().to_vec());
         sheet
-            .scan_map(Path::new("t.csv"), 3, 3, &span, &mut |rows| {
-                spans.extend(rows);
+            .scan_map(Path::new("t.csv"), 3, 3, &bytes, &mut |rows| {
+                raw.extend(rows);
                 Ok(())
             })
             .unwrap();
-        let mut reread: Lines = Vec::new();
-        let cells = |again: &mut Rereader<'_>, k: usize, bytes: &[u8]| {
-            let (number, span) = spans[k];
-            let r = again.row(number, span, bytes)?;
-            Ok((
-                number,
-                (0..3).map(|c| r.cell(c).text.into_owned()).collect(),
-            ))
-        };
-        let path = Path::new("t.csv");
-        sheet
-            .map_spans(path, spans.len(), &|k| spans[k].1, &cells, &mut |rows| {
-                reread.extend(rows);
-                Ok(())
+        let mut parser = RecordParser::new(b',');
+        let mut record = csv::StringRecord::new();
+        let reread: Lines = raw
+            .iter()
+            .map(|(number, bytes)| {
+                parser.parse(bytes, &mut record).unwrap();
+                let r = Row::Text {
+                    number: *number,
+                    record: &record,
+                    raw: None,
+                };
+                (
+                    *number,
+                    (0..3).map(|c| r.cell(c).text.into_owned()).collect(),
+                )
             })
-            .unwrap();
+            .collect();
         assert_eq!(reread, want, "read alone again");
     }
 

@@ -792,7 +792,6 @@ mod tests {
         let row = Row::Text {
             number: 7,
             record: &record,
-            span: None,
             raw: None,
         };
         Checker::new(&columns, rules, HashMap::new())
@@ -854,7 +853,6 @@ mod tests {
             let row = Row::Text {
                 number: 7,
                 record: &record,
-                span: None,
                 raw: None,
             };
             let check = checker.check(&row);
@@ -1054,7 +1052,6 @@ mod tests {
         let check = Checker::new(&columns, &rules, HashMap::new()).check(&Row::Text {
             number: 2,
             record: &record,
-            span: None,
             raw: None,
         });
         let fields: Vec<&str> = check.problems.iter().map(|p| p.field.as_ref()).collect();

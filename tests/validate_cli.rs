@@ -839,6 +839,29 @@ fn ids_stored_as_numbers_warn_and_strict_refuses_them() {
     assert!(!r.stderr.contains("is a number"), "{}", r.stderr);
 }
 
+/// A CSV file is copied to the temporary folder while it is first read: a
+/// folder that cannot take it is named, with exit 3, no report.
+#[test]
+fn a_temporary_folder_that_cannot_take_the_copy_is_named() {
+    let desk = Desk::new();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dcms-bulk"))
+        .args(["validate", "samples/orders.csv", "--report"])
+        .arg(desk.path("r.csv"))
+        .current_dir(root())
+        .env("TMPDIR", desk.path("no-such-folder"))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(exit::INPUT_UNREADABLE), "{said}");
+    assert!(
+        said.contains("writing its private copy in the temporary folder")
+            && said.contains("no-such-folder")
+            && !said.contains("check the path"),
+        "{said}"
+    );
+    assert!(!desk.path("r.csv").exists(), "nothing written");
+}
+
 #[test]
 fn a_file_too_large_for_the_memory_allowed_is_refused_before_it_is_read() {
     let desk = Desk::new();

@@ -143,15 +143,13 @@ pub(super) fn open(path: &Path, forced: Option<TextEncoding>) -> Result<Opened> 
     })
 }
 
-/// A failure to write a copy, said as such.
+/// A failure to write a copy, said as such (of a kind of its own: not
+/// the input's "not found" or "permission denied").
 fn copy_failed(e: io::Error) -> io::Error {
-    io::Error::new(
-        e.kind(),
-        format!(
-            "writing its private copy in the temporary folder {} (TMPDIR): {e}",
-            std::env::temp_dir().display()
-        ),
-    )
+    io::Error::other(format!(
+        "writing its private copy in the temporary folder {} (TMPDIR): {e}",
+        std::env::temp_dir().display()
+    ))
 }
 
 /// What one read of the whole file finds.

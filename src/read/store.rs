@@ -15,8 +15,42 @@ use std::path::Path;
 use encoding_rs::{Encoding, UTF_16BE, UTF_16LE, WINDOWS_1252};
 use sha2::Digest;
 
-use super::text::TextEncoding;
 use crate::error::{Error, Result};
+
+/// A text encoding the user may force with `--encoding`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextEncoding {
+    Utf8,
+    Utf16Le,
+    Utf16Be,
+    Windows1252,
+}
+
+impl TextEncoding {
+    pub fn parse(s: &str) -> Option<Self> {
+        let n: String = s
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .collect::<String>()
+            .to_ascii_lowercase();
+        Some(match n.as_str() {
+            "utf8" => Self::Utf8,
+            "utf16le" | "utf16" => Self::Utf16Le,
+            "utf16be" => Self::Utf16Be,
+            "windows1252" | "cp1252" | "latin1" | "iso88591" | "ansi" => Self::Windows1252,
+            _ => return None,
+        })
+    }
+
+    pub(super) fn encoding(self) -> Option<&'static Encoding> {
+        match self {
+            Self::Utf8 => None,
+            Self::Utf16Le => Some(UTF_16LE),
+            Self::Utf16Be => Some(UTF_16BE),
+            Self::Windows1252 => Some(WINDOWS_1252),
+        }
+    }
+}
 
 /// How much of the file one read takes.
 const BLOCK: usize = 1 << 20;

@@ -1,8 +1,9 @@
 //! Pipeline: runs the checking stages over one input file — read, columns,
 //! validate (in parallel, on rayon), group — and lets later steps walk the
 //! rows again with their outcomes (to write the report, or build the
-//! orders). The rows come again from the sheet as it was read, never from
-//! the file: a later pass meets exactly the rows that were checked.
+//! orders). The rows come again from the sheet as it was read (a CSV
+//! file's private copy), never from the file: a later pass meets exactly
+//! the rows that were checked.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -396,9 +397,10 @@ impl Checked {
         }
     }
 
-    /// Cannot happen (the rows come from memory each time), but a pass that
-    /// met other rows than the first must stop, not pair rows with the
-    /// wrong outcomes.
+    /// Cannot happen (the rows come each time from what was read: a
+    /// workbook's cells in memory, a CSV file's private copy), but a pass
+    /// that met other rows than the first must stop, not pair rows with
+    /// the wrong outcomes.
     fn rows_differ(&self) -> Error {
         Error::input(
             &self.path,

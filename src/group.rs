@@ -535,6 +535,16 @@ impl Grouping {
         self.slots.is_empty()
     }
 
+    /// The `i`-th data row's number.
+    pub fn number(&self, i: usize) -> u64 {
+        self.slots[i].number
+    }
+
+    /// The index of the data row numbered `number`, if there is one.
+    pub fn index_of(&self, number: u64) -> Option<usize> {
+        self.slots.binary_search_by_key(&number, |s| s.number).ok()
+    }
+
     /// The `i`-th data row's outcome.
     pub fn row(&self, i: usize) -> RowOutcome<'_> {
         let s = &self.slots[i];

@@ -392,3 +392,70 @@ fn a_sheet_opened_to_edit_checks_its_changed_rows_and_sees_what_a_whole_check_se
         assert_eq!(cells(&quick), cells(&whole), "{sample}");
     }
 }
+
+/// A CSV sheet of several megabytes is read in chunks: a page of it reads
+/// only the chunks that hold its rows, and shows what a walk of the whole
+/// sheet shows, at any place (chunk edges, multi-line cells and blank
+/// lines included), filtered or not, and with a changed cell deep down.
+#[test]
+fn a_page_of_a_large_csv_shows_what_the_whole_sheet_shows() {
+    let dir = tempfile::tempdir().unwrap();
+    let sample = std::fs::read_to_string("samples/orders.csv").unwrap();
+    let mut lines = sample.lines();
+    let mut text = format!("{}\n", lines.next().unwrap());
+    let body: Vec<&str> = lines.collect();
+    for i in 0..30_000u32 {
+        let line =
+            body[i as usize % body.len()].replacen("00123", &format!("{:05}", i % 90_000), 1);
+        match i % 97 {
+            0 => text.push('\n'),
+            1 => text.push_str(&line.replacen("Priya Iyer", "\"Priya\nIyer\"", 1)),
+            2 => text.push_str(&line.replacen(",100,", ",0,", 1)),
+            _ => text.push_str(&line),
+        }
+        text.push('\n');
+    }
+    assert!(text.len() > 3 << 20, "several chunks");
+    let input = dir.path().join("large.csv");
+    std::fs::write(&input, &text).unwrap();
+    let mut job = Job::open_to_edit(&input, CheckOpts::default()).unwrap();
+    let check = |job: &Job| {
+        let all = job.page(false, 0, u64::MAX).unwrap();
+        assert_eq!(all.rows.len() as u64, all.total);
+        assert_eq!(all.total as usize, report_lines(job, dir.path()).len() - 1);
+        for skip in [0, 1, 9_000, 9_999, 15_321, all.total - 10] {
+            let page = job.page(false, skip, 50).unwrap();
+            let end = (skip as usize + 50).min(all.rows.len());
+            assert_eq!(page.rows, all.rows[skip as usize..end], "page at {skip}");
+        }
+        let problems: Vec<_> = all
+            .rows
+            .iter()
+            .filter(|r| r.status != "VALID" || !r.warnings.is_empty())
+            .cloned()
+            .collect();
+        assert!(problems.len() > 100, "{}", problems.len());
+        let page = job.page(true, 100, 20).unwrap();
+        assert_eq!(page.total as usize, problems.len());
+        assert_eq!(page.rows, problems[100..120]);
+        let deep = &all.rows[20_000];
+        assert_eq!(job.row(deep.number).unwrap().as_ref(), Some(deep));
+        all
+    };
+    let before = check(&job);
+    let deep = before.rows[20_000].number;
+    job.edit(&[change(deep, "branch_name", "Changed Deep Down")])
+        .unwrap();
+    let after = check(&job);
+    let row = job.row(deep).unwrap().unwrap();
+    assert!(
+        row.cells.iter().any(|c| c == "Changed Deep Down"),
+        "{row:?}"
+    );
+    assert_eq!(after.rows[20_000], row);
+    // Lines 2 and 3 are blank; the first data row is on line 4.
+    assert_eq!(before.rows[0].number, 4);
+    assert_eq!(job.row(4).unwrap().map(|r| r.number), Some(4));
+    assert_eq!(job.row(2).unwrap(), None, "a blank line is no data row");
+    assert_eq!(job.row(1).unwrap(), None, "the header is no data row");
+}

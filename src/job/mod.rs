@@ -273,37 +273,44 @@ impl Job {
     /// The data rows from the `skip`-th, at most `take` of them; with
     /// `problems_only`, of the rows that are not valid or have a warning.
     pub fn page(&self, problems_only: bool, skip: u64, take: u64) -> Result<Page> {
-        let mut page = Page {
-            rows: Vec::new(),
-            total: 0,
-        };
-        let width = self.checked.columns.len();
-        self.checked.for_each_outcome(&mut |rows| {
-            for (row, outcome) in rows {
-                let shown = !problems_only
-                    || outcome.status != crate::group::Status::Valid
-                    || !outcome.warnings.is_empty();
-                if !shown {
-                    continue;
+        let grouping = &self.checked.grouping;
+        let mut total = 0;
+        let mut wanted = Vec::new();
+        for i in 0..grouping.len() {
+            let outcome = grouping.row(i);
+            let shown = !problems_only
+                || outcome.status != crate::group::Status::Valid
+                || !outcome.warnings.is_empty();
+            if shown {
+                total += 1;
+                if total > skip && (wanted.len() as u64) < take {
+                    wanted.push(i);
                 }
-                page.total += 1;
-                if page.total <= skip || page.rows.len() as u64 >= take {
-                    continue;
-                }
-                page.rows.push(ShownRow::of(row, outcome, width));
             }
+        }
+        let mut rows = Vec::new();
+        let width = self.checked.columns.len();
+        self.checked.for_each_outcome_at(&wanted, &mut |batch| {
+            rows.extend(
+                batch
+                    .iter()
+                    .map(|(row, outcome)| ShownRow::of(row, outcome, width)),
+            );
             Ok(())
         })?;
-        Ok(page)
+        Ok(Page { rows, total })
     }
 
     /// The data row numbered `number` (as a spreadsheet shows it), if the
     /// sheet has it.
     pub fn row(&self, number: u64) -> Result<Option<ShownRow>> {
+        let Some(i) = self.checked.grouping.index_of(number) else {
+            return Ok(None);
+        };
         let mut found = None;
         let width = self.checked.columns.len();
-        self.checked.for_each_outcome(&mut |rows| {
-            if let Some((row, outcome)) = rows.iter().find(|(_, o)| o.number == number) {
+        self.checked.for_each_outcome_at(&[i], &mut |rows| {
+            if let Some((row, outcome)) = rows.first() {
                 found = Some(ShownRow::of(row, outcome, width));
             }
             Ok(())
@@ -334,9 +341,11 @@ impl Job {
         }
         let mut found: Vec<Option<String>> = vec![None; at.len()];
         let columns = &self.checked.columns;
+        let mut lines: Vec<u64> = wanted.keys().copied().collect();
+        lines.sort_unstable();
         self.checked
             .sheet
-            .scan(columns.header_row, columns.len(), &mut |rows| {
+            .scan_lines(columns.header_row, columns.len(), &lines, &mut |rows| {
                 // The rows come with their changed cells; a blank one is
                 // not a data row.
                 for r in rows.iter().filter(|r| !r.is_blank()) {

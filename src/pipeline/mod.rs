@@ -336,6 +336,40 @@ impl Checked {
         self.all_met(next)
     }
 
+    /// The data rows at `indexes` (sorted), in order and in batches, with
+    /// their outcomes: a page of the sheet, reading no more of it than
+    /// the rows need.
+    pub fn for_each_outcome_at(
+        &self,
+        indexes: &[usize],
+        f: &mut (dyn FnMut(&[OutcomeRow<'_>]) -> Result<()> + Send),
+    ) -> Result<()> {
+        let numbers: Vec<u64> = indexes.iter().map(|&i| self.grouping.number(i)).collect();
+        let mut met = 0;
+        self.sheet.scan_lines(
+            self.columns.header_row,
+            self.columns.len(),
+            &numbers,
+            &mut |rows| {
+                let batch: Vec<OutcomeRow<'_>> = rows
+                    .iter()
+                    .filter(|r| !r.is_blank())
+                    .filter_map(|r| {
+                        let k = numbers.binary_search(&r.number()).ok()?;
+                        Some((*r, self.grouping.row(indexes[k])))
+                    })
+                    .collect();
+                met += batch.len();
+                f(&batch)
+            },
+        )?;
+        if met == indexes.len() {
+            Ok(())
+        } else {
+            Err(self.rows_differ())
+        }
+    }
+
     /// Walks every data row again, in input order and in batches, as its
     /// cells (trimmed, one per column) with its outcome; the cells are
     /// copied out in parallel. `as_csv`: a record of a comma-separated

@@ -464,6 +464,51 @@ impl Sheet {
         }
     }
 
+    /// The rows numbered `lines` (sorted), blank ones included, with their
+    /// changed cells, handed to `f` in order: of a CSV file, only the
+    /// chunks that hold them are read (once a whole pass has found where
+    /// the chunks lie); a workbook's rows are all in memory.
+    pub fn scan_lines(
+        &self,
+        header_row: u64,
+        header_width: usize,
+        lines: &[u64],
+        f: &mut (dyn FnMut(&[Row<'_>]) -> Result<()> + Send),
+    ) -> Result<()> {
+        let wanted = |r: &Row<'_>| lines.binary_search(&r.number()).is_ok();
+        match &*self.inner {
+            Inner::Text(t) => {
+                let copy = |r: &Row<'_>| {
+                    let edited = self.edits.apply(r);
+                    let r = edited.as_ref().map_or(*r, edits::Edited::row);
+                    let copied = match r {
+                        Row::Text { record, .. } if wanted(&r) => Some(record.iter().collect()),
+                        _ => None,
+                    };
+                    (r.number(), copied)
+                };
+                t.scan_map_lines(
+                    &self.path,
+                    header_row,
+                    header_width,
+                    Some(lines),
+                    &copy,
+                    &mut |batch| {
+                        let kept: Vec<(u64, csv::StringRecord)> = batch
+                            .into_iter()
+                            .filter_map(|(n, r)| r.map(|r| (n, r)))
+                            .collect();
+                        f(&text_rows(&kept))
+                    },
+                )
+            }
+            Inner::Excel(_) => self.scan(header_row, header_width, &mut |rows| {
+                let rows: Vec<Row<'_>> = rows.iter().filter(|r| wanted(r)).copied().collect();
+                f(&rows)
+            }),
+        }
+    }
+
     /// Like [`scan`](Self::scan), but maps every row with `map` in parallel
     /// (on rayon) and hands `sink` the results, in row order, in batches.
     pub fn scan_map<T: Send>(

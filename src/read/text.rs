@@ -122,6 +122,21 @@ impl TextSheet {
         map: &(dyn Fn(&Row<'_>) -> T + Sync),
         sink: &mut Sink<'_, T>,
     ) -> Result<()> {
+        self.scan_map_lines(path, header_row, header_width, None, map, sink)
+    }
+
+    /// [`scan_map`](Self::scan_map), reading (once a whole pass has found
+    /// where the chunks lie) only the chunks that hold rows of `lines`
+    /// (sorted), when given: the rows of a page, not the whole sheet.
+    pub(super) fn scan_map_lines<T: Send>(
+        &self,
+        path: &Path,
+        header_row: u64,
+        header_width: usize,
+        lines: Option<&[u64]>,
+        map: &(dyn Fn(&Row<'_>) -> T + Sync),
+        sink: &mut Sink<'_, T>,
+    ) -> Result<()> {
         let scan = Scan {
             path,
             header_row,
@@ -129,7 +144,20 @@ impl TextSheet {
         };
         let parse = |piece: Piece| self.parse(&scan, piece, map);
         if let Some(index) = self.index.get() {
-            let groups = index.chunks(group_len()).map(|group| {
+            let held: Vec<Chunk> = match lines {
+                None => index.clone(),
+                Some(lines) => index
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, c)| {
+                        let end = index.get(i + 1).map_or(u64::MAX, |n| n.first_line);
+                        let at = lines.partition_point(|&l| l < c.first_line);
+                        lines.get(at).is_some_and(|&l| l < end)
+                    })
+                    .map(|(_, c)| *c)
+                    .collect(),
+            };
+            let groups = held.chunks(group_len()).map(|group| {
                 Ok(group
                     .iter()
                     .map(|&chunk| Piece { chunk, bytes: None })

@@ -6,7 +6,7 @@
 //! the rows that were checked.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -233,11 +233,16 @@ fn conflicted_values(
     columns: &Columns,
     grouper: &Grouper,
 ) -> Result<HashMap<u64, OrderValues>> {
-    let conflicted: HashSet<u64> = grouper.conflicted_rows().into_iter().collect();
+    let mut conflicted = grouper.conflicted_rows();
+    conflicted.sort_unstable();
     let mut values: HashMap<u64, OrderValues> = HashMap::new();
     if !conflicted.is_empty() {
-        sheet.scan(columns.header_row, columns.len(), &mut |rows| {
-            for r in rows.iter().filter(|r| conflicted.contains(&r.number())) {
+        let lines = &conflicted;
+        sheet.scan_lines(columns.header_row, columns.len(), lines, &mut |rows| {
+            for r in rows
+                .iter()
+                .filter(|r| lines.binary_search(&r.number()).is_ok())
+            {
                 values.insert(r.number(), order_values(checker, columns, r));
             }
             Ok(())

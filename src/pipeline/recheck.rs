@@ -68,7 +68,9 @@ pub fn recheck_rows(
     let ncols = columns.len();
     let mut fresh: Vec<(usize, RowCheck)> = Vec::new();
     let mut whole = false;
-    sheet.scan(columns.header_row, ncols, &mut |rows| {
+    let mut lines: Vec<u64> = changed.iter().copied().collect();
+    lines.sort_unstable();
+    sheet.scan_lines(columns.header_row, ncols, &lines, &mut |rows| {
         for r in rows.iter().filter(|r| changed.contains(&r.number())) {
             let Ok(at) = kept.binary_search_by_key(&r.number(), |(n, _)| *n) else {
                 whole = true;

@@ -237,16 +237,18 @@ fn conflicted_values(
     conflicted.sort_unstable();
     let mut values: HashMap<u64, OrderValues> = HashMap::new();
     if !conflicted.is_empty() {
-        let lines = &conflicted;
-        sheet.scan_lines(columns.header_row, columns.len(), lines, &mut |rows| {
-            for r in rows
-                .iter()
-                .filter(|r| lines.binary_search(&r.number()).is_ok())
-            {
-                values.insert(r.number(), order_values(checker, columns, r));
-            }
-            Ok(())
-        })?;
+        // Only the rows of `conflicted` come.
+        sheet.scan_lines(
+            columns.header_row,
+            columns.len(),
+            &conflicted,
+            &mut |rows| {
+                for r in rows {
+                    values.insert(r.number(), order_values(checker, columns, r));
+                }
+                Ok(())
+            },
+        )?;
     }
     Ok(values)
 }

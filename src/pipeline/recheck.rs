@@ -63,15 +63,16 @@ pub fn recheck_rows(
     if typical != before.typical_width {
         return Ok(None);
     }
-    let changed: HashSet<u64> = changed.iter().map(|(r, _)| *r).collect();
     let checker = Checker::new(&columns, &opts.rules, typical.clone());
     let ncols = columns.len();
     let mut fresh: Vec<(usize, RowCheck)> = Vec::new();
     let mut whole = false;
-    let mut lines: Vec<u64> = changed.iter().copied().collect();
+    let mut lines: Vec<u64> = changed.iter().map(|(r, _)| *r).collect();
     lines.sort_unstable();
+    lines.dedup();
+    // Only the changed rows come.
     sheet.scan_lines(columns.header_row, ncols, &lines, &mut |rows| {
-        for r in rows.iter().filter(|r| changed.contains(&r.number())) {
+        for r in rows {
             let Ok(at) = kept.binary_search_by_key(&r.number(), |(n, _)| *n) else {
                 whole = true;
                 continue;

@@ -435,33 +435,7 @@ impl Sheet {
         header_width: usize,
         f: &mut (dyn FnMut(&[Row<'_>]) -> Result<()> + Send),
     ) -> Result<()> {
-        match &*self.inner {
-            Inner::Text(_) => {
-                // A compact copy of each record: the reader's reused one keeps
-                // the room of the widest row so far.
-                let copy = |r: &Row<'_>| {
-                    let copied = match r {
-                        Row::Text { record, .. } => record.iter().collect(),
-                        Row::Sheet { .. } => csv::StringRecord::new(),
-                    };
-                    (r.number(), copied)
-                };
-                self.scan_map(header_row, header_width, &copy, &mut |batch| {
-                    f(&text_rows(&batch))
-                })
-            }
-            Inner::Excel(x) if self.edits.is_empty() => x.scan(header_row, f),
-            Inner::Excel(x) => x.scan(header_row, &mut |rows| {
-                let edited: Vec<Option<edits::Edited>> =
-                    rows.iter().map(|r| self.edits.apply(r)).collect();
-                let rows: Vec<Row<'_>> = rows
-                    .iter()
-                    .zip(&edited)
-                    .map(|(r, e)| e.as_ref().map_or(*r, edits::Edited::row))
-                    .collect();
-                f(&rows)
-            }),
-        }
+        self.scan_some(header_row, header_width, None, f)
     }
 
     /// The rows numbered `lines` (sorted), blank ones included, with their
@@ -475,35 +449,50 @@ impl Sheet {
         lines: &[u64],
         f: &mut (dyn FnMut(&[Row<'_>]) -> Result<()> + Send),
     ) -> Result<()> {
-        let wanted = |r: &Row<'_>| lines.binary_search(&r.number()).is_ok();
+        self.scan_some(header_row, header_width, Some(lines), f)
+    }
+
+    /// [`scan`](Self::scan) of every row, or only of those numbered `lines`.
+    fn scan_some(
+        &self,
+        header_row: u64,
+        header_width: usize,
+        lines: Option<&[u64]>,
+        f: &mut (dyn FnMut(&[Row<'_>]) -> Result<()> + Send),
+    ) -> Result<()> {
+        let wanted = |r: &Row<'_>| lines.is_none_or(|l| l.binary_search(&r.number()).is_ok());
+        let edited = |r: &Row<'_>| self.edits.apply(r);
         match &*self.inner {
             Inner::Text(t) => {
+                // A compact copy of each record wanted, with its changes:
+                // the reader's own keeps the room of the widest row so far.
                 let copy = |r: &Row<'_>| {
-                    let edited = self.edits.apply(r);
-                    let r = edited.as_ref().map_or(*r, edits::Edited::row);
+                    let changed = edited(r);
+                    let r = changed.as_ref().map_or(*r, edits::Edited::row);
                     let copied = match r {
                         Row::Text { record, .. } if wanted(&r) => Some(record.iter().collect()),
                         _ => None,
                     };
                     (r.number(), copied)
                 };
-                t.scan_map_lines(
-                    &self.path,
-                    header_row,
-                    header_width,
-                    Some(lines),
-                    &copy,
-                    &mut |batch| {
-                        let kept: Vec<(u64, csv::StringRecord)> = batch
-                            .into_iter()
-                            .filter_map(|(n, r)| r.map(|r| (n, r)))
-                            .collect();
-                        f(&text_rows(&kept))
-                    },
-                )
+                let path = &self.path;
+                t.scan_map_lines(path, header_row, header_width, lines, &copy, &mut |batch| {
+                    let kept: Vec<(u64, csv::StringRecord)> = batch
+                        .into_iter()
+                        .filter_map(|(n, r)| r.map(|r| (n, r)))
+                        .collect();
+                    f(&text_rows(&kept))
+                })
             }
-            Inner::Excel(_) => self.scan(header_row, header_width, &mut |rows| {
-                let rows: Vec<Row<'_>> = rows.iter().filter(|r| wanted(r)).copied().collect();
+            Inner::Excel(x) if self.edits.is_empty() && lines.is_none() => x.scan(header_row, f),
+            Inner::Excel(x) => x.scan(header_row, &mut |rows| {
+                let changed: Vec<Option<edits::Edited>> = rows.iter().map(edited).collect();
+                let rows: Vec<Row<'_>> = rows
+                    .iter()
+                    .zip(&changed)
+                    .map(|(r, e)| e.as_ref().map_or(*r, edits::Edited::row))
+                    .filter(|r| wanted(r))
+                    .collect();
                 f(&rows)
             }),
         }

@@ -405,9 +405,13 @@ impl Checked {
             }
             Some(Cells::List(cells))
         };
+        // A row copied as it is needs no parsing.
+        let raw = |number: u64, bytes: &[u8]| {
+            (copy && self.copies.contains(number)).then(|| Some(Cells::Csv(Cow::Owned(bytes.to_vec()))))
+        };
         let mut next = 0;
         self.sheet
-            .scan_map(self.columns.header_row, ncols, &cells, &mut |batch| {
+            .scan_map_raw(self.columns.header_row, ncols, &cells, &raw, &mut |batch| {
                 let rows: Vec<Cells<'c>> = batch.into_iter().flatten().collect();
                 let first = self.claim(&mut next, rows.len())?;
                 f(rows

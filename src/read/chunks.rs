@@ -29,6 +29,10 @@ pub(super) struct Chunk {
     pub start: u64,
     pub end: u64,
     pub first_line: u64,
+    /// Each of its lines is one whole record, as the parser found: no
+    /// blank line, no cell over several lines, no CR. Its records are then
+    /// its lines, the LFs between them where the parser ended them.
+    pub line_a_record: bool,
 }
 
 /// Reads the text of `store` in order and hands each chunk, with its
@@ -46,7 +50,10 @@ pub(super) fn cut(
         start: 0,
         end: 0,
         first_line: 1,
+        line_a_record: false,
     };
+    // Records the parser has ended in this chunk.
+    let mut records = 0u64;
     // The chunk's bytes so far, and how many of them the parser has read.
     let mut bytes: Vec<u8> = Vec::with_capacity(CHUNK_BYTES + READ_BYTES);
     let (mut parsed, mut read_to) = (0, 0u64);
@@ -61,6 +68,7 @@ pub(super) fn cut(
         parsed += nin;
         match result {
             Read::Record => {
+                records += 1;
                 let after = &bytes[parsed..];
                 // A chunk's parser takes a BOM at its start for the file's
                 // own and drops it: no chunk but the first starts with one.
@@ -69,11 +77,14 @@ pub(super) fn cut(
                 if parsed >= CHUNK_BYTES && !bom_ahead {
                     let rest = bytes.split_off(parsed);
                     chunk.end = chunk.start + parsed as u64;
+                    chunk.line_a_record = line_a_record(&chunk, records, parser.line(), &bytes);
                     let next = Chunk {
                         start: chunk.end,
                         end: chunk.end,
                         first_line: parser.line(),
+                        line_a_record: false,
                     };
+                    records = 0;
                     if !send(chunk, std::mem::replace(&mut bytes, rest)) {
                         return Ok(());
                     }
@@ -87,7 +98,17 @@ pub(super) fn cut(
     }
     chunk.end = chunk.start + bytes.len() as u64;
     if !bytes.is_empty() {
+        chunk.line_a_record = line_a_record(&chunk, records, parser.line(), &bytes);
         send(chunk, bytes);
     }
     Ok(())
+}
+
+/// Whether each line of `chunk` (its `bytes`, ending before line
+/// `next_line`) is one of the `records` the parser ended in it: as many
+/// records as lines, and no CR (which would end a record within a line).
+fn line_a_record(chunk: &Chunk, records: u64, next_line: u64, bytes: &[u8]) -> bool {
+    records == next_line - chunk.first_line
+        && bytes.ends_with(b"\n")
+        && memchr::memchr(b'\r', bytes).is_none()
 }

@@ -27,6 +27,11 @@ impl Edits {
     }
 
     /// How many cells are changed.
+    /// Whether row `row` has a changed cell.
+    pub fn touches(&self, row: u64) -> bool {
+        self.rows.contains_key(&row)
+    }
+
     pub fn cells(&self) -> usize {
         self.rows.values().map(BTreeMap::len).sum()
     }

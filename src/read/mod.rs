@@ -498,6 +498,33 @@ impl Sheet {
         }
     }
 
+    /// [`scan_map`](Self::scan_map), but a row of a CSV file that `raw`
+    /// takes by its number and bytes alone (`Some`) may come so, without
+    /// its cells being parsed; a row with changed cells never does.
+    pub fn scan_map_raw<T: Send>(
+        &self,
+        header_row: u64,
+        header_width: usize,
+        map: &(dyn Fn(&Row<'_>) -> T + Sync),
+        raw: &(dyn Fn(u64, &[u8]) -> Option<T> + Sync),
+        sink: &mut Sink<'_, T>,
+    ) -> Result<()> {
+        let Inner::Text(t) = &*self.inner else {
+            return self.scan_map(header_row, header_width, map, sink);
+        };
+        let edited = |r: &Row<'_>| self.with_edits(r, map);
+        let map: &(dyn Fn(&Row<'_>) -> T + Sync) =
+            if self.edits.is_empty() { map } else { &edited };
+        let raw = |number: u64, bytes: &[u8]| {
+            if self.edits.touches(number) {
+                None
+            } else {
+                raw(number, bytes)
+            }
+        };
+        t.scan_map_raw(&self.path, header_row, header_width, map, &raw, sink)
+    }
+
     /// Like [`scan`](Self::scan), but maps every row with `map` in parallel
     /// (on rayon) and hands `sink` the results, in row order, in batches.
     pub fn scan_map<T: Send>(

@@ -271,13 +271,11 @@ impl Survey {
                 break;
             }
             let from = size - carried as u64;
-            // The hash and the copy on one thread, the looks on another.
-            let (copied, cut) = rayon::join(
+            // The hash on one thread, the copy and the looks on another.
+            let ((), (copied, cut)) = rayon::join(
+                || hash.update(fresh),
                 || {
-                    hash.update(fresh);
-                    copy.write_all(fresh).map_err(copy_failed)
-                },
-                || {
+                    let copied = copy.write_all(fresh).map_err(copy_failed);
                     if head.len() < 3 {
                         head.extend(fresh.iter().take(3 - head.len()));
                     }
@@ -286,7 +284,7 @@ impl Survey {
                     if nul_at.is_none() {
                         nul_at = memchr::memchr(0, fresh).map(|i| size + i as u64);
                     }
-                    utf8.look(&buf[..carried + n], from)
+                    (copied, utf8.look(&buf[..carried + n], from))
                 },
             );
             copied?;

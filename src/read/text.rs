@@ -142,7 +142,40 @@ impl TextSheet {
             header_row,
             header_width,
         };
-        let parse = |piece: Piece| self.parse(&scan, piece, map);
+        self.scan_chunks(&scan, lines, map, None, sink)
+    }
+
+    /// [`scan_map`](Self::scan_map), but a row that `raw` takes as its
+    /// number and bytes alone (`Some`) is not parsed, where its chunk's
+    /// lines are its records: most rows of most files, when a report
+    /// copies them as they are.
+    pub(super) fn scan_map_raw<T: Send>(
+        &self,
+        path: &Path,
+        header_row: u64,
+        header_width: usize,
+        map: &(dyn Fn(&Row<'_>) -> T + Sync),
+        raw: &RawMap<'_, T>,
+        sink: &mut Sink<'_, T>,
+    ) -> Result<()> {
+        let scan = Scan {
+            path,
+            header_row,
+            header_width,
+        };
+        self.scan_chunks(&scan, None, map, Some(raw), sink)
+    }
+
+    fn scan_chunks<T: Send>(
+        &self,
+        scan: &Scan<'_>,
+        lines: Option<&[u64]>,
+        map: &(dyn Fn(&Row<'_>) -> T + Sync),
+        raw: Option<&RawMap<'_, T>>,
+        sink: &mut Sink<'_, T>,
+    ) -> Result<()> {
+        let path = scan.path;
+        let parse = |piece: Piece| self.parse(scan, piece, map, raw);
         if let Some(index) = self.index.get() {
             let held: Vec<Chunk> = match lines {
                 None => index.clone(),
@@ -215,9 +248,15 @@ impl TextSheet {
         scan: &Scan<'_>,
         piece: Piece,
         map: &(dyn Fn(&Row<'_>) -> T + Sync),
+        raw: Option<&RawMap<'_, T>>,
     ) -> Parsed<T> {
         let chunk = piece.chunk;
         let bytes = self.bytes_of(scan.path, piece)?;
+        if let Some(raw) = raw
+            && chunk.line_a_record
+        {
+            return Ok((self.parse_lines(scan, &chunk, &bytes, map, raw)?, chunk));
+        }
         let lines_before = chunk.first_line - 1;
         let mut rdr = csv_reader(self.delimiter, &bytes[..]);
         let mut rec = csv::StringRecord::new();
@@ -251,7 +290,55 @@ impl TextSheet {
         }
         Ok((out, chunk))
     }
+
+    /// [`parse`](Self::parse) of a chunk whose every line is one record
+    /// (the cutter's parser said so): each line below the header goes to
+    /// `raw` as it is; a line `raw` does not take is parsed alone.
+    fn parse_lines<T>(
+        &self,
+        scan: &Scan<'_>,
+        chunk: &Chunk,
+        bytes: &[u8],
+        map: &(dyn Fn(&Row<'_>) -> T + Sync),
+        raw: &RawMap<'_, T>,
+    ) -> Result<Vec<T>> {
+        let mut parser: Option<RecordParser> = None;
+        let mut rec = csv::StringRecord::new();
+        let mut out = Vec::new();
+        let mut from = 0;
+        for (number, end) in (chunk.first_line..).zip(memchr::memchr_iter(b'\n', bytes)) {
+            let line = &bytes[from..end];
+            from = end + 1;
+            if number <= scan.header_row {
+                continue;
+            }
+            if let Some(t) = raw(number, line) {
+                out.push(t);
+                continue;
+            }
+            let parser = parser.get_or_insert_with(|| RecordParser::new(self.delimiter));
+            parser
+                .parse(line, &mut rec)
+                .map_err(|NotUtf8| not_utf8(scan.path, number))?;
+            out.push(map(&Row::Text {
+                number,
+                record: &rec,
+                raw: Some(line),
+            }));
+        }
+        let last = bytes[..bytes.len() - 1].iter().rposition(|&b| b == b'\n');
+        let last = &bytes[last.map_or(0, |i| i + 1)..];
+        if chunk.end == self.store.len() && ends_in_quotes(last, self.delimiter) {
+            let lines = bytes.iter().filter(|&&b| b == b'\n').count() as u64;
+            return Err(scan.unclosed(chunk.first_line + lines - 1));
+        }
+        Ok(out)
+    }
 }
+
+/// Maps a row, by its number and bytes (up to its line end) alone, or
+/// declines (`None`): the row is then parsed and mapped as any other.
+pub(super) type RawMap<'a, T> = dyn Fn(u64, &[u8]) -> Option<T> + Sync + 'a;
 
 /// Parses the groups of chunks on the pool, each chunk on one thread, and
 /// hands `sink` their rows in order (on this thread, while the pool parses
@@ -474,6 +561,13 @@ fn csv_error(path: &Path, e: csv::Error, lines_before: u64) -> Error {
         ),
         other => Error::input(path, format!("line {}: {other:?}", line.unwrap_or(0))),
     }
+}
+
+fn not_utf8(path: &Path, line: u64) -> Error {
+    Error::input(
+        path,
+        format!("line {line}: not valid UTF-8; save the file as UTF-8 or pass --encoding windows-1252"),
+    )
 }
 
 fn show_delimiter(d: u8) -> String {

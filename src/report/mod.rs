@@ -274,7 +274,7 @@ impl Sink {
         let path = target.path.as_path();
         let text = |format: Box<dyn TextFormat>, first: &[u8]| -> Result<Sink> {
             let mut file = HashedFile::create(path)?;
-            file.write_all(first).map_err(|e| Error::report(path, e))?;
+            file.write_part(first.to_vec())?;
             Ok(Sink::Text(format, Box::new(file)))
         };
         match target.format {
@@ -300,8 +300,7 @@ impl Sink {
                     .collect();
                 for bytes in parts {
                     let bytes = bytes.map_err(|e| Error::report(file.path(), e))?;
-                    file.write_all(&bytes)
-                        .map_err(|e| Error::report(file.path(), e))?;
+                    file.write_part(bytes)?;
                 }
                 Ok(())
             }
@@ -602,26 +601,54 @@ pub fn prepare(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A report file being written through a buffer, its bytes hashed as they
-/// go, synced once and renamed into place at [`commit`](Self::commit).
-/// Shared by the CSV and JSONL sinks.
+/// A report file being written in parts, each part hashed after it is
+/// written on a thread of its own (SHA-256 is one stream, and the writes
+/// need not wait for it), and synced behind the writes (a thread syncs
+/// what is written every [`SYNC_EVERY`] bytes, so the last sync is
+/// short); renamed into place at [`commit`](Self::commit). Shared by the
+/// CSV and JSONL sinks.
 struct HashedFile {
     file: AtomicFile,
-    out: std::io::BufWriter<std::fs::File>,
-    hash: Sha256,
+    out: std::fs::File,
+    hasher: Option<(stage::Sender<Vec<u8>>, std::thread::JoinHandle<Sha256>)>,
+    syncer: Option<(stage::Sender<()>, std::thread::JoinHandle<std::io::Result<()>>)>,
+    unsynced: u64,
 }
+
+/// Bytes written between two syncs behind the writes.
+#[cfg(not(test))]
+const SYNC_EVERY: u64 = 32 << 20;
+/// Small in unit tests, so that their files are synced behind the writes.
+#[cfg(test)]
+const SYNC_EVERY: u64 = 64 << 10;
 
 impl HashedFile {
     fn create(path: &Path) -> Result<Self> {
         let file = AtomicFile::create(path).map_err(|e| Error::report(path, e))?;
-        let handle = file
-            .file()
-            .try_clone()
-            .map_err(|e| Error::report(path, e))?;
+        let handle = || file.file().try_clone().map_err(|e| Error::report(path, e));
+        let (out, sync) = (handle()?, handle()?);
+        let (to_hash, parts) = stage::bounded::<Vec<u8>>(16);
+        let hasher = stage::apart("report hash", move || {
+            let mut hash = Sha256::new();
+            for part in parts {
+                hash.update(&part);
+            }
+            hash
+        })
+        .map_err(|e| Error::report(path, e))?;
+        let (to_sync, asks) = stage::bounded::<()>(1);
+        // The first error a sync meets is kept: a later sync of the same
+        // file may not see it again.
+        let syncer = stage::apart("report sync", move || {
+            asks.into_iter().try_for_each(|()| sync.sync_data())
+        })
+        .map_err(|e| Error::report(path, e))?;
         Ok(HashedFile {
             file,
-            out: std::io::BufWriter::with_capacity(1 << 20, handle),
-            hash: Sha256::new(),
+            out,
+            hasher: Some((to_hash, hasher)),
+            syncer: Some((to_sync, syncer)),
+            unsynced: 0,
         })
     }
 
@@ -629,25 +656,38 @@ impl HashedFile {
         self.file.path()
     }
 
-    /// Writes the rest, syncs and renames into place; returns the SHA-256.
+    /// Writes `part`, then hands it to the hash.
+    fn write_part(&mut self, part: Vec<u8>) -> Result<()> {
+        let path = self.file.path();
+        self.out
+            .write_all(&part)
+            .map_err(|e| Error::report(path, e))?;
+        self.unsynced += part.len() as u64;
+        if self.unsynced >= SYNC_EVERY
+            && let Some((to_sync, _)) = &self.syncer
+        {
+            // A sync still running takes these bytes too, or the next one.
+            let _ = to_sync.try_send(());
+            self.unsynced = 0;
+        }
+        let stopped = || Error::report(path, "the report's hash stopped");
+        let (to_hash, _) = self.hasher.as_ref().ok_or_else(stopped)?;
+        to_hash.send(part).map_err(|_| stopped())
+    }
+
+    /// Syncs the rest and renames the file into place; returns the SHA-256.
     fn commit(mut self) -> Result<String> {
         let path = self.file.path().to_path_buf();
-        self.out.flush().map_err(|e| Error::report(&path, e))?;
-        drop(self.out);
+        let stopped = |what: &str| Error::report(&path, format!("the report's {what} stopped"));
+        let (to_sync, syncer) = self.syncer.take().ok_or_else(|| stopped("sync"))?;
+        drop(to_sync);
+        let synced = syncer.join().map_err(|_| stopped("sync"))?;
+        synced.map_err(|e| Error::report(&path, e))?;
+        let (to_hash, hasher) = self.hasher.take().ok_or_else(|| stopped("hash"))?;
+        drop(to_hash);
+        let hash = hasher.join().map_err(|_| stopped("hash"))?;
         self.file.commit().map_err(|e| Error::report(&path, e))?;
-        Ok(hex::encode(self.hash.finalize()))
-    }
-}
-
-impl Write for HashedFile {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        let n = self.out.write(bytes)?;
-        self.hash.update(&bytes[..n]);
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.out.flush()
+        Ok(hex::encode(hash.finalize()))
     }
 }
 
@@ -673,7 +713,7 @@ mod tests {
         for i in 0..300usize {
             let part: Vec<u8> = (0..i * 97).map(|k| (i * 31 + k) as u8).collect();
             want.extend_from_slice(&part);
-            file.write_all(&part).unwrap();
+            file.write_part(part).unwrap();
         }
         assert!(!path.exists(), "not in place before the commit");
         let sha = file.commit().unwrap();

@@ -208,6 +208,12 @@ impl<'a> Row<'a> {
         if record.len() != ncols || (ncols == 1 && record[0].is_empty()) {
             return false; // the writer quotes a lone empty cell
         }
+        // With no quote in them, the parser split the bytes at each comma
+        // and nowhere else (a line end ends the record): they are the
+        // cells joined by commas, none of which the writer would quote.
+        if memchr::memchr(b'"', rest).is_none() {
+            return record.iter().all(|cell| trim(cell).len() == cell.len());
+        }
         let mut take = |want: &[u8]| match rest.strip_prefix(want) {
             Some(r) => {
                 rest = r;
@@ -756,6 +762,27 @@ fn resolve_sheet(path: &Path, names: &[String], want: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_record_is_canonical_when_the_writer_writes_its_bytes() {
+        for line in [
+            "a,b,c", "a, b,c", "\"a\",b,c", "\"a,1\",b,c", "\"a\"\"1\",b,c", "a,,c", ",,", "a,b",
+            "a,b,c,d", "\"\",b,c", "a,\"x\ny\",c", "a,\" b\",c", "a\"b,c,d", "=1,b,c",
+        ] {
+            let mut rec = csv::StringRecord::new();
+            RecordParser::new(b',').parse(line.as_bytes(), &mut rec).unwrap();
+            let raw = Some(line.as_bytes());
+            let row = Row::Text { number: 2, record: &rec, raw };
+            let cells: Vec<String> = (0..3).map(|c| row.cell(c).text.into_owned()).collect();
+            let mut w = csv::WriterBuilder::new()
+                .terminator(csv::Terminator::Any(b'\n'))
+                .from_writer(vec![]);
+            w.write_record(&cells).unwrap();
+            let written = w.into_inner().unwrap();
+            let same = written == [line.as_bytes(), b"\n"].concat();
+            assert_eq!(row.canonical_csv(3), same, "{line:?}");
+        }
+    }
 
     #[test]
     fn printable_rows_are_told_from_the_others() {

@@ -407,7 +407,8 @@ impl Checked {
         };
         // A row copied as it is needs no parsing.
         let raw = |number: u64, bytes: &[u8]| {
-            (copy && self.copies.contains(number)).then(|| Some(Cells::Csv(Cow::Owned(bytes.to_vec()))))
+            (copy && self.copies.contains(number))
+                .then(|| Some(Cells::Csv(Cow::Owned(bytes.to_vec()))))
         };
         let mut next = 0;
         self.sheet

@@ -766,13 +766,31 @@ mod tests {
     #[test]
     fn a_record_is_canonical_when_the_writer_writes_its_bytes() {
         for line in [
-            "a,b,c", "a, b,c", "\"a\",b,c", "\"a,1\",b,c", "\"a\"\"1\",b,c", "a,,c", ",,", "a,b",
-            "a,b,c,d", "\"\",b,c", "a,\"x\ny\",c", "a,\" b\",c", "a\"b,c,d", "=1,b,c",
+            "a,b,c",
+            "a, b,c",
+            "\"a\",b,c",
+            "\"a,1\",b,c",
+            "\"a\"\"1\",b,c",
+            "a,,c",
+            ",,",
+            "a,b",
+            "a,b,c,d",
+            "\"\",b,c",
+            "a,\"x\ny\",c",
+            "a,\" b\",c",
+            "a\"b,c,d",
+            "=1,b,c",
         ] {
             let mut rec = csv::StringRecord::new();
-            RecordParser::new(b',').parse(line.as_bytes(), &mut rec).unwrap();
+            RecordParser::new(b',')
+                .parse(line.as_bytes(), &mut rec)
+                .unwrap();
             let raw = Some(line.as_bytes());
-            let row = Row::Text { number: 2, record: &rec, raw };
+            let row = Row::Text {
+                number: 2,
+                record: &rec,
+                raw,
+            };
             let cells: Vec<String> = (0..3).map(|c| row.cell(c).text.into_owned()).collect();
             let mut w = csv::WriterBuilder::new()
                 .terminator(csv::Terminator::Any(b'\n'))

@@ -566,7 +566,9 @@ fn csv_error(path: &Path, e: csv::Error, lines_before: u64) -> Error {
 fn not_utf8(path: &Path, line: u64) -> Error {
     Error::input(
         path,
-        format!("line {line}: not valid UTF-8; save the file as UTF-8 or pass --encoding windows-1252"),
+        format!(
+            "line {line}: not valid UTF-8; save the file as UTF-8 or pass --encoding windows-1252"
+        ),
     )
 }
 

@@ -611,7 +611,10 @@ struct HashedFile {
     file: AtomicFile,
     out: std::fs::File,
     hasher: Option<(stage::Sender<Vec<u8>>, std::thread::JoinHandle<Sha256>)>,
-    syncer: Option<(stage::Sender<()>, std::thread::JoinHandle<std::io::Result<()>>)>,
+    syncer: Option<(
+        stage::Sender<()>,
+        std::thread::JoinHandle<std::io::Result<()>>,
+    )>,
     unsynced: u64,
 }
 

@@ -230,7 +230,7 @@ async fn answer(
     let key = request_key(&tenant, endpoint, &body);
     let plan = shared.faults.plan(key);
     if !plan.latency.is_zero() {
-        tokio::time::sleep(plan.latency).await;
+        shared.delays.sleep(plan.latency).await;
     }
     let Some(fault) = plan.fault else {
         return Answer::Reply(business(shared, handle(shared, endpoint, &tenant, &body)));

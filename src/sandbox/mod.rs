@@ -12,6 +12,7 @@
 //! [`serve`] runs it in the caller's runtime for `dcms-bulk sandbox`.
 
 mod api;
+mod delay;
 mod envelope;
 mod faults;
 mod fields;

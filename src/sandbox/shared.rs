@@ -118,6 +118,8 @@ pub struct Shared {
     /// API calls being answered now, and the most there were at once.
     pub in_flight: std::sync::atomic::AtomicU64,
     pub peak_in_flight: std::sync::atomic::AtomicU64,
+    /// The latency asked for, kept to a fraction of a millisecond.
+    pub delays: super::delay::Delays,
 }
 
 /// One API call counted among those in flight while it lives.
@@ -155,6 +157,7 @@ impl Shared {
             outage_asked: tokio::sync::Notify::new(),
             in_flight: std::sync::atomic::AtomicU64::new(0),
             peak_in_flight: std::sync::atomic::AtomicU64::new(0),
+            delays: Default::default(),
             opts,
         }
     }

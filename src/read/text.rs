@@ -693,6 +693,64 @@ mod tests {
         Ok(got)
     }
 
+    /// Each row's number, bytes and cells; `None` where not known.
+    type Met = Vec<(u64, Option<Vec<u8>>, Option<Vec<String>>)>;
+
+    fn met(sheet: &TextSheet, take: Option<&(dyn Fn(u64) -> bool + Sync)>) -> Met {
+        let mut got = Vec::new();
+        let map = |r: &Row<'_>| {
+            let cells = (0..3).map(|c| r.cell(c).text.into_owned()).collect();
+            (r.number(), r.raw().map(<[u8]>::to_vec), Some(cells))
+        };
+        let raw = |n: u64, bytes: &[u8]| take?(n).then(|| (n, Some(bytes.to_vec()), None));
+        let sink = &mut |rows: Vec<_>| {
+            got.extend(rows);
+            Ok(())
+        };
+        match take {
+            Some(_) => sheet.scan_map_raw(Path::new("t.csv"), 3, 3, &map, &raw, sink),
+            None => sheet.scan_map(Path::new("t.csv"), 3, 3, &map, sink),
+        }
+        .unwrap();
+        got
+    }
+
+    #[test]
+    fn rows_taken_as_bytes_are_the_rows_a_parse_meets() {
+        // Plain stretches, whose chunks' lines are their records, between
+        // stretches with cells over lines and blank lines.
+        let mut text = String::from("Orders of the week\n\nbranch_id,name,address\n");
+        for part in 0..8 {
+            if part % 2 == 0 {
+                for i in 0..1000 {
+                    text.push_str(&format!("{i},\"name, {i}\",Flat {i}\n"));
+                }
+            } else {
+                text.push_str(piecemeal_file(200).split_once("address\n").unwrap().1);
+            }
+        }
+        let sheet = open(&text);
+        let take = |n: u64| n % 3 != 0;
+        for pass in ["first", "later"] {
+            let got = met(&sheet, Some(&take));
+            let want = met(&sheet, None);
+            assert_eq!(got.len(), want.len(), "{pass} pass");
+            let mut taken = 0;
+            for ((n, bytes, cells), (wn, wbytes, wcells)) in got.into_iter().zip(want) {
+                assert_eq!(n, wn, "{pass} pass");
+                if cells.is_none() {
+                    taken += 1;
+                    assert!(take(n), "row {n} was taken");
+                    assert_eq!(bytes, wbytes, "{pass} pass, row {n}");
+                } else {
+                    assert_eq!(cells, wcells, "{pass} pass, row {n}");
+                }
+            }
+            // Most of the 2,667 rows that may be taken were.
+            assert!(taken > 4 * 1000 / 2, "{pass} pass: {taken} rows taken");
+        }
+    }
+
     #[test]
     fn batches_read_as_one_reader_reads() {
         let text = piecemeal_file(60_000);

@@ -316,13 +316,18 @@ impl<'a> Checker<'a> {
                 Some(r) => fingerprint128(buf, ["order_ref", r.as_ref()]),
                 // The values as checked and sent: `030` days is `30`.
                 None => {
-                    let days = whole_number(val(Field::ValidityDays))
-                        .map(|d| Cow::<str>::Owned(d.to_string()));
+                    let days = val(Field::ValidityDays);
+                    let days: Cow<'_, str> = match whole_number(days) {
+                        Some(d) if days.len() > 1 && days.starts_with('0') => {
+                            Cow::Owned(d.to_string())
+                        }
+                        _ => Cow::Borrowed(days),
+                    };
                     fingerprint128(
                         buf,
-                        KEY_FIELDS.map(|f| match (f, &days) {
-                            (Field::ValidityDays, Some(d)) => d.clone(),
-                            _ => Cow::Borrowed(val(f)),
+                        KEY_FIELDS.map(|f| match f {
+                            Field::ValidityDays => days.as_ref(),
+                            _ => val(f),
                         }),
                     )
                 }
@@ -781,6 +786,31 @@ mod tests {
             let merged = census(&rows[..cut]).merge(census(&rows[cut..]));
             assert_eq!(merged.typical(), whole, "cut at {cut}");
         }
+    }
+
+    /// `030` days is `30` in the order key (the value sent); what is not a
+    /// number is kept as it is.
+    #[test]
+    fn validity_days_key_as_the_number_sent() {
+        let key = |days: &str| {
+            let columns = Columns::for_test(&HEADER);
+            let mut cells = GOOD;
+            cells[HEADER.iter().position(|h| *h == "validity_days").unwrap()] = days;
+            let record = csv::StringRecord::from(cells.to_vec());
+            let row = Row::Text {
+                number: 7,
+                record: &record,
+                raw: None,
+            };
+            Checker::new(&columns, &Rules::default(), HashMap::new())
+                .check(&row)
+                .key
+        };
+        assert_eq!(key("030"), key("30"));
+        assert_eq!(key("00"), key("0"));
+        assert_ne!(key("30"), key("300"));
+        assert_ne!(key("3O"), key("30"));
+        assert_ne!(key("x"), key(""));
     }
 
     fn problems_with(rules: &Rules, field: &str, value: &str) -> Vec<Problem> {

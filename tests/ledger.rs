@@ -146,6 +146,37 @@ fn states_survive_a_reopen_and_the_first_acceptance_is_kept() {
     });
 }
 
+/// The past of a window's keys is read many keys a statement: every
+/// known key of more than one statement's worth is found, no other.
+#[test]
+fn the_past_of_many_keys_is_read_in_parts() {
+    on_both(|store| {
+        let dest = Destination::new("ACME", "http://127.0.0.1:1/v1");
+        let options = serde_json::json!({});
+        let ledger = Ledger::open_in(store, &dest, false, |_| {}).expect("opens");
+        let run = ledger.begin_run(&start(&options)).expect("a run");
+        let keys: Vec<String> = (0..1000).map(|i| format!("K{i:04}")).collect();
+        let known: Vec<&String> = keys.iter().step_by(3).collect();
+        let w = ledger.writer().expect("a writer");
+        runtime().block_on(async {
+            let planned = known
+                .iter()
+                .map(|k| planned(k, &format!("f-{k}"), run))
+                .collect();
+            w.record(planned).await.expect("planned");
+        });
+        drop(w);
+        let past = ledger
+            .past("order", keys.iter().map(String::as_str))
+            .expect("past");
+        assert_eq!(past.len(), known.len());
+        for k in known {
+            assert_eq!(past[k.as_str()].fingerprint, format!("f-{k}"));
+        }
+        assert!(ledger.past("order", []).expect("past of none").is_empty());
+    });
+}
+
 #[test]
 fn ended_runs_are_chained_and_a_change_around_the_tool_shows() {
     on_both(|store| {

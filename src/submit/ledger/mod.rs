@@ -550,24 +550,33 @@ impl Ledger {
         kind: &str,
         keys: impl IntoIterator<Item = &'k str>,
     ) -> Result<HashMap<String, Past>, LedgerError> {
+        let keys: Vec<&str> = keys.into_iter().collect();
         let mut out = HashMap::new();
-        for key in keys {
-            let row = self
+        // A statement for many keys: each statement is a read of its own
+        // (a lock of the file, a server's answer).
+        for part in keys.chunks(ROWS_AT_ONCE) {
+            let marks: Vec<String> = (0..part.len()).map(|i| format!("?{}", i + 2)).collect();
+            let mut params = vec![kind.into()];
+            params.extend(part.iter().map(|&k| k.into()));
+            let rows = self
                 .conn
-                .query_opt(
-                    "SELECT i.fingerprint, i.summary, i.attempts, i.outcome, i.uncertain,
-                            f.id, f.input, f.started_at, a.id, a.input, a.started_at,
-                            i.accepted_at, i.sent_at, i.state
-                     FROM items i
-                     LEFT JOIN runs f ON f.id = i.first_run
-                     LEFT JOIN runs a ON a.id = i.accepted_run
-                     WHERE i.kind = ?1 AND i.key = ?2",
-                    params![kind, key],
+                .query(
+                    &format!(
+                        "SELECT i.fingerprint, i.summary, i.attempts, i.outcome, i.uncertain,
+                                f.id, f.input, f.started_at, a.id, a.input, a.started_at,
+                                i.accepted_at, i.sent_at, i.state, i.key
+                         FROM items i
+                         LEFT JOIN runs f ON f.id = i.first_run
+                         LEFT JOIN runs a ON a.id = i.accepted_run
+                         WHERE i.kind = ?1 AND i.key IN ({})",
+                        marks.join(", ")
+                    ),
+                    params,
                 )
-                .and_then(|r| r.as_ref().map(past_of).transpose())
                 .map_err(|e| self.sql(e))?;
-            if let Some(p) = row {
-                out.insert(key.to_owned(), p);
+            for r in &rows {
+                let key: String = r.get(14).map_err(|e| self.sql(e))?;
+                out.insert(key, past_of(r).map_err(|e| self.sql(e))?);
             }
         }
         Ok(out)

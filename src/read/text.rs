@@ -730,7 +730,7 @@ mod tests {
             }
         }
         let sheet = open(&text);
-        let take = |n: u64| n % 3 != 0;
+        let take = |n: u64| !n.is_multiple_of(3);
         for pass in ["first", "later"] {
             let got = met(&sheet, Some(&take));
             let want = met(&sheet, None);

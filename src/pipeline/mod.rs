@@ -405,22 +405,29 @@ impl Checked {
             }
             Some(Cells::List(cells))
         };
-        // A row copied as it is needs no parsing.
-        let raw = |number: u64, bytes: &[u8]| {
-            (copy && self.copies.contains(number))
-                .then(|| Some(Cells::Csv(Cow::Owned(bytes.to_vec()))))
-        };
         let mut next = 0;
-        self.sheet
-            .scan_map_raw(self.columns.header_row, ncols, &cells, &raw, &mut |batch| {
-                let rows: Vec<Cells<'c>> = batch.into_iter().flatten().collect();
-                let first = self.claim(&mut next, rows.len())?;
-                f(rows
-                    .into_iter()
-                    .zip(first..)
-                    .map(|(cells, i)| (cells, self.grouping.row(i)))
-                    .collect())
-            })?;
+        let sink = &mut |batch: Vec<Option<Cells<'c>>>| {
+            let rows: Vec<Cells<'c>> = batch.into_iter().flatten().collect();
+            let first = self.claim(&mut next, rows.len())?;
+            f(rows
+                .into_iter()
+                .zip(first..)
+                .map(|(cells, i)| (cells, self.grouping.row(i)))
+                .collect())
+        };
+        let header_row = self.columns.header_row;
+        if copy {
+            // A row copied as it is needs no parsing.
+            let raw = |number: u64, bytes: &[u8]| {
+                self.copies
+                    .contains(number)
+                    .then(|| Some(Cells::Csv(Cow::Owned(bytes.to_vec()))))
+            };
+            self.sheet
+                .scan_map_raw(header_row, ncols, &cells, &raw, sink)?;
+        } else {
+            self.sheet.scan_map(header_row, ncols, &cells, sink)?;
+        }
         self.all_met(next)
     }
 

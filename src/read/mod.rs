@@ -199,7 +199,7 @@ impl<'a> Row<'a> {
     pub fn canonical_csv(&self, ncols: usize) -> bool {
         let Row::Text {
             record,
-            raw: Some(mut rest),
+            raw: Some(raw),
             ..
         } = *self
         else {
@@ -208,26 +208,22 @@ impl<'a> Row<'a> {
         if record.len() != ncols || (ncols == 1 && record[0].is_empty()) {
             return false; // the writer quotes a lone empty cell
         }
-        // With no quote in them, the parser split the bytes at each comma
-        // and nowhere else (a line end ends the record): they are the
-        // cells joined by commas, none of which the writer would quote.
-        if memchr::memchr(b'"', rest).is_none() {
-            return record.iter().all(|cell| trim(cell).len() == cell.len());
-        }
-        let mut take = |want: &[u8]| match rest.strip_prefix(want) {
-            Some(r) => {
-                rest = r;
-                true
-            }
-            None => false,
+        // Where the next cell's bytes start, and whether `want` is there.
+        let mut at = 0;
+        let mut take = |want: &[u8]| {
+            let there = raw.get(at..at + want.len()) == Some(want);
+            at += want.len();
+            there
         };
         for (i, cell) in record.iter().enumerate() {
             if (i > 0 && !take(b",")) || trim(cell).len() != cell.len() {
                 return false;
             }
             let bytes = cell.as_bytes();
-            let quoted = memchr::memchr3(b',', b'"', b'\n', bytes).is_some()
-                || memchr::memchr(b'\r', bytes).is_some();
+            // Cells are short: a look at each byte beats a search.
+            let quoted = bytes
+                .iter()
+                .any(|&b| matches!(b, b',' | b'"' | b'\n' | b'\r'));
             if !quoted {
                 if !take(bytes) {
                     return false;
@@ -246,7 +242,7 @@ impl<'a> Row<'a> {
                 return false;
             }
         }
-        rest.is_empty()
+        at == raw.len()
     }
 }
 

@@ -137,11 +137,7 @@ impl TextSheet {
         map: &(dyn Fn(&Row<'_>) -> T + Sync),
         sink: &mut Sink<'_, T>,
     ) -> Result<()> {
-        let scan = Scan {
-            path,
-            header_row,
-            header_width,
-        };
+        let scan = Scan::new(path, header_row, header_width);
         self.scan_chunks(&scan, lines, map, None, sink)
     }
 
@@ -158,11 +154,7 @@ impl TextSheet {
         raw: &RawMap<'_, T>,
         sink: &mut Sink<'_, T>,
     ) -> Result<()> {
-        let scan = Scan {
-            path,
-            header_row,
-            header_width,
-        };
+        let scan = Scan::new(path, header_row, header_width);
         self.scan_chunks(&scan, None, map, Some(raw), sink)
     }
 
@@ -454,7 +446,15 @@ struct Scan<'a> {
     header_width: usize,
 }
 
-impl Scan<'_> {
+impl<'a> Scan<'a> {
+    fn new(path: &'a Path, header_row: u64, header_width: usize) -> Self {
+        Scan {
+            path,
+            header_row,
+            header_width,
+        }
+    }
+
     /// An error if a record that starts on `line` and ends before
     /// `end_line` holds a quoted cell over several lines that leaves it
     /// with another width than the header's: a quote not closed.

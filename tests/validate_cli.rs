@@ -571,6 +571,74 @@ fn csv_report_shortcuts_write_what_the_long_way_writes() {
     );
 }
 
+/// A sheet of several chunks (about 1 MiB each), most of whose lines are
+/// each a whole record and some not (a cell over two lines, a blank
+/// line): its report copies the rows it may as they are, unparsed, and
+/// must read as the report of the same cells semicolon-separated, whose
+/// every cell is written the long way.
+#[test]
+fn a_many_chunk_csv_report_copies_what_the_long_way_writes() {
+    let rest =
+        "412345,PHYSICAL,5,0001,16,Y,Flat 1~Camp~Pune~MH,411001,2026-12-01 09:00:00,365,Priya Iyer";
+    let mut lines = vec![HEADER.to_string()];
+    for i in 0..30_000u32 {
+        let b = 10_000 + i;
+        lines.push(match i % 8 {
+            0 => format!("{b},\"Pune, Camp\",01,{rest}"),
+            1 => format!("{b},\"Pune\",01,{rest}"),
+            2 => format!("{b}, Pune ,01,{rest}"),
+            3 => format!("{b},=1+1,01,{rest}"),
+            4 => format!("{b},\"Say \"\"hi\"\", Camp\",01,{rest}"),
+            5 => format!("{b},Pune\"s Camp,01,{rest}"),
+            6 => format!("{b},Pune Camp,01,{}", rest.replace(",5,", ",0,")),
+            _ => format!("{b},Pune Camp,01,{rest}"),
+        });
+        // A stretch whose records are not each one line.
+        if (12_000..12_050).contains(&i) {
+            lines.push(format!("{b},\"Two\nlines\",02,{rest}"));
+            lines.push(String::new());
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let comma = dir.path().join("comma").join("orders.csv");
+    let semi = dir.path().join("semi").join("orders.csv");
+    for p in [&comma, &semi] {
+        std::fs::create_dir(p.parent().unwrap()).unwrap();
+    }
+    std::fs::write(&comma, lines.join("\n") + "\n").unwrap();
+    assert!(std::fs::metadata(&comma).unwrap().len() > 3 << 20);
+    // The same records, semicolon-separated, a blank line where one was.
+    let mut semi_text = String::new();
+    for line in &lines {
+        if !line.is_empty() {
+            let mut rdr = csv::ReaderBuilder::new()
+                .has_headers(false)
+                .from_reader(line.as_bytes());
+            let rec = rdr.records().next().unwrap().unwrap();
+            let mut w = csv::WriterBuilder::new()
+                .delimiter(b';')
+                .flexible(true)
+                .from_writer(Vec::new());
+            w.write_record(&rec).unwrap();
+            semi_text.push_str(std::str::from_utf8(&w.into_inner().unwrap()).unwrap());
+        } else {
+            semi_text.push('\n');
+        }
+    }
+    std::fs::write(&semi, semi_text).unwrap();
+    let report = |input: &std::path::Path| {
+        let out = input.with_extension("report.csv");
+        let r = run(&["validate", path_str(input), "--report", path_str(&out)]);
+        assert_eq!(r.code, exit::ROWS_NOT_DONE, "{}", r.stderr);
+        let text = std::fs::read_to_string(&out).unwrap();
+        text.replace(path_str(input), "INPUT")
+    };
+    let want = report(&semi);
+    // A row a line, and a line more for each cell over two lines.
+    assert_eq!(want.lines().count(), 1 + 30_050 + 50);
+    assert!(report(&comma) == want, "the reports differ");
+}
+
 #[test]
 fn a_csv_report_with_a_byte_order_mark_reads_back_the_same() {
     let dir = tempfile::tempdir().unwrap();

@@ -26,12 +26,12 @@ impl Edits {
         self.rows.entry(row).or_default().insert(col, text);
     }
 
-    /// How many cells are changed.
     /// Whether row `row` has a changed cell.
     pub fn touches(&self, row: u64) -> bool {
         self.rows.contains_key(&row)
     }
 
+    /// How many cells are changed.
     pub fn cells(&self) -> usize {
         self.rows.values().map(BTreeMap::len).sum()
     }

@@ -759,6 +759,29 @@ fn resolve_sheet(path: &Path, names: &[String], want: &str) -> Result<String> {
 mod tests {
     use super::*;
 
+    /// A row with a changed cell never comes as the file's bytes: they
+    /// are no longer its cells.
+    #[test]
+    fn a_changed_row_is_never_taken_as_its_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.csv");
+        std::fs::write(&path, "a,b\n1,2\n3,4\n5,6\n").unwrap();
+        let mut sheet = open(&path, &ReadOpts::default(), &mut |_| true).unwrap();
+        let mut edits = Edits::default();
+        edits.set(3, 1, "x".into());
+        sheet.set_edits(edits);
+        let mut got = Vec::new();
+        let map = |r: &Row<'_>| format!("{} parsed {}", r.number(), r.cell(1).text);
+        let raw =
+            |n: u64, bytes: &[u8]| Some(format!("{n} bytes {}", String::from_utf8_lossy(bytes)));
+        let sink = &mut |rows: Vec<String>| {
+            got.extend(rows);
+            Ok(())
+        };
+        sheet.scan_map_raw(1, 2, &map, &raw, sink).unwrap();
+        assert_eq!(got, ["2 bytes 1,2", "3 parsed x", "4 bytes 5,6"]);
+    }
+
     #[test]
     fn a_record_is_canonical_when_the_writer_writes_its_bytes() {
         for line in [

@@ -123,6 +123,23 @@ fn a_changed_csv_row_is_reported_with_its_new_cells_not_the_files_bytes() {
     assert_eq!(job.edits().len(), 2);
 }
 
+/// The desk's way: only the changed row is checked again; its report
+/// line still has its new cells, never the file's bytes.
+#[test]
+fn a_changed_csv_row_checked_alone_is_reported_with_its_new_cells() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("orders.csv");
+    std::fs::copy("samples/orders.csv", &input).unwrap();
+    let mut job = Job::open_to_edit(&input, CheckOpts::default()).unwrap();
+    job.edit(&[change(3, "quantity", "lots")]).unwrap();
+    assert_eq!(status(&job, 3), Status::Invalid);
+    let lines = report_lines(&job, dir.path());
+    let col = |name: &str| lines[0].iter().position(|h| h == name).unwrap();
+    assert_eq!(lines[2][col("quantity")], "lots");
+    assert_eq!(lines[2][col("status")], "INVALID");
+    assert_eq!(lines[1][col("quantity")], "100");
+}
+
 #[test]
 fn a_changed_branch_moves_a_row_to_an_order_of_its_own() {
     let dir = tempfile::tempdir().unwrap();

@@ -27,6 +27,14 @@ fn status(job: &Job, number: u64) -> Status {
         .unwrap_or_else(|| panic!("no row {number}"))
 }
 
+/// A copy of the sample order sheet in a folder of its own.
+fn sample_copy() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("orders.csv");
+    std::fs::copy("samples/orders.csv", &input).unwrap();
+    (dir, input)
+}
+
 fn sha256(path: &Path) -> String {
     report::audit::sha256_of(path).unwrap()
 }
@@ -99,9 +107,7 @@ fn a_fixed_cell_of_a_workbook_rechecks_its_row_and_the_counts_follow() {
 
 #[test]
 fn a_changed_csv_row_is_reported_with_its_new_cells_not_the_files_bytes() {
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("orders.csv");
-    std::fs::copy("samples/orders.csv", &input).unwrap();
+    let (dir, input) = sample_copy();
     let mut job = Job::open(&input, CheckOpts::default()).unwrap();
     let orders = job.checked().grouping.counts.orders_ready;
     job.edit(&[change(3, "quantity", "lots")]).unwrap();
@@ -127,9 +133,7 @@ fn a_changed_csv_row_is_reported_with_its_new_cells_not_the_files_bytes() {
 /// line still has its new cells, never the file's bytes.
 #[test]
 fn a_changed_csv_row_checked_alone_is_reported_with_its_new_cells() {
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("orders.csv");
-    std::fs::copy("samples/orders.csv", &input).unwrap();
+    let (dir, input) = sample_copy();
     let mut job = Job::open_to_edit(&input, CheckOpts::default()).unwrap();
     job.edit(&[change(3, "quantity", "lots")]).unwrap();
     assert_eq!(status(&job, 3), Status::Invalid);
@@ -142,9 +146,7 @@ fn a_changed_csv_row_checked_alone_is_reported_with_its_new_cells() {
 
 #[test]
 fn a_changed_branch_moves_a_row_to_an_order_of_its_own() {
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("orders.csv");
-    std::fs::copy("samples/orders.csv", &input).unwrap();
+    let (_dir, input) = sample_copy();
     let mut job = Job::open(&input, CheckOpts::default()).unwrap();
     let orders = job.checked().grouping.counts.orders_ready;
     job.edit(&[change(4, "branch_id", "09999")]).unwrap();
@@ -159,9 +161,7 @@ fn a_changed_branch_moves_a_row_to_an_order_of_its_own() {
 
 #[test]
 fn changes_to_what_is_not_a_cell_of_the_data_are_refused_and_change_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("orders.csv");
-    std::fs::copy("samples/orders.csv", &input).unwrap();
+    let (_dir, input) = sample_copy();
     let mut job = Job::open(&input, CheckOpts::default()).unwrap();
     let counts = job.checked().grouping.counts;
 
@@ -188,9 +188,7 @@ fn a_changed_sheet_is_sent_as_changed_through_the_engine() {
     use dcms_bulk::submit::SubmitOpts;
     use std::time::Duration;
 
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("orders.csv");
-    std::fs::copy("samples/orders.csv", &input).unwrap();
+    let (dir, input) = sample_copy();
     let mut job = Job::open(&input, CheckOpts::default()).unwrap();
     job.edit(&[change(3, "quantity", "none")]).unwrap();
     let api = Api::sandbox("ACME".into(), Some(dir.path().join("ledger")), true).unwrap();
@@ -236,9 +234,7 @@ fn a_changed_sheet_is_sent_as_changed_through_the_engine() {
 
 #[test]
 fn find_and_replace_in_a_column_previews_then_changes_in_one_save_that_one_undo_takes_back() {
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("orders.csv");
-    std::fs::copy("samples/orders.csv", &input).unwrap();
+    let (_dir, input) = sample_copy();
     let mut job = Job::open(&input, CheckOpts::default()).unwrap();
     let headers = job.checked().columns.headers.clone();
     let branch = headers.iter().position(|h| h == "branch_name").unwrap();
@@ -272,9 +268,7 @@ fn find_and_replace_in_a_column_previews_then_changes_in_one_save_that_one_undo_
 
 #[test]
 fn a_job_restored_from_its_saves_is_the_job_that_made_them() {
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("orders.csv");
-    std::fs::copy("samples/orders.csv", &input).unwrap();
+    let (dir, input) = sample_copy();
     let mut made = Job::open(&input, CheckOpts::default()).unwrap();
     made.edit(&[change(2, "quantity", "0")]).unwrap();
     let first = made.edits().len();

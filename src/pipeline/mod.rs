@@ -370,11 +370,7 @@ impl Checked {
                 f(&batch)
             },
         )?;
-        if met == indexes.len() {
-            Ok(())
-        } else {
-            Err(self.rows_differ())
-        }
+        self.met(met, indexes.len())
     }
 
     /// Walks every data row again, in input order and in batches, as its
@@ -443,7 +439,12 @@ impl Checked {
     }
 
     fn all_met(&self, met: usize) -> Result<()> {
-        if met == self.grouping.len() {
+        self.met(met, self.grouping.len())
+    }
+
+    /// An error unless a pass met the `want` rows it was to meet.
+    fn met(&self, met: usize, want: usize) -> Result<()> {
+        if met == want {
             Ok(())
         } else {
             Err(self.rows_differ())

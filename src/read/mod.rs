@@ -511,20 +511,7 @@ impl Sheet {
         raw: &(dyn Fn(u64, &[u8]) -> Option<T> + Sync),
         sink: &mut Sink<'_, T>,
     ) -> Result<()> {
-        let Inner::Text(t) = &*self.inner else {
-            return self.scan_map(header_row, header_width, map, sink);
-        };
-        let edited = |r: &Row<'_>| self.with_edits(r, map);
-        let map: &(dyn Fn(&Row<'_>) -> T + Sync) =
-            if self.edits.is_empty() { map } else { &edited };
-        let raw = |number: u64, bytes: &[u8]| {
-            if self.edits.touches(number) {
-                None
-            } else {
-                raw(number, bytes)
-            }
-        };
-        t.scan_map_raw(&self.path, header_row, header_width, map, &raw, sink)
+        self.scan_mapped(header_row, header_width, map, Some(raw), sink)
     }
 
     /// Like [`scan`](Self::scan), but maps every row with `map` in parallel
@@ -536,13 +523,37 @@ impl Sheet {
         map: &(dyn Fn(&Row<'_>) -> T + Sync),
         sink: &mut Sink<'_, T>,
     ) -> Result<()> {
+        self.scan_mapped(header_row, header_width, map, None, sink)
+    }
+
+    /// [`scan_map`](Self::scan_map), with the rows that `raw`, when given,
+    /// takes as their bytes (see [`scan_map_raw`](Self::scan_map_raw)).
+    fn scan_mapped<T: Send>(
+        &self,
+        header_row: u64,
+        header_width: usize,
+        map: &(dyn Fn(&Row<'_>) -> T + Sync),
+        raw: Option<&text::RawMap<'_, T>>,
+        sink: &mut Sink<'_, T>,
+    ) -> Result<()> {
         use rayon::prelude::*;
         let edited = |r: &Row<'_>| self.with_edits(r, map);
         let map: &(dyn Fn(&Row<'_>) -> T + Sync) =
             if self.edits.is_empty() { map } else { &edited };
-        match &*self.inner {
-            Inner::Text(t) => t.scan_map(&self.path, header_row, header_width, map, sink),
-            Inner::Excel(x) => x.scan(header_row, &mut |rows| {
+        match (&*self.inner, raw) {
+            (Inner::Text(t), Some(raw)) => {
+                // A changed row's bytes are no longer its cells.
+                let raw = |number: u64, bytes: &[u8]| {
+                    if self.edits.touches(number) {
+                        None
+                    } else {
+                        raw(number, bytes)
+                    }
+                };
+                t.scan_map_raw(&self.path, header_row, header_width, map, &raw, sink)
+            }
+            (Inner::Text(t), None) => t.scan_map(&self.path, header_row, header_width, map, sink),
+            (Inner::Excel(x), _) => x.scan(header_row, &mut |rows| {
                 sink(rows.par_iter().map(map).collect())
             }),
         }

@@ -277,9 +277,7 @@ impl TextSheet {
                 raw: Some(&bytes[a..b]),
             }));
         }
-        if chunk.end == self.store.len() && ends_in_quotes(&bytes[last_from..], self.delimiter) {
-            return Err(scan.unclosed(last_line));
-        }
+        self.closed(scan, &chunk, &bytes[last_from..], last_line)?;
         Ok((out, chunk))
     }
 
@@ -297,9 +295,10 @@ impl TextSheet {
         let mut parser: Option<RecordParser> = None;
         let mut rec = csv::StringRecord::new();
         let mut out = Vec::new();
-        let mut from = 0;
+        let (mut from, mut last) = (0, (chunk.first_line, 0));
         for (number, end) in (chunk.first_line..).zip(memchr::memchr_iter(b'\n', bytes)) {
             let line = &bytes[from..end];
+            last = (number, from);
             from = end + 1;
             if number <= scan.header_row {
                 continue;
@@ -318,13 +317,17 @@ impl TextSheet {
                 raw: Some(line),
             }));
         }
-        let last = bytes[..bytes.len() - 1].iter().rposition(|&b| b == b'\n');
-        let last = &bytes[last.map_or(0, |i| i + 1)..];
-        if chunk.end == self.store.len() && ends_in_quotes(last, self.delimiter) {
-            let lines = bytes.iter().filter(|&&b| b == b'\n').count() as u64;
-            return Err(scan.unclosed(chunk.first_line + lines - 1));
-        }
+        self.closed(scan, chunk, &bytes[last.1..], last.0)?;
         Ok(out)
+    }
+
+    /// An error if `chunk` is the text's last and its last record (`last`,
+    /// on line `line`) leaves a quote open.
+    fn closed(&self, scan: &Scan<'_>, chunk: &Chunk, last: &[u8], line: u64) -> Result<()> {
+        if chunk.end == self.store.len() && ends_in_quotes(last, self.delimiter) {
+            return Err(scan.unclosed(line));
+        }
+        Ok(())
     }
 }
 

@@ -13,6 +13,15 @@
 //! `dcms` holds the API's request and response types; `sandbox` is the
 //! local DCMS simulator the tests and `--sandbox` run against.
 
+/// `dcms-bulk --version`: the version and the commit the binary was built
+/// from (`-modified` when built with changes not committed).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("BUILD_COMMIT"),
+    ")"
+);
+
 pub mod access;
 pub mod batch;
 pub mod cli;

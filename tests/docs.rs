@@ -203,3 +203,29 @@ fn standard_input_is_refused_where_it_cannot_be_read() {
         "nothing written"
     );
 }
+
+#[test]
+fn the_version_names_the_commit_it_was_built_from() {
+    let r = run(&["--version"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let version = env!("CARGO_PKG_VERSION");
+    let re = regex::Regex::new(r"^dcms-bulk (\S+) \(commit ([0-9a-f]{12}(-modified)?|[^)]+)\)\n$")
+        .unwrap();
+    let caps = re
+        .captures(&r.stdout)
+        .unwrap_or_else(|| panic!("{:?}", r.stdout));
+    assert_eq!(&caps[1], version);
+    // Built from this clone: its commit (a build of a tarball says the
+    // DCMS_BULK_COMMIT it was given).
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(root())
+        .output();
+    if let Ok(head) = head
+        && head.status.success()
+        && std::env::var_os("DCMS_BULK_COMMIT").is_none()
+    {
+        let head = String::from_utf8_lossy(&head.stdout);
+        assert!(caps[2].starts_with(head.trim()), "{} vs {head}", &caps[2]);
+    }
+}

@@ -43,7 +43,7 @@ use crate::rules::Rules;
 #[derive(Debug, Parser)]
 #[command(
     name = "dcms-bulk",
-    version,
+    version = crate::VERSION,
     propagate_version = true,
     max_term_width = 100,
     after_help = crate::exit::help_text()

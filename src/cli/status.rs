@@ -140,6 +140,7 @@ pub fn run(args: &StatusArgs, console: Console) -> Result<Exit> {
     let summary = json!({
         "tool": "dcms-bulk",
         "version": env!("CARGO_PKG_VERSION"),
+        "commit": env!("BUILD_COMMIT"),
         "command": "status",
         "report": args.report.display().to_string(),
         "api": {"tenant": api.tenant, "base_url": api.base_url},

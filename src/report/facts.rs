@@ -10,6 +10,8 @@ use super::Format;
 pub struct RunFacts {
     pub tool: &'static str,
     pub version: &'static str,
+    /// The commit the binary was built from (`dcms-bulk --version`).
+    pub commit: &'static str,
     pub command: String,
     /// The machine and the user that ran it.
     pub host: Option<String>,
@@ -150,6 +152,8 @@ pub struct OrderCounts {
 pub struct UnreadableFacts {
     pub tool: &'static str,
     pub version: &'static str,
+    /// The commit the binary was built from (`dcms-bulk --version`).
+    pub commit: &'static str,
     pub command: String,
     pub input: UnreadableInput,
     pub options: serde_json::Value,
@@ -187,6 +191,7 @@ impl UnreadableFacts {
         UnreadableFacts {
             tool: env!("CARGO_PKG_NAME"),
             version: env!("CARGO_PKG_VERSION"),
+            commit: env!("BUILD_COMMIT"),
             command: command.to_string(),
             input: UnreadableInput {
                 path: input.display().to_string(),
@@ -224,6 +229,7 @@ impl RunFacts {
         RunFacts {
             tool: "dcms-bulk",
             version: env!("CARGO_PKG_VERSION"),
+            commit: env!("BUILD_COMMIT"),
             command: command.to_string(),
             host: host(),
             user: user(),

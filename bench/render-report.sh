@@ -3,13 +3,13 @@
 # report converted to PDF by LibreOffice, its first page to PNG. Not a test;
 # run it after changing the XLSX report's layout, and look at the picture.
 #
-#   bash bench/render-report.sh [OUT.png]     # default: docs/report.png
+#   bash bench/render-report.sh [OUT.png]     # default: docs/src/images/report.png
 #
 # Needs LibreOffice Calc and poppler's pdftoppm
 # (Debian: apt-get install libreoffice-calc-nogui poppler-utils).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out=${1:-docs/report.png}
+out=${1:-docs/src/images/report.png}
 for tool in soffice pdftoppm; do
     command -v "$tool" >/dev/null || { echo "render-report: $tool is missing (apt-get install libreoffice-calc-nogui poppler-utils)" >&2; exit 2; }
 done

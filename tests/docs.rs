@@ -1,6 +1,6 @@
-//! One truth in the help, the man page and the README: the exit codes,
-//! the environment variables and the defaults each says are the same, and
-//! the same as the program's.
+//! One truth in the help, the man page and the manual (`docs/src`): the
+//! exit codes, the environment variables and the defaults each says are
+//! the same, and the same as the program's.
 
 mod common;
 
@@ -11,8 +11,31 @@ use common::*;
 use dcms_bulk::cli::Cli;
 use dcms_bulk::exit::CODES;
 
-fn readme() -> String {
-    std::fs::read_to_string(root().join("README.md")).unwrap()
+/// A page of the manual.
+fn page(path: &str) -> String {
+    std::fs::read_to_string(root().join("docs/src").join(path)).unwrap()
+}
+
+/// The whole manual, every page one after another.
+fn manual() -> String {
+    let mut pages = Vec::new();
+    let mut dirs = vec![root().join("docs/src")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "md") {
+                pages.push(path);
+            }
+        }
+    }
+    pages.sort();
+    pages
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect::<Vec<_>>()
+        .join("\n\n")
 }
 
 fn man_page() -> String {
@@ -25,7 +48,7 @@ fn man_page() -> String {
 fn the_exit_codes_agree_everywhere() {
     let help = run(&["--help"]).stdout;
     let man = man_page();
-    let readme = readme();
+    let codes = page("reference/exit-codes.md");
     assert!(man.contains(".SH \"EXIT STATUS\""), "{man}");
     for (exit, name, meaning) in CODES {
         let code = exit.code();
@@ -38,12 +61,12 @@ fn the_exit_codes_agree_everywhere() {
             "the man page lacks {code}"
         );
         assert!(
-            readme.contains(&format!("| {code} | `{name}` |")),
-            "the README lacks {code} {name}"
+            codes.contains(&format!("| {code} | `{name}` |")),
+            "the manual's exit codes lack {code} {name}"
         );
     }
     // And none that the program does not have.
-    let table: BTreeSet<i32> = readme
+    let table: BTreeSet<i32> = codes
         .lines()
         .filter_map(|l| l.strip_prefix("| "))
         .filter_map(|l| l.split(" | `").next()?.trim().parse().ok())
@@ -87,9 +110,8 @@ fn the_environment_agrees_everywhere() {
     };
     let in_man = variables(&section(&man, ".SH ENVIRONMENT", ".SH "));
     assert_eq!(in_man, read, "the man page's ENVIRONMENT");
-    let readme = readme();
-    let in_readme = variables(&section(&readme, "## Environment", "\n## "));
-    assert_eq!(in_readme, read, "the README's Environment");
+    let in_manual = variables(&page("reference/environment.md"));
+    assert_eq!(in_manual, read, "the manual's environment variables");
     assert!(man.contains(".SH FILES"), "{man}");
     // Each variable a flag falls back on is named in that flag's help.
     let mut shown = BTreeSet::new();
@@ -114,7 +136,7 @@ fn normal(v: &str) -> String {
 }
 
 #[test]
-fn the_defaults_the_readme_names_are_the_programs() {
+fn the_defaults_the_manual_names_are_the_programs() {
     // Every flag's default, over all commands.
     let mut defaults: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for sub in Cli::command().get_subcommands() {
@@ -130,16 +152,16 @@ fn the_defaults_the_readme_names_are_the_programs() {
             }
         }
     }
-    let readme = readme();
+    let manual = manual();
     let mut checked = 0;
     for (long, values) in &defaults {
         let flag = format!("`--{long}");
         let mut at = 0;
-        while let Some(found) = readme[at..].find(&flag) {
+        while let Some(found) = manual[at..].find(&flag) {
             let start = at + found + flag.len();
             at = start;
             // The flag's own words: up to the next flag or paragraph.
-            let rest = &readme[start..];
+            let rest = &manual[start..];
             let end = ["`--", "\n\n", "|"]
                 .iter()
                 .filter_map(|s| rest.find(s))
@@ -164,17 +186,17 @@ fn the_defaults_the_readme_names_are_the_programs() {
                 .unwrap();
             assert!(
                 values.contains(&normal(value)),
-                "README says --{long} defaults to {value:?}; the program: {values:?}"
+                "the manual says --{long} defaults to {value:?}; the program: {values:?}"
             );
             checked += 1;
         }
     }
-    eprintln!("{checked} defaults named in the README agree");
-    assert!(checked >= 8, "only {checked} defaults named in the README");
-    // The batch id: no salt unless given, as the README says.
+    eprintln!("{checked} defaults named in the manual agree");
+    assert!(checked >= 8, "only {checked} defaults named in the manual");
+    // The batch id: no salt unless given, as the manual says.
     let help = run(&["submit", "--help"]).stdout;
     assert!(!help.contains("input file's SHA-256"), "{help}");
-    assert!(readme.contains("The salt is empty unless `--batch-id` gives one"));
+    assert!(manual.contains("The salt is empty unless `--batch-id` gives one"));
 }
 
 /// `-` where a command cannot read standard input: a usage error that

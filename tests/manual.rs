@@ -1,0 +1,379 @@
+//! The manual (`docs/src`, an mdBook) against the program: the command
+//! reference is each command's help as it prints it; the settings pages
+//! name exactly the keys the config and rules files take; the report
+//! columns are the reports'; and every link inside the manual and the
+//! README leads somewhere.
+//!
+//! After a change to a help text: `DCMS_BLESS_MANUAL=1 cargo test --test
+//! manual` writes the command reference again; review its diff.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use clap::CommandFactory;
+use common::*;
+use dcms_bulk::cli::Cli;
+
+fn src() -> PathBuf {
+    root().join("docs/src")
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Every command a user can run: `[]` for `dcms-bulk` itself, then
+/// `["validate"]`, `["users", "add"]`, ... in the order `--help` lists them.
+fn command_paths() -> Vec<Vec<String>> {
+    fn walk(cmd: &clap::Command, at: &[String], out: &mut Vec<Vec<String>>) {
+        for sub in cmd.get_subcommands() {
+            if sub.is_hide_set() || sub.get_name() == "help" {
+                continue;
+            }
+            let mut path = at.to_vec();
+            path.push(sub.get_name().to_owned());
+            out.push(path.clone());
+            walk(sub, &path, out);
+        }
+    }
+    let mut out = vec![vec![]];
+    walk(&Cli::command(), &[], &mut out);
+    out
+}
+
+/// `dcms-bulk PATH... --help`, as a user's pipe or file gets it.
+fn help(path: &[String]) -> String {
+    let out = bin()
+        .args(path)
+        .arg("--help")
+        .env("COLUMNS", "100")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{path:?} --help");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+const COMMANDS_FROM: &str = "<!-- Each command's help follows, as `--help` prints it";
+
+#[test]
+fn the_command_reference_is_every_commands_help() {
+    let file = src().join("reference/commands.md");
+    let now = read(&file);
+    let head = &now[..now.find(COMMANDS_FROM).expect("the reference's marker")];
+    let head = &head[..head.len()];
+    let mut want = head.to_owned();
+    let marker_line = now[head.len()..].lines().next().unwrap();
+    want.push_str(marker_line);
+    want.push('\n');
+    for path in command_paths() {
+        let name = std::iter::once("dcms-bulk".to_owned())
+            .chain(path.iter().cloned())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let text = help(&path);
+        want.push_str(&format!(
+            "\n## {name}\n\n```text\n{}\n```\n",
+            text.trim_end()
+        ));
+    }
+    if std::env::var_os("DCMS_BLESS_MANUAL").is_some() {
+        std::fs::write(&file, &want).unwrap();
+        return;
+    }
+    if now != want {
+        let (n, (a, b)) = now
+            .lines()
+            .zip(want.lines())
+            .enumerate()
+            .find(|(_, (a, b))| a != b)
+            .unwrap_or((
+                now.lines().count().min(want.lines().count()),
+                ("(end)", "(end)"),
+            ));
+        panic!(
+            "docs/src/reference/commands.md differs from the help at line {}:\n  manual: {a}\n  help:   {b}\n\
+             (DCMS_BLESS_MANUAL=1 cargo test --test manual writes it again)",
+            n + 1
+        );
+    }
+}
+
+/// The names a TOML table takes, in the program's own words: its refusal
+/// of an unknown key lists them.
+fn keys_taken(args: &[&str], file: &str, text: &str) -> BTreeSet<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(file);
+    std::fs::write(&path, text).unwrap();
+    let args: Vec<String> = args
+        .iter()
+        .map(|a| a.replace("FILE", path.to_str().unwrap()))
+        .collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let r = run_in(dir.path(), &args);
+    let all = format!("{}{}", r.stdout, r.stderr);
+    let expected = all
+        .find("unknown field `zzz`, expected")
+        .map(|at| &all[at + "unknown field `zzz`, expected".len()..])
+        .unwrap_or_else(|| panic!("no list of keys: {all}"));
+    let line = expected.lines().next().unwrap();
+    let re = regex::Regex::new(r"`([a-z_]+)`").unwrap();
+    re.captures_iter(line).map(|c| c[1].to_owned()).collect()
+}
+
+/// The keys a table of the settings page lists, under `heading`: each
+/// row's first cell.
+fn keys_listed(page: &str, heading: &str) -> BTreeSet<String> {
+    let at = page.find(heading).unwrap_or_else(|| panic!("no {heading}"));
+    let rest = &page[at + heading.len()..];
+    let end = rest.find("\n#").unwrap_or(rest.len());
+    let re = regex::Regex::new(r"(?m)^\| `([a-z_]+)` \|").unwrap();
+    re.captures_iter(&rest[..end])
+        .map(|c| c[1].to_owned())
+        .collect()
+}
+
+#[test]
+fn the_settings_page_lists_every_key_the_files_take() {
+    let page = read(&src().join("reference/settings.md"));
+    let config = ["doctor", "--config", "FILE", "--profile", "p"];
+    let rules = ["validate", "SAMPLE", "--rules", "FILE"];
+    let sample = root().join("samples/orders.csv");
+    let rules: Vec<String> = rules
+        .iter()
+        .map(|a| a.replace("SAMPLE", sample.to_str().unwrap()))
+        .collect();
+    let rules: Vec<&str> = rules.iter().map(String::as_str).collect();
+    for (heading, args, file, text) in [
+        ("### Top level", &config[..], "c.toml", "zzz = 1\n"),
+        (
+            "### A profile",
+            &config[..],
+            "c.toml",
+            "[profiles.p]\nzzz = 1\n",
+        ),
+        (
+            "### The create body",
+            &config[..],
+            "c.toml",
+            "[profiles.p.create_fields]\nzzz = 1\n",
+        ),
+        (
+            "### Notifications",
+            &config[..],
+            "c.toml",
+            "[profiles.p.notify]\nzzz = 1\n",
+        ),
+        ("## The rules file", &rules[..], "r.toml", "zzz = 1\n"),
+    ] {
+        assert_eq!(
+            keys_listed(&page, heading),
+            keys_taken(args, file, text),
+            "settings.md, {heading}"
+        );
+    }
+}
+
+/// The header of a report a command wrote.
+fn report_header(path: &Path) -> Vec<String> {
+    let mut reader = csv::Reader::from_path(path).unwrap();
+    reader
+        .headers()
+        .unwrap()
+        .iter()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn the_report_columns_page_names_every_column_a_report_has() {
+    let page = read(&src().join("reference/report-columns.md"));
+    let listed: BTreeSet<String> = regex::Regex::new(r"(?m)^\| `([a-z_]+)` \|")
+        .unwrap()
+        .captures_iter(&page)
+        .map(|c| c[1].to_owned())
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let mut written = BTreeSet::new();
+    for (args, input) in [
+        (vec!["validate"], "orders.csv"),
+        (vec!["submit", "--sandbox"], "orders.csv"),
+        (vec!["cancel", "--sandbox"], "cancels.csv"),
+        (vec!["upgrade", "--sandbox"], "upgrades.csv"),
+    ] {
+        let sample = root().join("samples").join(input);
+        let inputs = report_header(&sample);
+        let report = dir.path().join(format!("{}.report.csv", args[0]));
+        let mut all: Vec<&str> = args.clone();
+        all.extend([
+            sample.to_str().unwrap(),
+            "--report",
+            report.to_str().unwrap(),
+        ]);
+        let r = run_in(dir.path(), &all);
+        assert!(r.code == 0 || r.code == 1, "{args:?}: {}", r.stderr);
+        for column in report_header(&report) {
+            if !inputs.contains(&column) {
+                written.insert(column);
+            }
+        }
+    }
+    let missing: Vec<_> = written.difference(&listed).collect();
+    assert!(
+        missing.is_empty(),
+        "report columns not in the manual: {missing:?}"
+    );
+    // And the page lists none that no report has (status's columns are
+    // written by `status`, which asks a live API: named here).
+    let status = ["order_status", "product_statuses"].map(str::to_owned);
+    let extra: Vec<_> = listed
+        .iter()
+        .filter(|c| !written.contains(*c) && !status.contains(c))
+        .collect();
+    assert!(
+        extra.is_empty(),
+        "the manual lists columns no report has: {extra:?}"
+    );
+}
+
+/// Text without its code: fenced blocks and inline spans, where a `](`
+/// is not a link.
+fn prose(text: &str) -> String {
+    let mut out = String::new();
+    let mut fenced = false;
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            fenced = !fenced;
+            continue;
+        }
+        if !fenced {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    regex::Regex::new(r"`[^`\n]*`")
+        .unwrap()
+        .replace_all(&out, "")
+        .into_owned()
+}
+
+/// The anchors mdBook gives a page's headings.
+fn anchors(text: &str) -> BTreeSet<String> {
+    prose(text)
+        .lines()
+        .filter(|l| l.starts_with('#'))
+        .map(|l| {
+            l.trim_start_matches('#')
+                .trim()
+                .to_lowercase()
+                .chars()
+                .filter_map(|c| match c {
+                    ' ' => Some('-'),
+                    c if c.is_alphanumeric() || c == '_' || c == '-' => Some(c),
+                    _ => None,
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Every link of `file` that stays inside the repository, as
+/// (target file, anchor).
+fn links(file: &Path) -> Vec<(String, PathBuf, Option<String>)> {
+    let text = read(file);
+    let re = regex::Regex::new(r"\]\(([^)\s]+)\)").unwrap();
+    re.captures_iter(&prose(&text))
+        .filter(|c| !c[1].contains("://") && !c[1].starts_with("mailto:"))
+        .map(|c| {
+            let link = c[1].to_owned();
+            let (path, anchor) = match link.split_once('#') {
+                Some((p, a)) => (p.to_owned(), Some(a.to_owned())),
+                None => (link.clone(), None),
+            };
+            let target = if path.is_empty() {
+                file.to_path_buf()
+            } else {
+                file.parent().unwrap().join(&path)
+            };
+            (link, target, anchor)
+        })
+        .collect()
+}
+
+fn pages() -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut dirs = vec![src()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "md") {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn every_link_of_the_manual_and_the_readme_leads_somewhere() {
+    let mut files = pages();
+    files.push(root().join("README.md"));
+    let mut broken = Vec::new();
+    let mut checked = 0;
+    for file in &files {
+        for (link, target, anchor) in links(file) {
+            checked += 1;
+            if !target.exists() {
+                broken.push(format!("{}: {link} (no such file)", file.display()));
+            } else if let Some(anchor) = anchor
+                && !anchors(&read(&target)).contains(&anchor)
+            {
+                broken.push(format!("{}: {link} (no such heading)", file.display()));
+            }
+        }
+    }
+    assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
+    assert!(checked > 40, "only {checked} links found");
+}
+
+#[test]
+fn every_page_is_in_the_table_of_contents() {
+    let summary = src().join("SUMMARY.md");
+    let listed: BTreeSet<PathBuf> = links(&summary).into_iter().map(|(_, t, _)| t).collect();
+    for page in pages() {
+        if page != summary {
+            assert!(
+                listed.contains(&page),
+                "{} is not in SUMMARY.md",
+                page.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn the_readme_is_read_in_two_minutes() {
+    let readme = read(&root().join("README.md"));
+    let lines = readme.lines().count();
+    assert!(lines < 150, "README.md has {lines} lines");
+    // It opens with the two commands, and says where each guide is.
+    let first = readme.find("```").expect("a command block");
+    let block = &readme[first..];
+    assert!(block.contains("cargo run --release -- submit samples/orders.xlsx --sandbox"));
+    assert!(block.contains("cargo test"));
+    for guide in [
+        "clerk/index.md",
+        "operator/index.md",
+        "auditor/index.md",
+        "reference/commands.md",
+    ] {
+        assert!(
+            readme.contains(&format!("docs/src/{guide}")),
+            "the README does not link {guide}"
+        );
+    }
+}

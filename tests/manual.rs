@@ -237,6 +237,60 @@ fn the_report_columns_page_names_every_column_a_report_has() {
     );
 }
 
+/// Every file under `dir` whose name ends in `.ext`, sorted.
+fn files_under(dir: &Path, ext: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == ext) {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn the_log_events_page_names_every_event_the_program_logs() {
+    let re = regex::Regex::new(r#"event = "([a-z_]+)""#).unwrap();
+    let mut logged = BTreeSet::new();
+    for file in files_under(&root().join("src"), "rs") {
+        for c in re.captures_iter(&read(&file)) {
+            logged.insert(c[1].to_owned());
+        }
+    }
+    assert!(logged.len() > 40, "{logged:?}");
+    let page = read(&src().join("reference/log-events.md"));
+    // The first cell of each row of the events' tables.
+    let named: BTreeSet<String> = page
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split(" |").next())
+        .flat_map(|cell| {
+            regex::Regex::new(r"([a-z_]+)`")
+                .unwrap()
+                .captures_iter(cell)
+                .map(|c| c[1].to_owned())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let missing: Vec<_> = logged.difference(&named).collect();
+    assert!(
+        missing.is_empty(),
+        "events not in log-events.md: {missing:?}"
+    );
+    let extra: Vec<_> = named.difference(&logged).collect();
+    assert!(
+        extra.is_empty(),
+        "log-events.md names events never logged: {extra:?}"
+    );
+}
+
 /// Text without its code: fenced blocks and inline spans, where a `](`
 /// is not a link.
 fn prose(text: &str) -> String {
@@ -302,20 +356,7 @@ fn links(file: &Path) -> Vec<(String, PathBuf, Option<String>)> {
 }
 
 fn pages() -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut dirs = vec![src()];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else if path.extension().is_some_and(|e| e == "md") {
-                out.push(path);
-            }
-        }
-    }
-    out.sort();
-    out
+    files_under(&src(), "md")
 }
 
 #[test]

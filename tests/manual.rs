@@ -418,3 +418,62 @@ fn the_readme_is_read_in_two_minutes() {
         );
     }
 }
+
+/// Every key of a JSON object, at any depth.
+fn keys_of(value: &serde_json::Value, out: &mut BTreeSet<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                out.insert(k.clone());
+                keys_of(v, out);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| keys_of(v, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn the_run_facts_page_names_every_key_run_facts_have() {
+    let page = read(&src().join("auditor/run-facts.md"));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("broken.xlsx"), b"not a workbook").unwrap();
+    let mut keys = BTreeSet::new();
+    for (args, input) in [
+        (vec!["validate"], "orders.csv"),
+        (vec!["submit", "--sandbox"], "orders.csv"),
+        (vec!["cancel", "--sandbox"], "cancels.csv"),
+        (vec!["submit", "--sandbox"], "broken.xlsx"),
+    ] {
+        let sample = root().join("samples").join(input);
+        let sample = if sample.exists() {
+            sample
+        } else {
+            dir.path().join(input)
+        };
+        let report = dir.path().join(format!("{}-{input}.report.csv", args[0]));
+        let mut all = args.clone();
+        all.extend([
+            sample.to_str().unwrap(),
+            "--report",
+            report.to_str().unwrap(),
+        ]);
+        let r = run_in(dir.path(), &all);
+        assert!([0, 1, 3].contains(&r.code), "{args:?}: {}", r.stderr);
+        let facts = format!("{}.run.json", report.display());
+        let facts: serde_json::Value = serde_json::from_str(&read(Path::new(&facts))).unwrap();
+        keys_of(&facts, &mut keys);
+    }
+    assert!(
+        keys.contains("exit_code") && keys.contains("ledger_run"),
+        "{keys:?}"
+    );
+    let missing: Vec<_> = keys
+        .iter()
+        .filter(|k| !page.contains(&format!("`{k}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "run facts keys not in run-facts.md: {missing:?}"
+    );
+}

@@ -18,20 +18,7 @@ fn page(path: &str) -> String {
 
 /// The whole manual, every page one after another.
 fn manual() -> String {
-    let mut pages = Vec::new();
-    let mut dirs = vec![root().join("docs/src")];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else if path.extension().is_some_and(|e| e == "md") {
-                pages.push(path);
-            }
-        }
-    }
-    pages.sort();
-    pages
+    files_under(&root().join("docs/src"), "md")
         .iter()
         .map(|p| std::fs::read_to_string(p).unwrap())
         .collect::<Vec<_>>()
@@ -85,19 +72,11 @@ fn variables(text: &str) -> BTreeSet<String> {
 fn the_environment_agrees_everywhere() {
     // What the program reads: every name in its source (but the table of
     // them the man page is made from).
-    let mut source = String::new();
-    let mut dirs = vec![root().join("src")];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else if path.extension().is_some_and(|e| e == "rs") && !path.ends_with("cli/docs.rs")
-            {
-                source += &std::fs::read_to_string(&path).unwrap();
-            }
-        }
-    }
+    let source: String = files_under(&root().join("src"), "rs")
+        .iter()
+        .filter(|path| !path.ends_with("cli/docs.rs"))
+        .map(|path| std::fs::read_to_string(path).unwrap())
+        .collect();
     let read = variables(&source);
     let man = man_page();
     let section = |text: &str, from: &str, to: &str| -> String {

@@ -175,6 +175,32 @@ fn the_settings_page_lists_every_key_the_files_take() {
     }
 }
 
+/// `dcms-bulk ARGS INPUT --report DIR/NAME.report.csv` in `dir`, with
+/// INPUT a sample (or a file of `dir` when no sample has its name); the
+/// report's path.
+fn run_with_report(dir: &Path, args: &[&str], input: &str) -> PathBuf {
+    let sample = root().join("samples").join(input);
+    let sample = if sample.exists() {
+        sample
+    } else {
+        dir.join(input)
+    };
+    let report = dir.join(format!("{}-{input}.report.csv", args[0]));
+    let mut all = args.to_vec();
+    all.extend([
+        sample.to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    let r = run_in(dir, &all);
+    assert!(
+        [0, 1, 3].contains(&r.code),
+        "{args:?} {input}: {}",
+        r.stderr
+    );
+    report
+}
+
 /// The header of a report a command wrote.
 fn report_header(path: &Path) -> Vec<String> {
     let mut reader = csv::Reader::from_path(path).unwrap();
@@ -202,17 +228,8 @@ fn the_report_columns_page_names_every_column_a_report_has() {
         (vec!["cancel", "--sandbox"], "cancels.csv"),
         (vec!["upgrade", "--sandbox"], "upgrades.csv"),
     ] {
-        let sample = root().join("samples").join(input);
-        let inputs = report_header(&sample);
-        let report = dir.path().join(format!("{}.report.csv", args[0]));
-        let mut all: Vec<&str> = args.clone();
-        all.extend([
-            sample.to_str().unwrap(),
-            "--report",
-            report.to_str().unwrap(),
-        ]);
-        let r = run_in(dir.path(), &all);
-        assert!(r.code == 0 || r.code == 1, "{args:?}: {}", r.stderr);
+        let inputs = report_header(&root().join("samples").join(input));
+        let report = run_with_report(dir.path(), &args, input);
         for column in report_header(&report) {
             if !inputs.contains(&column) {
                 written.insert(column);
@@ -235,24 +252,6 @@ fn the_report_columns_page_names_every_column_a_report_has() {
         extra.is_empty(),
         "the manual lists columns no report has: {extra:?}"
     );
-}
-
-/// Every file under `dir` whose name ends in `.ext`, sorted.
-fn files_under(dir: &Path, ext: &str) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut dirs = vec![dir.to_path_buf()];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else if path.extension().is_some_and(|e| e == ext) {
-                out.push(path);
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 #[test]
@@ -445,21 +444,7 @@ fn the_run_facts_page_names_every_key_run_facts_have() {
         (vec!["cancel", "--sandbox"], "cancels.csv"),
         (vec!["submit", "--sandbox"], "broken.xlsx"),
     ] {
-        let sample = root().join("samples").join(input);
-        let sample = if sample.exists() {
-            sample
-        } else {
-            dir.path().join(input)
-        };
-        let report = dir.path().join(format!("{}-{input}.report.csv", args[0]));
-        let mut all = args.clone();
-        all.extend([
-            sample.to_str().unwrap(),
-            "--report",
-            report.to_str().unwrap(),
-        ]);
-        let r = run_in(dir.path(), &all);
-        assert!([0, 1, 3].contains(&r.code), "{args:?}: {}", r.stderr);
+        let report = run_with_report(dir.path(), &args, input);
         let facts = format!("{}.run.json", report.display());
         let facts: serde_json::Value = serde_json::from_str(&read(Path::new(&facts))).unwrap();
         keys_of(&facts, &mut keys);

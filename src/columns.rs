@@ -61,7 +61,7 @@ impl Field {
         &ORDER[self as usize]
     }
 
-    /// The canonical column name, as in the README and templates.
+    /// The canonical column name, as in the manual and templates.
     pub fn name(self) -> &'static str {
         self.column().name
     }

@@ -3,7 +3,7 @@
 //! Every command ends in an [`Exit`], made from typed results (an
 //! [`Error`](crate::error::Error), a [`Stop`](crate::submit::Stop), a
 //! batch's counts); only here does an `Exit` become a number. Schedulers
-//! branch on those numbers, so they are part of the interface: the README
+//! branch on those numbers, so they are part of the interface: the manual
 //! documents each one and the integration tests assert on the names (the
 //! constants below), not the numbers.
 
@@ -94,7 +94,7 @@ impl serde::Serialize for Exit {
 }
 
 /// Every exit code: its number, its name, and what it means in one line.
-/// The help, the man page's EXIT STATUS and the README's table say the
+/// The help, the man page's EXIT STATUS and the manual's table say the
 /// same (a test holds them to this).
 pub const CODES: [(Exit, &str, &str); 8] = [
     (

@@ -63,7 +63,7 @@ fn render(cmd: clap::Command) -> Result<Vec<u8>> {
 }
 
 /// Every environment variable the tool reads, and what for. The man
-/// page's ENVIRONMENT and the README say the same (a test holds them, and
+/// page's ENVIRONMENT and the manual say the same (a test holds them, and
 /// the source, to it).
 pub const ENVIRONMENT: [(&str, &str); 18] = [
     ("DCMS_BASE_URL", "the API's base URL (--base-url)"),

@@ -1,7 +1,7 @@
 //! The DCMS API: its request and response types (`shared/dcms-api.md`),
 //! with the API's own field names, and the HTTP client (`client`). Where the docs do not name a field (plastic
 //! code, PAN length, PIN generation, card type on create) the names are the
-//! ones the docs' other endpoints use; see the README.
+//! ones the docs' other endpoints use; see the manual (docs/src/operator/sending.md).
 
 mod auth;
 mod client;

@@ -1,7 +1,7 @@
 //! The four DCMS endpoints under `/v1`, and the checks every call passes
 //! first: method, body size, bearer token, `tenant` header, rate limit,
 //! content type, then the fault plan. Where the docs are silent the choices
-//! made here are listed in the README ("The sandbox").
+//! made here are listed in the manual (docs/src/reference/sandbox.md).
 
 use std::sync::Arc;
 use std::time::Instant;

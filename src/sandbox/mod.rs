@@ -1,6 +1,6 @@
 //! The local DCMS simulator: a real HTTP server (axum on tokio) that answers
 //! the four endpoints dcms-bulk uses the way `shared/dcms-api.md` documents
-//! them, chooses (and the README documents) where the docs are silent, and
+//! them, chooses (and the manual documents, reference/sandbox.md) where the docs are silent, and
 //! misbehaves on demand. It owns the server, its per-tenant store and its
 //! faults; it knows nothing of sheets or reports.
 //!

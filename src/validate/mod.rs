@@ -406,7 +406,7 @@ impl<'a> Checker<'a> {
 
     #[expect(
         clippy::collapsible_match,
-        reason = "each field's check reads as one arm, as the README lists them"
+        reason = "each field's check reads as one arm, as the manual lists them"
     )]
     /// The problem of a value of the digits of an id, and the rules file's catalog.
     fn id_problem(&self, field: Field, v: &str, product_id: &str) -> Option<String> {
@@ -465,7 +465,7 @@ impl<'a> Checker<'a> {
 
     #[expect(
         clippy::collapsible_match,
-        reason = "each field's check reads as one arm, as the README lists them"
+        reason = "each field's check reads as one arm, as the manual lists them"
     )]
     /// The problem of a value of a code from a fixed list.
     fn code_problem(&self, field: Field, v: &str) -> Option<String> {

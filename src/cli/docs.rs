@@ -175,5 +175,11 @@ fn sections(main: bool) -> String {
             roff += &format!(".TP\n\\fI{}\\fR\n{}\n", esc(path), esc(meaning));
         }
     }
+    roff += &format!(".SH \"SEE ALSO\"\n{}\n", esc(SEE_ALSO));
     roff
 }
+
+/// Where the manual is: each man page's SEE ALSO.
+const SEE_ALSO: &str = "The manual, with a guide for the clerk, the operator and the auditor: \
+/usr/share/doc/dcms-bulk/manual/index.html where the package is installed, \
+docs/src in the source.";

@@ -1,7 +1,7 @@
 //! Names the commit the binary is built from, for `dcms-bulk --version`:
-//! `git describe`'s commit (with `-modified` when the tree has changes
-//! not committed), or `DCMS_BULK_COMMIT` when the source is not a git
-//! clone (a tarball, a package build), or `unknown`.
+//! the clone's commit (with `-modified` when the tree has changes not
+//! committed), or `DCMS_BULK_COMMIT` when the source is not a git clone (a
+//! tarball), or `unknown`.
 
 use std::path::Path;
 use std::process::Command;
@@ -26,6 +26,13 @@ fn main() {
 }
 
 fn from_git() -> Option<String> {
+    // Only this source's own clone: not a repository the source was
+    // unpacked inside.
+    let top = git(&["rev-parse", "--show-toplevel"])?;
+    let here = std::env::var("CARGO_MANIFEST_DIR").ok()?;
+    if Path::new(&top).canonicalize().ok()? != Path::new(&here).canonicalize().ok()? {
+        return None;
+    }
     let git_dir = git(&["rev-parse", "--absolute-git-dir"])?;
     // A new commit or checkout moves HEAD or the index; so rebuild then.
     for file in ["HEAD", "index"] {

@@ -61,11 +61,10 @@ const COMMANDS_FROM: &str = "<!-- Each command's help follows, as `--help` print
 fn the_command_reference_is_every_commands_help() {
     let file = src().join("reference/commands.md");
     let now = read(&file);
-    let head = &now[..now.find(COMMANDS_FROM).expect("the reference's marker")];
-    let head = &head[..head.len()];
-    let mut want = head.to_owned();
-    let marker_line = now[head.len()..].lines().next().unwrap();
-    want.push_str(marker_line);
+    // Everything to the end of the marker's line is written by hand.
+    let at = now.find(COMMANDS_FROM).expect("the reference's marker");
+    let end = now[at..].find('\n').map_or(now.len(), |n| at + n);
+    let mut want = now[..end].to_owned();
     want.push('\n');
     for path in command_paths() {
         let name = std::iter::once("dcms-bulk".to_owned())

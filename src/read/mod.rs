@@ -208,42 +208,73 @@ impl<'a> Row<'a> {
         if record.len() != ncols || (ncols == 1 && record[0].is_empty()) {
             return false; // the writer quotes a lone empty cell
         }
-        // Where the next cell's bytes start, and whether `want` is there.
-        let mut at = 0;
-        let mut take = |want: &[u8]| {
-            let there = raw.get(at..at + want.len()) == Some(want);
-            at += want.len();
-            there
-        };
+        if ncols == 1 {
+            // No delimiter tells a comma-separated record: look at the cell.
+            return written_as_is(&record[0], raw);
+        }
+        // Where the next cell's bytes start, and where the next quote is.
+        let (mut at, mut quote) = (0, memchr::memchr(b'"', raw).unwrap_or(raw.len()));
         for (i, cell) in record.iter().enumerate() {
-            if (i > 0 && !take(b",")) || trim(cell).len() != cell.len() {
-                return false;
-            }
-            let bytes = cell.as_bytes();
-            // Cells are short: a look at each byte beats a search.
-            let quoted = bytes
-                .iter()
-                .any(|&b| matches!(b, b',' | b'"' | b'\n' | b'\r'));
-            if !quoted {
-                if !take(bytes) {
+            if i > 0 {
+                // Every delimiter a comma: the file is comma-separated.
+                if raw.get(at) != Some(&b',') {
                     return false;
                 }
+                at += 1;
+            }
+            if trim(cell).len() != cell.len() {
+                return false;
+            }
+            let end = at + cell.len();
+            if quote >= end {
+                // No quote in the cell's stretch: the cell is its bytes as
+                // they are, up to a comma, so it holds no comma, quote or
+                // line break, which the writer writes as it is.
+                at = end;
                 continue;
             }
-            if !take(b"\"") {
+            let Some(len) = written_len(cell, &raw[at..]) else {
                 return false;
-            }
-            for (k, piece) in bytes.split(|&b| b == b'"').enumerate() {
-                if (k > 0 && !take(b"\"\"")) || !take(piece) {
-                    return false;
-                }
-            }
-            if !take(b"\"") {
-                return false;
-            }
+            };
+            at += len;
+            quote = memchr::memchr(b'"', &raw[at..]).map_or(raw.len(), |q| at + q);
         }
         at == raw.len()
     }
+}
+
+/// Whether `raw` is exactly what the writer writes for `cell`.
+fn written_as_is(cell: &str, raw: &[u8]) -> bool {
+    trim(cell).len() == cell.len() && written_len(cell, raw) == Some(raw.len())
+}
+
+/// How many bytes at the start of `raw` are what the csv crate's writer
+/// writes for `cell` (quoted only where it holds a comma, quote or line
+/// break, quotes doubled), or `None` if they are not.
+fn written_len(cell: &str, raw: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    let mut take = |want: &[u8]| {
+        let there = raw.get(at..at + want.len()) == Some(want);
+        at += want.len();
+        there
+    };
+    let bytes = cell.as_bytes();
+    // Cells are short: a look at each byte beats a search.
+    let quoted = bytes
+        .iter()
+        .any(|&b| matches!(b, b',' | b'"' | b'\n' | b'\r'));
+    if !quoted {
+        return take(bytes).then_some(at);
+    }
+    if !take(b"\"") {
+        return None;
+    }
+    for (k, piece) in bytes.split(|&b| b == b'"').enumerate() {
+        if (k > 0 && !take(b"\"\"")) || !take(piece) {
+            return None;
+        }
+    }
+    take(b"\"").then_some(at)
 }
 
 /// Rows of records kept with their numbers (where their bytes are is not
@@ -795,24 +826,40 @@ mod tests {
 
     #[test]
     fn a_record_is_canonical_when_the_writer_writes_its_bytes() {
-        for line in [
-            "a,b,c",
-            "a, b,c",
-            "\"a\",b,c",
-            "\"a,1\",b,c",
-            "\"a\"\"1\",b,c",
-            "a,,c",
-            ",,",
-            "a,b",
-            "a,b,c,d",
-            "\"\",b,c",
-            "a,\"x\ny\",c",
-            "a,\" b\",c",
-            "a\"b,c,d",
-            "=1,b,c",
-        ] {
+        // Read with either delimiter: only a comma-separated record's bytes
+        // are what the writer writes.
+        for (line, delimiter) in [b',', b';'].into_iter().flat_map(|d| {
+            [
+                "a;b;c",
+                "a,b;c;d",
+                "a;b,c;d",
+                "a;b;c,d",
+                "a,b,c ",
+                "a,b,\tc",
+                "a,b,c",
+                "a, b,c",
+                "\"a\",b,c",
+                "\"a,1\",b,c",
+                "\"a\"\"1\",b,c",
+                "a,,c",
+                ",,",
+                "a,b",
+                "a,b,c,d",
+                "\"\",b,c",
+                "a,\"x\ny\",c",
+                "a,\" b\",c",
+                "a\"b,c,d",
+                "=1,b,c",
+                "a,\"b,1\",c",
+                "\"a,1\",b,\"c\"\"d\"",
+                "a,b\"x,c",
+                "a,\"b,1\",\"c\"",
+                "\"a,1\",\"\",c",
+            ]
+            .map(|line| (line, d))
+        }) {
             let mut rec = csv::StringRecord::new();
-            RecordParser::new(b',')
+            RecordParser::new(delimiter)
                 .parse(line.as_bytes(), &mut rec)
                 .unwrap();
             let raw = Some(line.as_bytes());
@@ -828,7 +875,7 @@ mod tests {
             w.write_record(&cells).unwrap();
             let written = w.into_inner().unwrap();
             let same = written == [line.as_bytes(), b"\n"].concat();
-            assert_eq!(row.canonical_csv(3), same, "{line:?}");
+            assert_eq!(row.canonical_csv(3), same, "{line:?} read with {delimiter}");
         }
     }
 

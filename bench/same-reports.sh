@@ -28,12 +28,14 @@ for f in "$DATA"/orders_10k.csv "$DATA"/orders_100k.csv "$DATA"/orders_10k.xlsx 
     [ -f "$f" ] && inputs+=("$f")
 done
 
-# The parts of an XLSX report, its creation time left out, one after another.
+# The parts of an XLSX report, its creation time and the build's commit
+# (in its run facts sheet) left out, one after another.
 xlsx_text() {
     local dir; dir=$(mktemp -d -p "$work")
     (cd "$dir" && unzip -q -o "$1" 2>/dev/null) || true
     find "$dir" -type f ! -name core.xml | sort | while read -r p; do echo "== ${p#"$dir"}"; cat "$p"; done |
-        sed -E 's/[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z//g'
+        sed -E -e 's/[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z//g' \
+            -e 's|<t>commit</t></si><si><t>[^<]*</t>|<t>commit</t></si><si><t></t>|g'
 }
 
 # Blanks the fields of a submit report that differ run to run.

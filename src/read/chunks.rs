@@ -1,9 +1,12 @@
-//! A CSV text cut into chunks of whole records, so that each chunk can be
-//! parsed on its own, on any thread, exactly as one reader from the start
-//! would parse it. One csv-core parser reads the text in order and notes
-//! where records end; a chunk ends where a record ends, once it holds
-//! [`CHUNK_BYTES`]. Where the records end is csv-core's to say (quoted
-//! cells over several lines included), never a scan of our own.
+//! A CSV text cut into chunks, so that each can be parsed on its own, on
+//! any thread. A chunk ends after a line end once it holds
+//! [`CHUNK_BYTES`]: where a record most likely ends, found without a
+//! parse, so no thread waits for one. A quoted cell may run over that line
+//! end; whether it does is for csv-core to say, never a scan of ours: the
+//! parse of each chunk says whether its last record ended with it (see
+//! [`open_record`]), and where it did not, the next chunk, which started
+//! inside that record, is parsed again from the record's start (see the
+//! text's `run`).
 
 use std::io;
 
@@ -18,97 +21,165 @@ pub(super) const CHUNK_BYTES: usize = 1 << 20;
 #[cfg(test)]
 pub(super) const CHUNK_BYTES: usize = 4 << 10;
 
-/// How much of the text one read takes while cutting: small, so that the
-/// bytes past a chunk's end, moved to the next, are few.
+/// How much of the text one read takes while cutting.
 const READ_BYTES: usize = 64 << 10;
 
-/// Where a chunk of whole records lies in the text, and the line its first
-/// byte is on.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Where a chunk lies in the text, and the line its first byte is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Chunk {
     pub start: u64,
     pub end: u64,
     pub first_line: u64,
-    /// Each of its lines is one whole record, as the parser found: no
+    /// Each of its lines is one whole record, as its parse found: no
     /// blank line, no cell over several lines, no CR. Its records are then
     /// its lines, the LFs between them where the parser ended them.
     pub line_a_record: bool,
 }
 
-/// Reads the text of `store` in order and hands each chunk, with its
-/// bytes, to `send`, which says whether to go on.
-pub(super) fn cut(
-    store: &Store,
-    delimiter: u8,
-    send: &mut dyn FnMut(Chunk, Vec<u8>) -> bool,
-) -> io::Result<()> {
-    let mut parser = csv_core::ReaderBuilder::new().delimiter(delimiter).build();
-    // What the parser copies out is not wanted: only where records end.
-    let (mut out, mut ends) = (vec![0u8; 64 << 10], vec![0usize; 1024]);
-    let len = store.len();
-    let mut chunk = Chunk {
-        start: 0,
-        end: 0,
-        first_line: 1,
-        line_a_record: false,
-    };
-    // Records the parser has ended in this chunk.
-    let mut records = 0u64;
-    // The chunk's bytes so far, and how many of them the parser has read.
-    let mut bytes: Vec<u8> = Vec::with_capacity(CHUNK_BYTES + READ_BYTES);
-    let (mut parsed, mut read_to) = (0, 0u64);
-    loop {
-        // With no text left, a call with no input ends it.
-        if parsed == bytes.len() && read_to < len {
-            let more = store.read(read_to, read_to + READ_BYTES as u64)?;
-            read_to += more.len() as u64;
-            bytes.extend_from_slice(&more);
-        }
-        let (result, nin, _, _) = parser.read_record(&bytes[parsed..], &mut out, &mut ends);
-        parsed += nin;
-        match result {
-            Read::Record => {
-                records += 1;
-                let after = &bytes[parsed..];
-                // A chunk's parser takes a BOM at its start for the file's
-                // own and drops it: no chunk but the first starts with one.
-                let bom_ahead =
-                    (after.len() < 3 && read_to < len) || after.starts_with(b"\xEF\xBB\xBF");
-                if parsed >= CHUNK_BYTES && !bom_ahead {
-                    let rest = bytes.split_off(parsed);
-                    chunk.end = chunk.start + parsed as u64;
-                    chunk.line_a_record = line_a_record(&chunk, records, parser.line(), &bytes);
-                    let next = Chunk {
-                        start: chunk.end,
-                        end: chunk.end,
-                        first_line: parser.line(),
-                        line_a_record: false,
-                    };
-                    records = 0;
-                    if !send(chunk, std::mem::replace(&mut bytes, rest)) {
-                        return Ok(());
-                    }
-                    bytes.reserve(CHUNK_BYTES);
-                    (chunk, parsed) = (next, 0);
-                }
-            }
-            Read::InputEmpty | Read::OutputFull | Read::OutputEndsFull => {}
-            Read::End => break,
+impl Chunk {
+    /// The chunk from `start` to `end`, whose first byte is on `first_line`.
+    pub fn new(start: u64, end: u64, first_line: u64) -> Self {
+        Chunk {
+            start,
+            end,
+            first_line,
+            line_a_record: false,
         }
     }
-    chunk.end = chunk.start + bytes.len() as u64;
+}
+
+/// Reads the text of `store` in order and hands each chunk, with its
+/// bytes, to `send`, which says whether to go on.
+pub(super) fn cut(store: &Store, send: &mut dyn FnMut(Chunk, Vec<u8>) -> bool) -> io::Result<()> {
+    let len = store.len();
+    let mut chunk = Chunk::new(0, 0, 1);
+    let mut bytes: Vec<u8> = Vec::with_capacity(CHUNK_BYTES + READ_BYTES);
+    // Bytes of the chunk before this have no place to end it.
+    let mut looked = CHUNK_BYTES - 1;
+    let mut read_to = 0;
+    while read_to < len {
+        let more = store.read(read_to, read_to + READ_BYTES as u64)?;
+        read_to += more.len() as u64;
+        bytes.extend_from_slice(&more);
+        while let Some(at) = end_of_chunk(&bytes, &mut looked, read_to == len) {
+            let rest = bytes.split_off(at);
+            chunk.end = chunk.start + at as u64;
+            let lines = memchr::memchr_iter(b'\n', &bytes).count() as u64;
+            let next = Chunk::new(chunk.end, chunk.end, chunk.first_line + lines);
+            if !send(chunk, std::mem::replace(&mut bytes, rest)) {
+                return Ok(());
+            }
+            bytes.reserve(CHUNK_BYTES);
+            (chunk, looked) = (next, CHUNK_BYTES - 1);
+        }
+    }
     if !bytes.is_empty() {
-        chunk.line_a_record = line_a_record(&chunk, records, parser.line(), &bytes);
+        chunk.end = chunk.start + bytes.len() as u64;
         send(chunk, bytes);
     }
     Ok(())
 }
 
-/// Whether each line of `chunk` (its `bytes`, ending before line
-/// `next_line`) is one of the `records` the parser ended in it: as many
-/// records as lines, and no CR (which would end a record within a line).
-fn line_a_record(chunk: &Chunk, records: u64, next_line: u64, bytes: &[u8]) -> bool {
-    records == next_line - chunk.first_line
-        && bytes.ends_with(b"\n")
+/// Where a chunk of `bytes` ends: after the first line end at or past
+/// `looked` (moved on past what has been looked at) that no BOM follows (a
+/// chunk's parser would take one at its start for the file's own and drop
+/// it); `None` if there is none yet. `all`: no more bytes come.
+fn end_of_chunk(bytes: &[u8], looked: &mut usize, all: bool) -> Option<usize> {
+    while *looked < bytes.len() {
+        let Some(lf) = memchr::memchr(b'\n', &bytes[*looked..]) else {
+            *looked = bytes.len();
+            return None;
+        };
+        let at = *looked + lf + 1;
+        let after = &bytes[at..];
+        if after.len() < BOM.len() && !all && BOM.starts_with(after) {
+            // A BOM may follow: look again once more bytes are in.
+            *looked = at - 1;
+            return None;
+        }
+        if after.starts_with(BOM) {
+            *looked = at;
+            continue;
+        }
+        // The last line end of the text ends the last chunk: no empty chunk.
+        return (at < bytes.len()).then_some(at);
+    }
+    None
+}
+
+/// Whether each line of a chunk's `bytes` is one of the `records` its
+/// parse met: as many records as lines, and no CR (which would end a
+/// record within a line).
+pub(super) fn line_a_record(records: u64, bytes: &[u8]) -> bool {
+    bytes.ends_with(b"\n")
         && memchr::memchr(b'\r', bytes).is_none()
+        && records == memchr::memchr_iter(b'\n', bytes).count() as u64
+}
+
+/// csv-core's parser having read `bytes`, which start a record (blank
+/// lines before it allowed), if that record does not end within them: a
+/// quoted cell runs on past them.
+pub(super) fn open_record(delimiter: u8, bytes: &[u8]) -> Option<csv_core::Reader> {
+    let mut parser = csv_core::ReaderBuilder::new().delimiter(delimiter).build();
+    follow(&mut parser, bytes).is_none().then_some(parser)
+}
+
+/// Feeds `bytes` to `parser`, which is inside a record, until the record
+/// ends: how many bytes that took, or `None` if it runs on past them.
+pub(super) fn follow(parser: &mut csv_core::Reader, bytes: &[u8]) -> Option<usize> {
+    // What the parser copies out is not wanted: only where the record ends.
+    let (mut out, mut ends) = ([0u8; 4 << 10], [0usize; 256]);
+    let mut taken = 0;
+    loop {
+        // Input never runs out here: an empty input would end the text.
+        if taken == bytes.len() {
+            return None;
+        }
+        let (result, nin, _, _) = parser.read_record(&bytes[taken..], &mut out, &mut ends);
+        taken += nin;
+        match result {
+            Read::Record => return Some(taken),
+            Read::InputEmpty | Read::OutputFull | Read::OutputEndsFull | Read::End => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_is_open_while_a_quote_is() {
+        for (bytes, open) in [
+            (&b"a,b\n"[..], false),
+            (b"\n\na,\"b\nc\"\n", false),
+            (b"a,\"b\n", true),
+            (b"a,\"b\"\"\n", true),
+            (b"a,\"b\"\"\"\n", false),
+            (b"a,b\"c\n", false),
+        ] {
+            assert_eq!(open_record(b',', bytes).is_some(), open, "{bytes:?}");
+        }
+        let mut parser = open_record(b',', b"1,\"x\n").unwrap();
+        assert_eq!(follow(&mut parser, b"y\nz"), None);
+        assert_eq!(follow(&mut parser, b"\",3\n4,5,6\n"), Some(4));
+    }
+
+    #[test]
+    fn chunks_end_after_a_line_end_that_no_bom_follows() {
+        let mut looked = 2;
+        assert_eq!(end_of_chunk(b"abcd\nef\ngh\n", &mut looked, true), Some(5));
+        let mut looked = 2;
+        assert_eq!(end_of_chunk(b"ab\n\xEF\xBB", &mut looked, false), None);
+        assert_eq!(
+            end_of_chunk(b"ab\n\xEF\xBB\xBFc\nd\n", &mut looked, false),
+            Some(8)
+        );
+        let mut looked = 2;
+        assert_eq!(end_of_chunk(b"abcd\n", &mut looked, true), None);
+        assert_eq!(end_of_chunk(b"abcd", &mut looked, false), None);
+        assert_eq!(looked, 4, "looked at once");
+    }
 }

@@ -195,8 +195,9 @@ impl<'a> Row<'a> {
     /// what the csv crate's writer writes for its `ncols` cells as
     /// [`Row::cell`] gives them (trimmed; quoted only where a cell holds a
     /// comma, quote or line break, quotes doubled): a later stage may then
-    /// copy them instead of writing the cells one by one.
-    pub fn canonical_csv(&self, ncols: usize) -> bool {
+    /// copy them instead of writing the cells one by one. `also` must
+    /// hold for every cell too.
+    pub fn canonical_csv(&self, ncols: usize, also: &dyn Fn(&str) -> bool) -> bool {
         let Row::Text {
             record,
             raw: Some(raw),
@@ -210,7 +211,7 @@ impl<'a> Row<'a> {
         }
         if ncols == 1 {
             // No delimiter tells a comma-separated record: look at the cell.
-            return written_as_is(&record[0], raw);
+            return written_as_is(&record[0], raw) && also(&record[0]);
         }
         // Where the next cell's bytes start, and where the next quote is.
         let (mut at, mut quote) = (0, memchr::memchr(b'"', raw).unwrap_or(raw.len()));
@@ -222,7 +223,7 @@ impl<'a> Row<'a> {
                 }
                 at += 1;
             }
-            if trim(cell).len() != cell.len() {
+            if trim(cell).len() != cell.len() || !also(cell) {
                 return false;
             }
             let end = at + cell.len();
@@ -877,7 +878,14 @@ mod tests {
             w.write_record(&cells).unwrap();
             let written = w.into_inner().unwrap();
             let same = written == [line.as_bytes(), b"\n"].concat();
-            assert_eq!(row.canonical_csv(3), same, "{line:?} read with {delimiter}");
+            assert_eq!(
+                row.canonical_csv(3, &|_| true),
+                same,
+                "{line:?} read with {delimiter}"
+            );
+            let not_b = |cell: &str| cell != "b";
+            let also = same && (0..3).all(|c| row.cell(c).text != "b");
+            assert_eq!(row.canonical_csv(3, &not_b), also, "{line:?}: no cell b");
         }
     }
 

@@ -446,7 +446,10 @@ impl TextSheet {
     fn follow(&self, scan: &Scan<'_>, record: &mut Open, chunk: Chunk) -> Result<Option<Piece>> {
         if chunk.start != record.end {
             // Cannot happen: only a first pass, chunk after chunk, leaves one open.
-            return Err(Error::input(scan.path, "the text's chunks are out of order"));
+            return Err(Error::input(
+                scan.path,
+                "the text's chunks are out of order",
+            ));
         }
         let bytes = self
             .store
@@ -889,9 +892,16 @@ mod tests {
             let at = c.start as usize;
             let lines = text[..at].matches('\n').count() as u64;
             assert_eq!(c.first_line, lines + 1, "chunk at {at}");
-            assert!(!long_cells.iter().any(|cell| cell.contains(&at)), "chunk at {at}");
+            assert!(
+                !long_cells.iter().any(|cell| cell.contains(&at)),
+                "chunk at {at}"
+            );
         }
-        assert!(long_cells.iter().all(|cell| cell.len() > 5 * chunks::CHUNK_BYTES));
+        assert!(
+            long_cells
+                .iter()
+                .all(|cell| cell.len() > 5 * chunks::CHUNK_BYTES)
+        );
     }
 
     #[test]

@@ -148,6 +148,52 @@ fn states_survive_a_reopen_and_the_first_acceptance_is_kept() {
 
 /// The past of a window's keys is read many keys a statement: every
 /// known key of more than one statement's worth is found, no other.
+/// A ledger a newer build moved to a later version of its tables is
+/// refused by this one, and left as it is: the order states in it are
+/// what the newer build wrote, and this one would misread them.
+#[test]
+fn a_ledger_a_newer_build_migrated_is_refused_and_left_alone() {
+    on_both(|store| {
+        let dest = Destination::new("ACME", "http://127.0.0.1:1/v1");
+        drop(Ledger::open_in(store, &dest, false, |_| {}).expect("opens"));
+        edit(
+            store,
+            &dest,
+            "INSERT INTO schema_version (version, applied_at) VALUES (999, 'later')",
+        );
+        let refused = Ledger::open_in(store, &dest, false, |_| {})
+            .err()
+            .expect("refused");
+        let said = refused.to_string();
+        assert!(
+            said.contains("newer dcms-bulk") && said.contains("version 999"),
+            "{said}"
+        );
+        // Left as it was: the newer build's version is still recorded.
+        let sql = "SELECT COUNT(*) FROM schema_version WHERE version = 999";
+        let kept = match store {
+            Store::Dir(_) => rusqlite::Connection::open(store.place_of(&dest))
+                .unwrap()
+                .query_row(sql, [], |r| r.get::<_, i64>(0))
+                .unwrap(),
+            Store::Server(target) => dcms_bulk::db::Db::connect(target, &dest.schema(), false)
+                .unwrap()
+                .query_one(sql, vec![])
+                .unwrap()
+                .get::<i64>(0)
+                .unwrap(),
+        };
+        assert_eq!(kept, 1);
+        edit(
+            store,
+            &dest,
+            "DELETE FROM schema_version WHERE version = 999",
+        );
+        let known = Ledger::open_in(store, &dest, false, |_| {}).map(drop);
+        assert!(known.is_ok(), "opens again once its versions are known");
+    });
+}
+
 #[test]
 fn the_past_of_many_keys_is_read_in_parts() {
     on_both(|store| {

@@ -384,7 +384,9 @@ fn first_line(sql: &str) -> &str {
 /// transaction, each version recorded in `schema_version`: `steps[i]` is
 /// version `i + 1`. Two processes migrating at once take turns (SQLite's
 /// write lock; a PostgreSQL transaction lock on the schema). Returns the
-/// versions applied.
+/// versions applied. A database a newer build brought past the versions
+/// `steps` knows is refused, untouched: this build would misread what
+/// the newer one writes.
 pub fn migrate(db: &Db, steps: &[Migration]) -> Result<Vec<u32>, DbError> {
     db.transaction(|db| {
         if db.engine() == Engine::Postgres {
@@ -399,6 +401,20 @@ pub fn migrate(db: &Db, steps: &[Migration]) -> Result<Vec<u32>, DbError> {
                 applied_at TEXT NOT NULL
             )",
         )?;
+        let newest: u32 = db
+            .query_one(
+                "SELECT COALESCE(MAX(version), 0) FROM schema_version",
+                params![],
+            )?
+            .get(0)?;
+        let known = u32::try_from(steps.len()).unwrap_or(u32::MAX);
+        if newest > known {
+            return Err(DbError::Refused(format!(
+                "a newer dcms-bulk has brought this database to version {newest} of its tables, and \
+                 this one knows versions up to {known}: use the newer dcms-bulk (an older one must \
+                 not write where a newer one keeps its records)"
+            )));
+        }
         let mut applied = Vec::new();
         for (i, step) in steps.iter().enumerate() {
             let version = u32::try_from(i + 1).unwrap_or(u32::MAX);

@@ -10,10 +10,9 @@
 //! and parses every chunk on the pool at once; it meets the very rows the
 //! first checked, whatever happens to the file.
 
+use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::sync::OnceLock;
-
-use rayon::prelude::*;
 
 use super::chunks::{self, Chunk};
 pub use super::store::TextEncoding;
@@ -62,9 +61,12 @@ struct Open {
 
 const DELIMITERS: [u8; 4] = [b',', b';', b'\t', b'|'];
 
-/// Chunks parsed at once: enough for every thread of the pool, twice over.
-fn group_len() -> usize {
-    (2 * rayon::current_num_threads()).max(2)
+/// Chunks in hand at once (being parsed, or parsed and waiting for those
+/// before them): enough to keep every thread of the pool busy while a
+/// slow chunk holds the others back, and few enough that memory does not
+/// follow the file.
+fn window() -> usize {
+    (4 * rayon::current_num_threads()).max(4)
 }
 
 impl TextSheet {
@@ -195,16 +197,13 @@ impl TextSheet {
                     .map(|(_, c)| *c)
                     .collect(),
             };
-            let groups = held.chunks(group_len()).map(|group| {
-                Ok(group
-                    .iter()
-                    .map(|&chunk| Piece { chunk, bytes: None })
-                    .collect())
-            });
-            return self.run(scan, groups, &parse, sink).map(drop);
+            let pieces = held
+                .into_iter()
+                .map(|chunk| Ok(Piece { chunk, bytes: None }));
+            return self.run(scan, pieces, &parse, sink).map(drop);
         }
         std::thread::scope(|s| {
-            let (tx, rx) = stage::bounded::<Result<Vec<Piece>>>(2);
+            let (tx, rx) = stage::bounded::<Result<Piece>>(window());
             stage::beside(s, "csv chunks", move || self.cut(path, &tx))
                 .map_err(|e| Error::io(path, e))?;
             let index = self.run(scan, rx.into_iter(), &parse, sink)?;
@@ -213,26 +212,16 @@ impl TextSheet {
         })
     }
 
-    /// Cuts the text into chunks and sends them on in groups (until the
-    /// receiver is gone), or the first problem.
-    fn cut(&self, path: &Path, out: &stage::Sender<Result<Vec<Piece>>>) {
-        let n = group_len();
-        let mut group = Vec::with_capacity(n);
+    /// Cuts the text into chunks and sends them on (until the receiver is
+    /// gone), or the first problem.
+    fn cut(&self, path: &Path, out: &stage::Sender<Result<Piece>>) {
         let cut = chunks::cut(&self.store, &mut |chunk, bytes| {
-            group.push(Piece {
-                chunk,
-                bytes: Some(bytes),
-            });
-            group.len() < n
-                || out
-                    .send(Ok(std::mem::replace(&mut group, Vec::with_capacity(n))))
-                    .is_ok()
+            let bytes = Some(bytes);
+            out.send(Ok(Piece { chunk, bytes })).is_ok()
         });
-        let _ = match cut {
-            Ok(()) if group.is_empty() => Ok(()),
-            Ok(()) => out.send(Ok(group)),
-            Err(e) => out.send(Err(Error::io(path, e))),
-        };
+        if let Err(e) = cut {
+            let _ = out.send(Err(Error::io(path, e)));
+        }
     }
 
     /// The bytes of a chunk: as handed on, or read again.
@@ -371,67 +360,46 @@ impl TextSheet {
 pub(super) type RawMap<'a, T> = dyn Fn(u64, &[u8]) -> Option<T> + Sync + 'a;
 
 impl TextSheet {
-    /// Parses the groups of chunks on the pool, each chunk on one thread,
-    /// and hands `sink` their rows in order (on this thread, while the pool
-    /// parses the next group); what the chunks of whole records were, in
-    /// order.
+    /// Parses the chunks on the pool, each on one thread, as many at once
+    /// as the [`window`] holds, and hands `sink` their rows in order (on
+    /// this thread, while the pool parses the chunks after them); what the
+    /// chunks of whole records were, in order.
     fn run<T: Send>(
         &self,
         scan: &Scan<'_>,
-        groups: impl Iterator<Item = Result<Vec<Piece>>>,
+        pieces: impl Iterator<Item = Result<Piece>>,
         parse: &(dyn Fn(Piece) -> Parsed<T> + Sync),
         sink: &mut Sink<'_, T>,
     ) -> Result<Vec<Chunk>> {
         let mut index = Vec::new();
-        let map_group = |group: Vec<Piece>| -> Vec<(Chunk, Parsed<T>)> {
-            group
-                .into_par_iter()
-                .map(|piece| (piece.chunk, parse(piece)))
-                .collect()
-        };
         let mut open: Option<Open> = None;
-        let mut take = |done: Vec<(Chunk, Parsed<T>)>| -> Result<()> {
-            for (chunk, parsed) in done {
-                let parsed = match open.take() {
-                    None => parsed,
-                    // The chunk before left a record open: this one's parse
-                    // started inside it, and is not used.
-                    Some(mut record) => match self.follow(scan, &mut record, chunk)? {
-                        Some(piece) => parse(piece),
-                        None => {
-                            open = Some(record);
-                            continue;
-                        }
-                    },
-                };
-                let (rows, chunk, left_open) = parsed?;
-                if chunk.end > chunk.start {
-                    index.push(chunk);
-                }
-                sink(rows)?;
-                open = left_open;
+        let mut take = |chunk: Chunk, parsed: Parsed<T>| -> Result<()> {
+            let parsed = match open.take() {
+                None => parsed,
+                // The chunk before left a record open: this one's parse
+                // started inside it, and is not used.
+                Some(mut record) => match self.follow(scan, &mut record, chunk)? {
+                    Some(piece) => parse(piece),
+                    None => {
+                        open = Some(record);
+                        return Ok(());
+                    }
+                },
+            };
+            let (rows, chunk, left_open) = parsed?;
+            if chunk.end > chunk.start {
+                index.push(chunk);
             }
+            sink(rows)?;
+            open = left_open;
             Ok(())
         };
-        let mut pending: Option<Vec<(Chunk, Parsed<T>)>> = None;
-        for group in groups {
-            let group = group?;
-            let mapped = match pending.take() {
-                None => map_group(group),
-                Some(before) => {
-                    let mut mapped = Vec::new();
-                    rayon::in_place_scope(|s| {
-                        s.spawn(|_| mapped = map_group(group));
-                        take(before)
-                    })?;
-                    mapped
-                }
-            };
-            pending = Some(mapped);
-        }
-        if let Some(rest) = pending {
-            take(rest)?;
-        }
+        in_order(
+            scan.path,
+            pieces,
+            &|piece: Piece| (piece.chunk, parse(piece)),
+            &mut |(chunk, parsed)| take(chunk, parsed),
+        )?;
         match open {
             // Cannot happen: the text's last chunk leaves no record open.
             Some(record) => Err(scan.unclosed(record.first_line)),
@@ -466,6 +434,57 @@ impl TextSheet {
             bytes: None,
         }))
     }
+}
+
+/// Maps each of `items` with `map` on the pool, up to a [`window`] of
+/// them at once, and hands the results to `take` in the items' order, on
+/// this thread, as soon as each one's turn comes: no thread waits for a
+/// group of items to be done. Stops at the first error, of an item or of
+/// `take`, once the items being mapped are done.
+fn in_order<I: Send, O: Send>(
+    path: &Path,
+    items: impl Iterator<Item = Result<I>>,
+    map: &(dyn Fn(I) -> O + Sync),
+    take: &mut dyn FnMut(O) -> Result<()>,
+) -> Result<()> {
+    // What a task sends: its result, or its panic, carried to this thread
+    // (a task that sent nothing would leave this thread waiting).
+    type Mapped<O> = std::thread::Result<O>;
+    let (done, results) = stage::unbounded::<(usize, Mapped<O>)>();
+    rayon::in_place_scope(|s| {
+        let mut items = items.enumerate();
+        // Mapped but not yet taken, by their place in `items`.
+        let mut waiting: std::collections::BTreeMap<usize, O> = Default::default();
+        let (mut started, mut taken) = (0, 0);
+        loop {
+            while started - taken < window() {
+                let Some((i, item)) = items.next() else { break };
+                let item = item?;
+                let done = done.clone();
+                s.spawn(move |_| {
+                    let out = std::panic::catch_unwind(AssertUnwindSafe(|| map(item)));
+                    let _ = done.send((i, out));
+                });
+                started += 1;
+            }
+            if taken == started {
+                return Ok(());
+            }
+            // Cannot fail: this thread holds a sender, so the channel
+            // stays open.
+            let (i, out) = results
+                .recv()
+                .map_err(|_| Error::input(path, "the chunks' parses stopped"))?;
+            waiting.insert(
+                i,
+                out.unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            );
+            while let Some(out) = waiting.remove(&taken) {
+                taken += 1;
+                take(out)?;
+            }
+        }
+    })
 }
 
 /// One CSV record's bytes parsed into its cells by a csv-core parser made
@@ -853,6 +872,60 @@ mod tests {
                 assert!(taken > 4 * 1000 / 2, "{pass} pass: {taken} rows taken");
             }
         }
+    }
+
+    /// Items mapped on the pool come out in their order, however long
+    /// each takes, never more than a window of them in hand at once; the
+    /// first error stops it.
+    #[test]
+    fn items_mapped_apart_are_taken_in_order() {
+        use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+        let (taken_n, most) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        let map = |i: usize| -> usize {
+            // Started, less taken: in hand now.
+            most.fetch_max(i + 1 - taken_n.load(SeqCst), SeqCst);
+            if i.is_multiple_of(7) {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            i
+        };
+        let mut taken = Vec::new();
+        let items = (0..300).map(Ok);
+        in_order(Path::new("t"), items, &map, &mut |i| {
+            taken.push(i);
+            taken_n.store(taken.len(), SeqCst);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(taken, (0..300).collect::<Vec<_>>());
+        assert!(most.load(SeqCst) <= window(), "{most:?} in hand");
+
+        let mut taken = Vec::new();
+        let items = (0..300).map(|i| {
+            if i == 250 {
+                Err(Error::input("t", "bad item"))
+            } else {
+                Ok(i)
+            }
+        });
+        let e = in_order(Path::new("t"), items, &|i| i, &mut |i| {
+            taken.push(i);
+            Ok(())
+        });
+        assert!(e.unwrap_err().to_string().contains("bad item"));
+        assert!(taken.len() <= 250 && taken.iter().enumerate().all(|(k, &i)| k == i));
+
+        let mut taken = Vec::new();
+        let e = in_order(Path::new("t"), (0..300).map(Ok), &|i| i, &mut |i| {
+            taken.push(i);
+            if i == 40 {
+                Err(Error::input("t", "bad take"))
+            } else {
+                Ok(())
+            }
+        });
+        assert!(e.unwrap_err().to_string().contains("bad take"));
+        assert_eq!(taken, (0..=40).collect::<Vec<_>>());
     }
 
     #[test]

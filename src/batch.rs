@@ -193,8 +193,8 @@ impl Engine {
             .map(|((row, check), sent)| row_line(sheet, row, check, sent.as_ref(), &header.results))
             .collect();
         let rows = row_records(sheet, &lines);
-        let facts_path = report::write(batch.report, &header, &mut facts, |send| {
-            send(lines);
+        let facts_path = report::write(batch.report, &header, &mut facts, |_, send| {
+            send(report::Batch::Lines(lines));
             Ok(())
         })?;
         let rejections = top_rejections(outcomes.iter().flatten());

@@ -545,6 +545,15 @@ impl Grouping {
         self.slots.binary_search_by_key(&number, |s| s.number).ok()
     }
 
+    /// [`index_of`](Self::index_of), looked for first at `near`: the
+    /// index after the last row's, when the rows come in order.
+    pub fn index_near(&self, number: u64, near: usize) -> Option<usize> {
+        match self.slots.get(near) {
+            Some(s) if s.number == number => Some(near),
+            _ => self.index_of(number),
+        }
+    }
+
     /// The `i`-th data row's outcome.
     pub fn row(&self, i: usize) -> RowOutcome<'_> {
         let s = &self.slots[i];

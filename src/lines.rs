@@ -114,38 +114,82 @@ pub fn order_report<'a>(
         rows: checked.grouping.len(),
         csv_bom,
     };
-    report::write(target, &header, facts, |send| {
+    report::write(target, &header, facts, |format, send| {
         let as_csv = target.format == report::Format::Csv;
-        checked.for_each_cells(as_csv, &mut |rows| {
-            let outcomes: Vec<(u32, &'static str)> = rows
-                .iter()
-                .map(|(_, out)| (out.group, status_of(out, sent)))
-                .collect();
-            let lines: Vec<Line<'_>> = rows
-                .into_iter()
-                .map(|(cells, out)| order_line(checked, cells, &out, sent))
-                .collect();
-            if let Some(marks) = marks.as_deref_mut() {
-                marks.extend(lines.iter().zip(outcomes).map(|(l, (group, status))| {
-                    let line = (status != "INVALID").then(|| {
-                        let cells = l.cells.list();
-                        report::line_digest(line_cols.iter().map(|&c| cells.get(c).unwrap_or("")))
-                    });
-                    RowMark {
-                        row: l.number,
-                        group,
-                        status,
-                        line,
+        // Each line is made, and for a text report formatted, on the core
+        // that reads its row.
+        let add = |part: &mut Part<'a>, cells: report::Cells<'_>, out: RowOutcome<'a>| {
+            let mark = |part: &mut Part<'a>, line: &Line<'_>| {
+                if let Some(sent) = sent {
+                    part.marks.push(row_mark(line, &out, sent, &line_cols));
+                }
+            };
+            match format {
+                Some(format) => {
+                    let line = order_line(checked, cells, &out, sent);
+                    mark(part, &line);
+                    if part.failed.is_none() {
+                        part.failed = format.line(&mut part.bytes, &line).err();
                     }
-                }));
+                }
+                // A workbook's lines are kept until written: their cells too.
+                None => {
+                    let line = order_line(checked, cells.into_owned(), &out, sent);
+                    mark(part, &line);
+                    part.lines.push(line);
+                }
             }
-            if send(lines) {
+        };
+        checked.fold_cells(as_csv, &add, &mut |part: Part<'a>| {
+            if let Some(e) = part.failed {
+                return Err(Error::report(&target.path, e));
+            }
+            if let Some(marks) = marks.as_deref_mut() {
+                marks.extend(part.marks);
+            }
+            let batch = match format {
+                Some(_) => report::Batch::Bytes(part.bytes),
+                None => report::Batch::Lines(part.lines),
+            };
+            if send(batch) {
                 Ok(())
             } else {
                 Err(Error::report(&target.path, "the report writer stopped"))
             }
         })
     })
+}
+
+/// A sent row's record for the ledger: its outcome, and the fingerprint
+/// of its product line unless it is invalid.
+fn row_mark(
+    line: &Line<'_>,
+    out: &RowOutcome<'_>,
+    sent: &[Option<Sent>],
+    line_cols: &[usize],
+) -> RowMark {
+    let status = status_of(out, Some(sent));
+    let digest = (status != "INVALID").then(|| {
+        let cells = line.cells.list();
+        report::line_digest(line_cols.iter().map(|&c| cells.get(c).unwrap_or("")))
+    });
+    RowMark {
+        row: line.number,
+        group: out.group,
+        status,
+        line: digest,
+    }
+}
+
+/// The report lines of a batch of rows: formatted, or, for a workbook,
+/// to be written; and the rows' records for the ledger.
+#[derive(Default)]
+struct Part<'a> {
+    bytes: Vec<u8>,
+    lines: Vec<Line<'a>>,
+    marks: Vec<RowMark>,
+    /// The first line that failed to format.
+    failed: Option<std::io::Error>,
 }
 
 /// A row of an order sheet with its outcome, as a report line.
@@ -333,8 +377,8 @@ pub fn op_check_report(
             }
         })
         .collect();
-    report::write(target, &header, facts, |send| {
-        send(lines);
+    report::write(target, &header, facts, |_, send| {
+        send(report::Batch::Lines(lines));
         Ok(())
     })
 }

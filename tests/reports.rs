@@ -254,6 +254,47 @@ fn an_xlsx_report_is_laid_out_for_people() {
     assert!(facts.rows().all(|r| r.iter().all(|c| *c != "null")));
 }
 
+/// A workbook's columns are fitted to its first 2,000 lines, however the
+/// reading cut the sheet: here rows of some 700 bytes, fewer than 2,000 of
+/// which fill the first megabyte of text read as one piece, and the
+/// widest name is on the 1,900th.
+#[test]
+fn an_xlsx_report_fits_its_columns_to_its_first_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from(common::HEADER);
+    csv.push('\n');
+    let branch = "Pune Camp Branch ".repeat(38);
+    for i in 1..=2_100 {
+        let name = if i == 1_900 {
+            "Anantharamakrishnan Subramaniam"
+        } else {
+            "Ann"
+        };
+        let row = common::row(&format!("{:05}", i % 40), "01", "5")
+            .replace("Pune Camp Branch", &branch)
+            .replace("Priya Iyer", name);
+        csv.push_str(&row);
+        csv.push('\n');
+    }
+    let sheet = dir.path().join("wide.csv");
+    std::fs::write(&sheet, csv).unwrap();
+    let report = dir.path().join("wide.xlsx");
+    let out = run(&["validate", path_str(&sheet), "--report", path_str(&report)]);
+    assert!(out.code <= 1, "{}", out.stderr);
+    let xml = part(&report, "xl/worksheets/sheet1.xml");
+    let cols: Vec<&str> = xml.split("<col ").skip(1).collect();
+    let widths: Vec<f64> = cols
+        .iter()
+        .map(|c| attr(c, "width").unwrap().parse().unwrap())
+        .collect();
+    // `ordered_by` is the last input column, before source_file and sheet.
+    let ordered_by = widths[widths.len() - 3];
+    assert!(
+        ordered_by > 32.0,
+        "ordered_by fitted to the name on line 1,900: {widths:?}"
+    );
+}
+
 /// Every workbook the tool writes is well formed: rows and cells strictly
 /// in order in every sheet. The last row carries a wrapped error (its row
 /// is made taller), more cells fail than get a note, and submit, status

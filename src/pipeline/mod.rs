@@ -55,6 +55,17 @@ pub struct Checked {
     copies: RowBits,
 }
 
+/// A batch's value of a later pass (see [`Checked::fold_cells`]), with
+/// how many rows it met, where the next is likely to be found, and the
+/// first row met that the first pass did not.
+#[derive(Default)]
+struct Met<A> {
+    value: A,
+    rows: usize,
+    next: usize,
+    stray: Option<u64>,
+}
+
 /// A set of row numbers, a bit each.
 #[derive(Debug, Clone, Default)]
 struct RowBits(Vec<u64>);
@@ -373,58 +384,71 @@ impl Checked {
         self.met(met, indexes.len())
     }
 
-    /// Walks every data row again, in input order and in batches, as its
-    /// cells (trimmed, one per column) with its outcome; the cells are
-    /// copied out in parallel. `as_csv`: a record of a comma-separated
-    /// file that a CSV report can copy as it is comes as its bytes.
-    pub fn for_each_cells<'c>(
+    /// Walks every data row again, in input order: `add` folds each one,
+    /// as its cells (trimmed, one per column) with its outcome, into its
+    /// batch's value, on every core, and `sink` takes the values in
+    /// order. `as_csv`: a record of a comma-separated file that a CSV
+    /// report can copy as it is comes as its bytes (borrowed for the
+    /// call: owned where kept).
+    pub fn fold_cells<'c, A: Default + Send>(
         &'c self,
         as_csv: bool,
-        f: &mut (dyn FnMut(Vec<(Cells<'c>, RowOutcome<'c>)>) -> Result<()> + Send),
+        add: &(dyn Fn(&mut A, Cells<'_>, RowOutcome<'c>) + Sync),
+        sink: &mut (dyn FnMut(A) -> Result<()> + Send),
     ) -> Result<()> {
         let ncols = self.columns.len();
         let copy = as_csv && self.sheet.is_comma_separated();
-        let cells = |r: &Row<'_>| {
+        // Each row's outcome is found by its number: a row the first pass
+        // did not meet stops the walk.
+        let met = |out: &mut Met<A>, number: u64, cells: Cells<'_>| match self
+            .grouping
+            .index_near(number, out.next)
+        {
+            Some(i) => {
+                add(&mut out.value, cells, self.grouping.row(i));
+                (out.rows, out.next) = (out.rows + 1, i + 1);
+            }
+            None => out.stray = out.stray.or(Some(number)),
+        };
+        let fold = |out: &mut Met<A>, r: &Row<'_>| {
             if r.is_blank() {
-                return None;
+                return;
             }
             // A row with changed cells has no bytes of its own.
-            if copy
-                && let Some(raw) = r.raw()
-                && self.copies.contains(r.number())
-            {
-                return Some(Cells::Csv(Cow::Owned(raw.to_vec())));
-            }
-            let mut cells = csv::StringRecord::with_capacity(128, ncols);
-            for c in 0..ncols {
-                cells.push_field(&r.cell(c).text);
-            }
-            Some(Cells::List(cells))
-        };
-        let mut next = 0;
-        let sink = &mut |batch: Vec<Option<Cells<'c>>>| {
-            let rows: Vec<Cells<'c>> = batch.into_iter().flatten().collect();
-            let first = self.claim(&mut next, rows.len())?;
-            f(rows
-                .into_iter()
-                .zip(first..)
-                .map(|(cells, i)| (cells, self.grouping.row(i)))
-                .collect())
-        };
-        let header_row = self.columns.header_row;
-        if copy {
-            // A row copied as it is needs no parsing.
-            let raw = |number: u64, bytes: &[u8]| {
-                self.copies
-                    .contains(number)
-                    .then(|| Some(Cells::Csv(Cow::Owned(bytes.to_vec()))))
+            let cells = match r.raw() {
+                Some(raw) if copy && self.copies.contains(r.number()) => {
+                    Cells::Csv(Cow::Borrowed(raw))
+                }
+                _ => {
+                    let mut cells = csv::StringRecord::with_capacity(128, ncols);
+                    for c in 0..ncols {
+                        cells.push_field(&r.cell(c).text);
+                    }
+                    Cells::List(cells)
+                }
             };
-            self.sheet
-                .scan_map_raw(header_row, ncols, &cells, &raw, sink)?;
-        } else {
-            self.sheet.scan_map(header_row, ncols, &cells, sink)?;
-        }
-        self.all_met(next)
+            met(out, r.number(), cells);
+        };
+        // A row copied as it is needs no parsing.
+        let raw = |out: &mut Met<A>, number: u64, bytes: &[u8]| {
+            let taken = self.copies.contains(number);
+            if taken {
+                met(out, number, Cells::Csv(Cow::Borrowed(bytes)));
+            }
+            taken
+        };
+        let mut rows = 0;
+        let sink = &mut |out: Met<A>| {
+            if out.stray.is_some() {
+                return Err(self.rows_differ());
+            }
+            rows += out.rows;
+            sink(out.value)
+        };
+        let raw = copy.then_some(&raw as &read::RawFold<'_, Met<A>>);
+        self.sheet
+            .scan_fold(self.columns.header_row, ncols, &fold, raw, sink)?;
+        self.all_met(rows)
     }
 
     /// The index of the first of the next `n` data rows a pass met, which

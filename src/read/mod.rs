@@ -29,7 +29,7 @@ pub use edits::Edits;
 use crate::error::{Error, Result};
 
 pub use excel::Workbook;
-pub use text::{RecordParser, TextEncoding, TextOpts};
+pub use text::{RawFold, RecordParser, TextEncoding, TextOpts};
 
 /// How many rows a batch holds: large enough to keep rayon busy, small
 /// enough that a batch of wide rows stays a few megabytes.
@@ -37,7 +37,17 @@ pub const BATCH_ROWS: usize = 8192;
 
 /// What takes a pass's results, in order, a batch at a time (on any
 /// thread: while it takes one batch, the next is read).
-pub type Sink<'s, T> = dyn FnMut(Vec<T>) -> Result<()> + Send + 's;
+pub type Sink<'s, T> = FoldSink<'s, Vec<T>>;
+
+/// What takes a pass's batches folded (see [`Fold`]), in order.
+pub type FoldSink<'s, A> = dyn FnMut(A) -> Result<()> + Send + 's;
+
+/// Folds a row into its batch's value: one value a batch, made on the
+/// thread that reads it (not a value a row, made and freed again).
+pub type Fold<'a, A> = dyn Fn(&mut A, &Row<'_>) + Sync + 'a;
+
+/// Rows of a workbook folded into one value at a time.
+const FOLD_ROWS: usize = 1024;
 
 /// What a cell was in the source, beyond its text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -532,20 +542,6 @@ impl Sheet {
         }
     }
 
-    /// [`scan_map`](Self::scan_map), but a row of a CSV file that `raw`
-    /// takes by its number and bytes alone (`Some`) may come so, without
-    /// its cells being parsed; a row with changed cells never does.
-    pub fn scan_map_raw<T: Send>(
-        &self,
-        header_row: u64,
-        header_width: usize,
-        map: &(dyn Fn(&Row<'_>) -> T + Sync),
-        raw: &(dyn Fn(u64, &[u8]) -> Option<T> + Sync),
-        sink: &mut Sink<'_, T>,
-    ) -> Result<()> {
-        self.scan_mapped(header_row, header_width, map, Some(raw), sink)
-    }
-
     /// Like [`scan`](Self::scan), but maps every row with `map` in parallel
     /// (on rayon) and hands `sink` the results, in row order, in batches.
     pub fn scan_map<T: Send>(
@@ -555,38 +551,41 @@ impl Sheet {
         map: &(dyn Fn(&Row<'_>) -> T + Sync),
         sink: &mut Sink<'_, T>,
     ) -> Result<()> {
-        self.scan_mapped(header_row, header_width, map, None, sink)
+        let fold = |out: &mut Vec<T>, r: &Row<'_>| out.push(map(r));
+        self.scan_fold(header_row, header_width, &fold, None, sink)
     }
 
-    /// [`scan_map`](Self::scan_map), with the rows that `raw`, when given,
-    /// takes as their bytes (see [`scan_map_raw`](Self::scan_map_raw)).
-    fn scan_mapped<T: Send>(
+    /// Like [`scan`](Self::scan), but folds the rows of each batch into one
+    /// value with `fold`, in parallel (on rayon), and hands `sink` the
+    /// values, in row order. A row of a CSV file that `raw`, when given,
+    /// takes by its number and bytes alone (`true`) may come so, without
+    /// its cells being parsed; a row with changed cells never does.
+    pub fn scan_fold<A: Default + Send>(
         &self,
         header_row: u64,
         header_width: usize,
-        map: &(dyn Fn(&Row<'_>) -> T + Sync),
-        raw: Option<&text::RawMap<'_, T>>,
-        sink: &mut Sink<'_, T>,
+        fold: &Fold<'_, A>,
+        raw: Option<&RawFold<'_, A>>,
+        sink: &mut FoldSink<'_, A>,
     ) -> Result<()> {
         use rayon::prelude::*;
-        let edited = |r: &Row<'_>| self.with_edits(r, map);
-        let map: &(dyn Fn(&Row<'_>) -> T + Sync) =
-            if self.edits.is_empty() { map } else { &edited };
-        match (&*self.inner, raw) {
-            (Inner::Text(t), Some(raw)) => {
-                // A changed row's bytes are no longer its cells.
-                let raw = |number: u64, bytes: &[u8]| {
-                    if self.edits.touches(number) {
-                        None
-                    } else {
-                        raw(number, bytes)
-                    }
+        let edited = |out: &mut A, r: &Row<'_>| self.with_edits(r, |r| fold(out, r));
+        let fold: &Fold<'_, A> = if self.edits.is_empty() { fold } else { &edited };
+        // A changed row's bytes are no longer its cells.
+        let unchanged = |out: &mut A, number: u64, bytes: &[u8]| {
+            !self.edits.touches(number) && raw.is_some_and(|raw| raw(out, number, bytes))
+        };
+        let raw = raw.map(|_| &unchanged as &RawFold<'_, A>);
+        match &*self.inner {
+            Inner::Text(t) => t.scan_fold(&self.path, header_row, header_width, fold, raw, sink),
+            Inner::Excel(x) => x.scan(header_row, &mut |rows| {
+                let fold_part = |part: &[Row<'_>]| {
+                    let mut out = A::default();
+                    part.iter().for_each(|r| fold(&mut out, r));
+                    out
                 };
-                t.scan_map_raw(&self.path, header_row, header_width, map, &raw, sink)
-            }
-            (Inner::Text(t), None) => t.scan_map(&self.path, header_row, header_width, map, sink),
-            (Inner::Excel(x), _) => x.scan(header_row, &mut |rows| {
-                sink(rows.par_iter().map(map).collect())
+                let folded: Vec<A> = rows.par_chunks(FOLD_ROWS).map(fold_part).collect();
+                folded.into_iter().try_for_each(&mut *sink)
             }),
         }
     }
@@ -816,14 +815,18 @@ mod tests {
         edits.set(3, 1, "x".into());
         sheet.set_edits(edits);
         let mut got = Vec::new();
-        let map = |r: &Row<'_>| format!("{} parsed {}", r.number(), r.cell(1).text);
-        let raw =
-            |n: u64, bytes: &[u8]| Some(format!("{n} bytes {}", String::from_utf8_lossy(bytes)));
+        let fold = |out: &mut Vec<_>, r: &Row<'_>| {
+            out.push(format!("{} parsed {}", r.number(), r.cell(1).text))
+        };
+        let raw = |out: &mut Vec<_>, n: u64, bytes: &[u8]| {
+            out.push(format!("{n} bytes {}", String::from_utf8_lossy(bytes)));
+            true
+        };
         let sink = &mut |rows: Vec<String>| {
             got.extend(rows);
             Ok(())
         };
-        sheet.scan_map_raw(1, 2, &map, &raw, sink).unwrap();
+        sheet.scan_fold(1, 2, &fold, Some(&raw), sink).unwrap();
         assert_eq!(got, ["2 bytes 1,2", "3 parsed x", "4 bytes 5,6"]);
     }
 

@@ -17,7 +17,7 @@ use std::sync::OnceLock;
 use super::chunks::{self, Chunk};
 pub use super::store::TextEncoding;
 use super::store::{self, Store};
-use super::{Row, Sink};
+use super::{Fold, FoldSink, Row, Sink};
 use crate::error::{Error, Result};
 use crate::stage;
 
@@ -45,9 +45,9 @@ struct Piece {
     bytes: Option<Vec<u8>>,
 }
 
-/// What parsing a chunk gives: its rows' results, the chunk (up to its
-/// last record's end), and the record it leaves open, if any.
-type Parsed<T> = Result<(Vec<T>, Chunk, Option<Open>)>;
+/// What parsing a chunk gives: its rows folded into one value, the chunk
+/// (up to its last record's end), and the record it leaves open, if any.
+type Parsed<A> = Result<(A, Chunk, Option<Open>)>;
 
 /// A record that runs on past the end of the chunk it starts in: where it
 /// starts (with the blank lines before it), the line that is on, where
@@ -129,6 +129,7 @@ impl TextSheet {
     /// hands the results to `sink` in order, a chunk at a time, while the
     /// pool maps the next chunks. `header_width` tells a quote that
     /// swallowed lines from a legitimate cell over several lines.
+    #[cfg(test)]
     pub(super) fn scan_map<T: Send>(
         &self,
         path: &Path,
@@ -138,6 +139,26 @@ impl TextSheet {
         sink: &mut Sink<'_, T>,
     ) -> Result<()> {
         self.scan_map_lines(path, header_row, header_width, None, map, sink)
+    }
+
+    /// Folds the records below `header_row` of each chunk into one value
+    /// (`A::default()` first), a chunk on each thread of the pool, and
+    /// hands `sink` the values in order, a chunk's at a time, while the
+    /// pool folds the next chunks; a row that `raw`, when given, takes as
+    /// its number and bytes alone (`true`) is not parsed, where its
+    /// chunk's lines are its records: most rows of most files, when a
+    /// report copies them as they are.
+    pub(super) fn scan_fold<A: Default + Send>(
+        &self,
+        path: &Path,
+        header_row: u64,
+        header_width: usize,
+        fold: &Fold<'_, A>,
+        raw: Option<&RawFold<'_, A>>,
+        sink: &mut FoldSink<'_, A>,
+    ) -> Result<()> {
+        let scan = Scan::new(path, header_row, header_width);
+        self.scan_chunks(&scan, None, fold, raw, sink)
     }
 
     /// [`scan_map`](Self::scan_map), reading (once a whole pass has found
@@ -153,36 +174,20 @@ impl TextSheet {
         sink: &mut Sink<'_, T>,
     ) -> Result<()> {
         let scan = Scan::new(path, header_row, header_width);
-        self.scan_chunks(&scan, lines, map, None, sink)
+        let fold = |out: &mut Vec<T>, r: &Row<'_>| out.push(map(r));
+        self.scan_chunks(&scan, lines, &fold, None, sink)
     }
 
-    /// [`scan_map`](Self::scan_map), but a row that `raw` takes as its
-    /// number and bytes alone (`Some`) is not parsed, where its chunk's
-    /// lines are its records: most rows of most files, when a report
-    /// copies them as they are.
-    pub(super) fn scan_map_raw<T: Send>(
-        &self,
-        path: &Path,
-        header_row: u64,
-        header_width: usize,
-        map: &(dyn Fn(&Row<'_>) -> T + Sync),
-        raw: &RawMap<'_, T>,
-        sink: &mut Sink<'_, T>,
-    ) -> Result<()> {
-        let scan = Scan::new(path, header_row, header_width);
-        self.scan_chunks(&scan, None, map, Some(raw), sink)
-    }
-
-    fn scan_chunks<T: Send>(
+    fn scan_chunks<A: Default + Send>(
         &self,
         scan: &Scan<'_>,
         lines: Option<&[u64]>,
-        map: &(dyn Fn(&Row<'_>) -> T + Sync),
-        raw: Option<&RawMap<'_, T>>,
-        sink: &mut Sink<'_, T>,
+        fold: &Fold<'_, A>,
+        raw: Option<&RawFold<'_, A>>,
+        sink: &mut FoldSink<'_, A>,
     ) -> Result<()> {
         let path = scan.path;
-        let parse = |piece: Piece| self.parse(scan, piece, map, raw);
+        let parse = |piece: Piece| self.parse(scan, piece, fold, raw);
         if let Some(index) = self.index.get() {
             let held: Vec<Chunk> = match lines {
                 None => index.clone(),
@@ -236,27 +241,27 @@ impl TextSheet {
         }
     }
 
-    /// Parses one chunk's records and maps those below the header.
-    fn parse<T>(
+    /// Parses one chunk's records and folds those below the header.
+    fn parse<A: Default>(
         &self,
         scan: &Scan<'_>,
         piece: Piece,
-        map: &(dyn Fn(&Row<'_>) -> T + Sync),
-        raw: Option<&RawMap<'_, T>>,
-    ) -> Parsed<T> {
+        fold: &Fold<'_, A>,
+        raw: Option<&RawFold<'_, A>>,
+    ) -> Parsed<A> {
         let mut chunk = piece.chunk;
         let bytes = self.bytes_of(scan.path, piece)?;
         if let Some(raw) = raw
             && chunk.line_a_record
         {
-            let rows = self.parse_lines(scan, &chunk, &bytes, map, raw)?;
+            let rows = self.parse_lines(scan, &chunk, &bytes, fold, raw)?;
             return Ok((rows, chunk, None));
         }
         let lines_before = chunk.first_line - 1;
         let text_ends = chunk.end == self.store.len();
         let mut rdr = csv_reader(self.delimiter, &bytes[..]);
         let mut rec = csv::StringRecord::new();
-        let (mut out, mut records, mut open) = (Vec::new(), 0, None);
+        let (mut out, mut records, mut open) = (A::default(), 0, None);
         let (mut last_line, mut last_from) = (lines_before, 0);
         loop {
             let from = rdr.position().byte() as usize;
@@ -291,11 +296,14 @@ impl TextSheet {
             // its line end.
             let blank = bytes[from..to].iter().take_while(|&&b| b == b'\n').count();
             let (a, b) = (from + blank, to - 1);
-            out.push(map(&Row::Text {
-                number: line,
-                record: &rec,
-                raw: Some(&bytes[a..b]),
-            }));
+            fold(
+                &mut out,
+                &Row::Text {
+                    number: line,
+                    record: &rec,
+                    raw: Some(&bytes[a..b]),
+                },
+            );
         }
         if open.is_none() {
             self.closed(scan, &chunk, &bytes[last_from..], last_line)?;
@@ -308,17 +316,17 @@ impl TextSheet {
     /// [`parse`](Self::parse) of a chunk whose every line is one record
     /// (the cutter's parser said so): each line below the header goes to
     /// `raw` as it is; a line `raw` does not take is parsed alone.
-    fn parse_lines<T>(
+    fn parse_lines<A: Default>(
         &self,
         scan: &Scan<'_>,
         chunk: &Chunk,
         bytes: &[u8],
-        map: &(dyn Fn(&Row<'_>) -> T + Sync),
-        raw: &RawMap<'_, T>,
-    ) -> Result<Vec<T>> {
+        fold: &Fold<'_, A>,
+        raw: &RawFold<'_, A>,
+    ) -> Result<A> {
         let mut parser: Option<RecordParser> = None;
         let mut rec = csv::StringRecord::new();
-        let mut out = Vec::new();
+        let mut out = A::default();
         let (mut from, mut last) = (0, (chunk.first_line, 0));
         for (number, end) in (chunk.first_line..).zip(memchr::memchr_iter(b'\n', bytes)) {
             let line = &bytes[from..end];
@@ -327,19 +335,21 @@ impl TextSheet {
             if number <= scan.header_row {
                 continue;
             }
-            if let Some(t) = raw(number, line) {
-                out.push(t);
+            if raw(&mut out, number, line) {
                 continue;
             }
             let parser = parser.get_or_insert_with(|| RecordParser::new(self.delimiter));
             parser
                 .parse(line, &mut rec)
                 .map_err(|NotUtf8| not_utf8(scan.path, number))?;
-            out.push(map(&Row::Text {
-                number,
-                record: &rec,
-                raw: Some(line),
-            }));
+            fold(
+                &mut out,
+                &Row::Text {
+                    number,
+                    record: &rec,
+                    raw: Some(line),
+                },
+            );
         }
         self.closed(scan, chunk, &bytes[last.1..], last.0)?;
         Ok(out)
@@ -355,25 +365,26 @@ impl TextSheet {
     }
 }
 
-/// Maps a row, by its number and bytes (up to its line end) alone, or
-/// declines (`None`): the row is then parsed and mapped as any other.
-pub(super) type RawMap<'a, T> = dyn Fn(u64, &[u8]) -> Option<T> + Sync + 'a;
+/// Folds a row, by its number and bytes (up to its line end) alone, into
+/// its chunk's value (`true`), or declines (`false`): the row is then
+/// parsed and folded as any other.
+pub type RawFold<'a, A> = dyn Fn(&mut A, u64, &[u8]) -> bool + Sync + 'a;
 
 impl TextSheet {
     /// Parses the chunks on the pool, each on one thread, as many at once
     /// as the [`window`] holds, and hands `sink` their rows in order (on
     /// this thread, while the pool parses the chunks after them); what the
     /// chunks of whole records were, in order.
-    fn run<T: Send>(
+    fn run<A: Send>(
         &self,
         scan: &Scan<'_>,
         pieces: impl Iterator<Item = Result<Piece>>,
-        parse: &(dyn Fn(Piece) -> Parsed<T> + Sync),
-        sink: &mut Sink<'_, T>,
+        parse: &(dyn Fn(Piece) -> Parsed<A> + Sync),
+        sink: &mut FoldSink<'_, A>,
     ) -> Result<Vec<Chunk>> {
         let mut index = Vec::new();
         let mut open: Option<Open> = None;
-        let mut take = |chunk: Chunk, parsed: Parsed<T>| -> Result<()> {
+        let mut take = |chunk: Chunk, parsed: Parsed<A>| -> Result<()> {
             let parsed = match open.take() {
                 None => parsed,
                 // The chunk before left a record open: this one's parse
@@ -822,16 +833,22 @@ mod tests {
             let cells = (0..3).map(|c| r.cell(c).text.into_owned()).collect();
             (r.number(), r.raw().map(<[u8]>::to_vec), Some(cells))
         };
-        let raw = |n: u64, bytes: &[u8]| take?(n).then(|| (n, Some(bytes.to_vec()), None));
+        let fold = |out: &mut Vec<_>, r: &Row<'_>| out.push(map(r));
+        let raw = |out: &mut Vec<_>, n: u64, bytes: &[u8]| {
+            let taken = take.is_some_and(|take| take(n));
+            if taken {
+                out.push((n, Some(bytes.to_vec()), None));
+            }
+            taken
+        };
+        let raw = take.map(|_| &raw as &RawFold<'_, Vec<_>>);
         let sink = &mut |rows: Vec<_>| {
             got.extend(rows);
             Ok(())
         };
-        match take {
-            Some(_) => sheet.scan_map_raw(Path::new("t.csv"), 3, 3, &map, &raw, sink),
-            None => sheet.scan_map(Path::new("t.csv"), 3, 3, &map, sink),
-        }
-        .unwrap();
+        sheet
+            .scan_fold(Path::new("t.csv"), 3, 3, &fold, raw, sink)
+            .unwrap();
         got
     }
 

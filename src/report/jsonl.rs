@@ -64,16 +64,13 @@ impl Serialize for Object<'_> {
 }
 
 impl TextFormat for Jsonl {
-    fn format(&self, lines: &[Line<'_>]) -> io::Result<Vec<u8>> {
-        let mut out = Vec::with_capacity(lines.len() * 400);
-        for line in lines {
-            let object = Object {
-                header: &self.header,
-                line,
-            };
-            serde_json::to_writer(&mut out, &object)?;
-            out.push(b'\n');
-        }
-        Ok(out)
+    fn line(&self, out: &mut Vec<u8>, line: &Line<'_>) -> io::Result<()> {
+        let object = Object {
+            header: &self.header,
+            line,
+        };
+        serde_json::to_writer(&mut *out, &object)?;
+        out.push(b'\n');
+        Ok(())
     }
 }

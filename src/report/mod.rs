@@ -18,6 +18,7 @@ mod xlsx;
 use std::borrow::Cow;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -186,6 +187,25 @@ pub struct Line<'a> {
     pub warned: Vec<(usize, Cow<'a, str>, String)>,
 }
 
+impl Line<'_> {
+    /// The line, owning all it holds.
+    pub fn into_owned(self) -> Line<'static> {
+        let owned = |flags: Vec<(usize, Cow<'_, str>, String)>| {
+            flags
+                .into_iter()
+                .map(|(c, f, m)| (c, Cow::Owned(f.into_owned()), m))
+                .collect()
+        };
+        Line {
+            number: self.number,
+            cells: self.cells.into_owned(),
+            results: self.results.into_iter().map(Value::into_owned).collect(),
+            flagged: owned(self.flagged),
+            warned: owned(self.warned),
+        }
+    }
+}
+
 /// A line's original cells.
 #[derive(Debug, Clone)]
 pub enum Cells<'a> {
@@ -198,6 +218,14 @@ pub enum Cells<'a> {
 }
 
 impl Cells<'_> {
+    /// The cells, owning their bytes.
+    pub fn into_owned(self) -> Cells<'static> {
+        match self {
+            Cells::List(record) => Cells::List(record),
+            Cells::Csv(bytes) => Cells::Csv(Cow::Owned(bytes.into_owned())),
+        }
+    }
+
     /// The cells one by one.
     pub fn list(&self) -> Cow<'_, csv::StringRecord> {
         match self {
@@ -235,6 +263,16 @@ pub enum Value<'a> {
 }
 
 impl Value<'_> {
+    /// The cell, owning its text.
+    pub fn into_owned(self) -> Value<'static> {
+        match self {
+            Value::None => Value::None,
+            Value::Text(t) => Value::Text(Cow::Owned(t.into_owned())),
+            Value::Number(n) => Value::Number(n),
+            Value::Errors(items) => Value::Errors(items),
+        }
+    }
+
     /// The text of the cell.
     pub fn text(&self) -> Cow<'_, str> {
         match self {
@@ -256,7 +294,7 @@ impl Value<'_> {
 /// A report being written.
 enum Sink {
     /// CSV or JSON Lines: lines formatted into bytes and written.
-    Text(Box<dyn TextFormat>, Box<HashedFile>),
+    Text(Arc<dyn TextFormat>, Box<HashedFile>),
     Xlsx(Box<xlsx::XlsxSink>),
 }
 
@@ -264,15 +302,44 @@ enum Sink {
 const FORMAT_PART: usize = 512;
 
 /// How a text format writes lines: each line's bytes depend on that line
-/// alone, so parts of a batch may be formatted apart and joined.
+/// alone, so lines may be formatted apart (on any thread) and joined.
 trait TextFormat: Send + Sync {
-    fn format(&self, lines: &[Line<'_>]) -> std::io::Result<Vec<u8>>;
+    /// One line's bytes, added to `out`.
+    fn line(&self, out: &mut Vec<u8>, line: &Line<'_>) -> std::io::Result<()>;
+
+    /// The lines' bytes.
+    fn format(&self, lines: &[Line<'_>]) -> std::io::Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(lines.len() * 256);
+        lines.iter().try_for_each(|l| self.line(&mut out, l))?;
+        Ok(out)
+    }
+}
+
+/// A text report's format, for a producer that formats its lines itself,
+/// where it makes them (see [`Batch::Bytes`]).
+#[derive(Clone, Copy)]
+pub struct LineFormat<'f>(&'f dyn TextFormat);
+
+impl LineFormat<'_> {
+    /// One line's bytes, added to `out`.
+    pub fn line(&self, out: &mut Vec<u8>, line: &Line<'_>) -> std::io::Result<()> {
+        self.0.line(out, line)
+    }
+}
+
+/// What a producer hands the report's writer, in order.
+pub enum Batch<'a> {
+    /// Lines, formatted on every core and written.
+    Lines(Vec<Line<'a>>),
+    /// Lines the producer formatted with the report's [`LineFormat`]:
+    /// written as they are.
+    Bytes(Vec<u8>),
 }
 
 impl Sink {
     fn create(target: &Target, header: &Header) -> Result<Sink> {
         let path = target.path.as_path();
-        let text = |format: Box<dyn TextFormat>, first: &[u8]| -> Result<Sink> {
+        let text = |format: Arc<dyn TextFormat>, first: &[u8]| -> Result<Sink> {
             let mut file = HashedFile::create(path)?;
             file.write_part(first.to_vec())?;
             Ok(Sink::Text(format, Box::new(file)))
@@ -281,10 +348,32 @@ impl Sink {
             Format::Csv => {
                 let (csv, names) = csv_out::Csv::new(header).map_err(|e| Error::report(path, e))?;
                 let bom: &[u8] = if header.csv_bom { b"\xEF\xBB\xBF" } else { b"" };
-                text(Box::new(csv), &[bom, &names].concat())
+                text(Arc::new(csv), &[bom, &names].concat())
             }
-            Format::Jsonl => text(Box::new(jsonl::Jsonl::new(header)), b""),
+            Format::Jsonl => text(Arc::new(jsonl::Jsonl::new(header)), b""),
             Format::Xlsx => Ok(Sink::Xlsx(Box::new(xlsx::XlsxSink::create(path, header)?))),
+        }
+    }
+
+    /// The format of a text report, which a producer may format lines
+    /// with itself.
+    fn text_format(&self) -> Option<Arc<dyn TextFormat>> {
+        match self {
+            Sink::Text(format, _) => Some(Arc::clone(format)),
+            Sink::Xlsx(_) => None,
+        }
+    }
+
+    /// Writes a batch to the report at `path`.
+    fn batch(&mut self, batch: Batch<'_>, path: &Path) -> Result<()> {
+        match (batch, self) {
+            (Batch::Lines(lines), sink) => sink.lines(&lines),
+            (Batch::Bytes(bytes), Sink::Text(_, file)) => file.write_part(bytes),
+            // Cannot happen: a workbook's format is not handed out.
+            (Batch::Bytes(_), Sink::Xlsx(_)) => Err(Error::report(
+                path,
+                "lines formatted as text came for a workbook",
+            )),
         }
     }
 
@@ -320,27 +409,34 @@ impl Sink {
 /// Writes the report at `path` (format by extension) of the lines `produce`
 /// sends, in order, in batches, then the run facts beside it; returns where
 /// the facts went. The lines are written on a thread of their own while
-/// `produce` makes the next ones; `send` returns `false` once the writer
-/// has stopped (its error is the one returned).
+/// `produce` makes the next ones; `produce` is given the report's format
+/// when it is text, to format lines itself where it makes them; `send`
+/// returns `false` once the writer has stopped (its error is the one
+/// returned).
 pub fn write<'a>(
     target: &Target,
     header: &Header,
     facts: &mut RunFacts,
-    produce: impl FnOnce(&mut (dyn FnMut(Vec<Line<'a>>) -> bool + Send)) -> Result<()>,
+    produce: impl FnOnce(
+        Option<LineFormat<'_>>,
+        &mut (dyn FnMut(Batch<'a>) -> bool + Send),
+    ) -> Result<()>,
 ) -> Result<PathBuf> {
     let t0 = std::time::Instant::now();
     let path = target.path.as_path();
     let mut sink = Sink::create(target, header)?;
-    let (tx, rx) = stage::bounded::<Vec<Line<'a>>>(4);
+    let format = sink.text_format();
+    let (tx, rx) = stage::bounded::<Batch<'a>>(4);
     let written = std::thread::scope(|s| -> Result<Sink> {
         let writer = stage::beside(s, "report", move || -> Result<Sink> {
-            for lines in rx {
-                sink.lines(&lines)?;
+            for batch in rx {
+                sink.batch(batch, path)?;
             }
             Ok(sink)
         })
         .map_err(|e| Error::report(path, e))?;
-        let produced = produce(&mut |lines| tx.send(lines).is_ok());
+        let format = format.as_deref().map(LineFormat);
+        let produced = produce(format, &mut |batch| tx.send(batch).is_ok());
         drop(tx);
         let written = stage::joined(writer)
             .unwrap_or_else(|| Err(Error::report(path, "the report writer stopped")));

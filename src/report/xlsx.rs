@@ -48,8 +48,10 @@ pub(super) struct XlsxSink {
     warned: CellFormat,
     /// The errors column: wrapped.
     wrapped: CellFormat,
-    /// Column widths are fitted to the header and the first lines, once.
+    /// Column widths are fitted to the header and the first lines
+    /// ([`FIT_LINES`]), once: the lines that come before are held.
     fitted: bool,
+    held: Vec<Line<'static>>,
     /// The errors column's width, in characters, once fitted.
     errors_width: usize,
     /// For the Summary: problems by column, refusals by error code.
@@ -126,6 +128,9 @@ impl Layout {
         names
     }
 }
+
+/// The lines, from the first, that columns are fitted to.
+const FIT_LINES: usize = 2_000;
 
 /// Widths, in characters, a column is fitted within.
 const NARROWEST: usize = 6;
@@ -357,6 +362,7 @@ impl XlsxSink {
                 .set_text_wrap()
                 .set_align(FormatAlign::Top),
             fitted: false,
+            held: Vec::new(),
             errors_width: ERRORS_WIDTH,
             by_column: BTreeMap::new(),
             by_code: BTreeMap::new(),
@@ -381,7 +387,7 @@ impl XlsxSink {
         };
         widen(self.layout.lead[0], &self.header.source_file);
         widen(self.layout.lead[1], &self.header.sheet);
-        for line in lines.iter().take(2_000) {
+        for line in lines.iter().take(FIT_LINES) {
             widen(0, &line.number.to_string());
             for (i, v) in line.cells.list().iter().enumerate() {
                 widen(self.layout.first_input + i as u16, v);
@@ -485,12 +491,32 @@ impl XlsxSink {
 }
 
 impl XlsxSink {
+    /// Writes `lines`, once the columns are fitted: until the first
+    /// [`FIT_LINES`] have come (however the batches cut them), they are
+    /// held.
     pub(super) fn lines(&mut self, lines: &[Line<'_>]) -> Result<()> {
-        let path = self.file.path().to_path_buf();
-        if !self.fitted {
-            self.fitted = true;
-            self.fit_columns(lines).map_err(|e| xerr(&path, e))?;
+        if self.fitted {
+            return self.write_lines(lines);
         }
+        self.held
+            .extend(lines.iter().map(|l| l.clone().into_owned()));
+        if self.held.len() >= FIT_LINES {
+            self.fit_held()?;
+        }
+        Ok(())
+    }
+
+    /// Fits the columns to the lines held, and writes them.
+    fn fit_held(&mut self) -> Result<()> {
+        let path = self.file.path().to_path_buf();
+        let held = std::mem::take(&mut self.held);
+        self.fitted = true;
+        self.fit_columns(&held).map_err(|e| xerr(&path, e))?;
+        self.write_lines(&held)
+    }
+
+    fn write_lines(&mut self, lines: &[Line<'_>]) -> Result<()> {
+        let path = self.file.path().to_path_buf();
         self.tally(lines);
         let ws = self
             .wb
@@ -540,6 +566,9 @@ impl XlsxSink {
     }
 
     pub(super) fn finish(mut self, facts: &RunFacts) -> Result<String> {
+        if !self.fitted {
+            self.fit_held()?;
+        }
         let path = self.file.path().to_path_buf();
         let last_col = self.layout.lead[1];
         let last_row = self.next_row.saturating_sub(1).max(1);

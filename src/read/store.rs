@@ -253,26 +253,21 @@ impl Survey {
     /// Reads `file` once, writing its bytes to `copy`.
     fn of(file: &mut File, copy: &mut File) -> io::Result<Survey> {
         let mut hash = sha2::Sha256::new();
-        let mut buf = vec![0u8; BLOCK + 4];
-        // Bytes of a character cut by the end of the last block, moved to
-        // the front of the buffer.
+        // The block looked at, and the next, read meanwhile. Each begins
+        // with the bytes of a character the block before cut (`carried`).
+        let (mut buf, mut next) = (vec![0u8; BLOCK + 4], vec![0u8; BLOCK + 4]);
         let mut carried = 0;
+        let mut n = file.read(&mut buf[..BLOCK])?;
         let mut size = 0u64;
         let mut head = Vec::new();
         let (mut last, mut has_cr, mut nul_at) = (None, false, None);
         let mut utf8 = Utf8::Valid { ascii: true };
-        loop {
-            let n = file.read(&mut buf[carried..carried + BLOCK])?;
+        while n > 0 {
             let fresh = &buf[carried..carried + n];
-            if n == 0 {
-                if carried > 0 && matches!(utf8, Utf8::Valid { .. }) {
-                    utf8 = Utf8::CutOff;
-                }
-                break;
-            }
             let from = size - carried as u64;
-            // The hash on one thread, the copy and the looks on another.
-            let ((), (copied, cut)) = rayon::join(
+            // The hash on one thread; the copy, the looks and the next
+            // read on another.
+            let ((), (copied, kept, read)) = rayon::join(
                 || hash.update(fresh),
                 || {
                     let copied = copy.write_all(fresh).map_err(copy_failed);
@@ -284,16 +279,25 @@ impl Survey {
                     if nul_at.is_none() {
                         nul_at = memchr::memchr(0, fresh).map(|i| size + i as u64);
                     }
-                    (copied, utf8.look(&buf[..carried + n], from))
+                    let cut = utf8.look(&buf[..carried + n], from);
+                    // A character cut by the end of the block goes to the
+                    // front of the next.
+                    let kept = cut.map_or(0, |cut| carried + n - cut);
+                    next[..kept].copy_from_slice(&buf[carried + n - kept..carried + n]);
+                    let read = copied
+                        .is_ok()
+                        .then(|| file.read(&mut next[kept..kept + BLOCK]));
+                    (copied, kept, read)
                 },
             );
             copied?;
             size += n as u64;
-            // A character cut by the end of the block goes to the front.
-            if let Some(cut) = cut {
-                buf.copy_within(cut..carried + n, 0);
-            }
-            carried = cut.map_or(0, |cut| carried + n - cut);
+            n = read.unwrap_or(Ok(0))?;
+            carried = kept;
+            std::mem::swap(&mut buf, &mut next);
+        }
+        if carried > 0 && matches!(utf8, Utf8::Valid { .. }) {
+            utf8 = Utf8::CutOff;
         }
         Ok(Survey {
             sha256: hex::encode(hash.finalize()),
@@ -559,6 +563,11 @@ mod tests {
             let mut copy = tempfile::tempfile().unwrap();
             let survey = Survey::of(&mut f, &mut copy).unwrap();
             assert_eq!(survey.sha256, crate::files::sha256_hex(bytes));
+            // The copy holds what was hashed, block after block.
+            let mut copied = Vec::new();
+            io::Seek::rewind(&mut copy).unwrap();
+            copy.read_to_end(&mut copied).unwrap();
+            assert!(copied == bytes, "the copy differs");
             assert_eq!(survey.size, bytes.len() as u64);
             let mut notes = Vec::new();
             survey
@@ -566,8 +575,17 @@ mod tests {
                 .map(|e| (e, notes))
         };
         // UTF-8 far down a file of ASCII is still UTF-8, also with a
-        // character cut by the end of a read ...
-        for pad in [3 << 20, BLOCK - 1, BLOCK - 2, BLOCK] {
+        // character cut by the end of a read (`é` by one byte at BLOCK - 4,
+        // `€` by one and by two at BLOCK - 6 and - 7) ...
+        for pad in [
+            3 << 20,
+            BLOCK - 1,
+            BLOCK - 2,
+            BLOCK,
+            BLOCK - 4,
+            BLOCK - 6,
+            BLOCK - 7,
+        ] {
             let mut late = vec![b'a'; pad];
             late.extend_from_slice("caf\u{e9}\u{20ac}\n".as_bytes());
             assert_eq!(detect(&late).unwrap().0, None, "{pad}");

@@ -403,10 +403,8 @@ fn orders_of(mut accs: Vec<GroupAcc>, batch_id: &str) -> Vec<Group> {
     let prefix = batch_prefix(batch_id);
     let mut groups = Vec::with_capacity(accs.len());
     while !accs.is_empty() {
-        let part: Vec<GroupAcc> = accs.drain(accs.len().saturating_sub(PART)..).collect();
-        accs.shrink_to_fit();
-        let part: Vec<Group> = part
-            .into_par_iter()
+        let part: Vec<Group> = accs
+            .par_drain(accs.len().saturating_sub(PART)..)
             .map(|g| Group {
                 id: match g.order_ref {
                     Some(r) => OrderId::Ref(r),
@@ -416,7 +414,8 @@ fn orders_of(mut accs: Vec<GroupAcc>, batch_id: &str) -> Vec<Group> {
                 invalid: 0,
             })
             .collect();
-        groups.extend(part.into_iter().rev());
+        accs.shrink_to_fit();
+        groups.par_extend(part.into_par_iter().rev());
     }
     groups.reverse();
     groups

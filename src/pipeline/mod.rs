@@ -18,7 +18,7 @@ use crate::group::{self, Grouper, Grouping, OrderValues, RowOutcome, Status};
 use crate::read::{self, ReadOpts, Row, Sheet};
 use crate::report::{self, Cells, FactCounts, InputFacts, OrderCounts, RunFacts};
 use crate::rules::Rules;
-use crate::validate::{Checker, ORDER_FIELDS, WidthCensus};
+use crate::validate::{Checker, ORDER_FIELDS, RowCheck, WidthCensus};
 
 mod recheck;
 pub use recheck::{KeptChecks, check_sheet_keeping, recheck_rows};
@@ -64,6 +64,49 @@ struct Met<A> {
     rows: usize,
     next: usize,
     stray: Option<u64>,
+}
+
+/// A row's check as the first pass hands it from the core that made it
+/// to the one that groups the rows: most rows have no problem, so their
+/// problems and warnings take a pointer, not two lists' room (the check
+/// is read on another core: its size is traffic between the cores).
+struct Handed {
+    number: u64,
+    key: crate::validate::OrderKey,
+    order_ref: Option<Box<str>>,
+    order_fields: u64,
+    product: u64,
+    findings: Option<Box<(Vec<crate::validate::Problem>, Vec<crate::validate::Problem>)>>,
+}
+
+impl From<RowCheck> for Handed {
+    fn from(c: RowCheck) -> Self {
+        let findings = (!c.problems.is_empty() || !c.warnings.is_empty())
+            .then(|| Box::new((c.problems, c.warnings)));
+        Handed {
+            number: c.number,
+            key: c.key,
+            order_ref: c.order_ref,
+            order_fields: c.order_fields,
+            product: c.product,
+            findings,
+        }
+    }
+}
+
+impl From<Handed> for RowCheck {
+    fn from(h: Handed) -> Self {
+        let (problems, warnings) = h.findings.map_or_else(Default::default, |f| *f);
+        RowCheck {
+            number: h.number,
+            problems,
+            warnings,
+            key: h.key,
+            order_ref: h.order_ref,
+            order_fields: h.order_fields,
+            product: h.product,
+        }
+    }
 }
 
 /// A set of row numbers, a bit each.
@@ -165,10 +208,11 @@ fn check_parts(
     let check = |r: &Row<'_>| {
         let check = checker.check_unless_blank(r);
         let copy = comma && check.is_some() && copied_as_is(r, ncols);
-        (r.number(), check, copy)
+        (r.number(), check.map(Handed::from), copy)
     };
     sheet.scan_map(header_row, ncols, &check, &mut |checks| {
         for (number, c, copy) in checks {
+            let c = c.map(RowCheck::from);
             if let Some(kept) = keep.as_deref_mut() {
                 kept.push((number, c.clone()));
             }

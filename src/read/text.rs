@@ -125,22 +125,6 @@ impl TextSheet {
         f(&super::text_rows(&records));
     }
 
-    /// Maps every record below `header_row` with `map`, in parallel, and
-    /// hands the results to `sink` in order, a chunk at a time, while the
-    /// pool maps the next chunks. `header_width` tells a quote that
-    /// swallowed lines from a legitimate cell over several lines.
-    #[cfg(test)]
-    pub(super) fn scan_map<T: Send>(
-        &self,
-        path: &Path,
-        header_row: u64,
-        header_width: usize,
-        map: &(dyn Fn(&Row<'_>) -> T + Sync),
-        sink: &mut Sink<'_, T>,
-    ) -> Result<()> {
-        self.scan_map_lines(path, header_row, header_width, None, map, sink)
-    }
-
     /// Folds the records below `header_row` of each chunk into one value
     /// (`A::default()` first), a chunk on each thread of the pool, and
     /// hands `sink` the values in order, a chunk's at a time, while the
@@ -161,9 +145,13 @@ impl TextSheet {
         self.scan_chunks(&scan, None, fold, raw, sink)
     }
 
-    /// [`scan_map`](Self::scan_map), reading (once a whole pass has found
-    /// where the chunks lie) only the chunks that hold rows of `lines`
-    /// (sorted), when given: the rows of a page, not the whole sheet.
+    /// Maps every record below `header_row` with `map`, in parallel, and
+    /// hands the results to `sink` in order, a chunk at a time, while the
+    /// pool maps the next chunks; only the records of the chunks that
+    /// hold rows of `lines` (sorted), when given (once a whole pass has
+    /// found where the chunks lie): the rows of a page, not the whole
+    /// sheet. `header_width` tells a quote that swallowed lines from a
+    /// legitimate cell over several lines.
     pub(super) fn scan_map_lines<T: Send>(
         &self,
         path: &Path,
@@ -817,10 +805,17 @@ mod tests {
                 (0..3).map(|c| r.cell(c).text.into_owned()).collect(),
             )
         };
-        sheet.scan_map(Path::new("t.csv"), header_row, 3, &cells, &mut |rows| {
-            got.extend(rows);
-            Ok(())
-        })?;
+        sheet.scan_map_lines(
+            Path::new("t.csv"),
+            header_row,
+            3,
+            None,
+            &cells,
+            &mut |rows| {
+                got.extend(rows);
+                Ok(())
+            },
+        )?;
         Ok(got)
     }
 
@@ -1029,7 +1024,7 @@ mod tests {
         let mut raw = Vec::new();
         let bytes = |r: &Row<'_>| (r.number(), r.raw().unwrap().to_vec());
         sheet
-            .scan_map(Path::new("t.csv"), 3, 3, &bytes, &mut |rows| {
+            .scan_map_lines(Path::new("t.csv"), 3, 3, None, &bytes, &mut |rows| {
                 raw.extend(rows);
                 Ok(())
             })

@@ -126,6 +126,9 @@ pub fn order_report<'a>(
             };
             match format {
                 Some(format) => {
+                    if part.bytes.capacity() == 0 {
+                        part.bytes = format.buffer();
+                    }
                     let line = order_line(checked, cells, &out, sent);
                     mark(part, &line);
                     if part.failed.is_none() {

@@ -38,3 +38,57 @@ pub fn apart<R: Send + 'static>(
 pub fn joined<R>(stage: ScopedJoinHandle<'_, R>) -> Option<R> {
     stage.join().ok()
 }
+
+/// Byte buffers handed back once used, to be filled again by a stage or
+/// another thread: memory already faulted in and grown to size, instead of
+/// fresh memory for each chunk of a file or each part of a report.
+#[derive(Debug, Default)]
+pub struct Spare {
+    kept: std::sync::Mutex<Vec<Vec<u8>>>,
+}
+
+/// Buffers a [`Spare`] keeps at most: as many as are in hand at once on a
+/// machine of a few cores; beyond, a buffer is freed.
+const SPARE_KEPT: usize = 16;
+
+impl Spare {
+    /// An empty buffer: one handed back, or a new one.
+    pub fn take(&self) -> Vec<u8> {
+        let kept = self.kept.lock().ok().and_then(|mut k| k.pop());
+        kept.unwrap_or_default()
+    }
+
+    /// Keeps `buffer`, emptied, for a later [`take`](Self::take).
+    pub fn give(&self, mut buffer: Vec<u8>) {
+        if let Ok(mut kept) = self.kept.lock()
+            && kept.len() < SPARE_KEPT
+        {
+            buffer.clear();
+            kept.push(buffer);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_spare_buffer_comes_back_empty_with_its_room() {
+        let spare = Spare::default();
+        assert_eq!(spare.take().capacity(), 0);
+        let mut b = spare.take();
+        b.extend_from_slice(&[7; 1000]);
+        let room = b.capacity();
+        spare.give(b);
+        let again = spare.take();
+        assert!(again.is_empty());
+        assert_eq!(again.capacity(), room);
+        // No more than SPARE_KEPT are kept.
+        for _ in 0..SPARE_KEPT + 5 {
+            spare.give(vec![1; 10]);
+        }
+        let kept: Vec<Vec<u8>> = (0..SPARE_KEPT + 5).map(|_| spare.take()).collect();
+        assert_eq!(kept.iter().filter(|b| b.capacity() > 0).count(), SPARE_KEPT);
+    }
+}

@@ -51,27 +51,36 @@ impl Chunk {
 }
 
 /// Reads the text of `store` in order and hands each chunk, with its
-/// bytes, to `send`, which says whether to go on.
-pub(super) fn cut(store: &Store, send: &mut dyn FnMut(Chunk, Vec<u8>) -> bool) -> io::Result<()> {
+/// bytes, to `send`, which says whether to go on. Each chunk's bytes are
+/// read into a buffer from `spare` (empty; one handed back after an
+/// earlier chunk, or new).
+pub(super) fn cut(
+    store: &Store,
+    spare: &dyn Fn() -> Vec<u8>,
+    send: &mut dyn FnMut(Chunk, Vec<u8>) -> bool,
+) -> io::Result<()> {
     let len = store.len();
     let mut chunk = Chunk::new(0, 0, 1);
-    let mut bytes: Vec<u8> = Vec::with_capacity(CHUNK_BYTES + READ_BYTES);
+    let mut bytes = spare();
+    bytes.reserve(CHUNK_BYTES + READ_BYTES);
     // Bytes of the chunk before this have no place to end it.
     let mut looked = CHUNK_BYTES - 1;
     let mut read_to = 0;
     while read_to < len {
-        let more = store.read(read_to, read_to + READ_BYTES as u64)?;
-        read_to += more.len() as u64;
-        bytes.extend_from_slice(&more);
+        let was = bytes.len();
+        store.read_onto(read_to, read_to + READ_BYTES as u64, &mut bytes)?;
+        read_to += (bytes.len() - was) as u64;
         while let Some(at) = end_of_chunk(&bytes, &mut looked, read_to == len) {
-            let rest = bytes.split_off(at);
+            let mut rest = spare();
+            rest.reserve(CHUNK_BYTES + READ_BYTES);
+            rest.extend_from_slice(&bytes[at..]);
+            bytes.truncate(at);
             chunk.end = chunk.start + at as u64;
             let lines = memchr::memchr_iter(b'\n', &bytes).count() as u64;
             let next = Chunk::new(chunk.end, chunk.end, chunk.first_line + lines);
             if !send(chunk, std::mem::replace(&mut bytes, rest)) {
                 return Ok(());
             }
-            bytes.reserve(CHUNK_BYTES);
             (chunk, looked) = (next, CHUNK_BYTES - 1);
         }
     }

@@ -83,15 +83,24 @@ impl Store {
 
     /// The text's bytes `start..end` (cut at its end).
     pub fn read(&self, start: u64, end: u64) -> io::Result<Vec<u8>> {
+        let mut buf = Vec::new();
+        self.read_onto(start, end, &mut buf)?;
+        Ok(buf)
+    }
+
+    /// [`read`](Self::read), the bytes added to the end of `buf` (whose
+    /// room is used again: no fresh memory to fault in, no copy between).
+    pub fn read_onto(&self, start: u64, end: u64, buf: &mut Vec<u8>) -> io::Result<()> {
         let end = end.min(self.len());
         let in_file = end.min(self.len).saturating_sub(start);
-        let mut buf = vec![0; usize::try_from(in_file).map_err(io::Error::other)?];
-        read_exact_at(&self.file, &mut buf, self.skip + start)?;
+        let at = buf.len();
+        buf.resize(at + usize::try_from(in_file).map_err(io::Error::other)?, 0);
+        read_exact_at(&self.file, &mut buf[at..], self.skip + start)?;
         // The LF that ends the last line, past the file's end.
         if (start..end).contains(&self.len) && self.add_lf {
             buf.push(b'\n');
         }
-        Ok(buf)
+        Ok(())
     }
 
     /// The text from its start, read in order.

@@ -36,6 +36,9 @@ pub(super) struct TextSheet {
     /// The SHA-256 (hex) of the file's bytes.
     sha256: String,
     index: OnceLock<Vec<Chunk>>,
+    /// Chunk buffers handed back once parsed, to read the next chunks
+    /// into: memory already faulted in, used again.
+    spare: stage::Spare,
 }
 
 /// A chunk to parse: with its bytes when the pass that cut it hands them
@@ -95,6 +98,7 @@ impl TextSheet {
             delimiter,
             sha256: opened.sha256,
             index: OnceLock::new(),
+            spare: stage::Spare::default(),
         };
         Ok((sheet, notes, opened.size))
     }
@@ -208,7 +212,7 @@ impl TextSheet {
     /// Cuts the text into chunks and sends them on (until the receiver is
     /// gone), or the first problem.
     fn cut(&self, path: &Path, out: &stage::Sender<Result<Piece>>) {
-        let cut = chunks::cut(&self.store, &mut |chunk, bytes| {
+        let cut = chunks::cut(&self.store, &|| self.spare.take(), &mut |chunk, bytes| {
             let bytes = Some(bytes);
             out.send(Ok(Piece { chunk, bytes })).is_ok()
         });
@@ -222,10 +226,13 @@ impl TextSheet {
         let Piece { chunk, bytes } = piece;
         match bytes {
             Some(bytes) => Ok(bytes),
-            None => self
-                .store
-                .read(chunk.start, chunk.end)
-                .map_err(|e| Error::io(path, e)),
+            None => {
+                let mut bytes = self.spare.take();
+                self.store
+                    .read_onto(chunk.start, chunk.end, &mut bytes)
+                    .map_err(|e| Error::io(path, e))?;
+                Ok(bytes)
+            }
         }
     }
 
@@ -237,17 +244,31 @@ impl TextSheet {
         fold: &Fold<'_, A>,
         raw: Option<&RawFold<'_, A>>,
     ) -> Parsed<A> {
-        let mut chunk = piece.chunk;
+        let chunk = piece.chunk;
         let bytes = self.bytes_of(scan.path, piece)?;
+        let parsed = self.parse_bytes(scan, chunk, &bytes, fold, raw);
+        self.spare.give(bytes);
+        parsed
+    }
+
+    /// [`parse`](Self::parse) of the chunk's `bytes`.
+    fn parse_bytes<A: Default>(
+        &self,
+        scan: &Scan<'_>,
+        mut chunk: Chunk,
+        bytes: &[u8],
+        fold: &Fold<'_, A>,
+        raw: Option<&RawFold<'_, A>>,
+    ) -> Parsed<A> {
         if let Some(raw) = raw
             && chunk.line_a_record
         {
-            let rows = self.parse_lines(scan, &chunk, &bytes, fold, raw)?;
+            let rows = self.parse_lines(scan, &chunk, bytes, fold, raw)?;
             return Ok((rows, chunk, None));
         }
         let lines_before = chunk.first_line - 1;
         let text_ends = chunk.end == self.store.len();
-        let mut rdr = csv_reader(self.delimiter, &bytes[..]);
+        let mut rdr = csv_reader(self.delimiter, bytes);
         let mut rec = csv::StringRecord::new();
         let (mut out, mut records, mut open) = (A::default(), 0, None);
         let (mut last_line, mut last_from) = (lines_before, 0);

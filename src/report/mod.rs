@@ -318,12 +318,21 @@ trait TextFormat: Send + Sync {
 /// A text report's format, for a producer that formats its lines itself,
 /// where it makes them (see [`Batch::Bytes`]).
 #[derive(Clone, Copy)]
-pub struct LineFormat<'f>(&'f dyn TextFormat);
+pub struct LineFormat<'f> {
+    format: &'f dyn TextFormat,
+    spare: &'f stage::Spare,
+}
 
 impl LineFormat<'_> {
     /// One line's bytes, added to `out`.
     pub fn line(&self, out: &mut Vec<u8>, line: &Line<'_>) -> std::io::Result<()> {
-        self.0.line(out, line)
+        self.format.line(out, line)
+    }
+
+    /// An empty buffer to format lines into: one the writer is done with
+    /// (its room grown to a batch's size), or a new one.
+    pub fn buffer(&self) -> Vec<u8> {
+        self.spare.take()
     }
 }
 
@@ -357,9 +366,9 @@ impl Sink {
 
     /// The format of a text report, which a producer may format lines
     /// with itself.
-    fn text_format(&self) -> Option<Arc<dyn TextFormat>> {
+    fn text_format(&self) -> Option<(Arc<dyn TextFormat>, Arc<stage::Spare>)> {
         match self {
-            Sink::Text(format, _) => Some(Arc::clone(format)),
+            Sink::Text(format, file) => Some((Arc::clone(format), Arc::clone(&file.spare))),
             Sink::Xlsx(_) => None,
         }
     }
@@ -435,7 +444,10 @@ pub fn write<'a>(
             Ok(sink)
         })
         .map_err(|e| Error::report(path, e))?;
-        let format = format.as_deref().map(LineFormat);
+        let format = format.as_ref().map(|(format, spare)| LineFormat {
+            format: format.as_ref(),
+            spare,
+        });
         let produced = produce(format, &mut |batch| tx.send(batch).is_ok());
         drop(tx);
         let written = stage::joined(writer)
@@ -707,6 +719,8 @@ struct HashedFile {
     file: AtomicFile,
     out: std::fs::File,
     hasher: Option<(stage::Sender<Vec<u8>>, std::thread::JoinHandle<Sha256>)>,
+    /// The parts hashed, for the producer to format lines into again.
+    spare: Arc<stage::Spare>,
     syncer: Option<(
         stage::Sender<()>,
         std::thread::JoinHandle<std::io::Result<()>>,
@@ -727,10 +741,13 @@ impl HashedFile {
         let handle = || file.file().try_clone().map_err(|e| Error::report(path, e));
         let (out, sync) = (handle()?, handle()?);
         let (to_hash, parts) = stage::bounded::<Vec<u8>>(16);
+        let spare = Arc::new(stage::Spare::default());
+        let given = Arc::clone(&spare);
         let hasher = stage::apart("report hash", move || {
             let mut hash = Sha256::new();
             for part in parts {
                 hash.update(&part);
+                given.give(part);
             }
             hash
         })
@@ -746,6 +763,7 @@ impl HashedFile {
             file,
             out,
             hasher: Some((to_hash, hasher)),
+            spare,
             syncer: Some((to_sync, syncer)),
             unsynced: 0,
         })

@@ -58,6 +58,13 @@ impl Spare {
         kept.unwrap_or_default()
     }
 
+    /// Frees the buffers kept (a pass is over: the next may be long off).
+    pub fn clear(&self) {
+        if let Ok(mut kept) = self.kept.lock() {
+            *kept = Vec::new();
+        }
+    }
+
     /// Keeps `buffer`, emptied, for a later [`take`](Self::take).
     pub fn give(&self, mut buffer: Vec<u8>) {
         if let Ok(mut kept) = self.kept.lock()
@@ -90,5 +97,9 @@ mod tests {
         }
         let kept: Vec<Vec<u8>> = (0..SPARE_KEPT + 5).map(|_| spare.take()).collect();
         assert_eq!(kept.iter().filter(|b| b.capacity() > 0).count(), SPARE_KEPT);
+        // Cleared, it keeps none.
+        spare.give(vec![1; 10]);
+        spare.clear();
+        assert_eq!(spare.take().capacity(), 0);
     }
 }

@@ -178,6 +178,22 @@ impl TextSheet {
         raw: Option<&RawFold<'_, A>>,
         sink: &mut FoldSink<'_, A>,
     ) -> Result<()> {
+        let scanned = self.scan_pass(scan, lines, fold, raw, sink);
+        // A sheet may be kept open for long (the desk's): its chunk
+        // buffers are not.
+        self.spare.clear();
+        scanned
+    }
+
+    /// One pass of [`scan_chunks`](Self::scan_chunks).
+    fn scan_pass<A: Default + Send>(
+        &self,
+        scan: &Scan<'_>,
+        lines: Option<&[u64]>,
+        fold: &Fold<'_, A>,
+        raw: Option<&RawFold<'_, A>>,
+        sink: &mut FoldSink<'_, A>,
+    ) -> Result<()> {
         let path = scan.path;
         let parse = |piece: Piece| self.parse(scan, piece, fold, raw);
         if let Some(index) = self.index.get() {

@@ -178,51 +178,41 @@ impl TextSheet {
         raw: Option<&RawFold<'_, A>>,
         sink: &mut FoldSink<'_, A>,
     ) -> Result<()> {
-        let scanned = self.scan_pass(scan, lines, fold, raw, sink);
+        let path = scan.path;
+        let parse = |piece: Piece| self.parse(scan, piece, fold, raw);
+        let scanned = match self.index.get() {
+            Some(index) => {
+                let held: Vec<Chunk> = match lines {
+                    None => index.clone(),
+                    Some(lines) => index
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, c)| {
+                            let end = index.get(i + 1).map_or(u64::MAX, |n| n.first_line);
+                            let at = lines.partition_point(|&l| l < c.first_line);
+                            lines.get(at).is_some_and(|&l| l < end)
+                        })
+                        .map(|(_, c)| *c)
+                        .collect(),
+                };
+                let pieces = held
+                    .into_iter()
+                    .map(|chunk| Ok(Piece { chunk, bytes: None }));
+                self.run(scan, pieces, &parse, sink).map(drop)
+            }
+            None => std::thread::scope(|s| {
+                let (tx, rx) = stage::bounded::<Result<Piece>>(window());
+                stage::beside(s, "csv chunks", move || self.cut(path, &tx))
+                    .map_err(|e| Error::io(path, e))?;
+                let index = self.run(scan, rx.into_iter(), &parse, sink)?;
+                let _ = self.index.set(index);
+                Ok(())
+            }),
+        };
         // A sheet may be kept open for long (the desk's): its chunk
         // buffers are not.
         self.spare.clear();
         scanned
-    }
-
-    /// One pass of [`scan_chunks`](Self::scan_chunks).
-    fn scan_pass<A: Default + Send>(
-        &self,
-        scan: &Scan<'_>,
-        lines: Option<&[u64]>,
-        fold: &Fold<'_, A>,
-        raw: Option<&RawFold<'_, A>>,
-        sink: &mut FoldSink<'_, A>,
-    ) -> Result<()> {
-        let path = scan.path;
-        let parse = |piece: Piece| self.parse(scan, piece, fold, raw);
-        if let Some(index) = self.index.get() {
-            let held: Vec<Chunk> = match lines {
-                None => index.clone(),
-                Some(lines) => index
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, c)| {
-                        let end = index.get(i + 1).map_or(u64::MAX, |n| n.first_line);
-                        let at = lines.partition_point(|&l| l < c.first_line);
-                        lines.get(at).is_some_and(|&l| l < end)
-                    })
-                    .map(|(_, c)| *c)
-                    .collect(),
-            };
-            let pieces = held
-                .into_iter()
-                .map(|chunk| Ok(Piece { chunk, bytes: None }));
-            return self.run(scan, pieces, &parse, sink).map(drop);
-        }
-        std::thread::scope(|s| {
-            let (tx, rx) = stage::bounded::<Result<Piece>>(window());
-            stage::beside(s, "csv chunks", move || self.cut(path, &tx))
-                .map_err(|e| Error::io(path, e))?;
-            let index = self.run(scan, rx.into_iter(), &parse, sink)?;
-            let _ = self.index.set(index);
-            Ok(())
-        })
     }
 
     /// Cuts the text into chunks and sends them on (until the receiver is

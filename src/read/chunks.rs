@@ -61,8 +61,13 @@ pub(super) fn cut(
 ) -> io::Result<()> {
     let len = store.len();
     let mut chunk = Chunk::new(0, 0, 1);
-    let mut bytes = spare();
-    bytes.reserve(CHUNK_BYTES + READ_BYTES);
+    // Room for a chunk and the read that ends it.
+    let room = || {
+        let mut b = spare();
+        b.reserve(CHUNK_BYTES + READ_BYTES);
+        b
+    };
+    let mut bytes = room();
     // Bytes of the chunk before this have no place to end it.
     let mut looked = CHUNK_BYTES - 1;
     let mut read_to = 0;
@@ -71,8 +76,7 @@ pub(super) fn cut(
         store.read_onto(read_to, read_to + READ_BYTES as u64, &mut bytes)?;
         read_to += (bytes.len() - was) as u64;
         while let Some(at) = end_of_chunk(&bytes, &mut looked, read_to == len) {
-            let mut rest = spare();
-            rest.reserve(CHUNK_BYTES + READ_BYTES);
+            let mut rest = room();
             rest.extend_from_slice(&bytes[at..]);
             bytes.truncate(at);
             chunk.end = chunk.start + at as u64;
